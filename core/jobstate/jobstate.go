@@ -1,0 +1,118 @@
+// Package jobstate holds the life cycle of a job attempt: which status may
+// follow which, and what happens to a job whose attempt ended badly.
+package jobstate
+
+import (
+	"fmt"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+)
+
+// Status is a job's status; it is the wire enum, so no conversion is needed.
+type Status = agentv1.JobStatus
+
+// The statuses, under shorter names.
+const (
+	Pending   = agentv1.JobStatus_JOB_STATUS_PENDING
+	Running   = agentv1.JobStatus_JOB_STATUS_RUNNING
+	Success   = agentv1.JobStatus_JOB_STATUS_SUCCESS
+	Failed    = agentv1.JobStatus_JOB_STATUS_FAILED
+	Cancelled = agentv1.JobStatus_JOB_STATUS_CANCELLED
+	Timeout   = agentv1.JobStatus_JOB_STATUS_TIMEOUT
+	Skipped   = agentv1.JobStatus_JOB_STATUS_SKIPPED
+)
+
+// transitions lists, for each status, the statuses that may follow it.
+// Running → Pending is a lost lease (the agent vanished) putting the job back.
+var transitions = map[Status][]Status{
+	Pending: {Running, Cancelled, Skipped},
+	Running: {Pending, Success, Failed, Cancelled, Timeout},
+}
+
+// Terminal reports whether s ends an attempt.
+func Terminal(s Status) bool {
+	switch s {
+	case Success, Failed, Cancelled, Timeout, Skipped:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is a status a job can be in.
+func Valid(s Status) bool {
+	return s >= Pending && s <= Skipped
+}
+
+// TransitionError is returned for a status change the life cycle forbids.
+type TransitionError struct {
+	From, To Status
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("job cannot go from %s to %s", Name(e.From), Name(e.To))
+}
+
+// Check returns a *TransitionError unless a job in status from may move to to.
+// Moving to the same status is allowed (reports are repeated after reconnects).
+func Check(from, to Status) error {
+	if from == to {
+		return nil
+	}
+	for _, next := range transitions[from] {
+		if next == to {
+			return nil
+		}
+	}
+	return &TransitionError{From: from, To: to}
+}
+
+// Retryable reports whether an attempt that ended in s may be retried
+// automatically: failures and timeouts are, success and cancellation are not.
+func Retryable(s Status) bool {
+	return s == Failed || s == Timeout
+}
+
+// ShouldRetry reports whether an attempt numbered attempt (from 1) that ended
+// in s is followed by another one, given the job's retries budget.
+func ShouldRetry(s Status, attempt, retries int32) bool {
+	return Retryable(s) && attempt <= retries
+}
+
+// CanRetryManually reports whether RetryJob may start a new attempt of a job
+// in status s: any finished job that did not succeed.
+func CanRetryManually(s Status) bool {
+	return s == Failed || s == Cancelled || s == Timeout
+}
+
+// Name is the short lower-case name of a status ("running"), as stored and
+// shown to people.
+func Name(s Status) string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Running:
+		return "running"
+	case Success:
+		return "success"
+	case Failed:
+		return "failed"
+	case Cancelled:
+		return "cancelled"
+	case Timeout:
+		return "timeout"
+	case Skipped:
+		return "skipped"
+	}
+	return "unspecified"
+}
+
+// Parse is the inverse of Name; it also accepts the wire names
+// ("JOB_STATUS_RUNNING").
+func Parse(name string) (Status, error) {
+	for s := Pending; s <= Skipped; s++ {
+		if name == Name(s) || name == s.String() {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown job status %q", name)
+}
