@@ -1,0 +1,224 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/uptrace/bun"
+)
+
+var (
+	statusPending = jobstate.Name(jobstate.Pending)
+	statusRunning = jobstate.Name(jobstate.Running)
+)
+
+// JobColumns are the columns jobs may be sorted by.
+var JobColumns = []string{"created_at", "updated_at", "name", "status"}
+
+// CreateJob stores a new job.
+func (s *Store) CreateJob(ctx context.Context, j *Job) error {
+	if _, err := s.db.NewInsert().Model(j).Exec(ctx); err != nil {
+		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// GetJob loads one job.
+func (s *Store) GetJob(ctx context.Context, id string) (*Job, error) {
+	j := new(Job)
+	if err := s.db.NewSelect().Model(j).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, notFound(err))
+	}
+	return j, nil
+}
+
+// JobFilter narrows ListJobs.
+type JobFilter struct {
+	Statuses []string
+	AgentID  string
+	RunID    string
+	// Match, when set, keeps only the jobs it accepts (label selectors,
+	// which SQL cannot evaluate the same way on both dialects).
+	Match func(*Job) bool
+}
+
+// ListJobs returns a page of jobs and how many match the filter.
+func (s *Store) ListJobs(ctx context.Context, f JobFilter, p Page) ([]*Job, int, error) {
+	base := func(q *bun.SelectQuery) *bun.SelectQuery {
+		if len(f.Statuses) > 0 {
+			q = q.Where("status IN (?)", bun.In(f.Statuses))
+		}
+		if f.AgentID != "" {
+			q = q.Where("agent_id = ?", f.AgentID)
+		}
+		if f.RunID != "" {
+			q = q.Where("run_id = ?", f.RunID)
+		}
+		return q
+	}
+	if f.Match == nil {
+		var jobs []*Job
+		q := base(s.db.NewSelect().Model(&jobs)).Order(p.Order.sql(), "id ASC").Offset(p.Offset)
+		if p.Limit > 0 {
+			q = q.Limit(p.Limit)
+		}
+		total, err := q.ScanAndCount(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list jobs: %w", err)
+		}
+		return jobs, total, nil
+	}
+	// With a label filter, walk the ordered list in batches and keep the
+	// matches; the page is cut from them.
+	const batch = 500
+	var (
+		kept  []*Job
+		total int
+	)
+	for offset := 0; ; offset += batch {
+		var jobs []*Job
+		if err := base(s.db.NewSelect().Model(&jobs)).Order(p.Order.sql(), "id ASC").
+			Offset(offset).Limit(batch).Scan(ctx); err != nil {
+			return nil, 0, fmt.Errorf("list jobs: %w", err)
+		}
+		for _, j := range jobs {
+			if !f.Match(j) {
+				continue
+			}
+			if total >= p.Offset && (p.Limit <= 0 || len(kept) < p.Limit) {
+				kept = append(kept, j)
+			}
+			total++
+		}
+		if len(jobs) < batch {
+			return kept, total, nil
+		}
+	}
+}
+
+// ModifyJob loads a job, lets fn change it, and writes it back in one
+// transaction. fn may return an error to abort.
+func (s *Store) ModifyJob(ctx context.Context, id string, fn func(*Job) error) (*Job, error) {
+	j := new(Job)
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(j).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
+			return notFound(err)
+		}
+		if err := fn(j); err != nil {
+			return err
+		}
+		_, err := tx.NewUpdate().Model(j).WherePK().Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// DeleteJob removes a job with its logs and artifacts.
+func (s *Store) DeleteJob(ctx context.Context, id string) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewDelete().Model((*Job)(nil)).Where("id = ?", id).Where("status <> ?", statusRunning).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("delete job %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			if _, err := s.GetJob(ctx, id); errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("delete job %s: %w", id, ErrNotFound)
+			}
+			return fmt.Errorf("delete job %s: it is running: %w", id, ErrConflict)
+		}
+		for _, m := range []any{(*LogLine)(nil), (*Artifact)(nil)} {
+			if _, err := tx.NewDelete().Model(m).Where("job_id = ?", id).Exec(ctx); err != nil {
+				return fmt.Errorf("delete job %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// PendingJobs returns up to limit pending jobs, oldest first, skipping the
+// first offset of them.
+func (s *Store) PendingJobs(ctx context.Context, offset, limit int) ([]*Job, error) {
+	var jobs []*Job
+	if err := s.db.NewSelect().Model(&jobs).Where("status = ?", statusPending).
+		Order("created_at ASC", "id ASC").Offset(offset).Limit(limit).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list pending jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// ClaimJob leases a pending job to an agent: it becomes RUNNING on that agent
+// until leaseUntil. It fails with ErrConflict when another claim won the job.
+func (s *Store) ClaimJob(ctx context.Context, j *Job, agent *Agent, now, leaseUntil time.Time) error {
+	res, err := s.db.NewUpdate().Model((*Job)(nil)).
+		Set("status = ?", statusRunning).
+		Set("agent_id = ?", agent.ID).
+		Set("agent_name = ?", agent.Name).
+		Set("started_at = ?", now).
+		Set("updated_at = ?", now).
+		Set("lease_expires_at = ?", leaseUntil).
+		Where("id = ?", j.ID).Where("status = ?", statusPending).Where("attempt = ?", j.Attempt).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("claim job %s: %w", j.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("claim job %s: %w", j.ID, ErrConflict)
+	}
+	j.Status, j.AgentID, j.AgentName = statusRunning, agent.ID, agent.Name
+	j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt = now, now, leaseUntil
+	return nil
+}
+
+// ExtendLeases moves the lease of the listed running jobs of an agent to
+// until.
+func (s *Store) ExtendLeases(ctx context.Context, agentID string, jobIDs []string, until time.Time) error {
+	if len(jobIDs) == 0 {
+		return nil
+	}
+	_, err := s.db.NewUpdate().Model((*Job)(nil)).Set("lease_expires_at = ?", until).
+		Where("agent_id = ?", agentID).Where("status = ?", statusRunning).
+		Where("id IN (?)", bun.In(jobIDs)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("extend leases of agent %s: %w", agentID, err)
+	}
+	return nil
+}
+
+// RunningJobs returns the running jobs, of one agent when agentID is set.
+func (s *Store) RunningJobs(ctx context.Context, agentID string) ([]*Job, error) {
+	var jobs []*Job
+	q := s.db.NewSelect().Model(&jobs).Where("status = ?", statusRunning)
+	if agentID != "" {
+		q = q.Where("agent_id = ?", agentID)
+	}
+	if err := q.Order("started_at ASC").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list running jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// ExpiredLeases returns running jobs whose lease ended before now.
+func (s *Store) ExpiredLeases(ctx context.Context, now time.Time) ([]*Job, error) {
+	var jobs []*Job
+	if err := s.db.NewSelect().Model(&jobs).Where("status = ?", statusRunning).
+		Where("lease_expires_at < ?", now).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find expired leases: %w", err)
+	}
+	return jobs, nil
+}
+
+// CountRunning returns how many jobs an agent runs now.
+func (s *Store) CountRunning(ctx context.Context, agentID string) (int, error) {
+	n, err := s.db.NewSelect().Model((*Job)(nil)).Where("agent_id = ?", agentID).
+		Where("status = ?", statusRunning).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count running jobs of agent %s: %w", agentID, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Agent is a registered agent.
+type Agent struct {
+	bun.BaseModel `bun:"table:agents"`
+
+	ID              string            `bun:"id,pk"`
+	Name            string            `bun:"name,notnull,unique"`
+	Hostname        string            `bun:"hostname,notnull"`
+	OS              string            `bun:"os,notnull"`
+	Arch            string            `bun:"arch,notnull"`
+	Version         string            `bun:"version,notnull"`
+	Labels          map[string]string `bun:"labels,notnull"`
+	MaxJobs         int32             `bun:"max_jobs,notnull"`
+	TokenHash       string            `bun:"token_hash,notnull"`
+	Online          bool              `bun:"online,notnull"`
+	RegisteredAt    time.Time         `bun:"registered_at,notnull"`
+	LastHeartbeatAt time.Time         `bun:"last_heartbeat_at,nullzero"`
+	Metrics         []byte            `bun:"metrics"`
+}
+
+// Job is one job and the state of its current attempt.
+type Job struct {
+	bun.BaseModel `bun:"table:jobs"`
+
+	ID        string            `bun:"id,pk"`
+	Name      string            `bun:"name,notnull"`
+	Status    string            `bun:"status,notnull"`
+	Commands  []string          `bun:"commands,notnull"`
+	Env       map[string]string `bun:"env,notnull"`
+	TimeoutMS int64             `bun:"timeout_ms,notnull"`
+	Image     string            `bun:"image,notnull"`
+	// Artifacts is the artifact config as protojson.
+	Artifacts []byte `bun:"artifacts"`
+	Retries   int32  `bun:"retries,notnull"`
+	// Selector is the label selector in its compact text form.
+	Selector        string            `bun:"selector,notnull"`
+	Labels          map[string]string `bun:"labels,notnull"`
+	CreatedAt       time.Time         `bun:"created_at,notnull"`
+	UpdatedAt       time.Time         `bun:"updated_at,notnull"`
+	StartedAt       time.Time         `bun:"started_at,nullzero"`
+	FinishedAt      time.Time         `bun:"finished_at,nullzero"`
+	LeaseExpiresAt  time.Time         `bun:"lease_expires_at,nullzero"`
+	AgentID         string            `bun:"agent_id,notnull"`
+	AgentName       string            `bun:"agent_name,notnull"`
+	ExitCode        int32             `bun:"exit_code,notnull"`
+	Attempt         int32             `bun:"attempt,notnull"`
+	Message         string            `bun:"message,notnull"`
+	CancelRequested bool              `bun:"cancel_requested,notnull"`
+	PipelineID      string            `bun:"pipeline_id,notnull"`
+	RunID           string            `bun:"run_id,notnull"`
+	Stage           string            `bun:"stage,notnull"`
+}
+
+// LogLine is one stored log line of a job attempt.
+type LogLine struct {
+	bun.BaseModel `bun:"table:job_logs"`
+
+	JobID   string    `bun:"job_id,pk"`
+	Attempt int32     `bun:"attempt,pk"`
+	Line    int64     `bun:"line,pk"`
+	Time    time.Time `bun:"ts,notnull"`
+	Level   int16     `bun:"level,notnull"`
+	Stream  int16     `bun:"stream,notnull"`
+	Content string    `bun:"content,notnull"`
+}
+
+// Artifact is one file a job attempt kept.
+type Artifact struct {
+	bun.BaseModel `bun:"table:job_artifacts"`
+
+	JobID     string    `bun:"job_id,pk"`
+	Attempt   int32     `bun:"attempt,pk"`
+	Path      string    `bun:"path,pk"`
+	SizeBytes int64     `bun:"size_bytes,notnull"`
+	SHA256    string    `bun:"sha256,notnull"`
+	CreatedAt time.Time `bun:"created_at,notnull"`
+	ExpiresAt time.Time `bun:"expires_at,nullzero"`
+}

@@ -1,0 +1,118 @@
+// Package store keeps Arcade's state (agents, jobs, logs, artifacts) in a SQL
+// database through uptrace/bun. The same code serves embedded SQLite (the
+// default, a file in the data directory) and PostgreSQL.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/pgdriver"
+	"github.com/uptrace/bun/driver/sqliteshim"
+	"github.com/uptrace/bun/migrate"
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a record changed under the caller (its status
+// is no longer what the operation needs).
+var ErrConflict = errors.New("conflict")
+
+// Store is the database. It is safe for concurrent use.
+type Store struct {
+	db       *bun.DB
+	postgres bool
+	log      *slog.Logger
+}
+
+// Open connects to the database named by dsn: "sqlite://PATH" (or a bare
+// path) for embedded SQLite, "postgres://…" or "postgresql://…" for
+// PostgreSQL. It does not migrate; call Migrate.
+func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var (
+		db       *bun.DB
+		postgres bool
+	)
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
+		sqldb.SetMaxOpenConns(32)
+		sqldb.SetMaxIdleConns(16)
+		db = bun.NewDB(sqldb, pgdialect.New())
+		postgres = true
+	default:
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if path == "" {
+			return nil, fmt.Errorf("open database: empty sqlite path in %q", dsn)
+		}
+		if dir := filepath.Dir(path); dir != "." {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("open database: create %s: %w", dir, err)
+			}
+		}
+		// WAL lets readers run beside the writer; busy_timeout makes writers
+		// wait for each other instead of failing; immediate transactions take
+		// the write lock up front so two of them never deadlock upgrading.
+		conn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		sqldb, err := sql.Open(sqliteshim.ShimName, conn)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		sqldb.SetMaxOpenConns(4)
+		sqldb.SetMaxIdleConns(4)
+		db = bun.NewDB(sqldb, sqlitedialect.New())
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return &Store{db: db, postgres: postgres, log: logger}, nil
+}
+
+// Postgres reports whether the store runs on PostgreSQL.
+func (s *Store) Postgres() bool { return s.postgres }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Migrate brings the schema up to date. Several servers may call it at once:
+// the migrator takes a lock.
+func (s *Store) Migrate(ctx context.Context) error {
+	m := migrate.NewMigrator(s.db, migrations, migrate.WithMarkAppliedOnSuccess(true))
+	if err := m.Init(ctx); err != nil {
+		return fmt.Errorf("migrate: init: %w", err)
+	}
+	if err := m.Lock(ctx); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	defer m.Unlock(ctx) //nolint:errcheck // best effort; the lock row is harmless
+	group, err := m.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if !group.IsZero() {
+		s.log.Info("database migrated", "to", group.Migrations.LastGroup().String())
+	}
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
