@@ -1,0 +1,140 @@
+// Package executor runs the shell commands of a job and streams their
+// output line by line.
+//
+// [Run] writes the commands into a script and runs it with one shell
+// process, "sh -e script", so the first failing command ends the job with
+// its exit code. Before each command a [System] line "$ command" is
+// emitted, ordered after all the output of the commands before it and
+// before all of its own output, on both streams.
+//
+// The shell runs in a process group of its own. When the shell exits, when
+// the job is cancelled through its context, or when it runs past
+// Spec.Timeout, the whole group is killed, so background processes that a
+// job started do not outlive it (processes that leave the group, with
+// setsid for instance, are out of reach). An agent that may run as a
+// container's PID 1, or under a PID 1 that does not reap orphans, should
+// call [BecomeSubreaper] once at start: Run then also reaps the killed
+// processes of each job before it returns.
+//
+// The package runs jobs on Linux only; elsewhere Run fails every job.
+package executor
+
+import (
+	"fmt"
+	"time"
+)
+
+// Stream tells where a line of output came from.
+type Stream int
+
+const (
+	// Stdout is the job's standard output.
+	Stdout Stream = iota + 1
+	// Stderr is the job's standard error.
+	Stderr
+	// System lines come from the executor: "$ command" before each
+	// command, and notices such as a timeout.
+	System
+)
+
+func (s Stream) String() string {
+	switch s {
+	case Stdout:
+		return "stdout"
+	case Stderr:
+		return "stderr"
+	case System:
+		return "system"
+	}
+	return fmt.Sprintf("Stream(%d)", int(s))
+}
+
+// Line is one line of a job's output, without its line ending (a trailing
+// "\r\n" is removed whole). Lines longer than [MaxLineBytes] are split into
+// several Lines. Text is valid UTF-8: invalid bytes are replaced by U+FFFD.
+type Line struct {
+	Stream Stream
+	Text   string
+	Time   time.Time // when the executor read the line
+}
+
+// MaxLineBytes is the longest Text of a Line read from the job; longer
+// lines are split (at a UTF-8 character boundary), never dropped.
+const MaxLineBytes = 64 << 10
+
+// Default values of Spec fields.
+const (
+	DefaultShell     = "/bin/sh"
+	DefaultKillGrace = 2 * time.Second
+)
+
+// Spec describes a job to run.
+type Spec struct {
+	// Commands are run in order by one shell; the first that fails ends
+	// the job. A command may span several lines.
+	Commands []string
+
+	// Env is added to the job's environment, and wins over every other
+	// variable. The job's environment is otherwise minimal: PATH, HOME
+	// and LANG from the agent's environment (or defaults), TMPDIR set to
+	// a fresh directory inside Dir that is removed after the job, and
+	// CI=true and ARCADE=true.
+	Env map[string]string
+
+	// Dir is the directory the job runs in. It must exist.
+	Dir string
+
+	// Timeout, when positive, is how long the job may run before it is
+	// killed with Outcome TimedOut.
+	Timeout time.Duration
+
+	// Shell is a POSIX shell to run the commands with; DefaultShell when
+	// empty. It is run as "Shell -e SCRIPT".
+	Shell string
+
+	// KillGrace is how long the job's processes have to exit after
+	// SIGTERM (on cancellation or timeout) before SIGKILL;
+	// DefaultKillGrace when zero or negative.
+	KillGrace time.Duration
+}
+
+// Outcome is how a job ended.
+type Outcome int
+
+const (
+	// Succeeded: every command exited with status 0.
+	Succeeded Outcome = iota + 1
+	// Failed: a command failed, or the job could not be started.
+	Failed
+	// TimedOut: the job ran past Spec.Timeout and was killed.
+	TimedOut
+	// Cancelled: the job's context was done and the job was killed.
+	Cancelled
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Succeeded:
+		return "succeeded"
+	case Failed:
+		return "failed"
+	case TimedOut:
+		return "timed out"
+	case Cancelled:
+		return "cancelled"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Result is what Run reports of a job.
+type Result struct {
+	// ExitCode is the shell's exit status, or -1 when the shell was
+	// killed (cancellation, timeout, a signal) or could not be started.
+	ExitCode int
+	Outcome  Outcome
+	// Err is nil when the job succeeded; otherwise it says why not. For a
+	// timeout it wraps context.DeadlineExceeded, for a cancellation the
+	// context's cause.
+	Err      error
+	Duration time.Duration
+}

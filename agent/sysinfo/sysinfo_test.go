@@ -1,0 +1,291 @@
+package sysinfo
+
+import (
+	"context"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shirou/gopsutil/v4/cpu"
+)
+
+var labelValue = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$`)
+
+func TestSample(t *testing.T) {
+	s := NewSampler(t.TempDir())
+	ctx := context.Background()
+
+	start := time.Now()
+	m, err := s.Sample(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < firstInterval {
+		t.Errorf("first sample took %v, less than its CPU measurement", d)
+	}
+	checkPlausible(t, m)
+
+	// Keep a CPU busy, then sample again: no waiting this time.
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
+	}
+	start = time.Now()
+	m2, err := s.Sample(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("second sample took %v", d)
+	}
+	checkPlausible(t, m2)
+	if m2.CPUPercent <= 0 {
+		t.Errorf("CPU percent %v while a CPU was kept busy", m2.CPUPercent)
+	}
+	if !m2.CollectedAt.After(m.CollectedAt) {
+		t.Errorf("collected at %v, then %v", m.CollectedAt, m2.CollectedAt)
+	}
+}
+
+func checkPlausible(t *testing.T, m Metrics) {
+	t.Helper()
+	t.Logf("%+v", m)
+	percent := func(name string, v float64) {
+		if math.IsNaN(v) || v < 0 || v > 100 {
+			t.Errorf("%s = %v", name, v)
+		}
+	}
+	percent("CPUPercent", m.CPUPercent)
+	percent("MemPercent", m.MemPercent)
+	percent("DiskPercent", m.DiskPercent)
+	if m.MemTotal < 64<<20 || m.MemUsed == 0 || m.MemUsed > m.MemTotal || m.MemPercent == 0 {
+		t.Errorf("memory: total %d used %d (%v%%)", m.MemTotal, m.MemUsed, m.MemPercent)
+	}
+	if m.DiskTotal == 0 || m.DiskUsed > m.DiskTotal {
+		t.Errorf("disk: total %d used %d", m.DiskTotal, m.DiskUsed)
+	}
+	if m.Load1 < 0 || math.IsNaN(m.Load1) {
+		t.Errorf("load %v", m.Load1)
+	}
+	if d := time.Since(m.CollectedAt); d < 0 || d > time.Minute {
+		t.Errorf("collected at %v", m.CollectedAt)
+	}
+}
+
+func TestSampleWithCancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := NewSampler("").Sample(ctx)
+	if err == nil {
+		t.Fatal("no error")
+	}
+}
+
+func TestSampleOfAMissingPath(t *testing.T) {
+	m, err := NewSampler(filepath.Join(t.TempDir(), "missing")).Sample(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "disk") {
+		t.Fatalf("error %v", err)
+	}
+	if m.MemTotal == 0 {
+		t.Error("the other figures are missing too")
+	}
+}
+
+func TestBusyPercent(t *testing.T) {
+	a := cpu.TimesStat{User: 10, System: 10, Idle: 80}
+	for _, c := range []struct {
+		b    cpu.TimesStat
+		want float64
+	}{
+		{cpu.TimesStat{User: 20, System: 10, Idle: 90}, 50},
+		{cpu.TimesStat{User: 10, System: 10, Idle: 100, Iowait: 20}, 0},
+		{cpu.TimesStat{User: 30, System: 30, Idle: 80}, 100},
+		{a, 0},
+	} {
+		if got := busyPercent(a, c.b); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("busyPercent(%v, %v) = %v, want %v", a, c.b, got, c.want)
+		}
+	}
+}
+
+func TestLabels(t *testing.T) {
+	labels := Labels(context.Background())
+	t.Logf("%v", labels)
+	for _, k := range []string{LabelOS, LabelArch, LabelHostname, LabelCPUCores, LabelMemoryMB} {
+		if labels[k] == "" {
+			t.Errorf("label %s missing", k)
+		}
+	}
+	for k, v := range labels {
+		if !labelValue.MatchString(v) {
+			t.Errorf("label %s=%q is not a valid label value", k, v)
+		}
+	}
+	if labels[LabelOS] != runtime.GOOS || labels[LabelArch] != runtime.GOARCH {
+		t.Errorf("os/arch %s/%s", labels[LabelOS], labels[LabelArch])
+	}
+	if labels[LabelCPUCores] != strconv.Itoa(runtime.NumCPU()) {
+		t.Errorf("cpu-cores %s, want %d", labels[LabelCPUCores], runtime.NumCPU())
+	}
+	if mb, err := strconv.Atoi(labels[LabelMemoryMB]); err != nil || mb < 64 {
+		t.Errorf("memory-mb %q", labels[LabelMemoryMB])
+	}
+	if host, _ := os.Hostname(); host != "" && labels[LabelHostname] != SanitizeLabelValue(host) {
+		t.Errorf("hostname %q for %q", labels[LabelHostname], host)
+	}
+}
+
+// TestContainerRuntimeMatchesTheHost checks the container-runtime label
+// against what can be seen of the host: the Docker socket and the clients.
+func TestContainerRuntimeMatchesTheHost(t *testing.T) {
+	host := os.Getenv("DOCKER_HOST")
+	if host == "" {
+		host = DefaultDockerHost
+	}
+	if !strings.HasPrefix(host, "unix://") {
+		t.Skipf("DOCKER_HOST=%s: only a unix socket is checked here", host)
+	}
+	socket := strings.TrimPrefix(host, "unix://")
+	_, dockerErr := exec.LookPath("docker")
+	socketAccepts := false
+	if c, err := net.DialTimeout("unix", socket, time.Second); err == nil {
+		socketAccepts = true
+		c.Close()
+	}
+	_, podmanErr := exec.LookPath("podman")
+	t.Logf("docker client: %v; socket %s accepts: %v; podman client: %v", dockerErr == nil, socket, socketAccepts, podmanErr == nil)
+
+	got, present := Labels(context.Background())[LabelContainerRuntime]
+	switch {
+	case dockerErr == nil && socketAccepts:
+		if got != "docker" {
+			t.Errorf("container-runtime %q, want docker", got)
+		}
+	case podmanErr != nil:
+		if present {
+			t.Errorf("container-runtime %q, but no engine is usable", got)
+		}
+	default:
+		if err := exec.Command("podman", "info").Run(); (err == nil) != (got == "podman") {
+			t.Errorf("container-runtime %q, podman info: %v", got, err)
+		}
+	}
+}
+
+// fakeEngine serves /_ping with status on a unix socket.
+func fakeEngine(t *testing.T, status int) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sysinfo-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "docker.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/_ping" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte("OK"))
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "unix://" + path
+}
+
+func TestDockerEngineAnswers(t *testing.T) {
+	ctx := context.Background()
+	if !dockerEngineAnswers(ctx, fakeEngine(t, http.StatusOK)) {
+		t.Error("an engine answering the ping is not seen")
+	}
+	if dockerEngineAnswers(ctx, fakeEngine(t, http.StatusInternalServerError)) {
+		t.Error("a failing engine is taken as usable")
+	}
+	for _, host := range []string{"unix://" + filepath.Join(t.TempDir(), "none.sock"), "ssh://user@host", "unix://", "::"} {
+		if dockerEngineAnswers(ctx, host) {
+			t.Errorf("%s taken as usable", host)
+		}
+	}
+}
+
+// fakeClients puts executables named after clients, running script, alone
+// in PATH.
+func fakeClients(t *testing.T, script string, clients ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, c := range clients {
+		if err := os.WriteFile(filepath.Join(dir, c), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+}
+
+func TestContainerRuntimeWithFakes(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("docker", func(t *testing.T) {
+		fakeClients(t, "exit 0", "docker", "podman")
+		t.Setenv("DOCKER_HOST", fakeEngine(t, http.StatusOK))
+		if got := ContainerRuntime(ctx); got != "docker" {
+			t.Errorf("got %q", got)
+		}
+	})
+	t.Run("docker client without engine, podman works", func(t *testing.T) {
+		fakeClients(t, "exit 0", "docker", "podman")
+		t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "none.sock"))
+		if got := ContainerRuntime(ctx); got != "podman" {
+			t.Errorf("got %q", got)
+		}
+	})
+	t.Run("engine without docker client", func(t *testing.T) {
+		fakeClients(t, "exit 1", "podman")
+		t.Setenv("DOCKER_HOST", fakeEngine(t, http.StatusOK))
+		if got := ContainerRuntime(ctx); got != "" {
+			t.Errorf("got %q", got)
+		}
+	})
+	t.Run("podman hangs", func(t *testing.T) {
+		fakeClients(t, "exec /bin/sleep 10", "podman")
+		start := time.Now()
+		if got := ContainerRuntime(ctx); got != "" {
+			t.Errorf("got %q", got)
+		}
+		if d := time.Since(start); d < probeTimeout || d > probeTimeout+time.Second {
+			t.Errorf("took %v, want the probe's timeout of %v", d, probeTimeout)
+		}
+	})
+}
+
+func TestSanitizeLabelValue(t *testing.T) {
+	for in, want := range map[string]string{
+		"build-01.example.com":         "build-01.example.com",
+		"My_Host":                      "My_Host",
+		"-.weird host!name_.":          "weird-host-name",
+		"höst":                         "h-st",
+		"":                             "",
+		"---":                          "",
+		strings.Repeat("a", 70):        strings.Repeat("a", 63),
+		strings.Repeat("a", 62) + "-b": strings.Repeat("a", 62),
+	} {
+		got := SanitizeLabelValue(in)
+		if got != want {
+			t.Errorf("SanitizeLabelValue(%q) = %q, want %q", in, got, want)
+		}
+		if !labelValue.MatchString(got) {
+			t.Errorf("SanitizeLabelValue(%q) = %q is not valid", in, got)
+		}
+	}
+}
