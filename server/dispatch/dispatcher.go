@@ -1,0 +1,161 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-arcade/arcade/core/labels"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// ContainerRuntimeLabel is the label an agent carries when it can run
+// container images; jobs with an image only go to such agents.
+const ContainerRuntimeLabel = "container-runtime"
+
+// Store is what the dispatcher needs of the database.
+type Store interface {
+	GetAgent(ctx context.Context, id string) (*store.Agent, error)
+	CountRunning(ctx context.Context, agentID string) (int, error)
+	PendingJobs(ctx context.Context, offset, limit int) ([]*store.Job, error)
+	ClaimJob(ctx context.Context, j *store.Job, a *store.Agent, now, leaseUntil time.Time) error
+}
+
+// Dispatcher matches pending jobs with agents.
+type Dispatcher struct {
+	store Store
+	log   *slog.Logger
+	now   func() time.Time
+	lease time.Duration
+	work  Signal
+
+	mu        sync.Mutex
+	agentMu   map[string]*sync.Mutex
+	selectors map[string]labels.Selector // by selector text
+}
+
+// New returns a dispatcher that leases jobs for lease at a time.
+func New(s Store, lease time.Duration, now func() time.Time, logger *slog.Logger) *Dispatcher {
+	return &Dispatcher{
+		store: s, log: logger, now: now, lease: lease,
+		agentMu:   make(map[string]*sync.Mutex),
+		selectors: make(map[string]labels.Selector),
+	}
+}
+
+// Wake tells waiting agents that there may be work for them (a job was
+// created or requeued, or an agent's labels changed).
+func (d *Dispatcher) Wake() { d.work.Notify() }
+
+// Next waits until a job can be leased to the agent, or until wait has passed
+// or ctx ends; it returns nil without error when nothing came in time.
+func (d *Dispatcher) Next(ctx context.Context, agentID string, wait time.Duration) (*store.Job, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		woken := d.work.C()
+		j, err := d.TryClaim(ctx, agentID)
+		if err != nil || j != nil {
+			return j, err
+		}
+		select {
+		case <-woken:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// TryClaim leases the oldest matching pending job to the agent, if there is
+// one and the agent has a free slot.
+func (d *Dispatcher) TryClaim(ctx context.Context, agentID string) (*store.Job, error) {
+	mu := d.lockFor(agentID)
+	mu.Lock()
+	defer mu.Unlock()
+
+	agent, err := d.store.GetAgent(ctx, agentID)
+	if err != nil {
+		return nil, err
+	}
+	running, err := d.store.CountRunning(ctx, agentID)
+	if err != nil {
+		return nil, err
+	}
+	if running >= int(max(agent.MaxJobs, 1)) {
+		return nil, nil
+	}
+	const batch = 200
+	for offset := 0; ; offset += batch {
+		jobs, err := d.store.PendingJobs(ctx, offset, batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			if !d.Matches(j, agent) {
+				continue
+			}
+			now := d.now()
+			err := d.store.ClaimJob(ctx, j, agent, now, now.Add(d.lease))
+			if errors.Is(err, store.ErrConflict) {
+				continue // another agent (or server replica) won it
+			}
+			if err != nil {
+				return nil, err
+			}
+			return j, nil
+		}
+		if len(jobs) < batch {
+			return nil, nil
+		}
+	}
+}
+
+// Matches reports whether a job may run on an agent: its selector matches the
+// agent's labels, and an agent with a container runtime is there for an image.
+func (d *Dispatcher) Matches(j *store.Job, a *store.Agent) bool {
+	if j.Image != "" && a.Labels[ContainerRuntimeLabel] == "" {
+		return false
+	}
+	sel, err := d.selector(j.Selector)
+	if err != nil {
+		d.log.Warn("job has an unreadable selector; it cannot be dispatched", "job", j.ID, "selector", j.Selector, "err", err)
+		return false
+	}
+	return sel.Matches(a.Labels)
+}
+
+func (d *Dispatcher) selector(text string) (labels.Selector, error) {
+	d.mu.Lock()
+	sel, ok := d.selectors[text]
+	d.mu.Unlock()
+	if ok {
+		return sel, nil
+	}
+	sel, err := labels.Parse(text)
+	if err != nil {
+		return labels.Selector{}, fmt.Errorf("parse selector %q: %w", text, err)
+	}
+	d.mu.Lock()
+	if len(d.selectors) > 10000 {
+		clear(d.selectors)
+	}
+	d.selectors[text] = sel
+	d.mu.Unlock()
+	return sel, nil
+}
+
+func (d *Dispatcher) lockFor(agentID string) *sync.Mutex {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	mu, ok := d.agentMu[agentID]
+	if !ok {
+		mu = new(sync.Mutex)
+		d.agentMu[agentID] = mu
+	}
+	return mu
+}

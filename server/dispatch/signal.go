@@ -1,0 +1,59 @@
+// Package dispatch hands pending jobs to agents: it wakes waiting agents when
+// work arrives and claims, for one agent, the oldest pending job whose label
+// selector matches it and fits its capacity.
+package dispatch
+
+import "sync"
+
+// Signal wakes every goroutine waiting on it at once, like a condition
+// variable whose waits can be combined with a context in a select.
+// The zero value is ready to use.
+type Signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// C returns a channel that is closed at the next Notify. Take it before
+// checking for work, then wait on it, so no Notify is missed in between.
+func (s *Signal) C() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+// Notify wakes everyone waiting on a channel from C.
+func (s *Signal) Notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// Signals is a set of signals by key (one per agent, say).
+type Signals struct {
+	mu sync.Mutex
+	m  map[string]*Signal
+}
+
+// Get returns the signal of key, creating it.
+func (s *Signals) Get(key string) *Signal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]*Signal)
+	}
+	sig, ok := s.m[key]
+	if !ok {
+		sig = new(Signal)
+		s.m[key] = sig
+	}
+	return sig
+}
+
+// Notify wakes the waiters of key.
+func (s *Signals) Notify(key string) { s.Get(key).Notify() }

@@ -1,0 +1,233 @@
+// Package server assembles Arcade's server: the store, the gRPC services with
+// authentication, health and reflection, and the housekeeping loop.
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/server/auth"
+	"github.com/go-arcade/arcade/server/service"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	// Listen is the gRPC address, "host:port".
+	Listen string
+	// DB is "sqlite://PATH" or "postgres://…"; empty means SQLite in DataDir.
+	DB string
+	// DataDir holds the SQLite database and generated credentials.
+	DataDir string
+	// AgentToken is the registration token agents present; APIToken is the
+	// token of API clients. Empty ones are generated and kept in
+	// DataDir/credentials.env.
+	AgentToken string
+	APIToken   string
+
+	HeartbeatInterval time.Duration
+	MaxPollWait       time.Duration
+	LeaseTTL          time.Duration
+	// ReapInterval is how often leases and heartbeats are checked.
+	ReapInterval time.Duration
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:9090"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.DB == "" {
+		c.DB = "sqlite://" + filepath.Join(c.DataDir, "arcade.db")
+	}
+	if !strings.HasPrefix(c.DB, "sqlite://") && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
+		return fmt.Errorf("db: want sqlite://PATH or postgres://…, got %q", c.DB)
+	}
+	for name, d := range map[string]time.Duration{"heartbeat_interval": c.HeartbeatInterval, "max_poll_wait": c.MaxPollWait, "lease_ttl": c.LeaseTTL, "reap_interval": c.ReapInterval} {
+		if d < 0 {
+			return fmt.Errorf("%s: must not be negative, got %s", name, d)
+		}
+	}
+	if c.ReapInterval == 0 {
+		c.ReapInterval = time.Second
+	}
+	return nil
+}
+
+// Server is a running Arcade server.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *store.Store
+	svc    *service.Service
+	grpc   *grpc.Server
+	health *health.Server
+	lis    net.Listener
+}
+
+// New opens the database, migrates it and binds the listener.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	if err := loadCredentials(&cfg, logger); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DB, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	authn := auth.New(cfg.AgentToken, cfg.APIToken, func(ctx context.Context, hash string) (string, error) {
+		a, err := st.AgentByTokenHash(ctx, hash)
+		if err != nil {
+			return "", err
+		}
+		return a.ID, nil
+	})
+	svc := service.New(service.Config{
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		MaxPollWait:       cfg.MaxPollWait,
+		LeaseTTL:          cfg.LeaseTTL,
+	}, st, authn, logger)
+
+	gs := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(authn.StreamInterceptor()),
+		grpc.MaxRecvMsgSize(16<<20),
+		// Agents ping every 10 s; a peer silent for 15 s more is dropped.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+	)
+	agentv1.RegisterAgentServiceServer(gs, svc.AgentServer())
+	jobv1.RegisterJobServiceServer(gs, svc.JobServer())
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	return &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// Config returns the effective configuration (with generated tokens).
+func (s *Server) Config() Config { return s.cfg }
+
+// Run serves until ctx ends, then stops gracefully and closes the database.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.store.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.svc.Reap(ctx, s.cfg.ReapInterval)
+
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("arcade server listening", "addr", s.Addr(), "db", redact(s.cfg.DB))
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve(s.lis) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.health.Shutdown()
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		s.grpc.Stop() // long polls and streams do not end on their own
+	}
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("arcade server stopped")
+	return nil
+}
+
+// redact hides a password in a DSN for logs.
+func redact(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 {
+		return dsn
+	}
+	userinfo := dsn[scheme+3 : at]
+	if user, _, ok := strings.Cut(userinfo, ":"); ok {
+		return dsn[:scheme+3] + user + ":***" + dsn[at:]
+	}
+	return dsn
+}
+
+// loadCredentials fills missing tokens from DataDir/credentials.env, or
+// generates them there, so a local set-up works with no configuration and
+// keeps its tokens across restarts.
+func loadCredentials(cfg *Config, logger *slog.Logger) error {
+	if cfg.AgentToken != "" && cfg.APIToken != "" {
+		return nil
+	}
+	path := filepath.Join(cfg.DataDir, "credentials.env")
+	saved := map[string]string{}
+	if f, err := os.Open(path); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
+				saved[k] = v
+			}
+		}
+		f.Close()
+	}
+	changed := false
+	fill := func(tok *string, key string) {
+		if *tok != "" {
+			return
+		}
+		if saved[key] == "" {
+			saved[key] = auth.NewToken()
+			changed = true
+		}
+		*tok = saved[key]
+	}
+	fill(&cfg.AgentToken, "ARCADE_AGENT_TOKEN")
+	fill(&cfg.APIToken, "ARCADE_API_TOKEN")
+	if !changed {
+		logger.Info("tokens read from credentials file", "path", path)
+		return nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	content := fmt.Sprintf("ARCADE_AGENT_TOKEN=%s\nARCADE_API_TOKEN=%s\n", saved["ARCADE_AGENT_TOKEN"], saved["ARCADE_API_TOKEN"])
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	logger.Warn("no tokens configured: generated them", "path", path, "hint", "set -a; . "+path+"; set +a")
+	return nil
+}

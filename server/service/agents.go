@@ -1,0 +1,541 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/labels"
+	"github.com/go-arcade/arcade/server/auth"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// AgentServer implements agentv1.AgentServiceServer.
+type AgentServer struct {
+	agentv1.UnimplementedAgentServiceServer
+	s *Service
+}
+
+// callerAgent checks that an agent call speaks for the agent whose token it
+// carries and returns the agent id.
+func callerAgent(ctx context.Context, agentID string) (string, error) {
+	if err := requireID("agent_id", agentID); err != nil {
+		return "", err
+	}
+	id := auth.FromContext(ctx)
+	if id.Kind == auth.AgentCaller && id.AgentID != agentID {
+		return "", grpcstatus.Errorf(codes.PermissionDenied, "agent_id: this token belongs to agent %s, not %s", id.AgentID, agentID)
+	}
+	return agentID, nil
+}
+
+// Register implements AgentService.Register.
+func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest) (*agentv1.RegisterResponse, error) {
+	s := a.s
+	name := strings.TrimSpace(req.GetName())
+	if name == "" {
+		name = strings.TrimSpace(req.GetHostname())
+	}
+	if name == "" {
+		return nil, invalid("name", "must not be empty (nor hostname)")
+	}
+	if req.GetMaxConcurrentJobs() < 0 {
+		return nil, invalid("max_concurrent_jobs", "must not be negative, got %d", req.GetMaxConcurrentJobs())
+	}
+	if err := labels.ValidateLabels(req.GetLabels()); err != nil {
+		return nil, selectorError("labels", err)
+	}
+	if n := len(req.GetLabels()); n > labels.MaxRecommendedLabels {
+		s.log.Warn("agent has more labels than recommended", "agent", name, "labels", n, "recommended", labels.MaxRecommendedLabels)
+	}
+	token := auth.NewToken()
+	now := s.now()
+	agent, err := s.store.RegisterAgent(ctx, &store.Agent{
+		ID:              newID(),
+		Name:            name,
+		Hostname:        req.GetHostname(),
+		OS:              req.GetOs(),
+		Arch:            req.GetArch(),
+		Version:         req.GetVersion(),
+		Labels:          nonNil(req.GetLabels()),
+		MaxJobs:         max(req.GetMaxConcurrentJobs(), 1),
+		TokenHash:       auth.Hash(token),
+		Online:          true,
+		RegisteredAt:    now,
+		LastHeartbeatAt: now,
+	})
+	if err != nil {
+		return nil, storeError(err, "agent")
+	}
+	s.auth.Forget(agent.ID)
+	s.log.Info("agent registered", "agent", agent.Name, "id", agent.ID, "labels", agent.Labels, "max_jobs", agent.MaxJobs)
+	s.dispatch.Wake()
+	return &agentv1.RegisterResponse{
+		AgentId:           agent.ID,
+		AgentToken:        token,
+		HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
+		MaxPollWait:       durationpb.New(s.cfg.MaxPollWait),
+		Agent:             s.agentProto(ctx, agent, -1),
+	}, nil
+}
+
+// Unregister implements AgentService.Unregister: the agent is removed and its
+// jobs go back to the queue (or fail when out of retries).
+func (a *AgentServer) Unregister(ctx context.Context, req *agentv1.UnregisterRequest) (*agentv1.UnregisterResponse, error) {
+	s := a.s
+	id, err := callerAgent(ctx, req.GetAgentId())
+	if err != nil {
+		return nil, err
+	}
+	running, err := s.store.RunningJobs(ctx, id)
+	if err != nil {
+		return nil, storeError(err, "agent jobs")
+	}
+	for _, j := range running {
+		s.loseJob(ctx, j, "agent unregistered")
+	}
+	if err := s.store.DeleteAgent(ctx, id); err != nil {
+		return nil, storeError(err, "agent "+id)
+	}
+	s.auth.Forget(id)
+	s.log.Info("agent unregistered", "id", id)
+	return &agentv1.UnregisterResponse{}, nil
+}
+
+// Heartbeat implements AgentService.Heartbeat.
+func (a *AgentServer) Heartbeat(ctx context.Context, req *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {
+	s := a.s
+	id, err := callerAgent(ctx, req.GetAgentId())
+	if err != nil {
+		return nil, err
+	}
+	if err := labels.ValidateLabels(req.GetLabels()); err != nil {
+		return nil, selectorError("labels", err)
+	}
+	now := s.now()
+	var cameOnline bool
+	agent, err := s.store.ModifyAgent(ctx, id, func(ag *store.Agent) error {
+		cameOnline = !ag.Online
+		ag.Online = true
+		ag.LastHeartbeatAt = now
+		if m := req.GetMetrics(); m != nil {
+			ag.Metrics, _ = protojson.Marshal(m)
+		}
+		maps.Copy(ag.Labels, req.GetLabels())
+		return nil
+	}, "online", "last_heartbeat_at", "metrics", "labels")
+	if err != nil {
+		return nil, storeError(err, "agent "+id)
+	}
+	if cameOnline {
+		s.log.Info("agent back online", "agent", agent.Name, "id", id)
+	}
+	if cameOnline || len(req.GetLabels()) > 0 {
+		s.dispatch.Wake()
+	}
+	if err := s.store.ExtendLeases(ctx, id, req.GetRunningJobIds(), now.Add(s.cfg.LeaseTTL)); err != nil {
+		return nil, storeError(err, "leases")
+	}
+	stop, err := s.jobsToStop(ctx, id, req.GetRunningJobIds())
+	if err != nil {
+		return nil, err
+	}
+	return &agentv1.HeartbeatResponse{
+		HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
+		CancelJobIds:      stop,
+		Labels:            agent.Labels,
+		Status:            s.agentProto(ctx, agent, -1).GetStatus(),
+	}, nil
+}
+
+// jobsToStop lists the jobs an agent runs that it should not: cancelled ones,
+// and ones no longer leased to it (the server gave up on them).
+func (s *Service) jobsToStop(ctx context.Context, agentID string, running []string) ([]string, error) {
+	var stop []string
+	for _, jobID := range running {
+		j, err := s.store.GetJob(ctx, jobID)
+		if errors.Is(err, store.ErrNotFound) {
+			stop = append(stop, jobID)
+			continue
+		}
+		if err != nil {
+			return nil, storeError(err, "job "+jobID)
+		}
+		if j.CancelRequested || j.AgentID != agentID || j.Status != jobstate.Name(jobstate.Running) {
+			stop = append(stop, jobID)
+		}
+	}
+	return stop, nil
+}
+
+// UpdateLabels implements AgentService.UpdateLabels.
+func (a *AgentServer) UpdateLabels(ctx context.Context, req *agentv1.UpdateLabelsRequest) (*agentv1.UpdateLabelsResponse, error) {
+	s := a.s
+	id, err := callerAgent(ctx, req.GetAgentId())
+	if err != nil {
+		return nil, err
+	}
+	if err := labels.ValidateLabels(req.GetLabels()); err != nil {
+		return nil, selectorError("labels", err)
+	}
+	for i, k := range req.GetRemoveKeys() {
+		if err := labels.ValidateKey(k); err != nil {
+			return nil, selectorError(fmt.Sprintf("remove_keys[%d]", i), err)
+		}
+	}
+	replace := req.GetMode() == agentv1.LabelUpdateMode_LABEL_UPDATE_MODE_REPLACE
+	if replace && len(req.GetRemoveKeys()) > 0 {
+		return nil, invalid("remove_keys", "only allowed in merge mode")
+	}
+	agent, err := s.store.ModifyAgent(ctx, id, func(ag *store.Agent) error {
+		if replace {
+			ag.Labels = nonNil(req.GetLabels())
+			return nil
+		}
+		maps.Copy(ag.Labels, req.GetLabels())
+		for _, k := range req.GetRemoveKeys() {
+			delete(ag.Labels, k)
+		}
+		return nil
+	}, "labels")
+	if err != nil {
+		return nil, storeError(err, "agent "+id)
+	}
+	if n := len(agent.Labels); n > labels.MaxRecommendedLabels {
+		s.log.Warn("agent has more labels than recommended", "agent", agent.Name, "labels", n, "recommended", labels.MaxRecommendedLabels)
+	}
+	s.log.Info("agent labels updated", "agent", agent.Name, "labels", agent.Labels, "replace", replace)
+	s.dispatch.Wake()
+	return &agentv1.UpdateLabelsResponse{Agent: s.agentProto(ctx, agent, -1)}, nil
+}
+
+// FetchJob implements AgentService.FetchJob: a long poll for a job.
+func (a *AgentServer) FetchJob(ctx context.Context, req *agentv1.FetchJobRequest) (*agentv1.FetchJobResponse, error) {
+	s := a.s
+	id, err := callerAgent(ctx, req.GetAgentId())
+	if err != nil {
+		return nil, err
+	}
+	wait := req.GetWait().AsDuration()
+	if wait < 0 {
+		return nil, invalid("wait", "must not be negative")
+	}
+	j, err := s.dispatch.Next(ctx, id, min(wait, s.cfg.MaxPollWait))
+	if err != nil {
+		return nil, storeError(err, "agent "+id)
+	}
+	if j == nil {
+		return &agentv1.FetchJobResponse{}, nil
+	}
+	s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName)
+	return &agentv1.FetchJobResponse{Job: agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}, nil
+}
+
+// ReportJobStatus implements AgentService.ReportJobStatus.
+func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJobStatusRequest) (*agentv1.ReportJobStatusResponse, error) {
+	s := a.s
+	id, err := callerAgent(ctx, req.GetAgentId())
+	if err != nil {
+		return nil, err
+	}
+	if err := requireID("job_id", req.GetJobId()); err != nil {
+		return nil, err
+	}
+	to := req.GetStatus()
+	if to != jobstate.Running && !jobstate.Terminal(to) || to == jobstate.Skipped {
+		return nil, invalid("status", "an agent reports RUNNING or a final status, got %s", to)
+	}
+	now := s.now()
+	var retried, changed bool
+	j, err := s.store.ModifyJob(ctx, req.GetJobId(), func(j *store.Job) error {
+		if j.AgentID != id || j.Attempt != req.GetAttempt() {
+			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s attempt %d is not leased to this agent", j.ID, req.GetAttempt())
+		}
+		from := status(j)
+		if from == to && to != jobstate.Running {
+			return nil // a repeated report
+		}
+		if err := jobstate.Check(from, to); err != nil {
+			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s: %v", j.ID, err)
+		}
+		changed = true
+		j.UpdatedAt = now
+		if to == jobstate.Running {
+			// started_at becomes the moment the agent began, as it reports it.
+			if t := req.GetTimestamp(); t.IsValid() && !t.AsTime().Before(j.StartedAt) && !t.AsTime().After(now) {
+				j.StartedAt = t.AsTime()
+			}
+			j.LeaseExpiresAt = now.Add(s.cfg.LeaseTTL)
+			return nil
+		}
+		if j.CancelRequested && to != jobstate.Success {
+			to = jobstate.Cancelled
+		}
+		j.ExitCode = req.GetExitCode()
+		j.Message = req.GetMessage()
+		retried = s.finish(j, to, now)
+		return nil
+	})
+	if err != nil {
+		return nil, storeError(err, "job "+req.GetJobId())
+	}
+	if changed && jobstate.Terminal(to) {
+		if err := s.recordArtifacts(ctx, j.ID, req); err != nil {
+			return nil, err
+		}
+		s.log.Info("job attempt ended", "job", j.ID, "attempt", req.GetAttempt(), "status", jobstate.Name(to),
+			"exit_code", req.GetExitCode(), "agent", j.AgentName, "retried", retried)
+		s.dispatch.Wake() // a slot is free
+	}
+	return &agentv1.ReportJobStatusResponse{CancelRequested: j.CancelRequested && j.Status == jobstate.Name(jobstate.Running)}, nil
+}
+
+// finish ends the current attempt of j in status to, or starts the next
+// attempt when the retry budget allows; it reports whether it retried.
+func (s *Service) finish(j *store.Job, to jobstate.Status, now time.Time) bool {
+	j.LeaseExpiresAt = time.Time{}
+	if jobstate.ShouldRetry(to, j.Attempt, j.Retries) {
+		j.Message = fmt.Sprintf("attempt %d ended %s (%s); retrying", j.Attempt, jobstate.Name(to), j.Message)
+		nextAttempt(j)
+		return true
+	}
+	j.Status = jobstate.Name(to)
+	j.FinishedAt = now
+	return false
+}
+
+// nextAttempt turns j into the next pending attempt.
+func nextAttempt(j *store.Job) {
+	j.Status = jobstate.Name(jobstate.Pending)
+	j.Attempt++
+	j.AgentID, j.AgentName = "", ""
+	j.StartedAt, j.FinishedAt, j.LeaseExpiresAt = time.Time{}, time.Time{}, time.Time{}
+	j.ExitCode = 0
+	j.CancelRequested = false
+}
+
+func (s *Service) recordArtifacts(ctx context.Context, jobID string, req *agentv1.ReportJobStatusRequest) error {
+	var arts []store.Artifact
+	now := s.now()
+	for i, a := range req.GetArtifacts() {
+		if a.GetPath() == "" {
+			return invalid(fmt.Sprintf("artifacts[%d].path", i), "must not be empty")
+		}
+		created := now
+		if a.GetCreatedAt() != nil {
+			created = a.GetCreatedAt().AsTime()
+		}
+		var expires time.Time
+		if a.GetExpiresAt() != nil {
+			expires = a.GetExpiresAt().AsTime()
+		}
+		arts = append(arts, store.Artifact{JobID: jobID, Attempt: req.GetAttempt(), Path: a.GetPath(),
+			SizeBytes: a.GetSizeBytes(), SHA256: a.GetSha256(), CreatedAt: created, ExpiresAt: expires})
+	}
+	return storeError(s.store.AddArtifacts(ctx, arts), "artifacts")
+}
+
+// ReportJobLog implements AgentService.ReportJobLog.
+func (a *AgentServer) ReportJobLog(ctx context.Context, req *agentv1.ReportJobLogRequest) (*agentv1.ReportJobLogResponse, error) {
+	s := a.s
+	if _, err := callerAgent(ctx, req.GetAgentId()); err != nil {
+		return nil, err
+	}
+	last, err := s.appendLog(ctx, req.GetJobId(), req.GetAttempt(), req.GetChunks())
+	if err != nil {
+		return nil, err
+	}
+	return &agentv1.ReportJobLogResponse{LastLine: last}, nil
+}
+
+func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, chunks []*agentv1.LogChunk) (int64, error) {
+	if err := requireID("job_id", jobID); err != nil {
+		return 0, err
+	}
+	if attempt < 1 {
+		return 0, invalid("attempt", "must be at least 1, got %d", attempt)
+	}
+	j, err := s.store.GetJob(ctx, jobID)
+	if err != nil {
+		return 0, storeError(err, "job "+jobID)
+	}
+	if attempt > j.Attempt {
+		return 0, invalid("attempt", "job %s has no attempt %d yet", jobID, attempt)
+	}
+	lines := make([]store.LogLine, len(chunks))
+	now := s.now()
+	for i, c := range chunks {
+		if c.GetLineNumber() < 1 {
+			return 0, invalid(fmt.Sprintf("chunks[%d].line_number", i), "must be at least 1, got %d", c.GetLineNumber())
+		}
+		t := now
+		if c.GetTimestamp() != nil {
+			t = c.GetTimestamp().AsTime()
+		}
+		lines[i] = store.LogLine{Line: c.GetLineNumber(), Time: t, Level: int16(c.GetLevel()), Stream: int16(c.GetStream()), Content: c.GetContent()}
+	}
+	last, err := s.store.AppendLogs(ctx, jobID, attempt, lines)
+	return last, storeError(err, "log of job "+jobID)
+}
+
+// CancelJob implements AgentService.CancelJob: a long poll for cancel
+// instructions. Each instruction is sent once per server process; heartbeats
+// repeat them should one be lost.
+func (a *AgentServer) CancelJob(ctx context.Context, req *agentv1.CancelJobRequest) (*agentv1.CancelJobResponse, error) {
+	s := a.s
+	id, err := callerAgent(ctx, req.GetAgentId())
+	if err != nil {
+		return nil, err
+	}
+	wait := req.GetWait().AsDuration()
+	if wait < 0 {
+		return nil, invalid("wait", "must not be negative")
+	}
+	timer := time.NewTimer(min(wait, s.cfg.MaxPollWait))
+	defer timer.Stop()
+	for {
+		woken := s.cancels.Get(id).C()
+		out, err := s.pendingCancels(ctx, id)
+		if err != nil || len(out) > 0 {
+			return &agentv1.CancelJobResponse{Cancellations: out}, err
+		}
+		select {
+		case <-woken:
+		case <-timer.C:
+			return &agentv1.CancelJobResponse{}, nil
+		case <-ctx.Done():
+			return nil, grpcstatus.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+func (s *Service) pendingCancels(ctx context.Context, agentID string) ([]*agentv1.JobCancellation, error) {
+	running, err := s.store.RunningJobs(ctx, agentID)
+	if err != nil {
+		return nil, storeError(err, "jobs")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sent := s.delivered[agentID]
+	if sent == nil {
+		sent = make(map[string]bool)
+		s.delivered[agentID] = sent
+	}
+	var out []*agentv1.JobCancellation
+	for _, j := range running {
+		key := fmt.Sprintf("%s/%d", j.ID, j.Attempt)
+		if !j.CancelRequested || sent[key] {
+			continue
+		}
+		sent[key] = true
+		out = append(out, &agentv1.JobCancellation{JobId: j.ID, Attempt: j.Attempt, Reason: j.Message})
+	}
+	return out, nil
+}
+
+// GetAgent implements AgentService.GetAgent.
+func (a *AgentServer) GetAgent(ctx context.Context, req *agentv1.GetAgentRequest) (*agentv1.GetAgentResponse, error) {
+	if err := requireID("agent_id", req.GetAgentId()); err != nil {
+		return nil, err
+	}
+	ag, err := a.s.store.GetAgent(ctx, req.GetAgentId())
+	if err != nil {
+		return nil, storeError(err, "agent "+req.GetAgentId())
+	}
+	return &agentv1.GetAgentResponse{Agent: a.s.agentProto(ctx, ag, -1)}, nil
+}
+
+// ListAgents implements AgentService.ListAgents.
+func (a *AgentServer) ListAgents(ctx context.Context, req *agentv1.ListAgentsRequest) (*agentv1.ListAgentsResponse, error) {
+	s := a.s
+	p, err := page(req.GetPageSize(), req.GetPageToken(), req.GetOrderBy(), store.AgentColumns, store.Order{Column: "name"})
+	if err != nil {
+		return nil, err
+	}
+	sel, err := labels.Parse(req.GetLabelSelector())
+	if err != nil {
+		return nil, selectorError("label_selector", err)
+	}
+	counts, err := s.store.RunningCounts(ctx)
+	if err != nil {
+		return nil, storeError(err, "agents")
+	}
+	want := req.GetStatus()
+	filter := store.AgentFilter{Match: func(ag *store.Agent) bool {
+		if !sel.Matches(ag.Labels) {
+			return false
+		}
+		return want == agentv1.AgentStatus_AGENT_STATUS_UNSPECIFIED || agentStatus(ag, counts[ag.ID]) == want
+	}}
+	agents, total, err := s.store.ListAgents(ctx, filter, p)
+	if err != nil {
+		return nil, storeError(err, "agents")
+	}
+	resp := &agentv1.ListAgentsResponse{TotalSize: int32(total), NextPageToken: nextToken(p, len(agents), total)}
+	for _, ag := range agents {
+		resp.Agents = append(resp.Agents, s.agentProto(ctx, ag, counts[ag.ID]))
+	}
+	return resp, nil
+}
+
+func agentStatus(a *store.Agent, running int) agentv1.AgentStatus {
+	switch {
+	case !a.Online:
+		return agentv1.AgentStatus_AGENT_STATUS_OFFLINE
+	case running == 0:
+		return agentv1.AgentStatus_AGENT_STATUS_IDLE
+	case running >= int(a.MaxJobs):
+		return agentv1.AgentStatus_AGENT_STATUS_BUSY
+	}
+	return agentv1.AgentStatus_AGENT_STATUS_ONLINE
+}
+
+// agentProto converts an agent; running < 0 counts its running jobs.
+func (s *Service) agentProto(ctx context.Context, a *store.Agent, running int) *agentv1.Agent {
+	if running < 0 {
+		n, err := s.store.CountRunning(ctx, a.ID)
+		if err != nil {
+			s.log.Warn("count running jobs", "agent", a.ID, "err", err)
+		}
+		running = n
+	}
+	out := &agentv1.Agent{
+		Id:                a.ID,
+		Name:              a.Name,
+		Hostname:          a.Hostname,
+		Os:                a.OS,
+		Arch:              a.Arch,
+		Version:           a.Version,
+		Labels:            a.Labels,
+		MaxConcurrentJobs: a.MaxJobs,
+		RunningJobs:       int32(running),
+		Status:            agentStatus(a, running),
+		RegisteredAt:      ts(a.RegisteredAt),
+		LastHeartbeatAt:   ts(a.LastHeartbeatAt),
+	}
+	if len(a.Metrics) > 0 {
+		m := new(agentv1.AgentMetrics)
+		if protojson.Unmarshal(a.Metrics, m) == nil {
+			out.Metrics = m
+		}
+	}
+	return out
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return maps.Clone(m)
+}

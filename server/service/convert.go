@@ -1,0 +1,121 @@
+package service
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/labels"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func dur(ms int64) *durationpb.Duration {
+	if ms == 0 {
+		return nil
+	}
+	return durationpb.New(time.Duration(ms) * time.Millisecond)
+}
+
+func status(j *store.Job) agentv1.JobStatus {
+	s, err := jobstate.Parse(j.Status)
+	if err != nil {
+		return agentv1.JobStatus_JOB_STATUS_UNSPECIFIED
+	}
+	return s
+}
+
+func artifactConfig(raw []byte) *agentv1.ArtifactConfig {
+	if len(raw) == 0 {
+		return nil
+	}
+	cfg := new(agentv1.ArtifactConfig)
+	if err := protojson.Unmarshal(raw, cfg); err != nil {
+		return nil
+	}
+	return cfg
+}
+
+func selectorProto(text string) *agentv1.LabelSelector {
+	sel, err := labels.Parse(text)
+	if err != nil || sel.Empty() {
+		return nil
+	}
+	return sel.Proto()
+}
+
+func jobDetail(j *store.Job) *jobv1.JobDetail {
+	return &jobv1.JobDetail{
+		Id:              j.ID,
+		Name:            j.Name,
+		Status:          status(j),
+		Commands:        j.Commands,
+		Env:             j.Env,
+		Timeout:         dur(j.TimeoutMS),
+		Image:           j.Image,
+		Artifacts:       artifactConfig(j.Artifacts),
+		Retries:         j.Retries,
+		LabelSelector:   selectorProto(j.Selector),
+		Labels:          j.Labels,
+		CreatedAt:       ts(j.CreatedAt),
+		StartedAt:       ts(j.StartedAt),
+		FinishedAt:      ts(j.FinishedAt),
+		UpdatedAt:       ts(j.UpdatedAt),
+		AgentId:         j.AgentID,
+		AgentName:       j.AgentName,
+		ExitCode:        j.ExitCode,
+		Attempt:         j.Attempt,
+		Message:         j.Message,
+		CancelRequested: j.CancelRequested,
+		PipelineId:      j.PipelineID,
+		RunId:           j.RunID,
+		Stage:           j.Stage,
+	}
+}
+
+// agentJob is a job as the agent that runs it receives it.
+func agentJob(j *store.Job) *agentv1.Job {
+	return &agentv1.Job{
+		Id:            j.ID,
+		Name:          j.Name,
+		Commands:      j.Commands,
+		Env:           j.Env,
+		Timeout:       dur(j.TimeoutMS),
+		Image:         j.Image,
+		Artifacts:     artifactConfig(j.Artifacts),
+		Retries:       j.Retries,
+		LabelSelector: selectorProto(j.Selector),
+		Attempt:       j.Attempt,
+	}
+}
+
+func logChunk(l store.LogLine) *agentv1.LogChunk {
+	return &agentv1.LogChunk{
+		LineNumber: l.Line,
+		Timestamp:  timestamppb.New(l.Time),
+		Level:      agentv1.LogLevel(l.Level),
+		Content:    l.Content,
+		Stream:     agentv1.LogStream(l.Stream),
+	}
+}
+
+func artifact(a store.Artifact) *agentv1.Artifact {
+	return &agentv1.Artifact{
+		Path:      a.Path,
+		SizeBytes: a.SizeBytes,
+		Sha256:    a.SHA256,
+		CreatedAt: ts(a.CreatedAt),
+		ExpiresAt: ts(a.ExpiresAt),
+	}
+}

@@ -1,0 +1,389 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/labels"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// JobServer implements jobv1.JobServiceServer.
+type JobServer struct {
+	jobv1.UnimplementedJobServiceServer
+	s *Service
+}
+
+// maxRetries bounds automatic retries of one job.
+const maxRetries = 100
+
+// jobFromRequest validates a job definition and fills the stored fields.
+func jobFromRequest(req *jobv1.CreateJobRequest, j *store.Job) error {
+	if len(req.GetCommands()) == 0 {
+		return invalid("commands", "must not be empty: a job runs at least one command")
+	}
+	for i, c := range req.GetCommands() {
+		if strings.TrimSpace(c) == "" {
+			return invalid(fmt.Sprintf("commands[%d]", i), "must not be empty")
+		}
+	}
+	if err := validateEnv(req.GetEnv()); err != nil {
+		return err
+	}
+	timeout := req.GetTimeout()
+	if timeout != nil {
+		if err := timeout.CheckValid(); err != nil {
+			return invalid("timeout", "%v", err)
+		}
+		if timeout.AsDuration() < 0 {
+			return invalid("timeout", "must not be negative, got %s", timeout.AsDuration())
+		}
+	}
+	if r := req.GetRetries(); r < 0 || r > maxRetries {
+		return invalid("retries", "must be between 0 and %d, got %d", maxRetries, r)
+	}
+	sel, err := labels.FromProto(req.GetLabelSelector())
+	if err != nil {
+		return selectorError("label_selector", err)
+	}
+	if text := req.GetSelector(); text != "" {
+		parsed, err := labels.Parse(text)
+		if err != nil {
+			return selectorError("selector", err)
+		}
+		sel = labels.And(sel, parsed)
+	}
+	if err := labels.ValidateLabels(req.GetLabels()); err != nil {
+		return selectorError("labels", err)
+	}
+	var artifacts []byte
+	if a := req.GetArtifacts(); a != nil {
+		if err := validateArtifactPaths(a.GetPaths()); err != nil {
+			return err
+		}
+		if a.GetExpireIn().AsDuration() < 0 {
+			return invalid("artifacts.expire_in", "must not be negative")
+		}
+		artifacts, _ = protojson.Marshal(a)
+	}
+	name := strings.TrimSpace(req.GetName())
+	if name == "" {
+		name = defaultName(req.GetCommands()[0])
+	}
+	j.Name = name
+	j.Commands = req.GetCommands()
+	j.Env = nonNil(req.GetEnv())
+	j.TimeoutMS = timeout.AsDuration().Milliseconds()
+	j.Image = strings.TrimSpace(req.GetImage())
+	j.Artifacts = artifacts
+	j.Retries = req.GetRetries()
+	j.Selector = sel.String()
+	j.Labels = nonNil(req.GetLabels())
+	return nil
+}
+
+func defaultName(cmd string) string {
+	cmd = strings.TrimSpace(strings.SplitN(cmd, "\n", 2)[0])
+	if len(cmd) > 40 {
+		cmd = cmd[:40] + "…"
+	}
+	return cmd
+}
+
+// CreateJob implements JobService.CreateJob.
+func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest) (*jobv1.CreateJobResponse, error) {
+	s := js.s
+	now := s.now()
+	j := &store.Job{ID: newID(), Status: jobstate.Name(jobstate.Pending), Attempt: 1, CreatedAt: now, UpdatedAt: now}
+	if err := jobFromRequest(req, j); err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateJob(ctx, j); err != nil {
+		return nil, storeError(err, "job")
+	}
+	s.dispatch.Wake()
+	s.log.Debug("job created", "job", j.ID, "name", j.Name, "selector", j.Selector)
+	return &jobv1.CreateJobResponse{Job: jobDetail(j)}, nil
+}
+
+func (js *JobServer) get(ctx context.Context, id string) (*store.Job, error) {
+	if err := requireID("job_id", id); err != nil {
+		return nil, err
+	}
+	j, err := js.s.store.GetJob(ctx, id)
+	if err != nil {
+		return nil, storeError(err, "job "+id)
+	}
+	return j, nil
+}
+
+// GetJob implements JobService.GetJob.
+func (js *JobServer) GetJob(ctx context.Context, req *jobv1.GetJobRequest) (*jobv1.GetJobResponse, error) {
+	j, err := js.get(ctx, req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	return &jobv1.GetJobResponse{Job: jobDetail(j)}, nil
+}
+
+// ListJobs implements JobService.ListJobs.
+func (js *JobServer) ListJobs(ctx context.Context, req *jobv1.ListJobsRequest) (*jobv1.ListJobsResponse, error) {
+	p, err := page(req.GetPageSize(), req.GetPageToken(), req.GetOrderBy(), store.JobColumns, store.Order{Column: "created_at", Desc: true})
+	if err != nil {
+		return nil, err
+	}
+	f := store.JobFilter{AgentID: req.GetAgentId(), RunID: req.GetRunId()}
+	for i, st := range req.GetStatuses() {
+		if !jobstate.Valid(st) {
+			return nil, invalid(fmt.Sprintf("statuses[%d]", i), "unknown job status %d", st)
+		}
+		f.Statuses = append(f.Statuses, jobstate.Name(st))
+	}
+	if text := req.GetLabelSelector(); text != "" {
+		sel, err := labels.Parse(text)
+		if err != nil {
+			return nil, selectorError("label_selector", err)
+		}
+		f.Match = func(j *store.Job) bool { return sel.Matches(j.Labels) }
+	}
+	jobs, total, err := js.s.store.ListJobs(ctx, f, p)
+	if err != nil {
+		return nil, storeError(err, "jobs")
+	}
+	resp := &jobv1.ListJobsResponse{TotalSize: int32(total), NextPageToken: nextToken(p, len(jobs), total)}
+	for _, j := range jobs {
+		resp.Jobs = append(resp.Jobs, jobDetail(j))
+	}
+	return resp, nil
+}
+
+// updatable are the CreateJobRequest fields UpdateJob may change.
+var updatable = []string{"name", "commands", "env", "timeout", "image", "artifacts", "retries", "label_selector", "labels", "selector"}
+
+// UpdateJob implements JobService.UpdateJob: only a pending job changes.
+func (js *JobServer) UpdateJob(ctx context.Context, req *jobv1.UpdateJobRequest) (*jobv1.UpdateJobResponse, error) {
+	s := js.s
+	if err := requireID("job_id", req.GetJobId()); err != nil {
+		return nil, err
+	}
+	if req.GetJob() == nil {
+		return nil, invalid("job", "must be set")
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	for i, p := range paths {
+		if !slices.Contains(updatable, p) {
+			return nil, invalid(fmt.Sprintf("update_mask.paths[%d]", i), "cannot update %q; updatable: %s", p, strings.Join(updatable, ", "))
+		}
+	}
+	j, err := s.store.ModifyJob(ctx, req.GetJobId(), func(j *store.Job) error {
+		if j.Status != jobstate.Name(jobstate.Pending) {
+			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s is %s: only a pending job can be updated", j.ID, j.Status)
+		}
+		merged := mergeJobRequest(currentRequest(j), req.GetJob(), paths)
+		if err := jobFromRequest(merged, j); err != nil {
+			return err
+		}
+		j.UpdatedAt = s.now()
+		return nil
+	})
+	if err != nil {
+		return nil, storeError(err, "job "+req.GetJobId())
+	}
+	s.dispatch.Wake()
+	return &jobv1.UpdateJobResponse{Job: jobDetail(j)}, nil
+}
+
+func currentRequest(j *store.Job) *jobv1.CreateJobRequest {
+	d := jobDetail(j)
+	return &jobv1.CreateJobRequest{
+		Name: d.Name, Commands: d.Commands, Env: d.Env, Timeout: d.Timeout, Image: d.Image,
+		Artifacts: d.Artifacts, Retries: d.Retries, LabelSelector: d.LabelSelector, Labels: d.Labels,
+	}
+}
+
+// mergeJobRequest applies the fields of upd named by paths (or, with no
+// paths, every field upd sets) onto cur.
+func mergeJobRequest(cur, upd *jobv1.CreateJobRequest, paths []string) *jobv1.CreateJobRequest {
+	set := func(name string, present bool) bool {
+		if len(paths) == 0 {
+			return present
+		}
+		return slices.Contains(paths, name)
+	}
+	if set("name", upd.Name != "") {
+		cur.Name = upd.Name
+	}
+	if set("commands", len(upd.Commands) > 0) {
+		cur.Commands = upd.Commands
+	}
+	if set("env", upd.Env != nil) {
+		cur.Env = upd.Env
+	}
+	if set("timeout", upd.Timeout != nil) {
+		cur.Timeout = upd.Timeout
+	}
+	if set("image", upd.Image != "") {
+		cur.Image = upd.Image
+	}
+	if set("artifacts", upd.Artifacts != nil) {
+		cur.Artifacts = upd.Artifacts
+	}
+	if set("retries", upd.Retries != 0) {
+		cur.Retries = upd.Retries
+	}
+	if set("labels", upd.Labels != nil) {
+		cur.Labels = upd.Labels
+	}
+	selectorChanged := set("label_selector", upd.LabelSelector != nil) || set("selector", upd.Selector != "")
+	if selectorChanged {
+		cur.LabelSelector, cur.Selector = upd.LabelSelector, upd.Selector
+	}
+	return cur
+}
+
+// DeleteJob implements JobService.DeleteJob.
+func (js *JobServer) DeleteJob(ctx context.Context, req *jobv1.DeleteJobRequest) (*jobv1.DeleteJobResponse, error) {
+	if err := requireID("job_id", req.GetJobId()); err != nil {
+		return nil, err
+	}
+	if err := js.s.store.DeleteJob(ctx, req.GetJobId()); err != nil {
+		return nil, storeError(err, "job "+req.GetJobId())
+	}
+	return &jobv1.DeleteJobResponse{}, nil
+}
+
+// CancelJob implements JobService.CancelJob. A pending job ends at once; a
+// running one is stopped by its agent, which reports CANCELLED.
+func (js *JobServer) CancelJob(ctx context.Context, req *jobv1.CancelJobRequest) (*jobv1.CancelJobResponse, error) {
+	s := js.s
+	if err := requireID("job_id", req.GetJobId()); err != nil {
+		return nil, err
+	}
+	reason := strings.TrimSpace(req.GetReason())
+	if reason == "" {
+		reason = "cancelled by request"
+	}
+	now := s.now()
+	j, err := s.store.ModifyJob(ctx, req.GetJobId(), func(j *store.Job) error {
+		switch status(j) {
+		case jobstate.Pending:
+			j.Status = jobstate.Name(jobstate.Cancelled)
+			j.FinishedAt = now
+		case jobstate.Running:
+			j.CancelRequested = true
+		default:
+			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s already ended (%s)", j.ID, j.Status)
+		}
+		j.Message = reason
+		j.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return nil, storeError(err, "job "+req.GetJobId())
+	}
+	if j.AgentID != "" && j.CancelRequested {
+		s.requestCancel(j.AgentID)
+	}
+	s.log.Info("job cancel requested", "job", j.ID, "status", j.Status, "reason", reason)
+	return &jobv1.CancelJobResponse{Job: jobDetail(j)}, nil
+}
+
+// RetryJob implements JobService.RetryJob: a job that ended without success
+// runs again as its next attempt, keeping the logs of earlier attempts.
+func (js *JobServer) RetryJob(ctx context.Context, req *jobv1.RetryJobRequest) (*jobv1.RetryJobResponse, error) {
+	s := js.s
+	if err := requireID("job_id", req.GetJobId()); err != nil {
+		return nil, err
+	}
+	j, err := s.store.ModifyJob(ctx, req.GetJobId(), func(j *store.Job) error {
+		if !jobstate.CanRetryManually(status(j)) {
+			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s is %s: only a failed, cancelled or timed-out job can be retried", j.ID, j.Status)
+		}
+		nextAttempt(j)
+		j.Message = "retried by request"
+		j.UpdatedAt = s.now()
+		return nil
+	})
+	if err != nil {
+		return nil, storeError(err, "job "+req.GetJobId())
+	}
+	s.dispatch.Wake()
+	return &jobv1.RetryJobResponse{Job: jobDetail(j)}, nil
+}
+
+const (
+	defaultLogLimit = 1000
+	maxLogLimit     = 10000
+)
+
+// GetJobLog implements JobService.GetJobLog.
+func (js *JobServer) GetJobLog(ctx context.Context, req *jobv1.GetJobLogRequest) (*jobv1.GetJobLogResponse, error) {
+	j, err := js.get(ctx, req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	attempt := req.GetAttempt()
+	switch {
+	case attempt < 0:
+		return nil, invalid("attempt", "must not be negative")
+	case attempt == 0:
+		attempt = j.Attempt
+	case attempt > j.Attempt:
+		return nil, grpcstatus.Errorf(codes.NotFound, "attempt: job %s has %d attempt(s), not %d", j.ID, j.Attempt, attempt)
+	}
+	if req.GetFromLine() < 0 {
+		return nil, invalid("from_line", "must not be negative")
+	}
+	if req.GetLimit() < 0 {
+		return nil, invalid("limit", "must not be negative")
+	}
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = defaultLogLimit
+	}
+	limit = min(limit, maxLogLimit)
+	from := max(req.GetFromLine(), 1)
+	lines, err := js.s.store.ReadLogs(ctx, j.ID, attempt, from, limit)
+	if err != nil {
+		return nil, storeError(err, "log")
+	}
+	resp := &jobv1.GetJobLogResponse{Attempt: attempt, NextLine: from}
+	for _, l := range lines {
+		resp.Lines = append(resp.Lines, logChunk(l))
+	}
+	if n := len(lines); n > 0 {
+		resp.NextLine = lines[n-1].Line + 1
+	}
+	ended := attempt < j.Attempt || jobstate.Terminal(status(j))
+	resp.Complete = ended && len(lines) < limit
+	return resp, nil
+}
+
+// ListJobArtifacts implements JobService.ListJobArtifacts.
+func (js *JobServer) ListJobArtifacts(ctx context.Context, req *jobv1.ListJobArtifactsRequest) (*jobv1.ListJobArtifactsResponse, error) {
+	j, err := js.get(ctx, req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	p, err := page(req.GetPageSize(), req.GetPageToken(), req.GetOrderBy(), store.ArtifactColumns, store.Order{Column: "path"})
+	if err != nil {
+		return nil, err
+	}
+	arts, total, err := js.s.store.ListArtifacts(ctx, j.ID, j.Attempt, p)
+	if err != nil {
+		return nil, storeError(err, "artifacts")
+	}
+	resp := &jobv1.ListJobArtifactsResponse{NextPageToken: nextToken(p, len(arts), total)}
+	for _, a := range arts {
+		resp.Artifacts = append(resp.Artifacts, artifact(a))
+	}
+	return resp, nil
+}

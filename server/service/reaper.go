@@ -1,0 +1,117 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// Reap runs the housekeeping that keeps the queue honest until ctx ends:
+// agents silent for a lease go offline, jobs whose lease expired go back to
+// the queue (or fail when out of retries), and jobs far past their timeout
+// end as TIMEOUT.
+func (s *Service) Reap(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.ReapOnce(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("housekeeping failed", "err", err)
+			}
+		}
+	}
+}
+
+// ReapOnce runs one round of Reap.
+func (s *Service) ReapOnce(ctx context.Context) error {
+	now := s.now()
+	gone, err := s.store.MarkAgentsOffline(ctx, now.Add(-s.cfg.LeaseTTL))
+	if err != nil {
+		return err
+	}
+	for _, a := range gone {
+		s.log.Warn("agent offline: no heartbeat", "agent", a.Name, "id", a.ID, "last_heartbeat", a.LastHeartbeatAt)
+	}
+	expired, err := s.store.ExpiredLeases(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, j := range expired {
+		s.loseJob(ctx, j, "agent lost: lease expired")
+	}
+	running, err := s.store.RunningJobs(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, j := range running {
+		if j.TimeoutMS <= 0 || j.CancelRequested {
+			continue
+		}
+		limit := time.Duration(j.TimeoutMS) * time.Millisecond
+		if now.Sub(j.StartedAt) > limit+s.cfg.TimeoutGrace {
+			s.endOverdue(ctx, j, limit)
+		}
+	}
+	return nil
+}
+
+// loseJob takes a running job away from its agent: it goes back to the queue
+// as its next attempt, or fails when its retries are spent.
+func (s *Service) loseJob(ctx context.Context, j *store.Job, reason string) {
+	now := s.now()
+	var retried bool
+	_, err := s.store.ModifyJob(ctx, j.ID, func(cur *store.Job) error {
+		if cur.Status != jobstate.Name(jobstate.Running) || cur.Attempt != j.Attempt {
+			return fmt.Errorf("changed meanwhile: %w", store.ErrConflict)
+		}
+		cur.UpdatedAt = now
+		if cur.CancelRequested {
+			cur.Status = jobstate.Name(jobstate.Cancelled)
+			cur.FinishedAt = now
+			cur.Message += " (" + reason + ")"
+			return nil
+		}
+		// A lost agent counts like a failure against the retry budget.
+		cur.Message = reason
+		cur.ExitCode = -1
+		retried = s.finish(cur, jobstate.Failed, now)
+		if retried {
+			cur.Message = fmt.Sprintf("attempt %d: %s; requeued", cur.Attempt-1, reason)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Debug("lost job not requeued", "job", j.ID, "err", err)
+		return
+	}
+	s.log.Warn("job taken from its agent", "job", j.ID, "agent", j.AgentName, "reason", reason, "requeued", retried)
+	s.requestCancel(j.AgentID)
+	s.dispatch.Wake()
+}
+
+// endOverdue ends a job that ran far past its timeout without its agent
+// reporting it.
+func (s *Service) endOverdue(ctx context.Context, j *store.Job, limit time.Duration) {
+	now := s.now()
+	_, err := s.store.ModifyJob(ctx, j.ID, func(cur *store.Job) error {
+		if cur.Status != jobstate.Name(jobstate.Running) || cur.Attempt != j.Attempt {
+			return store.ErrConflict
+		}
+		cur.UpdatedAt = now
+		cur.Message = fmt.Sprintf("timed out after %s (ended by the server: the agent did not stop it)", limit)
+		cur.ExitCode = -1
+		s.finish(cur, jobstate.Timeout, now)
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	s.requestCancel(j.AgentID)
+	s.dispatch.Wake()
+}

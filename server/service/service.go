@@ -1,0 +1,118 @@
+// Package service implements Arcade's gRPC services (AgentService and
+// JobService) over the store and the dispatcher.
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+
+	"github.com/go-arcade/arcade/server/dispatch"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// Config tunes the services.
+type Config struct {
+	// HeartbeatInterval is how often agents are asked to send heartbeats.
+	HeartbeatInterval time.Duration
+	// MaxPollWait caps how long FetchJob and CancelJob hold a call open.
+	MaxPollWait time.Duration
+	// LeaseTTL is how long a job stays leased without a heartbeat; an agent
+	// silent for as long goes offline.
+	LeaseTTL time.Duration
+	// TimeoutGrace is how long past its timeout a job may run before the
+	// server ends it as TIMEOUT itself (the agent normally does it first).
+	TimeoutGrace time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 5 * time.Second
+	}
+	if c.MaxPollWait <= 0 {
+		c.MaxPollWait = 30 * time.Second
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 3 * c.HeartbeatInterval
+	}
+	if c.TimeoutGrace <= 0 {
+		c.TimeoutGrace = 30 * time.Second
+	}
+	return c
+}
+
+// Forgetter drops what an authenticator cached about an agent.
+type Forgetter interface{ Forget(agentID string) }
+
+// Service holds what both gRPC services share.
+type Service struct {
+	cfg      Config
+	store    *store.Store
+	dispatch *dispatch.Dispatcher
+	log      *slog.Logger
+	now      func() time.Time
+	auth     Forgetter
+
+	// cancels wakes an agent's CancelJob long-poll.
+	cancels dispatch.Signals
+
+	mu        sync.Mutex
+	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent
+}
+
+// New returns the services over a migrated store.
+func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Service {
+	cfg = cfg.withDefaults()
+	now := func() time.Time { return time.Now().UTC() }
+	return &Service{
+		cfg:       cfg,
+		store:     s,
+		dispatch:  dispatch.New(s, cfg.LeaseTTL, now, logger),
+		log:       logger,
+		now:       now,
+		auth:      auth,
+		delivered: make(map[string]map[string]bool),
+	}
+}
+
+// Config returns the effective configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// AgentServer returns the AgentService implementation.
+func (s *Service) AgentServer() *AgentServer { return &AgentServer{s: s} }
+
+// JobServer returns the JobService implementation.
+func (s *Service) JobServer() *JobServer { return &JobServer{s: s} }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// storeError maps store errors to gRPC codes.
+func storeError(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return grpcstatus.Errorf(codes.NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrConflict):
+		return grpcstatus.Errorf(codes.FailedPrecondition, "%s: %v", what, err)
+	case errors.Is(err, context.Canceled):
+		return grpcstatus.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return grpcstatus.Error(codes.DeadlineExceeded, err.Error())
+	}
+	if _, ok := grpcstatus.FromError(err); ok {
+		return err
+	}
+	return grpcstatus.Errorf(codes.Internal, "%s: %v", what, err)
+}
+
+// requestCancel marks a job's cancellation for delivery to its agent.
+func (s *Service) requestCancel(agentID string) {
+	s.cancels.Notify(agentID)
+}
