@@ -1,0 +1,374 @@
+// Package agent is Arcade's agent: it registers with the server, keeps a
+// heartbeat with host metrics, fetches jobs whose selectors match its labels,
+// runs them in fresh workspaces and ships their logs and outcomes.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/sysinfo"
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/core/labels"
+)
+
+// Version is reported to the server at registration.
+var Version = "dev"
+
+// Config is the agent's configuration.
+type Config struct {
+	// Server is the server's address, "host:port".
+	Server string
+	// Token is the shared registration token.
+	Token string
+	// Name identifies the agent; it defaults to the hostname.
+	Name string
+	// Labels are the operator's labels; they override the detected ones.
+	Labels map[string]string
+	// MaxJobs is how many jobs run at once.
+	MaxJobs int
+	// WorkDir holds the job workspaces.
+	WorkDir string
+	// KeepWorkspaces leaves workspaces on disk after jobs end.
+	KeepWorkspaces bool
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.Server == "" {
+		return errors.New("server: must be set (host:port)")
+	}
+	if c.Token == "" {
+		return errors.New("agent_token: must be set (the server's registration token, ARCADE_AGENT_TOKEN)")
+	}
+	if c.MaxJobs < 0 {
+		return fmt.Errorf("max_jobs: must not be negative, got %d", c.MaxJobs)
+	}
+	if c.MaxJobs == 0 {
+		c.MaxJobs = 1
+	}
+	if c.WorkDir == "" {
+		c.WorkDir = filepath.Join(os.TempDir(), "arcade-agent")
+	}
+	if err := labels.ValidateLabels(c.Labels); err != nil {
+		return fmt.Errorf("labels: %w", err)
+	}
+	return nil
+}
+
+// Agent is a running agent.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	conn    *grpc.ClientConn
+	rpc     agentv1.AgentServiceClient
+	sampler *sysinfo.Sampler
+
+	regMu     sync.Mutex // serialises registrations
+	mu        sync.Mutex // guards the fields below
+	id        string
+	token     string
+	session   int // counts registrations
+	heartbeat time.Duration
+	maxPoll   time.Duration
+	jobs      map[string]*runningJob
+}
+
+// New returns an agent; Run starts it.
+func New(cfg Config, logger *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create work dir: %w", err)
+	}
+	a := &Agent{cfg: cfg, log: logger, jobs: make(map[string]*runningJob), sampler: sysinfo.NewSampler(cfg.WorkDir)}
+	conn, err := client.Dial(cfg.Server, a.currentToken)
+	if err != nil {
+		return nil, err
+	}
+	a.conn = conn
+	a.rpc = agentv1.NewAgentServiceClient(conn)
+	return a, nil
+}
+
+func (a *Agent) currentToken() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.token == "" {
+		return a.cfg.Token
+	}
+	return a.token
+}
+
+func (a *Agent) identity() (id string, session int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.id, a.session
+}
+
+// ID returns the id the server gave the agent ("" before registration).
+func (a *Agent) ID() string {
+	id, _ := a.identity()
+	return id
+}
+
+// Run registers and works until ctx ends; running jobs are then stopped and
+// reported.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.conn.Close()
+	// Processes a job leaves behind come back to the agent, which reaps them.
+	if err := executor.BecomeSubreaper(); err != nil {
+		a.log.Debug("cannot become a child subreaper; orphans of jobs go to init", "err", err)
+	}
+	if err := a.register(ctx, 0); err != nil {
+		return err
+	}
+	// Jobs outlive ctx long enough to report how they ended.
+	jobsCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopJobs(nil)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { a.heartbeatLoop(ctx) })
+	wg.Go(func() { a.cancelLoop(ctx) })
+	var jobs sync.WaitGroup
+	a.fetchLoop(ctx, jobsCtx, &jobs)
+	stopJobs(errAgentStopping)
+	jobs.Wait()
+	wg.Wait()
+	a.log.Info("agent stopped")
+	return nil
+}
+
+var errAgentStopping = errors.New("agent stopping")
+
+// register announces the agent unless a registration newer than session
+// already happened (several loops may notice a lost registration at once).
+func (a *Agent) register(ctx context.Context, session int) error {
+	a.regMu.Lock()
+	defer a.regMu.Unlock()
+	a.mu.Lock()
+	newer := a.session > session
+	a.mu.Unlock()
+	if newer {
+		return nil
+	}
+	detected := sysinfo.Labels(ctx)
+	lbls := maps.Clone(detected)
+	maps.Copy(lbls, a.cfg.Labels)
+	hostname, err := os.Hostname()
+	if err != nil {
+		hostname = detected["hostname"]
+	}
+	name := a.cfg.Name
+	if name == "" {
+		name = hostname
+	}
+	req := &agentv1.RegisterRequest{
+		Name: name, Hostname: hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Version: Version,
+		Labels: lbls, MaxConcurrentJobs: int32(a.cfg.MaxJobs),
+	}
+	a.mu.Lock()
+	a.token = "" // register with the registration token
+	a.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		resp, err := a.rpc.Register(ctx, req)
+		if err == nil {
+			a.mu.Lock()
+			a.id, a.token = resp.GetAgentId(), resp.GetAgentToken()
+			a.heartbeat = resp.GetHeartbeatInterval().AsDuration()
+			a.maxPoll = resp.GetMaxPollWait().AsDuration()
+			a.session++
+			a.mu.Unlock()
+			a.log.Info("agent registered", "id", resp.GetAgentId(), "name", name, "server", a.cfg.Server, "labels", resp.GetAgent().GetLabels())
+			return nil
+		}
+		switch grpcstatus.Code(err) {
+		case codes.Unauthenticated, codes.InvalidArgument, codes.PermissionDenied:
+			return fmt.Errorf("register with %s: %w", a.cfg.Server, err)
+		}
+		a.log.Warn("cannot register yet; retrying", "server", a.cfg.Server, "err", err)
+		if !sleep(ctx, backoff(attempt)) {
+			return ctx.Err()
+		}
+	}
+}
+
+// recover handles an error of an agent call: it registers again when the
+// server no longer knows the agent, and waits a little otherwise. It returns
+// false when ctx ended.
+func (a *Agent) recover(ctx context.Context, session int, err error, attempt int) bool {
+	switch grpcstatus.Code(err) {
+	case codes.Unauthenticated, codes.NotFound:
+		a.log.Warn("server no longer knows this agent; registering again", "err", err)
+		if rerr := a.register(ctx, session); rerr != nil {
+			a.log.Error("register again failed", "err", rerr)
+			return sleep(ctx, backoff(attempt))
+		}
+		return ctx.Err() == nil
+	case codes.Canceled:
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+	if ctx.Err() == nil {
+		a.log.Warn("server call failed; retrying", "err", err)
+	}
+	return sleep(ctx, backoff(attempt))
+}
+
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	failures := 0
+	for {
+		a.mu.Lock()
+		every := a.heartbeat
+		a.mu.Unlock()
+		if every <= 0 {
+			every = 5 * time.Second
+		}
+		if !sleep(ctx, every) {
+			return
+		}
+		id, session := a.identity()
+		req := &agentv1.HeartbeatRequest{AgentId: id, RunningJobIds: a.runningIDs()}
+		if m, err := a.sampler.Sample(ctx); err == nil {
+			req.Metrics = metricsProto(m, len(req.RunningJobIds))
+		}
+		cctx, cancel := context.WithTimeout(ctx, every+5*time.Second)
+		resp, err := a.rpc.Heartbeat(cctx, req)
+		cancel()
+		if err != nil {
+			failures++
+			if !a.recover(ctx, session, err, failures) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if d := resp.GetHeartbeatInterval().AsDuration(); d > 0 {
+			a.mu.Lock()
+			a.heartbeat = d
+			a.mu.Unlock()
+		}
+		for _, jobID := range resp.GetCancelJobIds() {
+			a.cancelJob(jobID, "stopped by the server")
+		}
+	}
+}
+
+func (a *Agent) cancelLoop(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		id, session := a.identity()
+		wait := a.pollWait()
+		cctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
+		resp, err := a.rpc.CancelJob(cctx, &agentv1.CancelJobRequest{AgentId: id, Wait: durationpb.New(wait)})
+		cancel()
+		if err != nil {
+			failures++
+			if !a.recover(ctx, session, err, failures) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		for _, c := range resp.GetCancellations() {
+			a.cancelJob(c.GetJobId(), c.GetReason())
+		}
+	}
+}
+
+func (a *Agent) pollWait() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.maxPoll <= 0 {
+		return 30 * time.Second
+	}
+	return a.maxPoll
+}
+
+// fetchLoop asks for jobs while a slot is free and starts each in jobsCtx.
+func (a *Agent) fetchLoop(ctx, jobsCtx context.Context, jobs *sync.WaitGroup) {
+	slots := make(chan struct{}, a.cfg.MaxJobs)
+	failures := 0
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		id, session := a.identity()
+		wait := a.pollWait()
+		cctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
+		resp, err := a.rpc.FetchJob(cctx, &agentv1.FetchJobRequest{AgentId: id, Wait: durationpb.New(wait)})
+		cancel()
+		if err != nil || resp.GetJob() == nil {
+			<-slots
+			if err != nil {
+				failures++
+				if !a.recover(ctx, session, err, failures) {
+					return
+				}
+			}
+			continue
+		}
+		failures = 0
+		job := resp.GetJob()
+		jobs.Go(func() {
+			defer func() { <-slots }()
+			a.runJob(jobsCtx, id, job)
+		})
+	}
+}
+
+func metricsProto(m sysinfo.Metrics, running int) *agentv1.AgentMetrics {
+	return &agentv1.AgentMetrics{
+		CpuPercent:       m.CPUPercent,
+		MemoryTotalBytes: m.MemTotal,
+		MemoryUsedBytes:  m.MemUsed,
+		MemoryPercent:    m.MemPercent,
+		DiskTotalBytes:   m.DiskTotal,
+		DiskUsedBytes:    m.DiskUsed,
+		DiskPercent:      m.DiskPercent,
+		Load1:            m.Load1,
+		RunningJobs:      int32(running),
+		CollectedAt:      timestamppb.New(m.CollectedAt),
+	}
+}
+
+// backoff grows from 200 ms to 10 s with ±20% jitter, so agents that lost the
+// same server do not come back in lockstep.
+func backoff(attempt int) time.Duration {
+	d := 200 * time.Millisecond << min(attempt, 6)
+	d = min(d, 10*time.Second)
+	jitter := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(d) * jitter)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,232 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/go-arcade/arcade/agent/executor"
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+)
+
+// runningJob is a job the agent runs now.
+type runningJob struct {
+	cancel context.CancelCauseFunc
+}
+
+// cancelReason is the cause given to a job's context when it is cancelled.
+type cancelReason struct{ reason string }
+
+func (c *cancelReason) Error() string { return c.reason }
+
+func (a *Agent) runningIDs() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := make([]string, 0, len(a.jobs))
+	for id := range a.jobs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// cancelJob stops a running job; unknown jobs are ignored.
+func (a *Agent) cancelJob(jobID, reason string) {
+	a.mu.Lock()
+	rj, ok := a.jobs[jobID]
+	a.mu.Unlock()
+	if !ok {
+		return
+	}
+	if reason == "" {
+		reason = "cancelled"
+	}
+	a.log.Info("cancelling job", "job", jobID, "reason", reason)
+	rj.cancel(&cancelReason{reason})
+}
+
+// runJob runs one leased job to its end and reports it.
+func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
+	log := a.log.With("job", job.GetId(), "attempt", job.GetAttempt())
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	a.mu.Lock()
+	a.jobs[job.GetId()] = &runningJob{cancel: cancel}
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.jobs, job.GetId())
+		a.mu.Unlock()
+	}()
+
+	report := &agentv1.ReportJobStatusRequest{AgentId: agentID, JobId: job.GetId(), Attempt: job.GetAttempt()}
+	if !a.reportStatus(ctx, log, report, agentv1.JobStatus_JOB_STATUS_RUNNING) {
+		return
+	}
+	log.Info("job started", "name", job.GetName())
+
+	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
+	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log)
+	result := a.execute(ctx, job, ws, ship)
+	ship.close()
+
+	switch result.Outcome {
+	case executor.Succeeded:
+		report.ExitCode = 0
+		report.Artifacts = a.collectArtifacts(log, ws, job.GetArtifacts())
+		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_SUCCESS)
+	case executor.TimedOut:
+		report.ExitCode = int32(result.ExitCode)
+		report.Message = fmt.Sprintf("timed out after %s", job.GetTimeout().AsDuration())
+		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_TIMEOUT)
+	case executor.Cancelled:
+		report.ExitCode = int32(result.ExitCode)
+		status := agentv1.JobStatus_JOB_STATUS_CANCELLED
+		var reason *cancelReason
+		if cause := context.Cause(ctx); errors.As(cause, &reason) {
+			report.Message = reason.reason
+		} else {
+			// The agent is stopping: the job did not fail on its own, but it
+			// did not finish either; the server retries it if it may.
+			status = agentv1.JobStatus_JOB_STATUS_FAILED
+			report.Message = "agent stopped while the job ran"
+		}
+		a.reportStatus(context.WithoutCancel(ctx), log, report, status)
+	default:
+		report.ExitCode = int32(result.ExitCode)
+		report.Message = fmt.Sprintf("exit status %d", result.ExitCode)
+		if result.Err != nil && result.ExitCode < 0 {
+			report.Message = result.Err.Error()
+		}
+		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
+	}
+	if !a.cfg.KeepWorkspaces {
+		if err := os.RemoveAll(ws); err != nil {
+			log.Warn("remove workspace", "dir", ws, "err", err)
+		}
+	}
+}
+
+func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper) executor.Result {
+	if err := os.RemoveAll(ws); err != nil {
+		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("clean workspace: %w", err)}
+	}
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("create workspace: %w", err)}
+	}
+	env := map[string]string{
+		"ARCADE_JOB_ID":      job.GetId(),
+		"ARCADE_JOB_NAME":    job.GetName(),
+		"ARCADE_JOB_ATTEMPT": fmt.Sprint(job.GetAttempt()),
+		"ARCADE_WORKSPACE":   ws,
+	}
+	for k, v := range job.GetEnv() {
+		env[k] = v
+	}
+	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration()}
+	return executor.Run(ctx, spec, ship.add)
+}
+
+// reportStatus sends a status report, retrying while the server is
+// unreachable. It returns false when the server refused the report (the job
+// is no longer this agent's).
+func (a *Agent) reportStatus(ctx context.Context, log interface {
+	Warn(string, ...any)
+	Info(string, ...any)
+}, req *agentv1.ReportJobStatusRequest, status agentv1.JobStatus) bool {
+	req.Status = status
+	req.Timestamp = timestamppb.Now()
+	deadline := time.Now().Add(2 * time.Minute)
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := a.rpc.ReportJobStatus(cctx, req)
+		cancel()
+		if err == nil {
+			if resp.GetCancelRequested() {
+				a.cancelJob(req.GetJobId(), "cancelled by request")
+			}
+			return true
+		}
+		switch grpcstatus.Code(err) {
+		case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument:
+			log.Warn("server refused the job report; dropping the job", "status", status, "err", err)
+			return false
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			log.Warn("could not report job status", "status", status, "err", err)
+			return false
+		}
+		if !sleep(ctx, backoff(attempt)) {
+			return false
+		}
+	}
+}
+
+// collectArtifacts finds the files matching the job's artifact globs and
+// describes them (path, size, sha256).
+func (a *Agent) collectArtifacts(log interface{ Warn(string, ...any) }, ws string, cfg *agentv1.ArtifactConfig) []*agentv1.Artifact {
+	if cfg == nil || len(cfg.GetPaths()) == 0 {
+		return nil
+	}
+	now := time.Now()
+	var expires *timestamppb.Timestamp
+	if d := cfg.GetExpireIn().AsDuration(); d > 0 {
+		expires = timestamppb.New(now.Add(d))
+	}
+	seen := map[string]bool{}
+	var out []*agentv1.Artifact
+	for _, pattern := range cfg.GetPaths() {
+		matches, err := filepath.Glob(filepath.Join(ws, pattern))
+		if err != nil {
+			log.Warn("bad artifact pattern", "pattern", pattern, "err", err)
+			continue
+		}
+		for _, m := range matches {
+			_ = filepath.WalkDir(m, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() || !d.Type().IsRegular() {
+					return nil
+				}
+				rel, err := filepath.Rel(ws, p)
+				if err != nil || seen[rel] {
+					return nil
+				}
+				seen[rel] = true
+				size, sum, err := hashFile(p)
+				if err != nil {
+					log.Warn("read artifact", "path", rel, "err", err)
+					return nil
+				}
+				out = append(out, &agentv1.Artifact{Path: filepath.ToSlash(rel), SizeBytes: size, Sha256: sum,
+					CreatedAt: timestamppb.New(now), ExpiresAt: expires})
+				return nil
+			})
+		}
+	}
+	return out
+}
+
+func hashFile(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/go-arcade/arcade/agent/executor"
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+)
+
+const (
+	// shipBatch is the most lines one ReportJobLog carries.
+	shipBatch = 2000
+	// shipEvery is how long a line may wait before it is sent.
+	shipEvery = 100 * time.Millisecond
+)
+
+// shipper numbers a job's log lines and sends them in batches. A batch is
+// resent until the server acknowledges it; the server stores lines by
+// number, so a resent batch is never stored twice.
+type shipper struct {
+	a       *Agent
+	agentID string
+	jobID   string
+	attempt int32
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	pending []*agentv1.LogChunk
+	next    int64
+	full    chan struct{}
+	closed  chan struct{}
+	done    chan struct{}
+}
+
+func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger) *shipper {
+	s := &shipper{a: a, agentID: agentID, jobID: jobID, attempt: attempt, log: log, next: 1,
+		full: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
+	go s.loop()
+	return s
+}
+
+func (s *shipper) add(l executor.Line) {
+	c := &agentv1.LogChunk{Timestamp: timestamppb.New(l.Time), Content: l.Text, Level: agentv1.LogLevel_LOG_LEVEL_INFO}
+	switch l.Stream {
+	case executor.Stdout:
+		c.Stream = agentv1.LogStream_LOG_STREAM_STDOUT
+	case executor.Stderr:
+		c.Stream = agentv1.LogStream_LOG_STREAM_STDERR
+	default:
+		c.Stream = agentv1.LogStream_LOG_STREAM_SYSTEM
+	}
+	s.mu.Lock()
+	c.LineNumber = s.next
+	s.next++
+	s.pending = append(s.pending, c)
+	n := len(s.pending)
+	s.mu.Unlock()
+	if n >= shipBatch {
+		select {
+		case s.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// close sends what is left and waits for it to be acknowledged.
+func (s *shipper) close() {
+	close(s.closed)
+	<-s.done
+}
+
+func (s *shipper) loop() {
+	defer close(s.done)
+	t := time.NewTicker(shipEvery)
+	defer t.Stop()
+	for {
+		final := false
+		select {
+		case <-t.C:
+		case <-s.full:
+		case <-s.closed:
+			final = true
+		}
+		for s.flush() {
+		}
+		if final {
+			return
+		}
+	}
+}
+
+// flush sends one batch; it reports whether more lines wait.
+func (s *shipper) flush() bool {
+	s.mu.Lock()
+	n := min(len(s.pending), shipBatch)
+	batch := s.pending[:n:n]
+	s.mu.Unlock()
+	if n == 0 {
+		return false
+	}
+	req := &agentv1.ReportJobLogRequest{AgentId: s.agentID, JobId: s.jobID, Attempt: s.attempt, Chunks: batch}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := s.a.rpc.ReportJobLog(ctx, req)
+		cancel()
+		if err == nil {
+			break
+		}
+		if attempt >= 30 {
+			s.log.Error("giving up shipping log lines", "lines", n, "err", err)
+			break
+		}
+		s.log.Warn("ship log lines; retrying", "err", err)
+		time.Sleep(backoff(attempt))
+	}
+	s.mu.Lock()
+	s.pending = s.pending[n:]
+	more := len(s.pending) > 0
+	s.mu.Unlock()
+	return more
+}

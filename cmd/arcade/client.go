@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/client"
+)
+
+// api is a connection to a server for client commands.
+type api struct {
+	conn   *grpc.ClientConn
+	jobs   jobv1.JobServiceClient
+	agents agentv1.AgentServiceClient
+}
+
+func dialAPI(addr, token string) (*api, error) {
+	if token == "" {
+		return nil, errors.New("no API token: set ARCADE_API_TOKEN or --token (arcade server writes a generated one to DATA_DIR/credentials.env)")
+	}
+	conn, err := client.Dial(addr, client.Static(token))
+	if err != nil {
+		return nil, err
+	}
+	return &api{conn: conn, jobs: jobv1.NewJobServiceClient(conn), agents: agentv1.NewAgentServiceClient(conn)}, nil
+}
+
+func (c *api) close() { c.conn.Close() }
+
+// clientFlags are the connection flags of client commands.
+type clientFlags struct {
+	server string
+	token  string
+	output string
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	def := os.Getenv("ARCADE_SERVER")
+	if def == "" {
+		def = "127.0.0.1:9090"
+	}
+	cmd.PersistentFlags().StringVar(&f.server, "server", def, "server address (env ARCADE_SERVER)")
+	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("ARCADE_API_TOKEN"), "API token (env ARCADE_API_TOKEN)")
+	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output: table or json")
+}
+
+func (f *clientFlags) dial() (*api, error) {
+	if f.output != "table" && f.output != "json" {
+		return nil, fmt.Errorf("--output: want table or json, got %q", f.output)
+	}
+	return dialAPI(f.server, f.token)
+}
+
+// runAndFollow creates a job, prints its log until it ends and returns an
+// exitError unless it succeeded.
+func (c *api) runAndFollow(ctx context.Context, req *jobv1.CreateJobRequest, w io.Writer) error {
+	resp, err := c.jobs.CreateJob(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	j := resp.GetJob()
+	fmt.Fprintf(os.Stderr, "job %s (%s) created\n", j.GetId(), j.GetName())
+	return c.follow(ctx, j.GetId(), 0, w)
+}
+
+// follow prints a job's log as it grows, until the job ends; it returns an
+// exitError unless the job succeeded.
+func (c *api) follow(ctx context.Context, jobID string, attempt int32, w io.Writer) error {
+	color := isTerminal(w)
+	next := int64(1)
+	for {
+		resp, err := c.jobs.GetJobLog(ctx, &jobv1.GetJobLogRequest{JobId: jobID, Attempt: attempt, FromLine: next})
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+		if attempt == 0 {
+			attempt = resp.GetAttempt()
+		}
+		for _, l := range resp.GetLines() {
+			printLine(w, l, color)
+		}
+		next = resp.GetNextLine()
+		if resp.GetComplete() {
+			break
+		}
+		if len(resp.GetLines()) == 0 {
+			// An automatic retry moves the job to a new attempt: follow it.
+			if jr, err := c.jobs.GetJob(ctx, &jobv1.GetJobRequest{JobId: jobID}); err == nil && jr.GetJob().GetAttempt() > attempt {
+				fmt.Fprintf(os.Stderr, "attempt %d: %s\n", attempt, jr.GetJob().GetMessage())
+				attempt, next = jr.GetJob().GetAttempt(), 1
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	jr, err := c.jobs.GetJob(ctx, &jobv1.GetJobRequest{JobId: jobID})
+	if err != nil {
+		return fmt.Errorf("get job: %w", err)
+	}
+	if jr.GetJob().GetAttempt() > attempt {
+		fmt.Fprintf(os.Stderr, "attempt %d ended; following attempt %d\n", attempt, jr.GetJob().GetAttempt())
+		return c.follow(ctx, jobID, jr.GetJob().GetAttempt(), w)
+	}
+	return outcome(jr.GetJob())
+}
+
+// outcome prints a job's end and maps it to an exit status.
+func outcome(j *jobv1.JobDetail) error {
+	took := ""
+	if j.GetStartedAt() != nil && j.GetFinishedAt() != nil {
+		took = " in " + j.GetFinishedAt().AsTime().Sub(j.GetStartedAt().AsTime()).Round(time.Millisecond).String()
+	}
+	msg := ""
+	if j.GetMessage() != "" {
+		msg = ": " + j.GetMessage()
+	}
+	fmt.Fprintf(os.Stderr, "job %s %s%s (attempt %d, agent %s)%s\n", j.GetId(), statusName(j.GetStatus()), took, j.GetAttempt(), j.GetAgentName(), msg)
+	if j.GetStatus() == agentv1.JobStatus_JOB_STATUS_SUCCESS {
+		return nil
+	}
+	return exitError(1)
+}
+
+const (
+	ansiReset = "\x1b[0m"
+	ansiRed   = "\x1b[31m"
+	ansiDim   = "\x1b[2m"
+	ansiCyan  = "\x1b[36m"
+)
+
+func printLine(w io.Writer, l *agentv1.LogChunk, color bool) {
+	if !color {
+		prefix := ""
+		if l.GetStream() == agentv1.LogStream_LOG_STREAM_STDERR {
+			prefix = "stderr| "
+		}
+		fmt.Fprintf(w, "%s%s\n", prefix, l.GetContent())
+		return
+	}
+	switch {
+	case l.GetStream() == agentv1.LogStream_LOG_STREAM_SYSTEM:
+		fmt.Fprintf(w, "%s%s%s\n", ansiCyan, l.GetContent(), ansiReset)
+	case l.GetStream() == agentv1.LogStream_LOG_STREAM_STDERR, l.GetLevel() >= agentv1.LogLevel_LOG_LEVEL_ERROR:
+		fmt.Fprintf(w, "%s%s%s\n", ansiRed, l.GetContent(), ansiReset)
+	case l.GetLevel() == agentv1.LogLevel_LOG_LEVEL_DEBUG:
+		fmt.Fprintf(w, "%s%s%s\n", ansiDim, l.GetContent(), ansiReset)
+	default:
+		fmt.Fprintln(w, l.GetContent())
+	}
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// loadConfig fills out from, in rising precedence: defaults, the YAML file at
+// path (a missing file is fine unless explicit), ARCADE_* environment
+// variables (ARCADE_DATA_DIR → data_dir) and the flags set on the command
+// line (--data-dir → data_dir). Only this file knows koanf exists.
+func loadConfig(out any, defaults map[string]any, path string, explicit bool, flags *pflag.FlagSet) error {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(defaults, "."), nil); err != nil {
+		return fmt.Errorf("config defaults: %w", err)
+	}
+	if path != "" {
+		if _, err := os.Stat(path); err == nil || explicit {
+			if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+				return fmt.Errorf("config file %s: %w", path, err)
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	err := k.Load(env.Provider(".", env.Opt{
+		Prefix: "ARCADE_",
+		TransformFunc: func(key, value string) (string, any) {
+			key = strings.ToLower(strings.TrimPrefix(key, "ARCADE_"))
+			if key == "labels" {
+				return key, splitPairs(value)
+			}
+			return key, value
+		},
+	}), nil)
+	if err != nil {
+		return fmt.Errorf("config from environment: %w", err)
+	}
+	err = k.Load(posflag.ProviderWithFlag(flags, ".", nil, func(f *pflag.Flag) (string, any) {
+		if f.Name == "config" || !f.Changed {
+			return "", nil
+		}
+		key := strings.ReplaceAll(f.Name, "-", "_")
+		if f.Name == "label" {
+			vals, _ := flags.GetStringArray("label")
+			return "labels", pairs(vals)
+		}
+		return key, posflag.FlagVal(flags, f)
+	}), nil)
+	if err != nil {
+		return fmt.Errorf("config from flags: %w", err)
+	}
+	if err := k.UnmarshalWithConf("", out, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// pairs reads k=v items into a map; an item without "=" maps to "".
+func pairs(items []string) map[string]any {
+	m := make(map[string]any, len(items))
+	for _, it := range items {
+		k, v, _ := strings.Cut(it, "=")
+		m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return m
+}
+
+// splitPairs reads "a=1,b=2".
+func splitPairs(s string) map[string]any {
+	var items []string
+	for it := range strings.SplitSeq(s, ",") {
+		if strings.TrimSpace(it) != "" {
+			items = append(items, it)
+		}
+	}
+	return pairs(items)
+}
+
+// stringMap converts a parsed labels map.
+func stringMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// serverSettings is the server's configuration as files, environment and
+// flags spell it.
+type serverSettings struct {
+	Listen            string        `koanf:"listen"`
+	DB                string        `koanf:"db"`
+	DataDir           string        `koanf:"data_dir"`
+	AgentToken        string        `koanf:"agent_token"`
+	APIToken          string        `koanf:"api_token"`
+	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
+	MaxPollWait       time.Duration `koanf:"max_poll_wait"`
+	LeaseTTL          time.Duration `koanf:"lease_ttl"`
+}
+
+var serverDefaults = map[string]any{
+	"listen":             "127.0.0.1:9090",
+	"data_dir":           "data",
+	"heartbeat_interval": "5s",
+	"max_poll_wait":      "30s",
+}
+
+// agentSettings is the agent's configuration as files, environment and
+// flags spell it.
+type agentSettings struct {
+	Server         string            `koanf:"server"`
+	AgentToken     string            `koanf:"agent_token"`
+	Name           string            `koanf:"name"`
+	Labels         map[string]string `koanf:"labels"`
+	MaxJobs        int               `koanf:"max_jobs"`
+	WorkDir        string            `koanf:"work_dir"`
+	KeepWorkspaces bool              `koanf:"keep_workspaces"`
+}
+
+var agentDefaults = map[string]any{
+	"server":   "127.0.0.1:9090",
+	"max_jobs": 1,
+}

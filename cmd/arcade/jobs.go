@@ -1,0 +1,368 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func statusName(s agentv1.JobStatus) string { return strings.ToUpper(jobstate.Name(s)) }
+
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+func age(t *timestamppb.Timestamp) string {
+	if t == nil {
+		return "-"
+	}
+	return time.Since(t.AsTime()).Round(time.Second).String() + " ago"
+}
+
+func newJobCmd() *cobra.Command {
+	f := &clientFlags{}
+	cmd := &cobra.Command{Use: "job", Short: "Create, inspect and control jobs"}
+	f.register(cmd)
+
+	var (
+		file     string
+		name     string
+		commands []string
+		envs     []string
+		selector string
+		jlabels  []string
+		timeout  time.Duration
+		retries  int32
+		image    string
+		arts     []string
+		follow   bool
+	)
+	create := &cobra.Command{
+		Use:   "create [-f FILE] [--cmd CMD]... [-- COMMAND...]",
+		Short: "Create a job",
+		Example: `  arcade job create --selector 'env in (staging,production),gpu' --cmd 'make test' --follow
+  arcade job create -f examples/jobs/hello.yaml`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &jobv1.CreateJobRequest{}
+			if file != "" {
+				jf, err := readJobFile(file)
+				if err != nil {
+					return err
+				}
+				req = jf.request()
+			}
+			if len(args) > 0 {
+				commands = append(commands, strings.Join(args, " "))
+			}
+			if len(commands) > 0 {
+				req.Commands = commands
+			}
+			if name != "" {
+				req.Name = name
+			}
+			if selector != "" {
+				req.Selector = selector
+			}
+			if len(envs) > 0 {
+				req.Env = map[string]string{}
+				for k, v := range pairs(envs) {
+					req.Env[k] = v.(string)
+				}
+			}
+			if len(jlabels) > 0 {
+				req.Labels = map[string]string{}
+				for k, v := range pairs(jlabels) {
+					req.Labels[k] = v.(string)
+				}
+			}
+			if cmd.Flags().Changed("timeout") {
+				req.Timeout = durationpb.New(timeout)
+			}
+			if cmd.Flags().Changed("retries") {
+				req.Retries = retries
+			}
+			if image != "" {
+				req.Image = image
+			}
+			if len(arts) > 0 {
+				req.Artifacts = &agentv1.ArtifactConfig{Paths: arts}
+			}
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			if follow {
+				return c.runAndFollow(cmd.Context(), req, cmd.OutOrStdout())
+			}
+			resp, err := c.jobs.CreateJob(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return printJobs(cmd.OutOrStdout(), f.output, resp.GetJob())
+		},
+	}
+	create.Flags().StringVarP(&file, "file", "f", "", "job file (YAML)")
+	create.Flags().StringVar(&name, "name", "", "job name")
+	create.Flags().StringArrayVar(&commands, "cmd", nil, "command (repeatable)")
+	create.Flags().StringArrayVar(&envs, "env", nil, "environment variable K=V (repeatable)")
+	create.Flags().StringVar(&selector, "selector", "", "label selector, e.g. 'env in (staging,production),gpu,!spot,cpu-cores>8'")
+	create.Flags().StringArrayVar(&jlabels, "label", nil, "label of the job itself k=v (repeatable)")
+	create.Flags().DurationVar(&timeout, "timeout", 0, "timeout (0: none)")
+	create.Flags().Int32Var(&retries, "retries", 0, "automatic retries on failure")
+	create.Flags().StringVar(&image, "image", "", "container image (only agents with a container runtime)")
+	create.Flags().StringArrayVar(&arts, "artifact", nil, "artifact glob (repeatable)")
+	create.Flags().BoolVar(&follow, "follow", false, "print the log until the job ends; exit with its outcome")
+
+	get := &cobra.Command{
+		Use: "get JOB", Short: "Show a job", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.jobs.GetJob(cmd.Context(), &jobv1.GetJobRequest{JobId: args[0]})
+			if err != nil {
+				return err
+			}
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp.GetJob())
+			}
+			return printJobDetail(cmd.OutOrStdout(), resp.GetJob())
+		},
+	}
+
+	var (
+		statuses []string
+		lsel     string
+		pageSize int32
+		all      bool
+		orderBy  string
+	)
+	list := &cobra.Command{
+		Use: "list", Short: "List jobs", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := &jobv1.ListJobsRequest{PageSize: pageSize, LabelSelector: lsel, OrderBy: orderBy}
+			for _, s := range statuses {
+				st, err := jobstate.Parse(strings.ToLower(s))
+				if err != nil {
+					return fmt.Errorf("--status: %w", err)
+				}
+				req.Statuses = append(req.Statuses, st)
+			}
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			var jobs []*jobv1.JobDetail
+			for {
+				resp, err := c.jobs.ListJobs(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				jobs = append(jobs, resp.GetJobs()...)
+				if !all || resp.GetNextPageToken() == "" {
+					if !all && resp.GetNextPageToken() != "" {
+						defer fmt.Fprintf(os.Stderr, "showing %d of %d jobs (--all for every page)\n", len(jobs), resp.GetTotalSize())
+					}
+					break
+				}
+				req.PageToken = resp.GetNextPageToken()
+			}
+			return printJobs(cmd.OutOrStdout(), f.output, jobs...)
+		},
+	}
+	list.Flags().StringArrayVar(&statuses, "status", nil, "only jobs in this status (repeatable)")
+	list.Flags().StringVar(&lsel, "label-selector", "", "only jobs whose labels match")
+	list.Flags().Int32Var(&pageSize, "page-size", 50, "jobs per page")
+	list.Flags().BoolVar(&all, "all", false, "fetch every page")
+	list.Flags().StringVar(&orderBy, "order-by", "", "created_at, updated_at, name or status, optionally with ' desc'")
+
+	var reason string
+	cancel := &cobra.Command{
+		Use: "cancel JOB", Short: "Cancel a job", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.jobs.CancelJob(cmd.Context(), &jobv1.CancelJobRequest{JobId: args[0], Reason: reason})
+			if err != nil {
+				return err
+			}
+			return printJobs(cmd.OutOrStdout(), f.output, resp.GetJob())
+		},
+	}
+	cancel.Flags().StringVar(&reason, "reason", "", "why")
+
+	retry := &cobra.Command{
+		Use: "retry JOB", Short: "Run a finished job again as its next attempt", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.jobs.RetryJob(cmd.Context(), &jobv1.RetryJobRequest{JobId: args[0]})
+			if err != nil {
+				return err
+			}
+			return printJobs(cmd.OutOrStdout(), f.output, resp.GetJob())
+		},
+	}
+
+	del := &cobra.Command{
+		Use: "delete JOB", Short: "Delete a job that is not running, with its logs", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			_, err = c.jobs.DeleteJob(cmd.Context(), &jobv1.DeleteJobRequest{JobId: args[0]})
+			return err
+		},
+	}
+
+	var (
+		attempt   int32
+		followLog bool
+	)
+	logs := &cobra.Command{
+		Use: "logs JOB", Short: "Print a job's log", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			if followLog {
+				return c.follow(cmd.Context(), args[0], attempt, cmd.OutOrStdout())
+			}
+			color := isTerminal(cmd.OutOrStdout())
+			next := int64(1)
+			for {
+				resp, err := c.jobs.GetJobLog(cmd.Context(), &jobv1.GetJobLogRequest{JobId: args[0], Attempt: attempt, FromLine: next, Limit: 10000})
+				if err != nil {
+					return err
+				}
+				for _, l := range resp.GetLines() {
+					printLine(cmd.OutOrStdout(), l, color)
+				}
+				if len(resp.GetLines()) == 0 {
+					return nil
+				}
+				next = resp.GetNextLine()
+			}
+		},
+	}
+	logs.Flags().Int32Var(&attempt, "attempt", 0, "attempt (default: the latest)")
+	logs.Flags().BoolVarP(&followLog, "follow", "f", false, "follow the log until the job ends; exit with its outcome")
+
+	cmd.AddCommand(create, get, list, cancel, retry, del, logs)
+	return cmd
+}
+
+func printJobs(w io.Writer, output string, jobs ...*jobv1.JobDetail) error {
+	if output == "json" {
+		return printJSON(w, &jobv1.ListJobsResponse{Jobs: jobs})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tATTEMPT\tAGENT\tCREATED")
+	for _, j := range jobs {
+		agent := j.GetAgentName()
+		if agent == "" {
+			agent = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", j.GetId(), j.GetName(), statusName(j.GetStatus()), j.GetAttempt(), agent, age(j.GetCreatedAt()))
+	}
+	return tw.Flush()
+}
+
+func printJobDetail(w io.Writer, j *jobv1.JobDetail) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row("ID", j.GetId())
+	row("Name", j.GetName())
+	row("Status", statusName(j.GetStatus()))
+	row("Attempt", j.GetAttempt())
+	row("Agent", j.GetAgentName())
+	row("Exit code", j.GetExitCode())
+	if j.GetMessage() != "" {
+		row("Message", j.GetMessage())
+	}
+	row("Created", age(j.GetCreatedAt()))
+	row("Started", age(j.GetStartedAt()))
+	row("Finished", age(j.GetFinishedAt()))
+	if sel := j.GetLabelSelector(); sel != nil {
+		b, _ := protojson.Marshal(sel)
+		row("Selector", string(b))
+	}
+	for i, c := range j.GetCommands() {
+		row(fmt.Sprintf("Command %d", i+1), c)
+	}
+	return tw.Flush()
+}
+
+func newAgentListCmd() *cobra.Command {
+	f := &clientFlags{}
+	var selector string
+	cmd := &cobra.Command{
+		Use: "list", Short: "List agents", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			req := &agentv1.ListAgentsRequest{LabelSelector: selector, PageSize: 1000}
+			resp, err := c.agents.ListAgents(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tJOBS\tCPU\tMEM\tLAST SEEN\tLABELS")
+			for _, a := range resp.GetAgents() {
+				var lbls []string
+				for k, v := range a.GetLabels() {
+					lbls = append(lbls, k+"="+v)
+				}
+				sortStrings(lbls)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%s\t%s\n", a.GetId(), a.GetName(),
+					strings.TrimPrefix(a.GetStatus().String(), "AGENT_STATUS_"), a.GetRunningJobs(), a.GetMaxConcurrentJobs(),
+					a.GetMetrics().GetCpuPercent(), a.GetMetrics().GetMemoryPercent(), age(a.GetLastHeartbeatAt()), strings.Join(lbls, ","))
+			}
+			return tw.Flush()
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&selector, "selector", "", "only agents matching this label selector")
+	return cmd
+}

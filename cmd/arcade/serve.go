@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/go-arcade/arcade/agent"
+	"github.com/go-arcade/arcade/server"
+)
+
+func addServerFlags(f *pflag.FlagSet) {
+	f.String("listen", "127.0.0.1:9090", "gRPC listen address")
+	f.String("db", "", "database: sqlite://PATH or postgres://… (default: SQLite in the data dir)")
+	f.String("data-dir", "data", "directory for the SQLite database and generated credentials")
+	f.String("agent-token", "", "registration token agents must present (env ARCADE_AGENT_TOKEN)")
+	f.String("api-token", "", "token API clients must present (env ARCADE_API_TOKEN)")
+	f.Duration("heartbeat-interval", 5*time.Second, "how often agents send heartbeats")
+	f.Duration("max-poll-wait", 30*time.Second, "longest a FetchJob long-poll is held")
+	f.Duration("lease-ttl", 0, "how long a job stays leased without heartbeats (default 3 heartbeats)")
+}
+
+func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) {
+	var s serverSettings
+	explicit := cmd.Flags().Changed("config")
+	if err := loadConfig(&s, serverDefaults, configPath, explicit, cmd.Flags()); err != nil {
+		return server.Config{}, err
+	}
+	return server.Config{
+		Listen: s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
+		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
+	}, nil
+}
+
+func newServerCmd(g *globals) *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Arcade server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			cfg, err := serverConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "conf.d/server.yaml", "configuration file")
+	addServerFlags(cmd.Flags())
+	return cmd
+}
+
+func addAgentFlags(f *pflag.FlagSet) {
+	f.String("name", "", "agent name (default: the hostname)")
+	f.StringArray("label", nil, "label k=v (repeatable); overrides detected labels")
+	f.Int("max-jobs", 1, "jobs run at once")
+	f.String("work-dir", "", "directory for job workspaces (default: a temp dir)")
+	f.Bool("keep-workspaces", false, "keep job workspaces after jobs end")
+}
+
+func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
+	var s agentSettings
+	explicit := cmd.Flags().Changed("config")
+	if err := loadConfig(&s, agentDefaults, configPath, explicit, cmd.Flags()); err != nil {
+		return agent.Config{}, err
+	}
+	return agent.Config{
+		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
+		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces,
+	}, nil
+}
+
+func newAgentCmd(g *globals) *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run an Arcade agent (or manage agents: arcade agent list)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			cfg, err := agentConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			a, err := agent.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "conf.d/agent.yaml", "configuration file")
+	cmd.Flags().String("server", "127.0.0.1:9090", "server address")
+	cmd.Flags().String("agent-token", "", "registration token (env ARCADE_AGENT_TOKEN)")
+	addAgentFlags(cmd.Flags())
+	cmd.AddCommand(newAgentListCmd())
+	return cmd
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var (
+		configPath string
+		runFile    string
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a server and one agent in one process",
+		Long: `Run a server and one agent in one process, on embedded SQLite by default.
+
+With --run FILE, the job in FILE is submitted, its log is printed as it runs,
+and arcade exits with the job's outcome.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			scfg, err := serverConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			var job *jobFile
+			if runFile != "" {
+				if job, err = readJobFile(runFile); err != nil {
+					return err
+				}
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			srv, err := server.New(ctx, scfg, log.With("component", "server"))
+			if err != nil {
+				return err
+			}
+			scfg = srv.Config()
+			acfg, err := agentConfig(cmd, "")
+			if err != nil {
+				return err
+			}
+			acfg.Server, acfg.Token = srv.Addr(), scfg.AgentToken
+			ag, err := agent.New(acfg, log.With("component", "agent"))
+			if err != nil {
+				return err
+			}
+			done := make(chan error, 2)
+			go func() { done <- srv.Run(ctx) }()
+			go func() { done <- ag.Run(ctx) }()
+			if job == nil {
+				fmt.Fprintf(os.Stderr, "arcade is up on %s; client commands need:\n  export ARCADE_SERVER=%s ARCADE_API_TOKEN=%s\n", srv.Addr(), srv.Addr(), scfg.APIToken)
+				<-ctx.Done()
+				return waitBoth(done, nil)
+			}
+			c, err := dialAPI(srv.Addr(), scfg.APIToken)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			runErr := c.runAndFollow(ctx, job.request(), os.Stdout)
+			cancel()
+			return waitBoth(done, runErr)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "conf.d/server.yaml", "server configuration file")
+	cmd.Flags().StringVar(&runFile, "run", "", "job file to run; exit with its outcome")
+	addServerFlags(cmd.Flags())
+	addAgentFlags(cmd.Flags())
+	cmd.Flags().Lookup("max-jobs").DefValue = "2"
+	return cmd
+}
+
+// waitBoth waits for the server and the agent to stop and returns first, or
+// their first error.
+func waitBoth(done <-chan error, first error) error {
+	for range 2 {
+		if err := <-done; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
