@@ -1,0 +1,71 @@
+# Arcade. `make test` runs every test; `make run` runs the example job on an
+# all-in-one server + agent with embedded SQLite.
+SHELL := /bin/bash
+GO ?= go
+GOBIN ?= $(shell $(GO) env GOPATH)/bin
+export PATH := $(GOBIN):$(PATH)
+
+PROTOC_GEN_GO_VERSION      ?= v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
+PROTO_FILES := $(shell find api -name '*.proto' | sort)
+
+.PHONY: all build run test test-short bench check fmt vet tidy-check proto proto-install proto-clean proto-lint proto-check clean
+
+all: build
+
+build:
+	$(GO) build -o bin/arcade ./cmd/arcade
+
+run:
+	$(GO) run ./cmd/arcade up --data-dir data --run examples/jobs/hello.yaml
+
+# Every test, with the race detector. PostgreSQL-backed tests start a
+# throwaway cluster when initdb/pg_ctl exist (ARCADE_REQUIRE_POSTGRES=1 makes
+# their absence a failure).
+test:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -count 1 ./core/... ./server/... ./host/... | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -v ./e2e/ | grep -E 'Benchmark|p50|ok|FAIL' | tee -a bench.out
+
+check: fmt vet tidy-check proto-check proto-lint
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+tidy-check:
+	$(GO) mod tidy
+	git diff --exit-code go.mod go.sum
+
+proto-install:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@command -v protoc >/dev/null || echo "protoc missing: apt-get install -y protobuf-compiler (Debian) or brew install protobuf"
+
+proto:
+	protoc -I . -I /usr/include \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		$(PROTO_FILES)
+
+proto-clean:
+	find api -name '*.pb.go' -delete
+
+# Regenerating must leave the committed code unchanged.
+proto-check: proto
+	git diff --exit-code -- api
+
+# Lint: protoc must accept every file with all warnings, and the contracts
+# follow the naming rules checked by ./api/lint.
+proto-lint:
+	$(GO) test -count=1 -run TestProtoLint ./api/
+
+clean:
+	rm -rf bin data bench.out
