@@ -1,0 +1,268 @@
+package host
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gobwas/glob"
+	"go.yaml.in/yaml/v3"
+
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+)
+
+// Defaults applied where conf.d/plugins.yaml says nothing. A timeout is
+// always set: the Extism SDK interrupts a running call only when there is one.
+const (
+	DefaultTimeout        = 30 * time.Second
+	DefaultMemoryLimitMiB = 64
+	DefaultMaxInstances   = 4
+	// maxHTTPResponseBytes and maxVarBytes bound what a plugin may receive
+	// over HTTP and keep in plugin variables.
+	maxHTTPResponseBytes = 16 << 20
+	maxVarBytes          = 1 << 20
+	// minMemoryLimitMiB: a plain-Go plugin declares 2 MiB of initial memory.
+	minMemoryLimitMiB = 4
+)
+
+// Config is conf.d/plugins.yaml as a typed value.
+type Config struct {
+	// CacheDir holds wazero's compilation cache; empty means the Manager's
+	// default (see WithCacheDir).
+	CacheDir string `yaml:"cache_dir"`
+	// Defaults apply to every plugin that does not set its own limits.
+	Defaults Limits `yaml:"defaults"`
+	Plugins  []Spec `yaml:"plugins"`
+}
+
+// Limits bound a plugin's resources.
+type Limits struct {
+	// Timeout bounds one call (a Go duration, e.g. "10s").
+	Timeout Duration `yaml:"timeout"`
+	// MemoryLimitMiB bounds the plugin's linear memory.
+	MemoryLimitMiB uint32 `yaml:"memory_limit_mib"`
+	// MaxInstances bounds the instances, hence the concurrent calls.
+	MaxInstances int `yaml:"max_instances"`
+}
+
+// Spec is one plugin entry of conf.d/plugins.yaml.
+type Spec struct {
+	Name string `yaml:"name"`
+	// Path is the .wasm file; relative paths are relative to the config file.
+	Path string `yaml:"path"`
+	// Kind is ci, cd, security, notify, storage or custom; empty for a plugin
+	// found in a watched folder, whose kind its metadata decides.
+	Kind string `yaml:"kind"`
+	// Version, when set, must equal the version the module declares.
+	Version string `yaml:"version"`
+	// SHA256, when set, pins the module's content (hex).
+	SHA256 string `yaml:"sha256"`
+	// Enabled defaults to true.
+	Enabled *bool `yaml:"enabled"`
+	// FailurePolicy is "fail_closed" (the default) or "fail_open".
+	FailurePolicy string `yaml:"failure_policy"`
+	// Config is handed to the plugin (the kernel's config_get).
+	Config map[string]string `yaml:"config"`
+	Grants Grants            `yaml:"grants"`
+}
+
+// Grants are the capabilities the operator grants a plugin. Zero values
+// grant nothing; limits left at zero take the defaults.
+type Grants struct {
+	AllowedHosts []string    `yaml:"allowed_hosts"`
+	AllowedPaths []PathGrant `yaml:"allowed_paths"`
+	Limits       `yaml:",inline"`
+}
+
+// PathGrant mounts a host directory into the sandbox.
+type PathGrant struct {
+	Host  string `yaml:"host"`
+	Guest string `yaml:"guest"`
+	// Mode is "ro" (the default) or "rw".
+	Mode string `yaml:"mode"`
+}
+
+// Duration is a time.Duration written as "10s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadConfig reads, defaults and validates a plugins.yaml.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("plugins config: %w", err)
+	}
+	cfg, err := ParseConfig(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("plugins config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses a plugins.yaml; relative plugin paths and cache_dir are
+// resolved against baseDir. The result has its defaults applied.
+func ParseConfig(data []byte, baseDir string) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	cfg.applyDefaults(baseDir)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Config) applyDefaults(baseDir string) {
+	if c.Defaults.Timeout <= 0 {
+		c.Defaults.Timeout = Duration(DefaultTimeout)
+	}
+	if c.Defaults.MemoryLimitMiB == 0 {
+		c.Defaults.MemoryLimitMiB = DefaultMemoryLimitMiB
+	}
+	if c.Defaults.MaxInstances <= 0 {
+		c.Defaults.MaxInstances = DefaultMaxInstances
+	}
+	if c.CacheDir != "" && !filepath.IsAbs(c.CacheDir) {
+		c.CacheDir = filepath.Join(baseDir, c.CacheDir)
+	}
+	for i := range c.Plugins {
+		p := &c.Plugins[i]
+		if p.Path != "" && !filepath.IsAbs(p.Path) {
+			p.Path = filepath.Join(baseDir, p.Path)
+		}
+		p.applyLimits(c.Defaults)
+		for j := range p.Grants.AllowedPaths {
+			g := &p.Grants.AllowedPaths[j]
+			if g.Mode == "" {
+				g.Mode = "ro"
+			}
+			if g.Host != "" && !filepath.IsAbs(g.Host) {
+				g.Host = filepath.Join(baseDir, g.Host)
+			}
+		}
+	}
+}
+
+func (s *Spec) applyLimits(d Limits) {
+	if s.Grants.Timeout <= 0 {
+		s.Grants.Timeout = d.Timeout
+	}
+	if s.Grants.MemoryLimitMiB == 0 {
+		s.Grants.MemoryLimitMiB = d.MemoryLimitMiB
+	}
+	if s.Grants.MaxInstances <= 0 {
+		s.Grants.MaxInstances = d.MaxInstances
+	}
+	if s.FailurePolicy == "" {
+		s.FailurePolicy = "fail_closed"
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, p := range c.Plugins {
+		where := fmt.Sprintf("plugins[%d]", i)
+		if p.Name != "" {
+			where += " (" + p.Name + ")"
+		}
+		if err := p.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		}
+		if seen[p.Name] {
+			errs = append(errs, fmt.Errorf("%s: duplicate name", where))
+		}
+		seen[p.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Spec) validate() error {
+	var errs []error
+	if s.Name == "" {
+		errs = append(errs, errors.New("name is required"))
+	} else if strings.ContainsAny(s.Name, " /\\\t\n") {
+		errs = append(errs, fmt.Errorf("name %q has a space or slash", s.Name))
+	}
+	if s.Path == "" {
+		errs = append(errs, errors.New("path is required"))
+	}
+	if s.Kind != "" {
+		if _, ok := ParseKind(s.Kind); !ok {
+			errs = append(errs, fmt.Errorf("unknown kind %q (want ci, cd, security, notify, storage or custom)", s.Kind))
+		}
+	}
+	if s.SHA256 != "" && (len(s.SHA256) != 64 || strings.Trim(strings.ToLower(s.SHA256), "0123456789abcdef") != "") {
+		errs = append(errs, fmt.Errorf("sha256 %q is not 64 hex digits", s.SHA256))
+	}
+	if !slices.Contains([]string{"fail_closed", "fail_open"}, s.FailurePolicy) {
+		errs = append(errs, fmt.Errorf("failure_policy %q (want fail_closed or fail_open)", s.FailurePolicy))
+	}
+	if s.Grants.MemoryLimitMiB < minMemoryLimitMiB || s.Grants.MemoryLimitMiB > 4096 {
+		errs = append(errs, fmt.Errorf("memory_limit_mib %d out of range [%d, 4096]", s.Grants.MemoryLimitMiB, minMemoryLimitMiB))
+	}
+	for _, h := range s.Grants.AllowedHosts {
+		if h == "" || strings.Contains(h, "/") {
+			errs = append(errs, fmt.Errorf("allowed_hosts: %q is not a host name", h))
+		} else if _, err := glob.Compile(h); err != nil {
+			errs = append(errs, fmt.Errorf("allowed_hosts: %q: %w", h, err))
+		}
+	}
+	guests := map[string]bool{}
+	for _, g := range s.Grants.AllowedPaths {
+		switch {
+		case g.Host == "" || g.Guest == "":
+			errs = append(errs, errors.New("allowed_paths: host and guest are required"))
+		case !strings.HasPrefix(g.Guest, "/"):
+			errs = append(errs, fmt.Errorf("allowed_paths: guest path %q is not absolute", g.Guest))
+		case g.Mode != "ro" && g.Mode != "rw":
+			errs = append(errs, fmt.Errorf("allowed_paths: mode %q (want ro or rw)", g.Mode))
+		case guests[g.Guest]:
+			errs = append(errs, fmt.Errorf("allowed_paths: guest path %q granted twice", g.Guest))
+		}
+		guests[g.Guest] = true
+	}
+	return errors.Join(errs...)
+}
+
+// IsEnabled reports whether the plugin is to be loaded.
+func (s *Spec) IsEnabled() bool { return s.Enabled == nil || *s.Enabled }
+
+// FailOpen reports whether a failed call is logged and skipped rather than
+// failing the caller.
+func (s *Spec) FailOpen() bool { return s.FailurePolicy == "fail_open" }
+
+// kind returns the configured kind, KIND_UNSPECIFIED when none.
+func (s *Spec) kind() pluginv1.Kind {
+	k, _ := ParseKind(s.Kind)
+	return k
+}
+
+// equal reports whether two specs load the same way.
+func (s *Spec) equal(o *Spec) bool {
+	return reflect.DeepEqual(s, o)
+}
+
+// MarshalYAML writes the duration as "10s".
+func (d Duration) MarshalYAML() (any, error) {
+	return time.Duration(d).String(), nil
+}

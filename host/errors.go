@@ -1,0 +1,186 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Reason classifies a plugin error. Each Reason is itself an error, so
+// errors.Is(err, host.ErrTimeout) tells what went wrong.
+type Reason string
+
+// Error returns the reason's text.
+func (r Reason) Error() string { return string(r) }
+
+// Reasons for a failed call.
+const (
+	ErrNotFound        Reason = "not found"
+	ErrNotLoaded       Reason = "not loaded"
+	ErrUnknownFunction Reason = "unknown function"
+	ErrTimeout         Reason = "timed out"
+	ErrCanceled        Reason = "canceled"
+	ErrOutOfMemory     Reason = "out of memory"
+	ErrPathNotGranted  Reason = "path not granted"
+	ErrHostNotGranted  Reason = "host not granted"
+	ErrCrashed         Reason = "crashed"
+	ErrPluginFailed    Reason = "failed"
+	ErrBadOutput       Reason = "bad output"
+	ErrWrongKind       Reason = "wrong kind"
+	ErrClosed          Reason = "host closed"
+)
+
+// Reasons for a refused load.
+const (
+	ErrInvalidModule   Reason = "invalid module"
+	ErrHashMismatch    Reason = "sha256 mismatch"
+	ErrKindMismatch    Reason = "kind mismatch"
+	ErrMissingFunction Reason = "missing function"
+	ErrContract        Reason = "unsupported contract version"
+	ErrVersionMismatch Reason = "version mismatch"
+	ErrBadMetadata     Reason = "bad metadata"
+	ErrNameConflict    Reason = "name conflict"
+)
+
+// Error is a failed plugin load or call. Its message names the plugin and
+// the reason in words meant for users; Err keeps the raw cause.
+type Error struct {
+	Plugin   string
+	Function string // empty for a load
+	Reason   Reason
+	// Detail completes the reason, e.g. "configured ci, module declares custom".
+	Detail string
+	// Limit is the limit that was hit: the timeout or the memory limit.
+	Timeout     time.Duration
+	MemoryLimit uint32 // MiB
+	Err         error
+}
+
+// Error returns the condensed, user-facing message.
+func (e *Error) Error() string {
+	var s string
+	switch e.Reason {
+	case ErrTimeout:
+		s = fmt.Sprintf("plugin %s timed out after %s", e.Plugin, e.Timeout)
+	case ErrOutOfMemory:
+		s = fmt.Sprintf("plugin %s ran out of memory (limit %d MiB)", e.Plugin, e.MemoryLimit)
+	case ErrPluginFailed:
+		s = fmt.Sprintf("plugin %s: %s failed", e.Plugin, e.Function)
+	case ErrCrashed:
+		s = fmt.Sprintf("plugin %s crashed in %s", e.Plugin, e.Function)
+	case ErrInvalidModule, ErrHashMismatch, ErrKindMismatch, ErrMissingFunction,
+		ErrContract, ErrVersionMismatch, ErrBadMetadata, ErrNameConflict:
+		s = fmt.Sprintf("plugin %s refused: %s", e.Plugin, e.Reason)
+	default:
+		s = fmt.Sprintf("plugin %s: %s", e.Plugin, e.Reason)
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+
+// Unwrap exposes the reason and the raw cause to errors.Is and errors.As.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Reason}
+	}
+	return []error{e.Reason, e.Err}
+}
+
+// Is makes a timeout answer context.DeadlineExceeded as well.
+func (e *Error) Is(target error) bool {
+	return target == context.DeadlineExceeded && e.Reason == ErrTimeout
+}
+
+func refused(plugin string, r Reason, format string, args ...any) *Error {
+	return &Error{Plugin: plugin, Reason: r, Detail: fmt.Sprintf(format, args...)}
+}
+
+// callFacts is what classifyCallError needs to know about the call.
+type callFacts struct {
+	plugin, function string
+	timeout          time.Duration
+	memoryLimitMiB   uint32
+	callerErr        error  // the caller's context error, if any
+	stderr           string // what the guest wrote to stderr during the call
+}
+
+var hostNotAllowed = regexp.MustCompile(`HTTP request to '([^']*)' is not allowed`)
+
+// classifyCallError turns an error from the Extism SDK into an *Error whose
+// message says what happened without the wasm stack trace.
+func classifyCallError(f callFacts, err error) *Error {
+	e := &Error{Plugin: f.plugin, Function: f.function, Err: err,
+		Timeout: f.timeout, MemoryLimit: f.memoryLimitMiB}
+	msg := err.Error()
+	var exit *sys.ExitError
+	switch {
+	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded ||
+		exit.ExitCode() == sys.ExitCodeContextCanceled):
+		if f.callerErr != nil {
+			e.Reason, e.Detail = ErrCanceled, f.callerErr.Error()
+		} else {
+			e.Reason = ErrTimeout
+		}
+	case strings.Contains(f.stderr, "out of memory") || strings.Contains(msg, "out of memory"):
+		e.Reason = ErrOutOfMemory
+	case hostNotAllowed.MatchString(msg):
+		e.Reason = ErrHostNotGranted
+		raw := hostNotAllowed.FindStringSubmatch(msg)[1]
+		if u, perr := url.Parse(raw); perr == nil && u.Hostname() != "" {
+			e.Detail = u.Hostname()
+		} else {
+			e.Detail = raw
+		}
+	case isGuestError(err):
+		if p, ok := pathNotGranted(msg); ok {
+			e.Reason, e.Detail = ErrPathNotGranted, p
+		} else {
+			e.Reason, e.Detail = ErrPluginFailed, msg
+		}
+	default:
+		e.Reason, e.Detail = ErrCrashed, crashDetail(msg, f.stderr)
+	}
+	return e
+}
+
+// guestError marks an error the plugin reported itself with error_set.
+type guestError struct{ msg string }
+
+func (g *guestError) Error() string { return g.msg }
+
+func isGuestError(err error) bool {
+	var g *guestError
+	return errors.As(err, &g)
+}
+
+// pathNotGranted recognises the EBADF a WASI guest gets for a path outside
+// every granted directory ("open /etc/passwd: Bad file number").
+func pathNotGranted(msg string) (string, bool) {
+	for _, marker := range []string{": Bad file number", ": bad file descriptor", ": EBADF"} {
+		if i := strings.Index(msg, marker); i >= 0 {
+			return strings.TrimSpace(msg[:i]), true
+		}
+	}
+	return "", false
+}
+
+// crashDetail keeps the first line of a wasm error and the guest's panic
+// message, and drops the stack traces.
+func crashDetail(msg, stderr string) string {
+	first, _, _ := strings.Cut(msg, "\n")
+	first = strings.TrimPrefix(first, "error while executing at wasm address ")
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") {
+			return line + " (" + first + ")"
+		}
+	}
+	return first
+}

@@ -1,0 +1,183 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+)
+
+// version is one loaded version of a plugin: a compiled module and its pool
+// of instances. Calls hold a reference; a retired version is closed when the
+// last call on it returns.
+type version struct {
+	spec     Spec
+	meta     *pluginv1.PluginMetadata
+	sha256   string
+	compiled *extism.CompiledPlugin
+	pool     *pool
+	guard    *hostGuard // nil when no host is granted
+	loadedAt time.Time
+	loadTime time.Duration
+
+	mu       sync.Mutex
+	inflight int
+	retired  bool
+}
+
+// enter registers a call; false means the version was retired meanwhile and
+// the caller must look up the current one again.
+func (v *version) enter() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.retired {
+		return false
+	}
+	v.inflight++
+	return true
+}
+
+func (v *version) leave() {
+	v.mu.Lock()
+	v.inflight--
+	done := v.retired && v.inflight == 0
+	v.mu.Unlock()
+	if done {
+		v.close()
+	}
+}
+
+// retire stops new calls and closes the version once calls in flight end.
+func (v *version) retire() {
+	v.mu.Lock()
+	v.retired = true
+	done := v.inflight == 0
+	v.mu.Unlock()
+	if done {
+		v.close()
+	}
+}
+
+func (v *version) close() {
+	v.pool.close()
+	_ = v.compiled.Close(context.Background())
+}
+
+var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+
+// loadVersion reads, checks, compiles and validates a plugin module. Any
+// failure is an *Error naming the plugin and the reason.
+func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) {
+	start := time.Now()
+	data, err := os.ReadFile(spec.Path)
+	if err != nil {
+		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: err.Error(), Err: err}
+	}
+	if !bytes.HasPrefix(data, wasmMagic) {
+		return nil, refused(spec.Name, ErrInvalidModule, "%s is not a wasm module", spec.Path)
+	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	if spec.SHA256 != "" && !strings.EqualFold(spec.SHA256, digest) {
+		return nil, refused(spec.Name, ErrHashMismatch, "pinned %s, file %s has %s", spec.SHA256, spec.Path, digest)
+	}
+
+	manifest := extism.Manifest{
+		Wasm: []extism.Wasm{extism.WasmData{Data: data, Name: "main"}},
+		Memory: &extism.ManifestMemory{
+			MaxPages:             spec.Grants.MemoryLimitMiB * 16, // 64 KiB pages
+			MaxHttpResponseBytes: maxHTTPResponseBytes,
+			MaxVarBytes:          maxVarBytes,
+		},
+		Config:       spec.Config,
+		AllowedHosts: spec.Grants.AllowedHosts,
+		Timeout:      uint64(time.Duration(spec.Grants.Timeout).Milliseconds()),
+	}
+	if len(spec.Grants.AllowedPaths) > 0 {
+		manifest.AllowedPaths = map[string]string{}
+		for _, g := range spec.Grants.AllowedPaths {
+			hostPath := g.Host
+			if g.Mode == "ro" {
+				hostPath = "ro:" + hostPath
+			}
+			manifest.AllowedPaths[hostPath] = g.Guest
+		}
+	}
+	var guard *hostGuard
+	if len(spec.Grants.AllowedHosts) > 0 {
+		if guard, err = newHostGuard(spec.Grants.AllowedHosts); err != nil {
+			return nil, refused(spec.Name, ErrInvalidModule, "allowed_hosts: %v", err)
+		}
+	}
+	rc := wazero.NewRuntimeConfig().WithCompilationCache(m.cache)
+	cctx := experimental.WithCompilationWorkers(ctx, m.opts.workers)
+	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{
+		EnableWasi:    true,
+		RuntimeConfig: rc,
+	}, nil)
+	if err != nil {
+		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}
+	}
+	v := &version{spec: spec, sha256: digest, compiled: compiled, guard: guard,
+		pool: newPool(compiled, spec.Grants.MaxInstances)}
+	fail := func(e error) (*version, error) {
+		v.close()
+		return nil, e
+	}
+
+	inst, err := newInstance(ctx, compiled)
+	if err != nil {
+		return fail(&Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err})
+	}
+	if !inst.p.FunctionExists(MetadataFunction) {
+		inst.close()
+		return fail(refused(spec.Name, ErrMissingFunction, "module does not export %s", MetadataFunction))
+	}
+	logger := m.logger.With("plugin", spec.Name)
+	out, stderr, err := inst.call(ctx, logger, nil, MetadataFunction, nil)
+	if err != nil {
+		inst.close()
+		ce := classifyCallError(callFacts{plugin: spec.Name, function: MetadataFunction,
+			timeout: time.Duration(spec.Grants.Timeout), memoryLimitMiB: spec.Grants.MemoryLimitMiB, stderr: stderr}, err)
+		return fail(&Error{Plugin: spec.Name, Reason: ErrBadMetadata, Detail: ce.Error(), Err: ce})
+	}
+	md := &pluginv1.PluginMetadata{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(out, md); err != nil {
+		inst.close()
+		return fail(&Error{Plugin: spec.Name, Reason: ErrBadMetadata, Detail: err.Error(), Err: err})
+	}
+	if e := checkMetadata(&spec, md, inst.p.FunctionExists); e != nil {
+		inst.close()
+		return fail(e)
+	}
+	if missing := ungranted(&spec, md); len(missing) > 0 {
+		logger.Info("plugin asks for capabilities that are not granted", "not_granted", missing)
+	}
+	v.meta = md
+	v.pool.add(inst)
+	v.loadedAt = time.Now()
+	v.loadTime = time.Since(start)
+	return v, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// describe returns "name version (sha256 prefix)" for logs.
+func (v *version) describe() string {
+	return fmt.Sprintf("%s %s (%s)", v.spec.Name, v.meta.GetVersion(), v.sha256[:12])
+}

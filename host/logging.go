@@ -1,0 +1,69 @@
+package host
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	extism "github.com/extism/go-sdk"
+)
+
+type loggerKey struct{}
+
+// WithLogger returns a context whose plugin calls send the plugin's log
+// lines, stdout and stderr to logger: the agent passes a logger that writes
+// to the job's log, so a step's plugin output lands there.
+func WithLogger(ctx context.Context, logger *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, logger)
+}
+
+func callLogger(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok && l != nil {
+		return l
+	}
+	return fallback
+}
+
+// slogLevel maps a kernel log level to slog.
+func slogLevel(l extism.LogLevel) slog.Level {
+	switch l {
+	case extism.LogLevelTrace:
+		return slog.LevelDebug - 4
+	case extism.LogLevelDebug:
+		return slog.LevelDebug
+	case extism.LogLevelWarn:
+		return slog.LevelWarn
+	case extism.LogLevelError:
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// capped is an io.Writer that keeps at most max bytes of a call's output.
+type capped struct {
+	buf []byte
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (c *capped) take() string {
+	s := string(c.buf)
+	c.buf = c.buf[:0]
+	return s
+}
+
+// logLines logs each non-empty line of s at level.
+func logLines(ctx context.Context, l *slog.Logger, level slog.Level, s string, attrs ...any) {
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if line != "" {
+			l.Log(ctx, level, line, attrs...)
+		}
+	}
+}

@@ -1,0 +1,400 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+)
+
+// Plugin sources: an entry of plugins.yaml, or a .wasm found in a watched
+// folder (which gets no grants and the default limits).
+const (
+	sourceConfig = "config"
+	sourceDir    = "dir"
+)
+
+// Manager loads, serves and hot-reloads plugins. It is safe for concurrent
+// use.
+type Manager struct {
+	logger *slog.Logger
+	opts   options
+	subs   subscribers
+
+	// opMu serialises loads, reloads and unloads; calls never take it.
+	opMu        sync.Mutex
+	cache       wazero.CompilationCache
+	cfg         *Config
+	cfgPath     string
+	initialized bool
+	closed      bool
+
+	mu      sync.RWMutex // guards plugins
+	plugins map[string]*Plugin
+
+	watchMu sync.Mutex
+	watch   *watcher
+}
+
+// NewManager returns a Manager that logs to logger (nil: discard). Call
+// LoadPluginsFromConfig and Init to load plugins.
+func NewManager(logger *slog.Logger, opts ...Option) *Manager {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	// The SDK drops plugin log lines below a process-wide level, unset by
+	// default (all dropped). Let debug and above through; the call's logger
+	// decides what it keeps. (Trace stays off: the SDK writes its own trace
+	// lines to the standard logger while it creates an instance.)
+	extism.SetLogLevel(extism.LogLevelDebug)
+	return &Manager{
+		logger:  logger,
+		opts:    o,
+		cfg:     &Config{},
+		plugins: map[string]*Plugin{},
+	}
+}
+
+// LoadPluginsFromConfig reads conf.d/plugins.yaml. Before Init it only
+// records the configuration; after Init it applies the differences at once:
+// new plugins load, removed or disabled ones unload, changed ones reload. An
+// invalid file is refused and the current configuration stays.
+func (m *Manager) LoadPluginsFromConfig(path string) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	m.cfgPath = abs
+	if !m.initialized {
+		m.cfg = cfg
+		m.syncWatchedFiles()
+		return nil
+	}
+	err = m.applyConfigLocked(context.Background(), cfg)
+	m.syncWatchedFiles()
+	return err
+}
+
+// Init loads every enabled plugin of the configuration. A plugin that fails
+// to load is reported (in the returned error and as an event) and the others
+// load regardless.
+func (m *Manager) Init(ctx context.Context) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.initialized = true
+	var errs []error
+	for _, spec := range m.cfg.Plugins {
+		if err := m.applySpecLocked(ctx, spec, sourceConfig, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Get returns a loaded plugin.
+func (m *Manager) Get(name string) (*Plugin, error) {
+	m.mu.RLock()
+	p := m.plugins[name]
+	m.mu.RUnlock()
+	if p == nil {
+		return nil, &Error{Plugin: name, Reason: ErrNotFound}
+	}
+	if p.cur.Load() == nil {
+		_, err := p.acquire()
+		return nil, err
+	}
+	return p, nil
+}
+
+// List describes every known plugin (loaded, failed or disabled), by name.
+func (m *Manager) List() []*pluginv1.PluginInfo {
+	m.mu.RLock()
+	ps := make([]*Plugin, 0, len(m.plugins))
+	for _, p := range m.plugins {
+		ps = append(ps, p)
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(ps, func(a, b *Plugin) int { return strings.Compare(a.name, b.name) })
+	out := make([]*pluginv1.PluginInfo, len(ps))
+	for i, p := range ps {
+		out[i] = p.Info()
+	}
+	return out
+}
+
+// Reload loads a plugin again from disk with its current grants, or every
+// plugin when name is empty. A failed reload leaves the old version serving.
+func (m *Manager) Reload(ctx context.Context, name string) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.mu.RLock()
+	var targets []*Plugin
+	for n, p := range m.plugins {
+		if name == "" || n == name {
+			targets = append(targets, p)
+		}
+	}
+	m.mu.RUnlock()
+	if len(targets) == 0 {
+		return &Error{Plugin: name, Reason: ErrNotFound}
+	}
+	var errs []error
+	for _, p := range targets {
+		p.mu.Lock()
+		spec, source := p.spec, p.source
+		p.mu.Unlock()
+		if err := m.applySpecLocked(ctx, spec, source, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops watching, unloads every plugin once its calls in flight end,
+// and releases the compilation cache.
+func (m *Manager) Close(ctx context.Context) error {
+	m.StopAutoWatch()
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	m.mu.RLock()
+	names := make([]string, 0, len(m.plugins))
+	for n := range m.plugins {
+		names = append(names, n)
+	}
+	m.mu.RUnlock()
+	for _, n := range names {
+		m.unloadLocked(n, "host closing")
+	}
+	if m.cache != nil {
+		return m.cache.Close(ctx)
+	}
+	return nil
+}
+
+// compilationCache opens the cache on first use, where plugins.yaml or the
+// options say.
+func (m *Manager) compilationCache() wazero.CompilationCache {
+	if m.cache != nil {
+		return m.cache
+	}
+	dir := m.opts.cacheDir
+	if m.cfg.CacheDir != "" {
+		dir = m.cfg.CacheDir
+	}
+	if dir != "-" {
+		c, err := wazero.NewCompilationCacheWithDir(dir)
+		if err == nil {
+			m.cache = c
+			return c
+		}
+		m.logger.Warn("plugin compilation cache unavailable, compiling in memory", "dir", dir, "err", err)
+	}
+	m.cache = wazero.NewCompilationCache()
+	return m.cache
+}
+
+// applyConfigLocked moves from the current configuration to cfg.
+func (m *Manager) applyConfigLocked(ctx context.Context, cfg *Config) error {
+	m.cfg = cfg
+	want := map[string]bool{}
+	for _, s := range cfg.Plugins {
+		want[s.Name] = true
+	}
+	claimed := func(path string) bool {
+		return slices.ContainsFunc(cfg.Plugins, func(s Spec) bool { return sameFile(s.Path, path) })
+	}
+	m.mu.RLock()
+	var drop []string
+	for n, p := range m.plugins {
+		p.mu.Lock()
+		path := p.spec.Path
+		p.mu.Unlock()
+		// A file now configured under another name stops loading as found.
+		if (p.source == sourceConfig && !want[n]) || (p.source == sourceDir && !want[n] && claimed(path)) {
+			drop = append(drop, n)
+		}
+	}
+	m.mu.RUnlock()
+	for _, n := range drop {
+		m.unloadLocked(n, "removed from config")
+	}
+	var errs []error
+	for _, spec := range cfg.Plugins {
+		if err := m.applySpecLocked(ctx, spec, sourceConfig, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applySpecLocked brings one plugin in line with spec: disabled → unloaded,
+// otherwise loaded or reloaded. Unless force is set, a plugin whose spec and
+// file are unchanged is left alone.
+func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string, force bool) error {
+	m.mu.Lock()
+	p := m.plugins[spec.Name]
+	if p == nil {
+		p = &Plugin{name: spec.Name, m: m, source: source}
+		m.plugins[spec.Name] = p
+	}
+	m.mu.Unlock()
+
+	p.mu.Lock()
+	p.spec, p.source, p.gone = spec, source, false
+	p.mu.Unlock()
+	if !spec.IsEnabled() {
+		if v := p.cur.Swap(nil); v != nil {
+			v.retire()
+			m.emit(Event{Type: EventUnloaded, Plugin: spec.Name, Kind: KindName(v.meta.GetKind()),
+				Version: v.meta.GetVersion(), Path: spec.Path, SHA256: v.sha256})
+		}
+		p.setErr("disabled")
+		return nil
+	}
+	old := p.cur.Load()
+	if old != nil && !force && old.spec.equal(&spec) {
+		if d, err := fileDigest(spec.Path); err == nil && d == old.sha256 {
+			return nil
+		}
+	}
+	m.compilationCache()
+	v, err := m.loadVersion(ctx, spec)
+	if err != nil && ctx.Err() != nil {
+		// Stopped (the watcher stopping, Init's caller giving up): not a
+		// verdict on the module.
+		if old == nil {
+			p.setErr("load canceled")
+		}
+		return &Error{Plugin: spec.Name, Reason: ErrCanceled, Detail: "load: " + ctx.Err().Error(), Err: err}
+	}
+	if err != nil {
+		p.setErr(err.Error())
+		ev := Event{Type: EventFailed, Plugin: spec.Name, Kind: spec.Kind, Path: spec.Path, Err: err}
+		if old != nil {
+			ev.Version = old.meta.GetVersion()
+		}
+		m.emit(ev)
+		return err
+	}
+	p.setErr("")
+	ev := Event{Type: EventLoaded, Plugin: spec.Name, Kind: KindName(v.meta.GetKind()),
+		Version: v.meta.GetVersion(), Path: spec.Path, SHA256: v.sha256}
+	if prev := p.cur.Swap(v); prev != nil {
+		prev.retire() // calls in flight finish on it
+		ev.Type, ev.Previous = EventReloaded, prev.meta.GetVersion()
+	}
+	m.logger.Debug("plugin ready", "plugin", spec.Name, "load_time", v.loadTime, "module", v.describe())
+	m.emit(ev)
+	return nil
+}
+
+// unloadLocked removes a plugin; its calls in flight finish first.
+func (m *Manager) unloadLocked(name, why string) {
+	m.mu.Lock()
+	p := m.plugins[name]
+	delete(m.plugins, name)
+	m.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.gone = true
+	p.mu.Unlock()
+	if v := p.cur.Swap(nil); v != nil {
+		v.retire()
+		m.logger.Debug("plugin unloading", "plugin", name, "why", why)
+		m.emit(Event{Type: EventUnloaded, Plugin: name, Kind: KindName(v.meta.GetKind()),
+			Version: v.meta.GetVersion(), Path: v.spec.Path, SHA256: v.sha256})
+	}
+}
+
+func (p *Plugin) setErr(s string) {
+	p.mu.Lock()
+	p.lastErr = s
+	p.mu.Unlock()
+}
+
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// specForFile returns the spec a .wasm found in a watched folder loads with:
+// its plugins.yaml entry if one points at it, otherwise a spec with no grants
+// and the default limits, named after the file.
+func (m *Manager) specForFile(path string) (Spec, string, error) {
+	for _, s := range m.cfg.Plugins {
+		if sameFile(s.Path, path) {
+			return s, sourceConfig, nil
+		}
+	}
+	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	for _, s := range m.cfg.Plugins {
+		if s.Name == name {
+			return Spec{}, "", refused(name, ErrNameConflict,
+				"%s has the name of the configured plugin at %s", path, s.Path)
+		}
+	}
+	spec := Spec{Name: name, Path: path}
+	defaults := m.cfg.Defaults
+	if defaults.Timeout == 0 {
+		var c Config
+		c.applyDefaults("")
+		defaults = c.Defaults
+	}
+	spec.applyLimits(defaults)
+	if err := spec.validate(); err != nil {
+		return Spec{}, "", fmt.Errorf("plugin %s: %w", name, err)
+	}
+	return spec, sourceDir, nil
+}
+
+func sameFile(a, b string) bool {
+	a, _ = filepath.Abs(a)
+	b, _ = filepath.Abs(b)
+	return a == b
+}

@@ -1,0 +1,58 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// Option configures a Manager.
+type Option func(*options)
+
+type options struct {
+	cacheDir  string // "" means the user cache dir; "-" means in memory
+	debounce  time.Duration
+	workers   int
+	poolWait  bool
+	contracts []string
+}
+
+func defaultOptions() options {
+	o := options{debounce: 250 * time.Millisecond, workers: runtime.GOMAXPROCS(0)}
+	if dir, err := os.UserCacheDir(); err == nil {
+		o.cacheDir = filepath.Join(dir, "arcade", "wazero")
+	} else {
+		o.cacheDir = "-"
+	}
+	return o
+}
+
+// WithCacheDir keeps wazero's compilation cache in dir, so that a restart
+// does not recompile what it compiled before. The default is
+// $XDG_CACHE_HOME/arcade/wazero; cache_dir in plugins.yaml overrides it. An
+// empty dir keeps the cache in memory only.
+func WithCacheDir(dir string) Option {
+	return func(o *options) {
+		if dir == "" {
+			dir = "-"
+		}
+		o.cacheDir = dir
+	}
+}
+
+// WithDebounce sets how long the watcher waits for a burst of file events
+// to settle before it loads (default 250 ms).
+func WithDebounce(d time.Duration) Option {
+	return func(o *options) { o.debounce = d }
+}
+
+// WithCompilationWorkers sets how many goroutines compile one module
+// (default GOMAXPROCS).
+func WithCompilationWorkers(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.workers = n
+		}
+	}
+}

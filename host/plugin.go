@@ -1,0 +1,170 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+)
+
+// Plugin is a named plugin. The handle stays valid across reloads: each call
+// goes to the version serving at the moment it starts.
+type Plugin struct {
+	name   string
+	m      *Manager
+	cur    atomic.Pointer[version]
+	source string // "config" or "dir"
+
+	mu      sync.Mutex
+	spec    Spec   // the spec of the last load attempt
+	lastErr string // reason of the last failed load
+	gone    bool   // unloaded
+}
+
+// Name returns the plugin's name.
+func (p *Plugin) Name() string { return p.name }
+
+// Metadata returns what the serving version declared, nil when none serves.
+func (p *Plugin) Metadata() *pluginv1.PluginMetadata {
+	if v := p.cur.Load(); v != nil {
+		return v.meta
+	}
+	return nil
+}
+
+// Kind returns the serving version's kind.
+func (p *Plugin) Kind() pluginv1.Kind { return p.Metadata().GetKind() }
+
+// acquire returns the serving version with a call registered on it.
+func (p *Plugin) acquire() (*version, error) {
+	for {
+		v := p.cur.Load()
+		if v == nil {
+			p.mu.Lock()
+			gone, lastErr := p.gone, p.lastErr
+			p.mu.Unlock()
+			if gone {
+				return nil, &Error{Plugin: p.name, Reason: ErrNotLoaded, Detail: "unloaded"}
+			}
+			return nil, &Error{Plugin: p.name, Reason: ErrNotLoaded, Detail: lastErr}
+		}
+		if v.enter() {
+			return v, nil
+		}
+	}
+}
+
+// Call calls one of the plugin's functions with a raw (protojson) input and
+// returns its raw output. It is safe for concurrent use. The failure policy
+// is not applied here; the typed faces apply it.
+func (p *Plugin) Call(ctx context.Context, function string, input []byte) ([]byte, error) {
+	v, err := p.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer v.leave()
+	if !slices.Contains(v.meta.GetFunctions(), function) && function != MetadataFunction {
+		return nil, &Error{Plugin: p.name, Function: function, Reason: ErrUnknownFunction,
+			Detail: function + " is not among the functions the plugin declares"}
+	}
+	return p.callVersion(ctx, v, function, input)
+}
+
+func (p *Plugin) callVersion(ctx context.Context, v *version, function string, input []byte) ([]byte, error) {
+	facts := callFacts{plugin: p.name, function: function,
+		timeout: time.Duration(v.spec.Grants.Timeout), memoryLimitMiB: v.spec.Grants.MemoryLimitMiB}
+	inst, err := v.pool.get(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &Error{Plugin: p.name, Function: function, Reason: ErrCanceled,
+				Detail: "waiting for a free instance: " + ctx.Err().Error(), Err: err}
+		}
+		return nil, &Error{Plugin: p.name, Function: function, Reason: ErrCrashed,
+			Detail: "cannot start an instance: " + firstLine(err.Error()), Err: err}
+	}
+	logger := callLogger(ctx, p.m.logger)
+	attrs := []any{"plugin", p.name, "function", function}
+	callCtx, blocked := ctx, func() string { return "" }
+	if v.guard != nil {
+		callCtx, blocked = v.guard.watch(ctx)
+	}
+	out, stderr, err := inst.call(callCtx, logger, attrs, function, input)
+	redirected := blocked()
+	if err == nil {
+		v.pool.put(inst)
+		return out, nil
+	}
+	var g *guestError
+	if errors.As(err, &g) {
+		v.pool.put(inst) // the plugin reported the error itself: the instance is sound
+	} else {
+		v.pool.drop(inst) // trapped, exited or interrupted: never reuse it
+	}
+	facts.callerErr = ctx.Err()
+	facts.stderr = stderr
+	ce := classifyCallError(facts, err)
+	if redirected != "" {
+		ce.Reason, ce.Detail = ErrHostNotGranted, redirected+" (reached through a redirect)"
+	}
+	logger.Log(ctx, slog.LevelDebug, "plugin call failed", append(attrs, "err", ce, "raw", firstLine(err.Error()))...)
+	return nil, ce
+}
+
+// FailOpen reports whether the plugin's failure policy is fail open.
+func (p *Plugin) FailOpen() bool {
+	if v := p.cur.Load(); v != nil {
+		return v.spec.FailOpen()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.spec.FailOpen()
+}
+
+// Info describes the plugin for listings and the PluginService.
+func (p *Plugin) Info() *pluginv1.PluginInfo {
+	p.mu.Lock()
+	spec, lastErr := p.spec, p.lastErr
+	p.mu.Unlock()
+	info := &pluginv1.PluginInfo{
+		Name:          p.name,
+		Path:          spec.Path,
+		LastError:     lastErr,
+		FailurePolicy: pluginv1.FailurePolicy_FAILURE_POLICY_FAIL_CLOSED,
+		State:         pluginv1.PluginState_PLUGIN_STATE_LOADED,
+	}
+	if spec.FailOpen() {
+		info.FailurePolicy = pluginv1.FailurePolicy_FAILURE_POLICY_FAIL_OPEN
+	}
+	if lastErr != "" {
+		info.State = pluginv1.PluginState_PLUGIN_STATE_FAILED
+	}
+	if !spec.IsEnabled() {
+		info.State = pluginv1.PluginState_PLUGIN_STATE_DISABLED
+	}
+	v := p.cur.Load()
+	if v != nil {
+		spec = v.spec
+		info.Metadata = v.meta
+		info.Sha256 = v.sha256
+		info.LoadedAt = timestamppb.New(v.loadedAt)
+		info.Instances = v.pool.live.Load()
+	}
+	info.MaxInstances = int32(spec.Grants.MaxInstances)
+	info.Granted = &pluginv1.Capabilities{
+		AllowedHosts:   spec.Grants.AllowedHosts,
+		MemoryLimitMib: spec.Grants.MemoryLimitMiB,
+		TimeoutMs:      uint64(time.Duration(spec.Grants.Timeout).Milliseconds()),
+	}
+	for _, g := range spec.Grants.AllowedPaths {
+		info.Granted.AllowedPaths = append(info.Granted.AllowedPaths,
+			&pluginv1.PathGrant{HostPath: g.Host, GuestPath: g.Guest, ReadOnly: g.Mode == "ro"})
+	}
+	return info
+}
