@@ -11,6 +11,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 )
 
 // TestProtoLint holds the contracts to the rules of buf's STANDARD lint set
@@ -22,6 +23,7 @@ func TestProtoLint(t *testing.T) {
 		agentv1.File_api_agent_v1_agent_proto,
 		jobv1.File_api_job_v1_job_proto,
 		jobv1.File_api_job_v1_stream_proto,
+		pluginv1.File_api_plugin_v1_plugin_proto,
 	}
 	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 	pascal := regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)

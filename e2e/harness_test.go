@@ -166,21 +166,29 @@ func newCluster(t testing.TB, dsn string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dsn: dsn, dataDir: t.TempDir(), addr: freeAddr(t), agents: map[string]*proc{}}
 	c.startServer()
-	conn, err := client.Dial(c.addr, client.Static(apiToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := c.dialAPI()
 	c.conn = conn
 	c.jobs = jobv1.NewJobServiceClient(conn)
 	c.agentsC = agentv1.NewAgentServiceClient(conn)
 	return c
 }
 
+// dialAPI returns a connection with the API token, closed with the test.
+func (c *cluster) dialAPI() *grpc.ClientConn {
+	c.t.Helper()
+	conn, err := client.Dial(c.addr, client.Static(apiToken))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 func (c *cluster) startServer() {
 	c.t.Helper()
 	c.server = start(c.t, "server", "server", "--listen", c.addr, "--db", c.dsn, "--data-dir", c.dataDir,
-		"--heartbeat-interval", "300ms", "--max-poll-wait", "5s", "--config", os.DevNull)
+		"--heartbeat-interval", "300ms", "--max-poll-wait", "5s", "--config", os.DevNull,
+		"--plugins-config", filepath.Join(c.dataDir, "no-plugins.yaml"), "--plugin-dirs", filepath.Join(c.dataDir, "no-plugins"))
 	c.waitHealthy()
 }
 

@@ -22,6 +22,8 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/service"
 	"github.com/go-arcade/arcade/server/store"
@@ -46,6 +48,12 @@ type Config struct {
 	LeaseTTL          time.Duration
 	// ReapInterval is how often leases and heartbeats are checked.
 	ReapInterval time.Duration
+
+	// PluginsConfig is the plugins file (conf.d/plugins.yaml); a missing
+	// file means no configured plugins. It is watched for changes.
+	PluginsConfig string
+	// PluginDirs are watched for .wasm files dropped in or removed.
+	PluginDirs []string
 }
 
 // Validate checks the configuration and fills defaults.
@@ -73,15 +81,56 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// startPlugins loads the configured plugins and watches the plugin folders
+// and file. A plugin that fails to load is logged; the server serves on.
+func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger) (*host.Manager, error) {
+	log := logger.With("component", "plugins")
+	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")))
+	m.Subscribe(func(e host.Event) {
+		attrs := []any{"plugin", e.Plugin, "kind", e.Kind, "version", e.Version}
+		if e.Err != nil {
+			log.Warn("plugin "+string(e.Type), append(attrs, "err", e.Err)...)
+			return
+		}
+		log.Info("plugin "+string(e.Type), attrs...)
+	})
+	configPath := ""
+	if cfg.PluginsConfig != "" {
+		if _, err := os.Stat(cfg.PluginsConfig); err == nil {
+			if err := m.LoadPluginsFromConfig(cfg.PluginsConfig); err != nil {
+				return nil, fmt.Errorf("plugins config: %w", err)
+			}
+			configPath = cfg.PluginsConfig
+		} else {
+			log.Info("no plugins config; only plugin folders are watched", "path", cfg.PluginsConfig)
+		}
+	}
+	if err := m.Init(ctx); err != nil {
+		log.Warn("some plugins did not load", "err", err)
+	}
+	var dirs []string
+	for _, d := range cfg.PluginDirs {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			dirs = append(dirs, d)
+		}
+	}
+	if err := m.StartAutoWatch(dirs, configPath); err != nil {
+		m.Close(ctx) //nolint:errcheck // already failing
+		return nil, fmt.Errorf("watch plugins: %w", err)
+	}
+	return m, nil
+}
+
 // Server is a running Arcade server.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	store  *store.Store
-	svc    *service.Service
-	grpc   *grpc.Server
-	health *health.Server
-	lis    net.Listener
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	svc     *service.Service
+	grpc    *grpc.Server
+	health  *health.Server
+	lis     net.Listener
+	plugins *host.Manager
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -127,12 +176,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
+	plugins, err := startPlugins(ctx, cfg, logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	pluginv1.RegisterPluginServiceServer(gs, service.NewPluginServer(plugins))
+
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		plugins.Close(ctx) //nolint:errcheck // already failing
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	return &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis}, nil
+	return &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins}, nil
 }
 
 // Addr is the address the server listens on.
@@ -144,6 +201,12 @@ func (s *Server) Config() Config { return s.cfg }
 // Run serves until ctx ends, then stops gracefully and closes the database.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.store.Close()
+	defer func() {
+		s.plugins.StopAutoWatch()
+		if err := s.plugins.Close(context.Background()); err != nil {
+			s.log.Warn("close plugins", "err", err)
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.svc.Reap(ctx, s.cfg.ReapInterval)

@@ -108,6 +108,8 @@ type serverSettings struct {
 	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
 	MaxPollWait       time.Duration `koanf:"max_poll_wait"`
 	LeaseTTL          time.Duration `koanf:"lease_ttl"`
+	PluginsConfig     string        `koanf:"plugins_config"`
+	PluginDirs        []string      `koanf:"plugin_dirs"`
 }
 
 var serverDefaults = map[string]any{
@@ -115,6 +117,8 @@ var serverDefaults = map[string]any{
 	"data_dir":           "data",
 	"heartbeat_interval": "5s",
 	"max_poll_wait":      "30s",
+	"plugins_config":     "conf.d/plugins.yaml",
+	"plugin_dirs":        []string{"plugins"},
 }
 
 // agentSettings is the agent's configuration as files, environment and

@@ -22,6 +22,8 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Duration("heartbeat-interval", 5*time.Second, "how often agents send heartbeats")
 	f.Duration("max-poll-wait", 30*time.Second, "longest a FetchJob long-poll is held")
 	f.Duration("lease-ttl", 0, "how long a job stays leased without heartbeats (default 3 heartbeats)")
+	f.String("plugins-config", "conf.d/plugins.yaml", "plugins file (watched; missing: no configured plugins)")
+	f.StringSlice("plugin-dirs", []string{"plugins"}, "folders watched for .wasm plugins")
 }
 
 func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) {
@@ -33,6 +35,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 	return server.Config{
 		Listen: s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
 		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
+		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs,
 	}, nil
 }
 
