@@ -77,6 +77,15 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	}
 	log.Info("job started", "name", job.GetName())
 
+	if job.GetImage() != "" {
+		// Routing already sent this job to an agent with a container
+		// runtime; running it inside the image is not built yet, and running
+		// it on the host instead would be wrong.
+		report.ExitCode = -1
+		report.Message = fmt.Sprintf("cannot run image %q: container execution is not supported by this agent yet", job.GetImage())
+		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
+		return
+	}
 	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
 	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log)
 	result := a.execute(ctx, job, ws, ship)

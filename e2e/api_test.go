@@ -3,12 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -128,6 +130,31 @@ func TestBadInputAndAuth(t *testing.T) {
 		}
 		conn.Close()
 	}
+	// Server reflection lists the services, without a token, for grpcurl.
+	rconn, _ := client.Dial(c.addr, client.Static(""))
+	defer rconn.Close()
+	rs, err := reflectionpb.NewServerReflectionClient(rconn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	rresp, err := rs.Recv()
+	if err != nil {
+		t.Fatalf("reflection: %v", err)
+	}
+	var services []string
+	for _, s := range rresp.GetListServicesResponse().GetService() {
+		services = append(services, s.GetName())
+	}
+	for _, want := range []string{"arcade.agent.v1.AgentService", "arcade.job.v1.JobService", "arcade.plugin.v1.PluginService", "grpc.health.v1.Health"} {
+		if !slices.Contains(services, want) {
+			t.Errorf("reflection lists %v, missing %s", services, want)
+		}
+	}
+	rs.CloseSend()
+
 	// The registration token does not work as an agent token.
 	conn, _ := client.Dial(c.addr, client.Static(agentToken))
 	defer conn.Close()

@@ -89,6 +89,8 @@ func TestLabelRouting(t *testing.T) {
 				jobs = append(jobs, placed{tc.name, sel, j.GetId()})
 			}
 		}
+		// An image job waits for an agent with a container runtime.
+		boxed := c.create(&jobv1.CreateJobRequest{Name: "in a container", Commands: []string{"echo boxed"}, Image: "alpine:3"})
 		// A job nobody matches yet, for merge; another one, for replace.
 		qa := c.create(&jobv1.CreateJobRequest{Name: "qa only", Commands: []string{"echo qa"}, Selector: "env=qa"})
 		ml := c.create(&jobv1.CreateJobRequest{Name: "ml team", Commands: []string{"echo ml"}, Selector: "team=ml,!env"})
@@ -114,6 +116,18 @@ func TestLabelRouting(t *testing.T) {
 		}
 
 		ctx := context.Background()
+		if j := c.get(boxed.GetId()); j.GetStatus() != pending {
+			t.Fatalf("image job without a container runtime anywhere: %v on %q", j.GetStatus(), j.GetAgentName())
+		}
+		big := c.agent("prod-big")
+		if _, err := c.agentsC.UpdateLabels(ctx, &agentv1.UpdateLabelsRequest{AgentId: big.GetId(),
+			Labels: map[string]string{"container-runtime": "docker"}}); err != nil {
+			t.Fatal(err)
+		}
+		if j := c.waitStatus(boxed.GetId(), success, failed); j.GetAgentName() != "prod-big" {
+			t.Errorf("image job ran on %s, want prod-big (the one with a container runtime)", j.GetAgentName())
+		}
+
 		dev := c.agent("dev-small")
 		resp, err := c.agentsC.UpdateLabels(ctx, &agentv1.UpdateLabelsRequest{AgentId: dev.GetId(),
 			Labels: map[string]string{"env": "qa"}, Mode: agentv1.LabelUpdateMode_LABEL_UPDATE_MODE_MERGE})

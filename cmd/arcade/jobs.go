@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -24,12 +25,18 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 func statusName(s agentv1.JobStatus) string { return strings.ToUpper(jobstate.Name(s)) }
 
+// printJSON prints m as indented JSON. protojson varies its whitespace on
+// purpose; re-indenting makes the output stable for people and scripts.
 func printJSON(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	b, err := protojson.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(w, string(b))
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, out.String())
 	return err
 }
 

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// TestConfigPrecedence: flags > ARCADE_* environment > file > defaults.
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "server.yaml")
+	if err := os.WriteFile(file, []byte("listen: 127.0.0.1:7000\ndata_dir: from-file\ndb: sqlite://file.db\nheartbeat_interval: 7s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ARCADE_DATA_DIR", "from-env")
+	t.Setenv("ARCADE_DB", "sqlite://env.db")
+	flags := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	flags.String("config", "", "")
+	addServerFlags(flags)
+	if err := flags.Parse([]string{"--db", "sqlite://flag.db"}); err != nil {
+		t.Fatal(err)
+	}
+	var s serverSettings
+	if err := loadConfig(&s, serverDefaults, file, true, flags); err != nil {
+		t.Fatal(err)
+	}
+	want := serverSettings{
+		Listen:            "127.0.0.1:7000", // file
+		DataDir:           "from-env",       // env over file
+		DB:                "sqlite://flag.db",
+		HeartbeatInterval: 7 * time.Second,
+		MaxPollWait:       30 * time.Second, // default
+		PluginsConfig:     "conf.d/plugins.yaml",
+		PluginDirs:        []string{"plugins"},
+	}
+	if s.Listen != want.Listen || s.DataDir != want.DataDir || s.DB != want.DB ||
+		s.HeartbeatInterval != want.HeartbeatInterval || s.MaxPollWait != want.MaxPollWait ||
+		s.PluginsConfig != want.PluginsConfig || len(s.PluginDirs) != 1 || s.PluginDirs[0] != "plugins" {
+		t.Errorf("got %+v\nwant %+v", s, want)
+	}
+
+	// A missing default file is fine; a missing explicit one is an error.
+	if err := loadConfig(&s, serverDefaults, filepath.Join(dir, "nope.yaml"), false, flags); err != nil {
+		t.Errorf("missing default file: %v", err)
+	}
+	if err := loadConfig(&s, serverDefaults, filepath.Join(dir, "nope.yaml"), true, flags); err == nil {
+		t.Error("missing explicit file accepted")
+	}
+}
+
+func TestAgentLabelsFromFlagsAndEnv(t *testing.T) {
+	t.Setenv("ARCADE_LABELS", "env=dev,zone=a")
+	flags := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	flags.String("config", "", "")
+	addAgentFlags(flags)
+	if err := flags.Parse([]string{"--label", "gpu=true", "--label", "env=prod"}); err != nil {
+		t.Fatal(err)
+	}
+	var s agentSettings
+	if err := loadConfig(&s, agentDefaults, "", false, flags); err != nil {
+		t.Fatal(err)
+	}
+	// Labels from every source merge; the flag wins on a shared key.
+	if len(s.Labels) != 3 || s.Labels["gpu"] != "true" || s.Labels["env"] != "prod" || s.Labels["zone"] != "a" {
+		t.Errorf("labels %v", s.Labels)
+	}
+	if s.MaxJobs != 1 || s.Server != "127.0.0.1:9090" {
+		t.Errorf("defaults: %+v", s)
+	}
+}
