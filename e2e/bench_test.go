@@ -13,6 +13,7 @@ import (
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/internal/pgtest"
 )
 
 // BenchmarkDispatchLatency measures, over 200 jobs and one idle agent, the
@@ -21,6 +22,7 @@ import (
 // It reports p50 and p99 of both, in milliseconds.
 func BenchmarkDispatchLatency(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchDispatch(b, "sqlite://"+b.TempDir()+"/arcade.db") })
+	b.Run("postgres", func(b *testing.B) { benchDispatch(b, pgtest.Start(b)) })
 }
 
 func benchDispatch(b *testing.B, dsn string) {
