@@ -54,6 +54,13 @@ type Config struct {
 	PluginsConfig string
 	// PluginDirs are watched for .wasm files dropped in or removed.
 	PluginDirs []string
+
+	// WebhookPort is the port of the pipeline webhook HTTP endpoint, bound
+	// on the host of Listen; 0 turns the endpoint off.
+	WebhookPort int
+	// CronTimezone is the zone of cron triggers that name none; empty means
+	// the server's local zone.
+	CronTimezone string
 }
 
 // Validate checks the configuration and fills defaults.
@@ -78,7 +85,7 @@ func (c *Config) Validate() error {
 	if c.ReapInterval == 0 {
 		c.ReapInterval = time.Second
 	}
-	return nil
+	return c.validateTriggers()
 }
 
 // startPlugins loads the configured plugins and watches the plugin folders
@@ -131,6 +138,7 @@ type Server struct {
 	health  *health.Server
 	lis     net.Listener
 	plugins *host.Manager
+	webhook net.Listener
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -189,7 +197,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	return &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins}, nil
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins}
+	if err := srv.listenWebhook(); err != nil {
+		lis.Close()
+		plugins.Close(ctx) //nolint:errcheck // already failing
+		st.Close()
+		return nil, err
+	}
+	return srv, nil
 }
 
 // Addr is the address the server listens on.
@@ -210,6 +225,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.svc.Reap(ctx, s.cfg.ReapInterval)
+	s.startTriggers(ctx)
 
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.log.Info("arcade server listening", "addr", s.Addr(), "db", redact(s.cfg.DB))

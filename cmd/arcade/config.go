@@ -110,6 +110,8 @@ type serverSettings struct {
 	LeaseTTL          time.Duration `koanf:"lease_ttl"`
 	PluginsConfig     string        `koanf:"plugins_config"`
 	PluginDirs        []string      `koanf:"plugin_dirs"`
+	WebhookPort       int           `koanf:"webhook_port"`
+	CronTimezone      string        `koanf:"cron_timezone"`
 }
 
 var serverDefaults = map[string]any{

@@ -53,22 +53,10 @@ func (d *Dispatcher) Wake() { d.work.Notify() }
 // Next waits until a job can be leased to the agent, or until wait has passed
 // or ctx ends; it returns nil without error when nothing came in time.
 func (d *Dispatcher) Next(ctx context.Context, agentID string, wait time.Duration) (*store.Job, error) {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		woken := d.work.C()
+	return Poll(ctx, &d.work, wait, func() (*store.Job, bool, error) {
 		j, err := d.TryClaim(ctx, agentID)
-		if err != nil || j != nil {
-			return j, err
-		}
-		select {
-		case <-woken:
-		case <-timer.C:
-			return nil, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+		return j, j != nil, err
+	})
 }
 
 // TryClaim leases the oldest matching pending job to the agent, if there is

@@ -3,7 +3,11 @@
 // selector matches it and fits its capacity.
 package dispatch
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // Signal wakes every goroutine waiting on it at once, like a condition
 // variable whose waits can be combined with a context in a select.
@@ -57,3 +61,27 @@ func (s *Signals) Get(key string) *Signal {
 
 // Notify wakes the waiters of key.
 func (s *Signals) Notify(key string) { s.Get(key).Notify() }
+
+// Poll is a long poll: it calls try until try reports done, waking up at
+// each Notify of sig, and gives up (returning the zero T) once wait has
+// passed; it returns ctx's error when ctx ends first.
+func Poll[T any](ctx context.Context, sig *Signal, wait time.Duration, try func() (T, bool, error)) (T, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		woken := sig.C() // before trying, so no Notify is missed
+		v, done, err := try()
+		if err != nil || done {
+			return v, err
+		}
+		select {
+		case <-woken:
+		case <-timer.C:
+			var zero T
+			return zero, nil
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/labels"
 	"github.com/go-arcade/arcade/server/auth"
+	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -227,11 +228,11 @@ func (a *AgentServer) FetchJob(ctx context.Context, req *agentv1.FetchJobRequest
 	if err != nil {
 		return nil, err
 	}
-	wait := req.GetWait().AsDuration()
-	if wait < 0 {
-		return nil, invalid("wait", "must not be negative")
+	wait, err := s.pollWait(req.GetWait())
+	if err != nil {
+		return nil, err
 	}
-	j, err := s.dispatch.Next(ctx, id, min(wait, s.cfg.MaxPollWait))
+	j, err := s.dispatch.Next(ctx, id, wait)
 	if err != nil {
 		return nil, storeError(err, "agent "+id)
 	}
@@ -297,6 +298,7 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 		s.log.Info("job attempt ended", "job", j.ID, "attempt", req.GetAttempt(), "status", jobstate.Name(to),
 			"exit_code", req.GetExitCode(), "agent", j.AgentName, "retried", retried)
 		s.dispatch.Wake() // a slot is free
+		s.jobEnded(ctx, j)
 	}
 	return &agentv1.ReportJobStatusResponse{CancelRequested: j.CancelRequested && j.Status == jobstate.Name(jobstate.Running)}, nil
 }
@@ -386,6 +388,9 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 		lines[i] = store.LogLine{Line: c.GetLineNumber(), Time: t, Level: int16(c.GetLevel()), Stream: int16(c.GetStream()), Content: c.GetContent()}
 	}
 	last, err := s.store.AppendLogs(ctx, jobID, attempt, lines)
+	if errors.Is(err, store.ErrNotConsecutive) {
+		return 0, invalid("chunks", "%v", store.ErrNotConsecutive)
+	}
 	return last, storeError(err, "log of job "+jobID)
 }
 
@@ -398,26 +403,27 @@ func (a *AgentServer) CancelJob(ctx context.Context, req *agentv1.CancelJobReque
 	if err != nil {
 		return nil, err
 	}
-	wait := req.GetWait().AsDuration()
-	if wait < 0 {
-		return nil, invalid("wait", "must not be negative")
+	wait, err := s.pollWait(req.GetWait())
+	if err != nil {
+		return nil, err
 	}
-	timer := time.NewTimer(min(wait, s.cfg.MaxPollWait))
-	defer timer.Stop()
-	for {
-		woken := s.cancels.Get(id).C()
+	out, err := dispatch.Poll(ctx, s.cancels.Get(id), wait, func() ([]*agentv1.JobCancellation, bool, error) {
 		out, err := s.pendingCancels(ctx, id)
-		if err != nil || len(out) > 0 {
-			return &agentv1.CancelJobResponse{Cancellations: out}, err
-		}
-		select {
-		case <-woken:
-		case <-timer.C:
-			return &agentv1.CancelJobResponse{}, nil
-		case <-ctx.Done():
-			return nil, grpcstatus.FromContextError(ctx.Err()).Err()
-		}
+		return out, len(out) > 0, err
+	})
+	if err != nil {
+		return nil, storeError(err, "cancellations")
 	}
+	return &agentv1.CancelJobResponse{Cancellations: out}, nil
+}
+
+// pollWait reads the wait of a long poll, capped by the server.
+func (s *Service) pollWait(d *durationpb.Duration) (time.Duration, error) {
+	wait := d.AsDuration()
+	if wait < 0 {
+		return 0, invalid("wait", "must not be negative")
+	}
+	return min(wait, s.cfg.MaxPollWait), nil
 }
 
 func (s *Service) pendingCancels(ctx context.Context, agentID string) ([]*agentv1.JobCancellation, error) {

@@ -292,6 +292,7 @@ func (js *JobServer) CancelJob(ctx context.Context, req *jobv1.CancelJobRequest)
 	if j.AgentID != "" && j.CancelRequested {
 		s.requestCancel(j.AgentID)
 	}
+	s.jobEnded(ctx, j)
 	s.log.Info("job cancel requested", "job", j.ID, "status", j.Status, "reason", reason)
 	return &jobv1.CancelJobResponse{Job: jobDetail(j)}, nil
 }

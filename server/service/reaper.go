@@ -58,7 +58,7 @@ func (s *Service) ReapOnce(ctx context.Context) error {
 			s.endOverdue(ctx, j, limit)
 		}
 	}
-	return nil
+	return s.AdvanceRuns(ctx)
 }
 
 // loseJob takes a running job away from its agent: it goes back to the queue
@@ -66,7 +66,7 @@ func (s *Service) ReapOnce(ctx context.Context) error {
 func (s *Service) loseJob(ctx context.Context, j *store.Job, reason string) {
 	now := s.now()
 	var retried bool
-	_, err := s.store.ModifyJob(ctx, j.ID, func(cur *store.Job) error {
+	lost, err := s.store.ModifyJob(ctx, j.ID, func(cur *store.Job) error {
 		if cur.Status != jobstate.Name(jobstate.Running) || cur.Attempt != j.Attempt {
 			return fmt.Errorf("changed meanwhile: %w", store.ErrConflict)
 		}
@@ -93,13 +93,14 @@ func (s *Service) loseJob(ctx context.Context, j *store.Job, reason string) {
 	s.log.Warn("job taken from its agent", "job", j.ID, "agent", j.AgentName, "reason", reason, "requeued", retried)
 	s.requestCancel(j.AgentID)
 	s.dispatch.Wake()
+	s.jobEnded(ctx, lost)
 }
 
 // endOverdue ends a job that ran far past its timeout without its agent
 // reporting it.
 func (s *Service) endOverdue(ctx context.Context, j *store.Job, limit time.Duration) {
 	now := s.now()
-	_, err := s.store.ModifyJob(ctx, j.ID, func(cur *store.Job) error {
+	overdue, err := s.store.ModifyJob(ctx, j.ID, func(cur *store.Job) error {
 		if cur.Status != jobstate.Name(jobstate.Running) || cur.Attempt != j.Attempt {
 			return store.ErrConflict
 		}
@@ -114,4 +115,5 @@ func (s *Service) endOverdue(ctx context.Context, j *store.Job, limit time.Durat
 	}
 	s.requestCancel(j.AgentID)
 	s.dispatch.Wake()
+	s.jobEnded(ctx, overdue)
 }

@@ -1702,7 +1702,11 @@ type Trigger struct {
 	// Webhook: branches that start a run (empty: all).
 	Branches []string `protobuf:"bytes,4,rep,name=branches,proto3" json:"branches,omitempty"`
 	// Pipeline: the pipeline whose successful run starts this one.
-	Pipeline      string `protobuf:"bytes,5,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	Pipeline string `protobuf:"bytes,5,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	// Webhook: the HMAC-SHA256 secret payloads are signed with. It is never
+	// returned: responses carry has_secret instead.
+	Secret        string `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
+	HasSecret     bool   `protobuf:"varint,7,opt,name=has_secret,json=hasSecret,proto3" json:"has_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1770,6 +1774,20 @@ func (x *Trigger) GetPipeline() string {
 		return x.Pipeline
 	}
 	return ""
+}
+
+func (x *Trigger) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *Trigger) GetHasSecret() bool {
+	if x != nil {
+		return x.HasSecret
+	}
+	return false
 }
 
 // PipelineStatistics summarises a pipeline's runs.
@@ -1952,18 +1970,23 @@ func (x *PipelineDetail) GetUpdatedAt() *timestamppb.Timestamp {
 
 // PipelineRun is one execution of a pipeline.
 type PipelineRun struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	PipelineId    string                 `protobuf:"bytes,2,opt,name=pipeline_id,json=pipelineId,proto3" json:"pipeline_id,omitempty"`
-	Number        int64                  `protobuf:"varint,3,opt,name=number,proto3" json:"number,omitempty"`
-	Status        v1.JobStatus           `protobuf:"varint,4,opt,name=status,proto3,enum=arcade.agent.v1.JobStatus" json:"status,omitempty"`
-	Trigger       TriggerType            `protobuf:"varint,5,opt,name=trigger,proto3,enum=arcade.job.v1.TriggerType" json:"trigger,omitempty"`
-	TriggeredBy   string                 `protobuf:"bytes,6,opt,name=triggered_by,json=triggeredBy,proto3" json:"triggered_by,omitempty"`
-	Params        map[string]string      `protobuf:"bytes,7,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Jobs          []*JobDetail           `protobuf:"bytes,8,rep,name=jobs,proto3" json:"jobs,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PipelineId   string                 `protobuf:"bytes,2,opt,name=pipeline_id,json=pipelineId,proto3" json:"pipeline_id,omitempty"`
+	Number       int64                  `protobuf:"varint,3,opt,name=number,proto3" json:"number,omitempty"`
+	Status       v1.JobStatus           `protobuf:"varint,4,opt,name=status,proto3,enum=arcade.agent.v1.JobStatus" json:"status,omitempty"`
+	Trigger      TriggerType            `protobuf:"varint,5,opt,name=trigger,proto3,enum=arcade.job.v1.TriggerType" json:"trigger,omitempty"`
+	TriggeredBy  string                 `protobuf:"bytes,6,opt,name=triggered_by,json=triggeredBy,proto3" json:"triggered_by,omitempty"`
+	Params       map[string]string      `protobuf:"bytes,7,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Jobs         []*JobDetail           `protobuf:"bytes,8,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	StartedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	PipelineName string                 `protobuf:"bytes,12,opt,name=pipeline_name,json=pipelineName,proto3" json:"pipeline_name,omitempty"`
+	// The stages of the run in order, each with its job names (the view of a
+	// run: jobs of a stage are listed in jobs).
+	Stages        []string `protobuf:"bytes,13,rep,name=stages,proto3" json:"stages,omitempty"`
+	Message       string   `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2073,6 +2096,27 @@ func (x *PipelineRun) GetFinishedAt() *timestamppb.Timestamp {
 		return x.FinishedAt
 	}
 	return nil
+}
+
+func (x *PipelineRun) GetPipelineName() string {
+	if x != nil {
+		return x.PipelineName
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetStages() []string {
+	if x != nil {
+		return x.Stages
+	}
+	return nil
+}
+
+func (x *PipelineRun) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
 }
 
 type CreatePipelineRequest struct {
@@ -2749,6 +2793,215 @@ func (x *StopPipelineResponse) GetRun() *PipelineRun {
 	return nil
 }
 
+type GetPipelineRunRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPipelineRunRequest) Reset() {
+	*x = GetPipelineRunRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPipelineRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPipelineRunRequest) ProtoMessage() {}
+
+func (x *GetPipelineRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPipelineRunRequest.ProtoReflect.Descriptor instead.
+func (*GetPipelineRunRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GetPipelineRunRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+type GetPipelineRunResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *PipelineRun           `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPipelineRunResponse) Reset() {
+	*x = GetPipelineRunResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPipelineRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPipelineRunResponse) ProtoMessage() {}
+
+func (x *GetPipelineRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPipelineRunResponse.ProtoReflect.Descriptor instead.
+func (*GetPipelineRunResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GetPipelineRunResponse) GetRun() *PipelineRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+type ListPipelineRunsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The pipeline's id or name.
+	PipelineId    string `protobuf:"bytes,1,opt,name=pipeline_id,json=pipelineId,proto3" json:"pipeline_id,omitempty"`
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPipelineRunsRequest) Reset() {
+	*x = ListPipelineRunsRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPipelineRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPipelineRunsRequest) ProtoMessage() {}
+
+func (x *ListPipelineRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPipelineRunsRequest.ProtoReflect.Descriptor instead.
+func (*ListPipelineRunsRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListPipelineRunsRequest) GetPipelineId() string {
+	if x != nil {
+		return x.PipelineId
+	}
+	return ""
+}
+
+func (x *ListPipelineRunsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPipelineRunsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListPipelineRunsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Runs          []*PipelineRun         `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	TotalSize     int32                  `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPipelineRunsResponse) Reset() {
+	*x = ListPipelineRunsResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPipelineRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPipelineRunsResponse) ProtoMessage() {}
+
+func (x *ListPipelineRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPipelineRunsResponse.ProtoReflect.Descriptor instead.
+func (*ListPipelineRunsResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListPipelineRunsResponse) GetRuns() []*PipelineRun {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+func (x *ListPipelineRunsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListPipelineRunsResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
 var File_api_job_v1_job_proto protoreflect.FileDescriptor
 
 const file_api_job_v1_job_proto_rawDesc = "" +
@@ -2904,13 +3157,16 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x03env\x18\x03 \x03(\v2\x1d.arcade.job.v1.Stage.EnvEntryR\x03env\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa1\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd8\x01\n" +
 	"\aTrigger\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.arcade.job.v1.TriggerTypeR\x04type\x12\x12\n" +
 	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x1a\n" +
 	"\btimezone\x18\x03 \x01(\tR\btimezone\x12\x1a\n" +
 	"\bbranches\x18\x04 \x03(\tR\bbranches\x12\x1a\n" +
-	"\bpipeline\x18\x05 \x01(\tR\bpipeline\"\x9c\x02\n" +
+	"\bpipeline\x18\x05 \x01(\tR\bpipeline\x12\x16\n" +
+	"\x06secret\x18\x06 \x01(\tR\x06secret\x12\x1d\n" +
+	"\n" +
+	"has_secret\x18\a \x01(\bR\thasSecret\"\x9c\x02\n" +
 	"\x12PipelineStatistics\x12\x1d\n" +
 	"\n" +
 	"total_runs\x18\x01 \x01(\x03R\ttotalRuns\x12!\n" +
@@ -2933,7 +3189,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x05\n" +
 	"\vPipelineRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vpipeline_id\x18\x02 \x01(\tR\n" +
@@ -2950,7 +3206,10 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"started_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\x1a9\n" +
+	"finishedAt\x12#\n" +
+	"\rpipeline_name\x18\f \x01(\tR\fpipelineName\x12\x16\n" +
+	"\x06stages\x18\r \x03(\tR\x06stages\x12\x18\n" +
+	"\amessage\x18\x0e \x01(\tR\amessage\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
@@ -2996,7 +3255,22 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"D\n" +
 	"\x14StopPipelineResponse\x12,\n" +
-	"\x03run\x18\x01 \x01(\v2\x1a.arcade.job.v1.PipelineRunR\x03run*\x83\x01\n" +
+	"\x03run\x18\x01 \x01(\v2\x1a.arcade.job.v1.PipelineRunR\x03run\".\n" +
+	"\x15GetPipelineRunRequest\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\"F\n" +
+	"\x16GetPipelineRunResponse\x12,\n" +
+	"\x03run\x18\x01 \x01(\v2\x1a.arcade.job.v1.PipelineRunR\x03run\"v\n" +
+	"\x17ListPipelineRunsRequest\x12\x1f\n" +
+	"\vpipeline_id\x18\x01 \x01(\tR\n" +
+	"pipelineId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x91\x01\n" +
+	"\x18ListPipelineRunsResponse\x12.\n" +
+	"\x04runs\x18\x01 \x03(\v2\x1a.arcade.job.v1.PipelineRunR\x04runs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize*\x83\x01\n" +
 	"\fRunCondition\x12\x1d\n" +
 	"\x19RUN_CONDITION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18RUN_CONDITION_ON_SUCCESS\x10\x01\x12\x1c\n" +
@@ -3007,8 +3281,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x13TRIGGER_TYPE_MANUAL\x10\x01\x12\x15\n" +
 	"\x11TRIGGER_TYPE_CRON\x10\x02\x12\x18\n" +
 	"\x14TRIGGER_TYPE_WEBHOOK\x10\x03\x12\x19\n" +
-	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xec\n" +
-	"\n" +
+	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xb0\f\n" +
 	"\n" +
 	"JobService\x12N\n" +
 	"\tCreateJob\x12\x1f.arcade.job.v1.CreateJobRequest\x1a .arcade.job.v1.CreateJobResponse\x12E\n" +
@@ -3026,7 +3299,9 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x0eUpdatePipeline\x12$.arcade.job.v1.UpdatePipelineRequest\x1a%.arcade.job.v1.UpdatePipelineResponse\x12]\n" +
 	"\x0eDeletePipeline\x12$.arcade.job.v1.DeletePipelineRequest\x1a%.arcade.job.v1.DeletePipelineResponse\x12`\n" +
 	"\x0fTriggerPipeline\x12%.arcade.job.v1.TriggerPipelineRequest\x1a&.arcade.job.v1.TriggerPipelineResponse\x12W\n" +
-	"\fStopPipeline\x12\".arcade.job.v1.StopPipelineRequest\x1a#.arcade.job.v1.StopPipelineResponseB.Z,github.com/go-arcade/arcade/api/job/v1;jobv1b\x06proto3"
+	"\fStopPipeline\x12\".arcade.job.v1.StopPipelineRequest\x1a#.arcade.job.v1.StopPipelineResponse\x12]\n" +
+	"\x0eGetPipelineRun\x12$.arcade.job.v1.GetPipelineRunRequest\x1a%.arcade.job.v1.GetPipelineRunResponse\x12c\n" +
+	"\x10ListPipelineRuns\x12&.arcade.job.v1.ListPipelineRunsRequest\x1a'.arcade.job.v1.ListPipelineRunsResponseB.Z,github.com/go-arcade/arcade/api/job/v1;jobv1b\x06proto3"
 
 var (
 	file_api_job_v1_job_proto_rawDescOnce sync.Once
@@ -3041,7 +3316,7 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_api_job_v1_job_proto_goTypes = []any{
 	(RunCondition)(0),                // 0: arcade.job.v1.RunCondition
 	(TriggerType)(0),                 // 1: arcade.job.v1.TriggerType
@@ -3085,126 +3360,136 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	(*TriggerPipelineResponse)(nil),  // 39: arcade.job.v1.TriggerPipelineResponse
 	(*StopPipelineRequest)(nil),      // 40: arcade.job.v1.StopPipelineRequest
 	(*StopPipelineResponse)(nil),     // 41: arcade.job.v1.StopPipelineResponse
-	nil,                              // 42: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 43: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 44: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 45: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 46: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 47: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 48: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 49: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 50: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 51: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 52: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 53: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 54: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 55: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 57: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 58: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 59: arcade.agent.v1.Artifact
+	(*GetPipelineRunRequest)(nil),    // 42: arcade.job.v1.GetPipelineRunRequest
+	(*GetPipelineRunResponse)(nil),   // 43: arcade.job.v1.GetPipelineRunResponse
+	(*ListPipelineRunsRequest)(nil),  // 44: arcade.job.v1.ListPipelineRunsRequest
+	(*ListPipelineRunsResponse)(nil), // 45: arcade.job.v1.ListPipelineRunsResponse
+	nil,                              // 46: arcade.job.v1.JobDetail.EnvEntry
+	nil,                              // 47: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                              // 48: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                              // 49: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                              // 50: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 51: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 52: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 53: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 54: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 55: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 56: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 57: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 58: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 59: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 60: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 61: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 62: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 63: arcade.agent.v1.Artifact
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	52, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	42, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	53, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	54, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	55, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	43, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	56, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	56, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	56, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	56, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	44, // 10: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	53, // 11: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	54, // 12: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	55, // 13: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	45, // 14: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	56, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	46, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	57, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	58, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	59, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	47, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	60, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	60, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	60, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	60, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	48, // 10: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	57, // 11: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	58, // 12: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	59, // 13: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	49, // 14: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
 	2,  // 15: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	2,  // 16: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	52, // 17: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	56, // 17: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
 	2,  // 18: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
 	3,  // 19: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	57, // 20: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	61, // 20: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 21: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	2,  // 22: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	2,  // 23: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	58, // 24: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	59, // 25: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	53, // 26: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	46, // 27: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	47, // 28: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	55, // 29: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	53, // 30: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	62, // 24: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	63, // 25: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	57, // 26: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	50, // 27: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	51, // 28: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	59, // 29: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	57, // 30: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
 	21, // 31: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	54, // 32: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	58, // 32: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	0,  // 33: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
 	22, // 34: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	48, // 35: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	52, // 35: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
 	1,  // 36: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	53, // 37: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	52, // 38: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	56, // 39: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	49, // 40: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	57, // 37: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	56, // 38: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	60, // 39: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	53, // 40: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
 	24, // 41: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
 	23, // 42: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
 	25, // 43: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	56, // 44: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	56, // 45: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	52, // 46: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	60, // 44: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	60, // 45: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	56, // 46: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
 	1,  // 47: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	50, // 48: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	54, // 48: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
 	2,  // 49: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	56, // 50: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	56, // 51: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	56, // 52: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	60, // 50: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	60, // 51: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	60, // 52: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
 	26, // 53: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
 	26, // 54: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
 	26, // 55: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
 	26, // 56: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
 	26, // 57: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	57, // 58: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	61, // 58: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
 	26, // 59: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	51, // 60: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	55, // 60: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
 	27, // 61: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
 	27, // 62: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	3,  // 63: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	5,  // 64: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	7,  // 65: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	9,  // 66: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	11, // 67: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	13, // 68: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	15, // 69: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	17, // 70: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	19, // 71: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	28, // 72: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	30, // 73: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	32, // 74: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	34, // 75: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	36, // 76: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	38, // 77: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	40, // 78: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	4,  // 79: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	6,  // 80: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	8,  // 81: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	10, // 82: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	12, // 83: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	14, // 84: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	16, // 85: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	18, // 86: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	20, // 87: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	29, // 88: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	31, // 89: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	33, // 90: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	35, // 91: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	37, // 92: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	39, // 93: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	41, // 94: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	79, // [79:95] is the sub-list for method output_type
-	63, // [63:79] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	27, // 63: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27, // 64: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	3,  // 65: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	5,  // 66: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	7,  // 67: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	9,  // 68: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	11, // 69: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	13, // 70: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	15, // 71: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	17, // 72: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	19, // 73: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	28, // 74: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	30, // 75: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	32, // 76: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	34, // 77: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	36, // 78: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	38, // 79: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	40, // 80: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	42, // 81: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	44, // 82: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	4,  // 83: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	6,  // 84: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	8,  // 85: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	10, // 86: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	12, // 87: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	14, // 88: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	16, // 89: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	18, // 90: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	20, // 91: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	29, // 92: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	31, // 93: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	33, // 94: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	35, // 95: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	37, // 96: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	39, // 97: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	41, // 98: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	43, // 99: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	45, // 100: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	83, // [83:101] is the sub-list for method output_type
+	65, // [65:83] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -3218,7 +3503,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

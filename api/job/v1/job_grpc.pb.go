@@ -38,6 +38,8 @@ const (
 	JobService_DeletePipeline_FullMethodName   = "/arcade.job.v1.JobService/DeletePipeline"
 	JobService_TriggerPipeline_FullMethodName  = "/arcade.job.v1.JobService/TriggerPipeline"
 	JobService_StopPipeline_FullMethodName     = "/arcade.job.v1.JobService/StopPipeline"
+	JobService_GetPipelineRun_FullMethodName   = "/arcade.job.v1.JobService/GetPipelineRun"
+	JobService_ListPipelineRuns_FullMethodName = "/arcade.job.v1.JobService/ListPipelineRuns"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -65,6 +67,10 @@ type JobServiceClient interface {
 	DeletePipeline(ctx context.Context, in *DeletePipelineRequest, opts ...grpc.CallOption) (*DeletePipelineResponse, error)
 	TriggerPipeline(ctx context.Context, in *TriggerPipelineRequest, opts ...grpc.CallOption) (*TriggerPipelineResponse, error)
 	StopPipeline(ctx context.Context, in *StopPipelineRequest, opts ...grpc.CallOption) (*StopPipelineResponse, error)
+	// GetPipelineRun returns one run with its jobs.
+	GetPipelineRun(ctx context.Context, in *GetPipelineRunRequest, opts ...grpc.CallOption) (*GetPipelineRunResponse, error)
+	// ListPipelineRuns returns a pipeline's runs, newest first.
+	ListPipelineRuns(ctx context.Context, in *ListPipelineRunsRequest, opts ...grpc.CallOption) (*ListPipelineRunsResponse, error)
 }
 
 type jobServiceClient struct {
@@ -235,6 +241,26 @@ func (c *jobServiceClient) StopPipeline(ctx context.Context, in *StopPipelineReq
 	return out, nil
 }
 
+func (c *jobServiceClient) GetPipelineRun(ctx context.Context, in *GetPipelineRunRequest, opts ...grpc.CallOption) (*GetPipelineRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPipelineRunResponse)
+	err := c.cc.Invoke(ctx, JobService_GetPipelineRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) ListPipelineRuns(ctx context.Context, in *ListPipelineRunsRequest, opts ...grpc.CallOption) (*ListPipelineRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPipelineRunsResponse)
+	err := c.cc.Invoke(ctx, JobService_ListPipelineRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -260,6 +286,10 @@ type JobServiceServer interface {
 	DeletePipeline(context.Context, *DeletePipelineRequest) (*DeletePipelineResponse, error)
 	TriggerPipeline(context.Context, *TriggerPipelineRequest) (*TriggerPipelineResponse, error)
 	StopPipeline(context.Context, *StopPipelineRequest) (*StopPipelineResponse, error)
+	// GetPipelineRun returns one run with its jobs.
+	GetPipelineRun(context.Context, *GetPipelineRunRequest) (*GetPipelineRunResponse, error)
+	// ListPipelineRuns returns a pipeline's runs, newest first.
+	ListPipelineRuns(context.Context, *ListPipelineRunsRequest) (*ListPipelineRunsResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -317,6 +347,12 @@ func (UnimplementedJobServiceServer) TriggerPipeline(context.Context, *TriggerPi
 }
 func (UnimplementedJobServiceServer) StopPipeline(context.Context, *StopPipelineRequest) (*StopPipelineResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StopPipeline not implemented")
+}
+func (UnimplementedJobServiceServer) GetPipelineRun(context.Context, *GetPipelineRunRequest) (*GetPipelineRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPipelineRun not implemented")
+}
+func (UnimplementedJobServiceServer) ListPipelineRuns(context.Context, *ListPipelineRunsRequest) (*ListPipelineRunsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPipelineRuns not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -627,6 +663,42 @@ func _JobService_StopPipeline_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_GetPipelineRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPipelineRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).GetPipelineRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_GetPipelineRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).GetPipelineRun(ctx, req.(*GetPipelineRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_ListPipelineRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPipelineRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ListPipelineRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ListPipelineRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ListPipelineRuns(ctx, req.(*ListPipelineRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -697,6 +769,14 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StopPipeline",
 			Handler:    _JobService_StopPipeline_Handler,
+		},
+		{
+			MethodName: "GetPipelineRun",
+			Handler:    _JobService_GetPipelineRun_Handler,
+		},
+		{
+			MethodName: "ListPipelineRuns",
+			Handler:    _JobService_ListPipelineRuns_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,432 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/pipeline"
+)
+
+func newPipelineCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{Use: "pipeline", Aliases: []string{"pipelines", "pl"}, Short: "Define, run and watch pipelines"}
+	f.register(cmd)
+
+	var file string
+	readFile := func() (string, error) {
+		if file == "" {
+			return "", fmt.Errorf("-f FILE is required (a pipeline file, like .arcade.yaml)")
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read pipeline file: %w", err)
+		}
+		return string(raw), nil
+	}
+	create := &cobra.Command{
+		Use: "create -f FILE", Short: "Create a pipeline from a pipeline file", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			text, err := readFile()
+			if err != nil {
+				return err
+			}
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.jobs.CreatePipeline(cmd.Context(), &jobv1.CreatePipelineRequest{Yaml: text})
+			if err != nil {
+				return err
+			}
+			return showPipeline(cmd.OutOrStdout(), f.output, resp.GetPipeline())
+		},
+	}
+	create.Flags().StringVarP(&file, "file", "f", "", "pipeline file (YAML)")
+
+	update := &cobra.Command{
+		Use: "update -f FILE", Short: "Replace a pipeline's definition (matched by the name in the file)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			text, err := readFile()
+			if err != nil {
+				return err
+			}
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.jobs.UpdatePipeline(cmd.Context(), &jobv1.UpdatePipelineRequest{Yaml: text})
+			if err != nil {
+				return err
+			}
+			return showPipeline(cmd.OutOrStdout(), f.output, resp.GetPipeline())
+		},
+	}
+	update.Flags().StringVarP(&file, "file", "f", "", "pipeline file (YAML)")
+
+	get := &cobra.Command{
+		Use: "get PIPELINE", Short: "Show a pipeline (by name or id) with its statistics", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.jobs.GetPipeline(cmd.Context(), &jobv1.GetPipelineRequest{PipelineId: args[0]})
+			if err != nil {
+				return err
+			}
+			return showPipeline(cmd.OutOrStdout(), f.output, resp.GetPipeline())
+		},
+	}
+
+	list := &cobra.Command{
+		Use: "list", Short: "List pipelines", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.jobs.ListPipelines(cmd.Context(), &jobv1.ListPipelinesRequest{PageSize: 1000})
+			if err != nil {
+				return err
+			}
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTAGES\tJOBS\tRUNS\tSUCCESS\tAVG\tLAST")
+			for _, p := range resp.GetPipelines() {
+				st := p.GetStatistics()
+				jobs := 0
+				for _, s := range p.GetStages() {
+					jobs += len(s.GetJobs())
+				}
+				last := "-"
+				if st.GetLastRunAt() != nil {
+					last = statusName(st.GetLastRunStatus()) + " " + st.GetLastRunAt().AsTime().Local().Format("2006-01-02 15:04")
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", p.GetName(), len(p.GetStages()), jobs, st.GetTotalRuns(),
+					rate(st), st.GetAverageDuration().AsDuration().Round(time.Millisecond), last)
+			}
+			return tw.Flush()
+		},
+	}
+
+	var (
+		params []string
+		wait   bool
+	)
+	trig := &cobra.Command{
+		Use: "trigger PIPELINE [--param k=v]…", Short: "Start a run; parameters become env of its jobs", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &jobv1.TriggerPipelineRequest{PipelineId: args[0], Params: map[string]string{}}
+			for _, p := range params {
+				k, v, ok := strings.Cut(p, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--param: want k=v, got %q", p)
+				}
+				req.Params[k] = v
+			}
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.jobs.TriggerPipeline(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			run := resp.GetRun()
+			if wait {
+				if run, err = c.waitRun(cmd.Context(), run.GetId()); err != nil {
+					return err
+				}
+			}
+			if err := showRun(cmd.OutOrStdout(), f.output, run); err != nil {
+				return err
+			}
+			if wait && run.GetStatus() != agentv1.JobStatus_JOB_STATUS_SUCCESS {
+				return exitError(1)
+			}
+			return nil
+		},
+	}
+	trig.Flags().StringArrayVar(&params, "param", nil, "parameter k=v (repeatable)")
+	trig.Flags().BoolVar(&wait, "wait", false, "wait until the run ends; exit with its outcome")
+
+	var reason string
+	stop := &cobra.Command{
+		Use: "stop RUN", Short: "Stop a run: cancel every pending and running job", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			resp, err := c.jobs.StopPipeline(cmd.Context(), &jobv1.StopPipelineRequest{RunId: args[0], Reason: reason})
+			if err != nil {
+				return err
+			}
+			return showRun(cmd.OutOrStdout(), f.output, resp.GetRun())
+		},
+	}
+	stop.Flags().StringVar(&reason, "reason", "", "why")
+
+	runs := &cobra.Command{
+		Use:   "runs PIPELINE [RUN]",
+		Short: "List a pipeline's runs, or show one run (by number or id)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			if len(args) == 2 {
+				run, err := c.findRun(cmd.Context(), args[0], args[1])
+				if err != nil {
+					return err
+				}
+				return showRun(cmd.OutOrStdout(), f.output, run)
+			}
+			resp, err := c.jobs.ListPipelineRuns(cmd.Context(), &jobv1.ListPipelineRunsRequest{PipelineId: args[0], PageSize: 20})
+			if err != nil {
+				return err
+			}
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "#\tSTATUS\tTRIGGER\tBY\tCREATED\tDURATION\tID")
+			for _, r := range resp.GetRuns() {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.GetNumber(), statusName(r.GetStatus()),
+					pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy(),
+					r.GetCreatedAt().AsTime().Local().Format("2006-01-02 15:04:05"), runDuration(r), r.GetId())
+			}
+			if resp.GetTotalSize() > int32(len(resp.GetRuns())) {
+				defer fmt.Fprintf(os.Stderr, "showing the newest %d of %d runs\n", len(resp.GetRuns()), resp.GetTotalSize())
+			}
+			return tw.Flush()
+		},
+	}
+
+	del := &cobra.Command{
+		Use: "delete PIPELINE", Short: "Delete a pipeline with its runs (none may be under way)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			_, err = c.jobs.DeletePipeline(cmd.Context(), &jobv1.DeletePipelineRequest{PipelineId: args[0]})
+			return err
+		},
+	}
+	cmd.AddCommand(create, update, get, list, trig, stop, runs, del)
+	return cmd
+}
+
+// findRun finds a run of a pipeline by number, or any run by id.
+func (c *api) findRun(ctx context.Context, pipelineName, run string) (*jobv1.PipelineRun, error) {
+	n, err := strconv.ParseInt(strings.TrimPrefix(run, "#"), 10, 64)
+	if err != nil {
+		resp, err := c.jobs.GetPipelineRun(ctx, &jobv1.GetPipelineRunRequest{RunId: run})
+		if err != nil {
+			return nil, err
+		}
+		return resp.GetRun(), nil
+	}
+	req := &jobv1.ListPipelineRunsRequest{PipelineId: pipelineName, PageSize: 100}
+	for {
+		resp, err := c.jobs.ListPipelineRuns(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.GetRuns() {
+			if r.GetNumber() == n {
+				return r, nil
+			}
+		}
+		if resp.GetNextPageToken() == "" {
+			return nil, fmt.Errorf("pipeline %s has no run #%d", pipelineName, n)
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+}
+
+// waitRun polls a run until it ends.
+func (c *api) waitRun(ctx context.Context, id string) (*jobv1.PipelineRun, error) {
+	for {
+		resp, err := c.jobs.GetPipelineRun(ctx, &jobv1.GetPipelineRunRequest{RunId: id})
+		if err != nil {
+			return nil, err
+		}
+		switch resp.GetRun().GetStatus() {
+		case agentv1.JobStatus_JOB_STATUS_SUCCESS, agentv1.JobStatus_JOB_STATUS_FAILED, agentv1.JobStatus_JOB_STATUS_CANCELLED:
+			return resp.GetRun(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func rate(st *jobv1.PipelineStatistics) string {
+	if st.GetTotalRuns() == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*st.GetSuccessRate())
+}
+
+func runDuration(r *jobv1.PipelineRun) string {
+	if r.GetStartedAt() == nil {
+		return "-"
+	}
+	end := time.Now()
+	if r.GetFinishedAt() != nil {
+		end = r.GetFinishedAt().AsTime()
+	}
+	return short(end.Sub(r.GetStartedAt().AsTime()))
+}
+
+// short rounds a duration for people: milliseconds under a second, tenths
+// of a second above.
+func short(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
+	if output == "json" {
+		return printJSON(w, p)
+	}
+	fmt.Fprintf(w, "pipeline %s (%s)\n", p.GetName(), p.GetId())
+	if len(p.GetEnv()) > 0 {
+		fmt.Fprintf(w, "env: %s\n", envText(p.GetEnv()))
+	}
+	for _, t := range p.GetTriggers() {
+		desc := pipeline.TriggerName(t.GetType())
+		switch t.GetType() {
+		case jobv1.TriggerType_TRIGGER_TYPE_CRON:
+			desc += fmt.Sprintf(" %q", t.GetCron())
+			if t.GetTimezone() != "" {
+				desc += " in " + t.GetTimezone()
+			}
+		case jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK:
+			desc += " POST /hooks/" + p.GetName()
+			if len(t.GetBranches()) > 0 {
+				desc += " on " + strings.Join(t.GetBranches(), ", ")
+			}
+		case jobv1.TriggerType_TRIGGER_TYPE_PIPELINE:
+			desc += " after " + t.GetPipeline() + " succeeds"
+		}
+		fmt.Fprintf(w, "trigger: %s\n", desc)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tJOB\tDEPENDS ON\tWHEN\tRUNS")
+	for _, s := range p.GetStages() {
+		for _, j := range s.GetJobs() {
+			what := strings.Join(j.GetCommands(), "; ")
+			if j.GetUses() != "" {
+				what = "uses " + j.GetUses()
+			}
+			if len(what) > 50 {
+				what = what[:50] + "…"
+			}
+			deps := strings.Join(j.GetDependsOn(), ",")
+			if deps == "" {
+				deps = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.GetName(), j.GetName(), deps, pipeline.WhenName(j.GetWhen()), what)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	st := p.GetStatistics()
+	fmt.Fprintf(w, "runs: %d, success rate %s, average %s", st.GetTotalRuns(), rate(st), st.GetAverageDuration().AsDuration().Round(time.Millisecond))
+	if st.GetLastRunAt() != nil {
+		fmt.Fprintf(w, ", last %s at %s", statusName(st.GetLastRunStatus()), st.GetLastRunAt().AsTime().Local().Format(time.DateTime))
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+// showRun prints the one-screen view of a run: a header, then every job by
+// stage with its status, attempt, agent and duration.
+func showRun(w io.Writer, output string, r *jobv1.PipelineRun) error {
+	if output == "json" {
+		return printJSON(w, r)
+	}
+	fmt.Fprintf(w, "%s run #%d  %s  %s\n", r.GetPipelineName(), r.GetNumber(), statusName(r.GetStatus()), runDuration(r))
+	fmt.Fprintf(w, "id %s, %s by %s", r.GetId(), pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy())
+	if len(r.GetParams()) > 0 {
+		fmt.Fprintf(w, ", params %s", envText(r.GetParams()))
+	}
+	fmt.Fprintln(w)
+	if r.GetMessage() != "" {
+		fmt.Fprintln(w, r.GetMessage())
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tJOB\tSTATUS\tTRY\tAGENT\tTOOK\tNOTE")
+	prev := ""
+	for _, j := range r.GetJobs() {
+		stage := j.GetStage()
+		if stage == prev {
+			stage = ""
+		}
+		prev = j.GetStage()
+		took := "-"
+		if j.GetStartedAt() != nil {
+			end := time.Now()
+			if j.GetFinishedAt() != nil {
+				end = j.GetFinishedAt().AsTime()
+			}
+			took = short(end.Sub(j.GetStartedAt().AsTime()))
+		}
+		note := j.GetMessage()
+		if len(note) > 60 {
+			note = note[:60] + "…"
+		}
+		try, agent := "-", "-"
+		if j.GetId() != "" {
+			try = strconv.Itoa(int(j.GetAttempt()))
+		}
+		if j.GetAgentName() != "" {
+			agent = j.GetAgentName()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stage, j.GetName(), statusName(j.GetStatus()), try, agent, took, note)
+	}
+	return tw.Flush()
+}
+
+func envText(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,202 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/labels"
+)
+
+// MaxAttempts bounds a retry policy's attempts.
+const MaxAttempts = 100
+
+// Validate checks a pipeline definition and returns its plan. The error is
+// an *Error naming the field: a cycle (with its path), an unknown or later
+// depends_on, a duplicate job name, a bad selector, a negative timeout, an
+// unknown when, and the plainer mistakes. Cron expressions and time zones
+// are checked by the caller, which owns the clock and the zone database.
+func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
+	if p == nil {
+		return nil, errorf("pipeline", "must be set")
+	}
+	if err := checkName("name", p.GetName()); err != nil {
+		return nil, err
+	}
+	if err := checkEnv("env", p.GetEnv()); err != nil {
+		return nil, err
+	}
+	for i, t := range p.GetTriggers() {
+		if err := checkTrigger(fmt.Sprintf("triggers[%d]", i), t); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.GetStages()) == 0 {
+		return nil, errorf("stages", "must not be empty: a pipeline has at least one stage")
+	}
+	seenStage := map[string]int{}
+	where := map[string]string{} // job name → field
+	for si, st := range p.GetStages() {
+		field := fmt.Sprintf("stages[%d]", si)
+		if err := checkName(field+".name", st.GetName()); err != nil {
+			return nil, err
+		}
+		if prev, dup := seenStage[st.GetName()]; dup {
+			return nil, errorf(field+".name", "duplicate stage name %q (also stages[%d])", st.GetName(), prev)
+		}
+		seenStage[st.GetName()] = si
+		if err := checkEnv(field+".env", st.GetEnv()); err != nil {
+			return nil, err
+		}
+		if len(st.GetJobs()) == 0 {
+			return nil, errorf(field+".jobs", "must not be empty: a stage has at least one job")
+		}
+		for ji, j := range st.GetJobs() {
+			jf := jobField(si, ji)
+			if err := checkName(jf+".name", j.GetName()); err != nil {
+				return nil, err
+			}
+			if prev, dup := where[j.GetName()]; dup {
+				return nil, errorf(jf+".name", "duplicate job name %q (also %s)", j.GetName(), prev)
+			}
+			where[j.GetName()] = jf
+			if err := checkJob(jf, j); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return newPlan(p)
+}
+
+func checkName(field, name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return errorf(field, "must not be empty")
+	case name != strings.TrimSpace(name) || strings.ContainsAny(name, "\n\t\x00"):
+		return errorf(field, "must not hold surrounding spaces or control characters: %q", name)
+	case len(name) > 100:
+		return errorf(field, "must be at most 100 characters")
+	}
+	return nil
+}
+
+func checkEnv(field string, env map[string]string) error {
+	for k := range env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return errorf(fmt.Sprintf("%s[%q]", field, k), "not a valid variable name")
+		}
+	}
+	return nil
+}
+
+func checkTrigger(field string, t *jobv1.Trigger) error {
+	switch t.GetType() {
+	case jobv1.TriggerType_TRIGGER_TYPE_MANUAL:
+	case jobv1.TriggerType_TRIGGER_TYPE_CRON:
+		if strings.TrimSpace(t.GetCron()) == "" {
+			return errorf(field+".cron", "must be set for a cron trigger")
+		}
+	case jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK:
+		if t.GetSecret() == "" && !t.GetHasSecret() {
+			return errorf(field+".secret", "must be set for a webhook trigger: payloads are checked with HMAC-SHA256")
+		}
+	case jobv1.TriggerType_TRIGGER_TYPE_PIPELINE:
+		if strings.TrimSpace(t.GetPipeline()) == "" {
+			return errorf(field+".pipeline", "must name the pipeline whose success starts this one")
+		}
+	default:
+		return errorf(field+".type", "unknown trigger type %d", t.GetType())
+	}
+	return nil
+}
+
+func checkJob(field string, j *jobv1.PipelineJob) error {
+	hasCmds, uses := len(j.GetCommands()) > 0, strings.TrimSpace(j.GetUses()) != ""
+	switch {
+	case hasCmds && uses:
+		return errorf(field, "has both commands and uses: a job runs commands or one plugin step")
+	case !hasCmds && !uses:
+		return errorf(field+".commands", "must not be empty: a job runs commands or a plugin step (uses)")
+	case !uses && len(j.GetWith()) > 0:
+		return errorf(field+".with", "is only for a plugin step (uses)")
+	}
+	for i, c := range j.GetCommands() {
+		if strings.TrimSpace(c) == "" {
+			return errorf(fmt.Sprintf("%s.commands[%d]", field, i), "must not be empty")
+		}
+	}
+	if err := checkEnv(field+".env", j.GetEnv()); err != nil {
+		return err
+	}
+	if _, err := Selector(j); err != nil {
+		var fe *labels.FieldError
+		if errors.As(err, &fe) {
+			return errorf(field+"."+fe.Field, "bad selector: %s", fe.Reason)
+		}
+		return errorf(field+".selector", "bad selector: %v", err)
+	}
+	if t := j.GetTimeout(); t != nil {
+		if err := t.CheckValid(); err != nil {
+			return errorf(field+".timeout", "%v", err)
+		}
+		if t.AsDuration() < 0 {
+			return errorf(field+".timeout", "must not be negative, got %s", t.AsDuration())
+		}
+	}
+	if r := j.GetRetry(); r != nil {
+		if r.GetMaxAttempts() < 0 || r.GetMaxAttempts() > MaxAttempts {
+			return errorf(field+".retry.max_attempts", "must be between 0 and %d, got %d", MaxAttempts, r.GetMaxAttempts())
+		}
+		if b := r.GetBackoff(); b != nil && (b.CheckValid() != nil || b.AsDuration() < 0) {
+			return errorf(field+".retry.backoff", "must be a non-negative duration")
+		}
+	}
+	if a := j.GetArtifacts(); a != nil {
+		for i, p := range a.GetPaths() {
+			pf := fmt.Sprintf("%s.artifacts.paths[%d]", field, i)
+			switch {
+			case strings.TrimSpace(p) == "":
+				return errorf(pf, "must not be empty")
+			case path.IsAbs(p):
+				return errorf(pf, "must be relative to the job workspace, got %q", p)
+			case p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "/../"):
+				return errorf(pf, "must stay inside the job workspace, got %q", p)
+			}
+			if _, err := path.Match(p, ""); err != nil {
+				return errorf(pf, "bad pattern %q: %v", p, err)
+			}
+		}
+		if e := a.GetExpireIn(); e != nil && e.AsDuration() < 0 {
+			return errorf(field+".artifacts.expire_in", "must not be negative")
+		}
+	}
+	switch j.GetWhen() {
+	case jobv1.RunCondition_RUN_CONDITION_UNSPECIFIED, jobv1.RunCondition_RUN_CONDITION_ON_SUCCESS,
+		jobv1.RunCondition_RUN_CONDITION_ON_FAILURE, jobv1.RunCondition_RUN_CONDITION_ALWAYS:
+	default:
+		return errorf(field+".when", "unknown when %d; want on_success, on_failure or always", j.GetWhen())
+	}
+	return nil
+}
+
+// Selector is a job's label selector: the structured form AND the text form.
+func Selector(j *jobv1.PipelineJob) (labels.Selector, error) {
+	sel, err := labels.FromProto(j.GetLabelSelector())
+	if err != nil {
+		var fe *labels.FieldError
+		if errors.As(err, &fe) {
+			return labels.Selector{}, &labels.FieldError{Field: "label_selector." + fe.Field, Reason: fe.Reason}
+		}
+		return labels.Selector{}, err
+	}
+	if text := j.GetSelector(); text != "" {
+		parsed, err := labels.Parse(text)
+		if err != nil {
+			return labels.Selector{}, err
+		}
+		sel = labels.And(sel, parsed)
+	}
+	return sel, nil
+}

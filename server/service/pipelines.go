@@ -1,0 +1,884 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/pipeline"
+	"github.com/go-arcade/arcade/server/store"
+	"github.com/go-arcade/arcade/server/trigger"
+)
+
+// This file is the pipeline half of JobService. A run's jobs are rows of
+// jobs created only when they are ready (their dependencies are done), so
+// the dispatcher never sees a job before its time; waiting jobs appear in
+// a run's view as PENDING without an id. Everything that moves a run —
+// a job attempt ending, the housekeeping tick, StopPipeline — goes through
+// advanceRun, which holds the run's row lock.
+
+// specFrom reads the definition of a Create/Update request: the YAML file or
+// the message, not both.
+func specFrom(msg *jobv1.PipelineDetail, yaml string) (*jobv1.PipelineDetail, error) {
+	switch {
+	case yaml != "" && msg != nil:
+		return nil, invalid("yaml", "give the pipeline as yaml or as the message, not both")
+	case yaml != "":
+		p, err := pipeline.ParseYAML([]byte(yaml))
+		if err != nil {
+			return nil, pipelineError(err)
+		}
+		return p, nil
+	case msg == nil:
+		return nil, invalid("pipeline", "must be set (or yaml)")
+	}
+	p := proto.Clone(msg).(*jobv1.PipelineDetail)
+	p.Id, p.Statistics, p.CreatedAt, p.UpdatedAt = "", nil, nil, nil
+	return p, nil
+}
+
+// pipelineError turns a *pipeline.Error into InvalidArgument naming the field.
+func pipelineError(err error) error {
+	var pe *pipeline.Error
+	if errors.As(err, &pe) {
+		return invalid(pe.Field, "%s", pe.Reason)
+	}
+	return invalid("pipeline", "%v", err)
+}
+
+// validatePipeline checks a definition fully: core rules, then what needs the
+// server (cron expressions, time zones).
+func validatePipeline(p *jobv1.PipelineDetail) error {
+	if _, err := pipeline.Validate(p); err != nil {
+		return pipelineError(err)
+	}
+	for i, t := range p.GetTriggers() {
+		field := fmt.Sprintf("triggers[%d]", i)
+		switch t.GetType() {
+		case jobv1.TriggerType_TRIGGER_TYPE_CRON:
+			if _, _, err := trigger.ParseCron(t.GetCron(), t.GetTimezone()); err != nil {
+				if t.GetTimezone() != "" && strings.Contains(err.Error(), "time zone") {
+					return invalid(field+".timezone", "%v", err)
+				}
+				return invalid(field+".cron", "%v", err)
+			}
+		case jobv1.TriggerType_TRIGGER_TYPE_PIPELINE:
+			if t.GetPipeline() == p.GetName() {
+				return invalid(field+".pipeline", "a pipeline cannot be triggered by its own completion")
+			}
+		}
+	}
+	return nil
+}
+
+func marshalSpec(p *jobv1.PipelineDetail) []byte {
+	b, err := protojson.Marshal(p)
+	if err != nil {
+		panic(fmt.Sprintf("marshal pipeline: %v", err)) // a valid message always marshals
+	}
+	return b
+}
+
+func unmarshalSpec(b []byte) (*jobv1.PipelineDetail, error) {
+	p := new(jobv1.PipelineDetail)
+	if err := protojson.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("stored pipeline spec: %w", err)
+	}
+	return p, nil
+}
+
+// redacted is the spec as shown: webhook secrets replaced by has_secret.
+func redacted(p *jobv1.PipelineDetail) *jobv1.PipelineDetail {
+	out := proto.Clone(p).(*jobv1.PipelineDetail)
+	for _, t := range out.GetTriggers() {
+		if t.GetSecret() != "" {
+			t.Secret, t.HasSecret = "", true
+		}
+	}
+	return out
+}
+
+func (s *Service) pipelineDetail(ctx context.Context, p *store.Pipeline) (*jobv1.PipelineDetail, error) {
+	spec, err := unmarshalSpec(p.Spec)
+	if err != nil {
+		return nil, err
+	}
+	d := redacted(spec)
+	d.Id, d.Name, d.CreatedAt, d.UpdatedAt = p.ID, p.Name, ts(p.CreatedAt), ts(p.UpdatedAt)
+	runs, err := s.store.RunSummaries(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	d.Statistics = statistics(runs)
+	return d, nil
+}
+
+// statistics summarises runs: the success rate and average duration count
+// finished runs (success, failed, cancelled); the last run is the newest.
+func statistics(runs []store.RunSummary) *jobv1.PipelineStatistics {
+	st := &jobv1.PipelineStatistics{TotalRuns: int64(len(runs))}
+	var finished, succeeded int
+	var total time.Duration
+	for _, r := range runs {
+		s, err := jobstate.Parse(r.Status)
+		if err != nil || !pipeline.RunTerminal(s) {
+			continue
+		}
+		finished++
+		if s == jobstate.Success {
+			succeeded++
+		}
+		start := r.StartedAt
+		if start.IsZero() {
+			start = r.CreatedAt
+		}
+		total += r.FinishedAt.Sub(start)
+	}
+	if finished > 0 {
+		st.SuccessRate = float64(succeeded) / float64(finished)
+		st.AverageDuration = durationpb.New(total / time.Duration(finished))
+	}
+	if n := len(runs); n > 0 {
+		last := runs[n-1]
+		st.LastRunStatus, _ = jobstate.Parse(last.Status)
+		st.LastRunAt = ts(last.CreatedAt)
+	}
+	return st
+}
+
+// CreatePipeline implements JobService.CreatePipeline.
+func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipelineRequest) (*jobv1.CreatePipelineResponse, error) {
+	s := js.s
+	spec, err := specFrom(req.GetPipeline(), req.GetYaml())
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range spec.GetTriggers() {
+		if t.GetHasSecret() && t.GetSecret() == "" {
+			return nil, invalid(fmt.Sprintf("triggers[%d].secret", i), "must be set for a webhook trigger")
+		}
+		t.HasSecret = false
+	}
+	if err := validatePipeline(spec); err != nil {
+		return nil, err
+	}
+	if err := s.checkPipelineChain(ctx, spec, ""); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	p := &store.Pipeline{ID: newID(), Name: spec.GetName(), Spec: marshalSpec(spec), CreatedAt: now, UpdatedAt: now}
+	if err := s.store.CreatePipeline(ctx, p); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, grpcstatus.Errorf(codes.AlreadyExists, "name: a pipeline named %q exists", p.Name)
+		}
+		return nil, storeError(err, "pipeline")
+	}
+	s.log.Info("pipeline created", "pipeline", p.Name, "id", p.ID)
+	d, err := s.pipelineDetail(ctx, p)
+	if err != nil {
+		return nil, storeError(err, "pipeline")
+	}
+	return &jobv1.CreatePipelineResponse{Pipeline: d}, nil
+}
+
+func (s *Service) getPipeline(ctx context.Context, idOrName string) (*store.Pipeline, error) {
+	if err := requireID("pipeline_id", idOrName); err != nil {
+		return nil, err
+	}
+	p, err := s.store.GetPipeline(ctx, idOrName)
+	if err != nil {
+		return nil, storeError(err, "pipeline "+idOrName)
+	}
+	return p, nil
+}
+
+// GetPipeline implements JobService.GetPipeline; pipeline_id may be the name.
+func (js *JobServer) GetPipeline(ctx context.Context, req *jobv1.GetPipelineRequest) (*jobv1.GetPipelineResponse, error) {
+	p, err := js.s.getPipeline(ctx, req.GetPipelineId())
+	if err != nil {
+		return nil, err
+	}
+	d, err := js.s.pipelineDetail(ctx, p)
+	if err != nil {
+		return nil, storeError(err, "pipeline")
+	}
+	return &jobv1.GetPipelineResponse{Pipeline: d}, nil
+}
+
+// ListPipelines implements JobService.ListPipelines.
+func (js *JobServer) ListPipelines(ctx context.Context, req *jobv1.ListPipelinesRequest) (*jobv1.ListPipelinesResponse, error) {
+	p, err := page(req.GetPageSize(), req.GetPageToken(), req.GetOrderBy(), store.PipelineColumns, store.Order{Column: "name"})
+	if err != nil {
+		return nil, err
+	}
+	ps, total, err := js.s.store.ListPipelines(ctx, p)
+	if err != nil {
+		return nil, storeError(err, "pipelines")
+	}
+	resp := &jobv1.ListPipelinesResponse{NextPageToken: nextToken(p, len(ps), total)}
+	for _, sp := range ps {
+		d, err := js.s.pipelineDetail(ctx, sp)
+		if err != nil {
+			return nil, storeError(err, "pipeline "+sp.ID)
+		}
+		resp.Pipelines = append(resp.Pipelines, d)
+	}
+	return resp, nil
+}
+
+var pipelineUpdatable = []string{"name", "env", "triggers", "stages"}
+
+// UpdatePipeline implements JobService.UpdatePipeline. The new definition
+// (yaml or message) replaces the fields named by update_mask, or all of them
+// without one. A webhook trigger given with has_secret and no secret keeps
+// the secret of the webhook trigger at the same position. Runs under way
+// keep the definition they started with.
+func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipelineRequest) (*jobv1.UpdatePipelineResponse, error) {
+	s := js.s
+	id := req.GetPipeline().GetId()
+	upd, err := specFrom(req.GetPipeline(), req.GetYaml())
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		id = upd.GetName()
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	for i, p := range paths {
+		if !slices.Contains(pipelineUpdatable, p) {
+			return nil, invalid(fmt.Sprintf("update_mask.paths[%d]", i), "cannot update %q; updatable: %s", p, strings.Join(pipelineUpdatable, ", "))
+		}
+	}
+	cur, err := s.getPipeline(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if set := len(paths) == 0 || slices.Contains(paths, "triggers") || slices.Contains(paths, "name"); set {
+		probe := proto.Clone(upd).(*jobv1.PipelineDetail)
+		if probe.GetName() == "" || !(len(paths) == 0 || slices.Contains(paths, "name")) {
+			probe.Name = cur.Name
+		}
+		if err := s.checkPipelineChain(ctx, probe, cur.ID); err != nil {
+			return nil, err
+		}
+	}
+	sp, err := s.store.ModifyPipeline(ctx, cur.ID, func(p *store.Pipeline) error {
+		old, err := unmarshalSpec(p.Spec)
+		if err != nil {
+			return err
+		}
+		next := proto.Clone(old).(*jobv1.PipelineDetail)
+		set := func(name string) bool { return len(paths) == 0 || slices.Contains(paths, name) }
+		if set("name") && upd.GetName() != "" {
+			next.Name = upd.GetName()
+		}
+		if set("env") {
+			next.Env = upd.GetEnv()
+		}
+		if set("triggers") {
+			next.Triggers = upd.GetTriggers()
+			for i, t := range next.Triggers {
+				if t.GetHasSecret() && t.GetSecret() == "" && i < len(old.GetTriggers()) && old.Triggers[i].GetType() == t.GetType() {
+					t.Secret = old.Triggers[i].GetSecret()
+				}
+				if t.GetHasSecret() && t.GetSecret() == "" {
+					return invalid(fmt.Sprintf("triggers[%d].secret", i), "must be set for a new webhook trigger")
+				}
+				t.HasSecret = false
+			}
+		}
+		if set("stages") {
+			next.Stages = upd.GetStages()
+		}
+		if err := validatePipeline(next); err != nil {
+			return err
+		}
+		p.Name, p.Spec, p.UpdatedAt = next.GetName(), marshalSpec(next), s.now()
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, grpcstatus.Errorf(codes.AlreadyExists, "name: %v", err)
+		}
+		return nil, storeError(err, "pipeline "+id)
+	}
+	d, err := s.pipelineDetail(ctx, sp)
+	if err != nil {
+		return nil, storeError(err, "pipeline")
+	}
+	return &jobv1.UpdatePipelineResponse{Pipeline: d}, nil
+}
+
+// DeletePipeline implements JobService.DeletePipeline: a pipeline with no
+// run under way goes, with its runs and their jobs.
+func (js *JobServer) DeletePipeline(ctx context.Context, req *jobv1.DeletePipelineRequest) (*jobv1.DeletePipelineResponse, error) {
+	p, err := js.s.getPipeline(ctx, req.GetPipelineId())
+	if err != nil {
+		return nil, err
+	}
+	if err := js.s.store.DeletePipeline(ctx, p.ID); err != nil {
+		return nil, storeError(err, "pipeline "+p.Name)
+	}
+	return &jobv1.DeletePipelineResponse{}, nil
+}
+
+// TriggerPipeline implements JobService.TriggerPipeline: a manual run whose
+// parameters become env overriding the pipeline's.
+func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipelineRequest) (*jobv1.TriggerPipelineResponse, error) {
+	s := js.s
+	for k := range req.GetParams() {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return nil, invalid(fmt.Sprintf("params[%q]", k), "not a valid variable name")
+		}
+	}
+	p, err := s.getPipeline(ctx, req.GetPipelineId())
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", req.GetParams())
+	if err != nil {
+		return nil, storeError(err, "run")
+	}
+	run, err := s.runProto(ctx, r)
+	if err != nil {
+		return nil, storeError(err, "run")
+	}
+	return &jobv1.TriggerPipelineResponse{Run: run}, nil
+}
+
+// checkPipelineChain refuses pipeline-completed triggers that would make
+// pipelines start each other in a loop forever. spec replaces the stored
+// pipeline selfID (empty: spec is new).
+func (s *Service) checkPipelineChain(ctx context.Context, spec *jobv1.PipelineDetail, selfID string) error {
+	ps, _, err := s.store.ListPipelines(ctx, store.Page{Order: store.Order{Column: "name"}})
+	if err != nil {
+		return storeError(err, "pipelines")
+	}
+	specs := map[string]*jobv1.PipelineDetail{spec.GetName(): spec}
+	names := map[string]string{} // id or name → name
+	for _, p := range ps {
+		names[p.ID], names[p.Name] = p.Name, p.Name
+		if p.ID == selfID {
+			continue
+		}
+		if sp, err := unmarshalSpec(p.Spec); err == nil {
+			specs[p.Name] = sp
+		}
+	}
+	names[spec.GetName()] = spec.GetName()
+	if selfID != "" {
+		names[selfID] = spec.GetName()
+	}
+	// Walk "runs after" edges backwards from spec: spec runs after X, X runs
+	// after Y…; meeting spec again is a loop.
+	var walk func(name string, path []string) []string
+	seen := map[string]bool{}
+	walk = func(name string, path []string) []string {
+		for _, t := range specs[name].GetTriggers() {
+			if t.GetType() != jobv1.TriggerType_TRIGGER_TYPE_PIPELINE {
+				continue
+			}
+			up, ok := names[t.GetPipeline()]
+			if !ok {
+				continue // not created yet
+			}
+			if up == spec.GetName() {
+				return append(path, up)
+			}
+			if !seen[up] && specs[up] != nil {
+				seen[up] = true
+				if loop := walk(up, append(path, up)); loop != nil {
+					return loop
+				}
+			}
+		}
+		return nil
+	}
+	if loop := walk(spec.GetName(), []string{spec.GetName()}); loop != nil {
+		slices.Reverse(loop)
+		for i, t := range spec.GetTriggers() {
+			if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_PIPELINE && names[t.GetPipeline()] == loop[len(loop)-2] {
+				return invalid(fmt.Sprintf("triggers[%d].pipeline", i), "pipelines would start each other forever: %s", strings.Join(loop, " → "))
+			}
+		}
+		return invalid("triggers", "pipelines would start each other forever: %s", strings.Join(loop, " → "))
+	}
+	return nil
+}
+
+// startRun creates a run of p and its first jobs.
+func (s *Service) startRun(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string) (*store.PipelineRun, error) {
+	now := s.now()
+	r := &store.PipelineRun{
+		ID: newID(), PipelineID: p.ID, PipelineName: p.Name, Status: jobstate.Name(jobstate.Pending),
+		Trigger: pipeline.TriggerName(typ), TriggeredBy: cause, Params: nonNil(params), Spec: p.Spec,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.store.CreateRun(ctx, r); err != nil {
+		return nil, err
+	}
+	s.log.Info("pipeline run created", "pipeline", p.Name, "run", r.ID, "number", r.Number, "trigger", r.Trigger, "by", cause)
+	if err := s.advanceRun(ctx, r.ID); err != nil {
+		return nil, err
+	}
+	return s.store.GetRun(ctx, r.ID)
+}
+
+// StopPipeline implements JobService.StopPipeline: the run ends CANCELLED at
+// once; its pending jobs are cancelled, its running jobs are told to stop
+// (their agents report CANCELLED), and jobs not yet created are recorded as
+// cancelled.
+func (js *JobServer) StopPipeline(ctx context.Context, req *jobv1.StopPipelineRequest) (*jobv1.StopPipelineResponse, error) {
+	s := js.s
+	if err := requireID("run_id", req.GetRunId()); err != nil {
+		return nil, err
+	}
+	reason := strings.TrimSpace(req.GetReason())
+	if reason == "" {
+		reason = "pipeline stopped by request"
+	}
+	now := s.now()
+	var agents []string
+	r, err := s.store.ModifyRun(ctx, req.GetRunId(), func(r *store.PipelineRun, jobs []*store.Job) (store.RunChange, error) {
+		var ch store.RunChange
+		if err := setRunStatus(r, jobstate.Cancelled, now); err != nil {
+			return ch, grpcstatus.Errorf(codes.FailedPrecondition, "run %s: %v", r.ID, err)
+		}
+		r.Message = reason
+		have := map[string]bool{}
+		for _, j := range jobs {
+			have[j.Name] = true
+			switch status(j) {
+			case jobstate.Pending:
+				j.Status, j.FinishedAt = jobstate.Name(jobstate.Cancelled), now
+			case jobstate.Running:
+				j.CancelRequested = true
+				agents = append(agents, j.AgentID)
+			default:
+				continue
+			}
+			j.Message, j.UpdatedAt = reason, now
+			ch.Update = append(ch.Update, j)
+		}
+		spec, plan, err := runPlan(r)
+		if err != nil {
+			return ch, err
+		}
+		for _, n := range plan.Nodes {
+			if !have[n.Name] {
+				j := s.newRunJob(r, spec, n, now)
+				j.Status, j.FinishedAt, j.Message = jobstate.Name(jobstate.Cancelled), now, reason+" before the job started"
+				ch.Insert = append(ch.Insert, j)
+			}
+		}
+		return ch, nil
+	})
+	if err != nil {
+		return nil, storeError(err, "run "+req.GetRunId())
+	}
+	for _, a := range agents {
+		s.requestCancel(a)
+	}
+	s.log.Info("pipeline run stopped", "pipeline", r.PipelineName, "run", r.ID, "number", r.Number, "running_jobs", len(agents))
+	run, err := s.runProto(ctx, r)
+	if err != nil {
+		return nil, storeError(err, "run")
+	}
+	return &jobv1.StopPipelineResponse{Run: run}, nil
+}
+
+// GetPipelineRun implements JobService.GetPipelineRun.
+func (js *JobServer) GetPipelineRun(ctx context.Context, req *jobv1.GetPipelineRunRequest) (*jobv1.GetPipelineRunResponse, error) {
+	if err := requireID("run_id", req.GetRunId()); err != nil {
+		return nil, err
+	}
+	r, err := js.s.store.GetRun(ctx, req.GetRunId())
+	if err != nil {
+		return nil, storeError(err, "run "+req.GetRunId())
+	}
+	run, err := js.s.runProto(ctx, r)
+	if err != nil {
+		return nil, storeError(err, "run")
+	}
+	return &jobv1.GetPipelineRunResponse{Run: run}, nil
+}
+
+// ListPipelineRuns implements JobService.ListPipelineRuns, newest first.
+func (js *JobServer) ListPipelineRuns(ctx context.Context, req *jobv1.ListPipelineRunsRequest) (*jobv1.ListPipelineRunsResponse, error) {
+	p, err := js.s.getPipeline(ctx, req.GetPipelineId())
+	if err != nil {
+		return nil, err
+	}
+	pg, err := page(req.GetPageSize(), req.GetPageToken(), "", []string{"number"}, store.Order{Column: "number", Desc: true})
+	if err != nil {
+		return nil, err
+	}
+	runs, total, err := js.s.store.ListRuns(ctx, p.ID, pg)
+	if err != nil {
+		return nil, storeError(err, "runs")
+	}
+	resp := &jobv1.ListPipelineRunsResponse{TotalSize: int32(total), NextPageToken: nextToken(pg, len(runs), total)}
+	for _, r := range runs {
+		run, err := js.s.runProto(ctx, r)
+		if err != nil {
+			return nil, storeError(err, "run")
+		}
+		resp.Runs = append(resp.Runs, run)
+	}
+	return resp, nil
+}
+
+func runStatus(r *store.PipelineRun) jobstate.Status {
+	st, err := jobstate.Parse(r.Status)
+	if err != nil {
+		return jobstate.Pending
+	}
+	return st
+}
+
+// setRunStatus moves a run along its life cycle, refusing what it forbids.
+func setRunStatus(r *store.PipelineRun, to jobstate.Status, now time.Time) error {
+	if err := pipeline.CheckRun(runStatus(r), to); err != nil {
+		return err
+	}
+	r.Status, r.UpdatedAt = jobstate.Name(to), now
+	switch {
+	case to == jobstate.Running && r.StartedAt.IsZero():
+		r.StartedAt = now
+	case pipeline.RunTerminal(to):
+		r.FinishedAt = now
+	}
+	return nil
+}
+
+func runPlan(r *store.PipelineRun) (*jobv1.PipelineDetail, *pipeline.Plan, error) {
+	spec, err := unmarshalSpec(r.Spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := pipeline.Validate(spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("run %s: stored pipeline is invalid: %w", r.ID, err)
+	}
+	return spec, plan, nil
+}
+
+// newRunJob is the pending job row of a plan node.
+func (s *Service) newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Node, now time.Time) *store.Job {
+	env := pipeline.EnvFor(spec, n, r.Params)
+	env["ARCADE_PIPELINE"] = r.PipelineName
+	env["ARCADE_RUN_ID"] = r.ID
+	env["ARCADE_RUN_NUMBER"] = strconv.FormatInt(r.Number, 10)
+	env["ARCADE_STAGE"] = n.Stage
+	env["ARCADE_JOB"] = n.Name
+	sel, _ := pipeline.Selector(n.Job) // validated with the pipeline
+	var artifacts []byte
+	if a := n.Job.GetArtifacts(); a != nil {
+		artifacts, _ = protojson.Marshal(a)
+	}
+	return &store.Job{
+		ID: newID(), Name: n.Name, Status: jobstate.Name(jobstate.Pending), Commands: nonNilSlice(n.Job.GetCommands()),
+		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: n.Job.GetImage(),
+		Artifacts: artifacts, Selector: sel.String(), Labels: map[string]string{},
+		CreatedAt: now, UpdatedAt: now, Attempt: 1,
+		PipelineID: r.PipelineID, RunID: r.ID, Stage: n.Stage,
+	}
+}
+
+func nonNilSlice(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// lostAgent tells an attempt that failed because its agent vanished (see
+// loseJob) from one whose commands failed.
+func lostAgent(j *store.Job) bool {
+	return status(j) == jobstate.Failed && j.ExitCode == -1 &&
+		(strings.Contains(j.Message, "agent lost") || strings.Contains(j.Message, "agent unregistered"))
+}
+
+// jobEnded is called when an attempt of a job reaches a final status; a
+// pipeline job moves its run along.
+func (s *Service) jobEnded(ctx context.Context, j *store.Job) {
+	if j == nil || j.RunID == "" {
+		return
+	}
+	if err := s.advanceRun(ctx, j.RunID); err != nil && ctx.Err() == nil {
+		s.log.Warn("advance pipeline run", "run", j.RunID, "job", j.ID, "err", err)
+	}
+}
+
+// AdvanceRuns moves every run under way along: it starts retries whose
+// backoff passed and notices jobs that ended while nobody advanced the run.
+// Housekeeping calls it every tick.
+func (s *Service) AdvanceRuns(ctx context.Context) error {
+	ids, err := s.store.ActiveRuns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.advanceRun(ctx, id); err != nil && ctx.Err() == nil {
+			s.log.Warn("advance pipeline run", "run", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// advanceRun applies the plan to a run: retries due attempts, creates the
+// jobs whose dependencies are done (or records them skipped), and ends the
+// run when every job is final.
+func (s *Service) advanceRun(ctx context.Context, runID string) error {
+	now := s.now()
+	var wake, ended bool
+	r, err := s.store.ModifyRun(ctx, runID, func(r *store.PipelineRun, jobs []*store.Job) (store.RunChange, error) {
+		var ch store.RunChange
+		wake, ended = false, false
+		if pipeline.RunTerminal(runStatus(r)) {
+			return ch, store.ErrUnchanged
+		}
+		spec, plan, err := runPlan(r)
+		if err != nil {
+			return ch, err
+		}
+		dirty, started := false, false
+		outcomes := map[string]pipeline.Outcome{}
+		for _, j := range jobs {
+			st := status(j)
+			if !j.StartedAt.IsZero() || j.Attempt > 1 {
+				started = true
+			}
+			o := pipeline.OutcomeOf(st)
+			if n := plan.Node(j.Name); n != nil && o == pipeline.Failed {
+				if wait, ok := pipeline.RetryAfter(n.Job, st, lostAgent(j), j.Attempt); ok {
+					o = pipeline.Active
+					if !now.Before(j.FinishedAt.Add(wait)) {
+						msg := fmt.Sprintf("attempt %d ended %s (%s); retrying", j.Attempt, j.Status, j.Message)
+						nextAttempt(j)
+						j.Message, j.UpdatedAt = msg, now
+						ch.Update = append(ch.Update, j)
+						dirty, wake = true, true
+					}
+				}
+			}
+			outcomes[j.Name] = o
+		}
+		for range len(plan.Nodes) + 1 {
+			step := plan.Next(outcomes)
+			if len(step.Start) == 0 && len(step.Skip) == 0 {
+				if step.Done {
+					if runStatus(r) == jobstate.Pending {
+						if err := setRunStatus(r, jobstate.Running, now); err != nil {
+							return ch, err
+						}
+					}
+					if err := setRunStatus(r, step.Status, now); err != nil {
+						return ch, err
+					}
+					dirty, ended = true, true
+				}
+				break
+			}
+			for _, n := range plan.Nodes {
+				reason, skip := step.Skip[n.Name]
+				if !skip && !slices.Contains(step.Start, n.Name) {
+					continue
+				}
+				j := s.newRunJob(r, spec, n, now)
+				switch {
+				case skip:
+					j.Status, j.FinishedAt, j.Message = jobstate.Name(jobstate.Skipped), now, reason
+				case n.Job.GetUses() != "":
+					// Plugin steps are accepted and validated; the agent
+					// executes them once the plugin work lands.
+					j.Status, j.FinishedAt = jobstate.Name(jobstate.Skipped), now
+					j.Message = fmt.Sprintf("skipped: plugin step %q is not executable yet", n.Job.GetUses())
+				default:
+					wake = true
+				}
+				outcomes[n.Name] = pipeline.OutcomeOf(status(j))
+				ch.Insert = append(ch.Insert, j)
+				dirty = true
+			}
+		}
+		if started && runStatus(r) == jobstate.Pending {
+			if err := setRunStatus(r, jobstate.Running, now); err != nil {
+				return ch, err
+			}
+			dirty = true
+		}
+		if !dirty {
+			return ch, store.ErrUnchanged
+		}
+		r.UpdatedAt = now
+		return ch, nil
+	})
+	if err != nil {
+		return err
+	}
+	if wake {
+		s.dispatch.Wake()
+	}
+	if ended {
+		s.log.Info("pipeline run ended", "pipeline", r.PipelineName, "run", r.ID, "number", r.Number, "status", r.Status)
+		if runStatus(r) == jobstate.Success {
+			s.pipelineCompleted(ctx, r)
+		}
+	}
+	return nil
+}
+
+// pipelineCompleted starts the pipelines whose trigger names the pipeline of
+// a run that just succeeded.
+func (s *Service) pipelineCompleted(ctx context.Context, done *store.PipelineRun) {
+	ps, _, err := s.store.ListPipelines(ctx, store.Page{Order: store.Order{Column: "name"}})
+	if err != nil {
+		s.log.Warn("pipeline-completed triggers", "err", err)
+		return
+	}
+	for _, p := range ps {
+		if p.ID == done.PipelineID {
+			continue
+		}
+		spec, err := unmarshalSpec(p.Spec)
+		if err != nil {
+			continue
+		}
+		for _, t := range spec.GetTriggers() {
+			if t.GetType() != jobv1.TriggerType_TRIGGER_TYPE_PIPELINE || (t.GetPipeline() != done.PipelineName && t.GetPipeline() != done.PipelineID) {
+				continue
+			}
+			cause := fmt.Sprintf("pipeline %s run #%d succeeded", done.PipelineName, done.Number)
+			if _, err := s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_PIPELINE, cause, nil); err != nil {
+				s.log.Warn("pipeline-completed trigger", "pipeline", p.Name, "after", done.PipelineName, "err", err)
+			}
+			break
+		}
+	}
+}
+
+// runProto is the view of a run: its jobs in plan order (stage by stage),
+// jobs not created yet shown PENDING without an id.
+func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.PipelineRun, error) {
+	st, _ := jobstate.Parse(r.Status)
+	typ := jobv1.TriggerType_TRIGGER_TYPE_UNSPECIFIED
+	if t, err := pipeline.ParseTriggerType(r.Trigger); err == nil {
+		typ = t
+	}
+	out := &jobv1.PipelineRun{
+		Id: r.ID, PipelineId: r.PipelineID, PipelineName: r.PipelineName, Number: r.Number, Status: st,
+		Trigger: typ, TriggeredBy: r.TriggeredBy, Params: r.Params, Message: r.Message,
+		CreatedAt: ts(r.CreatedAt), StartedAt: ts(r.StartedAt), FinishedAt: ts(r.FinishedAt),
+	}
+	jobs, err := s.store.RunJobs(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*store.Job{}
+	for _, j := range jobs {
+		byName[j.Name] = j
+	}
+	spec, plan, err := runPlan(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, stage := range spec.GetStages() {
+		out.Stages = append(out.Stages, stage.GetName())
+		for _, pj := range stage.GetJobs() {
+			if j, ok := byName[pj.GetName()]; ok {
+				out.Jobs = append(out.Jobs, jobDetail(j))
+				continue
+			}
+			n := plan.Node(pj.GetName())
+			out.Jobs = append(out.Jobs, &jobv1.JobDetail{Name: n.Name, Stage: n.Stage, Status: jobstate.Pending,
+				PipelineId: r.PipelineID, RunId: r.ID, Commands: pj.GetCommands(), Message: "waiting for " + strings.Join(n.Deps, ", ")})
+		}
+	}
+	return out, nil
+}
+
+// CronEntries implements trigger.CronTarget.
+func (s *Service) CronEntries(ctx context.Context) ([]trigger.CronEntry, error) {
+	ps, _, err := s.store.ListPipelines(ctx, store.Page{Order: store.Order{Column: "name"}})
+	if err != nil {
+		return nil, err
+	}
+	var out []trigger.CronEntry
+	for _, p := range ps {
+		spec, err := unmarshalSpec(p.Spec)
+		if err != nil {
+			continue
+		}
+		for _, t := range spec.GetTriggers() {
+			if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_CRON {
+				out = append(out, trigger.CronEntry{PipelineID: p.ID, Pipeline: p.Name, Expr: t.GetCron(), Timezone: t.GetTimezone()})
+			}
+		}
+	}
+	return out, nil
+}
+
+// FireCron implements trigger.CronTarget.
+func (s *Service) FireCron(ctx context.Context, e trigger.CronEntry, at time.Time) error {
+	p, err := s.store.GetPipeline(ctx, e.PipelineID)
+	if err != nil {
+		return err
+	}
+	cause := fmt.Sprintf("cron %q at %s", e.Expr, at.Format(time.RFC3339))
+	_, err = s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_CRON, cause, nil)
+	return err
+}
+
+// Webhooks implements trigger.WebhookTarget.
+func (s *Service) Webhooks(ctx context.Context, pipelineName string) ([]trigger.WebhookConfig, error) {
+	p, err := s.store.GetPipeline(ctx, pipelineName)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, trigger.ErrNoPipeline
+	}
+	if err != nil {
+		return nil, err
+	}
+	spec, err := unmarshalSpec(p.Spec)
+	if err != nil {
+		return nil, err
+	}
+	var out []trigger.WebhookConfig
+	for _, t := range spec.GetTriggers() {
+		if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK {
+			out = append(out, trigger.WebhookConfig{Secret: t.GetSecret(), Branches: t.GetBranches()})
+		}
+	}
+	return out, nil
+}
+
+// FireWebhook implements trigger.WebhookTarget: the push's commit, branch
+// and author become env of the run.
+func (s *Service) FireWebhook(ctx context.Context, pipelineName string, push trigger.Push) (string, int64, error) {
+	p, err := s.store.GetPipeline(ctx, pipelineName)
+	if err != nil {
+		return "", 0, err
+	}
+	short := push.Commit
+	if len(short) > 12 {
+		short = short[:12]
+	}
+	cause := fmt.Sprintf("push to %s by %s (%s)", push.Branch, push.Author, short)
+	r, err := s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, cause, push.Env())
+	if err != nil {
+		return "", 0, err
+	}
+	return r.ID, r.Number, nil
+}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-arcade/arcade/server/trigger"
+)
+
+func (c *Config) validateTriggers() error {
+	if c.WebhookPort < 0 || c.WebhookPort > 65535 {
+		return fmt.Errorf("webhook_port: want 0 (off) to 65535, got %d", c.WebhookPort)
+	}
+	if c.CronTimezone != "" {
+		if _, err := time.LoadLocation(c.CronTimezone); err != nil {
+			return fmt.Errorf("cron_timezone: unknown time zone %q", c.CronTimezone)
+		}
+	}
+	return nil
+}
+
+// listenWebhook binds the webhook endpoint on the gRPC host.
+func (s *Server) listenWebhook() error {
+	if s.cfg.WebhookPort == 0 {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(s.cfg.WebhookPort))
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("webhook: listen on %s: %w", addr, err)
+	}
+	s.webhook = lis
+	return nil
+}
+
+// WebhookAddr is the address of the webhook endpoint, "" when it is off.
+func (s *Server) WebhookAddr() string {
+	if s.webhook == nil {
+		return ""
+	}
+	return s.webhook.Addr().String()
+}
+
+// startTriggers runs the cron scheduler and serves the webhook endpoint until
+// ctx ends.
+func (s *Server) startTriggers(ctx context.Context) {
+	var loc *time.Location
+	if s.cfg.CronTimezone != "" {
+		loc, _ = time.LoadLocation(s.cfg.CronTimezone) // checked by Validate
+	}
+	log := s.log.With("component", "triggers")
+	sched := trigger.NewScheduler(s.svc, func() time.Time { return time.Now() }, loc, log)
+	go sched.Run(ctx, time.Second)
+	if s.webhook == nil {
+		return
+	}
+	hs := &http.Server{Handler: trigger.WebhookHandler(s.svc, log), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		log.Info("webhook endpoint listening", "addr", s.WebhookAddr(), "path", "/hooks/{pipeline}")
+		if err := hs.Serve(s.webhook); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("webhook endpoint stopped", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx) //nolint:errcheck // shutting down
+	}()
+}
