@@ -104,11 +104,20 @@ func (s *shipper) flush() bool {
 		return false
 	}
 	req := &agentv1.ReportJobLogRequest{AgentId: s.agentID, JobId: s.jobID, Attempt: s.attempt, Chunks: batch}
+	first, last := batch[0].GetLineNumber(), batch[n-1].GetLineNumber()
+	done := n // lines of the batch the server has, or that are lost for good
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := s.a.rpc.ReportJobLog(ctx, req)
+		resp, err := s.a.rpc.ReportJobLog(ctx, req)
 		cancel()
 		if err == nil {
+			switch stored := resp.GetLastLine(); {
+			case stored >= last:
+			case stored >= first-1:
+				done = int(stored - first + 1) // resend the rest
+			default:
+				s.log.Error("server lost earlier log lines; they cannot be sent again", "from", stored+1, "to", first-1)
+			}
 			break
 		}
 		if attempt >= 30 {
@@ -119,7 +128,7 @@ func (s *shipper) flush() bool {
 		time.Sleep(backoff(attempt))
 	}
 	s.mu.Lock()
-	s.pending = s.pending[n:]
+	s.pending = s.pending[done:]
 	more := len(s.pending) > 0
 	s.mu.Unlock()
 	return more

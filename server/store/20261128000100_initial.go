@@ -14,7 +14,7 @@ var migrations = migrate.NewMigrations()
 
 func init() {
 	migrations.MustRegister(func(ctx context.Context, db *bun.DB) error {
-		for _, model := range []any{(*Agent)(nil), (*Job)(nil), (*LogLine)(nil), (*Artifact)(nil)} {
+		for _, model := range []any{(*Agent)(nil), (*Job)(nil), (*logChunk)(nil), (*Artifact)(nil)} {
 			if _, err := db.NewCreateTable().Model(model).IfNotExists().Exec(ctx); err != nil {
 				return fmt.Errorf("create table for %T: %w", model, err)
 			}
@@ -28,6 +28,7 @@ func init() {
 			{"jobs_agent_status", "jobs", []string{"agent_id", "status"}},
 			{"jobs_run", "jobs", []string{"run_id"}},
 			{"agents_token", "agents", []string{"token_hash"}},
+			{"job_log_chunks_last", "job_log_chunks", []string{"job_id", "attempt", "last_line"}},
 		}
 		for _, ix := range indexes {
 			q := db.NewCreateIndex().Table(ix.table).Index(ix.name).IfNotExists()
@@ -40,7 +41,7 @@ func init() {
 		}
 		return nil
 	}, func(ctx context.Context, db *bun.DB) error {
-		for _, model := range []any{(*Artifact)(nil), (*LogLine)(nil), (*Job)(nil), (*Agent)(nil)} {
+		for _, model := range []any{(*Artifact)(nil), (*logChunk)(nil), (*Job)(nil), (*Agent)(nil)} {
 			if _, err := db.NewDropTable().Model(model).IfExists().Exec(ctx); err != nil {
 				return fmt.Errorf("drop table for %T: %w", model, err)
 			}

@@ -132,7 +132,7 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 			}
 			return fmt.Errorf("delete job %s: it is running: %w", id, ErrConflict)
 		}
-		for _, m := range []any{(*LogLine)(nil), (*Artifact)(nil)} {
+		for _, m := range jobData {
 			if _, err := tx.NewDelete().Model(m).Where("job_id = ?", id).Exec(ctx); err != nil {
 				return fmt.Errorf("delete job %s: %w", id, err)
 			}

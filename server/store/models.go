@@ -58,17 +58,26 @@ type Job struct {
 	Stage           string            `bun:"stage,notnull"`
 }
 
-// LogLine is one stored log line of a job attempt.
+// LogLine is one log line of a job attempt.
 type LogLine struct {
-	bun.BaseModel `bun:"table:job_logs"`
+	Line    int64
+	Time    time.Time
+	Level   int16
+	Stream  int16
+	Content string
+}
 
-	JobID   string    `bun:"job_id,pk"`
-	Attempt int32     `bun:"attempt,pk"`
-	Line    int64     `bun:"line,pk"`
-	Time    time.Time `bun:"ts,notnull"`
-	Level   int16     `bun:"level,notnull"`
-	Stream  int16     `bun:"stream,notnull"`
-	Content string    `bun:"content,notnull"`
+// logChunk is a run of consecutive log lines of a job attempt, stored as one
+// row: a batch from an agent becomes one insert, however many lines it has.
+type logChunk struct {
+	bun.BaseModel `bun:"table:job_log_chunks"`
+
+	JobID     string `bun:"job_id,pk"`
+	Attempt   int32  `bun:"attempt,pk"`
+	FirstLine int64  `bun:"first_line,pk"`
+	LastLine  int64  `bun:"last_line,notnull"`
+	Lines     int32  `bun:"lines,notnull"`
+	Data      []byte `bun:"data,notnull"`
 }
 
 // Artifact is one file a job attempt kept.
@@ -83,3 +92,7 @@ type Artifact struct {
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	ExpiresAt time.Time `bun:"expires_at,nullzero"`
 }
+
+// jobData are the tables whose rows belong to a job (by job_id) and go when
+// it is deleted.
+var jobData = []any{(*logChunk)(nil), (*Artifact)(nil)}

@@ -137,22 +137,37 @@ func TestLogsIdempotent(t *testing.T) {
 		if err != nil || last != 1500 {
 			t.Fatalf("AppendLogs = %d, %v", last, err)
 		}
-		// Resent overlap and a gap.
-		last, err = s.AppendLogs(ctx, "j1", 1, append(mk(1400, 1600), mk(1700, 1710)...))
+		// A batch sent again, overlapping what is stored: only the new lines land.
+		last, err = s.AppendLogs(ctx, "j1", 1, mk(1400, 1600))
 		if err != nil || last != 1600 {
 			t.Fatalf("AppendLogs overlap = %d, %v; want 1600", last, err)
+		}
+		// A batch past a gap stores nothing and says where to resume.
+		last, err = s.AppendLogs(ctx, "j1", 1, mk(1700, 1710))
+		if err != nil || last != 1600 {
+			t.Fatalf("AppendLogs after a gap = %d, %v; want 1600", last, err)
+		}
+		if _, err := s.AppendLogs(ctx, "j1", 1, append(mk(1601, 1602), mk(1604, 1605)...)); !errors.Is(err, store.ErrNotConsecutive) {
+			t.Errorf("non-consecutive batch: %v, want ErrNotConsecutive", err)
 		}
 		lines, err := s.ReadLogs(ctx, "j1", 1, 1, 5000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(lines) != 1611 {
-			t.Fatalf("read %d lines, want 1611", len(lines))
+		if len(lines) != 1600 {
+			t.Fatalf("read %d lines, want 1600", len(lines))
 		}
-		for i, l := range lines[:1600] {
-			if l.Line != int64(i+1) || l.Content != fmt.Sprintf("line %d", i+1) {
+		for i, l := range lines {
+			if l.Line != int64(i+1) || l.Content != fmt.Sprintf("line %d", i+1) || !l.Time.Equal(t0) || l.Stream != 1 {
 				t.Fatalf("line %d = %+v", i+1, l)
 			}
+		}
+		mid, err := s.ReadLogs(ctx, "j1", 1, 1450, 3)
+		if err != nil || len(mid) != 3 || mid[0].Line != 1450 || mid[2].Line != 1452 {
+			t.Errorf("ReadLogs(1450, 3) = %+v, %v", mid, err)
+		}
+		if n, err := s.LastLogLine(ctx, "j1", 1); err != nil || n != 1600 {
+			t.Errorf("LastLogLine = %d, %v", n, err)
 		}
 		other, _ := s.ReadLogs(ctx, "j1", 2, 1, 10)
 		if len(other) != 0 {
