@@ -25,6 +25,7 @@ import (
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/auth"
+	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/service"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -90,16 +91,28 @@ func (c *Config) Validate() error {
 
 // startPlugins loads the configured plugins and watches the plugin folders
 // and file. A plugin that fails to load is logged; the server serves on.
-func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger) (*host.Manager, error) {
+func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, bus *events.Bus) (*host.Manager, error) {
 	log := logger.With("component", "plugins")
 	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")))
 	m.Subscribe(func(e host.Event) {
 		attrs := []any{"plugin", e.Plugin, "kind", e.Kind, "version", e.Version}
-		if e.Err != nil {
-			log.Warn("plugin "+string(e.Type), append(attrs, "err", e.Err)...)
-			return
+		ev := &jobv1.Event{ResourceType: events.Plugin, ResourceId: e.Plugin, Message: string(e.Type),
+			Attributes: map[string]string{"kind": e.Kind, "version": e.Version, "previous": e.Previous, "sha256": e.SHA256}}
+		switch e.Type {
+		case host.EventLoaded, host.EventReloaded:
+			ev.Type = jobv1.EventType_EVENT_TYPE_PLUGIN_LOADED
+		case host.EventUnloaded:
+			ev.Type = jobv1.EventType_EVENT_TYPE_PLUGIN_UNLOADED
+		default:
+			ev.Type = jobv1.EventType_EVENT_TYPE_PLUGIN_FAILED
 		}
-		log.Info("plugin "+string(e.Type), attrs...)
+		if e.Err != nil {
+			ev.Message += ": " + e.Err.Error()
+			log.Warn("plugin "+string(e.Type), append(attrs, "err", e.Err)...)
+		} else {
+			log.Info("plugin "+string(e.Type), attrs...)
+		}
+		bus.Publish(ev)
 	})
 	configPath := ""
 	if cfg.PluginsConfig != "" {
@@ -180,11 +193,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	)
 	agentv1.RegisterAgentServiceServer(gs, svc.AgentServer())
 	jobv1.RegisterJobServiceServer(gs, svc.JobServer())
+	jobv1.RegisterStreamServiceServer(gs, svc.StreamServer())
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
-	plugins, err := startPlugins(ctx, cfg, logger)
+	plugins, err := startPlugins(ctx, cfg, logger, svc.Events())
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
@@ -72,49 +74,56 @@ func (c *api) runAndFollow(ctx context.Context, req *jobv1.CreateJobRequest, w i
 	return c.follow(ctx, j.GetId(), 0, w)
 }
 
-// follow prints a job's log as it grows, until the job ends; it returns an
+// follow prints a job's log as it grows (StreamJobLog), until the job ends;
+// an attempt that is retried is followed by the next one. It returns an
 // exitError unless the job succeeded.
 func (c *api) follow(ctx context.Context, jobID string, attempt int32, w io.Writer) error {
 	color := isTerminal(w)
+	streams := jobv1.NewStreamServiceClient(c.conn)
+	if attempt == 0 {
+		jr, err := c.jobs.GetJob(ctx, &jobv1.GetJobRequest{JobId: jobID})
+		if err != nil {
+			return fmt.Errorf("get job: %w", err)
+		}
+		attempt = jr.GetJob().GetAttempt()
+	}
 	next := int64(1)
 	for {
-		resp, err := c.jobs.GetJobLog(ctx, &jobv1.GetJobLogRequest{JobId: jobID, Attempt: attempt, FromLine: next})
+		stream, err := streams.StreamJobLog(ctx, &jobv1.StreamJobLogRequest{JobId: jobID, Attempt: attempt, FromLine: next, Follow: true})
 		if err != nil {
-			return fmt.Errorf("read log: %w", err)
+			return fmt.Errorf("follow log: %w", err)
 		}
-		if attempt == 0 {
-			attempt = resp.GetAttempt()
-		}
-		for _, l := range resp.GetLines() {
-			printLine(w, l, color)
-		}
-		next = resp.GetNextLine()
-		if resp.GetComplete() {
-			break
-		}
-		if len(resp.GetLines()) == 0 {
-			// An automatic retry moves the job to a new attempt: follow it.
-			if jr, err := c.jobs.GetJob(ctx, &jobv1.GetJobRequest{JobId: jobID}); err == nil && jr.GetJob().GetAttempt() > attempt {
-				fmt.Fprintf(os.Stderr, "attempt %d: %s\n", attempt, jr.GetJob().GetMessage())
-				attempt, next = jr.GetJob().GetAttempt(), 1
-				continue
+		ended := false
+		for !ended {
+			resp, err := stream.Recv()
+			if err != nil {
+				if status.Code(err) == codes.Unavailable && ctx.Err() == nil {
+					time.Sleep(time.Second) // the server restarts: resume where we were
+					break
+				}
+				return fmt.Errorf("follow log: %w", err)
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(200 * time.Millisecond):
+			for _, l := range resp.GetLines() {
+				printLine(w, l, color)
+				next = l.GetLineNumber() + 1
 			}
+			ended = resp.GetFinalStatus() != agentv1.JobStatus_JOB_STATUS_UNSPECIFIED
 		}
+		if !ended {
+			continue
+		}
+		jr, err := c.jobs.GetJob(ctx, &jobv1.GetJobRequest{JobId: jobID})
+		if err != nil {
+			return fmt.Errorf("get job: %w", err)
+		}
+		j := jr.GetJob()
+		if j.GetAttempt() > attempt {
+			fmt.Fprintf(os.Stderr, "%s\nfollowing attempt %d\n", j.GetMessage(), j.GetAttempt())
+			attempt, next = j.GetAttempt(), 1
+			continue
+		}
+		return outcome(j)
 	}
-	jr, err := c.jobs.GetJob(ctx, &jobv1.GetJobRequest{JobId: jobID})
-	if err != nil {
-		return fmt.Errorf("get job: %w", err)
-	}
-	if jr.GetJob().GetAttempt() > attempt {
-		fmt.Fprintf(os.Stderr, "attempt %d ended; following attempt %d\n", attempt, jr.GetJob().GetAttempt())
-		return c.follow(ctx, jobID, jr.GetJob().GetAttempt(), w)
-	}
-	return outcome(jr.GetJob())
 }
 
 // outcome prints a job's end and maps it to an exit status.

@@ -35,7 +35,8 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "auto", "log format: auto (coloured text on a terminal), text, json")
-	root.AddCommand(newServerCmd(g), newAgentCmd(g), newUpCmd(g), newJobCmd(), newPipelineCmd(), newPluginCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(g), newAgentCmd(g), newUpCmd(g), newJobCmd(), newPipelineCmd(), newPluginCmd(), newVersionCmd(),
+		newLogsCmd(), newEventsCmd(), newWatchCmd())
 	return root
 }
 

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/labels"
 	"github.com/go-arcade/arcade/server/auth"
@@ -80,6 +81,7 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 		return nil, storeError(err, "agent")
 	}
 	s.auth.Forget(agent.ID)
+	s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_ONLINE, "registered")
 	s.log.Info("agent registered", "agent", agent.Name, "id", agent.ID, "labels", agent.Labels, "max_jobs", agent.MaxJobs)
 	s.dispatch.Wake()
 	return &agentv1.RegisterResponse{
@@ -110,6 +112,7 @@ func (a *AgentServer) Unregister(ctx context.Context, req *agentv1.UnregisterReq
 		return nil, storeError(err, "agent "+id)
 	}
 	s.auth.Forget(id)
+	s.publishAgent(&store.Agent{ID: id}, jobv1.EventType_EVENT_TYPE_AGENT_OFFLINE, "unregistered")
 	s.log.Info("agent unregistered", "id", id)
 	return &agentv1.UnregisterResponse{}, nil
 }
@@ -141,6 +144,10 @@ func (a *AgentServer) Heartbeat(ctx context.Context, req *agentv1.HeartbeatReque
 	}
 	if cameOnline {
 		s.log.Info("agent back online", "agent", agent.Name, "id", id)
+		s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_ONLINE, "back online")
+	}
+	if len(req.GetLabels()) > 0 {
+		s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_LABELS_CHANGED, "labels from heartbeat")
 	}
 	if cameOnline || len(req.GetLabels()) > 0 {
 		s.dispatch.Wake()
@@ -217,6 +224,7 @@ func (a *AgentServer) UpdateLabels(ctx context.Context, req *agentv1.UpdateLabel
 		s.log.Warn("agent has more labels than recommended", "agent", agent.Name, "labels", n, "recommended", labels.MaxRecommendedLabels)
 	}
 	s.log.Info("agent labels updated", "agent", agent.Name, "labels", agent.Labels, "replace", replace)
+	s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_LABELS_CHANGED, "labels updated")
 	s.dispatch.Wake()
 	return &agentv1.UpdateLabelsResponse{Agent: s.agentProto(ctx, agent, -1)}, nil
 }
@@ -290,6 +298,9 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 	})
 	if err != nil {
 		return nil, storeError(err, "job "+req.GetJobId())
+	}
+	if changed && to == jobstate.Running {
+		s.publishJob(j, jobv1.EventType_EVENT_TYPE_JOB_STARTED, "")
 	}
 	if changed && jobstate.Terminal(to) {
 		if err := s.recordArtifacts(ctx, j.ID, req); err != nil {
@@ -391,7 +402,16 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 	if errors.Is(err, store.ErrNotConsecutive) {
 		return 0, invalid("chunks", "%v", store.ErrNotConsecutive)
 	}
-	return last, storeError(err, "log of job "+jobID)
+	if err != nil {
+		return 0, storeError(err, "log of job "+jobID)
+	}
+	// Followers skip lines they already have, so lines stored before (a
+	// resent batch) do no harm here.
+	for len(lines) > 0 && lines[len(lines)-1].Line > last {
+		lines = lines[:len(lines)-1]
+	}
+	s.logs.Publish(jobID, attempt, lines)
+	return last, nil
 }
 
 // CancelJob implements AgentService.CancelJob: a long poll for cancel

@@ -110,6 +110,7 @@ func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest)
 		return nil, storeError(err, "job")
 	}
 	s.dispatch.Wake()
+	s.publishJob(j, jobv1.EventType_EVENT_TYPE_JOB_CREATED, "")
 	s.log.Debug("job created", "job", j.ID, "name", j.Name, "selector", j.Selector)
 	return &jobv1.CreateJobResponse{Job: jobDetail(j)}, nil
 }
@@ -292,7 +293,9 @@ func (js *JobServer) CancelJob(ctx context.Context, req *jobv1.CancelJobRequest)
 	if j.AgentID != "" && j.CancelRequested {
 		s.requestCancel(j.AgentID)
 	}
-	s.jobEnded(ctx, j)
+	if jobstate.Terminal(status(j)) {
+		s.jobEnded(ctx, j)
+	}
 	s.log.Info("job cancel requested", "job", j.ID, "status", j.Status, "reason", reason)
 	return &jobv1.CancelJobResponse{Job: jobDetail(j)}, nil
 }
@@ -317,6 +320,7 @@ func (js *JobServer) RetryJob(ctx context.Context, req *jobv1.RetryJobRequest) (
 		return nil, storeError(err, "job "+req.GetJobId())
 	}
 	s.dispatch.Wake()
+	s.publishJob(j, jobv1.EventType_EVENT_TYPE_JOB_CREATED, j.Message)
 	return &jobv1.RetryJobResponse{Job: jobDetail(j)}, nil
 }
 

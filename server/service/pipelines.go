@@ -430,6 +430,7 @@ func (s *Service) startRun(ctx context.Context, p *store.Pipeline, typ jobv1.Tri
 		return nil, err
 	}
 	s.log.Info("pipeline run created", "pipeline", p.Name, "run", r.ID, "number", r.Number, "trigger", r.Trigger, "by", cause)
+	s.publishRun(r)
 	if err := s.advanceRun(ctx, r.ID); err != nil {
 		return nil, err
 	}
@@ -491,6 +492,7 @@ func (js *JobServer) StopPipeline(ctx context.Context, req *jobv1.StopPipelineRe
 	for _, a := range agents {
 		s.requestCancel(a)
 	}
+	s.publishRun(r)
 	s.log.Info("pipeline run stopped", "pipeline", r.PipelineName, "run", r.ID, "number", r.Number, "running_jobs", len(agents))
 	run, err := s.runProto(ctx, r)
 	if err != nil {
@@ -611,9 +613,9 @@ func lostAgent(j *store.Job) bool {
 		(strings.Contains(j.Message, "agent lost") || strings.Contains(j.Message, "agent unregistered"))
 }
 
-// jobEnded is called when an attempt of a job reaches a final status; a
+// runJobEnded is called when an attempt of a job reaches a final status; a
 // pipeline job moves its run along.
-func (s *Service) jobEnded(ctx context.Context, j *store.Job) {
+func (s *Service) runJobEnded(ctx context.Context, j *store.Job) {
 	if j == nil || j.RunID == "" {
 		return
 	}
@@ -643,10 +645,11 @@ func (s *Service) AdvanceRuns(ctx context.Context) error {
 // run when every job is final.
 func (s *Service) advanceRun(ctx context.Context, runID string) error {
 	now := s.now()
-	var wake, ended bool
+	var wake, ended, changed bool
+	var created []*store.Job
 	r, err := s.store.ModifyRun(ctx, runID, func(r *store.PipelineRun, jobs []*store.Job) (store.RunChange, error) {
 		var ch store.RunChange
-		wake, ended = false, false
+		wake, ended, changed, created = false, false, false, nil
 		if pipeline.RunTerminal(runStatus(r)) {
 			return ch, store.ErrUnchanged
 		}
@@ -708,6 +711,7 @@ func (s *Service) advanceRun(ctx context.Context, runID string) error {
 					j.Message = fmt.Sprintf("skipped: plugin step %q is not executable yet", n.Job.GetUses())
 				default:
 					wake = true
+					created = append(created, j)
 				}
 				outcomes[n.Name] = pipeline.OutcomeOf(status(j))
 				ch.Insert = append(ch.Insert, j)
@@ -724,10 +728,17 @@ func (s *Service) advanceRun(ctx context.Context, runID string) error {
 			return ch, store.ErrUnchanged
 		}
 		r.UpdatedAt = now
+		changed = true
 		return ch, nil
 	})
 	if err != nil {
 		return err
+	}
+	if changed {
+		s.publishRun(r)
+		for _, j := range created {
+			s.publishJob(j, jobv1.EventType_EVENT_TYPE_JOB_CREATED, "")
+		}
 	}
 	if wake {
 		s.dispatch.Wake()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -37,6 +38,7 @@ func (s *Service) ReapOnce(ctx context.Context) error {
 	}
 	for _, a := range gone {
 		s.log.Warn("agent offline: no heartbeat", "agent", a.Name, "id", a.ID, "last_heartbeat", a.LastHeartbeatAt)
+		s.publishAgent(a, jobv1.EventType_EVENT_TYPE_AGENT_OFFLINE, "no heartbeat")
 	}
 	expired, err := s.store.ExpiredLeases(ctx, now)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/go-arcade/arcade/server/dispatch"
+	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/livelog"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -61,6 +63,10 @@ type Service struct {
 
 	// cancels wakes an agent's CancelJob long-poll.
 	cancels dispatch.Signals
+	// events carries system events to StreamEvents and the status streams.
+	events *events.Bus
+	// logs hands freshly stored log lines to StreamJobLog followers.
+	logs livelog.Hub
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent
@@ -77,6 +83,7 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 		log:       logger,
 		now:       now,
 		auth:      auth,
+		events:    events.New(),
 		delivered: make(map[string]map[string]bool),
 	}
 }

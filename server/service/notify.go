@@ -1,0 +1,51 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// Events returns the bus on which the server's events are published.
+func (s *Service) Events() *events.Bus { return s.events }
+
+// jobEnded runs what follows the end of a job attempt: the followers of its
+// log are told, an event is published, and its pipeline run moves on.
+func (s *Service) jobEnded(ctx context.Context, j *store.Job) {
+	if j == nil {
+		return
+	}
+	s.logs.End(j.ID)
+	typ := jobv1.EventType_EVENT_TYPE_JOB_FINISHED
+	if status(j) == jobstate.Cancelled {
+		typ = jobv1.EventType_EVENT_TYPE_JOB_CANCELLED
+	}
+	s.publishJob(j, typ, j.Message)
+	s.runJobEnded(ctx, j)
+}
+
+func (s *Service) publishJob(j *store.Job, typ jobv1.EventType, msg string) {
+	attrs := map[string]string{"status": j.Status, "attempt": fmt.Sprint(j.Attempt), "name": j.Name}
+	if j.AgentID != "" {
+		attrs["agent_id"], attrs["agent"] = j.AgentID, j.AgentName
+	}
+	if j.RunID != "" {
+		attrs["run_id"], attrs["pipeline_id"] = j.RunID, j.PipelineID
+	}
+	s.events.Publish(&jobv1.Event{Type: typ, ResourceType: events.Job, ResourceId: j.ID, Message: msg, Attributes: attrs})
+}
+
+func (s *Service) publishRun(r *store.PipelineRun) {
+	s.events.Publish(&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, ResourceType: events.PipelineRun,
+		ResourceId: r.ID, Message: r.Message, Attributes: map[string]string{
+			"status": r.Status, "pipeline_id": r.PipelineID, "pipeline": r.PipelineName, "number": fmt.Sprint(r.Number)}})
+}
+
+func (s *Service) publishAgent(a *store.Agent, typ jobv1.EventType, msg string) {
+	s.events.Publish(&jobv1.Event{Type: typ, ResourceType: events.Agent, ResourceId: a.ID, Message: msg,
+		Attributes: map[string]string{"name": a.Name}})
+}

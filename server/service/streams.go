@@ -1,0 +1,321 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// StreamServer implements jobv1.StreamServiceServer.
+type StreamServer struct {
+	jobv1.UnimplementedStreamServiceServer
+	s *Service
+}
+
+// StreamServer returns the StreamService implementation.
+func (s *Service) StreamServer() *StreamServer { return &StreamServer{s: s} }
+
+const (
+	// logPage is how many stored lines one read takes.
+	logPage = 5000
+	// followBuffer is how many live batches a log follower may lag behind
+	// before it reads them back from the store instead.
+	followBuffer = 64
+	// eventBuffer is how many events a stream may lag behind before it is
+	// ended with ResourceExhausted.
+	eventBuffer = 1024
+)
+
+// StreamJobLog implements StreamService.StreamJobLog: the stored lines from
+// from_line, then, with follow, new lines as they are stored until the
+// attempt ends. Every line comes once, in order, without gaps: a follower
+// that falls behind the live feed reads the store until it has caught up.
+func (ss *StreamServer) StreamJobLog(req *jobv1.StreamJobLogRequest, stream grpc.ServerStreamingServer[jobv1.StreamJobLogResponse]) error {
+	s, ctx := ss.s, stream.Context()
+	if err := requireID("job_id", req.GetJobId()); err != nil {
+		return err
+	}
+	if req.GetFromLine() < 0 {
+		return invalid("from_line", "must not be negative")
+	}
+	j, err := s.store.GetJob(ctx, req.GetJobId())
+	if err != nil {
+		return storeError(err, "job "+req.GetJobId())
+	}
+	attempt := req.GetAttempt()
+	switch {
+	case attempt < 0:
+		return invalid("attempt", "must not be negative")
+	case attempt == 0:
+		attempt = j.Attempt
+	case attempt > j.Attempt:
+		return grpcstatus.Errorf(codes.NotFound, "attempt: job %s has %d attempt(s), not %d", j.ID, j.Attempt, attempt)
+	}
+	// Follow before reading the store, so that no line stored in between is
+	// missed: what arrives twice is skipped by line number.
+	f := s.logs.Follow(j.ID, attempt, followBuffer)
+	defer f.Close()
+	next := max(req.GetFromLine(), 1)
+	send := func(lines []store.LogLine) error {
+		for len(lines) > 0 && lines[0].Line < next {
+			lines = lines[1:]
+		}
+		if len(lines) == 0 {
+			return nil
+		}
+		if lines[0].Line != next {
+			return errBehind
+		}
+		out := &jobv1.StreamJobLogResponse{Lines: make([]*agentv1.LogChunk, len(lines))}
+		for i, l := range lines {
+			out.Lines[i] = logChunk(l)
+		}
+		next = lines[len(lines)-1].Line + 1
+		return stream.Send(out)
+	}
+	catchUp := func() error {
+		for {
+			lines, err := s.store.ReadLogs(ctx, j.ID, attempt, next, logPage)
+			if err != nil {
+				return storeError(err, "log")
+			}
+			if err := send(lines); err != nil {
+				return err
+			}
+			if len(lines) < logPage {
+				return nil
+			}
+		}
+	}
+	for {
+		if err := catchUp(); err != nil {
+			return err
+		}
+		cur, err := s.store.GetJob(ctx, j.ID)
+		if err != nil {
+			return storeError(err, "job "+j.ID)
+		}
+		if ended := attempt < cur.Attempt || jobstate.Terminal(status(cur)); ended || !req.GetFollow() {
+			if !ended {
+				return nil
+			}
+			// The agent sends every line before it reports the end: what
+			// the store holds now is the whole log.
+			if err := catchUp(); err != nil {
+				return err
+			}
+			final := status(cur)
+			if attempt < cur.Attempt {
+				final = agentv1.JobStatus_JOB_STATUS_FAILED
+			}
+			return stream.Send(&jobv1.StreamJobLogResponse{FinalStatus: final})
+		}
+	live:
+		for {
+			select {
+			case lines := <-f.C:
+				switch err := send(lines); {
+				case errors.Is(err, errBehind):
+					break live // missed batches: read them from the store
+				case err != nil:
+					return err
+				}
+			case <-f.Ended:
+				break live
+			case <-ctx.Done():
+				return grpcstatus.FromContextError(ctx.Err()).Err()
+			}
+		}
+	}
+}
+
+var errBehind = errors.New("follower missed lines")
+
+// UploadJobLog implements StreamService.UploadJobLog: batches of lines from
+// an agent, stored as ReportJobLog stores them; the answer is the last line
+// stored without a gap.
+func (ss *StreamServer) UploadJobLog(stream grpc.ClientStreamingServer[jobv1.UploadJobLogRequest, jobv1.UploadJobLogResponse]) error {
+	s, ctx := ss.s, stream.Context()
+	var last int64
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&jobv1.UploadJobLogResponse{LastLine: last})
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := callerAgent(ctx, req.GetAgentId()); err != nil {
+			return err
+		}
+		if last, err = s.appendLog(ctx, req.GetJobId(), req.GetAttempt(), req.GetChunks()); err != nil {
+			return err
+		}
+	}
+}
+
+// subscribe opens an event subscription for a stream, ending it with the
+// stream's context.
+func (ss *StreamServer) subscribe(ctx context.Context, f events.Filter) *events.Subscription {
+	sub := ss.s.events.Subscribe(f, eventBuffer)
+	context.AfterFunc(ctx, sub.Close)
+	return sub
+}
+
+// next waits for the next event; it ends the stream with ResourceExhausted
+// when the subscriber fell too far behind, so it can resume.
+func next(ctx context.Context, sub *events.Subscription) (*jobv1.Event, error) {
+	e, ok := <-sub.C
+	if ok {
+		return e, nil
+	}
+	if sub.Overflowed() {
+		return nil, grpcstatus.Error(codes.ResourceExhausted, "the stream fell too far behind; open it again to resume")
+	}
+	return nil, grpcstatus.FromContextError(ctx.Err()).Err()
+}
+
+// StreamEvents implements StreamService.StreamEvents.
+func (ss *StreamServer) StreamEvents(req *jobv1.StreamEventsRequest, stream grpc.ServerStreamingServer[jobv1.StreamEventsResponse]) error {
+	ctx := stream.Context()
+	for i, t := range req.GetTypes() {
+		if _, ok := jobv1.EventType_name[int32(t)]; !ok || t == jobv1.EventType_EVENT_TYPE_UNSPECIFIED {
+			return invalid("types["+itoa(i)+"]", "unknown event type %d", t)
+		}
+	}
+	sub := ss.subscribe(ctx, events.Filter{Types: req.GetTypes(), ResourceType: req.GetResourceType(), ResourceID: req.GetResourceId()})
+	for {
+		e, err := next(ctx, sub)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&jobv1.StreamEventsResponse{Event: e}); err != nil {
+			return err
+		}
+	}
+}
+
+// StreamJobStatus implements StreamService.StreamJobStatus: the job now,
+// then after every change, until it ends.
+func (ss *StreamServer) StreamJobStatus(req *jobv1.StreamJobStatusRequest, stream grpc.ServerStreamingServer[jobv1.StreamJobStatusResponse]) error {
+	s, ctx := ss.s, stream.Context()
+	if err := requireID("job_id", req.GetJobId()); err != nil {
+		return err
+	}
+	sub := ss.subscribe(ctx, events.Filter{ResourceType: events.Job, ResourceID: req.GetJobId()})
+	for {
+		j, err := s.store.GetJob(ctx, req.GetJobId())
+		if err != nil {
+			return storeError(err, "job "+req.GetJobId())
+		}
+		if err := stream.Send(&jobv1.StreamJobStatusResponse{Job: jobDetail(j)}); err != nil {
+			return err
+		}
+		if jobstate.Terminal(status(j)) {
+			return nil
+		}
+		if _, err := next(ctx, sub); err != nil {
+			return err
+		}
+	}
+}
+
+// StreamPipelineStatus implements StreamService.StreamPipelineStatus: the
+// run now, then after every change of it or of its jobs, until it ends.
+func (ss *StreamServer) StreamPipelineStatus(req *jobv1.StreamPipelineStatusRequest, stream grpc.ServerStreamingServer[jobv1.StreamPipelineStatusResponse]) error {
+	s, ctx := ss.s, stream.Context()
+	if err := requireID("run_id", req.GetRunId()); err != nil {
+		return err
+	}
+	sub := ss.subscribe(ctx, events.Filter{})
+	for {
+		r, err := s.store.GetRun(ctx, req.GetRunId())
+		if err != nil {
+			return storeError(err, "run "+req.GetRunId())
+		}
+		run, err := s.runProto(ctx, r)
+		if err != nil {
+			return storeError(err, "run")
+		}
+		if err := stream.Send(&jobv1.StreamPipelineStatusResponse{Run: run}); err != nil {
+			return err
+		}
+		if jobstate.Terminal(status(&store.Job{Status: r.Status})) {
+			return nil
+		}
+		for {
+			e, err := next(ctx, sub)
+			if err != nil {
+				return err
+			}
+			if e.GetResourceId() == r.ID || e.GetAttributes()["run_id"] == r.ID {
+				break
+			}
+		}
+	}
+}
+
+// StreamAgentStatus implements StreamService.StreamAgentStatus: every agent
+// (or the one asked for) now, then each agent again after it changes.
+func (ss *StreamServer) StreamAgentStatus(req *jobv1.StreamAgentStatusRequest, stream grpc.ServerStreamingServer[jobv1.StreamAgentStatusResponse]) error {
+	s, ctx := ss.s, stream.Context()
+	// Job events change an agent's running count, hence its status.
+	sub := ss.subscribe(ctx, events.Filter{})
+	sendAgent := func(id string) error {
+		a, err := s.store.GetAgent(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // unregistered meanwhile
+		}
+		if err != nil {
+			return storeError(err, "agent "+id)
+		}
+		return stream.Send(&jobv1.StreamAgentStatusResponse{Agent: s.agentProto(ctx, a, -1)})
+	}
+	if id := req.GetAgentId(); id != "" {
+		if _, err := s.store.GetAgent(ctx, id); err != nil {
+			return storeError(err, "agent "+id)
+		}
+		if err := sendAgent(id); err != nil {
+			return err
+		}
+	} else {
+		agents, _, err := s.store.ListAgents(ctx, store.AgentFilter{}, store.Page{Order: store.Order{Column: "name"}})
+		if err != nil {
+			return storeError(err, "agents")
+		}
+		for _, a := range agents {
+			if err := sendAgent(a.ID); err != nil {
+				return err
+			}
+		}
+	}
+	for {
+		e, err := next(ctx, sub)
+		if err != nil {
+			return err
+		}
+		id := e.GetAttributes()["agent_id"]
+		if e.GetResourceType() == events.Agent {
+			id = e.GetResourceId()
+		}
+		if id == "" || (req.GetAgentId() != "" && id != req.GetAgentId()) {
+			continue
+		}
+		if err := sendAgent(id); err != nil {
+			return err
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
