@@ -25,6 +25,7 @@ import (
 	"github.com/go-arcade/arcade/agent/executor"
 	"github.com/go-arcade/arcade/agent/sysinfo"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/client"
 	"github.com/go-arcade/arcade/core/labels"
 )
@@ -89,6 +90,10 @@ type Agent struct {
 	heartbeat time.Duration
 	maxPoll   time.Duration
 	jobs      map[string]*runningJob
+	link      *link // the open AgentChannel, if any
+	free      int   // job slots not in use
+
+	streams jobv1.StreamServiceClient
 }
 
 // New returns an agent; Run starts it.
@@ -99,13 +104,14 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create work dir: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: logger, jobs: make(map[string]*runningJob), sampler: sysinfo.NewSampler(cfg.WorkDir)}
+	a := &Agent{cfg: cfg, log: logger, jobs: make(map[string]*runningJob), sampler: sysinfo.NewSampler(cfg.WorkDir), free: cfg.MaxJobs}
 	conn, err := client.Dial(cfg.Server, a.currentToken)
 	if err != nil {
 		return nil, err
 	}
 	a.conn = conn
 	a.rpc = agentv1.NewAgentServiceClient(conn)
+	a.streams = jobv1.NewStreamServiceClient(conn)
 	return a, nil
 }
 
@@ -145,11 +151,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	jobsCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopJobs(nil)
 
+	// One AgentChannel carries everything; a server without it is served
+	// through the unary calls (heartbeats, FetchJob and CancelJob polls).
 	var wg sync.WaitGroup
-	wg.Go(func() { a.heartbeatLoop(ctx) })
-	wg.Go(func() { a.cancelLoop(ctx) })
 	var jobs sync.WaitGroup
-	a.fetchLoop(ctx, jobsCtx, &jobs)
+	if err := a.channelLoop(ctx, jobsCtx, &jobs); grpcstatus.Code(err) == codes.Unimplemented {
+		a.log.Info("the server has no agent channel; polling instead")
+		wg.Go(func() { a.heartbeatLoop(ctx) })
+		wg.Go(func() { a.cancelLoop(ctx) })
+		a.fetchLoop(ctx, jobsCtx, &jobs)
+	}
 	stopJobs(errAgentStopping)
 	jobs.Wait()
 	wg.Wait()
@@ -247,10 +258,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			return
 		}
 		id, session := a.identity()
-		req := &agentv1.HeartbeatRequest{AgentId: id, RunningJobIds: a.runningIDs()}
-		if m, err := a.sampler.Sample(ctx); err == nil {
-			req.Metrics = metricsProto(m, len(req.RunningJobIds))
-		}
+		req := a.heartbeatRequest(ctx, id)
 		cctx, cancel := context.WithTimeout(ctx, every+5*time.Second)
 		resp, err := a.rpc.Heartbeat(cctx, req)
 		cancel()
@@ -262,14 +270,26 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		if d := resp.GetHeartbeatInterval().AsDuration(); d > 0 {
-			a.mu.Lock()
-			a.heartbeat = d
-			a.mu.Unlock()
-		}
-		for _, jobID := range resp.GetCancelJobIds() {
-			a.cancelJob(jobID, "stopped by the server")
-		}
+		a.heartbeatAnswered(resp)
+	}
+}
+
+func (a *Agent) heartbeatRequest(ctx context.Context, id string) *agentv1.HeartbeatRequest {
+	req := &agentv1.HeartbeatRequest{AgentId: id, RunningJobIds: a.runningIDs()}
+	if m, err := a.sampler.Sample(ctx); err == nil {
+		req.Metrics = metricsProto(m, len(req.RunningJobIds))
+	}
+	return req
+}
+
+func (a *Agent) heartbeatAnswered(resp *agentv1.HeartbeatResponse) {
+	if d := resp.GetHeartbeatInterval().AsDuration(); d > 0 {
+		a.mu.Lock()
+		a.heartbeat = d
+		a.mu.Unlock()
+	}
+	for _, jobID := range resp.GetCancelJobIds() {
+		a.cancelJob(jobID, "stopped by the server")
 	}
 }
 

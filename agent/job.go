@@ -159,11 +159,9 @@ func (a *Agent) reportStatus(ctx context.Context, log interface {
 	req.Timestamp = timestamppb.Now()
 	deadline := time.Now().Add(2 * time.Minute)
 	for attempt := 0; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		resp, err := a.rpc.ReportJobStatus(cctx, req)
-		cancel()
+		cancelRequested, err := a.sendStatus(ctx, req)
 		if err == nil {
-			if resp.GetCancelRequested() {
+			if cancelRequested {
 				a.cancelJob(req.GetJobId(), "cancelled by request")
 			}
 			return true

@@ -107,11 +107,9 @@ func (s *shipper) flush() bool {
 	first, last := batch[0].GetLineNumber(), batch[n-1].GetLineNumber()
 	done := n // lines of the batch the server has, or that are lost for good
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		resp, err := s.a.rpc.ReportJobLog(ctx, req)
-		cancel()
+		stored, err := s.a.sendLog(context.Background(), req)
 		if err == nil {
-			switch stored := resp.GetLastLine(); {
+			switch {
 			case stored >= last:
 			case stored >= first-1:
 				done = int(stored - first + 1) // resend the rest

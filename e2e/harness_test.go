@@ -157,14 +157,16 @@ type cluster struct {
 	addr    string
 	server  *proc
 	agents  map[string]*proc
-	conn    *grpc.ClientConn
-	jobs    jobv1.JobServiceClient
-	agentsC agentv1.AgentServiceClient
+	// serverArgs are added to the server's command line.
+	serverArgs []string
+	conn       *grpc.ClientConn
+	jobs       jobv1.JobServiceClient
+	agentsC    agentv1.AgentServiceClient
 }
 
-func newCluster(t testing.TB, dsn string) *cluster {
+func newCluster(t testing.TB, dsn string, serverArgs ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dsn: dsn, dataDir: t.TempDir(), addr: freeAddr(t), agents: map[string]*proc{}}
+	c := &cluster{t: t, dsn: dsn, dataDir: t.TempDir(), addr: freeAddr(t), agents: map[string]*proc{}, serverArgs: serverArgs}
 	c.startServer()
 	conn := c.dialAPI()
 	c.conn = conn
@@ -186,9 +188,10 @@ func (c *cluster) dialAPI() *grpc.ClientConn {
 
 func (c *cluster) startServer() {
 	c.t.Helper()
-	c.server = start(c.t, "server", "server", "--listen", c.addr, "--db", c.dsn, "--data-dir", c.dataDir,
+	args := []string{"server", "--listen", c.addr, "--db", c.dsn, "--data-dir", c.dataDir,
 		"--heartbeat-interval", "300ms", "--max-poll-wait", "5s", "--config", os.DevNull,
-		"--plugins-config", filepath.Join(c.dataDir, "no-plugins.yaml"), "--plugin-dirs", filepath.Join(c.dataDir, "no-plugins"))
+		"--plugins-config", filepath.Join(c.dataDir, "no-plugins.yaml"), "--plugin-dirs", filepath.Join(c.dataDir, "no-plugins")}
+	c.server = start(c.t, "server", append(args, c.serverArgs...)...)
 	c.waitHealthy()
 }
 

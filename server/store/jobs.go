@@ -222,3 +222,17 @@ func (s *Store) CountRunning(ctx context.Context, agentID string) (int, error) {
 	}
 	return n, nil
 }
+
+// ReleaseClaim puts back a job whose lease never reached its agent: it is
+// pending again under the same attempt, as if it had never been claimed.
+func (s *Store) ReleaseClaim(ctx context.Context, j *Job) error {
+	_, err := s.db.NewUpdate().Model((*Job)(nil)).
+		Set("status = ?", statusPending).Set("agent_id = ''").Set("agent_name = ''").
+		Set("started_at = NULL").Set("lease_expires_at = NULL").
+		Where("id = ?", j.ID).Where("status = ?", statusRunning).
+		Where("agent_id = ?", j.AgentID).Where("attempt = ?", j.Attempt).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("release job %s: %w", j.ID, err)
+	}
+	return nil
+}

@@ -1109,6 +1109,8 @@ type AgentChannelResponse struct {
 	//	*AgentChannelResponse_Cancel
 	//	*AgentChannelResponse_ConfigUpdate
 	//	*AgentChannelResponse_LogAck
+	//	*AgentChannelResponse_StatusAck
+	//	*AgentChannelResponse_Error
 	Payload       isAgentChannelResponse_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1196,6 +1198,24 @@ func (x *AgentChannelResponse) GetLogAck() *LogAck {
 	return nil
 }
 
+func (x *AgentChannelResponse) GetStatusAck() *StatusAck {
+	if x != nil {
+		if x, ok := x.Payload.(*AgentChannelResponse_StatusAck); ok {
+			return x.StatusAck
+		}
+	}
+	return nil
+}
+
+func (x *AgentChannelResponse) GetError() *ChannelError {
+	if x != nil {
+		if x, ok := x.Payload.(*AgentChannelResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
 type isAgentChannelResponse_Payload interface {
 	isAgentChannelResponse_Payload()
 }
@@ -1220,6 +1240,15 @@ type AgentChannelResponse_LogAck struct {
 	LogAck *LogAck `protobuf:"bytes,5,opt,name=log_ack,json=logAck,proto3,oneof"`
 }
 
+type AgentChannelResponse_StatusAck struct {
+	StatusAck *StatusAck `protobuf:"bytes,6,opt,name=status_ack,json=statusAck,proto3,oneof"`
+}
+
+type AgentChannelResponse_Error struct {
+	// A request of the agent failed; the channel stays open.
+	Error *ChannelError `protobuf:"bytes,7,opt,name=error,proto3,oneof"`
+}
+
 func (*AgentChannelResponse_HeartbeatAck) isAgentChannelResponse_Payload() {}
 
 func (*AgentChannelResponse_JobAssignment) isAgentChannelResponse_Payload() {}
@@ -1229,6 +1258,167 @@ func (*AgentChannelResponse_Cancel) isAgentChannelResponse_Payload() {}
 func (*AgentChannelResponse_ConfigUpdate) isAgentChannelResponse_Payload() {}
 
 func (*AgentChannelResponse_LogAck) isAgentChannelResponse_Payload() {}
+
+func (*AgentChannelResponse_StatusAck) isAgentChannelResponse_Payload() {}
+
+func (*AgentChannelResponse_Error) isAgentChannelResponse_Payload() {}
+
+// StatusAck answers a status update.
+type StatusAck struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Status  v1.JobStatus           `protobuf:"varint,3,opt,name=status,proto3,enum=arcade.agent.v1.JobStatus" json:"status,omitempty"`
+	// True when the job was cancelled meanwhile: the agent must stop it.
+	CancelRequested bool `protobuf:"varint,4,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
+	// Set when the server refused the update (the job is not the agent's).
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// The gRPC code of error.
+	Code          int32 `protobuf:"varint,6,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusAck) Reset() {
+	*x = StatusAck{}
+	mi := &file_api_job_v1_stream_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusAck) ProtoMessage() {}
+
+func (x *StatusAck) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_stream_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusAck.ProtoReflect.Descriptor instead.
+func (*StatusAck) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_stream_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *StatusAck) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *StatusAck) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *StatusAck) GetStatus() v1.JobStatus {
+	if x != nil {
+		return x.Status
+	}
+	return v1.JobStatus(0)
+}
+
+func (x *StatusAck) GetCancelRequested() bool {
+	if x != nil {
+		return x.CancelRequested
+	}
+	return false
+}
+
+func (x *StatusAck) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *StatusAck) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+// ChannelError reports a refused agent message other than a status update.
+type ChannelError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Code          int32                  `protobuf:"varint,4,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelError) Reset() {
+	*x = ChannelError{}
+	mi := &file_api_job_v1_stream_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelError) ProtoMessage() {}
+
+func (x *ChannelError) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_stream_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelError.ProtoReflect.Descriptor instead.
+func (*ChannelError) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_stream_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ChannelError) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ChannelError) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *ChannelError) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ChannelError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
 
 // ConfigUpdate changes an agent's settings while it runs.
 type ConfigUpdate struct {
@@ -1241,7 +1431,7 @@ type ConfigUpdate struct {
 
 func (x *ConfigUpdate) Reset() {
 	*x = ConfigUpdate{}
-	mi := &file_api_job_v1_stream_proto_msgTypes[18]
+	mi := &file_api_job_v1_stream_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1443,7 @@ func (x *ConfigUpdate) String() string {
 func (*ConfigUpdate) ProtoMessage() {}
 
 func (x *ConfigUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_stream_proto_msgTypes[18]
+	mi := &file_api_job_v1_stream_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1456,7 @@ func (x *ConfigUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigUpdate.ProtoReflect.Descriptor instead.
 func (*ConfigUpdate) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_stream_proto_rawDescGZIP(), []int{18}
+	return file_api_job_v1_stream_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ConfigUpdate) GetLabels() map[string]string {
@@ -1285,17 +1475,21 @@ func (x *ConfigUpdate) GetHeartbeatInterval() *durationpb.Duration {
 
 // LogAck acknowledges stored log lines.
 type LogAck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	LastLine      int64                  `protobuf:"varint,3,opt,name=last_line,json=lastLine,proto3" json:"last_line,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The highest line stored without a gap; the agent resends what follows.
+	LastLine int64 `protobuf:"varint,3,opt,name=last_line,json=lastLine,proto3" json:"last_line,omitempty"`
+	// Set when the batch was refused.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Code          int32  `protobuf:"varint,5,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LogAck) Reset() {
 	*x = LogAck{}
-	mi := &file_api_job_v1_stream_proto_msgTypes[19]
+	mi := &file_api_job_v1_stream_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1501,7 @@ func (x *LogAck) String() string {
 func (*LogAck) ProtoMessage() {}
 
 func (x *LogAck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_stream_proto_msgTypes[19]
+	mi := &file_api_job_v1_stream_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1514,7 @@ func (x *LogAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogAck.ProtoReflect.Descriptor instead.
 func (*LogAck) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_stream_proto_rawDescGZIP(), []int{19}
+	return file_api_job_v1_stream_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogAck) GetJobId() string {
@@ -1340,6 +1534,20 @@ func (x *LogAck) GetAttempt() int32 {
 func (x *LogAck) GetLastLine() int64 {
 	if x != nil {
 		return x.LastLine
+	}
+	return 0
+}
+
+func (x *LogAck) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *LogAck) GetCode() int32 {
+	if x != nil {
+		return x.Code
 	}
 	return 0
 }
@@ -1414,24 +1622,41 @@ const file_api_job_v1_stream_proto_rawDesc = "" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\"'\n" +
 	"\n" +
 	"JobRequest\x12\x19\n" +
-	"\bmax_jobs\x18\x01 \x01(\x05R\amaxJobs\"\xea\x02\n" +
+	"\bmax_jobs\x18\x01 \x01(\x05R\amaxJobs\"\xda\x03\n" +
 	"\x14AgentChannelResponse\x12I\n" +
 	"\rheartbeat_ack\x18\x01 \x01(\v2\".arcade.agent.v1.HeartbeatResponseH\x00R\fheartbeatAck\x12J\n" +
 	"\x0ejob_assignment\x18\x02 \x01(\v2!.arcade.agent.v1.FetchJobResponseH\x00R\rjobAssignment\x12:\n" +
 	"\x06cancel\x18\x03 \x01(\v2 .arcade.agent.v1.JobCancellationH\x00R\x06cancel\x12B\n" +
 	"\rconfig_update\x18\x04 \x01(\v2\x1b.arcade.job.v1.ConfigUpdateH\x00R\fconfigUpdate\x120\n" +
-	"\alog_ack\x18\x05 \x01(\v2\x15.arcade.job.v1.LogAckH\x00R\x06logAckB\t\n" +
-	"\apayload\"\xd4\x01\n" +
+	"\alog_ack\x18\x05 \x01(\v2\x15.arcade.job.v1.LogAckH\x00R\x06logAck\x129\n" +
+	"\n" +
+	"status_ack\x18\x06 \x01(\v2\x18.arcade.job.v1.StatusAckH\x00R\tstatusAck\x123\n" +
+	"\x05error\x18\a \x01(\v2\x1b.arcade.job.v1.ChannelErrorH\x00R\x05errorB\t\n" +
+	"\apayload\"\xc5\x01\n" +
+	"\tStatusAck\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x122\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x1a.arcade.agent.v1.JobStatusR\x06status\x12)\n" +
+	"\x10cancel_requested\x18\x04 \x01(\bR\x0fcancelRequested\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x12\n" +
+	"\x04code\x18\x06 \x01(\x05R\x04code\"i\n" +
+	"\fChannelError\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x12\n" +
+	"\x04code\x18\x04 \x01(\x05R\x04code\"\xd4\x01\n" +
 	"\fConfigUpdate\x12?\n" +
 	"\x06labels\x18\x01 \x03(\v2'.arcade.job.v1.ConfigUpdate.LabelsEntryR\x06labels\x12H\n" +
 	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"V\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x01\n" +
 	"\x06LogAck\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x1b\n" +
-	"\tlast_line\x18\x03 \x01(\x03R\blastLine*\xfa\x02\n" +
+	"\tlast_line\x18\x03 \x01(\x03R\blastLine\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\x05R\x04code*\xfa\x02\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16EVENT_TYPE_JOB_CREATED\x10\x01\x12\x1a\n" +
@@ -1468,7 +1693,7 @@ func file_api_job_v1_stream_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_stream_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_job_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_api_job_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_api_job_v1_stream_proto_goTypes = []any{
 	(EventType)(0),                       // 0: arcade.job.v1.EventType
 	(*Event)(nil),                        // 1: arcade.job.v1.Event
@@ -1489,70 +1714,75 @@ var file_api_job_v1_stream_proto_goTypes = []any{
 	(*ChannelHello)(nil),                 // 16: arcade.job.v1.ChannelHello
 	(*JobRequest)(nil),                   // 17: arcade.job.v1.JobRequest
 	(*AgentChannelResponse)(nil),         // 18: arcade.job.v1.AgentChannelResponse
-	(*ConfigUpdate)(nil),                 // 19: arcade.job.v1.ConfigUpdate
-	(*LogAck)(nil),                       // 20: arcade.job.v1.LogAck
-	nil,                                  // 21: arcade.job.v1.Event.AttributesEntry
-	nil,                                  // 22: arcade.job.v1.ConfigUpdate.LabelsEntry
-	(*timestamppb.Timestamp)(nil),        // 23: google.protobuf.Timestamp
-	(*v1.LogChunk)(nil),                  // 24: arcade.agent.v1.LogChunk
-	(v1.JobStatus)(0),                    // 25: arcade.agent.v1.JobStatus
-	(*JobDetail)(nil),                    // 26: arcade.job.v1.JobDetail
-	(*PipelineRun)(nil),                  // 27: arcade.job.v1.PipelineRun
-	(*v1.Agent)(nil),                     // 28: arcade.agent.v1.Agent
-	(*v1.HeartbeatRequest)(nil),          // 29: arcade.agent.v1.HeartbeatRequest
-	(*v1.ReportJobStatusRequest)(nil),    // 30: arcade.agent.v1.ReportJobStatusRequest
-	(*v1.ReportJobLogRequest)(nil),       // 31: arcade.agent.v1.ReportJobLogRequest
-	(*v1.AgentMetrics)(nil),              // 32: arcade.agent.v1.AgentMetrics
-	(*v1.HeartbeatResponse)(nil),         // 33: arcade.agent.v1.HeartbeatResponse
-	(*v1.FetchJobResponse)(nil),          // 34: arcade.agent.v1.FetchJobResponse
-	(*v1.JobCancellation)(nil),           // 35: arcade.agent.v1.JobCancellation
-	(*durationpb.Duration)(nil),          // 36: google.protobuf.Duration
+	(*StatusAck)(nil),                    // 19: arcade.job.v1.StatusAck
+	(*ChannelError)(nil),                 // 20: arcade.job.v1.ChannelError
+	(*ConfigUpdate)(nil),                 // 21: arcade.job.v1.ConfigUpdate
+	(*LogAck)(nil),                       // 22: arcade.job.v1.LogAck
+	nil,                                  // 23: arcade.job.v1.Event.AttributesEntry
+	nil,                                  // 24: arcade.job.v1.ConfigUpdate.LabelsEntry
+	(*timestamppb.Timestamp)(nil),        // 25: google.protobuf.Timestamp
+	(*v1.LogChunk)(nil),                  // 26: arcade.agent.v1.LogChunk
+	(v1.JobStatus)(0),                    // 27: arcade.agent.v1.JobStatus
+	(*JobDetail)(nil),                    // 28: arcade.job.v1.JobDetail
+	(*PipelineRun)(nil),                  // 29: arcade.job.v1.PipelineRun
+	(*v1.Agent)(nil),                     // 30: arcade.agent.v1.Agent
+	(*v1.HeartbeatRequest)(nil),          // 31: arcade.agent.v1.HeartbeatRequest
+	(*v1.ReportJobStatusRequest)(nil),    // 32: arcade.agent.v1.ReportJobStatusRequest
+	(*v1.ReportJobLogRequest)(nil),       // 33: arcade.agent.v1.ReportJobLogRequest
+	(*v1.AgentMetrics)(nil),              // 34: arcade.agent.v1.AgentMetrics
+	(*v1.HeartbeatResponse)(nil),         // 35: arcade.agent.v1.HeartbeatResponse
+	(*v1.FetchJobResponse)(nil),          // 36: arcade.agent.v1.FetchJobResponse
+	(*v1.JobCancellation)(nil),           // 37: arcade.agent.v1.JobCancellation
+	(*durationpb.Duration)(nil),          // 38: google.protobuf.Duration
 }
 var file_api_job_v1_stream_proto_depIdxs = []int32{
 	0,  // 0: arcade.job.v1.Event.type:type_name -> arcade.job.v1.EventType
-	23, // 1: arcade.job.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
-	21, // 2: arcade.job.v1.Event.attributes:type_name -> arcade.job.v1.Event.AttributesEntry
-	24, // 3: arcade.job.v1.StreamJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	25, // 1: arcade.job.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
+	23, // 2: arcade.job.v1.Event.attributes:type_name -> arcade.job.v1.Event.AttributesEntry
+	26, // 3: arcade.job.v1.StreamJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
 	3,  // 4: arcade.job.v1.StreamJobLogResponse.gap:type_name -> arcade.job.v1.LogGap
-	25, // 5: arcade.job.v1.StreamJobLogResponse.final_status:type_name -> arcade.agent.v1.JobStatus
-	24, // 6: arcade.job.v1.UploadJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	26, // 7: arcade.job.v1.StreamJobStatusResponse.job:type_name -> arcade.job.v1.JobDetail
-	27, // 8: arcade.job.v1.StreamPipelineStatusResponse.run:type_name -> arcade.job.v1.PipelineRun
-	28, // 9: arcade.job.v1.StreamAgentStatusResponse.agent:type_name -> arcade.agent.v1.Agent
+	27, // 5: arcade.job.v1.StreamJobLogResponse.final_status:type_name -> arcade.agent.v1.JobStatus
+	26, // 6: arcade.job.v1.UploadJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	28, // 7: arcade.job.v1.StreamJobStatusResponse.job:type_name -> arcade.job.v1.JobDetail
+	29, // 8: arcade.job.v1.StreamPipelineStatusResponse.run:type_name -> arcade.job.v1.PipelineRun
+	30, // 9: arcade.job.v1.StreamAgentStatusResponse.agent:type_name -> arcade.agent.v1.Agent
 	0,  // 10: arcade.job.v1.StreamEventsRequest.types:type_name -> arcade.job.v1.EventType
 	1,  // 11: arcade.job.v1.StreamEventsResponse.event:type_name -> arcade.job.v1.Event
-	29, // 12: arcade.job.v1.AgentChannelRequest.heartbeat:type_name -> arcade.agent.v1.HeartbeatRequest
-	30, // 13: arcade.job.v1.AgentChannelRequest.status_update:type_name -> arcade.agent.v1.ReportJobStatusRequest
-	31, // 14: arcade.job.v1.AgentChannelRequest.log:type_name -> arcade.agent.v1.ReportJobLogRequest
+	31, // 12: arcade.job.v1.AgentChannelRequest.heartbeat:type_name -> arcade.agent.v1.HeartbeatRequest
+	32, // 13: arcade.job.v1.AgentChannelRequest.status_update:type_name -> arcade.agent.v1.ReportJobStatusRequest
+	33, // 14: arcade.job.v1.AgentChannelRequest.log:type_name -> arcade.agent.v1.ReportJobLogRequest
 	17, // 15: arcade.job.v1.AgentChannelRequest.job_request:type_name -> arcade.job.v1.JobRequest
-	32, // 16: arcade.job.v1.AgentChannelRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	34, // 16: arcade.job.v1.AgentChannelRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
 	16, // 17: arcade.job.v1.AgentChannelRequest.hello:type_name -> arcade.job.v1.ChannelHello
-	33, // 18: arcade.job.v1.AgentChannelResponse.heartbeat_ack:type_name -> arcade.agent.v1.HeartbeatResponse
-	34, // 19: arcade.job.v1.AgentChannelResponse.job_assignment:type_name -> arcade.agent.v1.FetchJobResponse
-	35, // 20: arcade.job.v1.AgentChannelResponse.cancel:type_name -> arcade.agent.v1.JobCancellation
-	19, // 21: arcade.job.v1.AgentChannelResponse.config_update:type_name -> arcade.job.v1.ConfigUpdate
-	20, // 22: arcade.job.v1.AgentChannelResponse.log_ack:type_name -> arcade.job.v1.LogAck
-	22, // 23: arcade.job.v1.ConfigUpdate.labels:type_name -> arcade.job.v1.ConfigUpdate.LabelsEntry
-	36, // 24: arcade.job.v1.ConfigUpdate.heartbeat_interval:type_name -> google.protobuf.Duration
-	2,  // 25: arcade.job.v1.StreamService.StreamJobLog:input_type -> arcade.job.v1.StreamJobLogRequest
-	5,  // 26: arcade.job.v1.StreamService.UploadJobLog:input_type -> arcade.job.v1.UploadJobLogRequest
-	7,  // 27: arcade.job.v1.StreamService.StreamJobStatus:input_type -> arcade.job.v1.StreamJobStatusRequest
-	9,  // 28: arcade.job.v1.StreamService.StreamPipelineStatus:input_type -> arcade.job.v1.StreamPipelineStatusRequest
-	11, // 29: arcade.job.v1.StreamService.StreamAgentStatus:input_type -> arcade.job.v1.StreamAgentStatusRequest
-	15, // 30: arcade.job.v1.StreamService.AgentChannel:input_type -> arcade.job.v1.AgentChannelRequest
-	13, // 31: arcade.job.v1.StreamService.StreamEvents:input_type -> arcade.job.v1.StreamEventsRequest
-	4,  // 32: arcade.job.v1.StreamService.StreamJobLog:output_type -> arcade.job.v1.StreamJobLogResponse
-	6,  // 33: arcade.job.v1.StreamService.UploadJobLog:output_type -> arcade.job.v1.UploadJobLogResponse
-	8,  // 34: arcade.job.v1.StreamService.StreamJobStatus:output_type -> arcade.job.v1.StreamJobStatusResponse
-	10, // 35: arcade.job.v1.StreamService.StreamPipelineStatus:output_type -> arcade.job.v1.StreamPipelineStatusResponse
-	12, // 36: arcade.job.v1.StreamService.StreamAgentStatus:output_type -> arcade.job.v1.StreamAgentStatusResponse
-	18, // 37: arcade.job.v1.StreamService.AgentChannel:output_type -> arcade.job.v1.AgentChannelResponse
-	14, // 38: arcade.job.v1.StreamService.StreamEvents:output_type -> arcade.job.v1.StreamEventsResponse
-	32, // [32:39] is the sub-list for method output_type
-	25, // [25:32] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	35, // 18: arcade.job.v1.AgentChannelResponse.heartbeat_ack:type_name -> arcade.agent.v1.HeartbeatResponse
+	36, // 19: arcade.job.v1.AgentChannelResponse.job_assignment:type_name -> arcade.agent.v1.FetchJobResponse
+	37, // 20: arcade.job.v1.AgentChannelResponse.cancel:type_name -> arcade.agent.v1.JobCancellation
+	21, // 21: arcade.job.v1.AgentChannelResponse.config_update:type_name -> arcade.job.v1.ConfigUpdate
+	22, // 22: arcade.job.v1.AgentChannelResponse.log_ack:type_name -> arcade.job.v1.LogAck
+	19, // 23: arcade.job.v1.AgentChannelResponse.status_ack:type_name -> arcade.job.v1.StatusAck
+	20, // 24: arcade.job.v1.AgentChannelResponse.error:type_name -> arcade.job.v1.ChannelError
+	27, // 25: arcade.job.v1.StatusAck.status:type_name -> arcade.agent.v1.JobStatus
+	24, // 26: arcade.job.v1.ConfigUpdate.labels:type_name -> arcade.job.v1.ConfigUpdate.LabelsEntry
+	38, // 27: arcade.job.v1.ConfigUpdate.heartbeat_interval:type_name -> google.protobuf.Duration
+	2,  // 28: arcade.job.v1.StreamService.StreamJobLog:input_type -> arcade.job.v1.StreamJobLogRequest
+	5,  // 29: arcade.job.v1.StreamService.UploadJobLog:input_type -> arcade.job.v1.UploadJobLogRequest
+	7,  // 30: arcade.job.v1.StreamService.StreamJobStatus:input_type -> arcade.job.v1.StreamJobStatusRequest
+	9,  // 31: arcade.job.v1.StreamService.StreamPipelineStatus:input_type -> arcade.job.v1.StreamPipelineStatusRequest
+	11, // 32: arcade.job.v1.StreamService.StreamAgentStatus:input_type -> arcade.job.v1.StreamAgentStatusRequest
+	15, // 33: arcade.job.v1.StreamService.AgentChannel:input_type -> arcade.job.v1.AgentChannelRequest
+	13, // 34: arcade.job.v1.StreamService.StreamEvents:input_type -> arcade.job.v1.StreamEventsRequest
+	4,  // 35: arcade.job.v1.StreamService.StreamJobLog:output_type -> arcade.job.v1.StreamJobLogResponse
+	6,  // 36: arcade.job.v1.StreamService.UploadJobLog:output_type -> arcade.job.v1.UploadJobLogResponse
+	8,  // 37: arcade.job.v1.StreamService.StreamJobStatus:output_type -> arcade.job.v1.StreamJobStatusResponse
+	10, // 38: arcade.job.v1.StreamService.StreamPipelineStatus:output_type -> arcade.job.v1.StreamPipelineStatusResponse
+	12, // 39: arcade.job.v1.StreamService.StreamAgentStatus:output_type -> arcade.job.v1.StreamAgentStatusResponse
+	18, // 40: arcade.job.v1.StreamService.AgentChannel:output_type -> arcade.job.v1.AgentChannelResponse
+	14, // 41: arcade.job.v1.StreamService.StreamEvents:output_type -> arcade.job.v1.StreamEventsResponse
+	35, // [35:42] is the sub-list for method output_type
+	28, // [28:35] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_stream_proto_init() }
@@ -1575,6 +1805,8 @@ func file_api_job_v1_stream_proto_init() {
 		(*AgentChannelResponse_Cancel)(nil),
 		(*AgentChannelResponse_ConfigUpdate)(nil),
 		(*AgentChannelResponse_LogAck)(nil),
+		(*AgentChannelResponse_StatusAck)(nil),
+		(*AgentChannelResponse_Error)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1582,7 +1814,7 @@ func file_api_job_v1_stream_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_stream_proto_rawDesc), len(file_api_job_v1_stream_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

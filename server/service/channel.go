@@ -1,0 +1,231 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/server/dispatch"
+	"github.com/go-arcade/arcade/server/events"
+)
+
+// AgentChannel implements StreamService.AgentChannel: one long-lived stream
+// per agent. The agent opens it with a hello, asks for jobs with job
+// requests, and sends heartbeats, status updates, log batches and metrics;
+// the server answers with acknowledgements and pushes job assignments,
+// cancel commands and config updates the moment they exist.
+func (ss *StreamServer) AgentChannel(stream grpc.BidiStreamingServer[jobv1.AgentChannelRequest, jobv1.AgentChannelResponse]) error {
+	s := ss.s
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return invalid("hello", "the first message of a channel must be a hello")
+	}
+	id, err := callerAgent(ctx, hello.GetAgentId())
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.GetAgent(ctx, id); err != nil {
+		return storeError(err, "agent "+id)
+	}
+	ch := &agentChannel{s: s, agentServer: s.AgentServer(), stream: stream, id: id, credit: make(chan struct{}, 1)}
+	s.log.Debug("agent channel open", "agent", id)
+	defer s.log.Debug("agent channel closed", "agent", id)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { ch.assign(ctx) })
+	wg.Go(func() { ch.pushCancels(ctx) })
+	wg.Go(func() { ch.pushConfig(ctx) })
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		if err := ch.handle(ctx, req); err != nil {
+			return err
+		}
+	}
+}
+
+type agentChannel struct {
+	s           *Service
+	agentServer *AgentServer
+	stream      grpc.BidiStreamingServer[jobv1.AgentChannelRequest, jobv1.AgentChannelResponse]
+	id          string
+
+	sendMu sync.Mutex
+	mu     sync.Mutex
+	want   int32 // jobs the agent asked for and has not been given
+	credit chan struct{}
+}
+
+func (ch *agentChannel) send(m *jobv1.AgentChannelResponse) error {
+	ch.sendMu.Lock()
+	defer ch.sendMu.Unlock()
+	return ch.stream.Send(m)
+}
+
+func codeOf(err error) (string, int32) {
+	st := grpcstatus.Convert(err)
+	return st.Message(), int32(st.Code())
+}
+
+// handle answers one message of the agent. Refused requests are answered on
+// the channel; only a broken stream ends it.
+func (ch *agentChannel) handle(ctx context.Context, req *jobv1.AgentChannelRequest) error {
+	switch p := req.GetPayload().(type) {
+	case *jobv1.AgentChannelRequest_Heartbeat:
+		p.Heartbeat.AgentId = ch.id
+		resp, err := ch.agentServer.Heartbeat(ctx, p.Heartbeat)
+		if err != nil {
+			msg, code := codeOf(err)
+			return ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_Error{Error: &jobv1.ChannelError{Error: msg, Code: code}}})
+		}
+		return ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_HeartbeatAck{HeartbeatAck: resp}})
+	case *jobv1.AgentChannelRequest_Metrics:
+		_, err := ch.agentServer.Heartbeat(ctx, &agentv1.HeartbeatRequest{AgentId: ch.id, Metrics: p.Metrics})
+		return ignoreRefusal(err)
+	case *jobv1.AgentChannelRequest_StatusUpdate:
+		u := p.StatusUpdate
+		u.AgentId = ch.id
+		ack := &jobv1.StatusAck{JobId: u.GetJobId(), Attempt: u.GetAttempt(), Status: u.GetStatus()}
+		resp, err := ch.agentServer.ReportJobStatus(ctx, u)
+		if err != nil {
+			ack.Error, ack.Code = codeOf(err)
+		} else {
+			ack.CancelRequested = resp.GetCancelRequested()
+		}
+		return ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_StatusAck{StatusAck: ack}})
+	case *jobv1.AgentChannelRequest_Log:
+		l := p.Log
+		ack := &jobv1.LogAck{JobId: l.GetJobId(), Attempt: l.GetAttempt()}
+		last, err := ch.s.appendLog(ctx, l.GetJobId(), l.GetAttempt(), l.GetChunks())
+		if err != nil {
+			ack.Error, ack.Code = codeOf(err)
+		}
+		ack.LastLine = last
+		return ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_LogAck{LogAck: ack}})
+	case *jobv1.AgentChannelRequest_JobRequest:
+		ch.mu.Lock()
+		ch.want += max(p.JobRequest.GetMaxJobs(), 0)
+		ch.mu.Unlock()
+		select {
+		case ch.credit <- struct{}{}:
+		default:
+		}
+		return nil
+	case *jobv1.AgentChannelRequest_Hello:
+		return invalid("hello", "sent twice")
+	}
+	return invalid("payload", "empty or unknown message")
+}
+
+// ignoreRefusal drops errors the agent cannot act on for fire-and-forget
+// messages, but keeps those that mean the stream is done.
+func ignoreRefusal(err error) error {
+	switch grpcstatus.Code(err) {
+	case codes.Canceled, codes.Unavailable:
+		return err
+	}
+	return nil
+}
+
+// assign pushes jobs while the agent has asked for some.
+func (ch *agentChannel) assign(ctx context.Context) {
+	for ctx.Err() == nil {
+		ch.mu.Lock()
+		want := ch.want
+		ch.mu.Unlock()
+		if want <= 0 {
+			select {
+			case <-ch.credit:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		j, err := ch.s.dispatch.Next(ctx, ch.id, ch.s.cfg.MaxPollWait)
+		if err != nil {
+			if ctx.Err() == nil {
+				ch.s.log.Warn("dispatch over agent channel", "agent", ch.id, "err", err)
+				time.Sleep(time.Second)
+			}
+			continue
+		}
+		if j == nil {
+			continue
+		}
+		ch.mu.Lock()
+		ch.want--
+		ch.mu.Unlock()
+		ch.s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName, "via", "channel")
+		err = ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_JobAssignment{JobAssignment: &agentv1.FetchJobResponse{
+			Job: agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}}})
+		if err != nil {
+			ch.s.log.Warn("job assignment not delivered; back to the queue", "job", j.ID, "agent", ch.id, "err", err)
+			if err := ch.s.store.ReleaseClaim(context.WithoutCancel(ctx), j); err != nil {
+				ch.s.log.Warn("release job", "job", j.ID, "err", err)
+			}
+			ch.s.dispatch.Wake()
+			return
+		}
+	}
+}
+
+// pushCancels sends cancel commands as soon as they are asked for.
+func (ch *agentChannel) pushCancels(ctx context.Context) {
+	for ctx.Err() == nil {
+		out, err := dispatch.Poll(ctx, ch.s.cancels.Get(ch.id), ch.s.cfg.MaxPollWait, func() ([]*agentv1.JobCancellation, bool, error) {
+			out, err := ch.s.pendingCancels(ctx, ch.id)
+			return out, len(out) > 0, err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				time.Sleep(time.Second)
+			}
+			continue
+		}
+		for _, c := range out {
+			if err := ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_Cancel{Cancel: c}}); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// pushConfig sends the agent its labels when someone changes them.
+func (ch *agentChannel) pushConfig(ctx context.Context) {
+	sub := ch.s.events.Subscribe(events.Filter{ResourceType: events.Agent, ResourceID: ch.id,
+		Types: []jobv1.EventType{jobv1.EventType_EVENT_TYPE_AGENT_LABELS_CHANGED}}, 16)
+	context.AfterFunc(ctx, sub.Close)
+	for range sub.C {
+		a, err := ch.s.store.GetAgent(ctx, ch.id)
+		if err != nil {
+			continue
+		}
+		err = ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_ConfigUpdate{ConfigUpdate: &jobv1.ConfigUpdate{
+			Labels: a.Labels, HeartbeatInterval: durationpb.New(ch.s.cfg.HeartbeatInterval)}}})
+		if err != nil {
+			return
+		}
+	}
+}
