@@ -49,6 +49,10 @@ type Config struct {
 	WorkDir string
 	// KeepWorkspaces leaves workspaces on disk after jobs end.
 	KeepWorkspaces bool
+	// Transport is "channel" (the default: one AgentChannel stream carries
+	// everything) or "poll" (unary heartbeats and FetchJob/CancelJob
+	// long-polls, for networks that cut long streams).
+	Transport string
 }
 
 // Validate checks the configuration and fills defaults.
@@ -64,6 +68,13 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxJobs == 0 {
 		c.MaxJobs = 1
+	}
+	switch c.Transport {
+	case "":
+		c.Transport = "channel"
+	case "channel", "poll":
+	default:
+		return fmt.Errorf("transport: want channel or poll, got %q", c.Transport)
 	}
 	if c.WorkDir == "" {
 		c.WorkDir = filepath.Join(os.TempDir(), "arcade-agent")
@@ -155,8 +166,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	// through the unary calls (heartbeats, FetchJob and CancelJob polls).
 	var wg sync.WaitGroup
 	var jobs sync.WaitGroup
-	if err := a.channelLoop(ctx, jobsCtx, &jobs); grpcstatus.Code(err) == codes.Unimplemented {
-		a.log.Info("the server has no agent channel; polling instead")
+	poll := a.cfg.Transport == "poll"
+	if !poll {
+		if err := a.channelLoop(ctx, jobsCtx, &jobs); grpcstatus.Code(err) == codes.Unimplemented {
+			a.log.Info("the server has no agent channel; polling instead")
+			poll = true
+		}
+	}
+	if poll {
 		wg.Go(func() { a.heartbeatLoop(ctx) })
 		wg.Go(func() { a.cancelLoop(ctx) })
 		a.fetchLoop(ctx, jobsCtx, &jobs)

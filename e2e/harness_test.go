@@ -226,8 +226,15 @@ func (c *cluster) waitHealthy() {
 // lists it.
 func (c *cluster) startAgent(name string, maxJobs int, labels ...string) *proc {
 	c.t.Helper()
+	return c.startAgentWith(name, maxJobs, nil, labels...)
+}
+
+// startAgentWith is startAgent with extra command-line flags.
+func (c *cluster) startAgentWith(name string, maxJobs int, flags []string, labels ...string) *proc {
+	c.t.Helper()
 	args := []string{"agent", "--server", c.addr, "--name", name, "--max-jobs", fmt.Sprint(maxJobs),
 		"--work-dir", c.t.TempDir(), "--config", os.DevNull}
+	args = append(args, flags...)
 	for _, l := range labels {
 		args = append(args, "--label", l)
 	}

@@ -133,6 +133,7 @@ type agentSettings struct {
 	MaxJobs        int               `koanf:"max_jobs"`
 	WorkDir        string            `koanf:"work_dir"`
 	KeepWorkspaces bool              `koanf:"keep_workspaces"`
+	Transport      string            `koanf:"transport"`
 }
 
 var agentDefaults = map[string]any{

@@ -75,6 +75,7 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.Int("max-jobs", 1, "jobs run at once")
 	f.String("work-dir", "", "directory for job workspaces (default: a temp dir)")
 	f.Bool("keep-workspaces", false, "keep job workspaces after jobs end")
+	f.String("transport", "channel", "channel (one AgentChannel stream) or poll (unary long-polls)")
 }
 
 func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
@@ -85,7 +86,7 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 	}
 	return agent.Config{
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
-		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces,
+		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
 	}, nil
 }
 
