@@ -3,8 +3,8 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"strconv"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -191,7 +191,7 @@ func (ss *StreamServer) StreamEvents(req *jobv1.StreamEventsRequest, stream grpc
 	ctx := stream.Context()
 	for i, t := range req.GetTypes() {
 		if _, ok := jobv1.EventType_name[int32(t)]; !ok || t == jobv1.EventType_EVENT_TYPE_UNSPECIFIED {
-			return invalid("types["+itoa(i)+"]", "unknown event type %d", t)
+			return invalid(fmt.Sprintf("types[%d]", i), "unknown event type %d", t)
 		}
 	}
 	sub := ss.subscribe(ctx, events.Filter{Types: req.GetTypes(), ResourceType: req.GetResourceType(), ResourceID: req.GetResourceId()})
@@ -317,5 +317,3 @@ func (ss *StreamServer) StreamAgentStatus(req *jobv1.StreamAgentStatusRequest, s
 		}
 	}
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
