@@ -18,6 +18,11 @@ type instance struct {
 	p      *extism.Plugin
 	stdout *capped
 	stderr *capped
+	// fast is the module's fast data path, nil without one; it serves from
+	// the second call on, once the guest runtime has started (the SDK starts
+	// it lazily, inside the first call).
+	fast    *fastPath
+	started bool
 	// ctx, logger and attrs belong to the call in progress; the kernel's
 	// log functions run on the calling goroutine, inside the call.
 	ctx    context.Context
@@ -41,6 +46,7 @@ func newInstance(ctx context.Context, c *extism.CompiledPlugin) (*instance, erro
 		return nil, err
 	}
 	inst.p = p
+	inst.fast = findFastPath(p)
 	p.SetLogger(inst.log)
 	return inst, nil
 }
@@ -65,7 +71,13 @@ func sdkChatter(level extism.LogLevel, msg string) bool {
 func (i *instance) call(ctx context.Context, logger *slog.Logger, attrs []any, fn string, input []byte) (out []byte, stderr string, err error) {
 	i.ctx, i.logger, i.attrs = ctx, logger, attrs
 	defer func() { i.ctx, i.logger, i.attrs = nil, nil, nil }()
-	rc, out, err := i.p.CallWithContext(ctx, fn, input)
+	var rc uint32
+	if i.fast != nil && i.started {
+		rc, out, err = i.fast.call(ctx, i.p, fn, input)
+	} else {
+		rc, out, err = i.p.CallWithContext(ctx, fn, input)
+	}
+	i.started = true
 	stdout, stderr := i.stdout.take(), i.stderr.take()
 	logLines(ctx, logger, slog.LevelInfo, stdout, slices.Concat(attrs, []any{"stream", "stdout"})...)
 	logLines(ctx, logger, slog.LevelWarn, stderr, slices.Concat(attrs, []any{"stream", "stderr"})...)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -82,6 +84,10 @@ var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) {
 	start := time.Now()
 	data, err := os.ReadFile(spec.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Err: err,
+			Detail: err.Error() + " (not built yet? `make plugins` builds the first-party plugins)"}
+	}
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: err.Error(), Err: err}
 	}
