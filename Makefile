@@ -9,14 +9,22 @@ PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
 PROTO_FILES := $(shell find api -name '*.proto' | sort)
 
-.PHONY: all build run test test-short bench check fmt vet tidy-check proto proto-install proto-clean proto-lint proto-check clean
+.PHONY: all build run test test-short bench check fmt vet tidy-check proto proto-install proto-clean proto-lint proto-check clean plugins
 
 all: build
 
 build:
 	$(GO) build -o bin/arcade ./cmd/arcade
 
-run:
+# First-party plugins: plugins/NAME/ → plugins/NAME.wasm (build output, not
+# committed), the files conf.d/plugins.yaml points at.
+plugins:
+	@set -e; for d in plugins/*/; do n=$$(basename $$d); [ -f $$d/main.go ] || continue; \
+		echo "plugins/$$n.wasm"; \
+		GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o plugins/$$n.wasm ./$$d; \
+	done
+
+run: plugins
 	$(GO) run ./cmd/arcade up --data-dir data --run examples/jobs/hello.yaml
 
 # Every test, with the race detector. PostgreSQL-backed tests start a

@@ -1,0 +1,106 @@
+package plugins_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/pdk/pdktest"
+)
+
+// shippedConfig copies conf.d/plugins.yaml into a temporary tree laid out
+// like the repository, with the built plugins when withPlugins is set.
+func shippedConfig(t *testing.T, withPlugins bool) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"conf.d", "plugins"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile("../conf.d/plugins.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(root, "conf.d", "plugins.yaml")
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if withPlugins {
+		for _, n := range names {
+			data, err := os.ReadFile(wasm(t, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, "plugins", n+".wasm"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return cfg
+}
+
+// TestShippedConfig loads conf.d/plugins.yaml as shipped: every enabled
+// first-party plugin loads with the kind configured for it.
+func TestShippedConfig(t *testing.T) {
+	m := host.NewManager(nil, host.WithCacheDir(pdktest.CacheDir()))
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	if err := m.LoadPluginsFromConfig(shippedConfig(t, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, info := range m.List() {
+		seen[info.GetName()] = true
+		switch info.GetState() {
+		case pluginv1.PluginState_PLUGIN_STATE_LOADED, pluginv1.PluginState_PLUGIN_STATE_DISABLED:
+		default:
+			t.Errorf("%s: %s %s", info.GetName(), info.GetState(), info.GetLastError())
+		}
+	}
+	for _, n := range names {
+		if !seen[n] {
+			t.Errorf("conf.d/plugins.yaml has no entry for %s", n)
+		}
+	}
+}
+
+// TestShippedConfigUnbuilt: before `make plugins`, loading reports each
+// missing module clearly and carries on.
+func TestShippedConfigUnbuilt(t *testing.T) {
+	m := host.NewManager(nil, host.WithCacheDir(""))
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	if err := m.LoadPluginsFromConfig(shippedConfig(t, false)); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Init(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "plugin go-lint refused: invalid module") ||
+		!strings.Contains(err.Error(), "make plugins") {
+		t.Fatalf("Init: %v", err)
+	}
+}
+
+// TestDependencies: plugins import the PDK and the standard library only,
+// never the host or the server.
+func TestDependencies(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./...")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		first, _, _ := strings.Cut(dep, "/")
+		if strings.Contains(first, ".") && !strings.HasPrefix(dep, "github.com/go-arcade/arcade/pdk") &&
+			!strings.HasPrefix(dep, "github.com/go-arcade/arcade/plugins") {
+			t.Errorf("a plugin depends on %s", dep)
+		}
+	}
+}
