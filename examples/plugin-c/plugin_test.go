@@ -1,0 +1,92 @@
+package pluginc_test
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/pdk"
+	"github.com/go-arcade/arcade/pdk/pdktest"
+)
+
+func TestMain(m *testing.M) { pdktest.Main(m) }
+
+// build compiles src/slugify.c as the Makefile does, into a temporary folder.
+// Without clang and wasi-libc the test skips, unless
+// ARCADE_REQUIRE_FOREIGN=1.
+func build(t *testing.T) string {
+	t.Helper()
+	clang, err := exec.LookPath("clang")
+	if err == nil {
+		_, err = os.Stat("/usr/lib/wasm32-wasi/crt1-reactor.o")
+	}
+	if err != nil {
+		if os.Getenv("ARCADE_REQUIRE_FOREIGN") == "1" {
+			t.Fatalf("C toolchain required but unavailable: %v (apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)", err)
+		}
+		t.Skipf("C toolchain unavailable (%v)", err)
+	}
+	out := filepath.Join(t.TempDir(), "slugify.wasm")
+	cmd := exec.Command(clang, "--target=wasm32-wasi", "--sysroot=/usr", "-isystem", "/usr/include/wasm32-wasi",
+		"-L/usr/lib/wasm32-wasi", "-mexec-model=reactor", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out, filepath.Join("src", "slugify.c"))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("clang: %v\n%s", err, b)
+	}
+	return out
+}
+
+type records struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *records) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, string(p))
+	return len(p), nil
+}
+
+func (r *records) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.msgs, "")
+}
+
+// TestSlugifyC loads the C plugin under Arcade's host, like any plugin.
+func TestSlugifyC(t *testing.T) {
+	wasm := build(t)
+	var logs records
+	p := pdktest.Load(t, wasm, pdktest.Options{Kind: "custom", Config: map[string]string{"separator": "_"},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if md := p.Metadata(); md.GetName() != "slugify-c" || md.GetVersion() != "1.0.0" {
+		t.Fatalf("metadata %v", md)
+	}
+	var resp pdk.ExecuteResponse
+	err := p.Call("execute", pdk.ExecuteRequest{Action: "slugify", Params: pdk.Params{"text": `Hello, "World"! Ünïcode 2026`}}, &resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != pdk.StatusSuccess || resp.Result["slug"] != "hello_world_n_code_2026" {
+		t.Fatalf("got %+v", resp)
+	}
+	if !strings.Contains(logs.String(), "slugified into hello_world_n_code_2026") {
+		t.Errorf("log line missing:\n%s", logs.String())
+	}
+	err = p.Call("execute", pdk.ExecuteRequest{Action: "shout"}, nil)
+	if !errors.Is(err, host.ErrPluginFailed) || !strings.Contains(err.Error(), "slugify-c: unknown action (want slugify)") {
+		t.Fatalf("unknown action: %v", err)
+	}
+	// Many calls: the module's own allocator frees what each call takes.
+	for i := range 500 {
+		if err := p.Call("execute", pdk.ExecuteRequest{Action: "slugify", Params: pdk.Params{"text": strings.Repeat("Ab ", 100)}}, nil); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+}
