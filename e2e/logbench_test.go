@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,11 @@ func reportRate(b *testing.B, what string, lines int, d time.Duration) {
 
 func benchArcadeLogs(b *testing.B, dsn string, n int) {
 	// The client in the agent's place sends no heartbeats: keep its lease.
-	c := newCluster(b, dsn, "--lease-ttl", "10m")
+	args := []string{"--lease-ttl", "10m"}
+	if addr := os.Getenv("ARCADE_BENCH_PPROF"); addr != "" {
+		args = append(args, "--pprof-listen", addr) // go tool pprof http://ADDR/debug/pprof/profile?seconds=2
+	}
+	c := newCluster(b, dsn, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// A client in the agent's place: register, lease a job, open the channel.

@@ -56,6 +56,10 @@ type Config struct {
 	// PluginDirs are watched for .wasm files dropped in or removed.
 	PluginDirs []string
 
+	// PprofListen, when set, serves Go's profiler (net/http/pprof) on that
+	// address; keep it on loopback.
+	PprofListen string
+
 	// WebhookPort is the port of the pipeline webhook HTTP endpoint, bound
 	// on the host of Listen; 0 turns the endpoint off.
 	WebhookPort int
@@ -239,6 +243,11 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.svc.Reap(ctx, s.cfg.ReapInterval)
+	if s.cfg.PprofListen != "" {
+		if err := servePprof(ctx, s.cfg.PprofListen, s.log); err != nil {
+			return err
+		}
+	}
 	s.startTriggers(ctx)
 
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -110,6 +110,7 @@ type serverSettings struct {
 	LeaseTTL          time.Duration `koanf:"lease_ttl"`
 	PluginsConfig     string        `koanf:"plugins_config"`
 	PluginDirs        []string      `koanf:"plugin_dirs"`
+	PprofListen       string        `koanf:"pprof_listen"`
 	WebhookPort       int           `koanf:"webhook_port"`
 	CronTimezone      string        `koanf:"cron_timezone"`
 }

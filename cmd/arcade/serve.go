@@ -24,6 +24,7 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Duration("lease-ttl", 0, "how long a job stays leased without heartbeats (default 3 heartbeats)")
 	f.String("plugins-config", "conf.d/plugins.yaml", "plugins file (watched; missing: no configured plugins)")
 	f.StringSlice("plugin-dirs", []string{"plugins"}, "folders watched for .wasm plugins")
+	f.String("pprof-listen", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	f.Int("webhook-port", 0, "port of the pipeline webhook endpoint on the --listen host (0: off)")
 	f.String("cron-timezone", "", "time zone of cron triggers that name none (default: local)")
 }
@@ -37,7 +38,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 	return server.Config{
 		Listen: s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
 		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
-		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs,
+		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
 		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone,
 	}, nil
 }
