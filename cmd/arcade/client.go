@@ -170,3 +170,16 @@ func printLine(w io.Writer, l *agentv1.LogChunk, color bool) {
 		fmt.Fprintln(w, l.GetContent())
 	}
 }
+
+// withAPI turns a command body that needs a connection into a RunE: it
+// dials with the command's flags and closes the connection afterwards.
+func (f *clientFlags) withAPI(run func(cmd *cobra.Command, args []string, c *api) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := f.dial()
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return run(cmd, args, c)
+	}
+}

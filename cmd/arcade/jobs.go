@@ -144,12 +144,7 @@ func newJobCmd() *cobra.Command {
 
 	get := &cobra.Command{
 		Use: "get JOB", Short: "Show a job", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			resp, err := c.jobs.GetJob(cmd.Context(), &jobv1.GetJobRequest{JobId: args[0]})
 			if err != nil {
 				return err
@@ -158,7 +153,7 @@ func newJobCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), resp.GetJob())
 			}
 			return printJobDetail(cmd.OutOrStdout(), resp.GetJob())
-		},
+		}),
 	}
 
 	var (
@@ -211,48 +206,33 @@ func newJobCmd() *cobra.Command {
 	var reason string
 	cancel := &cobra.Command{
 		Use: "cancel JOB", Short: "Cancel a job", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			resp, err := c.jobs.CancelJob(cmd.Context(), &jobv1.CancelJobRequest{JobId: args[0], Reason: reason})
 			if err != nil {
 				return err
 			}
 			return printJobs(cmd.OutOrStdout(), f.output, resp.GetJob())
-		},
+		}),
 	}
 	cancel.Flags().StringVar(&reason, "reason", "", "why")
 
 	retry := &cobra.Command{
 		Use: "retry JOB", Short: "Run a finished job again as its next attempt", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			resp, err := c.jobs.RetryJob(cmd.Context(), &jobv1.RetryJobRequest{JobId: args[0]})
 			if err != nil {
 				return err
 			}
 			return printJobs(cmd.OutOrStdout(), f.output, resp.GetJob())
-		},
+		}),
 	}
 
 	del := &cobra.Command{
 		Use: "delete JOB", Short: "Delete a job that is not running, with its logs", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			_, err = c.jobs.DeleteJob(cmd.Context(), &jobv1.DeleteJobRequest{JobId: args[0]})
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
+			_, err := c.jobs.DeleteJob(cmd.Context(), &jobv1.DeleteJobRequest{JobId: args[0]})
 			return err
-		},
+		}),
 	}
 
 	var (
@@ -261,12 +241,7 @@ func newJobCmd() *cobra.Command {
 	)
 	logs := &cobra.Command{
 		Use: "logs JOB", Short: "Print a job's log", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			if followLog {
 				return c.follow(cmd.Context(), args[0], attempt, cmd.OutOrStdout())
 			}
@@ -285,7 +260,7 @@ func newJobCmd() *cobra.Command {
 				}
 				next = resp.GetNextLine()
 			}
-		},
+		}),
 	}
 	logs.Flags().Int32Var(&attempt, "attempt", 0, "attempt (default: the latest)")
 	logs.Flags().BoolVarP(&followLog, "follow", "f", false, "follow the log until the job ends; exit with its outcome")
@@ -340,12 +315,7 @@ func newAgentListCmd() *cobra.Command {
 	var selector string
 	cmd := &cobra.Command{
 		Use: "list", Short: "List agents", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, _ []string, c *api) error {
 			req := &agentv1.ListAgentsRequest{LabelSelector: selector, PageSize: 1000}
 			resp, err := c.agents.ListAgents(cmd.Context(), req)
 			if err != nil {
@@ -367,7 +337,7 @@ func newAgentListCmd() *cobra.Command {
 					a.GetMetrics().GetCpuPercent(), a.GetMetrics().GetMemoryPercent(), age(a.GetLastHeartbeatAt()), strings.Join(lbls, ","))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&selector, "selector", "", "only agents matching this label selector")

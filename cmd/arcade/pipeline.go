@@ -78,28 +78,18 @@ func newPipelineCmd() *cobra.Command {
 
 	get := &cobra.Command{
 		Use: "get PIPELINE", Short: "Show a pipeline (by name or id) with its statistics", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			resp, err := c.jobs.GetPipeline(cmd.Context(), &jobv1.GetPipelineRequest{PipelineId: args[0]})
 			if err != nil {
 				return err
 			}
 			return showPipeline(cmd.OutOrStdout(), f.output, resp.GetPipeline())
-		},
+		}),
 	}
 
 	list := &cobra.Command{
 		Use: "list", Short: "List pipelines", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, _ []string, c *api) error {
 			resp, err := c.jobs.ListPipelines(cmd.Context(), &jobv1.ListPipelinesRequest{PageSize: 1000})
 			if err != nil {
 				return err
@@ -123,7 +113,7 @@ func newPipelineCmd() *cobra.Command {
 					rate(st), st.GetAverageDuration().AsDuration().Round(time.Millisecond), last)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 
 	var (
@@ -171,18 +161,13 @@ func newPipelineCmd() *cobra.Command {
 	var reason string
 	stop := &cobra.Command{
 		Use: "stop RUN", Short: "Stop a run: cancel every pending and running job", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			resp, err := c.jobs.StopPipeline(cmd.Context(), &jobv1.StopPipelineRequest{RunId: args[0], Reason: reason})
 			if err != nil {
 				return err
 			}
 			return showRun(cmd.OutOrStdout(), f.output, resp.GetRun())
-		},
+		}),
 	}
 	stop.Flags().StringVar(&reason, "reason", "", "why")
 
@@ -190,12 +175,7 @@ func newPipelineCmd() *cobra.Command {
 		Use:   "runs PIPELINE [RUN]",
 		Short: "List a pipeline's runs, or show one run (by number or id)",
 		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			if len(args) == 2 {
 				run, err := c.findRun(cmd.Context(), args[0], args[1])
 				if err != nil {
@@ -221,20 +201,15 @@ func newPipelineCmd() *cobra.Command {
 				defer fmt.Fprintf(os.Stderr, "showing the newest %d of %d runs\n", len(resp.GetRuns()), resp.GetTotalSize())
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 
 	del := &cobra.Command{
 		Use: "delete PIPELINE", Short: "Delete a pipeline with its runs (none may be under way)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			_, err = c.jobs.DeletePipeline(cmd.Context(), &jobv1.DeletePipelineRequest{PipelineId: args[0]})
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
+			_, err := c.jobs.DeletePipeline(cmd.Context(), &jobv1.DeletePipelineRequest{PipelineId: args[0]})
 			return err
-		},
+		}),
 	}
 	cmd.AddCommand(create, update, get, list, trig, stop, runs, del)
 	return cmd

@@ -58,18 +58,13 @@ func newPluginCmd() *cobra.Command {
 
 	info := &cobra.Command{
 		Use: "info NAME", Short: "Show a plugin: metadata, grants, state", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			resp, err := pluginv1.NewPluginServiceClient(c.conn).GetPlugin(cmd.Context(), &pluginv1.GetPluginRequest{Name: args[0]})
 			if err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), resp.GetPlugin())
-		},
+		}),
 	}
 
 	var input string

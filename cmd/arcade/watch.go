@@ -101,12 +101,7 @@ func newWatchCmd() *cobra.Command {
 		Use:   "watch RUN_ID",
 		Short: "Watch a pipeline run live: stages, jobs, status, durations",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			stream, err := jobv1.NewStreamServiceClient(c.conn).StreamPipelineStatus(cmd.Context(), &jobv1.StreamPipelineStatusRequest{RunId: args[0]})
 			if err != nil {
 				return err
@@ -135,7 +130,7 @@ func newWatchCmd() *cobra.Command {
 				return exitError(1)
 			}
 			return nil
-		},
+		}),
 	}
 	f.register(cmd)
 	return cmd
