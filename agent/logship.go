@@ -6,10 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/go-arcade/arcade/agent/executor"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	"github.com/go-arcade/arcade/core/logpack"
 )
 
 const (
@@ -30,7 +29,7 @@ type shipper struct {
 	log     *slog.Logger
 
 	mu      sync.Mutex
-	pending []*agentv1.LogChunk
+	pending []logpack.Line
 	next    int64
 	full    chan struct{}
 	closed  chan struct{}
@@ -45,19 +44,19 @@ func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger
 }
 
 func (s *shipper) add(l executor.Line) {
-	c := &agentv1.LogChunk{Timestamp: timestamppb.New(l.Time), Content: l.Text, Level: agentv1.LogLevel_LOG_LEVEL_INFO}
+	line := logpack.Line{Time: l.Time, Content: l.Text, Level: int16(agentv1.LogLevel_LOG_LEVEL_INFO)}
 	switch l.Stream {
 	case executor.Stdout:
-		c.Stream = agentv1.LogStream_LOG_STREAM_STDOUT
+		line.Stream = int16(agentv1.LogStream_LOG_STREAM_STDOUT)
 	case executor.Stderr:
-		c.Stream = agentv1.LogStream_LOG_STREAM_STDERR
+		line.Stream = int16(agentv1.LogStream_LOG_STREAM_STDERR)
 	default:
-		c.Stream = agentv1.LogStream_LOG_STREAM_SYSTEM
+		line.Stream = int16(agentv1.LogStream_LOG_STREAM_SYSTEM)
 	}
 	s.mu.Lock()
-	c.LineNumber = s.next
+	line.Line = s.next
 	s.next++
-	s.pending = append(s.pending, c)
+	s.pending = append(s.pending, line)
 	n := len(s.pending)
 	s.mu.Unlock()
 	if n >= shipBatch {
@@ -103,8 +102,9 @@ func (s *shipper) flush() bool {
 	if n == 0 {
 		return false
 	}
-	req := &agentv1.ReportJobLogRequest{AgentId: s.agentID, JobId: s.jobID, Attempt: s.attempt, Chunks: batch}
-	first, last := batch[0].GetLineNumber(), batch[n-1].GetLineNumber()
+	first, last := batch[0].Line, batch[n-1].Line
+	req := &agentv1.ReportJobLogRequest{AgentId: s.agentID, JobId: s.jobID, Attempt: s.attempt,
+		Packed: logpack.Encode(batch), FirstLine: first}
 	done := n // lines of the batch the server has, or that are lost for good
 	for attempt := 0; ; attempt++ {
 		stored, err := s.a.sendLog(context.Background(), req)

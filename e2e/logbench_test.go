@@ -18,6 +18,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/core/logpack"
 )
 
 const (
@@ -26,16 +27,24 @@ const (
 )
 
 // batches returns n 80-byte lines in AgentChannel log messages of size
-// lines each, numbered from 1.
+// lines each, numbered from 1: packed, as the agent sends them, or one
+// LogChunk per line when size is 1.
 func batches(jobID string, attempt int32, n, size int) []*jobv1.AgentChannelRequest {
 	content := strings.Repeat("x", lineBytes)
-	now := timestamppb.Now()
+	now := time.Now()
 	var out []*jobv1.AgentChannelRequest
 	for first := 1; first <= n; first += size {
 		req := &agentv1.ReportJobLogRequest{JobId: jobID, Attempt: attempt}
-		for l := first; l < first+size && l <= n; l++ {
-			req.Chunks = append(req.Chunks, &agentv1.LogChunk{LineNumber: int64(l), Timestamp: now, Content: content,
-				Level: agentv1.LogLevel_LOG_LEVEL_INFO, Stream: agentv1.LogStream_LOG_STREAM_STDOUT})
+		if size == 1 {
+			req.Chunks = []*agentv1.LogChunk{{LineNumber: int64(first), Timestamp: timestamppb.New(now), Content: content,
+				Level: agentv1.LogLevel_LOG_LEVEL_INFO, Stream: agentv1.LogStream_LOG_STREAM_STDOUT}}
+		} else {
+			var lines []logpack.Line
+			for l := first; l < first+size && l <= n; l++ {
+				lines = append(lines, logpack.Line{Line: int64(l), Time: now, Content: content,
+					Level: int16(agentv1.LogLevel_LOG_LEVEL_INFO), Stream: int16(agentv1.LogStream_LOG_STREAM_STDOUT)})
+			}
+			req.Packed, req.FirstLine = logpack.Encode(lines), int64(first)
 		}
 		out = append(out, &jobv1.AgentChannelRequest{Payload: &jobv1.AgentChannelRequest_Log{Log: req}})
 	}
@@ -43,11 +52,11 @@ func batches(jobID string, attempt int32, n, size int) []*jobv1.AgentChannelRequ
 }
 
 // BenchmarkLogThroughput moves 80-byte log lines from an agent (a client
-// speaking AgentChannel, batches of 2000 lines) through the server, which
-// stores them, to one live StreamJobLog subscriber, and reports lines/s and
-// MB/s until the subscriber has them all; beside it, a plain grpc-go
-// bidirectional stream moving the same messages to a server that only
-// counts them, one line per message and batched.
+// speaking AgentChannel, packed batches of 2000 lines, as the agent sends
+// them) through the server, which stores them, to one live StreamJobLog
+// subscriber (packed), and reports lines/s and MB/s until the subscriber has
+// them all; beside it, a plain grpc-go bidirectional stream moving the same
+// messages to a server that only counts them, and one line per message.
 func BenchmarkLogThroughput(b *testing.B) {
 	b.Run("arcade/sqlite", func(b *testing.B) { benchArcadeLogs(b, "sqlite://"+b.TempDir()+"/arcade.db", 1_000_000) })
 	b.Run("plain-grpc/batched", func(b *testing.B) { benchPlainStream(b, 1_000_000, logBatch) })
@@ -99,7 +108,7 @@ func benchArcadeLogs(b *testing.B, dsn string, n int) {
 		if err := ch.Send(&jobv1.AgentChannelRequest{Payload: &jobv1.AgentChannelRequest_Hello{Hello: &jobv1.ChannelHello{AgentId: r.GetAgentId()}}}); err != nil {
 			b.Fatal(err)
 		}
-		sub, err := jobv1.NewStreamServiceClient(c.conn).StreamJobLog(ctx, &jobv1.StreamJobLogRequest{JobId: j.GetId(), Follow: true})
+		sub, err := jobv1.NewStreamServiceClient(c.conn).StreamJobLog(ctx, &jobv1.StreamJobLogRequest{JobId: j.GetId(), Follow: true, Packed: true})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -112,7 +121,12 @@ func benchArcadeLogs(b *testing.B, dsn string, n int) {
 					got <- err
 					return
 				}
-				seen += len(resp.GetLines())
+				k, err := logpack.Count(resp.GetPacked())
+				if err != nil {
+					got <- err
+					return
+				}
+				seen += k
 			}
 			got <- nil
 		}()
@@ -168,6 +182,13 @@ func (countingServer) AgentChannel(s grpc.BidiStreamingServer[jobv1.AgentChannel
 		}
 		if cs := m.GetLog().GetChunks(); len(cs) > 0 {
 			last = cs[len(cs)-1].GetLineNumber()
+		}
+		if p := m.GetLog().GetPacked(); len(p) > 0 {
+			k, err := logpack.Count(p)
+			if err != nil {
+				return err
+			}
+			last = m.GetLog().GetFirstLine() + int64(k) - 1
 		}
 		if m.GetJobRequest() != nil { // "done": acknowledge
 			if err := s.Send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_LogAck{LogAck: &jobv1.LogAck{LastLine: last}}}); err != nil {

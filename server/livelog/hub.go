@@ -12,13 +12,13 @@ import (
 
 // Follower receives the batches of one job attempt as they are stored.
 type Follower struct {
-	// C carries batches of consecutive lines, in order; a batch may start
-	// past the line the follower expects when it fell behind.
-	C <-chan []store.LogLine
+	// C carries packs of consecutive lines, in order; a pack may start past
+	// the line the follower expects when it fell behind.
+	C <-chan store.Pack
 	// Ended is signalled when an attempt of the job ends.
 	Ended <-chan struct{}
 
-	c     chan []store.LogLine
+	c     chan store.Pack
 	ended chan struct{}
 	hub   *Hub
 	key   key
@@ -38,7 +38,7 @@ type Hub struct {
 // Follow subscribes to an attempt's new lines, buffering up to buffer
 // batches.
 func (h *Hub) Follow(jobID string, attempt int32, buffer int) *Follower {
-	c := make(chan []store.LogLine, max(buffer, 1))
+	c := make(chan store.Pack, max(buffer, 1))
 	ended := make(chan struct{}, 1)
 	f := &Follower{C: c, Ended: ended, c: c, ended: ended, hub: h, key: key{jobID, attempt}}
 	h.mu.Lock()
@@ -64,16 +64,13 @@ func (f *Follower) Close() {
 	}
 }
 
-// Publish hands stored lines to the attempt's followers without waiting.
-func (h *Hub) Publish(jobID string, attempt int32, lines []store.LogLine) {
-	if len(lines) == 0 {
-		return
-	}
+// Publish hands a stored pack to the attempt's followers without waiting.
+func (h *Hub) Publish(jobID string, attempt int32, p store.Pack) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for f := range h.topics[key{jobID, attempt}] {
 		select {
-		case f.c <- lines:
+		case f.c <- p:
 		default: // behind: it will read the store
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/labels"
+	"github.com/go-arcade/arcade/core/logpack"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/store"
@@ -365,14 +366,14 @@ func (a *AgentServer) ReportJobLog(ctx context.Context, req *agentv1.ReportJobLo
 	if _, err := callerAgent(ctx, req.GetAgentId()); err != nil {
 		return nil, err
 	}
-	last, err := s.appendLog(ctx, req.GetJobId(), req.GetAttempt(), req.GetChunks())
+	last, err := s.appendLog(ctx, req.GetJobId(), req.GetAttempt(), req.GetChunks(), req.GetPacked(), req.GetFirstLine())
 	if err != nil {
 		return nil, err
 	}
 	return &agentv1.ReportJobLogResponse{LastLine: last}, nil
 }
 
-func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, chunks []*agentv1.LogChunk) (int64, error) {
+func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, chunks []*agentv1.LogChunk, packed []byte, first int64) (int64, error) {
 	if err := requireID("job_id", jobID); err != nil {
 		return 0, err
 	}
@@ -386,31 +387,42 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 	if attempt > j.Attempt {
 		return 0, invalid("attempt", "job %s has no attempt %d yet", jobID, attempt)
 	}
-	lines := make([]store.LogLine, len(chunks))
-	now := s.now()
-	for i, c := range chunks {
-		if c.GetLineNumber() < 1 {
-			return 0, invalid(fmt.Sprintf("chunks[%d].line_number", i), "must be at least 1, got %d", c.GetLineNumber())
-		}
-		t := now
-		if c.GetTimestamp() != nil {
-			t = c.GetTimestamp().AsTime()
-		}
-		lines[i] = store.LogLine{Line: c.GetLineNumber(), Time: t, Level: int16(c.GetLevel()), Stream: int16(c.GetStream()), Content: c.GetContent()}
+	if len(packed) > 0 && len(chunks) > 0 {
+		return 0, invalid("packed", "send chunks or packed lines, not both")
 	}
-	last, err := s.store.AppendLogs(ctx, jobID, attempt, lines)
-	if errors.Is(err, store.ErrNotConsecutive) {
-		return 0, invalid("chunks", "%v", store.ErrNotConsecutive)
+	if len(packed) == 0 {
+		if len(chunks) == 0 {
+			return s.store.LastLogLine(ctx, jobID, attempt)
+		}
+		lines := make([]store.LogLine, len(chunks))
+		now := s.now()
+		for i, c := range chunks {
+			if c.GetLineNumber() < 1 || (i > 0 && c.GetLineNumber() != lines[i-1].Line+1) {
+				return 0, invalid(fmt.Sprintf("chunks[%d].line_number", i), "must be at least 1 and follow the previous line, got %d", c.GetLineNumber())
+			}
+			t := now
+			if c.GetTimestamp() != nil {
+				t = c.GetTimestamp().AsTime()
+			}
+			lines[i] = store.LogLine{Line: c.GetLineNumber(), Time: t, Level: int16(c.GetLevel()), Stream: int16(c.GetStream()), Content: c.GetContent()}
+		}
+		first, packed = lines[0].Line, logpack.Encode(lines)
+	} else if first < 1 {
+		return 0, invalid("first_line", "must be at least 1 with packed lines, got %d", first)
 	}
+	count, err := logpack.Count(packed)
+	if err != nil {
+		return 0, invalid("packed", "%v", err)
+	}
+	last, err := s.store.AppendPacked(ctx, jobID, attempt, first, packed)
 	if err != nil {
 		return 0, storeError(err, "log of job "+jobID)
 	}
-	// Followers skip lines they already have, so lines stored before (a
-	// resent batch) do no harm here.
-	for len(lines) > 0 && lines[len(lines)-1].Line > last {
-		lines = lines[:len(lines)-1]
+	// Followers skip lines they already have, so a pack partly stored
+	// before (a resent batch) does no harm here.
+	if end := first + int64(count) - 1; count > 0 && last >= end {
+		s.logs.Publish(jobID, attempt, store.Pack{First: first, Last: end, Data: packed})
 	}
-	s.logs.Publish(jobID, attempt, lines)
 	return last, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/logpack"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -67,33 +68,50 @@ func (ss *StreamServer) StreamJobLog(req *jobv1.StreamJobLogRequest, stream grpc
 	f := s.logs.Follow(j.ID, attempt, followBuffer)
 	defer f.Close()
 	next := max(req.GetFromLine(), 1)
-	send := func(lines []store.LogLine) error {
-		for len(lines) > 0 && lines[0].Line < next {
-			lines = lines[1:]
-		}
-		if len(lines) == 0 {
+	// send sends the lines of a pack from next on; a pack that starts past
+	// next means lines were missed (errBehind).
+	send := func(p store.Pack) error {
+		if p.Last < next {
 			return nil
 		}
-		if lines[0].Line != next {
+		if p.First > next {
 			return errBehind
 		}
-		out := &jobv1.StreamJobLogResponse{Lines: make([]*agentv1.LogChunk, len(lines))}
-		for i, l := range lines {
-			out.Lines[i] = logChunk(l)
+		data := p.Data
+		if p.First < next {
+			var err error
+			if data, err = logpack.Skip(data, int(next-p.First)); err != nil {
+				return grpcstatus.Errorf(codes.DataLoss, "log of job %s: %v", j.ID, err)
+			}
 		}
-		next = lines[len(lines)-1].Line + 1
+		out := &jobv1.StreamJobLogResponse{}
+		if req.GetPacked() {
+			out.Packed, out.FirstLine = data, next
+		} else {
+			lines, err := logpack.Decode(nil, data, next, next)
+			if err != nil {
+				return grpcstatus.Errorf(codes.DataLoss, "log of job %s: %v", j.ID, err)
+			}
+			out.Lines = make([]*agentv1.LogChunk, len(lines))
+			for i, l := range lines {
+				out.Lines[i] = logChunk(l)
+			}
+		}
+		next = p.Last + 1
 		return stream.Send(out)
 	}
 	catchUp := func() error {
 		for {
-			lines, err := s.store.ReadLogs(ctx, j.ID, attempt, next, logPage)
+			packs, err := s.store.ReadPacks(ctx, j.ID, attempt, next, logPage)
 			if err != nil {
 				return storeError(err, "log")
 			}
-			if err := send(lines); err != nil {
-				return err
+			for _, p := range packs {
+				if err := send(p); err != nil {
+					return err
+				}
 			}
-			if len(lines) < logPage {
+			if len(packs) == 0 {
 				return nil
 			}
 		}
@@ -124,8 +142,8 @@ func (ss *StreamServer) StreamJobLog(req *jobv1.StreamJobLogRequest, stream grpc
 	live:
 		for {
 			select {
-			case lines := <-f.C:
-				switch err := send(lines); {
+			case p := <-f.C:
+				switch err := send(p); {
 				case errors.Is(err, errBehind):
 					break live // missed batches: read them from the store
 				case err != nil:
@@ -159,7 +177,7 @@ func (ss *StreamServer) UploadJobLog(stream grpc.ClientStreamingServer[jobv1.Upl
 		if _, err := callerAgent(ctx, req.GetAgentId()); err != nil {
 			return err
 		}
-		if last, err = s.appendLog(ctx, req.GetJobId(), req.GetAttempt(), req.GetChunks()); err != nil {
+		if last, err = s.appendLog(ctx, req.GetJobId(), req.GetAttempt(), req.GetChunks(), req.GetPacked(), req.GetFirstLine()); err != nil {
 			return err
 		}
 	}

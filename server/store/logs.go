@@ -6,42 +6,61 @@ import (
 	"fmt"
 
 	"github.com/uptrace/bun"
+
+	"github.com/go-arcade/arcade/core/logpack"
 )
 
 // ErrNotConsecutive is returned for a batch of log lines whose numbers are not
 // consecutive and ascending.
 var ErrNotConsecutive = errors.New("log line numbers must be consecutive and ascending")
 
-// AppendLogs stores a batch of consecutive log lines of a job attempt and
-// returns the highest line number stored so far: the attempt's log has no
-// gap up to it. Lines already stored are skipped, so an agent may send a
-// batch again after a lost reply and nothing is stored twice. A batch that
-// starts past that line (lines in between are missing) stores nothing; the
-// caller learns from the returned number where to resume.
+// AppendLogs stores a batch of consecutive log lines of a job attempt; see
+// AppendPacked.
 func (s *Store) AppendLogs(ctx context.Context, jobID string, attempt int32, lines []LogLine) (int64, error) {
 	for i := 1; i < len(lines); i++ {
 		if lines[i].Line != lines[i-1].Line+1 {
 			return 0, fmt.Errorf("store log of job %s: line %d follows %d: %w", jobID, lines[i].Line, lines[i-1].Line, ErrNotConsecutive)
 		}
 	}
+	if len(lines) == 0 {
+		return s.LastLogLine(ctx, jobID, attempt)
+	}
+	return s.AppendPacked(ctx, jobID, attempt, lines[0].Line, logpack.Encode(lines))
+}
+
+// AppendPacked stores a pack of consecutive log lines of a job attempt,
+// numbered from first, and returns the highest line number stored so far:
+// the attempt's log has no gap up to it. Lines already stored are skipped,
+// so an agent may send a batch again after a lost reply and nothing is
+// stored twice. A batch that starts past that line (lines in between are
+// missing) stores nothing; the caller learns from the returned number where
+// to resume. A pack that arrives whole is stored as it came.
+func (s *Store) AppendPacked(ctx context.Context, jobID string, attempt int32, first int64, data []byte) (int64, error) {
+	count, err := logpack.Count(data)
+	if err != nil {
+		return 0, fmt.Errorf("store log of job %s: %w", jobID, err)
+	}
+	if first < 1 {
+		return 0, fmt.Errorf("store log of job %s: first line %d: %w", jobID, first, ErrNotConsecutive)
+	}
 	var end int64
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		if end, err = lastLine(ctx, tx, jobID, attempt); err != nil {
 			return err
 		}
-		fresh := lines
-		for len(fresh) > 0 && fresh[0].Line <= end {
-			fresh = fresh[1:]
-		}
-		if len(fresh) == 0 || fresh[0].Line != end+1 {
+		last := first + int64(count) - 1
+		if count == 0 || last <= end || first > end+1 {
 			return nil // nothing new, or a gap: the caller resends from end+1
 		}
-		last := fresh[len(fresh)-1].Line
-		// The packed lines go as a bound parameter: bun would inline them
-		// as a hex literal, which costs more than the rest of the insert.
-		if _, err := tx.Tx.ExecContext(ctx, s.insertChunk(), jobID, attempt, fresh[0].Line, last,
-			int32(len(fresh)), encodeLines(fresh)); err != nil {
+		if skip := int(end + 1 - first); skip > 0 {
+			if data, err = logpack.Skip(data, skip); err != nil {
+				return err
+			}
+		}
+		// The pack goes as a bound parameter: bun would inline it as a hex
+		// literal, which costs more than the rest of the insert.
+		if _, err := tx.Tx.ExecContext(ctx, s.insertChunk(), jobID, attempt, end+1, last, int32(last-end), data); err != nil {
 			return err
 		}
 		end = last
@@ -74,10 +93,18 @@ func (s *Store) LastLogLine(ctx context.Context, jobID string, attempt int32) (i
 	return n, nil
 }
 
-// ReadLogs returns up to limit lines of an attempt from line from on.
-func (s *Store) ReadLogs(ctx context.Context, jobID string, attempt int32, from int64, limit int) ([]LogLine, error) {
-	var out []LogLine
-	for len(out) < limit {
+// Pack is a run of consecutive stored lines in packed form.
+type Pack struct {
+	First, Last int64
+	Data        []byte
+}
+
+// ReadPacks returns the stored packs of an attempt that hold lines from
+// line from on, up to about limit lines; the first one may start before
+// from.
+func (s *Store) ReadPacks(ctx context.Context, jobID string, attempt int32, from int64, limit int) ([]Pack, error) {
+	var out []Pack
+	for lines := 0; lines < limit; {
 		var chunks []logChunk
 		err := s.db.NewSelect().Model(&chunks).Where("job_id = ?", jobID).Where("attempt = ?", attempt).
 			Where("last_line >= ?", from).Order("last_line ASC").Limit(8).Scan(ctx)
@@ -85,13 +112,27 @@ func (s *Store) ReadLogs(ctx context.Context, jobID string, attempt int32, from 
 			return nil, fmt.Errorf("read log of job %s attempt %d: %w", jobID, attempt, err)
 		}
 		for _, c := range chunks {
-			if out, err = decodeLines(out, c.Data, c.FirstLine, from); err != nil {
-				return nil, fmt.Errorf("read log of job %s attempt %d, lines %d-%d: %w", jobID, attempt, c.FirstLine, c.LastLine, err)
-			}
+			out = append(out, Pack{First: c.FirstLine, Last: c.LastLine, Data: c.Data})
+			lines += int(c.LastLine - max(from, c.FirstLine) + 1)
 			from = c.LastLine + 1
 		}
 		if len(chunks) < 8 {
 			break
+		}
+	}
+	return out, nil
+}
+
+// ReadLogs returns up to limit lines of an attempt from line from on.
+func (s *Store) ReadLogs(ctx context.Context, jobID string, attempt int32, from int64, limit int) ([]LogLine, error) {
+	packs, err := s.ReadPacks(ctx, jobID, attempt, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []LogLine
+	for _, p := range packs {
+		if out, err = logpack.Decode(out, p.Data, p.First, from); err != nil {
+			return nil, fmt.Errorf("read log of job %s attempt %d, lines %d-%d: %w", jobID, attempt, p.First, p.Last, err)
 		}
 	}
 	if len(out) > limit {

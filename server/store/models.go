@@ -3,6 +3,8 @@ package store
 import (
 	"time"
 
+	"github.com/go-arcade/arcade/core/logpack"
+
 	"github.com/uptrace/bun"
 )
 
@@ -59,13 +61,7 @@ type Job struct {
 }
 
 // LogLine is one log line of a job attempt.
-type LogLine struct {
-	Line    int64
-	Time    time.Time
-	Level   int16
-	Stream  int16
-	Content string
-}
+type LogLine = logpack.Line
 
 // logChunk is a run of consecutive log lines of a job attempt, stored as one
 // row: a batch from an agent becomes one insert, however many lines it has.

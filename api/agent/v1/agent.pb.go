@@ -1851,11 +1851,18 @@ func (x *Artifact) GetExpiresAt() *timestamppb.Timestamp {
 }
 
 type ReportJobLogRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AgentId       string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Chunks        []*LogChunk            `protobuf:"bytes,4,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	AgentId string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	JobId   string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The lines, one message each; or, cheaper, packed below.
+	Chunks []*LogChunk `protobuf:"bytes,4,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// Consecutive lines packed (format: core/logpack) from first_line, used
+	// instead of chunks: per line a zigzag varint time delta in nanoseconds
+	// from the previous line (the first from the Unix epoch), a level byte, a
+	// stream byte, a varint length and the content.
+	Packed        []byte `protobuf:"bytes,5,opt,name=packed,proto3" json:"packed,omitempty"`
+	FirstLine     int64  `protobuf:"varint,6,opt,name=first_line,json=firstLine,proto3" json:"first_line,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1916,6 +1923,20 @@ func (x *ReportJobLogRequest) GetChunks() []*LogChunk {
 		return x.Chunks
 	}
 	return nil
+}
+
+func (x *ReportJobLogRequest) GetPacked() []byte {
+	if x != nil {
+		return x.Packed
+	}
+	return nil
+}
+
+func (x *ReportJobLogRequest) GetFirstLine() int64 {
+	if x != nil {
+		return x.FirstLine
+	}
+	return 0
 }
 
 type ReportJobLogResponse struct {
@@ -2492,12 +2513,15 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x94\x01\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xcb\x01\n" +
 	"\x13ReportJobLogRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\x121\n" +
-	"\x06chunks\x18\x04 \x03(\v2\x19.arcade.agent.v1.LogChunkR\x06chunks\"3\n" +
+	"\x06chunks\x18\x04 \x03(\v2\x19.arcade.agent.v1.LogChunkR\x06chunks\x12\x16\n" +
+	"\x06packed\x18\x05 \x01(\fR\x06packed\x12\x1d\n" +
+	"\n" +
+	"first_line\x18\x06 \x01(\x03R\tfirstLine\"3\n" +
 	"\x14ReportJobLogResponse\x12\x1b\n" +
 	"\tlast_line\x18\x01 \x01(\x03R\blastLine\"\\\n" +
 	"\x10CancelJobRequest\x12\x19\n" +

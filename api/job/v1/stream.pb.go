@@ -202,7 +202,10 @@ type StreamJobLogRequest struct {
 	// First line to send (from 1; zero means 1).
 	FromLine int64 `protobuf:"varint,3,opt,name=from_line,json=fromLine,proto3" json:"from_line,omitempty"`
 	// False sends the stored history only.
-	Follow        bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// True sends lines packed (StreamJobLogResponse.packed) instead of one
+	// message per line.
+	Packed        bool `protobuf:"varint,5,opt,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -265,6 +268,13 @@ func (x *StreamJobLogRequest) GetFollow() bool {
 	return false
 }
 
+func (x *StreamJobLogRequest) GetPacked() bool {
+	if x != nil {
+		return x.Packed
+	}
+	return false
+}
+
 // LogGap tells a subscriber that lines were dropped because it read too slowly.
 type LogGap struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -323,7 +333,11 @@ type StreamJobLogResponse struct {
 	Lines []*v1.LogChunk         `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`
 	Gap   *LogGap                `protobuf:"bytes,2,opt,name=gap,proto3" json:"gap,omitempty"`
 	// Set on the last message, once the job has ended.
-	FinalStatus   v1.JobStatus `protobuf:"varint,3,opt,name=final_status,json=finalStatus,proto3,enum=arcade.agent.v1.JobStatus" json:"final_status,omitempty"`
+	FinalStatus v1.JobStatus `protobuf:"varint,3,opt,name=final_status,json=finalStatus,proto3,enum=arcade.agent.v1.JobStatus" json:"final_status,omitempty"`
+	// With packed requests: consecutive lines from first_line, in the format
+	// of ReportJobLogRequest.packed.
+	Packed        []byte `protobuf:"bytes,4,opt,name=packed,proto3" json:"packed,omitempty"`
+	FirstLine     int64  `protobuf:"varint,5,opt,name=first_line,json=firstLine,proto3" json:"first_line,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -379,12 +393,29 @@ func (x *StreamJobLogResponse) GetFinalStatus() v1.JobStatus {
 	return v1.JobStatus(0)
 }
 
+func (x *StreamJobLogResponse) GetPacked() []byte {
+	if x != nil {
+		return x.Packed
+	}
+	return nil
+}
+
+func (x *StreamJobLogResponse) GetFirstLine() int64 {
+	if x != nil {
+		return x.FirstLine
+	}
+	return 0
+}
+
 type UploadJobLogRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AgentId       string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Chunks        []*v1.LogChunk         `protobuf:"bytes,4,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	AgentId string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	JobId   string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Chunks  []*v1.LogChunk         `protobuf:"bytes,4,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// As in ReportJobLogRequest.
+	Packed        []byte `protobuf:"bytes,5,opt,name=packed,proto3" json:"packed,omitempty"`
+	FirstLine     int64  `protobuf:"varint,6,opt,name=first_line,json=firstLine,proto3" json:"first_line,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -445,6 +476,20 @@ func (x *UploadJobLogRequest) GetChunks() []*v1.LogChunk {
 		return x.Chunks
 	}
 	return nil
+}
+
+func (x *UploadJobLogRequest) GetPacked() []byte {
+	if x != nil {
+		return x.Packed
+	}
+	return nil
+}
+
+func (x *UploadJobLogRequest) GetFirstLine() int64 {
+	if x != nil {
+		return x.FirstLine
+	}
+	return 0
 }
 
 type UploadJobLogResponse struct {
@@ -1570,24 +1615,31 @@ const file_api_job_v1_stream_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"{\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x01\n" +
 	"\x13StreamJobLogRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x1b\n" +
 	"\tfrom_line\x18\x03 \x01(\x03R\bfromLine\x12\x16\n" +
-	"\x06follow\x18\x04 \x01(\bR\x06follow\">\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\x16\n" +
+	"\x06packed\x18\x05 \x01(\bR\x06packed\">\n" +
 	"\x06LogGap\x12\x1b\n" +
 	"\tfrom_line\x18\x01 \x01(\x03R\bfromLine\x12\x17\n" +
-	"\ato_line\x18\x02 \x01(\x03R\x06toLine\"\xaf\x01\n" +
+	"\ato_line\x18\x02 \x01(\x03R\x06toLine\"\xe6\x01\n" +
 	"\x14StreamJobLogResponse\x12/\n" +
 	"\x05lines\x18\x01 \x03(\v2\x19.arcade.agent.v1.LogChunkR\x05lines\x12'\n" +
 	"\x03gap\x18\x02 \x01(\v2\x15.arcade.job.v1.LogGapR\x03gap\x12=\n" +
-	"\ffinal_status\x18\x03 \x01(\x0e2\x1a.arcade.agent.v1.JobStatusR\vfinalStatus\"\x94\x01\n" +
+	"\ffinal_status\x18\x03 \x01(\x0e2\x1a.arcade.agent.v1.JobStatusR\vfinalStatus\x12\x16\n" +
+	"\x06packed\x18\x04 \x01(\fR\x06packed\x12\x1d\n" +
+	"\n" +
+	"first_line\x18\x05 \x01(\x03R\tfirstLine\"\xcb\x01\n" +
 	"\x13UploadJobLogRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\x121\n" +
-	"\x06chunks\x18\x04 \x03(\v2\x19.arcade.agent.v1.LogChunkR\x06chunks\"3\n" +
+	"\x06chunks\x18\x04 \x03(\v2\x19.arcade.agent.v1.LogChunkR\x06chunks\x12\x16\n" +
+	"\x06packed\x18\x05 \x01(\fR\x06packed\x12\x1d\n" +
+	"\n" +
+	"first_line\x18\x06 \x01(\x03R\tfirstLine\"3\n" +
 	"\x14UploadJobLogResponse\x12\x1b\n" +
 	"\tlast_line\x18\x01 \x01(\x03R\blastLine\"/\n" +
 	"\x16StreamJobStatusRequest\x12\x15\n" +
