@@ -466,19 +466,21 @@ func (s *Service) pendingCancels(ctx context.Context, agentID string) ([]*agentv
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sent := s.delivered[agentID]
-	if sent == nil {
-		sent = make(map[string]bool)
-		s.delivered[agentID] = sent
-	}
 	var out []*agentv1.JobCancellation
+	still := make(map[string]bool, len(sent))
 	for _, j := range running {
 		key := fmt.Sprintf("%s/%d", j.ID, j.Attempt)
-		if !j.CancelRequested || sent[key] {
+		if !j.CancelRequested {
 			continue
 		}
-		sent[key] = true
+		still[key] = true
+		if sent[key] {
+			continue
+		}
 		out = append(out, &agentv1.JobCancellation{JobId: j.ID, Attempt: j.Attempt, Reason: j.Message})
 	}
+	// Forget jobs that are no longer running, so the record stays small.
+	s.delivered[agentID] = still
 	return out, nil
 }
 
