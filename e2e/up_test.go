@@ -42,3 +42,24 @@ func TestUpRunsExampleJob(t *testing.T) {
 		t.Errorf("no SQLite database in the data dir: %v", err)
 	}
 }
+
+// TestUpRunsExamplePipeline runs the README's first command: arcade up with
+// the example pipeline, logs prefixed by job, the run's table at the end.
+func TestUpRunsExamplePipeline(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(arcadeBin, "up", "--run", filepath.Join("..", "examples", "pipelines", "build-test-deploy.arcade.yaml"),
+		"--listen", freeAddr(t), "--data-dir", filepath.Join(dir, "data"), "--work-dir", filepath.Join(dir, "work"),
+		"--config", os.DevNull, "--plugins-config", os.DevNull, "--log-format", "text")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("arcade up: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"compile        | hello from compile (run 1", "deploy         | deploying",
+		"build-test-deploy run #1  SUCCESS", "notify-failure  SKIPPED"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

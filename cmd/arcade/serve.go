@@ -131,8 +131,9 @@ func newUpCmd(g *globals) *cobra.Command {
 		Short: "Run a server and one agent in one process",
 		Long: `Run a server and one agent in one process, on embedded SQLite by default.
 
-With --run FILE, the job in FILE is submitted, its log is printed as it runs,
-and arcade exits with the job's outcome.`,
+With --run FILE, the job or pipeline in FILE is submitted (a pipeline file
+has stages), its logs are printed as it runs, and arcade exits with its
+outcome.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger(os.Stderr)
@@ -143,10 +144,19 @@ and arcade exits with the job's outcome.`,
 			if err != nil {
 				return err
 			}
-			var job *jobFile
+			var (
+				job      *jobFile
+				pipeline bool
+			)
 			if runFile != "" {
-				if job, err = readJobFile(runFile); err != nil {
-					return err
+				raw, err := os.ReadFile(runFile)
+				if err != nil {
+					return fmt.Errorf("read %s: %w", runFile, err)
+				}
+				if pipeline = isPipelineFile(raw); !pipeline {
+					if job, err = readJobFile(runFile); err != nil {
+						return err
+					}
 				}
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
@@ -168,7 +178,7 @@ and arcade exits with the job's outcome.`,
 			done := make(chan error, 2)
 			go func() { done <- srv.Run(ctx) }()
 			go func() { done <- ag.Run(ctx) }()
-			if job == nil {
+			if job == nil && !pipeline {
 				fmt.Fprintf(os.Stderr, "arcade is up on %s; client commands need:\n  export ARCADE_SERVER=%s ARCADE_API_TOKEN=%s\n", srv.Addr(), srv.Addr(), scfg.APIToken)
 				<-ctx.Done()
 				return waitBoth(done, nil)
@@ -178,13 +188,18 @@ and arcade exits with the job's outcome.`,
 				return err
 			}
 			defer c.close()
-			runErr := c.runAndFollow(ctx, job.request(), os.Stdout)
+			var runErr error
+			if pipeline {
+				runErr = c.runPipeline(ctx, runFile, os.Stdout)
+			} else {
+				runErr = c.runAndFollow(ctx, job.request(), os.Stdout)
+			}
 			cancel()
 			return waitBoth(done, runErr)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "conf.d/server.yaml", "server configuration file")
-	cmd.Flags().StringVar(&runFile, "run", "", "job file to run; exit with its outcome")
+	cmd.Flags().StringVar(&runFile, "run", "", "job or pipeline file to run; exit with its outcome")
 	addServerFlags(cmd.Flags())
 	addAgentFlags(cmd.Flags())
 	cmd.Flags().Lookup("max-jobs").DefValue = "2"
