@@ -49,6 +49,9 @@ type Config struct {
 	WorkDir string
 	// KeepWorkspaces leaves workspaces on disk after jobs end.
 	KeepWorkspaces bool
+	// TLS says how to reach a server that serves TLS (and asks agents for a
+	// client certificate); the zero value is plaintext.
+	TLS client.TLS
 	// Transport is "channel" (the default: one AgentChannel stream carries
 	// everything) or "poll" (unary heartbeats and FetchJob/CancelJob
 	// long-polls, for networks that cut long streams).
@@ -116,7 +119,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("create work dir: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: logger, jobs: make(map[string]*runningJob), sampler: sysinfo.NewSampler(cfg.WorkDir), free: cfg.MaxJobs}
-	conn, err := client.Dial(cfg.Server, a.currentToken)
+	conn, err := client.DialTLS(cfg.Server, a.currentToken, cfg.TLS)
 	if err != nil {
 		return nil, err
 	}

@@ -159,6 +159,8 @@ type cluster struct {
 	agents  map[string]*proc
 	// serverArgs are added to the server's command line.
 	serverArgs []string
+	// tls is how the test's own clients reach a server that serves TLS.
+	tls client.TLS
 	conn       *grpc.ClientConn
 	jobs       jobv1.JobServiceClient
 	agentsC    agentv1.AgentServiceClient
@@ -166,7 +168,13 @@ type cluster struct {
 
 func newCluster(t testing.TB, dsn string, serverArgs ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dsn: dsn, dataDir: t.TempDir(), addr: freeAddr(t), agents: map[string]*proc{}, serverArgs: serverArgs}
+	return newClusterTLS(t, dsn, client.TLS{}, serverArgs...)
+}
+
+// newClusterTLS starts a server whose test clients use tlsConf.
+func newClusterTLS(t testing.TB, dsn string, tlsConf client.TLS, serverArgs ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dsn: dsn, dataDir: t.TempDir(), addr: freeAddr(t), agents: map[string]*proc{}, serverArgs: serverArgs, tls: tlsConf}
 	c.startServer()
 	conn := c.dialAPI()
 	c.conn = conn
@@ -178,7 +186,7 @@ func newCluster(t testing.TB, dsn string, serverArgs ...string) *cluster {
 // dialAPI returns a connection with the API token, closed with the test.
 func (c *cluster) dialAPI() *grpc.ClientConn {
 	c.t.Helper()
-	conn, err := client.Dial(c.addr, client.Static(apiToken))
+	conn, err := client.DialTLS(c.addr, client.Static(apiToken), c.tls)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -197,7 +205,7 @@ func (c *cluster) startServer() {
 
 func (c *cluster) waitHealthy() {
 	c.t.Helper()
-	conn, err := client.Dial(c.addr, client.Static(""))
+	conn, err := client.DialTLS(c.addr, client.Static(""), c.tls)
 	if err != nil {
 		c.t.Fatal(err)
 	}

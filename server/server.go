@@ -5,6 +5,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -60,6 +62,15 @@ type Config struct {
 	// address; keep it on loopback.
 	PprofListen string
 
+	// TLSCert and TLSKey, when set, serve gRPC and the webhook endpoint
+	// over TLS with this certificate.
+	TLSCert, TLSKey string
+	// TLSClientCA verifies client certificates (mutual TLS); with
+	// RequireAgentCerts, agent calls without a verified certificate are
+	// refused (API clients may still come with a token only).
+	TLSClientCA       string
+	RequireAgentCerts bool
+
 	// WebhookPort is the port of the pipeline webhook HTTP endpoint, bound
 	// on the host of Listen; 0 turns the endpoint off.
 	WebhookPort int
@@ -89,6 +100,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ReapInterval == 0 {
 		c.ReapInterval = time.Second
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls: set both tls_cert and tls_key")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		return errors.New("tls_client_ca: needs tls_cert and tls_key (mutual TLS is TLS first)")
+	}
+	if c.RequireAgentCerts && c.TLSClientCA == "" {
+		return errors.New("require_agent_certs: needs tls_client_ca to verify them")
 	}
 	return c.validateTriggers()
 }
@@ -156,6 +176,7 @@ type Server struct {
 	lis     net.Listener
 	plugins *host.Manager
 	webhook net.Listener
+	tls     *tls.Config
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -187,14 +208,26 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		LeaseTTL:          cfg.LeaseTTL,
 	}, st, authn, logger)
 
-	gs := grpc.NewServer(
+	tlsConf, err := cfg.tlsConfig()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if cfg.RequireAgentCerts {
+		authn.RequireAgentCerts()
+	}
+	opts := []grpc.ServerOption{}
+	if tlsConf != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
+	}
+	gs := grpc.NewServer(append(opts,
 		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(authn.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Agents ping every 10 s; a peer silent for 15 s more is dropped.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
-	)
+	)...)
 	agentv1.RegisterAgentServiceServer(gs, svc.AgentServer())
 	jobv1.RegisterJobServiceServer(gs, svc.JobServer())
 	jobv1.RegisterStreamServiceServer(gs, svc.StreamServer())
@@ -215,7 +248,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins}
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf}
 	if err := srv.listenWebhook(); err != nil {
 		lis.Close()
 		plugins.Close(ctx) //nolint:errcheck // already failing

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -64,9 +65,17 @@ func (s *Server) startTriggers(ctx context.Context) {
 		return
 	}
 	hs := &http.Server{Handler: trigger.WebhookHandler(s.svc, log), ReadHeaderTimeout: 10 * time.Second}
+	lis := s.webhook
+	if s.tls != nil {
+		// The webhook endpoint shares the gRPC certificate; senders need no
+		// client certificate.
+		conf := s.tls.Clone()
+		conf.ClientAuth, conf.ClientCAs = tls.NoClientCert, nil
+		lis = tls.NewListener(lis, conf)
+	}
 	go func() {
 		log.Info("webhook endpoint listening", "addr", s.WebhookAddr(), "path", "/hooks/{pipeline}")
-		if err := hs.Serve(s.webhook); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warn("webhook endpoint stopped", "err", err)
 		}
 	}()

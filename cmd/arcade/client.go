@@ -25,11 +25,11 @@ type api struct {
 	agents agentv1.AgentServiceClient
 }
 
-func dialAPI(addr, token string) (*api, error) {
+func dialAPI(addr, token string, t client.TLS) (*api, error) {
 	if token == "" {
 		return nil, errors.New("no API token: set ARCADE_API_TOKEN or --token (arcade server writes a generated one to DATA_DIR/credentials.env)")
 	}
-	conn, err := client.Dial(addr, client.Static(token))
+	conn, err := client.DialTLS(addr, client.Static(token), t)
 	if err != nil {
 		return nil, err
 	}
@@ -43,6 +43,7 @@ type clientFlags struct {
 	server string
 	token  string
 	output string
+	tlsCA  string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -53,13 +54,14 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.server, "server", def, "server address (env ARCADE_SERVER)")
 	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("ARCADE_API_TOKEN"), "API token (env ARCADE_API_TOKEN)")
 	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output: table or json")
+	cmd.PersistentFlags().StringVar(&f.tlsCA, "tls-ca", os.Getenv("ARCADE_TLS_CA"), "reach the server over TLS, trusting this CA (env ARCADE_TLS_CA)")
 }
 
 func (f *clientFlags) dial() (*api, error) {
 	if f.output != "table" && f.output != "json" {
 		return nil, fmt.Errorf("--output: want table or json, got %q", f.output)
 	}
-	return dialAPI(f.server, f.token)
+	return dialAPI(f.server, f.token, client.TLS{CAFile: f.tlsCA})
 }
 
 // runAndFollow creates a job, prints its log until it ends and returns an

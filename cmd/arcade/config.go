@@ -111,6 +111,10 @@ type serverSettings struct {
 	PluginsConfig     string        `koanf:"plugins_config"`
 	PluginDirs        []string      `koanf:"plugin_dirs"`
 	PprofListen       string        `koanf:"pprof_listen"`
+	TLSCert           string        `koanf:"tls_cert"`
+	TLSKey            string        `koanf:"tls_key"`
+	TLSClientCA       string        `koanf:"tls_client_ca"`
+	RequireAgentCerts bool          `koanf:"require_agent_certs"`
 	WebhookPort       int           `koanf:"webhook_port"`
 	CronTimezone      string        `koanf:"cron_timezone"`
 }
@@ -135,6 +139,10 @@ type agentSettings struct {
 	WorkDir        string            `koanf:"work_dir"`
 	KeepWorkspaces bool              `koanf:"keep_workspaces"`
 	Transport      string            `koanf:"transport"`
+	TLSCA          string            `koanf:"tls_ca"`
+	ClientCert     string            `koanf:"client_cert"`
+	ClientKey      string            `koanf:"client_key"`
+	TLSServerName  string            `koanf:"tls_server_name"`
 }
 
 var agentDefaults = map[string]any{

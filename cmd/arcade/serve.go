@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/go-arcade/arcade/agent"
+	"github.com/go-arcade/arcade/client"
 	"github.com/go-arcade/arcade/server"
 )
 
@@ -39,6 +40,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		Listen: s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
 		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
+		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
 		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone,
 	}, nil
 }
@@ -67,6 +69,11 @@ func newServerCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&configPath, "config", "conf.d/server.yaml", "configuration file")
 	addServerFlags(cmd.Flags())
+	f := cmd.Flags()
+	f.String("tls-cert", "", "serve TLS with this certificate (PEM; with --tls-key)")
+	f.String("tls-key", "", "private key of --tls-cert")
+	f.String("tls-client-ca", "", "verify client certificates signed by this CA (mutual TLS)")
+	f.Bool("require-agent-certs", false, "refuse agent calls without a verified client certificate")
 	return cmd
 }
 
@@ -88,6 +95,7 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 	return agent.Config{
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
+		TLS: client.TLS{CAFile: s.TLSCA, CertFile: s.ClientCert, KeyFile: s.ClientKey, ServerName: s.TLSServerName},
 	}, nil
 }
 
@@ -117,6 +125,10 @@ func newAgentCmd(g *globals) *cobra.Command {
 	cmd.Flags().String("server", "127.0.0.1:9090", "server address")
 	cmd.Flags().String("agent-token", "", "registration token (env ARCADE_AGENT_TOKEN)")
 	addAgentFlags(cmd.Flags())
+	cmd.Flags().String("tls-ca", "", "reach the server over TLS, trusting this CA (PEM; env ARCADE_TLS_CA)")
+	cmd.Flags().String("client-cert", "", "client certificate for servers that require one (with --client-key)")
+	cmd.Flags().String("client-key", "", "private key of --client-cert")
+	cmd.Flags().String("tls-server-name", "", "name to expect in the server's certificate")
 	cmd.AddCommand(newAgentListCmd())
 	return cmd
 }
@@ -171,6 +183,9 @@ outcome.`,
 				return err
 			}
 			acfg.Server, acfg.Token = srv.Addr(), scfg.AgentToken
+			if scfg.TLSCert != "" && acfg.TLS.CAFile == "" {
+				acfg.TLS.CAFile = scfg.TLSCert // a self-signed certificate is its own CA
+			}
 			ag, err := agent.New(acfg, log.With("component", "agent"))
 			if err != nil {
 				return err
@@ -183,7 +198,7 @@ outcome.`,
 				<-ctx.Done()
 				return waitBoth(done, nil)
 			}
-			c, err := dialAPI(srv.Addr(), scfg.APIToken)
+			c, err := dialAPI(srv.Addr(), scfg.APIToken, acfg.TLS)
 			if err != nil {
 				return err
 			}

@@ -15,7 +15,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -64,6 +66,23 @@ type Authenticator struct {
 
 	mu    sync.Mutex
 	cache map[string]cached // token hash → agent
+
+	requireCerts bool
+}
+
+// RequireAgentCerts makes agent calls (registration included) need a client
+// certificate the TLS layer verified, on top of their token.
+func (a *Authenticator) RequireAgentCerts() { a.requireCerts = true }
+
+// verifiedPeer reports whether the caller showed a client certificate that
+// the TLS layer verified.
+func verifiedPeer(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	return ok && len(info.State.VerifiedChains) > 0
 }
 
 type cached struct {
@@ -142,6 +161,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 	token, err := bearer(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if a.requireCerts && (need == registrarOnly || need == agentOnly) && !verifiedPeer(ctx) {
+		return nil, status.Error(codes.Unauthenticated, "agents must present a client certificate signed by the server's client CA")
 	}
 	switch need {
 	case registrarOnly:
