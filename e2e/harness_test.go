@@ -160,10 +160,10 @@ type cluster struct {
 	// serverArgs are added to the server's command line.
 	serverArgs []string
 	// tls is how the test's own clients reach a server that serves TLS.
-	tls client.TLS
-	conn       *grpc.ClientConn
-	jobs       jobv1.JobServiceClient
-	agentsC    agentv1.AgentServiceClient
+	tls     client.TLS
+	conn    *grpc.ClientConn
+	jobs    jobv1.JobServiceClient
+	agentsC agentv1.AgentServiceClient
 }
 
 func newCluster(t testing.TB, dsn string, serverArgs ...string) *cluster {
