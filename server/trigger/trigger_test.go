@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,4 +142,25 @@ func TestWebhookHandler(t *testing.T) {
 	if p.Commit != "abc123" || p.Branch != "main" || p.Author != "Ada <ada@example.com>" || p.Repository != "org/app" {
 		t.Fatalf("push %+v", p)
 	}
+}
+
+func FuzzParsePush(f *testing.F) {
+	f.Add([]byte(`{"ref":"refs/heads/main","after":"abc","head_commit":{"id":"abc","message":"m","author":{"name":"Ada","email":"a@x"}},"repository":{"full_name":"o/r"}}`))
+	f.Add([]byte(`{"ref":"refs/heads/dev","checkout_sha":"def","user_name":"Bob","repository":{"name":"r"}}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := ParsePush(body) // must not panic
+		if err != nil {
+			return
+		}
+		env := p.Env()
+		for _, k := range []string{"ARCADE_COMMIT", "ARCADE_BRANCH", "ARCADE_AUTHOR"} {
+			if _, ok := env[k]; !ok {
+				t.Fatalf("env lacks %s: %v", k, env)
+			}
+		}
+		if strings.HasPrefix(p.Branch, "refs/heads/") {
+			t.Fatalf("branch keeps its prefix: %q", p.Branch)
+		}
+	})
 }

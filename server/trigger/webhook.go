@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -59,6 +60,39 @@ const maxPayload = 5 << 20
 // SignatureHeader carries "sha256=" + hex(HMAC-SHA256(secret, body)), as
 // GitHub sends it; X-Arcade-Signature is accepted too.
 const SignatureHeader = "X-Hub-Signature-256"
+
+// ParsePush reads a Git push event (GitHub, Gitea and GitLab shapes).
+func ParsePush(body []byte) (Push, error) {
+	var ev pushEvent
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return Push{}, fmt.Errorf("payload is not a JSON push event: %w", err)
+	}
+	push := Push{Ref: ev.Ref, Branch: strings.TrimPrefix(ev.Ref, "refs/heads/"), Commit: ev.After,
+		Repository: ev.Repository.FullName}
+	if push.Repository == "" {
+		push.Repository = ev.Repository.Name
+	}
+	if push.Commit == "" {
+		push.Commit = ev.CheckoutSHA
+	}
+	if hc := ev.HeadCommit; hc != nil {
+		if hc.ID != "" {
+			push.Commit = hc.ID
+		}
+		push.Message = hc.Message
+		push.Author = hc.Author.Name
+		if hc.Author.Email != "" {
+			push.Author += " <" + hc.Author.Email + ">"
+		}
+	}
+	if push.Author == "" {
+		push.Author = ev.Pusher.Name
+	}
+	if push.Author == "" {
+		push.Author = ev.UserName
+	}
+	return push, nil
+}
 
 // Sign returns the signature header value of body under secret.
 func Sign(secret string, body []byte) string {
@@ -130,34 +164,10 @@ func WebhookHandler(target WebhookTarget, logger *slog.Logger) http.Handler {
 			http.Error(w, "bad or missing signature", http.StatusUnauthorized)
 			return
 		}
-		var ev pushEvent
-		if err := json.Unmarshal(body, &ev); err != nil {
-			http.Error(w, "payload is not a JSON push event: "+err.Error(), http.StatusBadRequest)
+		push, err := ParsePush(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
-		}
-		push := Push{Ref: ev.Ref, Branch: strings.TrimPrefix(ev.Ref, "refs/heads/"), Commit: ev.After,
-			Repository: ev.Repository.FullName}
-		if push.Repository == "" {
-			push.Repository = ev.Repository.Name
-		}
-		if push.Commit == "" {
-			push.Commit = ev.CheckoutSHA
-		}
-		if hc := ev.HeadCommit; hc != nil {
-			if hc.ID != "" {
-				push.Commit = hc.ID
-			}
-			push.Message = hc.Message
-			push.Author = hc.Author.Name
-			if hc.Author.Email != "" {
-				push.Author += " <" + hc.Author.Email + ">"
-			}
-		}
-		if push.Author == "" {
-			push.Author = ev.Pusher.Name
-		}
-		if push.Author == "" {
-			push.Author = ev.UserName
 		}
 		if len(matched.Branches) > 0 && !slices.Contains(matched.Branches, push.Branch) {
 			w.WriteHeader(http.StatusAccepted)
