@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
@@ -291,11 +293,18 @@ func (c *cluster) create(req *jobv1.CreateJobRequest) *jobv1.JobDetail {
 
 func (c *cluster) get(id string) *jobv1.JobDetail {
 	c.t.Helper()
-	resp, err := c.jobs.GetJob(context.Background(), &jobv1.GetJobRequest{JobId: id})
-	if err != nil {
-		c.t.Fatalf("GetJob(%s): %v", id, err)
+	for tries := 0; ; tries++ {
+		resp, err := c.jobs.GetJob(context.Background(), &jobv1.GetJobRequest{JobId: id})
+		// Unavailable asks to retry (the database restarts, say).
+		if status.Code(err) == codes.Unavailable && tries < 50 {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			c.t.Fatalf("GetJob(%s): %v", id, err)
+		}
+		return resp.GetJob()
 	}
-	return resp.GetJob()
 }
 
 // waitStatus waits until a job reaches one of the statuses and returns it.

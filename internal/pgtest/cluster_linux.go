@@ -82,7 +82,7 @@ func startCluster(bins binaries) (c *cluster, err error) {
 	}
 
 	for attempt := 1; ; attempt++ {
-		err = c.launch(ctx)
+		err = c.launch(ctx, 0)
 		if err == nil {
 			return c, nil
 		}
@@ -92,12 +92,14 @@ func startCluster(bins binaries) (c *cluster, err error) {
 	}
 }
 
-// launch starts the server on a free port and waits until it accepts
-// connections.
-func (c *cluster) launch(ctx context.Context) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+// launch starts the server on port (0: a free one) and waits until it
+// accepts connections.
+func (c *cluster) launch(ctx context.Context, port int) error {
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return err
+		}
 	}
 	logPath := filepath.Join(c.dir, "postgres.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
@@ -202,6 +204,26 @@ func (c *cluster) dropDatabase(ctx context.Context, name string) error {
 		return fmt.Errorf("dropping database %s: %w", name, err)
 	}
 	return nil
+}
+
+// restart stops the server (fast shutdown: connections are cut) and starts
+// it again on the same port and data, as a database restart under a running
+// application looks.
+func (c *cluster) restart() error {
+	if c.admin != nil {
+		_ = c.admin.Close()
+		c.admin = nil
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+	case <-time.After(stopTimeout):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	return c.launch(ctx, c.port)
 }
 
 // stop shuts the server down at once (pg_ctl stop -m immediate), waits for

@@ -22,3 +22,5 @@ func (*cluster) createDatabase(context.Context, string) error { return errors.Er
 func (*cluster) dropDatabase(context.Context, string) error { return nil }
 
 func (*cluster) stop() error { return nil }
+
+func (*cluster) restart() error { return errors.ErrUnsupported }

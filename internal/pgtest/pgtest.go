@@ -120,6 +120,23 @@ func Start(tb testing.TB) string {
 	return c.dsn(name)
 }
 
+// Restart restarts the test binary's PostgreSQL server (a fast shutdown,
+// then a start on the same port and data): every connection of every test
+// is cut. Use it only in tests that do not run in parallel with others that
+// use the cluster.
+func Restart(tb testing.TB) {
+	tb.Helper()
+	clusterMu.Lock()
+	c := shared
+	clusterMu.Unlock()
+	if c == nil {
+		tb.Fatal("pgtest: Restart before Start")
+	}
+	if err := c.restart(); err != nil {
+		tb.Fatalf("pgtest: restart: %v", err)
+	}
+}
+
 // Main runs the tests of m, then stops the cluster that Start may have
 // started and removes its directory. Call it from TestMain:
 //

@@ -112,6 +112,8 @@ func storeError(err error, what string) error {
 		return grpcstatus.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return grpcstatus.Error(codes.DeadlineExceeded, err.Error())
+	case store.Unavailable(err):
+		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is unreachable, retry: %v", what, err)
 	}
 	if _, ok := grpcstatus.FromError(err); ok {
 		return err

@@ -6,12 +6,16 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -115,4 +119,25 @@ func notFound(err error) error {
 		return ErrNotFound
 	}
 	return err
+}
+
+// ErrUnavailable marks errors that come from losing the database (a restart,
+// a cut connection): the operation may be retried.
+var ErrUnavailable = errors.New("database unavailable")
+
+// Unavailable reports whether err means the database could not be reached
+// or dropped the connection, rather than refusing the operation.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr pgdriver.Error
+	if errors.As(err, &pgErr) {
+		code := pgErr.Field('C')
+		// 08: connection exception; 57P: operator intervention (shutdown).
+		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "57P")
+	}
+	var netErr net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &netErr)
 }
