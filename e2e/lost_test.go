@@ -37,6 +37,9 @@ func TestLostAgentRequeuesOrFails(t *testing.T) {
 		if j.GetStatus() != success || j.GetAttempt() != 2 || j.GetAgentName() != "rescuer" {
 			t.Errorf("retried job: %v attempt %d on %s (%s); want SUCCESS, attempt 2, on rescuer", j.GetStatus(), j.GetAttempt(), j.GetAgentName(), j.GetMessage())
 		}
+		if first := c.logOf(retried.GetId(), 1); len(first) == 0 {
+			t.Error("attempt 1's log is gone after the requeue")
+		}
 		j = c.waitStatus(lost.GetId(), failed, success)
 		if j.GetStatus() != failed || !strings.Contains(j.GetMessage(), "agent lost") {
 			t.Errorf("lost job: %v (%s), want FAILED naming the lost agent", j.GetStatus(), j.GetMessage())
