@@ -30,6 +30,7 @@ func TestLostAgentRequeuesOrFails(t *testing.T) {
 		c.waitStatus(retried.GetId(), running)
 		c.waitStatus(lost.GetId(), running)
 
+		c.waitFor("attempt 1's first log line", func() bool { return len(c.logOf(retried.GetId(), 1)) > 0 })
 		doomed.stop(syscall.SIGKILL)
 		c.startAgent("rescuer", 1, "pool=rescuer")
 
