@@ -28,6 +28,7 @@ import (
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/service"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -177,6 +178,7 @@ type Server struct {
 	plugins *host.Manager
 	webhook net.Listener
 	tls     *tls.Config
+	peers   *peers.Peers
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -235,6 +237,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
+	var replicas *peers.Peers
+	if st.Postgres() {
+		replicas = peers.New(st, logger.With("component", "peers"))
+		svc.UsePeers(replicas)
+	}
 	plugins, err := startPlugins(ctx, cfg, logger, svc.Events())
 	if err != nil {
 		st.Close()
@@ -248,7 +255,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf}
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas}
 	if err := srv.listenWebhook(); err != nil {
 		lis.Close()
 		plugins.Close(ctx) //nolint:errcheck // already failing
@@ -276,6 +283,11 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.svc.Reap(ctx, s.cfg.ReapInterval)
+	if s.peers != nil {
+		if err := s.peers.Run(ctx, s.svc.HandlePeer); err != nil {
+			return fmt.Errorf("listen to other replicas: %w", err)
+		}
+	}
 	if s.cfg.PprofListen != "" {
 		if err := servePprof(ctx, s.cfg.PprofListen, s.log); err != nil {
 			return err

@@ -32,6 +32,8 @@ type Dispatcher struct {
 	lease time.Duration
 	work  Signal
 
+	onWake func() // tells other replicas, when set
+
 	mu        sync.Mutex
 	agentMu   map[string]*sync.Mutex
 	selectors map[string]labels.Selector // by selector text
@@ -47,8 +49,22 @@ func New(s Store, lease time.Duration, now func() time.Time, logger *slog.Logger
 }
 
 // Wake tells waiting agents that there may be work for them (a job was
-// created or requeued, or an agent's labels changed).
-func (d *Dispatcher) Wake() { d.work.Notify() }
+// created or requeued, or an agent's labels changed), here and, through the
+// OnWake hook, on the other replicas.
+func (d *Dispatcher) Wake() {
+	d.work.Notify()
+	if d.onWake != nil {
+		d.onWake()
+	}
+}
+
+// WakeLocal wakes this replica's waiting agents only (another replica said
+// there is work).
+func (d *Dispatcher) WakeLocal() { d.work.Notify() }
+
+// OnWake sets a function Wake calls after waking local agents. Set it before
+// serving.
+func (d *Dispatcher) OnWake(fn func()) { d.onWake = fn }
 
 // Next waits until a job can be leased to the agent, or until wait has passed
 // or ctx ends; it returns nil without error when nothing came in time.

@@ -21,6 +21,7 @@ import (
 	"github.com/go-arcade/arcade/core/logpack"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/dispatch"
+	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -422,6 +423,9 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 	// before (a resent batch) does no harm here.
 	if end := first + int64(count) - 1; count > 0 && last >= end {
 		s.logs.Publish(jobID, attempt, store.Pack{First: first, Last: end, Data: packed})
+		if s.peers != nil {
+			s.peers.Send(ctx, peers.Log, jobID)
+		}
 	}
 	return last, nil
 }

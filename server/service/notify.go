@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -36,16 +39,28 @@ func (s *Service) publishJob(j *store.Job, typ jobv1.EventType, msg string) {
 	if j.RunID != "" {
 		attrs["run_id"], attrs["pipeline_id"] = j.RunID, j.PipelineID
 	}
-	s.events.Publish(&jobv1.Event{Type: typ, ResourceType: events.Job, ResourceId: j.ID, Message: msg, Attributes: attrs})
+	s.publish(&jobv1.Event{Type: typ, ResourceType: events.Job, ResourceId: j.ID, Message: msg, Attributes: attrs})
 }
 
 func (s *Service) publishRun(r *store.PipelineRun) {
-	s.events.Publish(&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, ResourceType: events.PipelineRun,
+	s.publish(&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, ResourceType: events.PipelineRun,
 		ResourceId: r.ID, Message: r.Message, Attributes: map[string]string{
 			"status": r.Status, "pipeline_id": r.PipelineID, "pipeline": r.PipelineName, "number": fmt.Sprint(r.Number)}})
 }
 
 func (s *Service) publishAgent(a *store.Agent, typ jobv1.EventType, msg string) {
-	s.events.Publish(&jobv1.Event{Type: typ, ResourceType: events.Agent, ResourceId: a.ID, Message: msg,
+	s.publish(&jobv1.Event{Type: typ, ResourceType: events.Agent, ResourceId: a.ID, Message: msg,
 		Attributes: map[string]string{"name": a.Name}})
+}
+
+// publish sends an event to this replica's subscribers and to the other
+// replicas'.
+func (s *Service) publish(e *jobv1.Event) {
+	s.events.Publish(e)
+	if s.peers != nil {
+		b, err := protojson.Marshal(e)
+		if err == nil {
+			s.peers.Send(context.Background(), peers.Event, string(b))
+		}
+	}
 }

@@ -12,10 +12,13 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/livelog"
+	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -67,6 +70,8 @@ type Service struct {
 	events *events.Bus
 	// logs hands freshly stored log lines to StreamJobLog followers.
 	logs livelog.Hub
+	// peers tells other server replicas (PostgreSQL only); nil alone.
+	peers *peers.Peers
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent
@@ -121,7 +126,41 @@ func storeError(err error, what string) error {
 	return grpcstatus.Errorf(codes.Internal, "%s: %v", what, err)
 }
 
-// requestCancel marks a job's cancellation for delivery to its agent.
+// requestCancel marks a job's cancellation for delivery to its agent,
+// wherever it is connected.
 func (s *Service) requestCancel(agentID string) {
 	s.cancels.Notify(agentID)
+	if s.peers != nil {
+		s.peers.Send(context.Background(), peers.Cancel, agentID)
+	}
+}
+
+// UsePeers makes the service tell other replicas of work, cancels, log
+// lines and events, and act on what they tell. Call it before serving;
+// Run(ctx) of the peers starts listening.
+func (s *Service) UsePeers(p *peers.Peers) {
+	s.peers = p
+	s.dispatch.OnWake(func() { p.Send(context.Background(), peers.Work, "") })
+}
+
+// HandlePeer acts on a message from another replica.
+func (s *Service) HandlePeer(kind, arg string) {
+	switch kind {
+	case peers.Work:
+		s.dispatch.WakeLocal()
+	case peers.Cancel:
+		s.cancels.Notify(arg)
+	case peers.Log:
+		s.logs.End(arg) // followers here read what was stored there
+	case peers.Event:
+		e := new(jobv1.Event)
+		if err := protojson.Unmarshal([]byte(arg), e); err != nil {
+			s.log.Warn("event from another replica", "err", err)
+			return
+		}
+		s.events.Publish(e)
+		if e.GetResourceType() == events.Job {
+			s.logs.End(e.GetResourceId())
+		}
+	}
 }
