@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -20,8 +19,7 @@ const ContainerRuntimeLabel = "container-runtime"
 type Store interface {
 	GetAgent(ctx context.Context, id string) (*store.Agent, error)
 	CountRunning(ctx context.Context, agentID string) (int, error)
-	PendingJobs(ctx context.Context, offset, limit int) ([]*store.Job, error)
-	ClaimJob(ctx context.Context, j *store.Job, a *store.Agent, now, leaseUntil time.Time) error
+	ClaimFirst(ctx context.Context, a *store.Agent, match func(*store.Job) bool, now, leaseUntil time.Time) (*store.Job, error)
 }
 
 // Dispatcher matches pending jobs with agents.
@@ -93,30 +91,8 @@ func (d *Dispatcher) TryClaim(ctx context.Context, agentID string) (*store.Job, 
 	if running >= int(max(agent.MaxJobs, 1)) {
 		return nil, nil
 	}
-	const batch = 200
-	for offset := 0; ; offset += batch {
-		jobs, err := d.store.PendingJobs(ctx, offset, batch)
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range jobs {
-			if !d.Matches(j, agent) {
-				continue
-			}
-			now := d.now()
-			err := d.store.ClaimJob(ctx, j, agent, now, now.Add(d.lease))
-			if errors.Is(err, store.ErrConflict) {
-				continue // another agent (or server replica) won it
-			}
-			if err != nil {
-				return nil, err
-			}
-			return j, nil
-		}
-		if len(jobs) < batch {
-			return nil, nil
-		}
-	}
+	now := d.now()
+	return d.store.ClaimFirst(ctx, agent, func(j *store.Job) bool { return d.Matches(j, agent) }, now, now.Add(d.lease))
 }
 
 // Matches reports whether a job may run on an agent: its selector matches the

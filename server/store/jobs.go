@@ -141,40 +141,6 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 	})
 }
 
-// PendingJobs returns up to limit pending jobs, oldest first, skipping the
-// first offset of them.
-func (s *Store) PendingJobs(ctx context.Context, offset, limit int) ([]*Job, error) {
-	var jobs []*Job
-	if err := s.db.NewSelect().Model(&jobs).Where("status = ?", statusPending).
-		Order("created_at ASC", "id ASC").Offset(offset).Limit(limit).Scan(ctx); err != nil {
-		return nil, fmt.Errorf("list pending jobs: %w", err)
-	}
-	return jobs, nil
-}
-
-// ClaimJob leases a pending job to an agent: it becomes RUNNING on that agent
-// until leaseUntil. It fails with ErrConflict when another claim won the job.
-func (s *Store) ClaimJob(ctx context.Context, j *Job, agent *Agent, now, leaseUntil time.Time) error {
-	res, err := s.db.NewUpdate().Model((*Job)(nil)).
-		Set("status = ?", statusRunning).
-		Set("agent_id = ?", agent.ID).
-		Set("agent_name = ?", agent.Name).
-		Set("started_at = ?", now).
-		Set("updated_at = ?", now).
-		Set("lease_expires_at = ?", leaseUntil).
-		Where("id = ?", j.ID).Where("status = ?", statusPending).Where("attempt = ?", j.Attempt).
-		Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("claim job %s: %w", j.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("claim job %s: %w", j.ID, ErrConflict)
-	}
-	j.Status, j.AgentID, j.AgentName = statusRunning, agent.ID, agent.Name
-	j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt = now, now, leaseUntil
-	return nil
-}
-
 // ExtendLeases moves the lease of the listed running jobs of an agent to
 // until.
 func (s *Store) ExtendLeases(ctx context.Context, agentID string, jobIDs []string, until time.Time) error {
@@ -235,4 +201,55 @@ func (s *Store) ReleaseClaim(ctx context.Context, j *Job) error {
 		return fmt.Errorf("release job %s: %w", j.ID, err)
 	}
 	return nil
+}
+
+// ClaimFirst leases to an agent the oldest pending job that match accepts:
+// it becomes RUNNING on that agent until leaseUntil. On PostgreSQL the
+// candidates are read with FOR UPDATE SKIP LOCKED, so replicas claiming at
+// once never wait for each other nor take the same job; on SQLite the
+// transaction holds the write lock. It returns nil when no pending job
+// matches.
+func (s *Store) ClaimFirst(ctx context.Context, agent *Agent, match func(*Job) bool, now, leaseUntil time.Time) (*Job, error) {
+	const batch = 200
+	var claimed *Job
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for offset := 0; ; offset += batch {
+			var jobs []*Job
+			q := tx.NewSelect().Model(&jobs).Where("status = ?", statusPending).
+				Order("created_at ASC", "id ASC").Offset(offset).Limit(batch)
+			if s.postgres {
+				q = q.For("UPDATE SKIP LOCKED")
+			}
+			if err := q.Scan(ctx); err != nil {
+				return err
+			}
+			for _, j := range jobs {
+				if !match(j) {
+					continue
+				}
+				_, err := tx.NewUpdate().Model((*Job)(nil)).
+					Set("status = ?", statusRunning).
+					Set("agent_id = ?", agent.ID).
+					Set("agent_name = ?", agent.Name).
+					Set("started_at = ?", now).
+					Set("updated_at = ?", now).
+					Set("lease_expires_at = ?", leaseUntil).
+					Where("id = ?", j.ID).Exec(ctx)
+				if err != nil {
+					return err
+				}
+				j.Status, j.AgentID, j.AgentName = statusRunning, agent.ID, agent.Name
+				j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt = now, now, leaseUntil
+				claimed = j
+				return nil
+			}
+			if len(jobs) < batch {
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim a job for agent %s: %w", agent.Name, err)
+	}
+	return claimed, nil
 }

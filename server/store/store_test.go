@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,16 +88,13 @@ func TestClaimIsExclusive(t *testing.T) {
 		}
 		a1 := &store.Agent{ID: "a1", Name: "a1"}
 		a2 := &store.Agent{ID: "a2", Name: "a2"}
-		pending, err := s.PendingJobs(ctx, 0, 10)
-		if err != nil || len(pending) != 1 {
-			t.Fatalf("PendingJobs = %v, %v", pending, err)
+		all := func(*store.Job) bool { return true }
+		j, err := s.ClaimFirst(ctx, a1, all, t0, t0.Add(time.Minute))
+		if err != nil || j == nil || j.ID != "j1" {
+			t.Fatalf("first claim = %v, %v", j, err)
 		}
-		j := *pending[0]
-		if err := s.ClaimJob(ctx, pending[0], a1, t0, t0.Add(time.Minute)); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.ClaimJob(ctx, &j, a2, t0, t0.Add(time.Minute)); !errors.Is(err, store.ErrConflict) {
-			t.Fatalf("second claim = %v, want ErrConflict", err)
+		if j, err := s.ClaimFirst(ctx, a2, all, t0, t0.Add(time.Minute)); err != nil || j != nil {
+			t.Fatalf("second claim = %v, %v; want nothing left", j, err)
 		}
 		got, _ := s.GetJob(ctx, "j1")
 		if got.Status != "running" || got.AgentID != "a1" {
@@ -257,6 +255,59 @@ func TestAgents(t *testing.T) {
 		gone, _ = s.MarkAgentsOffline(ctx, t0.Add(time.Second))
 		if len(gone) != 0 {
 			t.Errorf("marked offline twice")
+		}
+	})
+}
+
+// TestClaimFirstConcurrent: claimers racing over the same queue (as replicas
+// do) take every job exactly once, and only jobs their filter accepts.
+func TestClaimFirstConcurrent(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const n = 60
+		for i := range n {
+			j := newJob(fmt.Sprintf("j%02d", i), t0.Add(time.Duration(i)*time.Millisecond))
+			if i%2 == 1 {
+				j.Labels = map[string]string{"odd": "yes"}
+			}
+			if err := s.CreateJob(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+		}
+		claimedBy := make(map[string]string)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				a := &store.Agent{ID: fmt.Sprint("a", w), Name: fmt.Sprint("a", w)}
+				for {
+					j, err := s.ClaimFirst(ctx, a, func(j *store.Job) bool { return j.Labels["odd"] == "" }, t0, t0.Add(time.Minute))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if j == nil {
+						return
+					}
+					mu.Lock()
+					if prev, ok := claimedBy[j.ID]; ok {
+						t.Errorf("job %s claimed by %s and %s", j.ID, prev, a.ID)
+					}
+					claimedBy[j.ID] = a.ID
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(claimedBy) != n/2 {
+			t.Errorf("%d jobs claimed, want %d (the even ones)", len(claimedBy), n/2)
+		}
+		for id := range claimedBy {
+			var i int
+			fmt.Sscanf(id, "j%d", &i)
+			if i%2 == 1 {
+				t.Errorf("claimed %s, which the filter refuses", id)
+			}
 		}
 	})
 }
