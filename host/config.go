@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +40,15 @@ type Config struct {
 	CacheDir string `yaml:"cache_dir"`
 	// Defaults apply to every plugin that does not set its own limits.
 	Defaults Limits `yaml:"defaults"`
-	Plugins  []Spec `yaml:"plugins"`
+	// TrustedKeys are the base64 ed25519 public keys plugin signatures are
+	// checked against (see signature.go). With keys, a signature present is
+	// always checked.
+	TrustedKeys []string `yaml:"trusted_keys"`
+	// RequireSignatures refuses every module not signed by a trusted key.
+	RequireSignatures bool   `yaml:"require_signatures"`
+	Plugins           []Spec `yaml:"plugins"`
+
+	keys []ed25519.PublicKey // TrustedKeys, parsed by validate
 }
 
 // Limits bound a plugin's resources.
@@ -64,6 +73,9 @@ type Spec struct {
 	Version string `yaml:"version"`
 	// SHA256, when set, pins the module's content (hex).
 	SHA256 string `yaml:"sha256"`
+	// Signature, when set, is the module's base64 ed25519 signature, used
+	// instead of the NAME.wasm.sig file beside it.
+	Signature string `yaml:"signature"`
 	// Enabled defaults to true.
 	Enabled *bool `yaml:"enabled"`
 	// FailurePolicy is "fail_closed" (the default) or "fail_open".
@@ -179,6 +191,18 @@ func (s *Spec) applyLimits(d Limits) {
 
 func (c *Config) validate() error {
 	var errs []error
+	c.keys = nil
+	for i, k := range c.TrustedKeys {
+		pub, err := ParsePublicKey(k)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("trusted_keys[%d]: %w", i, err))
+			continue
+		}
+		c.keys = append(c.keys, pub)
+	}
+	if c.RequireSignatures && len(c.TrustedKeys) == 0 {
+		errs = append(errs, errors.New("require_signatures is on but trusted_keys is empty"))
+	}
 	seen := map[string]bool{}
 	for i, p := range c.Plugins {
 		where := fmt.Sprintf("plugins[%d]", i)
@@ -213,6 +237,11 @@ func (s *Spec) validate() error {
 	}
 	if s.SHA256 != "" && (len(s.SHA256) != 64 || strings.Trim(strings.ToLower(s.SHA256), "0123456789abcdef") != "") {
 		errs = append(errs, fmt.Errorf("sha256 %q is not 64 hex digits", s.SHA256))
+	}
+	if s.Signature != "" {
+		if _, err := ParseSignature([]byte(s.Signature)); err != nil {
+			errs = append(errs, fmt.Errorf("signature: %w", err))
+		}
 	}
 	if !slices.Contains([]string{"fail_closed", "fail_open"}, s.FailurePolicy) {
 		errs = append(errs, fmt.Errorf("failure_policy %q (want fail_closed or fail_open)", s.FailurePolicy))

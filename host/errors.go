@@ -46,6 +46,8 @@ const (
 	ErrVersionMismatch Reason = "version mismatch"
 	ErrBadMetadata     Reason = "bad metadata"
 	ErrNameConflict    Reason = "name conflict"
+	ErrUnsigned        Reason = "unsigned"
+	ErrBadSignature    Reason = "bad signature"
 )
 
 // Error is a failed plugin load or call. Its message names the plugin and
@@ -75,7 +77,7 @@ func (e *Error) Error() string {
 	case ErrCrashed:
 		s = fmt.Sprintf("plugin %s crashed in %s", e.Plugin, e.Function)
 	case ErrInvalidModule, ErrHashMismatch, ErrKindMismatch, ErrMissingFunction,
-		ErrContract, ErrVersionMismatch, ErrBadMetadata, ErrNameConflict:
+		ErrContract, ErrVersionMismatch, ErrBadMetadata, ErrNameConflict, ErrUnsigned, ErrBadSignature:
 		s = fmt.Sprintf("plugin %s refused: %s", e.Plugin, e.Reason)
 	default:
 		s = fmt.Sprintf("plugin %s: %s", e.Plugin, e.Reason)

@@ -28,6 +28,8 @@ type version struct {
 	spec     Spec
 	meta     *pluginv1.PluginMetadata
 	sha256   string
+	digest   [sha256.Size]byte
+	sig      []byte // the signature accepted at load; nil when unsigned
 	compiled *extism.CompiledPlugin
 	pool     *pool
 	guard    *hostGuard // nil when no host is granted
@@ -99,6 +101,10 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	if spec.SHA256 != "" && !strings.EqualFold(spec.SHA256, digest) {
 		return nil, refused(spec.Name, ErrHashMismatch, "pinned %s, file %s has %s", spec.SHA256, spec.Path, digest)
 	}
+	sig, err := m.cfg.checkSignature(&spec, sum)
+	if err != nil {
+		return nil, err
+	}
 
 	manifest := extism.Manifest{
 		Wasm: []extism.Wasm{extism.WasmData{Data: data, Name: "main"}},
@@ -136,7 +142,7 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}
 	}
-	v := &version{spec: spec, sha256: digest, compiled: compiled, guard: guard,
+	v := &version{spec: spec, sha256: digest, digest: sum, sig: sig, compiled: compiled, guard: guard,
 		pool: newPool(compiled, spec.Grants.MaxInstances)}
 	fail := func(e error) (*version, error) {
 		v.close()

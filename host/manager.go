@@ -231,6 +231,7 @@ func (m *Manager) compilationCache() wazero.CompilationCache {
 
 // applyConfigLocked moves from the current configuration to cfg.
 func (m *Manager) applyConfigLocked(ctx context.Context, cfg *Config) error {
+	prev := m.cfg
 	m.cfg = cfg
 	want := map[string]bool{}
 	for _, s := range cfg.Plugins {
@@ -260,6 +261,7 @@ func (m *Manager) applyConfigLocked(ctx context.Context, cfg *Config) error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, m.recheckSignaturesLocked(ctx, prev))
 	return errors.Join(errs...)
 }
 

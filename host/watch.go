@@ -165,11 +165,13 @@ func (w *watcher) readEvents() {
 }
 
 // keyFor says whether a path matters: a .wasm directly in a watched folder,
-// or the configuration file.
+// or the configuration file. A module's signature file (NAME.wasm.sig) counts
+// as the module, so a signature written after its module brings a reload.
 func (w *watcher) keyFor(path string) (string, bool) {
 	if w.configPath != "" && path == w.configPath {
 		return configKey, true
 	}
+	path = strings.TrimSuffix(path, SignatureExt)
 	w.mu.Lock()
 	configured := w.files[path]
 	w.mu.Unlock()

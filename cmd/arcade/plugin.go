@@ -122,7 +122,7 @@ func newPluginCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(list, info, call, reload)
+	cmd.AddCommand(append([]*cobra.Command{list, info, call, reload}, newPluginSignCmds()...)...)
 	return cmd
 }
 
