@@ -844,6 +844,11 @@ func (s *Service) CronEntries(ctx context.Context) ([]trigger.CronEntry, error) 
 
 // FireCron implements trigger.CronTarget.
 func (s *Service) FireCron(ctx context.Context, e trigger.CronEntry, at time.Time) error {
+	// Every replica's scheduler sees the same schedule; one fires.
+	mine, err := s.store.ClaimCronFire(ctx, e.PipelineID+" "+e.Expr+" "+e.Timezone, at, s.now())
+	if err != nil || !mine {
+		return err
+	}
 	p, err := s.store.GetPipeline(ctx, e.PipelineID)
 	if err != nil {
 		return err

@@ -185,3 +185,32 @@ func TestPipelineTriggerLoopsRefused(t *testing.T) {
 		t.Fatalf("self trigger: %v", err)
 	}
 }
+
+// TestCronFiresOnceAcrossReplicas: two schedulers (two replicas) over one
+// database fire a scheduled time once.
+func TestCronFiresOnceAcrossReplicas(t *testing.T) {
+	s := newTestService(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 29, 10, 4, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	s.now = clock
+	if _, err := s.JobServer().CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: `name: shared
+triggers: [{type: cron, cron: "*/5 * * * *"}]
+stages: [{name: s, jobs: [{name: a, commands: [echo a]}]}]`}); err != nil {
+		t.Fatal(err)
+	}
+	a := trigger.NewScheduler(s, clock, time.UTC, slog.New(slog.DiscardHandler))
+	b := trigger.NewScheduler(s, clock, time.UTC, slog.New(slog.DiscardHandler))
+	a.Tick(ctx)
+	b.Tick(ctx)
+	now = now.Add(time.Minute) // 10:05
+	a.Tick(ctx)
+	b.Tick(ctx)
+	resp, err := s.JobServer().ListPipelineRuns(ctx, &jobv1.ListPipelineRunsRequest{PipelineId: "shared"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.GetRuns()); n != 1 {
+		t.Errorf("two replicas fired 10:05 %d times, want once", n)
+	}
+}

@@ -311,3 +311,19 @@ func TestClaimFirstConcurrent(t *testing.T) {
 		}
 	})
 }
+
+func TestClaimCronFireOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		at := t0.Add(5 * time.Minute)
+		for i, want := range []bool{true, false, false} {
+			got, err := s.ClaimCronFire(ctx, "p1 */5 * * * *", at, t0)
+			if err != nil || got != want {
+				t.Errorf("claim %d = %v, %v; want %v", i, got, err, want)
+			}
+		}
+		if got, _ := s.ClaimCronFire(ctx, "p1 */5 * * * *", at.Add(5*time.Minute), t0); !got {
+			t.Error("the next scheduled time was refused")
+		}
+	})
+}
