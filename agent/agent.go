@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -106,6 +107,8 @@ type Agent struct {
 	jobs      map[string]*runningJob
 	link      *link // the open AgentChannel, if any
 	free      int   // job slots not in use
+	stop      context.CancelCauseFunc
+	refused   atomic.Bool // the server refuses this agent: stop retrying
 
 	streams jobv1.StreamServiceClient
 }
@@ -154,6 +157,9 @@ func (a *Agent) ID() string {
 // reported.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.conn.Close()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	a.stop = stop
 	// Processes a job leaves behind come back to the agent, which reaps them.
 	if err := executor.BecomeSubreaper(); err != nil {
 		a.log.Debug("cannot become a child subreaper; orphans of jobs go to init", "err", err)
@@ -185,6 +191,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	jobs.Wait()
 	wg.Wait()
 	a.log.Info("agent stopped")
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
 	return nil
 }
 
@@ -250,8 +259,15 @@ func (a *Agent) recover(ctx context.Context, session int, err error, attempt int
 	case codes.Unauthenticated, codes.NotFound:
 		a.log.Warn("server no longer knows this agent; registering again", "err", err)
 		if rerr := a.register(ctx, session); rerr != nil {
-			a.log.Error("register again failed", "err", rerr)
-			return sleep(ctx, backoff(attempt))
+			if ctx.Err() != nil {
+				return false
+			}
+			// The server refuses this agent (revoked, or a wrong token):
+			// retrying cannot help.
+			a.log.Error("the server refuses this agent; stopping", "err", rerr)
+			a.refused.Store(true)
+			a.stop(rerr)
+			return false
 		}
 		return ctx.Err() == nil
 	case codes.Canceled:

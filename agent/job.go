@@ -170,6 +170,10 @@ func (a *Agent) reportStatus(ctx context.Context, log interface {
 		case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument:
 			log.Warn("server refused the job report; dropping the job", "status", status, "err", err)
 			return false
+		case codes.Unauthenticated, codes.PermissionDenied:
+			if a.refused.Load() {
+				return false
+			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			log.Warn("could not report job status", "status", status, "err", err)

@@ -118,7 +118,7 @@ func (s *shipper) flush() bool {
 			}
 			break
 		}
-		if attempt >= 30 {
+		if attempt >= 30 || s.a.refused.Load() {
 			s.log.Error("giving up shipping log lines", "lines", n, "err", err)
 			break
 		}

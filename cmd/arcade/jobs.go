@@ -333,7 +333,7 @@ func newAgentListCmd() *cobra.Command {
 				}
 				sortStrings(lbls)
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%s\t%s\n", a.GetId(), a.GetName(),
-					strings.TrimPrefix(a.GetStatus().String(), "AGENT_STATUS_"), a.GetRunningJobs(), a.GetMaxConcurrentJobs(),
+					agentState(a), a.GetRunningJobs(), a.GetMaxConcurrentJobs(),
 					a.GetMetrics().GetCpuPercent(), a.GetMetrics().GetMemoryPercent(), age(a.GetLastHeartbeatAt()), strings.Join(lbls, ","))
 			}
 			return tw.Flush()
@@ -342,4 +342,32 @@ func newAgentListCmd() *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().StringVar(&selector, "selector", "", "only agents matching this label selector")
 	return cmd
+}
+
+func newAgentRevokeCmd() *cobra.Command {
+	f := &clientFlags{}
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "revoke AGENT_ID",
+		Short: "Revoke an agent's token: refused at once, channel closed, jobs requeued, no re-registration",
+		Args:  cobra.ExactArgs(1),
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
+			resp, err := c.agents.RevokeAgent(cmd.Context(), &agentv1.RevokeAgentRequest{AgentId: args[0], Reason: reason})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "agent %s (%s) revoked\n", resp.GetAgent().GetName(), resp.GetAgent().GetId())
+			return nil
+		}),
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (logged and sent as an event)")
+	return cmd
+}
+
+func agentState(a *agentv1.Agent) string {
+	if a.GetRevoked() {
+		return "REVOKED"
+	}
+	return strings.TrimPrefix(a.GetStatus().String(), "AGENT_STATUS_")
 }

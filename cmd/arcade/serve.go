@@ -129,7 +129,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 	cmd.Flags().String("client-cert", "", "client certificate for servers that require one (with --client-key)")
 	cmd.Flags().String("client-key", "", "private key of --client-cert")
 	cmd.Flags().String("tls-server-name", "", "name to expect in the server's certificate")
-	cmd.AddCommand(newAgentListCmd())
+	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd())
 	return cmd
 }
 

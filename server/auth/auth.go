@@ -140,7 +140,8 @@ func accessFor(method string) access {
 	case method == "/arcade.agent.v1.AgentService/Register":
 		return registrarOnly
 	case method == "/arcade.agent.v1.AgentService/GetAgent",
-		method == "/arcade.agent.v1.AgentService/ListAgents":
+		method == "/arcade.agent.v1.AgentService/ListAgents",
+		method == "/arcade.agent.v1.AgentService/RevokeAgent":
 		return apiOnly
 	case method == "/arcade.agent.v1.AgentService/UpdateLabels":
 		return agentOrAPI

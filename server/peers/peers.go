@@ -22,6 +22,7 @@ const (
 	Cancel = "cancel" // arg: agent id with a cancel to deliver
 	Log    = "log"    // arg: job id whose log grew
 	Event  = "event"  // arg: the event, protojson
+	Revoke = "revoke" // arg: agent id whose token was revoked
 )
 
 // PubSub is the notification channel of the database.

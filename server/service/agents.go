@@ -63,6 +63,9 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 	if n := len(req.GetLabels()); n > labels.MaxRecommendedLabels {
 		s.log.Warn("agent has more labels than recommended", "agent", name, "labels", n, "recommended", labels.MaxRecommendedLabels)
 	}
+	if old, err := s.store.AgentByName(ctx, name); err == nil && old.Revoked {
+		return nil, grpcstatus.Errorf(codes.PermissionDenied, "agent %q was revoked; it cannot register again", name)
+	}
 	token := auth.NewToken()
 	now := s.now()
 	agent, err := s.store.RegisterAgent(ctx, &store.Agent{
@@ -567,6 +570,7 @@ func (s *Service) agentProto(ctx context.Context, a *store.Agent, running int) *
 		Status:            agentStatus(a, running),
 		RegisteredAt:      ts(a.RegisteredAt),
 		LastHeartbeatAt:   ts(a.LastHeartbeatAt),
+		Revoked:           a.Revoked,
 	}
 	if len(a.Metrics) > 0 {
 		m := new(agentv1.AgentMetrics)
@@ -582,4 +586,35 @@ func nonNil(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return maps.Clone(m)
+}
+
+// RevokeAgent implements AgentService.RevokeAgent.
+func (a *AgentServer) RevokeAgent(ctx context.Context, req *agentv1.RevokeAgentRequest) (*agentv1.RevokeAgentResponse, error) {
+	s := a.s
+	if err := requireID("agent_id", req.GetAgentId()); err != nil {
+		return nil, err
+	}
+	agent, err := s.store.ModifyAgent(ctx, req.GetAgentId(), func(ag *store.Agent) error {
+		ag.Revoked, ag.Online, ag.TokenHash = true, false, ""
+		return nil
+	}, "revoked", "online", "token_hash")
+	if err != nil {
+		return nil, storeError(err, "agent "+req.GetAgentId())
+	}
+	s.auth.Forget(agent.ID)
+	s.closeChannel(agent.ID, errRevoked)
+	if s.peers != nil {
+		s.peers.Send(ctx, peers.Revoke, agent.ID)
+	}
+	running, err := s.store.RunningJobs(ctx, agent.ID)
+	if err != nil {
+		return nil, storeError(err, "agent jobs")
+	}
+	for _, j := range running {
+		s.loseJob(ctx, j, "agent revoked")
+	}
+	reason := strings.TrimSpace(req.GetReason())
+	s.log.Warn("agent revoked", "agent", agent.Name, "id", agent.ID, "reason", reason, "jobs_requeued", len(running))
+	s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_OFFLINE, "revoked: "+reason)
+	return &agentv1.RevokeAgentResponse{Agent: s.agentProto(ctx, agent, 0)}, nil
 }

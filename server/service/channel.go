@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -25,7 +26,8 @@ import (
 // cancel commands and config updates the moment they exist.
 func (ss *StreamServer) AgentChannel(stream grpc.BidiStreamingServer[jobv1.AgentChannelRequest, jobv1.AgentChannelResponse]) error {
 	s := ss.s
-	ctx, cancel := context.WithCancel(stream.Context())
+	ctx, cancelCause := context.WithCancelCause(stream.Context())
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
 	first, err := stream.Recv()
 	if err != nil {
@@ -43,6 +45,20 @@ func (ss *StreamServer) AgentChannel(stream grpc.BidiStreamingServer[jobv1.Agent
 		return storeError(err, "agent "+id)
 	}
 	ch := &agentChannel{s: s, agentServer: s.AgentServer(), stream: stream, id: id, credit: make(chan struct{}, 1)}
+	open := &openChannel{close: cancelCause}
+	s.mu.Lock()
+	if old := s.channels[id]; old != nil {
+		old.close(errors.New("the agent opened a new channel"))
+	}
+	s.channels[id] = open
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.channels[id] == open {
+			delete(s.channels, id)
+		}
+		s.mu.Unlock()
+	}()
 	s.log.Debug("agent channel open", "agent", id)
 	defer s.log.Debug("agent channel closed", "agent", id)
 
@@ -52,17 +68,58 @@ func (ss *StreamServer) AgentChannel(stream grpc.BidiStreamingServer[jobv1.Agent
 	wg.Go(func() { ch.assign(ctx) })
 	wg.Go(func() { ch.pushCancels(ctx) })
 	wg.Go(func() { ch.pushConfig(ctx) })
+	// Receive in its own goroutine, so that closing the channel from the
+	// server's side (a revocation) does not wait for the agent to speak.
+	msgs := make(chan *jobv1.AgentChannelRequest)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case msgs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	for {
-		req, err := stream.Recv()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		select {
+		case req := <-msgs:
+			if err := ch.handle(ctx, req); err != nil {
+				return err
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) || ctx.Err() != nil || errors.Is(err, context.Canceled) {
 				return nil
 			}
 			return err
+		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), errRevoked) {
+				return grpcstatus.Error(codes.PermissionDenied, "this agent was revoked")
+			}
+			return grpcstatus.FromContextError(ctx.Err()).Err()
 		}
-		if err := ch.handle(ctx, req); err != nil {
-			return err
-		}
+	}
+}
+
+// openChannel is an agent's open AgentChannel, which the server may close.
+type openChannel struct {
+	close context.CancelCauseFunc
+}
+
+// errRevoked closes the channel of a revoked agent.
+var errRevoked = errors.New("agent revoked")
+
+// closeChannel closes an agent's open channel, if it has one.
+func (s *Service) closeChannel(agentID string, cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.channels[agentID]; c != nil {
+		c.close(cause)
 	}
 }
 

@@ -75,6 +75,7 @@ type Service struct {
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent
+	channels  map[string]*openChannel    // agent → its open AgentChannel
 }
 
 // New returns the services over a migrated store.
@@ -90,6 +91,7 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 		auth:      auth,
 		events:    events.New(),
 		delivered: make(map[string]map[string]bool),
+		channels:  make(map[string]*openChannel),
 	}
 }
 
@@ -150,6 +152,11 @@ func (s *Service) HandlePeer(kind, arg string) {
 		s.dispatch.WakeLocal()
 	case peers.Cancel:
 		s.cancels.Notify(arg)
+	case peers.Revoke:
+		if s.auth != nil {
+			s.auth.Forget(arg)
+		}
+		s.closeChannel(arg, errRevoked)
 	case peers.Log:
 		s.logs.End(arg) // followers here read what was stored there
 	case peers.Event:

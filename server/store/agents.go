@@ -46,6 +46,15 @@ func (s *Store) GetAgent(ctx context.Context, id string) (*Agent, error) {
 	return a, nil
 }
 
+// AgentByName loads the agent registered under name.
+func (s *Store) AgentByName(ctx context.Context, name string) (*Agent, error) {
+	a := new(Agent)
+	if err := s.db.NewSelect().Model(a).Where("name = ?", name).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get agent %q: %w", name, notFound(err))
+	}
+	return a, nil
+}
+
 // AgentByTokenHash finds the agent holding a token.
 func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (*Agent, error) {
 	a := new(Agent)

@@ -25,6 +25,7 @@ type Agent struct {
 	RegisteredAt    time.Time         `bun:"registered_at,notnull"`
 	LastHeartbeatAt time.Time         `bun:"last_heartbeat_at,nullzero"`
 	Metrics         []byte            `bun:"metrics"`
+	Revoked         bool              `bun:"revoked,notnull"`
 }
 
 // Job is one job and the state of its current attempt.

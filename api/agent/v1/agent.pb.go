@@ -888,8 +888,10 @@ type Agent struct {
 	RegisteredAt      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
 	LastHeartbeatAt   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_heartbeat_at,json=lastHeartbeatAt,proto3" json:"last_heartbeat_at,omitempty"`
 	Metrics           *AgentMetrics          `protobuf:"bytes,13,opt,name=metrics,proto3" json:"metrics,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The agent's token was revoked; it cannot register again.
+	Revoked       bool `protobuf:"varint,14,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Agent) Reset() {
@@ -1011,6 +1013,13 @@ func (x *Agent) GetMetrics() *AgentMetrics {
 		return x.Metrics
 	}
 	return nil
+}
+
+func (x *Agent) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
 }
 
 type RegisterRequest struct {
@@ -2369,6 +2378,102 @@ func (x *ListAgentsResponse) GetTotalSize() int32 {
 	return 0
 }
 
+type RevokeAgentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AgentId       string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAgentRequest) Reset() {
+	*x = RevokeAgentRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAgentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAgentRequest) ProtoMessage() {}
+
+func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAgentRequest.ProtoReflect.Descriptor instead.
+func (*RevokeAgentRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RevokeAgentRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *RevokeAgentRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RevokeAgentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Agent         *Agent                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAgentResponse) Reset() {
+	*x = RevokeAgentResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAgentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAgentResponse) ProtoMessage() {}
+
+func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAgentResponse.ProtoReflect.Descriptor instead.
+func (*RevokeAgentResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RevokeAgentResponse) GetAgent() *Agent {
+	if x != nil {
+		return x.Agent
+	}
+	return nil
+}
+
 var File_api_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_api_agent_v1_agent_proto_rawDesc = "" +
@@ -2421,7 +2526,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05load1\x18\b \x01(\x01R\x05load1\x12!\n" +
 	"\frunning_jobs\x18\t \x01(\x05R\vrunningJobs\x12=\n" +
 	"\fcollected_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\"\xc7\x04\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\"\xe1\x04\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -2436,7 +2541,8 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	" \x01(\x0e2\x1c.arcade.agent.v1.AgentStatusR\x06status\x12?\n" +
 	"\rregistered_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x12F\n" +
 	"\x11last_heartbeat_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastHeartbeatAt\x127\n" +
-	"\ametrics\x18\r \x01(\v2\x1d.arcade.agent.v1.AgentMetricsR\ametrics\x1a9\n" +
+	"\ametrics\x18\r \x01(\v2\x1d.arcade.agent.v1.AgentMetricsR\ametrics\x12\x18\n" +
+	"\arevoked\x18\x0e \x01(\bR\arevoked\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x02\n" +
@@ -2548,7 +2654,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x06agents\x18\x01 \x03(\v2\x16.arcade.agent.v1.AgentR\x06agents\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
 	"\n" +
-	"total_size\x18\x03 \x01(\x05R\ttotalSize*\x8c\x01\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\"G\n" +
+	"\x12RevokeAgentRequest\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"C\n" +
+	"\x13RevokeAgentResponse\x12,\n" +
+	"\x05agent\x18\x01 \x01(\v2\x16.arcade.agent.v1.AgentR\x05agent*\x8c\x01\n" +
 	"\vAgentStatus\x12\x1c\n" +
 	"\x18AGENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13AGENT_STATUS_ONLINE\x10\x01\x12\x18\n" +
@@ -2586,7 +2697,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x0fLabelUpdateMode\x12!\n" +
 	"\x1dLABEL_UPDATE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17LABEL_UPDATE_MODE_MERGE\x10\x01\x12\x1d\n" +
-	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x022\xf7\x06\n" +
+	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x022\xd1\a\n" +
 	"\fAgentService\x12O\n" +
 	"\bRegister\x12 .arcade.agent.v1.RegisterRequest\x1a!.arcade.agent.v1.RegisterResponse\x12U\n" +
 	"\n" +
@@ -2599,7 +2710,8 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\tCancelJob\x12!.arcade.agent.v1.CancelJobRequest\x1a\".arcade.agent.v1.CancelJobResponse\x12O\n" +
 	"\bGetAgent\x12 .arcade.agent.v1.GetAgentRequest\x1a!.arcade.agent.v1.GetAgentResponse\x12U\n" +
 	"\n" +
-	"ListAgents\x12\".arcade.agent.v1.ListAgentsRequest\x1a#.arcade.agent.v1.ListAgentsResponseB2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
+	"ListAgents\x12\".arcade.agent.v1.ListAgentsRequest\x1a#.arcade.agent.v1.ListAgentsResponse\x12X\n" +
+	"\vRevokeAgent\x12#.arcade.agent.v1.RevokeAgentRequest\x1a$.arcade.agent.v1.RevokeAgentResponseB2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_api_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -2614,7 +2726,7 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
@@ -2651,85 +2763,90 @@ var file_api_agent_v1_agent_proto_goTypes = []any{
 	(*GetAgentResponse)(nil),         // 32: arcade.agent.v1.GetAgentResponse
 	(*ListAgentsRequest)(nil),        // 33: arcade.agent.v1.ListAgentsRequest
 	(*ListAgentsResponse)(nil),       // 34: arcade.agent.v1.ListAgentsResponse
-	nil,                              // 35: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                              // 36: arcade.agent.v1.Job.EnvEntry
-	nil,                              // 37: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 38: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 39: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 40: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 41: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),      // 42: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 43: google.protobuf.Timestamp
+	(*RevokeAgentRequest)(nil),       // 35: arcade.agent.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),      // 36: arcade.agent.v1.RevokeAgentResponse
+	nil,                              // 37: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                              // 38: arcade.agent.v1.Job.EnvEntry
+	nil,                              // 39: arcade.agent.v1.Agent.LabelsEntry
+	nil,                              // 40: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                              // 41: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                              // 42: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                              // 43: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	(*durationpb.Duration)(nil),      // 44: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	35, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	37, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
 	6,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	42, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	36, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	42, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	44, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	38, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	44, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
 	8,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	7,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	43, // 8: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	45, // 8: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
 	3,  // 9: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
 	4,  // 10: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	43, // 11: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	37, // 12: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	45, // 11: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	39, // 12: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
 	0,  // 13: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	43, // 14: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	43, // 15: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	45, // 14: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	45, // 15: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
 	11, // 16: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	38, // 17: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	42, // 18: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	42, // 19: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	40, // 17: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	44, // 18: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	44, // 19: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
 	12, // 20: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
 	11, // 21: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	39, // 22: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	42, // 23: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	40, // 24: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	41, // 22: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	44, // 23: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	42, // 24: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
 	0,  // 25: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	41, // 26: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	43, // 26: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
 	5,  // 27: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
 	12, // 28: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	42, // 29: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	44, // 29: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
 	9,  // 30: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	43, // 31: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	45, // 31: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 32: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	43, // 33: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	45, // 33: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
 	25, // 34: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	43, // 35: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	43, // 36: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 35: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	45, // 36: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
 	10, // 37: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	42, // 38: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	44, // 38: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
 	29, // 39: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
 	12, // 40: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
 	0,  // 41: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
 	12, // 42: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	13, // 43: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	15, // 44: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	17, // 45: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	19, // 46: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	21, // 47: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	23, // 48: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	26, // 49: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	28, // 50: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	31, // 51: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	33, // 52: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	14, // 53: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	16, // 54: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	18, // 55: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	20, // 56: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	22, // 57: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	24, // 58: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	27, // 59: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	30, // 60: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	32, // 61: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	34, // 62: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	53, // [53:63] is the sub-list for method output_type
-	43, // [43:53] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	12, // 43: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	13, // 44: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	15, // 45: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	17, // 46: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	19, // 47: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	21, // 48: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	23, // 49: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	26, // 50: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	28, // 51: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	31, // 52: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	33, // 53: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	35, // 54: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	14, // 55: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	16, // 56: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	18, // 57: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	20, // 58: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	22, // 59: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	24, // 60: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	27, // 61: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	30, // 62: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	32, // 63: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	34, // 64: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	36, // 65: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	55, // [55:66] is the sub-list for method output_type
+	44, // [44:55] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -2743,7 +2860,7 @@ func file_api_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
