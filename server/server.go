@@ -46,6 +46,10 @@ type Config struct {
 	// DataDir/credentials.env.
 	AgentToken string
 	APIToken   string
+	// APITokens are more API tokens, each limited to a scope (read, write,
+	// admin); give the token, or better its sha256 (hex) so that the plain
+	// token is stored nowhere.
+	APITokens []ScopedToken
 
 	HeartbeatInterval time.Duration
 	MaxPollWait       time.Duration
@@ -80,6 +84,35 @@ type Config struct {
 	CronTimezone string
 }
 
+// ScopedToken is an API token limited to a scope.
+type ScopedToken struct {
+	Token  string
+	SHA256 string
+	Scope  string
+}
+
+// apiTokens converts the scoped tokens, refusing unclear ones.
+func (c *Config) apiTokens() ([]auth.APIToken, error) {
+	var out []auth.APIToken
+	for i, t := range c.APITokens {
+		scope, err := auth.ParseScope(t.Scope)
+		if err != nil {
+			return nil, fmt.Errorf("api_tokens[%d].scope: %w", i, err)
+		}
+		hash := strings.ToLower(strings.TrimSpace(t.SHA256))
+		switch {
+		case (t.Token == "") == (hash == ""):
+			return nil, fmt.Errorf("api_tokens[%d]: give token or sha256, one of them", i)
+		case hash == "":
+			hash = auth.Hash(t.Token)
+		case len(hash) != 64:
+			return nil, fmt.Errorf("api_tokens[%d].sha256: want 64 hex digits", i)
+		}
+		out = append(out, auth.APIToken{Hash: hash, Scope: scope})
+	}
+	return out, nil
+}
+
 // Validate checks the configuration and fills defaults.
 func (c *Config) Validate() error {
 	if c.Listen == "" {
@@ -110,6 +143,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RequireAgentCerts && c.TLSClientCA == "" {
 		return errors.New("require_agent_certs: needs tls_client_ca to verify them")
+	}
+	if _, err := c.apiTokens(); err != nil {
+		return err
 	}
 	return c.validateTriggers()
 }
@@ -218,6 +254,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if cfg.RequireAgentCerts {
 		authn.RequireAgentCerts()
 	}
+	scoped, _ := cfg.apiTokens() // validated above
+	authn.AddAPITokens(scoped...)
 	opts := []grpc.ServerOption{}
 	if tlsConf != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))

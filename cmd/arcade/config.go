@@ -115,8 +115,13 @@ type serverSettings struct {
 	TLSKey            string        `koanf:"tls_key"`
 	TLSClientCA       string        `koanf:"tls_client_ca"`
 	RequireAgentCerts bool          `koanf:"require_agent_certs"`
-	WebhookPort       int           `koanf:"webhook_port"`
-	CronTimezone      string        `koanf:"cron_timezone"`
+	APITokens         []struct {
+		Token  string `koanf:"token"`
+		SHA256 string `koanf:"sha256"`
+		Scope  string `koanf:"scope"`
+	} `koanf:"api_tokens"`
+	WebhookPort  int    `koanf:"webhook_port"`
+	CronTimezone string `koanf:"cron_timezone"`
 }
 
 var serverDefaults = map[string]any{

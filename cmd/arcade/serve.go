@@ -36,8 +36,13 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 	if err := loadConfig(&s, serverDefaults, configPath, explicit, cmd.Flags()); err != nil {
 		return server.Config{}, err
 	}
+	var scoped []server.ScopedToken
+	for _, t := range s.APITokens {
+		scoped = append(scoped, server.ScopedToken{Token: t.Token, SHA256: t.SHA256, Scope: t.Scope})
+	}
 	return server.Config{
-		Listen: s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
+		APITokens: scoped,
+		Listen:    s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
 		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,

@@ -68,7 +68,11 @@ type Authenticator struct {
 	cache map[string]cached // token hash → agent
 
 	requireCerts bool
+	tokens       []APIToken // scoped API tokens, besides the admin token api
 }
+
+// AddAPITokens accepts more API tokens, each limited to its scope.
+func (a *Authenticator) AddAPITokens(tokens ...APIToken) { a.tokens = append(a.tokens, tokens...) }
 
 // RequireAgentCerts makes agent calls (registration included) need a client
 // certificate the TLS layer verified, on top of their token.
@@ -173,12 +177,19 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 		}
 		return nil, status.Error(codes.Unauthenticated, "invalid registration token")
 	case apiOnly:
-		if equal(token, a.api) {
-			return WithIdentity(ctx, Identity{Kind: APIClient}), nil
+		scope := a.apiScope(token)
+		if scope == 0 {
+			return nil, status.Error(codes.Unauthenticated, "invalid API token")
 		}
-		return nil, status.Error(codes.Unauthenticated, "invalid API token")
+		if err := allow(scope, method); err != nil {
+			return nil, err
+		}
+		return WithIdentity(ctx, Identity{Kind: APIClient}), nil
 	case agentOrAPI:
-		if equal(token, a.api) {
+		if scope := a.apiScope(token); scope != 0 {
+			if err := allow(scope, method); err != nil {
+				return nil, err
+			}
 			return WithIdentity(ctx, Identity{Kind: APIClient}), nil
 		}
 	}
