@@ -29,6 +29,7 @@ import (
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/peers"
+	"github.com/go-arcade/arcade/server/ratelimit"
 	"github.com/go-arcade/arcade/server/service"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -75,6 +76,12 @@ type Config struct {
 	// refused (API clients may still come with a token only).
 	TLSClientCA       string
 	RequireAgentCerts bool
+
+	// RateLimit bounds each API client to this many calls per second on
+	// average (bursts of RateBurst); 0 turns the limit off. Agents are not
+	// limited.
+	RateLimit float64
+	RateBurst int
 
 	// WebhookPort is the port of the pipeline webhook HTTP endpoint, bound
 	// on the host of Listen; 0 turns the endpoint off.
@@ -146,6 +153,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.apiTokens(); err != nil {
 		return err
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		return errors.New("rate_limit, rate_burst: must not be negative")
+	}
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		c.RateBurst = int(2*c.RateLimit) + 1
 	}
 	return c.validateTriggers()
 }
@@ -260,9 +273,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if tlsConf != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
 	}
+	limiter := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
 	gs := grpc.NewServer(append(opts,
-		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Agents ping every 10 s; a peer silent for 15 s more is dropped.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

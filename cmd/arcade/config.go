@@ -115,6 +115,8 @@ type serverSettings struct {
 	TLSKey            string        `koanf:"tls_key"`
 	TLSClientCA       string        `koanf:"tls_client_ca"`
 	RequireAgentCerts bool          `koanf:"require_agent_certs"`
+	RateLimit         float64       `koanf:"rate_limit"`
+	RateBurst         int           `koanf:"rate_burst"`
 	APITokens         []struct {
 		Token  string `koanf:"token"`
 		SHA256 string `koanf:"sha256"`

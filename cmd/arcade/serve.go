@@ -26,6 +26,8 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.String("plugins-config", "conf.d/plugins.yaml", "plugins file (watched; missing: no configured plugins)")
 	f.StringSlice("plugin-dirs", []string{"plugins"}, "folders watched for .wasm plugins")
 	f.String("pprof-listen", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
+	f.Float64("rate-limit", 0, "calls per second allowed to each API client on average (0: no limit)")
+	f.Int("rate-burst", 0, "calls an API client may make at once (default: twice the rate)")
 	f.Int("webhook-port", 0, "port of the pipeline webhook endpoint on the --listen host (0: off)")
 	f.String("cron-timezone", "", "time zone of cron triggers that name none (default: local)")
 }
@@ -46,7 +48,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
-		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone,
+		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
 	}, nil
 }
 

@@ -39,6 +39,8 @@ const (
 type Identity struct {
 	Kind    Kind
 	AgentID string
+	// Client tells API clients apart (a prefix of their token's hash).
+	Client string
 }
 
 type identityKey struct{}
@@ -184,13 +186,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 		if err := allow(scope, method); err != nil {
 			return nil, err
 		}
-		return WithIdentity(ctx, Identity{Kind: APIClient}), nil
+		return WithIdentity(ctx, Identity{Kind: APIClient, Client: Hash(token)[:16]}), nil
 	case agentOrAPI:
 		if scope := a.apiScope(token); scope != 0 {
 			if err := allow(scope, method); err != nil {
 				return nil, err
 			}
-			return WithIdentity(ctx, Identity{Kind: APIClient}), nil
+			return WithIdentity(ctx, Identity{Kind: APIClient, Client: Hash(token)[:16]}), nil
 		}
 	}
 	agentID, err := a.agentFor(ctx, token)
