@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,7 +88,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		return
 	}
 	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
-	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log)
+	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, slices.Collect(maps.Values(job.GetSecrets())))
 	result := a.execute(ctx, job, ws, ship)
 	ship.close()
 
@@ -142,6 +143,9 @@ func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *
 		"ARCADE_WORKSPACE":   ws,
 	}
 	for k, v := range job.GetEnv() {
+		env[k] = v
+	}
+	for k, v := range job.GetSecrets() {
 		env[k] = v
 	}
 	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration()}

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,8 @@ type shipper struct {
 	attempt int32
 	log     *slog.Logger
 
+	mask *strings.Replacer // secrets → ***; nil without secrets
+
 	mu      sync.Mutex
 	pending []logpack.Line
 	next    int64
@@ -36,15 +40,30 @@ type shipper struct {
 	done    chan struct{}
 }
 
-func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger) *shipper {
+func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger, secrets []string) *shipper {
 	s := &shipper{a: a, agentID: agentID, jobID: jobID, attempt: attempt, log: log, next: 1,
 		full: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
+	// Longer secrets first, so one that contains another is masked whole.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	var pairs []string
+	for _, v := range secrets {
+		if v != "" {
+			pairs = append(pairs, v, "***")
+		}
+	}
+	if len(pairs) > 0 {
+		s.mask = strings.NewReplacer(pairs...)
+	}
 	go s.loop()
 	return s
 }
 
 func (s *shipper) add(l executor.Line) {
-	line := logpack.Line{Time: l.Time, Content: l.Text, Level: int16(agentv1.LogLevel_LOG_LEVEL_INFO)}
+	text := l.Text
+	if s.mask != nil {
+		text = s.mask.Replace(text)
+	}
+	line := logpack.Line{Time: l.Time, Content: text, Level: int16(agentv1.LogLevel_LOG_LEVEL_INFO)}
 	switch l.Stream {
 	case executor.Stdout:
 		line.Stream = int16(agentv1.LogStream_LOG_STREAM_STDOUT)

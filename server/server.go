@@ -30,6 +30,7 @@ import (
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/ratelimit"
+	"github.com/go-arcade/arcade/server/secrets"
 	"github.com/go-arcade/arcade/server/service"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -76,6 +77,10 @@ type Config struct {
 	// refused (API clients may still come with a token only).
 	TLSClientCA       string
 	RequireAgentCerts bool
+
+	// SecretKey (base64, 32 bytes) seals job secrets; empty keeps a key in
+	// DataDir/secret.key. Replicas sharing a database must share it.
+	SecretKey string
 
 	// RateLimit bounds each API client to this many calls per second on
 	// average (bursts of RateBurst); 0 turns the limit off. Agents are not
@@ -253,7 +258,18 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		}
 		return a.ID, nil
 	})
+	key, err := secrets.LoadKey(cfg.SecretKey, filepath.Join(cfg.DataDir, "secret.key"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	box, err := secrets.New(key)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	svc := service.New(service.Config{
+		Secrets:           box,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxPollWait:       cfg.MaxPollWait,
 		LeaseTTL:          cfg.LeaseTTL,

@@ -115,6 +115,7 @@ type serverSettings struct {
 	TLSKey            string        `koanf:"tls_key"`
 	TLSClientCA       string        `koanf:"tls_client_ca"`
 	RequireAgentCerts bool          `koanf:"require_agent_certs"`
+	SecretKey         string        `koanf:"secret_key"`
 	RateLimit         float64       `koanf:"rate_limit"`
 	RateBurst         int           `koanf:"rate_burst"`
 	APITokens         []struct {

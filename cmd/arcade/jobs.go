@@ -57,6 +57,7 @@ func newJobCmd() *cobra.Command {
 		name     string
 		commands []string
 		envs     []string
+		secrets  []string
 		selector string
 		jlabels  []string
 		timeout  time.Duration
@@ -97,6 +98,12 @@ func newJobCmd() *cobra.Command {
 					req.Env[k] = v.(string)
 				}
 			}
+			if len(secrets) > 0 {
+				req.Secrets = map[string]string{}
+				for k, v := range pairs(secrets) {
+					req.Secrets[k] = v.(string)
+				}
+			}
 			if len(jlabels) > 0 {
 				req.Labels = map[string]string{}
 				for k, v := range pairs(jlabels) {
@@ -134,6 +141,7 @@ func newJobCmd() *cobra.Command {
 	create.Flags().StringVar(&name, "name", "", "job name")
 	create.Flags().StringArrayVar(&commands, "cmd", nil, "command (repeatable)")
 	create.Flags().StringArrayVar(&envs, "env", nil, "environment variable K=V (repeatable)")
+	create.Flags().StringArrayVar(&secrets, "secret", nil, "secret K=V: env for the job, stored encrypted, masked as *** in its log (repeatable)")
 	create.Flags().StringVar(&selector, "selector", "", "label selector, e.g. 'env in (staging,production),gpu,!spot,cpu-cores>8'")
 	create.Flags().StringArrayVar(&jlabels, "label", nil, "label of the job itself k=v (repeatable)")
 	create.Flags().DurationVar(&timeout, "timeout", 0, "timeout (0: none)")

@@ -253,7 +253,7 @@ func (a *AgentServer) FetchJob(ctx context.Context, req *agentv1.FetchJobRequest
 		return &agentv1.FetchJobResponse{}, nil
 	}
 	s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName)
-	return &agentv1.FetchJobResponse{Job: agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}, nil
+	return &agentv1.FetchJobResponse{Job: s.agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}, nil
 }
 
 // ReportJobStatus implements AgentService.ReportJobStatus.

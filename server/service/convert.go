@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -81,12 +82,27 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		PipelineId:      j.PipelineID,
 		RunId:           j.RunID,
 		Stage:           j.Stage,
+		SecretNames:     j.SecretNames,
 	}
 }
 
-// agentJob is a job as the agent that runs it receives it.
-func agentJob(j *store.Job) *agentv1.Job {
+// agentJob is a job as the agent that runs it receives it, secrets
+// included.
+func (s *Service) agentJob(j *store.Job) *agentv1.Job {
+	var sec map[string]string
+	if len(j.Secrets) > 0 {
+		var err error
+		if s.cfg.Secrets == nil {
+			err = errors.New("this server has no secret key")
+		} else {
+			sec, err = s.cfg.Secrets.Open(j.Secrets)
+		}
+		if err != nil {
+			s.log.Error("job secrets cannot be opened; the job runs without them", "job", j.ID, "err", err)
+		}
+	}
 	return &agentv1.Job{
+		Secrets:       sec,
 		Id:            j.ID,
 		Name:          j.Name,
 		Commands:      j.Commands,

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -104,6 +105,9 @@ func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest)
 	now := s.now()
 	j := &store.Job{ID: newID(), Status: jobstate.Name(jobstate.Pending), Attempt: 1, CreatedAt: now, UpdatedAt: now}
 	if err := jobFromRequest(req, j); err != nil {
+		return nil, err
+	}
+	if err := s.sealSecrets(req.GetSecrets(), j); err != nil {
 		return nil, err
 	}
 	if err := s.store.CreateJob(ctx, j); err != nil {
@@ -391,4 +395,26 @@ func (js *JobServer) ListJobArtifacts(ctx context.Context, req *jobv1.ListJobArt
 		resp.Artifacts = append(resp.Artifacts, artifact(a))
 	}
 	return resp, nil
+}
+
+// sealSecrets stores a job's secrets encrypted, and their names.
+func (s *Service) sealSecrets(sec map[string]string, j *store.Job) error {
+	if len(sec) == 0 {
+		return nil
+	}
+	for k := range sec {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return invalid(fmt.Sprintf("secrets[%q]", k), "not a valid variable name")
+		}
+	}
+	if s.cfg.Secrets == nil {
+		return grpcstatus.Error(codes.FailedPrecondition, "secrets: this server has no secret key")
+	}
+	sealed, err := s.cfg.Secrets.Seal(sec)
+	if err != nil {
+		return grpcstatus.Errorf(codes.Internal, "seal secrets: %v", err)
+	}
+	j.Secrets = sealed
+	j.SecretNames = slices.Sorted(maps.Keys(sec))
+	return nil
 }

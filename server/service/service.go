@@ -19,6 +19,7 @@ import (
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/livelog"
 	"github.com/go-arcade/arcade/server/peers"
+	"github.com/go-arcade/arcade/server/secrets"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -34,6 +35,8 @@ type Config struct {
 	// TimeoutGrace is how long past its timeout a job may run before the
 	// server ends it as TIMEOUT itself (the agent normally does it first).
 	TimeoutGrace time.Duration
+	// Secrets seals job secrets; without it jobs cannot carry secrets.
+	Secrets *secrets.Box
 }
 
 func (c Config) withDefaults() Config {

@@ -56,9 +56,12 @@ type Job struct {
 	Attempt         int32             `bun:"attempt,notnull"`
 	Message         string            `bun:"message,notnull"`
 	CancelRequested bool              `bun:"cancel_requested,notnull"`
-	PipelineID      string            `bun:"pipeline_id,notnull"`
-	RunID           string            `bun:"run_id,notnull"`
-	Stage           string            `bun:"stage,notnull"`
+	// Secrets are sealed (server/secrets); SecretNames say which.
+	Secrets     []byte   `bun:"secrets"`
+	SecretNames []string `bun:"secret_names"`
+	PipelineID  string   `bun:"pipeline_id,notnull"`
+	RunID       string   `bun:"run_id,notnull"`
+	Stage       string   `bun:"stage,notnull"`
 }
 
 // LogLine is one log line of a job attempt.

@@ -572,7 +572,10 @@ type Job struct {
 	Retries       int32          `protobuf:"varint,8,opt,name=retries,proto3" json:"retries,omitempty"`
 	LabelSelector *LabelSelector `protobuf:"bytes,9,opt,name=label_selector,json=labelSelector,proto3" json:"label_selector,omitempty"`
 	// Attempt number, from 1.
-	Attempt       int32 `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt int32 `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Secret values, set as env over env; the agent masks them as *** in
+	// every log line it sends.
+	Secrets       map[string]string `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -675,6 +678,13 @@ func (x *Job) GetAttempt() int32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *Job) GetSecrets() map[string]string {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
 }
 
 // LogChunk is one log line of a job attempt.
@@ -2491,7 +2501,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
 	"\x0eArtifactConfig\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\tR\x05paths\x126\n" +
-	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xb3\x03\n" +
+	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xac\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -2503,8 +2513,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\aretries\x18\b \x01(\x05R\aretries\x12E\n" +
 	"\x0elabel_selector\x18\t \x01(\v2\x1e.arcade.agent.v1.LabelSelectorR\rlabelSelector\x12\x18\n" +
 	"\aattempt\x18\n" +
-	" \x01(\x05R\aattempt\x1a6\n" +
+	" \x01(\x05R\aattempt\x12;\n" +
+	"\asecrets\x18\v \x03(\v2!.arcade.agent.v1.Job.SecretsEntryR\asecrets\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x01\n" +
 	"\bLogChunk\x12\x1f\n" +
@@ -2726,7 +2740,7 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
@@ -2767,86 +2781,88 @@ var file_api_agent_v1_agent_proto_goTypes = []any{
 	(*RevokeAgentResponse)(nil),      // 36: arcade.agent.v1.RevokeAgentResponse
 	nil,                              // 37: arcade.agent.v1.LabelSelector.MatchLabelsEntry
 	nil,                              // 38: arcade.agent.v1.Job.EnvEntry
-	nil,                              // 39: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 40: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 41: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 42: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 43: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),      // 44: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
+	nil,                              // 39: arcade.agent.v1.Job.SecretsEntry
+	nil,                              // 40: arcade.agent.v1.Agent.LabelsEntry
+	nil,                              // 41: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                              // 42: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                              // 43: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                              // 44: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	(*durationpb.Duration)(nil),      // 45: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 46: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
 	37, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
 	6,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	44, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	45, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
 	38, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	44, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	45, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
 	8,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	7,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	45, // 8: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	3,  // 9: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	4,  // 10: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	45, // 11: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	39, // 12: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,  // 13: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	45, // 14: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	45, // 15: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	11, // 16: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	40, // 17: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	44, // 18: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	44, // 19: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	12, // 20: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	11, // 21: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	41, // 22: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	44, // 23: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	42, // 24: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,  // 25: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	43, // 26: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	5,  // 27: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	12, // 28: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	44, // 29: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	9,  // 30: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	45, // 31: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 32: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	45, // 33: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	25, // 34: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	45, // 35: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	45, // 36: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 37: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	44, // 38: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	29, // 39: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	12, // 40: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,  // 41: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	12, // 42: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	12, // 43: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	13, // 44: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	15, // 45: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	17, // 46: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	19, // 47: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	21, // 48: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	23, // 49: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	26, // 50: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	28, // 51: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	31, // 52: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	33, // 53: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	35, // 54: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	14, // 55: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	16, // 56: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	18, // 57: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	20, // 58: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	22, // 59: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	24, // 60: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	27, // 61: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	30, // 62: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	32, // 63: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	34, // 64: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	36, // 65: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	55, // [55:66] is the sub-list for method output_type
-	44, // [44:55] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	39, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	46, // 9: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	3,  // 10: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	4,  // 11: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	46, // 12: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	40, // 13: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,  // 14: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	46, // 15: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	46, // 16: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	11, // 17: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	41, // 18: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	45, // 19: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	45, // 20: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	12, // 21: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	11, // 22: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	42, // 23: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	45, // 24: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	43, // 25: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,  // 26: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	44, // 27: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	5,  // 28: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	12, // 29: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	45, // 30: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	9,  // 31: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	46, // 32: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 33: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	46, // 34: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	25, // 35: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	46, // 36: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	46, // 37: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 38: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	45, // 39: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	29, // 40: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	12, // 41: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,  // 42: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	12, // 43: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	12, // 44: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	13, // 45: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	15, // 46: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	17, // 47: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	19, // 48: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	21, // 49: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	23, // 50: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	26, // 51: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	28, // 52: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	31, // 53: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	33, // 54: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	35, // 55: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	14, // 56: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	16, // 57: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	18, // 58: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	20, // 59: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	22, // 60: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	24, // 61: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	27, // 62: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	30, // 63: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	32, // 64: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	34, // 65: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	36, // 66: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	56, // [56:67] is the sub-list for method output_type
+	45, // [45:56] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -2860,7 +2876,7 @@ func file_api_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

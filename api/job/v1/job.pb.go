@@ -167,9 +167,11 @@ type JobDetail struct {
 	// A cancel was asked for and has not reached its end yet.
 	CancelRequested bool `protobuf:"varint,21,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
 	// Set for jobs that belong to a pipeline run.
-	PipelineId    string `protobuf:"bytes,22,opt,name=pipeline_id,json=pipelineId,proto3" json:"pipeline_id,omitempty"`
-	RunId         string `protobuf:"bytes,23,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Stage         string `protobuf:"bytes,24,opt,name=stage,proto3" json:"stage,omitempty"`
+	PipelineId string `protobuf:"bytes,22,opt,name=pipeline_id,json=pipelineId,proto3" json:"pipeline_id,omitempty"`
+	RunId      string `protobuf:"bytes,23,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Stage      string `protobuf:"bytes,24,opt,name=stage,proto3" json:"stage,omitempty"`
+	// The names of the job's secrets (their values are never returned).
+	SecretNames   []string `protobuf:"bytes,25,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -372,6 +374,13 @@ func (x *JobDetail) GetStage() string {
 	return ""
 }
 
+func (x *JobDetail) GetSecretNames() []string {
+	if x != nil {
+		return x.SecretNames
+	}
+	return nil
+}
+
 type CreateJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -385,7 +394,10 @@ type CreateJobRequest struct {
 	Labels        map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The selector in the compact text form ("env in (a,b),gpu,!spot,cores>8");
 	// combined (AND) with label_selector when both are set.
-	Selector      string `protobuf:"bytes,10,opt,name=selector,proto3" json:"selector,omitempty"`
+	Selector string `protobuf:"bytes,10,opt,name=selector,proto3" json:"selector,omitempty"`
+	// Secrets, handed to the job as env (over env) and masked as *** in its
+	// log; stored encrypted and never returned.
+	Secrets       map[string]string `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -488,6 +500,13 @@ func (x *CreateJobRequest) GetSelector() string {
 		return x.Selector
 	}
 	return ""
+}
+
+func (x *CreateJobRequest) GetSecrets() map[string]string {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
 }
 
 type CreateJobResponse struct {
@@ -3006,7 +3025,7 @@ var File_api_job_v1_job_proto protoreflect.FileDescriptor
 
 const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\b\n" +
+	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\b\n" +
 	"\tJobDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x122\n" +
@@ -3038,13 +3057,14 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\vpipeline_id\x18\x16 \x01(\tR\n" +
 	"pipelineId\x12\x15\n" +
 	"\x06run_id\x18\x17 \x01(\tR\x05runId\x12\x14\n" +
-	"\x05stage\x18\x18 \x01(\tR\x05stage\x1a6\n" +
+	"\x05stage\x18\x18 \x01(\tR\x05stage\x12!\n" +
+	"\fsecret_names\x18\x19 \x03(\tR\vsecretNames\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc1\x05\n" +
 	"\x10CreateJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12:\n" +
@@ -3056,11 +3076,15 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x0elabel_selector\x18\b \x01(\v2\x1e.arcade.agent.v1.LabelSelectorR\rlabelSelector\x12C\n" +
 	"\x06labels\x18\t \x03(\v2+.arcade.job.v1.CreateJobRequest.LabelsEntryR\x06labels\x12\x1a\n" +
 	"\bselector\x18\n" +
-	" \x01(\tR\bselector\x1a6\n" +
+	" \x01(\tR\bselector\x12F\n" +
+	"\asecrets\x18\v \x03(\v2,.arcade.job.v1.CreateJobRequest.SecretsEntryR\asecrets\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
 	"\x11CreateJobResponse\x12*\n" +
@@ -3316,7 +3340,7 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_api_job_v1_job_proto_goTypes = []any{
 	(RunCondition)(0),                // 0: arcade.job.v1.RunCondition
 	(TriggerType)(0),                 // 1: arcade.job.v1.TriggerType
@@ -3368,128 +3392,130 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	nil,                              // 47: arcade.job.v1.JobDetail.LabelsEntry
 	nil,                              // 48: arcade.job.v1.CreateJobRequest.EnvEntry
 	nil,                              // 49: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 50: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 51: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 52: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 53: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 54: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 55: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 56: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 57: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 58: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 59: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 60: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 61: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 62: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 63: arcade.agent.v1.Artifact
+	nil,                              // 50: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                              // 51: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 52: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 53: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 54: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 55: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 56: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 57: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 58: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 59: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 60: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 61: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 62: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 63: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 64: arcade.agent.v1.Artifact
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	56, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	57, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
 	46, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	57, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	58, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	59, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	58, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	59, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	60, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
 	47, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	60, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	60, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	60, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	60, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	61, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	61, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	61, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	61, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
 	48, // 10: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	57, // 11: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	58, // 12: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	59, // 13: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	58, // 11: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	59, // 12: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	60, // 13: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
 	49, // 14: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	2,  // 15: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 16: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	56, // 17: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
-	2,  // 18: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
-	3,  // 19: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	61, // 20: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 21: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 22: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 23: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	62, // 24: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	63, // 25: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	57, // 26: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	50, // 27: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	51, // 28: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	59, // 29: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	57, // 30: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
-	21, // 31: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	58, // 32: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	0,  // 33: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	22, // 34: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	52, // 35: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
-	1,  // 36: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	57, // 37: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	56, // 38: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	60, // 39: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	53, // 40: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
-	24, // 41: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
-	23, // 42: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	25, // 43: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	60, // 44: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	60, // 45: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	56, // 46: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	1,  // 47: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	54, // 48: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	2,  // 49: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	60, // 50: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	60, // 51: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	60, // 52: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 53: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 54: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 55: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 56: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	26, // 57: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	61, // 58: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	26, // 59: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	55, // 60: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	27, // 61: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 62: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 63: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 64: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	3,  // 65: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	5,  // 66: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	7,  // 67: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	9,  // 68: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	11, // 69: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	13, // 70: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	15, // 71: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	17, // 72: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	19, // 73: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	28, // 74: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	30, // 75: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	32, // 76: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	34, // 77: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	36, // 78: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	38, // 79: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	40, // 80: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	42, // 81: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	44, // 82: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	4,  // 83: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	6,  // 84: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	8,  // 85: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	10, // 86: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	12, // 87: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	14, // 88: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	16, // 89: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	18, // 90: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	20, // 91: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	29, // 92: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	31, // 93: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	33, // 94: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	35, // 95: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	37, // 96: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	39, // 97: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	41, // 98: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	43, // 99: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	45, // 100: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	83, // [83:101] is the sub-list for method output_type
-	65, // [65:83] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	50, // 15: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	2,  // 16: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,  // 17: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	57, // 18: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	2,  // 19: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
+	3,  // 20: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
+	62, // 21: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 22: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,  // 23: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,  // 24: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	63, // 25: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	64, // 26: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	58, // 27: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	51, // 28: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	52, // 29: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	60, // 30: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	58, // 31: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	21, // 32: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
+	59, // 33: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	0,  // 34: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
+	22, // 35: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
+	53, // 36: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	1,  // 37: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
+	58, // 38: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	57, // 39: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	61, // 40: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	54, // 41: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	24, // 42: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
+	23, // 43: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
+	25, // 44: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	61, // 45: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	61, // 46: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	57, // 47: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	1,  // 48: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	55, // 49: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	2,  // 50: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	61, // 51: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	61, // 52: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	61, // 53: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	26, // 54: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26, // 55: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26, // 56: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26, // 57: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	26, // 58: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	62, // 59: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26, // 60: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	56, // 61: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	27, // 62: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27, // 63: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27, // 64: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27, // 65: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	3,  // 66: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	5,  // 67: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	7,  // 68: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	9,  // 69: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	11, // 70: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	13, // 71: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	15, // 72: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	17, // 73: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	19, // 74: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	28, // 75: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	30, // 76: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	32, // 77: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	34, // 78: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	36, // 79: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	38, // 80: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	40, // 81: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	42, // 82: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	44, // 83: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	4,  // 84: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	6,  // 85: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	8,  // 86: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	10, // 87: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	12, // 88: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	14, // 89: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	16, // 90: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	18, // 91: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	20, // 92: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	29, // 93: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	31, // 94: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	33, // 95: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	35, // 96: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	37, // 97: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	39, // 98: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	41, // 99: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	43, // 100: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	45, // 101: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	84, // [84:102] is the sub-list for method output_type
+	66, // [66:84] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -3503,7 +3529,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   54,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
