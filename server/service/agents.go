@@ -414,12 +414,11 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 	} else if first < 1 {
 		return 0, invalid("first_line", "must be at least 1 with packed lines, got %d", first)
 	}
-	count, err := logpack.Count(packed)
-	if err != nil {
-		return 0, invalid("packed", "%v", err)
-	}
-	last, err := s.store.AppendPacked(ctx, jobID, attempt, first, packed)
-	if err != nil {
+	last, count, err := s.store.AppendPacked(ctx, jobID, attempt, first, packed)
+	switch {
+	case errors.Is(err, logpack.ErrCorrupt):
+		return 0, invalid("packed", "%v", logpack.ErrCorrupt)
+	case err != nil:
 		return 0, storeError(err, "log of job "+jobID)
 	}
 	// Followers skip lines they already have, so a pack partly stored

@@ -25,7 +25,8 @@ func (s *Store) AppendLogs(ctx context.Context, jobID string, attempt int32, lin
 	if len(lines) == 0 {
 		return s.LastLogLine(ctx, jobID, attempt)
 	}
-	return s.AppendPacked(ctx, jobID, attempt, lines[0].Line, logpack.Encode(lines))
+	end, _, err := s.AppendPacked(ctx, jobID, attempt, lines[0].Line, logpack.Encode(lines))
+	return end, err
 }
 
 // AppendPacked stores a pack of consecutive log lines of a job attempt,
@@ -34,16 +35,16 @@ func (s *Store) AppendLogs(ctx context.Context, jobID string, attempt int32, lin
 // so an agent may send a batch again after a lost reply and nothing is
 // stored twice. A batch that starts past that line (lines in between are
 // missing) stores nothing; the caller learns from the returned number where
-// to resume. A pack that arrives whole is stored as it came.
-func (s *Store) AppendPacked(ctx context.Context, jobID string, attempt int32, first int64, data []byte) (int64, error) {
-	count, err := logpack.Count(data)
-	if err != nil {
-		return 0, fmt.Errorf("store log of job %s: %w", jobID, err)
+// to resume. A pack that arrives whole is stored as it came. It also
+// returns how many lines the pack holds; a malformed pack is
+// logpack.ErrCorrupt.
+func (s *Store) AppendPacked(ctx context.Context, jobID string, attempt int32, first int64, data []byte) (end int64, count int, err error) {
+	if count, err = logpack.Count(data); err != nil {
+		return 0, 0, fmt.Errorf("store log of job %s: %w", jobID, err)
 	}
 	if first < 1 {
-		return 0, fmt.Errorf("store log of job %s: first line %d: %w", jobID, first, ErrNotConsecutive)
+		return 0, 0, fmt.Errorf("store log of job %s: first line %d: %w", jobID, first, ErrNotConsecutive)
 	}
-	var end int64
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		if end, err = lastLine(ctx, tx, jobID, attempt); err != nil {
@@ -67,9 +68,9 @@ func (s *Store) AppendPacked(ctx context.Context, jobID string, attempt int32, f
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store log of job %s attempt %d: %w", jobID, attempt, err)
+		return 0, 0, fmt.Errorf("store log of job %s attempt %d: %w", jobID, attempt, err)
 	}
-	return end, nil
+	return end, count, nil
 }
 
 func lastLine(ctx context.Context, db bun.IDB, jobID string, attempt int32) (int64, error) {
