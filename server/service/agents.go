@@ -175,17 +175,20 @@ func (a *AgentServer) Heartbeat(ctx context.Context, req *agentv1.HeartbeatReque
 // jobsToStop lists the jobs an agent runs that it should not: cancelled ones,
 // and ones no longer leased to it (the server gave up on them).
 func (s *Service) jobsToStop(ctx context.Context, agentID string, running []string) ([]string, error) {
+	if len(running) == 0 {
+		return nil, nil
+	}
+	mine, err := s.store.RunningJobs(ctx, agentID) // one query, not one per job
+	if err != nil {
+		return nil, storeError(err, "jobs of agent "+agentID)
+	}
+	keep := make(map[string]bool, len(mine))
+	for _, j := range mine {
+		keep[j.ID] = !j.CancelRequested
+	}
 	var stop []string
 	for _, jobID := range running {
-		j, err := s.store.GetJob(ctx, jobID)
-		if errors.Is(err, store.ErrNotFound) {
-			stop = append(stop, jobID)
-			continue
-		}
-		if err != nil {
-			return nil, storeError(err, "job "+jobID)
-		}
-		if j.CancelRequested || j.AgentID != agentID || j.Status != jobstate.Name(jobstate.Running) {
+		if !keep[jobID] {
 			stop = append(stop, jobID)
 		}
 	}
