@@ -34,47 +34,38 @@ func newPipelineCmd() *cobra.Command {
 		}
 		return string(raw), nil
 	}
-	create := &cobra.Command{
-		Use: "create -f FILE", Short: "Create a pipeline from a pipeline file", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			text, err := readFile()
-			if err != nil {
-				return err
-			}
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			resp, err := c.jobs.CreatePipeline(cmd.Context(), &jobv1.CreatePipelineRequest{Yaml: text})
-			if err != nil {
-				return err
-			}
-			return showPipeline(cmd.OutOrStdout(), f.output, resp.GetPipeline())
-		},
+	// fromFile is a command that sends the pipeline file through send and
+	// shows the pipeline it answers with (create and update).
+	fromFile := func(use, short string, send func(ctx context.Context, c *api, yaml string) (*jobv1.PipelineDetail, error)) *cobra.Command {
+		cmd := &cobra.Command{
+			Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				text, err := readFile()
+				if err != nil {
+					return err
+				}
+				return f.withAPI(func(cmd *cobra.Command, _ []string, c *api) error {
+					p, err := send(cmd.Context(), c, text)
+					if err != nil {
+						return err
+					}
+					return showPipeline(cmd.OutOrStdout(), f.output, p)
+				})(cmd, nil)
+			},
+		}
+		cmd.Flags().StringVarP(&file, "file", "f", "", "pipeline file (YAML)")
+		return cmd
 	}
-	create.Flags().StringVarP(&file, "file", "f", "", "pipeline file (YAML)")
-
-	update := &cobra.Command{
-		Use: "update -f FILE", Short: "Replace a pipeline's definition (matched by the name in the file)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			text, err := readFile()
-			if err != nil {
-				return err
-			}
-			c, err := f.dial()
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			resp, err := c.jobs.UpdatePipeline(cmd.Context(), &jobv1.UpdatePipelineRequest{Yaml: text})
-			if err != nil {
-				return err
-			}
-			return showPipeline(cmd.OutOrStdout(), f.output, resp.GetPipeline())
-		},
-	}
-	update.Flags().StringVarP(&file, "file", "f", "", "pipeline file (YAML)")
+	create := fromFile("create -f FILE", "Create a pipeline from a pipeline file",
+		func(ctx context.Context, c *api, yaml string) (*jobv1.PipelineDetail, error) {
+			resp, err := c.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: yaml})
+			return resp.GetPipeline(), err
+		})
+	update := fromFile("update -f FILE", "Replace a pipeline's definition (matched by the name in the file)",
+		func(ctx context.Context, c *api, yaml string) (*jobv1.PipelineDetail, error) {
+			resp, err := c.jobs.UpdatePipeline(ctx, &jobv1.UpdatePipelineRequest{Yaml: yaml})
+			return resp.GetPipeline(), err
+		})
 
 	get := &cobra.Command{
 		Use: "get PIPELINE", Short: "Show a pipeline (by name or id) with its statistics", Args: cobra.ExactArgs(1),
