@@ -306,3 +306,15 @@ func TestServerRestartKeepsJobsAndLogs(t *testing.T) {
 		}
 	})
 }
+
+// TestManyLabelsWarn: an agent over the recommended 20 labels is accepted
+// with a warning in the server log.
+func TestManyLabelsWarn(t *testing.T) {
+	c := newCluster(t, "sqlite://"+t.TempDir()+"/arcade.db")
+	var labels []string
+	for i := range 21 {
+		labels = append(labels, fmt.Sprintf("extra-%d=yes", i))
+	}
+	c.startAgent("labelled", 1, labels...)
+	c.waitFor("the warning", func() bool { return len(c.server.grepLog("agent has more labels than recommended")) > 0 })
+}
