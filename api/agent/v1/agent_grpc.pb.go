@@ -35,6 +35,8 @@ const (
 	AgentService_GetAgent_FullMethodName        = "/arcade.agent.v1.AgentService/GetAgent"
 	AgentService_ListAgents_FullMethodName      = "/arcade.agent.v1.AgentService/ListAgents"
 	AgentService_RevokeAgent_FullMethodName     = "/arcade.agent.v1.AgentService/RevokeAgent"
+	AgentService_DownloadPlugin_FullMethodName  = "/arcade.agent.v1.AgentService/DownloadPlugin"
+	AgentService_UploadArtifact_FullMethodName  = "/arcade.agent.v1.AgentService/UploadArtifact"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -69,6 +71,15 @@ type AgentServiceClient interface {
 	// its channel is closed, its jobs go back to the queue, and it cannot
 	// register again under its name.
 	RevokeAgent(ctx context.Context, in *RevokeAgentRequest, opts ...grpc.CallOption) (*RevokeAgentResponse, error)
+	// DownloadPlugin streams a plugin module the agent needs for a job step: the
+	// first message carries its description (name, version, sha256, grants,
+	// signature), the following ones its bytes. The agent checks the sha256 (and
+	// the signature when it trusts keys) before it caches the module.
+	DownloadPlugin(ctx context.Context, in *DownloadPluginRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadPluginResponse], error)
+	// UploadArtifact streams one artifact of a job attempt to the server: the
+	// first message carries the header, the following ones the bytes. The server
+	// checks size and sha256 and stores it through the storage plugin.
+	UploadArtifact(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadArtifactRequest, UploadArtifactResponse], error)
 }
 
 type agentServiceClient struct {
@@ -189,6 +200,38 @@ func (c *agentServiceClient) RevokeAgent(ctx context.Context, in *RevokeAgentReq
 	return out, nil
 }
 
+func (c *agentServiceClient) DownloadPlugin(ctx context.Context, in *DownloadPluginRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadPluginResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[0], AgentService_DownloadPlugin_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadPluginRequest, DownloadPluginResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_DownloadPluginClient = grpc.ServerStreamingClient[DownloadPluginResponse]
+
+func (c *agentServiceClient) UploadArtifact(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadArtifactRequest, UploadArtifactResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[1], AgentService_UploadArtifact_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadArtifactRequest, UploadArtifactResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_UploadArtifactClient = grpc.ClientStreamingClient[UploadArtifactRequest, UploadArtifactResponse]
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -221,6 +264,15 @@ type AgentServiceServer interface {
 	// its channel is closed, its jobs go back to the queue, and it cannot
 	// register again under its name.
 	RevokeAgent(context.Context, *RevokeAgentRequest) (*RevokeAgentResponse, error)
+	// DownloadPlugin streams a plugin module the agent needs for a job step: the
+	// first message carries its description (name, version, sha256, grants,
+	// signature), the following ones its bytes. The agent checks the sha256 (and
+	// the signature when it trusts keys) before it caches the module.
+	DownloadPlugin(*DownloadPluginRequest, grpc.ServerStreamingServer[DownloadPluginResponse]) error
+	// UploadArtifact streams one artifact of a job attempt to the server: the
+	// first message carries the header, the following ones the bytes. The server
+	// checks size and sha256 and stores it through the storage plugin.
+	UploadArtifact(grpc.ClientStreamingServer[UploadArtifactRequest, UploadArtifactResponse]) error
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -263,6 +315,12 @@ func (UnimplementedAgentServiceServer) ListAgents(context.Context, *ListAgentsRe
 }
 func (UnimplementedAgentServiceServer) RevokeAgent(context.Context, *RevokeAgentRequest) (*RevokeAgentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeAgent not implemented")
+}
+func (UnimplementedAgentServiceServer) DownloadPlugin(*DownloadPluginRequest, grpc.ServerStreamingServer[DownloadPluginResponse]) error {
+	return status.Error(codes.Unimplemented, "method DownloadPlugin not implemented")
+}
+func (UnimplementedAgentServiceServer) UploadArtifact(grpc.ClientStreamingServer[UploadArtifactRequest, UploadArtifactResponse]) error {
+	return status.Error(codes.Unimplemented, "method UploadArtifact not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -483,6 +541,24 @@ func _AgentService_RevokeAgent_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_DownloadPlugin_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadPluginRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AgentServiceServer).DownloadPlugin(m, &grpc.GenericServerStream[DownloadPluginRequest, DownloadPluginResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_DownloadPluginServer = grpc.ServerStreamingServer[DownloadPluginResponse]
+
+func _AgentService_UploadArtifact_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).UploadArtifact(&grpc.GenericServerStream[UploadArtifactRequest, UploadArtifactResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_UploadArtifactServer = grpc.ClientStreamingServer[UploadArtifactRequest, UploadArtifactResponse]
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -535,6 +611,17 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AgentService_RevokeAgent_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "DownloadPlugin",
+			Handler:       _AgentService_DownloadPlugin_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "UploadArtifact",
+			Handler:       _AgentService_UploadArtifact_Handler,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "api/agent/v1/agent.proto",
 }

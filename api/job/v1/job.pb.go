@@ -171,7 +171,12 @@ type JobDetail struct {
 	RunId      string `protobuf:"bytes,23,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	Stage      string `protobuf:"bytes,24,opt,name=stage,proto3" json:"stage,omitempty"`
 	// The names of the job's secrets (their values are never returned).
-	SecretNames   []string `protobuf:"bytes,25,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
+	SecretNames []string `protobuf:"bytes,25,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
+	// The job's steps (commands and plugin calls); empty for a job that only
+	// runs commands.
+	Steps []*v1.Step `protobuf:"bytes,26,rep,name=steps,proto3" json:"steps,omitempty"`
+	// True once the log was moved to the storage plugin; GetJobLog still serves it.
+	LogArchived   bool `protobuf:"varint,27,opt,name=log_archived,json=logArchived,proto3" json:"log_archived,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,6 +386,20 @@ func (x *JobDetail) GetSecretNames() []string {
 	return nil
 }
 
+func (x *JobDetail) GetSteps() []*v1.Step {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *JobDetail) GetLogArchived() bool {
+	if x != nil {
+		return x.LogArchived
+	}
+	return false
+}
+
 type CreateJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -397,7 +416,10 @@ type CreateJobRequest struct {
 	Selector string `protobuf:"bytes,10,opt,name=selector,proto3" json:"selector,omitempty"`
 	// Secrets, handed to the job as env (over env) and masked as *** in its
 	// log; stored encrypted and never returned.
-	Secrets       map[string]string `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Secrets map[string]string `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Steps, commands and plugin calls, run in order in one workspace; set
+	// either commands or steps.
+	Steps         []*v1.Step `protobuf:"bytes,12,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -505,6 +527,13 @@ func (x *CreateJobRequest) GetSelector() string {
 func (x *CreateJobRequest) GetSecrets() map[string]string {
 	if x != nil {
 		return x.Secrets
+	}
+	return nil
+}
+
+func (x *CreateJobRequest) GetSteps() []*v1.Step {
+	if x != nil {
+		return x.Steps
 	}
 	return nil
 }
@@ -1518,13 +1547,16 @@ type PipelineJob struct {
 	Env           map[string]string `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	LabelSelector *v1.LabelSelector `protobuf:"bytes,6,opt,name=label_selector,json=labelSelector,proto3" json:"label_selector,omitempty"`
 	// The selector in the compact text form.
-	Selector      string               `protobuf:"bytes,7,opt,name=selector,proto3" json:"selector,omitempty"`
-	Timeout       *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
-	Retry         *RetryPolicy         `protobuf:"bytes,9,opt,name=retry,proto3" json:"retry,omitempty"`
-	Artifacts     *v1.ArtifactConfig   `protobuf:"bytes,10,opt,name=artifacts,proto3" json:"artifacts,omitempty"`
-	DependsOn     []string             `protobuf:"bytes,11,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
-	When          RunCondition         `protobuf:"varint,12,opt,name=when,proto3,enum=arcade.job.v1.RunCondition" json:"when,omitempty"`
-	Image         string               `protobuf:"bytes,13,opt,name=image,proto3" json:"image,omitempty"`
+	Selector  string               `protobuf:"bytes,7,opt,name=selector,proto3" json:"selector,omitempty"`
+	Timeout   *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Retry     *RetryPolicy         `protobuf:"bytes,9,opt,name=retry,proto3" json:"retry,omitempty"`
+	Artifacts *v1.ArtifactConfig   `protobuf:"bytes,10,opt,name=artifacts,proto3" json:"artifacts,omitempty"`
+	DependsOn []string             `protobuf:"bytes,11,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
+	When      RunCondition         `protobuf:"varint,12,opt,name=when,proto3,enum=arcade.job.v1.RunCondition" json:"when,omitempty"`
+	Image     string               `protobuf:"bytes,13,opt,name=image,proto3" json:"image,omitempty"`
+	// Steps run in order in one workspace, mixing commands and plugin calls;
+	// set one of commands, uses or steps.
+	Steps         []*v1.Step `protobuf:"bytes,14,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1648,6 +1680,13 @@ func (x *PipelineJob) GetImage() string {
 		return x.Image
 	}
 	return ""
+}
+
+func (x *PipelineJob) GetSteps() []*v1.Step {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
 }
 
 // Stage is a step of a pipeline; its jobs run in parallel.
@@ -1888,15 +1927,20 @@ func (x *PipelineStatistics) GetLastRunAt() *timestamppb.Timestamp {
 
 // PipelineDetail is a pipeline definition with its statistics.
 type PipelineDetail struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Env           map[string]string      `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Triggers      []*Trigger             `protobuf:"bytes,4,rep,name=triggers,proto3" json:"triggers,omitempty"`
-	Stages        []*Stage               `protobuf:"bytes,5,rep,name=stages,proto3" json:"stages,omitempty"`
-	Statistics    *PipelineStatistics    `protobuf:"bytes,6,opt,name=statistics,proto3" json:"statistics,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Env        map[string]string      `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Triggers   []*Trigger             `protobuf:"bytes,4,rep,name=triggers,proto3" json:"triggers,omitempty"`
+	Stages     []*Stage               `protobuf:"bytes,5,rep,name=stages,proto3" json:"stages,omitempty"`
+	Statistics *PipelineStatistics    `protobuf:"bytes,6,opt,name=statistics,proto3" json:"statistics,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Secrets for every job of the pipeline (a job's own secret of the same
+	// name wins), handed as env and masked in logs; write-only.
+	Secrets map[string]string `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The names of the pipeline's secrets (values are never returned).
+	SecretNames   []string `protobuf:"bytes,10,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1983,6 +2027,20 @@ func (x *PipelineDetail) GetCreatedAt() *timestamppb.Timestamp {
 func (x *PipelineDetail) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *PipelineDetail) GetSecrets() map[string]string {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *PipelineDetail) GetSecretNames() []string {
+	if x != nil {
+		return x.SecretNames
 	}
 	return nil
 }
@@ -3021,11 +3079,362 @@ func (x *ListPipelineRunsResponse) GetTotalSize() int32 {
 	return 0
 }
 
+type DownloadArtifactRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The artifact's path as listed by ListJobArtifacts.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Zero: the latest attempt that has the artifact.
+	Attempt       int32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadArtifactRequest) Reset() {
+	*x = DownloadArtifactRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadArtifactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadArtifactRequest) ProtoMessage() {}
+
+func (x *DownloadArtifactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadArtifactRequest.ProtoReflect.Descriptor instead.
+func (*DownloadArtifactRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DownloadArtifactRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DownloadArtifactRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DownloadArtifactRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+type DownloadArtifactResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set in the first message only.
+	Artifact      *v1.Artifact `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	Data          []byte       `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadArtifactResponse) Reset() {
+	*x = DownloadArtifactResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadArtifactResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadArtifactResponse) ProtoMessage() {}
+
+func (x *DownloadArtifactResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadArtifactResponse.ProtoReflect.Descriptor instead.
+func (*DownloadArtifactResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *DownloadArtifactResponse) GetArtifact() *v1.Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+func (x *DownloadArtifactResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type ExplainJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainJobRequest) Reset() {
+	*x = ExplainJobRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainJobRequest) ProtoMessage() {}
+
+func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainJobRequest.ProtoReflect.Descriptor instead.
+func (*ExplainJobRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ExplainJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// AgentFit is how one agent stands against a job's needs.
+type AgentFit struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AgentId   string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	AgentName string                 `protobuf:"bytes,2,opt,name=agent_name,json=agentName,proto3" json:"agent_name,omitempty"`
+	Status    v1.AgentStatus         `protobuf:"varint,3,opt,name=status,proto3,enum=arcade.agent.v1.AgentStatus" json:"status,omitempty"`
+	// True when the agent's labels satisfy every selector term.
+	Matches bool `protobuf:"varint,4,opt,name=matches,proto3" json:"matches,omitempty"`
+	// The selector terms the agent's labels fail, each with the reason, e.g.
+	// "env in (prod): agent has env=dev".
+	FailedTerms       []string `protobuf:"bytes,5,rep,name=failed_terms,json=failedTerms,proto3" json:"failed_terms,omitempty"`
+	RunningJobs       int32    `protobuf:"varint,6,opt,name=running_jobs,json=runningJobs,proto3" json:"running_jobs,omitempty"`
+	MaxConcurrentJobs int32    `protobuf:"varint,7,opt,name=max_concurrent_jobs,json=maxConcurrentJobs,proto3" json:"max_concurrent_jobs,omitempty"`
+	// True when the agent matches but has no free slot.
+	Full bool `protobuf:"varint,8,opt,name=full,proto3" json:"full,omitempty"`
+	// Plugins the job's steps use that the agent does not run.
+	MissingPlugins []string `protobuf:"bytes,9,rep,name=missing_plugins,json=missingPlugins,proto3" json:"missing_plugins,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AgentFit) Reset() {
+	*x = AgentFit{}
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentFit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentFit) ProtoMessage() {}
+
+func (x *AgentFit) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentFit.ProtoReflect.Descriptor instead.
+func (*AgentFit) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *AgentFit) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *AgentFit) GetAgentName() string {
+	if x != nil {
+		return x.AgentName
+	}
+	return ""
+}
+
+func (x *AgentFit) GetStatus() v1.AgentStatus {
+	if x != nil {
+		return x.Status
+	}
+	return v1.AgentStatus(0)
+}
+
+func (x *AgentFit) GetMatches() bool {
+	if x != nil {
+		return x.Matches
+	}
+	return false
+}
+
+func (x *AgentFit) GetFailedTerms() []string {
+	if x != nil {
+		return x.FailedTerms
+	}
+	return nil
+}
+
+func (x *AgentFit) GetRunningJobs() int32 {
+	if x != nil {
+		return x.RunningJobs
+	}
+	return 0
+}
+
+func (x *AgentFit) GetMaxConcurrentJobs() int32 {
+	if x != nil {
+		return x.MaxConcurrentJobs
+	}
+	return 0
+}
+
+func (x *AgentFit) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *AgentFit) GetMissingPlugins() []string {
+	if x != nil {
+		return x.MissingPlugins
+	}
+	return nil
+}
+
+type ExplainJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   *JobDetail             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// One line for people, e.g. "no online agent matches: ...".
+	Summary string      `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	Agents  []*AgentFit `protobuf:"bytes,3,rep,name=agents,proto3" json:"agents,omitempty"`
+	// 1-based place among pending jobs in dispatch order; 0 when not pending.
+	QueuePosition int32 `protobuf:"varint,4,opt,name=queue_position,json=queuePosition,proto3" json:"queue_position,omitempty"`
+	QueueLength   int32 `protobuf:"varint,5,opt,name=queue_length,json=queueLength,proto3" json:"queue_length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainJobResponse) Reset() {
+	*x = ExplainJobResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainJobResponse) ProtoMessage() {}
+
+func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainJobResponse.ProtoReflect.Descriptor instead.
+func (*ExplainJobResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ExplainJobResponse) GetJob() *JobDetail {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *ExplainJobResponse) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *ExplainJobResponse) GetAgents() []*AgentFit {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *ExplainJobResponse) GetQueuePosition() int32 {
+	if x != nil {
+		return x.QueuePosition
+	}
+	return 0
+}
+
+func (x *ExplainJobResponse) GetQueueLength() int32 {
+	if x != nil {
+		return x.QueueLength
+	}
+	return 0
+}
+
 var File_api_job_v1_job_proto protoreflect.FileDescriptor
 
 const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\b\n" +
+	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\t\n" +
 	"\tJobDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x122\n" +
@@ -3058,13 +3467,15 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"pipelineId\x12\x15\n" +
 	"\x06run_id\x18\x17 \x01(\tR\x05runId\x12\x14\n" +
 	"\x05stage\x18\x18 \x01(\tR\x05stage\x12!\n" +
-	"\fsecret_names\x18\x19 \x03(\tR\vsecretNames\x1a6\n" +
+	"\fsecret_names\x18\x19 \x03(\tR\vsecretNames\x12+\n" +
+	"\x05steps\x18\x1a \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12!\n" +
+	"\flog_archived\x18\x1b \x01(\bR\vlogArchived\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc1\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x05\n" +
 	"\x10CreateJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12:\n" +
@@ -3077,7 +3488,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x06labels\x18\t \x03(\v2+.arcade.job.v1.CreateJobRequest.LabelsEntryR\x06labels\x12\x1a\n" +
 	"\bselector\x18\n" +
 	" \x01(\tR\bselector\x12F\n" +
-	"\asecrets\x18\v \x03(\v2,.arcade.job.v1.CreateJobRequest.SecretsEntryR\asecrets\x1a6\n" +
+	"\asecrets\x18\v \x03(\v2,.arcade.job.v1.CreateJobRequest.SecretsEntryR\asecrets\x12+\n" +
+	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -3152,7 +3564,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"on_timeout\x18\x03 \x01(\bR\tonTimeout\x12\"\n" +
 	"\ron_agent_lost\x18\x04 \x01(\bR\vonAgentLost\x123\n" +
-	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xa2\x05\n" +
+	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xcf\x05\n" +
 	"\vPipelineJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12\x12\n" +
@@ -3168,7 +3580,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"depends_on\x18\v \x03(\tR\tdependsOn\x12/\n" +
 	"\x04when\x18\f \x01(\x0e2\x1b.arcade.job.v1.RunConditionR\x04when\x12\x14\n" +
-	"\x05image\x18\r \x01(\tR\x05image\x1a7\n" +
+	"\x05image\x18\r \x01(\tR\x05image\x12+\n" +
+	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a6\n" +
@@ -3197,7 +3610,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\fsuccess_rate\x18\x02 \x01(\x01R\vsuccessRate\x12D\n" +
 	"\x10average_duration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0faverageDuration\x12B\n" +
 	"\x0flast_run_status\x18\x04 \x01(\x0e2\x1a.arcade.agent.v1.JobStatusR\rlastRunStatus\x12:\n" +
-	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\xc1\x03\n" +
+	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\xe6\x04\n" +
 	"\x0ePipelineDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x128\n" +
@@ -3210,8 +3623,14 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a6\n" +
+	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12D\n" +
+	"\asecrets\x18\t \x03(\v2*.arcade.job.v1.PipelineDetail.SecretsEntryR\asecrets\x12!\n" +
+	"\fsecret_names\x18\n" +
+	" \x03(\tR\vsecretNames\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x05\n" +
 	"\vPipelineRun\x12\x0e\n" +
@@ -3294,7 +3713,33 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x04runs\x18\x01 \x03(\v2\x1a.arcade.job.v1.PipelineRunR\x04runs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
 	"\n" +
-	"total_size\x18\x03 \x01(\x05R\ttotalSize*\x83\x01\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\"^\n" +
+	"\x17DownloadArtifactRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\"e\n" +
+	"\x18DownloadArtifactResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"*\n" +
+	"\x11ExplainJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xc7\x02\n" +
+	"\bAgentFit\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x1d\n" +
+	"\n" +
+	"agent_name\x18\x02 \x01(\tR\tagentName\x124\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x1c.arcade.agent.v1.AgentStatusR\x06status\x12\x18\n" +
+	"\amatches\x18\x04 \x01(\bR\amatches\x12!\n" +
+	"\ffailed_terms\x18\x05 \x03(\tR\vfailedTerms\x12!\n" +
+	"\frunning_jobs\x18\x06 \x01(\x05R\vrunningJobs\x12.\n" +
+	"\x13max_concurrent_jobs\x18\a \x01(\x05R\x11maxConcurrentJobs\x12\x12\n" +
+	"\x04full\x18\b \x01(\bR\x04full\x12'\n" +
+	"\x0fmissing_plugins\x18\t \x03(\tR\x0emissingPlugins\"\xd5\x01\n" +
+	"\x12ExplainJobResponse\x12*\n" +
+	"\x03job\x18\x01 \x01(\v2\x18.arcade.job.v1.JobDetailR\x03job\x12\x18\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\x12/\n" +
+	"\x06agents\x18\x03 \x03(\v2\x17.arcade.job.v1.AgentFitR\x06agents\x12%\n" +
+	"\x0equeue_position\x18\x04 \x01(\x05R\rqueuePosition\x12!\n" +
+	"\fqueue_length\x18\x05 \x01(\x05R\vqueueLength*\x83\x01\n" +
 	"\fRunCondition\x12\x1d\n" +
 	"\x19RUN_CONDITION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18RUN_CONDITION_ON_SUCCESS\x10\x01\x12\x1c\n" +
@@ -3305,7 +3750,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x13TRIGGER_TYPE_MANUAL\x10\x01\x12\x15\n" +
 	"\x11TRIGGER_TYPE_CRON\x10\x02\x12\x18\n" +
 	"\x14TRIGGER_TYPE_WEBHOOK\x10\x03\x12\x19\n" +
-	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xb0\f\n" +
+	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xea\r\n" +
 	"\n" +
 	"JobService\x12N\n" +
 	"\tCreateJob\x12\x1f.arcade.job.v1.CreateJobRequest\x1a .arcade.job.v1.CreateJobResponse\x12E\n" +
@@ -3316,7 +3761,10 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\tCancelJob\x12\x1f.arcade.job.v1.CancelJobRequest\x1a .arcade.job.v1.CancelJobResponse\x12K\n" +
 	"\bRetryJob\x12\x1e.arcade.job.v1.RetryJobRequest\x1a\x1f.arcade.job.v1.RetryJobResponse\x12N\n" +
 	"\tGetJobLog\x12\x1f.arcade.job.v1.GetJobLogRequest\x1a .arcade.job.v1.GetJobLogResponse\x12c\n" +
-	"\x10ListJobArtifacts\x12&.arcade.job.v1.ListJobArtifactsRequest\x1a'.arcade.job.v1.ListJobArtifactsResponse\x12]\n" +
+	"\x10ListJobArtifacts\x12&.arcade.job.v1.ListJobArtifactsRequest\x1a'.arcade.job.v1.ListJobArtifactsResponse\x12e\n" +
+	"\x10DownloadArtifact\x12&.arcade.job.v1.DownloadArtifactRequest\x1a'.arcade.job.v1.DownloadArtifactResponse0\x01\x12Q\n" +
+	"\n" +
+	"ExplainJob\x12 .arcade.job.v1.ExplainJobRequest\x1a!.arcade.job.v1.ExplainJobResponse\x12]\n" +
 	"\x0eCreatePipeline\x12$.arcade.job.v1.CreatePipelineRequest\x1a%.arcade.job.v1.CreatePipelineResponse\x12T\n" +
 	"\vGetPipeline\x12!.arcade.job.v1.GetPipelineRequest\x1a\".arcade.job.v1.GetPipelineResponse\x12Z\n" +
 	"\rListPipelines\x12#.arcade.job.v1.ListPipelinesRequest\x1a$.arcade.job.v1.ListPipelinesResponse\x12]\n" +
@@ -3340,7 +3788,7 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_api_job_v1_job_proto_goTypes = []any{
 	(RunCondition)(0),                // 0: arcade.job.v1.RunCondition
 	(TriggerType)(0),                 // 1: arcade.job.v1.TriggerType
@@ -3388,134 +3836,154 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	(*GetPipelineRunResponse)(nil),   // 43: arcade.job.v1.GetPipelineRunResponse
 	(*ListPipelineRunsRequest)(nil),  // 44: arcade.job.v1.ListPipelineRunsRequest
 	(*ListPipelineRunsResponse)(nil), // 45: arcade.job.v1.ListPipelineRunsResponse
-	nil,                              // 46: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 47: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 48: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 49: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 50: arcade.job.v1.CreateJobRequest.SecretsEntry
-	nil,                              // 51: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 52: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 53: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 54: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 55: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 56: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 57: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 58: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 59: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 60: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 61: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 62: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 63: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 64: arcade.agent.v1.Artifact
+	(*DownloadArtifactRequest)(nil),  // 46: arcade.job.v1.DownloadArtifactRequest
+	(*DownloadArtifactResponse)(nil), // 47: arcade.job.v1.DownloadArtifactResponse
+	(*ExplainJobRequest)(nil),        // 48: arcade.job.v1.ExplainJobRequest
+	(*AgentFit)(nil),                 // 49: arcade.job.v1.AgentFit
+	(*ExplainJobResponse)(nil),       // 50: arcade.job.v1.ExplainJobResponse
+	nil,                              // 51: arcade.job.v1.JobDetail.EnvEntry
+	nil,                              // 52: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                              // 53: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                              // 54: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                              // 55: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                              // 56: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 57: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 58: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 59: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 60: arcade.job.v1.PipelineDetail.SecretsEntry
+	nil,                              // 61: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 62: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 63: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 64: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 65: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 66: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 67: google.protobuf.Timestamp
+	(*v1.Step)(nil),                  // 68: arcade.agent.v1.Step
+	(*fieldmaskpb.FieldMask)(nil),    // 69: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 70: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 71: arcade.agent.v1.Artifact
+	(v1.AgentStatus)(0),              // 72: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	57, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	46, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	58, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	59, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	60, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	47, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	61, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	61, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	61, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	61, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	48, // 10: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	58, // 11: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	59, // 12: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	60, // 13: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	49, // 14: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	50, // 15: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	2,  // 16: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 17: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	57, // 18: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
-	2,  // 19: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
-	3,  // 20: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	62, // 21: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 22: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 23: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 24: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	63, // 25: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	64, // 26: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	58, // 27: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	51, // 28: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	52, // 29: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	60, // 30: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	58, // 31: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
-	21, // 32: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	59, // 33: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	0,  // 34: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	22, // 35: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	53, // 36: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
-	1,  // 37: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	58, // 38: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	57, // 39: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	61, // 40: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	54, // 41: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
-	24, // 42: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
-	23, // 43: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	25, // 44: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	61, // 45: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	61, // 46: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	57, // 47: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	1,  // 48: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	55, // 49: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	2,  // 50: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	61, // 51: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	61, // 52: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	61, // 53: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 54: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 55: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 56: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 57: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	26, // 58: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	62, // 59: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	26, // 60: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	56, // 61: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	27, // 62: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 63: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 64: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 65: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	3,  // 66: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	5,  // 67: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	7,  // 68: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	9,  // 69: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	11, // 70: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	13, // 71: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	15, // 72: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	17, // 73: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	19, // 74: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	28, // 75: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	30, // 76: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	32, // 77: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	34, // 78: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	36, // 79: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	38, // 80: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	40, // 81: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	42, // 82: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	44, // 83: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	4,  // 84: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	6,  // 85: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	8,  // 86: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	10, // 87: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	12, // 88: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	14, // 89: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	16, // 90: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	18, // 91: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	20, // 92: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	29, // 93: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	31, // 94: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	33, // 95: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	35, // 96: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	37, // 97: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	39, // 98: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	41, // 99: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	43, // 100: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	45, // 101: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	84, // [84:102] is the sub-list for method output_type
-	66, // [66:84] is the sub-list for method input_type
-	66, // [66:66] is the sub-list for extension type_name
-	66, // [66:66] is the sub-list for extension extendee
-	0,  // [0:66] is the sub-list for field type_name
+	63, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	51, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	64, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	65, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	66, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	52, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	67, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	67, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	67, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	67, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	68, // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	53, // 11: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	64, // 12: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	65, // 13: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	66, // 14: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	54, // 15: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	55, // 16: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	68, // 17: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	2,  // 18: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,  // 19: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	63, // 20: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	2,  // 21: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
+	3,  // 22: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
+	69, // 23: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 24: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,  // 25: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,  // 26: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	70, // 27: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	71, // 28: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	64, // 29: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	56, // 30: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	57, // 31: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	66, // 32: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	64, // 33: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	21, // 34: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
+	65, // 35: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	0,  // 36: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
+	68, // 37: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	22, // 38: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
+	58, // 39: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	1,  // 40: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
+	64, // 41: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	63, // 42: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	67, // 43: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	59, // 44: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	24, // 45: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
+	23, // 46: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
+	25, // 47: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	67, // 48: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	67, // 49: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	60, // 50: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	63, // 51: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	1,  // 52: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	61, // 53: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	2,  // 54: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	67, // 55: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	67, // 56: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	67, // 57: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	26, // 58: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26, // 59: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26, // 60: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26, // 61: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	26, // 62: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	69, // 63: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26, // 64: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	62, // 65: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	27, // 66: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27, // 67: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27, // 68: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27, // 69: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	71, // 70: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	72, // 71: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	2,  // 72: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	49, // 73: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	3,  // 74: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	5,  // 75: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	7,  // 76: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	9,  // 77: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	11, // 78: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	13, // 79: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	15, // 80: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	17, // 81: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	19, // 82: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	46, // 83: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	48, // 84: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	28, // 85: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	30, // 86: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	32, // 87: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	34, // 88: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	36, // 89: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	38, // 90: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	40, // 91: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	42, // 92: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	44, // 93: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	4,  // 94: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	6,  // 95: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	8,  // 96: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	10, // 97: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	12, // 98: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	14, // 99: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	16, // 100: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	18, // 101: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	20, // 102: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	47, // 103: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	50, // 104: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	29, // 105: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	31, // 106: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	33, // 107: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	35, // 108: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	37, // 109: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	39, // 110: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	41, // 111: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	43, // 112: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	45, // 113: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	94, // [94:114] is the sub-list for method output_type
+	74, // [74:94] is the sub-list for method input_type
+	74, // [74:74] is the sub-list for extension type_name
+	74, // [74:74] is the sub-list for extension extendee
+	0,  // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -3529,7 +3997,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   55,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

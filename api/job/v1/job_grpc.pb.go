@@ -31,6 +31,8 @@ const (
 	JobService_RetryJob_FullMethodName         = "/arcade.job.v1.JobService/RetryJob"
 	JobService_GetJobLog_FullMethodName        = "/arcade.job.v1.JobService/GetJobLog"
 	JobService_ListJobArtifacts_FullMethodName = "/arcade.job.v1.JobService/ListJobArtifacts"
+	JobService_DownloadArtifact_FullMethodName = "/arcade.job.v1.JobService/DownloadArtifact"
+	JobService_ExplainJob_FullMethodName       = "/arcade.job.v1.JobService/ExplainJob"
 	JobService_CreatePipeline_FullMethodName   = "/arcade.job.v1.JobService/CreatePipeline"
 	JobService_GetPipeline_FullMethodName      = "/arcade.job.v1.JobService/GetPipeline"
 	JobService_ListPipelines_FullMethodName    = "/arcade.job.v1.JobService/ListPipelines"
@@ -60,6 +62,13 @@ type JobServiceClient interface {
 	RetryJob(ctx context.Context, in *RetryJobRequest, opts ...grpc.CallOption) (*RetryJobResponse, error)
 	GetJobLog(ctx context.Context, in *GetJobLogRequest, opts ...grpc.CallOption) (*GetJobLogResponse, error)
 	ListJobArtifacts(ctx context.Context, in *ListJobArtifactsRequest, opts ...grpc.CallOption) (*ListJobArtifactsResponse, error)
+	// DownloadArtifact streams an artifact: the first message carries its
+	// description, the following ones its bytes.
+	DownloadArtifact(ctx context.Context, in *DownloadArtifactRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadArtifactResponse], error)
+	// ExplainJob says why a job waits: each agent and the selector terms its
+	// labels fail, the agents that match but are full, and the job's place in
+	// the queue.
+	ExplainJob(ctx context.Context, in *ExplainJobRequest, opts ...grpc.CallOption) (*ExplainJobResponse, error)
 	CreatePipeline(ctx context.Context, in *CreatePipelineRequest, opts ...grpc.CallOption) (*CreatePipelineResponse, error)
 	GetPipeline(ctx context.Context, in *GetPipelineRequest, opts ...grpc.CallOption) (*GetPipelineResponse, error)
 	ListPipelines(ctx context.Context, in *ListPipelinesRequest, opts ...grpc.CallOption) (*ListPipelinesResponse, error)
@@ -165,6 +174,35 @@ func (c *jobServiceClient) ListJobArtifacts(ctx context.Context, in *ListJobArti
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListJobArtifactsResponse)
 	err := c.cc.Invoke(ctx, JobService_ListJobArtifacts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) DownloadArtifact(ctx context.Context, in *DownloadArtifactRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadArtifactResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &JobService_ServiceDesc.Streams[0], JobService_DownloadArtifact_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadArtifactRequest, DownloadArtifactResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobService_DownloadArtifactClient = grpc.ServerStreamingClient[DownloadArtifactResponse]
+
+func (c *jobServiceClient) ExplainJob(ctx context.Context, in *ExplainJobRequest, opts ...grpc.CallOption) (*ExplainJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExplainJobResponse)
+	err := c.cc.Invoke(ctx, JobService_ExplainJob_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +317,13 @@ type JobServiceServer interface {
 	RetryJob(context.Context, *RetryJobRequest) (*RetryJobResponse, error)
 	GetJobLog(context.Context, *GetJobLogRequest) (*GetJobLogResponse, error)
 	ListJobArtifacts(context.Context, *ListJobArtifactsRequest) (*ListJobArtifactsResponse, error)
+	// DownloadArtifact streams an artifact: the first message carries its
+	// description, the following ones its bytes.
+	DownloadArtifact(*DownloadArtifactRequest, grpc.ServerStreamingServer[DownloadArtifactResponse]) error
+	// ExplainJob says why a job waits: each agent and the selector terms its
+	// labels fail, the agents that match but are full, and the job's place in
+	// the queue.
+	ExplainJob(context.Context, *ExplainJobRequest) (*ExplainJobResponse, error)
 	CreatePipeline(context.Context, *CreatePipelineRequest) (*CreatePipelineResponse, error)
 	GetPipeline(context.Context, *GetPipelineRequest) (*GetPipelineResponse, error)
 	ListPipelines(context.Context, *ListPipelinesRequest) (*ListPipelinesResponse, error)
@@ -326,6 +371,12 @@ func (UnimplementedJobServiceServer) GetJobLog(context.Context, *GetJobLogReques
 }
 func (UnimplementedJobServiceServer) ListJobArtifacts(context.Context, *ListJobArtifactsRequest) (*ListJobArtifactsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListJobArtifacts not implemented")
+}
+func (UnimplementedJobServiceServer) DownloadArtifact(*DownloadArtifactRequest, grpc.ServerStreamingServer[DownloadArtifactResponse]) error {
+	return status.Error(codes.Unimplemented, "method DownloadArtifact not implemented")
+}
+func (UnimplementedJobServiceServer) ExplainJob(context.Context, *ExplainJobRequest) (*ExplainJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExplainJob not implemented")
 }
 func (UnimplementedJobServiceServer) CreatePipeline(context.Context, *CreatePipelineRequest) (*CreatePipelineResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreatePipeline not implemented")
@@ -537,6 +588,35 @@ func _JobService_ListJobArtifacts_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_DownloadArtifact_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadArtifactRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(JobServiceServer).DownloadArtifact(m, &grpc.GenericServerStream[DownloadArtifactRequest, DownloadArtifactResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobService_DownloadArtifactServer = grpc.ServerStreamingServer[DownloadArtifactResponse]
+
+func _JobService_ExplainJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExplainJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ExplainJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ExplainJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ExplainJob(ctx, req.(*ExplainJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _JobService_CreatePipeline_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreatePipelineRequest)
 	if err := dec(in); err != nil {
@@ -743,6 +823,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _JobService_ListJobArtifacts_Handler,
 		},
 		{
+			MethodName: "ExplainJob",
+			Handler:    _JobService_ExplainJob_Handler,
+		},
+		{
 			MethodName: "CreatePipeline",
 			Handler:    _JobService_CreatePipeline_Handler,
 		},
@@ -779,6 +863,12 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _JobService_ListPipelineRuns_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "DownloadArtifact",
+			Handler:       _JobService_DownloadArtifact_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "api/job/v1/job.proto",
 }
