@@ -6,11 +6,15 @@ package client
 import (
 	"context"
 	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 )
 
 // MaxMessageSize bounds a message in either direction (log batches are the
@@ -20,7 +24,18 @@ const MaxMessageSize = 16 << 20
 // Dial returns a connection to the server at addr ("host:port") that sends
 // token() as a bearer token on every call. The connection is lazy: no
 // network happens until the first call.
+//
+// addr may list several server replicas, comma-separated
+// ("a:9090,b:9090,c:9090"): the connection uses the first one that answers
+// and moves to the next when it goes away, so an agent outlives the replica
+// it was connected to. Listing the replicas in a different order on each
+// agent spreads agents over them.
 func Dial(addr string, token func() string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	target, extra, err := replicaTarget(addr)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(extra, opts...)
 	base := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(bearer{token}),
@@ -28,11 +43,40 @@ func Dial(addr string, token func() string, opts ...grpc.DialOption) (*grpc.Clie
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
 	}
-	conn, err := grpc.NewClient(addr, append(base, opts...)...)
+	conn, err := grpc.NewClient(target, append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// replicaTarget turns a comma-separated list of addresses into a target
+// served by a resolver of its own with pick_first over the addresses in
+// order; a single address is returned as it is.
+func replicaTarget(addr string) (string, []grpc.DialOption, error) {
+	if !strings.Contains(addr, ",") {
+		return addr, nil, nil
+	}
+	var addrs []resolver.Address
+	for _, a := range strings.Split(addr, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return "", nil, fmt.Errorf("server address %q: %w", a, err)
+		}
+		addrs = append(addrs, resolver.Address{Addr: a})
+	}
+	if len(addrs) == 0 {
+		return "", nil, fmt.Errorf("server address %q: no address", addr)
+	}
+	r := manual.NewBuilderWithScheme("arcade-replicas")
+	r.InitialState(resolver.State{Addresses: addrs})
+	return r.Scheme() + ":///" + addrs[0].Addr, []grpc.DialOption{
+		grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"pick_first":{}}]}`),
+	}, nil
 }
 
 // Static returns a token function for a fixed token.
