@@ -38,7 +38,7 @@ test-short:
 
 bench:
 	$(GO) test -run '^$$' -bench . -count 1 ./core/... ./server/... ./host/... | tee bench.out
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -v ./e2e/ | grep -E 'Benchmark|p50|ok|FAIL' | tee -a bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -v ./e2e/ | grep -E 'Benchmark|_test.go:[0-9]+:|^ok|FAIL' | tee -a bench.out
 
 check: fmt vet tidy-check proto-check proto-lint
 

@@ -210,10 +210,14 @@ func (s *Store) ReleaseClaim(ctx context.Context, j *Job) error {
 // transaction holds the write lock. It returns nil when no pending job
 // matches.
 func (s *Store) ClaimFirst(ctx context.Context, agent *Agent, match func(*Job) bool, now, leaseUntil time.Time) (*Job, error) {
-	const batch = 200
 	var claimed *Job
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		for offset := 0; ; offset += batch {
+		// Most pending jobs match most agents: read (and on PostgreSQL
+		// lock) a few rows first, and more only when none of them match.
+		// Reading 200 rows per claim cost most of a claim under load and
+		// made concurrent claimers skip each other's locked rows.
+		batch := 8
+		for offset := 0; ; offset, batch = offset+batch, min(batch*4, 512) {
 			var jobs []*Job
 			q := tx.NewSelect().Model(&jobs).Where("status = ?", statusPending).
 				Order("created_at ASC", "id ASC").Offset(offset).Limit(batch)
