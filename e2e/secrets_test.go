@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,5 +47,79 @@ func TestJobSecrets(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(dbPath + "-wal"); bytes.Contains(b, []byte(value)) {
 		t.Error("the database's write-ahead log holds the secret in plain")
+	}
+}
+
+// TestPipelineSecrets sets a secret beside a pipeline file through the CLI:
+// every job of a run gets it as env with its log masked, the pipeline shows
+// only the name, an update from the file keeps it, and neither database file
+// holds it in plain.
+func TestPipelineSecrets(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "arcade.db")
+	c := newCluster(t, "sqlite://"+dbPath)
+	c.startAgent("keeper", 2)
+	const value = "pipeline-S3CR3T-77"
+	file := filepath.Join(t.TempDir(), "secret.arcade.yaml")
+	spec := `name: with-secret
+stages:
+  - name: build
+    jobs:
+      - name: one
+        commands: ['echo "deploy key $DEPLOY_KEY"']
+  - name: ship
+    jobs:
+      - name: two
+        commands: ['printf %s "$DEPLOY_KEY" | sha256sum | grep -q ` + sha256Hex(value) + `', 'echo "again $DEPLOY_KEY" >&2']
+`
+	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(arcadeBin, args...)
+		cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("arcade %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	out := cli("pipeline", "create", "-f", file, "--secret", "DEPLOY_KEY="+value)
+	if !strings.Contains(out, "secrets: DEPLOY_KEY") || strings.Contains(out, value) {
+		t.Errorf("pipeline create shows:\n%s", out)
+	}
+	// An update from the file alone keeps the secret.
+	if out := cli("pipeline", "update", "-f", file); !strings.Contains(out, "secrets: DEPLOY_KEY") {
+		t.Errorf("pipeline update dropped the secret:\n%s", out)
+	}
+	cli("pipeline", "trigger", "with-secret", "--wait")
+
+	jobs, err := c.jobs.ListJobs(context.Background(), &jobv1.ListJobsRequest{PageSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs.GetJobs()) != 2 {
+		t.Fatalf("%d jobs", len(jobs.GetJobs()))
+	}
+	var all []string
+	for _, j := range jobs.GetJobs() {
+		if j.GetStatus() != success {
+			t.Errorf("job %s: %v (%s)", j.GetName(), j.GetStatus(), j.GetMessage())
+		}
+		if names := j.GetSecretNames(); len(names) != 1 || names[0] != "DEPLOY_KEY" {
+			t.Errorf("job %s secret_names = %v", j.GetName(), names)
+		}
+		for _, l := range c.logOf(j.GetId(), 0) {
+			all = append(all, l.GetContent())
+		}
+	}
+	log := strings.Join(all, "\n")
+	if strings.Contains(log, value) || !strings.Contains(log, "deploy key ***") || !strings.Contains(log, "again ***") {
+		t.Errorf("log not masked as expected:\n%s", log)
+	}
+	for _, f := range []string{dbPath, dbPath + "-wal"} {
+		if b, _ := os.ReadFile(f); bytes.Contains(b, []byte(value)) {
+			t.Errorf("%s holds the secret in plain", filepath.Base(f))
+		}
 	}
 }

@@ -24,6 +24,7 @@ func newPipelineCmd() *cobra.Command {
 	f.register(cmd)
 
 	var file string
+	var secrets []string
 	readFile := func() (string, error) {
 		if file == "" {
 			return "", fmt.Errorf("-f FILE is required (a pipeline file, like .arcade.yaml)")
@@ -36,7 +37,7 @@ func newPipelineCmd() *cobra.Command {
 	}
 	// fromFile is a command that sends the pipeline file through send and
 	// shows the pipeline it answers with (create and update).
-	fromFile := func(use, short string, send func(ctx context.Context, c *api, yaml string) (*jobv1.PipelineDetail, error)) *cobra.Command {
+	fromFile := func(use, short string, send func(ctx context.Context, c *api, yaml string, given *jobv1.PipelineDetail) (*jobv1.PipelineDetail, error)) *cobra.Command {
 		cmd := &cobra.Command{
 			Use: use, Short: short, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
@@ -44,8 +45,19 @@ func newPipelineCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				var given *jobv1.PipelineDetail
+				if len(secrets) > 0 {
+					given = &jobv1.PipelineDetail{Secrets: map[string]string{}}
+					for _, kv := range secrets {
+						k, v, ok := strings.Cut(kv, "=")
+						if !ok {
+							return fmt.Errorf("--secret %q: want NAME=VALUE", k)
+						}
+						given.Secrets[k] = v
+					}
+				}
 				return f.withAPI(func(cmd *cobra.Command, _ []string, c *api) error {
-					p, err := send(cmd.Context(), c, text)
+					p, err := send(cmd.Context(), c, text, given)
 					if err != nil {
 						return err
 					}
@@ -54,16 +66,18 @@ func newPipelineCmd() *cobra.Command {
 			},
 		}
 		cmd.Flags().StringVarP(&file, "file", "f", "", "pipeline file (YAML)")
+		cmd.Flags().StringArrayVar(&secrets, "secret", nil,
+			"secret NAME=VALUE for every job of the pipeline: env, stored encrypted, masked as *** in logs (repeatable; update keeps the current ones unless given)")
 		return cmd
 	}
 	create := fromFile("create -f FILE", "Create a pipeline from a pipeline file",
-		func(ctx context.Context, c *api, yaml string) (*jobv1.PipelineDetail, error) {
-			resp, err := c.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: yaml})
+		func(ctx context.Context, c *api, yaml string, given *jobv1.PipelineDetail) (*jobv1.PipelineDetail, error) {
+			resp, err := c.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: yaml, Pipeline: given})
 			return resp.GetPipeline(), err
 		})
 	update := fromFile("update -f FILE", "Replace a pipeline's definition (matched by the name in the file)",
-		func(ctx context.Context, c *api, yaml string) (*jobv1.PipelineDetail, error) {
-			resp, err := c.jobs.UpdatePipeline(ctx, &jobv1.UpdatePipelineRequest{Yaml: yaml})
+		func(ctx context.Context, c *api, yaml string, given *jobv1.PipelineDetail) (*jobv1.PipelineDetail, error) {
+			resp, err := c.jobs.UpdatePipeline(ctx, &jobv1.UpdatePipelineRequest{Yaml: yaml, Pipeline: given})
 			return resp.GetPipeline(), err
 		})
 
@@ -287,6 +301,9 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 	fmt.Fprintf(w, "pipeline %s (%s)\n", p.GetName(), p.GetId())
 	if len(p.GetEnv()) > 0 {
 		fmt.Fprintf(w, "env: %s\n", envText(p.GetEnv()))
+	}
+	if len(p.GetSecretNames()) > 0 {
+		fmt.Fprintf(w, "secrets: %s\n", strings.Join(p.GetSecretNames(), ", "))
 	}
 	for _, t := range p.GetTriggers() {
 		desc := pipeline.TriggerName(t.GetType())

@@ -399,22 +399,31 @@ func (js *JobServer) ListJobArtifacts(ctx context.Context, req *jobv1.ListJobArt
 
 // sealSecrets stores a job's secrets encrypted, and their names.
 func (s *Service) sealSecrets(sec map[string]string, j *store.Job) error {
+	sealed, names, err := s.seal("secrets", sec)
+	if err != nil || sealed == nil {
+		return err
+	}
+	j.Secrets, j.SecretNames = sealed, names
+	return nil
+}
+
+// seal encrypts secrets (the request field named field) and returns them
+// with their sorted names; nil without secrets.
+func (s *Service) seal(field string, sec map[string]string) ([]byte, []string, error) {
 	if len(sec) == 0 {
-		return nil
+		return nil, nil, nil
 	}
 	for k := range sec {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return invalid(fmt.Sprintf("secrets[%q]", k), "not a valid variable name")
+			return nil, nil, invalid(fmt.Sprintf("%s[%q]", field, k), "not a valid variable name")
 		}
 	}
 	if s.cfg.Secrets == nil {
-		return grpcstatus.Error(codes.FailedPrecondition, "secrets: this server has no secret key")
+		return nil, nil, grpcstatus.Errorf(codes.FailedPrecondition, "%s: this server has no secret key", field)
 	}
 	sealed, err := s.cfg.Secrets.Seal(sec)
 	if err != nil {
-		return grpcstatus.Errorf(codes.Internal, "seal secrets: %v", err)
+		return nil, nil, grpcstatus.Errorf(codes.Internal, "seal %s: %v", field, err)
 	}
-	j.Secrets = sealed
-	j.SecretNames = slices.Sorted(maps.Keys(sec))
-	return nil
+	return sealed, slices.Sorted(maps.Keys(sec)), nil
 }

@@ -33,8 +33,8 @@ import (
 // the message, not both.
 func specFrom(msg *jobv1.PipelineDetail, yaml string) (*jobv1.PipelineDetail, error) {
 	switch {
-	case yaml != "" && msg != nil:
-		return nil, invalid("yaml", "give the pipeline as yaml or as the message, not both")
+	case yaml != "" && msg != nil && !onlyIDAndSecrets(msg):
+		return nil, invalid("yaml", "give the pipeline as yaml or as the message, not both (beside yaml, the message may carry only id and secrets)")
 	case yaml != "":
 		p, err := pipeline.ParseYAML([]byte(yaml))
 		if err != nil {
@@ -47,6 +47,25 @@ func specFrom(msg *jobv1.PipelineDetail, yaml string) (*jobv1.PipelineDetail, er
 	p := proto.Clone(msg).(*jobv1.PipelineDetail)
 	p.Id, p.Statistics, p.CreatedAt, p.UpdatedAt = "", nil, nil, nil
 	return p, nil
+}
+
+// onlyIDAndSecrets reports whether msg sets no field but id and secrets,
+// which may accompany a pipeline given as yaml.
+func onlyIDAndSecrets(msg *jobv1.PipelineDetail) bool {
+	rest := proto.Clone(msg).(*jobv1.PipelineDetail)
+	rest.Id, rest.Secrets = "", nil
+	return proto.Size(rest) == 0
+}
+
+// sealPipelineSecrets moves the secrets given with a pipeline out of its
+// spec: sealed for the row, their names into the spec.
+func (s *Service) sealPipelineSecrets(given map[string]string, spec *jobv1.PipelineDetail) ([]byte, error) {
+	sealed, names, err := s.seal("pipeline.secrets", given)
+	if err != nil {
+		return nil, err
+	}
+	spec.Secrets, spec.SecretNames = nil, names
+	return sealed, nil
 }
 
 // pipelineError turns a *pipeline.Error into InvalidArgument naming the field.
@@ -177,8 +196,12 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 	if err := s.checkPipelineChain(ctx, spec, ""); err != nil {
 		return nil, err
 	}
+	sealed, err := s.sealPipelineSecrets(req.GetPipeline().GetSecrets(), spec)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
-	p := &store.Pipeline{ID: newID(), Name: spec.GetName(), Spec: marshalSpec(spec), CreatedAt: now, UpdatedAt: now}
+	p := &store.Pipeline{ID: newID(), Name: spec.GetName(), Spec: marshalSpec(spec), Secrets: sealed, CreatedAt: now, UpdatedAt: now}
 	if err := s.store.CreatePipeline(ctx, p); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, grpcstatus.Errorf(codes.AlreadyExists, "name: a pipeline named %q exists", p.Name)
@@ -238,7 +261,10 @@ func (js *JobServer) ListPipelines(ctx context.Context, req *jobv1.ListPipelines
 	return resp, nil
 }
 
-var pipelineUpdatable = []string{"name", "env", "triggers", "stages"}
+// pipelineUpdatable are the fields UpdatePipeline may change. Secrets
+// change only when given or named in the mask (to clear them): a definition
+// re-sent from its file keeps the secrets set beside it.
+var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets"}
 
 // UpdatePipeline implements JobService.UpdatePipeline. The new definition
 // (yaml or message) replaces the fields named by update_mask, or all of them
@@ -301,6 +327,13 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 		}
 		if set("stages") {
 			next.Stages = upd.GetStages()
+		}
+		if given := req.GetPipeline().GetSecrets(); len(given) > 0 || slices.Contains(paths, "secrets") {
+			sealed, err := s.sealPipelineSecrets(given, next)
+			if err != nil {
+				return err
+			}
+			p.Secrets = sealed
 		}
 		if err := validatePipeline(next); err != nil {
 			return err
@@ -423,7 +456,7 @@ func (s *Service) startRun(ctx context.Context, p *store.Pipeline, typ jobv1.Tri
 	now := s.now()
 	r := &store.PipelineRun{
 		ID: newID(), PipelineID: p.ID, PipelineName: p.Name, Status: jobstate.Name(jobstate.Pending),
-		Trigger: pipeline.TriggerName(typ), TriggeredBy: cause, Params: nonNil(params), Spec: p.Spec,
+		Trigger: pipeline.TriggerName(typ), TriggeredBy: cause, Params: nonNil(params), Spec: p.Spec, Secrets: p.Secrets,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.store.CreateRun(ctx, r); err != nil {
@@ -596,6 +629,7 @@ func (s *Service) newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n 
 		Artifacts: artifacts, Selector: sel.String(), Labels: map[string]string{},
 		CreatedAt: now, UpdatedAt: now, Attempt: 1,
 		PipelineID: r.PipelineID, RunID: r.ID, Stage: n.Stage,
+		Secrets: r.Secrets, SecretNames: spec.GetSecretNames(),
 	}
 }
 

@@ -17,7 +17,10 @@ type Pipeline struct {
 	Name string `bun:"name,notnull,unique"`
 	// Spec is the definition (jobv1.PipelineDetail without statistics) as
 	// protojson, webhook secrets included.
-	Spec      []byte    `bun:"spec,notnull"`
+	Spec []byte `bun:"spec,notnull"`
+	// Secrets are the pipeline's secrets, sealed (server/secrets); their
+	// names are in the spec.
+	Secrets   []byte    `bun:"secrets"`
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`
 }
@@ -39,7 +42,10 @@ type PipelineRun struct {
 	Params      map[string]string `bun:"params,notnull"`
 	// Spec is the pipeline definition the run follows (a snapshot: editing
 	// the pipeline does not change runs under way).
-	Spec       []byte    `bun:"spec,notnull"`
+	Spec []byte `bun:"spec,notnull"`
+	// Secrets are the pipeline's sealed secrets when the run started, handed
+	// to each of its jobs.
+	Secrets    []byte    `bun:"secrets"`
 	Message    string    `bun:"message,notnull"`
 	CreatedAt  time.Time `bun:"created_at,notnull"`
 	UpdatedAt  time.Time `bun:"updated_at,notnull"`
