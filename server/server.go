@@ -351,6 +351,9 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.svc.Reap(ctx, s.cfg.ReapInterval)
+	dispatching := make(chan struct{})
+	go func() { defer close(dispatching); s.svc.Dispatch(ctx) }()
+	defer func() { cancel(); <-dispatching }() // before the store closes
 	if s.peers != nil {
 		if err := s.peers.Run(ctx, s.svc.HandlePeer); err != nil {
 			return fmt.Errorf("listen to other replicas: %w", err)

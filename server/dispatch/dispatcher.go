@@ -20,6 +20,9 @@ type Store interface {
 	GetAgent(ctx context.Context, id string) (*store.Agent, error)
 	CountRunning(ctx context.Context, agentID string) (int, error)
 	ClaimFirst(ctx context.Context, a *store.Agent, match func(*store.Job) bool, now, leaseUntil time.Time) (*store.Job, error)
+	ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick func(*store.Job) *store.Agent, wantMore func() bool) ([]store.Claim, error)
+	GetAgents(ctx context.Context, ids []string) ([]*store.Agent, error)
+	ReleaseClaim(ctx context.Context, j *store.Job) error
 }
 
 // Dispatcher matches pending jobs with agents.
@@ -35,6 +38,12 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	agentMu   map[string]*sync.Mutex
 	selectors map[string]labels.Selector // by selector text
+
+	// Channel waiters (batch.go); turn belongs to Run's goroutine.
+	wmu     sync.Mutex
+	waiters map[*Waiter]struct{}
+	joined  Signal
+	turn    int
 }
 
 // New returns a dispatcher that leases jobs for lease at a time.

@@ -17,6 +17,7 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/store"
 )
 
 // AgentChannel implements StreamService.AgentChannel: one long-lived stream
@@ -44,7 +45,8 @@ func (ss *StreamServer) AgentChannel(stream grpc.BidiStreamingServer[jobv1.Agent
 	if _, err := s.store.GetAgent(ctx, id); err != nil {
 		return storeError(err, "agent "+id)
 	}
-	ch := &agentChannel{s: s, agentServer: s.AgentServer(), stream: stream, id: id, credit: make(chan struct{}, 1)}
+	ch := &agentChannel{s: s, agentServer: s.AgentServer(), stream: stream, id: id, ready: make(chan struct{}, 1)}
+	ch.waiter = s.dispatch.Wait(id, ch.deliver)
 	open := &openChannel{close: cancelCause}
 	s.mu.Lock()
 	if old := s.channels[id]; old != nil {
@@ -130,9 +132,29 @@ type agentChannel struct {
 	id          string
 
 	sendMu sync.Mutex
-	mu     sync.Mutex
-	want   int32 // jobs the agent asked for and has not been given
-	credit chan struct{}
+
+	// waiter asks the dispatcher for the jobs the agent requested; they
+	// arrive in queue (deliver) and assign sends them.
+	waiter *dispatch.Waiter
+	qmu    sync.Mutex
+	queue  []*store.Job
+	gone   bool
+	ready  chan struct{}
+}
+
+// deliver takes jobs claimed for the agent; false once the channel is gone.
+func (ch *agentChannel) deliver(jobs []*store.Job) bool {
+	ch.qmu.Lock()
+	defer ch.qmu.Unlock()
+	if ch.gone {
+		return false
+	}
+	ch.queue = append(ch.queue, jobs...)
+	select {
+	case ch.ready <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 func (ch *agentChannel) send(m *jobv1.AgentChannelResponse) error {
@@ -182,13 +204,7 @@ func (ch *agentChannel) handle(ctx context.Context, req *jobv1.AgentChannelReque
 		ack.LastLine = last
 		return ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_LogAck{LogAck: ack}})
 	case *jobv1.AgentChannelRequest_JobRequest:
-		ch.mu.Lock()
-		ch.want += max(p.JobRequest.GetMaxJobs(), 0)
-		ch.mu.Unlock()
-		select {
-		case ch.credit <- struct{}{}:
-		default:
-		}
+		ch.waiter.Add(int(p.JobRequest.GetMaxJobs()))
 		return nil
 	case *jobv1.AgentChannelRequest_Hello:
 		return invalid("hello", "sent twice")
@@ -206,44 +222,37 @@ func ignoreRefusal(err error) error {
 	return nil
 }
 
-// assign pushes jobs while the agent has asked for some.
+// assign sends the jobs the dispatcher claims for the agent. When the
+// channel ends, jobs not sent go back to the queue.
 func (ch *agentChannel) assign(ctx context.Context) {
-	for ctx.Err() == nil {
-		ch.mu.Lock()
-		want := ch.want
-		ch.mu.Unlock()
-		if want <= 0 {
-			select {
-			case <-ch.credit:
-				continue
-			case <-ctx.Done():
+	defer func() {
+		ch.waiter.Close()
+		ch.qmu.Lock()
+		ch.gone = true
+		left := ch.queue
+		ch.queue = nil
+		ch.qmu.Unlock()
+		ch.s.dispatch.Release(left)
+	}()
+	for {
+		select {
+		case <-ch.ready:
+		case <-ctx.Done():
+			return
+		}
+		ch.qmu.Lock()
+		jobs := ch.queue
+		ch.queue = nil
+		ch.qmu.Unlock()
+		for i, j := range jobs {
+			ch.s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName, "via", "channel")
+			err := ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_JobAssignment{JobAssignment: &agentv1.FetchJobResponse{
+				Job: ch.s.agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}}})
+			if err != nil {
+				ch.s.log.Warn("job assignment not delivered; back to the queue", "job", j.ID, "agent", ch.id, "err", err)
+				ch.s.dispatch.Release(jobs[i:])
 				return
 			}
-		}
-		j, err := ch.s.dispatch.Next(ctx, ch.id, ch.s.cfg.MaxPollWait)
-		if err != nil {
-			if ctx.Err() == nil {
-				ch.s.log.Warn("dispatch over agent channel", "agent", ch.id, "err", err)
-				time.Sleep(time.Second)
-			}
-			continue
-		}
-		if j == nil {
-			continue
-		}
-		ch.mu.Lock()
-		ch.want--
-		ch.mu.Unlock()
-		ch.s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName, "via", "channel")
-		err = ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_JobAssignment{JobAssignment: &agentv1.FetchJobResponse{
-			Job: ch.s.agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}}})
-		if err != nil {
-			ch.s.log.Warn("job assignment not delivered; back to the queue", "job", j.ID, "agent", ch.id, "err", err)
-			if err := ch.s.store.ReleaseClaim(context.WithoutCancel(ctx), j); err != nil {
-				ch.s.log.Warn("release job", "job", j.ID, "err", err)
-			}
-			ch.s.dispatch.Wake()
-			return
 		}
 	}
 }

@@ -14,6 +14,12 @@ import (
 // agents silent for a lease go offline, jobs whose lease expired go back to
 // the queue (or fail when out of retries), and jobs far past their timeout
 // end as TIMEOUT.
+// Dispatch hands out jobs to the agents connected through AgentChannel
+// until ctx ends (see dispatch.Dispatcher.Run).
+func (s *Service) Dispatch(ctx context.Context) {
+	s.dispatch.Run(ctx, min(s.cfg.MaxPollWait, 5*time.Second))
+}
+
 func (s *Service) Reap(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -20,10 +20,27 @@ var JobColumns = []string{"created_at", "updated_at", "name", "status"}
 
 // CreateJob stores a new job.
 func (s *Store) CreateJob(ctx context.Context, j *Job) error {
-	if _, err := s.db.NewInsert().Model(j).Exec(ctx); err != nil {
+	if err := s.creates.do(ctx, j); err != nil {
 		return fmt.Errorf("create job %s: %w", j.ID, err)
 	}
 	return nil
+}
+
+// createJobs inserts a round of new jobs with one statement; when that
+// fails, each on its own, so that one bad row fails alone.
+func (s *Store) createJobs(batch []*pending[*Job]) {
+	if len(batch) > 1 {
+		jobs := make([]*Job, 0, len(batch))
+		for _, p := range batch {
+			jobs = append(jobs, p.in)
+		}
+		if _, err := s.db.NewInsert().Model(&jobs).Exec(context.Background()); err == nil {
+			return
+		}
+	}
+	for _, p := range batch {
+		_, p.err = s.db.NewInsert().Model(p.in).Exec(p.ctx)
+	}
 }
 
 // GetJob loads one job.
@@ -102,21 +119,77 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter, p Page) ([]*Job, int,
 // ModifyJob loads a job, lets fn change it, and writes it back in one
 // transaction. fn may return an error to abort.
 func (s *Store) ModifyJob(ctx context.Context, id string, fn func(*Job) error) (*Job, error) {
-	j := new(Job)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(j).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
-			return notFound(err)
-		}
-		if err := fn(j); err != nil {
-			return err
-		}
-		_, err := tx.NewUpdate().Model(j).WherePK().Exec(ctx)
-		return err
-	})
-	if err != nil {
+	m := &modification{id: id, fn: fn}
+	if err := s.modifies.do(ctx, m); err != nil {
 		return nil, fmt.Errorf("job %s: %w", id, err)
 	}
-	return j, nil
+	return m.job, nil
+}
+
+// modification is one ModifyJob waiting for its round.
+type modification struct {
+	id  string
+	fn  func(*Job) error
+	job *Job
+}
+
+// modifyJobs applies a round of modifications in one transaction. A
+// modification whose fn refuses changes nothing and fails alone; when the
+// transaction itself fails, each modification runs again on its own (fn
+// sees the row afresh).
+func (s *Store) modifyJobs(batch []*pending[*modification]) {
+	apply := func(ctx context.Context, tx bun.Tx, p *pending[*modification]) (refused, err error) {
+		if err := p.ctx.Err(); err != nil {
+			return err, nil
+		}
+		j := new(Job)
+		if err := tx.NewSelect().Model(j).Where("id = ?", p.in.id).Apply(s.lockRows).Scan(ctx); err != nil {
+			if err = notFound(err); errors.Is(err, ErrNotFound) {
+				return err, nil
+			}
+			return nil, err
+		}
+		if err := p.in.fn(j); err != nil {
+			return err, nil
+		}
+		if _, err := tx.NewUpdate().Model(j).WherePK().Exec(ctx); err != nil {
+			return nil, err
+		}
+		p.in.job = j
+		return nil, nil
+	}
+	one := func(p *pending[*modification]) {
+		p.err = s.db.RunInTx(p.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			refused, err := apply(ctx, tx, p)
+			if err != nil {
+				return err
+			}
+			return refused
+		})
+		if p.err != nil {
+			p.in.job = nil
+		}
+	}
+	if len(batch) == 1 {
+		one(batch[0])
+		return
+	}
+	err := s.db.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
+		for _, p := range batch {
+			refused, err := apply(ctx, tx, p)
+			if err != nil {
+				return err
+			}
+			p.err = refused
+		}
+		return nil
+	})
+	if err != nil {
+		for _, p := range batch {
+			p.err, p.in.job = nil, nil
+			one(p)
+		}
+	}
 }
 
 // DeleteJob removes a job with its logs and artifacts.

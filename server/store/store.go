@@ -37,6 +37,10 @@ type Store struct {
 	db       *bun.DB
 	postgres bool
 	log      *slog.Logger
+
+	// Group commit of the hottest writes (group.go).
+	creates  group[*Job]
+	modifies group[*modification]
 }
 
 // Open connects to the database named by dsn: "sqlite://PATH" (or a bare
@@ -84,7 +88,10 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	return &Store{db: db, postgres: postgres, log: logger}, nil
+	s := &Store{db: db, postgres: postgres, log: logger}
+	s.creates.commit = s.createJobs
+	s.modifies.commit = s.modifyJobs
+	return s, nil
 }
 
 // Postgres reports whether the store runs on PostgreSQL.

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Claim is a job handed to an agent by ClaimBatch.
+type Claim struct {
+	Job   *Job
+	Agent *Agent
+}
+
+// ClaimBatch leases pending jobs to waiting agents in one transaction:
+// pick is shown the pending jobs in queue order, a page at a time, and
+// returns the agent each job goes to (nil: the job stays pending); the
+// chosen jobs become RUNNING on their agents until leaseUntil. Pages follow
+// while pick reports more room (wantMore). On PostgreSQL the page is read
+// with FOR UPDATE SKIP LOCKED, so replicas claiming at once never wait for
+// each other nor take the same job; on SQLite the immediate transaction
+// serialises claimers.
+//
+// One transaction for every job a round hands out, rather than one per
+// claim, is what lets dispatch keep up with many agents.
+func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick func(*Job) *Agent, wantMore func() bool) ([]Claim, error) {
+	var claims []Claim
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		claims = claims[:0]
+		batch := 64
+		for offset := 0; wantMore(); offset, batch = offset+batch, min(batch*4, 1024) {
+			var jobs []*Job
+			q := tx.NewSelect().Model(&jobs).Where("status = ?", statusPending).
+				Order("created_at ASC", "id ASC").Offset(offset).Limit(batch)
+			if s.postgres {
+				q = q.For("UPDATE SKIP LOCKED")
+			}
+			if err := q.Scan(ctx); err != nil {
+				return err
+			}
+			byAgent := map[*Agent][]string{}
+			var order []*Agent
+			for _, j := range jobs {
+				a := pick(j)
+				if a == nil {
+					continue
+				}
+				if _, ok := byAgent[a]; !ok {
+					order = append(order, a)
+				}
+				byAgent[a] = append(byAgent[a], j.ID)
+				j.Status, j.AgentID, j.AgentName = statusRunning, a.ID, a.Name
+				j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt = now, now, leaseUntil
+				claims = append(claims, Claim{Job: j, Agent: a})
+			}
+			for _, a := range order {
+				_, err := tx.NewUpdate().Model((*Job)(nil)).
+					Set("status = ?", statusRunning).
+					Set("agent_id = ?", a.ID).
+					Set("agent_name = ?", a.Name).
+					Set("started_at = ?", now).
+					Set("updated_at = ?", now).
+					Set("lease_expires_at = ?", leaseUntil).
+					Where("id IN (?)", bun.In(byAgent[a])).
+					Where("status = ?", statusPending).Exec(ctx)
+				if err != nil {
+					return err
+				}
+			}
+			if len(jobs) < batch {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs: %w", err)
+	}
+	return claims, nil
+}
+
+// GetAgents loads the agents with the given ids; unknown ids are left out.
+func (s *Store) GetAgents(ctx context.Context, ids []string) ([]*Agent, error) {
+	var out []*Agent
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if err := s.db.NewSelect().Model(&out).Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get agents: %w", err)
+	}
+	return out, nil
+}
