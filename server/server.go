@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -156,6 +155,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReapInterval == 0 {
 		c.ReapInterval = time.Second
+	}
+	if c.MetricsPprof && c.MetricsListen == "" {
+		return errors.New("metrics_pprof: needs metrics_listen, the address it is served on")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls: set both tls_cert and tls_key")
