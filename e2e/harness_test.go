@@ -161,6 +161,9 @@ type cluster struct {
 	agents  map[string]*proc
 	// serverArgs are added to the server's command line.
 	serverArgs []string
+	// metricsAddr is where the server serves /metrics, /healthz and
+	// /readyz (newClusterWithMetrics), "" when it does not.
+	metricsAddr string
 	// tls is how the test's own clients reach a server that serves TLS.
 	tls     client.TLS
 	conn    *grpc.ClientConn
@@ -171,6 +174,16 @@ type cluster struct {
 func newCluster(t testing.TB, dsn string, serverArgs ...string) *cluster {
 	t.Helper()
 	return newClusterTLS(t, dsn, client.TLS{}, serverArgs...)
+}
+
+// newClusterWithMetrics starts a server that also serves /metrics, /healthz
+// and /readyz on a free loopback port, c.metricsAddr.
+func newClusterWithMetrics(t testing.TB, dsn string, serverArgs ...string) *cluster {
+	t.Helper()
+	addr := freeAddr(t)
+	c := newCluster(t, dsn, append([]string{"--metrics-listen", addr}, serverArgs...)...)
+	c.metricsAddr = addr
+	return c
 }
 
 // newClusterTLS starts a server whose test clients use tlsConf.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -58,7 +59,8 @@ func batches(jobID string, attempt int32, n, size int) []*jobv1.AgentChannelRequ
 // them all; beside it, a plain grpc-go bidirectional stream moving the same
 // messages to a server that only counts them, and one line per message.
 func BenchmarkLogThroughput(b *testing.B) {
-	b.Run("arcade/sqlite", func(b *testing.B) { benchArcadeLogs(b, "sqlite://"+b.TempDir()+"/arcade.db", 1_000_000) })
+	b.Run("arcade/sqlite", func(b *testing.B) { benchArcadeLogs(b, "sqlite://"+b.TempDir()+"/arcade.db", 1_000_000, false) })
+	b.Run("arcade/sqlite/scraped", func(b *testing.B) { benchArcadeLogs(b, "sqlite://"+b.TempDir()+"/arcade.db", 1_000_000, true) })
 	b.Run("plain-grpc/batched", func(b *testing.B) { benchPlainStream(b, 1_000_000, logBatch) })
 	b.Run("plain-grpc/line-per-message", func(b *testing.B) { benchPlainStream(b, 200_000, 1) })
 }
@@ -70,15 +72,38 @@ func reportRate(b *testing.B, what string, lines int, d time.Duration) {
 	b.Logf("%s: %d lines in %s: %.0f lines/s, %.1f MB/s", what, lines, d.Round(time.Millisecond), rate, rate*lineBytes/1e6)
 }
 
-func benchArcadeLogs(b *testing.B, dsn string, n int) {
+// benchArcadeLogs measures the log path; scraped serves /metrics and
+// scrapes it four times a second meanwhile.
+func benchArcadeLogs(b *testing.B, dsn string, n int, scraped bool) {
 	// The client in the agent's place sends no heartbeats: keep its lease.
 	args := []string{"--lease-ttl", "10m"}
 	if addr := os.Getenv("ARCADE_BENCH_PPROF"); addr != "" {
 		args = append(args, "--pprof-listen", addr) // go tool pprof http://ADDR/debug/pprof/profile?seconds=2
 	}
-	c := newCluster(b, dsn, args...)
+	newServer := newCluster
+	if scraped {
+		newServer = newClusterWithMetrics
+	}
+	c := newServer(b, dsn, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if scraped {
+		go func() {
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if resp, err := http.Get("http://" + c.metricsAddr + "/metrics"); err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}
+			}
+		}()
+	}
 	// A client in the agent's place: register, lease a job, open the channel.
 	reg, err := client.Dial(c.addr, client.Static(agentToken))
 	if err != nil {

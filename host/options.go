@@ -16,6 +16,8 @@ type options struct {
 	workers   int
 	poolWait  bool
 	contracts []string
+	// observeCall, when set, sees every finished call (WithCallObserver).
+	observeCall func(CallRecord)
 }
 
 func defaultOptions() options {

@@ -61,10 +61,8 @@ func (p *Plugin) acquire() (*version, error) {
 	}
 }
 
-// Call calls one of the plugin's functions with a raw (protojson) input and
-// returns its raw output. It is safe for concurrent use. The failure policy
-// is not applied here; the typed faces apply it.
-func (p *Plugin) Call(ctx context.Context, function string, input []byte) ([]byte, error) {
+// call is Call without the observer.
+func (p *Plugin) call(ctx context.Context, function string, input []byte) ([]byte, error) {
 	v, err := p.acquire()
 	if err != nil {
 		return nil, err

@@ -14,11 +14,7 @@ import (
 // servePprof serves Go's profiler on addr until ctx ends.
 func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	handlePprof(mux)
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("pprof: listen on %s: %w", addr, err)
@@ -35,4 +31,13 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
 	}()
 	log.Info("profiler listening", "addr", lis.Addr().String())
 	return nil
+}
+
+// handlePprof adds the profiler's pages under /debug/pprof/.
+func handlePprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }

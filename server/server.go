@@ -13,8 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -28,6 +30,7 @@ import (
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/metrics"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/ratelimit"
 	"github.com/go-arcade/arcade/server/secrets"
@@ -68,6 +71,12 @@ type Config struct {
 	// PprofListen, when set, serves Go's profiler (net/http/pprof) on that
 	// address; keep it on loopback.
 	PprofListen string
+
+	// MetricsListen, when set, serves Prometheus metrics (/metrics) and the
+	// health checks /healthz and /readyz over HTTP on that address; with
+	// MetricsPprof the profiler's pages too (/debug/pprof/).
+	MetricsListen string
+	MetricsPprof  bool
 
 	// TLSCert and TLSKey, when set, serve gRPC and the webhook endpoint
 	// over TLS with this certificate.
@@ -147,6 +156,9 @@ func (c *Config) Validate() error {
 	if c.ReapInterval == 0 {
 		c.ReapInterval = time.Second
 	}
+	if c.MetricsPprof && c.MetricsListen == "" {
+		return errors.New("metrics_pprof: needs metrics_listen, the address it is served on")
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls: set both tls_cert and tls_key")
 	}
@@ -170,9 +182,10 @@ func (c *Config) Validate() error {
 
 // startPlugins loads the configured plugins and watches the plugin folders
 // and file. A plugin that fails to load is logged; the server serves on.
-func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, bus *events.Bus) (*host.Manager, error) {
+func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, bus *events.Bus, stats *metrics.Metrics) (*host.Manager, error) {
 	log := logger.With("component", "plugins")
-	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")))
+	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall))
+	stats.WatchPlugins(m)
 	m.Subscribe(func(e host.Event) {
 		attrs := []any{"plugin", e.Plugin, "kind", e.Kind, "version", e.Version}
 		ev := &jobv1.Event{ResourceType: events.Plugin, ResourceId: e.Plugin, Message: string(e.Type),
@@ -233,6 +246,8 @@ type Server struct {
 	webhook net.Listener
 	tls     *tls.Config
 	peers   *peers.Peers
+	metrics *prometheus.Registry
+	serving atomic.Bool // gRPC serves and is not shutting down
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -247,6 +262,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
+	registry := metrics.NewRegistry()
+	stats := metrics.New(registry)
+	st.AddQueryHook(stats.QueryHook())
 	if err := st.Migrate(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -273,7 +291,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxPollWait:       cfg.MaxPollWait,
 		LeaseTTL:          cfg.LeaseTTL,
+		Metrics:           stats,
 	}, st, authn, logger)
+	metrics.WatchState(registry, svc, storeCheckTimeout, logger.With("component", "metrics"))
 
 	tlsConf, err := cfg.tlsConfig()
 	if err != nil {
@@ -292,7 +312,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	limiter := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
 	gs := grpc.NewServer(append(opts,
 		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor()),
+		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Agents ping every 10 s; a peer silent for 15 s more is dropped.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -310,7 +330,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		replicas = peers.New(st, logger.With("component", "peers"))
 		svc.UsePeers(replicas)
 	}
-	plugins, err := startPlugins(ctx, cfg, logger, svc.Events())
+	plugins, err := startPlugins(ctx, cfg, logger, svc.Events(), stats)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -323,7 +343,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas}
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, metrics: registry}
 	if err := srv.listenWebhook(); err != nil {
 		lis.Close()
 		plugins.Close(ctx) //nolint:errcheck // already failing
@@ -364,9 +384,15 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.cfg.MetricsListen != "" {
+		if err := s.serveMetrics(ctx); err != nil {
+			return err
+		}
+	}
 	s.startTriggers(ctx)
 
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	go s.watchStore(ctx)
+	s.serving.Store(true)
 	s.log.Info("arcade server listening", "addr", s.Addr(), "db", redact(s.cfg.DB))
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
@@ -375,6 +401,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.serving.Store(false)
 	s.health.Shutdown()
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()

@@ -111,6 +111,8 @@ type serverSettings struct {
 	PluginsConfig     string        `koanf:"plugins_config"`
 	PluginDirs        []string      `koanf:"plugin_dirs"`
 	PprofListen       string        `koanf:"pprof_listen"`
+	MetricsListen     string        `koanf:"metrics_listen"`
+	MetricsPprof      bool          `koanf:"metrics_pprof"`
 	TLSCert           string        `koanf:"tls_cert"`
 	TLSKey            string        `koanf:"tls_key"`
 	TLSClientCA       string        `koanf:"tls_client_ca"`

@@ -26,6 +26,8 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.String("plugins-config", "conf.d/plugins.yaml", "plugins file (watched; missing: no configured plugins)")
 	f.StringSlice("plugin-dirs", []string{"plugins"}, "folders watched for .wasm plugins")
 	f.String("pprof-listen", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
+	f.String("metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz over HTTP on this address, e.g. 127.0.0.1:9091 (default: off)")
+	f.Bool("metrics-pprof", false, "also serve Go's profiler (/debug/pprof/) on --metrics-listen")
 	f.Float64("rate-limit", 0, "calls per second allowed to each API client on average (0: no limit)")
 	f.Int("rate-burst", 0, "calls an API client may make at once (default: twice the rate)")
 	f.Int("webhook-port", 0, "port of the pipeline webhook endpoint on the --listen host (0: off)")
@@ -47,6 +49,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		Listen:    s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
 		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
+		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
 		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
 		SecretKey: s.SecretKey,

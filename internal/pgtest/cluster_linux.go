@@ -210,6 +210,13 @@ func (c *cluster) dropDatabase(ctx context.Context, name string) error {
 // it again on the same port and data, as a database restart under a running
 // application looks.
 func (c *cluster) restart() error {
+	c.halt()
+	return c.resume()
+}
+
+// halt stops the server with a fast shutdown: connections are cut, and
+// the port refuses new ones until resume.
+func (c *cluster) halt() {
 	if c.admin != nil {
 		_ = c.admin.Close()
 		c.admin = nil
@@ -221,6 +228,10 @@ func (c *cluster) restart() error {
 		_ = c.cmd.Process.Kill()
 		<-c.exited
 	}
+}
+
+// resume starts a halted server again on the same port and data.
+func (c *cluster) resume() error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	return c.launch(ctx, c.port)

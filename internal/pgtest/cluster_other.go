@@ -24,3 +24,7 @@ func (*cluster) dropDatabase(context.Context, string) error { return nil }
 func (*cluster) stop() error { return nil }
 
 func (*cluster) restart() error { return errors.ErrUnsupported }
+
+func (*cluster) halt() {}
+
+func (*cluster) resume() error { return errors.ErrUnsupported }

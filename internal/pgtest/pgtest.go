@@ -137,6 +137,32 @@ func Restart(tb testing.TB) {
 	}
 }
 
+// Outage stops the test binary's PostgreSQL server (a fast shutdown: every
+// connection of every test is cut, new ones are refused) until the returned
+// function starts it again on the same port and data; should the test end
+// first, a cleanup starts it. Use it only in tests that do not run in
+// parallel with others that use the cluster.
+func Outage(tb testing.TB) (resume func()) {
+	tb.Helper()
+	clusterMu.Lock()
+	c := shared
+	clusterMu.Unlock()
+	if c == nil {
+		tb.Fatal("pgtest: Outage before Start")
+	}
+	c.halt()
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := c.resume(); err != nil {
+				tb.Errorf("pgtest: start after an outage: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(resume)
+	return resume
+}
+
 // Main runs the tests of m, then stops the cluster that Start may have
 // started and removes its directory. Call it from TestMain:
 //

@@ -256,6 +256,7 @@ func (a *AgentServer) FetchJob(ctx context.Context, req *agentv1.FetchJobRequest
 		return &agentv1.FetchJobResponse{}, nil
 	}
 	s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName)
+	s.cfg.Metrics.JobLeased(j)
 	return &agentv1.FetchJobResponse{Job: s.agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}, nil
 }
 
@@ -428,6 +429,7 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 	// before (a resent batch) does no harm here.
 	if end := first + int64(count) - 1; count > 0 && last >= end {
 		s.logs.Publish(jobID, attempt, store.Pack{First: first, Last: end, Data: packed})
+		s.cfg.Metrics.LogIngested(count, len(packed))
 		if s.peers != nil {
 			s.peers.Send(ctx, peers.Log, jobID)
 		}

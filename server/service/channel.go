@@ -246,6 +246,7 @@ func (ch *agentChannel) assign(ctx context.Context) {
 		ch.qmu.Unlock()
 		for i, j := range jobs {
 			ch.s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName, "via", "channel")
+			ch.s.cfg.Metrics.JobLeased(j)
 			err := ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_JobAssignment{JobAssignment: &agentv1.FetchJobResponse{
 				Job: ch.s.agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}}})
 			if err != nil {

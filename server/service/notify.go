@@ -32,6 +32,7 @@ func (s *Service) jobEnded(ctx context.Context, j *store.Job) {
 }
 
 func (s *Service) publishJob(j *store.Job, typ jobv1.EventType, msg string) {
+	s.cfg.Metrics.JobEvent(j, typ)
 	attrs := map[string]string{"status": j.Status, "attempt": fmt.Sprint(j.Attempt), "name": j.Name}
 	if j.AgentID != "" {
 		attrs["agent_id"], attrs["agent"] = j.AgentID, j.AgentName

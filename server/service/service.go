@@ -18,6 +18,7 @@ import (
 	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/livelog"
+	"github.com/go-arcade/arcade/server/metrics"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/secrets"
 	"github.com/go-arcade/arcade/server/store"
@@ -37,6 +38,8 @@ type Config struct {
 	TimeoutGrace time.Duration
 	// Secrets seals job secrets; without it jobs cannot carry secrets.
 	Secrets *secrets.Box
+	// Metrics counts jobs, leases and log lines; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 func (c Config) withDefaults() Config {

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+const (
+	// storeCheckInterval is how often the gRPC health status is refreshed
+	// from a ping of the database.
+	storeCheckInterval = 2 * time.Second
+	// storeCheckTimeout bounds a ping, and each read of the metrics.
+	storeCheckTimeout = 2 * time.Second
+)
+
+// checkStore pings the database within storeCheckTimeout.
+func (s *Server) checkStore(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
+	defer cancel()
+	return s.store.Ping(ctx)
+}
+
+// watchStore keeps the gRPC health status (service "") in step with the
+// database: SERVING while it answers, NOT_SERVING while it does not.
+func (s *Server) watchStore(ctx context.Context) {
+	t := time.NewTicker(storeCheckInterval)
+	defer t.Stop()
+	up := true // health.NewServer starts SERVING
+	for {
+		err := s.checkStore(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && up:
+			s.log.Warn("database unreachable: health NOT_SERVING", "err", err)
+			s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		case err == nil && !up:
+			s.log.Info("database reachable again: health SERVING")
+			s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		}
+		up = err == nil
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ready says why the server cannot take work, nil when it can: it serves
+// gRPC (plugins are loaded by then) and its database answers.
+func (s *Server) ready(ctx context.Context) error {
+	if !s.serving.Load() {
+		return errors.New("not serving (starting or stopping)")
+	}
+	if err := s.checkStore(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// serveMetrics serves /metrics, /healthz, /readyz (and, with MetricsPprof,
+// /debug/pprof/) on MetricsListen until ctx ends.
+func (s *Server) serveMetrics(ctx context.Context) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError, Registry: s.metrics}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.ready(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	if s.cfg.MetricsPprof {
+		handlePprof(mux)
+	}
+	lis, err := net.Listen("tcp", s.cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", s.cfg.MetricsListen, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Warn("metrics server", "err", err)
+		}
+	}()
+	s.log.Info("metrics and health listening", "addr", lis.Addr().String(), "pprof", s.cfg.MetricsPprof)
+	return nil
+}
