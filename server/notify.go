@@ -7,6 +7,7 @@ import (
 
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/server/store"
 )
 
 // pluginSender sends notifications through the notify plugins of the
@@ -39,4 +40,15 @@ func (a pluginAuditor) Audit(ctx context.Context, req *pluginv1.StepRequest) (*p
 		return nil, err
 	}
 	return sp.Audit(ctx, req)
+}
+
+// storeRuns names runs for the notifier.
+type storeRuns struct{ store *store.Store }
+
+func (r storeRuns) RunOf(ctx context.Context, runID string) (string, int64, error) {
+	run, err := r.store.GetRun(ctx, runID)
+	if err != nil {
+		return "", 0, err
+	}
+	return run.PipelineName, run.Number, nil
 }

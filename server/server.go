@@ -331,6 +331,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("server config: %w", err)
 	}
+	notifier.UseRuns(storeRuns{store: st})
 	svc.OnLocalEvent(notifier.Handle)
 	bus := svc.Events()
 	plugins, err := startPlugins(ctx, cfg, logger, func(e *jobv1.Event) { bus.Publish(e); notifier.Handle(e) })

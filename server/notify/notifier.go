@@ -20,6 +20,12 @@ type Sender interface {
 	Send(ctx context.Context, plugin string, req *pluginv1.SendRequest) (*pluginv1.SendResponse, error)
 }
 
+// Runs finds the pipeline name and number of a run, which job events do
+// not carry.
+type Runs interface {
+	RunOf(ctx context.Context, runID string) (pipeline string, number int64, err error)
+}
+
 // Resource is the resource type of the events a Notifier publishes; their
 // resource id is the rule's name.
 const Resource = "notification"
@@ -41,6 +47,7 @@ type Notifier struct {
 	publish func(*jobv1.Event)
 	log     *slog.Logger
 	queue   chan delivery
+	runs    Runs
 
 	// sleep waits d or until ctx ends; jitter returns a number in [0, 1).
 	// Tests replace them.
@@ -75,6 +82,10 @@ func New(cfg Config, s Sender, publish func(*jobv1.Event), logger *slog.Logger) 
 	return n, nil
 }
 
+// UseRuns lets the notifier name the pipeline and run of job events.
+// Call it before Run.
+func (n *Notifier) UseRuns(r Runs) { n.runs = r }
+
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -99,7 +110,7 @@ func (n *Notifier) Handle(e *jobv1.Event) {
 		return
 	}
 	for _, r := range n.rules {
-		if !r.selects(d.Type, d.Pipeline) {
+		if !r.selects(d.Type, d.Pipeline, d.RunID != "") {
 			continue
 		}
 		dd := d
@@ -135,6 +146,19 @@ func (n *Notifier) Run(ctx context.Context) {
 
 // deliver sends one notification, retrying with backoff.
 func (n *Notifier) deliver(ctx context.Context, d delivery) {
+	if d.data.Pipeline == "" && d.data.RunID != "" && n.runs != nil {
+		lctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+		name, number, err := n.runs.RunOf(lctx, d.data.RunID)
+		cancel()
+		if err != nil {
+			n.log.Warn("notification: cannot name the run of the event", "rule", d.rule.Name, "run", d.data.RunID, "err", err)
+		} else {
+			d.data.Pipeline, d.data.Run = name, strconv.FormatInt(number, 10)
+		}
+	}
+	if !d.rule.forPipeline(d.data.Pipeline) {
+		return
+	}
 	title, body, err := d.rule.render(d.data)
 	if err != nil {
 		n.log.Error("notification not rendered", "rule", d.rule.Name, "about", d.about, "err", err)

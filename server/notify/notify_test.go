@@ -101,12 +101,15 @@ func TestRuleSelectsAndRenders(t *testing.T) {
 	r := n.rules[0]
 	for _, tt := range []struct {
 		typ, pipeline string
+		inRun         bool
 		want          bool
 	}{
-		{"pipeline.failed", "web", true}, {"job.timeout", "web", true}, {"pipeline.succeeded", "web", false},
-		{"pipeline.failed", "api", false}, {"agent.offline", "", false},
+		{"pipeline.failed", "web", false, true}, {"job.timeout", "web", true, true}, {"pipeline.succeeded", "web", false, false},
+		{"pipeline.failed", "api", false, false}, {"agent.offline", "", false, false},
+		{"job.failed", "", true, true}, // named later from its run
+		{"job.failed", "", false, false},
 	} {
-		if got := r.selects(tt.typ, tt.pipeline); got != tt.want {
+		if got := r.selects(tt.typ, tt.pipeline, tt.inRun); got != tt.want {
 			t.Errorf("selects(%s, %s) = %v", tt.typ, tt.pipeline, got)
 		}
 	}
@@ -243,6 +246,41 @@ func TestSkippedIsFailure(t *testing.T) {
 	n.deliver(context.Background(), <-n.queue)
 	if len(rec.events) != 1 || rec.events[0].GetAttributes()["error"] != "plugin webhook answered SKIPPED: connection refused" {
 		t.Errorf("events: %v", rec.events)
+	}
+}
+
+type fakeRuns map[string]string
+
+func (f fakeRuns) RunOf(_ context.Context, id string) (string, int64, error) {
+	if name, ok := f[id]; ok {
+		return name, 4, nil
+	}
+	return "", 0, errors.New("no such run")
+}
+
+// A job event names its pipeline by id only: the notifier finds the name
+// and number, and the rule's pipelines filter applies to them.
+func TestJobEventsNamedFromTheirRun(t *testing.T) {
+	s := &fakeSender{}
+	n, err := New(Config{Rules: []Rule{{Name: "jobs", On: []string{"job.failed"}, Plugin: "p", Pipelines: []string{"web"},
+		Template: "{{.Pipeline}} run #{{.Run}} job {{.Job}} {{.Status}}"}}}, s, nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.UseRuns(fakeRuns{"run-web": "web", "run-api": "api"})
+	for _, run := range []string{"run-api", "run-web"} {
+		n.Handle(&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_JOB_FINISHED, ResourceType: "job", ResourceId: "j",
+			Attributes: map[string]string{"status": "failed", "name": "test", "run_id": run, "pipeline_id": "p"}})
+	}
+	n.Handle(&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_JOB_FINISHED, ResourceType: "job", ResourceId: "j",
+		Attributes: map[string]string{"status": "failed", "name": "lone"}}) // in no run: filtered out at once
+	if len(n.queue) != 2 {
+		t.Fatalf("%d queued, want 2", len(n.queue))
+	}
+	n.deliver(context.Background(), <-n.queue)
+	n.deliver(context.Background(), <-n.queue)
+	if len(s.calls) != 1 || s.calls[0].GetBody() != "web run #4 job test failed" {
+		t.Errorf("calls: %v", s.calls)
 	}
 }
 

@@ -155,8 +155,9 @@ type rule struct {
 }
 
 // selects reports whether the rule wants an event of type typ about
-// pipeline (empty when the event names none).
-func (r *rule) selects(typ, pipeline string) bool {
+// pipeline; an empty pipeline of an event that belongs to a run (a job's)
+// is resolved later, and passes here.
+func (r *rule) selects(typ, pipeline string, inRun bool) bool {
 	ok := slices.ContainsFunc(r.On, func(on string) bool {
 		if family, wild := strings.CutSuffix(on, ".*"); wild {
 			return strings.HasPrefix(typ, family+".")
@@ -166,6 +167,11 @@ func (r *rule) selects(typ, pipeline string) bool {
 	if !ok {
 		return false
 	}
+	return pipeline == "" && inRun || r.forPipeline(pipeline)
+}
+
+// forPipeline reports whether the rule's pipelines filter keeps pipeline.
+func (r *rule) forPipeline(pipeline string) bool {
 	return len(r.Pipelines) == 0 || slices.Contains(r.Pipelines, pipeline)
 }
 
