@@ -102,7 +102,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // as an event. Give it only the events that originated on this server
 // replica, so that each notification goes out once.
 func (n *Notifier) Handle(e *jobv1.Event) {
-	if n == nil || len(n.rules) == 0 || e.GetResourceType() == Resource {
+	if n == nil || len(n.rules) == 0 || e.GetResourceType() == Resource || failedSend(e) {
 		return
 	}
 	d, ok := Classify(e)
@@ -124,6 +124,14 @@ func (n *Notifier) Handle(e *jobv1.Event) {
 			n.report(job, Dropped, 0, err)
 		}
 	}
+}
+
+// failedSend reports whether e is a failed call of a notify plugin, which
+// notifications themselves cause: notifying it would feed a loop while the
+// receiver is down. Attempts are reported by the notifier's own events.
+func failedSend(e *jobv1.Event) bool {
+	return e.GetType() == jobv1.EventType_EVENT_TYPE_PLUGIN_FAILED && e.GetAttributes()["kind"] == "notify" &&
+		strings.HasPrefix(e.GetMessage(), "call_failed")
 }
 
 // Run delivers queued notifications with the configured workers until ctx

@@ -249,6 +249,26 @@ func TestSkippedIsFailure(t *testing.T) {
 	}
 }
 
+// A notify plugin's failed call (a fail-open plugin raises one per failed
+// attempt) is not notified, or a failing receiver would feed a loop; its
+// failed load is.
+func TestFailedSendsAreNotNotified(t *testing.T) {
+	n, err := New(Config{Rules: []Rule{{Name: "plugins", On: []string{"plugin.failed"}, Plugin: "p"}}}, &fakeSender{}, nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Handle(&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PLUGIN_FAILED, ResourceType: "plugin", ResourceId: "webhook",
+		Message: "call_failed: webhook: 127.0.0.1 answered 503", Attributes: map[string]string{"kind": "notify"}})
+	if len(n.queue) != 0 {
+		t.Fatal("a failed send was queued")
+	}
+	n.Handle(&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PLUGIN_FAILED, ResourceType: "plugin", ResourceId: "webhook",
+		Message: "failed: bad module", Attributes: map[string]string{"kind": "notify"}})
+	if len(n.queue) != 1 {
+		t.Fatal("a failed load was not queued")
+	}
+}
+
 type fakeRuns map[string]string
 
 func (f fakeRuns) RunOf(_ context.Context, id string) (string, int64, error) {
