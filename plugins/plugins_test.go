@@ -310,6 +310,23 @@ steps:
 	if resp.Status != pdk.StatusSuccess {
 		t.Fatalf("relaxed policy: %v", findingFiles(resp.Findings))
 	}
+
+	// The server hands the definition inline; a secret written into it is
+	// a finding.
+	resp = pdk.StepResponse{}
+	inline := "name: deploy\nenv:\n  AWS_KEY: AKIAABCDEFGHIJKLMNOP\nstages: []\n"
+	params = pdk.Params{"definition": inline, "pipeline": "pipeline deploy"}
+	if err := p.Call("audit", pdk.StepRequest{Params: params}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if got := findingFiles(resp.Findings); resp.Status != pdk.StatusFailure || len(got) != 1 || got[0] != "pipeline deploy:3 aws-access-key-id" {
+		t.Fatalf("inline definition with a key: status %s findings %v", resp.Status, got)
+	}
+	resp = pdk.StepResponse{}
+	params = pdk.Params{"definition": "name: deploy\nenv:\n  REGION: eu-west-1\n"}
+	if err := p.Call("audit", pdk.StepRequest{Params: params}, &resp); err != nil || resp.Status != pdk.StatusSuccess {
+		t.Fatalf("clean inline definition: %v %s %v", err, resp.Status, findingFiles(resp.Findings))
+	}
 }
 
 func TestWebhook(t *testing.T) {

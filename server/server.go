@@ -31,6 +31,7 @@ import (
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/metrics"
+	"github.com/go-arcade/arcade/server/notify"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/ratelimit"
 	"github.com/go-arcade/arcade/server/secrets"
@@ -103,6 +104,13 @@ type Config struct {
 	// CronTimezone is the zone of cron triggers that name none; empty means
 	// the server's local zone.
 	CronTimezone string
+
+	// Notify routes events to notify plugins.
+	Notify notify.Config
+	// AuditPlugin names the security plugin whose audit checks every
+	// pipeline definition at CreatePipeline and UpdatePipeline; empty
+	// means no audit.
+	AuditPlugin string
 }
 
 // ScopedToken is an API token limited to a scope.
@@ -177,12 +185,15 @@ func (c *Config) Validate() error {
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = int(2*c.RateLimit) + 1
 	}
+	if err := c.Notify.Validate(); err != nil {
+		return err
+	}
 	return c.validateTriggers()
 }
 
 // startPlugins loads the configured plugins and watches the plugin folders
 // and file. A plugin that fails to load is logged; the server serves on.
-func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, bus *events.Bus, stats *metrics.Metrics) (*host.Manager, error) {
+func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics) (*host.Manager, error) {
 	log := logger.With("component", "plugins")
 	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall))
 	stats.WatchPlugins(m)
@@ -204,7 +215,7 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, bus *eve
 		} else {
 			log.Info("plugin "+string(e.Type), attrs...)
 		}
-		bus.Publish(ev)
+		publish(ev)
 	})
 	configPath := ""
 	if cfg.PluginsConfig != "" {
@@ -248,6 +259,7 @@ type Server struct {
 	peers   *peers.Peers
 	metrics *prometheus.Registry
 	serving atomic.Bool // gRPC serves and is not shutting down
+	notify  *notify.Notifier
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -330,10 +342,34 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		replicas = peers.New(st, logger.With("component", "peers"))
 		svc.UsePeers(replicas)
 	}
-	plugins, err := startPlugins(ctx, cfg, logger, svc.Events(), stats)
+	// Notifications go out from the replica where their event happened:
+	// the notifier sees local events only, plugin events included (each
+	// replica has its own plugin host).
+	sender := &pluginSender{}
+	notifier, err := notify.New(cfg.Notify, sender, svc.Publish, logger.With("component", "notify"))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	notifier.UseRuns(storeRuns{store: st})
+	svc.OnLocalEvent(notifier.Handle)
+	bus := svc.Events()
+	plugins, err := startPlugins(ctx, cfg, logger, func(e *jobv1.Event) { bus.Publish(e); notifier.Handle(e) }, stats)
 	if err != nil {
 		st.Close()
 		return nil, err
+	}
+	sender.host.Store(plugins)
+	if cfg.AuditPlugin != "" {
+		svc.UseAudit(pluginAuditor{name: cfg.AuditPlugin, host: plugins})
+		if _, err := plugins.GetSecurityPlugin(cfg.AuditPlugin); err != nil {
+			logger.Warn("the audit plugin is not ready; pipelines are refused until it is", "plugin", cfg.AuditPlugin, "err", err)
+		}
+	}
+	for _, r := range cfg.Notify.Rules {
+		if _, err := plugins.GetNotifyPlugin(r.Plugin); err != nil {
+			logger.Warn("a notify rule's plugin is not ready; its notifications fail until it is", "rule", r.Name, "plugin", r.Plugin, "err", err)
+		}
 	}
 	pluginv1.RegisterPluginServiceServer(gs, service.NewPluginServer(plugins))
 
@@ -343,7 +379,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, metrics: registry}
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, metrics: registry, notify: notifier}
 	if err := srv.listenWebhook(); err != nil {
 		lis.Close()
 		plugins.Close(ctx) //nolint:errcheck // already failing
@@ -374,6 +410,9 @@ func (s *Server) Run(ctx context.Context) error {
 	dispatching := make(chan struct{})
 	go func() { defer close(dispatching); s.svc.Dispatch(ctx) }()
 	defer func() { cancel(); <-dispatching }() // before the store closes
+	notified := make(chan struct{})
+	go func() { s.notify.Run(ctx); close(notified) }()
+	defer func() { cancel(); <-notified }()
 	if s.peers != nil {
 		if err := s.peers.Run(ctx, s.svc.HandlePeer); err != nil {
 			return fmt.Errorf("listen to other replicas: %w", err)

@@ -127,6 +127,25 @@ type serverSettings struct {
 	} `koanf:"api_tokens"`
 	WebhookPort  int    `koanf:"webhook_port"`
 	CronTimezone string `koanf:"cron_timezone"`
+	Notify       []struct {
+		Name      string   `koanf:"name"`
+		On        []string `koanf:"on"`
+		Plugin    string   `koanf:"plugin"`
+		Template  string   `koanf:"template"`
+		Pipelines []string `koanf:"pipelines"`
+		Channel   string   `koanf:"channel"`
+	} `koanf:"notify"`
+	NotifyDelivery struct {
+		Attempts   int           `koanf:"attempts"`
+		Backoff    time.Duration `koanf:"backoff"`
+		MaxBackoff time.Duration `koanf:"max_backoff"`
+		Timeout    time.Duration `koanf:"timeout"`
+		QueueSize  int           `koanf:"queue_size"`
+		Workers    int           `koanf:"workers"`
+	} `koanf:"notify_delivery"`
+	Audit struct {
+		Plugin string `koanf:"plugin"`
+	} `koanf:"audit"`
 }
 
 var serverDefaults = map[string]any{

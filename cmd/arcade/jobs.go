@@ -273,7 +273,7 @@ func newJobCmd() *cobra.Command {
 	logs.Flags().Int32Var(&attempt, "attempt", 0, "attempt (default: the latest)")
 	logs.Flags().BoolVarP(&followLog, "follow", "f", false, "follow the log until the job ends; exit with its outcome")
 
-	cmd.AddCommand(create, get, list, cancel, retry, del, logs)
+	cmd.AddCommand(create, get, list, cancel, retry, del, logs, newJobWhyCmd(f))
 	return cmd
 }
 

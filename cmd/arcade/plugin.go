@@ -67,13 +67,29 @@ func newPluginCmd() *cobra.Command {
 		}),
 	}
 
-	var input string
+	var (
+		input, action, params string
+		paramList             []string
+	)
 	call := &cobra.Command{
-		Use:   "call NAME FUNCTION [--input JSON|@FILE|-]",
+		Use:   "call NAME FUNCTION [--input JSON|@FILE|-] [--action ACTION --params JSON --param K=V...]",
 		Short: "Call a plugin function with a JSON input and print its JSON output",
-		Args:  cobra.ExactArgs(2),
+		Example: `  arcade plugin call semver execute --action next --param bump=minor
+  arcade plugin call semver execute --action next --params '{"bump":"minor"}'
+  arcade plugin call secret-scan audit --input @request.json`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := readInput(input, cmd.InOrStdin())
+			execute := action != "" || params != "" || len(paramList) > 0
+			if execute && cmd.Flags().Changed("input") {
+				return fmt.Errorf("--input: give the whole input or --action/--params/--param, not both")
+			}
+			var in string
+			var err error
+			if execute {
+				in, err = executeInput(action, params, paramList)
+			} else {
+				in, err = readInput(input, cmd.InOrStdin())
+			}
 			if err != nil {
 				return err
 			}
@@ -94,10 +110,16 @@ func newPluginCmd() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), resp.GetOutputJson())
 			}
 			fmt.Fprintf(os.Stderr, "%s.%s answered in %d ms\n", args[0], args[1], resp.GetDurationMs())
+			if execute {
+				return executeOutcome(resp.GetOutputJson())
+			}
 			return nil
 		},
 	}
 	call.Flags().StringVar(&input, "input", "{}", "input JSON, @FILE to read a file, - for standard input")
+	call.Flags().StringVar(&action, "action", "", "custom plugins: the action of an ExecuteRequest")
+	call.Flags().StringVar(&params, "params", "", `custom plugins: the ExecuteRequest's params as a JSON object, e.g. '{"k":"v"}'`)
+	call.Flags().StringArrayVar(&paramList, "param", nil, "custom plugins: one param K=V (repeatable; added to --params)")
 
 	reload := &cobra.Command{
 		Use: "reload [NAME]", Short: "Reload one plugin from disk, or every plugin", Args: cobra.MaximumNArgs(1),

@@ -12,6 +12,7 @@ import (
 	"github.com/go-arcade/arcade/agent"
 	"github.com/go-arcade/arcade/client"
 	"github.com/go-arcade/arcade/server"
+	"github.com/go-arcade/arcade/server/notify"
 )
 
 func addServerFlags(f *pflag.FlagSet) {
@@ -44,7 +45,15 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 	for _, t := range s.APITokens {
 		scoped = append(scoped, server.ScopedToken{Token: t.Token, SHA256: t.SHA256, Scope: t.Scope})
 	}
+	d := s.NotifyDelivery
+	notifications := notify.Config{Attempts: d.Attempts, Backoff: d.Backoff, MaxBackoff: d.MaxBackoff, Timeout: d.Timeout,
+		QueueSize: d.QueueSize, Workers: d.Workers}
+	for _, r := range s.Notify {
+		notifications.Rules = append(notifications.Rules, notify.Rule{Name: r.Name, On: r.On, Plugin: r.Plugin,
+			Template: r.Template, Pipelines: r.Pipelines, Channel: r.Channel})
+	}
 	return server.Config{
+		Notify: notifications, AuditPlugin: s.Audit.Plugin,
 		APITokens: scoped,
 		Listen:    s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
 		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,

@@ -72,15 +72,19 @@ func newEventsCmd() *cobra.Command {
 					}
 					continue
 				}
+				typ := strings.ToLower(strings.TrimPrefix(e.GetType().String(), "EVENT_TYPE_"))
+				if e.GetType() == jobv1.EventType_EVENT_TYPE_UNSPECIFIED && e.GetAttributes()["event"] != "" {
+					typ = e.GetAttributes()["event"] // notify.delivered, notify.failed…
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-22s %s/%s  %s %s\n", e.GetTimestamp().AsTime().Local().Format(time.TimeOnly),
-					strings.ToLower(strings.TrimPrefix(e.GetType().String(), "EVENT_TYPE_")), e.GetResourceType(), e.GetResourceId(),
+					typ, e.GetResourceType(), e.GetResourceId(),
 					e.GetMessage(), attrText(e.GetAttributes()))
 			}
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().StringArrayVar(&types, "type", nil, "only events of this type (repeatable)")
-	cmd.Flags().StringVar(&resource, "resource", "", "only events of this resource: job, job/ID, agent/ID, pipeline_run/ID, plugin/NAME")
+	cmd.Flags().StringVar(&resource, "resource", "", "only events of this resource: job, job/ID, agent/ID, pipeline_run/ID, plugin/NAME, notification/RULE")
 	return cmd
 }
 

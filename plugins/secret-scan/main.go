@@ -9,10 +9,14 @@
 // also matches one is not a finding), max_file_kib (default 1024).
 // A line holding "arcade:allow-secret" is skipped.
 //
-// audit checks a pipeline definition against a policy: forbidden commands
-// and required labels. params: pipeline (path in the workspace, default
-// .arcade.yaml), forbidden (regexps; default: piping curl/wget into a shell,
-// rm -rf /, chmod 777, sudo), required_labels (label keys).
+// audit checks a pipeline definition against a policy: forbidden commands,
+// required labels, and secrets written into it (the scan rules). params:
+// definition (the definition's text, as the server hands it at
+// CreatePipeline/UpdatePipeline; without it the file pipeline is read),
+// pipeline (path in the workspace, default .arcade.yaml; with definition,
+// the name findings give), forbidden (regexps; default: piping curl/wget
+// into a shell, rm -rf /, chmod 777, sudo), required_labels (label keys),
+// rules and allow_patterns as for scan.
 package main
 
 import (
@@ -231,16 +235,32 @@ var defaultForbidden = []string{
 
 func runAudit(req *pdk.StepRequest) (*pdk.StepResponse, error) {
 	rel := req.Params.String("pipeline", ".arcade.yaml")
-	p := rel
-	if !strings.HasPrefix(p, "/") {
-		p = filepath.Join(root(req.Context), rel)
+	data := []byte(req.Params.String("definition", ""))
+	if len(data) == 0 {
+		p := rel
+		if !strings.HasPrefix(p, "/") {
+			p = filepath.Join(root(req.Context), rel)
+		}
+		var err error
+		data, err = os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("secret-scan: audit: pipeline %s not found", rel)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("secret-scan: audit: %w", err)
+		}
 	}
-	data, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("secret-scan: audit: pipeline %s not found", rel)
-	}
+	rules, err := rulesFrom(req.Params)
 	if err != nil {
-		return nil, fmt.Errorf("secret-scan: audit: %w", err)
+		return nil, err
+	}
+	var allowRes []*regexp.Regexp
+	for _, p := range req.Params.Strings("allow_patterns") {
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("secret-scan: allow_patterns %q: %w", p, err)
+		}
+		allowRes = append(allowRes, re)
 	}
 	forbidden := req.Params.Strings("forbidden")
 	if len(forbidden) == 0 {
@@ -290,6 +310,7 @@ func runAudit(req *pdk.StepRequest) (*pdk.StepResponse, error) {
 			}
 		}
 	}
+	resp.Findings = append(resp.Findings, scanFile(rel, data, rules, allowRes)...)
 	for _, l := range req.Params.Strings("required_labels") {
 		if !labels[l] {
 			resp.Findings = append(resp.Findings, pdk.Finding{Rule: "required-label", Severity: pdk.SeverityMedium,

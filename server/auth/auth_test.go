@@ -26,6 +26,8 @@ func TestScopes(t *testing.T) {
 		{"reader", "/arcade.job.v1.JobService/ListJobs", codes.OK},
 		{"reader", "/arcade.job.v1.StreamService/StreamJobLog", codes.OK},
 		{"reader", "/arcade.job.v1.JobService/CreateJob", codes.PermissionDenied},
+		{"reader", "/arcade.job.v1.JobService/ExplainJob", codes.OK},
+		{"reader", "/arcade.plugin.v1.PluginService/CallPlugin", codes.PermissionDenied},
 		{"writer", "/arcade.job.v1.JobService/CreateJob", codes.OK},
 		{"writer", "/arcade.job.v1.JobService/TriggerPipeline", codes.OK},
 		{"writer", "/arcade.plugin.v1.PluginService/CallPlugin", codes.OK},

@@ -14,7 +14,7 @@ import (
 type Scope int
 
 const (
-	// Read: look (Get*, List*, Stream*).
+	// Read: look (Get*, List*, Stream*, Explain*).
 	Read Scope = iota + 1
 	// Write: also create, change, cancel, retry, trigger, stop, call plugins.
 	Write
@@ -68,7 +68,8 @@ func scopeFor(method string) Scope {
 	switch {
 	case adminMethods[name]:
 		return Admin
-	case strings.HasPrefix(name, "Get"), strings.HasPrefix(name, "List"), strings.HasPrefix(name, "Stream"):
+	case strings.HasPrefix(name, "Get"), strings.HasPrefix(name, "List"), strings.HasPrefix(name, "Stream"),
+		strings.HasPrefix(name, "Explain"):
 		return Read
 	}
 	return Write

@@ -54,10 +54,22 @@ func (s *Service) publishAgent(a *store.Agent, typ jobv1.EventType, msg string) 
 		Attributes: map[string]string{"name": a.Name}})
 }
 
+// OnLocalEvent makes fn see every event that originates on this replica
+// (not those relayed from other replicas), after the bus has it. fn must
+// not block. Call it before serving.
+func (s *Service) OnLocalEvent(fn func(*jobv1.Event)) { s.local = append(s.local, fn) }
+
+// Publish sends an event to this replica's subscribers and to the other
+// replicas'.
+func (s *Service) Publish(e *jobv1.Event) { s.publish(e) }
+
 // publish sends an event to this replica's subscribers and to the other
 // replicas'.
 func (s *Service) publish(e *jobv1.Event) {
 	s.events.Publish(e)
+	for _, fn := range s.local {
+		fn(e)
+	}
 	if s.peers != nil {
 		b, err := protojson.Marshal(e)
 		if err == nil {

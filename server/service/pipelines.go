@@ -196,6 +196,9 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 	if err := s.checkPipelineChain(ctx, spec, ""); err != nil {
 		return nil, err
 	}
+	if err := s.auditPipeline(ctx, spec); err != nil {
+		return nil, err
+	}
 	sealed, err := s.sealPipelineSecrets(req.GetPipeline().GetSecrets(), spec)
 	if err != nil {
 		return nil, err
@@ -300,33 +303,34 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 			return nil, err
 		}
 	}
+	// The audit sees the definition as it will be; should the pipeline
+	// change meanwhile, the update is refused rather than stored unaudited.
+	var audited *jobv1.PipelineDetail
+	if s.audit != nil {
+		old, err := unmarshalSpec(cur.Spec)
+		if err != nil {
+			return nil, storeError(err, "pipeline "+id)
+		}
+		next, err := mergePipeline(old, upd, paths)
+		if err != nil {
+			return nil, storeError(err, "pipeline "+id)
+		}
+		if err := s.auditPipeline(ctx, next); err != nil {
+			return nil, err
+		}
+		audited = next
+	}
 	sp, err := s.store.ModifyPipeline(ctx, cur.ID, func(p *store.Pipeline) error {
 		old, err := unmarshalSpec(p.Spec)
 		if err != nil {
 			return err
 		}
-		next := proto.Clone(old).(*jobv1.PipelineDetail)
-		set := func(name string) bool { return len(paths) == 0 || slices.Contains(paths, name) }
-		if set("name") && upd.GetName() != "" {
-			next.Name = upd.GetName()
+		next, err := mergePipeline(old, upd, paths)
+		if err != nil {
+			return err
 		}
-		if set("env") {
-			next.Env = upd.GetEnv()
-		}
-		if set("triggers") {
-			next.Triggers = upd.GetTriggers()
-			for i, t := range next.Triggers {
-				if t.GetHasSecret() && t.GetSecret() == "" && i < len(old.GetTriggers()) && old.Triggers[i].GetType() == t.GetType() {
-					t.Secret = old.Triggers[i].GetSecret()
-				}
-				if t.GetHasSecret() && t.GetSecret() == "" {
-					return invalid(fmt.Sprintf("triggers[%d].secret", i), "must be set for a new webhook trigger")
-				}
-				t.HasSecret = false
-			}
-		}
-		if set("stages") {
-			next.Stages = upd.GetStages()
+		if audited != nil && !proto.Equal(next, audited) {
+			return grpcstatus.Errorf(codes.Aborted, "pipeline %s changed while its update was audited; retry", id)
 		}
 		if given := req.GetPipeline().GetSecrets(); len(given) > 0 || slices.Contains(paths, "secrets") {
 			sealed, err := s.sealPipelineSecrets(given, next)
@@ -334,9 +338,6 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 				return err
 			}
 			p.Secrets = sealed
-		}
-		if err := validatePipeline(next); err != nil {
-			return err
 		}
 		p.Name, p.Spec, p.UpdatedAt = next.GetName(), marshalSpec(next), s.now()
 		return nil
@@ -352,6 +353,39 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 		return nil, storeError(err, "pipeline")
 	}
 	return &jobv1.UpdatePipelineResponse{Pipeline: d}, nil
+}
+
+// mergePipeline applies an update to a definition: the fields named by
+// paths (all without), keeping webhook secrets given back as has_secret,
+// and validates the result.
+func mergePipeline(old, upd *jobv1.PipelineDetail, paths []string) (*jobv1.PipelineDetail, error) {
+	next := proto.Clone(old).(*jobv1.PipelineDetail)
+	set := func(name string) bool { return len(paths) == 0 || slices.Contains(paths, name) }
+	if set("name") && upd.GetName() != "" {
+		next.Name = upd.GetName()
+	}
+	if set("env") {
+		next.Env = upd.GetEnv()
+	}
+	if set("triggers") {
+		next.Triggers = upd.GetTriggers()
+		for i, t := range next.Triggers {
+			if t.GetHasSecret() && t.GetSecret() == "" && i < len(old.GetTriggers()) && old.Triggers[i].GetType() == t.GetType() {
+				t.Secret = old.Triggers[i].GetSecret()
+			}
+			if t.GetHasSecret() && t.GetSecret() == "" {
+				return nil, invalid(fmt.Sprintf("triggers[%d].secret", i), "must be set for a new webhook trigger")
+			}
+			t.HasSecret = false
+		}
+	}
+	if set("stages") {
+		next.Stages = upd.GetStages()
+	}
+	if err := validatePipeline(next); err != nil {
+		return nil, err
+	}
+	return next, nil
 }
 
 // DeletePipeline implements JobService.DeletePipeline: a pipeline with no

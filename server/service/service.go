@@ -78,6 +78,10 @@ type Service struct {
 	logs livelog.Hub
 	// peers tells other server replicas (PostgreSQL only); nil alone.
 	peers *peers.Peers
+	// local see the events that originate here (notifications).
+	local []func(*jobv1.Event)
+	// audit checks pipeline definitions; nil: no audit.
+	audit Auditor
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent

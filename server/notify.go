@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// pluginSender sends notifications through the notify plugins of the
+// server's plugin host, which is set once the plugins are loaded.
+type pluginSender struct{ host atomic.Pointer[host.Manager] }
+
+func (p *pluginSender) Send(ctx context.Context, name string, req *pluginv1.SendRequest) (*pluginv1.SendResponse, error) {
+	m := p.host.Load()
+	if m == nil {
+		return nil, fmt.Errorf("plugin %s: the plugins are not loaded yet", name)
+	}
+	np, err := m.GetNotifyPlugin(name)
+	if err != nil {
+		return nil, err
+	}
+	return np.Send(ctx, req)
+}
+
+// pluginAuditor audits pipeline definitions with a security plugin.
+type pluginAuditor struct {
+	name string
+	host *host.Manager
+}
+
+func (a pluginAuditor) Plugin() string { return a.name }
+
+func (a pluginAuditor) Audit(ctx context.Context, req *pluginv1.StepRequest) (*pluginv1.StepResponse, error) {
+	sp, err := a.host.GetSecurityPlugin(a.name)
+	if err != nil {
+		return nil, err
+	}
+	return sp.Audit(ctx, req)
+}
+
+// storeRuns names runs for the notifier.
+type storeRuns struct{ store *store.Store }
+
+func (r storeRuns) RunOf(ctx context.Context, runID string) (string, int64, error) {
+	run, err := r.store.GetRun(ctx, runID)
+	if err != nil {
+		return "", 0, err
+	}
+	return run.PipelineName, run.Number, nil
+}

@@ -1,0 +1,190 @@
+// Package notify routes server events to notify plugins: rules pick events
+// by type (and pipeline), a text/template renders the message, and a
+// bounded queue with its own workers delivers it, retrying with
+// exponential backoff and jitter. Delivery never blocks the publisher: a
+// full queue drops the notification with a logged error and an event.
+// Every attempt is logged and published as an event.
+package notify
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// EventTypes are the event types rules may name, as Classify spells them.
+var EventTypes = []string{
+	"job.created", "job.started", "job.succeeded", "job.failed", "job.timeout", "job.cancelled",
+	"pipeline.created", "pipeline.succeeded", "pipeline.failed", "pipeline.timeout", "pipeline.cancelled",
+	"agent.online", "agent.offline",
+	"plugin.loaded", "plugin.unloaded", "plugin.failed",
+}
+
+// Rule sends the events it selects through a notify plugin.
+type Rule struct {
+	// Name identifies the rule in logs and events.
+	Name string
+	// On are event types (EventTypes); "job.*" selects a whole family.
+	On []string
+	// Plugin is the notify plugin that sends.
+	Plugin string
+	// Template is a text/template over Data; its first line, when it
+	// starts with "# ", becomes the title. Empty: DefaultTemplate.
+	Template string
+	// Pipelines, when set, keep only events of these pipelines (by name).
+	Pipelines []string
+	// Channel is handed to the plugin; empty means its default.
+	Channel string
+}
+
+// DefaultTemplate renders a rule without a template.
+const DefaultTemplate = `{{.Type}}{{if .Pipeline}} {{.Pipeline}}{{if .Run}} run #{{.Run}}{{end}}{{end}}{{if .Job}} job {{.Job}}{{end}}{{if .Agent}} agent {{.Agent}}{{end}}{{if .Plugin}} plugin {{.Plugin}}{{end}}: {{.Status}}{{if .Message}}: {{.Message}}{{end}}`
+
+// Config is the notification rules and how they are delivered.
+type Config struct {
+	Rules []Rule
+	// Attempts per notification (default 3).
+	Attempts int
+	// Backoff is the wait after the first failed attempt, doubled after
+	// each further one (default 1s), up to MaxBackoff (default 30s); the
+	// waits are jittered.
+	Backoff, MaxBackoff time.Duration
+	// Timeout bounds each attempt (default 10s).
+	Timeout time.Duration
+	// QueueSize bounds the notifications waiting (default 256); Workers
+	// deliver them (default 2).
+	QueueSize, Workers int
+}
+
+// Validate checks the rules (known event types, a plugin, a template that
+// parses) and fills defaults.
+func (c *Config) Validate() error {
+	names := map[string]bool{}
+	for i, r := range c.Rules {
+		field := fmt.Sprintf("notify[%d]", i)
+		if r.Name != "" {
+			field = fmt.Sprintf("notify[%d] (%s)", i, r.Name)
+		}
+		if r.Name == "" {
+			return fmt.Errorf("%s.name: must be set", field)
+		}
+		if names[r.Name] {
+			return fmt.Errorf("%s.name: another rule is named %q", field, r.Name)
+		}
+		names[r.Name] = true
+		if strings.TrimSpace(r.Plugin) == "" {
+			return fmt.Errorf("%s.plugin: must name a notify plugin", field)
+		}
+		if len(r.On) == 0 {
+			return fmt.Errorf("%s.on: must list event types (%s)", field, strings.Join(EventTypes, ", "))
+		}
+		for j, t := range r.On {
+			if !knownType(t) {
+				return fmt.Errorf("%s.on[%d]: unknown event type %q (want one of %s, or FAMILY.*)", field, j, t, strings.Join(EventTypes, ", "))
+			}
+		}
+		if _, err := parseTemplate(r); err != nil {
+			return fmt.Errorf("%s.template: %w", field, err)
+		}
+	}
+	for name, d := range map[string]time.Duration{"backoff": c.Backoff, "max_backoff": c.MaxBackoff, "timeout": c.Timeout} {
+		if d < 0 {
+			return fmt.Errorf("notify_delivery.%s: must not be negative, got %s", name, d)
+		}
+	}
+	if c.Attempts < 0 || c.QueueSize < 0 || c.Workers < 0 {
+		return errors.New("notify_delivery: attempts, queue_size and workers must not be negative")
+	}
+	if c.Attempts == 0 {
+		c.Attempts = 3
+	}
+	if c.Backoff == 0 {
+		c.Backoff = time.Second
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.Backoff)
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 256
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	return nil
+}
+
+func knownType(t string) bool {
+	if family, ok := strings.CutSuffix(t, ".*"); ok {
+		return slices.ContainsFunc(EventTypes, func(e string) bool { return strings.HasPrefix(e, family+".") })
+	}
+	return slices.Contains(EventTypes, t)
+}
+
+func parseTemplate(r Rule) (*template.Template, error) {
+	text := r.Template
+	if text == "" {
+		text = DefaultTemplate
+	}
+	t, err := template.New(r.Name).Option("missingkey=zero").Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	// Execute once over sample data so that a field that does not exist
+	// ({{.Pipline}}) is found now rather than at the first failure.
+	if err := t.Execute(discard{}, Data{Type: "pipeline.failed", Attributes: map[string]string{}}); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// rule is a validated rule.
+type rule struct {
+	Rule
+	tmpl *template.Template
+}
+
+// selects reports whether the rule wants an event of type typ about
+// pipeline; an empty pipeline of an event that belongs to a run (a job's)
+// is resolved later, and passes here.
+func (r *rule) selects(typ, pipeline string, inRun bool) bool {
+	ok := slices.ContainsFunc(r.On, func(on string) bool {
+		if family, wild := strings.CutSuffix(on, ".*"); wild {
+			return strings.HasPrefix(typ, family+".")
+		}
+		return on == typ
+	})
+	if !ok {
+		return false
+	}
+	return pipeline == "" && inRun || r.forPipeline(pipeline)
+}
+
+// forPipeline reports whether the rule's pipelines filter keeps pipeline.
+func (r *rule) forPipeline(pipeline string) bool {
+	return len(r.Pipelines) == 0 || slices.Contains(r.Pipelines, pipeline)
+}
+
+// render writes the rule's message for d: title (from a first line "# …")
+// and body.
+func (r *rule) render(d Data) (title, body string, err error) {
+	var b strings.Builder
+	if err := r.tmpl.Execute(&b, d); err != nil {
+		return "", "", fmt.Errorf("rule %s: template: %w", r.Name, err)
+	}
+	body = b.String()
+	if first, rest, ok := strings.Cut(body, "\n"); ok && strings.HasPrefix(first, "# ") {
+		return strings.TrimPrefix(first, "# "), strings.TrimLeft(rest, "\n"), nil
+	}
+	return "", body, nil
+}
