@@ -75,6 +75,8 @@ type Service struct {
 	logs livelog.Hub
 	// peers tells other server replicas (PostgreSQL only); nil alone.
 	peers *peers.Peers
+	// storage keeps artifacts and archived logs (UseStorage).
+	storage storage
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent
