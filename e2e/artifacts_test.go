@@ -60,6 +60,7 @@ func storeCluster(t testing.TB, dsn, storeDir string, args ...string) *cluster {
   - name: fs-store
     path: %s
     kind: storage
+    config: {verify_loads: "false"}
     grants:
       allowed_paths:
         - {host: %s, guest: /store, mode: rw}

@@ -192,6 +192,8 @@ func storageError(err error, what string) error {
 	switch {
 	case errors.Is(err, artifacts.ErrNoStore):
 		return grpcstatus.Errorf(codes.FailedPrecondition, "%s: %v", what, err)
+	case errors.Is(err, artifacts.ErrCorrupt):
+		return grpcstatus.Errorf(codes.DataLoss, "%s: %v", what, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return grpcstatus.FromContextError(err).Err()
 	}
