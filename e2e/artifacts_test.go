@@ -143,12 +143,12 @@ func TestArtifactsStoredListedDownloadedSwept(t *testing.T) {
 		storeDir := t.TempDir()
 		c := storeCluster(t, dsn, storeDir)
 		c.startAgent("builder", 2)
-		big := seqBytes(200000) // 1.2 MiB: several upload chunks and download messages
+		big := seqBytes(1500000) // 10.4 MiB: three stored parts, many upload chunks and download messages
 		report := []byte("all good\n")
 
 		before := time.Now().Add(-time.Second)
 		j := c.create(&jobv1.CreateJobRequest{Name: "build", Commands: []string{
-			"mkdir -p dist && seq 1 200000 > dist/app.bin", "printf 'all good\\n' > report.txt", "echo not kept > other.log"},
+			"mkdir -p dist && seq 1 1500000 > dist/app.bin", "printf 'all good\\n' > report.txt", "echo not kept > other.log"},
 			Artifacts: &agentv1.ArtifactConfig{Paths: []string{"dist/*", "report.txt"}}})
 		if got := c.waitStatus(j.GetId(), success, failed); got.GetStatus() != success {
 			t.Fatalf("build: %v %s", got.GetStatus(), got.GetMessage())
@@ -184,8 +184,8 @@ func TestArtifactsStoredListedDownloadedSwept(t *testing.T) {
 				t.Errorf("download described %v", da)
 			}
 		}
-		if objs := storedObjects(t, storeDir, "artifacts/"+j.GetId()); len(objs) != 2 {
-			t.Errorf("objects in the store: %v, want one part of each artifact", objs)
+		if objs := storedObjects(t, storeDir, "artifacts/"+j.GetId()); len(objs) != 4 {
+			t.Errorf("objects in the store: %v, want three parts of dist/app.bin and one of report.txt", objs)
 		}
 		var uploaded []string
 		for _, l := range c.logOf(j.GetId(), 0) {
@@ -193,7 +193,7 @@ func TestArtifactsStoredListedDownloadedSwept(t *testing.T) {
 				uploaded = append(uploaded, l.GetContent())
 			}
 		}
-		if len(uploaded) != 2 || !strings.HasPrefix(uploaded[0], "artifact dist/app.bin uploaded (1.2 MiB, sha256 "+sha256Hex(string(big))) {
+		if len(uploaded) != 2 || !strings.HasPrefix(uploaded[0], "artifact dist/app.bin uploaded (10.4 MiB, sha256 "+sha256Hex(string(big))) {
 			t.Errorf("upload lines in the job log: %q", uploaded)
 		}
 
