@@ -305,7 +305,8 @@ func upload(agents agentv1.AgentServiceClient, h *agentv1.ArtifactHeader, data [
 // is not running is refused, and nothing is stored.
 func TestArtifactUploadRefused(t *testing.T) {
 	storeDir := t.TempDir()
-	c := storeCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), storeDir, "--lease-ttl", "10m", "--artifact-max-bytes", "1000000")
+	c := storeCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), storeDir, "--lease-ttl", "10m", "--artifact-max-bytes", "1000000",
+		"--artifact-sweep-interval", "1h")
 	ctx := context.Background()
 	agents, id := fakeAgent(t, c, "by-hand")
 	other, _ := fakeAgent(t, c, "other")
@@ -361,6 +362,29 @@ func TestArtifactUploadRefused(t *testing.T) {
 	}
 	if _, err := upload(agents, header(), data); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("upload after the job ended: %v, want FailedPrecondition", err)
+	}
+	// Deleting the job removes its stored objects.
+	if _, err := c.jobs.DeleteJob(ctx, &jobv1.DeleteJobRequest{JobId: j.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	if objs := storedObjects(t, storeDir, ""); len(objs) != 0 {
+		t.Errorf("objects of a deleted job: %v", objs)
+	}
+
+	// Expired but not swept yet (this server sweeps hourly): listed, but a
+	// download says it expired.
+	c.startAgent("real", 1, "real=yes")
+	e := c.create(&jobv1.CreateJobRequest{Name: "brief", Commands: []string{"echo brief > b.txt"}, Selector: "real",
+		Artifacts: &agentv1.ArtifactConfig{Paths: []string{"b.txt"}, ExpireIn: durationpb.New(time.Second)}})
+	if got := c.waitStatus(e.GetId(), success, failed); got.GetStatus() != success {
+		t.Fatalf("brief: %v", got.GetStatus())
+	}
+	c.waitFor("the artifact to expire", func() bool {
+		_, _, err := download(c, e.GetId(), "b.txt")
+		return status.Code(err) == codes.NotFound && strings.Contains(err.Error(), "expired")
+	})
+	if arts := artifactsOf(t, c, e.GetId()); len(arts) != 1 || !arts[0].GetStored() {
+		t.Errorf("expired, unswept artifact: %v", arts)
 	}
 }
 
