@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -390,13 +391,13 @@ func TestArtifactUploadRefused(t *testing.T) {
 
 // TestArtifactSweepAcrossReplicas: two servers on one PostgreSQL, one
 // artifact store; expired artifacts are removed once, without errors on
-// either replica.
+// either replica; when one replica stops, the other sweeps.
 func TestArtifactSweepAcrossReplicas(t *testing.T) {
 	dsn := pgtest.Start(t)
 	storeDir := t.TempDir()
 	a := storeCluster(t, dsn, storeDir)
 	b := storeCluster(t, dsn, storeDir)
-	a.startAgent("on-a", 3)
+	b.startAgent("on-b", 3)
 	var ids []string
 	for i := range 3 {
 		j := b.create(&jobv1.CreateJobRequest{Name: fmt.Sprint("job ", i), Commands: []string{"echo one > one.txt", "echo two > two.txt"},
@@ -425,6 +426,22 @@ func TestArtifactSweepAcrossReplicas(t *testing.T) {
 		if errs := s.grepLog("periodic work failed; retrying next round"); len(errs) != 0 {
 			t.Errorf("sweep errors: %v", errs)
 		}
+	}
+
+	// A stops (it started first, so it most likely held the lease): B sweeps.
+	a.server.stop(syscall.SIGTERM)
+	j := b.create(&jobv1.CreateJobRequest{Name: "after a", Commands: []string{"echo late > late.txt"},
+		Artifacts: &agentv1.ArtifactConfig{Paths: []string{"*.txt"}, ExpireIn: durationpb.New(time.Second)}})
+	if got := b.waitStatus(j.GetId(), success, failed); got.GetStatus() != success {
+		t.Fatalf("job after a stopped: %v", got.GetStatus())
+	}
+	b.waitFor("replica B to sweep", func() bool { return len(artifactsOf(t, b, j.GetId())) == 0 })
+	held := false
+	for _, r := range b.server.grepLog("lease acquired; this replica runs the work") {
+		held = held || r["lease"] == "artifact-sweep"
+	}
+	if !held {
+		t.Error("replica B never took the sweep lease")
 	}
 }
 
