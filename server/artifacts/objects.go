@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -183,6 +184,10 @@ func (o *Objects) EachPart(ctx context.Context, key string, parts int, fn func([
 	return nil
 }
 
+// savesInFlight is how many parts of one object are saved at once: the
+// plugin's instances work in parallel while the next part arrives.
+const savesInFlight = 2
+
 // PartWriter stores an object in parts as its bytes arrive.
 type PartWriter struct {
 	o       *Objects
@@ -191,12 +196,18 @@ type PartWriter struct {
 	expires time.Time
 	buf     []byte
 	parts   int
+
+	slots chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	err   error
 }
 
 // NewPartWriter starts writing the object key in parts; Close stores the
 // last part, Abort removes what was stored.
 func (o *Objects) NewPartWriter(ctx context.Context, key string, expires time.Time) *PartWriter {
-	return &PartWriter{o: o, ctx: ctx, key: key, expires: expires, buf: make([]byte, 0, min(o.partSize, 1<<20))}
+	return &PartWriter{o: o, ctx: ctx, key: key, expires: expires, buf: make([]byte, 0, min(o.partSize, 1<<20)),
+		slots: make(chan struct{}, savesInFlight)}
 }
 
 // Write buffers p, storing each full part.
@@ -216,27 +227,54 @@ func (w *PartWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+func (w *PartWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// flush starts saving the buffered part once a slot is free.
 func (w *PartWriter) flush() error {
-	if err := w.o.Save(w.ctx, PartKey(w.key, w.parts), w.buf, w.expires, nil); err != nil {
+	if err := w.failed(); err != nil {
 		return err
 	}
+	data, n := w.buf, w.parts
 	w.parts++
-	w.buf = w.buf[:0]
+	w.buf = make([]byte, 0, min(w.o.partSize, 1<<20))
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.ctx.Done():
+		return w.ctx.Err()
+	}
+	w.wg.Go(func() {
+		defer func() { <-w.slots }()
+		if err := w.o.Save(w.ctx, PartKey(w.key, n), data, w.expires, nil); err != nil {
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = err
+			}
+			w.mu.Unlock()
+		}
+	})
 	return nil
 }
 
-// Close stores what is buffered (an empty object has one empty part) and
-// returns the number of parts.
+// Close stores what is buffered (an empty object has one empty part), waits
+// for every part to be saved and returns the number of parts.
 func (w *PartWriter) Close() (int, error) {
+	var err error
 	if len(w.buf) > 0 || w.parts == 0 {
-		if err := w.flush(); err != nil {
-			return w.parts, err
-		}
+		err = w.flush()
 	}
-	return w.parts, nil
+	w.wg.Wait()
+	if err == nil {
+		err = w.failed()
+	}
+	return w.parts, err
 }
 
-// Abort removes the parts stored so far.
+// Abort waits for the saves under way and removes the parts stored.
 func (w *PartWriter) Abort(ctx context.Context) error {
+	w.wg.Wait()
 	return w.o.DeleteParts(ctx, w.key, w.parts)
 }
