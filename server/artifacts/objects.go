@@ -170,16 +170,42 @@ func (o *Objects) DeleteParts(ctx context.Context, key string, parts int) error 
 	return errors.Join(errs...)
 }
 
-// EachPart loads the parts of an object in order and hands each to fn.
+// EachPart loads the parts of an object in order and hands each to fn; the
+// next part is loaded while fn handles one.
 func (o *Objects) EachPart(ctx context.Context, key string, parts int, fn func([]byte) error) error {
-	for n := range parts {
-		data, err := o.Load(ctx, PartKey(key, n))
-		if err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type loaded struct {
+		data []byte
+		err  error
+	}
+	next := make(chan loaded, 1)
+	go func() {
+		defer close(next)
+		for n := range parts {
+			data, err := o.Load(ctx, PartKey(key, n))
+			select {
+			case next <- loaded{data, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	done := 0
+	for l := range next {
+		if l.err != nil {
+			return l.err
+		}
+		if err := fn(l.data); err != nil {
 			return err
 		}
-		if err := fn(data); err != nil {
-			return err
-		}
+		done++
+	}
+	if done < parts {
+		return fmt.Errorf("storage load %s: %w", key, context.Cause(ctx))
 	}
 	return nil
 }
