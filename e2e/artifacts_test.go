@@ -447,7 +447,8 @@ func TestArtifactSweepAcrossReplicas(t *testing.T) {
 
 // TestLogArchive: the log of a finished job moves to the artifact store (its
 // rows leave the database) and GetJobLog and StreamJobLog still return
-// every line as it was.
+// every line as it was; retried, the job's new attempt is logged in the
+// database, then archived beside the first.
 func TestLogArchive(t *testing.T) {
 	eachDB(t, func(t *testing.T, dsn string) {
 		storeDir := t.TempDir()
@@ -455,14 +456,15 @@ func TestLogArchive(t *testing.T) {
 		c.startAgent("archivist", 1)
 		const n = 3000
 		j := c.create(&jobv1.CreateJobRequest{Name: "chatty", Commands: []string{
-			fmt.Sprintf(`i=1; while [ $i -le %d ]; do if [ $((i %% 2)) -eq 0 ]; then echo "line $i" >&2; else echo "line $i"; fi; i=$((i+1)); done`, n)}})
+			fmt.Sprintf(`i=1; while [ $i -le %d ]; do if [ $((i %% 2)) -eq 0 ]; then echo "line $i" >&2; else echo "line $i"; fi; i=$((i+1)); done`, n),
+			`test "$ARCADE_JOB_ATTEMPT" = 2`}})
 		// Follow it live: this is the log as the job wrote it.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		streamed := streamLog(t, c, ctx, j.GetId(), true)
 		c.waitFor("the log to be archived", func() bool { return c.get(j.GetId()).GetLogArchived() })
-		if got := c.get(j.GetId()); got.GetStatus() != success {
-			t.Fatalf("job: %v", got.GetStatus())
+		if got := c.get(j.GetId()); got.GetStatus() != failed {
+			t.Fatalf("job: %v, want FAILED at attempt 1", got.GetStatus())
 		}
 		st, err := store.Open(context.Background(), dsn, nil)
 		if err != nil {
@@ -497,6 +499,35 @@ func TestLogArchive(t *testing.T) {
 		resp, err := c.jobs.GetJobLog(ctx, &jobv1.GetJobLogRequest{JobId: j.GetId(), FromLine: 1500, Limit: 10})
 		if err != nil || len(resp.GetLines()) != 10 || resp.GetLines()[0].GetLineNumber() != 1500 || resp.GetNextLine() != 1510 {
 			t.Errorf("a page of the archive: %v, %v", resp, err)
+		}
+
+		// Retried: attempt 2 runs and is archived in turn; attempt 1 stays.
+		if _, err := c.jobs.RetryJob(ctx, &jobv1.RetryJobRequest{JobId: j.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.get(j.GetId()); got.GetLogArchived() {
+			t.Error("a retried job's new attempt reported as archived")
+		}
+		c.waitFor("attempt 2 to succeed and be archived", func() bool {
+			got := c.get(j.GetId())
+			return got.GetStatus() == success && got.GetLogArchived()
+		})
+		check("attempt 1 after the retry", c.logOf(j.GetId(), 1))
+		second := c.logOf(j.GetId(), 2)
+		var out int
+		for _, l := range second {
+			if l.GetStream() != agentv1.LogStream_LOG_STREAM_SYSTEM {
+				out++
+			}
+		}
+		if out != n {
+			t.Errorf("attempt 2: %d output lines, want %d", out, n)
+		}
+		if objs := storedObjects(t, storeDir, "logs/"+j.GetId()); len(objs) != 2 {
+			t.Errorf("archive objects after the retry: %v, want 1.pack and 2.pack", objs)
+		}
+		if rows, err := st.CountLogChunks(context.Background(), j.GetId()); err != nil || rows != 0 {
+			t.Errorf("log rows left after the second archive: %d, %v", rows, err)
 		}
 	})
 }
