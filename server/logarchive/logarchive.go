@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -132,7 +133,10 @@ func (a *Archive) Delete(ctx context.Context, jobID string, through int32) error
 	for attempt := int32(1); attempt <= through; attempt++ {
 		key := Key(jobID, attempt)
 		a.mu.Lock()
-		delete(a.cache, key)
+		if _, ok := a.cache[key]; ok {
+			delete(a.cache, key)
+			a.order = slices.DeleteFunc(a.order, func(k string) bool { return k == key })
+		}
 		a.mu.Unlock()
 		if err := a.objects.Delete(ctx, key); err != nil {
 			return err
