@@ -387,6 +387,31 @@ func TestArtifactUploadRefused(t *testing.T) {
 	if arts := artifactsOf(t, c, e.GetId()); len(arts) != 1 || !arts[0].GetStored() {
 		t.Errorf("expired, unswept artifact: %v", arts)
 	}
+
+	// Deleting a pipeline removes the objects of its jobs.
+	c.createPipeline(`name: keeps
+stages:
+  - name: build
+    jobs:
+      - name: pack
+        selector: real
+        commands: ["echo packed > pack.txt"]
+        artifacts: {paths: [pack.txt]}
+`)
+	r := c.waitRun(c.trigger("keeps", nil).GetId())
+	if r.GetStatus() != success {
+		t.Fatalf("pipeline run: %v", r.GetStatus())
+	}
+	pack := jobsByName(r)["pack"]
+	if objs := storedObjects(t, storeDir, "artifacts/"+pack.GetId()); len(objs) != 1 {
+		t.Fatalf("pipeline job's objects: %v", objs)
+	}
+	if _, err := c.jobs.DeletePipeline(ctx, &jobv1.DeletePipelineRequest{PipelineId: "keeps"}); err != nil {
+		t.Fatal(err)
+	}
+	if objs := storedObjects(t, storeDir, "artifacts/"+pack.GetId()); len(objs) != 0 {
+		t.Errorf("objects of a deleted pipeline's job: %v", objs)
+	}
 }
 
 // TestArtifactSweepAcrossReplicas: two servers on one PostgreSQL, one

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"path"
 	"strings"
@@ -329,42 +328,36 @@ func (s *Service) readLogs(ctx context.Context, j *store.Job, attempt int32, fro
 	return out, nil
 }
 
-// jobStored is what a job keeps through the storage plugin.
-type jobStored struct {
-	artifacts []store.Artifact
-	archived  int32
-}
-
 // jobObjects lists what a job keeps through the storage plugin, so that it
 // can be removed with the job.
-func (s *Service) jobObjects(ctx context.Context, jobID string) (jobStored, error) {
+func (s *Service) jobObjects(ctx context.Context, jobID string) (store.StoredOf, error) {
 	j, err := s.store.GetJob(ctx, jobID)
 	if errors.Is(err, store.ErrNotFound) {
-		return jobStored{}, nil // DeleteJob says so
+		return store.StoredOf{}, nil // DeleteJob says so
 	}
 	if err != nil {
-		return jobStored{}, storeError(err, "job "+jobID)
+		return store.StoredOf{}, storeError(err, "job "+jobID)
 	}
 	arts, err := s.store.JobArtifacts(ctx, jobID)
 	if err != nil {
-		return jobStored{}, storeError(err, "artifacts of job "+jobID)
+		return store.StoredOf{}, storeError(err, "artifacts of job "+jobID)
 	}
-	return jobStored{artifacts: arts, archived: j.LogArchivedAttempts}, nil
+	return store.StoredOf{JobID: jobID, Artifacts: arts, LogArchivedAttempts: j.LogArchivedAttempts}, nil
 }
 
 // deleteObjects removes a deleted job's objects; what fails is logged.
-func (s *Service) deleteObjects(ctx context.Context, jobID string, st jobStored) {
+func (s *Service) deleteObjects(ctx context.Context, st store.StoredOf) {
 	ctx = context.WithoutCancel(ctx)
-	for _, a := range st.artifacts {
+	for _, a := range st.Artifacts {
 		if a.Stored {
 			if err := s.storage.objects.DeleteParts(ctx, a.StorageKey, int(a.Parts)); err != nil {
-				s.log.Warn("remove artifact of a deleted job", "job", jobID, "path", a.Path, "err", err)
+				s.log.Warn("remove artifact of a deleted job", "job", st.JobID, "path", a.Path, "err", err)
 			}
 		}
 	}
-	if st.archived > 0 && s.storage.archive != nil {
-		if err := s.storage.archive.Delete(ctx, jobID, st.archived); err != nil {
-			s.log.Warn("remove archived log of a deleted job", "job", jobID, "err", fmt.Sprint(err))
+	if st.LogArchivedAttempts > 0 && s.storage.archive != nil {
+		if err := s.storage.archive.Delete(ctx, st.JobID, st.LogArchivedAttempts); err != nil {
+			s.log.Warn("remove archived log of a deleted job", "job", st.JobID, "err", err)
 		}
 	}
 }

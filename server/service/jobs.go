@@ -266,7 +266,7 @@ func (js *JobServer) DeleteJob(ctx context.Context, req *jobv1.DeleteJobRequest)
 	if err := js.s.store.DeleteJob(ctx, req.GetJobId()); err != nil {
 		return nil, storeError(err, "job "+req.GetJobId())
 	}
-	js.s.deleteObjects(ctx, req.GetJobId(), stored)
+	js.s.deleteObjects(ctx, stored)
 	return &jobv1.DeleteJobResponse{}, nil
 }
 

@@ -112,3 +112,31 @@ func (s *Store) DeleteArtifact(ctx context.Context, a *Artifact) error {
 	}
 	return nil
 }
+
+// StoredOf is what a job keeps outside the database: its artifacts and how
+// many attempts' logs are archived.
+type StoredOf struct {
+	JobID               string
+	Artifacts           []Artifact
+	LogArchivedAttempts int32
+}
+
+// PipelineStored returns what the jobs of a pipeline keep outside the
+// database, so that it can be removed with the pipeline.
+func (s *Store) PipelineStored(ctx context.Context, pipelineID string) ([]StoredOf, error) {
+	var jobs []Job
+	if err := s.db.NewSelect().Model(&jobs).Column("id", "log_archived_attempts").Where("pipeline_id = ?", pipelineID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("jobs of pipeline %s: %w", pipelineID, err)
+	}
+	var out []StoredOf
+	for _, j := range jobs {
+		arts, err := s.JobArtifacts(ctx, j.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(arts) > 0 || j.LogArchivedAttempts > 0 {
+			out = append(out, StoredOf{JobID: j.ID, Artifacts: arts, LogArchivedAttempts: j.LogArchivedAttempts})
+		}
+	}
+	return out, nil
+}
