@@ -306,8 +306,12 @@ func upload(agents agentv1.AgentServiceClient, h *agentv1.ArtifactHeader, data [
 // is not running is refused, and nothing is stored.
 func TestArtifactUploadRefused(t *testing.T) {
 	storeDir := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "server.yaml")
+	if err := os.WriteFile(cfg, []byte("api_tokens:\n  - {token: reader-token, scope: read}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c := storeCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), storeDir, "--lease-ttl", "10m", "--artifact-max-bytes", "1000000",
-		"--artifact-sweep-interval", "1h")
+		"--artifact-sweep-interval", "1h", "--config", cfg)
 	ctx := context.Background()
 	agents, id := fakeAgent(t, c, "by-hand")
 	other, _ := fakeAgent(t, c, "other")
@@ -356,6 +360,16 @@ func TestArtifactUploadRefused(t *testing.T) {
 	}
 	if got, _, err := download(c, j.GetId(), "dist/app.txt"); err != nil || !bytes.Equal(got, data) {
 		t.Errorf("download: %q %v", got, err)
+	}
+	// A read-scope token may download.
+	rconn, err := client.Dial(c.addr, client.Static("reader-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rconn.Close()
+	reader := &cluster{jobs: jobv1.NewJobServiceClient(rconn)}
+	if got, _, err := download(reader, j.GetId(), "dist/app.txt"); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("download with a read token: %q %v", got, err)
 	}
 	// Once the job has ended, its attempt takes no more uploads.
 	if _, err := agents.ReportJobStatus(ctx, &agentv1.ReportJobStatusRequest{AgentId: id, JobId: j.GetId(), Attempt: 1, Status: success}); err != nil {
