@@ -90,12 +90,21 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
 	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, slices.Collect(maps.Values(job.GetSecrets())))
 	result := a.execute(ctx, job, ws, ship)
+	// Artifacts are kept from successful jobs only (a job that failed, say
+	// at a security scan, must not publish what it built). They are
+	// uploaded before the final report, so a finished job's artifacts are
+	// there, and before the log closes, which records each upload.
+	var arts []*agentv1.Artifact
+	if result.Outcome == executor.Succeeded {
+		arts = a.collectArtifacts(log, ws, job.GetArtifacts())
+		a.uploadArtifacts(context.WithoutCancel(ctx), log, job, ws, arts, ship)
+	}
 	ship.close()
 
 	switch result.Outcome {
 	case executor.Succeeded:
 		report.ExitCode = 0
-		report.Artifacts = a.collectArtifacts(log, ws, job.GetArtifacts())
+		report.Artifacts = arts
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_SUCCESS)
 	case executor.TimedOut:
 		report.ExitCode = int32(result.ExitCode)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -28,10 +29,12 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/server/artifacts"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/metrics"
 	"github.com/go-arcade/arcade/server/notify"
+	"github.com/go-arcade/arcade/server/logarchive"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/ratelimit"
 	"github.com/go-arcade/arcade/server/secrets"
@@ -111,6 +114,20 @@ type Config struct {
 	// pipeline definition at CreatePipeline and UpdatePipeline; empty
 	// means no audit.
 	AuditPlugin string
+	// ArtifactStore names the storage plugin that keeps artifacts and
+	// archived logs; empty: artifacts are described but not stored.
+	ArtifactStore string
+	// ArtifactMaxBytes bounds one artifact (0: 1 GiB).
+	ArtifactMaxBytes int64
+	// ArtifactExpireIn is the expiry of artifacts whose job sets none
+	// (0: kept until the job is deleted).
+	ArtifactExpireIn time.Duration
+	// ArtifactSweepInterval is how often expired artifacts are removed and
+	// old logs archived (default 1m), on one replica at a time.
+	ArtifactSweepInterval time.Duration
+	// LogArchiveAfter moves the logs of jobs finished this long ago to the
+	// artifact store (0: never).
+	LogArchiveAfter time.Duration
 }
 
 // ScopedToken is an API token limited to a scope.
@@ -166,6 +183,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MetricsPprof && c.MetricsListen == "" {
 		return errors.New("metrics_pprof: needs metrics_listen, the address it is served on")
+	}
+	for name, d := range map[string]time.Duration{"artifact_expire_in": c.ArtifactExpireIn, "artifact_sweep_interval": c.ArtifactSweepInterval, "log_archive_after": c.LogArchiveAfter} {
+		if d < 0 {
+			return fmt.Errorf("%s: must not be negative, got %s", name, d)
+		}
+	}
+	if c.ArtifactMaxBytes < 0 {
+		return errors.New("artifact_max_bytes: must not be negative")
+	}
+	if c.ArtifactSweepInterval == 0 {
+		c.ArtifactSweepInterval = time.Minute
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls: set both tls_cert and tls_key")
@@ -260,6 +288,11 @@ type Server struct {
 	metrics *prometheus.Registry
 	serving atomic.Bool // gRPC serves and is not shutting down
 	notify  *notify.Notifier
+	// objects keep artifacts and archived logs through the storage plugin.
+	objects *artifacts.Objects
+	archive *logarchive.Archive
+	// replica names this process in leases.
+	replica string
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -354,6 +387,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	notifier.UseRuns(storeRuns{store: st})
 	svc.OnLocalEvent(notifier.Handle)
 	bus := svc.Events()
+	// The first-party storage plugin is granted DataDir/artifacts
+	// (conf.d/plugins.yaml); a missing folder would fail its load.
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "artifacts"), 0o755); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("create artifact folder: %w", err)
+	}
 	plugins, err := startPlugins(ctx, cfg, logger, func(e *jobv1.Event) { bus.Publish(e); notifier.Handle(e) }, stats)
 	if err != nil {
 		st.Close()
@@ -372,6 +411,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		}
 	}
 	pluginv1.RegisterPluginServiceServer(gs, service.NewPluginServer(plugins))
+	objects, archive := useArtifactStore(cfg, st, svc, plugins, logger)
 
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -379,7 +419,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, metrics: registry, notify: notifier}
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
+		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString()}
 	if err := srv.listenWebhook(); err != nil {
 		lis.Close()
 		plugins.Close(ctx) //nolint:errcheck // already failing
@@ -429,6 +470,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.startTriggers(ctx)
+	s.startStorageWork(ctx)
 
 	go s.watchStore(ctx)
 	s.serving.Store(true)

@@ -146,6 +146,12 @@ type serverSettings struct {
 	Audit struct {
 		Plugin string `koanf:"plugin"`
 	} `koanf:"audit"`
+
+	ArtifactStore         string        `koanf:"artifact_store"`
+	ArtifactMaxBytes      int64         `koanf:"artifact_max_bytes"`
+	ArtifactExpireIn      time.Duration `koanf:"artifact_expire_in"`
+	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
+	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`
 }
 
 var serverDefaults = map[string]any{
@@ -155,6 +161,7 @@ var serverDefaults = map[string]any{
 	"max_poll_wait":      "30s",
 	"plugins_config":     "conf.d/plugins.yaml",
 	"plugin_dirs":        []string{"plugins"},
+	"artifact_expire_in": "168h",
 }
 
 // agentSettings is the agent's configuration as files, environment and

@@ -33,6 +33,11 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Int("rate-burst", 0, "calls an API client may make at once (default: twice the rate)")
 	f.Int("webhook-port", 0, "port of the pipeline webhook endpoint on the --listen host (0: off)")
 	f.String("cron-timezone", "", "time zone of cron triggers that name none (default: local)")
+	f.String("artifact-store", "", "storage plugin that keeps artifacts and archived logs, e.g. fs-store (empty: not stored)")
+	f.Int64("artifact-max-bytes", 0, "largest artifact accepted, in bytes (default 1 GiB)")
+	f.Duration("artifact-expire-in", 7*24*time.Hour, "expiry of artifacts whose job sets none (0: kept until the job is deleted)")
+	f.Duration("artifact-sweep-interval", time.Minute, "how often expired artifacts are removed and old logs archived")
+	f.Duration("log-archive-after", 0, "archive the logs of jobs finished this long ago through the artifact store (0: never)")
 }
 
 func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) {
@@ -61,7 +66,9 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
 		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
-		SecretKey: s.SecretKey,
+		SecretKey:     s.SecretKey,
+		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
+		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
 	}, nil
 }
 

@@ -6,7 +6,13 @@
 //
 // config: root (the folder inside the sandbox, default /store; grant it
 // read-write), default_ttl (a Go duration applied when a save sets no
-// expiry, e.g. 720h; default none).
+// expiry, e.g. 720h; default none), verify_loads ("false" skips checking an
+// object's sha256 on load, for a caller that checks it itself; default
+// "true").
+//
+// Hashing runs at about 15 MB/s inside the sandbox: a caller that knows the
+// content's sha256 may give it as metadata "sha256" (64 hex digits) and it
+// is recorded as given instead of computed.
 //
 // Layout under root: objects/KEY holds the content, meta/KEY.json the
 // metadata. Keys are slash-separated relative paths without "." or ".."
@@ -39,18 +45,14 @@ var meta = pdk.Metadata{
 	Description: "objects with metadata under a granted folder",
 	Capabilities: &pdk.Capabilities{
 		AllowedPaths: []pdk.PathGrant{{GuestPath: "/store"}},
-		ConfigKeys:   []string{"root", "default_ttl"},
+		ConfigKeys:   []string{"root", "default_ttl", "verify_loads"},
 	},
 }
 
 //go:wasmexport metadata
 func metadata() int32 { return pdk.Describe(meta) }
 
-//go:wasmexport save
-func save() int32 { return pdk.Handle(runSave) }
-
-//go:wasmexport load
-func load() int32 { return pdk.Handle(runLoad) }
+// save and load: see content.go.
 
 //go:wasmexport delete
 func del() int32 { return pdk.Handle(runDelete) }
@@ -105,9 +107,13 @@ func runSave(r *pdk.SaveRequest) (*pdk.SaveResponse, error) {
 		}
 		content = b
 	}
-	sum := sha256.Sum256(content)
+	digest := strings.ToLower(r.Metadata["sha256"])
+	if b, err := hex.DecodeString(digest); err != nil || len(b) != sha256.Size {
+		sum := sha256.Sum256(content)
+		digest = hex.EncodeToString(sum[:])
+	}
 	now := time.Now().UTC().Truncate(time.Second)
-	obj := &pdk.Object{Key: r.Key, Size: pdk.Int64(len(content)), SHA256: hex.EncodeToString(sum[:]),
+	obj := &pdk.Object{Key: r.Key, Size: pdk.Int64(len(content)), SHA256: digest,
 		ContentType: r.ContentType, Metadata: r.Metadata, CreatedAt: pdk.NewTimestamp(now), ExpiresAt: r.ExpiresAt}
 	if obj.ContentType == "" {
 		name := r.Key
@@ -174,9 +180,11 @@ func runLoad(r *pdk.LoadRequest) (*pdk.LoadResponse, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fs-store: load %s: %w", r.Key, err)
 	}
-	sum := sha256.Sum256(content)
-	if got := hex.EncodeToString(sum[:]); got != obj.SHA256 {
-		return nil, fmt.Errorf("fs-store: object %s is corrupt: sha256 %s, recorded %s", r.Key, got, obj.SHA256)
+	if pdk.ConfigOr("verify_loads", "true") != "false" {
+		sum := sha256.Sum256(content)
+		if got := hex.EncodeToString(sum[:]); got != obj.SHA256 {
+			return nil, fmt.Errorf("fs-store: object %s is corrupt: sha256 %s, recorded %s", r.Key, got, obj.SHA256)
+		}
 	}
 	resp := &pdk.LoadResponse{Status: pdk.StatusSuccess, Object: obj}
 	if r.TargetPath != "" {

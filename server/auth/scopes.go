@@ -14,7 +14,7 @@ import (
 type Scope int
 
 const (
-	// Read: look (Get*, List*, Stream*, Explain*).
+	// Read: look (Get*, List*, Stream*, Explain*, Download*).
 	Read Scope = iota + 1
 	// Write: also create, change, cancel, retry, trigger, stop, call plugins.
 	Write
@@ -62,14 +62,14 @@ var adminMethods = map[string]bool{
 }
 
 // scopeFor is the scope an API client needs for a method: reading methods
-// need read, admin methods admin, the rest write.
+// (downloads too) need read, admin methods admin, the rest write.
 func scopeFor(method string) Scope {
 	name := path.Base(method)
 	switch {
 	case adminMethods[name]:
 		return Admin
 	case strings.HasPrefix(name, "Get"), strings.HasPrefix(name, "List"), strings.HasPrefix(name, "Stream"),
-		strings.HasPrefix(name, "Explain"):
+		strings.HasPrefix(name, "Explain"), strings.HasPrefix(name, "Download"):
 		return Read
 	}
 	return Write

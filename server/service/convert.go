@@ -66,6 +66,7 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		Timeout:         dur(j.TimeoutMS),
 		Image:           j.Image,
 		Artifacts:       artifactConfig(j.Artifacts),
+		LogArchived:     j.LogArchivedAttempts > 0 && j.LogArchivedAttempts >= j.Attempt,
 		Retries:         j.Retries,
 		LabelSelector:   selectorProto(j.Selector),
 		Labels:          j.Labels,
@@ -133,5 +134,8 @@ func artifact(a store.Artifact) *agentv1.Artifact {
 		Sha256:    a.SHA256,
 		CreatedAt: ts(a.CreatedAt),
 		ExpiresAt: ts(a.ExpiresAt),
+		JobId:     a.JobID,
+		Attempt:   a.Attempt,
+		Stored:    a.Stored,
 	}
 }

@@ -259,9 +259,14 @@ func (js *JobServer) DeleteJob(ctx context.Context, req *jobv1.DeleteJobRequest)
 	if err := requireID("job_id", req.GetJobId()); err != nil {
 		return nil, err
 	}
+	stored, err := js.s.jobObjects(ctx, req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
 	if err := js.s.store.DeleteJob(ctx, req.GetJobId()); err != nil {
 		return nil, storeError(err, "job "+req.GetJobId())
 	}
+	js.s.deleteObjects(ctx, stored)
 	return &jobv1.DeleteJobResponse{}, nil
 }
 
@@ -360,9 +365,9 @@ func (js *JobServer) GetJobLog(ctx context.Context, req *jobv1.GetJobLogRequest)
 	}
 	limit = min(limit, maxLogLimit)
 	from := max(req.GetFromLine(), 1)
-	lines, err := js.s.store.ReadLogs(ctx, j.ID, attempt, from, limit)
+	lines, err := js.s.readLogs(ctx, j, attempt, from, limit)
 	if err != nil {
-		return nil, storeError(err, "log")
+		return nil, err
 	}
 	resp := &jobv1.GetJobLogResponse{Attempt: attempt, NextLine: from}
 	for _, l := range lines {
@@ -373,27 +378,6 @@ func (js *JobServer) GetJobLog(ctx context.Context, req *jobv1.GetJobLogRequest)
 	}
 	ended := attempt < j.Attempt || jobstate.Terminal(status(j))
 	resp.Complete = ended && len(lines) < limit
-	return resp, nil
-}
-
-// ListJobArtifacts implements JobService.ListJobArtifacts.
-func (js *JobServer) ListJobArtifacts(ctx context.Context, req *jobv1.ListJobArtifactsRequest) (*jobv1.ListJobArtifactsResponse, error) {
-	j, err := js.get(ctx, req.GetJobId())
-	if err != nil {
-		return nil, err
-	}
-	p, err := page(req.GetPageSize(), req.GetPageToken(), req.GetOrderBy(), store.ArtifactColumns, store.Order{Column: "path"})
-	if err != nil {
-		return nil, err
-	}
-	arts, total, err := js.s.store.ListArtifacts(ctx, j.ID, j.Attempt, p)
-	if err != nil {
-		return nil, storeError(err, "artifacts")
-	}
-	resp := &jobv1.ListJobArtifactsResponse{NextPageToken: nextToken(p, len(arts), total)}
-	for _, a := range arts {
-		resp.Artifacts = append(resp.Artifacts, artifact(a))
-	}
 	return resp, nil
 }
 

@@ -395,8 +395,15 @@ func (js *JobServer) DeletePipeline(ctx context.Context, req *jobv1.DeletePipeli
 	if err != nil {
 		return nil, err
 	}
+	stored, err := js.s.store.PipelineStored(ctx, p.ID)
+	if err != nil {
+		return nil, storeError(err, "pipeline "+p.Name)
+	}
 	if err := js.s.store.DeletePipeline(ctx, p.ID); err != nil {
 		return nil, storeError(err, "pipeline "+p.Name)
+	}
+	for _, st := range stored {
+		js.s.deleteObjects(ctx, st)
 	}
 	return &jobv1.DeletePipelineResponse{}, nil
 }

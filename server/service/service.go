@@ -82,6 +82,8 @@ type Service struct {
 	local []func(*jobv1.Event)
 	// audit checks pipeline definitions; nil: no audit.
 	audit Auditor
+	// storage keeps artifacts and archived logs (UseStorage).
+	storage storage
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent

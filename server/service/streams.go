@@ -102,9 +102,9 @@ func (ss *StreamServer) StreamJobLog(req *jobv1.StreamJobLogRequest, stream grpc
 	}
 	catchUp := func() error {
 		for {
-			packs, err := s.store.ReadPacks(ctx, j.ID, attempt, next, logPage)
+			packs, err := s.readPacks(ctx, j, attempt, next, logPage)
 			if err != nil {
-				return storeError(err, "log")
+				return err
 			}
 			for _, p := range packs {
 				if err := send(p); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -148,4 +149,55 @@ func (s *Store) insertChunk() string {
 		return "INSERT INTO job_log_chunks (job_id, attempt, first_line, last_line, lines, data) VALUES ($1, $2, $3, $4, $5, $6)"
 	}
 	return "INSERT INTO job_log_chunks (job_id, attempt, first_line, last_line, lines, data) VALUES (?, ?, ?, ?, ?, ?)"
+}
+
+// ArchivableJobs returns up to limit jobs that finished before cutoff and
+// have attempts whose logs are not archived yet.
+func (s *Store) ArchivableJobs(ctx context.Context, cutoff time.Time, limit int) ([]*Job, error) {
+	var jobs []*Job
+	err := s.db.NewSelect().Model(&jobs).
+		Where("finished_at IS NOT NULL").Where("finished_at <= ?", cutoff.UTC()).
+		Where("log_archived_attempts < attempt").Order("finished_at").Limit(limit).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jobs to archive: %w", err)
+	}
+	return jobs, nil
+}
+
+// MarkLogArchived records that the logs of attempts 1..through of a job are
+// archived and deletes their rows, in one transaction with the job row
+// locked. It reports false (and changes nothing) when they were already
+// marked, by another replica say.
+func (s *Store) MarkLogArchived(ctx context.Context, jobID string, through int32) (bool, error) {
+	marked := false
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		j := new(Job)
+		if err := tx.NewSelect().Model(j).Column("id", "log_archived_attempts", "attempt").Where("id = ?", jobID).Apply(s.lockRows).Scan(ctx); err != nil {
+			return notFound(err)
+		}
+		if j.LogArchivedAttempts >= through || through > j.Attempt {
+			return nil
+		}
+		if _, err := tx.NewUpdate().Model((*Job)(nil)).Set("log_archived_attempts = ?", through).Where("id = ?", jobID).Exec(ctx); err != nil {
+			return err
+		}
+		if _, err := tx.NewDelete().Model((*logChunk)(nil)).Where("job_id = ?", jobID).Where("attempt <= ?", through).Exec(ctx); err != nil {
+			return err
+		}
+		marked = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("mark log of job %s archived: %w", jobID, err)
+	}
+	return marked, nil
+}
+
+// CountLogChunks returns how many stored log rows a job has (all attempts).
+func (s *Store) CountLogChunks(ctx context.Context, jobID string) (int, error) {
+	n, err := s.db.NewSelect().Model((*logChunk)(nil)).Where("job_id = ?", jobID).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count log rows of job %s: %w", jobID, err)
+	}
+	return n, nil
 }

@@ -62,6 +62,9 @@ type Job struct {
 	PipelineID  string   `bun:"pipeline_id,notnull"`
 	RunID       string   `bun:"run_id,notnull"`
 	Stage       string   `bun:"stage,notnull"`
+	// LogArchivedAttempts: the logs of attempts 1..N are archived through
+	// the storage plugin (server/logarchive) and no longer in the database.
+	LogArchivedAttempts int32 `bun:"log_archived_attempts,notnull"`
 }
 
 // LogLine is one log line of a job attempt.
@@ -91,6 +94,13 @@ type Artifact struct {
 	SHA256    string    `bun:"sha256,notnull"`
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	ExpiresAt time.Time `bun:"expires_at,nullzero"`
+	// Stored is true once the server holds the bytes, under StorageKey in
+	// Parts objects of the storage plugin (see server/artifacts).
+	Stored     bool   `bun:"stored,notnull"`
+	StorageKey string `bun:"storage_key,notnull"`
+	Parts      int32  `bun:"parts,notnull"`
+	// ClaimedAt is set by the sweep that is removing the expired artifact.
+	ClaimedAt time.Time `bun:"claimed_at,nullzero"`
 }
 
 // jobData are the tables whose rows belong to a job (by job_id) and go when

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/client"
+)
+
+func newArtifactCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "artifact", Short: "List and download the artifacts of jobs"}
+	cmd.AddCommand(newArtifactListCmd(), newArtifactGetCmd())
+	return cmd
+}
+
+func newArtifactListCmd() *cobra.Command {
+	f := &clientFlags{}
+	cmd := &cobra.Command{
+		Use: "list JOB_ID", Short: "List the artifacts of a job's latest attempt", Args: cobra.ExactArgs(1),
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
+			resp, err := c.jobs.ListJobArtifacts(cmd.Context(), &jobv1.ListJobArtifactsRequest{JobId: args[0], PageSize: 1000})
+			if err != nil {
+				return err
+			}
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PATH\tSIZE\tSHA256\tCREATED\tEXPIRES\tSTORED")
+			for _, a := range resp.GetArtifacts() {
+				expires := "never"
+				if a.GetExpiresAt() != nil {
+					expires = a.GetExpiresAt().AsTime().Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%v\n", a.GetPath(), a.GetSizeBytes(), a.GetSha256(),
+					a.GetCreatedAt().AsTime().Local().Format(time.DateTime), expires, a.GetStored())
+			}
+			return tw.Flush()
+		}),
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newArtifactGetCmd() *cobra.Command {
+	f := &clientFlags{output: "table"}
+	var (
+		out     string
+		attempt int32
+	)
+	cmd := &cobra.Command{
+		Use:   "get JOB_ID PATH",
+		Short: "Download an artifact; its sha256 is checked",
+		Long: `Download an artifact of a job to a file (default: its base name in the
+current folder; -o - writes it to standard output). The sha256 of what
+arrived is checked against the server's record; on a mismatch the file is
+removed and arcade exits with an error.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := dialAPI(f.server, f.token, client.TLS{CAFile: f.tlsCA})
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			stream, err := c.jobs.DownloadArtifact(cmd.Context(), &jobv1.DownloadArtifactRequest{JobId: args[0], Path: args[1], Attempt: attempt})
+			if err != nil {
+				return err
+			}
+			first, err := stream.Recv()
+			if err != nil {
+				return err
+			}
+			art := first.GetArtifact()
+			if art == nil {
+				return errors.New("the server sent no artifact description")
+			}
+			if out == "" {
+				out = path.Base(art.GetPath())
+			}
+			var w io.Writer = cmd.OutOrStdout()
+			var tmp *os.File
+			if out != "-" {
+				if tmp, err = os.CreateTemp(filepath.Dir(out), ".arcade-artifact-*"); err != nil {
+					return err
+				}
+				defer os.Remove(tmp.Name()) // after a rename, nothing to remove
+				defer tmp.Close()
+				w = tmp
+			}
+			sum := sha256.New()
+			var n int64
+			write := func(data []byte) error {
+				n += int64(len(data))
+				sum.Write(data)
+				_, err := w.Write(data)
+				return err
+			}
+			if err := write(first.GetData()); err != nil {
+				return err
+			}
+			for {
+				msg, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				if err := write(msg.GetData()); err != nil {
+					return err
+				}
+			}
+			got := hex.EncodeToString(sum.Sum(nil))
+			if n != art.GetSizeBytes() || got != art.GetSha256() {
+				return fmt.Errorf("artifact %s: received %d bytes with sha256 %s, want %d bytes with sha256 %s", art.GetPath(), n, got, art.GetSizeBytes(), art.GetSha256())
+			}
+			if tmp != nil {
+				if err := tmp.Close(); err != nil {
+					return err
+				}
+				if err := os.Rename(tmp.Name(), out); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d bytes, sha256 %s (verified)\n", out, n, got)
+			}
+			return nil
+		},
+	}
+	// Connection flags without -o, which names the file here.
+	def := os.Getenv("ARCADE_SERVER")
+	if def == "" {
+		def = "127.0.0.1:9090"
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.server, "server", def, "server address (env ARCADE_SERVER)")
+	fl.StringVar(&f.token, "token", os.Getenv("ARCADE_API_TOKEN"), "API token (env ARCADE_API_TOKEN)")
+	fl.StringVar(&f.tlsCA, "tls-ca", os.Getenv("ARCADE_TLS_CA"), "reach the server over TLS, trusting this CA (env ARCADE_TLS_CA)")
+	fl.StringVarP(&out, "output", "o", "", "file to write (default: the artifact's base name; - for standard output)")
+	fl.Int32Var(&attempt, "attempt", 0, "attempt of the job (default: the latest that has the artifact)")
+	return cmd
+}

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/server/artifacts"
+	"github.com/go-arcade/arcade/server/logarchive"
+	"github.com/go-arcade/arcade/server/service"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// useArtifactStore hands the services the storage plugin named by
+// cfg.ArtifactStore, looked up at each use: a plugin loaded, swapped or
+// removed later is followed without a restart.
+func useArtifactStore(cfg Config, st *store.Store, svc *service.Service, plugins *host.Manager, logger *slog.Logger) (*artifacts.Objects, *logarchive.Archive) {
+	var objects *artifacts.Objects
+	if cfg.ArtifactStore != "" {
+		name := cfg.ArtifactStore
+		objects = artifacts.NewObjects(func() (artifacts.Plugin, error) {
+			p, err := plugins.GetStoragePlugin(name)
+			if err != nil {
+				return nil, err
+			}
+			return p, nil
+		}, 0)
+		if err := objects.Available(); err != nil {
+			logger.Warn("artifact store not available yet; uploads are refused until it loads", "plugin", name, "err", err)
+		}
+	}
+	archive := logarchive.New(st, objects, logger.With("component", "logarchive"))
+	svc.UseStorage(service.StorageConfig{Objects: objects, Archive: archive, MaxBytes: cfg.ArtifactMaxBytes, ExpireIn: cfg.ArtifactExpireIn})
+	return objects, archive
+}
+
+// startStorageWork starts the artifact sweep and the log archive, each on
+// one replica at a time.
+func (s *Server) startStorageWork(ctx context.Context) {
+	if s.objects == nil {
+		return
+	}
+	every := s.cfg.ArtifactSweepInterval
+	sweeper := artifacts.NewSweeper(s.store, s.objects, s.log.With("component", "artifacts"))
+	go runLeased(ctx, s.store, "artifact-sweep", s.replica, every, s.log, func(ctx context.Context) error {
+		_, err := sweeper.Sweep(ctx)
+		return err
+	})
+	if after := s.cfg.LogArchiveAfter; after > 0 {
+		go runLeased(ctx, s.store, "log-archive", s.replica, every, s.log, func(ctx context.Context) error {
+			_, err := s.archive.Run(ctx, after)
+			return err
+		})
+	}
+}
