@@ -316,6 +316,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, err
 	}
 	pluginv1.RegisterPluginServiceServer(gs, service.NewPluginServer(plugins))
+	svc.UsePlugins(plugins)
 
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -231,12 +231,16 @@ func (ch *agentChannel) assign(ctx context.Context) {
 		if j == nil {
 			continue
 		}
+		job := ch.s.handOut(ctx, j)
+		if job == nil {
+			continue
+		}
 		ch.mu.Lock()
 		ch.want--
 		ch.mu.Unlock()
 		ch.s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName, "via", "channel")
 		err = ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_JobAssignment{JobAssignment: &agentv1.FetchJobResponse{
-			Job: ch.s.agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}}})
+			Job: job, LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}}})
 		if err != nil {
 			ch.s.log.Warn("job assignment not delivered; back to the queue", "job", j.ID, "agent", ch.id, "err", err)
 			if err := ch.s.store.ReleaseClaim(context.WithoutCancel(ctx), j); err != nil {

@@ -83,6 +83,7 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		RunId:           j.RunID,
 		Stage:           j.Stage,
 		SecretNames:     j.SecretNames,
+		Steps:           storedSteps(j),
 	}
 }
 
@@ -113,6 +114,7 @@ func (s *Service) agentJob(j *store.Job) *agentv1.Job {
 		Retries:       j.Retries,
 		LabelSelector: selectorProto(j.Selector),
 		Attempt:       j.Attempt,
+		Steps:         storedSteps(j),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/livelog"
@@ -75,6 +76,8 @@ type Service struct {
 	logs livelog.Hub
 	// peers tells other server replicas (PostgreSQL only); nil alone.
 	peers *peers.Peers
+	// plugins serve job steps (uses:); nil: no plugin steps.
+	plugins *host.Manager
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent
