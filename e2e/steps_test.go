@@ -10,9 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
@@ -70,6 +72,8 @@ func TestPluginSteps(t *testing.T) {
 	copyFile(t, v1, filepath.Join(pluginDir, "steptool.wasm"))
 	copyFile(t, v1, filepath.Join(pluginDir, "badsig.wasm"))
 	copyFile(t, v1, filepath.Join(pluginDir, "unsigned.wasm"))
+	copyFile(t, v1, filepath.Join(pluginDir, "slowtool.wasm"))
+	copyFile(t, v1, filepath.Join(pluginDir, "doomed.wasm"))
 
 	// go-lint is signed by the key the strict agent trusts, badsig by another.
 	pub, priv, _ := host.GenerateKey()
@@ -86,7 +90,7 @@ func TestPluginSteps(t *testing.T) {
 	sign("go-lint", priv)
 	sign("badsig", otherPriv)
 
-	cfg := fmt.Sprintf(`plugins:
+	cfgTemplate := `plugins:
   - name: steptool
     path: %[1]s/steptool.wasm
     kind: ci
@@ -100,11 +104,26 @@ func TestPluginSteps(t *testing.T) {
   - name: unsigned
     path: %[1]s/unsigned.wasm
     kind: ci
-`, pluginDir)
+  - name: slowtool
+    path: %[1]s/slowtool.wasm
+    kind: ci
+    grants: {timeout: 10m}
+`
+	doomed := `  - name: doomed
+    path: %[1]s/doomed.wasm
+    kind: ci
+`
 	cfgPath := filepath.Join(dir, "plugins.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+	writeCfg := func(withDoomed bool) {
+		cfg := cfgTemplate
+		if withDoomed {
+			cfg += doomed
+		}
+		if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(cfg, pluginDir)), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	writeCfg(true)
 	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--plugins-config", cfgPath, "--plugin-dirs", pluginDir)
 	plugins := pluginv1.NewPluginServiceClient(c.conn)
 	ctx := context.Background()
@@ -226,6 +245,45 @@ func TestPluginSteps(t *testing.T) {
 		_, text = run(&jobv1.CreateJobRequest{Name: "after", Selector: "role=main", Steps: []*agentv1.Step{
 			{Uses: "steptool"}, {Commands: []string{"echo still-healthy"}}}}, agentv1.JobStatus_JOB_STATUS_SUCCESS)
 		mustContain("log", text, "still-healthy")
+	})
+
+	t.Run("the job's timeout and cancellation stop a running plugin", func(t *testing.T) {
+		j, text := run(&jobv1.CreateJobRequest{Name: "job-timeout", Selector: "role=main", Timeout: durationpb.New(2 * time.Second),
+			Steps: []*agentv1.Step{{Uses: "slowtool", With: map[string]string{"action": "loop"}}}}, agentv1.JobStatus_JOB_STATUS_TIMEOUT)
+		if j.GetMessage() != "timed out after 2s" {
+			t.Errorf("message %q", j.GetMessage())
+		}
+		mustContain("log", text, `step 1/1 "slowtool" timed out`)
+
+		j = c.create(&jobv1.CreateJobRequest{Name: "job-cancel", Selector: "role=main",
+			Steps: []*agentv1.Step{{Uses: "slowtool", With: map[string]string{"action": "loop"}}}})
+		c.waitFor("the plugin to run", func() bool {
+			return strings.Contains(logText(c.logOf(j.GetId(), 0)), "plugin slowtool 1.0.0")
+		})
+		if _, err := c.jobs.CancelJob(ctx, &jobv1.CancelJobRequest{JobId: j.GetId(), Reason: "enough"}); err != nil {
+			t.Fatal(err)
+		}
+		j = c.waitStatus(j.GetId(), agentv1.JobStatus_JOB_STATUS_CANCELLED)
+		if j.GetMessage() != "enough" {
+			t.Errorf("message %q", j.GetMessage())
+		}
+	})
+
+	t.Run("a plugin gone by hand-out time fails its job", func(t *testing.T) {
+		j := c.create(&jobv1.CreateJobRequest{Name: "doomed", Selector: "role=late", Steps: []*agentv1.Step{{Uses: "doomed"}}})
+		if err := os.Remove(filepath.Join(pluginDir, "doomed.wasm")); err != nil {
+			t.Fatal(err)
+		}
+		writeCfg(false)
+		c.waitFor("doomed to be unloaded", func() bool {
+			_, err := plugins.GetPlugin(ctx, &pluginv1.GetPluginRequest{Name: "doomed"})
+			return status.Code(err) == codes.NotFound
+		})
+		c.startAgent("late", 1, "role=late")
+		j = c.waitStatus(j.GetId(), agentv1.JobStatus_JOB_STATUS_FAILED)
+		if !strings.Contains(j.GetMessage(), `plugin "doomed" is not loaded on this server`) {
+			t.Errorf("message %q", j.GetMessage())
+		}
 	})
 
 	t.Run("a plugin swapped on the server is used by the next job", func(t *testing.T) {
