@@ -57,18 +57,27 @@ func logText(lines []*agentv1.LogChunk) string {
 // only to agents that offer their plugins, and an agent that requires
 // signatures refuses an unsigned or badly signed module.
 func TestPluginSteps(t *testing.T) {
+	build := t.TempDir()
+	v1, v2 := filepath.Join(build, "steptool-1.wasm"), filepath.Join(build, "steptool-2.wasm")
+	lint := filepath.Join(build, "go-lint.wasm")
+	parallelDone(
+		func() { buildPlugin(t, "./testdata/steptool", v1) },
+		func() { buildPlugin(t, "./testdata/steptool", v2, "-X main.version=2.0.0") },
+		func() { buildPlugin(t, "../plugins/go-lint", lint) },
+	)
+	if t.Failed() {
+		return
+	}
+	eachDB(t, func(t *testing.T, dsn string) { pluginSteps(t, dsn, v1, v2, lint) })
+}
+
+func pluginSteps(t *testing.T, dsn, v1, v2, lint string) {
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, "plugins")
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	build := t.TempDir()
-	v1, v2 := filepath.Join(build, "steptool-1.wasm"), filepath.Join(build, "steptool-2.wasm")
-	parallelDone(
-		func() { buildPlugin(t, "./testdata/steptool", v1) },
-		func() { buildPlugin(t, "./testdata/steptool", v2, "-X main.version=2.0.0") },
-		func() { buildPlugin(t, "../plugins/go-lint", filepath.Join(pluginDir, "go-lint.wasm")) },
-	)
+	copyFile(t, lint, filepath.Join(pluginDir, "go-lint.wasm"))
 	copyFile(t, v1, filepath.Join(pluginDir, "steptool.wasm"))
 	copyFile(t, v1, filepath.Join(pluginDir, "badsig.wasm"))
 	copyFile(t, v1, filepath.Join(pluginDir, "unsigned.wasm"))
@@ -124,7 +133,7 @@ func TestPluginSteps(t *testing.T) {
 		}
 	}
 	writeCfg(true)
-	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--plugins-config", cfgPath, "--plugin-dirs", pluginDir)
+	c := newCluster(t, dsn, "--plugins-config", cfgPath, "--plugin-dirs", pluginDir)
 	plugins := pluginv1.NewPluginServiceClient(c.conn)
 	ctx := context.Background()
 	main := c.startAgent("main", 1, "role=main")
