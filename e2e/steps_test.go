@@ -160,6 +160,17 @@ func pluginSteps(t *testing.T, dsn, v1, v2, lint string) {
 		}
 	}
 
+	cli := func(t *testing.T, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(arcadeBin, args...)
+		cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("arcade %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
 	t.Run("mixed steps share the workspace", func(t *testing.T) {
 		j, text := run(&jobv1.CreateJobRequest{Name: "mixed", Selector: "role=main",
 			Secrets: map[string]string{"DEPLOY_TOKEN": "tok-8c1f0e55"},
@@ -200,25 +211,15 @@ func pluginSteps(t *testing.T, dsn, v1, v2, lint string) {
 		if err := os.WriteFile(jobFile, append(raw, []byte("selector: role=main\n")...), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cli := func(args ...string) string {
-			t.Helper()
-			cmd := exec.Command(arcadeBin, args...)
-			cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("arcade %s: %v\n%s", strings.Join(args, " "), err, out)
-			}
-			return string(out)
-		}
-		out := cli("job", "create", "-f", jobFile, "--follow")
+		out := cli(t, "job", "create", "-f", jobFile, "--follow")
 		mustContain("arcade job create -f --follow", out, "result: SUCCESS: 1 Go files checked, all formatted", "main.go", "SUCCESS")
 		id := regexp.MustCompile(`job (\S+) \(lint-sources\) created`).FindStringSubmatch(out)
 		if id == nil {
 			t.Fatalf("no job id in:\n%s", out)
 		}
-		mustContain("arcade job get", cli("job", "get", id[1]),
+		mustContain("arcade job get", cli(t, "job", "get", id[1]),
 			"Step 1:", "prepare: run mkdir -p src", "Step 2:", "lint: uses go-lint, function lint, with dir=/workspace/src", "Step 3:")
-		out = cli("job", "create", "--selector", "role=main", "--cmd", "echo hi > hi.txt", "--uses", "steptool", "--with", "read=hi.txt", "--follow")
+		out = cli(t, "job", "create", "--selector", "role=main", "--cmd", "echo hi > hi.txt", "--uses", "steptool", "--with", "read=hi.txt", "--follow")
 		mustContain("arcade job create --uses", out, "read hi.txt: hi")
 	})
 
@@ -412,6 +413,7 @@ stages:
 			t.Fatalf("job needing steptool is %s on %s, want PENDING", got.GetStatus(), got.GetAgentName())
 		}
 		c.startAgentWith("tools", 1, []string{"--plugins", "steptool,go-lint"}, "role=route")
+		mustContain("arcade agent list", cli(t, "agent", "list"), "steptool,go-lint")
 		done := c.waitStatus(j.GetId(), agentv1.JobStatus_JOB_STATUS_SUCCESS, agentv1.JobStatus_JOB_STATUS_FAILED)
 		if done.GetStatus() != agentv1.JobStatus_JOB_STATUS_SUCCESS || done.GetAgentName() != "tools" {
 			t.Errorf("job ran on %s: %s %s", done.GetAgentName(), done.GetStatus(), done.GetMessage())

@@ -386,16 +386,20 @@ func newAgentListCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), resp)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tJOBS\tCPU\tMEM\tLAST SEEN\tLABELS")
+			fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tJOBS\tCPU\tMEM\tLAST SEEN\tPLUGINS\tLABELS")
 			for _, a := range resp.GetAgents() {
 				var lbls []string
 				for k, v := range a.GetLabels() {
 					lbls = append(lbls, k+"="+v)
 				}
 				sortStrings(lbls)
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%s\t%s\n", a.GetId(), a.GetName(),
+				plugins := strings.Join(a.GetPlugins(), ",")
+				if plugins == "" {
+					plugins = "*"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%s\t%s\t%s\n", a.GetId(), a.GetName(),
 					agentState(a), a.GetRunningJobs(), a.GetMaxConcurrentJobs(),
-					a.GetMetrics().GetCpuPercent(), a.GetMetrics().GetMemoryPercent(), age(a.GetLastHeartbeatAt()), strings.Join(lbls, ","))
+					a.GetMetrics().GetCpuPercent(), a.GetMetrics().GetMemoryPercent(), age(a.GetLastHeartbeatAt()), plugins, strings.Join(lbls, ","))
 			}
 			return tw.Flush()
 		}),
