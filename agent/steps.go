@@ -155,6 +155,9 @@ func (r *stepsRun) pluginStep(ctx context.Context, st *agentv1.Step, index int, 
 	}
 	data, err := a.plugins.Get(ctx, mod)
 	if err != nil {
+		if ctx.Err() != nil {
+			return executor.Result{Outcome: executor.Cancelled, ExitCode: -1, Err: context.Cause(ctx)}, ""
+		}
 		return failed("%v", err)
 	}
 
