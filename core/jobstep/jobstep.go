@@ -33,6 +33,7 @@ func errorf(field, format string, args ...any) *Error {
 var (
 	pluginName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	funcName   = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	versionRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_-]*$`)
 )
 
 // ParseUses splits "NAME" or "NAME@VERSION".
@@ -43,10 +44,10 @@ func ParseUses(uses string) (name, version string, err error) {
 		return "", "", fmt.Errorf("names no plugin: want NAME or NAME@VERSION, got %q", uses)
 	case !pluginName.MatchString(name):
 		return "", "", fmt.Errorf("%q is not a plugin name (letters, digits, '.', '_', '-')", name)
-	case at && strings.TrimSpace(version) == "":
+	case at && version == "":
 		return "", "", fmt.Errorf("empty version after @ in %q", uses)
-	case strings.ContainsAny(version, " \t\n@"):
-		return "", "", fmt.Errorf("bad version %q", version)
+	case at && !versionRe.MatchString(version):
+		return "", "", fmt.Errorf("bad version %q (letters, digits, '.', '+', '_', '-')", version)
 	}
 	return name, version, nil
 }

@@ -57,3 +57,23 @@ func TestPluginsAndCapabilities(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseUses(f *testing.F) {
+	for _, s := range []string{"go-lint", "go-lint@1.0.0", "@", "a@b@c", " x "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		name, version, err := ParseUses(s)
+		if err != nil {
+			return
+		}
+		joined := name
+		if version != "" {
+			joined += "@" + version
+		}
+		n2, v2, err := ParseUses(joined)
+		if err != nil || n2 != name || v2 != version {
+			t.Fatalf("ParseUses(%q) = %q %q, but %q parses to %q %q %v", s, name, version, joined, n2, v2, err)
+		}
+	})
+}
