@@ -612,6 +612,7 @@ func (s *Service) checkPipelinePlugins(spec *jobv1.PipelineDetail) error {
 func (s *Service) newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Node, now time.Time) *store.Job {
 	env := pipeline.EnvFor(spec, n, r.Params)
 	env["ARCADE_PIPELINE"] = r.PipelineName
+	env["ARCADE_PIPELINE_ID"] = r.PipelineID
 	env["ARCADE_RUN_ID"] = r.ID
 	env["ARCADE_RUN_NUMBER"] = strconv.FormatInt(r.Number, 10)
 	env["ARCADE_STAGE"] = n.Stage
