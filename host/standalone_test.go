@@ -110,3 +110,28 @@ func TestPluginModule(t *testing.T) {
 		t.Errorf("module %+v", mod)
 	}
 }
+
+// BenchmarkRunnerStep is one job step's cost with a warm compilation cache:
+// load the module from bytes (compiled code from the cache, metadata call),
+// call it once, close it.
+func BenchmarkRunnerStep(b *testing.B) {
+	data, err := os.ReadFile(testWasm.kitchen)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := NewRunner(nil, WithCacheDir(testWasm.cache))
+	defer r.Close(context.Background())
+	spec := Spec{Name: "kitchen"}
+	spec.Grants.AllowedPaths = []PathGrant{{Host: b.TempDir(), Guest: "/workspace", Mode: "rw"}}
+	ctx := context.Background()
+	for b.Loop() {
+		l, err := r.Load(ctx, spec, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.Call(ctx, "execute", []byte(`{"action":"echo"}`)); err != nil {
+			b.Fatal(err)
+		}
+		l.Close()
+	}
+}
