@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,11 +26,13 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/plugincache"
 	"github.com/go-arcade/arcade/agent/sysinfo"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/client"
 	"github.com/go-arcade/arcade/core/labels"
+	"github.com/go-arcade/arcade/host"
 )
 
 // Version is reported to the server at registration.
@@ -57,7 +61,24 @@ type Config struct {
 	// everything) or "poll" (unary heartbeats and FetchJob/CancelJob
 	// long-polls, for networks that cut long streams).
 	Transport string
+	// Plugins are the plugins the agent runs as job steps: names, "*" (the
+	// default: any the server serves) or "-" (none).
+	Plugins []string
+	// DataDir keeps the plugin modules fetched from the server (plugins/)
+	// and their compilation cache (wazero-cache/); default WorkDir.
+	DataDir string
+	// TrustedKeys are base64 ed25519 public keys; a plugin module with a
+	// signature must be signed by one of them.
+	TrustedKeys []string
+	// RequireSignatures refuses plugin modules not signed by a trusted key.
+	RequireSignatures bool
 }
+
+// WasmLabel is the label of an agent that runs plugin steps.
+const WasmLabel = "arcade.dev/wasm"
+
+// runsPlugins reports whether the agent runs plugin steps at all.
+func (c *Config) runsPlugins() bool { return !(len(c.Plugins) == 1 && c.Plugins[0] == "-") }
 
 // Validate checks the configuration and fills defaults.
 func (c *Config) Validate() error {
@@ -86,6 +107,30 @@ func (c *Config) Validate() error {
 	if err := labels.ValidateLabels(c.Labels); err != nil {
 		return fmt.Errorf("labels: %w", err)
 	}
+	if c.DataDir == "" {
+		c.DataDir = c.WorkDir
+	}
+	var plugins []string
+	for _, p := range c.Plugins {
+		if p = strings.TrimSpace(p); p != "" {
+			plugins = append(plugins, p)
+		}
+	}
+	if len(plugins) == 0 {
+		plugins = []string{"*"}
+	}
+	if len(plugins) > 1 && (slices.Contains(plugins, "*") || slices.Contains(plugins, "-")) {
+		return fmt.Errorf(`plugins: "*" and "-" stand alone, got %v`, plugins)
+	}
+	c.Plugins = plugins
+	if c.RequireSignatures && len(c.TrustedKeys) == 0 {
+		return errors.New("require_signatures: set trusted_keys too")
+	}
+	for i, k := range c.TrustedKeys {
+		if _, err := host.ParsePublicKey(k); err != nil {
+			return fmt.Errorf("trusted_keys[%d]: %w", i, err)
+		}
+	}
 	return nil
 }
 
@@ -111,6 +156,10 @@ type Agent struct {
 	refused   atomic.Bool // the server refuses this agent: stop retrying
 
 	streams jobv1.StreamServiceClient
+
+	// runner and plugins run plugin steps; nil when the agent runs none.
+	runner  *host.Runner
+	plugins *plugincache.Cache
 }
 
 // New returns an agent; Run starts it.
@@ -129,6 +178,20 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	a.conn = conn
 	a.rpc = agentv1.NewAgentServiceClient(conn)
 	a.streams = jobv1.NewStreamServiceClient(conn)
+	if cfg.runsPlugins() {
+		policy := plugincache.Policy{Require: cfg.RequireSignatures}
+		for _, k := range cfg.TrustedKeys {
+			pub, _ := host.ParsePublicKey(k) // checked by Validate
+			policy.TrustedKeys = append(policy.TrustedKeys, pub)
+		}
+		cache, err := plugincache.New(filepath.Join(cfg.DataDir, "plugins"), a.rpc, policy, logger.With("component", "plugins"))
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		a.plugins = cache
+		a.runner = host.NewRunner(logger.With("component", "plugins"), host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")))
+	}
 	return a, nil
 }
 
@@ -157,6 +220,9 @@ func (a *Agent) ID() string {
 // reported.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.conn.Close()
+	if a.runner != nil {
+		defer a.runner.Close(context.Background())
+	}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	a.stop = stop
@@ -212,6 +278,9 @@ func (a *Agent) register(ctx context.Context, session int) error {
 	}
 	detected := sysinfo.Labels(ctx)
 	lbls := maps.Clone(detected)
+	if a.cfg.runsPlugins() {
+		lbls[WasmLabel] = "true"
+	}
 	maps.Copy(lbls, a.cfg.Labels)
 	hostname, err := os.Hostname()
 	if err != nil {
@@ -223,7 +292,7 @@ func (a *Agent) register(ctx context.Context, session int) error {
 	}
 	req := &agentv1.RegisterRequest{
 		Name: name, Hostname: hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Version: Version,
-		Labels: lbls, MaxConcurrentJobs: int32(a.cfg.MaxJobs),
+		Labels: lbls, MaxConcurrentJobs: int32(a.cfg.MaxJobs), Plugins: a.cfg.Plugins,
 	}
 	a.mu.Lock()
 	a.token = "" // register with the registration token

@@ -89,7 +89,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	}
 	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
 	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, slices.Collect(maps.Values(job.GetSecrets())))
-	result := a.execute(ctx, job, ws, ship)
+	result, message := a.execute(ctx, job, ws, ship)
 	// Artifacts are kept from successful jobs only (a job that failed, say
 	// at a security scan, must not publish what it built). They are
 	// uploaded before the final report, so a finished job's artifacts are
@@ -129,6 +129,9 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		if result.Err != nil && result.ExitCode < 0 {
 			report.Message = result.Err.Error()
 		}
+		if message != "" {
+			report.Message = message
+		}
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
 	}
 	if !a.cfg.KeepWorkspaces {
@@ -138,12 +141,14 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	}
 }
 
-func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper) executor.Result {
+// execute runs the job's commands, or its steps, in a fresh workspace. The
+// message, when set, says why the job failed (which step, and why).
+func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper) (executor.Result, string) {
 	if err := os.RemoveAll(ws); err != nil {
-		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("clean workspace: %w", err)}
+		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("clean workspace: %w", err)}, ""
 	}
 	if err := os.MkdirAll(ws, 0o755); err != nil {
-		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("create workspace: %w", err)}
+		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("create workspace: %w", err)}, ""
 	}
 	env := map[string]string{
 		"ARCADE_JOB_ID":      job.GetId(),
@@ -157,8 +162,11 @@ func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *
 	for k, v := range job.GetSecrets() {
 		env[k] = v
 	}
+	if len(job.GetSteps()) > 0 {
+		return a.runSteps(ctx, job, ws, env, ship)
+	}
 	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration()}
-	return executor.Run(ctx, spec, ship.add)
+	return executor.Run(ctx, spec, ship.add), ""
 }
 
 // reportStatus sends a status report, retrying while the server is

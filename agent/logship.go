@@ -58,12 +58,16 @@ func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger
 	return s
 }
 
-func (s *shipper) add(l executor.Line) {
+func (s *shipper) add(l executor.Line) { s.addLevel(l, agentv1.LogLevel_LOG_LEVEL_INFO) }
+
+// addLevel queues a line at a level (plugin steps log at several); secrets
+// are masked here, whoever wrote the line.
+func (s *shipper) addLevel(l executor.Line, level agentv1.LogLevel) {
 	text := l.Text
 	if s.mask != nil {
 		text = s.mask.Replace(text)
 	}
-	line := logpack.Line{Time: l.Time, Content: text, Level: int16(agentv1.LogLevel_LOG_LEVEL_INFO)}
+	line := logpack.Line{Time: l.Time, Content: text, Level: int16(level)}
 	switch l.Stream {
 	case executor.Stdout:
 		line.Stream = int16(agentv1.LogStream_LOG_STREAM_STDOUT)

@@ -38,10 +38,7 @@ func fsStorePlugin(t testing.TB) string {
 	t.Helper()
 	fsStoreOnce.Do(func() {
 		out := filepath.Join(filepath.Dir(arcadeBin), "fs-store.wasm")
-		build := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../plugins/fs-store")
-		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := build.CombinedOutput(); err != nil {
-			fsStoreErr = fmt.Errorf("build fs-store: %v\n%s", err, b)
+		if fsStoreErr = compileWasm("../plugins/fs-store", out); fsStoreErr != nil {
 			return
 		}
 		fsStoreWasm = out

@@ -362,3 +362,26 @@ func parallelDone(fns ...func()) {
 	}
 	wg.Wait()
 }
+
+// compileWasm builds the plugin package pkg (relative to e2e/) into the
+// .wasm file out.
+func compileWasm(pkg, out string, ldflags ...string) error {
+	args := []string{"build", "-buildmode=c-shared", "-o", out}
+	if len(ldflags) > 0 {
+		args = append(args, "-ldflags", strings.Join(ldflags, " "))
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// buildPlugin is compileWasm, failing the test on error.
+func buildPlugin(t testing.TB, pkg, out string, ldflags ...string) {
+	t.Helper()
+	if err := compileWasm(pkg, out, ldflags...); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -103,24 +103,12 @@ func (c *cluster) grpcHealth() healthpb.HealthCheckResponse_ServingStatus {
 	return resp.GetStatus()
 }
 
-// buildPlugin builds a first-party plugin from source into dir.
-func buildPlugin(t *testing.T, name, dir string) string {
-	t.Helper()
-	wasm := filepath.Join(dir, name+".wasm")
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, "../plugins/"+name)
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build plugin %s: %v\n%s", name, err, out)
-	}
-	return wasm
-}
-
 // TestMetricsMoveWithWork scrapes /metrics before and after jobs with log
 // output, a plugin call and a plugin reload, and checks that the counters
 // moved by what was done.
 func TestMetricsMoveWithWork(t *testing.T) {
 	pluginDir := t.TempDir()
-	buildPlugin(t, "semver", pluginDir)
+	buildPlugin(t, "../plugins/semver", filepath.Join(pluginDir, "semver.wasm"))
 	eachDB(t, func(t *testing.T, dsn string) {
 		c := newClusterWithMetrics(t, dsn, "--plugin-dirs", pluginDir)
 		if code, body := c.httpStatus("/healthz"); code != http.StatusOK {

@@ -18,7 +18,8 @@ import (
 // from it proves the earlier events were not sent again.
 func TestNotificationsOncePerEvent(t *testing.T) {
 	dir := t.TempDir()
-	webhook := buildWasm(t, dir, "../plugins/webhook")
+	webhook := filepath.Join(dir, "webhook.wasm")
+	buildPlugin(t, "../plugins/webhook", webhook)
 	rcv := newReceiver(t, 0, false)
 	pluginsPath := filepath.Join(dir, "plugins.yaml")
 	plugins := fmt.Sprintf(`plugins:

@@ -21,18 +21,6 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 )
 
-// buildWasm compiles a plugin package (relative to e2e/) into dir.
-func buildWasm(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg)+".wasm")
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
 // receiver is a webhook endpoint on 127.0.0.1 that answers 503 to its first
 // failures requests, holds requests while hang is set, and keeps the
 // bodies it accepted.
@@ -151,9 +139,12 @@ func (l *eventLog) find(rule, event string) *jobv1.Event {
 // write token and refuses a read one.
 func TestNotificationsAuditAndCustomPlugins(t *testing.T) {
 	dir := t.TempDir()
-	webhook := buildWasm(t, dir, "../plugins/webhook")
-	scan := buildWasm(t, dir, "../plugins/secret-scan")
-	greeter := buildWasm(t, dir, "./testdata/plugins/greeter")
+	webhook := filepath.Join(dir, "webhook.wasm")
+	buildPlugin(t, "../plugins/webhook", webhook)
+	scan := filepath.Join(dir, "secret-scan.wasm")
+	buildPlugin(t, "../plugins/secret-scan", scan)
+	greeter := filepath.Join(dir, "greeter.wasm")
+	buildPlugin(t, "./testdata/plugins/greeter", greeter)
 	ok, flaky, hanging := newReceiver(t, 0, false), newReceiver(t, 2, false), newReceiver(t, 0, true)
 
 	hook := func(name, url, timeout string) string {

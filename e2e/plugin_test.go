@@ -21,11 +21,7 @@ import (
 func TestServerServesPlugins(t *testing.T) {
 	dir := t.TempDir()
 	wasm := filepath.Join(dir, "kitchen.wasm")
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, "../host/testdata/kitchen")
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build test plugin: %v\n%s", err, out)
-	}
+	buildPlugin(t, "../host/testdata/kitchen", wasm)
 	cfgPath := filepath.Join(dir, "plugins.yaml")
 	writeConfig := func(enabled bool) {
 		cfg := fmt.Sprintf(`plugins:

@@ -24,6 +24,12 @@
 // to load is refused while the old version keeps serving. Every change is
 // raised as an Event to the subscribers registered with Manager.Subscribe.
 //
+// A Runner serves agents' job steps without a Manager: it loads a module it
+// is handed (bytes and a Spec, the job workspace among the path grants),
+// calls it and closes it, sharing only the compilation cache between steps.
+// Plugin.Module hands out a serving version's bytes and grants, for agents
+// to fetch.
+//
 // Plugin log lines (the kernel's log_* functions) and the guest's stdout and
 // stderr go to the logger carried by the call's context (WithLogger), so a
 // job step's plugin logs can land in that job's log; without one they go to

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -30,6 +31,8 @@ type version struct {
 	sha256   string
 	digest   [sha256.Size]byte
 	sig      []byte // the signature accepted at load; nil when unsigned
+	shipSig  []byte // the signature handed to agents: sig, or the one found unchecked
+	data     []byte // the module's bytes, served to agents
 	compiled *extism.CompiledPlugin
 	pool     *pool
 	guard    *hostGuard // nil when no host is granted
@@ -93,19 +96,53 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: err.Error(), Err: err}
 	}
-	if !bytes.HasPrefix(data, wasmMagic) {
-		return nil, refused(spec.Name, ErrInvalidModule, "%s is not a wasm module", spec.Path)
-	}
-	sum := sha256.Sum256(data)
-	digest := hex.EncodeToString(sum[:])
-	if spec.SHA256 != "" && !strings.EqualFold(spec.SHA256, digest) {
-		return nil, refused(spec.Name, ErrHashMismatch, "pinned %s, file %s has %s", spec.SHA256, spec.Path, digest)
+	sum, err := checkModule(&spec, data, spec.Path)
+	if err != nil {
+		return nil, err
 	}
 	sig, err := m.cfg.checkSignature(&spec, sum)
 	if err != nil {
 		return nil, err
 	}
+	shipSig := sig
+	if shipSig == nil {
+		// Not checked here, but agents that trust keys check it.
+		shipSig, _, _ = readSignature(&spec)
+	}
+	v, err := compileVersion(ctx, compiler{cache: m.cache, workers: m.opts.workers, logger: m.logger}, spec, data, sum)
+	if err != nil {
+		return nil, err
+	}
+	v.sig, v.shipSig = sig, shipSig
+	v.loadTime = time.Since(start)
+	return v, nil
+}
 
+// checkModule checks that data is a wasm module with the sha256 the spec
+// pins, if it pins one, and returns its digest. from names the module in
+// messages.
+func checkModule(spec *Spec, data []byte, from string) ([sha256.Size]byte, error) {
+	if !bytes.HasPrefix(data, wasmMagic) {
+		return [sha256.Size]byte{}, refused(spec.Name, ErrInvalidModule, "%s is not a wasm module", from)
+	}
+	sum := sha256.Sum256(data)
+	if spec.SHA256 != "" && !strings.EqualFold(spec.SHA256, hex.EncodeToString(sum[:])) {
+		return sum, refused(spec.Name, ErrHashMismatch, "pinned %s, %s has %s", spec.SHA256, from, hex.EncodeToString(sum[:]))
+	}
+	return sum, nil
+}
+
+// compiler is what compiling a module needs: the compilation cache, how
+// many goroutines compile, and where the metadata call logs.
+type compiler struct {
+	cache   wazero.CompilationCache
+	workers int
+	logger  *slog.Logger
+}
+
+// compileVersion compiles a checked module with the grants of spec, calls
+// its metadata and applies the contract checks.
+func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum [sha256.Size]byte) (*version, error) {
 	manifest := extism.Manifest{
 		Wasm: []extism.Wasm{extism.WasmData{Data: data, Name: "main"}},
 		Memory: &extism.ManifestMemory{
@@ -129,12 +166,13 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	}
 	var guard *hostGuard
 	if len(spec.Grants.AllowedHosts) > 0 {
+		var err error
 		if guard, err = newHostGuard(spec.Grants.AllowedHosts); err != nil {
 			return nil, refused(spec.Name, ErrInvalidModule, "allowed_hosts: %v", err)
 		}
 	}
-	rc := wazero.NewRuntimeConfig().WithCompilationCache(m.cache)
-	cctx := experimental.WithCompilationWorkers(ctx, m.opts.workers)
+	rc := wazero.NewRuntimeConfig().WithCompilationCache(c.cache)
+	cctx := experimental.WithCompilationWorkers(ctx, c.workers)
 	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{
 		EnableWasi:    true,
 		RuntimeConfig: rc,
@@ -142,7 +180,7 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}
 	}
-	v := &version{spec: spec, sha256: digest, digest: sum, sig: sig, compiled: compiled, guard: guard,
+	v := &version{spec: spec, sha256: hex.EncodeToString(sum[:]), digest: sum, data: data, compiled: compiled, guard: guard,
 		pool: newPool(compiled, spec.Grants.MaxInstances)}
 	fail := func(e error) (*version, error) {
 		v.close()
@@ -157,7 +195,7 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 		inst.close()
 		return fail(refused(spec.Name, ErrMissingFunction, "module does not export %s", MetadataFunction))
 	}
-	logger := m.logger.With("plugin", spec.Name)
+	logger := c.logger.With("plugin", spec.Name)
 	out, stderr, err := inst.call(ctx, logger, nil, MetadataFunction, nil)
 	if err != nil {
 		inst.close()
@@ -180,7 +218,6 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	v.meta = md
 	v.pool.add(inst)
 	v.loadedAt = time.Now()
-	v.loadTime = time.Since(start)
 	return v, nil
 }
 

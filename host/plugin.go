@@ -76,19 +76,25 @@ func (p *Plugin) call(ctx context.Context, function string, input []byte) ([]byt
 }
 
 func (p *Plugin) callVersion(ctx context.Context, v *version, function string, input []byte) ([]byte, error) {
-	facts := callFacts{plugin: p.name, function: function,
+	return callOn(ctx, v, p.name, p.m.logger, function, input)
+}
+
+// callOn calls a function of a version; fallback logs the call's output when
+// the context carries no logger (WithLogger).
+func callOn(ctx context.Context, v *version, name string, fallback *slog.Logger, function string, input []byte) ([]byte, error) {
+	facts := callFacts{plugin: name, function: function,
 		timeout: time.Duration(v.spec.Grants.Timeout), memoryLimitMiB: v.spec.Grants.MemoryLimitMiB}
 	inst, err := v.pool.get(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, &Error{Plugin: p.name, Function: function, Reason: ErrCanceled,
+			return nil, &Error{Plugin: name, Function: function, Reason: ErrCanceled,
 				Detail: "waiting for a free instance: " + ctx.Err().Error(), Err: err}
 		}
-		return nil, &Error{Plugin: p.name, Function: function, Reason: ErrCrashed,
+		return nil, &Error{Plugin: name, Function: function, Reason: ErrCrashed,
 			Detail: "cannot start an instance: " + firstLine(err.Error()), Err: err}
 	}
-	logger := callLogger(ctx, p.m.logger)
-	attrs := []any{"plugin", p.name, "function", function}
+	logger := callLogger(ctx, fallback)
+	attrs := []any{"plugin", name, "function", function}
 	callCtx, blocked := ctx, func() string { return "" }
 	if v.guard != nil {
 		callCtx, blocked = v.guard.watch(ctx)

@@ -412,6 +412,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	pluginv1.RegisterPluginServiceServer(gs, service.NewPluginServer(plugins))
 	objects, archive := useArtifactStore(cfg, st, svc, plugins, logger)
+	svc.UsePlugins(plugins)
 
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -179,6 +179,10 @@ type agentSettings struct {
 	ClientCert     string            `koanf:"client_cert"`
 	ClientKey      string            `koanf:"client_key"`
 	TLSServerName  string            `koanf:"tls_server_name"`
+	Plugins        []string          `koanf:"plugins"`
+	DataDir        string            `koanf:"data_dir"`
+	TrustedKeys    []string          `koanf:"trusted_keys"`
+	RequireSigs    bool              `koanf:"require_signatures"`
 }
 
 var agentDefaults = map[string]any{

@@ -10,12 +10,14 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstep"
 )
 
 // jobFile is a job written as YAML (see examples/jobs).
 type jobFile struct {
 	Name      string            `yaml:"name"`
 	Commands  []string          `yaml:"commands"`
+	Steps     []jobstep.YAML    `yaml:"steps"`
 	Env       map[string]string `yaml:"env"`
 	Selector  string            `yaml:"selector"`
 	Labels    map[string]string `yaml:"labels"`
@@ -28,6 +30,7 @@ type jobFile struct {
 	} `yaml:"artifacts"`
 
 	timeout, expireIn time.Duration
+	steps             []*agentv1.Step
 }
 
 func readJobFile(path string) (*jobFile, error) {
@@ -46,6 +49,9 @@ func readJobFile(path string) (*jobFile, error) {
 			return nil, fmt.Errorf("job file %s: timeout: %w", path, err)
 		}
 	}
+	if j.steps, err = jobstep.FromYAML("steps", j.Steps); err != nil {
+		return nil, fmt.Errorf("job file %s: %w", path, err)
+	}
 	if j.Artifacts.ExpireIn != "" {
 		if j.expireIn, err = time.ParseDuration(j.Artifacts.ExpireIn); err != nil {
 			return nil, fmt.Errorf("job file %s: artifacts.expire_in: %w", path, err)
@@ -57,7 +63,7 @@ func readJobFile(path string) (*jobFile, error) {
 func (j *jobFile) request() *jobv1.CreateJobRequest {
 	req := &jobv1.CreateJobRequest{
 		Name: j.Name, Commands: j.Commands, Env: j.Env, Selector: j.Selector, Labels: j.Labels,
-		Retries: j.Retries, Image: j.Image,
+		Retries: j.Retries, Image: j.Image, Steps: j.steps,
 	}
 	if j.timeout != 0 {
 		req.Timeout = durationpb.New(j.timeout)

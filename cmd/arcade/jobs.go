@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,6 +21,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/jobstep"
 )
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -65,12 +68,15 @@ func newJobCmd() *cobra.Command {
 		image    string
 		arts     []string
 		follow   bool
+		uses     string
+		with     []string
 	)
 	create := &cobra.Command{
 		Use:   "create [-f FILE] [--cmd CMD]... [-- COMMAND...]",
 		Short: "Create a job",
 		Example: `  arcade job create --selector 'env in (staging,production),gpu' --cmd 'make test' --follow
-  arcade job create -f examples/jobs/hello.yaml`,
+  arcade job create -f examples/jobs/hello.yaml
+  arcade job create --cmd 'go mod tidy' --uses go-lint --with dir=/workspace`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &jobv1.CreateJobRequest{}
 			if file != "" {
@@ -85,6 +91,23 @@ func newJobCmd() *cobra.Command {
 			}
 			if len(commands) > 0 {
 				req.Commands = commands
+			}
+			if uses != "" {
+				// Commands first, then the plugin, in one workspace.
+				if len(req.Commands) > 0 {
+					req.Steps = append(req.Steps, &agentv1.Step{Commands: req.Commands})
+					req.Commands = nil
+				}
+				step := &agentv1.Step{Uses: uses}
+				if len(with) > 0 {
+					step.With = map[string]string{}
+					for k, v := range pairs(with) {
+						step.With[k] = v.(string)
+					}
+				}
+				req.Steps = append(req.Steps, step)
+			} else if len(with) > 0 {
+				return fmt.Errorf("--with goes with --uses")
 			}
 			if name != "" {
 				req.Name = name
@@ -149,6 +172,8 @@ func newJobCmd() *cobra.Command {
 	create.Flags().StringVar(&image, "image", "", "container image (only agents with a container runtime)")
 	create.Flags().StringArrayVar(&arts, "artifact", nil, "artifact glob (repeatable)")
 	create.Flags().BoolVar(&follow, "follow", false, "print the log until the job ends; exit with its outcome")
+	create.Flags().StringVar(&uses, "uses", "", "run plugin NAME[@VERSION] as a step after the commands (a job file mixes steps freely)")
+	create.Flags().StringArrayVar(&with, "with", nil, "parameter K=V of the --uses step (repeatable)")
 
 	get := &cobra.Command{
 		Use: "get JOB", Short: "Show a job", Args: cobra.ExactArgs(1),
@@ -315,7 +340,35 @@ func printJobDetail(w io.Writer, j *jobv1.JobDetail) error {
 	for i, c := range j.GetCommands() {
 		row(fmt.Sprintf("Command %d", i+1), c)
 	}
+	for i, st := range j.GetSteps() {
+		row(fmt.Sprintf("Step %d", i+1), describeStep(st, i))
+	}
 	return tw.Flush()
+}
+
+// describeStep is one line for a step: its name and what it runs.
+func describeStep(st *agentv1.Step, i int) string {
+	name := jobstep.Name(st, i)
+	var b strings.Builder
+	if st.GetUses() == "" {
+		fmt.Fprintf(&b, "%s: run %s", name, strings.Join(st.GetCommands(), " && "))
+	} else {
+		fmt.Fprintf(&b, "%s: uses %s", name, st.GetUses())
+		if st.GetFunction() != "" {
+			fmt.Fprintf(&b, ", function %s", st.GetFunction())
+		}
+		if len(st.GetWith()) > 0 {
+			var kv []string
+			for _, k := range slices.Sorted(maps.Keys(st.GetWith())) {
+				kv = append(kv, k+"="+st.GetWith()[k])
+			}
+			fmt.Fprintf(&b, ", with %s", strings.Join(kv, " "))
+		}
+	}
+	if d := st.GetTimeout().AsDuration(); d > 0 {
+		fmt.Fprintf(&b, ", timeout %s", d)
+	}
+	return b.String()
 }
 
 func newAgentListCmd() *cobra.Command {
@@ -333,16 +386,20 @@ func newAgentListCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), resp)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tJOBS\tCPU\tMEM\tLAST SEEN\tLABELS")
+			fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tJOBS\tCPU\tMEM\tLAST SEEN\tPLUGINS\tLABELS")
 			for _, a := range resp.GetAgents() {
 				var lbls []string
 				for k, v := range a.GetLabels() {
 					lbls = append(lbls, k+"="+v)
 				}
 				sortStrings(lbls)
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%s\t%s\n", a.GetId(), a.GetName(),
+				plugins := strings.Join(a.GetPlugins(), ",")
+				if plugins == "" {
+					plugins = "*"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%.0f%%\t%s\t%s\t%s\n", a.GetId(), a.GetName(),
 					agentState(a), a.GetRunningJobs(), a.GetMaxConcurrentJobs(),
-					a.GetMetrics().GetCpuPercent(), a.GetMetrics().GetMemoryPercent(), age(a.GetLastHeartbeatAt()), strings.Join(lbls, ","))
+					a.GetMetrics().GetCpuPercent(), a.GetMetrics().GetMemoryPercent(), age(a.GetLastHeartbeatAt()), plugins, strings.Join(lbls, ","))
 			}
 			return tw.Flush()
 		}),

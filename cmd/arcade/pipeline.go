@@ -331,6 +331,17 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 			if j.GetUses() != "" {
 				what = "uses " + j.GetUses()
 			}
+			if len(j.GetSteps()) > 0 {
+				var parts []string
+				for _, st := range j.GetSteps() {
+					if st.GetUses() != "" {
+						parts = append(parts, "uses "+st.GetUses())
+					} else {
+						parts = append(parts, strings.Join(st.GetCommands(), "; "))
+					}
+				}
+				what = strings.Join(parts, ", then ")
+			}
 			if len(what) > 50 {
 				what = what[:50] + "…"
 			}

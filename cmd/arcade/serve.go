@@ -111,6 +111,9 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.String("work-dir", "", "directory for job workspaces (default: a temp dir)")
 	f.Bool("keep-workspaces", false, "keep job workspaces after jobs end")
 	f.String("transport", "channel", "channel (one AgentChannel stream) or poll (unary long-polls)")
+	f.StringSlice("plugins", []string{"*"}, `plugins this agent runs as job steps: names, "*" (any) or "-" (none)`)
+	f.StringSlice("trusted-keys", nil, "base64 ed25519 keys plugin module signatures are checked against")
+	f.Bool("require-signatures", false, "refuse plugin modules not signed by a trusted key")
 }
 
 func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
@@ -122,6 +125,7 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 	return agent.Config{
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
+		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,
 		TLS: client.TLS{CAFile: s.TLSCA, CertFile: s.ClientCert, KeyFile: s.ClientKey, ServerName: s.TLSServerName},
 	}, nil
 }
@@ -156,6 +160,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 	cmd.Flags().String("client-cert", "", "client certificate for servers that require one (with --client-key)")
 	cmd.Flags().String("client-key", "", "private key of --client-cert")
 	cmd.Flags().String("tls-server-name", "", "name to expect in the server's certificate")
+	cmd.Flags().String("data-dir", "", "where fetched plugin modules and their compilation cache live (default: the work dir)")
 	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd())
 	return cmd
 }

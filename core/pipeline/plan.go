@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 )
 
@@ -127,4 +128,16 @@ func newPlan(p *jobv1.PipelineDetail) (*Plan, error) {
 		}
 	}
 	return plan, nil
+}
+
+// Steps are the steps a pipeline job runs: its steps, or its plugin step
+// (uses and with) as one step; nil for a job of commands only.
+func Steps(j *jobv1.PipelineJob) []*agentv1.Step {
+	if len(j.GetSteps()) > 0 {
+		return j.GetSteps()
+	}
+	if strings.TrimSpace(j.GetUses()) != "" {
+		return []*agentv1.Step{{Uses: strings.TrimSpace(j.GetUses()), With: j.GetWith()}}
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
 )
 
@@ -113,12 +114,14 @@ func checkTrigger(field string, t *jobv1.Trigger) error {
 }
 
 func checkJob(field string, j *jobv1.PipelineJob) error {
-	hasCmds, uses := len(j.GetCommands()) > 0, strings.TrimSpace(j.GetUses()) != ""
+	hasCmds, uses, hasSteps := len(j.GetCommands()) > 0, strings.TrimSpace(j.GetUses()) != "", len(j.GetSteps()) > 0
 	switch {
 	case hasCmds && uses:
-		return errorf(field, "has both commands and uses: a job runs commands or one plugin step")
-	case !hasCmds && !uses:
-		return errorf(field+".commands", "must not be empty: a job runs commands or a plugin step (uses)")
+		return errorf(field, "has both commands and uses: a job runs commands, one plugin step, or steps")
+	case hasSteps && (hasCmds || uses):
+		return errorf(field+".steps", "set commands, uses or steps, not several: steps may mix commands and plugin calls")
+	case !hasCmds && !uses && !hasSteps:
+		return errorf(field+".commands", "must not be empty: a job runs commands, a plugin step (uses) or steps")
 	case !uses && len(j.GetWith()) > 0:
 		return errorf(field+".with", "is only for a plugin step (uses)")
 	}
@@ -126,6 +129,18 @@ func checkJob(field string, j *jobv1.PipelineJob) error {
 		if strings.TrimSpace(c) == "" {
 			return errorf(fmt.Sprintf("%s.commands[%d]", field, i), "must not be empty")
 		}
+	}
+	if uses {
+		if _, _, err := jobstep.ParseUses(j.GetUses()); err != nil {
+			return errorf(field+".uses", "%v", err)
+		}
+	}
+	if err := jobstep.Validate(field+".steps", j.GetSteps()); err != nil {
+		var se *jobstep.Error
+		if errors.As(err, &se) {
+			return errorf(se.Field, "%s", se.Reason)
+		}
+		return err
 	}
 	if err := checkEnv(field+".env", j.GetEnv()); err != nil {
 		return err

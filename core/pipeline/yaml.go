@@ -13,6 +13,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstep"
 )
 
 // The file format (.arcade.yaml). Unknown keys are errors, so a typo never
@@ -53,6 +54,7 @@ type jobSpec struct {
 	DependsOn     []string          `yaml:"depends_on"`
 	When          string            `yaml:"when"`
 	Image         string            `yaml:"image"`
+	Steps         []jobstep.YAML    `yaml:"steps"`
 }
 
 type selectorSpec struct {
@@ -115,6 +117,13 @@ func parseJob(field string, j jobSpec) (*jobv1.PipelineJob, error) {
 	pj := &jobv1.PipelineJob{Name: j.Name, Commands: j.Commands, Uses: j.Uses, With: j.With, Env: j.Env,
 		Selector: j.Selector, DependsOn: j.DependsOn, Image: j.Image}
 	var err error
+	if pj.Steps, err = jobstep.FromYAML(field+".steps", j.Steps); err != nil {
+		var se *jobstep.Error
+		if errors.As(err, &se) {
+			return nil, errorf(se.Field, "%s", se.Reason)
+		}
+		return nil, err
+	}
 	if pj.Timeout, err = parseDuration(field+".timeout", j.Timeout); err != nil {
 		return nil, err
 	}

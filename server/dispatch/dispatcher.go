@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -105,9 +106,13 @@ func (d *Dispatcher) TryClaim(ctx context.Context, agentID string) (*store.Job, 
 }
 
 // Matches reports whether a job may run on an agent: its selector matches the
-// agent's labels, and an agent with a container runtime is there for an image.
+// agent's labels, an agent with a container runtime is there for an image,
+// and the agent runs every plugin the job's steps use.
 func (d *Dispatcher) Matches(j *store.Job, a *store.Agent) bool {
 	if j.Image != "" && a.Labels[ContainerRuntimeLabel] == "" {
+		return false
+	}
+	if !jobstep.Covers(a.Plugins, j.Plugins) {
 		return false
 	}
 	sel, err := d.selector(j.Selector)

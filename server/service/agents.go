@@ -17,6 +17,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
 	"github.com/go-arcade/arcade/core/logpack"
 	"github.com/go-arcade/arcade/server/auth"
@@ -63,6 +64,10 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 	if n := len(req.GetLabels()); n > labels.MaxRecommendedLabels {
 		s.log.Warn("agent has more labels than recommended", "agent", name, "labels", n, "recommended", labels.MaxRecommendedLabels)
 	}
+	plugins, err := agentPlugins(req.GetPlugins())
+	if err != nil {
+		return nil, err
+	}
 	if old, err := s.store.AgentByName(ctx, name); err == nil && old.Revoked {
 		return nil, grpcstatus.Errorf(codes.PermissionDenied, "agent %q was revoked; it cannot register again", name)
 	}
@@ -76,6 +81,7 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 		Arch:            req.GetArch(),
 		Version:         req.GetVersion(),
 		Labels:          nonNil(req.GetLabels()),
+		Plugins:         plugins,
 		MaxJobs:         max(req.GetMaxConcurrentJobs(), 1),
 		TokenHash:       auth.Hash(token),
 		Online:          true,
@@ -87,7 +93,7 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 	}
 	s.auth.Forget(agent.ID)
 	s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_ONLINE, "registered")
-	s.log.Info("agent registered", "agent", agent.Name, "id", agent.ID, "labels", agent.Labels, "max_jobs", agent.MaxJobs)
+	s.log.Info("agent registered", "agent", agent.Name, "id", agent.ID, "labels", agent.Labels, "max_jobs", agent.MaxJobs, "plugins", agent.Plugins)
 	s.dispatch.Wake()
 	return &agentv1.RegisterResponse{
 		AgentId:           agent.ID,
@@ -255,9 +261,13 @@ func (a *AgentServer) FetchJob(ctx context.Context, req *agentv1.FetchJobRequest
 	if j == nil {
 		return &agentv1.FetchJobResponse{}, nil
 	}
+	job := s.handOut(ctx, j)
+	if job == nil {
+		return &agentv1.FetchJobResponse{}, nil
+	}
 	s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName)
 	s.cfg.Metrics.JobLeased(j)
-	return &agentv1.FetchJobResponse{Job: s.agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}, nil
+	return &agentv1.FetchJobResponse{Job: job, LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}, nil
 }
 
 // ReportJobStatus implements AgentService.ReportJobStatus.
@@ -575,6 +585,7 @@ func (s *Service) agentProto(ctx context.Context, a *store.Agent, running int) *
 		RegisteredAt:      ts(a.RegisteredAt),
 		LastHeartbeatAt:   ts(a.LastHeartbeatAt),
 		Revoked:           a.Revoked,
+		Plugins:           a.Plugins,
 	}
 	if len(a.Metrics) > 0 {
 		m := new(agentv1.AgentMetrics)
@@ -621,4 +632,29 @@ func (a *AgentServer) RevokeAgent(ctx context.Context, req *agentv1.RevokeAgentR
 	s.log.Warn("agent revoked", "agent", agent.Name, "id", agent.ID, "reason", reason, "jobs_requeued", len(running))
 	s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_OFFLINE, "revoked: "+reason)
 	return &agentv1.RevokeAgentResponse{Agent: s.agentProto(ctx, agent, 0)}, nil
+}
+
+// agentPlugins checks the plugin capabilities an agent announces: plugin
+// names, "*" (any) or "-" (none), alone.
+func agentPlugins(in []string) ([]string, error) {
+	var out []string
+	for i, p := range in {
+		p = strings.TrimSpace(p)
+		field := fmt.Sprintf("plugins[%d]", i)
+		switch {
+		case p == "*" || p == "-":
+			if len(in) > 1 {
+				return nil, invalid(field, "%q stands alone", p)
+			}
+		default:
+			if _, version, err := jobstep.ParseUses(p); err != nil || version != "" {
+				return nil, invalid(field, "%q is not a plugin name", p)
+			}
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		out = []string{"*"}
+	}
+	return out, nil
 }

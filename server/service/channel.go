@@ -245,10 +245,15 @@ func (ch *agentChannel) assign(ctx context.Context) {
 		ch.queue = nil
 		ch.qmu.Unlock()
 		for i, j := range jobs {
+			job := ch.s.handOut(ctx, j)
+			if job == nil {
+				ch.waiter.Add(1) // the job cannot run and was ended: its slot is free again
+				continue
+			}
 			ch.s.log.Info("job leased", "job", j.ID, "name", j.Name, "attempt", j.Attempt, "agent", j.AgentName, "via", "channel")
 			ch.s.cfg.Metrics.JobLeased(j)
 			err := ch.send(&jobv1.AgentChannelResponse{Payload: &jobv1.AgentChannelResponse_JobAssignment{JobAssignment: &agentv1.FetchJobResponse{
-				Job: ch.s.agentJob(j), LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}}})
+				Job: job, LeaseExpiresAt: timestamppb.New(j.LeaseExpiresAt)}}})
 			if err != nil {
 				ch.s.log.Warn("job assignment not delivered; back to the queue", "job", j.ID, "agent", ch.id, "err", err)
 				ch.s.dispatch.Release(jobs[i:])

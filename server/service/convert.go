@@ -84,6 +84,7 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		RunId:           j.RunID,
 		Stage:           j.Stage,
 		SecretNames:     j.SecretNames,
+		Steps:           storedSteps(j),
 	}
 }
 
@@ -114,6 +115,7 @@ func (s *Service) agentJob(j *store.Job) *agentv1.Job {
 		Retries:       j.Retries,
 		LabelSelector: selectorProto(j.Selector),
 		Attempt:       j.Attempt,
+		Steps:         storedSteps(j),
 	}
 }
 

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -28,8 +30,22 @@ const maxRetries = 100
 
 // jobFromRequest validates a job definition and fills the stored fields.
 func jobFromRequest(req *jobv1.CreateJobRequest, j *store.Job) error {
-	if len(req.GetCommands()) == 0 {
-		return invalid("commands", "must not be empty: a job runs at least one command")
+	switch {
+	case len(req.GetCommands()) > 0 && len(req.GetSteps()) > 0:
+		return invalid("steps", "set commands or steps, not both: steps may mix commands and plugin calls")
+	case len(req.GetCommands()) == 0 && len(req.GetSteps()) == 0:
+		return invalid("commands", "must not be empty: a job runs at least one command (or steps)")
+	}
+	if err := jobstep.Validate("steps", req.GetSteps()); err != nil {
+		var se *jobstep.Error
+		if errors.As(err, &se) {
+			return invalid(se.Field, "%s", se.Reason)
+		}
+		return invalid("steps", "%v", err)
+	}
+	steps, err := encodeSteps(req.GetSteps())
+	if err != nil {
+		return invalid("steps", "%v", err)
 	}
 	for i, c := range req.GetCommands() {
 		if strings.TrimSpace(c) == "" {
@@ -76,8 +92,14 @@ func jobFromRequest(req *jobv1.CreateJobRequest, j *store.Job) error {
 		artifacts, _ = protojson.Marshal(a)
 	}
 	name := strings.TrimSpace(req.GetName())
-	if name == "" {
+	switch {
+	case name != "":
+	case len(req.GetCommands()) > 0:
 		name = defaultName(req.GetCommands()[0])
+	case len(req.GetSteps()[0].GetCommands()) > 0 && req.GetSteps()[0].GetName() == "":
+		name = defaultName(req.GetSteps()[0].GetCommands()[0])
+	default:
+		name = jobstep.Name(req.GetSteps()[0], 0)
 	}
 	j.Name = name
 	j.Commands = req.GetCommands()
@@ -88,6 +110,8 @@ func jobFromRequest(req *jobv1.CreateJobRequest, j *store.Job) error {
 	j.Retries = req.GetRetries()
 	j.Selector = sel.String()
 	j.Labels = nonNil(req.GetLabels())
+	j.Steps = steps
+	j.Plugins = jobstep.Plugins(req.GetSteps())
 	return nil
 }
 
@@ -105,6 +129,9 @@ func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest)
 	now := s.now()
 	j := &store.Job{ID: newID(), Status: jobstate.Name(jobstate.Pending), Attempt: 1, CreatedAt: now, UpdatedAt: now}
 	if err := jobFromRequest(req, j); err != nil {
+		return nil, err
+	}
+	if err := s.checkStepPlugins("steps", req.GetSteps()); err != nil {
 		return nil, err
 	}
 	if err := s.sealSecrets(req.GetSecrets(), j); err != nil {
@@ -171,7 +198,7 @@ func (js *JobServer) ListJobs(ctx context.Context, req *jobv1.ListJobsRequest) (
 }
 
 // updatable are the CreateJobRequest fields UpdateJob may change.
-var updatable = []string{"name", "commands", "env", "timeout", "image", "artifacts", "retries", "label_selector", "labels", "selector"}
+var updatable = []string{"name", "commands", "steps", "env", "timeout", "image", "artifacts", "retries", "label_selector", "labels", "selector"}
 
 // UpdateJob implements JobService.UpdateJob: only a pending job changes.
 func (js *JobServer) UpdateJob(ctx context.Context, req *jobv1.UpdateJobRequest) (*jobv1.UpdateJobResponse, error) {
@@ -196,6 +223,9 @@ func (js *JobServer) UpdateJob(ctx context.Context, req *jobv1.UpdateJobRequest)
 		if err := jobFromRequest(merged, j); err != nil {
 			return err
 		}
+		if err := s.checkStepPlugins("steps", merged.GetSteps()); err != nil {
+			return err
+		}
 		j.UpdatedAt = s.now()
 		return nil
 	})
@@ -209,7 +239,7 @@ func (js *JobServer) UpdateJob(ctx context.Context, req *jobv1.UpdateJobRequest)
 func currentRequest(j *store.Job) *jobv1.CreateJobRequest {
 	d := jobDetail(j)
 	return &jobv1.CreateJobRequest{
-		Name: d.Name, Commands: d.Commands, Env: d.Env, Timeout: d.Timeout, Image: d.Image,
+		Name: d.Name, Commands: d.Commands, Steps: d.Steps, Env: d.Env, Timeout: d.Timeout, Image: d.Image,
 		Artifacts: d.Artifacts, Retries: d.Retries, LabelSelector: d.LabelSelector, Labels: d.Labels,
 	}
 }
@@ -226,8 +256,18 @@ func mergeJobRequest(cur, upd *jobv1.CreateJobRequest, paths []string) *jobv1.Cr
 	if set("name", upd.Name != "") {
 		cur.Name = upd.Name
 	}
+	// A job runs commands or steps: setting one clears the other.
 	if set("commands", len(upd.Commands) > 0) {
 		cur.Commands = upd.Commands
+		if len(upd.Commands) > 0 {
+			cur.Steps = nil
+		}
+	}
+	if set("steps", len(upd.Steps) > 0) {
+		cur.Steps = upd.Steps
+		if len(upd.Steps) > 0 {
+			cur.Commands = nil
+		}
 	}
 	if set("env", upd.Env != nil) {
 		cur.Env = upd.Env

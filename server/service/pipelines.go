@@ -17,6 +17,7 @@ import (
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/server/store"
 	"github.com/go-arcade/arcade/server/trigger"
@@ -193,6 +194,9 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 	if err := validatePipeline(spec); err != nil {
 		return nil, err
 	}
+	if err := s.checkPipelinePlugins(spec); err != nil {
+		return nil, err
+	}
 	if err := s.checkPipelineChain(ctx, spec, ""); err != nil {
 		return nil, err
 	}
@@ -327,6 +331,9 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 		}
 		next, err := mergePipeline(old, upd, paths)
 		if err != nil {
+			return err
+		}
+		if err := s.checkPipelinePlugins(next); err != nil {
 			return err
 		}
 		if audited != nil && !proto.Equal(next, audited) {
@@ -651,10 +658,35 @@ func runPlan(r *store.PipelineRun) (*jobv1.PipelineDetail, *pipeline.Plan, error
 	return spec, plan, nil
 }
 
+// checkPipelinePlugins refuses jobs whose steps use plugins the server does
+// not serve, naming the field.
+func (s *Service) checkPipelinePlugins(spec *jobv1.PipelineDetail) error {
+	for si, st := range spec.GetStages() {
+		for ji, j := range st.GetJobs() {
+			field := fmt.Sprintf("stages[%d].jobs[%d]", si, ji)
+			if uses := strings.TrimSpace(j.GetUses()); uses != "" {
+				name, version, err := jobstep.ParseUses(uses)
+				if err == nil {
+					_, err = s.module(name, version)
+				}
+				if err != nil {
+					return invalid(field+".uses", "%v", err)
+				}
+				continue
+			}
+			if err := s.checkStepPlugins(field+".steps", j.GetSteps()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // newRunJob is the pending job row of a plan node.
 func (s *Service) newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Node, now time.Time) *store.Job {
 	env := pipeline.EnvFor(spec, n, r.Params)
 	env["ARCADE_PIPELINE"] = r.PipelineName
+	env["ARCADE_PIPELINE_ID"] = r.PipelineID
 	env["ARCADE_RUN_ID"] = r.ID
 	env["ARCADE_RUN_NUMBER"] = strconv.FormatInt(r.Number, 10)
 	env["ARCADE_STAGE"] = n.Stage
@@ -664,7 +696,10 @@ func (s *Service) newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n 
 	if a := n.Job.GetArtifacts(); a != nil {
 		artifacts, _ = protojson.Marshal(a)
 	}
+	steps := pipeline.Steps(n.Job)
+	encoded, _ := encodeSteps(steps) // validated with the pipeline
 	return &store.Job{
+		Steps: encoded, Plugins: jobstep.Plugins(steps),
 		ID: newID(), Name: n.Name, Status: jobstate.Name(jobstate.Pending), Commands: nonNilSlice(n.Job.GetCommands()),
 		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: n.Job.GetImage(),
 		Artifacts: artifacts, Selector: sel.String(), Labels: map[string]string{},
@@ -779,11 +814,6 @@ func (s *Service) advanceRun(ctx context.Context, runID string) error {
 				switch {
 				case skip:
 					j.Status, j.FinishedAt, j.Message = jobstate.Name(jobstate.Skipped), now, reason
-				case n.Job.GetUses() != "":
-					// Plugin steps are accepted and validated; the agent
-					// executes them once the plugin work lands.
-					j.Status, j.FinishedAt = jobstate.Name(jobstate.Skipped), now
-					j.Message = fmt.Sprintf("skipped: plugin step %q is not executable yet", n.Job.GetUses())
 				default:
 					wake = true
 					created = append(created, j)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/livelog"
@@ -84,6 +85,8 @@ type Service struct {
 	audit Auditor
 	// storage keeps artifacts and archived logs (UseStorage).
 	storage storage
+	// plugins serve job steps (uses:); nil: no plugin steps.
+	plugins *host.Manager
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent

@@ -26,6 +26,9 @@ type Agent struct {
 	LastHeartbeatAt time.Time         `bun:"last_heartbeat_at,nullzero"`
 	Metrics         []byte            `bun:"metrics"`
 	Revoked         bool              `bun:"revoked,notnull"`
+	// Plugins are the plugins the agent runs as job steps: "*" or none
+	// means any, "-" none.
+	Plugins []string `bun:"plugins"`
 }
 
 // Job is one job and the state of its current attempt.
@@ -65,6 +68,11 @@ type Job struct {
 	// LogArchivedAttempts: the logs of attempts 1..N are archived through
 	// the storage plugin (server/logarchive) and no longer in the database.
 	LogArchivedAttempts int32 `bun:"log_archived_attempts,notnull"`
+	// Steps are the job's steps as a JSON array of protojson agentv1.Step;
+	// nil for a job of commands only.
+	Steps []byte `bun:"steps"`
+	// Plugins name the plugins the steps use, for routing.
+	Plugins []string `bun:"plugins"`
 }
 
 // LogLine is one log line of a job attempt.

@@ -1,0 +1,384 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/go-arcade/arcade/agent/executor"
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/core/jobstep"
+	"github.com/go-arcade/arcade/host"
+)
+
+// WorkspaceGuest is where a plugin step sees the job workspace.
+const WorkspaceGuest = "/workspace"
+
+// stepsRun is what running a job's steps needs.
+type stepsRun struct {
+	a    *Agent
+	job  *agentv1.Job
+	ws   string
+	env  map[string]string
+	ship *shipper
+	// deadline is the job's, zero without a timeout.
+	deadline time.Time
+}
+
+// runSteps runs the job's steps in order in one workspace; the first that
+// fails ends the job. The message, when set, says which step failed and why,
+// for the job's message.
+func (a *Agent) runSteps(ctx context.Context, job *agentv1.Job, ws string, env map[string]string, ship *shipper) (executor.Result, string) {
+	r := &stepsRun{a: a, job: job, ws: ws, env: env, ship: ship}
+	start := time.Now()
+	if d := job.GetTimeout().AsDuration(); d > 0 {
+		r.deadline = start.Add(d)
+	}
+	steps := job.GetSteps()
+	for i, st := range steps {
+		name := jobstep.Name(st, i)
+		label := fmt.Sprintf("step %d/%d %q", i+1, len(steps), name)
+		what := "commands"
+		if st.GetUses() != "" {
+			what = "uses " + st.GetUses()
+		}
+		r.system("%s started (%s)", label, what)
+		began := time.Now()
+		var res executor.Result
+		var msg string
+		if st.GetUses() != "" {
+			res, msg = r.pluginStep(ctx, st, i, name)
+		} else {
+			res, msg = r.commandStep(ctx, st)
+		}
+		took := time.Since(began).Round(time.Millisecond)
+		if res.Outcome == executor.Succeeded {
+			r.system("%s succeeded in %s", label, took)
+			continue
+		}
+		if msg == "" {
+			msg = outcomeMessage(res)
+		}
+		r.system("%s %s in %s: %s", label, res.Outcome, took, msg)
+		if i+1 < len(steps) {
+			r.system("%d later step(s) not run", len(steps)-i-1)
+		}
+		res.Duration = time.Since(start)
+		return res, fmt.Sprintf("step %q: %s", name, msg)
+	}
+	return executor.Result{Outcome: executor.Succeeded, Duration: time.Since(start)}, ""
+}
+
+func outcomeMessage(res executor.Result) string {
+	switch {
+	case res.Err != nil && res.ExitCode < 0:
+		return res.Err.Error()
+	case res.Outcome == executor.Failed:
+		return fmt.Sprintf("exit status %d", res.ExitCode)
+	case res.Err != nil:
+		return res.Err.Error()
+	}
+	return res.Outcome.String()
+}
+
+func (r *stepsRun) system(format string, args ...any) {
+	r.ship.add(executor.Line{Stream: executor.System, Text: fmt.Sprintf(format, args...), Time: time.Now()})
+}
+
+// remaining is the time left before the job's deadline (0: none).
+func (r *stepsRun) remaining() (time.Duration, bool) {
+	if r.deadline.IsZero() {
+		return 0, true
+	}
+	left := time.Until(r.deadline)
+	return left, left > 0
+}
+
+// commandStep runs a step's commands. A step timeout shorter than what the
+// job has left fails the step; the job's own timeout times the job out.
+func (r *stepsRun) commandStep(ctx context.Context, st *agentv1.Step) (executor.Result, string) {
+	left, ok := r.remaining()
+	if !ok {
+		return executor.Result{Outcome: executor.TimedOut, ExitCode: -1, Err: context.DeadlineExceeded}, ""
+	}
+	timeout, stepLimited := left, false
+	if d := st.GetTimeout().AsDuration(); d > 0 && (timeout == 0 || d < timeout) {
+		timeout, stepLimited = d, true
+	}
+	res := executor.Run(ctx, executor.Spec{Commands: st.GetCommands(), Env: r.env, Dir: r.ws, Timeout: timeout}, r.ship.add)
+	if res.Outcome == executor.TimedOut && stepLimited {
+		return executor.Result{Outcome: executor.Failed, ExitCode: res.ExitCode, Err: res.Err, Duration: res.Duration},
+			fmt.Sprintf("timed out after %s", timeout)
+	}
+	return res, ""
+}
+
+// pluginStep fetches, loads and calls the plugin of a step, the workspace
+// mounted read-write at /workspace, and turns its response into the step's
+// outcome.
+func (r *stepsRun) pluginStep(ctx context.Context, st *agentv1.Step, index int, name string) (executor.Result, string) {
+	failed := func(format string, args ...any) (executor.Result, string) {
+		return executor.Result{Outcome: executor.Failed, ExitCode: -1}, fmt.Sprintf(format, args...)
+	}
+	a := r.a
+	if a.runner == nil {
+		return failed("this agent runs no plugin steps (plugins: -)")
+	}
+	pluginName, _, err := jobstep.ParseUses(st.GetUses())
+	if err != nil {
+		return failed("uses: %v", err)
+	}
+	var mod *agentv1.PluginModule
+	for _, m := range r.job.GetPlugins() {
+		if m.GetName() == pluginName {
+			mod = m
+		}
+	}
+	if mod == nil {
+		return failed("the server sent no module for plugin %q", pluginName)
+	}
+	fn := st.GetFunction()
+	if fn == "" {
+		fn = jobstep.DefaultFunction(mod.GetKind())
+	}
+	if fn == "" {
+		return failed("plugin %s is a %s plugin, which does not run as a step", pluginName, mod.GetKind())
+	}
+	data, err := a.plugins.Get(ctx, mod)
+	if err != nil {
+		if ctx.Err() != nil {
+			return executor.Result{Outcome: executor.Cancelled, ExitCode: -1, Err: context.Cause(ctx)}, ""
+		}
+		return failed("%v", err)
+	}
+
+	spec := host.Spec{Name: pluginName, Kind: mod.GetKind(), Version: mod.GetVersion(), SHA256: mod.GetSha256(),
+		Config: mod.GetConfig()}
+	spec.Grants.AllowedHosts = mod.GetAllowedHosts()
+	spec.Grants.AllowedPaths = []host.PathGrant{{Host: r.ws, Guest: WorkspaceGuest, Mode: "rw"}}
+	spec.Grants.MemoryLimitMiB = uint32(max(mod.GetMemoryLimitMib(), 0))
+	spec.Grants.MaxInstances = 1
+	timeout := mod.GetTimeout().AsDuration()
+	if d := st.GetTimeout().AsDuration(); d > 0 && (timeout <= 0 || d < timeout) {
+		timeout = d // a step may ask for less than the operator grants, never more
+	}
+	spec.Grants.Timeout = host.Duration(timeout)
+
+	loaded, err := a.runner.Load(ctx, spec, data)
+	if err != nil {
+		if ctx.Err() != nil {
+			return executor.Result{Outcome: executor.Cancelled, ExitCode: -1, Err: context.Cause(ctx)}, ""
+		}
+		return failed("%v", err)
+	}
+	defer loaded.Close()
+	md := loaded.Metadata()
+	r.system("plugin %s %s (%s, sha256 %s), function %s", pluginName, md.GetVersion(), mod.GetKind(), short(mod.GetSha256()), fn)
+
+	input, err := r.pluginInput(st, index, name, mod.GetKind(), fn)
+	if err != nil {
+		return failed("encode the plugin's input: %v", err)
+	}
+
+	callCtx := ctx
+	if left, ok := r.remaining(); !ok {
+		return executor.Result{Outcome: executor.TimedOut, ExitCode: -1, Err: context.DeadlineExceeded}, ""
+	} else if left > 0 {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(ctx, left)
+		defer cancel()
+	}
+	logger := slog.New(&stepLog{ship: r.ship})
+	out, err := loaded.Call(host.WithLogger(callCtx, logger), fn, input)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return executor.Result{Outcome: executor.Cancelled, ExitCode: -1, Err: context.Cause(ctx)}, ""
+		case callCtx.Err() != nil:
+			return executor.Result{Outcome: executor.TimedOut, ExitCode: -1, Err: context.DeadlineExceeded}, ""
+		}
+		r.ship.addLevel(executor.Line{Stream: executor.Stderr, Text: err.Error(), Time: time.Now()}, agentv1.LogLevel_LOG_LEVEL_ERROR)
+		return failed("%v", err)
+	}
+	resp := &pluginv1.StepResponse{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(out, resp); err != nil {
+		return failed("plugin %s: unreadable response: %v", pluginName, err)
+	}
+	r.logResponse(resp)
+	switch resp.GetStatus() {
+	case pluginv1.Status_STATUS_SUCCESS, pluginv1.Status_STATUS_SKIPPED:
+		return executor.Result{Outcome: executor.Succeeded}, ""
+	}
+	return failed("%s", failureMessage(pluginName, resp))
+}
+
+// pluginInput is the request of the kind's function: the step's context
+// and its with: parameters.
+func (r *stepsRun) pluginInput(st *agentv1.Step, index int, name, kind, fn string) ([]byte, error) {
+	env := maps.Clone(r.env)
+	env["ARCADE_WORKSPACE"] = WorkspaceGuest
+	sc := &pluginv1.StepContext{
+		JobId: r.job.GetId(), JobName: r.job.GetName(), Step: name, Workspace: WorkspaceGuest, Env: env,
+		Attempt: r.job.GetAttempt(), AgentId: r.a.ID(),
+		PipelineId: r.env["ARCADE_PIPELINE_ID"], PipelineRunId: r.env["ARCADE_RUN_ID"], Stage: r.env["ARCADE_STAGE"],
+		Repository: r.env["ARCADE_REPOSITORY"], Ref: r.env["ARCADE_REF"], Commit: r.env["ARCADE_COMMIT"],
+	}
+	params := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	for k, v := range st.GetWith() {
+		params.Fields[k] = structpb.NewStringValue(v)
+	}
+	var in proto.Message
+	switch {
+	case kind == "cd":
+		in = &pluginv1.DeployRequest{Context: sc, Params: params,
+			Environment: st.GetWith()["environment"], Version: st.GetWith()["version"]}
+	case kind == "custom" || fn == "execute":
+		in = &pluginv1.ExecuteRequest{Context: sc, Params: params, Action: st.GetWith()["action"]}
+	default:
+		in = &pluginv1.StepRequest{Context: sc, Params: params}
+	}
+	return protojson.Marshal(in)
+}
+
+// logResponse writes the plugin's verdict into the job's log: summary,
+// messages, findings, files and outputs.
+func (r *stepsRun) logResponse(resp *pluginv1.StepResponse) {
+	now := time.Now()
+	out := func(level agentv1.LogLevel, format string, args ...any) {
+		r.ship.addLevel(executor.Line{Stream: executor.Stdout, Text: fmt.Sprintf(format, args...), Time: now}, level)
+	}
+	status := strings.TrimPrefix(resp.GetStatus().String(), "STATUS_")
+	if resp.GetSummary() != "" {
+		out(agentv1.LogLevel_LOG_LEVEL_INFO, "result: %s: %s", status, resp.GetSummary())
+	} else {
+		out(agentv1.LogLevel_LOG_LEVEL_INFO, "result: %s", status)
+	}
+	for _, m := range resp.GetMessages() {
+		out(severityLevel(m.GetSeverity()), "%s: %s", severityName(m.GetSeverity()), m.GetText())
+	}
+	for _, f := range resp.GetFindings() {
+		where := f.GetFile()
+		if f.GetLine() > 0 {
+			where += fmt.Sprintf(":%d", f.GetLine())
+			if f.GetColumn() > 0 {
+				where += fmt.Sprintf(":%d", f.GetColumn())
+			}
+		}
+		if where == "" {
+			where = "-"
+		}
+		out(severityLevel(f.GetSeverity()), "finding %s: [%s] %s (%s)", where, f.GetRule(), f.GetMessage(), severityName(f.GetSeverity()))
+	}
+	for _, f := range resp.GetFiles() {
+		out(agentv1.LogLevel_LOG_LEVEL_INFO, "file: %s", f.GetPath())
+	}
+	for _, k := range sortedKeys(resp.GetOutputs()) {
+		out(agentv1.LogLevel_LOG_LEVEL_INFO, "output %s=%s", k, resp.GetOutputs()[k])
+	}
+}
+
+// failureMessage says in one line why a plugin failed its step.
+func failureMessage(plugin string, resp *pluginv1.StepResponse) string {
+	status := strings.ToLower(strings.TrimPrefix(resp.GetStatus().String(), "STATUS_"))
+	if resp.GetStatus() == pluginv1.Status_STATUS_UNSPECIFIED {
+		status = "no status"
+	}
+	msg := fmt.Sprintf("plugin %s reported %s", plugin, status)
+	switch {
+	case resp.GetSummary() != "":
+		msg += ": " + resp.GetSummary()
+	case len(resp.GetMessages()) > 0:
+		msg += ": " + resp.GetMessages()[0].GetText()
+	case len(resp.GetFindings()) > 0:
+		f := resp.GetFindings()[0]
+		msg += fmt.Sprintf(": %d finding(s), first %s: %s", len(resp.GetFindings()), f.GetFile(), f.GetMessage())
+	}
+	return msg
+}
+
+func severityName(s pluginv1.Severity) string {
+	if s == pluginv1.Severity_SEVERITY_UNSPECIFIED {
+		return "info"
+	}
+	return strings.ToLower(strings.TrimPrefix(s.String(), "SEVERITY_"))
+}
+
+func severityLevel(s pluginv1.Severity) agentv1.LogLevel {
+	switch s {
+	case pluginv1.Severity_SEVERITY_MEDIUM:
+		return agentv1.LogLevel_LOG_LEVEL_WARN
+	case pluginv1.Severity_SEVERITY_HIGH, pluginv1.Severity_SEVERITY_CRITICAL:
+		return agentv1.LogLevel_LOG_LEVEL_ERROR
+	}
+	return agentv1.LogLevel_LOG_LEVEL_INFO
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}
+
+// stepLog is a slog.Handler writing a plugin's log lines, stdout and stderr
+// into the job's log through the shipper, which masks secrets.
+type stepLog struct{ ship *shipper }
+
+func (h *stepLog) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *stepLog) Handle(_ context.Context, rec slog.Record) error {
+	stream := executor.Stdout
+	diagnostic := false
+	rec.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "stream":
+			if a.Value.String() == "stderr" {
+				stream = executor.Stderr
+			}
+		case "err":
+			diagnostic = true // the host's own note of a failed call; the step reports it
+		}
+		return true
+	})
+	if diagnostic {
+		return nil
+	}
+	level := agentv1.LogLevel_LOG_LEVEL_INFO
+	switch {
+	case rec.Level >= slog.LevelError:
+		level = agentv1.LogLevel_LOG_LEVEL_ERROR
+	case rec.Level >= slog.LevelWarn:
+		level = agentv1.LogLevel_LOG_LEVEL_WARN
+	case rec.Level < slog.LevelInfo:
+		level = agentv1.LogLevel_LOG_LEVEL_DEBUG
+	}
+	t := rec.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	for _, line := range strings.Split(strings.TrimRight(rec.Message, "\n"), "\n") {
+		h.ship.addLevel(executor.Line{Stream: stream, Text: line, Time: t}, level)
+	}
+	return nil
+}
+
+func (h *stepLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *stepLog) WithGroup(string) slog.Handler      { return h }

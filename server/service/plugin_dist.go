@@ -1,0 +1,234 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/jobstep"
+	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// pluginChunk is how many bytes of a module one DownloadPlugin message
+// carries.
+const pluginChunk = 256 << 10
+
+// UsePlugins makes the plugins of m usable as job steps: jobs name them,
+// agents fetch them. Call it before serving.
+func (s *Service) UsePlugins(m *host.Manager) { s.plugins = m }
+
+// module returns the module serving now under name, checked against the
+// version a step asks for ("" for any).
+func (s *Service) module(name, version string) (*host.Module, error) {
+	if s.plugins == nil {
+		return nil, fmt.Errorf("plugin %q is not loaded on this server (no plugins)", name)
+	}
+	p, err := s.plugins.Get(name)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q is not loaded on this server: %w", name, err)
+	}
+	mod, err := p.Module()
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q is not loaded on this server: %w", name, err)
+	}
+	if version != "" && mod.Version != version {
+		return nil, fmt.Errorf("plugin %q is at version %s on this server, not %s", name, mod.Version, version)
+	}
+	if jobstep.DefaultFunction(mod.Kind) == "" {
+		return nil, fmt.Errorf("plugin %q is a %s plugin, which does not run as a job step (ci, cd, security or custom do)", name, mod.Kind)
+	}
+	return mod, nil
+}
+
+// checkStepPlugins refuses steps whose plugins the server does not serve,
+// naming the field (steps[1].uses).
+func (s *Service) checkStepPlugins(prefix string, steps []*agentv1.Step) error {
+	for i, st := range steps {
+		if st.GetUses() == "" {
+			continue
+		}
+		field := fmt.Sprintf("%s[%d].uses", prefix, i)
+		name, version, err := jobstep.ParseUses(st.GetUses())
+		if err != nil {
+			return invalid(field, "%v", err)
+		}
+		mod, err := s.module(name, version)
+		if err != nil {
+			return invalid(field, "%v", err)
+		}
+		if fn := st.GetFunction(); fn != "" && !functionOf(mod, fn) {
+			return invalid(fmt.Sprintf("%s[%d].function", prefix, i), "%s plugin %q has no function %q", mod.Kind, name, fn)
+		}
+	}
+	return nil
+}
+
+// functionOf reports whether a step may call fn on a plugin of mod's kind.
+func functionOf(mod *host.Module, fn string) bool {
+	kind, _ := host.ParseKind(mod.Kind)
+	for _, f := range host.RequiredFunctions(kind) {
+		if f == fn {
+			return true
+		}
+	}
+	return false
+}
+
+// resolvePlugins describes the modules a job's steps use as the server
+// serves them now: a plugin swapped on the server is what the next job gets.
+func (s *Service) resolvePlugins(steps []*agentv1.Step) ([]*agentv1.PluginModule, error) {
+	var out []*agentv1.PluginModule
+	seen := map[string]bool{}
+	for i, st := range steps {
+		if st.GetUses() == "" {
+			continue
+		}
+		name, version, err := jobstep.ParseUses(st.GetUses())
+		if err != nil {
+			return nil, fmt.Errorf("step %d: %w", i+1, err)
+		}
+		mod, err := s.module(name, version)
+		if err != nil {
+			return nil, fmt.Errorf("step %d (%s): %w", i+1, jobstep.Name(st, i), err)
+		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		out = append(out, moduleProto(mod))
+	}
+	return out, nil
+}
+
+func moduleProto(m *host.Module) *agentv1.PluginModule {
+	pm := &agentv1.PluginModule{
+		Name: m.Name, Version: m.Version, Sha256: m.SHA256, SizeBytes: int64(len(m.Data)), Kind: m.Kind,
+		Config: m.Config, AllowedHosts: m.AllowedHosts, MemoryLimitMib: int32(m.MemoryLimitMiB), Signature: m.Signature,
+	}
+	if m.Timeout > 0 {
+		pm.Timeout = durationpb.New(m.Timeout)
+	}
+	return pm
+}
+
+// handOut is a claimed job as its agent receives it, with the plugin modules
+// its steps use resolved now. A plugin gone since the job was created fails
+// the job (nil is returned).
+func (s *Service) handOut(ctx context.Context, j *store.Job) *agentv1.Job {
+	job := s.agentJob(j)
+	if len(job.GetSteps()) == 0 {
+		return job
+	}
+	mods, err := s.resolvePlugins(job.GetSteps())
+	if err == nil {
+		job.Plugins = mods
+		return job
+	}
+	s.failClaimed(ctx, j, err.Error())
+	return nil
+}
+
+// failClaimed ends a job just claimed that cannot run (or starts its next
+// attempt when its retries allow).
+func (s *Service) failClaimed(ctx context.Context, j *store.Job, reason string) {
+	now := s.now()
+	failed, err := s.store.ModifyJob(context.WithoutCancel(ctx), j.ID, func(cur *store.Job) error {
+		if cur.Status != jobstate.Name(jobstate.Running) || cur.Attempt != j.Attempt || cur.AgentID != j.AgentID {
+			return store.ErrConflict
+		}
+		cur.UpdatedAt = now
+		cur.Message = reason
+		cur.ExitCode = -1
+		s.finish(cur, jobstate.Failed, now)
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("job that cannot run not ended", "job", j.ID, "err", err)
+		return
+	}
+	s.log.Warn("job cannot run", "job", j.ID, "reason", reason)
+	s.dispatch.Wake()
+	s.jobEnded(ctx, failed)
+}
+
+// DownloadPlugin implements AgentService.DownloadPlugin: the module serving
+// now under the name, when its sha256 is the one asked for.
+func (a *AgentServer) DownloadPlugin(req *agentv1.DownloadPluginRequest, stream grpc.ServerStreamingServer[agentv1.DownloadPluginResponse]) error {
+	s := a.s
+	if err := requireID("name", req.GetName()); err != nil {
+		return err
+	}
+	mod, err := s.module(req.GetName(), "")
+	if err != nil {
+		return grpcstatus.Errorf(codes.NotFound, "name: %v", err)
+	}
+	if want := strings.ToLower(req.GetSha256()); want != "" && want != mod.SHA256 {
+		return grpcstatus.Errorf(codes.NotFound, "sha256: plugin %q serves %s (version %s) now, not %s", mod.Name, mod.SHA256, mod.Version, want)
+	}
+	first := &agentv1.DownloadPluginResponse{Module: moduleProto(mod)}
+	data := mod.Data
+	n := min(len(data), pluginChunk)
+	first.Data, data = data[:n], data[n:]
+	if err := stream.Send(first); err != nil {
+		return err
+	}
+	for len(data) > 0 {
+		n := min(len(data), pluginChunk)
+		if err := stream.Send(&agentv1.DownloadPluginResponse{Data: data[:n]}); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	s.log.Debug("plugin module sent", "plugin", mod.Name, "version", mod.Version, "sha256", mod.SHA256)
+	return nil
+}
+
+// encodeSteps stores steps as a JSON array of protojson messages.
+func encodeSteps(steps []*agentv1.Step) ([]byte, error) {
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	raw := make([]json.RawMessage, len(steps))
+	for i, st := range steps {
+		b, err := protojson.Marshal(st)
+		if err != nil {
+			return nil, fmt.Errorf("encode step %d: %w", i+1, err)
+		}
+		raw[i] = b
+	}
+	return json.Marshal(raw)
+}
+
+func decodeSteps(b []byte) ([]*agentv1.Step, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("decode steps: %w", err)
+	}
+	out := make([]*agentv1.Step, len(raw))
+	for i, r := range raw {
+		out[i] = new(agentv1.Step)
+		if err := protojson.Unmarshal(r, out[i]); err != nil {
+			return nil, fmt.Errorf("decode step %d: %w", i+1, err)
+		}
+	}
+	return out, nil
+}
+
+// storedSteps reads a stored job's steps, which this server encoded.
+func storedSteps(j *store.Job) []*agentv1.Step {
+	steps, _ := decodeSteps(j.Steps)
+	return steps
+}
