@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,10 @@ type Config struct {
 	// CronTimezone is the zone of cron triggers that name none; empty means
 	// the server's local zone.
 	CronTimezone string
+
+	// HTTPListen is the address of the dashboard and the HTTP/JSON API
+	// (TLS like gRPC when TLSCert is set); empty turns it off.
+	HTTPListen string
 }
 
 // ScopedToken is an API token limited to a scope.
@@ -231,8 +236,11 @@ type Server struct {
 	lis     net.Listener
 	plugins *host.Manager
 	webhook net.Listener
+	http    net.Listener
 	tls     *tls.Config
 	peers   *peers.Peers
+	// httpMounts are extra handlers of the HTTP listener.
+	httpMounts map[string]http.Handler
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -324,8 +332,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas}
-	if err := srv.listenWebhook(); err != nil {
+	err = srv.listenWebhook()
+	if err == nil {
+		err = srv.listenHTTP()
+	}
+	if err != nil {
 		lis.Close()
+		if srv.webhook != nil {
+			srv.webhook.Close()
+		}
 		plugins.Close(ctx) //nolint:errcheck // already failing
 		st.Close()
 		return nil, err
@@ -362,6 +377,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.startTriggers(ctx)
+	if err := s.startHTTP(ctx); err != nil {
+		return err
+	}
 
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.log.Info("arcade server listening", "addr", s.Addr(), "db", redact(s.cfg.DB))

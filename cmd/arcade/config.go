@@ -125,6 +125,7 @@ type serverSettings struct {
 	} `koanf:"api_tokens"`
 	WebhookPort  int    `koanf:"webhook_port"`
 	CronTimezone string `koanf:"cron_timezone"`
+	HTTPListen   string `koanf:"http_listen"`
 }
 
 var serverDefaults = map[string]any{
@@ -134,6 +135,7 @@ var serverDefaults = map[string]any{
 	"max_poll_wait":      "30s",
 	"plugins_config":     "conf.d/plugins.yaml",
 	"plugin_dirs":        []string{"plugins"},
+	"http_listen":        "127.0.0.1:8080",
 }
 
 // agentSettings is the agent's configuration as files, environment and

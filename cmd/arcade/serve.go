@@ -30,6 +30,7 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Int("rate-burst", 0, "calls an API client may make at once (default: twice the rate)")
 	f.Int("webhook-port", 0, "port of the pipeline webhook endpoint on the --listen host (0: off)")
 	f.String("cron-timezone", "", "time zone of cron triggers that name none (default: local)")
+	f.String("http-listen", "127.0.0.1:8080", `dashboard and HTTP/JSON API address ("" turns it off)`)
 }
 
 func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) {
@@ -49,7 +50,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
 		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
-		SecretKey: s.SecretKey,
+		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen,
 	}, nil
 }
 
