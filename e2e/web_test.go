@@ -290,6 +290,23 @@ func TestWebDashboard(t *testing.T) {
 	b.open("/jobs/" + slow.GetId() + "#L2")
 	b.waitJS("line 2 marked", `document.querySelector('[data-testid=log] .line.target') && document.querySelector('[data-testid=log] .line.target').dataset.line === '2'`)
 
+	// A job that fails once: retried from its page, the second attempt is
+	// followed there, log and all.
+	marker := filepath.Join(dir, "tried-once")
+	flaky := c.create(&jobv1.CreateJobRequest{Name: "flaky", Commands: []string{
+		fmt.Sprintf(`if [ -e %[1]s ]; then echo "second try"; else touch %[1]s; echo "first try"; exit 3; fi`, marker),
+	}})
+	c.waitStatus(flaky.GetId(), agentv1.JobStatus_JOB_STATUS_FAILED)
+	b.open("/jobs/" + flaky.GetId())
+	b.waitJS("the failure shown", `document.querySelector('h1 .badge').dataset.status === 'FAILED' && document.querySelector('#retry-job')`)
+	b.run("retry", chromedp.Click(chromedp.CSS("#retry-job")))
+	b.waitJS("the second attempt green", `document.querySelector('h1 .badge').dataset.status === 'SUCCESS' &&
+		[...document.querySelectorAll('[data-testid=log] .line')].some(l => l.textContent.endsWith('second try'))`)
+	if j := c.get(flaky.GetId()); j.GetAttempt() != 2 || j.GetStatus() != agentv1.JobStatus_JOB_STATUS_SUCCESS {
+		t.Fatalf("after the retry: attempt %d %v", j.GetAttempt(), j.GetStatus())
+	}
+	b.screenshot("05-job-retried")
+
 	// A 100,000-line log: the DOM holds only what is visible, and the end
 	// is reached by scrolling.
 	big := c.create(&jobv1.CreateJobRequest{Name: "big-log", Commands: []string{"seq 1 100000 | sed 's/^/row /'"}})
@@ -325,7 +342,7 @@ func TestWebDashboard(t *testing.T) {
 		t.Errorf("search shows %q, want 1/11", hits)
 	}
 	t.Logf("100,000-line log: shown in %v, end reached in %v, %d rows in the DOM", loaded.Round(time.Millisecond), scrolled.Round(time.Millisecond), rows)
-	b.screenshot("05-job-100k")
+	b.screenshot("06-job-100k")
 
 	// Plugins: a plugin dropped in the watched folder appears; replacing
 	// its file shows the reload in the live feed.
@@ -358,7 +375,7 @@ func TestWebDashboard(t *testing.T) {
 	sum2 := place(v2)
 	b.waitJS("the reload event", `[...document.querySelectorAll('[data-testid=plugin-feed] li')].some(li => li.dataset.resource === 'kitchen' && li.textContent.includes('reloaded') && li.textContent.includes(`+js(sum2[:12])+`))`)
 	b.waitJS("the new version listed", `document.querySelector('tr[data-plugin=kitchen]').dataset.sha256 === `+js(sum2)+` && document.querySelector('tr[data-plugin=kitchen]').textContent.includes('2.0.0')`)
-	b.screenshot("06-plugins")
+	b.screenshot("07-plugins")
 
 	// Events: what happens shows in the live feed, filtered by type.
 	b.open("/events?type=JOB_CREATED")
@@ -369,7 +386,7 @@ func TestWebDashboard(t *testing.T) {
 	if evalJS[bool](b, `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.type !== 'JOB_CREATED')`) {
 		t.Error("the feed filtered on JOB_CREATED shows other events")
 	}
-	b.screenshot("07-events")
+	b.screenshot("08-events")
 
 	// Agents: edit labels (merge), then stop the agent and see it offline.
 	b.open("/agents")
@@ -381,8 +398,8 @@ func TestWebDashboard(t *testing.T) {
 	if a := c.agent("web-agent"); a.GetLabels()["zone"] != "eu-west" || a.GetLabels()["os"] == "" {
 		t.Errorf("labels after a merge: %v, want zone=eu-west added to the rest", a.GetLabels())
 	}
-	b.screenshot("08-agents")
+	b.screenshot("09-agents")
 	agent.stop(syscall.SIGTERM)
 	b.waitJS("the agent offline", `document.querySelector('tr[data-agent=web-agent]').dataset.status === 'OFFLINE'`)
-	b.screenshot("09-agent-offline")
+	b.screenshot("10-agent-offline")
 }

@@ -55,14 +55,22 @@ func NewHandler(ctx context.Context, o Options) (http.Handler, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 	)
-	for name, register := range map[string]func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		"JobService":    jobv1.RegisterJobServiceHandler,
-		"StreamService": jobv1.RegisterStreamServiceHandler,
-		"AgentService":  agentv1.RegisterAgentServiceHandler,
-		"PluginService": pluginv1.RegisterPluginServiceHandler,
+	// Order matters: the mux tries the handlers registered last first, and
+	// a pattern without a verb (GET /v1/runs/{run_id}) also matches a path
+	// with one (/v1/runs/ID:watch). The streams come after the job service
+	// so their :watch and log:stream paths win; within a service the
+	// generated code registers methods in the order of the proto.
+	for _, svc := range []struct {
+		name     string
+		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+	}{
+		{"JobService", jobv1.RegisterJobServiceHandler},
+		{"AgentService", agentv1.RegisterAgentServiceHandler},
+		{"PluginService", pluginv1.RegisterPluginServiceHandler},
+		{"StreamService", jobv1.RegisterStreamServiceHandler},
 	} {
-		if err := register(ctx, gw, o.Conn); err != nil {
-			return nil, fmt.Errorf("gateway: register %s: %w", name, err)
+		if err := svc.register(ctx, gw, o.Conn); err != nil {
+			return nil, fmt.Errorf("gateway: register %s: %w", svc.name, err)
 		}
 	}
 	mux := http.NewServeMux()
@@ -132,7 +140,8 @@ func pinnedTLS(serverTLS *tls.Config) (*tls.Config, error) {
 func Serve(ctx context.Context, lis net.Listener, h http.Handler, conf *tls.Config, log *slog.Logger) {
 	// No write timeout: log and status streams stay open as long as the
 	// browser reads them.
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	if conf != nil {
 		// Browsers bring no client certificate.
 		conf = conf.Clone()

@@ -215,6 +215,61 @@ func TestGatewayStreamNDJSON(t *testing.T) {
 	}
 }
 
+// Every stream answers on its path, not the unary method whose path
+// pattern would also match (GET /v1/runs/{run_id} and /v1/runs/ID:watch).
+func TestGatewayStreamRoutes(t *testing.T) {
+	base := startServer(t)
+	c := http.DefaultClient
+	body, _ := json.Marshal(map[string]string{"yaml": pipelineYAML})
+	if r := do(t, c, "POST", base+"/v1/pipelines", adminToken, string(body)); r.status != http.StatusOK {
+		t.Fatalf("create pipeline: %d %s", r.status, r.raw)
+	}
+	r := do(t, c, "POST", base+"/v1/pipelines/gw:trigger", adminToken, `{}`)
+	run, _ := r.body["run"].(map[string]any)
+	if r.status != http.StatusOK {
+		t.Fatalf("trigger: %d %s", r.status, r.raw)
+	}
+	runID := run["id"].(string)
+	jobID := run["jobs"].([]any)[0].(map[string]any)["id"].(string)
+	for path, field := range map[string]string{
+		"/v1/runs/" + runID + ":watch":                   "run",
+		"/v1/jobs/" + jobID + ":watch":                   "job",
+		"/v1/agents:watch?agent_id=no-such-agent":        "", // NotFound, from the stream
+		"/v1/jobs/" + jobID + "/log:stream?follow=false": "lines",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+readToken)
+		resp, err := c.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		resp.Body.Close()
+		cancel()
+		if field == "" {
+			if resp.StatusCode != http.StatusNotFound || !strings.Contains(line, "no-such-agent") {
+				t.Errorf("GET %s: %d %s, want the stream's NotFound", path, resp.StatusCode, line)
+			}
+			continue
+		}
+		if field == "lines" && line == "" && resp.StatusCode == http.StatusOK {
+			continue // no line yet: the stream ends at once without follow
+		}
+		var msg struct {
+			Result map[string]json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(line), &msg); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d %q, want a stream message", path, resp.StatusCode, line)
+			continue
+		}
+		if _, ok := msg.Result[field]; !ok {
+			t.Errorf("GET %s: first message %s, want %s", path, line, field)
+		}
+	}
+}
+
 func TestGatewayServesDashboard(t *testing.T) {
 	base := startServer(t)
 	for _, path := range []string{"/", "/pipelines", "/jobs/some-id"} {

@@ -35,7 +35,8 @@ export function agentsView(main) {
     } catch { /* shown without running jobs */ }
   };
   get('/v1/agents' + query({ page_size: 500, order_by: 'name' })).then((r) => {
-    for (const a of r.agents || []) agents.set(a.id, a);
+    // What the stream sent meanwhile is newer.
+    for (const a of r.agents || []) if (!agents.has(a.id)) agents.set(a.id, a);
     draw();
   }).catch((err) => clear(body).append(h('tr', {}, h('td', { colspan: 9, class: 'error' }, errorText(err)))));
   loadRunning();

@@ -6,6 +6,8 @@ import { h, badge, jobStatus, agentStatus, fmtDuration, span, fmtTime, fmtBytes,
 import { LogView } from '../logview.js';
 
 const FINAL = new Set(['SUCCESS', 'FAILED', 'CANCELLED', 'TIMEOUT', 'SKIPPED']);
+// What RetryJob accepts.
+const RETRYABLE = new Set(['FAILED', 'CANCELLED', 'TIMEOUT']);
 
 export function jobView(main, jobId) {
   const head = h('div', { class: 'head' });
@@ -42,7 +44,7 @@ export function jobView(main, jobId) {
   const show = (j) => {
     job = j;
     const st = jobStatus(j.status);
-    drawHead(head, j, st);
+    drawHead(head, j, st, () => openStatus());
     drawInfo(info, j);
     if (j.attempt && j.attempt !== shownAttempt) {
       shownAttempt = j.attempt;
@@ -58,23 +60,31 @@ export function jobView(main, jobId) {
     lastStatus = st;
   };
 
-  get(`/v1/jobs/${encodeURIComponent(jobId)}`).then((r) => show(r.job))
+  // The stream starts with the current state; the plain read only fills in
+  // when it is slower (it must not overwrite a newer state).
+  get(`/v1/jobs/${encodeURIComponent(jobId)}`).then((r) => { if (!job) show(r.job); })
     .catch((err) => clear(head).append(h('p', { class: 'error' }, errorText(err))));
-  const statusStream = watch(() => `/v1/jobs/${encodeURIComponent(jobId)}:watch`, (m) => show(m.job), { reopenOnEnd: false });
+  // The status stream ends with the job; a retry opens it again.
+  let statusStream = null;
+  const openStatus = () => {
+    if (statusStream) statusStream.close();
+    statusStream = watch(() => `/v1/jobs/${encodeURIComponent(jobId)}:watch`, (m) => show(m.job), { reopenOnEnd: false });
+  };
+  openStatus();
   const tick = setInterval(() => { if (job && jobStatus(job.status) === 'RUNNING') drawInfo(info, job); }, 1000);
   return () => { statusStream.close(); if (logStream) logStream.close(); lv.destroy(); clearInterval(tick); };
 }
 
-function drawHead(head, j, st) {
+function drawHead(head, j, st, retried) {
   const actions = [];
   if (st === 'PENDING' || st === 'RUNNING') {
     actions.push(h('button', { type: 'button', class: 'danger', onclick: async () => {
       try { await post(`/v1/jobs/${j.id}:cancel`, { reason: 'cancelled from the dashboard' }); } catch (err) { toast(errorText(err), true); }
     } }, 'Cancel'));
   }
-  if (FINAL.has(st) && st !== 'SKIPPED') {
-    actions.push(h('button', { type: 'button', onclick: async () => {
-      try { await post(`/v1/jobs/${j.id}:retry`); toast(`Retrying ${j.name}`); } catch (err) { toast(errorText(err), true); }
+  if (RETRYABLE.has(st)) {
+    actions.push(h('button', { type: 'button', id: 'retry-job', onclick: async () => {
+      try { await post(`/v1/jobs/${j.id}:retry`); toast(`Retrying ${j.name}`); retried(); } catch (err) { toast(errorText(err), true); }
     } }, 'Retry'));
   }
   if (st === 'PENDING') {

@@ -8,6 +8,8 @@ import { navigate } from '../app.js';
 
 const NODE_W = 200, NODE_H = 56, COL_GAP = 70, ROW_GAP = 18, TOP = 34, LEFT = 16;
 const FINAL = new Set(['SUCCESS', 'FAILED', 'CANCELLED', 'TIMEOUT', 'SKIPPED']);
+// What RetryJob accepts.
+const RETRYABLE = new Set(['FAILED', 'CANCELLED', 'TIMEOUT']);
 
 export function runView(main, runId) {
   const head = h('div', { class: 'head' });
@@ -36,7 +38,9 @@ export function runView(main, runId) {
     } catch { /* drawn without explicit edges */ }
     draw();
   };
-  get(`/v1/runs/${encodeURIComponent(runId)}`).then((r) => { run = r.run; draw(); loadDeps(); })
+  // The stream starts with the current state; the plain read only fills in
+  // when it is slower (it must not overwrite a newer state).
+  get(`/v1/runs/${encodeURIComponent(runId)}`).then((r) => { if (!run) { run = r.run; draw(); loadDeps(); } })
     .catch((err) => clear(head).append(h('p', { class: 'error' }, errorText(err))));
   const w = watch(() => `/v1/runs/${encodeURIComponent(runId)}:watch`, (m) => {
     const first = !run;
@@ -153,9 +157,13 @@ function drawJobs(body, run) {
         try { await post(`/v1/jobs/${j.id}:cancel`, { reason: 'cancelled from the dashboard' }); } catch (err) { toast(errorText(err), true); }
       } }, 'Cancel'));
     }
-    if (j.id && FINAL.has(st) && st !== 'SKIPPED') {
+    if (j.id && RETRYABLE.has(st)) {
       actions.push(h('button', { type: 'button', dataset: { retry: j.name }, onclick: async () => {
-        try { await post(`/v1/jobs/${j.id}:retry`); toast(`Retrying ${j.name}`); } catch (err) { toast(errorText(err), true); }
+        try {
+          await post(`/v1/jobs/${j.id}:retry`);
+          toast(`Retrying ${j.name}`);
+          navigate(`/jobs/${j.id}`); // the run has ended; the job's page follows the new attempt
+        } catch (err) { toast(errorText(err), true); }
       } }, 'Retry'));
     }
     body.append(h('tr', { dataset: { job: j.name, status: st } },
