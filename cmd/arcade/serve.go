@@ -205,7 +205,11 @@ outcome.`,
 			if job == nil && !pipeline {
 				fmt.Fprintf(os.Stderr, "arcade is up on %s; client commands need:\n  export ARCADE_SERVER=%s ARCADE_API_TOKEN=%s\n", srv.Addr(), srv.Addr(), scfg.APIToken)
 				if a := srv.HTTPAddr(); a != "" {
-					fmt.Fprintf(os.Stderr, "dashboard: http%s://%s/ (log in with the API token)\n", map[bool]string{true: "s"}[scfg.TLSCert != ""], a)
+					scheme := "http"
+					if scfg.TLSCert != "" {
+						scheme = "https"
+					}
+					fmt.Fprintf(os.Stderr, "dashboard: %s://%s/ (log in with the API token)\n", scheme, a)
 				}
 				<-ctx.Done()
 				return waitBoth(done, nil)
