@@ -388,6 +388,28 @@ func TestWebDashboard(t *testing.T) {
 	}
 	b.screenshot("08-events")
 
+	// A job no agent can take: its page says why it waits (or that the
+	// server cannot explain it), and the page of a finished job lists its
+	// artifacts (or says the server does not).
+	waiting := c.create(&jobv1.CreateJobRequest{Name: "needs-gpu", Commands: []string{"true"}, Selector: "gpu"})
+	b.open("/jobs/" + waiting.GetId())
+	b.waitJS("the pending explanation", `(() => { const e = document.querySelector('[data-testid=explain]');
+		return e && !e.hidden && e.textContent.startsWith('Why pending?') && e.textContent.length > 'Why pending? '.length })()`)
+	b.screenshot("09-job-pending")
+	if _, err := c.jobs.CancelJob(context.Background(), &jobv1.CancelJobRequest{JobId: waiting.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitJS("the cancel shown", `document.querySelector('h1 .badge').dataset.status === 'CANCELLED' && document.querySelector('[data-testid=explain]').hidden`)
+	compile := ""
+	for _, j := range run.GetRun().GetJobs() {
+		if j.GetName() == "compile" {
+			compile = j.GetId()
+		}
+	}
+	b.open("/jobs/" + compile)
+	b.waitJS("the artifacts answered", `(() => { const a = document.querySelector('[data-testid=artifacts]');
+		return a.querySelector('td.mono') ? a.textContent.includes('out/app') : /artifacts|No artifacts/.test(a.textContent) && !a.textContent.includes('Loading') })()`)
+
 	// Agents: edit labels (merge), then stop the agent and see it offline.
 	b.open("/agents")
 	b.waitJS("the agent listed", `document.querySelector('tr[data-agent=web-agent]') && document.querySelector('[data-testid=stream-state]').textContent.includes('live')`)
@@ -398,8 +420,8 @@ func TestWebDashboard(t *testing.T) {
 	if a := c.agent("web-agent"); a.GetLabels()["zone"] != "eu-west" || a.GetLabels()["os"] == "" {
 		t.Errorf("labels after a merge: %v, want zone=eu-west added to the rest", a.GetLabels())
 	}
-	b.screenshot("09-agents")
+	b.screenshot("10-agents")
 	agent.stop(syscall.SIGTERM)
 	b.waitJS("the agent offline", `document.querySelector('tr[data-agent=web-agent]').dataset.status === 'OFFLINE'`)
-	b.screenshot("10-agent-offline")
+	b.screenshot("11-agent-offline")
 }

@@ -74,7 +74,15 @@ export function eventItem(e) {
   return h('li', { dataset: { type, resource: e.resource_id || '' } },
     h('time', {}, fmtTime(e.timestamp)),
     badge(type),
-    h('span', { class: 'what' }, h('strong', {}, `${e.resource_type || ''} ${e.resource_id || ''}`), ' ', e.message || '',
+    h('span', { class: 'what' }, resourceLink(e), ' ', e.message || '',
       a.version ? h('span', { class: 'chip' }, `v ${a.version}`) : '',
       a.sha256 ? h('span', { class: 'chip', title: a.sha256 }, a.sha256.slice(0, 12)) : ''));
+}
+
+// resourceLink names an event's resource, linked to its page.
+function resourceLink(e) {
+  const id = e.resource_id || '';
+  const text = h('strong', {}, `${e.resource_type || ''} ${id}`);
+  const href = { job: `/jobs/${id}`, pipeline_run: `/runs/${id}`, agent: '/agents', plugin: '/plugins' }[e.resource_type];
+  return href && id ? h('a', { href, 'data-link': true }, text) : text;
 }
