@@ -307,6 +307,33 @@ func TestWebDashboard(t *testing.T) {
 	}
 	b.screenshot("05-job-retried")
 
+	// Stop a run from its page: what runs is cancelled, what waits never
+	// starts.
+	if _, err := c.jobs.CreatePipeline(context.Background(), &jobv1.CreatePipelineRequest{Yaml: `name: long
+stages:
+  - name: wait
+    jobs:
+      - name: sleeper
+        commands: ["sleep 120"]
+  - name: after
+    jobs:
+      - name: never
+        commands: ["true"]
+`}); err != nil {
+		t.Fatal(err)
+	}
+	long, err := c.jobs.TriggerPipeline(context.Background(), &jobv1.TriggerPipelineRequest{PipelineId: "long"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.open("/runs/" + long.GetRun().GetId())
+	b.waitJS("the sleeper running", `document.querySelector('[data-testid=run-graph] .node[data-job=sleeper]') &&
+		document.querySelector('[data-testid=run-graph] .node[data-job=sleeper]').dataset.status === 'RUNNING'`)
+	b.run("stop the run", chromedp.Click(chromedp.CSS("#stop-run")))
+	b.waitJS("the run stopped", `document.querySelector('h1 .badge').dataset.status === 'CANCELLED' &&
+		document.querySelector('[data-testid=run-graph] .node[data-job=sleeper]').dataset.status === 'CANCELLED' &&
+		document.querySelector('[data-testid=run-graph] .node[data-job=never]').dataset.status !== 'SUCCESS' && !document.querySelector('#stop-run')`)
+
 	// A 100,000-line log: the DOM holds only what is visible, and the end
 	// is reached by scrolling.
 	big := c.create(&jobv1.CreateJobRequest{Name: "big-log", Commands: []string{"seq 1 100000 | sed 's/^/row /'"}})

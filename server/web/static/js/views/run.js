@@ -42,14 +42,29 @@ export function runView(main, runId) {
   // when it is slower (it must not overwrite a newer state).
   get(`/v1/runs/${encodeURIComponent(runId)}`).then((r) => { if (!run) { run = r.run; draw(); loadDeps(); } })
     .catch((err) => clear(head).append(h('p', { class: 'error' }, errorText(err))));
+  // The run's stream ends with the run; jobs still stopping then (a
+  // cancel on its way to the agent) are read again until they end. (A
+  // stream per job could use up the browser's six connections per host.)
+  let poll = null;
+  const followStragglers = () => {
+    const pending = () => ((run && run.jobs) || []).some((j) => j.id && !FINAL.has(jobStatus(j.status)));
+    if (!pending() || poll) return;
+    poll = setInterval(async () => {
+      try { run = (await get(`/v1/runs/${encodeURIComponent(runId)}`)).run; draw(); } catch { /* next time */ }
+      if (!pending()) { clearInterval(poll); }
+    }, 1000);
+  };
   const w = watch(() => `/v1/runs/${encodeURIComponent(runId)}:watch`, (m) => {
     const first = !run;
     run = m.run;
     draw();
     if (first) loadDeps();
-  }, { reopenOnEnd: false, onState: (st, err) => { live.textContent = st === 'live' ? '● live' : st === 'ended' ? '' : `${st} ${err ? errorText(err) : ''}`; } });
-  const tick = setInterval(() => { if (run && !FINAL.has(jobStatus(run.status))) draw(); }, 1000);
-  return () => { w.close(); clearInterval(tick); };
+  }, { reopenOnEnd: false, onState: (st, err) => {
+    live.textContent = st === 'live' ? '● live' : st === 'ended' ? '' : `${st} ${err ? errorText(err) : ''}`;
+    if (st === 'ended') followStragglers();
+  } });
+  const tick = setInterval(() => { if (run && (run.jobs || []).some((j) => jobStatus(j.status) === 'RUNNING')) draw(); }, 1000);
+  return () => { w.close(); clearInterval(poll); clearInterval(tick); };
 }
 
 function drawHead(head, run) {
