@@ -42,7 +42,9 @@ func chromiumPath() string {
 	return ""
 }
 
-func newBrowser(t *testing.T, base string) *browser {
+// needChromium returns the browser's path, or skips the test without one
+// (fails it with ARCADE_REQUIRE_BROWSER=1, as CI sets).
+func needChromium(t *testing.T) string {
 	t.Helper()
 	path := chromiumPath()
 	if path == "" {
@@ -51,6 +53,11 @@ func newBrowser(t *testing.T, base string) *browser {
 		}
 		t.Skip("no chromium on PATH: browser tests skipped (apt-get install -y chromium; ARCADE_REQUIRE_BROWSER=1 makes this a failure)")
 	}
+	return path
+}
+
+func newBrowser(t *testing.T, path, base string) *browser {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // CI containers run as root
@@ -195,9 +202,7 @@ func TestWebDashboard(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
-	if chromiumPath() == "" && os.Getenv("ARCADE_REQUIRE_BROWSER") != "1" {
-		t.Skip("no chromium on PATH: browser tests skipped (apt-get install -y chromium; ARCADE_REQUIRE_BROWSER=1 makes this a failure)")
-	}
+	chromium := needChromium(t)
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, "plugins")
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
@@ -213,7 +218,7 @@ func TestWebDashboard(t *testing.T) {
 	httpAddr := freeAddr(t)
 	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--http-listen", httpAddr, "--plugin-dirs", pluginDir)
 	agent := c.startAgent("web-agent", 2)
-	b := newBrowser(t, "http://"+httpAddr)
+	b := newBrowser(t, chromium, "http://"+httpAddr)
 
 	// Log in: a wrong token is refused, the API token is accepted.
 	b.open("/pipelines")
