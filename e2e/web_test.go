@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
@@ -458,4 +460,18 @@ stages:
 	agent.stop(syscall.SIGTERM)
 	b.waitJS("the agent offline", `document.querySelector('tr[data-agent=web-agent]').dataset.status === 'OFFLINE'`)
 	b.screenshot("11-agent-offline")
+
+	// The same pages in the dark: the theme follows the system setting.
+	b.run("prefer dark", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	}))
+	b.open("/runs/" + runID)
+	b.waitJS("the dark run page", `getComputedStyle(document.body).backgroundColor === 'rgb(14, 17, 23)' &&
+		document.querySelectorAll('[data-testid=run-graph] .node[data-status=SUCCESS]').length === 6`)
+	b.screenshot("12-run-dark")
+	b.open("/jobs/" + slow.GetId())
+	b.waitJS("the dark job page", `document.querySelector('[data-testid=log] .line')`)
+	b.screenshot("13-job-dark")
 }
