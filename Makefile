@@ -7,6 +7,7 @@ export PATH := $(GOBIN):$(PATH)
 
 PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
+PROTOC_GEN_GRPC_GATEWAY_VERSION ?= v2.33.0
 PROTO_FILES := $(shell find api -name '*.proto' | sort)
 
 .PHONY: all build run test test-short bench check fmt vet tidy-check proto proto-install proto-clean proto-lint proto-check clean plugins
@@ -55,16 +56,21 @@ tidy-check:
 proto-install:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	$(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(PROTOC_GEN_GRPC_GATEWAY_VERSION)
 	@command -v protoc >/dev/null || echo "protoc missing: apt-get install -y protobuf-compiler (Debian) or brew install protobuf"
 
+# The *.pb.gw.go files are the HTTP/JSON gateway (server/gateway), bound to
+# paths by api/gateway.yaml rather than by annotations in the .proto files.
 proto:
 	protoc -I . -I /usr/include \
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		--grpc-gateway_out=. --grpc-gateway_opt=paths=source_relative,grpc_api_configuration=api/gateway.yaml \
 		$(PROTO_FILES)
 
 proto-clean:
 	find api -name '*.pb.go' -delete
+	find api -name '*.pb.gw.go' -delete
 
 # Regenerating must leave the committed code unchanged.
 proto-check: proto

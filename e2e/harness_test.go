@@ -81,7 +81,9 @@ func start(t testing.TB, name string, args ...string) *proc {
 	}
 	cmd := exec.Command(arcadeBin, append(args, "--log-format", "json", "--log-level", "debug")...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "ARCADE_AGENT_TOKEN="+agentToken, "ARCADE_API_TOKEN="+apiToken)
+	// The dashboard's HTTP listener stays off unless a test asks for it
+	// (--http-listen): servers of parallel tests must not share a port.
+	cmd.Env = append(os.Environ(), "ARCADE_AGENT_TOKEN="+agentToken, "ARCADE_API_TOKEN="+apiToken, "ARCADE_HTTP_LISTEN=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 func TestUpRunsExampleJob(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(arcadeBin, "up", "--run", filepath.Join("..", "examples", "jobs", "hello.yaml"),
-		"--listen", freeAddr(t), "--data-dir", filepath.Join(dir, "data"), "--work-dir", filepath.Join(dir, "work"),
+		"--listen", freeAddr(t), "--http-listen", freeAddr(t), "--data-dir", filepath.Join(dir, "data"), "--work-dir", filepath.Join(dir, "work"),
 		"--config", os.DevNull, "--log-format", "text")
 	// No tokens in the environment: up generates them.
 	var env []string
@@ -48,7 +48,7 @@ func TestUpRunsExampleJob(t *testing.T) {
 func TestUpRunsExamplePipeline(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(arcadeBin, "up", "--run", filepath.Join("..", "examples", "pipelines", "build-test-deploy.arcade.yaml"),
-		"--listen", freeAddr(t), "--data-dir", filepath.Join(dir, "data"), "--work-dir", filepath.Join(dir, "work"),
+		"--listen", freeAddr(t), "--http-listen", freeAddr(t), "--data-dir", filepath.Join(dir, "data"), "--work-dir", filepath.Join(dir, "work"),
 		"--config", os.DevNull, "--plugins-config", os.DevNull, "--log-format", "text")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,6 +129,9 @@ type Config struct {
 	// LogArchiveAfter moves the logs of jobs finished this long ago to the
 	// artifact store (0: never).
 	LogArchiveAfter time.Duration
+	// HTTPListen is the address of the dashboard and the HTTP/JSON API
+	// (TLS like gRPC when TLSCert is set); empty turns it off.
+	HTTPListen string
 }
 
 // ScopedToken is an API token limited to a scope.
@@ -283,6 +287,7 @@ type Server struct {
 	lis     net.Listener
 	plugins *host.Manager
 	webhook net.Listener
+	http    net.Listener
 	tls     *tls.Config
 	peers   *peers.Peers
 	metrics *prometheus.Registry
@@ -293,6 +298,8 @@ type Server struct {
 	archive *logarchive.Archive
 	// replica names this process in leases.
 	replica string
+	// httpMounts are extra handlers of the HTTP listener.
+	httpMounts map[string]http.Handler
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -422,8 +429,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
 		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString()}
-	if err := srv.listenWebhook(); err != nil {
+	err = srv.listenWebhook()
+	if err == nil {
+		err = srv.listenHTTP()
+	}
+	if err != nil {
 		lis.Close()
+		if srv.webhook != nil {
+			srv.webhook.Close()
+		}
 		plugins.Close(ctx) //nolint:errcheck // already failing
 		st.Close()
 		return nil, err
@@ -472,6 +486,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.startTriggers(ctx)
 	s.startStorageWork(ctx)
+	if err := s.startHTTP(ctx); err != nil {
+		return err
+	}
 
 	go s.watchStore(ctx)
 	s.serving.Store(true)

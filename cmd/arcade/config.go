@@ -152,6 +152,7 @@ type serverSettings struct {
 	ArtifactExpireIn      time.Duration `koanf:"artifact_expire_in"`
 	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
 	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`
+	HTTPListen   string `koanf:"http_listen"`
 }
 
 var serverDefaults = map[string]any{
@@ -162,6 +163,7 @@ var serverDefaults = map[string]any{
 	"plugins_config":     "conf.d/plugins.yaml",
 	"plugin_dirs":        []string{"plugins"},
 	"artifact_expire_in": "168h",
+	"http_listen":        "127.0.0.1:8080",
 }
 
 // agentSettings is the agent's configuration as files, environment and

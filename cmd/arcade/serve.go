@@ -38,6 +38,7 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Duration("artifact-expire-in", 7*24*time.Hour, "expiry of artifacts whose job sets none (0: kept until the job is deleted)")
 	f.Duration("artifact-sweep-interval", time.Minute, "how often expired artifacts are removed and old logs archived")
 	f.Duration("log-archive-after", 0, "archive the logs of jobs finished this long ago through the artifact store (0: never)")
+	f.String("http-listen", "127.0.0.1:8080", `dashboard and HTTP/JSON API address ("" turns it off)`)
 }
 
 func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) {
@@ -66,7 +67,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
 		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
-		SecretKey:     s.SecretKey,
+		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
 	}, nil
@@ -227,6 +228,13 @@ outcome.`,
 			go func() { done <- ag.Run(ctx) }()
 			if job == nil && !pipeline {
 				fmt.Fprintf(os.Stderr, "arcade is up on %s; client commands need:\n  export ARCADE_SERVER=%s ARCADE_API_TOKEN=%s\n", srv.Addr(), srv.Addr(), scfg.APIToken)
+				if a := srv.HTTPAddr(); a != "" {
+					scheme := "http"
+					if scfg.TLSCert != "" {
+						scheme = "https"
+					}
+					fmt.Fprintf(os.Stderr, "dashboard: %s://%s/ (log in with the API token)\n", scheme, a)
+				}
 				<-ctx.Done()
 				return waitBoth(done, nil)
 			}

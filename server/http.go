@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/go-arcade/arcade/server/gateway"
+	"github.com/go-arcade/arcade/server/web"
+)
+
+// listenHTTP binds the HTTP listener (API over HTTP/JSON and the dashboard).
+func (s *Server) listenHTTP() error {
+	if s.cfg.HTTPListen == "" {
+		return nil
+	}
+	lis, err := net.Listen("tcp", s.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("http_listen: listen on %s: %w", s.cfg.HTTPListen, err)
+	}
+	s.http = lis
+	return nil
+}
+
+// HTTPAddr is the address of the HTTP listener, "" when it is off.
+func (s *Server) HTTPAddr() string {
+	if s.http == nil {
+		return ""
+	}
+	return s.http.Addr().String()
+}
+
+// MountHTTP adds a handler to the HTTP listener (before Run), e.g. /metrics.
+func (s *Server) MountHTTP(pattern string, h http.Handler) {
+	if s.httpMounts == nil {
+		s.httpMounts = map[string]http.Handler{}
+	}
+	s.httpMounts[pattern] = h
+}
+
+// startHTTP serves the HTTP listener until ctx ends. The gateway reaches the
+// gRPC services in process, through the same authentication.
+func (s *Server) startHTTP(ctx context.Context) error {
+	if s.http == nil {
+		return nil
+	}
+	conn, err := gateway.DialInProcess(s.grpc, s.tls)
+	if err != nil {
+		return err
+	}
+	h, err := gateway.NewHandler(ctx, gateway.Options{Conn: conn, Web: web.Handler(), Mount: s.httpMounts, Logger: s.log})
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	go func() { <-ctx.Done(); conn.Close() }()
+	gateway.Serve(ctx, s.http, h, s.tls, s.log)
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
+	}
+	s.log.Info("dashboard and HTTP API listening", "url", scheme+"://"+s.HTTPAddr()+"/")
+	return nil
+}

@@ -1,0 +1,194 @@
+// A pipeline run: its stages as columns, the depends_on graph drawn in SVG,
+// each job's status live (StreamPipelineStatus), durations and attempts;
+// stop the run, cancel or retry a job.
+
+import { get, post, watch } from '../api.js';
+import { h, s, badge, jobStatus, fmtDuration, span, fmtTime, errorText, toast, clear } from '../dom.js';
+import { navigate } from '../app.js';
+
+const NODE_W = 200, NODE_H = 56, COL_GAP = 70, ROW_GAP = 18, TOP = 34, LEFT = 16;
+const FINAL = new Set(['SUCCESS', 'FAILED', 'CANCELLED', 'TIMEOUT', 'SKIPPED']);
+// What RetryJob accepts.
+const RETRYABLE = new Set(['FAILED', 'CANCELLED', 'TIMEOUT']);
+
+export function runView(main, runId) {
+  const head = h('div', { class: 'head' });
+  const graph = h('div', { class: 'graph', dataset: { testid: 'run-graph' } });
+  const jobsBody = h('tbody');
+  const live = h('span', { class: 'note', dataset: { testid: 'stream-state' } });
+  main.append(head, graph,
+    h('h2', {}, 'Jobs ', live),
+    h('table', { dataset: { testid: 'run-jobs' } },
+      h('thead', {}, h('tr', {}, ['Job', 'Stage', 'Status', 'Agent', 'Attempt', 'Started', 'Duration', ''].map((t) => h('th', {}, t)))),
+      jobsBody));
+
+  let run = null;
+  let deps = null; // job name → explicit depends_on, from the pipeline
+  const draw = () => {
+    if (!run) return;
+    drawHead(head, run);
+    drawGraph(graph, run, deps || {});
+    drawJobs(jobsBody, run);
+  };
+  const loadDeps = async () => {
+    deps = {};
+    try {
+      const p = (await get(`/v1/pipelines/${encodeURIComponent(run.pipeline_id)}`)).pipeline;
+      for (const st of p.stages || []) for (const j of st.jobs || []) deps[j.name] = j.depends_on || [];
+    } catch { /* drawn without explicit edges */ }
+    draw();
+  };
+  // The stream starts with the current state; the plain read only fills in
+  // when it is slower (it must not overwrite a newer state).
+  get(`/v1/runs/${encodeURIComponent(runId)}`).then((r) => { if (!run) { run = r.run; draw(); loadDeps(); } })
+    .catch((err) => clear(head).append(h('p', { class: 'error' }, errorText(err))));
+  // The run's stream ends with the run; jobs still stopping then (a
+  // cancel on its way to the agent) are read again until they end. (A
+  // stream per job could use up the browser's six connections per host.)
+  let poll = null;
+  const followStragglers = () => {
+    const pending = () => ((run && run.jobs) || []).some((j) => j.id && !FINAL.has(jobStatus(j.status)));
+    if (!pending() || poll) return;
+    poll = setInterval(async () => {
+      try { run = (await get(`/v1/runs/${encodeURIComponent(runId)}`)).run; draw(); } catch { /* next time */ }
+      if (!pending()) { clearInterval(poll); }
+    }, 1000);
+  };
+  const w = watch(() => `/v1/runs/${encodeURIComponent(runId)}:watch`, (m) => {
+    const first = !run;
+    run = m.run;
+    draw();
+    if (first) loadDeps();
+  }, { reopenOnEnd: false, onState: (st, err) => {
+    live.textContent = st === 'live' ? '● live' : st === 'ended' ? '' : `${st} ${err ? errorText(err) : ''}`;
+    if (st === 'ended') followStragglers();
+  } });
+  const tick = setInterval(() => { if (run && (run.jobs || []).some((j) => jobStatus(j.status) === 'RUNNING')) draw(); }, 1000);
+  return () => { w.close(); clearInterval(poll); clearInterval(tick); };
+}
+
+function drawHead(head, run) {
+  const st = jobStatus(run.status);
+  clear(head).append(
+    h('div', { class: 'title' },
+      h('h1', {}, h('a', { href: `/pipelines/${encodeURIComponent(run.pipeline_id)}`, 'data-link': true }, run.pipeline_name || 'pipeline'), ` #${run.number} `, badge(st)),
+      h('div', { class: 'sub' },
+        `${(run.trigger || '').replace('TRIGGER_TYPE_', '').toLowerCase()} run`, run.triggered_by ? ` by ${run.triggered_by}` : '',
+        ` · started ${fmtTime(run.started_at || run.created_at)} · ${fmtDuration(span(run.started_at, run.finished_at))}`,
+        run.message ? ` · ${run.message}` : ''),
+      Object.keys(run.params || {}).length ? h('div', {}, Object.entries(run.params).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`))) : ''),
+    FINAL.has(st) ? '' : h('button', { type: 'button', class: 'danger', id: 'stop-run', onclick: async () => {
+      try { await post(`/v1/runs/${run.id}:stop`, { reason: 'stopped from the dashboard' }); toast('Stopping the run'); } catch (err) { toast(errorText(err), true); }
+    } }, 'Stop run'));
+}
+
+// layout places jobs: one column group per stage, and within a stage one
+// column per level of same-stage dependencies.
+function layout(run, deps) {
+  const stages = run.stages && run.stages.length ? run.stages : [...new Set((run.jobs || []).map((j) => j.stage))];
+  const byStage = new Map(stages.map((st) => [st, []]));
+  for (const j of run.jobs || []) {
+    if (!byStage.has(j.stage)) byStage.set(j.stage, []);
+    byStage.get(j.stage).push(j);
+  }
+  const pos = new Map();
+  const edges = [];
+  let x = LEFT;
+  const stageBoxes = [];
+  let prev = [];
+  let height = 0;
+  for (const [stage, jobs] of byStage) {
+    const names = new Set(jobs.map((j) => j.name));
+    const level = new Map();
+    const levelOf = (name, seen = new Set()) => {
+      if (level.has(name)) return level.get(name);
+      if (seen.has(name)) return 0;
+      seen.add(name);
+      const same = (deps[name] || []).filter((d) => names.has(d));
+      const l = same.length ? 1 + Math.max(...same.map((d) => levelOf(d, seen))) : 0;
+      level.set(name, l);
+      return l;
+    };
+    const cols = [];
+    for (const j of jobs) {
+      const l = levelOf(j.name);
+      (cols[l] = cols[l] || []).push(j);
+    }
+    cols.forEach((col, ci) => col.forEach((j, ri) => {
+      pos.set(j.name, { x: x + ci * (NODE_W + COL_GAP / 2), y: TOP + ri * (NODE_H + ROW_GAP) });
+      height = Math.max(height, TOP + (ri + 1) * (NODE_H + ROW_GAP));
+    }));
+    const width = Math.max(1, cols.length) * NODE_W + (Math.max(1, cols.length) - 1) * COL_GAP / 2;
+    stageBoxes.push({ stage, x, width });
+    for (const j of jobs) {
+      const explicit = deps[j.name] || [];
+      const from = explicit.length ? explicit : prev.map((p) => p.name);
+      for (const d of from) edges.push([d, j.name]);
+    }
+    if (jobs.length) prev = jobs;
+    x += width + COL_GAP;
+  }
+  return { pos, edges, stageBoxes, width: x - COL_GAP + LEFT, height: height + 4 };
+}
+
+function drawGraph(box, run, deps) {
+  const { pos, edges, stageBoxes, width, height } = layout(run, deps);
+  const svg = s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'pipeline graph' });
+  for (const b of stageBoxes) svg.append(s('text', { class: 'stage-label', x: b.x, y: 18 }, b.stage));
+  for (const [from, to] of edges) {
+    const a = pos.get(from), b = pos.get(to);
+    if (!a || !b) continue;
+    const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2;
+    const mx = (x1 + x2) / 2;
+    svg.append(s('path', { class: 'edge', d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}` }));
+  }
+  for (const j of run.jobs || []) {
+    const p = pos.get(j.name);
+    if (!p) continue;
+    const st = jobStatus(j.status);
+    const dur = j.started_at ? fmtDuration(span(j.started_at, j.finished_at)) : '';
+    const meta = [st.toLowerCase(), dur, j.attempt > 1 ? `attempt ${j.attempt}` : ''].filter(Boolean).join(' · ');
+    const g = s('g', { class: 'node', 'data-job': j.name, 'data-status': st, transform: `translate(${p.x},${p.y})`, tabindex: j.id ? 0 : null,
+      onclick: () => j.id && navigate(`/jobs/${j.id}`) },
+    s('title', {}, j.message ? `${j.name}: ${j.message}` : j.name),
+    s('rect', { width: NODE_W, height: NODE_H, rx: 8 }),
+    s('circle', { class: 'dot', cx: 16, cy: 20, r: 5 }),
+    s('text', { x: 28, y: 24 }, truncate(j.name, 22)),
+    s('text', { class: 'meta', x: 28, y: 42 }, meta));
+    svg.append(g);
+  }
+  clear(box).append(svg);
+}
+
+function truncate(t, n) { return t.length > n ? t.slice(0, n - 1) + '…' : t; }
+
+function drawJobs(body, run) {
+  clear(body);
+  for (const j of run.jobs || []) {
+    const st = jobStatus(j.status);
+    const actions = [];
+    if (j.id && (st === 'PENDING' || st === 'RUNNING')) {
+      actions.push(h('button', { type: 'button', class: 'danger', onclick: async () => {
+        try { await post(`/v1/jobs/${j.id}:cancel`, { reason: 'cancelled from the dashboard' }); } catch (err) { toast(errorText(err), true); }
+      } }, 'Cancel'));
+    }
+    if (j.id && RETRYABLE.has(st)) {
+      actions.push(h('button', { type: 'button', dataset: { retry: j.name }, onclick: async () => {
+        try {
+          await post(`/v1/jobs/${j.id}:retry`);
+          toast(`Retrying ${j.name}`);
+          navigate(`/jobs/${j.id}`); // the run has ended; the job's page follows the new attempt
+        } catch (err) { toast(errorText(err), true); }
+      } }, 'Retry'));
+    }
+    body.append(h('tr', { dataset: { job: j.name, status: st } },
+      h('td', {}, j.id ? h('a', { href: `/jobs/${j.id}`, 'data-link': true }, j.name) : j.name, j.message ? h('div', { class: 'note' }, j.message) : ''),
+      h('td', {}, j.stage),
+      h('td', {}, badge(st)),
+      h('td', {}, j.agent_name || '—'),
+      h('td', { class: 'num' }, j.attempt || '—'),
+      h('td', {}, fmtTime(j.started_at)),
+      h('td', { class: 'num' }, fmtDuration(span(j.started_at, j.finished_at))),
+      h('td', {}, actions)));
+  }
+}
