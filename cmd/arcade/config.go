@@ -152,7 +152,7 @@ type serverSettings struct {
 	ArtifactExpireIn      time.Duration `koanf:"artifact_expire_in"`
 	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
 	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`
-	HTTPListen   string `koanf:"http_listen"`
+	HTTPListen            string        `koanf:"http_listen"`
 }
 
 var serverDefaults = map[string]any{
