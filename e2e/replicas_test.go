@@ -63,4 +63,17 @@ func TestReplicasShareWork(t *testing.T) {
 	if got := b.waitStatus(sleeper.GetId(), cancelled, failed, success); got.GetStatus() != cancelled {
 		t.Errorf("cancel across replicas: %v", got.GetStatus())
 	}
+	// Housekeeping (lease expiry, offline agents, run advancement) runs on
+	// one replica at a time.
+	holders := 0
+	for _, c := range []*cluster{a, b} {
+		for _, rec := range c.server.grepLog("lease acquired; this replica runs the work") {
+			if rec["lease"] == "housekeeping" {
+				holders++
+			}
+		}
+	}
+	if holders != 1 {
+		t.Errorf("housekeeping lease taken %d times across two replicas, want once", holders)
+	}
 }

@@ -462,7 +462,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go s.svc.Reap(ctx, s.cfg.ReapInterval)
+	// Housekeeping runs on one replica at a time (its updates are
+	// conditional, so two at once would be safe, only wasteful).
+	housekeeping := make(chan struct{})
+	go func() {
+		defer close(housekeeping)
+		runLeased(ctx, s.store, "housekeeping", s.replica, s.cfg.ReapInterval, s.log.With("component", "housekeeping"), s.svc.ReapOnce)
+	}()
+	defer func() { cancel(); <-housekeeping }() // before the store closes
 	dispatching := make(chan struct{})
 	go func() { defer close(dispatching); s.svc.Dispatch(ctx) }()
 	defer func() { cancel(); <-dispatching }() // before the store closes

@@ -10,32 +10,17 @@ import (
 	"github.com/go-arcade/arcade/server/store"
 )
 
-// Reap runs the housekeeping that keeps the queue honest until ctx ends:
-// agents silent for a lease go offline, jobs whose lease expired go back to
-// the queue (or fail when out of retries), and jobs far past their timeout
-// end as TIMEOUT.
 // Dispatch hands out jobs to the agents connected through AgentChannel
 // until ctx ends (see dispatch.Dispatcher.Run).
 func (s *Service) Dispatch(ctx context.Context) {
 	s.dispatch.Run(ctx, min(s.cfg.MaxPollWait, 5*time.Second))
 }
 
-func (s *Service) Reap(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.ReapOnce(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("housekeeping failed", "err", err)
-			}
-		}
-	}
-}
-
-// ReapOnce runs one round of Reap.
+// ReapOnce runs one round of the housekeeping that keeps the queue honest:
+// agents silent for a lease go offline, jobs whose lease expired go back to
+// the queue (or fail when out of retries), jobs far past their timeout end
+// as TIMEOUT, and pipeline runs advance. The server runs it every reap
+// interval on one replica at a time.
 func (s *Service) ReapOnce(ctx context.Context) error {
 	now := s.now()
 	gone, err := s.store.MarkAgentsOffline(ctx, now.Add(-s.cfg.LeaseTTL))
