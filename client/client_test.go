@@ -36,24 +36,23 @@ func TestDialFailsOverBetweenReplicas(t *testing.T) {
 	}
 	defer conn.Close()
 	h := healthpb.NewHealthClient(conn)
-	check := func() string {
-		t.Helper()
+	check := func() (string, error) {
 		var p peer.Peer
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, err := h.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p), grpc.WaitForReady(true)); err != nil {
-			t.Fatalf("health check: %v", err)
+			return "", err
 		}
-		return p.Addr.String()
+		return p.Addr.String(), nil
 	}
-	if got := check(); got != a {
-		t.Fatalf("first call went to %s, want the first replica %s", got, a)
+	if got, err := check(); err != nil || got != a {
+		t.Fatalf("first call went to %s (%v), want the first replica %s", got, err, a)
 	}
 	stopA.Stop()
 	// The call that notices the loss may fail; the next ones reach b.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if got := check(); got == b {
+		if got, err := check(); err == nil && got == b {
 			break
 		}
 		if time.Now().After(deadline) {
