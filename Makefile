@@ -26,7 +26,7 @@ plugins:
 	done
 
 run: plugins
-	$(GO) run ./cmd/arcade up --data-dir data --run examples/pipelines/build-test-deploy.arcade.yaml
+	$(GO) run ./cmd/arcade up --data-dir data --run examples/pipelines/ci.arcade.yaml
 
 # Every test, with the race detector. PostgreSQL-backed tests start a
 # throwaway cluster when initdb/pg_ctl exist (ARCADE_REQUIRE_POSTGRES=1 makes

@@ -37,7 +37,8 @@ func (y YAML) Proto(field string) (*agentv1.Step, error) {
 		if len(y.Commands) > 0 {
 			return nil, errorf(field, "has both run and commands: write one command with run, several with commands")
 		}
-		s.Commands = []string{y.Run}
+		// A block scalar ends with a line break; the script does not need it.
+		s.Commands = []string{strings.TrimRight(y.Run, "\n")}
 	}
 	if t := strings.TrimSpace(y.Timeout); t != "" {
 		d, err := time.ParseDuration(t)
