@@ -11,7 +11,7 @@ import (
 // arrives alone commits at once, so nothing waits when the server is idle.
 //
 // There is no goroutine of its own: the caller of the first write of a
-// round commits the round, then hands the turn to the oldest write that
+// round commits the round, then hands its turn to the oldest write that
 // arrived meanwhile, whose caller commits the next round.
 
 // pending is one write waiting for its round.
@@ -24,13 +24,16 @@ type pending[T any] struct {
 }
 
 // group batches writes of one kind; commit runs one round and sets each
-// write's err.
+// write's err. Up to max rounds commit at once (1 on SQLite, whose writers
+// take turns anyway; a few on PostgreSQL, where rounds on different rows
+// run side by side).
 type group[T any] struct {
 	commit func(batch []*pending[T])
+	max    int
 
 	mu    sync.Mutex
 	queue []*pending[T]
-	busy  bool
+	busy  int // rounds committing
 }
 
 // do waits for in to be committed (alone or with others) and returns its
@@ -38,27 +41,28 @@ type group[T any] struct {
 func (g *group[T]) do(ctx context.Context, in T) error {
 	p := &pending[T]{ctx: ctx, in: in, done: make(chan struct{}), turn: make(chan struct{})}
 	g.mu.Lock()
-	g.queue = append(g.queue, p)
-	lead := !g.busy
-	g.busy = true
-	g.mu.Unlock()
-	if !lead {
-		select {
-		case <-p.done:
-			return p.err
-		case <-p.turn:
-		}
+	if g.busy < max(g.max, 1) {
+		g.busy++
+		g.mu.Unlock()
+		g.round(p)
+		return p.err
 	}
-	// This caller commits a round, which holds its own write (the oldest
-	// queued), then passes the turn on.
-	g.round()
+	g.queue = append(g.queue, p)
+	g.mu.Unlock()
+	select {
+	case <-p.done:
+	case <-p.turn:
+		g.round(p)
+	}
 	return p.err
 }
 
-// round commits every queued write, then passes the turn on.
-func (g *group[T]) round() {
+// round commits lead and every queued write, then passes its turn to the
+// oldest write queued meanwhile (taken off the queue, so that no other
+// round takes it).
+func (g *group[T]) round(lead *pending[T]) {
 	g.mu.Lock()
-	batch := g.queue
+	batch := append([]*pending[T]{lead}, g.queue...)
 	g.queue = nil
 	g.mu.Unlock()
 	g.commit(batch)
@@ -67,9 +71,11 @@ func (g *group[T]) round() {
 	}
 	g.mu.Lock()
 	if len(g.queue) > 0 {
-		close(g.queue[0].turn)
+		next := g.queue[0]
+		g.queue = g.queue[1:]
+		close(next.turn)
 	} else {
-		g.busy = false
+		g.busy--
 	}
 	g.mu.Unlock()
 }

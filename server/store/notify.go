@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 )
 
@@ -15,6 +16,20 @@ func (s *Store) Notify(ctx context.Context, channel, payload string) error {
 		return nil
 	}
 	if err := pgdriver.Notify(ctx, s.db, channel, payload); err != nil {
+		return fmt.Errorf("notify %s: %w", channel, err)
+	}
+	return nil
+}
+
+// NotifyAll sends payloads on channel in order, in one statement (one round
+// trip); nothing on SQLite.
+func (s *Store) NotifyAll(ctx context.Context, channel string, payloads []string) error {
+	if !s.postgres || len(payloads) == 0 {
+		return nil
+	}
+	_, err := s.db.ExecContext(ctx, "SELECT pg_notify(?, p) FROM unnest(?::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
+		channel, pgdialect.Array(payloads))
+	if err != nil {
 		return fmt.Errorf("notify %s: %w", channel, err)
 	}
 	return nil

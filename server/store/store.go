@@ -91,6 +91,11 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	s := &Store{db: db, postgres: postgres, log: logger}
 	s.creates.commit = s.createJobs
 	s.modifies.commit = s.modifyJobs
+	if postgres {
+		// Rounds on different rows commit side by side; a few at once
+		// keep the database busy while the next batch gathers.
+		s.creates.max, s.modifies.max = 4, 4
+	}
 	return s, nil
 }
 
