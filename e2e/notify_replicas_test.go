@@ -69,7 +69,13 @@ notify_delivery: {workers: 1}
 	if got := bodies(); !slices.Equal(got, []string{"first failed", "second failed", "third failed"}) {
 		t.Errorf("the receiver got %q, want each failure once", got)
 	}
-	if n := len(a.server.grepLog("notification delivered")) + len(b.server.grepLog("notification delivered")); n != 3 {
+	// A replica logs a delivery once the receiver has answered: wait for
+	// the third line, then there must be no more.
+	delivered := func() int {
+		return len(a.server.grepLog("notification delivered")) + len(b.server.grepLog("notification delivered"))
+	}
+	a.waitFor("three deliveries logged", func() bool { return delivered() >= 3 })
+	if n := delivered(); n != 3 {
 		t.Errorf("%d deliveries logged by the replicas, want 3", n)
 	}
 }
