@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/go-arcade/arcade/core/jobstate"
@@ -133,63 +135,105 @@ type modification struct {
 	job *Job
 }
 
-// modifyJobs applies a round of modifications in one transaction. A
-// modification whose fn refuses changes nothing and fails alone; when the
-// transaction itself fails, each modification runs again on its own (fn
-// sees the row afresh).
+// modifyJobs applies a round of modifications in one transaction: one
+// SELECT for every row the round touches, each fn on a copy of the row as
+// the round's earlier modifications left it, and one UPDATE per changed
+// row, of the changed columns only. A modification whose fn refuses
+// changes nothing and fails alone; when the transaction itself fails, each
+// modification runs again on its own (fn sees the row afresh).
 func (s *Store) modifyJobs(batch []*pending[*modification]) {
-	apply := func(ctx context.Context, tx bun.Tx, p *pending[*modification]) (refused, err error) {
-		if err := p.ctx.Err(); err != nil {
-			return err, nil
-		}
-		j := new(Job)
-		if err := tx.NewSelect().Model(j).Where("id = ?", p.in.id).Apply(s.lockRows).Scan(ctx); err != nil {
-			if err = notFound(err); errors.Is(err, ErrNotFound) {
-				return err, nil
-			}
-			return nil, err
-		}
-		if err := p.in.fn(j); err != nil {
-			return err, nil
-		}
-		if _, err := tx.NewUpdate().Model(j).WherePK().Exec(ctx); err != nil {
-			return nil, err
-		}
-		p.in.job = j
-		return nil, nil
-	}
-	one := func(p *pending[*modification]) {
+	if len(batch) == 1 {
+		p := batch[0]
 		p.err = s.db.RunInTx(p.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			refused, err := apply(ctx, tx, p)
-			if err != nil {
+			if err := s.applyModifications(ctx, tx, batch); err != nil {
 				return err
 			}
-			return refused
+			return p.err // a refusal rolls back
 		})
 		if p.err != nil {
 			p.in.job = nil
 		}
-	}
-	if len(batch) == 1 {
-		one(batch[0])
 		return
 	}
 	err := s.db.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
-		for _, p := range batch {
-			refused, err := apply(ctx, tx, p)
-			if err != nil {
-				return err
-			}
-			p.err = refused
-		}
-		return nil
+		return s.applyModifications(ctx, tx, batch)
 	})
 	if err != nil {
 		for _, p := range batch {
 			p.err, p.in.job = nil, nil
-			one(p)
+			s.modifyJobs([]*pending[*modification]{p})
 		}
 	}
+}
+
+// applyModifications runs a round inside tx; the error returned is the
+// database's, a refusal is the modification's own err.
+func (s *Store) applyModifications(ctx context.Context, tx bun.Tx, batch []*pending[*modification]) error {
+	ids := make([]string, 0, len(batch))
+	for _, p := range batch {
+		if !slices.Contains(ids, p.in.id) {
+			ids = append(ids, p.in.id)
+		}
+	}
+	var rows []*Job
+	// In id order, so that rounds locking rows on PostgreSQL lock them in
+	// one order.
+	if err := tx.NewSelect().Model(&rows).Where("id IN (?)", bun.In(ids)).Order("id").Apply(s.lockRows).Scan(ctx); err != nil {
+		return err
+	}
+	stored := make(map[string]*Job, len(rows))
+	cur := make(map[string]*Job, len(rows))
+	for _, j := range rows {
+		stored[j.ID], cur[j.ID] = j.clone(), j
+	}
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.err = err
+			continue
+		}
+		j := cur[p.in.id]
+		if j == nil {
+			p.err = ErrNotFound
+			continue
+		}
+		next := j.clone()
+		if err := p.in.fn(next); err != nil {
+			p.err = err
+			continue
+		}
+		cur[p.in.id], p.in.job = next, next
+	}
+	for _, id := range ids {
+		j := cur[id]
+		if j == nil {
+			continue
+		}
+		cols := s.changedJobColumns(stored[id], j)
+		if len(cols) == 0 {
+			continue
+		}
+		if _, err := tx.NewUpdate().Model(j).Column(cols...).WherePK().Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// changedJobColumns names the columns whose values differ between two
+// versions of a job row.
+func (s *Store) changedJobColumns(before, after *Job) []string {
+	table := s.db.Table(reflect.TypeFor[Job]())
+	b, a := reflect.ValueOf(before).Elem(), reflect.ValueOf(after).Elem()
+	var cols []string
+	for _, f := range table.Fields {
+		if f.IsPK {
+			continue
+		}
+		if !reflect.DeepEqual(f.Value(b).Interface(), f.Value(a).Interface()) {
+			cols = append(cols, f.Name)
+		}
+	}
+	return cols
 }
 
 // DeleteJob removes a job with its logs and artifacts.

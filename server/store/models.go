@@ -1,6 +1,8 @@
 package store
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/go-arcade/arcade/core/logpack"
@@ -114,3 +116,17 @@ type Artifact struct {
 // jobData are the tables whose rows belong to a job (by job_id) and go when
 // it is deleted.
 var jobData = []any{(*logChunk)(nil), (*Artifact)(nil)}
+
+// clone returns a copy of j that shares no map or slice with it.
+func (j *Job) clone() *Job {
+	c := *j
+	c.Commands = slices.Clone(j.Commands)
+	c.Env = maps.Clone(j.Env)
+	c.Labels = maps.Clone(j.Labels)
+	c.Artifacts = slices.Clone(j.Artifacts)
+	c.Secrets = slices.Clone(j.Secrets)
+	c.SecretNames = slices.Clone(j.SecretNames)
+	c.Steps = slices.Clone(j.Steps)
+	c.Plugins = slices.Clone(j.Plugins)
+	return &c
+}
