@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +28,7 @@ type shipper struct {
 	attempt int32
 	log     *slog.Logger
 
-	mask *strings.Replacer // secrets → ***; nil without secrets
+	mask *masker // secrets → ***; nil without secrets; guarded by mu
 
 	mu      sync.Mutex
 	pending []logpack.Line
@@ -43,17 +41,7 @@ type shipper struct {
 func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger, secrets []string) *shipper {
 	s := &shipper{a: a, agentID: agentID, jobID: jobID, attempt: attempt, log: log, next: 1,
 		full: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
-	// Longer secrets first, so one that contains another is masked whole.
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	var pairs []string
-	for _, v := range secrets {
-		if v != "" {
-			pairs = append(pairs, v, "***")
-		}
-	}
-	if len(pairs) > 0 {
-		s.mask = strings.NewReplacer(pairs...)
-	}
+	s.mask = newMasker(secrets)
 	go s.loop()
 	return s
 }
@@ -63,11 +51,7 @@ func (s *shipper) add(l executor.Line) { s.addLevel(l, agentv1.LogLevel_LOG_LEVE
 // addLevel queues a line at a level (plugin steps log at several); secrets
 // are masked here, whoever wrote the line.
 func (s *shipper) addLevel(l executor.Line, level agentv1.LogLevel) {
-	text := l.Text
-	if s.mask != nil {
-		text = s.mask.Replace(text)
-	}
-	line := logpack.Line{Time: l.Time, Content: text, Level: int16(level)}
+	line := logpack.Line{Time: l.Time, Content: l.Text, Level: int16(level)}
 	switch l.Stream {
 	case executor.Stdout:
 		line.Stream = int16(agentv1.LogStream_LOG_STREAM_STDOUT)
@@ -77,6 +61,13 @@ func (s *shipper) addLevel(l executor.Line, level agentv1.LogLevel) {
 		line.Stream = int16(agentv1.LogStream_LOG_STREAM_SYSTEM)
 	}
 	s.mu.Lock()
+	if s.mask != nil {
+		line.Content = s.mask.mask(l.Stream, l.Text, l.Continued)
+		if line.Content == "" && l.Continued {
+			s.mu.Unlock()
+			return // all held back: it ships with the rest of its line
+		}
+	}
 	line.Line = s.next
 	s.next++
 	s.pending = append(s.pending, line)
@@ -92,6 +83,16 @@ func (s *shipper) addLevel(l executor.Line, level agentv1.LogLevel) {
 
 // close sends what is left and waits for it to be acknowledged.
 func (s *shipper) close() {
+	if s.mask != nil {
+		s.mu.Lock()
+		held := s.mask.flush()
+		s.mu.Unlock()
+		for _, st := range []executor.Stream{executor.Stdout, executor.Stderr} {
+			if text, ok := held[st]; ok {
+				s.add(executor.Line{Stream: st, Text: text, Time: time.Now()})
+			}
+		}
+	}
 	close(s.closed)
 	<-s.done
 }

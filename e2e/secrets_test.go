@@ -21,7 +21,10 @@ func TestJobSecrets(t *testing.T) {
 	c.startAgent("keeper", 1)
 	const value = "s3cr3t-V4LUE-42"
 	j := c.create(&jobv1.CreateJobRequest{Name: "uses a secret", Commands: []string{
-		`echo "token is $TOKEN"`, `printf 'err %s end\n' "$TOKEN" >&2`, `printf %s "$TOKEN" | sha256sum | grep -q ` + sha256Hex(value)},
+		`echo "token is $TOKEN"`, `printf 'err %s end\n' "$TOKEN" >&2`, `printf %s "$TOKEN" | sha256sum | grep -q ` + sha256Hex(value),
+		// A line longer than the 64 KiB line limit, split by the agent with
+		// the secret across the cut.
+		`printf '%065530d%s long\n' 0 "$TOKEN"`},
 		Env: map[string]string{"TOKEN": "overridden by the secret"}, Secrets: map[string]string{"TOKEN": value}})
 	done := c.waitStatus(j.GetId(), success, failed)
 	if done.GetStatus() != success {
@@ -40,6 +43,9 @@ func TestJobSecrets(t *testing.T) {
 	}
 	if !strings.Contains(all, "token is ***") || !strings.Contains(all, "err *** end") {
 		t.Errorf("masked lines missing:\n%s", all)
+	}
+	if joined := strings.Join(log, ""); !strings.Contains(joined, strings.Repeat("0", 65530)+"*** long") {
+		t.Errorf("the long line was not kept whole with its secret masked")
 	}
 	// Not returned by the API, not in plain in the database files.
 	if b, _ := os.ReadFile(dbPath); bytes.Contains(b, []byte(value)) {

@@ -56,6 +56,9 @@ type Line struct {
 	Stream Stream
 	Text   string
 	Time   time.Time // when the executor read the line
+	// Continued says the line goes on in the next Line of the same stream:
+	// it was split at MaxLineBytes.
+	Continued bool
 }
 
 // MaxLineBytes is the longest Text of a Line read from the job; longer

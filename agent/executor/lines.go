@@ -31,6 +31,8 @@ type event struct {
 	text   string
 	n      int // markerEvent: 1-based command number
 	time   time.Time
+	// continued: the line goes on in the stream's next line event.
+	continued bool
 }
 
 // markerPrefix returns the text that starts each marker; it is followed by
@@ -75,7 +77,7 @@ func (s *splitter) write(p []byte) {
 	// than buffering without bound.
 	for len(s.buf)-start >= MaxLineBytes+reserve {
 		cut := cutPoint(s.buf[start:])
-		s.text(s.buf[start : start+cut])
+		s.text(s.buf[start:start+cut], true)
 		start += cut
 	}
 	n := copy(s.buf, s.buf[start:])
@@ -99,7 +101,7 @@ func (s *splitter) line(b []byte, terminated bool) {
 			if j > 0 {
 				// The command before wrote a last line without a line
 				// ending; the marker was appended to it.
-				s.text(b[:j])
+				s.text(b[:j], false)
 			}
 			s.send(event{kind: markerEvent, stream: s.stream, n: n, time: time.Now()})
 			return
@@ -112,17 +114,19 @@ func (s *splitter) line(b []byte, terminated bool) {
 	if terminated && len(b) > 0 && b[len(b)-1] == '\r' {
 		b = b[:len(b)-1]
 	}
-	s.text(b)
+	s.text(b, false)
 }
 
-// text sends b as one or more lines of at most MaxLineBytes.
-func (s *splitter) text(b []byte) {
+// text sends b as one or more lines of at most MaxLineBytes; more says the
+// line goes on after b.
+func (s *splitter) text(b []byte, more bool) {
 	for {
 		cut := len(b)
 		if cut > MaxLineBytes {
 			cut = cutPoint(b)
 		}
-		s.send(event{kind: lineEvent, stream: s.stream, text: strings.ToValidUTF8(string(b[:cut]), "\uFFFD"), time: time.Now()})
+		s.send(event{kind: lineEvent, stream: s.stream, text: strings.ToValidUTF8(string(b[:cut]), "\uFFFD"), time: time.Now(),
+			continued: more || cut < len(b)})
 		b = b[cut:]
 		if len(b) == 0 {
 			return
@@ -296,7 +300,7 @@ func (e *emitter) process() {
 					break
 				}
 				if ev.kind == lineEvent {
-					e.emit(Line{Stream: ev.stream, Text: ev.text, Time: ev.time})
+					e.emit(Line{Stream: ev.stream, Text: ev.text, Time: ev.time, Continued: ev.continued})
 					e.held[i] -= len(ev.text)
 				}
 				q[0] = event{}
