@@ -196,7 +196,6 @@ notify:
 	}
 }
 
-
 // eventType is the event type in a generic webhook notification.
 func eventType(note map[string]any) string {
 	ev, _ := note["event"].(map[string]any)
