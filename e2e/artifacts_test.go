@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -196,12 +195,7 @@ func TestArtifactsStoredListedDownloadedSwept(t *testing.T) {
 		}
 
 		// The CLI: list, and get with its sha256 check.
-		cli := func(args ...string) (string, error) {
-			cmd := exec.Command(arcadeBin, args...)
-			cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
-			out, err := cmd.CombinedOutput()
-			return string(out), err
-		}
+		cli := c.cli
 		if out, err := cli("artifact", "list", j.GetId()); err != nil || !strings.Contains(out, "dist/app.bin") || !strings.Contains(out, sha256Hex(string(report))) {
 			t.Errorf("arcade artifact list: %v\n%s", err, out)
 		}

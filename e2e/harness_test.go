@@ -387,3 +387,22 @@ func buildPlugin(t testing.TB, pkg, out string, ldflags ...string) {
 		t.Fatal(err)
 	}
 }
+
+// cli runs the arcade command line against the cluster with the API token
+// and returns its combined output.
+func (c *cluster) cli(args ...string) (string, error) {
+	cmd := exec.Command(arcadeBin, args...)
+	cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// mustCLI is cli, failing the test when the command fails.
+func (c *cluster) mustCLI(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := c.cli(args...)
+	if err != nil {
+		t.Fatalf("arcade %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}

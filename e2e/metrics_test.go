@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -145,10 +143,10 @@ func TestMetricsMoveWithWork(t *testing.T) {
 		for _, id := range ids {
 			c.waitStatus(id, success, failed)
 		}
-		if out, err := pluginCLI(c, "plugin", "call", "semver", "execute", "--input", `{"action":"bump","params":{"current":"v1.2.3","commits":["feat: x"]}}`); err != nil || !strings.Contains(out, "v1.3.0") {
+		if out, err := c.cli("plugin", "call", "semver", "execute", "--input", `{"action":"bump","params":{"current":"v1.2.3","commits":["feat: x"]}}`); err != nil || !strings.Contains(out, "v1.3.0") {
 			t.Errorf("arcade plugin call: %v\n%s", err, out)
 		}
-		if out, err := pluginCLI(c, "plugin", "reload", "semver"); err != nil {
+		if out, err := c.cli("plugin", "reload", "semver"); err != nil {
 			t.Errorf("arcade plugin reload: %v\n%s", err, out)
 		}
 		cancel()
@@ -203,13 +201,6 @@ func TestMetricsMoveWithWork(t *testing.T) {
 			t.Error("the Go and process collectors are missing")
 		}
 	})
-}
-
-func pluginCLI(c *cluster, args ...string) (string, error) {
-	cmd := exec.Command(arcadeBin, args...)
-	cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }
 
 // TestReadinessFollowsDatabase stops PostgreSQL under a server: /readyz

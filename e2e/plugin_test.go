@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,12 +44,7 @@ func TestServerServesPlugins(t *testing.T) {
 		"--config", os.DevNull, "--plugins-config", cfgPath, "--plugin-dirs", filepath.Join(dir, "drop"))
 	c.waitHealthy()
 
-	cli := func(args ...string) (string, error) {
-		cmd := exec.Command(arcadeBin, args...)
-		cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	cli := c.cli
 	out, err := cli("plugin", "list")
 	if err != nil || !strings.Contains(out, "kitchen") || !strings.Contains(out, "custom") || !strings.Contains(out, "loaded") {
 		t.Fatalf("arcade plugin list: %v\n%s", err, out)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,16 +79,7 @@ stages:
 	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cli := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(arcadeBin, args...)
-		cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("arcade %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	cli := func(args ...string) string { return c.mustCLI(t, args...) }
 	out := cli("pipeline", "create", "-f", file, "--secret", "DEPLOY_KEY="+value)
 	if !strings.Contains(out, "secrets: DEPLOY_KEY") || strings.Contains(out, value) {
 		t.Errorf("pipeline create shows:\n%s", out)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -147,16 +146,7 @@ func pluginSteps(t *testing.T, dsn, v1, v2, lint string) {
 		}
 	}
 
-	cli := func(t *testing.T, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(arcadeBin, args...)
-		cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("arcade %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	cli := func(t *testing.T, args ...string) string { return c.mustCLI(t, args...) }
 
 	t.Run("mixed steps share the workspace", func(t *testing.T) {
 		j, text := run(&jobv1.CreateJobRequest{Name: "mixed", Selector: "role=main",

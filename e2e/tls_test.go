@@ -100,12 +100,7 @@ func TestTLSAndAgentCertificates(t *testing.T) {
 	}
 
 	// The CLI with the CA works; without it (plaintext) it cannot talk to a TLS server.
-	cli := func(args ...string) (string, error) {
-		cmd := exec.Command(arcadeBin, args...)
-		cmd.Env = append(os.Environ(), "ARCADE_SERVER="+c.addr, "ARCADE_API_TOKEN="+apiToken)
-		b, err := cmd.CombinedOutput()
-		return string(b), err
-	}
+	cli := c.cli
 	if out, err := cli("job", "get", j.GetId(), "--tls-ca", p.ca); err != nil || !strings.Contains(out, "SUCCESS") {
 		t.Errorf("CLI over TLS: %v\n%s", err, out)
 	}

@@ -320,57 +320,23 @@ func (s *Store) ReleaseClaim(ctx context.Context, j *Job) error {
 	return nil
 }
 
-// ClaimFirst leases to an agent the oldest pending job that match accepts:
-// it becomes RUNNING on that agent until leaseUntil. On PostgreSQL the
-// candidates are read with FOR UPDATE SKIP LOCKED, so replicas claiming at
-// once never wait for each other nor take the same job; on SQLite the
-// transaction holds the write lock. It returns nil when no pending job
-// matches.
+// ClaimFirst leases to an agent the oldest pending job that match accepts
+// (a ClaimBatch of one): it becomes RUNNING on that agent until leaseUntil.
+// It returns nil when no pending job matches.
 func (s *Store) ClaimFirst(ctx context.Context, agent *Agent, match func(*Job) bool, now, leaseUntil time.Time) (*Job, error) {
-	var claimed *Job
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		// Most pending jobs match most agents: read (and on PostgreSQL
-		// lock) a few rows first, and more only when none of them match.
-		// Reading 200 rows per claim cost most of a claim under load and
-		// made concurrent claimers skip each other's locked rows.
-		batch := 8
-		for offset := 0; ; offset, batch = offset+batch, min(batch*4, 512) {
-			var jobs []*Job
-			q := tx.NewSelect().Model(&jobs).Where("status = ?", statusPending).
-				Order("created_at ASC", "id ASC").Offset(offset).Limit(batch)
-			if s.postgres {
-				q = q.For("UPDATE SKIP LOCKED")
-			}
-			if err := q.Scan(ctx); err != nil {
-				return err
-			}
-			for _, j := range jobs {
-				if !match(j) {
-					continue
-				}
-				_, err := tx.NewUpdate().Model((*Job)(nil)).
-					Set("status = ?", statusRunning).
-					Set("agent_id = ?", agent.ID).
-					Set("agent_name = ?", agent.Name).
-					Set("started_at = ?", now).
-					Set("updated_at = ?", now).
-					Set("lease_expires_at = ?", leaseUntil).
-					Where("id = ?", j.ID).Exec(ctx)
-				if err != nil {
-					return err
-				}
-				j.Status, j.AgentID, j.AgentName = statusRunning, agent.ID, agent.Name
-				j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt = now, now, leaseUntil
-				claimed = j
-				return nil
-			}
-			if len(jobs) < batch {
-				return nil
-			}
+	claimed := false
+	claims, err := s.ClaimBatch(ctx, now, leaseUntil, func(j *Job) *Agent {
+		if claimed || !match(j) {
+			return nil
 		}
-	})
+		claimed = true
+		return agent
+	}, func() bool { return !claimed })
 	if err != nil {
-		return nil, fmt.Errorf("claim a job for agent %s: %w", agent.Name, err)
+		return nil, fmt.Errorf("agent %s: %w", agent.Name, err)
 	}
-	return claimed, nil
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	return claims[0].Job, nil
 }
