@@ -29,8 +29,11 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 	var claims []Claim
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		claims = claims[:0]
-		batch := 64
-		for offset := 0; wantMore(); offset, batch = offset+batch, min(batch*4, 1024) {
+		// A few rows first: most pending jobs match most agents, and a
+		// round usually wants a few jobs. Rows claimed in a page are no
+		// longer pending, so the next page starts after the rows passed over.
+		offset, batch := 0, 16
+		for ; wantMore(); batch = min(batch*4, 1024) {
 			var jobs []*Job
 			q := tx.NewSelect().Model(&jobs).Where("status = ?", statusPending).
 				Order("created_at ASC", "id ASC").Offset(offset).Limit(batch)
@@ -42,6 +45,7 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 			}
 			byAgent := map[*Agent][]string{}
 			var order []*Agent
+			claimed := 0
 			for _, j := range jobs {
 				a := pick(j)
 				if a == nil {
@@ -51,6 +55,7 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 					order = append(order, a)
 				}
 				byAgent[a] = append(byAgent[a], j.ID)
+				claimed++
 				j.Status, j.AgentID, j.AgentName = statusRunning, a.ID, a.Name
 				j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt = now, now, leaseUntil
 				claims = append(claims, Claim{Job: j, Agent: a})
@@ -72,6 +77,7 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 			if len(jobs) < batch {
 				return nil
 			}
+			offset += len(jobs) - claimed
 		}
 		return nil
 	})
