@@ -114,7 +114,7 @@ func (d *Dispatcher) round(ctx context.Context) (int, error) {
 	if len(slots) == 0 {
 		return 0, nil
 	}
-	agents, err := d.store.GetAgents(ctx, ids)
+	agents, err := d.waitingAgents(ctx, ids)
 	if err != nil {
 		return 0, err
 	}
@@ -175,6 +175,57 @@ func (d *Dispatcher) round(ctx context.Context) (int, error) {
 		}
 	}
 	return len(claims), nil
+}
+
+// agentTTL bounds how long a round trusts an agent row it read before.
+// Changes made through this server or relayed by another replica drop the
+// row at once (Forget); the TTL covers the rest.
+const agentTTL = 10 * time.Second
+
+type cachedAgent struct {
+	agent *store.Agent
+	at    time.Time
+}
+
+// waitingAgents returns the agent rows of ids, reading only those not
+// known or known for too long.
+func (d *Dispatcher) waitingAgents(ctx context.Context, ids []string) ([]*store.Agent, error) {
+	now := time.Now()
+	out := make([]*store.Agent, 0, len(ids))
+	var missing []string
+	d.amu.Lock()
+	for _, id := range ids {
+		if c, ok := d.agents[id]; ok && now.Sub(c.at) < agentTTL {
+			out = append(out, c.agent)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	d.amu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	fresh, err := d.store.GetAgents(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	d.amu.Lock()
+	if d.agents == nil || len(d.agents) > 10000 {
+		d.agents = make(map[string]cachedAgent)
+	}
+	for _, a := range fresh {
+		d.agents[a.ID] = cachedAgent{agent: a, at: now}
+	}
+	d.amu.Unlock()
+	return append(out, fresh...), nil
+}
+
+// Forget drops what the dispatcher knows of an agent: its labels, state or
+// capacity changed.
+func (d *Dispatcher) Forget(agentID string) {
+	d.amu.Lock()
+	delete(d.agents, agentID)
+	d.amu.Unlock()
 }
 
 // release puts claimed jobs that could not be delivered back in the queue.

@@ -45,6 +45,10 @@ type Dispatcher struct {
 	waiters map[*Waiter]struct{}
 	joined  Signal
 	turn    int
+
+	// The agent rows of waiters, kept between rounds (batch.go).
+	amu    sync.Mutex
+	agents map[string]cachedAgent
 }
 
 // New returns a dispatcher that leases jobs for lease at a time.

@@ -66,6 +66,9 @@ func (s *Service) Publish(e *jobv1.Event) { s.publish(e) }
 // publish sends an event to this replica's subscribers and to the other
 // replicas'.
 func (s *Service) publish(e *jobv1.Event) {
+	if e.GetResourceType() == events.Agent {
+		s.dispatch.Forget(e.GetResourceId()) // its labels or state changed
+	}
 	s.events.Publish(e)
 	for _, fn := range s.local {
 		fn(e)

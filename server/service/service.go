@@ -180,6 +180,9 @@ func (s *Service) HandlePeer(kind, arg string) {
 			s.log.Warn("event from another replica", "err", err)
 			return
 		}
+		if e.GetResourceType() == events.Agent {
+			s.dispatch.Forget(e.GetResourceId())
+		}
 		s.events.Publish(e)
 		if e.GetResourceType() == events.Job {
 			s.logs.End(e.GetResourceId())
