@@ -244,3 +244,21 @@ func TestReadinessFollowsDatabase(t *testing.T) {
 		return c.grpcHealth() == healthpb.HealthCheckResponse_SERVING
 	})
 }
+
+// TestDashboardListenerServesMetrics: the dashboard links /metrics, so its
+// listener serves it (and the health checks) without a token.
+func TestDashboardListenerServesMetrics(t *testing.T) {
+	httpAddr := freeAddr(t)
+	newCluster(t, "sqlite://"+t.TempDir()+"/arcade.db", "--http-listen", httpAddr)
+	for path, want := range map[string]string{"/metrics": "arcade_jobs_created_total", "/healthz": "ok", "/readyz": "ok"} {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
+	}
+}

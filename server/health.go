@@ -67,22 +67,32 @@ func (s *Server) ready(ctx context.Context) error {
 	return nil
 }
 
+// observability are the handlers of /metrics, /healthz and /readyz, served
+// on the dashboard's listener and on MetricsListen.
+func (s *Server) observability() map[string]http.Handler {
+	return map[string]http.Handler{
+		"GET /metrics": promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
+			ErrorHandling: promhttp.ContinueOnError, Registry: s.metrics}),
+		"GET /healthz": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintln(w, "ok")
+		}),
+		"GET /readyz": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := s.ready(r.Context()); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		}),
+	}
+}
+
 // serveMetrics serves /metrics, /healthz, /readyz (and, with MetricsPprof,
 // /debug/pprof/) on MetricsListen until ctx ends.
 func (s *Server) serveMetrics(ctx context.Context) error {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
-		ErrorHandling: promhttp.ContinueOnError, Registry: s.metrics}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.ready(r.Context()); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	for pattern, h := range s.observability() {
+		mux.Handle(pattern, h)
+	}
 	if s.cfg.MetricsPprof {
 		handlePprof(mux)
 	}

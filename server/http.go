@@ -49,6 +49,12 @@ func (s *Server) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The dashboard links /metrics; health checks may use either listener.
+	for pattern, h := range s.observability() {
+		if _, taken := s.httpMounts[pattern]; !taken {
+			s.MountHTTP(pattern, h)
+		}
+	}
 	h, err := gateway.NewHandler(ctx, gateway.Options{Conn: conn, Web: web.Handler(), Mount: s.httpMounts, Logger: s.log})
 	if err != nil {
 		conn.Close()
