@@ -73,9 +73,6 @@ func newEventsCmd() *cobra.Command {
 					continue
 				}
 				typ := strings.ToLower(strings.TrimPrefix(e.GetType().String(), "EVENT_TYPE_"))
-				if e.GetType() == jobv1.EventType_EVENT_TYPE_UNSPECIFIED && e.GetAttributes()["event"] != "" {
-					typ = e.GetAttributes()["event"] // notify.delivered, notify.failed…
-				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-22s %s/%s  %s %s\n", e.GetTimestamp().AsTime().Local().Format(time.TimeOnly),
 					typ, e.GetResourceType(), e.GetResourceId(),
 					e.GetMessage(), attrText(e.GetAttributes()))

@@ -238,6 +238,13 @@ func (n *Notifier) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(n.jitter()*float64(d/2))
 }
 
+// outcomeTypes are the event types of the outcomes.
+var outcomeTypes = map[string]jobv1.EventType{
+	Delivered: jobv1.EventType_EVENT_TYPE_NOTIFICATION_DELIVERED,
+	Failed:    jobv1.EventType_EVENT_TYPE_NOTIFICATION_FAILED,
+	Dropped:   jobv1.EventType_EVENT_TYPE_NOTIFICATION_DROPPED,
+}
+
 // report publishes the outcome of an attempt as an event.
 func (n *Notifier) report(d delivery, what string, attempt int, err error, extra ...string) {
 	attrs := map[string]string{"event": what, "rule": d.rule.Name, "plugin": d.rule.Plugin, "about": d.about,
@@ -251,7 +258,7 @@ func (n *Notifier) report(d delivery, what string, attempt int, err error, extra
 		attrs[extra[i]] = extra[i+1]
 	}
 	if n.publish != nil {
-		n.publish(&jobv1.Event{ResourceType: Resource, ResourceId: d.rule.Name, Message: msg, Attributes: attrs})
+		n.publish(&jobv1.Event{Type: outcomeTypes[what], ResourceType: Resource, ResourceId: d.rule.Name, Message: msg, Attributes: attrs})
 	}
 }
 

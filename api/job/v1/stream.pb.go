@@ -40,6 +40,13 @@ const (
 	EventType_EVENT_TYPE_PLUGIN_LOADED        EventType = 9
 	EventType_EVENT_TYPE_PLUGIN_UNLOADED      EventType = 10
 	EventType_EVENT_TYPE_PLUGIN_FAILED        EventType = 11
+	// A notification (resource "notification", id: the rule) reached its
+	// notify plugin; attributes name the rule, plugin, attempt and event.
+	EventType_EVENT_TYPE_NOTIFICATION_DELIVERED EventType = 12
+	// One delivery attempt failed (attribute "error"); more may follow.
+	EventType_EVENT_TYPE_NOTIFICATION_FAILED EventType = 13
+	// The notification queue was full: the notification was not sent.
+	EventType_EVENT_TYPE_NOTIFICATION_DROPPED EventType = 14
 )
 
 // Enum value maps for EventType.
@@ -57,20 +64,26 @@ var (
 		9:  "EVENT_TYPE_PLUGIN_LOADED",
 		10: "EVENT_TYPE_PLUGIN_UNLOADED",
 		11: "EVENT_TYPE_PLUGIN_FAILED",
+		12: "EVENT_TYPE_NOTIFICATION_DELIVERED",
+		13: "EVENT_TYPE_NOTIFICATION_FAILED",
+		14: "EVENT_TYPE_NOTIFICATION_DROPPED",
 	}
 	EventType_value = map[string]int32{
-		"EVENT_TYPE_UNSPECIFIED":          0,
-		"EVENT_TYPE_JOB_CREATED":          1,
-		"EVENT_TYPE_JOB_STARTED":          2,
-		"EVENT_TYPE_JOB_FINISHED":         3,
-		"EVENT_TYPE_JOB_CANCELLED":        4,
-		"EVENT_TYPE_PIPELINE_RUN_STATUS":  5,
-		"EVENT_TYPE_AGENT_ONLINE":         6,
-		"EVENT_TYPE_AGENT_OFFLINE":        7,
-		"EVENT_TYPE_AGENT_LABELS_CHANGED": 8,
-		"EVENT_TYPE_PLUGIN_LOADED":        9,
-		"EVENT_TYPE_PLUGIN_UNLOADED":      10,
-		"EVENT_TYPE_PLUGIN_FAILED":        11,
+		"EVENT_TYPE_UNSPECIFIED":            0,
+		"EVENT_TYPE_JOB_CREATED":            1,
+		"EVENT_TYPE_JOB_STARTED":            2,
+		"EVENT_TYPE_JOB_FINISHED":           3,
+		"EVENT_TYPE_JOB_CANCELLED":          4,
+		"EVENT_TYPE_PIPELINE_RUN_STATUS":    5,
+		"EVENT_TYPE_AGENT_ONLINE":           6,
+		"EVENT_TYPE_AGENT_OFFLINE":          7,
+		"EVENT_TYPE_AGENT_LABELS_CHANGED":   8,
+		"EVENT_TYPE_PLUGIN_LOADED":          9,
+		"EVENT_TYPE_PLUGIN_UNLOADED":        10,
+		"EVENT_TYPE_PLUGIN_FAILED":          11,
+		"EVENT_TYPE_NOTIFICATION_DELIVERED": 12,
+		"EVENT_TYPE_NOTIFICATION_FAILED":    13,
+		"EVENT_TYPE_NOTIFICATION_DROPPED":   14,
 	}
 )
 
@@ -106,7 +119,7 @@ type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Type  EventType              `protobuf:"varint,2,opt,name=type,proto3,enum=arcade.job.v1.EventType" json:"type,omitempty"`
-	// "job", "pipeline_run", "agent" or "plugin".
+	// "job", "pipeline_run", "agent", "plugin" or "notification".
 	ResourceType  string                 `protobuf:"bytes,3,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
 	ResourceId    string                 `protobuf:"bytes,4,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
 	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
@@ -1708,7 +1721,7 @@ const file_api_job_v1_stream_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x1b\n" +
 	"\tlast_line\x18\x03 \x01(\x03R\blastLine\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x12\n" +
-	"\x04code\x18\x05 \x01(\x05R\x04code*\xfa\x02\n" +
+	"\x04code\x18\x05 \x01(\x05R\x04code*\xea\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16EVENT_TYPE_JOB_CREATED\x10\x01\x12\x1a\n" +
@@ -1722,7 +1735,10 @@ const file_api_job_v1_stream_proto_rawDesc = "" +
 	"\x18EVENT_TYPE_PLUGIN_LOADED\x10\t\x12\x1e\n" +
 	"\x1aEVENT_TYPE_PLUGIN_UNLOADED\x10\n" +
 	"\x12\x1c\n" +
-	"\x18EVENT_TYPE_PLUGIN_FAILED\x10\v2\xbe\x05\n" +
+	"\x18EVENT_TYPE_PLUGIN_FAILED\x10\v\x12%\n" +
+	"!EVENT_TYPE_NOTIFICATION_DELIVERED\x10\f\x12\"\n" +
+	"\x1eEVENT_TYPE_NOTIFICATION_FAILED\x10\r\x12#\n" +
+	"\x1fEVENT_TYPE_NOTIFICATION_DROPPED\x10\x0e2\xbe\x05\n" +
 	"\rStreamService\x12Y\n" +
 	"\fStreamJobLog\x12\".arcade.job.v1.StreamJobLogRequest\x1a#.arcade.job.v1.StreamJobLogResponse0\x01\x12Y\n" +
 	"\fUploadJobLog\x12\".arcade.job.v1.UploadJobLogRequest\x1a#.arcade.job.v1.UploadJobLogResponse(\x01\x12b\n" +
