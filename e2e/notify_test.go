@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -288,8 +289,18 @@ api_tokens:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c.trigger("breaks", nil)
-	c.waitFor("arcade events to print a delivery", func() bool { return strings.Contains(out.String(), "notify.delivered") })
+	// The command subscribes some time after it starts: a delivery made
+	// before that is not shown, so the run is triggered again until one is.
+	printed := func() bool { return strings.Contains(out.String(), "notification_delivered") }
+	for try := 0; !printed(); try++ {
+		if try == 10 {
+			t.Fatalf("arcade events printed no delivery:\n%s", out.String())
+		}
+		c.trigger("breaks", nil)
+		for wait := time.Now().Add(2 * time.Second); !printed() && time.Now().Before(wait); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	cancel()
 	cmd.Wait()
 	if !strings.Contains(out.String(), "notification/failures") || !strings.Contains(out.String(), "plugin=webhook-ok") {
