@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +21,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/client"
 	"github.com/go-arcade/arcade/host"
 )
 
@@ -274,6 +278,11 @@ func pluginSteps(t *testing.T, dsn, v1, v2, lint string) {
 	})
 
 	t.Run("a plugin swapped on the server is used by the next job", func(t *testing.T) {
+		before, err := plugins.GetPlugin(ctx, &pluginv1.GetPluginRequest{Name: "steptool"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldSHA := before.GetPlugin().GetSha256()
 		tmp := filepath.Join(pluginDir, ".steptool.new")
 		copyFile(t, v2, tmp)
 		if err := os.Rename(tmp, filepath.Join(pluginDir, "steptool.wasm")); err != nil {
@@ -287,6 +296,14 @@ func pluginSteps(t *testing.T, dsn, v1, v2, lint string) {
 			{Uses: "steptool", With: map[string]string{"write": "v.txt"}}, {Commands: []string{"cat v.txt"}}}},
 			agentv1.JobStatus_JOB_STATUS_SUCCESS)
 		mustContain("log", text, "plugin steptool 2.0.0", "result: SUCCESS: steptool 2.0.0", "written by steptool 2.0.0")
+		// An agent whose job named 1.0.0 just before the swap still gets
+		// that version; a version never handed out is not served.
+		if got := fetchModule(t, c, "steptool", oldSHA); got != oldSHA {
+			t.Errorf("the module handed out before the swap: got sha256 %s, want %s", got, oldSHA)
+		}
+		if got := fetchModule(t, c, "steptool", strings.Repeat("0", 64)); got != "NotFound" {
+			t.Errorf("an unknown version: %s, want NotFound", got)
+		}
 		select {
 		case <-main.done:
 			t.Fatal("the agent stopped")
@@ -298,7 +315,7 @@ func pluginSteps(t *testing.T, dsn, v1, v2, lint string) {
 			t.Errorf("agent fetched %d modules, want go-lint and two versions of steptool", n)
 		}
 		// A step pinned to the old version is refused now.
-		_, err := c.jobs.CreateJob(ctx, &jobv1.CreateJobRequest{Steps: []*agentv1.Step{{Commands: []string{"true"}}, {Uses: "steptool@1.0.0"}}})
+		_, err = c.jobs.CreateJob(ctx, &jobv1.CreateJobRequest{Steps: []*agentv1.Step{{Commands: []string{"true"}}, {Uses: "steptool@1.0.0"}}})
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "steps[1].uses") || !strings.Contains(err.Error(), "2.0.0") {
 			t.Errorf("pinned old version: %v", err)
 		}
@@ -439,5 +456,41 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fetchModule downloads a plugin module as an agent does and returns the
+// sha256 of the bytes received, or the error code.
+func fetchModule(t *testing.T, c *cluster, name, sha string) string {
+	t.Helper()
+	ctx := context.Background()
+	reg, err := client.Dial(c.addr, client.Static(agentToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	r, err := agentv1.NewAgentServiceClient(reg).Register(ctx, &agentv1.RegisterRequest{Name: "fetcher-" + sha[:8], Plugins: []string{"-"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := client.Dial(c.addr, client.Static(r.GetAgentToken()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := agentv1.NewAgentServiceClient(conn).DownloadPlugin(ctx, &agentv1.DownloadPluginRequest{Name: name, Sha256: sha})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			return hex.EncodeToString(h.Sum(nil))
+		}
+		if err != nil {
+			return status.Code(err).String()
+		}
+		h.Write(resp.GetData())
 	}
 }

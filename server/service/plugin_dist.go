@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -105,6 +107,7 @@ func (s *Service) resolvePlugins(steps []*agentv1.Step) ([]*agentv1.PluginModule
 			continue
 		}
 		seen[name] = true
+		s.handed.remember(mod)
 		out = append(out, moduleProto(mod))
 	}
 	return out, nil
@@ -168,12 +171,18 @@ func (a *AgentServer) DownloadPlugin(req *agentv1.DownloadPluginRequest, stream 
 	if err := requireID("name", req.GetName()); err != nil {
 		return err
 	}
+	want := strings.ToLower(req.GetSha256())
 	mod, err := s.module(req.GetName(), "")
+	if want != "" && (err != nil || want != mod.SHA256) {
+		// A version handed out with a job shortly before a swap.
+		if old := s.handed.get(req.GetName(), want); old != nil {
+			mod, err = old, nil
+		} else if err == nil {
+			return grpcstatus.Errorf(codes.NotFound, "sha256: plugin %q serves %s (version %s) now, not %s", mod.Name, mod.SHA256, mod.Version, want)
+		}
+	}
 	if err != nil {
 		return grpcstatus.Errorf(codes.NotFound, "name: %v", err)
-	}
-	if want := strings.ToLower(req.GetSha256()); want != "" && want != mod.SHA256 {
-		return grpcstatus.Errorf(codes.NotFound, "sha256: plugin %q serves %s (version %s) now, not %s", mod.Name, mod.SHA256, mod.Version, want)
 	}
 	first := &agentv1.DownloadPluginResponse{Module: moduleProto(mod)}
 	data := mod.Data
@@ -190,6 +199,38 @@ func (a *AgentServer) DownloadPlugin(req *agentv1.DownloadPluginRequest, stream 
 		data = data[n:]
 	}
 	s.log.Debug("plugin module sent", "plugin", mod.Name, "version", mod.Version, "sha256", mod.SHA256)
+	return nil
+}
+
+// handedModules keeps the last modules handed out with jobs, so that an
+// agent fetching the version its job names still gets it when the operator
+// swapped the plugin between the hand-out and the fetch.
+type handedModules struct {
+	mu   sync.Mutex
+	mods []*host.Module // oldest first, one per name and sha256
+}
+
+// maxHanded bounds the modules kept besides the ones serving.
+const maxHanded = 8
+
+func (h *handedModules) remember(m *host.Module) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mods = slices.DeleteFunc(h.mods, func(o *host.Module) bool { return o.Name == m.Name && o.SHA256 == m.SHA256 })
+	h.mods = append(h.mods, m)
+	if len(h.mods) > maxHanded {
+		h.mods = slices.Delete(h.mods, 0, len(h.mods)-maxHanded)
+	}
+}
+
+func (h *handedModules) get(name, sha256 string) *host.Module {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.mods {
+		if m.Name == name && m.SHA256 == sha256 {
+			return m
+		}
+	}
 	return nil
 }
 

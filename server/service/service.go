@@ -87,6 +87,8 @@ type Service struct {
 	storage storage
 	// plugins serve job steps (uses:); nil: no plugin steps.
 	plugins *host.Manager
+	// handed keeps the modules last handed out with jobs (plugin_dist.go).
+	handed handedModules
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent
