@@ -299,6 +299,9 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 		}
 		changed = true
 		j.UpdatedAt = now
+		if j.AcceptedAt.IsZero() {
+			j.AcceptedAt = now
+		}
 		if to == jobstate.Running {
 			// started_at becomes the moment the agent began, as it reports it.
 			if t := req.GetTimestamp(); t.IsValid() && !t.AsTime().Before(j.StartedAt) && !t.AsTime().After(now) {

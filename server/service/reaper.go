@@ -58,12 +58,23 @@ func (s *Service) ReapOnce(ctx context.Context) error {
 // as its next attempt, or fails when its retries are spent.
 func (s *Service) loseJob(ctx context.Context, j *store.Job, reason string) {
 	now := s.now()
-	var retried bool
+	var retried, unstarted bool
 	lost, err := s.store.ModifyJob(ctx, j.ID, func(cur *store.Job) error {
 		if cur.Status != jobstate.Name(jobstate.Running) || cur.Attempt != j.Attempt {
 			return fmt.Errorf("changed meanwhile: %w", store.ErrConflict)
 		}
 		cur.UpdatedAt = now
+		if cur.AcceptedAt.IsZero() && !cur.CancelRequested {
+			// The agent never said it started the job (its assignment was
+			// lost, with a server replica say): nothing ran, so the job goes
+			// back to the queue as the same attempt.
+			unstarted = true
+			cur.Message = fmt.Sprintf("handed to agent %s, which never started it (%s); back in the queue", cur.AgentName, reason)
+			cur.Status = jobstate.Name(jobstate.Pending)
+			cur.AgentID, cur.AgentName = "", ""
+			cur.StartedAt, cur.LeaseExpiresAt = time.Time{}, time.Time{}
+			return nil
+		}
 		if cur.CancelRequested {
 			cur.Status = jobstate.Name(jobstate.Cancelled)
 			cur.FinishedAt = now
@@ -81,6 +92,11 @@ func (s *Service) loseJob(ctx context.Context, j *store.Job, reason string) {
 	})
 	if err != nil {
 		s.log.Debug("lost job not requeued", "job", j.ID, "err", err)
+		return
+	}
+	if unstarted {
+		s.log.Warn("job never started by its agent; back in the queue", "job", j.ID, "agent", j.AgentName, "reason", reason)
+		s.dispatch.Wake()
 		return
 	}
 	s.log.Warn("job taken from its agent", "job", j.ID, "agent", j.AgentName, "reason", reason, "requeued", retried)

@@ -57,7 +57,7 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 				byAgent[a] = append(byAgent[a], j.ID)
 				claimed++
 				j.Status, j.AgentID, j.AgentName = statusRunning, a.ID, a.Name
-				j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt = now, now, leaseUntil
+				j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt, j.AcceptedAt = now, now, leaseUntil, time.Time{}
 				claims = append(claims, Claim{Job: j, Agent: a})
 			}
 			for _, a := range order {
@@ -68,6 +68,7 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 					Set("started_at = ?", now).
 					Set("updated_at = ?", now).
 					Set("lease_expires_at = ?", leaseUntil).
+					Set("accepted_at = NULL").
 					Where("id IN (?)", bun.In(byAgent[a])).
 					Where("status = ?", statusPending).Exec(ctx)
 				if err != nil {

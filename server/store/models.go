@@ -48,19 +48,22 @@ type Job struct {
 	Artifacts []byte `bun:"artifacts"`
 	Retries   int32  `bun:"retries,notnull"`
 	// Selector is the label selector in its compact text form.
-	Selector        string            `bun:"selector,notnull"`
-	Labels          map[string]string `bun:"labels,notnull"`
-	CreatedAt       time.Time         `bun:"created_at,notnull"`
-	UpdatedAt       time.Time         `bun:"updated_at,notnull"`
-	StartedAt       time.Time         `bun:"started_at,nullzero"`
-	FinishedAt      time.Time         `bun:"finished_at,nullzero"`
-	LeaseExpiresAt  time.Time         `bun:"lease_expires_at,nullzero"`
-	AgentID         string            `bun:"agent_id,notnull"`
-	AgentName       string            `bun:"agent_name,notnull"`
-	ExitCode        int32             `bun:"exit_code,notnull"`
-	Attempt         int32             `bun:"attempt,notnull"`
-	Message         string            `bun:"message,notnull"`
-	CancelRequested bool              `bun:"cancel_requested,notnull"`
+	Selector       string            `bun:"selector,notnull"`
+	Labels         map[string]string `bun:"labels,notnull"`
+	CreatedAt      time.Time         `bun:"created_at,notnull"`
+	UpdatedAt      time.Time         `bun:"updated_at,notnull"`
+	StartedAt      time.Time         `bun:"started_at,nullzero"`
+	FinishedAt     time.Time         `bun:"finished_at,nullzero"`
+	LeaseExpiresAt time.Time         `bun:"lease_expires_at,nullzero"`
+	// AcceptedAt is when the agent reported the attempt RUNNING; zero while
+	// the assignment is on its way (or was lost).
+	AcceptedAt      time.Time `bun:"accepted_at,nullzero"`
+	AgentID         string    `bun:"agent_id,notnull"`
+	AgentName       string    `bun:"agent_name,notnull"`
+	ExitCode        int32     `bun:"exit_code,notnull"`
+	Attempt         int32     `bun:"attempt,notnull"`
+	Message         string    `bun:"message,notnull"`
+	CancelRequested bool      `bun:"cancel_requested,notnull"`
 	// Secrets are sealed (server/secrets); SecretNames say which.
 	Secrets     []byte   `bun:"secrets"`
 	SecretNames []string `bun:"secret_names"`
