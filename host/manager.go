@@ -49,9 +49,13 @@ type Manager struct {
 	watch   *watcher
 }
 
-// NewManager returns a Manager that logs to logger (nil: discard). Call
-// LoadPluginsFromConfig and Init to load plugins.
-func NewManager(logger *slog.Logger, opts ...Option) *Manager {
+// setUp is what NewManager and NewRunner share: the logger (nil: discard),
+// the options, and the SDK's log level. The SDK drops plugin log lines
+// below a process-wide level, unset by default (all dropped); debug and
+// above go through, and the call's logger decides what it keeps. (Trace
+// stays off: the SDK writes its own trace lines to the standard logger
+// while it creates an instance.)
+func setUp(logger *slog.Logger, opts []Option) (*slog.Logger, options) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -59,11 +63,14 @@ func NewManager(logger *slog.Logger, opts ...Option) *Manager {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	// The SDK drops plugin log lines below a process-wide level, unset by
-	// default (all dropped). Let debug and above through; the call's logger
-	// decides what it keeps. (Trace stays off: the SDK writes its own trace
-	// lines to the standard logger while it creates an instance.)
 	extism.SetLogLevel(extism.LogLevelDebug)
+	return logger, o
+}
+
+// NewManager returns a Manager that logs to logger (nil: discard). Call
+// LoadPluginsFromConfig and Init to load plugins.
+func NewManager(logger *slog.Logger, opts ...Option) *Manager {
+	logger, o := setUp(logger, opts)
 	return &Manager{
 		logger:  logger,
 		opts:    o,

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
 
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
@@ -63,15 +62,7 @@ type Runner struct {
 // compilation cache where WithCacheDir says. Only WithCacheDir and
 // WithCompilationWorkers apply.
 func NewRunner(logger *slog.Logger, opts ...Option) *Runner {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	o := defaultOptions()
-	for _, opt := range opts {
-		opt(&o)
-	}
-	// As in NewManager: let the plugins' debug lines and above through.
-	extism.SetLogLevel(extism.LogLevelDebug)
+	logger, o := setUp(logger, opts)
 	var cache wazero.CompilationCache
 	if o.cacheDir != "-" {
 		c, err := wazero.NewCompilationCacheWithDir(o.cacheDir)

@@ -85,18 +85,28 @@ func root(c *pdk.StepContext) string {
 	return "/workspace"
 }
 
-func runScan(req *pdk.StepRequest) (*pdk.StepResponse, error) {
-	rules, err := rulesFrom(req.Params)
+// scanRules reads the rules and allow_patterns params shared by scan and
+// audit.
+func scanRules(params pdk.Params) ([]rule, []*regexp.Regexp, error) {
+	rules, err := rulesFrom(params)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var allowRes []*regexp.Regexp
-	for _, p := range req.Params.Strings("allow_patterns") {
+	var allow []*regexp.Regexp
+	for _, p := range params.Strings("allow_patterns") {
 		re, err := regexp.Compile(p)
 		if err != nil {
-			return nil, fmt.Errorf("secret-scan: allow_patterns %q: %w", p, err)
+			return nil, nil, fmt.Errorf("secret-scan: allow_patterns %q: %w", p, err)
 		}
-		allowRes = append(allowRes, re)
+		allow = append(allow, re)
+	}
+	return rules, allow, nil
+}
+
+func runScan(req *pdk.StepRequest) (*pdk.StepResponse, error) {
+	rules, allowRes, err := scanRules(req.Params)
+	if err != nil {
+		return nil, err
 	}
 	allowPaths := req.Params.Strings("allow")
 	maxSize := int64(req.Params.Number("max_file_kib", 1024)) << 10
@@ -250,17 +260,9 @@ func runAudit(req *pdk.StepRequest) (*pdk.StepResponse, error) {
 			return nil, fmt.Errorf("secret-scan: audit: %w", err)
 		}
 	}
-	rules, err := rulesFrom(req.Params)
+	rules, allowRes, err := scanRules(req.Params)
 	if err != nil {
 		return nil, err
-	}
-	var allowRes []*regexp.Regexp
-	for _, p := range req.Params.Strings("allow_patterns") {
-		re, err := regexp.Compile(p)
-		if err != nil {
-			return nil, fmt.Errorf("secret-scan: allow_patterns %q: %w", p, err)
-		}
-		allowRes = append(allowRes, re)
 	}
 	forbidden := req.Params.Strings("forbidden")
 	if len(forbidden) == 0 {
