@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -167,6 +166,7 @@ type Agent struct {
 	link      *link // the open AgentChannel, if any
 	free      int   // job slots not in use
 	stop      context.CancelCauseFunc
+	stopping  time.Time   // when Run's context ended; zero while it runs
 	refused   atomic.Bool // the server refuses this agent: stop retrying
 
 	streams jobv1.StreamServiceClient
@@ -240,6 +240,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	a.stop = stop
+	context.AfterFunc(ctx, func() {
+		a.mu.Lock()
+		a.stopping = time.Now()
+		a.mu.Unlock()
+	})
 	// Processes a job leaves behind come back to the agent, which reaps them.
 	if err := executor.BecomeSubreaper(); err != nil {
 		a.log.Debug("cannot become a child subreaper; orphans of jobs go to init", "err", err)
@@ -331,7 +336,7 @@ func (a *Agent) register(ctx context.Context, session int) error {
 			return fmt.Errorf("register with %s: %w", a.cfg.Server, err)
 		}
 		a.log.Warn("cannot register yet; retrying", "server", a.cfg.Server, "err", err)
-		if !sleep(ctx, backoff(attempt)) {
+		if !sleep(ctx, a.backoff(attempt)) {
 			return ctx.Err()
 		}
 	}
@@ -364,7 +369,7 @@ func (a *Agent) recover(ctx context.Context, session int, err error, attempt int
 	if ctx.Err() == nil {
 		a.log.Warn("server call failed; retrying", "err", err)
 	}
-	return sleep(ctx, backoff(attempt))
+	return sleep(ctx, a.backoff(attempt))
 }
 
 func (a *Agent) heartbeatLoop(ctx context.Context) {
@@ -493,15 +498,6 @@ func metricsProto(m sysinfo.Metrics, running int) *agentv1.AgentMetrics {
 		RunningJobs:      int32(running),
 		CollectedAt:      timestamppb.New(m.CollectedAt),
 	}
-}
-
-// backoff grows from 200 ms to 10 s with ±20% jitter, so agents that lost the
-// same server do not come back in lockstep.
-func backoff(attempt int) time.Duration {
-	d := 200 * time.Millisecond << min(attempt, 6)
-	d = min(d, 10*time.Second)
-	jitter := 0.8 + 0.4*rand.Float64()
-	return time.Duration(float64(d) * jitter)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -20,9 +20,6 @@ import (
 const (
 	// uploadChunk is the most bytes one UploadArtifact message carries.
 	uploadChunk = 256 << 10
-	// uploadTries bounds the tries of one artifact while the server is
-	// unavailable.
-	uploadTries = 8
 )
 
 // uploadArtifacts streams each collected artifact of a job to the server
@@ -47,17 +44,16 @@ func (a *Agent) uploadArtifacts(ctx context.Context, log *slog.Logger, job *agen
 	}
 }
 
-// uploadArtifact sends one artifact, again while the server is unavailable.
+// uploadArtifact sends one artifact, again while the server is unavailable
+// (for the agent's patience).
 func (a *Agent) uploadArtifact(ctx context.Context, job *agentv1.Job, ws string, art *agentv1.Artifact) (*agentv1.Artifact, error) {
-	for attempt := 0; ; attempt++ {
+	r := a.retrier()
+	for {
 		stored, err := a.sendArtifact(ctx, job, ws, art)
 		if err == nil {
 			return stored, nil
 		}
-		if grpcstatus.Code(err) != codes.Unavailable || attempt+1 >= uploadTries || a.refused.Load() {
-			return nil, err
-		}
-		if !sleep(ctx, backoff(attempt)) {
+		if grpcstatus.Code(err) != codes.Unavailable || !r.again(ctx) {
 			return nil, err
 		}
 	}

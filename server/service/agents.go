@@ -258,8 +258,11 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 	if to != jobstate.Running && !jobstate.Terminal(to) || to == jobstate.Skipped {
 		return nil, invalid("status", "an agent reports RUNNING or a final status, got %s", to)
 	}
+	if req.GetLogLines() < 0 {
+		return nil, invalid("log_lines", "must not be negative, got %d", req.GetLogLines())
+	}
 	rep := lifecycle.Report{AgentID: id, JobID: req.GetJobId(), Attempt: req.GetAttempt(), Status: to,
-		ExitCode: req.GetExitCode(), Message: req.GetMessage()}
+		ExitCode: req.GetExitCode(), Message: req.GetMessage(), LogLines: req.GetLogLines()}
 	if t := req.GetTimestamp(); t.IsValid() {
 		rep.Began = t.AsTime()
 	}
@@ -283,22 +286,44 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 // ReportJobLog implements AgentService.ReportJobLog.
 func (a *AgentServer) ReportJobLog(ctx context.Context, req *agentv1.ReportJobLogRequest) (*agentv1.ReportJobLogResponse, error) {
 	s := a.s
-	if _, err := callerAgent(ctx, req.GetAgentId()); err != nil {
+	id, err := callerAgent(ctx, req.GetAgentId())
+	if err != nil {
 		return nil, err
 	}
-	last, err := s.appendLog(ctx, req.GetJobId(), req.GetAttempt(), req.GetChunks(), req.GetPacked(), req.GetFirstLine())
+	last, err := s.appendLog(ctx, id, req.GetJobId(), req.GetAttempt(), req.GetChunks(), req.GetPacked(), req.GetFirstLine())
 	if err != nil {
 		return nil, err
 	}
 	return &agentv1.ReportJobLogResponse{LastLine: last}, nil
 }
 
-func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, chunks []*agentv1.LogChunk, packed []byte, first int64) (int64, error) {
+// appendLog stores a batch of log lines that agent agentID sends for an
+// attempt: only the attempt's lease holder may (lifecycle.MayLog), and
+// nothing of a refused batch is stored.
+func (s *Service) appendLog(ctx context.Context, agentID, jobID string, attempt int32, chunks []*agentv1.LogChunk, packed []byte, first int64) (int64, error) {
 	if err := requireID("job_id", jobID); err != nil {
 		return 0, err
 	}
 	if attempt < 1 {
 		return 0, invalid("attempt", "must be at least 1, got %d", attempt)
+	}
+	if len(packed) > 0 && len(chunks) > 0 {
+		return 0, invalid("packed", "send chunks or packed lines, not both")
+	}
+	// last is the highest line the batch holds (0 without lines).
+	var last int64
+	switch {
+	case len(chunks) > 0:
+		last = chunks[len(chunks)-1].GetLineNumber()
+	case len(packed) > 0:
+		if first < 1 {
+			return 0, invalid("first_line", "must be at least 1 with packed lines, got %d", first)
+		}
+		n, err := logpack.Count(packed)
+		if err != nil {
+			return 0, invalid("packed", "%v", logpack.ErrCorrupt)
+		}
+		last = first + int64(n) - 1
 	}
 	j, err := s.store.GetJob(ctx, jobID)
 	if err != nil {
@@ -307,8 +332,8 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 	if attempt > j.Attempt {
 		return 0, invalid("attempt", "job %s has no attempt %d yet", jobID, attempt)
 	}
-	if len(packed) > 0 && len(chunks) > 0 {
-		return 0, invalid("packed", "send chunks or packed lines, not both")
+	if err := lifecycle.MayLog(j, agentID, attempt, last); err != nil {
+		return 0, storeError(err, "job "+jobID)
 	}
 	if len(packed) == 0 {
 		if len(chunks) == 0 {
@@ -327,8 +352,6 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 			lines[i] = store.LogLine{Line: c.GetLineNumber(), Time: t, Level: int16(c.GetLevel()), Stream: int16(c.GetStream()), Content: c.GetContent()}
 		}
 		first, packed = lines[0].Line, logpack.Encode(lines)
-	} else if first < 1 {
-		return 0, invalid("first_line", "must be at least 1 with packed lines, got %d", first)
 	}
 	last, count, err := s.store.AppendPacked(ctx, jobID, attempt, first, packed)
 	switch {

@@ -82,6 +82,15 @@ type Job struct {
 	// EndReason says why the attempt ended other than in success; it is set
 	// with its final status and cleared when the next attempt starts.
 	EndReason jobstate.Reason `bun:"end_reason,notnull"`
+	// LogLines is how many log lines the agent said the attempt wrote, in
+	// its final report: after it, no line past that number is taken.
+	LogLines int64 `bun:"log_lines,notnull"`
+	// LostAttempt and LostAgentID name the last attempt taken away from
+	// its agent (its lease expired, the agent was revoked or
+	// unregistered), so that a result the agent sends late is recorded in
+	// that attempt's log but changes nothing.
+	LostAttempt int32  `bun:"lost_attempt,notnull"`
+	LostAgentID string `bun:"lost_agent_id,notnull"`
 }
 
 // LogLine is one log line of a job attempt.
