@@ -63,8 +63,10 @@ type Config struct {
 	// Plugins are the plugins the agent runs as job steps: names, "*" (the
 	// default: any the server serves) or "-" (none).
 	Plugins []string
-	// DataDir keeps the plugin modules fetched from the server (plugins/)
-	// and their compilation cache (wazero-cache/); default WorkDir.
+	// DataDir keeps the agent's identity (agent-identity.json, mode 0600:
+	// the id and token the server gave it), the plugin modules fetched
+	// from the server (plugins/) and their compilation cache
+	// (wazero-cache/); default WorkDir. Give each agent its own.
 	DataDir string
 	// TrustedKeys are base64 ed25519 public keys; a plugin module with a
 	// signature must be signed by one of them.
@@ -183,6 +185,9 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create work dir: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: logger, jobs: make(map[string]*runningJob), sampler: sysinfo.NewSampler(cfg.WorkDir), free: cfg.MaxJobs}
 	conn, err := client.DialTLS(cfg.Server, a.currentToken, cfg.TLS)
@@ -316,9 +321,22 @@ func (a *Agent) register(ctx context.Context, session int) error {
 		Name: name, Hostname: hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Version: Version,
 		Labels: lbls, MaxConcurrentJobs: int32(a.cfg.MaxJobs), Plugins: a.cfg.Plugins,
 	}
+	// The agent proves it is the agent the server knows under its name
+	// with the id and token it was given: from this life, or from its disk.
 	a.mu.Lock()
+	req.AgentId, req.AgentToken = a.id, a.token
 	a.token = "" // register with the registration token
 	a.mu.Unlock()
+	if req.AgentId == "" {
+		kept, err := loadIdentity(a.cfg.DataDir)
+		if err != nil {
+			a.log.Warn("agent identity unreadable; registering without it", "err", err)
+		}
+		if kept.Name == name && kept.Server == a.cfg.Server {
+			req.AgentId, req.AgentToken = kept.ID, kept.Token
+		}
+	}
+	var heldSince time.Time
 	for attempt := 0; ; attempt++ {
 		resp, err := a.rpc.Register(ctx, req)
 		if err == nil {
@@ -328,19 +346,42 @@ func (a *Agent) register(ctx context.Context, session int) error {
 			a.maxPoll = resp.GetMaxPollWait().AsDuration()
 			a.session++
 			a.mu.Unlock()
-			a.log.Info("agent registered", "id", resp.GetAgentId(), "name", name, "server", a.cfg.Server, "labels", resp.GetAgent().GetLabels())
+			if resp.GetAgentId() != req.AgentId || resp.GetAgentToken() != req.AgentToken {
+				err := saveIdentity(a.cfg.DataDir, identity{Server: a.cfg.Server, Name: name, ID: resp.GetAgentId(), Token: resp.GetAgentToken()})
+				if err != nil {
+					a.log.Warn("agent identity not kept: a restart within a lease will be refused its name", "err", err)
+				}
+			}
+			a.log.Info("agent registered", "id", resp.GetAgentId(), "name", name, "server", a.cfg.Server,
+				"labels", resp.GetAgent().GetLabels(), "same_identity", resp.GetAgentId() == req.AgentId)
 			return nil
 		}
 		switch grpcstatus.Code(err) {
 		case codes.Unauthenticated, codes.InvalidArgument, codes.PermissionDenied:
 			return fmt.Errorf("register with %s: %w", a.cfg.Server, err)
+		case codes.AlreadyExists:
+			// Another agent holds the name and is online: it may be this
+			// agent's earlier life, without its identity, which goes
+			// offline within a lease. Wait that long, not forever.
+			if heldSince.IsZero() {
+				heldSince = time.Now()
+			}
+			if time.Since(heldSince) > nameWait {
+				return fmt.Errorf("register with %s: %w", a.cfg.Server, err)
+			}
+			a.log.Warn("the name is held by an online agent; waiting for it to go offline", "name", name, "err", err)
+		default:
+			a.log.Warn("cannot register yet; retrying", "server", a.cfg.Server, "err", err)
 		}
-		a.log.Warn("cannot register yet; retrying", "server", a.cfg.Server, "err", err)
 		if !sleep(ctx, a.backoff(attempt)) {
 			return ctx.Err()
 		}
 	}
 }
+
+// nameWait is how long an agent whose name is held by an online agent waits
+// for that agent to go offline before it gives up.
+const nameWait = 2 * time.Minute
 
 // recover handles an error of an agent call: it registers again when the
 // server no longer knows the agent, and waits a little otherwise. It returns

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"maps"
@@ -69,12 +70,9 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 	if err != nil {
 		return nil, err
 	}
-	if old, err := s.store.AgentByName(ctx, name); err == nil && old.Revoked {
-		return nil, grpcstatus.Errorf(codes.PermissionDenied, "agent %q was revoked; it cannot register again", name)
-	}
 	token := auth.NewToken()
 	now := s.now()
-	agent, err := s.store.RegisterAgent(ctx, &store.Agent{
+	rec := &store.Agent{
 		ID:              newID(),
 		Name:            name,
 		Hostname:        req.GetHostname(),
@@ -88,13 +86,52 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 		Online:          true,
 		RegisteredAt:    now,
 		LastHeartbeatAt: now,
-	})
+	}
+	// taken: the name's record was taken over without proof; the jobs
+	// leased to it are not this caller's.
+	var proven, taken bool
+	admit := func(old *store.Agent) error {
+		if old == nil {
+			return nil
+		}
+		if old.Revoked {
+			return grpcstatus.Errorf(codes.PermissionDenied, "agent %q was revoked; it cannot register again", name)
+		}
+		proven = req.GetAgentId() == old.ID && req.GetAgentToken() != "" && old.TokenHash != "" &&
+			subtle.ConstantTimeCompare([]byte(auth.Hash(req.GetAgentToken())), []byte(old.TokenHash)) == 1
+		switch {
+		case proven:
+			token, rec.TokenHash = req.GetAgentToken(), old.TokenHash // it keeps its token
+		case old.Online:
+			return grpcstatus.Errorf(codes.AlreadyExists, "name: agent %q is online (last heard at %s); only that agent may register under its name, "+
+				"with the agent_id and agent_token it was given, or another once it went offline (a lease without heartbeats, %s)",
+				name, old.LastHeartbeatAt.Format(time.RFC3339), s.cfg.LeaseTTL)
+		default:
+			taken = true
+		}
+		return nil
+	}
+	agent, err := s.store.RegisterAgentIf(ctx, rec, admit)
 	if err != nil {
 		return nil, storeError(err, "agent")
 	}
+	if taken {
+		// A new process under the name, not the agent that ran the jobs
+		// leased before: they are lost with that agent.
+		running, err := s.store.RunningJobs(ctx, agent.ID)
+		if err != nil {
+			s.log.Warn("jobs of the agent taken over not requeued", "agent", name, "err", err)
+		}
+		for _, j := range running {
+			if j.StartedAt.Before(now) {
+				s.life.LoseJob(ctx, j, jobstate.ReasonAgentLost, "agent registered again without its identity")
+			}
+		}
+	}
 	s.auth.Forget(agent.ID)
 	s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_ONLINE, "registered")
-	s.log.Info("agent registered", "agent", agent.Name, "id", agent.ID, "labels", agent.Labels, "max_jobs", agent.MaxJobs, "plugins", agent.Plugins)
+	s.log.Info("agent registered", "agent", agent.Name, "id", agent.ID, "labels", agent.Labels, "max_jobs", agent.MaxJobs, "plugins", agent.Plugins,
+		"proven", proven, "taken_over", taken)
 	s.dispatch.Wake()
 	return &agentv1.RegisterResponse{
 		AgentId:           agent.ID,
