@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/jobtrack"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	"github.com/go-arcade/arcade/internal/confine"
 )
@@ -89,8 +90,22 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		return
 	}
 	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
+	// Recorded before anything of the job exists; ended (processes,
+	// cgroup, record) after the workspace is removed.
+	track, err := a.tracker.Begin(job.GetId(), job.GetAttempt(), ws)
+	if err != nil {
+		report.ExitCode = -1
+		report.Message = fmt.Sprintf("cannot record the job on the agent: %v", err)
+		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
+		return
+	}
+	defer func() {
+		if err := track.End(); err != nil {
+			log.Warn("ending the job's processes", "err", err)
+		}
+	}()
 	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, slices.Collect(maps.Values(job.GetSecrets())))
-	result, message := a.execute(ctx, job, ws, ship)
+	result, message := a.execute(ctx, job, ws, ship, track)
 	// Artifacts are kept from successful jobs only (a job that failed, say
 	// at a security scan, must not publish what it built). They are
 	// uploaded before the final report, so a finished job's artifacts are
@@ -151,7 +166,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 
 // execute runs the job's commands, or its steps, in a fresh workspace. The
 // message, when set, says why the job failed (which step, and why).
-func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper) (executor.Result, string) {
+func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper, track *jobtrack.Job) (executor.Result, string) {
 	if err := os.RemoveAll(ws); err != nil {
 		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("clean workspace: %w", err)}, ""
 	}
@@ -170,10 +185,11 @@ func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *
 	for k, v := range job.GetSecrets() {
 		env[k] = v
 	}
+	maps.Copy(env, track.Env())
 	if len(job.GetSteps()) > 0 {
-		return a.runSteps(ctx, job, ws, env, ship)
+		return a.runSteps(ctx, job, ws, env, ship, track)
 	}
-	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration()}
+	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration(), Contain: track}
 	return executor.Run(ctx, spec, ship.add), ""
 }
 
