@@ -107,3 +107,48 @@ func TestKilledAgentLeavesNothing(t *testing.T) {
 		t.Errorf("job %s succeeded", j.GetId())
 	}
 }
+
+// TestStoppedAgentLeavesNothing: an agent stopped (SIGTERM) while its job
+// runs ends the job and everything it started, a setsid child included,
+// before it exits.
+func TestStoppedAgentLeavesNothing(t *testing.T) {
+	c := newCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"))
+	agent := c.startAgent("stopping", 1)
+	pids := t.TempDir()
+	j := c.create(&jobv1.CreateJobRequest{Name: "long", Env: map[string]string{"PIDS": pids}, Commands: []string{
+		`setsid sh -c 'echo $$ > "$PIDS/setsid"; exec sleep 304' &`,
+		`sh -c 'sleep 305 & echo $! > "$PIDS/double-fork"' &`,
+		"sleep 306",
+	}})
+	left := map[string]int{}
+	c.waitFor("the job's processes to start", func() bool {
+		for _, name := range []string{"setsid", "double-fork"} {
+			b, err := os.ReadFile(filepath.Join(pids, name))
+			pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || perr != nil {
+				return false
+			}
+			left[name] = pid
+		}
+		return true
+	})
+	for _, pid := range left {
+		t.Cleanup(func() {
+			if procRunning(pid) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+	}
+	if err := agent.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-agent.done
+	for name, pid := range left {
+		if procRunning(pid) {
+			t.Errorf("the %s process (pid %d) outlived the agent", name, pid)
+		}
+	}
+	if got := c.get(j.GetId()); got.GetStatus() == agentv1.JobStatus_JOB_STATUS_SUCCESS {
+		t.Errorf("job %s succeeded", j.GetId())
+	}
+}
