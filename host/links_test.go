@@ -129,14 +129,17 @@ func TestSandboxLinksStayInGrants(t *testing.T) {
 	}
 
 	t.Run("inside, links work", func(t *testing.T) {
-		for action, params := range map[string]map[string]any{
-			"symlink": {"target": "sub/file.txt", "path": "/workspace/ok"},
-			"rename":  {"from": "/workspace/in.txt", "path": "/workspace/sub/in.txt"},
-			"link":    {"from": "/workspace/sub/in.txt", "path": "/workspace/hard-in"},
-			"mkdir":   {"path": "/workspace/sub/made"},
+		for _, op := range []struct {
+			action string
+			params map[string]any
+		}{
+			{"symlink", map[string]any{"target": "sub/file.txt", "path": "/workspace/ok"}},
+			{"rename", map[string]any{"from": "/workspace/in.txt", "path": "/workspace/sub/in.txt"}},
+			{"link", map[string]any{"from": "/workspace/sub/in.txt", "path": "/workspace/hard-in"}},
+			{"mkdir", map[string]any{"path": "/workspace/sub/made"}},
 		} {
-			if _, err := execute(ctx, t, m, "linker", action, params); err != nil {
-				t.Errorf("%s %v: %v", action, params, err)
+			if _, err := execute(ctx, t, m, "linker", op.action, op.params); err != nil {
+				t.Errorf("%s %v: %v", op.action, op.params, err)
 			}
 		}
 		resp, err := execute(ctx, t, m, "linker", "read", map[string]any{"path": "/workspace/ok"})
