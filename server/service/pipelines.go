@@ -19,6 +19,7 @@ import (
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/pipeline"
+	"github.com/go-arcade/arcade/server/secrets"
 	"github.com/go-arcade/arcade/server/store"
 	"github.com/go-arcade/arcade/server/trigger"
 )
@@ -197,6 +198,9 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 	if err := s.checkPipelinePlugins(spec); err != nil {
 		return nil, err
 	}
+	if err := s.checkPipelineSecretRefs(ctx, spec); err != nil {
+		return nil, err
+	}
 	if err := s.checkPipelineChain(ctx, spec, ""); err != nil {
 		return nil, err
 	}
@@ -271,7 +275,7 @@ func (js *JobServer) ListPipelines(ctx context.Context, req *jobv1.ListPipelines
 // pipelineUpdatable are the fields UpdatePipeline may change. Secrets
 // change only when given or named in the mask (to clear them): a definition
 // re-sent from its file keeps the secrets set beside it.
-var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets"}
+var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets", "secret_refs"}
 
 // UpdatePipeline implements JobService.UpdatePipeline. The new definition
 // (yaml or message) replaces the fields named by update_mask, or all of them
@@ -296,6 +300,9 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 	}
 	cur, err := s.getPipeline(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkPipelineUpdate(ctx, cur, upd, paths); err != nil {
 		return nil, err
 	}
 	if set := len(paths) == 0 || slices.Contains(paths, "triggers") || slices.Contains(paths, "name"); set {
@@ -389,6 +396,9 @@ func mergePipeline(old, upd *jobv1.PipelineDetail, paths []string) (*jobv1.Pipel
 	if set("stages") {
 		next.Stages = upd.GetStages()
 	}
+	if set("secret_refs") {
+		next.SecretRefs = upd.GetSecretRefs()
+	}
 	if err := validatePipeline(next); err != nil {
 		return nil, err
 	}
@@ -428,7 +438,7 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", req.GetParams())
+	r, err := s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api by "+actor(ctx), req.GetParams())
 	if err != nil {
 		return nil, storeError(err, "run")
 	}
@@ -499,19 +509,50 @@ func (s *Service) checkPipelineChain(ctx context.Context, spec *jobv1.PipelineDe
 	return nil
 }
 
-// startRun creates a run of p and its first jobs.
+// startRun creates a run of p (of no particular origin: manual, cron, API,
+// pipeline triggers) and its first jobs.
 func (s *Service) startRun(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string) (*store.PipelineRun, error) {
+	return s.startRunFrom(ctx, p, typ, cause, params, RunOrigin{})
+}
+
+// startRunFrom creates a run of p from origin and its first jobs. A run of
+// untrusted origin gets no secrets and no trusted agents; a run whose
+// pipeline references stored secrets that do not exist (deleted since) ends
+// FAILED at once with the reason.
+func (s *Service) startRunFrom(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string, origin RunOrigin) (*store.PipelineRun, error) {
 	now := s.now()
 	r := &store.PipelineRun{
 		ID: newID(), PipelineID: p.ID, PipelineName: p.Name, Status: jobstate.Name(jobstate.Pending),
 		Trigger: pipeline.TriggerName(typ), TriggeredBy: cause, Params: nonNil(params), Spec: p.Spec, Secrets: p.Secrets,
-		CreatedAt: now, UpdatedAt: now,
+		CreatedAt: now, UpdatedAt: now, UntrustedOrigin: origin.Untrusted, Branch: origin.Branch,
+	}
+	if origin.Source != "" {
+		if repo, err := secrets.NormalizeRepo(origin.Source); err == nil {
+			r.Source = repo
+		} else {
+			s.log.Warn("run source not understood; its source-scoped secrets are not given", "pipeline", p.Name, "source", origin.Source, "err", err)
+		}
+	}
+	r.TrustedAgents, r.TrustReason = runTrust(p, origin)
+	if r.UntrustedOrigin {
+		r.Secrets = nil
+	}
+	missing, err := s.missingRunSecrets(ctx, r)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.store.CreateRun(ctx, r); err != nil {
 		return nil, err
 	}
-	s.log.Info("pipeline run created", "pipeline", p.Name, "run", r.ID, "number", r.Number, "trigger", r.Trigger, "by", cause)
+	s.log.Info("pipeline run created", "pipeline", p.Name, "run", r.ID, "number", r.Number, "trigger", r.Trigger, "by", cause,
+		"trusted_agents", r.TrustedAgents, "untrusted_origin", r.UntrustedOrigin)
 	s.publishRun(r)
+	if missing != "" {
+		if err := s.failRunAtStart(ctx, r.ID, missing); err != nil {
+			return nil, err
+		}
+		return s.store.GetRun(ctx, r.ID)
+	}
 	if err := s.advanceRun(ctx, r.ID); err != nil {
 		return nil, err
 	}
@@ -698,7 +739,7 @@ func (s *Service) newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n 
 	}
 	steps := pipeline.Steps(n.Job)
 	encoded, _ := encodeSteps(steps) // validated with the pipeline
-	return &store.Job{
+	j := &store.Job{
 		Steps: encoded, Plugins: jobstep.Plugins(steps),
 		ID: newID(), Name: n.Name, Status: jobstate.Name(jobstate.Pending), Commands: nonNilSlice(n.Job.GetCommands()),
 		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: n.Job.GetImage(),
@@ -706,7 +747,14 @@ func (s *Service) newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n 
 		CreatedAt: now, UpdatedAt: now, Attempt: 1,
 		PipelineID: r.PipelineID, RunID: r.ID, Stage: n.Stage,
 		Secrets: r.Secrets, SecretNames: spec.GetSecretNames(),
+		TrustedAgents: r.TrustedAgents, TrustReason: r.TrustReason,
 	}
+	if r.UntrustedOrigin {
+		j.Secrets, j.SecretNames = nil, nil // and no stored secrets either
+	} else {
+		j.SecretRefs = jobSecretRefs(spec, n.Job)
+	}
+	return j
 }
 
 func nonNilSlice(s []string) []string {
@@ -898,6 +946,8 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 		Id: r.ID, PipelineId: r.PipelineID, PipelineName: r.PipelineName, Number: r.Number, Status: st,
 		Trigger: typ, TriggeredBy: r.TriggeredBy, Params: r.Params, Message: r.Message,
 		CreatedAt: ts(r.CreatedAt), StartedAt: ts(r.StartedAt), FinishedAt: ts(r.FinishedAt),
+		UntrustedOrigin: r.UntrustedOrigin, Source: r.Source, Branch: r.Branch,
+		TrustedAgents: r.TrustedAgents, TrustReason: r.TrustReason,
 	}
 	jobs, err := s.store.RunJobs(ctx, r.ID)
 	if err != nil {
@@ -997,7 +1047,8 @@ func (s *Service) FireWebhook(ctx context.Context, pipelineName string, push tri
 		short = short[:12]
 	}
 	cause := fmt.Sprintf("push to %s by %s (%s)", push.Branch, push.Author, short)
-	r, err := s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, cause, push.Env())
+	origin := RunOrigin{Branch: push.Branch, Source: push.CloneURL}
+	r, err := s.startRunFrom(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, cause, push.Env(), origin)
 	if err != nil {
 		return "", 0, err
 	}
