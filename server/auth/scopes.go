@@ -75,9 +75,19 @@ var adminMethods = map[string]bool{
 	"SetPipelineTrust": true,
 }
 
-// NeedsWrite reports whether a method changes anything (it needs a write
-// or admin token): what the audit log records.
-func NeedsWrite(method string) bool { return scopeFor(method) >= Write }
+// NeedsWrite reports whether a method changes anything (what the audit log
+// records): any method but the reads (Get*, List*, Stream*, Explain*,
+// Download*), whatever scope they need.
+func NeedsWrite(method string) bool { return !isRead(path.Base(method)) }
+
+func isRead(name string) bool {
+	for _, p := range []string{"Get", "List", "Stream", "Explain", "Download"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // scopeFor is the scope an API client needs for a method: reading methods
 // (downloads too) need read, admin methods admin, the rest write.
@@ -86,8 +96,7 @@ func scopeFor(method string) Scope {
 	switch {
 	case adminMethods[name]:
 		return Admin
-	case strings.HasPrefix(name, "Get"), strings.HasPrefix(name, "List"), strings.HasPrefix(name, "Stream"),
-		strings.HasPrefix(name, "Explain"), strings.HasPrefix(name, "Download"):
+	case isRead(name):
 		return Read
 	}
 	return Write
