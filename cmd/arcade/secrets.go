@@ -70,7 +70,7 @@ func newSecretSetCmd() *cobra.Command {
 		Use:   "set NAME [--from-file FILE] < VALUE",
 		Short: "Create a secret, or give it a new value (rotation)",
 		Example: `  printf %s "$DEPLOY_TOKEN" | arcade secret set DEPLOY_TOKEN
-  arcade secret set REGISTRY_PASSWORD --pipeline deploy --from-file ./registry.pass`,
+  arcade secret set REGISTRY_PASSWORD --pipeline deploy --from-file registry.pass`,
 		Args: cobra.ExactArgs(1),
 		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			scope, target, err := sc.scope()
@@ -346,7 +346,7 @@ func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "The audit log (admin): every write with who, what, when and from where, newest first",
-		Example: `  arcade audit --actor ci-bot --since 24h
+		Example: `  arcade audit --actor api_token --since 24h
   arcade audit --method Secret`,
 		Args: cobra.NoArgs,
 		RunE: f.withAPI(func(cmd *cobra.Command, _ []string, c *api) error {

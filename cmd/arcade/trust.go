@@ -166,7 +166,7 @@ the file every few seconds; copy it to servers on other machines), makes it
 the key every server seals with, and seals every secret in the database
 again under it. Old keys keep opening what they sealed until nothing is
 sealed under them; rekey names the ones you may then remove.`,
-		Example: `  arcade server rekey --db postgres://arcade@db/arcade --data-dir /var/lib/arcade`,
+		Example: `  arcade server rekey --data-dir data`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger(cmd.ErrOrStderr())
