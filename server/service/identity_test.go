@@ -14,8 +14,8 @@ import (
 	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/server/auth"
+	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/secrets"
-	"github.com/go-arcade/arcade/server/store"
 )
 
 func withKeyring(t *testing.T, s *Service) *Service {
@@ -119,27 +119,9 @@ stages: [{name: s, jobs: [{name: deploy, commands: [./deploy], secrets: [DEPLOY_
 	}
 }
 
-// TestRunTrust: which runs and jobs may use trusted agents, and why.
-func TestRunTrust(t *testing.T) {
-	p := &store.Pipeline{Name: "deploy", TrustedAgents: true, TrustedBranches: []string{"main", "release/*"}}
-	for _, tt := range []struct {
-		p    *store.Pipeline
-		o    RunOrigin
-		want bool
-		why  string
-	}{
-		{p, RunOrigin{}, true, "allowed"},
-		{p, RunOrigin{Branch: "main"}, true, "branch main"},
-		{p, RunOrigin{Branch: "release/1.2"}, true, "branch release/1.2"},
-		{p, RunOrigin{Branch: "feature"}, false, "branch feature is not one"},
-		{p, RunOrigin{Branch: "main", Untrusted: true, Why: "pull request #3 from a fork"}, false, "pull request #3 from a fork"},
-		{&store.Pipeline{Name: "build"}, RunOrigin{}, false, "not allowed"},
-	} {
-		got, why := runTrust(tt.p, tt.o)
-		if got != tt.want || !strings.Contains(why, tt.why) {
-			t.Errorf("runTrust(%s, %+v) = %v %q", tt.p.Name, tt.o, got, why)
-		}
-	}
+// TestJobTrust: a job created alone may use trusted agents when an admin
+// token created it.
+func TestJobTrust(t *testing.T) {
 	if ok, _ := jobTrust(as(auth.Admin, "root")); !ok {
 		t.Error("a job an admin creates may not use trusted agents")
 	}
@@ -166,8 +148,8 @@ stages: [{name: s, jobs: [{name: test, commands: [make test]}]}]`
 		t.Fatal(err)
 	}
 	p, _ := s.store.GetPipeline(context.Background(), "pr")
-	r, err := s.startRunFrom(context.Background(), p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, "pull request", nil,
-		RunOrigin{Branch: "main", Untrusted: true, Why: "pull request #7 from a fork"})
+	r, err := s.life.StartRunFrom(context.Background(), p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, "pull request", nil,
+		lifecycle.RunOrigin{Branch: "main", Untrusted: true, Why: "pull request #7 from a fork"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +165,7 @@ stages: [{name: s, jobs: [{name: test, commands: [make test]}]}]`
 		t.Errorf("job: trusted %v, secrets %d, refs %v, reason %q", j.TrustedAgents, len(j.Secrets), j.SecretRefs, j.TrustReason)
 	}
 	// The same pipeline, run by hand: trusted agents, its secrets.
-	r2, err := s.startRun(context.Background(), p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", nil)
+	r2, err := s.life.StartRun(context.Background(), p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

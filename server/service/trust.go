@@ -15,64 +15,17 @@ import (
 	"github.com/go-arcade/arcade/server/store"
 )
 
-// This file holds trust: which agents are trusted, and which jobs may run on
-// them. The rule: a job runs on a trusted agent only when it may —
-//   - a pipeline job when its run may: the pipeline is allowed on trusted
-//     agents (by an admin), the run is of an allowed branch (when the
-//     pipeline names branches and the run names one), and the run is not of
-//     untrusted origin (a pull request from a fork);
-//   - a job created alone when an admin token created it.
-// The dispatcher (dispatch.Matches, and store.ClaimBatch in SQL) never hands
-// any other job to a trusted agent, whatever its selector says.
-
-// RunOrigin is where a run comes from, as its trigger knows it. Triggers of
-// manual, cron, API and pipeline-completed runs give none.
-type RunOrigin struct {
-	// Source is the repository the run is of (any URL form; normalized).
-	Source string
-	// Branch is the branch the run is of.
-	Branch string
-	// Untrusted marks a run from outside the trusted circle, such as a pull
-	// request from a fork: its jobs get no secrets and never run on trusted
-	// agents. Why says so for people ("pull request #12 from a fork").
-	Untrusted bool
-	Why       string
-}
+// This file holds trust: which agents are trusted (TrustService), and
+// whether a job created alone may run on them — only when an admin token
+// created it. Pipeline jobs follow their run (lifecycle.RunOrigin). The
+// dispatcher (dispatch.Matches, and store.ClaimBatch in SQL) never hands any
+// other job to a trusted agent, whatever its selector says.
 
 // Bounds of trust settings.
 const (
 	maxTrustedLabels = 64
 	maxTrustBranches = 32
 )
-
-// runTrust decides whether the jobs of a run of p from origin may use
-// trusted agents, and says why.
-func runTrust(p *store.Pipeline, o RunOrigin) (bool, string) {
-	switch {
-	case o.Untrusted:
-		why := o.Why
-		if why == "" {
-			why = "untrusted origin"
-		}
-		return false, fmt.Sprintf("run of untrusted origin (%s): no secrets, no trusted agents", why)
-	case !p.TrustedAgents:
-		return false, fmt.Sprintf("pipeline %s is not allowed on trusted agents (an admin allows it: arcade pipeline trust %s)", p.Name, p.Name)
-	case o.Branch != "" && len(p.TrustedBranches) > 0 && !branchAllowed(p.TrustedBranches, o.Branch):
-		return false, fmt.Sprintf("branch %s is not one pipeline %s may use trusted agents for (%s)", o.Branch, p.Name, strings.Join(p.TrustedBranches, ", "))
-	case o.Branch != "":
-		return true, fmt.Sprintf("pipeline %s is allowed on trusted agents for branch %s", p.Name, o.Branch)
-	}
-	return true, fmt.Sprintf("pipeline %s is allowed on trusted agents", p.Name)
-}
-
-func branchAllowed(patterns []string, branch string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, branch); ok || p == branch {
-			return true
-		}
-	}
-	return false
-}
 
 // jobTrust decides whether a job created alone may use trusted agents: only
 // when an admin token created it.

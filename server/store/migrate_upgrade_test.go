@@ -95,8 +95,8 @@ func TestIdentityMigration(t *testing.T) {
 				"ALTER TABLE pipeline_runs DROP COLUMN trust_reason",
 				"DELETE FROM bun_migrations WHERE name = '20261206030000'",
 				// A job and an agent from before.
-				"INSERT INTO jobs (id, name, status, commands, env, timeout_ms, image, retries, selector, labels, created_at, updated_at, agent_id, agent_name, exit_code, attempt, message, cancel_requested, pipeline_id, run_id, stage, log_archived_attempts) " +
-					"VALUES ('old', 'old', 'pending', '[]', '{}', 0, '', 0, '', '{}', '2026-11-28 12:00:00', '2026-11-28 12:00:00', '', '', 0, 1, '', FALSE, '', '', '', 0)",
+				"INSERT INTO jobs (id, name, status, commands, env, timeout_ms, image, retries, selector, labels, created_at, updated_at, agent_id, agent_name, exit_code, attempt, message, cancel_requested, pipeline_id, run_id, stage, log_archived_attempts, end_reason) " +
+					"VALUES ('old', 'old', 'pending', '[]', '{}', 0, '', 0, '', '{}', '2026-11-28 12:00:00', '2026-11-28 12:00:00', '', '', 0, 1, '', FALSE, '', '', '', 0, '')",
 			}
 			for _, q := range back {
 				if _, err := s.db.ExecContext(ctx, q); err != nil {
