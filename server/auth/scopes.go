@@ -19,7 +19,8 @@ const (
 	Read Scope = iota + 1
 	// Write: also create, change, cancel, retry, trigger, stop, call plugins.
 	Write
-	// Admin: also revoke agents, change agents' labels, reload plugins.
+	// Admin: also revoke agents, change agents' labels, reload plugins, and
+	// manage secrets, named tokens, the audit log and trust.
 	Admin
 )
 
