@@ -17,6 +17,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
 	"github.com/go-arcade/arcade/client"
 )
 
@@ -234,6 +235,13 @@ func TestAgentIdentity(t *testing.T) {
 		t.Fatalf("phoenix after the attempts: id %s labels %v capacity %d", now.GetId(), now.GetLabels(), now.GetMaxConcurrentJobs())
 	}
 
+	// An admin's trust is the agent's: it survives a proven restart, not a
+	// takeover of the name.
+	if _, err := secretv1.NewTrustServiceClient(c.conn).SetAgentTrust(context.Background(),
+		&secretv1.SetAgentTrustRequest{AgentId: before.GetId(), Trusted: true}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The agent still gets its jobs. Attempt 1 of this one is cut by the
 	// kill below; it is retried on the same agent.
 	pids := t.TempDir()
@@ -265,7 +273,18 @@ func TestAgentIdentity(t *testing.T) {
 	if done.GetStatus() != success || done.GetAgentId() != before.GetId() {
 		t.Errorf("the job: %v attempt %d on %q (%s), want SUCCESS on phoenix", done.GetStatus(), done.GetAttempt(), done.GetAgentId(), done.GetMessage())
 	}
-	if a := c.agent("phoenix"); a.GetId() != before.GetId() || a.GetStatus() == agentv1.AgentStatus_AGENT_STATUS_OFFLINE {
-		t.Errorf("phoenix after the restart: id %s, %v", a.GetId(), a.GetStatus())
+	if a := c.agent("phoenix"); a.GetId() != before.GetId() || a.GetStatus() == agentv1.AgentStatus_AGENT_STATUS_OFFLINE || !a.GetTrusted() {
+		t.Errorf("phoenix after the restart: id %s, %v, trusted %v", a.GetId(), a.GetStatus(), a.GetTrusted())
+	}
+
+	// Once phoenix is offline, a process without its identity may take the
+	// name, but not the trust an admin gave phoenix.
+	again.stop(syscall.SIGTERM)
+	c.waitFor("phoenix offline", func() bool { return c.agent("phoenix").GetStatus() == agentv1.AgentStatus_AGENT_STATUS_OFFLINE })
+	newcomer := start(t, "agent-newcomer", "agent", "--server", c.addr, "--name", "phoenix", "--max-jobs", "1",
+		"--work-dir", t.TempDir(), "--config", os.DevNull, "--label", "pool=phoenix")
+	c.waitFor("the newcomer to register", func() bool { return len(newcomer.grepLog("agent registered")) > 0 })
+	if a := c.agent("phoenix"); a.GetTrusted() {
+		t.Errorf("the newcomer under phoenix's name is trusted (%s)", a.GetTrustedBecause())
 	}
 }

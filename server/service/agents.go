@@ -107,7 +107,8 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 				"with the agent_id and agent_token it was given, or another once it went offline (a lease without heartbeats, %s)",
 				name, old.LastHeartbeatAt.Format(time.RFC3339), s.cfg.LeaseTTL)
 		default:
-			taken = true
+			// Trust an admin gave that agent is not the newcomer's.
+			taken, rec.TrustMarked = true, false
 		}
 		return nil
 	}
@@ -548,6 +549,13 @@ func (s *Service) agentProto(ctx context.Context, a *store.Agent, running int) *
 		LastHeartbeatAt:   ts(a.LastHeartbeatAt),
 		Revoked:           a.Revoked,
 		Plugins:           a.Plugins,
+		Trusted:           a.Trusted,
+	}
+	switch {
+	case a.TrustMarked:
+		out.TrustedBecause = "marked trusted by an admin"
+	case a.Trusted:
+		out.TrustedBecause = "carries a trusted label"
 	}
 	if len(a.Metrics) > 0 {
 		m := new(agentv1.AgentMetrics)

@@ -816,7 +816,10 @@ type PluginModule struct {
 	Timeout        *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	MemoryLimitMib int32                `protobuf:"varint,9,opt,name=memory_limit_mib,json=memoryLimitMib,proto3" json:"memory_limit_mib,omitempty"`
 	// The module's ed25519 signature, empty when unsigned.
-	Signature     []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Config values that come from stored secrets (plugins.yaml "secrets:"),
+	// sent only with a job: merged into config and masked in the job's log.
+	SecretConfig  map[string]string `protobuf:"bytes,11,rep,name=secret_config,json=secretConfig,proto3" json:"secret_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -917,6 +920,13 @@ func (x *PluginModule) GetMemoryLimitMib() int32 {
 func (x *PluginModule) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *PluginModule) GetSecretConfig() map[string]string {
+	if x != nil {
+		return x.SecretConfig
 	}
 	return nil
 }
@@ -1135,9 +1145,13 @@ type Agent struct {
 	// The agent's token was revoked; it cannot register again.
 	Revoked bool `protobuf:"varint,14,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	// The plugins the agent runs as job steps; "*" means any the server serves.
-	Plugins       []string `protobuf:"bytes,15,rep,name=plugins,proto3" json:"plugins,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Plugins []string `protobuf:"bytes,15,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	// Trusted agents run only jobs whose runs may use them (arcade.secret.v1
+	// TrustService); trusted_because says why it is trusted.
+	Trusted        bool   `protobuf:"varint,16,opt,name=trusted,proto3" json:"trusted,omitempty"`
+	TrustedBecause string `protobuf:"bytes,17,opt,name=trusted_because,json=trustedBecause,proto3" json:"trusted_because,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Agent) Reset() {
@@ -1273,6 +1287,20 @@ func (x *Agent) GetPlugins() []string {
 		return x.Plugins
 	}
 	return nil
+}
+
+func (x *Agent) GetTrusted() bool {
+	if x != nil {
+		return x.Trusted
+	}
+	return false
+}
+
+func (x *Agent) GetTrustedBecause() string {
+	if x != nil {
+		return x.TrustedBecause
+	}
+	return ""
 }
 
 type RegisterRequest struct {
@@ -3156,7 +3184,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x04\n" +
 	"\fPluginModule\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
@@ -3169,8 +3197,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12(\n" +
 	"\x10memory_limit_mib\x18\t \x01(\x05R\x0ememoryLimitMib\x12\x1c\n" +
 	"\tsignature\x18\n" +
-	" \x01(\fR\tsignature\x1a9\n" +
+	" \x01(\fR\tsignature\x12T\n" +
+	"\rsecret_config\x18\v \x03(\v2/.arcade.agent.v1.PluginModule.SecretConfigEntryR\fsecretConfig\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
+	"\x11SecretConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x01\n" +
 	"\bLogChunk\x12\x1f\n" +
@@ -3192,7 +3224,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05load1\x18\b \x01(\x01R\x05load1\x12!\n" +
 	"\frunning_jobs\x18\t \x01(\x05R\vrunningJobs\x12=\n" +
 	"\fcollected_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\"\xfb\x04\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\"\xbe\x05\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -3209,7 +3241,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x11last_heartbeat_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastHeartbeatAt\x127\n" +
 	"\ametrics\x18\r \x01(\v2\x1d.arcade.agent.v1.AgentMetricsR\ametrics\x12\x18\n" +
 	"\arevoked\x18\x0e \x01(\bR\arevoked\x12\x18\n" +
-	"\aplugins\x18\x0f \x03(\tR\aplugins\x1a9\n" +
+	"\aplugins\x18\x0f \x03(\tR\aplugins\x12\x18\n" +
+	"\atrusted\x18\x10 \x01(\bR\atrusted\x12'\n" +
+	"\x0ftrusted_because\x18\x11 \x01(\tR\x0etrustedBecause\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x03\n" +
@@ -3424,7 +3458,7 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
@@ -3475,100 +3509,102 @@ var file_api_agent_v1_agent_proto_goTypes = []any{
 	nil,                              // 46: arcade.agent.v1.Job.SecretsEntry
 	nil,                              // 47: arcade.agent.v1.Step.WithEntry
 	nil,                              // 48: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                              // 49: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 50: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 51: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 52: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 53: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),      // 54: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 55: google.protobuf.Timestamp
+	nil,                              // 49: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                              // 50: arcade.agent.v1.Agent.LabelsEntry
+	nil,                              // 51: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                              // 52: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                              // 53: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                              // 54: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	(*durationpb.Duration)(nil),      // 55: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
 	44, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
 	6,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	54, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	55, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
 	45, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	54, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	55, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
 	8,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	7,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
 	46, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
 	10, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
 	11, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
 	47, // 11: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	54, // 12: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	55, // 12: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
 	48, // 13: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	54, // 14: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	55, // 15: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	3,  // 16: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	4,  // 17: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	55, // 18: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	49, // 19: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,  // 20: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	55, // 21: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	55, // 22: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	13, // 23: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	50, // 24: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	54, // 25: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	54, // 26: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	14, // 27: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	13, // 28: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	51, // 29: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	54, // 30: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	52, // 31: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,  // 32: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	53, // 33: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	5,  // 34: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	14, // 35: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	54, // 36: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	9,  // 37: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	55, // 38: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 39: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	55, // 40: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	27, // 41: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	55, // 42: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	55, // 43: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 44: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	54, // 45: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	31, // 46: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	14, // 47: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,  // 48: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	14, // 49: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	14, // 50: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	11, // 51: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	41, // 52: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	27, // 53: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	15, // 54: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	17, // 55: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	19, // 56: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	21, // 57: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	23, // 58: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	25, // 59: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	28, // 60: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	30, // 61: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	33, // 62: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	35, // 63: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	37, // 64: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	39, // 65: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	42, // 66: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	16, // 67: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	18, // 68: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	20, // 69: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	22, // 70: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	24, // 71: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	26, // 72: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	29, // 73: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	32, // 74: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	34, // 75: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	36, // 76: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	38, // 77: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	40, // 78: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	43, // 79: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	67, // [67:80] is the sub-list for method output_type
-	54, // [54:67] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	55, // 14: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	49, // 15: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	56, // 16: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	3,  // 17: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	4,  // 18: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	56, // 19: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	50, // 20: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,  // 21: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	56, // 22: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	56, // 23: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	13, // 24: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	51, // 25: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	55, // 26: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	55, // 27: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	14, // 28: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	13, // 29: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	52, // 30: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	55, // 31: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	53, // 32: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,  // 33: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	54, // 34: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	5,  // 35: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	14, // 36: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	55, // 37: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	9,  // 38: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	56, // 39: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 40: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	56, // 41: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	27, // 42: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	56, // 43: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	56, // 44: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 45: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	55, // 46: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	31, // 47: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	14, // 48: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,  // 49: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	14, // 50: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	14, // 51: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	11, // 52: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	41, // 53: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	27, // 54: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	15, // 55: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	17, // 56: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	19, // 57: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	21, // 58: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	23, // 59: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	25, // 60: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	28, // 61: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	30, // 62: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	33, // 63: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	35, // 64: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	37, // 65: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	39, // 66: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	42, // 67: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	16, // 68: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	18, // 69: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	20, // 70: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	22, // 71: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	24, // 72: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	26, // 73: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	29, // 74: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	32, // 75: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	34, // 76: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	36, // 77: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	38, // 78: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	40, // 79: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	43, // 80: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	68, // [68:81] is the sub-list for method output_type
+	55, // [55:68] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -3586,7 +3622,7 @@ func file_api_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
