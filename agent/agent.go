@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/executor/container"
 	"github.com/go-arcade/arcade/agent/plugincache"
 	"github.com/go-arcade/arcade/agent/sysinfo"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
@@ -79,6 +80,9 @@ type Config struct {
 	// DockerHost is the Docker engine's address (DOCKER_HOST form);
 	// "" means the engine's default socket.
 	DockerHost string
+	// EngineCheck is how often the agent checks that its container engine
+	// still answers (DefaultEngineCheck when zero).
+	EngineCheck time.Duration
 }
 
 // WasmLabel is the label of an agent that runs plugin steps.
@@ -174,6 +178,12 @@ type Agent struct {
 	// runner and plugins run plugin steps; nil when the agent runs none.
 	runner  *host.Runner
 	plugins *plugincache.Cache
+
+	// engine runs container jobs; nil with --container-runtime none.
+	engine *container.Engine
+	// engineLabels are the container-runtime labels the server has of the
+	// agent (guarded by mu).
+	engineLabels map[string]string
 }
 
 // New returns an agent; Run starts it.
@@ -191,6 +201,14 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	a.conn = conn
 	a.rpc = agentv1.NewAgentServiceClient(conn)
+	if cfg.ContainerRuntime != "none" {
+		engine, err := container.Connect(cfg.DockerHost, logger.With("component", "containers"))
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		a.engine = engine
+	}
 	a.streams = jobv1.NewStreamServiceClient(conn)
 	if cfg.runsPlugins() {
 		policy := plugincache.Policy{Require: cfg.RequireSignatures}
@@ -234,6 +252,9 @@ func (a *Agent) ID() string {
 // reported.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.conn.Close()
+	if a.engine != nil {
+		defer a.engine.Close()
+	}
 	if a.runner != nil {
 		defer a.runner.Close(context.Background())
 	}
@@ -247,6 +268,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx, 0); err != nil {
 		return err
 	}
+	// What an earlier life of this agent left in the engine (it crashed
+	// mid-job, say) goes before the first job.
+	a.removeLeftovers(ctx)
+	var watch sync.WaitGroup
+	defer watch.Wait()
+	watch.Go(func() { a.watchEngine(ctx) })
 	// Jobs outlive ctx long enough to report how they ended.
 	jobsCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopJobs(nil)
@@ -290,10 +317,19 @@ func (a *Agent) register(ctx context.Context, session int) error {
 	if newer {
 		return nil
 	}
-	detected := sysinfo.Labels(ctx, sysinfo.Probe{Containers: a.cfg.ContainerRuntime != "none", DockerHost: a.cfg.DockerHost})
+	detected := sysinfo.Labels(ctx, sysinfo.Probe{Engine: a.engineProbe()})
 	if _, ok := detected[sysinfo.LabelContainerRuntime]; !ok && a.cfg.ContainerRuntime == "docker" {
-		a.log.Warn("no Docker engine answers; container jobs are not offered", "docker_host", a.cfg.DockerHost)
+		a.log.Warn("no Docker engine answers; container jobs are not offered until it does", "docker_host", a.cfg.DockerHost)
 	}
+	engineLabels := map[string]string{}
+	for _, k := range engineLabelKeys {
+		if v, ok := detected[k]; ok {
+			engineLabels[k] = v
+		}
+	}
+	a.mu.Lock()
+	a.engineLabels = engineLabels
+	a.mu.Unlock()
 	lbls := maps.Clone(detected)
 	if a.cfg.runsPlugins() {
 		lbls[WasmLabel] = "true"

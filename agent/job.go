@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/executor/container"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 )
 
@@ -78,33 +79,28 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	}
 	log.Info("job started", "name", job.GetName())
 
-	if job.GetImage() != "" {
-		// Routing already sent this job to an agent with a container
-		// runtime; running it inside the image is not built yet, and running
-		// it on the host instead would be wrong.
-		report.ExitCode = -1
-		report.Message = fmt.Sprintf("cannot run image %q: container execution is not supported by this agent yet", job.GetImage())
-		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
-		return
-	}
 	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
 	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, slices.Collect(maps.Values(job.GetSecrets())))
-	result, message := a.execute(ctx, job, ws, ship)
-	// Artifacts are kept from successful jobs only (a job that failed, say
-	// at a security scan, must not publish what it built). They are
-	// uploaded before the final report, so a finished job's artifacts are
-	// there, and before the log closes, which records each upload.
-	var arts []*agentv1.Artifact
-	if result.Outcome == executor.Succeeded {
-		arts = a.collectArtifacts(log, ws, job.GetArtifacts())
-		a.uploadArtifacts(context.WithoutCancel(ctx), log, job, ws, arts, ship)
+	r := &jobRun{job: job, ws: ws, ship: ship, log: log}
+	if err := a.prepareWorkspace(r); err != nil {
+		r.failed = true
+		r.result = executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: err}
+		r.message = err.Error()
+		r.reason = agentv1.EndReason_END_REASON_WORKSPACE
+	} else {
+		// The phases: checkout, inputs, cache restore, steps, outputs,
+		// cache save, artifact upload (see phases.go). Artifacts are
+		// uploaded before the final report, so a finished job's artifacts
+		// are there, and before the log closes, which records each upload.
+		a.runPhases(ctx, r)
 	}
 	ship.close()
 
+	result, message := r.result, r.message
 	switch result.Outcome {
 	case executor.Succeeded:
 		report.ExitCode = 0
-		report.Artifacts = arts
+		report.Artifacts = r.arts
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_SUCCESS)
 	case executor.TimedOut:
 		report.ExitCode = int32(result.ExitCode)
@@ -125,6 +121,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		a.reportStatus(context.WithoutCancel(ctx), log, report, status)
 	default:
 		report.ExitCode = int32(result.ExitCode)
+		report.Reason = r.reason
 		report.Message = fmt.Sprintf("exit status %d", result.ExitCode)
 		if result.Err != nil && result.ExitCode < 0 {
 			report.Message = result.Err.Error()
@@ -135,20 +132,29 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
 	}
 	if !a.cfg.KeepWorkspaces {
-		if err := os.RemoveAll(ws); err != nil {
-			log.Warn("remove workspace", "dir", ws, "err", err)
+		for _, dir := range []string{ws, scratchDir(ws)} {
+			if err := os.RemoveAll(dir); err != nil {
+				log.Warn("remove workspace", "dir", dir, "err", err)
+			}
 		}
 	}
 }
 
-// execute runs the job's commands, or its steps, in a fresh workspace. The
-// message, when set, says why the job failed (which step, and why).
-func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper) (executor.Result, string) {
-	if err := os.RemoveAll(ws); err != nil {
-		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("clean workspace: %w", err)}, ""
-	}
-	if err := os.MkdirAll(ws, 0o755); err != nil {
-		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("create workspace: %w", err)}, ""
+// scratchDir is the directory beside a job's workspace that holds what the
+// agent needs for the job outside the workspace (a container job's step
+// scripts).
+func scratchDir(ws string) string { return ws + ".arcade" }
+
+// prepareWorkspace makes a fresh, empty workspace and the job's env.
+func (a *Agent) prepareWorkspace(r *jobRun) error {
+	job, ws := r.job, r.ws
+	for _, dir := range []string{ws, scratchDir(ws)} {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("clean workspace: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create workspace: %w", err)
+		}
 	}
 	env := map[string]string{
 		"ARCADE_JOB_ID":      job.GetId(),
@@ -156,17 +162,20 @@ func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *
 		"ARCADE_JOB_ATTEMPT": fmt.Sprint(job.GetAttempt()),
 		"ARCADE_WORKSPACE":   ws,
 	}
+	if job.GetImage() != "" {
+		env["ARCADE_WORKSPACE"] = container.WorkspaceDir
+	}
 	for k, v := range job.GetEnv() {
 		env[k] = v
 	}
+	auth := job.GetContainer().GetRegistryAuthSecret()
 	for k, v := range job.GetSecrets() {
-		env[k] = v
+		if k != auth || job.GetImage() == "" {
+			env[k] = v
+		}
 	}
-	if len(job.GetSteps()) > 0 {
-		return a.runSteps(ctx, job, ws, env, ship)
-	}
-	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration()}
-	return executor.Run(ctx, spec, ship.add), ""
+	r.env = env
+	return nil
 }
 
 // reportStatus sends a status report, retrying while the server is

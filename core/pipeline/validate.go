@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
 )
@@ -37,6 +39,10 @@ func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 	if len(p.GetStages()) == 0 {
 		return nil, errorf("stages", "must not be empty: a pipeline has at least one stage")
 	}
+	hasSecret := func(name string) bool {
+		_, given := p.GetSecrets()[name]
+		return given || slices.Contains(p.GetSecretNames(), name)
+	}
 	seenStage := map[string]int{}
 	where := map[string]string{} // job name → field
 	for si, st := range p.GetStages() {
@@ -65,6 +71,13 @@ func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 			where[j.GetName()] = jf
 			if err := checkJob(jf, j); err != nil {
 				return nil, err
+			}
+			if err := jobimage.Check(jf, strings.TrimSpace(j.GetImage()), j.GetContainer(), hasSecret); err != nil {
+				var ie *jobimage.Error
+				if errors.As(err, &ie) {
+					return nil, errorf(ie.Field, "%s", ie.Reason)
+				}
+				return nil, errorf(jf+".image", "%v", err)
 			}
 		}
 	}

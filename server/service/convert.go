@@ -56,6 +56,18 @@ func selectorProto(text string) *agentv1.LabelSelector {
 	return sel.Proto()
 }
 
+// containerOptions reads a job's stored container options; nil without.
+func containerOptions(b []byte) *agentv1.ContainerOptions {
+	if len(b) == 0 {
+		return nil
+	}
+	o := &agentv1.ContainerOptions{}
+	if err := protojson.Unmarshal(b, o); err != nil {
+		return nil
+	}
+	return o
+}
+
 func jobDetail(j *store.Job) *jobv1.JobDetail {
 	return &jobv1.JobDetail{
 		Id:              j.ID,
@@ -65,6 +77,7 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		Env:             j.Env,
 		Timeout:         dur(j.TimeoutMS),
 		Image:           j.Image,
+		Container:       containerOptions(j.Container),
 		Artifacts:       artifactConfig(j.Artifacts),
 		LogArchived:     j.LogArchivedAttempts > 0 && j.LogArchivedAttempts >= j.Attempt,
 		Retries:         j.Retries,
@@ -111,6 +124,7 @@ func (s *Service) agentJob(j *store.Job) *agentv1.Job {
 		Env:           j.Env,
 		Timeout:       dur(j.TimeoutMS),
 		Image:         j.Image,
+		Container:     containerOptions(j.Container),
 		Artifacts:     artifactConfig(j.Artifacts),
 		Retries:       j.Retries,
 		LabelSelector: selectorProto(j.Selector),
@@ -140,4 +154,13 @@ func artifact(a store.Artifact) *agentv1.Artifact {
 		Attempt:   a.Attempt,
 		Stored:    a.Stored,
 	}
+}
+
+// containerBytes is the stored form of a job's container options.
+func containerBytes(o *agentv1.ContainerOptions) []byte {
+	if o == nil {
+		return nil
+	}
+	b, _ := protojson.Marshal(o)
+	return b
 }

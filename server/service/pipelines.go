@@ -701,7 +701,7 @@ func (s *Service) newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n 
 	return &store.Job{
 		Steps: encoded, Plugins: jobstep.Plugins(steps),
 		ID: newID(), Name: n.Name, Status: jobstate.Name(jobstate.Pending), Commands: nonNilSlice(n.Job.GetCommands()),
-		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: n.Job.GetImage(),
+		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: strings.TrimSpace(n.Job.GetImage()), Container: containerBytes(n.Job.GetContainer()),
 		Artifacts: artifacts, Selector: sel.String(), Labels: map[string]string{},
 		CreatedAt: now, UpdatedAt: now, Attempt: 1,
 		PipelineID: r.PipelineID, RunID: r.ID, Stage: n.Stage,

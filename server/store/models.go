@@ -78,6 +78,9 @@ type Job struct {
 	Steps []byte `bun:"steps"`
 	// Plugins name the plugins the steps use, for routing.
 	Plugins []string `bun:"plugins"`
+	// Container is how the job runs in its image (agentv1.ContainerOptions
+	// as protojson); nil for the defaults.
+	Container []byte `bun:"container"`
 }
 
 // LogLine is one log line of a job attempt.

@@ -131,9 +131,14 @@ func (e *Engine) engineError(reason executor.Reason, what string, err error) *Er
 }
 
 // RemoveLeftovers removes the containers, networks and volumes labelled
-// with agentID: what an earlier life of the agent left after a crash. It
-// returns how many objects it removed.
-func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string) (int, error) {
+// with agentID: what an earlier life of the agent left after a crash, or
+// what a job could not remove while the engine was away. Objects of the
+// jobs keep names (jobs the agent runs now) stay. It returns how many
+// objects it removed.
+func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string, keep func(jobID string) bool) (int, error) {
+	if keep == nil {
+		keep = func(string) bool { return false }
+	}
 	if agentID == "" {
 		return 0, errors.New("remove leftovers: no agent id")
 	}
@@ -145,6 +150,9 @@ func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string) (int, erro
 		return 0, fmt.Errorf("list containers: %w", err)
 	}
 	for _, c := range cs.Items {
+		if keep(c.Labels[LabelJob]) {
+			continue
+		}
 		if _, err := e.c.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 			errs = append(errs, fmt.Errorf("remove container %s: %w", strings.Join(c.Names, ","), err))
 			continue
@@ -156,6 +164,9 @@ func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string) (int, erro
 		return n, fmt.Errorf("list networks: %w", err)
 	}
 	for _, nw := range ns.Items {
+		if keep(nw.Labels[LabelJob]) {
+			continue
+		}
 		if _, err := e.c.NetworkRemove(ctx, nw.ID, client.NetworkRemoveOptions{}); err != nil {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", nw.Name, err))
 			continue
@@ -167,6 +178,9 @@ func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string) (int, erro
 		return n, fmt.Errorf("list volumes: %w", err)
 	}
 	for _, v := range vs.Items {
+		if keep(v.Labels[LabelJob]) {
+			continue
+		}
 		if _, err := e.c.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
 			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
 			continue
