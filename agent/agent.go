@@ -182,8 +182,12 @@ type Agent struct {
 	// engine runs container jobs; nil with --container-runtime none.
 	engine *container.Engine
 	// engineLabels are the container-runtime labels the server has of the
-	// agent (guarded by mu).
-	engineLabels map[string]string
+	// agent; engineSuspect says a job lost the engine, engineStable since
+	// when it answers (guarded by mu). checkMu serialises engine checks.
+	engineLabels  map[string]string
+	engineSuspect bool
+	engineStable  time.Time
+	checkMu       sync.Mutex
 }
 
 // New returns an agent; Run starts it.

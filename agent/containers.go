@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,10 +93,12 @@ func (a *Agent) removeLeftovers(ctx context.Context) {
 	}
 	id := a.ID()
 	running := map[string]bool{}
-	for _, j := range a.runningIDs() {
-		running[j] = true
+	a.mu.Lock()
+	for id, rj := range a.jobs {
+		running[id+"/"+strconv.Itoa(int(rj.attempt))] = true
 	}
-	n, err := a.engine.RemoveLeftovers(ctx, id, func(jobID string) bool { return running[jobID] })
+	a.mu.Unlock()
+	n, err := a.engine.RemoveLeftovers(ctx, id, func(jobID, attempt string) bool { return running[jobID+"/"+attempt] })
 	if err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Warn("remove leftover containers", "err", err)
 	}
@@ -103,6 +106,11 @@ func (a *Agent) removeLeftovers(ctx context.Context) {
 		a.log.Info("removed leftovers of an earlier life from the container engine", "objects", n)
 	}
 }
+
+// engineSettle is how long an engine that was lost under a job must answer
+// again before the agent offers container jobs anew: an engine that is
+// shutting down still answers for a moment.
+const engineSettle = 3 * time.Second
 
 // watchEngine keeps the container-runtime labels true: when the engine
 // goes away or comes back (or changes version), the agent updates its
@@ -116,42 +124,74 @@ func (a *Agent) watchEngine(ctx context.Context) {
 		every = DefaultEngineCheck
 	}
 	for sleep(ctx, every) {
-		now := sysinfo.EngineLabels(ctx, a.engine)
-		a.mu.Lock()
-		before := a.engineLabels
-		a.mu.Unlock()
-		if maps.Equal(before, now) || ctx.Err() != nil {
-			continue
+		a.checkEngine(ctx)
+	}
+}
+
+// engineLost is called when a job lost the engine: the agent stops
+// offering container jobs at once, before the job's report lets the
+// server hand its retry out, until the engine answers again for
+// engineSettle.
+func (a *Agent) engineLost(ctx context.Context) {
+	a.mu.Lock()
+	a.engineSuspect, a.engineStable = true, time.Time{}
+	a.mu.Unlock()
+	a.checkEngine(ctx)
+}
+
+// checkEngine asks the engine and, when its labels changed, tells the
+// server.
+func (a *Agent) checkEngine(ctx context.Context) {
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
+	now := sysinfo.EngineLabels(ctx, a.engine)
+	a.mu.Lock()
+	before := a.engineLabels
+	switch {
+	case len(now) == 0:
+		a.engineStable = time.Time{}
+	case a.engineStable.IsZero():
+		a.engineStable = time.Now()
+	}
+	if a.engineSuspect {
+		if len(now) > 0 && time.Since(a.engineStable) < engineSettle {
+			now = map[string]string{}
+		} else if len(now) > 0 {
+			a.engineSuspect = false
 		}
-		id, _ := a.identity()
-		req := &agentv1.UpdateLabelsRequest{AgentId: id, Labels: map[string]string{}}
-		for _, k := range engineLabelKeys {
-			if _, set := a.cfg.Labels[k]; set {
-				continue // the operator's word wins
-			}
-			if v, ok := now[k]; ok {
-				req.Labels[k] = v
-			} else if _, had := before[k]; had {
-				req.RemoveKeys = append(req.RemoveKeys, k)
-			}
+	}
+	a.mu.Unlock()
+	if maps.Equal(before, now) || ctx.Err() != nil {
+		return
+	}
+	id, _ := a.identity()
+	req := &agentv1.UpdateLabelsRequest{AgentId: id, Labels: map[string]string{}}
+	for _, k := range engineLabelKeys {
+		if _, set := a.cfg.Labels[k]; set {
+			continue // the operator's word wins
 		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := a.rpc.UpdateLabels(cctx, req)
-		cancel()
-		if err != nil {
-			a.log.Warn("update the container-runtime labels", "err", err)
-			continue // tried again at the next check
+		if v, ok := now[k]; ok {
+			req.Labels[k] = v
+		} else if _, had := before[k]; had {
+			req.RemoveKeys = append(req.RemoveKeys, k)
 		}
-		a.mu.Lock()
-		a.engineLabels = now
-		a.mu.Unlock()
-		if len(now) > 0 {
-			a.log.Info("container engine answers; container jobs offered", "version", now[sysinfo.LabelContainerRuntimeVersion])
-			if len(before) == 0 {
-				a.removeLeftovers(ctx)
-			}
-		} else {
-			a.log.Warn("container engine gone; container jobs no longer offered", "removed", strings.Join(req.RemoveKeys, ","))
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err := a.rpc.UpdateLabels(cctx, req)
+	cancel()
+	if err != nil {
+		a.log.Warn("update the container-runtime labels", "err", err)
+		return // tried again at the next check
+	}
+	a.mu.Lock()
+	a.engineLabels = now
+	a.mu.Unlock()
+	if len(now) > 0 {
+		a.log.Info("container engine answers; container jobs offered", "version", now[sysinfo.LabelContainerRuntimeVersion])
+		if len(before) == 0 {
+			a.removeLeftovers(ctx)
 		}
+	} else {
+		a.log.Warn("container engine gone; container jobs no longer offered", "removed", strings.Join(req.RemoveKeys, ","))
 	}
 }

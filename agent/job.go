@@ -25,7 +25,8 @@ import (
 
 // runningJob is a job the agent runs now.
 type runningJob struct {
-	cancel context.CancelCauseFunc
+	cancel  context.CancelCauseFunc
+	attempt int32
 }
 
 // cancelReason is the cause given to a job's context when it is cancelled.
@@ -65,7 +66,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	a.mu.Lock()
-	a.jobs[job.GetId()] = &runningJob{cancel: cancel}
+	a.jobs[job.GetId()] = &runningJob{cancel: cancel, attempt: job.GetAttempt()}
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
@@ -122,6 +123,11 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	default:
 		report.ExitCode = int32(result.ExitCode)
 		report.Reason = r.reason
+		if r.reason == agentv1.EndReason_END_REASON_ENGINE_LOST {
+			// Container jobs (this one's retry among them) must not come
+			// back here before the engine does.
+			a.engineLost(context.WithoutCancel(ctx))
+		}
 		report.Message = fmt.Sprintf("exit status %d", result.ExitCode)
 		if result.Err != nil && result.ExitCode < 0 {
 			report.Message = result.Err.Error()

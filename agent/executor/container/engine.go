@@ -133,11 +133,11 @@ func (e *Engine) engineError(reason executor.Reason, what string, err error) *Er
 // RemoveLeftovers removes the containers, networks and volumes labelled
 // with agentID: what an earlier life of the agent left after a crash, or
 // what a job could not remove while the engine was away. Objects of the
-// jobs keep names (jobs the agent runs now) stay. It returns how many
+// attempts keep names (the attempts the agent runs now) stay. It returns how many
 // objects it removed.
-func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string, keep func(jobID string) bool) (int, error) {
+func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string, keep func(jobID, attempt string) bool) (int, error) {
 	if keep == nil {
-		keep = func(string) bool { return false }
+		keep = func(string, string) bool { return false }
 	}
 	if agentID == "" {
 		return 0, errors.New("remove leftovers: no agent id")
@@ -150,7 +150,7 @@ func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string, keep func(
 		return 0, fmt.Errorf("list containers: %w", err)
 	}
 	for _, c := range cs.Items {
-		if keep(c.Labels[LabelJob]) {
+		if keep(c.Labels[LabelJob], c.Labels[LabelAttempt]) {
 			continue
 		}
 		if _, err := e.c.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
@@ -164,7 +164,7 @@ func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string, keep func(
 		return n, fmt.Errorf("list networks: %w", err)
 	}
 	for _, nw := range ns.Items {
-		if keep(nw.Labels[LabelJob]) {
+		if keep(nw.Labels[LabelJob], nw.Labels[LabelAttempt]) {
 			continue
 		}
 		if _, err := e.c.NetworkRemove(ctx, nw.ID, client.NetworkRemoveOptions{}); err != nil {
@@ -178,7 +178,7 @@ func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string, keep func(
 		return n, fmt.Errorf("list volumes: %w", err)
 	}
 	for _, v := range vs.Items {
-		if keep(v.Labels[LabelJob]) {
+		if keep(v.Labels[LabelJob], v.Labels[LabelAttempt]) {
 			continue
 		}
 		if _, err := e.c.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {

@@ -157,12 +157,17 @@ func (j *Job) run(ctx context.Context, spec executor.Spec, emit func(executor.Li
 		return j.lostOr(executor.ReasonContainerSetup, "read the step's exit status", err)
 	}
 	code := insp.ExitCode
-	if b, err := os.ReadFile(hostRC); err == nil {
+	b, rcErr := os.ReadFile(hostRC)
+	if rcErr == nil {
 		if c, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			code = c
 		}
-	} else if copyErr != nil || code != 137 || !j.running(ictx) {
-		// The wrapper did not finish: the engine or the container went.
+	}
+	oom := code == 137 && oomBefore >= 0 && j.oomKills(ictx) > oomBefore
+	if rcErr != nil && !oom {
+		// The wrapper was killed before the script ended: by the engine
+		// stopping the container (it may take a moment to say so), or by
+		// the step itself.
 		if res, lost := j.checkLost(ictx, copyErr); lost {
 			return res
 		}
@@ -171,7 +176,7 @@ func (j *Job) run(ctx context.Context, spec executor.Spec, emit func(executor.Li
 		return executor.Result{ExitCode: 0, Outcome: executor.Succeeded}
 	}
 	res := executor.Result{ExitCode: code, Outcome: executor.Failed, Err: fmt.Errorf("exit status %d", code)}
-	if code == 137 && oomBefore >= 0 && j.oomKills(ictx) > oomBefore {
+	if oom {
 		res.Reason = executor.ReasonOutOfMemory
 		res.Err = fmt.Errorf("out of memory (limit %s)", FormatBytes(j.spec.MemoryBytes))
 	}
@@ -187,13 +192,19 @@ func (j *Job) lostOr(reason executor.Reason, what string, err error) executor.Re
 // checkLost reports whether the step ended because the engine or the job's
 // container went away.
 func (j *Job) checkLost(ctx context.Context, copyErr error) (executor.Result, bool) {
-	if !j.e.alive() {
-		return failed(executor.ReasonEngineLost, fmt.Errorf("container engine lost while the step ran: %v", orEOF(copyErr))), true
+	deadline := time.Now().Add(time.Second)
+	for {
+		if !j.e.alive() {
+			return failed(executor.ReasonEngineLost, fmt.Errorf("container engine lost while the step ran: %v", orEOF(copyErr))), true
+		}
+		if !j.running(ctx) {
+			return failed(executor.ReasonEngineLost, errors.New("container engine lost: the job's container stopped while the step ran")), true
+		}
+		if time.Now().After(deadline) {
+			return executor.Result{}, false
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if !j.running(ctx) {
-		return failed(executor.ReasonEngineLost, errors.New("container engine lost: the job's container stopped while the step ran")), true
-	}
-	return executor.Result{}, false
 }
 
 func orEOF(err error) error {
