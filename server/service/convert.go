@@ -155,12 +155,3 @@ func artifact(a store.Artifact) *agentv1.Artifact {
 		Stored:    a.Stored,
 	}
 }
-
-// containerBytes is the stored form of a job's container options.
-func containerBytes(o *agentv1.ContainerOptions) []byte {
-	if o == nil {
-		return nil
-	}
-	b, _ := protojson.Marshal(o)
-	return b
-}

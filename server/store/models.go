@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/logpack"
 
 	"github.com/uptrace/bun"
@@ -81,6 +82,9 @@ type Job struct {
 	// Container is how the job runs in its image (agentv1.ContainerOptions
 	// as protojson); nil for the defaults.
 	Container []byte `bun:"container"`
+	// EndReason says why the attempt ended other than in success; it is set
+	// with its final status and cleared when the next attempt starts.
+	EndReason jobstate.Reason `bun:"end_reason,notnull"`
 }
 
 // LogLine is one log line of a job attempt.
