@@ -395,3 +395,29 @@ stages:
 }
 
 var imageRemoveForce = client.ImageRemoveOptions{Force: true}
+
+// TestExampleContainersPipeline runs examples/pipelines/containers.arcade.yaml
+// as its comment shows, with the locally built image as the parameters.
+func TestExampleContainersPipeline(t *testing.T) {
+	e := containerEngine(t)
+	c := newCluster(t, "sqlite://"+t.TempDir()+"/arcade.db")
+	c.startAgentWith("box", 1, engineFlags(e))
+	c.mustCLI(t, "pipeline", "create", "-f", filepath.Join("..", "examples", "pipelines", "containers.arcade.yaml"))
+	if out, err := c.cli("pipeline", "trigger", "containers", "--param", "IMAGE="); err == nil || !strings.Contains(out, "expands to nothing") {
+		t.Errorf("a run with an empty IMAGE: %v\n%s", err, out)
+	}
+	out := c.mustCLI(t, "pipeline", "trigger", "containers", "--param", "IMAGE="+testImage, "--param", "SERVICE_IMAGE="+testImage, "--wait")
+	if !strings.Contains(out, "containers run #1  SUCCESS") {
+		t.Errorf("the run did not succeed:\n%s", out)
+	}
+	resp, err := c.jobs.ListJobs(context.Background(), &jobv1.ListJobsRequest{})
+	if err != nil || len(resp.GetJobs()) != 1 {
+		t.Fatalf("jobs: %v %v", resp, err)
+	}
+	j := resp.GetJobs()[0]
+	log := c.logText(j.GetId(), 1)
+	if j.GetStatus() != success || j.GetImage() != testImage || !strings.Contains(log, "hello from a container build") ||
+		!strings.Contains(log, "the service answered") || strings.Contains(log, "pulling image") {
+		t.Errorf("job %v image %q:\n%s", j.GetStatus(), j.GetImage(), log)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
@@ -163,8 +164,37 @@ func ParseMemory(s string) (int64, error) {
 	return int64(b), nil
 }
 
+// varRef is a reference to a variable of the job's env in an image:
+// ${NAME}.
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Expand replaces each ${NAME} in an image reference of a pipeline job by
+// the value of NAME in env (the job's env with the run's parameters: see
+// pipeline.EnvFor); an unknown NAME becomes "".
+func Expand(ref string, env map[string]string) string {
+	if !strings.Contains(ref, "${") {
+		return ref
+	}
+	return varRef.ReplaceAllStringFunc(ref, func(m string) string { return env[m[2:len(m)-1]] })
+}
+
+// ExpandOptions returns o with its services' images expanded (o itself
+// is not changed); nil for nil.
+func ExpandOptions(o *agentv1.ContainerOptions, env map[string]string) *agentv1.ContainerOptions {
+	if o == nil {
+		return nil
+	}
+	o = proto.Clone(o).(*agentv1.ContainerOptions)
+	for _, s := range o.GetServices() {
+		s.Image = Expand(s.GetImage(), env)
+	}
+	return o
+}
+
 // CheckImage checks an image reference ("golang:1.22",
-// "127.0.0.1:5000/team/app@sha256:…").
+// "127.0.0.1:5000/team/app@sha256:…"), which may hold ${NAME} references
+// to the job's env (a pipeline's parameters): it must then be valid
+// whatever non-empty names they expand to.
 func CheckImage(field, ref string) error {
 	if ref == "" {
 		return errorf(field, "must not be empty")
@@ -175,8 +205,27 @@ func CheckImage(field, ref string) error {
 	if strings.TrimSpace(ref) != ref {
 		return errorf(field, "has spaces around it: %q", ref)
 	}
-	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+	sample := varRef.ReplaceAllString(ref, "x")
+	if strings.Contains(sample, "${") || strings.Contains(sample, "$(") {
+		return errorf(field, "a reference to a variable is written ${NAME}: %q", ref)
+	}
+	if _, err := reference.ParseNormalizedNamed(sample); err != nil {
 		return errorf(field, "not a valid image reference %q: %v", ref, err)
+	}
+	return nil
+}
+
+// CheckExpanded checks an image reference once its ${NAME} references were
+// expanded (see Expand); ref is the reference as written, for the message.
+func CheckExpanded(field, ref, expanded string) error {
+	if ref == expanded {
+		return CheckImage(field, ref)
+	}
+	if strings.TrimSpace(expanded) == "" {
+		return errorf(field, "%q expands to nothing: set its variables (pipeline env or run parameters)", ref)
+	}
+	if _, err := reference.ParseNormalizedNamed(expanded); err != nil || len(expanded) > maxRefLength {
+		return errorf(field, "%q expands to %q, not a valid image reference", ref, expanded)
 	}
 	return nil
 }

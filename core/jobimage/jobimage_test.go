@@ -78,3 +78,33 @@ func FuzzParseMemory(f *testing.F) {
 		}
 	})
 }
+
+func TestImageParameters(t *testing.T) {
+	env := map[string]string{"IMAGE": "127.0.0.1:5000/ci/go", "TAG": "1.22"}
+	if got := Expand("${IMAGE}:${TAG}", env); got != "127.0.0.1:5000/ci/go:1.22" {
+		t.Errorf("Expand = %q", got)
+	}
+	if got := Expand("golang:${MISSING}", env); got != "golang:" {
+		t.Errorf("Expand of an unknown name = %q", got)
+	}
+	for _, ok := range []string{"${IMAGE}", "golang:${TAG}", "${REG}/team/app:${TAG}"} {
+		if err := CheckImage("image", ok); err != nil {
+			t.Errorf("CheckImage(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"$IMAGE", "${IMAGE", "$(IMAGE)", "${1X}", "Golang:${TAG}"} {
+		if err := CheckImage("image", bad); err == nil {
+			t.Errorf("CheckImage(%q) accepted", bad)
+		}
+	}
+	if err := CheckExpanded("image", "${IMAGE}", ""); err == nil || !strings.Contains(err.Error(), "expands to nothing") {
+		t.Errorf("CheckExpanded of nothing: %v", err)
+	}
+	if err := CheckExpanded("image", "golang:${TAG}", "golang:"); err == nil {
+		t.Error("CheckExpanded accepted golang:")
+	}
+	o := &agentv1.ContainerOptions{Services: []*agentv1.ServiceContainer{{Name: "db", Image: "${IMAGE}"}}}
+	if got := ExpandOptions(o, env); got.GetServices()[0].GetImage() != env["IMAGE"] || o.GetServices()[0].GetImage() != "${IMAGE}" {
+		t.Errorf("ExpandOptions: %v (original %v)", got, o)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/pipeline"
@@ -150,7 +151,8 @@ func newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Nod
 	return &store.Job{
 		Steps: encoded, Plugins: jobstep.Plugins(steps),
 		ID: newID(), Name: n.Name, Status: jobstate.Name(jobstate.Pending), Commands: commands,
-		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: strings.TrimSpace(n.Job.GetImage()), Container: containerBytes(n.Job.GetContainer()),
+		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: jobimage.Expand(strings.TrimSpace(n.Job.GetImage()), env),
+		Container: containerBytes(jobimage.ExpandOptions(n.Job.GetContainer(), env)),
 		Artifacts: artifacts, Selector: sel.String(), Labels: map[string]string{},
 		CreatedAt: now, UpdatedAt: now, Attempt: 1,
 		PipelineID: r.PipelineID, RunID: r.ID, Stage: n.Stage,
