@@ -155,7 +155,13 @@ func (e *Engine) Start(ctx context.Context, spec Spec, emit func(executor.Line))
 		netMode = container.NetworkMode(name)
 	}
 	for _, svc := range spec.Services {
-		if err := j.startService(ctx, svc, auth, emit); err != nil {
+		// A user:password credential is the job image's registry's: it
+		// goes to no other; a docker config names its registries.
+		svcAuth := ""
+		if strings.HasPrefix(strings.TrimSpace(spec.RegistryAuth), "{") || registryHost(svc.Image) == registryHost(spec.Image) {
+			svcAuth, _ = registryAuth(spec.RegistryAuth, svc.Image)
+		}
+		if err := j.startService(ctx, svc, svcAuth, emit); err != nil {
 			return j, err
 		}
 	}
