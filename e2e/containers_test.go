@@ -30,14 +30,14 @@ const nonRootImage = "arcade-e2e/busybox-app:1"
 var imagesOnce sync.Once
 
 // containerEngine returns the binary's engine with the test images built.
-func containerEngine(t *testing.T) *dockertest.Engine {
+func containerEngine(t testing.TB) *dockertest.Engine {
 	t.Helper()
 	e := dockertest.Start(t)
 	imagesOnce.Do(func() { buildTestImages(t, e) })
 	return e
 }
 
-func buildTestImages(t *testing.T, e *dockertest.Engine) {
+func buildTestImages(t testing.TB, e *dockertest.Engine) {
 	files := map[string]string{"/etc/arcade-image": "inside the image\n", "/www/index.html": "hello from the service\n"}
 	e.BuildBusybox(t, dockertest.Image{Ref: testImage, Files: files})
 	e.BuildBusybox(t, dockertest.Image{Ref: nonRootImage, Files: files, Changes: []string{"USER app"}})
