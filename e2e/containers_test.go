@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -419,5 +420,33 @@ func TestExampleContainersPipeline(t *testing.T) {
 	if j.GetStatus() != success || j.GetImage() != testImage || !strings.Contains(log, "hello from a container build") ||
 		!strings.Contains(log, "the service answered") || strings.Contains(log, "pulling image") {
 		t.Errorf("job %v image %q:\n%s", j.GetStatus(), j.GetImage(), log)
+	}
+}
+
+// TestContainerCLI creates container jobs from the command line, as the
+// README and examples/jobs/container.yaml show.
+func TestContainerCLI(t *testing.T) {
+	e := containerEngine(t)
+	c := newCluster(t, "sqlite://"+t.TempDir()+"/arcade.db")
+	c.startAgentWith("box", 1, engineFlags(e))
+	out := c.mustCLI(t, "job", "create", "-f", filepath.Join("..", "examples", "jobs", "container.yaml"), "--image", testImage, "--follow")
+	if !strings.Contains(out, "built as user 0 in /workspace") || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("job create -f examples/jobs/container.yaml:\n%s", out)
+	}
+	out = c.mustCLI(t, "job", "create", "--image", testImage, "--pull", "never", "--memory", "64m", "--cpus", "1",
+		"--network", "none", "--cmd", "cat /etc/arcade-image", "--follow")
+	if !strings.Contains(out, "inside the image") || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("job create --image:\n%s", out)
+	}
+	id := regexp.MustCompile(`job (\S+) \(.*\) created`).FindStringSubmatch(out)
+	if id == nil {
+		t.Fatalf("no job id in:\n%s", out)
+	}
+	out = c.mustCLI(t, "job", "get", id[1])
+	if !strings.Contains(out, "Image:") || !strings.Contains(out, "pull never, cpus 1, memory 64MiB, network none") {
+		t.Errorf("job get:\n%s", out)
+	}
+	if out, err := c.cli("job", "create", "--image", "Bad Image", "--cmd", "true"); err == nil || !strings.Contains(out, "image: not a valid image reference") {
+		t.Errorf("job create with a bad image: %v\n%s", err, out)
 	}
 }

@@ -377,6 +377,12 @@ func printJobDetail(w io.Writer, j *jobv1.JobDetail) error {
 		b, _ := protojson.Marshal(sel)
 		row("Selector", string(b))
 	}
+	if j.GetImage() != "" {
+		row("Image", j.GetImage())
+		if o := j.GetContainer(); o != nil {
+			row("Container", describeContainer(o))
+		}
+	}
 	for i, c := range j.GetCommands() {
 		row(fmt.Sprintf("Command %d", i+1), c)
 	}
@@ -384,6 +390,40 @@ func printJobDetail(w io.Writer, j *jobv1.JobDetail) error {
 		row(fmt.Sprintf("Step %d", i+1), describeStep(st, i))
 	}
 	return tw.Flush()
+}
+
+// describeContainer is one line for a job's container options.
+func describeContainer(o *agentv1.ContainerOptions) string {
+	parts := []string{"pull " + jobimage.PullPolicyName(o.GetPullPolicy())}
+	if o.GetCpus() > 0 {
+		parts = append(parts, fmt.Sprintf("cpus %g", o.GetCpus()))
+	}
+	if o.GetMemoryBytes() > 0 {
+		parts = append(parts, fmt.Sprintf("memory %s", humanSize(o.GetMemoryBytes())))
+	}
+	if o.GetNetworkMode() != "" {
+		parts = append(parts, "network "+o.GetNetworkMode())
+	}
+	if o.GetRegistryAuthSecret() != "" {
+		parts = append(parts, "registry credential from secret "+o.GetRegistryAuthSecret())
+	}
+	for _, s := range o.GetServices() {
+		parts = append(parts, fmt.Sprintf("service %s (%s)", s.GetName(), s.GetImage()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// humanSize writes a byte count in binary units: 512MiB.
+func humanSize(n int64) string {
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d%s", n/u.size, u.unit)
+		}
+	}
+	return fmt.Sprintf("%dB", n)
 }
 
 // describeStep is one line for a step: its name and what it runs.
