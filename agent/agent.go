@@ -207,11 +207,15 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	a.rpc = agentv1.NewAgentServiceClient(conn)
 	if cfg.ContainerRuntime != "none" {
 		engine, err := container.Connect(cfg.DockerHost, logger.With("component", "containers"))
-		if err != nil {
+		switch {
+		case err == nil:
+			a.engine = engine
+		case cfg.ContainerRuntime == "docker":
 			conn.Close()
 			return nil, err
+		default:
+			logger.Warn("no container engine client; container jobs are not offered", "err", err)
 		}
-		a.engine = engine
 	}
 	a.streams = jobv1.NewStreamServiceClient(conn)
 	if cfg.runsPlugins() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/executor/container"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 )
 
@@ -167,6 +168,9 @@ func stepsPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
 	}
 	if res.Outcome == executor.Succeeded {
 		return phaseResult{}
+	}
+	if cj, ok := ex.(*container.Job); ok && res.Outcome == executor.Failed && res.Reason != executor.ReasonEngineLost {
+		cj.ServiceLogs(r.ship.add) // what the services said, to tell why
 	}
 	return phaseResult{res: &res, message: msg}
 }

@@ -104,6 +104,11 @@ func TestContainerJob(t *testing.T) {
 			Name: "web", Image: testImage, Command: []string{"httpd", "-f", "-p", "8080", "-h", "/www"}, ReadyPort: 8080,
 		}}},
 		Commands: []string{"wget -qO- http://web:8080/index.html"}})
+	serviceFails := c.create(&jobv1.CreateJobRequest{Name: "fails beside a service", Image: testImage,
+		Container: &agentv1.ContainerOptions{Services: []*agentv1.ServiceContainer{{
+			Name: "web", Image: testImage, Command: []string{"sh", "-c", "echo service says hi; exec httpd -f -p 8080 -h /www"}, ReadyPort: 8080,
+		}}},
+		Commands: []string{"exit 1"}})
 	nonRoot := c.create(&jobv1.CreateJobRequest{Name: "non-root", Image: nonRootImage,
 		Commands: []string{"id -u", "echo made > made.txt", "mkdir -p d && touch d/f && ls -n made.txt | awk '{print $3}'"}})
 
@@ -124,11 +129,15 @@ func TestContainerJob(t *testing.T) {
 	if log := c.logText(service.GetId(), 1); j.GetStatus() != success || !strings.Contains(log, "hello from the service") {
 		t.Errorf("service job: %v (%s)\n%s", j.GetStatus(), j.GetMessage(), log)
 	}
+	j = c.waitStatus(serviceFails.GetId(), success, failed)
+	if log := c.logText(serviceFails.GetId(), 1); j.GetStatus() != failed || !strings.Contains(log, "web | service says hi") {
+		t.Errorf("a job failing beside a service: %v (%s), want its log to show the service's\n%s", j.GetStatus(), j.GetMessage(), log)
+	}
 	j = c.waitStatus(nonRoot.GetId(), success, failed)
 	if log := c.logText(nonRoot.GetId(), 1); j.GetStatus() != success || !strings.Contains(log, "1000\n") || !strings.Contains(log, "\n1000\n") {
 		t.Errorf("non-root job: %v (%s)\n%s", j.GetStatus(), j.GetMessage(), log)
 	}
-	for _, id := range []string{steps.GetId(), service.GetId(), nonRoot.GetId()} {
+	for _, id := range []string{steps.GetId(), service.GetId(), serviceFails.GetId(), nonRoot.GetId()} {
 		c.waitFor("the job's containers removed", func() bool { return len(jobObjects(t, e, id)) == 0 })
 	}
 }
@@ -154,9 +163,21 @@ func TestContainerCancelAndTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.waitFor("the container of "+job.GetName()+" gone", func() bool { return len(jobObjects(t, e, job.GetId())) == 0 })
-		if d := time.Since(start); d > grace+time.Second {
-			t.Errorf("%s: the container was gone %v after the cancel, want at most the grace (%v) + 1s", job.GetName(), d, grace)
+		// Timed by the agent's clock: from the cancel's arrival to the
+		// container's removal.
+		c.waitFor("the agent's note of the removal", func() bool {
+			for _, rec := range c.agents["box"].grepLog("job containers removed") {
+				if rec["job"] == job.GetId() {
+					return true
+				}
+			}
+			return false
+		})
+		received, removed := logTime(t, c.agents["box"], "cancelling job", job.GetId()), logTime(t, c.agents["box"], "job containers removed", job.GetId())
+		if d := removed.Sub(received); d > grace+time.Second || d < 0 {
+			t.Errorf("%s: the container was gone %v after the agent received the cancel, want at most the grace (%v) + 1s", job.GetName(), d, grace)
 		}
+		t.Logf("%s: container gone %v after the agent received the cancel (%v after CancelJob)", job.GetName(), removed.Sub(received), time.Since(start))
 		j := c.waitStatus(job.GetId(), cancelled, failed, success)
 		if j.GetStatus() != cancelled {
 			t.Errorf("%s: %v (%s), want CANCELLED", job.GetName(), j.GetStatus(), j.GetMessage())
@@ -170,6 +191,22 @@ func TestContainerCancelAndTimeout(t *testing.T) {
 		t.Errorf("timed: %v (%s), want TIMEOUT", j.GetStatus(), j.GetMessage())
 	}
 	c.waitFor("the timed-out job's container gone", func() bool { return len(jobObjects(t, e, timed.GetId())) == 0 })
+}
+
+// logTime is the time of the first record msg of p's log about job.
+func logTime(t *testing.T, p *proc, msg, job string) time.Time {
+	t.Helper()
+	for _, rec := range p.grepLog(msg) {
+		if rec["job"] == job {
+			ts, err := time.Parse(time.RFC3339Nano, rec["time"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ts
+		}
+	}
+	t.Fatalf("no %q about job %s in the log", msg, job)
+	return time.Time{}
 }
 
 // TestContainerLimitsAndServiceFailure: an OOM-killed step fails its job

@@ -59,11 +59,11 @@ func Connect(host string, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	// DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH as the docker
+	// command reads them; host, when given, wins over DOCKER_HOST.
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
-	} else {
-		opts = append(opts, client.WithHostFromEnv())
 	}
 	c, err := client.New(opts...)
 	if err != nil {

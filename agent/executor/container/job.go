@@ -123,6 +123,13 @@ func (e *Engine) Start(ctx context.Context, spec Spec, emit func(executor.Line))
 	if emit == nil {
 		emit = func(executor.Line) {}
 	}
+	for _, dir := range []*string{&spec.Workspace, &spec.Scratch} {
+		abs, err := filepath.Abs(*dir)
+		if err != nil {
+			return nil, fail(executor.ReasonContainerSetup, "workspace: %v", err)
+		}
+		*dir = abs // bind mounts take absolute paths
+	}
 	j = &Job{e: e, spec: spec, labels: map[string]string{
 		LabelAgent: spec.AgentID, LabelJob: spec.JobID, LabelAttempt: strconv.Itoa(int(spec.Attempt)),
 	}}
@@ -277,6 +284,9 @@ func (j *Job) Close(ctx context.Context) error {
 		if _, err := j.e.c.NetworkRemove(ctx, j.network, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network: %w", err))
 		}
+	}
+	if len(errs) == 0 {
+		j.e.log.Info("job containers removed", "job", j.spec.JobID, "attempt", j.spec.Attempt)
 	}
 	return errors.Join(errs...)
 }
@@ -507,6 +517,16 @@ func (j *Job) waitReady(ctx context.Context, id, netName string, svc Service) er
 		case <-ctx.Done():
 			return fail(executor.ReasonServiceNotReady, "service %s: %v", svc.Name, context.Cause(ctx))
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ServiceLogs writes the end of each service's log to emit (for a job
+// that failed).
+func (j *Job) ServiceLogs(emit func(executor.Line)) {
+	for i, id := range j.extra {
+		if i < len(j.spec.Services) {
+			j.serviceLog(id, j.spec.Services[i].Name, emit)
 		}
 	}
 }

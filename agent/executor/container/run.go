@@ -30,7 +30,7 @@ const signalScript = `p=$(cat "$2" 2>/dev/null) && [ -n "$p" ] && kill -"$1" -"$
 
 // drainAfterKill bounds the wait for a step's output once its group was
 // killed.
-const drainAfterKill = 500 * time.Millisecond
+const drainAfterKill = 300 * time.Millisecond
 
 // Run runs one step in the job's container; see executor.Executor.
 func (j *Job) Run(ctx context.Context, spec executor.Spec, emit func(executor.Line)) executor.Result {
