@@ -27,6 +27,7 @@ import (
 
 	"github.com/go-arcade/arcade/agent/executor"
 	"github.com/go-arcade/arcade/agent/executor/container"
+	"github.com/go-arcade/arcade/agent/jobtrack"
 	"github.com/go-arcade/arcade/agent/plugincache"
 	"github.com/go-arcade/arcade/agent/sysinfo"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
@@ -188,6 +189,9 @@ type Agent struct {
 	engineSuspect bool
 	engineStable  time.Time
 	checkMu       sync.Mutex
+	// tracker records running jobs in DataDir, so that what a killed
+	// agent left is ended when it starts again.
+	tracker *jobtrack.Tracker
 }
 
 // New returns an agent; Run starts it.
@@ -204,6 +208,10 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.conn = conn
+	if a.tracker, err = jobtrack.Open(cfg.DataDir, logger.With("component", "jobs")); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	a.rpc = agentv1.NewAgentServiceClient(conn)
 	if cfg.ContainerRuntime != "none" {
 		engine, err := container.Connect(cfg.DockerHost, logger.With("component", "containers"))
@@ -212,11 +220,13 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 			a.engine = engine
 		case cfg.ContainerRuntime == "docker":
 			conn.Close()
+			a.tracker.Close()
 			return nil, err
 		default:
 			logger.Warn("no container engine client; container jobs are not offered", "err", err)
 		}
 	}
+	a.tracker.AddHook(a.sweepLeftovers)
 	a.streams = jobv1.NewStreamServiceClient(conn)
 	if cfg.runsPlugins() {
 		policy := plugincache.Policy{Require: cfg.RequireSignatures}
@@ -227,6 +237,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		cache, err := plugincache.New(filepath.Join(cfg.DataDir, "plugins"), a.rpc, policy, logger.With("component", "plugins"))
 		if err != nil {
 			conn.Close()
+			a.tracker.Close()
 			return nil, err
 		}
 		a.plugins = cache
@@ -263,6 +274,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.engine != nil {
 		defer a.engine.Close()
 	}
+	defer a.tracker.Close()
 	if a.runner != nil {
 		defer a.runner.Close(context.Background())
 	}
@@ -273,6 +285,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := executor.BecomeSubreaper(); err != nil {
 		a.log.Debug("cannot become a child subreaper; orphans of jobs go to init", "err", err)
 	}
+	// An earlier run of this agent killed without warning may have left
+	// job processes running and workspaces on disk.
+	if err := a.tracker.Sweep(ctx, !a.cfg.KeepWorkspaces); err != nil {
+		a.log.Warn("could not end everything an earlier run of this agent left", "err", err)
+	}
+	a.log.Debug("job processes are held", "by", a.tracker.Contained())
 	if err := a.register(ctx, 0); err != nil {
 		return err
 	}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-arcade/arcade/agent/executor"
 	"github.com/go-arcade/arcade/agent/executor/container"
+	"github.com/go-arcade/arcade/agent/jobtrack"
 	"github.com/go-arcade/arcade/agent/sysinfo"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 )
@@ -43,7 +45,7 @@ func (a *Agent) executorFor(ctx context.Context, r *jobRun) (executor.Executor, 
 	}
 	opts := job.GetContainer()
 	spec := container.Spec{
-		AgentID: a.ID(), JobID: job.GetId(), Attempt: job.GetAttempt(), Image: job.GetImage(),
+		AgentID: a.ID(), AgentKey: a.tracker.Key(), JobID: job.GetId(), Attempt: job.GetAttempt(), Image: job.GetImage(),
 		Pull: pullPolicy(opts.GetPullPolicy()), CPUs: opts.GetCpus(), MemoryBytes: opts.GetMemoryBytes(),
 		Network: opts.GetNetworkMode(), Workspace: r.ws, Scratch: scratchDir(r.ws),
 	}
@@ -81,6 +83,33 @@ func containerReason(err error) executor.Reason {
 	return executor.ReasonContainerSetup
 }
 
+// sweepLeftovers is the job tracker's hook (see jobtrack.Hook): the
+// scratch directories of the jobs an earlier life of this agent left, and
+// what it left in the engine (objects labelled with the tracker's key).
+// Without an answering engine nothing there is removed now; the agent
+// removes its objects (by its id) once the engine answers.
+func (a *Agent) sweepLeftovers(ctx context.Context, key string, left []jobtrack.Leftover) error {
+	var errs []error
+	for _, l := range left {
+		if l.Workspace != "" {
+			if err := os.RemoveAll(scratchDir(l.Workspace)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if a.engine == nil {
+		return errors.Join(errs...)
+	}
+	if _, err := a.engine.Version(ctx); err != nil {
+		return errors.Join(errs...)
+	}
+	n, err := a.engine.RemoveLeftovers(ctx, container.LabelAgentKey, key, nil)
+	if n > 0 {
+		a.log.Info("removed leftovers of an earlier life from the container engine", "objects", n)
+	}
+	return errors.Join(append(errs, err)...)
+}
+
 // removeLeftovers removes what an earlier life of this agent left in the
 // engine (containers, networks, volumes labelled with its id), but the
 // objects of jobs it runs now.
@@ -98,7 +127,7 @@ func (a *Agent) removeLeftovers(ctx context.Context) {
 		running[id+"/"+strconv.Itoa(int(rj.attempt))] = true
 	}
 	a.mu.Unlock()
-	n, err := a.engine.RemoveLeftovers(ctx, id, func(jobID, attempt string) bool { return running[jobID+"/"+attempt] })
+	n, err := a.engine.RemoveLeftovers(ctx, container.LabelAgent, id, func(jobID, attempt string) bool { return running[jobID+"/"+attempt] })
 	if err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Warn("remove leftover containers", "err", err)
 	}

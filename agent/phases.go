@@ -8,6 +8,7 @@ import (
 	"github.com/go-arcade/arcade/agent/executor"
 	"github.com/go-arcade/arcade/agent/executor/container"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	"github.com/go-arcade/arcade/internal/confine"
 )
 
 // The phases of a job on the agent, in the one order they run:
@@ -80,6 +81,9 @@ type jobRun struct {
 
 	// exec runs the job's command steps; set by the steps phase.
 	exec executor.Executor
+	// contain holds the job's processes on the host (the agent's job
+	// tracker); the shell executor puts each step in it.
+	contain executor.Containment
 
 	// The outcome so far: success until a phase fails.
 	result  executor.Result
@@ -160,7 +164,7 @@ func stepsPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
 	if len(r.job.GetSteps()) > 0 {
 		res, msg = a.runSteps(ctx, r)
 	} else {
-		spec := executor.Spec{Commands: r.job.GetCommands(), Env: r.env, Dir: r.ws, Timeout: r.job.GetTimeout().AsDuration()}
+		spec := executor.Spec{Commands: r.job.GetCommands(), Env: r.env, Dir: r.ws, Timeout: r.job.GetTimeout().AsDuration(), Contain: r.contain}
 		res = ex.Run(ctx, spec, r.ship.add)
 		if res.Reason != executor.ReasonNone && res.Err != nil {
 			msg = res.Err.Error()
@@ -178,7 +182,20 @@ func stepsPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
 // artifactPhase collects and uploads the job's artifacts. A failed upload
 // is logged and reported unstored; it does not fail the job.
 func artifactPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
-	r.arts = a.collectArtifacts(r.log, r.ws, r.job.GetArtifacts())
-	a.uploadArtifacts(context.WithoutCancel(ctx), a.log.With("job", r.job.GetId()), r.job, r.ws, r.arts, r.ship)
+	if len(r.job.GetArtifacts().GetPaths()) == 0 {
+		return phaseResult{}
+	}
+	log := a.log.With("job", r.job.GetId(), "attempt", r.job.GetAttempt())
+	note := func(text string) { r.ship.add(executor.Line{Stream: executor.System, Text: text, Time: time.Now()}) }
+	// Through the confined workspace: no name or link a job left leads out.
+	dir, err := confine.OpenReadOnly(r.ws)
+	if err != nil {
+		log.Warn("open workspace for artifacts", "err", err)
+		note(fmt.Sprintf("artifacts not collected: %v", err))
+		return phaseResult{}
+	}
+	defer dir.Close()
+	r.arts = a.collectArtifacts(log, dir, r.job.GetArtifacts(), note)
+	a.uploadArtifacts(context.WithoutCancel(ctx), log, r.job, dir, r.arts, r.ship)
 	return phaseResult{}
 }

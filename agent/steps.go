@@ -30,7 +30,10 @@ type stepsRun struct {
 	ws   string
 	env  map[string]string
 	ship *shipper
-	exec executor.Executor
+	// exec runs the command steps; contain holds their processes on the
+	// host (the shell executor).
+	exec    executor.Executor
+	contain executor.Containment
 	// deadline is the job's, zero without a timeout.
 	deadline time.Time
 }
@@ -40,7 +43,7 @@ type stepsRun struct {
 // for the job's message.
 func (a *Agent) runSteps(ctx context.Context, jr *jobRun) (executor.Result, string) {
 	job := jr.job
-	r := &stepsRun{a: a, job: job, ws: jr.ws, env: jr.env, ship: jr.ship, exec: jr.exec}
+	r := &stepsRun{a: a, job: job, ws: jr.ws, env: jr.env, ship: jr.ship, exec: jr.exec, contain: jr.contain}
 	start := time.Now()
 	if d := job.GetTimeout().AsDuration(); d > 0 {
 		r.deadline = start.Add(d)
@@ -116,7 +119,7 @@ func (r *stepsRun) commandStep(ctx context.Context, st *agentv1.Step) (executor.
 	if d := st.GetTimeout().AsDuration(); d > 0 && (timeout == 0 || d < timeout) {
 		timeout, stepLimited = d, true
 	}
-	res := r.exec.Run(ctx, executor.Spec{Commands: st.GetCommands(), Env: r.env, Dir: r.ws, Timeout: timeout}, r.ship.add)
+	res := r.exec.Run(ctx, executor.Spec{Commands: st.GetCommands(), Env: r.env, Dir: r.ws, Timeout: timeout, Contain: r.contain}, r.ship.add)
 	if res.Outcome == executor.TimedOut && stepLimited {
 		return executor.Result{Outcome: executor.Failed, ExitCode: res.ExitCode, Err: res.Err, Duration: res.Duration},
 			fmt.Sprintf("timed out after %s", timeout)

@@ -32,9 +32,12 @@ import (
 
 // Label keys on every container, network and volume the package creates.
 const (
-	LabelAgent   = "arcade.dev/agent"
-	LabelJob     = "arcade.dev/job"
-	LabelAttempt = "arcade.dev/attempt"
+	LabelAgent = "arcade.dev/agent"
+	// LabelAgentKey identifies the agent's data folder (its job tracker's
+	// key), known before the agent registers.
+	LabelAgentKey = "arcade.dev/agent-key"
+	LabelJob      = "arcade.dev/job"
+	LabelAttempt  = "arcade.dev/attempt"
 	// LabelRole is "job" or "service".
 	LabelRole = "arcade.dev/role"
 )
@@ -131,18 +134,18 @@ func (e *Engine) engineError(reason executor.Reason, what string, err error) *Er
 }
 
 // RemoveLeftovers removes the containers, networks and volumes labelled
-// with agentID: what an earlier life of the agent left after a crash, or
-// what a job could not remove while the engine was away. Objects of the
-// attempts keep names (the attempts the agent runs now) stay. It returns how many
-// objects it removed.
-func (e *Engine) RemoveLeftovers(ctx context.Context, agentID string, keep func(jobID, attempt string) bool) (int, error) {
+// label=value (LabelAgent or LabelAgentKey): what an earlier life of the
+// agent left after a crash, or what a job could not remove while the engine
+// was away. Objects of the attempts keep names (the attempts the agent runs
+// now) stay. It returns how many objects it removed.
+func (e *Engine) RemoveLeftovers(ctx context.Context, label, value string, keep func(jobID, attempt string) bool) (int, error) {
 	if keep == nil {
 		keep = func(string, string) bool { return false }
 	}
-	if agentID == "" {
-		return 0, errors.New("remove leftovers: no agent id")
+	if value == "" {
+		return 0, fmt.Errorf("remove leftovers: no value for %s", label)
 	}
-	f := make(client.Filters).Add("label", LabelAgent+"="+agentID)
+	f := make(client.Filters).Add("label", label+"="+value)
 	n := 0
 	var errs []error
 	cs, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})

@@ -47,8 +47,10 @@ const DefaultReadyTimeout = 60 * time.Second
 // Spec describes a job's container.
 type Spec struct {
 	AgentID string
-	JobID   string
-	Attempt int32
+	// AgentKey identifies the agent's data folder (see LabelAgentKey).
+	AgentKey string
+	JobID    string
+	Attempt  int32
 
 	// Image is the job's image reference.
 	Image string
@@ -131,7 +133,7 @@ func (e *Engine) Start(ctx context.Context, spec Spec, emit func(executor.Line))
 		*dir = abs // bind mounts take absolute paths
 	}
 	j = &Job{e: e, spec: spec, labels: map[string]string{
-		LabelAgent: spec.AgentID, LabelJob: spec.JobID, LabelAttempt: strconv.Itoa(int(spec.Attempt)),
+		LabelAgent: spec.AgentID, LabelAgentKey: spec.AgentKey, LabelJob: spec.JobID, LabelAttempt: strconv.Itoa(int(spec.Attempt)),
 	}}
 	defer func() {
 		if err != nil {

@@ -226,11 +226,22 @@ func (j *Job) signal(ctx context.Context, sig, pidFile string) {
 }
 
 // oomKills reads how many processes the container's memory limit killed
-// (cgroup v1 memory.oom_control, v2 memory.events); -1 when unknown.
+// (cgroup v1 memory.oom_control, v2 memory.events); -1 when unknown. Right
+// after an OOM kill the container may be too short of memory to start the
+// reading exec: it is tried a few times.
 func (j *Job) oomKills(ctx context.Context) int {
-	_, out, err := j.exec(ctx, "0", []string{"/bin/sh", "-c",
+	for try := 0; ; try++ {
+		if n := j.readOOMKills(ctx); n >= 0 || try == 4 || ctx.Err() != nil {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (j *Job) readOOMKills(ctx context.Context) int {
+	code, out, err := j.exec(ctx, "0", []string{"/bin/sh", "-c",
 		"cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null; :"})
-	if err != nil {
+	if err != nil || code != 0 {
 		return -1
 	}
 	sc := bufio.NewScanner(strings.NewReader(out))

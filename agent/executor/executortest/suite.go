@@ -240,7 +240,7 @@ var cases = []struct {
 		rec, done := j.start(ctx, executor.Spec{KillGrace: 3 * time.Second, Commands: []string{
 			`trap 'echo got TERM; exit 0' TERM`, "echo ready", "sleep 60 & wait", "echo never",
 		}})
-		waitFor(t, rec, "ready")
+		waitFor(t, rec, "$ sleep 60 & wait")
 		start := time.Now()
 		cancel()
 		res := <-done
@@ -266,7 +266,7 @@ var cases = []struct {
 		rec, done := j.start(ctx, executor.Spec{KillGrace: grace, Commands: []string{
 			`trap '' TERM`, "echo ready", "sleep 60", "echo never",
 		}})
-		waitFor(t, rec, "ready")
+		waitFor(t, rec, "$ sleep 60")
 		start := time.Now()
 		cancel()
 		res := <-done
