@@ -53,3 +53,35 @@ func TestContainerConformance(t *testing.T) {
 		return j
 	})
 }
+
+// TestScratchLinksDoNotLeadTheAgentOut: a step plants links to host paths
+// where the agent writes the next step's script and reads its status; the
+// agent writes nothing outside, and the next step runs as written.
+func TestScratchLinksDoNotLeadTheAgentOut(t *testing.T) {
+	_, e := engine(t)
+	dir := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "pwned")
+	j, err := e.Start(context.Background(), spec(t, dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close(context.Background())
+	res := j.Run(context.Background(), executor.Spec{Dir: dir, Commands: []string{
+		"for f in step-2.sh step-2.rc step-2.pid; do ln -s " + outside + " /arcade/$f; done", "ls -l /arcade",
+	}}, nil)
+	if res.Outcome != executor.Succeeded {
+		t.Fatalf("step 1: %+v", res)
+	}
+	var out []string
+	res = j.Run(context.Background(), executor.Spec{Dir: dir, Commands: []string{"echo second step"}}, func(l executor.Line) {
+		if l.Stream == executor.Stdout {
+			out = append(out, l.Text)
+		}
+	})
+	if res.Outcome != executor.Succeeded || len(out) != 1 || out[0] != "second step" {
+		t.Errorf("step 2: %+v %q", res, out)
+	}
+	if _, err := os.Lstat(outside); err == nil {
+		t.Errorf("the agent wrote %s, outside the job's folders", outside)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/internal/confine"
 )
 
 // Pull policies.
@@ -101,9 +102,13 @@ type Service struct {
 // Job is a job's container with its services and network; it implements
 // executor.Executor.
 type Job struct {
-	e       *Engine
-	spec    Spec
-	labels  map[string]string
+	e      *Engine
+	spec   Spec
+	labels map[string]string
+	// scratch is the job's scratch directory, which the container can
+	// write: the agent reaches it only through the confined Dir, so that
+	// no link a step made there leads the agent's writes out.
+	scratch *confine.Dir
 	id      string   // the job's container
 	network string   // the job's own network, "" without
 	extra   []string // service containers
@@ -132,7 +137,11 @@ func (e *Engine) Start(ctx context.Context, spec Spec, emit func(executor.Line))
 		}
 		*dir = abs // bind mounts take absolute paths
 	}
-	j = &Job{e: e, spec: spec, labels: map[string]string{
+	scratch, err := confine.Open(spec.Scratch)
+	if err != nil {
+		return nil, fail(executor.ReasonContainerSetup, "scratch directory: %v", err)
+	}
+	j = &Job{e: e, spec: spec, scratch: scratch, labels: map[string]string{
 		LabelAgent: spec.AgentID, LabelAgentKey: spec.AgentKey, LabelJob: spec.JobID, LabelAttempt: strconv.Itoa(int(spec.Attempt)),
 	}}
 	defer func() {
@@ -259,6 +268,7 @@ func (j *Job) Close(ctx context.Context) error {
 	}
 	j.closed = true
 	j.mu.Unlock()
+	defer j.scratch.Close()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var errs []error
@@ -589,10 +599,9 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 
 func (l *limitedBuffer) String() string { return string(l.b) }
 
-// stepFiles are the host paths of a step's files in the scratch directory,
-// and their paths in the container.
-func (j *Job) stepFiles(n int) (hostScript, script, pid, rc string) {
-	base := fmt.Sprintf("step-%d", n)
-	return filepath.Join(j.spec.Scratch, base+".sh"), scratchDir + "/" + base + ".sh",
-		scratchDir + "/" + base + ".pid", scratchDir + "/" + base + ".rc"
+// stepFiles are the names of a step's files in the scratch directory, and
+// their paths in the container.
+func (j *Job) stepFiles(n int) (base, script, pid, rc string) {
+	base = fmt.Sprintf("step-%d", n)
+	return base, scratchDir + "/" + base + ".sh", scratchDir + "/" + base + ".pid", scratchDir + "/" + base + ".rc"
 }

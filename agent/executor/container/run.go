@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,14 +66,19 @@ func (j *Job) run(ctx context.Context, spec executor.Spec, emit func(executor.Li
 		grace = executor.DefaultKillGrace
 	}
 	nonce := executor.NewNonce()
-	hostScript, script, pidFile, rcFile := j.stepFiles(n)
-	hostRC := strings.TrimSuffix(hostScript, ".sh") + ".rc"
-	if err := os.WriteFile(hostScript, []byte(executor.Script(spec.Commands, nonce)), 0o644); err != nil {
+	base, script, pidFile, rcFile := j.stepFiles(n)
+	// A step may have left anything under these names: they go first.
+	for _, ext := range []string{".sh", ".pid", ".rc"} {
+		_ = j.scratch.RemoveAll(base + ext)
+	}
+	if err := j.scratch.WriteFile(base+".sh", []byte(executor.Script(spec.Commands, nonce)), 0o644); err != nil {
 		return failed(executor.ReasonContainerSetup, fmt.Errorf("writing step script: %w", err))
 	}
-	defer os.Remove(hostScript)
-	defer os.Remove(hostRC)
-	defer os.Remove(strings.TrimSuffix(hostScript, ".sh") + ".pid")
+	defer func() {
+		for _, ext := range []string{".sh", ".pid", ".rc"} {
+			_ = j.scratch.RemoveAll(base + ext)
+		}
+	}()
 
 	env := []string{"CI=true", "ARCADE=true"}
 	for k, v := range spec.Env {
@@ -157,7 +161,7 @@ func (j *Job) run(ctx context.Context, spec executor.Spec, emit func(executor.Li
 		return j.lostOr(executor.ReasonContainerSetup, "read the step's exit status", err)
 	}
 	code := insp.ExitCode
-	b, rcErr := os.ReadFile(hostRC)
+	b, rcErr := j.scratch.ReadFile(base + ".rc")
 	if rcErr == nil {
 		if c, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			code = c
