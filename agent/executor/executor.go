@@ -33,8 +33,10 @@ import (
 // Executor runs the command steps of one job, in order, each as one
 // "sh -e" script: "cd" and "export" carry over within a step, not across
 // steps; a "$ command" System line comes before each command's output.
-// Run is never called for two steps at once. Close releases what the
-// executor holds for the job (a container, a network); after it Run fails.
+// Run is never called for two steps at once. A step stopped by cancel or
+// timeout ends the job: an executor may refuse later steps once a stopped
+// step outlived its kill grace. Close releases what the executor holds for
+// the job (a container, a network); after it Run fails.
 type Executor interface {
 	// Run runs one step: spec.Commands with spec.Env over the executor's
 	// base environment, in the job's workspace (spec.Dir on the host),

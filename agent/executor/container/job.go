@@ -118,6 +118,8 @@ type Job struct {
 
 	mu     sync.Mutex
 	closed bool
+	// stopped: a step outlived its grace and the container was killed.
+	stopped bool
 }
 
 var _ executor.Executor = (*Job)(nil)

@@ -54,12 +54,15 @@ func (j *Job) run(ctx context.Context, spec executor.Spec, emit func(executor.Li
 		return failed(executor.ReasonNone, err)
 	}
 	j.mu.Lock()
-	closed := j.closed
+	closed, stopped := j.closed, j.stopped
 	j.steps++
 	n := j.steps
 	j.mu.Unlock()
 	if closed || j.id == "" {
 		return failed(executor.ReasonContainerSetup, errors.New("the job's container is gone"))
+	}
+	if stopped {
+		return failed(executor.ReasonNone, errors.New("the job's container was killed when an earlier step was stopped"))
 	}
 	grace := spec.KillGrace
 	if grace <= 0 {
@@ -130,15 +133,26 @@ func (j *Job) run(ctx context.Context, spec executor.Spec, emit func(executor.Li
 		out.System(fmt.Sprintf("job timed out after %s", spec.Timeout))
 	}
 	if !done {
+		// The grace counts from the stop, not from the signal's delivery.
+		graceOver := time.After(grace)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+2*time.Second)
-		j.signal(sctx, "TERM", pidFile)
+		go j.signal(sctx, "TERM", pidFile)
 		select {
 		case copyErr = <-copied:
 			done = true
-		case <-time.After(grace):
+		case <-graceOver:
 		}
 		if !done {
-			j.signal(sctx, "KILL", pidFile)
+			// SIGKILL to the whole container (its init, and so every
+			// process in it): one call, where an exec of kill would cost a
+			// process start in the container. The job ends with its step,
+			// so the container is spent: later steps fail.
+			j.mu.Lock()
+			j.stopped = true
+			j.mu.Unlock()
+			if _, err := e.c.ContainerKill(sctx, j.id, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+				j.signal(sctx, "KILL", pidFile)
+			}
 			select {
 			case copyErr = <-copied:
 			case <-time.After(drainAfterKill):

@@ -276,7 +276,12 @@ var cases = []struct {
 		if d := time.Since(start); d < grace || d > grace+time.Second {
 			t.Errorf("Run returned %v after cancel, want the grace of %v and less than a second more", d, grace)
 		}
-		j.idle(t)
+		// The step outlived its grace: the job ends here (an executor may
+		// refuse later steps); nothing of the step may run on.
+		time.Sleep(200 * time.Millisecond)
+		if out := rec.texts(executor.Stdout); slices.Contains(out, "never") {
+			t.Errorf("the step went on after SIGKILL: %q", out)
+		}
 	}},
 	{"Timeout", func(t *testing.T, j *job) {
 		res, rec := j.run(context.Background(), executor.Spec{Timeout: 300 * time.Millisecond, KillGrace: 300 * time.Millisecond,
