@@ -97,7 +97,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 			log.Warn("ending the job's processes", "err", err)
 		}
 	}()
-	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, slices.Collect(maps.Values(job.GetSecrets())))
+	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, jobMasks(job))
 	r := &jobRun{job: job, ws: ws, ship: ship, log: log, contain: track}
 	if err := a.prepareWorkspace(r, track); err != nil {
 		r.failed = true
@@ -336,4 +336,14 @@ func hashFile(ws *confine.Dir, name string) (int64, string, error) {
 		return 0, "", err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// jobMasks are the values masked in a job's log: its secrets and the plugin
+// config values that come from stored secrets.
+func jobMasks(job *agentv1.Job) []string {
+	masks := slices.Collect(maps.Values(job.GetSecrets()))
+	for _, m := range job.GetPlugins() {
+		masks = append(masks, slices.Collect(maps.Values(m.GetSecretConfig()))...)
+	}
+	return masks
 }

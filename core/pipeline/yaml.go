@@ -22,6 +22,7 @@ import (
 type fileSpec struct {
 	Name     string            `yaml:"name"`
 	Env      map[string]string `yaml:"env"`
+	Secrets  []string          `yaml:"secrets"`
 	Triggers []triggerSpec     `yaml:"triggers"`
 	Stages   []stageSpec       `yaml:"stages"`
 }
@@ -58,6 +59,7 @@ type jobSpec struct {
 	Steps         []jobstep.YAML    `yaml:"steps"`
 	// pull, registry_auth, cpus, memory, network, services
 	Container jobimage.YAML `yaml:",inline"`
+	Secrets   []string      `yaml:"secrets"`
 }
 
 type selectorSpec struct {
@@ -92,7 +94,7 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 		}
 		return nil, errorf("yaml", "%v", err)
 	}
-	p := &jobv1.PipelineDetail{Name: f.Name, Env: f.Env}
+	p := &jobv1.PipelineDetail{Name: f.Name, Env: f.Env, SecretRefs: f.Secrets}
 	for i, t := range f.Triggers {
 		field := fmt.Sprintf("triggers[%d]", i)
 		typ, err := ParseTriggerType(t.Type)
@@ -118,7 +120,7 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 
 func parseJob(field string, j jobSpec) (*jobv1.PipelineJob, error) {
 	pj := &jobv1.PipelineJob{Name: j.Name, Commands: j.Commands, Uses: j.Uses, With: j.With, Env: j.Env,
-		Selector: j.Selector, DependsOn: j.DependsOn, Image: j.Image}
+		Selector: j.Selector, DependsOn: j.DependsOn, Image: j.Image, Secrets: j.Secrets}
 	var err error
 	if pj.Steps, err = jobstep.FromYAML(field+".steps", j.Steps); err != nil {
 		var se *jobstep.Error

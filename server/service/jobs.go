@@ -139,7 +139,11 @@ func defaultName(cmd string) string {
 func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest) (*jobv1.CreateJobResponse, error) {
 	s := js.s
 	j := new(store.Job)
-	if err := jobFromRequest(req, j, func(name string) bool { _, ok := req.GetSecrets()[name]; return ok }); err != nil {
+	hasSecret := func(name string) bool {
+		_, inline := req.GetSecrets()[name]
+		return inline || slices.Contains(req.GetSecretRefs(), name)
+	}
+	if err := jobFromRequest(req, j, hasSecret); err != nil {
 		return nil, err
 	}
 	if err := s.checkStepPlugins("steps", req.GetSteps()); err != nil {
@@ -148,6 +152,11 @@ func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest)
 	if err := s.sealSecrets(req.GetSecrets(), j); err != nil {
 		return nil, err
 	}
+	if err := s.checkSecretRefs(ctx, req.GetSecretRefs(), "", false, func(i int) string { return fmt.Sprintf("secret_refs[%d]", i) }); err != nil {
+		return nil, err
+	}
+	j.SecretRefs = slices.Compact(slices.Sorted(slices.Values(req.GetSecretRefs())))
+	j.TrustedAgents, j.TrustReason = jobTrust(ctx)
 	if err := s.life.CreateJob(ctx, j); err != nil {
 		return nil, storeError(err, "job")
 	}
@@ -225,10 +234,21 @@ func (js *JobServer) UpdateJob(ctx context.Context, req *jobv1.UpdateJobRequest)
 	}
 	j, err := s.life.EditJob(ctx, req.GetJobId(), func(j *store.Job) error {
 		merged := mergeJobRequest(currentRequest(j), req.GetJob(), paths)
-		if err := jobFromRequest(merged, j, func(name string) bool { return slices.Contains(j.SecretNames, name) }); err != nil {
+		if err := jobFromRequest(merged, j, func(name string) bool {
+			return slices.Contains(j.SecretNames, name) || slices.Contains(j.SecretRefs, name)
+		}); err != nil {
 			return err
 		}
-		return s.checkStepPlugins("steps", merged.GetSteps())
+		if err := s.checkStepPlugins("steps", merged.GetSteps()); err != nil {
+			return err
+		}
+		if j.TrustedAgents && !isAdmin(ctx) {
+			// What an admin allowed on trusted agents, changed by a lesser
+			// token, is no longer the admin's.
+			j.TrustedAgents, j.TrustReason = jobTrust(ctx)
+			j.TrustReason = "updated by a token without admin scope: " + j.TrustReason
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, storeError(err, "job "+req.GetJobId())

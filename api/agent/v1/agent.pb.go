@@ -1174,7 +1174,10 @@ type PluginModule struct {
 	Timeout        *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	MemoryLimitMib int32                `protobuf:"varint,9,opt,name=memory_limit_mib,json=memoryLimitMib,proto3" json:"memory_limit_mib,omitempty"`
 	// The module's ed25519 signature, empty when unsigned.
-	Signature     []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Config values that come from stored secrets (plugins.yaml "secrets:"),
+	// sent only with a job: merged into config and masked in the job's log.
+	SecretConfig  map[string]string `protobuf:"bytes,11,rep,name=secret_config,json=secretConfig,proto3" json:"secret_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1275,6 +1278,13 @@ func (x *PluginModule) GetMemoryLimitMib() int32 {
 func (x *PluginModule) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *PluginModule) GetSecretConfig() map[string]string {
+	if x != nil {
+		return x.SecretConfig
 	}
 	return nil
 }
@@ -1493,9 +1503,13 @@ type Agent struct {
 	// The agent's token was revoked; it cannot register again.
 	Revoked bool `protobuf:"varint,14,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	// The plugins the agent runs as job steps; "*" means any the server serves.
-	Plugins       []string `protobuf:"bytes,15,rep,name=plugins,proto3" json:"plugins,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Plugins []string `protobuf:"bytes,15,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	// Trusted agents run only jobs whose runs may use them (arcade.secret.v1
+	// TrustService); trusted_because says why it is trusted.
+	Trusted        bool   `protobuf:"varint,16,opt,name=trusted,proto3" json:"trusted,omitempty"`
+	TrustedBecause string `protobuf:"bytes,17,opt,name=trusted_because,json=trustedBecause,proto3" json:"trusted_because,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Agent) Reset() {
@@ -1631,6 +1645,20 @@ func (x *Agent) GetPlugins() []string {
 		return x.Plugins
 	}
 	return nil
+}
+
+func (x *Agent) GetTrusted() bool {
+	if x != nil {
+		return x.Trusted
+	}
+	return false
+}
+
+func (x *Agent) GetTrustedBecause() string {
+	if x != nil {
+		return x.TrustedBecause
+	}
+	return ""
 }
 
 type RegisterRequest struct {
@@ -3512,7 +3540,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x04\n" +
 	"\fPluginModule\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
@@ -3525,8 +3553,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12(\n" +
 	"\x10memory_limit_mib\x18\t \x01(\x05R\x0ememoryLimitMib\x12\x1c\n" +
 	"\tsignature\x18\n" +
-	" \x01(\fR\tsignature\x1a9\n" +
+	" \x01(\fR\tsignature\x12T\n" +
+	"\rsecret_config\x18\v \x03(\v2/.arcade.agent.v1.PluginModule.SecretConfigEntryR\fsecretConfig\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
+	"\x11SecretConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x01\n" +
 	"\bLogChunk\x12\x1f\n" +
@@ -3548,7 +3580,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05load1\x18\b \x01(\x01R\x05load1\x12!\n" +
 	"\frunning_jobs\x18\t \x01(\x05R\vrunningJobs\x12=\n" +
 	"\fcollected_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\"\xfb\x04\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\"\xbe\x05\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -3565,7 +3597,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x11last_heartbeat_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastHeartbeatAt\x127\n" +
 	"\ametrics\x18\r \x01(\v2\x1d.arcade.agent.v1.AgentMetricsR\ametrics\x12\x18\n" +
 	"\arevoked\x18\x0e \x01(\bR\arevoked\x12\x18\n" +
-	"\aplugins\x18\x0f \x03(\tR\aplugins\x1a9\n" +
+	"\aplugins\x18\x0f \x03(\tR\aplugins\x12\x18\n" +
+	"\atrusted\x18\x10 \x01(\bR\atrusted\x12'\n" +
+	"\x0ftrusted_because\x18\x11 \x01(\tR\x0etrustedBecause\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
@@ -3797,7 +3831,7 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
@@ -3853,21 +3887,22 @@ var file_api_agent_v1_agent_proto_goTypes = []any{
 	nil,                              // 51: arcade.agent.v1.ServiceContainer.EnvEntry
 	nil,                              // 52: arcade.agent.v1.Step.WithEntry
 	nil,                              // 53: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                              // 54: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 55: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 56: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 57: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 58: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),      // 59: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 60: google.protobuf.Timestamp
+	nil,                              // 54: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                              // 55: arcade.agent.v1.Agent.LabelsEntry
+	nil,                              // 56: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                              // 57: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                              // 58: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                              // 59: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	(*durationpb.Duration)(nil),      // 60: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 61: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
 	48, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
 	8,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	59, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	60, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
 	49, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	59, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	60, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
 	10, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	9,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
 	50, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
@@ -3877,82 +3912,83 @@ var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	3,  // 12: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
 	13, // 13: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
 	51, // 14: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
-	59, // 15: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
+	60, // 15: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
 	52, // 16: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	59, // 17: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	60, // 17: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
 	53, // 18: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	59, // 19: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	60, // 20: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	5,  // 21: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	6,  // 22: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	60, // 23: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	54, // 24: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,  // 25: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	60, // 26: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	60, // 27: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	17, // 28: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	55, // 29: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	59, // 30: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	59, // 31: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	18, // 32: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	17, // 33: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	56, // 34: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	59, // 35: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	57, // 36: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,  // 37: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	58, // 38: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	7,  // 39: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	18, // 40: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	59, // 41: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	11, // 42: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	60, // 43: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 44: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	60, // 45: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	31, // 46: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	4,  // 47: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
-	60, // 48: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	60, // 49: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 50: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	59, // 51: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	35, // 52: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	18, // 53: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,  // 54: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	18, // 55: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	18, // 56: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	15, // 57: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	45, // 58: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	31, // 59: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	19, // 60: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	21, // 61: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	23, // 62: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	25, // 63: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	27, // 64: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	29, // 65: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	32, // 66: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	34, // 67: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	37, // 68: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	39, // 69: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	41, // 70: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	43, // 71: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	46, // 72: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	20, // 73: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	22, // 74: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	24, // 75: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	26, // 76: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	28, // 77: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	30, // 78: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	33, // 79: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	36, // 80: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	38, // 81: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	40, // 82: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	42, // 83: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	44, // 84: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	47, // 85: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	73, // [73:86] is the sub-list for method output_type
-	60, // [60:73] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	60, // 19: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	54, // 20: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	61, // 21: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	5,  // 22: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	6,  // 23: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	61, // 24: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	55, // 25: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,  // 26: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	61, // 27: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	61, // 28: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	17, // 29: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	56, // 30: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	60, // 31: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	60, // 32: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	18, // 33: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	17, // 34: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	57, // 35: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	60, // 36: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	58, // 37: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,  // 38: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	59, // 39: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	7,  // 40: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	18, // 41: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	60, // 42: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	11, // 43: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	61, // 44: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 45: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	61, // 46: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	31, // 47: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	4,  // 48: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
+	61, // 49: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	61, // 50: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 51: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	60, // 52: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	35, // 53: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	18, // 54: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,  // 55: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	18, // 56: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	18, // 57: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	15, // 58: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	45, // 59: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	31, // 60: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	19, // 61: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	21, // 62: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	23, // 63: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	25, // 64: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	27, // 65: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	29, // 66: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	32, // 67: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	34, // 68: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	37, // 69: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	39, // 70: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	41, // 71: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	43, // 72: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	46, // 73: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	20, // 74: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	22, // 75: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	24, // 76: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	26, // 77: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	28, // 78: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	30, // 79: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	33, // 80: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	36, // 81: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	38, // 82: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	40, // 83: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	42, // 84: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	44, // 85: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	47, // 86: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	74, // [74:87] is the sub-list for method output_type
+	61, // [61:74] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -3970,7 +4006,7 @@ func file_api_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
