@@ -309,6 +309,17 @@ func TestContainerPulls(t *testing.T) {
 	if j.GetStatus() != success || strings.Contains(log, "pulling image") {
 		t.Errorf("never, present: %v %q\n%s", j.GetStatus(), j.GetMessage(), log)
 	}
+	// A stored secret (arcade secret set) as the credential.
+	if out, err := c.cliIn("ci:reg-Pa55word", "secret", "set", "REGISTRY_AUTH"); err != nil {
+		t.Fatalf("secret set: %v\n%s", err, out)
+	}
+	stored := c.create(&jobv1.CreateJobRequest{Name: "stored credential", Image: ref, SecretRefs: []string{"REGISTRY_AUTH"},
+		Container: &agentv1.ContainerOptions{PullPolicy: agentv1.PullPolicy_PULL_POLICY_ALWAYS, RegistryAuthSecret: "REGISTRY_AUTH"},
+		Commands:  []string{"cat /etc/tool"}})
+	j = c.waitStatus(stored.GetId(), success, failed)
+	if log = c.logText(stored.GetId(), 1); j.GetStatus() != success || !strings.Contains(log, "pulling image "+ref) {
+		t.Errorf("stored credential: %v %q\n%s", j.GetStatus(), j.GetMessage(), log)
+	}
 	// The credential is in neither the logs nor the database.
 	c.server.stop(syscall.SIGTERM)
 	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
