@@ -300,7 +300,8 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 		return nil, invalid("log_lines", "must not be negative, got %d", req.GetLogLines())
 	}
 	rep := lifecycle.Report{AgentID: id, JobID: req.GetJobId(), Attempt: req.GetAttempt(), Status: to,
-		ExitCode: req.GetExitCode(), Message: req.GetMessage(), LogLines: req.GetLogLines()}
+		ExitCode: req.GetExitCode(), Message: req.GetMessage(), LogLines: req.GetLogLines(),
+		Reason: jobstate.FromEndReason(req.GetReason(), jobstate.ReasonNone)}
 	if t := req.GetTimestamp(); t.IsValid() {
 		rep.Began = t.AsTime()
 	}

@@ -222,6 +222,162 @@ func (LabelOperator) EnumDescriptor() ([]byte, []int) {
 	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
+// PullPolicy says when an agent pulls a job's image (and its services').
+type PullPolicy int32
+
+const (
+	// Same as IF_NOT_PRESENT.
+	PullPolicy_PULL_POLICY_UNSPECIFIED PullPolicy = 0
+	// Pull only when the engine does not have the image.
+	PullPolicy_PULL_POLICY_IF_NOT_PRESENT PullPolicy = 1
+	// Pull before every attempt.
+	PullPolicy_PULL_POLICY_ALWAYS PullPolicy = 2
+	// Never pull: the image must be on the engine.
+	PullPolicy_PULL_POLICY_NEVER PullPolicy = 3
+)
+
+// Enum value maps for PullPolicy.
+var (
+	PullPolicy_name = map[int32]string{
+		0: "PULL_POLICY_UNSPECIFIED",
+		1: "PULL_POLICY_IF_NOT_PRESENT",
+		2: "PULL_POLICY_ALWAYS",
+		3: "PULL_POLICY_NEVER",
+	}
+	PullPolicy_value = map[string]int32{
+		"PULL_POLICY_UNSPECIFIED":    0,
+		"PULL_POLICY_IF_NOT_PRESENT": 1,
+		"PULL_POLICY_ALWAYS":         2,
+		"PULL_POLICY_NEVER":          3,
+	}
+)
+
+func (x PullPolicy) Enum() *PullPolicy {
+	p := new(PullPolicy)
+	*p = x
+	return p
+}
+
+func (x PullPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PullPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_agent_v1_agent_proto_enumTypes[3].Descriptor()
+}
+
+func (PullPolicy) Type() protoreflect.EnumType {
+	return &file_api_agent_v1_agent_proto_enumTypes[3]
+}
+
+func (x PullPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PullPolicy.Descriptor instead.
+func (PullPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+// EndReason is the typed cause of an attempt that did not succeed, as its
+// agent reports it: each phase of a job fails with its own reason.
+type EndReason int32
+
+const (
+	// None given (a success, or an older agent).
+	EndReason_END_REASON_UNSPECIFIED EndReason = 0
+	// A step failed (an exit status, a plugin's verdict, a step timeout).
+	EndReason_END_REASON_STEP_FAILED EndReason = 1
+	// The container engine went away while the job ran; retried like a
+	// lost agent.
+	EndReason_END_REASON_ENGINE_LOST EndReason = 2
+	// The job's container hit its memory limit.
+	EndReason_END_REASON_OUT_OF_MEMORY EndReason = 3
+	// The job's (or a service's) image could not be pulled.
+	EndReason_END_REASON_IMAGE_PULL EndReason = 4
+	// A service container did not become ready.
+	EndReason_END_REASON_SERVICE_NOT_READY EndReason = 5
+	// The job's container could not be set up (no /bin/sh, refused options).
+	EndReason_END_REASON_CONTAINER_SETUP EndReason = 6
+	// The workspace could not be prepared.
+	EndReason_END_REASON_WORKSPACE EndReason = 7
+	// The source checkout failed.
+	EndReason_END_REASON_CHECKOUT EndReason = 8
+	// The inputs from upstream jobs could not be fetched.
+	EndReason_END_REASON_INPUTS EndReason = 9
+	// The cache could not be restored.
+	EndReason_END_REASON_CACHE_RESTORE EndReason = 10
+	// The job's outputs could not be read.
+	EndReason_END_REASON_OUTPUTS EndReason = 11
+	// The cache could not be saved.
+	EndReason_END_REASON_CACHE_SAVE EndReason = 12
+	// The artifacts could not be uploaded.
+	EndReason_END_REASON_ARTIFACT_UPLOAD EndReason = 13
+)
+
+// Enum value maps for EndReason.
+var (
+	EndReason_name = map[int32]string{
+		0:  "END_REASON_UNSPECIFIED",
+		1:  "END_REASON_STEP_FAILED",
+		2:  "END_REASON_ENGINE_LOST",
+		3:  "END_REASON_OUT_OF_MEMORY",
+		4:  "END_REASON_IMAGE_PULL",
+		5:  "END_REASON_SERVICE_NOT_READY",
+		6:  "END_REASON_CONTAINER_SETUP",
+		7:  "END_REASON_WORKSPACE",
+		8:  "END_REASON_CHECKOUT",
+		9:  "END_REASON_INPUTS",
+		10: "END_REASON_CACHE_RESTORE",
+		11: "END_REASON_OUTPUTS",
+		12: "END_REASON_CACHE_SAVE",
+		13: "END_REASON_ARTIFACT_UPLOAD",
+	}
+	EndReason_value = map[string]int32{
+		"END_REASON_UNSPECIFIED":       0,
+		"END_REASON_STEP_FAILED":       1,
+		"END_REASON_ENGINE_LOST":       2,
+		"END_REASON_OUT_OF_MEMORY":     3,
+		"END_REASON_IMAGE_PULL":        4,
+		"END_REASON_SERVICE_NOT_READY": 5,
+		"END_REASON_CONTAINER_SETUP":   6,
+		"END_REASON_WORKSPACE":         7,
+		"END_REASON_CHECKOUT":          8,
+		"END_REASON_INPUTS":            9,
+		"END_REASON_CACHE_RESTORE":     10,
+		"END_REASON_OUTPUTS":           11,
+		"END_REASON_CACHE_SAVE":        12,
+		"END_REASON_ARTIFACT_UPLOAD":   13,
+	}
+)
+
+func (x EndReason) Enum() *EndReason {
+	p := new(EndReason)
+	*p = x
+	return p
+}
+
+func (x EndReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EndReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_agent_v1_agent_proto_enumTypes[4].Descriptor()
+}
+
+func (EndReason) Type() protoreflect.EnumType {
+	return &file_api_agent_v1_agent_proto_enumTypes[4]
+}
+
+func (x EndReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EndReason.Descriptor instead.
+func (EndReason) EnumDescriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
 // LogLevel is the severity of a log line.
 type LogLevel int32
 
@@ -262,11 +418,11 @@ func (x LogLevel) String() string {
 }
 
 func (LogLevel) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_agent_v1_agent_proto_enumTypes[3].Descriptor()
+	return file_api_agent_v1_agent_proto_enumTypes[5].Descriptor()
 }
 
 func (LogLevel) Type() protoreflect.EnumType {
-	return &file_api_agent_v1_agent_proto_enumTypes[3]
+	return &file_api_agent_v1_agent_proto_enumTypes[5]
 }
 
 func (x LogLevel) Number() protoreflect.EnumNumber {
@@ -275,7 +431,7 @@ func (x LogLevel) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LogLevel.Descriptor instead.
 func (LogLevel) EnumDescriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 // LogStream tells where a line came from.
@@ -316,11 +472,11 @@ func (x LogStream) String() string {
 }
 
 func (LogStream) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_agent_v1_agent_proto_enumTypes[4].Descriptor()
+	return file_api_agent_v1_agent_proto_enumTypes[6].Descriptor()
 }
 
 func (LogStream) Type() protoreflect.EnumType {
-	return &file_api_agent_v1_agent_proto_enumTypes[4]
+	return &file_api_agent_v1_agent_proto_enumTypes[6]
 }
 
 func (x LogStream) Number() protoreflect.EnumNumber {
@@ -329,7 +485,7 @@ func (x LogStream) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LogStream.Descriptor instead.
 func (LogStream) EnumDescriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 // LabelUpdateMode says how UpdateLabels treats the labels it is given.
@@ -369,11 +525,11 @@ func (x LabelUpdateMode) String() string {
 }
 
 func (LabelUpdateMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_agent_v1_agent_proto_enumTypes[5].Descriptor()
+	return file_api_agent_v1_agent_proto_enumTypes[7].Descriptor()
 }
 
 func (LabelUpdateMode) Type() protoreflect.EnumType {
-	return &file_api_agent_v1_agent_proto_enumTypes[5]
+	return &file_api_agent_v1_agent_proto_enumTypes[7]
 }
 
 func (x LabelUpdateMode) Number() protoreflect.EnumNumber {
@@ -382,7 +538,7 @@ func (x LabelUpdateMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelUpdateMode.Descriptor instead.
 func (LabelUpdateMode) EnumDescriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 // LabelSelectorRequirement is one expression of a selector.
@@ -581,7 +737,9 @@ type Job struct {
 	Steps []*Step `protobuf:"bytes,12,rep,name=steps,proto3" json:"steps,omitempty"`
 	// The plugin modules the steps use, resolved by the server when it hands
 	// out the job: the agent runs exactly these versions.
-	Plugins       []*PluginModule `protobuf:"bytes,13,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	Plugins []*PluginModule `protobuf:"bytes,13,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	// How a job with an image runs in it; unset: the defaults.
+	Container     *ContainerOptions `protobuf:"bytes,14,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -707,6 +865,206 @@ func (x *Job) GetPlugins() []*PluginModule {
 	return nil
 }
 
+func (x *Job) GetContainer() *ContainerOptions {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
+// ContainerOptions says how a job with an image runs: pulls, limits,
+// network and service containers.
+type ContainerOptions struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PullPolicy PullPolicy             `protobuf:"varint,1,opt,name=pull_policy,json=pullPolicy,proto3,enum=arcade.agent.v1.PullPolicy" json:"pull_policy,omitempty"`
+	// The name of one of the job's secrets that holds the registry
+	// credential: a docker config JSON ({"auths": {...}}) or "user:password".
+	// That secret is used for pulls only; it is not set as env.
+	RegistryAuthSecret string `protobuf:"bytes,2,opt,name=registry_auth_secret,json=registryAuthSecret,proto3" json:"registry_auth_secret,omitempty"`
+	// CPUs the container may use (1.5: one and a half); zero: no limit.
+	Cpus float64 `protobuf:"fixed64,3,opt,name=cpus,proto3" json:"cpus,omitempty"`
+	// Memory limit of the container in bytes (swap included); zero: none.
+	MemoryBytes int64 `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// "" (the default: a network of the job alone, shared with its
+	// services), "none", "host" or "bridge".
+	NetworkMode string `protobuf:"bytes,5,opt,name=network_mode,json=networkMode,proto3" json:"network_mode,omitempty"`
+	// Containers started beside the job's on its network.
+	Services      []*ServiceContainer `protobuf:"bytes,6,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerOptions) Reset() {
+	*x = ContainerOptions{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerOptions) ProtoMessage() {}
+
+func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerOptions.ProtoReflect.Descriptor instead.
+func (*ContainerOptions) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ContainerOptions) GetPullPolicy() PullPolicy {
+	if x != nil {
+		return x.PullPolicy
+	}
+	return PullPolicy_PULL_POLICY_UNSPECIFIED
+}
+
+func (x *ContainerOptions) GetRegistryAuthSecret() string {
+	if x != nil {
+		return x.RegistryAuthSecret
+	}
+	return ""
+}
+
+func (x *ContainerOptions) GetCpus() float64 {
+	if x != nil {
+		return x.Cpus
+	}
+	return 0
+}
+
+func (x *ContainerOptions) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *ContainerOptions) GetNetworkMode() string {
+	if x != nil {
+		return x.NetworkMode
+	}
+	return ""
+}
+
+func (x *ContainerOptions) GetServices() []*ServiceContainer {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// ServiceContainer is a container that runs beside a job (a database, a
+// small server), reachable from the job by its name.
+type ServiceContainer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its host name on the job's network: a DNS label.
+	Name  string            `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Image string            `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	Env   map[string]string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Overrides the image's command when set.
+	Command []string `protobuf:"bytes,4,rep,name=command,proto3" json:"command,omitempty"`
+	// The service is ready once it accepts TCP connections on this port...
+	ReadyPort int32 `protobuf:"varint,5,opt,name=ready_port,json=readyPort,proto3" json:"ready_port,omitempty"`
+	// ...and/or once this shell command, run in its container, exits 0.
+	ReadyCommand string `protobuf:"bytes,6,opt,name=ready_command,json=readyCommand,proto3" json:"ready_command,omitempty"`
+	// How long to wait for it to be ready; zero: 60s.
+	ReadyTimeout  *durationpb.Duration `protobuf:"bytes,7,opt,name=ready_timeout,json=readyTimeout,proto3" json:"ready_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceContainer) Reset() {
+	*x = ServiceContainer{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceContainer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceContainer) ProtoMessage() {}
+
+func (x *ServiceContainer) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceContainer.ProtoReflect.Descriptor instead.
+func (*ServiceContainer) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ServiceContainer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceContainer) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ServiceContainer) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ServiceContainer) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ServiceContainer) GetReadyPort() int32 {
+	if x != nil {
+		return x.ReadyPort
+	}
+	return 0
+}
+
+func (x *ServiceContainer) GetReadyCommand() string {
+	if x != nil {
+		return x.ReadyCommand
+	}
+	return ""
+}
+
+func (x *ServiceContainer) GetReadyTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ReadyTimeout
+	}
+	return nil
+}
+
 // Step is one step of a job: shell commands, or a call of a wasm plugin.
 type Step struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -729,7 +1087,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +1099,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +1112,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Step) GetName() string {
@@ -826,7 +1184,7 @@ type PluginModule struct {
 
 func (x *PluginModule) Reset() {
 	*x = PluginModule{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +1196,7 @@ func (x *PluginModule) String() string {
 func (*PluginModule) ProtoMessage() {}
 
 func (x *PluginModule) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +1209,7 @@ func (x *PluginModule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginModule.ProtoReflect.Descriptor instead.
 func (*PluginModule) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PluginModule) GetName() string {
@@ -946,7 +1304,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1316,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1329,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LogChunk) GetLineNumber() int64 {
@@ -1028,7 +1386,7 @@ type AgentMetrics struct {
 
 func (x *AgentMetrics) Reset() {
 	*x = AgentMetrics{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1398,7 @@ func (x *AgentMetrics) String() string {
 func (*AgentMetrics) ProtoMessage() {}
 
 func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1411,7 @@ func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMetrics.ProtoReflect.Descriptor instead.
 func (*AgentMetrics) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AgentMetrics) GetCpuPercent() float64 {
@@ -1156,7 +1514,7 @@ type Agent struct {
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1526,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1539,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Agent) GetId() string {
@@ -1332,7 +1690,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1702,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1715,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RegisterRequest) GetName() string {
@@ -1445,7 +1803,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1815,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1828,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RegisterResponse) GetAgentId() string {
@@ -1517,7 +1875,7 @@ type UnregisterRequest struct {
 
 func (x *UnregisterRequest) Reset() {
 	*x = UnregisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1887,7 @@ func (x *UnregisterRequest) String() string {
 func (*UnregisterRequest) ProtoMessage() {}
 
 func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1900,7 @@ func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UnregisterRequest) GetAgentId() string {
@@ -1560,7 +1918,7 @@ type UnregisterResponse struct {
 
 func (x *UnregisterResponse) Reset() {
 	*x = UnregisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1930,7 @@ func (x *UnregisterResponse) String() string {
 func (*UnregisterResponse) ProtoMessage() {}
 
 func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1943,7 @@ func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterResponse.ProtoReflect.Descriptor instead.
 func (*UnregisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 type HeartbeatRequest struct {
@@ -1602,7 +1960,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1972,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1985,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HeartbeatRequest) GetAgentId() string {
@@ -1672,7 +2030,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +2042,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +2055,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HeartbeatResponse) GetHeartbeatInterval() *durationpb.Duration {
@@ -1741,7 +2099,7 @@ type UpdateLabelsRequest struct {
 
 func (x *UpdateLabelsRequest) Reset() {
 	*x = UpdateLabelsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +2111,7 @@ func (x *UpdateLabelsRequest) String() string {
 func (*UpdateLabelsRequest) ProtoMessage() {}
 
 func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +2124,7 @@ func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateLabelsRequest) GetAgentId() string {
@@ -1806,7 +2164,7 @@ type UpdateLabelsResponse struct {
 
 func (x *UpdateLabelsResponse) Reset() {
 	*x = UpdateLabelsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +2176,7 @@ func (x *UpdateLabelsResponse) String() string {
 func (*UpdateLabelsResponse) ProtoMessage() {}
 
 func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +2189,7 @@ func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateLabelsResponse) GetAgent() *Agent {
@@ -1852,7 +2210,7 @@ type FetchJobRequest struct {
 
 func (x *FetchJobRequest) Reset() {
 	*x = FetchJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +2222,7 @@ func (x *FetchJobRequest) String() string {
 func (*FetchJobRequest) ProtoMessage() {}
 
 func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +2235,7 @@ func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobRequest.ProtoReflect.Descriptor instead.
 func (*FetchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FetchJobRequest) GetAgentId() string {
@@ -1906,7 +2264,7 @@ type FetchJobResponse struct {
 
 func (x *FetchJobResponse) Reset() {
 	*x = FetchJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2276,7 @@ func (x *FetchJobResponse) String() string {
 func (*FetchJobResponse) ProtoMessage() {}
 
 func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2289,7 @@ func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobResponse.ProtoReflect.Descriptor instead.
 func (*FetchJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchJobResponse) GetJob() *Job {
@@ -1959,6 +2317,8 @@ type ReportJobStatusRequest struct {
 	Timestamp *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	// Files kept by the job's artifact config (final reports only).
 	Artifacts []*Artifact `protobuf:"bytes,8,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	// Why the attempt did not succeed, as a typed value (final reports).
+	Reason EndReason `protobuf:"varint,9,opt,name=reason,proto3,enum=arcade.agent.v1.EndReason" json:"reason,omitempty"`
 	// How many log lines the attempt wrote (final reports only): the server
 	// takes no line past this number for the attempt afterwards.
 	LogLines      int64 `protobuf:"varint,10,opt,name=log_lines,json=logLines,proto3" json:"log_lines,omitempty"`
@@ -1968,7 +2328,7 @@ type ReportJobStatusRequest struct {
 
 func (x *ReportJobStatusRequest) Reset() {
 	*x = ReportJobStatusRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2340,7 @@ func (x *ReportJobStatusRequest) String() string {
 func (*ReportJobStatusRequest) ProtoMessage() {}
 
 func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2353,7 @@ func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReportJobStatusRequest) GetAgentId() string {
@@ -2052,6 +2412,13 @@ func (x *ReportJobStatusRequest) GetArtifacts() []*Artifact {
 	return nil
 }
 
+func (x *ReportJobStatusRequest) GetReason() EndReason {
+	if x != nil {
+		return x.Reason
+	}
+	return EndReason_END_REASON_UNSPECIFIED
+}
+
 func (x *ReportJobStatusRequest) GetLogLines() int64 {
 	if x != nil {
 		return x.LogLines
@@ -2069,7 +2436,7 @@ type ReportJobStatusResponse struct {
 
 func (x *ReportJobStatusResponse) Reset() {
 	*x = ReportJobStatusResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2448,7 @@ func (x *ReportJobStatusResponse) String() string {
 func (*ReportJobStatusResponse) ProtoMessage() {}
 
 func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2461,7 @@ func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReportJobStatusResponse) GetCancelRequested() bool {
@@ -2125,7 +2492,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2504,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2517,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Artifact) GetPath() string {
@@ -2228,7 +2595,7 @@ type ReportJobLogRequest struct {
 
 func (x *ReportJobLogRequest) Reset() {
 	*x = ReportJobLogRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2607,7 @@ func (x *ReportJobLogRequest) String() string {
 func (*ReportJobLogRequest) ProtoMessage() {}
 
 func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2620,7 @@ func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobLogRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportJobLogRequest) GetAgentId() string {
@@ -2308,7 +2675,7 @@ type ReportJobLogResponse struct {
 
 func (x *ReportJobLogResponse) Reset() {
 	*x = ReportJobLogResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2687,7 @@ func (x *ReportJobLogResponse) String() string {
 func (*ReportJobLogResponse) ProtoMessage() {}
 
 func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2700,7 @@ func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobLogResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportJobLogResponse) GetLastLine() int64 {
@@ -2354,7 +2721,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2366,7 +2733,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2379,7 +2746,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelJobRequest) GetAgentId() string {
@@ -2408,7 +2775,7 @@ type JobCancellation struct {
 
 func (x *JobCancellation) Reset() {
 	*x = JobCancellation{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2420,7 +2787,7 @@ func (x *JobCancellation) String() string {
 func (*JobCancellation) ProtoMessage() {}
 
 func (x *JobCancellation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2433,7 +2800,7 @@ func (x *JobCancellation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobCancellation.ProtoReflect.Descriptor instead.
 func (*JobCancellation) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JobCancellation) GetJobId() string {
@@ -2466,7 +2833,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2845,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2858,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelJobResponse) GetCancellations() []*JobCancellation {
@@ -2510,7 +2877,7 @@ type GetAgentRequest struct {
 
 func (x *GetAgentRequest) Reset() {
 	*x = GetAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2889,7 @@ func (x *GetAgentRequest) String() string {
 func (*GetAgentRequest) ProtoMessage() {}
 
 func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2902,7 @@ func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentRequest.ProtoReflect.Descriptor instead.
 func (*GetAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetAgentRequest) GetAgentId() string {
@@ -2554,7 +2921,7 @@ type GetAgentResponse struct {
 
 func (x *GetAgentResponse) Reset() {
 	*x = GetAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2566,7 +2933,7 @@ func (x *GetAgentResponse) String() string {
 func (*GetAgentResponse) ProtoMessage() {}
 
 func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2579,7 +2946,7 @@ func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentResponse.ProtoReflect.Descriptor instead.
 func (*GetAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetAgentResponse) GetAgent() *Agent {
@@ -2605,7 +2972,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2984,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2997,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListAgentsRequest) GetPageSize() int32 {
@@ -2679,7 +3046,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2691,7 +3058,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2704,7 +3071,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -2738,7 +3105,7 @@ type RevokeAgentRequest struct {
 
 func (x *RevokeAgentRequest) Reset() {
 	*x = RevokeAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2750,7 +3117,7 @@ func (x *RevokeAgentRequest) String() string {
 func (*RevokeAgentRequest) ProtoMessage() {}
 
 func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2763,7 +3130,7 @@ func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevokeAgentRequest) GetAgentId() string {
@@ -2789,7 +3156,7 @@ type RevokeAgentResponse struct {
 
 func (x *RevokeAgentResponse) Reset() {
 	*x = RevokeAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2801,7 +3168,7 @@ func (x *RevokeAgentResponse) String() string {
 func (*RevokeAgentResponse) ProtoMessage() {}
 
 func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2814,7 +3181,7 @@ func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevokeAgentResponse) GetAgent() *Agent {
@@ -2835,7 +3202,7 @@ type DownloadPluginRequest struct {
 
 func (x *DownloadPluginRequest) Reset() {
 	*x = DownloadPluginRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2847,7 +3214,7 @@ func (x *DownloadPluginRequest) String() string {
 func (*DownloadPluginRequest) ProtoMessage() {}
 
 func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2860,7 +3227,7 @@ func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginRequest.ProtoReflect.Descriptor instead.
 func (*DownloadPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DownloadPluginRequest) GetName() string {
@@ -2888,7 +3255,7 @@ type DownloadPluginResponse struct {
 
 func (x *DownloadPluginResponse) Reset() {
 	*x = DownloadPluginResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2900,7 +3267,7 @@ func (x *DownloadPluginResponse) String() string {
 func (*DownloadPluginResponse) ProtoMessage() {}
 
 func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2913,7 +3280,7 @@ func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginResponse.ProtoReflect.Descriptor instead.
 func (*DownloadPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DownloadPluginResponse) GetModule() *PluginModule {
@@ -2945,7 +3312,7 @@ type ArtifactHeader struct {
 
 func (x *ArtifactHeader) Reset() {
 	*x = ArtifactHeader{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2957,7 +3324,7 @@ func (x *ArtifactHeader) String() string {
 func (*ArtifactHeader) ProtoMessage() {}
 
 func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2970,7 +3337,7 @@ func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactHeader.ProtoReflect.Descriptor instead.
 func (*ArtifactHeader) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ArtifactHeader) GetJobId() string {
@@ -3021,7 +3388,7 @@ type UploadArtifactRequest struct {
 
 func (x *UploadArtifactRequest) Reset() {
 	*x = UploadArtifactRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3033,7 +3400,7 @@ func (x *UploadArtifactRequest) String() string {
 func (*UploadArtifactRequest) ProtoMessage() {}
 
 func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3046,7 +3413,7 @@ func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactRequest.ProtoReflect.Descriptor instead.
 func (*UploadArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UploadArtifactRequest) GetPart() isUploadArtifactRequest_Part {
@@ -3101,7 +3468,7 @@ type UploadArtifactResponse struct {
 
 func (x *UploadArtifactResponse) Reset() {
 	*x = UploadArtifactResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3113,7 +3480,7 @@ func (x *UploadArtifactResponse) String() string {
 func (*UploadArtifactResponse) ProtoMessage() {}
 
 func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3126,7 +3493,7 @@ func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactResponse.ProtoReflect.Descriptor instead.
 func (*UploadArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UploadArtifactResponse) GetArtifact() *Artifact {
@@ -3153,7 +3520,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
 	"\x0eArtifactConfig\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\tR\x05paths\x126\n" +
-	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\x92\x05\n" +
+	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xd3\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -3168,11 +3535,32 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	" \x01(\x05R\aattempt\x12;\n" +
 	"\asecrets\x18\v \x03(\v2!.arcade.agent.v1.Job.SecretsEntryR\asecrets\x12+\n" +
 	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x127\n" +
-	"\aplugins\x18\r \x03(\v2\x1d.arcade.agent.v1.PluginModuleR\aplugins\x1a6\n" +
+	"\aplugins\x18\r \x03(\v2\x1d.arcade.agent.v1.PluginModuleR\aplugins\x12?\n" +
+	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x02\n" +
+	"\x10ContainerOptions\x12<\n" +
+	"\vpull_policy\x18\x01 \x01(\x0e2\x1b.arcade.agent.v1.PullPolicyR\n" +
+	"pullPolicy\x120\n" +
+	"\x14registry_auth_secret\x18\x02 \x01(\tR\x12registryAuthSecret\x12\x12\n" +
+	"\x04cpus\x18\x03 \x01(\x01R\x04cpus\x12!\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x03R\vmemoryBytes\x12!\n" +
+	"\fnetwork_mode\x18\x05 \x01(\tR\vnetworkMode\x12=\n" +
+	"\bservices\x18\x06 \x03(\v2!.arcade.agent.v1.ServiceContainerR\bservices\"\xd0\x02\n" +
+	"\x10ServiceContainer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05image\x18\x02 \x01(\tR\x05image\x12<\n" +
+	"\x03env\x18\x03 \x03(\v2*.arcade.agent.v1.ServiceContainer.EnvEntryR\x03env\x12\x18\n" +
+	"\acommand\x18\x04 \x03(\tR\acommand\x12\x1d\n" +
+	"\n" +
+	"ready_port\x18\x05 \x01(\x05R\treadyPort\x12#\n" +
+	"\rready_command\x18\x06 \x01(\tR\freadyCommand\x12>\n" +
+	"\rready_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\freadyTimeout\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x02\n" +
 	"\x04Step\x12\x12\n" +
@@ -3305,7 +3693,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x80\x01\n" +
 	"\x10FetchJobResponse\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.arcade.agent.v1.JobR\x03job\x12D\n" +
-	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xdf\x02\n" +
+	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\x93\x03\n" +
 	"\x16ReportJobStatusRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
@@ -3314,7 +3702,8 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x128\n" +
 	"\ttimestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x127\n" +
-	"\tartifacts\x18\b \x03(\v2\x19.arcade.agent.v1.ArtifactR\tartifacts\x12\x1b\n" +
+	"\tartifacts\x18\b \x03(\v2\x19.arcade.agent.v1.ArtifactR\tartifacts\x122\n" +
+	"\x06reason\x18\t \x01(\x0e2\x1a.arcade.agent.v1.EndReasonR\x06reason\x12\x1b\n" +
 	"\tlog_lines\x18\n" +
 	" \x01(\x03R\blogLines\"D\n" +
 	"\x17ReportJobStatusResponse\x12)\n" +
@@ -3412,7 +3801,29 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x15LABEL_OPERATOR_EXISTS\x10\x03\x12\x1d\n" +
 	"\x19LABEL_OPERATOR_NOT_EXISTS\x10\x04\x12\x15\n" +
 	"\x11LABEL_OPERATOR_GT\x10\x05\x12\x15\n" +
-	"\x11LABEL_OPERATOR_LT\x10\x06*w\n" +
+	"\x11LABEL_OPERATOR_LT\x10\x06*x\n" +
+	"\n" +
+	"PullPolicy\x12\x1b\n" +
+	"\x17PULL_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aPULL_POLICY_IF_NOT_PRESENT\x10\x01\x12\x16\n" +
+	"\x12PULL_POLICY_ALWAYS\x10\x02\x12\x15\n" +
+	"\x11PULL_POLICY_NEVER\x10\x03*\x95\x03\n" +
+	"\tEndReason\x12\x1a\n" +
+	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16END_REASON_STEP_FAILED\x10\x01\x12\x1a\n" +
+	"\x16END_REASON_ENGINE_LOST\x10\x02\x12\x1c\n" +
+	"\x18END_REASON_OUT_OF_MEMORY\x10\x03\x12\x19\n" +
+	"\x15END_REASON_IMAGE_PULL\x10\x04\x12 \n" +
+	"\x1cEND_REASON_SERVICE_NOT_READY\x10\x05\x12\x1e\n" +
+	"\x1aEND_REASON_CONTAINER_SETUP\x10\x06\x12\x18\n" +
+	"\x14END_REASON_WORKSPACE\x10\a\x12\x17\n" +
+	"\x13END_REASON_CHECKOUT\x10\b\x12\x15\n" +
+	"\x11END_REASON_INPUTS\x10\t\x12\x1c\n" +
+	"\x18END_REASON_CACHE_RESTORE\x10\n" +
+	"\x12\x16\n" +
+	"\x12END_REASON_OUTPUTS\x10\v\x12\x19\n" +
+	"\x15END_REASON_CACHE_SAVE\x10\f\x12\x1e\n" +
+	"\x1aEND_REASON_ARTIFACT_UPLOAD\x10\r*w\n" +
 	"\bLogLevel\x12\x19\n" +
 	"\x15LOG_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fLOG_LEVEL_DEBUG\x10\x01\x12\x12\n" +
@@ -3457,154 +3868,165 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_api_agent_v1_agent_proto_rawDescData
 }
 
-var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
 	(LabelOperator)(0),               // 2: arcade.agent.v1.LabelOperator
-	(LogLevel)(0),                    // 3: arcade.agent.v1.LogLevel
-	(LogStream)(0),                   // 4: arcade.agent.v1.LogStream
-	(LabelUpdateMode)(0),             // 5: arcade.agent.v1.LabelUpdateMode
-	(*LabelSelectorRequirement)(nil), // 6: arcade.agent.v1.LabelSelectorRequirement
-	(*LabelSelector)(nil),            // 7: arcade.agent.v1.LabelSelector
-	(*ArtifactConfig)(nil),           // 8: arcade.agent.v1.ArtifactConfig
-	(*Job)(nil),                      // 9: arcade.agent.v1.Job
-	(*Step)(nil),                     // 10: arcade.agent.v1.Step
-	(*PluginModule)(nil),             // 11: arcade.agent.v1.PluginModule
-	(*LogChunk)(nil),                 // 12: arcade.agent.v1.LogChunk
-	(*AgentMetrics)(nil),             // 13: arcade.agent.v1.AgentMetrics
-	(*Agent)(nil),                    // 14: arcade.agent.v1.Agent
-	(*RegisterRequest)(nil),          // 15: arcade.agent.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 16: arcade.agent.v1.RegisterResponse
-	(*UnregisterRequest)(nil),        // 17: arcade.agent.v1.UnregisterRequest
-	(*UnregisterResponse)(nil),       // 18: arcade.agent.v1.UnregisterResponse
-	(*HeartbeatRequest)(nil),         // 19: arcade.agent.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 20: arcade.agent.v1.HeartbeatResponse
-	(*UpdateLabelsRequest)(nil),      // 21: arcade.agent.v1.UpdateLabelsRequest
-	(*UpdateLabelsResponse)(nil),     // 22: arcade.agent.v1.UpdateLabelsResponse
-	(*FetchJobRequest)(nil),          // 23: arcade.agent.v1.FetchJobRequest
-	(*FetchJobResponse)(nil),         // 24: arcade.agent.v1.FetchJobResponse
-	(*ReportJobStatusRequest)(nil),   // 25: arcade.agent.v1.ReportJobStatusRequest
-	(*ReportJobStatusResponse)(nil),  // 26: arcade.agent.v1.ReportJobStatusResponse
-	(*Artifact)(nil),                 // 27: arcade.agent.v1.Artifact
-	(*ReportJobLogRequest)(nil),      // 28: arcade.agent.v1.ReportJobLogRequest
-	(*ReportJobLogResponse)(nil),     // 29: arcade.agent.v1.ReportJobLogResponse
-	(*CancelJobRequest)(nil),         // 30: arcade.agent.v1.CancelJobRequest
-	(*JobCancellation)(nil),          // 31: arcade.agent.v1.JobCancellation
-	(*CancelJobResponse)(nil),        // 32: arcade.agent.v1.CancelJobResponse
-	(*GetAgentRequest)(nil),          // 33: arcade.agent.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),         // 34: arcade.agent.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),        // 35: arcade.agent.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 36: arcade.agent.v1.ListAgentsResponse
-	(*RevokeAgentRequest)(nil),       // 37: arcade.agent.v1.RevokeAgentRequest
-	(*RevokeAgentResponse)(nil),      // 38: arcade.agent.v1.RevokeAgentResponse
-	(*DownloadPluginRequest)(nil),    // 39: arcade.agent.v1.DownloadPluginRequest
-	(*DownloadPluginResponse)(nil),   // 40: arcade.agent.v1.DownloadPluginResponse
-	(*ArtifactHeader)(nil),           // 41: arcade.agent.v1.ArtifactHeader
-	(*UploadArtifactRequest)(nil),    // 42: arcade.agent.v1.UploadArtifactRequest
-	(*UploadArtifactResponse)(nil),   // 43: arcade.agent.v1.UploadArtifactResponse
-	nil,                              // 44: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                              // 45: arcade.agent.v1.Job.EnvEntry
-	nil,                              // 46: arcade.agent.v1.Job.SecretsEntry
-	nil,                              // 47: arcade.agent.v1.Step.WithEntry
-	nil,                              // 48: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                              // 49: arcade.agent.v1.PluginModule.SecretConfigEntry
-	nil,                              // 50: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 51: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 52: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 53: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 54: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),      // 55: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
+	(PullPolicy)(0),                  // 3: arcade.agent.v1.PullPolicy
+	(EndReason)(0),                   // 4: arcade.agent.v1.EndReason
+	(LogLevel)(0),                    // 5: arcade.agent.v1.LogLevel
+	(LogStream)(0),                   // 6: arcade.agent.v1.LogStream
+	(LabelUpdateMode)(0),             // 7: arcade.agent.v1.LabelUpdateMode
+	(*LabelSelectorRequirement)(nil), // 8: arcade.agent.v1.LabelSelectorRequirement
+	(*LabelSelector)(nil),            // 9: arcade.agent.v1.LabelSelector
+	(*ArtifactConfig)(nil),           // 10: arcade.agent.v1.ArtifactConfig
+	(*Job)(nil),                      // 11: arcade.agent.v1.Job
+	(*ContainerOptions)(nil),         // 12: arcade.agent.v1.ContainerOptions
+	(*ServiceContainer)(nil),         // 13: arcade.agent.v1.ServiceContainer
+	(*Step)(nil),                     // 14: arcade.agent.v1.Step
+	(*PluginModule)(nil),             // 15: arcade.agent.v1.PluginModule
+	(*LogChunk)(nil),                 // 16: arcade.agent.v1.LogChunk
+	(*AgentMetrics)(nil),             // 17: arcade.agent.v1.AgentMetrics
+	(*Agent)(nil),                    // 18: arcade.agent.v1.Agent
+	(*RegisterRequest)(nil),          // 19: arcade.agent.v1.RegisterRequest
+	(*RegisterResponse)(nil),         // 20: arcade.agent.v1.RegisterResponse
+	(*UnregisterRequest)(nil),        // 21: arcade.agent.v1.UnregisterRequest
+	(*UnregisterResponse)(nil),       // 22: arcade.agent.v1.UnregisterResponse
+	(*HeartbeatRequest)(nil),         // 23: arcade.agent.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),        // 24: arcade.agent.v1.HeartbeatResponse
+	(*UpdateLabelsRequest)(nil),      // 25: arcade.agent.v1.UpdateLabelsRequest
+	(*UpdateLabelsResponse)(nil),     // 26: arcade.agent.v1.UpdateLabelsResponse
+	(*FetchJobRequest)(nil),          // 27: arcade.agent.v1.FetchJobRequest
+	(*FetchJobResponse)(nil),         // 28: arcade.agent.v1.FetchJobResponse
+	(*ReportJobStatusRequest)(nil),   // 29: arcade.agent.v1.ReportJobStatusRequest
+	(*ReportJobStatusResponse)(nil),  // 30: arcade.agent.v1.ReportJobStatusResponse
+	(*Artifact)(nil),                 // 31: arcade.agent.v1.Artifact
+	(*ReportJobLogRequest)(nil),      // 32: arcade.agent.v1.ReportJobLogRequest
+	(*ReportJobLogResponse)(nil),     // 33: arcade.agent.v1.ReportJobLogResponse
+	(*CancelJobRequest)(nil),         // 34: arcade.agent.v1.CancelJobRequest
+	(*JobCancellation)(nil),          // 35: arcade.agent.v1.JobCancellation
+	(*CancelJobResponse)(nil),        // 36: arcade.agent.v1.CancelJobResponse
+	(*GetAgentRequest)(nil),          // 37: arcade.agent.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),         // 38: arcade.agent.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),        // 39: arcade.agent.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 40: arcade.agent.v1.ListAgentsResponse
+	(*RevokeAgentRequest)(nil),       // 41: arcade.agent.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),      // 42: arcade.agent.v1.RevokeAgentResponse
+	(*DownloadPluginRequest)(nil),    // 43: arcade.agent.v1.DownloadPluginRequest
+	(*DownloadPluginResponse)(nil),   // 44: arcade.agent.v1.DownloadPluginResponse
+	(*ArtifactHeader)(nil),           // 45: arcade.agent.v1.ArtifactHeader
+	(*UploadArtifactRequest)(nil),    // 46: arcade.agent.v1.UploadArtifactRequest
+	(*UploadArtifactResponse)(nil),   // 47: arcade.agent.v1.UploadArtifactResponse
+	nil,                              // 48: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                              // 49: arcade.agent.v1.Job.EnvEntry
+	nil,                              // 50: arcade.agent.v1.Job.SecretsEntry
+	nil,                              // 51: arcade.agent.v1.ServiceContainer.EnvEntry
+	nil,                              // 52: arcade.agent.v1.Step.WithEntry
+	nil,                              // 53: arcade.agent.v1.PluginModule.ConfigEntry
+	nil,                              // 54: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                              // 55: arcade.agent.v1.Agent.LabelsEntry
+	nil,                              // 56: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                              // 57: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                              // 58: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                              // 59: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	(*durationpb.Duration)(nil),      // 60: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 61: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	44, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	6,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	55, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	45, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	55, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
-	8,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	7,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	46, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
-	10, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
-	11, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
-	47, // 11: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	55, // 12: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
-	48, // 13: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	55, // 14: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	49, // 15: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
-	56, // 16: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	3,  // 17: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	4,  // 18: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	56, // 19: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	50, // 20: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,  // 21: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	56, // 22: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	56, // 23: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	13, // 24: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	51, // 25: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	55, // 26: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	55, // 27: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	14, // 28: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	13, // 29: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	52, // 30: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	55, // 31: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	53, // 32: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,  // 33: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	54, // 34: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	5,  // 35: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	14, // 36: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	55, // 37: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	9,  // 38: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	56, // 39: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 40: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	56, // 41: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	27, // 42: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	56, // 43: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	56, // 44: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 45: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	55, // 46: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	31, // 47: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	14, // 48: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,  // 49: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	14, // 50: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	14, // 51: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	11, // 52: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	41, // 53: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	27, // 54: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	15, // 55: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	17, // 56: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	19, // 57: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	21, // 58: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	23, // 59: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	25, // 60: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	28, // 61: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	30, // 62: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	33, // 63: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	35, // 64: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	37, // 65: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	39, // 66: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	42, // 67: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	16, // 68: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	18, // 69: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	20, // 70: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	22, // 71: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	24, // 72: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	26, // 73: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	29, // 74: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	32, // 75: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	34, // 76: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	36, // 77: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	38, // 78: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	40, // 79: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	43, // 80: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	68, // [68:81] is the sub-list for method output_type
-	55, // [55:68] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	48, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	8,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
+	60, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	49, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	60, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	10, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	9,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	50, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	14, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
+	15, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
+	12, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
+	3,  // 12: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
+	13, // 13: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
+	51, // 14: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
+	60, // 15: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
+	52, // 16: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
+	60, // 17: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	53, // 18: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
+	60, // 19: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	54, // 20: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	61, // 21: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	5,  // 22: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	6,  // 23: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	61, // 24: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	55, // 25: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,  // 26: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	61, // 27: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	61, // 28: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	17, // 29: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	56, // 30: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	60, // 31: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	60, // 32: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	18, // 33: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	17, // 34: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	57, // 35: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	60, // 36: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	58, // 37: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,  // 38: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	59, // 39: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	7,  // 40: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	18, // 41: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	60, // 42: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	11, // 43: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	61, // 44: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 45: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	61, // 46: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	31, // 47: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	4,  // 48: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
+	61, // 49: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	61, // 50: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 51: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	60, // 52: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	35, // 53: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	18, // 54: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,  // 55: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	18, // 56: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	18, // 57: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	15, // 58: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	45, // 59: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	31, // 60: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	19, // 61: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	21, // 62: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	23, // 63: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	25, // 64: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	27, // 65: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	29, // 66: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	32, // 67: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	34, // 68: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	37, // 69: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	39, // 70: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	41, // 71: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	43, // 72: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	46, // 73: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	20, // 74: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	22, // 75: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	24, // 76: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	26, // 77: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	28, // 78: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	30, // 79: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	33, // 80: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	36, // 81: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	38, // 82: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	40, // 83: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	42, // 84: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	44, // 85: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	47, // 86: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	74, // [74:87] is the sub-list for method output_type
+	61, // [61:74] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -3612,7 +4034,7 @@ func file_api_agent_v1_agent_proto_init() {
 	if File_api_agent_v1_agent_proto != nil {
 		return
 	}
-	file_api_agent_v1_agent_proto_msgTypes[36].OneofWrappers = []any{
+	file_api_agent_v1_agent_proto_msgTypes[38].OneofWrappers = []any{
 		(*UploadArtifactRequest_Header)(nil),
 		(*UploadArtifactRequest_Data)(nil),
 	}
@@ -3621,8 +4043,8 @@ func file_api_agent_v1_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   49,
+			NumEnums:      8,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
