@@ -82,7 +82,10 @@ type Spec struct {
 	FailurePolicy string `yaml:"failure_policy"`
 	// Config is handed to the plugin (the kernel's config_get).
 	Config map[string]string `yaml:"config"`
-	Grants Grants            `yaml:"grants"`
+	// ConfigEnv adds config values read from the environment at load, by
+	// config key (see configenv.go).
+	ConfigEnv map[string]string `yaml:"config_env"`
+	Grants    Grants            `yaml:"grants"`
 }
 
 // Grants are the capabilities the operator grants a plugin. Zero values
@@ -256,6 +259,7 @@ func (s *Spec) validate() error {
 			errs = append(errs, fmt.Errorf("allowed_hosts: %q: %w", h, err))
 		}
 	}
+	errs = append(errs, s.validateConfigEnv()...)
 	guests := map[string]bool{}
 	for _, g := range s.Grants.AllowedPaths {
 		switch {

@@ -143,6 +143,10 @@ type compiler struct {
 // compileVersion compiles a checked module with the grants of spec, calls
 // its metadata and applies the contract checks.
 func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum [sha256.Size]byte) (*version, error) {
+	config, err := pluginConfig(&spec)
+	if err != nil {
+		return nil, err
+	}
 	manifest := extism.Manifest{
 		Wasm: []extism.Wasm{extism.WasmData{Data: data, Name: "main"}},
 		Memory: &extism.ManifestMemory{
@@ -150,7 +154,7 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum
 			MaxHttpResponseBytes: maxHTTPResponseBytes,
 			MaxVarBytes:          maxVarBytes,
 		},
-		Config:       spec.Config,
+		Config:       config,
 		AllowedHosts: spec.Grants.AllowedHosts,
 		Timeout:      uint64(time.Duration(spec.Grants.Timeout).Milliseconds()),
 	}
@@ -176,6 +180,8 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum
 	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{
 		EnableWasi:    true,
 		RuntimeConfig: rc,
+		// The kernel's http_headers (pdk.FetchWithHeaders): S3's ETags.
+		EnableHttpResponseHeaders: true,
 	}, nil)
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}
