@@ -94,10 +94,14 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	// at a security scan, must not publish what it built). They are
 	// uploaded before the final report, so a finished job's artifacts are
 	// there, and before the log closes, which records each upload.
+	// An artifact that cannot be stored fails the job.
 	var arts []*agentv1.Artifact
 	if result.Outcome == executor.Succeeded {
 		arts = a.collectArtifacts(log, ws, job.GetArtifacts())
-		a.uploadArtifacts(context.WithoutCancel(ctx), log, job, ws, arts, ship)
+		if err := a.uploadArtifacts(context.WithoutCancel(ctx), log, job, ws, arts, ship); err != nil {
+			result = executor.Result{Outcome: executor.Failed}
+			message, arts = err.Error(), nil
+		}
 	}
 	ship.close()
 

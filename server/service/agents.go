@@ -361,6 +361,11 @@ func nextAttempt(j *store.Job) {
 }
 
 func (s *Service) recordArtifacts(ctx context.Context, jobID string, req *agentv1.ReportJobStatusRequest) error {
+	if s.storage.objects != nil {
+		// Artifacts are recorded as their uploads are stored: the report's
+		// list records nothing that was not.
+		return nil
+	}
 	var arts []store.Artifact
 	now := s.now()
 	for i, a := range req.GetArtifacts() {

@@ -385,6 +385,63 @@ func (LabelUpdateMode) EnumDescriptor() ([]byte, []int) {
 	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
+// ArtifactTransfer is how an artifact's bytes reach the store.
+type ArtifactTransfer int32
+
+const (
+	ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED ArtifactTransfer = 0
+	// Straight to the store with a presigned request.
+	ArtifactTransfer_ARTIFACT_TRANSFER_DIRECT ArtifactTransfer = 1
+	// Through the server, with UploadArtifact.
+	ArtifactTransfer_ARTIFACT_TRANSFER_SERVER ArtifactTransfer = 2
+	// Nowhere: the server keeps no artifact bytes (no artifact_store); the
+	// artifact is reported described only.
+	ArtifactTransfer_ARTIFACT_TRANSFER_NOT_KEPT ArtifactTransfer = 3
+)
+
+// Enum value maps for ArtifactTransfer.
+var (
+	ArtifactTransfer_name = map[int32]string{
+		0: "ARTIFACT_TRANSFER_UNSPECIFIED",
+		1: "ARTIFACT_TRANSFER_DIRECT",
+		2: "ARTIFACT_TRANSFER_SERVER",
+		3: "ARTIFACT_TRANSFER_NOT_KEPT",
+	}
+	ArtifactTransfer_value = map[string]int32{
+		"ARTIFACT_TRANSFER_UNSPECIFIED": 0,
+		"ARTIFACT_TRANSFER_DIRECT":      1,
+		"ARTIFACT_TRANSFER_SERVER":      2,
+		"ARTIFACT_TRANSFER_NOT_KEPT":    3,
+	}
+)
+
+func (x ArtifactTransfer) Enum() *ArtifactTransfer {
+	p := new(ArtifactTransfer)
+	*p = x
+	return p
+}
+
+func (x ArtifactTransfer) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ArtifactTransfer) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_agent_v1_agent_proto_enumTypes[6].Descriptor()
+}
+
+func (ArtifactTransfer) Type() protoreflect.EnumType {
+	return &file_api_agent_v1_agent_proto_enumTypes[6]
+}
+
+func (x ArtifactTransfer) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ArtifactTransfer.Descriptor instead.
+func (ArtifactTransfer) EnumDescriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
 // LabelSelectorRequirement is one expression of a selector.
 type LabelSelectorRequirement struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3076,6 +3133,265 @@ func (x *UploadArtifactResponse) GetArtifact() *Artifact {
 	return nil
 }
 
+// PresignedRequest is an HTTP request, signed by the store, that puts or
+// gets one object without the server: make it as given, before expires_at.
+// A store refuses a PUT whose body does not hash to the sha256 it was made
+// for.
+type PresignedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "PUT" or "GET".
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	Url    string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// Headers to send as given: they are signed.
+	Headers       map[string]string      `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresignedRequest) Reset() {
+	*x = PresignedRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresignedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresignedRequest) ProtoMessage() {}
+
+func (x *PresignedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresignedRequest.ProtoReflect.Descriptor instead.
+func (*PresignedRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PresignedRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *PresignedRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PresignedRequest) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *PresignedRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type BeginArtifactUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ArtifactHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginArtifactUploadRequest) Reset() {
+	*x = BeginArtifactUploadRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginArtifactUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginArtifactUploadRequest) ProtoMessage() {}
+
+func (x *BeginArtifactUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginArtifactUploadRequest.ProtoReflect.Descriptor instead.
+func (*BeginArtifactUploadRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *BeginArtifactUploadRequest) GetHeader() *ArtifactHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type BeginArtifactUploadResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Transfer ArtifactTransfer       `protobuf:"varint,1,opt,name=transfer,proto3,enum=arcade.agent.v1.ArtifactTransfer" json:"transfer,omitempty"`
+	// The request that puts the bytes (ARTIFACT_TRANSFER_DIRECT).
+	Upload        *PresignedRequest `protobuf:"bytes,2,opt,name=upload,proto3" json:"upload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginArtifactUploadResponse) Reset() {
+	*x = BeginArtifactUploadResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginArtifactUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginArtifactUploadResponse) ProtoMessage() {}
+
+func (x *BeginArtifactUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginArtifactUploadResponse.ProtoReflect.Descriptor instead.
+func (*BeginArtifactUploadResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *BeginArtifactUploadResponse) GetTransfer() ArtifactTransfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED
+}
+
+func (x *BeginArtifactUploadResponse) GetUpload() *PresignedRequest {
+	if x != nil {
+		return x.Upload
+	}
+	return nil
+}
+
+type FinishArtifactUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ArtifactHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishArtifactUploadRequest) Reset() {
+	*x = FinishArtifactUploadRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishArtifactUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishArtifactUploadRequest) ProtoMessage() {}
+
+func (x *FinishArtifactUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishArtifactUploadRequest.ProtoReflect.Descriptor instead.
+func (*FinishArtifactUploadRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *FinishArtifactUploadRequest) GetHeader() *ArtifactHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type FinishArtifactUploadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Artifact      *Artifact              `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishArtifactUploadResponse) Reset() {
+	*x = FinishArtifactUploadResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishArtifactUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishArtifactUploadResponse) ProtoMessage() {}
+
+func (x *FinishArtifactUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishArtifactUploadResponse.ProtoReflect.Descriptor instead.
+func (*FinishArtifactUploadResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *FinishArtifactUploadResponse) GetArtifact() *Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
 var File_api_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_api_agent_v1_agent_proto_rawDesc = "" +
@@ -3317,6 +3633,24 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
 	"\x04part\"O\n" +
 	"\x16UploadArtifactResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\"\xfd\x01\n" +
+	"\x10PresignedRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12H\n" +
+	"\aheaders\x18\x03 \x03(\v2..arcade.agent.v1.PresignedRequest.HeadersEntryR\aheaders\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
+	"\x1aBeginArtifactUploadRequest\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"\x97\x01\n" +
+	"\x1bBeginArtifactUploadResponse\x12=\n" +
+	"\btransfer\x18\x01 \x01(\x0e2!.arcade.agent.v1.ArtifactTransferR\btransfer\x129\n" +
+	"\x06upload\x18\x02 \x01(\v2!.arcade.agent.v1.PresignedRequestR\x06upload\"V\n" +
+	"\x1bFinishArtifactUploadRequest\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"U\n" +
+	"\x1cFinishArtifactUploadResponse\x125\n" +
 	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact*\x8c\x01\n" +
 	"\vAgentStatus\x12\x1c\n" +
 	"\x18AGENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3355,7 +3689,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x0fLabelUpdateMode\x12!\n" +
 	"\x1dLABEL_UPDATE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17LABEL_UPDATE_MODE_MERGE\x10\x01\x12\x1d\n" +
-	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x022\x9b\t\n" +
+	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x02*\x91\x01\n" +
+	"\x10ArtifactTransfer\x12!\n" +
+	"\x1dARTIFACT_TRANSFER_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18ARTIFACT_TRANSFER_DIRECT\x10\x01\x12\x1c\n" +
+	"\x18ARTIFACT_TRANSFER_SERVER\x10\x02\x12\x1e\n" +
+	"\x1aARTIFACT_TRANSFER_NOT_KEPT\x10\x032\x82\v\n" +
 	"\fAgentService\x12O\n" +
 	"\bRegister\x12 .arcade.agent.v1.RegisterRequest\x1a!.arcade.agent.v1.RegisterResponse\x12U\n" +
 	"\n" +
@@ -3371,7 +3710,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"ListAgents\x12\".arcade.agent.v1.ListAgentsRequest\x1a#.arcade.agent.v1.ListAgentsResponse\x12X\n" +
 	"\vRevokeAgent\x12#.arcade.agent.v1.RevokeAgentRequest\x1a$.arcade.agent.v1.RevokeAgentResponse\x12c\n" +
 	"\x0eDownloadPlugin\x12&.arcade.agent.v1.DownloadPluginRequest\x1a'.arcade.agent.v1.DownloadPluginResponse0\x01\x12c\n" +
-	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01B2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
+	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01\x12p\n" +
+	"\x13BeginArtifactUpload\x12+.arcade.agent.v1.BeginArtifactUploadRequest\x1a,.arcade.agent.v1.BeginArtifactUploadResponse\x12s\n" +
+	"\x14FinishArtifactUpload\x12,.arcade.agent.v1.FinishArtifactUploadRequest\x1a-.arcade.agent.v1.FinishArtifactUploadResponseB2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_api_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -3385,152 +3726,170 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_api_agent_v1_agent_proto_rawDescData
 }
 
-var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_api_agent_v1_agent_proto_goTypes = []any{
-	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
-	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
-	(LabelOperator)(0),               // 2: arcade.agent.v1.LabelOperator
-	(LogLevel)(0),                    // 3: arcade.agent.v1.LogLevel
-	(LogStream)(0),                   // 4: arcade.agent.v1.LogStream
-	(LabelUpdateMode)(0),             // 5: arcade.agent.v1.LabelUpdateMode
-	(*LabelSelectorRequirement)(nil), // 6: arcade.agent.v1.LabelSelectorRequirement
-	(*LabelSelector)(nil),            // 7: arcade.agent.v1.LabelSelector
-	(*ArtifactConfig)(nil),           // 8: arcade.agent.v1.ArtifactConfig
-	(*Job)(nil),                      // 9: arcade.agent.v1.Job
-	(*Step)(nil),                     // 10: arcade.agent.v1.Step
-	(*PluginModule)(nil),             // 11: arcade.agent.v1.PluginModule
-	(*LogChunk)(nil),                 // 12: arcade.agent.v1.LogChunk
-	(*AgentMetrics)(nil),             // 13: arcade.agent.v1.AgentMetrics
-	(*Agent)(nil),                    // 14: arcade.agent.v1.Agent
-	(*RegisterRequest)(nil),          // 15: arcade.agent.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 16: arcade.agent.v1.RegisterResponse
-	(*UnregisterRequest)(nil),        // 17: arcade.agent.v1.UnregisterRequest
-	(*UnregisterResponse)(nil),       // 18: arcade.agent.v1.UnregisterResponse
-	(*HeartbeatRequest)(nil),         // 19: arcade.agent.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 20: arcade.agent.v1.HeartbeatResponse
-	(*UpdateLabelsRequest)(nil),      // 21: arcade.agent.v1.UpdateLabelsRequest
-	(*UpdateLabelsResponse)(nil),     // 22: arcade.agent.v1.UpdateLabelsResponse
-	(*FetchJobRequest)(nil),          // 23: arcade.agent.v1.FetchJobRequest
-	(*FetchJobResponse)(nil),         // 24: arcade.agent.v1.FetchJobResponse
-	(*ReportJobStatusRequest)(nil),   // 25: arcade.agent.v1.ReportJobStatusRequest
-	(*ReportJobStatusResponse)(nil),  // 26: arcade.agent.v1.ReportJobStatusResponse
-	(*Artifact)(nil),                 // 27: arcade.agent.v1.Artifact
-	(*ReportJobLogRequest)(nil),      // 28: arcade.agent.v1.ReportJobLogRequest
-	(*ReportJobLogResponse)(nil),     // 29: arcade.agent.v1.ReportJobLogResponse
-	(*CancelJobRequest)(nil),         // 30: arcade.agent.v1.CancelJobRequest
-	(*JobCancellation)(nil),          // 31: arcade.agent.v1.JobCancellation
-	(*CancelJobResponse)(nil),        // 32: arcade.agent.v1.CancelJobResponse
-	(*GetAgentRequest)(nil),          // 33: arcade.agent.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),         // 34: arcade.agent.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),        // 35: arcade.agent.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 36: arcade.agent.v1.ListAgentsResponse
-	(*RevokeAgentRequest)(nil),       // 37: arcade.agent.v1.RevokeAgentRequest
-	(*RevokeAgentResponse)(nil),      // 38: arcade.agent.v1.RevokeAgentResponse
-	(*DownloadPluginRequest)(nil),    // 39: arcade.agent.v1.DownloadPluginRequest
-	(*DownloadPluginResponse)(nil),   // 40: arcade.agent.v1.DownloadPluginResponse
-	(*ArtifactHeader)(nil),           // 41: arcade.agent.v1.ArtifactHeader
-	(*UploadArtifactRequest)(nil),    // 42: arcade.agent.v1.UploadArtifactRequest
-	(*UploadArtifactResponse)(nil),   // 43: arcade.agent.v1.UploadArtifactResponse
-	nil,                              // 44: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                              // 45: arcade.agent.v1.Job.EnvEntry
-	nil,                              // 46: arcade.agent.v1.Job.SecretsEntry
-	nil,                              // 47: arcade.agent.v1.Step.WithEntry
-	nil,                              // 48: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                              // 49: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 50: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 51: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 52: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 53: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),      // 54: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 55: google.protobuf.Timestamp
+	(AgentStatus)(0),                     // 0: arcade.agent.v1.AgentStatus
+	(JobStatus)(0),                       // 1: arcade.agent.v1.JobStatus
+	(LabelOperator)(0),                   // 2: arcade.agent.v1.LabelOperator
+	(LogLevel)(0),                        // 3: arcade.agent.v1.LogLevel
+	(LogStream)(0),                       // 4: arcade.agent.v1.LogStream
+	(LabelUpdateMode)(0),                 // 5: arcade.agent.v1.LabelUpdateMode
+	(ArtifactTransfer)(0),                // 6: arcade.agent.v1.ArtifactTransfer
+	(*LabelSelectorRequirement)(nil),     // 7: arcade.agent.v1.LabelSelectorRequirement
+	(*LabelSelector)(nil),                // 8: arcade.agent.v1.LabelSelector
+	(*ArtifactConfig)(nil),               // 9: arcade.agent.v1.ArtifactConfig
+	(*Job)(nil),                          // 10: arcade.agent.v1.Job
+	(*Step)(nil),                         // 11: arcade.agent.v1.Step
+	(*PluginModule)(nil),                 // 12: arcade.agent.v1.PluginModule
+	(*LogChunk)(nil),                     // 13: arcade.agent.v1.LogChunk
+	(*AgentMetrics)(nil),                 // 14: arcade.agent.v1.AgentMetrics
+	(*Agent)(nil),                        // 15: arcade.agent.v1.Agent
+	(*RegisterRequest)(nil),              // 16: arcade.agent.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 17: arcade.agent.v1.RegisterResponse
+	(*UnregisterRequest)(nil),            // 18: arcade.agent.v1.UnregisterRequest
+	(*UnregisterResponse)(nil),           // 19: arcade.agent.v1.UnregisterResponse
+	(*HeartbeatRequest)(nil),             // 20: arcade.agent.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 21: arcade.agent.v1.HeartbeatResponse
+	(*UpdateLabelsRequest)(nil),          // 22: arcade.agent.v1.UpdateLabelsRequest
+	(*UpdateLabelsResponse)(nil),         // 23: arcade.agent.v1.UpdateLabelsResponse
+	(*FetchJobRequest)(nil),              // 24: arcade.agent.v1.FetchJobRequest
+	(*FetchJobResponse)(nil),             // 25: arcade.agent.v1.FetchJobResponse
+	(*ReportJobStatusRequest)(nil),       // 26: arcade.agent.v1.ReportJobStatusRequest
+	(*ReportJobStatusResponse)(nil),      // 27: arcade.agent.v1.ReportJobStatusResponse
+	(*Artifact)(nil),                     // 28: arcade.agent.v1.Artifact
+	(*ReportJobLogRequest)(nil),          // 29: arcade.agent.v1.ReportJobLogRequest
+	(*ReportJobLogResponse)(nil),         // 30: arcade.agent.v1.ReportJobLogResponse
+	(*CancelJobRequest)(nil),             // 31: arcade.agent.v1.CancelJobRequest
+	(*JobCancellation)(nil),              // 32: arcade.agent.v1.JobCancellation
+	(*CancelJobResponse)(nil),            // 33: arcade.agent.v1.CancelJobResponse
+	(*GetAgentRequest)(nil),              // 34: arcade.agent.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),             // 35: arcade.agent.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),            // 36: arcade.agent.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),           // 37: arcade.agent.v1.ListAgentsResponse
+	(*RevokeAgentRequest)(nil),           // 38: arcade.agent.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),          // 39: arcade.agent.v1.RevokeAgentResponse
+	(*DownloadPluginRequest)(nil),        // 40: arcade.agent.v1.DownloadPluginRequest
+	(*DownloadPluginResponse)(nil),       // 41: arcade.agent.v1.DownloadPluginResponse
+	(*ArtifactHeader)(nil),               // 42: arcade.agent.v1.ArtifactHeader
+	(*UploadArtifactRequest)(nil),        // 43: arcade.agent.v1.UploadArtifactRequest
+	(*UploadArtifactResponse)(nil),       // 44: arcade.agent.v1.UploadArtifactResponse
+	(*PresignedRequest)(nil),             // 45: arcade.agent.v1.PresignedRequest
+	(*BeginArtifactUploadRequest)(nil),   // 46: arcade.agent.v1.BeginArtifactUploadRequest
+	(*BeginArtifactUploadResponse)(nil),  // 47: arcade.agent.v1.BeginArtifactUploadResponse
+	(*FinishArtifactUploadRequest)(nil),  // 48: arcade.agent.v1.FinishArtifactUploadRequest
+	(*FinishArtifactUploadResponse)(nil), // 49: arcade.agent.v1.FinishArtifactUploadResponse
+	nil,                                  // 50: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                                  // 51: arcade.agent.v1.Job.EnvEntry
+	nil,                                  // 52: arcade.agent.v1.Job.SecretsEntry
+	nil,                                  // 53: arcade.agent.v1.Step.WithEntry
+	nil,                                  // 54: arcade.agent.v1.PluginModule.ConfigEntry
+	nil,                                  // 55: arcade.agent.v1.Agent.LabelsEntry
+	nil,                                  // 56: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 57: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                                  // 58: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                                  // 59: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	nil,                                  // 60: arcade.agent.v1.PresignedRequest.HeadersEntry
+	(*durationpb.Duration)(nil),          // 61: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 62: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	44, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	6,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	54, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	45, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	54, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
-	8,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	7,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	46, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
-	10, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
-	11, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
-	47, // 11: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	54, // 12: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
-	48, // 13: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	54, // 14: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	55, // 15: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	50, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	7,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
+	61, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	51, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	61, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	9,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	8,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	52, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	11, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
+	12, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
+	53, // 11: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
+	61, // 12: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	54, // 13: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
+	61, // 14: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	62, // 15: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
 	3,  // 16: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
 	4,  // 17: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	55, // 18: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	49, // 19: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	62, // 18: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	55, // 19: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
 	0,  // 20: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	55, // 21: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	55, // 22: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	13, // 23: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	50, // 24: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	54, // 25: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	54, // 26: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	14, // 27: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	13, // 28: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	51, // 29: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	54, // 30: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	52, // 31: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	62, // 21: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	62, // 22: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	14, // 23: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	56, // 24: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	61, // 25: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	61, // 26: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	15, // 27: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	14, // 28: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	57, // 29: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	61, // 30: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	58, // 31: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
 	0,  // 32: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	53, // 33: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	59, // 33: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
 	5,  // 34: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	14, // 35: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	54, // 36: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	9,  // 37: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	55, // 38: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	15, // 35: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	61, // 36: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	10, // 37: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	62, // 38: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 39: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	55, // 40: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	27, // 41: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	55, // 42: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	55, // 43: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 44: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	54, // 45: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	31, // 46: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	14, // 47: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	62, // 40: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	28, // 41: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	62, // 42: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	62, // 43: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 44: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	61, // 45: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	32, // 46: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	15, // 47: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
 	0,  // 48: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	14, // 49: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	14, // 50: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	11, // 51: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	41, // 52: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	27, // 53: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	15, // 54: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	17, // 55: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	19, // 56: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	21, // 57: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	23, // 58: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	25, // 59: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	28, // 60: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	30, // 61: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	33, // 62: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	35, // 63: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	37, // 64: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	39, // 65: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	42, // 66: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	16, // 67: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	18, // 68: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	20, // 69: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	22, // 70: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	24, // 71: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	26, // 72: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	29, // 73: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	32, // 74: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	34, // 75: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	36, // 76: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	38, // 77: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	40, // 78: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	43, // 79: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	67, // [67:80] is the sub-list for method output_type
-	54, // [54:67] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	15, // 49: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	15, // 50: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	12, // 51: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	42, // 52: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	28, // 53: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	60, // 54: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
+	62, // 55: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 56: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	6,  // 57: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	45, // 58: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	42, // 59: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	28, // 60: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	16, // 61: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	18, // 62: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	20, // 63: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	22, // 64: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	24, // 65: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	26, // 66: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	29, // 67: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	31, // 68: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	34, // 69: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	36, // 70: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	38, // 71: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	40, // 72: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	43, // 73: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	46, // 74: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
+	48, // 75: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
+	17, // 76: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	19, // 77: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	21, // 78: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	23, // 79: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	25, // 80: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	27, // 81: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	30, // 82: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	33, // 83: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	35, // 84: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	37, // 85: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	39, // 86: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	41, // 87: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	44, // 88: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	47, // 89: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
+	49, // 90: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
+	76, // [76:91] is the sub-list for method output_type
+	61, // [61:76] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -3547,8 +3906,8 @@ func file_api_agent_v1_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   48,
+			NumEnums:      7,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
