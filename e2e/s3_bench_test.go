@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,12 +25,14 @@ import (
 // BenchmarkS3ArtifactTransfer moves a 64 MiB and a 1 GiB artifact between
 // an agent and a real S3 server (Versity Gateway) three ways, in the same
 // run: curl --aws-sigv4 PUT and GET of the same file to the same server
-// (the baseline), the presigned path (BeginArtifactUpload, a PUT straight
-// to the store, FinishArtifactUpload; GetArtifactURL and a GET with its
-// sha256 checked), and through the server (UploadArtifact and
-// DownloadArtifact, the bytes through the s3-store plugin). It reports the
-// best MB/s of each way over three tries (one through the server) and the
-// presigned path's ratio to curl's. Run it with -benchtime 1x (make bench).
+// (the baseline; also curl's GET piped to sha256sum, which checks what it
+// gets as the presigned path does), the presigned path
+// (BeginArtifactUpload, a PUT straight to the store, FinishArtifactUpload;
+// GetArtifactURL and a GET with its sha256 checked), and through the server
+// (UploadArtifact and DownloadArtifact, the bytes through the s3-store
+// plugin). It reports the best MB/s of each way over three tries (one
+// through the server) and the presigned path's ratios to curl's. Run it
+// with -benchtime 1x (make bench).
 func BenchmarkS3ArtifactTransfer(b *testing.B) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -50,9 +53,9 @@ func BenchmarkS3ArtifactTransfer(b *testing.B) {
 	client := transfer.Client()
 	for _, size := range []int64{64 << 20, 1 << 30} {
 		name := fmt.Sprintf("%dMiB", size>>20)
-		file := filepath.Join(b.TempDir(), name+".bin")
-		sum := writeRandom(b, file, size)
 		b.Run(name, func(b *testing.B) {
+			file := filepath.Join(b.TempDir(), name+".bin")
+			sum := writeRandom(b, file, size)
 			b.SetBytes(size)
 			// Each way runs reps times, interleaved with the others, and the
 			// best rate counts: the machine is shared, and a moment of load
@@ -114,6 +117,15 @@ func BenchmarkS3ArtifactTransfer(b *testing.B) {
 					}
 					return nil
 				})
+				// The same download, checked as the presigned path checks it.
+				timed("curl_sha256sum_get", func() error {
+					cmd := exec.Command("sh", append([]string{"-c", `"$0" "$@" | sha256sum`, curl}, curlArgs(curlURL)...)...)
+					out, err := cmd.CombinedOutput()
+					if err != nil || !strings.HasPrefix(string(out), sum) {
+						return fmt.Errorf("%v: %s", err, out)
+					}
+					return nil
+				})
 				timed("presigned_get", func() error {
 					link, err := c.jobs.GetArtifactURL(ctx, &jobv1.GetArtifactURLRequest{JobId: j.GetId(), Path: "presigned-" + name + ".bin"})
 					if err != nil {
@@ -133,6 +145,7 @@ func BenchmarkS3ArtifactTransfer(b *testing.B) {
 			}
 			b.ReportMetric(rates["presigned_put"]/rates["curl_put"], "presigned_put/curl")
 			b.ReportMetric(rates["presigned_get"]/rates["curl_get"], "presigned_get/curl")
+			b.ReportMetric(rates["presigned_get"]/rates["curl_sha256sum_get"], "presigned_get/curl_sha256sum")
 		})
 	}
 }
