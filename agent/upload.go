@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/go-arcade/arcade/agent/executor"
 	"github.com/go-arcade/arcade/agent/transfer"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	"github.com/go-arcade/arcade/internal/confine"
 )
 
 const (
@@ -47,7 +46,7 @@ var errNotKept = errors.New("this server keeps no artifact bytes")
 // marked so; with a server that keeps no artifacts they are reported
 // described only. The first artifact that cannot be stored, after retries,
 // ends the uploads with an error naming it: the job fails with it.
-func (a *Agent) uploadArtifacts(ctx context.Context, log *slog.Logger, job *agentv1.Job, ws string, arts []*agentv1.Artifact, ship *shipper) error {
+func (a *Agent) uploadArtifacts(ctx context.Context, log *slog.Logger, job *agentv1.Job, ws *confine.Dir, arts []*agentv1.Artifact, ship *shipper) error {
 	system := func(text string) {
 		ship.add(executor.Line{Stream: executor.System, Text: text, Time: time.Now()})
 	}
@@ -96,7 +95,7 @@ func temporary(err error) bool {
 
 // uploadArtifact stores one artifact, again while the server or the store
 // is unavailable, saying so in the job's log.
-func (a *Agent) uploadArtifact(ctx context.Context, log *slog.Logger, job *agentv1.Job, ws string, art *agentv1.Artifact, system func(string)) (*agentv1.Artifact, error) {
+func (a *Agent) uploadArtifact(ctx context.Context, log *slog.Logger, job *agentv1.Job, ws *confine.Dir, art *agentv1.Artifact, system func(string)) (*agentv1.Artifact, error) {
 	for attempt := 0; ; attempt++ {
 		stored, err := a.storeArtifact(ctx, job, ws, art)
 		if err == nil || errors.Is(err, errNotKept) {
@@ -117,7 +116,7 @@ func (a *Agent) uploadArtifact(ctx context.Context, log *slog.Logger, job *agent
 // storeArtifact makes one try: the server says how the bytes go (straight
 // to the store, or through it) and records the artifact once they are
 // there.
-func (a *Agent) storeArtifact(ctx context.Context, job *agentv1.Job, ws string, art *agentv1.Artifact) (*agentv1.Artifact, error) {
+func (a *Agent) storeArtifact(ctx context.Context, job *agentv1.Job, ws *confine.Dir, art *agentv1.Artifact) (*agentv1.Artifact, error) {
 	header := &agentv1.ArtifactHeader{JobId: job.GetId(), Attempt: job.GetAttempt(), Path: art.GetPath(),
 		SizeBytes: art.GetSizeBytes(), Sha256: art.GetSha256()}
 	begin, err := a.rpc.BeginArtifactUpload(ctx, &agentv1.BeginArtifactUploadRequest{Header: header})
@@ -136,7 +135,7 @@ func (a *Agent) storeArtifact(ctx context.Context, job *agentv1.Job, ws string, 
 	default:
 		return nil, fmt.Errorf("the server answered an unknown transfer %v", begin.GetTransfer())
 	}
-	f, err := os.Open(filepath.Join(ws, filepath.FromSlash(art.GetPath())))
+	f, err := ws.Open(art.GetPath())
 	if err != nil {
 		return nil, fmt.Errorf("open artifact: %w", err)
 	}
@@ -152,9 +151,9 @@ func (a *Agent) storeArtifact(ctx context.Context, job *agentv1.Job, ws string, 
 }
 
 // sendArtifact streams the header, then the file in chunks, through the
-// server.
-func (a *Agent) sendArtifact(ctx context.Context, header *agentv1.ArtifactHeader, ws string) (*agentv1.Artifact, error) {
-	f, err := os.Open(filepath.Join(ws, filepath.FromSlash(header.GetPath())))
+// server; the file is read through the confined workspace.
+func (a *Agent) sendArtifact(ctx context.Context, header *agentv1.ArtifactHeader, ws *confine.Dir) (*agentv1.Artifact, error) {
+	f, err := ws.Open(header.GetPath())
 	if err != nil {
 		return nil, fmt.Errorf("open artifact: %w", err)
 	}
