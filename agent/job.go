@@ -104,7 +104,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 			log.Warn("ending the job's processes", "err", err)
 		}
 	}()
-	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, slices.Collect(maps.Values(job.GetSecrets())))
+	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, jobMasks(job))
 	result, message := a.execute(ctx, job, ws, ship, track)
 	// Artifacts are kept from successful jobs only (a job that failed, say
 	// at a security scan, must not publish what it built). They are
@@ -329,4 +329,14 @@ func hashFile(ws *confine.Dir, name string) (int64, string, error) {
 		return 0, "", err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// jobMasks are the values masked in a job's log: its secrets and the plugin
+// config values that come from stored secrets.
+func jobMasks(job *agentv1.Job) []string {
+	masks := slices.Collect(maps.Values(job.GetSecrets()))
+	for _, m := range job.GetPlugins() {
+		masks = append(masks, slices.Collect(maps.Values(m.GetSecretConfig()))...)
+	}
+	return masks
 }

@@ -164,7 +164,7 @@ func (r *stepsRun) pluginStep(ctx context.Context, st *agentv1.Step, index int, 
 	}
 
 	spec := host.Spec{Name: pluginName, Kind: mod.GetKind(), Version: mod.GetVersion(), SHA256: mod.GetSha256(),
-		Config: mod.GetConfig()}
+		Config: pluginConfig(mod)}
 	spec.Grants.AllowedHosts = mod.GetAllowedHosts()
 	spec.Grants.AllowedPaths = []host.PathGrant{{Host: r.ws, Guest: WorkspaceGuest, Mode: "rw"}}
 	spec.Grants.MemoryLimitMiB = uint32(max(mod.GetMemoryLimitMib(), 0))
@@ -384,3 +384,17 @@ func (h *stepLog) Handle(_ context.Context, rec slog.Record) error {
 
 func (h *stepLog) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *stepLog) WithGroup(string) slog.Handler      { return h }
+
+// pluginConfig is a module's config with the values the server took from
+// stored secrets (masked in the job's log like the job's secrets).
+func pluginConfig(mod *agentv1.PluginModule) map[string]string {
+	if len(mod.GetSecretConfig()) == 0 {
+		return mod.GetConfig()
+	}
+	out := maps.Clone(mod.GetConfig())
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, mod.GetSecretConfig())
+	return out
+}

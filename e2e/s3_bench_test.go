@@ -40,9 +40,7 @@ func BenchmarkS3ArtifactTransfer(b *testing.B) {
 	}
 	srv := s3test.Start(b)
 	srv.CreateBucket(b, "bench")
-	b.Setenv("ARCADE_S3_ACCESS_KEY_ID", srv.AccessKey)
-	b.Setenv("ARCADE_S3_SECRET_ACCESS_KEY", srv.SecretKey)
-	c := s3Cluster(b, "sqlite://"+filepath.Join(b.TempDir(), "arcade.db"), srv, "bench", "ARCADE_S3_SECRET_ACCESS_KEY",
+	c := s3Cluster(b, "sqlite://"+filepath.Join(b.TempDir(), "arcade.db"), s3Ring(), srv, "bench", "S3_SECRET_ACCESS_KEY", true, srv.SecretKey,
 		"--lease-ttl", "30m", "--artifact-max-bytes", fmt.Sprint(2<<30))
 	agents, id := fakeAgent(b, c, "bench")
 	j := c.create(&jobv1.CreateJobRequest{Name: "big", Commands: []string{"true"}, Selector: "fake=bench"})

@@ -27,6 +27,7 @@ import (
 	"github.com/go-arcade/arcade/agent/transfer"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/internal/pgtest"
 	"github.com/go-arcade/arcade/internal/s3test"
 )
@@ -54,37 +55,54 @@ func s3StorePlugin(t testing.TB) string {
 	return s3StoreWasm
 }
 
-// s3Env puts the S3 server's credentials in the environment the servers
-// start with, where their plugins.yaml reads them (config_env).
-func s3Env(t *testing.T, srv *s3test.Server) {
-	t.Setenv("ARCADE_S3_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("ARCADE_S3_SECRET_ACCESS_KEY", srv.SecretKey)
-}
-
 // s3Cluster starts a server whose artifact store is s3-store over bucket,
-// its own plugins.yaml and data folder (no shared disk), granted only the
-// S3 server's host. secretEnv names the variable holding the secret.
-func s3Cluster(t testing.TB, dsn string, srv *s3test.Server, bucket, secretEnv string, args ...string) *cluster {
+// with its own plugins.yaml, data folder and copy of the keyring (no shared
+// disk), granted only the S3 server's host. The plugin takes the access key
+// from the stored secret S3_ACCESS_KEY_ID and the secret key from the one
+// named secretName; with setSecrets the server stores both first (once per
+// database), holding secretValue. It returns once s3-store is loaded.
+func s3Cluster(t testing.TB, dsn, ring string, srv *s3test.Server, bucket, secretName string, setSecrets bool, secretValue string, args ...string) *cluster {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "plugins.yaml")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "plugins.yaml")
 	yaml := fmt.Sprintf(`plugins:
   - name: s3-store
     path: %s
     kind: storage
     config: {endpoint: %q, bucket: %s, prefix: ci/, addressing: path}
-    config_env: {access_key_id: ARCADE_S3_ACCESS_KEY_ID, secret_access_key: %s}
+    secrets: {access_key_id: S3_ACCESS_KEY_ID, secret_access_key: %s}
     grants:
       allowed_hosts: [127.0.0.1]
       timeout: 1m
       memory_limit_mib: 256
       max_instances: 4
-`, s3StorePlugin(t), srv.Endpoint, bucket, secretEnv)
+`, s3StorePlugin(t), srv.Endpoint, bucket, secretName)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return newCluster(t, dsn, append([]string{"--plugins-config", cfg, "--artifact-store", "s3-store",
-		"--artifact-sweep-interval", "200ms"}, args...)...)
+	keyring := filepath.Join(dir, "secret.keyring")
+	if err := os.WriteFile(keyring, []byte(ring), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, dsn, append([]string{"--plugins-config", cfg, "--artifact-store", "s3-store",
+		"--artifact-sweep-interval", "200ms", "--secret-keyring", keyring}, args...)...)
+	if setSecrets {
+		for name, value := range map[string]string{"S3_ACCESS_KEY_ID": srv.AccessKey, secretName: secretValue} {
+			if out, err := c.cliIn(value, "secret", "set", name); err != nil {
+				t.Fatalf("arcade secret set %s: %v\n%s", name, err, out)
+			}
+		}
+	}
+	plugins := pluginv1.NewPluginServiceClient(c.conn)
+	c.waitFor("s3-store to load with its secrets", func() bool {
+		p, err := plugins.GetPlugin(context.Background(), &pluginv1.GetPluginRequest{Name: "s3-store"})
+		return err == nil && p.GetPlugin().GetState() == pluginv1.PluginState_PLUGIN_STATE_LOADED
+	})
+	return c
 }
+
+// s3Ring is a keyring for the servers of one test: one key, a copy each.
+func s3Ring() string { return "# s3 tests\n" + base64Key() + "\n" }
 
 func sha256Of(b []byte) string {
 	s := sha256.Sum256(b)
@@ -129,11 +147,11 @@ func TestS3ReplicasWithoutSharedDisk(t *testing.T) {
 	dsn := pgtest.Start(t)
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "arcade")
-	s3Env(t, srv)
+	ring := s3Ring()
 	httpC := freeAddr(t)
-	a := s3Cluster(t, dsn, srv, "arcade", "ARCADE_S3_SECRET_ACCESS_KEY", "--log-archive-after", "1ms")
-	b := s3Cluster(t, dsn, srv, "arcade", "ARCADE_S3_SECRET_ACCESS_KEY")
-	c := s3Cluster(t, dsn, srv, "arcade", "ARCADE_S3_SECRET_ACCESS_KEY", "--http-listen", httpC)
+	a := s3Cluster(t, dsn, ring, srv, "arcade", "S3_SECRET_ACCESS_KEY", true, srv.SecretKey, "--log-archive-after", "1ms")
+	b := s3Cluster(t, dsn, ring, srv, "arcade", "S3_SECRET_ACCESS_KEY", false, "")
+	c := s3Cluster(t, dsn, ring, srv, "arcade", "S3_SECRET_ACCESS_KEY", false, "", "--http-listen", httpC)
 	a.startAgent("on-a", 2)
 
 	app := seqBytes(600000) // 4.4 MiB
@@ -337,8 +355,7 @@ func TestS3MultipartArtifact(t *testing.T) {
 	}
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "arcade")
-	s3Env(t, srv)
-	c := s3Cluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), srv, "arcade", "ARCADE_S3_SECRET_ACCESS_KEY",
+	c := s3Cluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), s3Ring(), srv, "arcade", "S3_SECRET_ACCESS_KEY", true, srv.SecretKey,
 		"--artifact-uploads", "server", "--lease-ttl", "10m")
 	c.startAgent("builder", 1, "real=yes")
 	const size = 200 << 20
@@ -415,18 +432,16 @@ func TestS3MultipartArtifact(t *testing.T) {
 func TestS3StoreFailures(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "arcade")
-	s3Env(t, srv)
-	t.Setenv("ARCADE_S3_WRONG_SECRET", "wrong-"+srv.SecretKey)
 	dsn := func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "arcade.db") }
 	for _, tc := range []struct {
-		name, bucket, secretEnv, reason string
+		name, bucket, secret, reason string
 	}{
-		{"wrong credentials", "arcade", "ARCADE_S3_WRONG_SECRET", "SignatureDoesNotMatch"},
-		{"missing bucket", "not-there", "ARCADE_S3_SECRET_ACCESS_KEY", "NoSuchBucket"},
+		{"wrong credentials", "arcade", "wrong-" + srv.SecretKey, "SignatureDoesNotMatch"},
+		{"missing bucket", "not-there", srv.SecretKey, "NoSuchBucket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := s3Cluster(t, dsn(t), srv, tc.bucket, tc.secretEnv)
-			c.startAgent("builder-"+tc.bucket+tc.secretEnv, 1, "case="+strings.ReplaceAll(tc.name, " ", "-"))
+			c := s3Cluster(t, dsn(t), s3Ring(), srv, tc.bucket, "S3_SECRET_ACCESS_KEY", true, tc.secret)
+			c.startAgent("builder", 1, "case="+strings.ReplaceAll(tc.name, " ", "-"))
 			j := c.create(&jobv1.CreateJobRequest{Name: tc.name, Selector: "case=" + strings.ReplaceAll(tc.name, " ", "-"),
 				Commands: []string{"echo built > out.txt"}, Artifacts: &agentv1.ArtifactConfig{Paths: []string{"out.txt"}}})
 			got := c.waitStatus(j.GetId(), success, failed)
@@ -444,7 +459,7 @@ func TestS3StoreFailures(t *testing.T) {
 	}
 
 	t.Run("store down for 10 s", func(t *testing.T) {
-		c := s3Cluster(t, dsn(t), srv, "arcade", "ARCADE_S3_SECRET_ACCESS_KEY")
+		c := s3Cluster(t, dsn(t), s3Ring(), srv, "arcade", "S3_SECRET_ACCESS_KEY", true, srv.SecretKey)
 		c.startAgent("patient", 1, "case=down")
 		srv.Down()
 		j := c.create(&jobv1.CreateJobRequest{Name: "while down", Selector: "case=down",
@@ -484,8 +499,7 @@ func TestS3StoreFailures(t *testing.T) {
 func TestS3PresignedRefusals(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "arcade")
-	s3Env(t, srv)
-	c := s3Cluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), srv, "arcade", "ARCADE_S3_SECRET_ACCESS_KEY",
+	c := s3Cluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), s3Ring(), srv, "arcade", "S3_SECRET_ACCESS_KEY", true, srv.SecretKey,
 		"--artifact-url-ttl", "2s", "--lease-ttl", "10m")
 	ctx := context.Background()
 	agents, id := fakeAgent(t, c, "by-hand")

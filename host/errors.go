@@ -51,7 +51,6 @@ const (
 	ErrNameConflict    Reason = "name conflict"
 	ErrUnsigned        Reason = "unsigned"
 	ErrBadSignature    Reason = "bad signature"
-	ErrConfig          Reason = "bad config"
 )
 
 // Error is a failed plugin load or call. Its message names the plugin and
@@ -81,7 +80,7 @@ func (e *Error) Error() string {
 	case ErrCrashed:
 		s = fmt.Sprintf("plugin %s crashed in %s", e.Plugin, e.Function)
 	case ErrInvalidModule, ErrHashMismatch, ErrKindMismatch, ErrMissingFunction,
-		ErrContract, ErrVersionMismatch, ErrBadMetadata, ErrNameConflict, ErrUnsigned, ErrBadSignature, ErrConfig:
+		ErrContract, ErrVersionMismatch, ErrBadMetadata, ErrNameConflict, ErrUnsigned, ErrBadSignature:
 		s = fmt.Sprintf("plugin %s refused: %s", e.Plugin, e.Reason)
 	default:
 		s = fmt.Sprintf("plugin %s: %s", e.Plugin, e.Reason)

@@ -29,7 +29,9 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/logarchive"
@@ -95,6 +97,15 @@ type Config struct {
 	// SecretKey (base64, 32 bytes) seals job secrets; empty keeps a key in
 	// DataDir/secret.key. Replicas sharing a database must share it.
 	SecretKey string
+	// SecretKeyring is the keyring file (default DataDir/secret.keyring):
+	// more keys, one base64 key per line, added by arcade server rekey.
+	// Every replica's keyring must hold the key the database names primary.
+	SecretKeyring string
+
+	// AuditMaxEvents and AuditMaxAge bound the audit log (defaults 100,000
+	// entries and 90 days; -1 turns a bound off).
+	AuditMaxEvents int
+	AuditMaxAge    time.Duration
 
 	// RateLimit bounds each API client to this many calls per second on
 	// average (bursts of RateBurst); 0 turns the limit off. Agents are not
@@ -144,11 +155,13 @@ type Config struct {
 	HTTPListen string
 }
 
-// ScopedToken is an API token limited to a scope.
+// ScopedToken is an API token limited to a scope; Name names it in the
+// audit log (default "api_tokens[N]").
 type ScopedToken struct {
 	Token  string
 	SHA256 string
 	Scope  string
+	Name   string
 }
 
 // apiTokens converts the scoped tokens, refusing unclear ones.
@@ -168,7 +181,7 @@ func (c *Config) apiTokens() ([]auth.APIToken, error) {
 		case len(hash) != 64:
 			return nil, fmt.Errorf("api_tokens[%d].sha256: want 64 hex digits", i)
 		}
-		out = append(out, auth.APIToken{Hash: hash, Scope: scope})
+		out = append(out, auth.APIToken{Hash: hash, Scope: scope, Name: t.Name})
 	}
 	return out, nil
 }
@@ -247,14 +260,20 @@ func (c *Config) Validate() error {
 	if err := c.Notify.Validate(); err != nil {
 		return err
 	}
+	if err := (audit.Config{MaxEvents: c.AuditMaxEvents, MaxAge: c.AuditMaxAge}).Validate(); err != nil {
+		return err
+	}
 	return c.validateTriggers()
 }
 
 // startPlugins loads the configured plugins and watches the plugin folders
 // and file. A plugin that fails to load is logged; the server serves on.
-func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics) (*host.Manager, error) {
+func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics, resolver *secrets.Resolver) (*host.Manager, error) {
 	log := logger.With("component", "plugins")
-	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall))
+	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall),
+		host.WithSecrets(func(ctx context.Context, names []string) (map[string]string, error) {
+			return resolver.Resolve(ctx, secrets.Scope{}, names...) // plugins.yaml is server-wide: global secrets
+		}))
 	stats.WatchPlugins(m)
 	m.Subscribe(func(e host.Event) {
 		attrs := []any{"plugin", e.Plugin, "kind", e.Kind, "version", e.Version}
@@ -327,6 +346,9 @@ type Server struct {
 	replica string
 	// httpMounts are extra handlers of the HTTP listener.
 	httpMounts map[string]http.Handler
+	// keyring seals secrets; audit records every write.
+	keyring *secrets.Keyring
+	audit   *audit.Log
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -355,18 +377,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		}
 		return a.ID, nil
 	})
-	key, err := secrets.LoadKey(cfg.SecretKey, filepath.Join(cfg.DataDir, "secret.key"))
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	box, err := secrets.New(key)
+	authn.UseNamedTokens(service.NamedTokens{Store: st})
+	ring, err := OpenKeyring(ctx, cfg, st, logger.With("component", "keyring"))
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	svc := service.New(service.Config{
-		Secrets:           box,
+		Secrets:           ring,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxPollWait:       cfg.MaxPollWait,
 		LeaseTTL:          cfg.LeaseTTL,
@@ -389,9 +407,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
 	}
 	limiter := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
+	// Every write of an API client is recorded (after the rate limit: a
+	// client refused for calling too often cannot flood the log).
+	auditLog := audit.New(st, audit.Config{MaxEvents: cfg.AuditMaxEvents, MaxAge: cfg.AuditMaxAge}, logger.With("component", "audit"))
+	authn.OnDenied(auditLog.Denied)
+	svc.UseAuditLog(auditLog)
 	gs := grpc.NewServer(append(opts,
-		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor(), auditLog.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), auditLog.StreamInterceptor(), stats.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying
@@ -404,6 +427,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	agentv1.RegisterAgentServiceServer(gs, svc.AgentServer())
 	jobv1.RegisterJobServiceServer(gs, svc.JobServer())
 	jobv1.RegisterStreamServiceServer(gs, svc.StreamServer())
+	secretv1.RegisterSecretServiceServer(gs, svc.SecretServer())
+	secretv1.RegisterTokenServiceServer(gs, svc.TokenServer())
+	secretv1.RegisterAuditServiceServer(gs, svc.AuditServer())
+	secretv1.RegisterTrustServiceServer(gs, svc.TrustServer())
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -431,7 +458,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("create artifact folder: %w", err)
 	}
-	plugins, err := startPlugins(ctx, cfg, logger, func(e *jobv1.Event) { bus.Publish(e); notifier.Handle(e) }, stats)
+	plugins, err := startPlugins(ctx, cfg, logger, func(e *jobv1.Event) { bus.Publish(e); notifier.Handle(e) }, stats, svc.Secrets())
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -459,7 +486,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
-		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString()}
+		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString(), keyring: ring, audit: auditLog}
 	err = srv.listenWebhook()
 	if err == nil {
 		err = srv.listenHTTP()
@@ -507,6 +534,11 @@ func (s *Server) Run(ctx context.Context) error {
 	notified := make(chan struct{})
 	go func() { s.notify.Run(ctx); close(notified) }()
 	defer func() { cancel(); <-notified }()
+	audited := s.startAudit(ctx)
+	defer func() { cancel(); <-audited }() // before the store closes: what was recorded is written
+	keyring := make(chan struct{})
+	go func() { s.followKeyring(ctx); close(keyring) }()
+	defer func() { cancel(); <-keyring }()
 	if s.peers != nil {
 		if err := s.peers.Run(ctx, s.svc.HandlePeer); err != nil {
 			return fmt.Errorf("listen to other replicas: %w", err)

@@ -132,12 +132,16 @@ type serverSettings struct {
 	TLSClientCA       string        `koanf:"tls_client_ca"`
 	RequireAgentCerts bool          `koanf:"require_agent_certs"`
 	SecretKey         string        `koanf:"secret_key"`
+	SecretKeyring     string        `koanf:"secret_keyring"`
+	AuditMaxEvents    int           `koanf:"audit_max_events"`
+	AuditMaxAge       time.Duration `koanf:"audit_max_age"`
 	RateLimit         float64       `koanf:"rate_limit"`
 	RateBurst         int           `koanf:"rate_burst"`
 	APITokens         []struct {
 		Token  string `koanf:"token"`
 		SHA256 string `koanf:"sha256"`
 		Scope  string `koanf:"scope"`
+		Name   string `koanf:"name"`
 	} `koanf:"api_tokens"`
 	WebhookPort  int    `koanf:"webhook_port"`
 	CronTimezone string `koanf:"cron_timezone"`

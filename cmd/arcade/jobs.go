@@ -61,6 +61,7 @@ func newJobCmd() *cobra.Command {
 		commands []string
 		envs     []string
 		secrets  []string
+		refs     []string
 		selector string
 		jlabels  []string
 		timeout  time.Duration
@@ -127,6 +128,9 @@ func newJobCmd() *cobra.Command {
 					req.Secrets[k] = v.(string)
 				}
 			}
+			if len(refs) > 0 {
+				req.SecretRefs = refs
+			}
 			if len(jlabels) > 0 {
 				req.Labels = map[string]string{}
 				for k, v := range pairs(jlabels) {
@@ -165,6 +169,7 @@ func newJobCmd() *cobra.Command {
 	create.Flags().StringArrayVar(&commands, "cmd", nil, "command (repeatable)")
 	create.Flags().StringArrayVar(&envs, "env", nil, "environment variable K=V (repeatable)")
 	create.Flags().StringArrayVar(&secrets, "secret", nil, "secret K=V: env for the job, stored encrypted, masked as *** in its log (repeatable)")
+	create.Flags().StringArrayVar(&refs, "secret-ref", nil, "stored secret NAME (arcade secret set) given to the job as env $NAME, masked in its log (repeatable)")
 	create.Flags().StringVar(&selector, "selector", "", "label selector, e.g. 'env in (staging,production),gpu,!spot,cpu-cores>8'")
 	create.Flags().StringArrayVar(&jlabels, "label", nil, "label of the job itself k=v (repeatable)")
 	create.Flags().DurationVar(&timeout, "timeout", 0, "timeout (0: none)")
@@ -342,6 +347,16 @@ func printJobDetail(w io.Writer, j *jobv1.JobDetail) error {
 	}
 	for i, st := range j.GetSteps() {
 		row(fmt.Sprintf("Step %d", i+1), describeStep(st, i))
+	}
+	if names := append(slices.Clone(j.GetSecretNames()), j.GetSecretRefs()...); len(names) > 0 {
+		row("Secrets", strings.Join(names, ", "))
+	}
+	if j.GetTrustReason() != "" {
+		word := "no"
+		if j.GetTrustedAgents() {
+			word = "yes"
+		}
+		row("Trusted agents", word+": "+j.GetTrustReason())
 	}
 	return tw.Flush()
 }

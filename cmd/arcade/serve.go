@@ -42,6 +42,9 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.String("artifact-downloads", "redirect", "redirect (downloads go to a presigned URL of a store that makes them) or stream (through this server)")
 	f.Duration("artifact-url-ttl", 10*time.Minute, "how long a presigned artifact URL works")
 	f.String("http-listen", "127.0.0.1:8080", `dashboard and HTTP/JSON API address ("" turns it off)`)
+	f.String("secret-keyring", "", "keyring file of secret keys (default DATA_DIR/secret.keyring; see arcade server rekey)")
+	f.Int("audit-max-events", 0, "audit log entries kept (default 100000; -1: no count bound)")
+	f.Duration("audit-max-age", 0, "audit log entries older than this are dropped (default 90 days; negative: no age bound)")
 }
 
 func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) {
@@ -52,7 +55,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 	}
 	var scoped []server.ScopedToken
 	for _, t := range s.APITokens {
-		scoped = append(scoped, server.ScopedToken{Token: t.Token, SHA256: t.SHA256, Scope: t.Scope})
+		scoped = append(scoped, server.ScopedToken{Token: t.Token, SHA256: t.SHA256, Scope: t.Scope, Name: t.Name})
 	}
 	d := s.NotifyDelivery
 	notifications := notify.Config{Attempts: d.Attempts, Backoff: d.Backoff, MaxBackoff: d.MaxBackoff, Timeout: d.Timeout,
@@ -70,7 +73,8 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
 		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
-		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen,
+		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen, SecretKeyring: s.SecretKeyring,
+		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
 		ArtifactUploads: s.ArtifactUploads, ArtifactDownloads: s.ArtifactDownloads, ArtifactURLTTL: s.ArtifactURLTTL,
@@ -106,6 +110,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.String("tls-key", "", "private key of --tls-cert")
 	f.String("tls-client-ca", "", "verify client certificates signed by this CA (mutual TLS)")
 	f.Bool("require-agent-certs", false, "refuse agent calls without a verified client certificate")
+	cmd.AddCommand(newRekeyCmd(g))
 	return cmd
 }
 
@@ -173,7 +178,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 	cmd.Flags().String("client-key", "", "private key of --client-cert")
 	cmd.Flags().String("tls-server-name", "", "name to expect in the server's certificate")
 	cmd.Flags().String("data-dir", "", "where fetched plugin modules and their compilation cache live (default: the work dir)")
-	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd())
+	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd(), newAgentTrustCmd())
 	return cmd
 }
 

@@ -21,6 +21,7 @@ import (
 type fileSpec struct {
 	Name     string            `yaml:"name"`
 	Env      map[string]string `yaml:"env"`
+	Secrets  []string          `yaml:"secrets"`
 	Triggers []triggerSpec     `yaml:"triggers"`
 	Stages   []stageSpec       `yaml:"stages"`
 }
@@ -55,6 +56,7 @@ type jobSpec struct {
 	When          string            `yaml:"when"`
 	Image         string            `yaml:"image"`
 	Steps         []jobstep.YAML    `yaml:"steps"`
+	Secrets       []string          `yaml:"secrets"`
 }
 
 type selectorSpec struct {
@@ -89,7 +91,7 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 		}
 		return nil, errorf("yaml", "%v", err)
 	}
-	p := &jobv1.PipelineDetail{Name: f.Name, Env: f.Env}
+	p := &jobv1.PipelineDetail{Name: f.Name, Env: f.Env, SecretRefs: f.Secrets}
 	for i, t := range f.Triggers {
 		field := fmt.Sprintf("triggers[%d]", i)
 		typ, err := ParseTriggerType(t.Type)
@@ -115,7 +117,7 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 
 func parseJob(field string, j jobSpec) (*jobv1.PipelineJob, error) {
 	pj := &jobv1.PipelineJob{Name: j.Name, Commands: j.Commands, Uses: j.Uses, With: j.With, Env: j.Env,
-		Selector: j.Selector, DependsOn: j.DependsOn, Image: j.Image}
+		Selector: j.Selector, DependsOn: j.DependsOn, Image: j.Image, Secrets: j.Secrets}
 	var err error
 	if pj.Steps, err = jobstep.FromYAML(field+".steps", j.Steps); err != nil {
 		var se *jobstep.Error

@@ -11,10 +11,10 @@
 // config: endpoint (scheme://host[:port], required), region (default
 // us-east-1), bucket (required), prefix (put before every key, as is),
 // addressing (path, the default, or virtual: bucket.host), access_key_id,
-// secret_access_key and session_token. Give the credentials with
-// config_env in plugins.yaml, never written there. Grant the endpoint's
-// host (allowed_hosts), or bucket.host with virtual addressing: nothing
-// else.
+// secret_access_key and session_token. Give the credentials as stored
+// secrets (secrets: in plugins.yaml), never written there. Grant the
+// endpoint's host (allowed_hosts), or bucket.host with virtual addressing:
+// nothing else.
 //
 // Requests are signed with AWS Signature Version 4. The sha256 of every
 // upload is sent with it, so the store refuses bytes that do not match; the
@@ -227,10 +227,13 @@ func del() int32 {
 //go:wasmexport list
 func list() int32 {
 	return pdk.Handle(func(r *pdk.ListRequest) (*pdk.ListResponse, error) {
+		// Each object listed costs a HEAD (a listing has no metadata): pages
+		// stay small enough for one call's timeout.
 		size := int(r.PageSize)
-		if size <= 0 || size > 1000 {
+		if size <= 0 {
 			size = 100
 		}
+		size = min(size, 200)
 		c, err := newClient()
 		var objs []s3.Object
 		var next string

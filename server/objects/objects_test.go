@@ -24,15 +24,26 @@ import (
 
 func TestMain(m *testing.M) { pdktest.Main(m) }
 
-// load loads one storage plugin from a plugins.yaml entry and returns a
-// store over it with the given part size.
-func load(t *testing.T, entry string, partSize int) *objects.Store {
+// load loads one storage plugin from a plugins.yaml entry, with stored
+// secrets, and returns a store over it with the given part size.
+func load(t *testing.T, entry string, secrets map[string]string, partSize int) *objects.Store {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "plugins.yaml")
 	if err := os.WriteFile(cfg, []byte("plugins:\n"+entry), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := host.NewManager(slog.New(slog.DiscardHandler), host.WithCacheDir(pdktest.CacheDir()))
+	resolve := func(_ context.Context, names []string) (map[string]string, error) {
+		out := map[string]string{}
+		for _, n := range names {
+			v, ok := secrets[n]
+			if !ok {
+				return nil, fmt.Errorf("no secret named %s", n)
+			}
+			out[n] = v
+		}
+		return out, nil
+	}
+	m := host.NewManager(slog.New(slog.DiscardHandler), host.WithCacheDir(pdktest.CacheDir()), host.WithSecrets(resolve))
 	t.Cleanup(func() { m.Close(context.Background()) })
 	if err := m.LoadPluginsFromConfig(cfg); err != nil {
 		t.Fatal(err)
@@ -55,22 +66,20 @@ func fsStore(t *testing.T) (*objects.Store, string) {
 	dir := t.TempDir()
 	entry := fmt.Sprintf("  - {name: store, path: %s, config: {verify_loads: \"false\"}, grants: {allowed_paths: [{host: %s, guest: /store, mode: rw}], memory_limit_mib: 128}}\n",
 		pdktest.Build(t, "../../plugins/fs-store"), dir)
-	return load(t, entry, 256<<10), dir
+	return load(t, entry, nil, 256<<10), dir
 }
 
 // s3Store is s3-store over a bucket of a fresh S3 server.
 func s3Store(t *testing.T) (*objects.Store, *s3test.Server) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "objects")
-	t.Setenv("OBJECTS_TEST_AK", srv.AccessKey)
-	t.Setenv("OBJECTS_TEST_SK", srv.SecretKey)
 	entry := fmt.Sprintf(`  - name: store
     path: %s
     config: {endpoint: %q, bucket: objects}
-    config_env: {access_key_id: OBJECTS_TEST_AK, secret_access_key: OBJECTS_TEST_SK}
+    secrets: {access_key_id: S3_ACCESS_KEY_ID, secret_access_key: S3_SECRET_ACCESS_KEY}
     grants: {allowed_hosts: [127.0.0.1], memory_limit_mib: 256, timeout: 1m}
 `, pdktest.Build(t, "../../plugins/s3-store"), srv.Endpoint)
-	return load(t, entry, 0), srv
+	return load(t, entry, map[string]string{"S3_ACCESS_KEY_ID": srv.AccessKey, "S3_SECRET_ACCESS_KEY": srv.SecretKey}, 0), srv
 }
 
 func sum(b []byte) string {

@@ -494,6 +494,13 @@ func (s *Service) agentProto(ctx context.Context, a *store.Agent, running int) *
 		LastHeartbeatAt:   ts(a.LastHeartbeatAt),
 		Revoked:           a.Revoked,
 		Plugins:           a.Plugins,
+		Trusted:           a.Trusted,
+	}
+	switch {
+	case a.TrustMarked:
+		out.TrustedBecause = "marked trusted by an admin"
+	case a.Trusted:
+		out.TrustedBecause = "carries a trusted label"
 	}
 	if len(a.Metrics) > 0 {
 		m := new(agentv1.AgentMetrics)

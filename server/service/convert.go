@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -85,12 +86,16 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		Stage:           j.Stage,
 		SecretNames:     j.SecretNames,
 		Steps:           storedSteps(j),
+		SecretRefs:      j.SecretRefs,
+		TrustedAgents:   j.TrustedAgents,
+		TrustReason:     j.TrustReason,
 	}
 }
 
-// agentJob is a job as the agent that runs it receives it, secrets
-// included.
-func (s *Service) agentJob(j *store.Job) *agentv1.Job {
+// agentJob is a job as the agent that runs it receives it, its own
+// secrets included; an error says why they cannot be opened (the job must
+// not run without them).
+func (s *Service) agentJob(j *store.Job) (*agentv1.Job, error) {
 	var sec map[string]string
 	if len(j.Secrets) > 0 {
 		var err error
@@ -100,7 +105,7 @@ func (s *Service) agentJob(j *store.Job) *agentv1.Job {
 			sec, err = s.cfg.Secrets.Open(j.Secrets)
 		}
 		if err != nil {
-			s.log.Error("job secrets cannot be opened; the job runs without them", "job", j.ID, "err", err)
+			return nil, fmt.Errorf("the job's secrets cannot be opened: %w", err)
 		}
 	}
 	return &agentv1.Job{
@@ -116,7 +121,7 @@ func (s *Service) agentJob(j *store.Job) *agentv1.Job {
 		LabelSelector: selectorProto(j.Selector),
 		Attempt:       j.Attempt,
 		Steps:         storedSteps(j),
-	}
+	}, nil
 }
 
 func logChunk(l store.LogLine) *agentv1.LogChunk {

@@ -137,6 +137,11 @@ func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest)
 	if err := s.sealSecrets(req.GetSecrets(), j); err != nil {
 		return nil, err
 	}
+	if err := s.checkSecretRefs(ctx, req.GetSecretRefs(), "", false, func(i int) string { return fmt.Sprintf("secret_refs[%d]", i) }); err != nil {
+		return nil, err
+	}
+	j.SecretRefs = slices.Compact(slices.Sorted(slices.Values(req.GetSecretRefs())))
+	j.TrustedAgents, j.TrustReason = jobTrust(ctx)
 	if err := s.life.CreateJob(ctx, j); err != nil {
 		return nil, storeError(err, "job")
 	}
@@ -217,7 +222,16 @@ func (js *JobServer) UpdateJob(ctx context.Context, req *jobv1.UpdateJobRequest)
 		if err := jobFromRequest(merged, j); err != nil {
 			return err
 		}
-		return s.checkStepPlugins("steps", merged.GetSteps())
+		if err := s.checkStepPlugins("steps", merged.GetSteps()); err != nil {
+			return err
+		}
+		if j.TrustedAgents && !isAdmin(ctx) {
+			// What an admin allowed on trusted agents, changed by a lesser
+			// token, is no longer the admin's.
+			j.TrustedAgents, j.TrustReason = jobTrust(ctx)
+			j.TrustReason = "updated by a token without admin scope: " + j.TrustReason
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, storeError(err, "job "+req.GetJobId())

@@ -873,7 +873,10 @@ type PluginModule struct {
 	Timeout        *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	MemoryLimitMib int32                `protobuf:"varint,9,opt,name=memory_limit_mib,json=memoryLimitMib,proto3" json:"memory_limit_mib,omitempty"`
 	// The module's ed25519 signature, empty when unsigned.
-	Signature     []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Config values that come from stored secrets (plugins.yaml "secrets:"),
+	// sent only with a job: merged into config and masked in the job's log.
+	SecretConfig  map[string]string `protobuf:"bytes,11,rep,name=secret_config,json=secretConfig,proto3" json:"secret_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -974,6 +977,13 @@ func (x *PluginModule) GetMemoryLimitMib() int32 {
 func (x *PluginModule) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *PluginModule) GetSecretConfig() map[string]string {
+	if x != nil {
+		return x.SecretConfig
 	}
 	return nil
 }
@@ -1192,9 +1202,13 @@ type Agent struct {
 	// The agent's token was revoked; it cannot register again.
 	Revoked bool `protobuf:"varint,14,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	// The plugins the agent runs as job steps; "*" means any the server serves.
-	Plugins       []string `protobuf:"bytes,15,rep,name=plugins,proto3" json:"plugins,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Plugins []string `protobuf:"bytes,15,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	// Trusted agents run only jobs whose runs may use them (arcade.secret.v1
+	// TrustService); trusted_because says why it is trusted.
+	Trusted        bool   `protobuf:"varint,16,opt,name=trusted,proto3" json:"trusted,omitempty"`
+	TrustedBecause string `protobuf:"bytes,17,opt,name=trusted_because,json=trustedBecause,proto3" json:"trusted_because,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Agent) Reset() {
@@ -1330,6 +1344,20 @@ func (x *Agent) GetPlugins() []string {
 		return x.Plugins
 	}
 	return nil
+}
+
+func (x *Agent) GetTrusted() bool {
+	if x != nil {
+		return x.Trusted
+	}
+	return false
+}
+
+func (x *Agent) GetTrustedBecause() string {
+	if x != nil {
+		return x.TrustedBecause
+	}
+	return ""
 }
 
 type RegisterRequest struct {
@@ -3440,7 +3468,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x04\n" +
 	"\fPluginModule\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
@@ -3453,8 +3481,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12(\n" +
 	"\x10memory_limit_mib\x18\t \x01(\x05R\x0ememoryLimitMib\x12\x1c\n" +
 	"\tsignature\x18\n" +
-	" \x01(\fR\tsignature\x1a9\n" +
+	" \x01(\fR\tsignature\x12T\n" +
+	"\rsecret_config\x18\v \x03(\v2/.arcade.agent.v1.PluginModule.SecretConfigEntryR\fsecretConfig\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
+	"\x11SecretConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x01\n" +
 	"\bLogChunk\x12\x1f\n" +
@@ -3476,7 +3508,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05load1\x18\b \x01(\x01R\x05load1\x12!\n" +
 	"\frunning_jobs\x18\t \x01(\x05R\vrunningJobs\x12=\n" +
 	"\fcollected_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\"\xfb\x04\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\"\xbe\x05\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -3493,7 +3525,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x11last_heartbeat_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastHeartbeatAt\x127\n" +
 	"\ametrics\x18\r \x01(\v2\x1d.arcade.agent.v1.AgentMetricsR\ametrics\x12\x18\n" +
 	"\arevoked\x18\x0e \x01(\bR\arevoked\x12\x18\n" +
-	"\aplugins\x18\x0f \x03(\tR\aplugins\x1a9\n" +
+	"\aplugins\x18\x0f \x03(\tR\aplugins\x12\x18\n" +
+	"\atrusted\x18\x10 \x01(\bR\atrusted\x12'\n" +
+	"\x0ftrusted_because\x18\x11 \x01(\tR\x0etrustedBecause\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
@@ -3727,7 +3761,7 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                     // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                       // 1: arcade.agent.v1.JobStatus
@@ -3784,112 +3818,114 @@ var file_api_agent_v1_agent_proto_goTypes = []any{
 	nil,                                  // 52: arcade.agent.v1.Job.SecretsEntry
 	nil,                                  // 53: arcade.agent.v1.Step.WithEntry
 	nil,                                  // 54: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                                  // 55: arcade.agent.v1.Agent.LabelsEntry
-	nil,                                  // 56: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                                  // 57: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                                  // 58: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                                  // 59: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	nil,                                  // 60: arcade.agent.v1.PresignedRequest.HeadersEntry
-	(*durationpb.Duration)(nil),          // 61: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 62: google.protobuf.Timestamp
+	nil,                                  // 55: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                                  // 56: arcade.agent.v1.Agent.LabelsEntry
+	nil,                                  // 57: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 58: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                                  // 59: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                                  // 60: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	nil,                                  // 61: arcade.agent.v1.PresignedRequest.HeadersEntry
+	(*durationpb.Duration)(nil),          // 62: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 63: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
 	50, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
 	7,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	61, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	62, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
 	51, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	61, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	62, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
 	9,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	8,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
 	52, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
 	11, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
 	12, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
 	53, // 11: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	61, // 12: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	62, // 12: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
 	54, // 13: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	61, // 14: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	62, // 15: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	3,  // 16: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	4,  // 17: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	62, // 18: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	55, // 19: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,  // 20: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	62, // 21: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	62, // 22: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	14, // 23: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	56, // 24: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	61, // 25: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	61, // 26: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	15, // 27: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	14, // 28: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	57, // 29: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	61, // 30: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	58, // 31: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,  // 32: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	59, // 33: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	5,  // 34: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	15, // 35: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	61, // 36: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	10, // 37: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	62, // 38: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 39: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	62, // 40: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	28, // 41: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	62, // 42: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	62, // 43: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 44: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	61, // 45: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	32, // 46: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	15, // 47: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,  // 48: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	15, // 49: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	15, // 50: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	12, // 51: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	42, // 52: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	28, // 53: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	60, // 54: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
-	62, // 55: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
-	42, // 56: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	6,  // 57: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
-	45, // 58: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
-	42, // 59: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	28, // 60: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	16, // 61: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	18, // 62: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	20, // 63: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	22, // 64: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	24, // 65: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	26, // 66: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	29, // 67: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	31, // 68: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	34, // 69: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	36, // 70: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	38, // 71: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	40, // 72: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	43, // 73: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	46, // 74: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
-	48, // 75: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
-	17, // 76: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	19, // 77: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	21, // 78: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	23, // 79: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	25, // 80: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	27, // 81: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	30, // 82: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	33, // 83: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	35, // 84: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	37, // 85: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	39, // 86: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	41, // 87: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	44, // 88: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	47, // 89: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
-	49, // 90: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
-	76, // [76:91] is the sub-list for method output_type
-	61, // [61:76] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	62, // 14: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	55, // 15: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	63, // 16: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	3,  // 17: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	4,  // 18: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	63, // 19: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	56, // 20: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,  // 21: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	63, // 22: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	63, // 23: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	14, // 24: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	57, // 25: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	62, // 26: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	62, // 27: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	15, // 28: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	14, // 29: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	58, // 30: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	62, // 31: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	59, // 32: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,  // 33: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	60, // 34: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	5,  // 35: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	15, // 36: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	62, // 37: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	10, // 38: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	63, // 39: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 40: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	63, // 41: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	28, // 42: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	63, // 43: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	63, // 44: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 45: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	62, // 46: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	32, // 47: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	15, // 48: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,  // 49: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	15, // 50: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	15, // 51: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	12, // 52: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	42, // 53: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	28, // 54: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	61, // 55: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
+	63, // 56: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 57: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	6,  // 58: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	45, // 59: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	42, // 60: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	28, // 61: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	16, // 62: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	18, // 63: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	20, // 64: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	22, // 65: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	24, // 66: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	26, // 67: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	29, // 68: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	31, // 69: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	34, // 70: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	36, // 71: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	38, // 72: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	40, // 73: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	43, // 74: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	46, // 75: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
+	48, // 76: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
+	17, // 77: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	19, // 78: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	21, // 79: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	23, // 80: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	25, // 81: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	27, // 82: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	30, // 83: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	33, // 84: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	35, // 85: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	37, // 86: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	39, // 87: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	41, // 88: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	44, // 89: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	47, // 90: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
+	49, // 91: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
+	77, // [77:92] is the sub-list for method output_type
+	62, // [62:77] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -3907,7 +3943,7 @@ func file_api_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   54,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

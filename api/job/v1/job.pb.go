@@ -176,7 +176,13 @@ type JobDetail struct {
 	// runs commands.
 	Steps []*v1.Step `protobuf:"bytes,26,rep,name=steps,proto3" json:"steps,omitempty"`
 	// True once the log was moved to the storage plugin; GetJobLog still serves it.
-	LogArchived   bool `protobuf:"varint,27,opt,name=log_archived,json=logArchived,proto3" json:"log_archived,omitempty"`
+	LogArchived bool `protobuf:"varint,27,opt,name=log_archived,json=logArchived,proto3" json:"log_archived,omitempty"`
+	// Stored secrets (arcade.secret.v1) the job gets as env, by name; their
+	// values are resolved when the job is handed to its agent.
+	SecretRefs []string `protobuf:"bytes,28,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	// Whether the job may run on trusted agents, and why (or why not).
+	TrustedAgents bool   `protobuf:"varint,29,opt,name=trusted_agents,json=trustedAgents,proto3" json:"trusted_agents,omitempty"`
+	TrustReason   string `protobuf:"bytes,30,opt,name=trust_reason,json=trustReason,proto3" json:"trust_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +406,27 @@ func (x *JobDetail) GetLogArchived() bool {
 	return false
 }
 
+func (x *JobDetail) GetSecretRefs() []string {
+	if x != nil {
+		return x.SecretRefs
+	}
+	return nil
+}
+
+func (x *JobDetail) GetTrustedAgents() bool {
+	if x != nil {
+		return x.TrustedAgents
+	}
+	return false
+}
+
+func (x *JobDetail) GetTrustReason() string {
+	if x != nil {
+		return x.TrustReason
+	}
+	return ""
+}
+
 type CreateJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -419,7 +446,10 @@ type CreateJobRequest struct {
 	Secrets map[string]string `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Steps, commands and plugin calls, run in order in one workspace; set
 	// either commands or steps.
-	Steps         []*v1.Step `protobuf:"bytes,12,rep,name=steps,proto3" json:"steps,omitempty"`
+	Steps []*v1.Step `protobuf:"bytes,12,rep,name=steps,proto3" json:"steps,omitempty"`
+	// Stored secrets (global ones) handed to the job as env under their
+	// names, masked in its log. An unknown name is InvalidArgument.
+	SecretRefs    []string `protobuf:"bytes,13,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -534,6 +564,13 @@ func (x *CreateJobRequest) GetSecrets() map[string]string {
 func (x *CreateJobRequest) GetSteps() []*v1.Step {
 	if x != nil {
 		return x.Steps
+	}
+	return nil
+}
+
+func (x *CreateJobRequest) GetSecretRefs() []string {
+	if x != nil {
+		return x.SecretRefs
 	}
 	return nil
 }
@@ -1556,7 +1593,9 @@ type PipelineJob struct {
 	Image     string               `protobuf:"bytes,13,opt,name=image,proto3" json:"image,omitempty"`
 	// Steps run in order in one workspace, mixing commands and plugin calls;
 	// set one of commands, uses or steps.
-	Steps         []*v1.Step `protobuf:"bytes,14,rep,name=steps,proto3" json:"steps,omitempty"`
+	Steps []*v1.Step `protobuf:"bytes,14,rep,name=steps,proto3" json:"steps,omitempty"`
+	// Stored secrets this job gets as env (besides the pipeline's).
+	Secrets       []string `protobuf:"bytes,15,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1685,6 +1724,13 @@ func (x *PipelineJob) GetImage() string {
 func (x *PipelineJob) GetSteps() []*v1.Step {
 	if x != nil {
 		return x.Steps
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetSecrets() []string {
+	if x != nil {
+		return x.Secrets
 	}
 	return nil
 }
@@ -1940,7 +1986,10 @@ type PipelineDetail struct {
 	// name wins), handed as env and masked in logs; write-only.
 	Secrets map[string]string `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The names of the pipeline's secrets (values are never returned).
-	SecretNames   []string `protobuf:"bytes,10,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
+	SecretNames []string `protobuf:"bytes,10,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
+	// Stored secrets (arcade.secret.v1, global or of this pipeline) every
+	// job of the pipeline gets as env; YAML "secrets: [NAME, …]".
+	SecretRefs    []string `protobuf:"bytes,11,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2045,6 +2094,13 @@ func (x *PipelineDetail) GetSecretNames() []string {
 	return nil
 }
 
+func (x *PipelineDetail) GetSecretRefs() []string {
+	if x != nil {
+		return x.SecretRefs
+	}
+	return nil
+}
+
 // PipelineRun is one execution of a pipeline.
 type PipelineRun struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -2062,8 +2118,19 @@ type PipelineRun struct {
 	PipelineName string                 `protobuf:"bytes,12,opt,name=pipeline_name,json=pipelineName,proto3" json:"pipeline_name,omitempty"`
 	// The stages of the run in order, each with its job names (the view of a
 	// run: jobs of a stage are listed in jobs).
-	Stages        []string `protobuf:"bytes,13,rep,name=stages,proto3" json:"stages,omitempty"`
-	Message       string   `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
+	Stages  []string `protobuf:"bytes,13,rep,name=stages,proto3" json:"stages,omitempty"`
+	Message string   `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
+	// The run came from outside the trusted circle (a pull request from a
+	// fork): its jobs get no secrets and never run on trusted agents.
+	UntrustedOrigin bool `protobuf:"varint,15,opt,name=untrusted_origin,json=untrustedOrigin,proto3" json:"untrusted_origin,omitempty"`
+	// The repository the run is of (normalized URL), when known; its
+	// source-scoped secrets are the run's.
+	Source string `protobuf:"bytes,16,opt,name=source,proto3" json:"source,omitempty"`
+	// The branch the run is of, when known.
+	Branch string `protobuf:"bytes,17,opt,name=branch,proto3" json:"branch,omitempty"`
+	// Whether the run's jobs may use trusted agents, and why (or why not).
+	TrustedAgents bool   `protobuf:"varint,18,opt,name=trusted_agents,json=trustedAgents,proto3" json:"trusted_agents,omitempty"`
+	TrustReason   string `protobuf:"bytes,19,opt,name=trust_reason,json=trustReason,proto3" json:"trust_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2192,6 +2259,41 @@ func (x *PipelineRun) GetStages() []string {
 func (x *PipelineRun) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetUntrustedOrigin() bool {
+	if x != nil {
+		return x.UntrustedOrigin
+	}
+	return false
+}
+
+func (x *PipelineRun) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetTrustedAgents() bool {
+	if x != nil {
+		return x.TrustedAgents
+	}
+	return false
+}
+
+func (x *PipelineRun) GetTrustReason() string {
+	if x != nil {
+		return x.TrustReason
 	}
 	return ""
 }
@@ -3379,8 +3481,13 @@ type AgentFit struct {
 	Full bool `protobuf:"varint,8,opt,name=full,proto3" json:"full,omitempty"`
 	// Plugins the job's steps use that the agent does not run.
 	MissingPlugins []string `protobuf:"bytes,9,rep,name=missing_plugins,json=missingPlugins,proto3" json:"missing_plugins,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The agent is trusted (marked, or by a trusted label).
+	Trusted bool `protobuf:"varint,10,opt,name=trusted,proto3" json:"trusted,omitempty"`
+	// Set when trust alone keeps the job from this agent: the agent is
+	// trusted and the job may not use trusted agents, and why.
+	TrustRefused  string `protobuf:"bytes,11,opt,name=trust_refused,json=trustRefused,proto3" json:"trust_refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgentFit) Reset() {
@@ -3476,6 +3583,20 @@ func (x *AgentFit) GetMissingPlugins() []string {
 	return nil
 }
 
+func (x *AgentFit) GetTrusted() bool {
+	if x != nil {
+		return x.Trusted
+	}
+	return false
+}
+
+func (x *AgentFit) GetTrustRefused() string {
+	if x != nil {
+		return x.TrustRefused
+	}
+	return ""
+}
+
 type ExplainJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Job   *JobDetail             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -3558,7 +3679,8 @@ var File_api_job_v1_job_proto protoreflect.FileDescriptor
 
 const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\t\n" +
+	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\n" +
+	"\n" +
 	"\tJobDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x122\n" +
@@ -3593,13 +3715,17 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x05stage\x18\x18 \x01(\tR\x05stage\x12!\n" +
 	"\fsecret_names\x18\x19 \x03(\tR\vsecretNames\x12+\n" +
 	"\x05steps\x18\x1a \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12!\n" +
-	"\flog_archived\x18\x1b \x01(\bR\vlogArchived\x1a6\n" +
+	"\flog_archived\x18\x1b \x01(\bR\vlogArchived\x12\x1f\n" +
+	"\vsecret_refs\x18\x1c \x03(\tR\n" +
+	"secretRefs\x12%\n" +
+	"\x0etrusted_agents\x18\x1d \x01(\bR\rtrustedAgents\x12!\n" +
+	"\ftrust_reason\x18\x1e \x01(\tR\vtrustReason\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8f\x06\n" +
 	"\x10CreateJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12:\n" +
@@ -3613,7 +3739,9 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\bselector\x18\n" +
 	" \x01(\tR\bselector\x12F\n" +
 	"\asecrets\x18\v \x03(\v2,.arcade.job.v1.CreateJobRequest.SecretsEntryR\asecrets\x12+\n" +
-	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x1a6\n" +
+	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x1f\n" +
+	"\vsecret_refs\x18\r \x03(\tR\n" +
+	"secretRefs\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -3688,7 +3816,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"on_timeout\x18\x03 \x01(\bR\tonTimeout\x12\"\n" +
 	"\ron_agent_lost\x18\x04 \x01(\bR\vonAgentLost\x123\n" +
-	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xcf\x05\n" +
+	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xe9\x05\n" +
 	"\vPipelineJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12\x12\n" +
@@ -3705,7 +3833,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"depends_on\x18\v \x03(\tR\tdependsOn\x12/\n" +
 	"\x04when\x18\f \x01(\x0e2\x1b.arcade.job.v1.RunConditionR\x04when\x12\x14\n" +
 	"\x05image\x18\r \x01(\tR\x05image\x12+\n" +
-	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x1a7\n" +
+	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x18\n" +
+	"\asecrets\x18\x0f \x03(\tR\asecrets\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a6\n" +
@@ -3734,7 +3863,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\fsuccess_rate\x18\x02 \x01(\x01R\vsuccessRate\x12D\n" +
 	"\x10average_duration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0faverageDuration\x12B\n" +
 	"\x0flast_run_status\x18\x04 \x01(\x0e2\x1a.arcade.agent.v1.JobStatusR\rlastRunStatus\x12:\n" +
-	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\xe6\x04\n" +
+	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\x87\x05\n" +
 	"\x0ePipelineDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x128\n" +
@@ -3750,13 +3879,15 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12D\n" +
 	"\asecrets\x18\t \x03(\v2*.arcade.job.v1.PipelineDetail.SecretsEntryR\asecrets\x12!\n" +
 	"\fsecret_names\x18\n" +
-	" \x03(\tR\vsecretNames\x1a6\n" +
+	" \x03(\tR\vsecretNames\x12\x1f\n" +
+	"\vsecret_refs\x18\v \x03(\tR\n" +
+	"secretRefs\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x06\n" +
 	"\vPipelineRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vpipeline_id\x18\x02 \x01(\tR\n" +
@@ -3776,7 +3907,12 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"finishedAt\x12#\n" +
 	"\rpipeline_name\x18\f \x01(\tR\fpipelineName\x12\x16\n" +
 	"\x06stages\x18\r \x03(\tR\x06stages\x12\x18\n" +
-	"\amessage\x18\x0e \x01(\tR\amessage\x1a9\n" +
+	"\amessage\x18\x0e \x01(\tR\amessage\x12)\n" +
+	"\x10untrusted_origin\x18\x0f \x01(\bR\x0funtrustedOrigin\x12\x16\n" +
+	"\x06source\x18\x10 \x01(\tR\x06source\x12\x16\n" +
+	"\x06branch\x18\x11 \x01(\tR\x06branch\x12%\n" +
+	"\x0etrusted_agents\x18\x12 \x01(\bR\rtrustedAgents\x12!\n" +
+	"\ftrust_reason\x18\x13 \x01(\tR\vtrustReason\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
@@ -3855,7 +3991,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"*\n" +
 	"\x11ExplainJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xc7\x02\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x86\x03\n" +
 	"\bAgentFit\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x1d\n" +
 	"\n" +
@@ -3866,7 +4002,10 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\frunning_jobs\x18\x06 \x01(\x05R\vrunningJobs\x12.\n" +
 	"\x13max_concurrent_jobs\x18\a \x01(\x05R\x11maxConcurrentJobs\x12\x12\n" +
 	"\x04full\x18\b \x01(\bR\x04full\x12'\n" +
-	"\x0fmissing_plugins\x18\t \x03(\tR\x0emissingPlugins\"\xd5\x01\n" +
+	"\x0fmissing_plugins\x18\t \x03(\tR\x0emissingPlugins\x12\x18\n" +
+	"\atrusted\x18\n" +
+	" \x01(\bR\atrusted\x12#\n" +
+	"\rtrust_refused\x18\v \x01(\tR\ftrustRefused\"\xd5\x01\n" +
 	"\x12ExplainJobResponse\x12*\n" +
 	"\x03job\x18\x01 \x01(\v2\x18.arcade.job.v1.JobDetailR\x03job\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12/\n" +

@@ -83,7 +83,7 @@ func ParseConfig(get func(key string) (string, bool)) (Config, error) {
 	c.Credentials = sigv4.Credentials{AccessKeyID: val(KeyAccessKeyID, ""), SecretAccessKey: val(KeySecretAccessKey, ""),
 		SessionToken: val(KeySessionToken, "")}
 	if c.Credentials.AccessKeyID == "" || c.Credentials.SecretAccessKey == "" {
-		errs = append(errs, errors.New("config access_key_id and secret_access_key are required (from the environment with config_env, never written in plugins.yaml)"))
+		errs = append(errs, errors.New("config access_key_id and secret_access_key are required (as stored secrets: secrets: in plugins.yaml, never written there)"))
 	}
 	return c, errors.Join(errs...)
 }
