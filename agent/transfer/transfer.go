@@ -32,6 +32,8 @@ func Client() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.WriteBufferSize, t.ReadBufferSize = 256<<10, 256<<10
 	t.ResponseHeaderTimeout = 2 * time.Minute
+	// The object's own bytes, as stored and hashed: no transparent gzip.
+	t.DisableCompression = true
 	return &http.Client{Transport: t}
 }
 
