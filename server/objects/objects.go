@@ -83,17 +83,20 @@ const (
 // Store reads and writes objects through a storage plugin, looked up at
 // each use so that a plugin swapped while the server runs is followed.
 type Store struct {
-	lookup   func() (Plugin, error)
-	partSize int
+	lookup        func() (Plugin, error)
+	partSize      int
+	multipartSize int
 }
 
 // New returns a store over the plugin lookup returns; partSize is the size
-// of part objects (0: DefaultPartSize).
+// of the parts large objects are written in, within a multipart plugin's
+// bounds (0: DefaultPartSize for part objects, MultipartPartSize for
+// multipart uploads).
 func New(lookup func() (Plugin, error), partSize int) *Store {
 	if partSize <= 0 {
-		partSize = DefaultPartSize
+		return &Store{lookup: lookup, partSize: DefaultPartSize, multipartSize: MultipartPartSize}
 	}
-	return &Store{lookup: lookup, partSize: partSize}
+	return &Store{lookup: lookup, partSize: partSize, multipartSize: partSize}
 }
 
 func (s *Store) plugin() (Plugin, error) {
@@ -124,13 +127,12 @@ func (s *Store) Features() (*pluginv1.StorageFeatures, error) {
 }
 
 // partSizeFor is the size of the parts of a plugin with features f: the
-// store's part size, or for a multipart upload MultipartPartSize within the
-// plugin's bounds.
+// store's part size, within the plugin's bounds for a multipart upload.
 func (s *Store) partSizeFor(f *pluginv1.StorageFeatures) int {
 	if !f.GetMultipart() {
 		return s.partSize
 	}
-	n := max(int64(MultipartPartSize), f.GetMinPartBytes())
+	n := max(int64(s.multipartSize), f.GetMinPartBytes())
 	if f.GetMaxPartBytes() > 0 {
 		n = min(n, f.GetMaxPartBytes())
 	}
