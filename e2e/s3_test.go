@@ -28,8 +28,10 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/internal/pgtest"
 	"github.com/go-arcade/arcade/internal/s3test"
+	"github.com/go-arcade/arcade/server/store"
 )
 
 var (
@@ -443,7 +445,8 @@ func TestS3StoreFailures(t *testing.T) {
 		{"missing bucket", "not-there", srv.SecretKey, "NoSuchBucket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := s3Cluster(t, dsn(t), s3Ring(), srv, tc.bucket, "S3_SECRET_ACCESS_KEY", true, tc.secret)
+			db := dsn(t)
+			c := s3Cluster(t, db, s3Ring(), srv, tc.bucket, "S3_SECRET_ACCESS_KEY", true, tc.secret)
 			c.startAgent("builder", 1, "case="+strings.ReplaceAll(tc.name, " ", "-"))
 			j := c.create(&jobv1.CreateJobRequest{Name: tc.name, Selector: "case=" + strings.ReplaceAll(tc.name, " ", "-"),
 				Commands: []string{"echo built > out.txt"}, Artifacts: &agentv1.ArtifactConfig{Paths: []string{"out.txt"}}})
@@ -452,6 +455,14 @@ func TestS3StoreFailures(t *testing.T) {
 				t.Errorf("job: %v %q, want FAILED with artifact out.txt not stored: …%s…", got.GetStatus(), got.GetMessage(), tc.reason)
 			}
 			t.Logf("%s: %s", tc.name, got.GetMessage())
+			st, err := store.Open(context.Background(), db, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if row, err := st.GetJob(context.Background(), j.GetId()); err != nil || row.EndReason != jobstate.ReasonArtifactUpload {
+				t.Errorf("end reason %q (%v), want %q", row.EndReason, err, jobstate.ReasonArtifactUpload)
+			}
 			if arts := artifactsOf(t, c, j.GetId()); len(arts) != 0 {
 				t.Errorf("recorded %v", arts)
 			}

@@ -80,6 +80,7 @@ var nestedKeys = map[string]string{
 	"container_runtime": "container.runtime",
 	"container_host":    "container.host",
 	"docker_host":       "container.host",
+	"container_check":   "container.check_interval",
 }
 
 // pairs reads k=v items into a map; an item without "=" maps to "".
@@ -207,8 +208,9 @@ type agentSettings struct {
 	TrustedKeys    []string          `koanf:"trusted_keys"`
 	RequireSigs    bool              `koanf:"require_signatures"`
 	Container      struct {
-		Runtime string `koanf:"runtime"`
-		Host    string `koanf:"host"`
+		Runtime       string        `koanf:"runtime"`
+		Host          string        `koanf:"host"`
+		CheckInterval time.Duration `koanf:"check_interval"`
 	} `koanf:"container"`
 }
 

@@ -126,6 +126,7 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.Bool("require-signatures", false, "refuse plugin modules not signed by a trusted key")
 	f.String("container-runtime", "auto", "auto (container jobs when the Docker engine answers), docker, or none (never look for one)")
 	f.String("docker-host", "", "the Docker engine's address (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	f.Duration("container-check", 5*time.Second, "how often to check that the Docker engine still answers (its labels follow it)")
 }
 
 func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
@@ -139,7 +140,7 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 		dockerHost = os.Getenv("DOCKER_HOST")
 	}
 	return agent.Config{
-		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost,
+		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost, EngineCheck: s.Container.CheckInterval,
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,

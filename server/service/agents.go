@@ -259,7 +259,7 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 		return nil, invalid("status", "an agent reports RUNNING or a final status, got %s", to)
 	}
 	rep := lifecycle.Report{AgentID: id, JobID: req.GetJobId(), Attempt: req.GetAttempt(), Status: to,
-		ExitCode: req.GetExitCode(), Message: req.GetMessage()}
+		ExitCode: req.GetExitCode(), Message: req.GetMessage(), Reason: jobstate.FromEndReason(req.GetReason(), jobstate.ReasonNone)}
 	if t := req.GetTimestamp(); t.IsValid() {
 		rep.Began = t.AsTime()
 	}

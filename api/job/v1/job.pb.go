@@ -183,6 +183,8 @@ type JobDetail struct {
 	// Whether the job may run on trusted agents, and why (or why not).
 	TrustedAgents bool   `protobuf:"varint,29,opt,name=trusted_agents,json=trustedAgents,proto3" json:"trusted_agents,omitempty"`
 	TrustReason   string `protobuf:"bytes,30,opt,name=trust_reason,json=trustReason,proto3" json:"trust_reason,omitempty"`
+	// How the job runs in its image (with image only).
+	Container     *v1.ContainerOptions `protobuf:"bytes,31,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -427,6 +429,13 @@ func (x *JobDetail) GetTrustReason() string {
 	return ""
 }
 
+func (x *JobDetail) GetContainer() *v1.ContainerOptions {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
 type CreateJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -449,7 +458,10 @@ type CreateJobRequest struct {
 	Steps []*v1.Step `protobuf:"bytes,12,rep,name=steps,proto3" json:"steps,omitempty"`
 	// Stored secrets (global ones) handed to the job as env under their
 	// names, masked in its log. An unknown name is InvalidArgument.
-	SecretRefs    []string `protobuf:"bytes,13,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	SecretRefs []string `protobuf:"bytes,13,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	// How the job runs in its image: pull policy, registry credential,
+	// limits, network, service containers. Needs image.
+	Container     *v1.ContainerOptions `protobuf:"bytes,14,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +583,13 @@ func (x *CreateJobRequest) GetSteps() []*v1.Step {
 func (x *CreateJobRequest) GetSecretRefs() []string {
 	if x != nil {
 		return x.SecretRefs
+	}
+	return nil
+}
+
+func (x *CreateJobRequest) GetContainer() *v1.ContainerOptions {
+	if x != nil {
+		return x.Container
 	}
 	return nil
 }
@@ -1595,7 +1614,9 @@ type PipelineJob struct {
 	// set one of commands, uses or steps.
 	Steps []*v1.Step `protobuf:"bytes,14,rep,name=steps,proto3" json:"steps,omitempty"`
 	// Stored secrets this job gets as env (besides the pipeline's).
-	Secrets       []string `protobuf:"bytes,15,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	Secrets []string `protobuf:"bytes,15,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// How the job runs in its image. Needs image.
+	Container     *v1.ContainerOptions `protobuf:"bytes,16,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1731,6 +1752,13 @@ func (x *PipelineJob) GetSteps() []*v1.Step {
 func (x *PipelineJob) GetSecrets() []string {
 	if x != nil {
 		return x.Secrets
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetContainer() *v1.ContainerOptions {
+	if x != nil {
+		return x.Container
 	}
 	return nil
 }
@@ -3679,7 +3707,7 @@ var File_api_job_v1_job_proto protoreflect.FileDescriptor
 
 const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\n" +
+	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\n" +
 	"\n" +
 	"\tJobDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -3719,13 +3747,14 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\vsecret_refs\x18\x1c \x03(\tR\n" +
 	"secretRefs\x12%\n" +
 	"\x0etrusted_agents\x18\x1d \x01(\bR\rtrustedAgents\x12!\n" +
-	"\ftrust_reason\x18\x1e \x01(\tR\vtrustReason\x1a6\n" +
+	"\ftrust_reason\x18\x1e \x01(\tR\vtrustReason\x12?\n" +
+	"\tcontainer\x18\x1f \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8f\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x06\n" +
 	"\x10CreateJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12:\n" +
@@ -3741,7 +3770,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\asecrets\x18\v \x03(\v2,.arcade.job.v1.CreateJobRequest.SecretsEntryR\asecrets\x12+\n" +
 	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x1f\n" +
 	"\vsecret_refs\x18\r \x03(\tR\n" +
-	"secretRefs\x1a6\n" +
+	"secretRefs\x12?\n" +
+	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -3816,7 +3846,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"on_timeout\x18\x03 \x01(\bR\tonTimeout\x12\"\n" +
 	"\ron_agent_lost\x18\x04 \x01(\bR\vonAgentLost\x123\n" +
-	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xe9\x05\n" +
+	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xaa\x06\n" +
 	"\vPipelineJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12\x12\n" +
@@ -3834,7 +3864,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x04when\x18\f \x01(\x0e2\x1b.arcade.job.v1.RunConditionR\x04when\x12\x14\n" +
 	"\x05image\x18\r \x01(\tR\x05image\x12+\n" +
 	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x18\n" +
-	"\asecrets\x18\x0f \x03(\tR\asecrets\x1a7\n" +
+	"\asecrets\x18\x0f \x03(\tR\asecrets\x12?\n" +
+	"\tcontainer\x18\x10 \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a6\n" +
@@ -4134,135 +4165,139 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	(*v1.LabelSelector)(nil),         // 68: arcade.agent.v1.LabelSelector
 	(*timestamppb.Timestamp)(nil),    // 69: google.protobuf.Timestamp
 	(*v1.Step)(nil),                  // 70: arcade.agent.v1.Step
-	(*fieldmaskpb.FieldMask)(nil),    // 71: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 72: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 73: arcade.agent.v1.Artifact
-	(v1.AgentStatus)(0),              // 74: arcade.agent.v1.AgentStatus
+	(*v1.ContainerOptions)(nil),      // 71: arcade.agent.v1.ContainerOptions
+	(*fieldmaskpb.FieldMask)(nil),    // 72: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 73: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 74: arcade.agent.v1.Artifact
+	(v1.AgentStatus)(0),              // 75: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	65, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	53, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	66, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	67, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	68, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	54, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	69, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	69, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	69, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	69, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	70, // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
-	55, // 11: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	66, // 12: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	67, // 13: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	68, // 14: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	56, // 15: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	57, // 16: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	70, // 17: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
-	2,  // 18: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 19: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	65, // 20: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
-	2,  // 21: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
-	3,  // 22: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	71, // 23: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 24: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 25: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 26: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	72, // 27: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	73, // 28: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	66, // 29: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	58, // 30: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	59, // 31: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	68, // 32: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	66, // 33: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
-	21, // 34: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	67, // 35: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	0,  // 36: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	70, // 37: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
-	22, // 38: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	60, // 39: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
-	1,  // 40: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	66, // 41: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	65, // 42: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	69, // 43: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	61, // 44: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
-	24, // 45: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
-	23, // 46: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	25, // 47: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	69, // 48: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	69, // 49: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	62, // 50: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
-	65, // 51: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	1,  // 52: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	63, // 53: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	2,  // 54: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	69, // 55: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	69, // 56: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	69, // 57: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 58: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 59: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 60: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 61: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	26, // 62: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	71, // 63: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	26, // 64: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	64, // 65: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	27, // 66: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 67: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 68: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 69: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	73, // 70: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	73, // 71: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	69, // 72: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
-	74, // 73: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
-	2,  // 74: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	51, // 75: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
-	3,  // 76: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	5,  // 77: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	7,  // 78: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	9,  // 79: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	11, // 80: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	13, // 81: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	15, // 82: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	17, // 83: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	19, // 84: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	46, // 85: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
-	48, // 86: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
-	50, // 87: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
-	28, // 88: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	30, // 89: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	32, // 90: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	34, // 91: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	36, // 92: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	38, // 93: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	40, // 94: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	42, // 95: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	44, // 96: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	4,  // 97: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	6,  // 98: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	8,  // 99: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	10, // 100: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	12, // 101: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	14, // 102: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	16, // 103: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	18, // 104: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	20, // 105: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	47, // 106: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
-	49, // 107: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
-	52, // 108: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
-	29, // 109: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	31, // 110: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	33, // 111: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	35, // 112: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	37, // 113: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	39, // 114: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	41, // 115: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	43, // 116: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	45, // 117: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	97, // [97:118] is the sub-list for method output_type
-	76, // [76:97] is the sub-list for method input_type
-	76, // [76:76] is the sub-list for extension type_name
-	76, // [76:76] is the sub-list for extension extendee
-	0,  // [0:76] is the sub-list for field type_name
+	65,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	53,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	66,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	67,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	68,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	54,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	69,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	69,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	69,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	70,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	71,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
+	55,  // 12: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	66,  // 13: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	67,  // 14: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	68,  // 15: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	56,  // 16: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	57,  // 17: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	70,  // 18: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	71,  // 19: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
+	2,   // 20: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 21: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	65,  // 22: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	2,   // 23: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
+	3,   // 24: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
+	72,  // 25: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,   // 26: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 27: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 28: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	73,  // 29: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	74,  // 30: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	66,  // 31: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	58,  // 32: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	59,  // 33: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	68,  // 34: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	66,  // 35: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	21,  // 36: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
+	67,  // 37: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	0,   // 38: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
+	70,  // 39: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	71,  // 40: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
+	22,  // 41: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
+	60,  // 42: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	1,   // 43: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
+	66,  // 44: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	65,  // 45: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	69,  // 46: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	61,  // 47: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	24,  // 48: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
+	23,  // 49: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
+	25,  // 50: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	69,  // 51: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 52: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	62,  // 53: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	65,  // 54: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	1,   // 55: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	63,  // 56: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	2,   // 57: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	69,  // 58: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 59: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	69,  // 60: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	26,  // 61: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 62: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 63: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 64: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 65: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	72,  // 66: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26,  // 67: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	64,  // 68: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	27,  // 69: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27,  // 70: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27,  // 71: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27,  // 72: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	74,  // 73: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	74,  // 74: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	69,  // 75: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 76: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	2,   // 77: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	51,  // 78: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	3,   // 79: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	5,   // 80: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	7,   // 81: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	9,   // 82: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	11,  // 83: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	13,  // 84: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	15,  // 85: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	17,  // 86: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	19,  // 87: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	46,  // 88: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	48,  // 89: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
+	50,  // 90: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	28,  // 91: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	30,  // 92: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	32,  // 93: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	34,  // 94: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	36,  // 95: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	38,  // 96: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	40,  // 97: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	42,  // 98: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	44,  // 99: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	4,   // 100: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	6,   // 101: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	8,   // 102: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	10,  // 103: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	12,  // 104: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	14,  // 105: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	16,  // 106: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	18,  // 107: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	20,  // 108: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	47,  // 109: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	49,  // 110: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
+	52,  // 111: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	29,  // 112: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	31,  // 113: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	33,  // 114: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	35,  // 115: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	37,  // 116: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	39,  // 117: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	41,  // 118: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	43,  // 119: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	45,  // 120: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	100, // [100:121] is the sub-list for method output_type
+	79,  // [79:100] is the sub-list for method input_type
+	79,  // [79:79] is the sub-list for extension type_name
+	79,  // [79:79] is the sub-list for extension extendee
+	0,   // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
