@@ -305,7 +305,13 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 	if t := req.GetTimestamp(); t.IsValid() {
 		rep.Began = t.AsTime()
 	}
+	// With an artifact store, artifacts are recorded as their uploads are
+	// stored: the report's list records nothing that was not. Without one,
+	// the server keeps their descriptions.
 	for _, a := range req.GetArtifacts() {
+		if s.storage.objects != nil {
+			break
+		}
 		art := store.Artifact{Path: a.GetPath(), SizeBytes: a.GetSizeBytes(), SHA256: a.GetSha256()}
 		if a.GetCreatedAt() != nil {
 			art.CreatedAt = a.GetCreatedAt().AsTime()

@@ -541,6 +541,63 @@ func (LabelUpdateMode) EnumDescriptor() ([]byte, []int) {
 	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
+// ArtifactTransfer is how an artifact's bytes reach the store.
+type ArtifactTransfer int32
+
+const (
+	ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED ArtifactTransfer = 0
+	// Straight to the store with a presigned request.
+	ArtifactTransfer_ARTIFACT_TRANSFER_DIRECT ArtifactTransfer = 1
+	// Through the server, with UploadArtifact.
+	ArtifactTransfer_ARTIFACT_TRANSFER_SERVER ArtifactTransfer = 2
+	// Nowhere: the server keeps no artifact bytes (no artifact_store); the
+	// artifact is reported described only.
+	ArtifactTransfer_ARTIFACT_TRANSFER_NOT_KEPT ArtifactTransfer = 3
+)
+
+// Enum value maps for ArtifactTransfer.
+var (
+	ArtifactTransfer_name = map[int32]string{
+		0: "ARTIFACT_TRANSFER_UNSPECIFIED",
+		1: "ARTIFACT_TRANSFER_DIRECT",
+		2: "ARTIFACT_TRANSFER_SERVER",
+		3: "ARTIFACT_TRANSFER_NOT_KEPT",
+	}
+	ArtifactTransfer_value = map[string]int32{
+		"ARTIFACT_TRANSFER_UNSPECIFIED": 0,
+		"ARTIFACT_TRANSFER_DIRECT":      1,
+		"ARTIFACT_TRANSFER_SERVER":      2,
+		"ARTIFACT_TRANSFER_NOT_KEPT":    3,
+	}
+)
+
+func (x ArtifactTransfer) Enum() *ArtifactTransfer {
+	p := new(ArtifactTransfer)
+	*p = x
+	return p
+}
+
+func (x ArtifactTransfer) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ArtifactTransfer) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_agent_v1_agent_proto_enumTypes[8].Descriptor()
+}
+
+func (ArtifactTransfer) Type() protoreflect.EnumType {
+	return &file_api_agent_v1_agent_proto_enumTypes[8]
+}
+
+func (x ArtifactTransfer) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ArtifactTransfer.Descriptor instead.
+func (ArtifactTransfer) EnumDescriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+}
+
 // LabelSelectorRequirement is one expression of a selector.
 type LabelSelectorRequirement struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3503,6 +3560,265 @@ func (x *UploadArtifactResponse) GetArtifact() *Artifact {
 	return nil
 }
 
+// PresignedRequest is an HTTP request, signed by the store, that puts or
+// gets one object without the server: make it as given, before expires_at.
+// A store refuses a PUT whose body does not hash to the sha256 it was made
+// for.
+type PresignedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "PUT" or "GET".
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	Url    string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// Headers to send as given: they are signed.
+	Headers       map[string]string      `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresignedRequest) Reset() {
+	*x = PresignedRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresignedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresignedRequest) ProtoMessage() {}
+
+func (x *PresignedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresignedRequest.ProtoReflect.Descriptor instead.
+func (*PresignedRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *PresignedRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *PresignedRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PresignedRequest) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *PresignedRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type BeginArtifactUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ArtifactHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginArtifactUploadRequest) Reset() {
+	*x = BeginArtifactUploadRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginArtifactUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginArtifactUploadRequest) ProtoMessage() {}
+
+func (x *BeginArtifactUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginArtifactUploadRequest.ProtoReflect.Descriptor instead.
+func (*BeginArtifactUploadRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *BeginArtifactUploadRequest) GetHeader() *ArtifactHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type BeginArtifactUploadResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Transfer ArtifactTransfer       `protobuf:"varint,1,opt,name=transfer,proto3,enum=arcade.agent.v1.ArtifactTransfer" json:"transfer,omitempty"`
+	// The request that puts the bytes (ARTIFACT_TRANSFER_DIRECT).
+	Upload        *PresignedRequest `protobuf:"bytes,2,opt,name=upload,proto3" json:"upload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginArtifactUploadResponse) Reset() {
+	*x = BeginArtifactUploadResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginArtifactUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginArtifactUploadResponse) ProtoMessage() {}
+
+func (x *BeginArtifactUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginArtifactUploadResponse.ProtoReflect.Descriptor instead.
+func (*BeginArtifactUploadResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *BeginArtifactUploadResponse) GetTransfer() ArtifactTransfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED
+}
+
+func (x *BeginArtifactUploadResponse) GetUpload() *PresignedRequest {
+	if x != nil {
+		return x.Upload
+	}
+	return nil
+}
+
+type FinishArtifactUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ArtifactHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishArtifactUploadRequest) Reset() {
+	*x = FinishArtifactUploadRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishArtifactUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishArtifactUploadRequest) ProtoMessage() {}
+
+func (x *FinishArtifactUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishArtifactUploadRequest.ProtoReflect.Descriptor instead.
+func (*FinishArtifactUploadRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *FinishArtifactUploadRequest) GetHeader() *ArtifactHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type FinishArtifactUploadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Artifact      *Artifact              `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishArtifactUploadResponse) Reset() {
+	*x = FinishArtifactUploadResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishArtifactUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishArtifactUploadResponse) ProtoMessage() {}
+
+func (x *FinishArtifactUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishArtifactUploadResponse.ProtoReflect.Descriptor instead.
+func (*FinishArtifactUploadResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *FinishArtifactUploadResponse) GetArtifact() *Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
 var File_api_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_api_agent_v1_agent_proto_rawDesc = "" +
@@ -3778,6 +4094,24 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
 	"\x04part\"O\n" +
 	"\x16UploadArtifactResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\"\xfd\x01\n" +
+	"\x10PresignedRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12H\n" +
+	"\aheaders\x18\x03 \x03(\v2..arcade.agent.v1.PresignedRequest.HeadersEntryR\aheaders\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
+	"\x1aBeginArtifactUploadRequest\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"\x97\x01\n" +
+	"\x1bBeginArtifactUploadResponse\x12=\n" +
+	"\btransfer\x18\x01 \x01(\x0e2!.arcade.agent.v1.ArtifactTransferR\btransfer\x129\n" +
+	"\x06upload\x18\x02 \x01(\v2!.arcade.agent.v1.PresignedRequestR\x06upload\"V\n" +
+	"\x1bFinishArtifactUploadRequest\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"U\n" +
+	"\x1cFinishArtifactUploadResponse\x125\n" +
 	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact*\x8c\x01\n" +
 	"\vAgentStatus\x12\x1c\n" +
 	"\x18AGENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3838,7 +4172,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x0fLabelUpdateMode\x12!\n" +
 	"\x1dLABEL_UPDATE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17LABEL_UPDATE_MODE_MERGE\x10\x01\x12\x1d\n" +
-	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x022\x9b\t\n" +
+	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x02*\x91\x01\n" +
+	"\x10ArtifactTransfer\x12!\n" +
+	"\x1dARTIFACT_TRANSFER_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18ARTIFACT_TRANSFER_DIRECT\x10\x01\x12\x1c\n" +
+	"\x18ARTIFACT_TRANSFER_SERVER\x10\x02\x12\x1e\n" +
+	"\x1aARTIFACT_TRANSFER_NOT_KEPT\x10\x032\x82\v\n" +
 	"\fAgentService\x12O\n" +
 	"\bRegister\x12 .arcade.agent.v1.RegisterRequest\x1a!.arcade.agent.v1.RegisterResponse\x12U\n" +
 	"\n" +
@@ -3854,7 +4193,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"ListAgents\x12\".arcade.agent.v1.ListAgentsRequest\x1a#.arcade.agent.v1.ListAgentsResponse\x12X\n" +
 	"\vRevokeAgent\x12#.arcade.agent.v1.RevokeAgentRequest\x1a$.arcade.agent.v1.RevokeAgentResponse\x12c\n" +
 	"\x0eDownloadPlugin\x12&.arcade.agent.v1.DownloadPluginRequest\x1a'.arcade.agent.v1.DownloadPluginResponse0\x01\x12c\n" +
-	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01B2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
+	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01\x12p\n" +
+	"\x13BeginArtifactUpload\x12+.arcade.agent.v1.BeginArtifactUploadRequest\x1a,.arcade.agent.v1.BeginArtifactUploadResponse\x12s\n" +
+	"\x14FinishArtifactUpload\x12,.arcade.agent.v1.FinishArtifactUploadRequest\x1a-.arcade.agent.v1.FinishArtifactUploadResponseB2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_api_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -3868,165 +4209,183 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_api_agent_v1_agent_proto_rawDescData
 }
 
-var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_api_agent_v1_agent_proto_goTypes = []any{
-	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
-	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
-	(LabelOperator)(0),               // 2: arcade.agent.v1.LabelOperator
-	(PullPolicy)(0),                  // 3: arcade.agent.v1.PullPolicy
-	(EndReason)(0),                   // 4: arcade.agent.v1.EndReason
-	(LogLevel)(0),                    // 5: arcade.agent.v1.LogLevel
-	(LogStream)(0),                   // 6: arcade.agent.v1.LogStream
-	(LabelUpdateMode)(0),             // 7: arcade.agent.v1.LabelUpdateMode
-	(*LabelSelectorRequirement)(nil), // 8: arcade.agent.v1.LabelSelectorRequirement
-	(*LabelSelector)(nil),            // 9: arcade.agent.v1.LabelSelector
-	(*ArtifactConfig)(nil),           // 10: arcade.agent.v1.ArtifactConfig
-	(*Job)(nil),                      // 11: arcade.agent.v1.Job
-	(*ContainerOptions)(nil),         // 12: arcade.agent.v1.ContainerOptions
-	(*ServiceContainer)(nil),         // 13: arcade.agent.v1.ServiceContainer
-	(*Step)(nil),                     // 14: arcade.agent.v1.Step
-	(*PluginModule)(nil),             // 15: arcade.agent.v1.PluginModule
-	(*LogChunk)(nil),                 // 16: arcade.agent.v1.LogChunk
-	(*AgentMetrics)(nil),             // 17: arcade.agent.v1.AgentMetrics
-	(*Agent)(nil),                    // 18: arcade.agent.v1.Agent
-	(*RegisterRequest)(nil),          // 19: arcade.agent.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 20: arcade.agent.v1.RegisterResponse
-	(*UnregisterRequest)(nil),        // 21: arcade.agent.v1.UnregisterRequest
-	(*UnregisterResponse)(nil),       // 22: arcade.agent.v1.UnregisterResponse
-	(*HeartbeatRequest)(nil),         // 23: arcade.agent.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 24: arcade.agent.v1.HeartbeatResponse
-	(*UpdateLabelsRequest)(nil),      // 25: arcade.agent.v1.UpdateLabelsRequest
-	(*UpdateLabelsResponse)(nil),     // 26: arcade.agent.v1.UpdateLabelsResponse
-	(*FetchJobRequest)(nil),          // 27: arcade.agent.v1.FetchJobRequest
-	(*FetchJobResponse)(nil),         // 28: arcade.agent.v1.FetchJobResponse
-	(*ReportJobStatusRequest)(nil),   // 29: arcade.agent.v1.ReportJobStatusRequest
-	(*ReportJobStatusResponse)(nil),  // 30: arcade.agent.v1.ReportJobStatusResponse
-	(*Artifact)(nil),                 // 31: arcade.agent.v1.Artifact
-	(*ReportJobLogRequest)(nil),      // 32: arcade.agent.v1.ReportJobLogRequest
-	(*ReportJobLogResponse)(nil),     // 33: arcade.agent.v1.ReportJobLogResponse
-	(*CancelJobRequest)(nil),         // 34: arcade.agent.v1.CancelJobRequest
-	(*JobCancellation)(nil),          // 35: arcade.agent.v1.JobCancellation
-	(*CancelJobResponse)(nil),        // 36: arcade.agent.v1.CancelJobResponse
-	(*GetAgentRequest)(nil),          // 37: arcade.agent.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),         // 38: arcade.agent.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),        // 39: arcade.agent.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 40: arcade.agent.v1.ListAgentsResponse
-	(*RevokeAgentRequest)(nil),       // 41: arcade.agent.v1.RevokeAgentRequest
-	(*RevokeAgentResponse)(nil),      // 42: arcade.agent.v1.RevokeAgentResponse
-	(*DownloadPluginRequest)(nil),    // 43: arcade.agent.v1.DownloadPluginRequest
-	(*DownloadPluginResponse)(nil),   // 44: arcade.agent.v1.DownloadPluginResponse
-	(*ArtifactHeader)(nil),           // 45: arcade.agent.v1.ArtifactHeader
-	(*UploadArtifactRequest)(nil),    // 46: arcade.agent.v1.UploadArtifactRequest
-	(*UploadArtifactResponse)(nil),   // 47: arcade.agent.v1.UploadArtifactResponse
-	nil,                              // 48: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                              // 49: arcade.agent.v1.Job.EnvEntry
-	nil,                              // 50: arcade.agent.v1.Job.SecretsEntry
-	nil,                              // 51: arcade.agent.v1.ServiceContainer.EnvEntry
-	nil,                              // 52: arcade.agent.v1.Step.WithEntry
-	nil,                              // 53: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                              // 54: arcade.agent.v1.PluginModule.SecretConfigEntry
-	nil,                              // 55: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 56: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 57: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 58: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 59: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),      // 60: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 61: google.protobuf.Timestamp
+	(AgentStatus)(0),                     // 0: arcade.agent.v1.AgentStatus
+	(JobStatus)(0),                       // 1: arcade.agent.v1.JobStatus
+	(LabelOperator)(0),                   // 2: arcade.agent.v1.LabelOperator
+	(PullPolicy)(0),                      // 3: arcade.agent.v1.PullPolicy
+	(EndReason)(0),                       // 4: arcade.agent.v1.EndReason
+	(LogLevel)(0),                        // 5: arcade.agent.v1.LogLevel
+	(LogStream)(0),                       // 6: arcade.agent.v1.LogStream
+	(LabelUpdateMode)(0),                 // 7: arcade.agent.v1.LabelUpdateMode
+	(ArtifactTransfer)(0),                // 8: arcade.agent.v1.ArtifactTransfer
+	(*LabelSelectorRequirement)(nil),     // 9: arcade.agent.v1.LabelSelectorRequirement
+	(*LabelSelector)(nil),                // 10: arcade.agent.v1.LabelSelector
+	(*ArtifactConfig)(nil),               // 11: arcade.agent.v1.ArtifactConfig
+	(*Job)(nil),                          // 12: arcade.agent.v1.Job
+	(*ContainerOptions)(nil),             // 13: arcade.agent.v1.ContainerOptions
+	(*ServiceContainer)(nil),             // 14: arcade.agent.v1.ServiceContainer
+	(*Step)(nil),                         // 15: arcade.agent.v1.Step
+	(*PluginModule)(nil),                 // 16: arcade.agent.v1.PluginModule
+	(*LogChunk)(nil),                     // 17: arcade.agent.v1.LogChunk
+	(*AgentMetrics)(nil),                 // 18: arcade.agent.v1.AgentMetrics
+	(*Agent)(nil),                        // 19: arcade.agent.v1.Agent
+	(*RegisterRequest)(nil),              // 20: arcade.agent.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 21: arcade.agent.v1.RegisterResponse
+	(*UnregisterRequest)(nil),            // 22: arcade.agent.v1.UnregisterRequest
+	(*UnregisterResponse)(nil),           // 23: arcade.agent.v1.UnregisterResponse
+	(*HeartbeatRequest)(nil),             // 24: arcade.agent.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 25: arcade.agent.v1.HeartbeatResponse
+	(*UpdateLabelsRequest)(nil),          // 26: arcade.agent.v1.UpdateLabelsRequest
+	(*UpdateLabelsResponse)(nil),         // 27: arcade.agent.v1.UpdateLabelsResponse
+	(*FetchJobRequest)(nil),              // 28: arcade.agent.v1.FetchJobRequest
+	(*FetchJobResponse)(nil),             // 29: arcade.agent.v1.FetchJobResponse
+	(*ReportJobStatusRequest)(nil),       // 30: arcade.agent.v1.ReportJobStatusRequest
+	(*ReportJobStatusResponse)(nil),      // 31: arcade.agent.v1.ReportJobStatusResponse
+	(*Artifact)(nil),                     // 32: arcade.agent.v1.Artifact
+	(*ReportJobLogRequest)(nil),          // 33: arcade.agent.v1.ReportJobLogRequest
+	(*ReportJobLogResponse)(nil),         // 34: arcade.agent.v1.ReportJobLogResponse
+	(*CancelJobRequest)(nil),             // 35: arcade.agent.v1.CancelJobRequest
+	(*JobCancellation)(nil),              // 36: arcade.agent.v1.JobCancellation
+	(*CancelJobResponse)(nil),            // 37: arcade.agent.v1.CancelJobResponse
+	(*GetAgentRequest)(nil),              // 38: arcade.agent.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),             // 39: arcade.agent.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),            // 40: arcade.agent.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),           // 41: arcade.agent.v1.ListAgentsResponse
+	(*RevokeAgentRequest)(nil),           // 42: arcade.agent.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),          // 43: arcade.agent.v1.RevokeAgentResponse
+	(*DownloadPluginRequest)(nil),        // 44: arcade.agent.v1.DownloadPluginRequest
+	(*DownloadPluginResponse)(nil),       // 45: arcade.agent.v1.DownloadPluginResponse
+	(*ArtifactHeader)(nil),               // 46: arcade.agent.v1.ArtifactHeader
+	(*UploadArtifactRequest)(nil),        // 47: arcade.agent.v1.UploadArtifactRequest
+	(*UploadArtifactResponse)(nil),       // 48: arcade.agent.v1.UploadArtifactResponse
+	(*PresignedRequest)(nil),             // 49: arcade.agent.v1.PresignedRequest
+	(*BeginArtifactUploadRequest)(nil),   // 50: arcade.agent.v1.BeginArtifactUploadRequest
+	(*BeginArtifactUploadResponse)(nil),  // 51: arcade.agent.v1.BeginArtifactUploadResponse
+	(*FinishArtifactUploadRequest)(nil),  // 52: arcade.agent.v1.FinishArtifactUploadRequest
+	(*FinishArtifactUploadResponse)(nil), // 53: arcade.agent.v1.FinishArtifactUploadResponse
+	nil,                                  // 54: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                                  // 55: arcade.agent.v1.Job.EnvEntry
+	nil,                                  // 56: arcade.agent.v1.Job.SecretsEntry
+	nil,                                  // 57: arcade.agent.v1.ServiceContainer.EnvEntry
+	nil,                                  // 58: arcade.agent.v1.Step.WithEntry
+	nil,                                  // 59: arcade.agent.v1.PluginModule.ConfigEntry
+	nil,                                  // 60: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                                  // 61: arcade.agent.v1.Agent.LabelsEntry
+	nil,                                  // 62: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 63: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                                  // 64: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                                  // 65: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	nil,                                  // 66: arcade.agent.v1.PresignedRequest.HeadersEntry
+	(*durationpb.Duration)(nil),          // 67: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 68: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	48, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	8,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	60, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	49, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	60, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
-	10, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	9,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	50, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
-	14, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
-	15, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
-	12, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
+	54, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	9,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
+	67, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	55, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	67, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	11, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	10, // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	56, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	15, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
+	16, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
+	13, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
 	3,  // 12: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
-	13, // 13: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
-	51, // 14: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
-	60, // 15: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
-	52, // 16: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	60, // 17: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
-	53, // 18: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	60, // 19: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	54, // 20: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
-	61, // 21: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	14, // 13: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
+	57, // 14: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
+	67, // 15: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
+	58, // 16: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
+	67, // 17: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	59, // 18: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
+	67, // 19: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	60, // 20: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	68, // 21: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
 	5,  // 22: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
 	6,  // 23: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	61, // 24: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	55, // 25: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	68, // 24: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	61, // 25: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
 	0,  // 26: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	61, // 27: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	61, // 28: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	17, // 29: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	56, // 30: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	60, // 31: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	60, // 32: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	18, // 33: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	17, // 34: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	57, // 35: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	60, // 36: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	58, // 37: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	68, // 27: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	68, // 28: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	18, // 29: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	62, // 30: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	67, // 31: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	67, // 32: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	19, // 33: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	18, // 34: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	63, // 35: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	67, // 36: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	64, // 37: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
 	0,  // 38: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	59, // 39: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	65, // 39: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
 	7,  // 40: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	18, // 41: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	60, // 42: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	11, // 43: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	61, // 44: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	19, // 41: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	67, // 42: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	12, // 43: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	68, // 44: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 45: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	61, // 46: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	31, // 47: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	68, // 46: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	32, // 47: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
 	4,  // 48: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
-	61, // 49: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	61, // 50: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 51: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	60, // 52: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	35, // 53: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	18, // 54: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	68, // 49: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	68, // 50: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 51: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	67, // 52: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	36, // 53: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	19, // 54: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
 	0,  // 55: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	18, // 56: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	18, // 57: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	15, // 58: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	45, // 59: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	31, // 60: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	19, // 61: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	21, // 62: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	23, // 63: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	25, // 64: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	27, // 65: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	29, // 66: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	32, // 67: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	34, // 68: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	37, // 69: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	39, // 70: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	41, // 71: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	43, // 72: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	46, // 73: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	20, // 74: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	22, // 75: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	24, // 76: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	26, // 77: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	28, // 78: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	30, // 79: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	33, // 80: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	36, // 81: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	38, // 82: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	40, // 83: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	42, // 84: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	44, // 85: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	47, // 86: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	74, // [74:87] is the sub-list for method output_type
-	61, // [61:74] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	19, // 56: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	19, // 57: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	16, // 58: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	46, // 59: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	32, // 60: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	66, // 61: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
+	68, // 62: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
+	46, // 63: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	8,  // 64: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	49, // 65: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	46, // 66: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	32, // 67: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	20, // 68: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	22, // 69: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	24, // 70: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	26, // 71: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	28, // 72: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	30, // 73: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	33, // 74: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	35, // 75: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	38, // 76: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	40, // 77: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	42, // 78: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	44, // 79: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	47, // 80: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	50, // 81: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
+	52, // 82: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
+	21, // 83: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	23, // 84: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	25, // 85: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	27, // 86: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	29, // 87: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	31, // 88: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	34, // 89: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	37, // 90: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	39, // 91: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	41, // 92: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	43, // 93: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	45, // 94: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	48, // 95: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	51, // 96: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
+	53, // 97: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
+	83, // [83:98] is the sub-list for method output_type
+	68, // [68:83] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -4043,8 +4402,8 @@ func file_api_agent_v1_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   52,
+			NumEnums:      9,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -3324,6 +3324,130 @@ func (x *DownloadArtifactResponse) GetData() []byte {
 	return nil
 }
 
+type GetArtifactURLRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The artifact's path as listed by ListJobArtifacts.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Zero: the latest attempt that has the artifact.
+	Attempt       int32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArtifactURLRequest) Reset() {
+	*x = GetArtifactURLRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArtifactURLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArtifactURLRequest) ProtoMessage() {}
+
+func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArtifactURLRequest.ProtoReflect.Descriptor instead.
+func (*GetArtifactURLRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetArtifactURLRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *GetArtifactURLRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *GetArtifactURLRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+type GetArtifactURLResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Artifact *v1.Artifact           `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	// A GET of this URL, before expires_at, returns the artifact's bytes
+	// (check them against artifact.sha256). Empty: use DownloadArtifact.
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArtifactURLResponse) Reset() {
+	*x = GetArtifactURLResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArtifactURLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArtifactURLResponse) ProtoMessage() {}
+
+func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArtifactURLResponse.ProtoReflect.Descriptor instead.
+func (*GetArtifactURLResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetArtifactURLResponse) GetArtifact() *v1.Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+func (x *GetArtifactURLResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *GetArtifactURLResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 type ExplainJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -3333,7 +3457,7 @@ type ExplainJobRequest struct {
 
 func (x *ExplainJobRequest) Reset() {
 	*x = ExplainJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3469,7 @@ func (x *ExplainJobRequest) String() string {
 func (*ExplainJobRequest) ProtoMessage() {}
 
 func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3482,7 @@ func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobRequest.ProtoReflect.Descriptor instead.
 func (*ExplainJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ExplainJobRequest) GetJobId() string {
@@ -3396,7 +3520,7 @@ type AgentFit struct {
 
 func (x *AgentFit) Reset() {
 	*x = AgentFit{}
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3408,7 +3532,7 @@ func (x *AgentFit) String() string {
 func (*AgentFit) ProtoMessage() {}
 
 func (x *AgentFit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3421,7 +3545,7 @@ func (x *AgentFit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentFit.ProtoReflect.Descriptor instead.
 func (*AgentFit) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AgentFit) GetAgentId() string {
@@ -3516,7 +3640,7 @@ type ExplainJobResponse struct {
 
 func (x *ExplainJobResponse) Reset() {
 	*x = ExplainJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3652,7 @@ func (x *ExplainJobResponse) String() string {
 func (*ExplainJobResponse) ProtoMessage() {}
 
 func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3665,7 @@ func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobResponse.ProtoReflect.Descriptor instead.
 func (*ExplainJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ExplainJobResponse) GetJob() *JobDetail {
@@ -3887,7 +4011,16 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\"e\n" +
 	"\x18DownloadArtifactResponse\x125\n" +
 	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"*\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\\\n" +
+	"\x15GetArtifactURLRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\"\x9c\x01\n" +
+	"\x16GetArtifactURLResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"*\n" +
 	"\x11ExplainJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x86\x03\n" +
 	"\bAgentFit\x12\x19\n" +
@@ -3920,7 +4053,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x13TRIGGER_TYPE_MANUAL\x10\x01\x12\x15\n" +
 	"\x11TRIGGER_TYPE_CRON\x10\x02\x12\x18\n" +
 	"\x14TRIGGER_TYPE_WEBHOOK\x10\x03\x12\x19\n" +
-	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xea\r\n" +
+	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xc9\x0e\n" +
 	"\n" +
 	"JobService\x12N\n" +
 	"\tCreateJob\x12\x1f.arcade.job.v1.CreateJobRequest\x1a .arcade.job.v1.CreateJobResponse\x12E\n" +
@@ -3932,7 +4065,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\bRetryJob\x12\x1e.arcade.job.v1.RetryJobRequest\x1a\x1f.arcade.job.v1.RetryJobResponse\x12N\n" +
 	"\tGetJobLog\x12\x1f.arcade.job.v1.GetJobLogRequest\x1a .arcade.job.v1.GetJobLogResponse\x12c\n" +
 	"\x10ListJobArtifacts\x12&.arcade.job.v1.ListJobArtifactsRequest\x1a'.arcade.job.v1.ListJobArtifactsResponse\x12e\n" +
-	"\x10DownloadArtifact\x12&.arcade.job.v1.DownloadArtifactRequest\x1a'.arcade.job.v1.DownloadArtifactResponse0\x01\x12Q\n" +
+	"\x10DownloadArtifact\x12&.arcade.job.v1.DownloadArtifactRequest\x1a'.arcade.job.v1.DownloadArtifactResponse0\x01\x12]\n" +
+	"\x0eGetArtifactURL\x12$.arcade.job.v1.GetArtifactURLRequest\x1a%.arcade.job.v1.GetArtifactURLResponse\x12Q\n" +
 	"\n" +
 	"ExplainJob\x12 .arcade.job.v1.ExplainJobRequest\x1a!.arcade.job.v1.ExplainJobResponse\x12]\n" +
 	"\x0eCreatePipeline\x12$.arcade.job.v1.CreatePipelineRequest\x1a%.arcade.job.v1.CreatePipelineResponse\x12T\n" +
@@ -3958,7 +4092,7 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_api_job_v1_job_proto_goTypes = []any{
 	(RunCondition)(0),                // 0: arcade.job.v1.RunCondition
 	(TriggerType)(0),                 // 1: arcade.job.v1.TriggerType
@@ -4008,156 +4142,162 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	(*ListPipelineRunsResponse)(nil), // 45: arcade.job.v1.ListPipelineRunsResponse
 	(*DownloadArtifactRequest)(nil),  // 46: arcade.job.v1.DownloadArtifactRequest
 	(*DownloadArtifactResponse)(nil), // 47: arcade.job.v1.DownloadArtifactResponse
-	(*ExplainJobRequest)(nil),        // 48: arcade.job.v1.ExplainJobRequest
-	(*AgentFit)(nil),                 // 49: arcade.job.v1.AgentFit
-	(*ExplainJobResponse)(nil),       // 50: arcade.job.v1.ExplainJobResponse
-	nil,                              // 51: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 52: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 53: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 54: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 55: arcade.job.v1.CreateJobRequest.SecretsEntry
-	nil,                              // 56: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 57: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 58: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 59: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 60: arcade.job.v1.PipelineDetail.SecretsEntry
-	nil,                              // 61: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 62: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 63: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 64: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 65: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 66: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 67: google.protobuf.Timestamp
-	(*v1.Step)(nil),                  // 68: arcade.agent.v1.Step
-	(*v1.ContainerOptions)(nil),      // 69: arcade.agent.v1.ContainerOptions
-	(*fieldmaskpb.FieldMask)(nil),    // 70: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 71: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 72: arcade.agent.v1.Artifact
-	(v1.AgentStatus)(0),              // 73: arcade.agent.v1.AgentStatus
+	(*GetArtifactURLRequest)(nil),    // 48: arcade.job.v1.GetArtifactURLRequest
+	(*GetArtifactURLResponse)(nil),   // 49: arcade.job.v1.GetArtifactURLResponse
+	(*ExplainJobRequest)(nil),        // 50: arcade.job.v1.ExplainJobRequest
+	(*AgentFit)(nil),                 // 51: arcade.job.v1.AgentFit
+	(*ExplainJobResponse)(nil),       // 52: arcade.job.v1.ExplainJobResponse
+	nil,                              // 53: arcade.job.v1.JobDetail.EnvEntry
+	nil,                              // 54: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                              // 55: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                              // 56: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                              // 57: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                              // 58: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 59: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 60: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 61: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 62: arcade.job.v1.PipelineDetail.SecretsEntry
+	nil,                              // 63: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 64: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 65: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 66: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 67: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 68: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 69: google.protobuf.Timestamp
+	(*v1.Step)(nil),                  // 70: arcade.agent.v1.Step
+	(*v1.ContainerOptions)(nil),      // 71: arcade.agent.v1.ContainerOptions
+	(*fieldmaskpb.FieldMask)(nil),    // 72: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 73: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 74: arcade.agent.v1.Artifact
+	(v1.AgentStatus)(0),              // 75: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	63, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	51, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	64, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	65, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	66, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	52, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	67, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	67, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	67, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	67, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	68, // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
-	69, // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
-	53, // 12: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	64, // 13: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	65, // 14: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	66, // 15: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	54, // 16: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	55, // 17: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	68, // 18: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
-	69, // 19: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
-	2,  // 20: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 21: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	63, // 22: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
-	2,  // 23: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
-	3,  // 24: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	70, // 25: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 26: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 27: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 28: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	71, // 29: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	72, // 30: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	64, // 31: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	56, // 32: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	57, // 33: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	66, // 34: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	64, // 35: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
-	21, // 36: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	65, // 37: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	0,  // 38: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	68, // 39: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
-	69, // 40: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
-	22, // 41: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	58, // 42: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
-	1,  // 43: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	64, // 44: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	63, // 45: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	67, // 46: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	59, // 47: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
-	24, // 48: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
-	23, // 49: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	25, // 50: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	67, // 51: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	67, // 52: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	60, // 53: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
-	63, // 54: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	1,  // 55: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	61, // 56: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	2,  // 57: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	67, // 58: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	67, // 59: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	67, // 60: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 61: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 62: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 63: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 64: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	26, // 65: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	70, // 66: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	26, // 67: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	62, // 68: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	27, // 69: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 70: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 71: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 72: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	72, // 73: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	73, // 74: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
-	2,  // 75: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	49, // 76: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
-	3,  // 77: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	5,  // 78: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	7,  // 79: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	9,  // 80: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	11, // 81: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	13, // 82: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	15, // 83: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	17, // 84: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	19, // 85: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	46, // 86: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
-	48, // 87: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
-	28, // 88: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	30, // 89: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	32, // 90: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	34, // 91: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	36, // 92: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	38, // 93: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	40, // 94: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	42, // 95: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	44, // 96: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	4,  // 97: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	6,  // 98: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	8,  // 99: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	10, // 100: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	12, // 101: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	14, // 102: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	16, // 103: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	18, // 104: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	20, // 105: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	47, // 106: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
-	50, // 107: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
-	29, // 108: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	31, // 109: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	33, // 110: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	35, // 111: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	37, // 112: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	39, // 113: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	41, // 114: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	43, // 115: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	45, // 116: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	97, // [97:117] is the sub-list for method output_type
-	77, // [77:97] is the sub-list for method input_type
-	77, // [77:77] is the sub-list for extension type_name
-	77, // [77:77] is the sub-list for extension extendee
-	0,  // [0:77] is the sub-list for field type_name
+	65,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	53,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	66,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	67,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	68,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	54,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	69,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	69,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	69,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	70,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	71,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
+	55,  // 12: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	66,  // 13: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	67,  // 14: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	68,  // 15: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	56,  // 16: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	57,  // 17: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	70,  // 18: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	71,  // 19: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
+	2,   // 20: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 21: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	65,  // 22: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	2,   // 23: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
+	3,   // 24: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
+	72,  // 25: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,   // 26: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 27: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 28: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	73,  // 29: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	74,  // 30: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	66,  // 31: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	58,  // 32: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	59,  // 33: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	68,  // 34: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	66,  // 35: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	21,  // 36: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
+	67,  // 37: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	0,   // 38: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
+	70,  // 39: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	71,  // 40: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
+	22,  // 41: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
+	60,  // 42: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	1,   // 43: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
+	66,  // 44: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	65,  // 45: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	69,  // 46: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	61,  // 47: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	24,  // 48: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
+	23,  // 49: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
+	25,  // 50: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	69,  // 51: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 52: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	62,  // 53: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	65,  // 54: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	1,   // 55: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	63,  // 56: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	2,   // 57: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	69,  // 58: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 59: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	69,  // 60: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	26,  // 61: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 62: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 63: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 64: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 65: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	72,  // 66: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26,  // 67: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	64,  // 68: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	27,  // 69: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27,  // 70: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27,  // 71: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27,  // 72: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	74,  // 73: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	74,  // 74: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	69,  // 75: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 76: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	2,   // 77: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	51,  // 78: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	3,   // 79: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	5,   // 80: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	7,   // 81: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	9,   // 82: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	11,  // 83: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	13,  // 84: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	15,  // 85: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	17,  // 86: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	19,  // 87: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	46,  // 88: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	48,  // 89: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
+	50,  // 90: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	28,  // 91: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	30,  // 92: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	32,  // 93: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	34,  // 94: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	36,  // 95: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	38,  // 96: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	40,  // 97: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	42,  // 98: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	44,  // 99: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	4,   // 100: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	6,   // 101: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	8,   // 102: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	10,  // 103: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	12,  // 104: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	14,  // 105: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	16,  // 106: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	18,  // 107: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	20,  // 108: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	47,  // 109: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	49,  // 110: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
+	52,  // 111: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	29,  // 112: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	31,  // 113: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	33,  // 114: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	35,  // 115: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	37,  // 116: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	39,  // 117: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	41,  // 118: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	43,  // 119: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	45,  // 120: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	100, // [100:121] is the sub-list for method output_type
+	79,  // [79:100] is the sub-list for method input_type
+	79,  // [79:79] is the sub-list for extension type_name
+	79,  // [79:79] is the sub-list for extension extendee
+	0,   // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -4171,7 +4311,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   61,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
