@@ -30,12 +30,15 @@ func (s *Store) RegisterAgentIf(ctx context.Context, a *Agent, admit func(old *A
 		err := tx.NewSelect().Model(&old).Where("name = ?", a.Name).Apply(s.lockRows).Scan(ctx)
 		switch {
 		case err == nil:
-			a.TrustMarked = old.TrustMarked // an admin's mark outlives restarts
+			// An admin's mark and labels outlive restarts (admit may drop
+			// them for a newcomer under the name).
+			a.TrustMarked, a.AdminLabels = old.TrustMarked, old.AdminLabels
 			if admit != nil {
 				if err := admit(&old); err != nil {
 					return err
 				}
 			}
+			a.Labels = WithAdminLabels(a.Labels, a.AdminLabels)
 			a.ID = old.ID
 			a.RegisteredAt = old.RegisteredAt
 			if err := setTrusted(ctx, tx, a); err != nil {
@@ -144,12 +147,13 @@ func (s *Store) ModifyAgent(ctx context.Context, id string, fn func(*Agent) erro
 		if err := tx.NewSelect().Model(a).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}
-		before := maps.Clone(a.Labels)
+		before, beforeAdmin := maps.Clone(a.Labels), maps.Clone(a.AdminLabels)
 		if err := fn(a); err != nil {
 			return err
 		}
+		a.Labels = WithAdminLabels(a.Labels, a.AdminLabels)
 		cols := columns
-		if slices.Contains(columns, "labels") && labelsChanged(before, a.Labels) {
+		if slices.Contains(columns, "labels") && (labelsChanged(before, a.Labels) || labelsChanged(beforeAdmin, a.AdminLabels)) {
 			if err := setTrusted(ctx, tx, a); err != nil {
 				return err
 			}
@@ -162,6 +166,19 @@ func (s *Store) ModifyAgent(ctx context.Context, id string, fn func(*Agent) erro
 		return nil, fmt.Errorf("update agent %s: %w", id, err)
 	}
 	return a, nil
+}
+
+// WithAdminLabels returns labels with the admin's over them (labels itself,
+// changed, unless nil).
+func WithAdminLabels(labels, admin map[string]string) map[string]string {
+	if len(admin) == 0 {
+		return labels
+	}
+	if labels == nil {
+		labels = make(map[string]string, len(admin))
+	}
+	maps.Copy(labels, admin)
+	return labels
 }
 
 // DeleteAgent removes an agent.
