@@ -6,7 +6,7 @@ import (
 
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
+	"github.com/go-arcade/arcade/host/pdktest"
 )
 
 // TestFSStoreContentForms: fs-store reads the content of a save however the

@@ -19,7 +19,7 @@ import (
 
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
+	"github.com/go-arcade/arcade/host/pdktest"
 )
 
 // names are the first-party plugins, one folder each.

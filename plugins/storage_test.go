@@ -19,7 +19,7 @@ import (
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/internal/s3test"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
+	"github.com/go-arcade/arcade/host/pdktest"
 )
 
 // storeUnderTest is a storage plugin loaded for the conformance suite.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
+	"github.com/go-arcade/arcade/host/pdktest"
 )
 
 func TestMain(m *testing.M) { pdktest.Main(m) }

@@ -1,4 +1,4 @@
-package pdk_test
+package pdktest_test
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
+	"github.com/go-arcade/arcade/host/pdktest"
 )
 
 func TestMain(m *testing.M) { pdktest.Main(m) }
