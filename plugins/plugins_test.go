@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/go-arcade/arcade/host"
-	"github.com/go-arcade/arcade/pdk"
 	"github.com/go-arcade/arcade/host/pdktest"
+	"github.com/go-arcade/arcade/pdk"
 )
 
 // names are the first-party plugins, one folder each.

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/go-arcade/arcade/host"
-	"github.com/go-arcade/arcade/pdk"
 	"github.com/go-arcade/arcade/host/pdktest"
+	"github.com/go-arcade/arcade/pdk"
 )
 
 func TestMain(m *testing.M) { pdktest.Main(m) }

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-arcade/arcade/pdk"
 	"github.com/go-arcade/arcade/host/pdktest"
+	"github.com/go-arcade/arcade/pdk"
 )
 
 // TestReadmeExample builds the plugin of pdk/README.md's first code block, as
