@@ -144,7 +144,7 @@ func newPluginCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(append([]*cobra.Command{list, info, call, reload, newPluginRunCmd()}, newPluginSignCmds()...)...)
+	cmd.AddCommand(append([]*cobra.Command{list, info, call, reload, newPluginRunCmd(), newPluginNewCmd()}, newPluginSignCmds()...)...)
 	return cmd
 }
 

@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// makeTest runs `make test` in a scaffolded project as its author would:
+// outside this repository, with the module proxy off, arcade taken from
+// ARCADE; compiled modules are cached in cache (XDG_CACHE_HOME). It returns
+// the CPU time the command and its children used.
+func makeTest(t testing.TB, dir, cache string) time.Duration {
+	t.Helper()
+	cmd := exec.Command("make", "test", "ARCADE="+arcadeBin)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local", "XDG_CACHE_HOME="+cache)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make test in %s: %v\n%s", dir, err, tail(out, 4000))
+	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+// TestScaffoldedPlugins: a ci and a notify plugin written by `arcade plugin
+// new` outside the repository pass their own `make test` (which runs them
+// through `arcade plugin run`) with no module proxy, then a server loads
+// them: a pipeline step using the ci plugin fails and passes, and the
+// failed run's notification reaches a local receiver through the notify
+// plugin. The other kinds' projects pass their own make test too.
+func TestScaffoldedPlugins(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	work := t.TempDir()
+	kinds := map[string]string{"check-files": "ci", "hook": "notify"}
+	if !testing.Short() {
+		kinds["marker-scan"], kinds["recorder"], kinds["greet"] = "security", "cd", "custom"
+	}
+	for name, kind := range kinds {
+		cmd := exec.Command(arcadeBin, "plugin", "new", name, "--kind", kind)
+		cmd.Dir = work
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "next: cd "+name+" && make test") {
+			t.Fatalf("plugin new %s: %v\n%s", name, err, out)
+		}
+	}
+	parallel := make([]func(), 0, len(kinds))
+	for name := range kinds {
+		parallel = append(parallel, func() { makeTest(t, filepath.Join(work, name), filepath.Join(work, "cache-"+name)) })
+	}
+	parallelDone(parallel...)
+	if t.Failed() {
+		return
+	}
+
+	// pdk/README.md's commands, after plugin new and make test.
+	run := exec.Command(arcadeBin, "plugin", "run", "check-files.wasm", "lint", "--workspace", ".", "--with", "require=README.md")
+	run.Dir = filepath.Join(work, "check-files")
+	run.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(work, "cache-check-files"))
+	if out, err := run.CombinedOutput(); err != nil || !strings.Contains(string(out), "result: SUCCESS: all 1 required file(s) present") {
+		t.Fatalf("plugin run check-files.wasm lint: %v\n%s", err, out)
+	}
+
+	dir := t.TempDir()
+	recv := newReceiver(t, 0, false)
+	plugins := fmt.Sprintf(`plugins:
+  - name: check-files
+    path: %s/check-files/check-files.wasm
+    kind: ci
+  - name: hook
+    path: %s/hook/hook.wasm
+    kind: notify
+    config: {url: "%s/hook"}
+    grants: {allowed_hosts: [127.0.0.1], timeout: 10s}
+`, work, work, recv.URL)
+	pluginsPath := filepath.Join(dir, "plugins.yaml")
+	serverPath := filepath.Join(dir, "server.yaml")
+	if err := os.WriteFile(pluginsPath, []byte(plugins), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	server := "notify:\n  - name: failures\n    on: [pipeline.failed]\n    plugin: hook\n    template: \"# {{.Pipeline}} failed\\n{{.Pipeline}} run #{{.Run}} {{.Status}}: {{.Message}}\"\n"
+	if err := os.WriteFile(serverPath, []byte(server), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--config", serverPath, "--plugins-config", pluginsPath)
+	c.startAgent("worker", 1)
+
+	c.createPipeline(`name: checked
+stages:
+  - name: check
+    jobs:
+      - name: files
+        steps:
+          - run: echo hello > README.md
+          - uses: check-files
+            with: {require: README.md}
+`)
+	c.createPipeline(`name: unchecked
+stages:
+  - name: check
+    jobs:
+      - name: files
+        steps:
+          - run: echo hello > README.md
+          - uses: check-files
+            with: {require: "README.md,LICENSE"}
+`)
+	if r := c.waitRun(c.trigger("checked", nil).GetId()); r.GetStatus() != success {
+		t.Fatalf("checked: %v %s", r.GetStatus(), r.GetMessage())
+	}
+	r := c.waitRun(c.trigger("unchecked", nil).GetId())
+	if r.GetStatus() != failed || len(r.GetJobs()) != 1 ||
+		!strings.Contains(r.GetJobs()[0].GetMessage(), "plugin check-files reported failure: 1 of 2 required file(s) missing") {
+		t.Fatalf("unchecked: %v %v", r.GetStatus(), r.GetJobs())
+	}
+	c.waitFor("the notification", func() bool { b, _ := recv.received(); return len(b) == 1 })
+	bodies, _ := recv.received()
+	b := bodies[0]
+	if b["title"] != "unchecked failed" || !strings.Contains(fmt.Sprint(b["body"]), fmt.Sprintf("unchecked run #%d failed", r.GetNumber())) {
+		t.Errorf("the receiver got %v", b)
+	}
+	if ev, _ := b["event"].(map[string]any); ev["type"] != "pipeline.failed" || ev["status"] != "failed" {
+		t.Errorf("the event: %v", b["event"])
+	}
+}
+
+// BenchmarkPluginNewToRun is the figure of a plugin author's first minutes
+// in Go: `arcade plugin new`, `make test` green (build, vet, the scaffold's
+// test through arcade plugin run), then one `arcade plugin run`. Each
+// iteration starts with no compiled-module cache; the Go build cache is the
+// machine's. It reports wall seconds and the CPU seconds of every process.
+func BenchmarkPluginNewToRun(b *testing.B) {
+	if _, err := exec.LookPath("make"); err != nil {
+		b.Skip("make is not installed")
+	}
+	var cpu time.Duration
+	for i := 0; i < b.N; i++ {
+		work := b.TempDir()
+		cache := filepath.Join(work, "cache")
+		newCmd := exec.Command(arcadeBin, "plugin", "new", "bench-files", "--kind", "ci")
+		newCmd.Dir = work
+		if out, err := newCmd.CombinedOutput(); err != nil {
+			b.Fatalf("plugin new: %v\n%s", err, out)
+		}
+		cpu += newCmd.ProcessState.UserTime() + newCmd.ProcessState.SystemTime()
+		dir := filepath.Join(work, "bench-files")
+		cpu += makeTest(b, dir, cache)
+		run := exec.Command(arcadeBin, "plugin", "run", "bench-files.wasm", "--workspace", ".")
+		run.Dir = dir
+		run.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
+		if out, err := run.CombinedOutput(); err != nil || !strings.Contains(string(out), "result: SUCCESS") {
+			b.Fatalf("plugin run: %v\n%s", err, out)
+		}
+		cpu += run.ProcessState.UserTime() + run.ProcessState.SystemTime()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "wall-s/op")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+}
