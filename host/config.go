@@ -46,8 +46,13 @@ type Config struct {
 	// always checked.
 	TrustedKeys []string `yaml:"trusted_keys"`
 	// RequireSignatures refuses every module not signed by a trusted key.
-	RequireSignatures bool   `yaml:"require_signatures"`
-	Plugins           []Spec `yaml:"plugins"`
+	RequireSignatures bool `yaml:"require_signatures"`
+	// SignatureMode is "enforce" (require_signatures: true), "warn" or
+	// empty. warn loads an unsigned module but reports, in its listing,
+	// the log and an event, that enforce would refuse it: a dry run before
+	// turning enforcement on. A bad signature is refused in every mode.
+	SignatureMode string `yaml:"signature_mode"`
+	Plugins       []Spec `yaml:"plugins"`
 
 	keys []ed25519.PublicKey // TrustedKeys, parsed by validate
 }
@@ -205,6 +210,20 @@ func (c *Config) validate() error {
 			continue
 		}
 		c.keys = append(c.keys, pub)
+	}
+	switch c.SignatureMode {
+	case "":
+	case SignatureEnforce:
+		c.RequireSignatures = true
+	case SignatureWarn:
+		if c.RequireSignatures {
+			errs = append(errs, errors.New("signature_mode: warn and require_signatures: true contradict each other"))
+		}
+		if len(c.TrustedKeys) == 0 {
+			errs = append(errs, errors.New("signature_mode is warn but trusted_keys is empty"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("signature_mode %q: want enforce or warn", c.SignatureMode))
 	}
 	if c.RequireSignatures && len(c.TrustedKeys) == 0 {
 		errs = append(errs, errors.New("require_signatures is on but trusted_keys is empty"))

@@ -49,7 +49,7 @@ func newPluginCmd() *cobra.Command {
 				m := p.GetMetadata()
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", p.GetName(), kindName(m.GetKind()), m.GetVersion(),
 					strings.ToLower(strings.TrimPrefix(p.GetState().String(), "PLUGIN_STATE_")), p.GetInstances(), p.GetMaxInstances(),
-					strings.Join(m.GetFunctions(), ","), p.GetLastError())
+					strings.Join(m.GetFunctions(), ","), problem(p))
 			}
 			return tw.Flush()
 		},
@@ -165,4 +165,13 @@ func readInput(arg string, stdin io.Reader) (string, error) {
 		return string(b), nil
 	}
 	return arg, nil
+}
+
+// problem is what a listing shows of a plugin's trouble: the last failed
+// load, else a warning about the serving version.
+func problem(p *pluginv1.PluginInfo) string {
+	if p.GetLastError() == "" && p.GetWarning() != "" {
+		return "warning: " + p.GetWarning()
+	}
+	return p.GetLastError()
 }

@@ -3500,8 +3500,11 @@ type PluginInfo struct {
 	// last_error is the reason of the last failed load, if any.
 	LastError string `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// instances is how many instances exist now; max_instances bounds it.
-	Instances     int32 `protobuf:"varint,10,opt,name=instances,proto3" json:"instances,omitempty"`
-	MaxInstances  int32 `protobuf:"varint,11,opt,name=max_instances,json=maxInstances,proto3" json:"max_instances,omitempty"`
+	Instances    int32 `protobuf:"varint,10,opt,name=instances,proto3" json:"instances,omitempty"`
+	MaxInstances int32 `protobuf:"varint,11,opt,name=max_instances,json=maxInstances,proto3" json:"max_instances,omitempty"`
+	// warning says what is wrong with the serving version without stopping
+	// it: in signature_mode warn, that enforce would refuse it.
+	Warning       string `protobuf:"bytes,12,opt,name=warning,proto3" json:"warning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3611,6 +3614,13 @@ func (x *PluginInfo) GetMaxInstances() int32 {
 		return x.MaxInstances
 	}
 	return 0
+}
+
+func (x *PluginInfo) GetWarning() string {
+	if x != nil {
+		return x.Warning
+	}
+	return ""
 }
 
 type ListPluginsRequest struct {
@@ -4283,7 +4293,7 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x12/\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06result\x125\n" +
 	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12,\n" +
-	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\xdc\x03\n" +
+	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\xf6\x03\n" +
 	"\n" +
 	"PluginInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
@@ -4298,7 +4308,8 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"last_error\x18\t \x01(\tR\tlastError\x12\x1c\n" +
 	"\tinstances\x18\n" +
 	" \x01(\x05R\tinstances\x12#\n" +
-	"\rmax_instances\x18\v \x01(\x05R\fmaxInstances\"@\n" +
+	"\rmax_instances\x18\v \x01(\x05R\fmaxInstances\x12\x18\n" +
+	"\awarning\x18\f \x01(\tR\awarning\"@\n" +
 	"\x12ListPluginsRequest\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\"M\n" +
 	"\x13ListPluginsResponse\x126\n" +
