@@ -160,13 +160,13 @@ with status 1.`,
 	return cmd
 }
 
-// runOutcome shows a step function's answer as the job's log does and turns
-// a failed step, or a failed custom action, into exit status 1.
+// runOutcome shows a step function's answer (execute's too) as the job's
+// log does and turns a failed step into exit status 1.
 func runOutcome(w io.Writer, name, kind, fn string, out []byte) error {
 	switch {
-	case fn == "execute":
-		return executeOutcome(string(out))
-	case isStepFunction(kind, fn):
+	case isStepFunction(kind, fn) || fn == "execute":
+		// As an agent reads it: an ExecuteResponse's status, messages
+		// and files are a StepResponse's.
 		resp := new(pluginv1.StepResponse)
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(out, resp); err != nil {
 			return fmt.Errorf("plugin %s: unreadable response: %w", name, err)
