@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -66,27 +69,46 @@ func TestScaffoldedPlugins(t *testing.T) {
 
 	dir := t.TempDir()
 	recv := newReceiver(t, 0, false)
+	// A receiver that refuses every request: the scaffold's plugin marks
+	// the 400 permanent, and the server does not try again.
+	var refusedMu sync.Mutex
+	refusedCalls := 0
+	refuser := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		refusedMu.Lock()
+		refusedCalls++
+		refusedMu.Unlock()
+		http.Error(w, "malformed", http.StatusBadRequest)
+	}))
+	defer refuser.Close()
 	plugins := fmt.Sprintf(`plugins:
   - name: check-files
-    path: %s/check-files/check-files.wasm
+    path: %[1]s/check-files/check-files.wasm
     kind: ci
   - name: hook
-    path: %s/hook/hook.wasm
+    path: %[1]s/hook/hook.wasm
     kind: notify
-    config: {url: "%s/hook"}
+    config: {url: "%[2]s/hook"}
     grants: {allowed_hosts: [127.0.0.1], timeout: 10s}
-`, work, work, recv.URL)
+  - name: hook-refused
+    path: %[1]s/hook/hook.wasm
+    kind: notify
+    config: {url: "%[3]s/hook"}
+    grants: {allowed_hosts: [127.0.0.1], timeout: 10s}
+`, work, recv.URL, refuser.URL)
 	pluginsPath := filepath.Join(dir, "plugins.yaml")
 	serverPath := filepath.Join(dir, "server.yaml")
 	if err := os.WriteFile(pluginsPath, []byte(plugins), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	server := "notify:\n  - name: failures\n    on: [pipeline.failed]\n    plugin: hook\n    template: \"# {{.Pipeline}} failed\\n{{.Pipeline}} run #{{.Run}} {{.Status}}: {{.Message}}\"\n"
+	server := "notify:\n  - name: failures\n    on: [pipeline.failed]\n    plugin: hook\n    template: \"# {{.Pipeline}} failed\\n{{.Pipeline}} run #{{.Run}} {{.Status}}: {{.Message}}\"\n" +
+		"  - name: refused\n    on: [pipeline.succeeded]\n    plugin: hook-refused\n" +
+		"notify_delivery: {attempts: 3, backoff: 100ms, max_backoff: 200ms}\n"
 	if err := os.WriteFile(serverPath, []byte(server), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--config", serverPath, "--plugins-config", pluginsPath)
 	c.startAgent("worker", 1)
+	events := c.followEvents("notification")
 
 	c.createPipeline(`name: checked
 stages:
@@ -111,6 +133,17 @@ stages:
 	if r := c.waitRun(c.trigger("checked", nil).GetId()); r.GetStatus() != success {
 		t.Fatalf("checked: %v %s", r.GetStatus(), r.GetMessage())
 	}
+	// The refused notification: one attempt, its event says permanent.
+	c.waitFor("the refused notification's outcome", func() bool { return events.find("refused", "notify.failed") != nil })
+	if e := events.find("refused", "notify.failed"); e.GetAttributes()["permanent"] != "true" || !strings.Contains(e.GetAttributes()["error"], "400") {
+		t.Errorf("the refused notification's event: %v", e.GetAttributes())
+	}
+	refusedMu.Lock()
+	if refusedCalls != 1 {
+		t.Errorf("the refusing receiver got %d requests, want 1", refusedCalls)
+	}
+	refusedMu.Unlock()
+
 	r := c.waitRun(c.trigger("unchecked", nil).GetId())
 	if r.GetStatus() != failed || len(r.GetJobs()) != 1 ||
 		!strings.Contains(r.GetJobs()[0].GetMessage(), "plugin check-files reported failure: 1 of 2 required file(s) missing") {

@@ -100,14 +100,18 @@ func (i *instance) call(ctx context.Context, logger *slog.Logger, attrs []any, f
 	stdout, stderr := i.stdout.take(), i.stderr.take()
 	logLines(ctx, logger, slog.LevelInfo, stdout, slices.Concat(attrs, []any{"stream", "stdout"})...)
 	logLines(ctx, logger, slog.LevelWarn, stderr, slices.Concat(attrs, []any{"stream", "stderr"})...)
+	// The plugin marks an error permanent through a plugin variable (the
+	// PDK's Permanent); it is taken, so that it marks this call only.
+	_, permanent := i.p.Var[PermanentVar]
+	delete(i.p.Var, PermanentVar)
 	if err != nil {
 		if msg := i.p.GetError(); msg != "" && msg == err.Error() {
-			return nil, stderr, &guestError{msg: msg}
+			return nil, stderr, &guestError{msg: msg, permanent: permanent}
 		}
 		return nil, stderr, err
 	}
 	if rc != 0 {
-		return nil, stderr, &guestError{msg: "returned code " + itoa(rc) + " without an error message"}
+		return nil, stderr, &guestError{msg: "returned code " + itoa(rc) + " without an error message", permanent: permanent}
 	}
 	return out, stderr, nil
 }

@@ -118,6 +118,19 @@ func TestErrorIsShownVerbatim(t *testing.T) {
 	if !errors.Is(err, host.ErrPluginFailed) {
 		t.Fatalf("error = %v, want host.ErrPluginFailed", err)
 	}
+	// An error is retryable unless the plugin marks it permanent, and the
+	// mark holds for that call only (the instance is reused).
+	var he *host.Error
+	if !errors.As(err, &he) || he.Permanent() {
+		t.Fatalf("a plain error: %#v, want a retryable *host.Error", err)
+	}
+	_, err = execute(t, p, "fail", pdk.Params{"message": "receiver answered 400", "permanent": true})
+	if !errors.As(err, &he) || !he.Permanent() || !strings.Contains(err.Error(), "receiver answered 400") {
+		t.Fatalf("a permanent error: %#v", err)
+	}
+	if _, err = execute(t, p, "fail", nil); !errors.As(err, &he) || he.Permanent() {
+		t.Fatalf("the error after a permanent one: %#v", err)
+	}
 	// A panic is reported, and the instance keeps serving.
 	_, err = execute(t, p, "panic", nil)
 	if err == nil || !strings.Contains(err.Error(), "probe panicked on purpose") {
