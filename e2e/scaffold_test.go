@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 )
 
 // makeTest runs `make test` in a scaffolded project as its author would:
@@ -94,6 +101,10 @@ func TestScaffoldedPlugins(t *testing.T) {
     kind: notify
     config: {url: "%[3]s/hook"}
     grants: {allowed_hosts: [127.0.0.1], timeout: 10s}
+  - name: hook-typo
+    path: %[1]s/hook/hook.wasm
+    kind: notify
+    config: {url: "%[2]s/hook", ulr: "%[2]s/hook"}
 `, work, recv.URL, refuser.URL)
 	pluginsPath := filepath.Join(dir, "plugins.yaml")
 	serverPath := filepath.Join(dir, "server.yaml")
@@ -109,6 +120,26 @@ func TestScaffoldedPlugins(t *testing.T) {
 	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--config", serverPath, "--plugins-config", pluginsPath)
 	c.startAgent("worker", 1)
 	events := c.followEvents("notification")
+
+	// Declared inputs: a misspelt config key keeps the plugin from loading,
+	// a misspelt with: key keeps the pipeline from being stored.
+	typo, err := pluginv1.NewPluginServiceClient(c.conn).GetPlugin(context.Background(), &pluginv1.GetPluginRequest{Name: "hook-typo"})
+	if err != nil || typo.GetPlugin().GetState() != pluginv1.PluginState_PLUGIN_STATE_FAILED ||
+		!strings.Contains(typo.GetPlugin().GetLastError(), "ulr: unknown config key; did you mean url?") {
+		t.Errorf("hook-typo: %v %v", typo.GetPlugin(), err)
+	}
+	_, err = c.jobs.CreatePipeline(context.Background(), &jobv1.CreatePipelineRequest{Yaml: `name: misspelt
+stages:
+  - name: check
+    jobs:
+      - name: files
+        steps:
+          - uses: check-files
+            with: {requre: README.md}
+`})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "with.requre") || !strings.Contains(err.Error(), "did you mean require?") {
+		t.Errorf("a misspelt with: key: %v", err)
+	}
 
 	c.createPipeline(`name: checked
 stages:

@@ -51,6 +51,9 @@ const (
 	ErrNameConflict    Reason = "name conflict"
 	ErrUnsigned        Reason = "unsigned"
 	ErrBadSignature    Reason = "bad signature"
+	// ErrBadConfig: the config names a key the plugin does not declare, or
+	// lacks one it requires.
+	ErrBadConfig Reason = "bad config"
 )
 
 // Error is a failed plugin load or call. Its message names the plugin and

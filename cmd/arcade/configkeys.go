@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/go-arcade/arcade/core/plugininput"
 )
 
 // unknownKeys lists the keys of a configuration file (raw, as parsed) that
@@ -42,7 +44,7 @@ func unknownKeys(raw map[string]any, t reflect.Type, prefix string) []string {
 		ft, ok := fields[k]
 		if !ok {
 			msg := path + ": unknown key"
-			if near := nearest(k, names); near != "" {
+			if near := plugininput.Nearest(k, names); near != "" {
 				msg += "; did you mean " + prefix + near + "?"
 			}
 			out = append(out, msg)
@@ -77,42 +79,4 @@ func unknownIn(v any, t reflect.Type, path string) []string {
 		return out
 	}
 	return nil
-}
-
-// nearest is the name closest to s when it is a near miss: at most two
-// edits away, and fewer than half its length.
-func nearest(s string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := editDistance(s, n); d < bestD && d*2 < len(n) {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Damerau–Levenshtein distance (adjacent swaps count
-// one) between a and b.
-func editDistance(a, b string) int {
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/go-arcade/arcade/agent/plugincache"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/core/jobstep"
+	"github.com/go-arcade/arcade/core/plugininput"
 	"github.com/go-arcade/arcade/core/stepresult"
 	"github.com/go-arcade/arcade/host"
 )
@@ -122,6 +123,11 @@ with status 1.`,
 				}
 				in = []byte(s)
 			} else {
+				// As at pipeline creation: with: against the params the
+				// plugin declares.
+				if errs := plugininput.Check("param", md.GetParams(), params); len(errs) > 0 {
+					return fmt.Errorf("--with: %s", plugininput.Join(errs))
+				}
 				sc := &pluginv1.StepContext{Step: name, Env: map[string]string{}}
 				if workspace != "" {
 					sc.Workspace = workspaceGuest
