@@ -386,6 +386,13 @@ func TestWebhook(t *testing.T) {
 			t.Fatalf("error = %v", err)
 		}
 	})
+	t.Run("misspelt config", func(t *testing.T) {
+		_, err := pdktest.LoadErr(t, wasm(t, "webhook"), pdktest.Options{Kind: "notify", Hosts: []string{"127.0.0.1"},
+			Config: map[string]string{"url": srv.URL + "/hook", "chanel": "#builds", "template.job": "x"}})
+		if !errors.Is(err, host.ErrBadConfig) || !strings.Contains(err.Error(), "chanel: unknown config key; did you mean channel?") {
+			t.Fatalf("load: %v", err)
+		}
+	})
 	// A receiver refusing the request (4xx but 408 and 429) is a permanent
 	// error, not retried; a 5xx is worth retrying.
 	for code, permanent := range map[int]bool{400: true, 404: true, 429: false, 503: false} {

@@ -37,6 +37,14 @@ var meta = pdk.Metadata{
 	Capabilities: &pdk.Capabilities{
 		ConfigKeys: []string{"url", "format", "token", "channel", "template.NAME"},
 	},
+	// Declared, so that a misspelt key (chanel:) is refused at load.
+	Config: []pdk.Key{
+		{Name: "url", Description: "where to POST; its host must be granted"},
+		{Name: "format", Default: "generic", Description: "generic, slack, dingtalk or feishu"},
+		{Name: "token", Description: "bearer token (generic)"},
+		{Name: "channel", Description: "default channel"},
+		{Name: "template.*", Description: "named templates for send_template"},
+	},
 }
 
 //go:wasmexport metadata
