@@ -46,20 +46,24 @@ func TestScaffoldedPlugins(t *testing.T) {
 		t.Skip("make is not installed")
 	}
 	work := t.TempDir()
-	kinds := map[string]string{"check-files": "ci", "hook": "notify"}
+	type project struct{ name, kind, lang string }
+	projects := []project{{"check-files", "ci", "go"}, {"hook", "notify", "go"}}
 	if !testing.Short() {
-		kinds["marker-scan"], kinds["recorder"], kinds["greet"] = "security", "cd", "custom"
+		projects = append(projects, project{"marker-scan", "security", "go"}, project{"recorder", "cd", "go"}, project{"greet", "custom", "go"})
 	}
-	for name, kind := range kinds {
-		cmd := exec.Command(arcadeBin, "plugin", "new", name, "--kind", kind)
+	if cToolchain(t) {
+		projects = append(projects, project{"c-check", "ci", "c"}, project{"c-greet", "custom", "c"})
+	}
+	for _, p := range projects {
+		cmd := exec.Command(arcadeBin, "plugin", "new", p.name, "--kind", p.kind, "--lang", p.lang)
 		cmd.Dir = work
-		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "next: cd "+name+" && make test") {
-			t.Fatalf("plugin new %s: %v\n%s", name, err, out)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "next: cd "+p.name+" && make test") {
+			t.Fatalf("plugin new %s: %v\n%s", p.name, err, out)
 		}
 	}
-	parallel := make([]func(), 0, len(kinds))
-	for name := range kinds {
-		parallel = append(parallel, func() { makeTest(t, filepath.Join(work, name), filepath.Join(work, "cache-"+name)) })
+	parallel := make([]func(), 0, len(projects))
+	for _, p := range projects {
+		parallel = append(parallel, func() { makeTest(t, filepath.Join(work, p.name), filepath.Join(work, "cache-"+p.name)) })
 	}
 	parallelDone(parallel...)
 	if t.Failed() {
@@ -200,26 +204,46 @@ func BenchmarkPluginNewToRun(b *testing.B) {
 	if _, err := exec.LookPath("make"); err != nil {
 		b.Skip("make is not installed")
 	}
-	var cpu time.Duration
-	for i := 0; i < b.N; i++ {
-		work := b.TempDir()
-		cache := filepath.Join(work, "cache")
-		newCmd := exec.Command(arcadeBin, "plugin", "new", "bench-files", "--kind", "ci")
-		newCmd.Dir = work
-		if out, err := newCmd.CombinedOutput(); err != nil {
-			b.Fatalf("plugin new: %v\n%s", err, out)
-		}
-		cpu += newCmd.ProcessState.UserTime() + newCmd.ProcessState.SystemTime()
-		dir := filepath.Join(work, "bench-files")
-		cpu += makeTest(b, dir, cache)
-		run := exec.Command(arcadeBin, "plugin", "run", "bench-files.wasm", "--workspace", ".")
-		run.Dir = dir
-		run.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
-		if out, err := run.CombinedOutput(); err != nil || !strings.Contains(string(out), "result: SUCCESS") {
-			b.Fatalf("plugin run: %v\n%s", err, out)
-		}
-		cpu += run.ProcessState.UserTime() + run.ProcessState.SystemTime()
+	for _, lang := range []string{"go", "c"} {
+		b.Run(lang, func(b *testing.B) {
+			if lang == "c" && !cToolchain(b) {
+				b.Skip("no C toolchain")
+			}
+			var cpu time.Duration
+			for i := 0; i < b.N; i++ {
+				work := b.TempDir()
+				cache := filepath.Join(work, "cache")
+				newCmd := exec.Command(arcadeBin, "plugin", "new", "bench-files", "--kind", "ci", "--lang", lang)
+				newCmd.Dir = work
+				if out, err := newCmd.CombinedOutput(); err != nil {
+					b.Fatalf("plugin new: %v\n%s", err, out)
+				}
+				cpu += newCmd.ProcessState.UserTime() + newCmd.ProcessState.SystemTime()
+				dir := filepath.Join(work, "bench-files")
+				cpu += makeTest(b, dir, cache)
+				run := exec.Command(arcadeBin, "plugin", "run", "bench-files.wasm", "--workspace", ".")
+				run.Dir = dir
+				run.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
+				if out, err := run.CombinedOutput(); err != nil || !strings.Contains(string(out), "result: SUCCESS") {
+					b.Fatalf("plugin run: %v\n%s", err, out)
+				}
+				cpu += run.ProcessState.UserTime() + run.ProcessState.SystemTime()
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "wall-s/op")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+		})
 	}
-	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "wall-s/op")
-	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+}
+
+// cToolchain reports whether clang and wasi-libc can build C plugins; their
+// absence fails the test under ARCADE_REQUIRE_FOREIGN=1.
+func cToolchain(t testing.TB) bool {
+	_, err := exec.LookPath("clang")
+	if err == nil {
+		_, err = os.Stat("/usr/lib/wasm32-wasi/crt1-reactor.o")
+	}
+	if err != nil && os.Getenv("ARCADE_REQUIRE_FOREIGN") == "1" {
+		t.Fatalf("C toolchain required but unavailable: %v (apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)", err)
+	}
+	return err == nil
 }

@@ -12,3 +12,9 @@ import "embed"
 //
 //go:embed *.go go.mod README.md
 var Source embed.FS
+
+// CHeader is c/arcade.h, the header of plugins in C, which `arcade plugin
+// new --lang c` writes beside a C plugin.
+//
+//go:embed c/arcade.h
+var CHeader string

@@ -19,11 +19,12 @@ func newPluginNewCmd() *cobra.Command {
 a test that runs the built module through 'arcade plugin run', a Makefile, and
 the PDK's source (carried by this binary) beside it, so 'make test' needs Go
 and arcade on PATH (or ARCADE=/path/to/arcade) and nothing else: no module
-proxy, no copy of Arcade's repository.
+proxy, no copy of Arcade's repository. --lang c writes a C plugin (ci and
+custom) with arcade.h, built with clang and wasi-libc, tested by test.sh.
 
 Kinds: ` + strings.Join(scaffold.Kinds, ", ") + `. Languages: ` + strings.Join(scaffold.Langs, ", ") + `.`,
 		Example: `  arcade plugin new check-files --kind ci && cd check-files && make test
-  arcade plugin new hook --kind notify --dir plugins/hook`,
+  arcade plugin new c-check --kind ci --lang c`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir == "" {

@@ -20,14 +20,17 @@ import (
 	"github.com/go-arcade/arcade/pdk"
 )
 
-//go:embed golang
-var goFiles embed.FS
+//go:embed golang c
+var files embed.FS
 
 // Kinds are the kinds a project can be written for.
 var Kinds = []string{"ci", "cd", "security", "notify", "custom"}
 
 // Langs are the languages a project can be written in.
-var Langs = []string{"go"}
+var Langs = []string{"go", "c"}
+
+// cKinds are the kinds a C project can be written for.
+var cKinds = []string{"ci", "custom"}
 
 var nameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
@@ -55,6 +58,9 @@ func (o *Options) Check() error {
 	if !contains(Langs, o.Lang) {
 		return fmt.Errorf("--lang %q: want one of %s", o.Lang, strings.Join(Langs, ", "))
 	}
+	if o.Lang == "c" && !contains(cKinds, o.Kind) {
+		return fmt.Errorf("--lang c: --kind %s has no C scaffold (C: %s); examples/plugin-c and docs/plugin-contracts.md show the rest", o.Kind, strings.Join(cKinds, ", "))
+	}
 	return nil
 }
 
@@ -69,12 +75,16 @@ func Write(dir string, o Options) ([]string, error) {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	files, err := goProject(o)
+	project := goProject
+	if o.Lang == "c" {
+		project = cProject
+	}
+	out, err := project(o)
 	if err != nil {
 		return nil, err
 	}
 	var written []string
-	for _, f := range files {
+	for _, f := range out {
 		p := filepath.Join(dir, filepath.FromSlash(f.path))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return written, err
@@ -110,23 +120,19 @@ var pluginsYAML = map[string]string{
 	"custom":   "    config: {greeting: hi}",
 }
 
-func goProject(o Options) ([]file, error) {
-	data := map[string]string{
+func templateData(o Options) map[string]string {
+	return map[string]string{
 		"Name": o.Name, "Kind": o.Kind,
 		"RunExample":  strings.ReplaceAll(runExamples[o.Kind], "NAME", o.Name),
 		"PluginsYAML": strings.ReplaceAll(pluginsYAML[o.Kind], "NAME", o.Name),
 	}
-	var files []file
-	for _, t := range []struct{ from, to string }{
-		{"go.mod.tmpl", "go.mod"},
-		{"Makefile.tmpl", "Makefile"},
-		{"gitignore.tmpl", ".gitignore"},
-		{"README.md.tmpl", "README.md"},
-		{"arcade_test.go.tmpl", "arcade_test.go"},
-		{"main_" + o.Kind + ".go.tmpl", "main.go"},
-		{"plugin_" + o.Kind + "_test.go.tmpl", "plugin_test.go"},
-	} {
-		src, err := goFiles.ReadFile("golang/" + t.from)
+}
+
+// render renders the templates of dir (from → to) with data.
+func render(dir string, data map[string]string, names []struct{ from, to string }) ([]file, error) {
+	var out []file
+	for _, t := range names {
+		src, err := files.ReadFile(dir + "/" + t.from)
 		if err != nil {
 			return nil, err
 		}
@@ -138,10 +144,41 @@ func goProject(o Options) ([]file, error) {
 		if err := tpl.Execute(&b, data); err != nil {
 			return nil, fmt.Errorf("scaffold %s: %w", t.from, err)
 		}
-		files = append(files, file{path: t.to, data: b.Bytes()})
+		out = append(out, file{path: t.to, data: b.Bytes()})
+	}
+	return out, nil
+}
+
+// cProject is a C plugin: its source, arcade.h, a Makefile and test.sh.
+func cProject(o Options) ([]file, error) {
+	out, err := render("c", templateData(o), []struct{ from, to string }{
+		{"Makefile.tmpl", "Makefile"},
+		{"gitignore.tmpl", ".gitignore"},
+		{"README.md.tmpl", "README.md"},
+		{o.Kind + ".c.tmpl", "src/" + o.Name + ".c"},
+		{o.Kind + ".test.sh.tmpl", "test.sh"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, file{path: "include/arcade.h", data: []byte(pdk.CHeader)}), nil
+}
+
+func goProject(o Options) ([]file, error) {
+	files, err := render("golang", templateData(o), []struct{ from, to string }{
+		{"go.mod.tmpl", "go.mod"},
+		{"Makefile.tmpl", "Makefile"},
+		{"gitignore.tmpl", ".gitignore"},
+		{"README.md.tmpl", "README.md"},
+		{"arcade_test.go.tmpl", "arcade_test.go"},
+		{"main_" + o.Kind + ".go.tmpl", "main.go"},
+		{"plugin_" + o.Kind + "_test.go.tmpl", "plugin_test.go"},
+	})
+	if err != nil {
+		return nil, err
 	}
 	// The PDK's source, without its own tests.
-	err := fs.WalkDir(pdk.Source, ".", func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(pdk.Source, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || strings.HasSuffix(p, "_test.go") {
 			return err
 		}

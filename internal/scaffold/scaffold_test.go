@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/go-arcade/arcade/internal/scaffold"
+	"github.com/go-arcade/arcade/pdk"
 )
 
 func TestWriteRefusals(t *testing.T) {
@@ -19,6 +20,7 @@ func TestWriteRefusals(t *testing.T) {
 		{scaffold.Options{Name: "x", Kind: "cli"}, `--kind "cli": want one of ci, cd, security, notify, custom`},
 		{scaffold.Options{Name: "x", Kind: "storage"}, "plugins/fs-store"},
 		{scaffold.Options{Name: "x", Kind: "ci", Lang: "rust"}, `--lang "rust"`},
+		{scaffold.Options{Name: "x", Kind: "notify", Lang: "c"}, "--lang c: --kind notify has no C scaffold (C: ci, custom)"},
 	} {
 		dir := filepath.Join(t.TempDir(), "p")
 		if _, err := scaffold.Write(dir, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -63,6 +65,26 @@ func TestWriteCarriesThePDK(t *testing.T) {
 		main, _ := os.ReadFile(filepath.Join(dir, "main.go"))
 		if !strings.Contains(string(main), `Name:        "p-`+kind+`"`) && !strings.Contains(string(main), `Name:         "p-`+kind+`"`) {
 			t.Errorf("%s: main.go does not name the plugin", kind)
+		}
+	}
+}
+
+// TestWriteC: a C project carries arcade.h as the binary has it.
+func TestWriteC(t *testing.T) {
+	for _, kind := range []string{"ci", "custom"} {
+		dir := filepath.Join(t.TempDir(), "c-"+kind)
+		written, err := scaffold.Write(dir, scaffold.Options{Name: "c-" + kind, Kind: kind, Lang: "c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"Makefile", "test.sh", "src/c-" + kind + ".c", "include/arcade.h"} {
+			if !slices.Contains(written, want) {
+				t.Errorf("%s: %s not written (%v)", kind, want, written)
+			}
+		}
+		h, _ := os.ReadFile(filepath.Join(dir, "include", "arcade.h"))
+		if string(h) != pdk.CHeader || !strings.Contains(string(h), "arcade_fail_permanent") {
+			t.Errorf("%s: arcade.h is not the PDK's", kind)
 		}
 	}
 }
