@@ -920,7 +920,7 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 			}
 			n := plan.Node(pj.GetName())
 			out.Jobs = append(out.Jobs, &jobv1.JobDetail{Name: n.Name, Stage: n.Stage, Status: jobstate.Pending,
-				PipelineId: r.PipelineID, RunId: r.ID, Commands: pj.GetCommands(), Message: "waiting for " + strings.Join(n.Deps, ", ")})
+				PipelineId: r.PipelineID, RunId: r.ID, Commands: pj.GetCommands(), Message: "waiting for " + plan.WaitingFor(n)})
 		}
 	}
 	return out, nil
