@@ -29,9 +29,11 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/artifacts"
 	"github.com/go-arcade/arcade/server/auth"
+	"github.com/go-arcade/arcade/server/bounds"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/logarchive"
 	"github.com/go-arcade/arcade/server/metrics"
@@ -132,7 +134,14 @@ type Config struct {
 	// HTTPListen is the address of the dashboard and the HTTP/JSON API
 	// (TLS like gRPC when TLSCert is set); empty turns it off.
 	HTTPListen string
+	// PipelineLimits bound a pipeline (jobs, stages, depends_on entries,
+	// size); zero fields take pipeline.DefaultLimits.
+	PipelineLimits pipeline.Limits
 }
+
+// maxPipelineBytes bounds pipeline_limits.yaml_bytes: a pipeline as stored
+// must fit a page of any listing, under the 16 MiB message limit.
+const maxPipelineBytes = 8 << 20
 
 // ScopedToken is an API token limited to a scope.
 type ScopedToken struct {
@@ -196,6 +205,16 @@ func (c *Config) Validate() error {
 	if c.ArtifactMaxBytes < 0 {
 		return errors.New("artifact_max_bytes: must not be negative")
 	}
+	for name, v := range map[string]int{"jobs": c.PipelineLimits.Jobs, "stages": c.PipelineLimits.Stages,
+		"edges": c.PipelineLimits.Edges, "yaml_bytes": c.PipelineLimits.YAMLBytes} {
+		if v < 0 {
+			return fmt.Errorf("pipeline_limits.%s: must not be negative, got %d", name, v)
+		}
+	}
+	if c.PipelineLimits.YAMLBytes > maxPipelineBytes {
+		return fmt.Errorf("pipeline_limits.yaml_bytes: at most %d (a pipeline must fit a page of any listing), got %d", maxPipelineBytes, c.PipelineLimits.YAMLBytes)
+	}
+	c.PipelineLimits = c.PipelineLimits.WithDefaults()
 	if c.ArtifactSweepInterval == 0 {
 		c.ArtifactSweepInterval = time.Minute
 	}
@@ -339,6 +358,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, err
 	}
 	svc := service.New(service.Config{
+		PipelineLimits:    cfg.PipelineLimits,
 		Secrets:           box,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxPollWait:       cfg.MaxPollWait,
@@ -362,9 +382,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
 	}
 	limiter := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
+	// Bounds come first: the codec's note of a field with invalid UTF-8 is
+	// taken by them on every call, authenticated or not.
+	rules, codec := bounds.New(cfg.PipelineLimits), bounds.NewCodec()
 	gs := grpc.NewServer(append(opts,
-		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor()),
+		grpc.ForceServerCodecV2(codec),
+		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), authn.UnaryInterceptor(), limiter.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying

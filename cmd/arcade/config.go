@@ -153,6 +153,12 @@ type serverSettings struct {
 	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
 	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`
 	HTTPListen            string        `koanf:"http_listen"`
+	PipelineLimits        struct {
+		Jobs      int `koanf:"jobs"`
+		Stages    int `koanf:"stages"`
+		Edges     int `koanf:"edges"`
+		YAMLBytes int `koanf:"yaml_bytes"`
+	} `koanf:"pipeline_limits"`
 }
 
 var serverDefaults = map[string]any{

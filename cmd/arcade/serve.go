@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-arcade/arcade/agent"
 	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/server"
 	"github.com/go-arcade/arcade/server/notify"
 )
@@ -70,6 +71,8 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
+		PipelineLimits: pipeline.Limits{Jobs: s.PipelineLimits.Jobs, Stages: s.PipelineLimits.Stages,
+			Edges: s.PipelineLimits.Edges, YAMLBytes: s.PipelineLimits.YAMLBytes},
 	}, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 )
 
@@ -18,7 +20,8 @@ type Limits struct {
 	// Edges bounds the depends_on entries of all jobs together (the stage
 	// barrier of a job without depends_on counts for nothing).
 	Edges int
-	// YAMLBytes bounds a pipeline file.
+	// YAMLBytes bounds a pipeline's size: its file, and the definition as
+	// parsed (YAML aliases can make it larger than its file).
 	YAMLBytes int
 }
 
@@ -86,6 +89,9 @@ func (l Limits) Check(p *jobv1.PipelineDetail) error {
 	}
 	if edges > l.Edges {
 		return &LimitError{Field: "stages", Limit: "pipeline_limits.edges", Got: edges, Max: l.Edges, What: "depends_on entries"}
+	}
+	if n := proto.Size(p); n > l.YAMLBytes {
+		return &LimitError{Field: "pipeline", Limit: "pipeline_limits.yaml_bytes", Got: n, Max: l.YAMLBytes, What: "bytes as a message"}
 	}
 	return nil
 }

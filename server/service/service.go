@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/events"
@@ -41,6 +42,9 @@ type Config struct {
 	Secrets *secrets.Box
 	// Metrics counts jobs, leases and log lines; nil counts nothing.
 	Metrics *metrics.Metrics
+	// PipelineLimits bound pipeline definitions; zero fields take
+	// pipeline.DefaultLimits.
+	PipelineLimits pipeline.Limits
 }
 
 func (c Config) withDefaults() Config {
@@ -56,6 +60,7 @@ func (c Config) withDefaults() Config {
 	if c.TimeoutGrace <= 0 {
 		c.TimeoutGrace = 30 * time.Second
 	}
+	c.PipelineLimits = c.PipelineLimits.WithDefaults()
 	return c
 }
 
