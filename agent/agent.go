@@ -72,6 +72,11 @@ type Config struct {
 	TrustedKeys []string
 	// RequireSignatures refuses plugin modules not signed by a trusted key.
 	RequireSignatures bool
+	// MaskMinLength is the shortest secret whose encoded forms (base64,
+	// hex, URL and JSON escaping) are masked in job logs too; 0 means
+	// DefaultMaskMinLength. Every secret is masked as it is, whatever its
+	// length.
+	MaskMinLength int
 }
 
 // WasmLabel is the label of an agent that runs plugin steps.

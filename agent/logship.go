@@ -41,7 +41,11 @@ type shipper struct {
 func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger, secrets []string) *shipper {
 	s := &shipper{a: a, agentID: agentID, jobID: jobID, attempt: attempt, log: log, next: 1,
 		full: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
-	s.mask = newMasker(secrets)
+	minLen := a.cfg.MaskMinLength
+	if minLen <= 0 {
+		minLen = DefaultMaskMinLength
+	}
+	s.mask = newMasker(secrets, minLen)
 	go s.loop()
 	return s
 }

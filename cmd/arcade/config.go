@@ -191,6 +191,7 @@ type agentSettings struct {
 	DataDir        string            `koanf:"data_dir"`
 	TrustedKeys    []string          `koanf:"trusted_keys"`
 	RequireSigs    bool              `koanf:"require_signatures"`
+	MaskMinLength  int               `koanf:"mask_min_length"`
 }
 
 var agentDefaults = map[string]any{
