@@ -15,7 +15,7 @@ var AgentColumns = []string{"name", "registered_at", "last_heartbeat_at"}
 // name already known takes that record over (same id, new token), so a
 // restarted agent keeps its identity.
 func (s *Store) RegisterAgent(ctx context.Context, a *Agent) (*Agent, error) {
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var old Agent
 		err := tx.NewSelect().Model(&old).Where("name = ?", a.Name).Scan(ctx)
 		switch {
@@ -112,7 +112,7 @@ func (s *Store) UpdateAgent(ctx context.Context, a *Agent, columns ...string) er
 // back, in one transaction.
 func (s *Store) ModifyAgent(ctx context.Context, id string, fn func(*Agent) error, columns ...string) (*Agent, error) {
 	a := new(Agent)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(a).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}

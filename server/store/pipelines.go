@@ -58,7 +58,7 @@ var PipelineColumns = []string{"created_at", "updated_at", "name"}
 
 // CreatePipeline stores a new pipeline; a taken name is ErrConflict.
 func (s *Store) CreatePipeline(ctx context.Context, p *Pipeline) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		n, err := tx.NewSelect().Model((*Pipeline)(nil)).Where("name = ?", p.Name).Count(ctx)
 		if err != nil {
 			return fmt.Errorf("create pipeline %s: %w", p.Name, err)
@@ -102,7 +102,7 @@ func (s *Store) ListPipelines(ctx context.Context, p Page) ([]*Pipeline, int, er
 // one transaction; a name taken by another pipeline is ErrConflict.
 func (s *Store) ModifyPipeline(ctx context.Context, id string, fn func(*Pipeline) error) (*Pipeline, error) {
 	p := new(Pipeline)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(p).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}
@@ -128,7 +128,7 @@ func (s *Store) ModifyPipeline(ctx context.Context, id string, fn func(*Pipeline
 // DeletePipeline removes a pipeline with its runs and their jobs, logs and
 // artifacts. A pipeline with a run under way is ErrConflict.
 func (s *Store) DeletePipeline(ctx context.Context, id string) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		p := new(Pipeline)
 		if err := tx.NewSelect().Model(p).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return fmt.Errorf("delete pipeline %s: %w", id, notFound(err))
@@ -162,7 +162,7 @@ func (s *Store) DeletePipeline(ctx context.Context, id string) error {
 // CreateRun numbers a new run of its pipeline (one more than the last) and
 // stores it.
 func (s *Store) CreateRun(ctx context.Context, r *PipelineRun) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		p := new(Pipeline)
 		// Locking the pipeline row serialises numbering across replicas.
 		if err := tx.NewSelect().Model(p).Where("id = ?", r.PipelineID).Apply(s.lockRows).Scan(ctx); err != nil {
@@ -258,7 +258,7 @@ var ErrUnchanged = errors.New("unchanged")
 // lock serialises everything that advances one run, on every replica.
 func (s *Store) ModifyRun(ctx context.Context, id string, fn func(*PipelineRun, []*Job) (RunChange, error)) (*PipelineRun, error) {
 	r := new(PipelineRun)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(r).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}
