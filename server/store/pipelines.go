@@ -292,3 +292,38 @@ func (s *Store) ModifyRun(ctx context.Context, id string, fn func(*PipelineRun, 
 	}
 	return r, nil
 }
+
+// PipelineVersion is what says a stored pipeline changed: its id, its name
+// and when it was last written.
+type PipelineVersion struct {
+	bun.BaseModel `bun:"table:pipelines"`
+
+	ID        string    `bun:"id"`
+	Name      string    `bun:"name"`
+	UpdatedAt time.Time `bun:"updated_at"`
+}
+
+// PipelineVersions lists every pipeline's version, without definitions: a
+// caller that keeps what it parsed of each re-reads only those that changed.
+func (s *Store) PipelineVersions(ctx context.Context) ([]PipelineVersion, error) {
+	var vs []PipelineVersion
+	if err := s.db.NewSelect().Model(&vs).Order("id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list pipeline versions: %w", err)
+	}
+	return vs, nil
+}
+
+// PipelinesByID loads the pipelines with these ids (those that exist).
+func (s *Store) PipelinesByID(ctx context.Context, ids []string) ([]*Pipeline, error) {
+	var out []*Pipeline
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		var ps []*Pipeline
+		if err := s.db.NewSelect().Model(&ps).Where("id IN (?)", bun.In(ids[:n])).Scan(ctx); err != nil {
+			return nil, fmt.Errorf("load pipelines: %w", err)
+		}
+		out = append(out, ps...)
+		ids = ids[n:]
+	}
+	return out, nil
+}
