@@ -9,8 +9,12 @@ PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
 PROTOC_GEN_GRPC_GATEWAY_VERSION ?= v2.33.0
 PROTO_FILES := $(shell find api -name '*.proto' | sort)
+# The generated files record the protoc that made them; another version
+# writes other files and `make check` fails, so `make proto` insists on this
+# one (Debian bookworm's protobuf-compiler).
+PROTOC_VERSION ?= 3.21.12
 
-.PHONY: all build run test test-short bench check fmt vet tidy-check proto proto-install proto-clean proto-lint proto-check clean plugins
+.PHONY: all build run test test-short bench check fmt vet tidy-check proto proto-version proto-install proto-clean proto-lint proto-check clean plugins
 
 all: build
 
@@ -61,12 +65,20 @@ proto-install:
 
 # The *.pb.gw.go files are the HTTP/JSON gateway (server/gateway), bound to
 # paths by api/gateway.yaml rather than by annotations in the .proto files.
-proto:
+proto: proto-version
 	protoc -I . -I /usr/include \
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
 		--grpc-gateway_out=. --grpc-gateway_opt=paths=source_relative,grpc_api_configuration=api/gateway.yaml \
 		$(PROTO_FILES)
+
+proto-version:
+	@v=$$(protoc --version 2>/dev/null | awk '{print $$2}'); \
+	if [ "$$v" != "$(PROTOC_VERSION)" ]; then \
+		echo "make proto needs protoc $(PROTOC_VERSION) (found: $${v:-none}); the committed code was generated with it." >&2; \
+		echo "Debian bookworm: apt-get install -y protobuf-compiler; elsewhere: https://github.com/protocolbuffers/protobuf/releases/tag/v21.12" >&2; \
+		exit 1; \
+	fi
 
 proto-clean:
 	find api -name '*.pb.go' -delete

@@ -77,6 +77,13 @@ type Config struct {
 	// DefaultMaskMinLength. Every secret is masked as it is, whatever its
 	// length.
 	MaskMinLength int
+	// ContainerRuntime is "auto" (the default: offer container jobs when
+	// the Docker engine at DockerHost answers), "docker" (the same, with a
+	// warning when it does not) or "none" (never look for an engine).
+	ContainerRuntime string
+	// DockerHost is the Docker engine's address (DOCKER_HOST form);
+	// "" means the engine's default socket.
+	DockerHost string
 }
 
 // WasmLabel is the label of an agent that runs plugin steps.
@@ -114,6 +121,13 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		c.DataDir = c.WorkDir
+	}
+	switch c.ContainerRuntime {
+	case "":
+		c.ContainerRuntime = "auto"
+	case "auto", "docker", "none":
+	default:
+		return fmt.Errorf("container runtime: want auto, docker or none, got %q", c.ContainerRuntime)
 	}
 	var plugins []string
 	for _, p := range c.Plugins {
@@ -281,7 +295,10 @@ func (a *Agent) register(ctx context.Context, session int) error {
 	if newer {
 		return nil
 	}
-	detected := sysinfo.Labels(ctx)
+	detected := sysinfo.Labels(ctx, sysinfo.Probe{Containers: a.cfg.ContainerRuntime != "none", DockerHost: a.cfg.DockerHost})
+	if _, ok := detected[sysinfo.LabelContainerRuntime]; !ok && a.cfg.ContainerRuntime == "docker" {
+		a.log.Warn("no Docker engine answers; container jobs are not offered", "docker_host", a.cfg.DockerHost)
+	}
 	lbls := maps.Clone(detected)
 	if a.cfg.runsPlugins() {
 		lbls[WasmLabel] = "true"

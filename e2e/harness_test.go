@@ -38,6 +38,11 @@ const (
 var arcadeBin string
 
 func TestMain(m *testing.M) {
+	// Agents started by these tests see no container engine unless a test
+	// gives them one (--container-runtime, --docker-host): never the
+	// host's own.
+	os.Unsetenv("DOCKER_HOST")
+	os.Setenv("ARCADE_CONTAINER_RUNTIME", "none")
 	dir, err := os.MkdirTemp("", "arcade-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -7,13 +7,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shirou/gopsutil/v4/mem"
+
+	"github.com/go-arcade/arcade/core/labels"
 )
 
 // Label keys set by Labels.
@@ -23,7 +24,7 @@ const (
 	LabelHostname         = "hostname"
 	LabelCPUCores         = "cpu-cores"
 	LabelMemoryMB         = "memory-mb"
-	LabelContainerRuntime = "container-runtime"
+	LabelContainerRuntime = labels.ContainerRuntime
 )
 
 // probeTimeout bounds each check of a container engine.
@@ -33,13 +34,22 @@ const probeTimeout = 2 * time.Second
 // not set.
 const DefaultDockerHost = "unix:///var/run/docker.sock"
 
+// Probe says where Labels looks for a container engine.
+type Probe struct {
+	// Containers turns container engine detection on; off, no
+	// container-runtime label is ever set.
+	Containers bool
+	// DockerHost is the engine's address, as DOCKER_HOST spells it
+	// (unix:///path or tcp://host:port); "" means DefaultDockerHost.
+	DockerHost string
+}
+
 // Labels describes the host, with values that are valid Kubernetes label
 // values: os and arch (as Go names them), hostname, cpu-cores (the CPUs
-// this process may use), memory-mb, and container-runtime ("docker" or
-// "podman") only when a container engine can really be used: its client is
-// in PATH and its engine answers (see ContainerRuntime). It may take up to
-// a few seconds, probing container engines.
-func Labels(ctx context.Context) map[string]string {
+// this process may use), memory-mb, and container-runtime ("docker") only
+// when probe allows it and the engine at probe.DockerHost answers. It may
+// take up to probeTimeout, waiting for an engine.
+func Labels(ctx context.Context, probe Probe) map[string]string {
 	labels := map[string]string{
 		LabelOS:       SanitizeLabelValue(runtime.GOOS),
 		LabelArch:     SanitizeLabelValue(runtime.GOARCH),
@@ -53,24 +63,10 @@ func Labels(ctx context.Context) map[string]string {
 	if vm, err := mem.VirtualMemoryWithContext(ctx); err == nil && vm.Total > 0 {
 		labels[LabelMemoryMB] = strconv.FormatUint(vm.Total>>20, 10)
 	}
-	if rt := ContainerRuntime(ctx); rt != "" {
-		labels[LabelContainerRuntime] = rt
+	if probe.Containers && dockerEngineAnswers(ctx, probe.DockerHost) {
+		labels[LabelContainerRuntime] = "docker"
 	}
 	return labels
-}
-
-// ContainerRuntime returns "docker" when the docker client is in PATH and
-// the Docker engine of DOCKER_HOST (DefaultDockerHost when unset) answers
-// a ping, else "podman" when the podman client is in PATH and "podman info"
-// succeeds within 2 seconds, else "".
-func ContainerRuntime(ctx context.Context) string {
-	if _, err := exec.LookPath("docker"); err == nil && dockerEngineAnswers(ctx, os.Getenv("DOCKER_HOST")) {
-		return "docker"
-	}
-	if _, err := exec.LookPath("podman"); err == nil && podmanWorks(ctx) {
-		return "podman"
-	}
-	return ""
 }
 
 // dockerEngineAnswers reports whether the Docker engine at host (a
@@ -127,14 +123,6 @@ func dockerEngineAnswers(ctx context.Context, host string) bool {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<10))
 	return resp.StatusCode == http.StatusOK
-}
-
-func podmanWorks(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "podman", "info")
-	cmd.WaitDelay = 500 * time.Millisecond
-	return cmd.Run() == nil
 }
 
 // SanitizeLabelValue turns s into a valid Kubernetes label value: at most

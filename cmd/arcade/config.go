@@ -39,6 +39,9 @@ func loadConfig(out any, defaults map[string]any, path string, explicit bool, fl
 		Prefix: "ARCADE_",
 		TransformFunc: func(key, value string) (string, any) {
 			key = strings.ToLower(strings.TrimPrefix(key, "ARCADE_"))
+			if nested, ok := nestedKeys[key]; ok {
+				key = nested
+			}
 			if key == "labels" {
 				return key, splitPairs(value)
 			}
@@ -53,6 +56,9 @@ func loadConfig(out any, defaults map[string]any, path string, explicit bool, fl
 			return "", nil
 		}
 		key := strings.ReplaceAll(f.Name, "-", "_")
+		if nested, ok := nestedKeys[key]; ok {
+			key = nested
+		}
 		if f.Name == "label" {
 			vals, _ := flags.GetStringArray("label")
 			return "labels", pairs(vals)
@@ -66,6 +72,14 @@ func loadConfig(out any, defaults map[string]any, path string, explicit bool, fl
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// nestedKeys maps the flat spellings of flags and environment variables
+// (--docker-host, ARCADE_CONTAINER_RUNTIME) to keys nested in the files.
+var nestedKeys = map[string]string{
+	"container_runtime": "container.runtime",
+	"container_host":    "container.host",
+	"docker_host":       "container.host",
 }
 
 // pairs reads k=v items into a map; an item without "=" maps to "".
@@ -192,9 +206,14 @@ type agentSettings struct {
 	TrustedKeys    []string          `koanf:"trusted_keys"`
 	RequireSigs    bool              `koanf:"require_signatures"`
 	MaskMinLength  int               `koanf:"mask_min_length"`
+	Container      struct {
+		Runtime string `koanf:"runtime"`
+		Host    string `koanf:"host"`
+	} `koanf:"container"`
 }
 
 var agentDefaults = map[string]any{
-	"server":   "127.0.0.1:9090",
-	"max_jobs": 1,
+	"server":            "127.0.0.1:9090",
+	"max_jobs":          1,
+	"container.runtime": "auto",
 }

@@ -105,3 +105,40 @@ func TestLimitsFromFiles(t *testing.T) {
 		t.Errorf("mask_min_length = %d", a.MaskMinLength)
 	}
 }
+
+// TestAgentContainerSettings: the engine an agent looks for comes from
+// container: in the file, ARCADE_CONTAINER_RUNTIME / ARCADE_CONTAINER_HOST,
+// --container-runtime / --docker-host, and DOCKER_HOST last.
+func TestAgentContainerSettings(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(file, []byte("container:\n  runtime: docker\n  host: unix:///from/file.sock\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	load := func(t *testing.T, path string, args ...string) (runtime, host string) {
+		t.Helper()
+		cmd := newAgentCmd(&globals{})
+		if err := cmd.Flags().Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := agentConfig(cmd, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.ContainerRuntime, cfg.DockerHost
+	}
+	t.Setenv("DOCKER_HOST", "unix:///from/docker-host.sock")
+	if rt, h := load(t, os.DevNull); rt != "auto" || h != "unix:///from/docker-host.sock" {
+		t.Errorf("defaults: %q %q", rt, h)
+	}
+	if rt, h := load(t, file); rt != "docker" || h != "unix:///from/file.sock" {
+		t.Errorf("file: %q %q", rt, h)
+	}
+	t.Setenv("ARCADE_CONTAINER_RUNTIME", "none")
+	t.Setenv("ARCADE_CONTAINER_HOST", "unix:///from/env.sock")
+	if rt, h := load(t, file); rt != "none" || h != "unix:///from/env.sock" {
+		t.Errorf("env over file: %q %q", rt, h)
+	}
+	if rt, h := load(t, file, "--container-runtime", "auto", "--docker-host", "tcp://127.0.0.1:2375"); rt != "auto" || h != "tcp://127.0.0.1:2375" {
+		t.Errorf("flags over env: %q %q", rt, h)
+	}
+}

@@ -118,6 +118,8 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.StringSlice("plugins", []string{"*"}, `plugins this agent runs as job steps: names, "*" (any) or "-" (none)`)
 	f.StringSlice("trusted-keys", nil, "base64 ed25519 keys plugin module signatures are checked against")
 	f.Bool("require-signatures", false, "refuse plugin modules not signed by a trusted key")
+	f.String("container-runtime", "auto", "auto (container jobs when the Docker engine answers), docker, or none (never look for one)")
+	f.String("docker-host", "", "the Docker engine's address (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
 }
 
 func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
@@ -126,7 +128,12 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 	if err := loadConfig(&s, agentDefaults, configPath, explicit, cmd.Flags()); err != nil {
 		return agent.Config{}, err
 	}
+	dockerHost := s.Container.Host
+	if dockerHost == "" {
+		dockerHost = os.Getenv("DOCKER_HOST")
+	}
 	return agent.Config{
+		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost,
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,

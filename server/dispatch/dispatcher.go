@@ -12,10 +12,6 @@ import (
 	"github.com/go-arcade/arcade/server/store"
 )
 
-// ContainerRuntimeLabel is the label an agent carries when it can run
-// container images; jobs with an image only go to such agents.
-const ContainerRuntimeLabel = "container-runtime"
-
 // Store is what the dispatcher needs of the database.
 type Store interface {
 	GetAgent(ctx context.Context, id string) (*store.Agent, error)
@@ -113,7 +109,7 @@ func (d *Dispatcher) TryClaim(ctx context.Context, agentID string) (*store.Job, 
 // agent's labels, an agent with a container runtime is there for an image,
 // and the agent runs every plugin the job's steps use.
 func (d *Dispatcher) Matches(j *store.Job, a *store.Agent) bool {
-	if j.Image != "" && a.Labels[ContainerRuntimeLabel] == "" {
+	if j.Image != "" && a.Labels[labels.ContainerRuntime] == "" {
 		return false
 	}
 	if !jobstep.Covers(a.Plugins, j.Plugins) {

@@ -9,7 +9,6 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/labels"
-	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -48,8 +47,8 @@ func (js *JobServer) ExplainJob(ctx context.Context, req *jobv1.ExplainJobReques
 				fit.FailedTerms = append(fit.FailedTerms, f.String())
 			}
 		}
-		if j.Image != "" && a.Labels[dispatch.ContainerRuntimeLabel] == "" {
-			fit.FailedTerms = append(fit.FailedTerms, fmt.Sprintf("image %s: agent has no %s label (no container runtime)", j.Image, dispatch.ContainerRuntimeLabel))
+		if j.Image != "" && a.Labels[labels.ContainerRuntime] == "" {
+			fit.FailedTerms = append(fit.FailedTerms, fmt.Sprintf("image %s: agent has no %s label (no container runtime)", j.Image, labels.ContainerRuntime))
 		}
 		fit.Matches = len(fit.FailedTerms) == 0
 		fit.Full = fit.Matches && fit.RunningJobs >= fit.MaxConcurrentJobs

@@ -1,0 +1,10 @@
+package labels
+
+// Label keys with a meaning to Arcade itself, set by agents and read by the
+// dispatcher.
+const (
+	// ContainerRuntime is carried by an agent that can run jobs in
+	// container images ("docker"); a job with an image only goes to an agent
+	// that has it.
+	ContainerRuntime = "container-runtime"
+)
