@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -160,5 +162,102 @@ func TestRequestBounds(t *testing.T) {
 	agents, err := c.agentsC.ListAgents(ctx, &agentv1.ListAgentsRequest{})
 	if err != nil || len(agents.GetAgents()) != 1 || len(agents.GetAgents()[0].GetLabels()) != 1 {
 		t.Fatalf("agents after the refusals: %v %v", agents, err)
+	}
+}
+
+// TestPagesFitTheMessageLimit fills listings with items near their bounds:
+// read by a client that accepts gRPC's default 4 MiB per message, every
+// page fits, and paging reaches every item (jobs and log lines alike).
+func TestPagesFitTheMessageLimit(t *testing.T) {
+	c := newCluster(t, "sqlite://"+t.TempDir()+"/arcade.db")
+	ctx := context.Background()
+	big := make([]string, 14) // 14 × 64 KiB: under the 1 MiB of a job
+	for i := range big {
+		big[i] = "echo " + strings.Repeat("x", 64<<10-5)
+	}
+	for range 10 {
+		c.create(&jobv1.CreateJobRequest{Commands: big, Selector: "none=here"})
+	}
+	c.startAgent("printer", 1)
+	printer := c.create(&jobv1.CreateJobRequest{Commands: []string{`for i in $(seq 100); do printf "%060000d\n" $i; done`}})
+	c.waitStatus(printer.GetId(), agentv1.JobStatus_JOB_STATUS_SUCCESS)
+
+	small, err := client.Dial(c.addr, client.Static(apiToken), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	jobs := jobv1.NewJobServiceClient(small)
+	seen, pages, token := 0, 0, ""
+	for {
+		resp, err := jobs.ListJobs(ctx, &jobv1.ListJobsRequest{PageSize: 50, PageToken: token})
+		if err != nil {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		seen += len(resp.GetJobs())
+		pages++
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if seen != 11 || pages < 3 {
+		t.Errorf("listed %d jobs in %d pages; want 11 in several", seen, pages)
+	}
+	lines, next := 0, int64(1)
+	for pages = 0; ; pages++ {
+		resp, err := jobs.GetJobLog(ctx, &jobv1.GetJobLogRequest{JobId: printer.GetId(), FromLine: next})
+		if err != nil {
+			t.Fatalf("log page %d: %v", pages, err)
+		}
+		for _, l := range resp.GetLines() {
+			if len(l.GetContent()) == 60000 {
+				lines++
+			}
+		}
+		next = resp.GetNextLine()
+		if resp.GetComplete() {
+			break
+		}
+		if len(resp.GetLines()) == 0 {
+			t.Fatal("an empty log page that is not complete")
+		}
+	}
+	if lines != 100 || pages < 1 {
+		t.Errorf("read %d long log lines in %d pages; want 100 in several", lines, pages+1)
+	}
+}
+
+// TestPipelineLimits sets pipeline_limits in server.yaml: a pipeline over
+// one (jobs over all stages, depends_on entries, stages, the file's size)
+// is refused with InvalidArgument naming the limit; one within is stored.
+func TestPipelineLimits(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "server.yaml")
+	if err := os.WriteFile(conf, []byte("pipeline_limits: {jobs: 5, stages: 3, edges: 2, yaml_bytes: 2048}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, "sqlite://"+t.TempDir()+"/arcade.db", "--config", conf)
+	ctx := context.Background()
+	stage := func(name string, jobs ...string) string {
+		var js []string
+		for _, j := range jobs {
+			js = append(js, fmt.Sprintf("{name: %s, commands: [true]}", j))
+		}
+		return fmt.Sprintf("  - {name: %s, jobs: [%s]}\n", name, strings.Join(js, ", "))
+	}
+	for _, tc := range []struct{ name, yaml, say string }{
+		{"jobs", "name: p\nstages:\n" + stage("a", "a1", "a2", "a3") + stage("b", "b1", "b2", "b3"), "stages: 6 jobs, more than the limit of 5 (pipeline_limits.jobs)"},
+		{"stages", "name: p\nstages:\n" + stage("a", "a1") + stage("b", "b1") + stage("c", "c1") + stage("d", "d1"), "stages: 4 stages, more than the limit of 3 (pipeline_limits.stages)"},
+		{"edges", "name: p\nstages:\n  - {name: a, jobs: [{name: x, commands: [true]}, {name: y, commands: [true], depends_on: [x]}, {name: z, commands: [true], depends_on: [x, y]}]}\n",
+			"stages: 3 depends_on entries, more than the limit of 2 (pipeline_limits.edges)"},
+		{"bytes", "name: p\n# " + strings.Repeat("-", 2100) + "\nstages:\n" + stage("a", "a1"), "yaml: 2"},
+	} {
+		_, err := c.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: tc.yaml})
+		st := status.Convert(err)
+		if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tc.say) || (tc.name == "bytes" && !strings.Contains(st.Message(), "pipeline_limits.yaml_bytes")) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if _, err := c.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: "name: ok\nstages:\n" + stage("a", "a1", "a2") + stage("b", "b1", "b2", "b3")}); err != nil {
+		t.Fatalf("a pipeline within the limits: %v", err)
 	}
 }

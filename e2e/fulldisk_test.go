@@ -7,14 +7,17 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/internal/tmpfs"
 )
 
 // TestFullDisk runs a server whose SQLite database lives on a small tmpfs
-// and fills it: writes are refused, /readyz turns 503 and gRPC health NOT_SERVING while reads still work;
+// and fills it: writes are refused with ResourceExhausted and a plain
+// message (not Internal with the driver's), /readyz turns 503 and gRPC health NOT_SERVING while reads still work;
 // once there is room again the server is ready and writes.
 func TestFullDisk(t *testing.T) {
 	dir := tmpfs.Mount(t, 8<<20)
@@ -26,8 +29,9 @@ func TestFullDisk(t *testing.T) {
 	for i := 0; i < 2000 && err == nil; i++ {
 		_, err = c.jobs.CreateJob(ctx, &jobv1.CreateJobRequest{Commands: []string{strings.Repeat("x", 60<<10)}})
 	}
-	if err == nil {
-		t.Fatal("2,000 jobs of 60 KiB fit an 8 MiB disk")
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "storage is full") || strings.Contains(st.Message(), "(13)") {
+		t.Errorf("a write on a full disk: %v", err)
 	}
 	var body string
 	c.waitFor("/readyz to fail", func() bool {

@@ -104,3 +104,10 @@ func (l Limits) Validate(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, e
 	}
 	return validate(ctx, p)
 }
+
+// Replan plans a definition stored earlier (a run's snapshot), under no
+// limits: it was held to the limits in force when it was stored, which may
+// have been raised or lowered since. It stops when ctx ends.
+func Replan(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, error) {
+	return validate(ctx, p)
+}

@@ -216,7 +216,7 @@ func staged(stages, perStage int) *jobv1.PipelineDetail {
 }
 
 func TestLimits(t *testing.T) {
-	l := Limits{Jobs: 10, Stages: 3, Edges: 5, YAMLBytes: 64}
+	l := Limits{Jobs: 10, Stages: 3, Edges: 5}
 	cases := []struct {
 		name  string
 		p     *jobv1.PipelineDetail
@@ -236,10 +236,15 @@ func TestLimits(t *testing.T) {
 	if _, err := l.Validate(context.Background(), chain(6)); err != nil {
 		t.Errorf("within the limits: %v", err)
 	}
-	_, err := l.ParseYAML([]byte(fanYAML))
+	_, err := Limits{YAMLBytes: 64}.ParseYAML([]byte(fanYAML))
 	var le *LimitError
 	if !errors.As(err, &le) || le.Field != "yaml" || le.Max != 64 || le.Got != len(fanYAML) {
 		t.Errorf("yaml bytes: %v", err)
+	}
+	// The size bounds the definition as parsed too (YAML aliases can make
+	// it larger than its file).
+	if _, err := (Limits{YAMLBytes: 1000}).Validate(context.Background(), staged(1, 100)); !errors.As(err, &le) || le.Field != "pipeline" {
+		t.Errorf("definition bytes: %v", err)
 	}
 	// The stage barrier is no edge: 1,000 stages of 10 jobs declare none.
 	if _, err := (Limits{Edges: 1}).Validate(context.Background(), staged(1000, 10)); err != nil {

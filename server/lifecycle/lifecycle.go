@@ -57,6 +57,10 @@ type Lifecycle struct {
 	fx    Effects
 	now   func() time.Time
 	log   *slog.Logger
+	// plans keeps the plans of runs (plans.go); index the pipelines'
+	// triggers (triggerindex.go).
+	plans planCache
+	index triggerIndex
 }
 
 // New returns the life cycle over a migrated store; now is its clock.

@@ -7,16 +7,23 @@ import "google.golang.org/protobuf/proto"
 // whichever comes first, and next_page_token goes on from there.
 const replyBudget = 3 << 20
 
-// fitBytes returns how many of items, in order, fit in budget bytes as
-// encoded: at least one, so that a listing always moves on (what one item
-// may hold is bounded when it is created).
-func fitBytes[T proto.Message](items []T, budget int) int {
-	total := 0
-	for i, it := range items {
-		total += proto.Size(it) + 8 // with its field tag and length
-		if total > budget && i > 0 {
-			return i
-		}
+// pageBytes counts the bytes of a page being built.
+type pageBytes struct {
+	left  int
+	items int
+}
+
+func newPageBytes() *pageBytes { return &pageBytes{left: replyBudget} }
+
+// take reports whether m still fits the page, and counts it if so. The
+// first item always fits, so a listing always moves on (what one item may
+// hold is bounded when it is created).
+func (b *pageBytes) take(m proto.Message) bool {
+	size := proto.Size(m) + 8 // with its field tag and length
+	if b.items > 0 && size > b.left {
+		return false
 	}
-	return len(items)
+	b.left -= size
+	b.items++
+	return true
 }

@@ -156,6 +156,12 @@ func storeError(err error, what string) error {
 		return grpcstatus.Error(codes.DeadlineExceeded, err.Error())
 	case store.Unavailable(err):
 		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is unreachable, retry: %v", what, err)
+	case store.StorageFull(err):
+		// Plainly: the driver's words ("database or disk is full (13)")
+		// add nothing for the caller.
+		return grpcstatus.Errorf(codes.ResourceExhausted, "%s: the server's database storage is full; nothing was changed (an operator must free space)", what)
+	case store.Busy(err):
+		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is busy with other writes; nothing was changed, retry", what)
 	}
 	if _, ok := grpcstatus.FromError(err); ok {
 		return err

@@ -327,3 +327,33 @@ func (s *Store) PipelinesByID(ctx context.Context, ids []string) ([]*Pipeline, e
 	}
 	return out, nil
 }
+
+// RunStatus is a run's id and status.
+type RunStatus struct {
+	bun.BaseModel `bun:"table:pipeline_runs"`
+
+	ID     string `bun:"id"`
+	Status string `bun:"status"`
+}
+
+// ActiveRunStatuses returns the runs under way with their status, oldest
+// first.
+func (s *Store) ActiveRunStatuses(ctx context.Context) ([]RunStatus, error) {
+	var rs []RunStatus
+	if err := s.db.NewSelect().Model(&rs).Where("status IN (?)", bun.In([]string{statusPending, statusRunning})).
+		Order("created_at ASC").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list active runs: %w", err)
+	}
+	return rs, nil
+}
+
+// RunJobStates returns the jobs of a run with only what deciding its next
+// step needs: name, status, attempt, started_at, finished_at, end_reason.
+func (s *Store) RunJobStates(ctx context.Context, runID string) ([]*Job, error) {
+	var jobs []*Job
+	if err := s.db.NewSelect().Model(&jobs).Column("id", "name", "status", "attempt", "started_at", "finished_at", "end_reason").
+		Where("run_id = ?", runID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("jobs of run %s: %w", runID, err)
+	}
+	return jobs, nil
+}

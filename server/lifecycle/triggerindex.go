@@ -1,4 +1,4 @@
-package service
+package lifecycle
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 type triggerIndex struct {
 	mu   sync.Mutex
 	byID map[string]*indexedPipeline
+	// parsed counts the definitions read.
+	parsed int
 }
 
 // indexedPipeline is what the index knows of one pipeline.
@@ -32,7 +34,7 @@ type indexedPipeline struct {
 
 func indexPipeline(p *store.Pipeline) *indexedPipeline {
 	ip := &indexedPipeline{id: p.ID, name: p.Name, updated: p.UpdatedAt}
-	spec, err := unmarshalSpec(p.Spec)
+	spec, err := DecodeSpec(p.Spec)
 	if err != nil {
 		return ip
 	}
@@ -81,6 +83,7 @@ func (ix *triggerIndex) pipelines(ctx context.Context, st *store.Store) ([]*inde
 		for _, p := range ps {
 			ix.byID[p.ID] = indexPipeline(p)
 		}
+		ix.parsed += len(ps)
 	}
 	out := make([]*indexedPipeline, 0, len(versions))
 	for _, v := range versions {
