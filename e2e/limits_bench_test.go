@@ -81,6 +81,10 @@ func BenchmarkBigPipeline(b *testing.B) {
 	for _, shape := range []string{"chain", "wide"} {
 		for which, bin := range benchBinaries() {
 			b.Run(shape+"/"+which, func(b *testing.B) {
+				report := b.Errorf // this build must not fail; the baseline may
+				if which == "baseline" {
+					report = b.Logf
+				}
 				for range b.N {
 					srv, jobs := benchServer(b, bin)
 					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -90,17 +94,19 @@ func BenchmarkBigPipeline(b *testing.B) {
 					}
 					created := time.Since(start)
 					start = time.Now()
+					// An error is reported, not fatal: the baseline's may fail
+					// (its run view outgrows the message limit).
 					run, err := jobs.TriggerPipeline(ctx, &jobv1.TriggerPipelineRequest{PipelineId: "big-" + shape})
-					if err != nil {
-						b.Fatalf("trigger: %v", err)
-					}
 					triggered := time.Since(start)
+					if err != nil {
+						report("%s %s: trigger: %.200v", shape, which, err)
+					}
 					time.Sleep(3 * time.Second)
 					peak := float64(procStatus(b, srv.cmd.Process.Pid, "VmHWM")) / 1024
 					// Is the server still answering others?
 					start = time.Now()
 					if _, err := jobs.CreateJob(ctx, &jobv1.CreateJobRequest{Commands: []string{"true"}}); err != nil {
-						b.Errorf("a job beside the run: %v", err)
+						report("%s %s: a job beside the run: %.200v", shape, which, err)
 					}
 					other := time.Since(start)
 					cancel()
