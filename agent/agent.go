@@ -77,6 +77,10 @@ type Config struct {
 	// DefaultMaskMinLength. Every secret is masked as it is, whatever its
 	// length.
 	MaskMinLength int
+	// MaxModuleBytes bounds a plugin module the agent fetches (0:
+	// host.DefaultMaxModuleBytes); a larger one is refused before it is
+	// downloaded.
+	MaxModuleBytes int64
 	// ContainerRuntime is "auto" (the default: offer container jobs when
 	// the Docker engine at DockerHost answers), "docker" (the same, with a
 	// warning when it does not) or "none" (never look for an engine).
@@ -198,7 +202,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	a.rpc = agentv1.NewAgentServiceClient(conn)
 	a.streams = jobv1.NewStreamServiceClient(conn)
 	if cfg.runsPlugins() {
-		policy := plugincache.Policy{Require: cfg.RequireSignatures}
+		policy := plugincache.Policy{Require: cfg.RequireSignatures, MaxModuleBytes: cfg.MaxModuleBytes}
 		for _, k := range cfg.TrustedKeys {
 			pub, _ := host.ParsePublicKey(k) // checked by Validate
 			policy.TrustedKeys = append(policy.TrustedKeys, pub)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/client"
 )
@@ -29,20 +30,27 @@ func benchBinaries() map[string]string {
 
 // benchServer starts the server binary bin on SQLite, with no plugins.
 func benchServer(b *testing.B, bin string) (*proc, jobv1.JobServiceClient) {
+	c := benchCluster(b, bin)
+	return c.server, c.jobs
+}
+
+// benchCluster is a cluster whose server is the binary bin.
+func benchCluster(b *testing.B, bin string) *cluster {
 	b.Helper()
 	dir := b.TempDir()
 	addr := freeAddr(b)
 	p := startBin(b, bin, "server", "server", "--listen", addr, "--db", "sqlite://"+filepath.Join(dir, "arcade.db"),
 		"--data-dir", dir, "--config", os.DevNull, "--plugins-config", filepath.Join(dir, "none.yaml"),
 		"--plugin-dirs", filepath.Join(dir, "none"))
-	c := &cluster{t: b, addr: addr, server: p}
+	c := &cluster{t: b, addr: addr, server: p, agents: map[string]*proc{}}
 	c.waitHealthy()
 	conn, err := client.Dial(addr, client.Static(apiToken))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { conn.Close() })
-	return p, jobv1.NewJobServiceClient(conn)
+	c.conn, c.jobs, c.agentsC = conn, jobv1.NewJobServiceClient(conn), agentv1.NewAgentServiceClient(conn)
+	return c
 }
 
 // bigPipeline is 10,000 jobs: a depends_on chain in one stage, or two
@@ -154,6 +162,25 @@ func BenchmarkIdleServer(b *testing.B) {
 				b.ReportMetric(pct, "cpu-%")
 				b.Logf("idle with 1,000 pipelines, %s: %.1f %% of a core (%s in 10 s)", which, pct, used)
 				srv.stop(syscall.SIGTERM)
+			}
+		})
+	}
+}
+
+// BenchmarkShutdown measures how long a server with an agent connected
+// (its channel open) takes to exit on SIGTERM, beside the baseline build.
+func BenchmarkShutdown(b *testing.B) {
+	for which, bin := range benchBinaries() {
+		b.Run(which, func(b *testing.B) {
+			for range b.N {
+				c := benchCluster(b, bin)
+				c.startAgent("connected", 1)
+				took, ok := stopWithin(c.server, 30*time.Second)
+				if !ok {
+					b.Errorf("%s: still running after %s", which, took)
+				}
+				b.ReportMetric(took.Seconds(), "stop-s")
+				b.Logf("server with an agent connected, %s: stopped in %s", which, took)
 			}
 		})
 	}

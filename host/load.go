@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -84,14 +85,55 @@ func (v *version) close() {
 
 var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 
+// moduleTooBig is a module over max_module_bytes.
+type moduleTooBig struct {
+	path string
+	size int64
+	max  int64
+}
+
+func (e *moduleTooBig) Error() string {
+	return fmt.Sprintf("%s is %d bytes, more than max_module_bytes (%d)", e.path, e.size, e.max)
+}
+
+// readModule reads a module file of at most max bytes: a larger one is
+// refused from its size before any of it is read, and one that grows while
+// it is read stops at max+1 bytes.
+func readModule(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > max {
+		return nil, &moduleTooBig{path: path, size: st.Size(), max: max}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, &moduleTooBig{path: path, size: int64(len(data)), max: max}
+	}
+	return data, nil
+}
+
 // loadVersion reads, checks, compiles and validates a plugin module. Any
 // failure is an *Error naming the plugin and the reason.
 func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) {
 	start := time.Now()
-	data, err := os.ReadFile(spec.Path)
+	data, err := readModule(spec.Path, m.cfg.maxModuleBytes())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Err: err,
 			Detail: err.Error() + " (not built yet? `make plugins` builds the first-party plugins)"}
+	}
+	var big *moduleTooBig
+	if errors.As(err, &big) {
+		return nil, refused(spec.Name, ErrInvalidModule, "%s", big)
 	}
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: err.Error(), Err: err}
@@ -130,6 +172,53 @@ func checkModule(spec *Spec, data []byte, from string) ([sha256.Size]byte, error
 		return sum, refused(spec.Name, ErrHashMismatch, "pinned %s, %s has %s", spec.SHA256, from, hex.EncodeToString(sum[:]))
 	}
 	return sum, nil
+}
+
+// compiling serialises the compilation of one module (by digest) into one
+// compilation cache across loads that run side by side: wazero 1.12 may
+// hand a compiled module without its entry preambles to one of two
+// runtimes that read the same module from a shared cache at once (a
+// panic when it is instantiated). Different modules, or caches, compile in
+// parallel.
+var compiling keyedMutex
+
+type compileKey struct {
+	cache wazero.CompilationCache
+	sum   [sha256.Size]byte
+}
+
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[compileKey]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key compileKey) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[compileKey]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // compiler is what compiling a module needs: the compilation cache, how
@@ -173,10 +262,12 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum
 	}
 	rc := wazero.NewRuntimeConfig().WithCompilationCache(c.cache)
 	cctx := experimental.WithCompilationWorkers(ctx, c.workers)
+	unlock := compiling.lock(compileKey{cache: c.cache, sum: sum})
 	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{
 		EnableWasi:    true,
 		RuntimeConfig: rc,
 	}, nil)
+	unlock()
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}
 	}
@@ -196,10 +287,10 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum
 		return fail(refused(spec.Name, ErrMissingFunction, "module does not export %s", MetadataFunction))
 	}
 	logger := c.logger.With("plugin", spec.Name)
-	out, stderr, err := inst.call(ctx, logger, nil, MetadataFunction, nil)
+	out, stderr, timedOut, err := inst.call(ctx, logger, nil, MetadataFunction, nil, spec.Grants.Limits)
 	if err != nil {
 		inst.close()
-		ce := classifyCallError(callFacts{plugin: spec.Name, function: MetadataFunction,
+		ce := classifyCallError(callFacts{plugin: spec.Name, function: MetadataFunction, callerErr: ctx.Err(), timedOut: timedOut,
 			timeout: time.Duration(spec.Grants.Timeout), memoryLimitMiB: spec.Grants.MemoryLimitMiB, stderr: stderr}, err)
 		return fail(&Error{Plugin: spec.Name, Reason: ErrBadMetadata, Detail: ce.Error(), Err: ce})
 	}

@@ -208,21 +208,44 @@ func (w *watcher) schedule(key string) {
 	})
 }
 
-// work applies queued changes one at a time.
+// work applies queued changes: each file on a goroutine of its own, so
+// that a plugin slow to load (or stuck in its metadata until its timeout)
+// holds up no other; configuration edits one after the other, in order, on
+// a goroutine of their own.
 func (m *Manager) work(w *watcher) {
 	defer w.done.Done()
+	configs := make(chan struct{}, 1)
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		for {
+			select {
+			case <-w.ctx.Done():
+				return
+			case <-configs:
+				if err := m.loadConfig(w.ctx, w.configPath); err != nil {
+					m.logger.Warn("plugins config not applied", "path", w.configPath, "err", err)
+				}
+			}
+		}
+	}()
 	for {
 		select {
 		case <-w.ctx.Done():
 			return
 		case key := <-w.queue:
 			if key == configKey {
-				if err := m.LoadPluginsFromConfig(w.configPath); err != nil {
-					m.logger.Warn("plugins config not applied", "path", w.configPath, "err", err)
+				select {
+				case configs <- struct{}{}:
+				default: // an apply is pending: it reads the file as it is then
 				}
 				continue
 			}
-			m.fileChanged(w.ctx, key)
+			w.done.Add(1)
+			go func() {
+				defer w.done.Done()
+				m.fileChanged(w.ctx, key)
+			}()
 		}
 	}
 }

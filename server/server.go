@@ -319,6 +319,8 @@ type Server struct {
 	replica string
 	// httpMounts are extra handlers of the HTTP listener.
 	httpMounts map[string]http.Handler
+	// stopping ends streams and long polls when the server stops.
+	stopping *stopper
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -385,10 +387,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	// Bounds come first: the codec's note of a field with invalid UTF-8 is
 	// taken by them on every call, authenticated or not.
 	rules, codec := bounds.New(cfg.PipelineLimits), bounds.NewCodec()
+	stopping := newStopper()
 	gs := grpc.NewServer(append(opts,
 		grpc.ForceServerCodecV2(codec),
-		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), authn.UnaryInterceptor(), limiter.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), stopping.unary(), authn.UnaryInterceptor(), limiter.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), stopping.stream(), authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying
@@ -455,7 +458,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, stopping: stopping,
 		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString()}
 	err = srv.listenWebhook()
 	if err == nil {
@@ -537,6 +540,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.serving.Store(false)
 	s.health.Shutdown()
+	// Streams and long polls end now (agents reconnect elsewhere), and so
+	// do plugin calls and loads whatever the plugins do; other calls in
+	// flight get the grace below.
+	s.stopping.stop()
+	s.plugins.StopAutoWatch()
+	if err := s.plugins.Close(context.Background()); err != nil {
+		s.log.Warn("close plugins", "err", err)
+	}
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {

@@ -206,6 +206,7 @@ type agentSettings struct {
 	TrustedKeys    []string          `koanf:"trusted_keys"`
 	RequireSigs    bool              `koanf:"require_signatures"`
 	MaskMinLength  int               `koanf:"mask_min_length"`
+	MaxModuleBytes int64             `koanf:"max_module_bytes"`
 	Container      struct {
 		Runtime string `koanf:"runtime"`
 		Host    string `koanf:"host"`

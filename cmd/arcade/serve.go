@@ -137,8 +137,8 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,
-		MaskMinLength: s.MaskMinLength,
-		TLS:           client.TLS{CAFile: s.TLSCA, CertFile: s.ClientCert, KeyFile: s.ClientKey, ServerName: s.TLSServerName},
+		MaskMinLength: s.MaskMinLength, MaxModuleBytes: s.MaxModuleBytes,
+		TLS: client.TLS{CAFile: s.TLSCA, CertFile: s.ClientCert, KeyFile: s.ClientKey, ServerName: s.TLSServerName},
 	}, nil
 }
 
