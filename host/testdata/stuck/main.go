@@ -61,7 +61,7 @@ func pollOneoff(in, out unsafe.Pointer, n uint32, nevents unsafe.Pointer) uint32
 // again, reading what it gets.
 func pollStdin() {
 	var subs [2][48]byte
-	subs[0][8] = 1 // fd_read, on fd 0
+	subs[0][8] = 1                                 // fd_read, on fd 0
 	binary.LittleEndian.PutUint32(subs[1][16:], 1) // clock: monotonic,
 	binary.LittleEndian.PutUint64(subs[1][24:], uint64(time.Hour))
 	var events [2][32]byte
