@@ -21,12 +21,16 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/executor/container"
+	"github.com/go-arcade/arcade/agent/jobtrack"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	"github.com/go-arcade/arcade/internal/confine"
 )
 
 // runningJob is a job the agent runs now.
 type runningJob struct {
-	cancel context.CancelCauseFunc
+	cancel  context.CancelCauseFunc
+	attempt int32
 }
 
 // cancelReason is the cause given to a job's context when it is cancelled.
@@ -66,7 +70,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	a.mu.Lock()
-	a.jobs[job.GetId()] = &runningJob{cancel: cancel}
+	a.jobs[job.GetId()] = &runningJob{cancel: cancel, attempt: job.GetAttempt()}
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
@@ -80,33 +84,42 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	}
 	log.Info("job started", "name", job.GetName())
 
-	if job.GetImage() != "" {
-		// Routing already sent this job to an agent with a container
-		// runtime; running it inside the image is not built yet, and running
-		// it on the host instead would be wrong.
+	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
+	// Recorded before anything of the job exists; ended (processes,
+	// cgroup, record) after the workspace is removed.
+	track, err := a.tracker.Begin(job.GetId(), job.GetAttempt(), ws)
+	if err != nil {
 		report.ExitCode = -1
-		report.Message = fmt.Sprintf("cannot run image %q: container execution is not supported by this agent yet", job.GetImage())
+		report.Message = fmt.Sprintf("cannot record the job on the agent: %v", err)
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
 		return
 	}
-	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
-	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, slices.Collect(maps.Values(job.GetSecrets())))
-	result, message := a.execute(ctx, job, ws, ship)
-	// Artifacts are kept from successful jobs only (a job that failed, say
-	// at a security scan, must not publish what it built). They are
-	// uploaded before the final report, so a finished job's artifacts are
-	// there, and before the log closes, which records each upload.
-	var arts []*agentv1.Artifact
-	if result.Outcome == executor.Succeeded {
-		arts = a.collectArtifacts(log, ws, job.GetArtifacts())
-		a.uploadArtifacts(context.WithoutCancel(ctx), log, job, ws, arts, ship)
+	defer func() {
+		if err := track.End(); err != nil {
+			log.Warn("ending the job's processes", "err", err)
+		}
+	}()
+	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, jobMasks(job))
+	r := &jobRun{job: job, ws: ws, ship: ship, log: log, contain: track}
+	if err := a.prepareWorkspace(r, track); err != nil {
+		r.failed = true
+		r.result = executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: err}
+		r.message = err.Error()
+		r.reason = agentv1.EndReason_END_REASON_WORKSPACE
+	} else {
+		// The phases: checkout, inputs, cache restore, steps, outputs,
+		// cache save, artifact upload (see phases.go). Artifacts are
+		// uploaded before the final report, so a finished job's artifacts
+		// are there, and before the log closes, which records each upload.
+		a.runPhases(ctx, r)
 	}
 	ship.close()
 
+	result, message := r.result, r.message
 	switch result.Outcome {
 	case executor.Succeeded:
 		report.ExitCode = 0
-		report.Artifacts = arts
+		report.Artifacts = r.arts
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_SUCCESS)
 	case executor.TimedOut:
 		report.ExitCode = int32(result.ExitCode)
@@ -127,6 +140,12 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		a.reportStatus(context.WithoutCancel(ctx), log, report, status)
 	default:
 		report.ExitCode = int32(result.ExitCode)
+		report.Reason = r.reason
+		if r.reason == agentv1.EndReason_END_REASON_ENGINE_LOST {
+			// Container jobs (this one's retry among them) must not come
+			// back here before the engine does.
+			a.engineLost(context.WithoutCancel(ctx))
+		}
 		report.Message = fmt.Sprintf("exit status %d", result.ExitCode)
 		if result.Err != nil && result.ExitCode < 0 {
 			report.Message = result.Err.Error()
@@ -137,20 +156,33 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
 	}
 	if !a.cfg.KeepWorkspaces {
-		if err := os.RemoveAll(ws); err != nil {
-			log.Warn("remove workspace", "dir", ws, "err", err)
+		for _, dir := range []string{ws, scratchDir(ws)} {
+			if err := os.RemoveAll(dir); err != nil {
+				log.Warn("remove workspace", "dir", dir, "err", err)
+			}
 		}
 	}
 }
 
-// execute runs the job's commands, or its steps, in a fresh workspace. The
-// message, when set, says why the job failed (which step, and why).
-func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper) (executor.Result, string) {
-	if err := os.RemoveAll(ws); err != nil {
-		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("clean workspace: %w", err)}, ""
+// scratchDir is the directory beside a job's workspace that holds what the
+// agent needs for the job outside the workspace (a container job's step
+// scripts).
+func scratchDir(ws string) string { return ws + ".arcade" }
+
+// prepareWorkspace makes a fresh, empty workspace and the job's env.
+func (a *Agent) prepareWorkspace(r *jobRun, track *jobtrack.Job) error {
+	job, ws := r.job, r.ws
+	dirs := []string{ws}
+	if job.GetImage() != "" {
+		dirs = append(dirs, scratchDir(ws))
 	}
-	if err := os.MkdirAll(ws, 0o755); err != nil {
-		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("create workspace: %w", err)}, ""
+	for _, dir := range dirs {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("clean workspace: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create workspace: %w", err)
+		}
 	}
 	env := map[string]string{
 		"ARCADE_JOB_ID":      job.GetId(),
@@ -158,17 +190,21 @@ func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *
 		"ARCADE_JOB_ATTEMPT": fmt.Sprint(job.GetAttempt()),
 		"ARCADE_WORKSPACE":   ws,
 	}
+	if job.GetImage() != "" {
+		env["ARCADE_WORKSPACE"] = container.WorkspaceDir
+	}
 	for k, v := range job.GetEnv() {
 		env[k] = v
 	}
+	auth := job.GetContainer().GetRegistryAuthSecret()
 	for k, v := range job.GetSecrets() {
-		env[k] = v
+		if k != auth || job.GetImage() == "" {
+			env[k] = v
+		}
 	}
-	if len(job.GetSteps()) > 0 {
-		return a.runSteps(ctx, job, ws, env, ship)
-	}
-	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration()}
-	return executor.Run(ctx, spec, ship.add), ""
+	maps.Copy(env, track.Env())
+	r.env = env
+	return nil
 }
 
 // reportStatus sends a status report, retrying while the server is
@@ -209,9 +245,17 @@ func (a *Agent) reportStatus(ctx context.Context, log interface {
 	}
 }
 
+// maxArtifacts bounds the files one job may keep.
+const maxArtifacts = 10000
+
 // collectArtifacts finds the files matching the job's artifact globs and
-// describes them (path, size, sha256).
-func (a *Agent) collectArtifacts(log interface{ Warn(string, ...any) }, ws string, cfg *agentv1.ArtifactConfig) []*agentv1.Artifact {
+// describes them (path, size, sha256). Everything is read through ws, the
+// confined workspace: nothing outside it is ever collected. A match, or a
+// directory on the way, that is a link leading outside is skipped, and so
+// is a linked directory that loops; note says which path and why, in the
+// job's log. Links that stay inside are followed: a file reached through a
+// link is collected under the link's path, with the content of its target.
+func (a *Agent) collectArtifacts(log interface{ Warn(string, ...any) }, ws *confine.Dir, cfg *agentv1.ArtifactConfig, note func(string)) []*agentv1.Artifact {
 	if cfg == nil || len(cfg.GetPaths()) == 0 {
 		return nil
 	}
@@ -220,40 +264,71 @@ func (a *Agent) collectArtifacts(log interface{ Warn(string, ...any) }, ws strin
 	if d := cfg.GetExpireIn().AsDuration(); d > 0 {
 		expires = timestamppb.New(now.Add(d))
 	}
+	skip := func(name string, err error) {
+		why := skipReason(err)
+		log.Warn("artifact path skipped", "path", name, "reason", why)
+		note(fmt.Sprintf("artifact path %s skipped: %s", name, why))
+	}
 	seen := map[string]bool{}
 	var out []*agentv1.Artifact
+	full := false
 	for _, pattern := range cfg.GetPaths() {
-		matches, err := filepath.Glob(filepath.Join(ws, pattern))
+		matches, err := ws.Glob(pattern, skip)
 		if err != nil {
 			log.Warn("bad artifact pattern", "pattern", pattern, "err", err)
+			note(fmt.Sprintf("artifact pattern %s skipped: %v", pattern, err))
 			continue
 		}
 		for _, m := range matches {
-			_ = filepath.WalkDir(m, func(p string, d fs.DirEntry, err error) error {
-				if err != nil || d.IsDir() || !d.Type().IsRegular() {
-					return nil
-				}
-				rel, err := filepath.Rel(ws, p)
-				if err != nil || seen[rel] {
-					return nil
-				}
-				seen[rel] = true
-				size, sum, err := hashFile(p)
+			_ = ws.Walk(m, func(name string, info fs.FileInfo, err error) error {
 				if err != nil {
-					log.Warn("read artifact", "path", rel, "err", err)
+					skip(name, err)
 					return nil
 				}
-				out = append(out, &agentv1.Artifact{Path: filepath.ToSlash(rel), SizeBytes: size, Sha256: sum,
+				if info.IsDir() || !info.Mode().IsRegular() || seen[name] {
+					return nil
+				}
+				if len(out) >= maxArtifacts {
+					full = true
+					return fs.SkipAll
+				}
+				seen[name] = true
+				size, sum, err := hashFile(ws, name)
+				if err != nil {
+					skip(name, err)
+					return nil
+				}
+				out = append(out, &agentv1.Artifact{Path: name, SizeBytes: size, Sha256: sum,
 					CreatedAt: timestamppb.New(now), ExpiresAt: expires})
 				return nil
 			})
 		}
 	}
+	if full {
+		note(fmt.Sprintf("artifacts: only the first %d files are kept", maxArtifacts))
+	}
 	return out
 }
 
-func hashFile(path string) (int64, string, error) {
-	f, err := os.Open(path)
+// skipReason says why an artifact path was not collected.
+func skipReason(err error) string {
+	switch {
+	case errors.Is(err, confine.ErrOutside):
+		return "it leads outside the workspace (a symbolic link, or \"..\")"
+	case errors.Is(err, confine.ErrLoop):
+		return "a symbolic link loops back into a directory above it"
+	case errors.Is(err, confine.ErrSpecial):
+		return "not a regular file"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func hashFile(ws *confine.Dir, name string) (int64, string, error) {
+	f, err := ws.Open(name)
 	if err != nil {
 		return 0, "", err
 	}
@@ -283,4 +358,14 @@ func statusMessage(msg string) string {
 		cut--
 	}
 	return msg[:cut] + "…"
+}
+
+// jobMasks are the values masked in a job's log: its secrets and the plugin
+// config values that come from stored secrets.
+func jobMasks(job *agentv1.Job) []string {
+	masks := slices.Collect(maps.Values(job.GetSecrets()))
+	for _, m := range job.GetPlugins() {
+		masks = append(masks, slices.Collect(maps.Values(m.GetSecretConfig()))...)
+	}
+	return masks
 }

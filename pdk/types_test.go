@@ -3,15 +3,14 @@ package pdk_test
 import (
 	"bytes"
 	"encoding/json"
-	"os/exec"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -44,6 +43,18 @@ func TestTypesMatchContract(t *testing.T) {
 		{&pluginv1.DeleteResponse{}, &pdk.DeleteResponse{}},
 		{&pluginv1.ListRequest{}, &pdk.ListRequest{}},
 		{&pluginv1.ListResponse{}, &pdk.ListResponse{}},
+		{&pluginv1.StatRequest{}, &pdk.StatRequest{}},
+		{&pluginv1.StatResponse{}, &pdk.StatResponse{}},
+		{&pluginv1.PresignRequest{}, &pdk.PresignRequest{}},
+		{&pluginv1.PresignResponse{}, &pdk.PresignResponse{}},
+		{&pluginv1.UploadBeginRequest{}, &pdk.UploadBeginRequest{}},
+		{&pluginv1.UploadBeginResponse{}, &pdk.UploadBeginResponse{}},
+		{&pluginv1.UploadPartRequest{}, &pdk.UploadPartRequest{}},
+		{&pluginv1.UploadPartResponse{}, &pdk.UploadPartResponse{}},
+		{&pluginv1.UploadCompleteRequest{}, &pdk.UploadCompleteRequest{}},
+		{&pluginv1.UploadCompleteResponse{}, &pdk.UploadCompleteResponse{}},
+		{&pluginv1.UploadAbortRequest{}, &pdk.UploadAbortRequest{}},
+		{&pluginv1.UploadAbortResponse{}, &pdk.UploadAbortResponse{}},
 		{&pluginv1.ExecuteRequest{}, &pdk.ExecuteRequest{}},
 		{&pluginv1.ExecuteResponse{}, &pdk.ExecuteResponse{}},
 	}
@@ -80,6 +91,9 @@ func fill(m protoreflect.Message) {
 	switch m.Interface().(type) {
 	case *timestamppb.Timestamp:
 		proto.Merge(m.Interface(), &timestamppb.Timestamp{Seconds: 1700000000, Nanos: 5})
+		return
+	case *durationpb.Duration:
+		proto.Merge(m.Interface(), &durationpb.Duration{Seconds: 90, Nanos: 5000})
 		return
 	case *structpb.Struct:
 		s, _ := structpb.NewStruct(map[string]any{"k": "v", "n": 2.5, "b": true, "l": []any{"x"}})
@@ -134,23 +148,6 @@ func scalar(f protoreflect.FieldDescriptor) protoreflect.Value {
 		return protoreflect.ValueOfFloat32(1.5)
 	}
 	panic("unhandled kind " + f.Kind().String())
-}
-
-// TestDependencies holds the PDK light: built for plugins it imports the
-// standard library only (no protobuf, no gRPC, nothing of the host).
-func TestDependencies(t *testing.T) {
-	cmd := exec.Command("go", "list", "-deps", ".")
-	cmd.Env = append(cmd.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Skipf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		first, _, _ := strings.Cut(dep, "/")
-		if strings.Contains(first, ".") && dep != "github.com/go-arcade/arcade/pdk" {
-			t.Errorf("pdk depends on %s", dep)
-		}
-	}
 }
 
 // TestKindFunctions: the PDK's default functions per kind are the host's.

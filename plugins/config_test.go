@@ -3,7 +3,6 @@ package plugins_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,23 +83,5 @@ func TestShippedConfigUnbuilt(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "plugin go-lint refused: invalid module") ||
 		!strings.Contains(err.Error(), "make plugins") {
 		t.Fatalf("Init: %v", err)
-	}
-}
-
-// TestDependencies: plugins import the PDK and the standard library only,
-// never the host or the server.
-func TestDependencies(t *testing.T) {
-	cmd := exec.Command("go", "list", "-deps", "./...")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Skipf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		first, _, _ := strings.Cut(dep, "/")
-		if strings.Contains(first, ".") && !strings.HasPrefix(dep, "github.com/go-arcade/arcade/pdk") &&
-			!strings.HasPrefix(dep, "github.com/go-arcade/arcade/plugins") {
-			t.Errorf("a plugin depends on %s", dep)
-		}
 	}
 }

@@ -29,15 +29,17 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
 	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/host"
-	"github.com/go-arcade/arcade/server/artifacts"
+	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/bounds"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/logarchive"
 	"github.com/go-arcade/arcade/server/metrics"
 	"github.com/go-arcade/arcade/server/notify"
+	"github.com/go-arcade/arcade/server/objects"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/ratelimit"
 	"github.com/go-arcade/arcade/server/secrets"
@@ -97,6 +99,15 @@ type Config struct {
 	// SecretKey (base64, 32 bytes) seals job secrets; empty keeps a key in
 	// DataDir/secret.key. Replicas sharing a database must share it.
 	SecretKey string
+	// SecretKeyring is the keyring file (default DataDir/secret.keyring):
+	// more keys, one base64 key per line, added by arcade server rekey.
+	// Every replica's keyring must hold the key the database names primary.
+	SecretKeyring string
+
+	// AuditMaxEvents and AuditMaxAge bound the audit log (defaults 100,000
+	// entries and 90 days; -1 turns a bound off).
+	AuditMaxEvents int
+	AuditMaxAge    time.Duration
 
 	// RateLimit bounds each API client to this many calls per second on
 	// average (bursts of RateBurst); 0 turns the limit off. Agents are not
@@ -131,6 +142,16 @@ type Config struct {
 	// LogArchiveAfter moves the logs of jobs finished this long ago to the
 	// artifact store (0: never).
 	LogArchiveAfter time.Duration
+	// ArtifactUploads is "direct" (the default: agents put artifacts
+	// straight into the store through presigned URLs, when it makes them)
+	// or "server" (every byte goes through the server).
+	ArtifactUploads string
+	// ArtifactDownloads is "redirect" (the default: API and dashboard
+	// downloads are sent to a presigned URL, when the store makes them) or
+	// "stream" (through the server).
+	ArtifactDownloads string
+	// ArtifactURLTTL is how long a presigned URL works (default 10m).
+	ArtifactURLTTL time.Duration
 	// HTTPListen is the address of the dashboard and the HTTP/JSON API
 	// (TLS like gRPC when TLSCert is set); empty turns it off.
 	HTTPListen string
@@ -143,11 +164,13 @@ type Config struct {
 // must fit a page of any listing, under the 16 MiB message limit.
 const maxPipelineBytes = 8 << 20
 
-// ScopedToken is an API token limited to a scope.
+// ScopedToken is an API token limited to a scope; Name names it in the
+// audit log (default "api_tokens[N]").
 type ScopedToken struct {
 	Token  string
 	SHA256 string
 	Scope  string
+	Name   string
 }
 
 // apiTokens converts the scoped tokens, refusing unclear ones.
@@ -167,7 +190,7 @@ func (c *Config) apiTokens() ([]auth.APIToken, error) {
 		case len(hash) != 64:
 			return nil, fmt.Errorf("api_tokens[%d].sha256: want 64 hex digits", i)
 		}
-		out = append(out, auth.APIToken{Hash: hash, Scope: scope})
+		out = append(out, auth.APIToken{Hash: hash, Scope: scope, Name: t.Name})
 	}
 	return out, nil
 }
@@ -215,6 +238,23 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("pipeline_limits.yaml_bytes: at most %d (a pipeline must fit a page of any listing), got %d", maxPipelineBytes, c.PipelineLimits.YAMLBytes)
 	}
 	c.PipelineLimits = c.PipelineLimits.WithDefaults()
+	switch c.ArtifactUploads {
+	case "":
+		c.ArtifactUploads = "direct"
+	case "direct", "server":
+	default:
+		return fmt.Errorf("artifact_uploads: want direct or server, got %q", c.ArtifactUploads)
+	}
+	switch c.ArtifactDownloads {
+	case "":
+		c.ArtifactDownloads = "redirect"
+	case "redirect", "stream":
+	default:
+		return fmt.Errorf("artifact_downloads: want redirect or stream, got %q", c.ArtifactDownloads)
+	}
+	if c.ArtifactURLTTL < 0 || c.ArtifactURLTTL > 7*24*time.Hour {
+		return fmt.Errorf("artifact_url_ttl: want 0 (10m) to 168h, got %s", c.ArtifactURLTTL)
+	}
 	if c.ArtifactSweepInterval == 0 {
 		c.ArtifactSweepInterval = time.Minute
 	}
@@ -239,14 +279,20 @@ func (c *Config) Validate() error {
 	if err := c.Notify.Validate(); err != nil {
 		return err
 	}
+	if err := (audit.Config{MaxEvents: c.AuditMaxEvents, MaxAge: c.AuditMaxAge}).Validate(); err != nil {
+		return err
+	}
 	return c.validateTriggers()
 }
 
 // startPlugins loads the configured plugins and watches the plugin folders
 // and file. A plugin that fails to load is logged; the server serves on.
-func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics) (*host.Manager, error) {
+func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics, resolver *secrets.Resolver) (*host.Manager, error) {
 	log := logger.With("component", "plugins")
-	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall))
+	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall),
+		host.WithSecrets(func(ctx context.Context, names []string) (map[string]string, error) {
+			return resolver.Resolve(ctx, secrets.Scope{}, names...) // plugins.yaml is server-wide: global secrets
+		}))
 	stats.WatchPlugins(m)
 	m.Subscribe(func(e host.Event) {
 		attrs := []any{"plugin", e.Plugin, "kind", e.Kind, "version", e.Version}
@@ -313,7 +359,7 @@ type Server struct {
 	serving atomic.Bool // gRPC serves and is not shutting down
 	notify  *notify.Notifier
 	// objects keep artifacts and archived logs through the storage plugin.
-	objects *artifacts.Objects
+	objects *objects.Store
 	archive *logarchive.Archive
 	// replica names this process in leases.
 	replica string
@@ -321,6 +367,9 @@ type Server struct {
 	httpMounts map[string]http.Handler
 	// stopping ends streams and long polls when the server stops.
 	stopping *stopper
+	// keyring seals secrets; audit records every write.
+	keyring *secrets.Keyring
+	audit   *audit.Log
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -349,19 +398,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		}
 		return a.ID, nil
 	})
-	key, err := secrets.LoadKey(cfg.SecretKey, filepath.Join(cfg.DataDir, "secret.key"))
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	box, err := secrets.New(key)
+	authn.UseNamedTokens(service.NamedTokens{Store: st})
+	ring, err := OpenKeyring(ctx, cfg, st, logger.With("component", "keyring"))
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	svc := service.New(service.Config{
 		PipelineLimits:    cfg.PipelineLimits,
-		Secrets:           box,
+		Secrets:           ring,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxPollWait:       cfg.MaxPollWait,
 		LeaseTTL:          cfg.LeaseTTL,
@@ -384,14 +429,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
 	}
 	limiter := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
+	// Every write of an API client is recorded (after the rate limit: a
+	// client refused for calling too often cannot flood the log).
+	auditLog := audit.New(st, audit.Config{MaxEvents: cfg.AuditMaxEvents, MaxAge: cfg.AuditMaxAge}, logger.With("component", "audit"))
+	authn.OnDenied(auditLog.Denied)
+	svc.UseAuditLog(auditLog)
 	// Bounds come first: the codec's note of a field with invalid UTF-8 is
 	// taken by them on every call, authenticated or not.
 	rules, codec := bounds.New(cfg.PipelineLimits), bounds.NewCodec()
 	stopping := newStopper()
 	gs := grpc.NewServer(append(opts,
 		grpc.ForceServerCodecV2(codec),
-		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), stopping.unary(), authn.UnaryInterceptor(), limiter.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), stopping.stream(), authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), stopping.unary(), authn.UnaryInterceptor(), limiter.UnaryInterceptor(), auditLog.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), stopping.stream(), authn.StreamInterceptor(), limiter.StreamInterceptor(), auditLog.StreamInterceptor(), stats.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying
@@ -404,6 +454,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	agentv1.RegisterAgentServiceServer(gs, svc.AgentServer())
 	jobv1.RegisterJobServiceServer(gs, svc.JobServer())
 	jobv1.RegisterStreamServiceServer(gs, svc.StreamServer())
+	secretv1.RegisterSecretServiceServer(gs, svc.SecretServer())
+	secretv1.RegisterTokenServiceServer(gs, svc.TokenServer())
+	secretv1.RegisterAuditServiceServer(gs, svc.AuditServer())
+	secretv1.RegisterTrustServiceServer(gs, svc.TrustServer())
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -426,12 +480,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	svc.OnLocalEvent(notifier.Handle)
 	bus := svc.Events()
 	// The first-party storage plugin is granted DataDir/artifacts
-	// (conf.d/plugins.yaml); a missing folder would fail its load.
+	// (conf.d/plugins.yaml); it would find no folder there otherwise.
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "artifacts"), 0o755); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("create artifact folder: %w", err)
 	}
-	plugins, err := startPlugins(ctx, cfg, logger, func(e *jobv1.Event) { bus.Publish(e); notifier.Handle(e) }, stats)
+	plugins, err := startPlugins(ctx, cfg, logger, func(e *jobv1.Event) { bus.Publish(e); notifier.Handle(e) }, stats, svc.Secrets())
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -459,7 +513,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, stopping: stopping,
-		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString()}
+		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString(), keyring: ring, audit: auditLog}
 	err = srv.listenWebhook()
 	if err == nil {
 		err = srv.listenHTTP()
@@ -507,6 +561,11 @@ func (s *Server) Run(ctx context.Context) error {
 	notified := make(chan struct{})
 	go func() { s.notify.Run(ctx); close(notified) }()
 	defer func() { cancel(); <-notified }()
+	audited := s.startAudit(ctx)
+	defer func() { cancel(); <-audited }() // before the store closes: what was recorded is written
+	keyring := make(chan struct{})
+	go func() { s.followKeyring(ctx); close(keyring) }()
+	defer func() { cancel(); <-keyring }()
 	if s.peers != nil {
 		if err := s.peers.Run(ctx, s.svc.HandlePeer); err != nil {
 			return fmt.Errorf("listen to other replicas: %w", err)

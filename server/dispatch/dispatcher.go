@@ -105,10 +105,14 @@ func (d *Dispatcher) TryClaim(ctx context.Context, agentID string) (*store.Job, 
 	return d.store.ClaimFirst(ctx, agent, func(j *store.Job) bool { return d.Matches(j, agent) }, now, now.Add(d.lease))
 }
 
-// Matches reports whether a job may run on an agent: its selector matches the
-// agent's labels, an agent with a container runtime is there for an image,
-// and the agent runs every plugin the job's steps use.
+// Matches reports whether a job may run on an agent: a trusted agent takes
+// only jobs that may use trusted agents (whatever their selector says), its
+// selector matches the agent's labels, an agent with a container runtime is
+// there for an image, and the agent runs every plugin the job's steps use.
 func (d *Dispatcher) Matches(j *store.Job, a *store.Agent) bool {
+	if a.Trusted && !j.TrustedAgents {
+		return false
+	}
 	if j.Image != "" && a.Labels[labels.ContainerRuntime] == "" {
 		return false
 	}

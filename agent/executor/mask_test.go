@@ -1,4 +1,4 @@
-package agent
+package executor
 
 import (
 	"encoding/base64"
@@ -7,9 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"unicode/utf8"
-
-	"github.com/go-arcade/arcade/agent/executor"
 )
 
 // A secret cut in two by the split of a long line is still masked, at any
@@ -21,13 +18,13 @@ func TestMaskerAcrossSplitLines(t *testing.T) {
 		line := strings.Repeat("a", 100) + secret + strings.Repeat("b", 50) + secret + "é end"
 		split := 100 + cut
 		pieces := []string{line[:split], line[split:]}
-		m := newMasker([]string{"short", secret}, DefaultMaskMinLength)
+		m := NewMasker([]string{"short", secret}, DefaultMaskMinLength)
 		var got strings.Builder
-		got.WriteString(m.mask(executor.Stdout, pieces[0], true))
-		if s := m.mask(executor.Stderr, "other "+secret, false); s != "other ***" {
+		got.WriteString(m.Mask(Stdout, pieces[0], true))
+		if s := m.Mask(Stderr, "other "+secret, false); s != "other ***" {
 			t.Fatalf("cut %d: stderr line %q", cut, s)
 		}
-		got.WriteString(m.mask(executor.Stdout, pieces[1], false))
+		got.WriteString(m.Mask(Stdout, pieces[1], false))
 		want := strings.Repeat("a", 100) + "***" + strings.Repeat("b", 50) + "***é end"
 		if got.String() != want {
 			t.Errorf("cut %d: shipped %q, want %q", cut, got.String(), want)
@@ -36,14 +33,14 @@ func TestMaskerAcrossSplitLines(t *testing.T) {
 }
 
 func TestMaskerHoldsShortPiecesAndFlushes(t *testing.T) {
-	m := newMasker([]string{"0123456789"}, 100)
-	if s := m.mask(executor.Stdout, "0123", true); s != "" {
+	m := NewMasker([]string{"0123456789"}, 100)
+	if s := m.Mask(Stdout, "0123", true); s != "" {
 		t.Errorf("a piece shorter than a secret shipped %q", s)
 	}
-	if got := m.flush()[executor.Stdout]; got != "0123" {
+	if got := m.Flush()[Stdout]; got != "0123" {
 		t.Errorf("flush = %q", got)
 	}
-	if newMasker([]string{"", ""}, DefaultMaskMinLength) != nil {
+	if NewMasker([]string{"", ""}, DefaultMaskMinLength) != nil {
 		t.Error("a masker without secrets")
 	}
 }
@@ -54,13 +51,13 @@ func TestMaskerHoldsShortPiecesAndFlushes(t *testing.T) {
 // its neighbours may stay.
 func TestMaskerEncodings(t *testing.T) {
 	const secret = `Sup3rs3cr3t/+?&<"é>`
-	m := newMasker([]string{secret}, DefaultMaskMinLength)
+	m := NewMasker([]string{secret}, DefaultMaskMinLength)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding} {
 		for pre := range 6 {
 			for post := range 4 {
 				data := strings.Repeat("p", pre) + secret + strings.Repeat("q", post)
 				e := enc.EncodeToString([]byte(data))
-				got := m.mask(executor.Stdout, "token: "+e, false)
+				got := m.Mask(Stdout, "token: "+e, false)
 				// What may stay: the characters of the bytes around the
 				// secret, one shared at each edge, and padding.
 				visible := len(got) - len("token: ***")
@@ -76,7 +73,7 @@ func TestMaskerEncodings(t *testing.T) {
 		"hex": hex.EncodeToString([]byte(secret)), "HEX": strings.ToUpper(hex.EncodeToString([]byte(secret))),
 		"query": url.QueryEscape(secret), "path": url.PathEscape(secret), "json": string(js),
 	} {
-		got := m.mask(executor.Stdout, "x="+form+" end", false)
+		got := m.Mask(Stdout, "x="+form+" end", false)
 		if strings.Contains(got, secret) || !strings.Contains(got, "***") || strings.Contains(form, "***") {
 			t.Errorf("%s %q: shipped %q", name, form, got)
 		}
@@ -92,35 +89,19 @@ func TestMaskerEncodings(t *testing.T) {
 // not to match by chance); the minimum is the agent's setting.
 func TestMaskerMinLength(t *testing.T) {
 	short, long := "abc12", "abcdef12"
-	m := newMasker([]string{short, long}, 8)
+	m := NewMasker([]string{short, long}, 8)
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	if got := m.mask(executor.Stdout, short+" "+long, false); got != "*** ***" {
+	if got := m.Mask(Stdout, short+" "+long, false); got != "*** ***" {
 		t.Errorf("as typed: %q", got)
 	}
-	if got := m.mask(executor.Stdout, b64(short), false); got != b64(short) {
+	if got := m.Mask(Stdout, b64(short), false); got != b64(short) {
 		t.Errorf("a short secret's base64 was masked: %q", got)
 	}
-	if got := m.mask(executor.Stdout, b64(long), false); got == b64(long) {
+	if got := m.Mask(Stdout, b64(long), false); got == b64(long) {
 		t.Errorf("a long secret's base64 passed: %q", got)
 	}
-	m = newMasker([]string{long}, 9)
-	if got := m.mask(executor.Stdout, b64(long), false); got != b64(long) {
+	m = NewMasker([]string{long}, 9)
+	if got := m.Mask(Stdout, b64(long), false); got != b64(long) {
 		t.Errorf("minimum 9 masked an 8-byte secret's base64: %q", got)
-	}
-}
-
-// A status message is cut to what the server takes, kept valid UTF-8
-// without NUL.
-func TestStatusMessage(t *testing.T) {
-	long := strings.Repeat("é", maxStatusMessage)
-	got := statusMessage(long)
-	if len(got) > maxStatusMessage || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
-		t.Errorf("long: %d bytes, valid %v", len(got), utf8.ValidString(got))
-	}
-	if got := statusMessage("a\x00b\xffc"); got != "a\uFFFDb\uFFFDc" {
-		t.Errorf("NUL and invalid UTF-8: %q", got)
-	}
-	if got := statusMessage("exit status 1"); got != "exit status 1" {
-		t.Errorf("short: %q", got)
 	}
 }
