@@ -44,6 +44,8 @@ const (
 	DefaultItems = 1000
 	// keyBytes bounds map keys without a rule of their own.
 	keyBytes = 256
+	// labelKeyBytes bounds a label key: the longest valid one is 317.
+	labelKeyBytes = 320
 )
 
 // Rules are the bounds of requests.
@@ -69,9 +71,11 @@ func New(pl pipeline.Limits) *Rules {
 	c := pl.WithDefaults()
 	r := &Rules{fields: map[string]Rule{}, messages: map[protoreflect.FullName]Rule{}}
 	for _, f := range []string{"name", "hostname", "os", "arch", "version", "stage", "function", "uses", "kind", "sha256",
-		"timezone", "cron", "pipeline", "order_by", "agent_id", "job_id", "run_id", "pipeline_id", "key", "operator"} {
+		"timezone", "cron", "pipeline", "order_by", "agent_id", "job_id", "run_id", "pipeline_id"} {
 		r.fields[f] = Rule{Bytes: 256}
 	}
+	// A label key: a DNS subdomain prefix (253), "/" and a name (63).
+	r.fields["key"] = Rule{Bytes: labelKeyBytes}
 	for _, f := range []string{"page_token", "image", "selector", "label_selector", "reason", "path"} {
 		r.fields[f] = Rule{Bytes: 4 << 10}
 	}
@@ -80,7 +84,7 @@ func New(pl pipeline.Limits) *Rules {
 		r.fields[f] = Rule{Bytes: 64 << 10, Items: 1000, KeyBytes: 256}
 	}
 	for _, f := range []string{"labels", "match_labels"} {
-		r.fields[f] = Rule{Bytes: 256, Items: 100, KeyBytes: 256}
+		r.fields[f] = Rule{Bytes: 256, Items: 100, KeyBytes: labelKeyBytes}
 	}
 	r.fields["match_expressions"] = Rule{Items: 100}
 	r.fields["values"] = Rule{Bytes: 256, Items: 100}

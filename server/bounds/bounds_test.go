@@ -73,6 +73,8 @@ func TestCheck(t *testing.T) {
 		{"a stage over the job limit", &jobv1.CreatePipelineRequest{Pipeline: &jobv1.PipelineDetail{Name: "p", Stages: []*jobv1.Stage{stage}}},
 			"pipeline.stages[0].jobs", "51 entries, more than the limit of 50 (pipeline_limits.jobs)"},
 		{"yaml over its limit", &jobv1.CreatePipelineRequest{Yaml: strings.Repeat("#", pipeline.DefaultLimits.YAMLBytes+1)}, "yaml", "(pipeline_limits.yaml_bytes)"},
+		{"the longest valid label key", &jobv1.CreateJobRequest{Commands: []string{"x"},
+			Labels: map[string]string{strings.Repeat("a", 253) + "/" + strings.Repeat("b", 63): "v"}}, "", ""},
 		{"log lines may hold NUL", &agentv1.ReportJobLogRequest{Chunks: []*agentv1.LogChunk{{Content: "a\x00b"}}}, "", ""},
 	}
 	for _, c := range cases {
