@@ -182,52 +182,14 @@ func checkModule(spec *Spec, data []byte, from string) ([sha256.Size]byte, error
 	return sum, nil
 }
 
-// compiling serialises the compilation of one module (by digest) into one
-// compilation cache across loads that run side by side: wazero 1.12 may
-// hand a compiled module without its entry preambles to one of two
-// runtimes that read the same module from a shared cache at once (a
-// panic when it is instantiated). Different modules, or caches, compile in
-// parallel.
-var compiling keyedMutex
-
-type compileKey struct {
-	cache wazero.CompilationCache
-	sum   [sha256.Size]byte
-}
-
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[compileKey]*keyedLock
-}
-
-type keyedLock struct {
-	sync.Mutex
-	users int
-}
-
-// lock locks key and returns its unlock.
-func (k *keyedMutex) lock(key compileKey) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[compileKey]*keyedLock{}
-	}
-	l := k.locks[key]
-	if l == nil {
-		l = &keyedLock{}
-		k.locks[key] = l
-	}
-	l.users++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
-}
+// compileSlot lets one module compile at a time in the process. A compile
+// already uses every core (WithCompilationWorkers), so running several
+// only shares them out, and needs the memory of each at once; and wazero
+// 1.12 may hand a module compiled by one runtime to another before its
+// entry preambles exist when both read it from a shared cache at once (a
+// panic at instantiation). Loads still overlap where plugins get stuck:
+// in their metadata call, which runs outside the slot.
+var compileSlot = make(chan struct{}, 1)
 
 // compiler is what compiling a module needs: the compilation cache, how
 // many goroutines compile, and where the metadata call logs.
@@ -329,14 +291,18 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, secretConfig map
 	}
 	rc := wazero.NewRuntimeConfig().WithCompilationCache(c.cache)
 	cctx := experimental.WithCompilationWorkers(ctx, c.workers)
-	unlock := compiling.lock(compileKey{cache: c.cache, sum: sum})
+	select {
+	case compileSlot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &Error{Plugin: spec.Name, Reason: ErrCanceled, Detail: "load: " + ctx.Err().Error(), Err: ctx.Err()}
+	}
 	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{
 		EnableWasi:    true,
 		RuntimeConfig: rc,
 		// The kernel's http_headers (pdk.FetchWithHeaders): S3's ETags.
 		EnableHttpResponseHeaders: true,
 	}, nil)
-	unlock()
+	<-compileSlot
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}
 	}

@@ -104,7 +104,7 @@ func TestStuckMetadataFailsAlone(t *testing.T) {
 			t.Parallel()
 			m := newTestManager(t)
 			events := recordEvents(t, m)
-			stuck := stuckSpec("stuck", 2*time.Second, map[string]string{"stuck": how, "url": url})
+			stuck := stuckSpec("stuck", 10*time.Second, map[string]string{"stuck": how, "url": url})
 			path := writeConfig(t, t.TempDir(), Config{Plugins: []Spec{stuck, kitchen("fine")}})
 			if err := m.LoadPluginsFromConfig(path); err != nil {
 				t.Fatal(err)

@@ -30,6 +30,9 @@ type watcher struct {
 	fileDirs map[string]bool
 	timers   map[string]*time.Timer
 	queue    chan string
+	// loading holds the files being loaded: true while a load runs, false
+	// when another change came meanwhile.
+	loading map[string]bool
 	ctx      context.Context
 	cancel   context.CancelFunc
 	done     sync.WaitGroup
@@ -241,13 +244,43 @@ func (m *Manager) work(w *watcher) {
 				}
 				continue
 			}
-			w.done.Add(1)
-			go func() {
-				defer w.done.Done()
-				m.fileChanged(w.ctx, key)
-			}()
+			w.loadFile(m, key)
 		}
 	}
+}
+
+// loadFile applies a file's change on a goroutine of its own; a change that
+// comes while its file is being loaded is applied once that load ends (one
+// load per file at a time, the last change never lost).
+func (w *watcher) loadFile(m *Manager, key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.loading == nil {
+		w.loading = map[string]bool{}
+	}
+	if running, ok := w.loading[key]; ok {
+		if running {
+			w.loading[key] = false // again, when the load in progress ends
+		}
+		return
+	}
+	w.loading[key] = true
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		for {
+			m.fileChanged(w.ctx, key)
+			w.mu.Lock()
+			if again := !w.loading[key]; again && w.ctx.Err() == nil {
+				w.loading[key] = true
+				w.mu.Unlock()
+				continue
+			}
+			delete(w.loading, key)
+			w.mu.Unlock()
+			return
+		}
+	}()
 }
 
 // fileChanged loads, reloads or unloads the plugin of one .wasm file. A
