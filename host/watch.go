@@ -33,9 +33,9 @@ type watcher struct {
 	// loading holds the files being loaded: true while a load runs, false
 	// when another change came meanwhile.
 	loading map[string]bool
-	ctx      context.Context
-	cancel   context.CancelFunc
-	done     sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
 }
 
 // configKey marks the configuration file in the work queue.
