@@ -445,7 +445,7 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRunImages(p, req.GetParams()); err != nil {
+	if err := checkRunImages(ctx, p, req.GetParams()); err != nil {
 		return nil, err
 	}
 	r, err := s.life.StartRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api by "+actor(ctx), req.GetParams())
@@ -673,12 +673,13 @@ func (s *Service) FireWebhook(ctx context.Context, pipelineName string, push tri
 // checkRunImages refuses a run whose jobs' images, once their ${NAME}
 // references are expanded with the run's parameters, are no image
 // references.
-func checkRunImages(p *store.Pipeline, params map[string]string) error {
+func checkRunImages(ctx context.Context, p *store.Pipeline, params map[string]string) error {
 	spec, err := lifecycle.DecodeSpec(p.Spec)
 	if err != nil {
 		return storeError(err, "pipeline")
 	}
-	plan, err := pipeline.Validate(spec)
+	// Stored, so held to the limits of its day: planned without them.
+	plan, err := pipeline.Replan(ctx, spec)
 	if err != nil {
 		return pipelineError(err)
 	}

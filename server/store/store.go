@@ -48,6 +48,8 @@ type Store struct {
 	// busyRetries is how many times a transaction that lost to other
 	// writers is run again.
 	busyRetries int
+	// trouble tells who asked (OnTrouble) of queries the database failed.
+	trouble troubleHook
 }
 
 // Option tunes Open.
@@ -110,6 +112,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 	}
 	s := &Store{db: db, postgres: postgres, log: logger, busyRetries: 3}
 	db.AddQueryHook(&s.full)
+	db.AddQueryHook(&s.trouble)
 	s.creates.commit = s.createJobs
 	s.modifies.commit = s.modifyJobs
 	if postgres {
