@@ -307,6 +307,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
+	for _, w := range cfg.Notify.Warnings {
+		logger.Warn("notify: older event name spelling; write the name instead", "where", w)
+	}
 	if err := loadCredentials(&cfg, logger); err != nil {
 		return nil, err
 	}

@@ -156,6 +156,7 @@ type serverSettings struct {
 		Timeout    time.Duration `koanf:"timeout"`
 		QueueSize  int           `koanf:"queue_size"`
 		Workers    int           `koanf:"workers"`
+		Drain      time.Duration `koanf:"drain_timeout"`
 	} `koanf:"notify_delivery"`
 	Audit struct {
 		Plugin string `koanf:"plugin"`

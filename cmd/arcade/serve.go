@@ -53,7 +53,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 	}
 	d := s.NotifyDelivery
 	notifications := notify.Config{Attempts: d.Attempts, Backoff: d.Backoff, MaxBackoff: d.MaxBackoff, Timeout: d.Timeout,
-		QueueSize: d.QueueSize, Workers: d.Workers}
+		QueueSize: d.QueueSize, Workers: d.Workers, DrainTimeout: d.Drain}
 	for _, r := range s.Notify {
 		notifications.Rules = append(notifications.Rules, notify.Rule{Name: r.Name, On: r.On, Plugin: r.Plugin,
 			Template: r.Template, Pipelines: r.Pipelines, Channel: r.Channel})
