@@ -21,6 +21,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	coreevents "github.com/go-arcade/arcade/core/events"
 )
 
 // browser is a headless Chromium driven over the DevTools protocol, with the
@@ -413,14 +414,26 @@ stages:
 	b.waitJS("the new version listed", `document.querySelector('tr[data-plugin=kitchen]').dataset.sha256 === `+js(sum2)+` && document.querySelector('tr[data-plugin=kitchen]').textContent.includes('2.0.0')`)
 	b.screenshot("07-plugins")
 
-	// Events: what happens shows in the live feed, filtered by type.
-	b.open("/events?type=JOB_CREATED")
+	// Events: the page starts with the history the server keeps (the jobs
+	// created above), then live events, filtered by name; every name of
+	// the filter is in sight; a filter nothing matches says so.
+	b.open("/events?name=notification.dropped")
+	b.waitJS("the empty-state text", `(() => { const e = document.querySelector('[data-testid=events-empty]'); return e && !e.hidden && e.textContent.includes('No event matches') })()`)
+	b.open("/events?name=job.created")
 	b.waitJS("the events feed live", `document.querySelector('[data-testid=stream-state]').textContent.includes('live')`)
+	b.waitJS("past job.created events", `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.name === 'job.created' && li.dataset.past === 'true')`)
 	ev := c.create(&jobv1.CreateJobRequest{Name: "event-source", Commands: []string{"true"}})
-	b.waitJS("the job-created event", `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.type === 'JOB_CREATED' && li.dataset.resource === `+js(ev.GetId())+`)`)
+	b.waitJS("the live job.created event", `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.name === 'job.created' && li.dataset.past === 'false' && li.dataset.resource === `+js(ev.GetId())+`)`)
 	c.waitStatus(ev.GetId(), agentv1.JobStatus_JOB_STATUS_SUCCESS)
-	if evalJS[bool](b, `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.type !== 'JOB_CREATED')`) {
-		t.Error("the feed filtered on JOB_CREATED shows other events")
+	if evalJS[bool](b, `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.name !== 'job.created')`) {
+		t.Error("the feed filtered on job.created shows other events")
+	}
+	if n := evalJS[int](b, `document.querySelectorAll('[data-testid=event-names] input[type=checkbox]').length`); n != len(coreevents.Defs()) {
+		t.Errorf("the filter offers %d names, want %d", n, len(coreevents.Defs()))
+	}
+	if hidden := evalJS[[]string](b, `[...document.querySelectorAll('[data-testid=event-names] label')].filter(l => {
+		const r = l.getBoundingClientRect(); return r.width === 0 || r.right > window.innerWidth || r.left < 0 }).map(l => l.textContent)`); len(hidden) > 0 {
+		t.Errorf("event names cut off in the filter: %v", hidden)
 	}
 	b.screenshot("08-events")
 

@@ -32,7 +32,7 @@ import (
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/artifacts"
 	"github.com/go-arcade/arcade/server/auth"
-	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/logarchive"
 	"github.com/go-arcade/arcade/server/metrics"
 	"github.com/go-arcade/arcade/server/notify"
@@ -132,6 +132,9 @@ type Config struct {
 	// HTTPListen is the address of the dashboard and the HTTP/JSON API
 	// (TLS like gRPC when TLSCert is set); empty turns it off.
 	HTTPListen string
+	// EventHistory bounds the events kept in the database (StreamEvents
+	// since, the dashboard's event page).
+	EventHistory eventlog.Config
 }
 
 // ScopedToken is an API token limited to a scope.
@@ -220,6 +223,9 @@ func (c *Config) Validate() error {
 	if err := c.Notify.Validate(); err != nil {
 		return err
 	}
+	if err := c.EventHistory.Validate(); err != nil {
+		return err
+	}
 	return c.validateTriggers()
 }
 
@@ -231,7 +237,7 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 	stats.WatchPlugins(m)
 	m.Subscribe(func(e host.Event) {
 		attrs := []any{"plugin", e.Plugin, "kind", e.Kind, "version", e.Version}
-		ev := &jobv1.Event{ResourceType: events.Plugin, ResourceId: e.Plugin, Message: string(e.Type),
+		ev := &jobv1.Event{ResourceType: "plugin", ResourceId: e.Plugin, Message: string(e.Type),
 			Attributes: map[string]string{"kind": e.Kind, "version": e.Version, "previous": e.Previous, "sha256": e.SHA256}}
 		switch e.Type {
 		case host.EventLoaded, host.EventReloaded:
@@ -293,6 +299,7 @@ type Server struct {
 	metrics *prometheus.Registry
 	serving atomic.Bool // gRPC serves and is not shutting down
 	notify  *notify.Notifier
+	history *eventlog.Log
 	// objects keep artifacts and archived logs through the storage plugin.
 	objects *artifacts.Objects
 	archive *logarchive.Archive
@@ -400,14 +407,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	notifier.UseRuns(storeRuns{store: st})
 	svc.OnLocalEvent(notifier.Handle)
-	bus := svc.Events()
+	history, err := eventlog.New(cfg.EventHistory, st, logger.With("component", "events"))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	svc.UseHistory(history)
 	// The first-party storage plugin is granted DataDir/artifacts
 	// (conf.d/plugins.yaml); a missing folder would fail its load.
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "artifacts"), 0o755); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("create artifact folder: %w", err)
 	}
-	plugins, err := startPlugins(ctx, cfg, logger, func(e *jobv1.Event) { bus.Publish(e); notifier.Handle(e) }, stats)
+	plugins, err := startPlugins(ctx, cfg, logger, svc.Publish, stats)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -435,7 +447,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
-		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString()}
+		metrics: registry, notify: notifier, history: history, objects: objects, archive: archive, replica: uuid.NewString()}
 	err = srv.listenWebhook()
 	if err == nil {
 		err = srv.listenHTTP()
@@ -482,7 +494,16 @@ func (s *Server) Run(ctx context.Context) error {
 	defer func() { cancel(); <-dispatching }() // before the store closes
 	notified := make(chan struct{})
 	go func() { s.notify.Run(ctx); close(notified) }()
+	// The history writes the events of the drain too: it stops after it.
+	recorded := make(chan struct{})
+	historyCtx, stopHistory := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { s.history.Run(historyCtx); close(recorded) }()
+	defer func() { stopHistory(); <-recorded }()
 	defer func() { cancel(); <-notified }()
+	go runLeased(ctx, s.store, "event-history", s.replica, time.Minute, s.log.With("component", "events"), func(ctx context.Context) error {
+		_, err := s.history.Prune(ctx)
+		return err
+	})
 	if s.peers != nil {
 		if err := s.peers.Run(ctx, s.svc.HandlePeer); err != nil {
 			return fmt.Errorf("listen to other replicas: %w", err)

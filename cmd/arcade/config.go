@@ -168,6 +168,10 @@ type serverSettings struct {
 	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
 	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`
 	HTTPListen            string        `koanf:"http_listen"`
+	EventHistory          struct {
+		MaxEvents int           `koanf:"max_events"`
+		MaxAge    time.Duration `koanf:"max_age"`
+	} `koanf:"event_history"`
 }
 
 var serverDefaults = map[string]any{

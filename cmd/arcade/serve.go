@@ -12,6 +12,7 @@ import (
 	"github.com/go-arcade/arcade/agent"
 	"github.com/go-arcade/arcade/client"
 	"github.com/go-arcade/arcade/server"
+	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/notify"
 )
 
@@ -70,6 +71,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
+		EventHistory: eventlog.Config{MaxEvents: s.EventHistory.MaxEvents, MaxAge: s.EventHistory.MaxAge},
 	}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/dispatch"
+	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/livelog"
 	"github.com/go-arcade/arcade/server/metrics"
@@ -75,6 +76,8 @@ type Service struct {
 	cancels dispatch.Signals
 	// events carries system events to StreamEvents and the status streams.
 	events *events.Bus
+	// history keeps recent events in the database (UseHistory); nil: none.
+	history *eventlog.Log
 	// logs hands freshly stored log lines to StreamJobLog followers.
 	logs livelog.Hub
 	// peers tells other server replicas (PostgreSQL only); nil alone.
@@ -162,6 +165,10 @@ func (s *Service) UsePeers(p *peers.Peers) {
 	s.dispatch.OnWake(func() { p.Send(context.Background(), peers.Work, "") })
 }
 
+// UseHistory keeps the events of this replica in l, and lets StreamEvents
+// start in the past. Call it before serving.
+func (s *Service) UseHistory(l *eventlog.Log) { s.history = l }
+
 // HandlePeer acts on a message from another replica.
 func (s *Service) HandlePeer(kind, arg string) {
 	switch kind {
@@ -186,6 +193,9 @@ func (s *Service) HandlePeer(kind, arg string) {
 			s.dispatch.Forget(e.GetResourceId())
 		}
 		s.events.Publish(e)
+		if s.history != nil {
+			s.history.Seen(e)
+		}
 		if e.GetResourceType() == events.Job {
 			s.logs.End(e.GetResourceId())
 		}

@@ -930,7 +930,11 @@ type StreamEventsResponse struct {
 	Event *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	// past is true for events read from the history, sent before the live
 	// ones.
-	Past          bool `protobuf:"varint,2,opt,name=past,proto3" json:"past,omitempty"`
+	Past bool `protobuf:"varint,2,opt,name=past,proto3" json:"past,omitempty"`
+	// history_end is true on one message without an event, sent after the
+	// past events of a request that asked for them (since_id, since_time or
+	// last): what follows is live.
+	HistoryEnd    bool `protobuf:"varint,3,opt,name=history_end,json=historyEnd,proto3" json:"history_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -975,6 +979,13 @@ func (x *StreamEventsResponse) GetEvent() *Event {
 func (x *StreamEventsResponse) GetPast() bool {
 	if x != nil {
 		return x.Past
+	}
+	return false
+}
+
+func (x *StreamEventsResponse) GetHistoryEnd() bool {
+	if x != nil {
+		return x.HistoryEnd
 	}
 	return false
 }
@@ -1737,10 +1748,12 @@ const file_api_job_v1_stream_proto_rawDesc = "" +
 	"\bsince_id\x18\x05 \x01(\tR\asinceId\x129\n" +
 	"\n" +
 	"since_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tsinceTime\x12\x12\n" +
-	"\x04last\x18\a \x01(\x05R\x04last\"V\n" +
+	"\x04last\x18\a \x01(\x05R\x04last\"w\n" +
 	"\x14StreamEventsResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.arcade.job.v1.EventR\x05event\x12\x12\n" +
-	"\x04past\x18\x02 \x01(\bR\x04past\"\x9b\x03\n" +
+	"\x04past\x18\x02 \x01(\bR\x04past\x12\x1f\n" +
+	"\vhistory_end\x18\x03 \x01(\bR\n" +
+	"historyEnd\"\x9b\x03\n" +
 	"\x13AgentChannelRequest\x12A\n" +
 	"\theartbeat\x18\x01 \x01(\v2!.arcade.agent.v1.HeartbeatRequestH\x00R\theartbeat\x12N\n" +
 	"\rstatus_update\x18\x02 \x01(\v2'.arcade.agent.v1.ReportJobStatusRequestH\x00R\fstatusUpdate\x128\n" +

@@ -43,7 +43,7 @@ export function pipelinesView(main) {
   };
   load();
   // Refresh as runs change.
-  const w = watch(() => '/v1/events' + query({ types: ['EVENT_TYPE_PIPELINE_RUN_STATUS'] }), () => load());
+  const w = watch(() => '/v1/events' + query({ names: ['pipeline.*'] }), () => load());
   return () => w.close();
 }
 
@@ -82,7 +82,7 @@ export function pipelineView(main, id) {
     }
   };
   load();
-  const w = watch(() => '/v1/events' + query({ types: ['EVENT_TYPE_PIPELINE_RUN_STATUS'] }), () => load());
+  const w = watch(() => '/v1/events' + query({ names: ['pipeline.*'] }), () => load());
   return () => w.close();
 }
 
