@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -127,6 +128,26 @@ func (m *Manager) Init(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// InitBackground is Init on a goroutine of its own, so that a server can
+// serve while its plugins compile. Before it returns, every configured
+// plugin is listed: compiling (enabled) or disabled. The channel receives
+// Init's error once every plugin has had its load.
+func (m *Manager) InitBackground(ctx context.Context) <-chan error {
+	m.opMu.Lock()
+	specs := m.cfg.Plugins
+	m.opMu.Unlock()
+	m.mu.Lock()
+	for _, spec := range specs {
+		if m.plugins[spec.Name] == nil {
+			m.plugins[spec.Name] = &Plugin{name: spec.Name, m: m, source: sourceConfig, spec: spec, compiling: spec.IsEnabled()}
+		}
+	}
+	m.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- m.Init(ctx) }()
+	return done
+}
+
 // Get returns a loaded plugin.
 func (m *Manager) Get(name string) (*Plugin, error) {
 	m.mu.RLock()
@@ -214,16 +235,28 @@ func (m *Manager) Close(ctx context.Context) error {
 	return nil
 }
 
+// CacheDir returns the folder of the compilation cache, where plugins.yaml
+// or the options put it ("-": none, compiled in memory).
+func (m *Manager) CacheDir() string {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	return m.cacheDir()
+}
+
+func (m *Manager) cacheDir() string {
+	if m.cfg.CacheDir != "" {
+		return m.cfg.CacheDir
+	}
+	return m.opts.cacheDir
+}
+
 // compilationCache opens the cache on first use, where plugins.yaml or the
 // options say.
 func (m *Manager) compilationCache() wazero.CompilationCache {
 	if m.cache != nil {
 		return m.cache
 	}
-	dir := m.opts.cacheDir
-	if m.cfg.CacheDir != "" {
-		dir = m.cfg.CacheDir
-	}
+	dir := m.cacheDir()
 	if dir != "-" {
 		c, err := wazero.NewCompilationCacheWithDir(dir)
 		if err == nil {
@@ -293,17 +326,29 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 			m.emit(Event{Type: EventUnloaded, Plugin: spec.Name, Kind: KindName(v.meta.GetKind()),
 				Version: v.meta.GetVersion(), Path: spec.Path, SHA256: v.sha256})
 		}
-		p.setErr("disabled")
+		p.setErr("")
+		p.setCompiling(false)
 		return nil
 	}
 	old := p.cur.Load()
-	if old != nil && !force && old.spec.equal(&spec) {
-		if d, err := fileDigest(spec.Path); err == nil && d == old.sha256 {
-			return nil
-		}
+	digest, derr := fileDigest(spec.Path)
+	if derr != nil {
+		digest = "" // missing or unreadable: the load says why
+	}
+	if old != nil && !force && old.spec.equal(&spec) && derr == nil && digest == old.sha256 {
+		return nil
+	}
+	inputs := m.loadInputs(spec, digest)
+	p.mu.Lock()
+	sameFailure := old == nil && !force && p.failed != nil && p.failed.spec.equal(&spec) && p.failed.inputs == inputs
+	p.mu.Unlock()
+	if sameFailure {
+		return nil // nothing it depends on changed: it would fail the same way
 	}
 	m.compilationCache()
+	p.setCompiling(true)
 	v, err := m.loadVersion(ctx, spec)
+	p.setCompiling(false)
 	if err != nil && ctx.Err() != nil {
 		// Stopped (the watcher stopping, Init's caller giving up): not a
 		// verdict on the module.
@@ -314,6 +359,9 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	}
 	if err != nil {
 		p.setErr(err.Error())
+		p.mu.Lock()
+		p.failed = &failure{spec: spec, inputs: inputs}
+		p.mu.Unlock()
 		ev := Event{Type: EventFailed, Plugin: spec.Name, Kind: spec.Kind, Path: spec.Path, Err: err}
 		if old != nil {
 			ev.Version = old.meta.GetVersion()
@@ -322,6 +370,9 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 		return err
 	}
 	p.setErr("")
+	p.mu.Lock()
+	p.failed = nil
+	p.mu.Unlock()
 	ev := Event{Type: EventLoaded, Plugin: spec.Name, Kind: KindName(v.meta.GetKind()),
 		Version: v.meta.GetVersion(), Path: spec.Path, SHA256: v.sha256}
 	if prev := p.cur.Swap(v); prev != nil {
@@ -350,12 +401,35 @@ func (m *Manager) unloadLocked(name, why string) {
 		m.logger.Debug("plugin unloading", "plugin", name, "why", why)
 		m.emit(Event{Type: EventUnloaded, Plugin: name, Kind: KindName(v.meta.GetKind()),
 			Version: v.meta.GetVersion(), Path: v.spec.Path, SHA256: v.sha256})
+		return
+	}
+	// It never loaded (it failed): it leaves the list all the same, and
+	// says so unless the host is closing.
+	if !m.closed {
+		p.mu.Lock()
+		spec := p.spec
+		p.mu.Unlock()
+		m.emit(Event{Type: EventUnloaded, Plugin: name, Kind: spec.Kind, Path: spec.Path})
 	}
 }
 
 func (p *Plugin) setErr(s string) {
 	p.mu.Lock()
 	p.lastErr = s
+	p.mu.Unlock()
+}
+
+// loadInputs sums up what a load of spec reads besides the spec: the
+// module's digest, its signature file and the signature policy. A failed
+// load with the same spec and inputs would fail again.
+func (m *Manager) loadInputs(spec Spec, moduleDigest string) string {
+	sig, _ := fileDigest(spec.Path + SignatureExt)
+	return fmt.Sprintf("%s|%s|%q|%v", moduleDigest, sig, m.cfg.TrustedKeys, m.cfg.RequireSignatures)
+}
+
+func (p *Plugin) setCompiling(on bool) {
+	p.mu.Lock()
+	p.compiling = on
 	p.mu.Unlock()
 }
 
@@ -406,4 +480,34 @@ func sameFile(a, b string) bool {
 	a, _ = filepath.Abs(a)
 	b, _ = filepath.Abs(b)
 	return a == b
+}
+
+// Compiling reports whether the plugin named name is being compiled (or
+// waits for its first load), so that callers can wait for it rather than
+// fail.
+func (m *Manager) Compiling(name string) bool {
+	m.mu.RLock()
+	p := m.plugins[name]
+	m.mu.RUnlock()
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.compiling
+}
+
+// WaitCompiled waits while the plugin named name is compiling, until ctx
+// ends.
+func (m *Manager) WaitCompiled(ctx context.Context, name string) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for m.Compiling(name) {
+		select {
+		case <-ctx.Done():
+			return &Error{Plugin: name, Reason: ErrNotLoaded, Detail: "still compiling: " + ctx.Err().Error(), Err: ctx.Err()}
+		case <-t.C:
+		}
+	}
+	return nil
 }

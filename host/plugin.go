@@ -22,10 +22,19 @@ type Plugin struct {
 	cur    atomic.Pointer[version]
 	source string // "config" or "dir"
 
-	mu      sync.Mutex
-	spec    Spec   // the spec of the last load attempt
-	lastErr string // reason of the last failed load
-	gone    bool   // unloaded
+	mu        sync.Mutex
+	spec      Spec     // the spec of the last load attempt
+	lastErr   string   // reason of the last failed load
+	gone      bool     // unloaded
+	compiling bool     // a load is under way (or queued at start)
+	failed    *failure // the last failed load, until one succeeds
+}
+
+// failure is what a failed load depended on: the same spec and file would
+// fail again.
+type failure struct {
+	spec   Spec
+	inputs string // Manager.loadInputs
 }
 
 // Name returns the plugin's name.
@@ -52,6 +61,15 @@ func (p *Plugin) acquire() (*version, error) {
 			p.mu.Unlock()
 			if gone {
 				return nil, &Error{Plugin: p.name, Reason: ErrNotLoaded, Detail: "unloaded"}
+			}
+			p.mu.Lock()
+			compiling, enabled := p.compiling, p.spec.IsEnabled()
+			p.mu.Unlock()
+			switch {
+			case compiling:
+				lastErr = "still compiling (the server loads its plugins after it starts)"
+			case !enabled:
+				lastErr = "disabled in plugins.yaml"
 			}
 			return nil, &Error{Plugin: p.name, Reason: ErrNotLoaded, Detail: lastErr}
 		}
@@ -134,27 +152,34 @@ func (p *Plugin) FailOpen() bool {
 // Info describes the plugin for listings and the PluginService.
 func (p *Plugin) Info() *pluginv1.PluginInfo {
 	p.mu.Lock()
-	spec, lastErr := p.spec, p.lastErr
+	spec, lastErr, compiling := p.spec, p.lastErr, p.compiling
 	p.mu.Unlock()
+	v := p.cur.Load()
 	info := &pluginv1.PluginInfo{
 		Name:          p.name,
 		Path:          spec.Path,
 		LastError:     lastErr,
 		FailurePolicy: pluginv1.FailurePolicy_FAILURE_POLICY_FAIL_CLOSED,
-		State:         pluginv1.PluginState_PLUGIN_STATE_LOADED,
+		Kind:          spec.kind(),
 	}
 	if spec.FailOpen() {
 		info.FailurePolicy = pluginv1.FailurePolicy_FAILURE_POLICY_FAIL_OPEN
 	}
-	if lastErr != "" {
-		info.State = pluginv1.PluginState_PLUGIN_STATE_FAILED
-	}
-	if !spec.IsEnabled() {
+	// An older version may serve while a newer one compiles or after it
+	// failed: the state says what the last load is doing or did.
+	switch {
+	case !spec.IsEnabled():
 		info.State = pluginv1.PluginState_PLUGIN_STATE_DISABLED
+	case compiling:
+		info.State = pluginv1.PluginState_PLUGIN_STATE_COMPILING
+	case lastErr != "" || v == nil:
+		info.State = pluginv1.PluginState_PLUGIN_STATE_FAILED
+	default:
+		info.State = pluginv1.PluginState_PLUGIN_STATE_LOADED
 	}
-	v := p.cur.Load()
 	if v != nil {
 		spec = v.spec
+		info.Kind = v.meta.GetKind()
 		info.Metadata = v.meta
 		info.Sha256 = v.sha256
 		info.LoadedAt = timestamppb.New(v.loadedAt)

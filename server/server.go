@@ -229,14 +229,17 @@ func (c *Config) Validate() error {
 	return c.validateTriggers()
 }
 
-// startPlugins loads the configured plugins and watches the plugin folders
-// and file. A plugin that fails to load is logged; the server serves on.
-func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics) (*host.Manager, error) {
+// startPlugins watches the plugin folders and file and loads the configured
+// plugins in the background: the server serves meanwhile, and each plugin
+// is listed as compiling until its load ends. A first start (an empty
+// compilation cache) says once that it compiles them. ready receives the
+// plugins that failed to load once every plugin has had its load.
+func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics) (m *host.Manager, ready <-chan []string, err error) {
 	log := logger.With("component", "plugins")
-	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall))
+	m = host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall))
 	stats.WatchPlugins(m)
+	// The host logs each event once; here they become system events.
 	m.Subscribe(func(e host.Event) {
-		attrs := []any{"plugin", e.Plugin, "kind", e.Kind, "version", e.Version}
 		ev := &jobv1.Event{ResourceType: "plugin", ResourceId: e.Plugin, Message: string(e.Type),
 			Attributes: map[string]string{"kind": e.Kind, "version": e.Version, "previous": e.Previous, "sha256": e.SHA256}}
 		switch e.Type {
@@ -249,9 +252,6 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 		}
 		if e.Err != nil {
 			ev.Message += ": " + e.Err.Error()
-			log.Warn("plugin "+string(e.Type), append(attrs, "err", e.Err)...)
-		} else {
-			log.Info("plugin "+string(e.Type), attrs...)
 		}
 		publish(ev)
 	})
@@ -259,15 +259,12 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 	if cfg.PluginsConfig != "" {
 		if _, err := os.Stat(cfg.PluginsConfig); err == nil {
 			if err := m.LoadPluginsFromConfig(cfg.PluginsConfig); err != nil {
-				return nil, fmt.Errorf("plugins config: %w", err)
+				return nil, nil, fmt.Errorf("plugins config: %w", err)
 			}
 			configPath = cfg.PluginsConfig
 		} else {
 			log.Info("no plugins config; only plugin folders are watched", "path", cfg.PluginsConfig)
 		}
-	}
-	if err := m.Init(ctx); err != nil {
-		log.Warn("some plugins did not load", "err", err)
 	}
 	var dirs []string
 	for _, d := range cfg.PluginDirs {
@@ -277,9 +274,49 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 	}
 	if err := m.StartAutoWatch(dirs, configPath); err != nil {
 		m.Close(ctx) //nolint:errcheck // already failing
-		return nil, fmt.Errorf("watch plugins: %w", err)
+		return nil, nil, fmt.Errorf("watch plugins: %w", err)
 	}
-	return m, nil
+	cold := emptyDir(m.CacheDir())
+	start := time.Now()
+	done := m.InitBackground(ctx)
+	var enabled []string
+	for _, info := range m.List() {
+		if info.GetState() == pluginv1.PluginState_PLUGIN_STATE_COMPILING {
+			enabled = append(enabled, info.GetName())
+		}
+	}
+	if cold && len(enabled) > 0 {
+		log.Info(fmt.Sprintf("compiling %d plugins, first start only (later starts read the compilation cache); the server serves meanwhile, arcade plugin list shows their progress", len(enabled)),
+			"plugins", enabled, "cache", m.CacheDir())
+	}
+	out := make(chan []string, 1)
+	go func() {
+		<-done
+		var failed []string
+		loaded := 0
+		for _, info := range m.List() {
+			switch info.GetState() {
+			case pluginv1.PluginState_PLUGIN_STATE_LOADED:
+				loaded++
+			case pluginv1.PluginState_PLUGIN_STATE_FAILED:
+				failed = append(failed, info.GetName())
+			}
+		}
+		if len(enabled) > 0 {
+			log.Info("plugins loaded", "loaded", loaded, "failed", failed, "took", time.Since(start).Round(time.Millisecond))
+		}
+		out <- failed
+	}()
+	return m, out, nil
+}
+
+// emptyDir reports whether dir is missing or holds nothing.
+func emptyDir(dir string) bool {
+	if dir == "" || dir == "-" {
+		return true
+	}
+	entries, err := os.ReadDir(dir)
+	return err != nil || len(entries) == 0
 }
 
 // Server is a running Arcade server.
@@ -419,7 +456,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("create artifact folder: %w", err)
 	}
-	plugins, err := startPlugins(ctx, cfg, logger, svc.Publish, stats)
+	plugins, ready, err := startPlugins(ctx, cfg, logger, svc.Publish, stats)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -427,17 +464,29 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	sender.host.Store(plugins)
 	if cfg.AuditPlugin != "" {
 		svc.UseAudit(pluginAuditor{name: cfg.AuditPlugin, host: plugins})
-		if _, err := plugins.GetSecurityPlugin(cfg.AuditPlugin); err != nil {
-			logger.Warn("the audit plugin is not ready; pipelines are refused until it is", "plugin", cfg.AuditPlugin, "err", err)
-		}
-	}
-	for _, r := range cfg.Notify.Rules {
-		if _, err := plugins.GetNotifyPlugin(r.Plugin); err != nil {
-			logger.Warn("a notify rule's plugin is not ready; its notifications fail until it is", "rule", r.Name, "plugin", r.Plugin, "err", err)
-		}
 	}
 	pluginv1.RegisterPluginServiceServer(gs, service.NewPluginServer(plugins))
 	objects, archive := useArtifactStore(cfg, st, svc, plugins, logger)
+	go func() {
+		// Once the plugins have had their first load, say which ones the
+		// configuration needs and does not have.
+		<-ready
+		if cfg.AuditPlugin != "" {
+			if _, err := plugins.GetSecurityPlugin(cfg.AuditPlugin); err != nil {
+				logger.Warn("the audit plugin is not ready; pipelines are refused until it is", "plugin", cfg.AuditPlugin, "err", err)
+			}
+		}
+		for _, r := range cfg.Notify.Rules {
+			if _, err := plugins.GetNotifyPlugin(r.Plugin); err != nil {
+				logger.Warn("a notify rule's plugin is not ready; its notifications fail until it is", "rule", r.Name, "plugin", r.Plugin, "err", err)
+			}
+		}
+		if objects != nil {
+			if err := objects.Available(); err != nil {
+				logger.Warn("artifact store not available; uploads are refused until it loads", "plugin", cfg.ArtifactStore, "err", err)
+			}
+		}
+	}()
 	svc.UsePlugins(plugins)
 
 	lis, err := net.Listen("tcp", cfg.Listen)

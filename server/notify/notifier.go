@@ -21,6 +21,12 @@ type Sender interface {
 	Send(ctx context.Context, plugin string, req *pluginv1.SendRequest) (*pluginv1.SendResponse, error)
 }
 
+// readier is a Sender that can wait until a plugin is ready to send (it
+// compiles); the wait is no attempt.
+type readier interface {
+	Ready(ctx context.Context, plugin string) error
+}
+
 // Runs finds the pipeline name and number of a run, which job events do
 // not carry.
 type Runs interface {
@@ -220,6 +226,9 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 	}
 	req := &pluginv1.SendRequest{Channel: d.rule.Channel, Title: title, Body: body, Severity: severity(d.data.Type),
 		Event: notifyEvent(d.data), Metadata: map[string]string{"rule": d.rule.Name}}
+	if r, ok := n.send.(readier); ok {
+		_ = r.Ready(ctx, d.rule.Plugin) // not ready in time: the attempts say why
+	}
 	for attempt := 1; ; attempt++ {
 		err := n.attempt(ctx, d.rule.Plugin, req)
 		attrs := []any{"rule", d.rule.Name, "plugin", d.rule.Plugin, "event", d.data.Type, "about", d.about, "attempt", attempt, "attempts", n.cfg.Attempts}
