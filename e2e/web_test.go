@@ -228,6 +228,12 @@ func TestWebDashboard(t *testing.T) {
 	b.waitJS("the login page", `location.pathname === '/login' && document.querySelector('#token')`)
 	b.run("wrong token", chromedp.SendKeys(chromedp.CSS("#token"), "not-the-token"), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
 	b.waitJS("the refusal", `document.querySelector('#login-error').textContent.includes('Invalid token')`)
+	// This server's token comes from the environment: the page does not
+	// send anyone to a credentials file.
+	b.waitJS("the login hint", `document.querySelector('[data-testid=login-hint]').textContent.includes('ARCADE_API_TOKEN')`)
+	if hint := evalJS[string](b, `document.querySelector('[data-testid=login-hint]').textContent`); strings.Contains(hint, "credentials.env") {
+		t.Errorf("the login page points to credentials.env although the token comes from the environment: %q", hint)
+	}
 	b.screenshot("01-login")
 	evalJS[bool](b, `document.querySelector('#token').value = '', true`)
 	b.run("log in", chromedp.SendKeys(chromedp.CSS("#token"), apiToken), chromedp.Click(chromedp.CSS(`button[type=submit]`)))

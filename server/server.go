@@ -3,7 +3,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -56,6 +55,10 @@ type Config struct {
 	// DataDir/credentials.env.
 	AgentToken string
 	APIToken   string
+	// AgentTokenFrom and APITokenFrom say where a given AgentToken and
+	// APIToken come from (ARCADE_API_TOKEN, --api-token, the config file),
+	// for the log line that tells where the server's tokens come from.
+	AgentTokenFrom, APITokenFrom string
 	// APITokens are more API tokens, each limited to a scope (read, write,
 	// admin); give the token, or better its sha256 (hex) so that the plain
 	// token is stored nowhere.
@@ -344,6 +347,9 @@ type Server struct {
 	replica string
 	// httpMounts are extra handlers of the HTTP listener.
 	httpMounts map[string]http.Handler
+	// credentials is DataDir/credentials.env when it holds the API token
+	// the server takes, "" when the token comes from elsewhere.
+	credentials string
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -354,7 +360,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	for _, w := range cfg.Notify.Warnings {
 		logger.Warn("notify: older event name spelling; write the name instead", "where", w)
 	}
-	if err := loadCredentials(&cfg, logger); err != nil {
+	credsFile, err := loadCredentials(&cfg, time.Now(), logger)
+	if err != nil {
 		return nil, err
 	}
 	st, err := store.Open(ctx, cfg.DB, logger)
@@ -496,7 +503,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
-		metrics: registry, notify: notifier, history: history, objects: objects, archive: archive, replica: uuid.NewString()}
+		metrics: registry, notify: notifier, history: history, objects: objects, archive: archive, replica: uuid.NewString(),
+		credentials: credsFile}
 	err = srv.listenWebhook()
 	if err == nil {
 		err = srv.listenHTTP()
@@ -518,6 +526,11 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 
 // Config returns the effective configuration (with generated tokens).
 func (s *Server) Config() Config { return s.cfg }
+
+// CredentialsFile is the file that holds the server's API token (generated,
+// in DataDir), "" when the token comes from the environment, a flag or the
+// configuration file.
+func (s *Server) CredentialsFile() string { return s.credentials }
 
 // Run serves until ctx ends, then stops gracefully and closes the database.
 func (s *Server) Run(ctx context.Context) error {
@@ -612,50 +625,4 @@ func redact(dsn string) string {
 		return dsn[:scheme+3] + user + ":***" + dsn[at:]
 	}
 	return dsn
-}
-
-// loadCredentials fills missing tokens from DataDir/credentials.env, or
-// generates them there, so a local set-up works with no configuration and
-// keeps its tokens across restarts.
-func loadCredentials(cfg *Config, logger *slog.Logger) error {
-	if cfg.AgentToken != "" && cfg.APIToken != "" {
-		return nil
-	}
-	path := filepath.Join(cfg.DataDir, "credentials.env")
-	saved := map[string]string{}
-	if f, err := os.Open(path); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
-				saved[k] = v
-			}
-		}
-		f.Close()
-	}
-	changed := false
-	fill := func(tok *string, key string) {
-		if *tok != "" {
-			return
-		}
-		if saved[key] == "" {
-			saved[key] = auth.NewToken()
-			changed = true
-		}
-		*tok = saved[key]
-	}
-	fill(&cfg.AgentToken, "ARCADE_AGENT_TOKEN")
-	fill(&cfg.APIToken, "ARCADE_API_TOKEN")
-	if !changed {
-		logger.Info("tokens read from credentials file", "path", path)
-		return nil
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	content := fmt.Sprintf("ARCADE_AGENT_TOKEN=%s\nARCADE_API_TOKEN=%s\n", saved["ARCADE_AGENT_TOKEN"], saved["ARCADE_API_TOKEN"])
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		return fmt.Errorf("write credentials: %w", err)
-	}
-	logger.Warn("no tokens configured: generated them", "path", path, "hint", "set -a; . "+path+"; set +a")
-	return nil
 }

@@ -68,7 +68,7 @@ arrived is checked against the server's record; on a mismatch the file is
 removed and arcade exits with an error.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dialAPI(f.server, f.token, client.TLS{CAFile: f.tlsCA})
+			c, err := dialAPI(f.server, f.apiToken(), client.TLS{CAFile: f.tlsCA})
 			if err != nil {
 				return err
 			}
@@ -138,14 +138,8 @@ removed and arcade exits with an error.`,
 		},
 	}
 	// Connection flags without -o, which names the file here.
-	def := os.Getenv("ARCADE_SERVER")
-	if def == "" {
-		def = "127.0.0.1:9090"
-	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.server, "server", def, "server address (env ARCADE_SERVER)")
-	fl.StringVar(&f.token, "token", os.Getenv("ARCADE_API_TOKEN"), "API token (env ARCADE_API_TOKEN)")
-	fl.StringVar(&f.tlsCA, "tls-ca", os.Getenv("ARCADE_TLS_CA"), "reach the server over TLS, trusting this CA (env ARCADE_TLS_CA)")
+	f.connFlags(fl)
 	fl.StringVarP(&out, "output", "o", "", "file to write (default: the artifact's base name; - for standard output)")
 	fl.Int32Var(&attempt, "attempt", 0, "attempt of the job (default: the latest that has the artifact)")
 	return cmd

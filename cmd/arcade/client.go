@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,7 +30,7 @@ type api struct {
 
 func dialAPI(addr, token string, t client.TLS) (*api, error) {
 	if token == "" {
-		return nil, errors.New("no API token: set ARCADE_API_TOKEN or --token (arcade server writes a generated one to DATA_DIR/credentials.env)")
+		return nil, noTokenError()
 	}
 	conn, err := client.DialTLS(addr, client.Static(token), t)
 	if err != nil {
@@ -47,21 +50,54 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
+	f.connFlags(cmd.PersistentFlags())
+	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output: table or json")
+}
+
+// connFlags adds the connection flags. The token's default is read from
+// the environment when the command runs, never shown: help would print it.
+func (f *clientFlags) connFlags(fs *pflag.FlagSet) {
 	def := os.Getenv("ARCADE_SERVER")
 	if def == "" {
 		def = "127.0.0.1:9090"
 	}
-	cmd.PersistentFlags().StringVar(&f.server, "server", def, "server address (env ARCADE_SERVER)")
-	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("ARCADE_API_TOKEN"), "API token (env ARCADE_API_TOKEN)")
-	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output: table or json")
-	cmd.PersistentFlags().StringVar(&f.tlsCA, "tls-ca", os.Getenv("ARCADE_TLS_CA"), "reach the server over TLS, trusting this CA (env ARCADE_TLS_CA)")
+	fs.StringVar(&f.server, "server", def, "server address, host:port of its gRPC listener (env ARCADE_SERVER)")
+	fs.StringVar(&f.token, "token", "", "API token (default: env ARCADE_API_TOKEN)")
+	fs.StringVar(&f.tlsCA, "tls-ca", os.Getenv("ARCADE_TLS_CA"), "reach the server over TLS, trusting this CA (env ARCADE_TLS_CA)")
+}
+
+// apiToken is --token, else ARCADE_API_TOKEN.
+func (f *clientFlags) apiToken() string {
+	if f.token != "" {
+		return f.token
+	}
+	return os.Getenv("ARCADE_API_TOKEN")
 }
 
 func (f *clientFlags) dial() (*api, error) {
 	if f.output != "table" && f.output != "json" {
 		return nil, fmt.Errorf("--output: want table or json, got %q", f.output)
 	}
-	return dialAPI(f.server, f.token, client.TLS{CAFile: f.tlsCA})
+	return dialAPI(f.server, f.apiToken(), client.TLS{CAFile: f.tlsCA})
+}
+
+// noTokenError says how to get a token; it points to the credentials file
+// only when that file holds an API token (a server given its tokens from
+// elsewhere strikes it out there).
+func noTokenError() error {
+	dataDir := os.Getenv("ARCADE_DATA_DIR")
+	if dataDir == "" {
+		dataDir = "data"
+	}
+	path := filepath.Join(dataDir, "credentials.env")
+	if b, err := os.ReadFile(path); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if strings.HasPrefix(line, "ARCADE_API_TOKEN=") {
+				return fmt.Errorf("no API token: set ARCADE_API_TOKEN or --token; the server's generated token is in %s (set -a; . %s; set +a)", path, path)
+			}
+		}
+	}
+	return errors.New("no API token: set ARCADE_API_TOKEN or --token to the API token of the server (api_token in its configuration, or the ARCADE_API_TOKEN it was started with)")
 }
 
 // runAndFollow creates a job, prints its log until it ends and returns an
