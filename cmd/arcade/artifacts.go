@@ -26,13 +26,21 @@ func newArtifactCmd() *cobra.Command {
 
 func newArtifactListCmd() *cobra.Command {
 	f := &clientFlags{}
+	var pages pageFlags
 	cmd := &cobra.Command{
 		Use: "list JOB_ID", Short: "List the artifacts of a job's latest attempt", Args: cobra.ExactArgs(1),
 		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
-			resp, err := c.jobs.ListJobArtifacts(cmd.Context(), &jobv1.ListJobArtifactsRequest{JobId: args[0], PageSize: 1000})
+			resp := &jobv1.ListJobArtifactsResponse{}
+			next, err := pages.fetch(func(token string) (string, error) {
+				page, err := c.jobs.ListJobArtifacts(cmd.Context(), &jobv1.ListJobArtifactsRequest{JobId: args[0], PageSize: pages.size, PageToken: token})
+				resp.Artifacts = append(resp.Artifacts, page.GetArtifacts()...)
+				return page.GetNextPageToken(), err
+			})
 			if err != nil {
 				return err
 			}
+			resp.NextPageToken = next
+			defer pages.more(cmd, cmd.ErrOrStderr(), next, fmt.Sprintf("%d artifacts shown", len(resp.GetArtifacts())))
 			if f.output == "json" {
 				return printJSON(cmd.OutOrStdout(), resp)
 			}
@@ -50,6 +58,7 @@ func newArtifactListCmd() *cobra.Command {
 		}),
 	}
 	f.register(cmd)
+	pages.register(cmd.Flags(), "artifacts", 100)
 	return cmd
 }
 

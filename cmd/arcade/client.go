@@ -19,6 +19,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/core/ansi"
 )
 
 // api is a connection to a server for client commands.
@@ -109,7 +110,36 @@ func (c *api) runAndFollow(ctx context.Context, req *jobv1.CreateJobRequest, w i
 	}
 	j := resp.GetJob()
 	fmt.Fprintf(os.Stderr, "job %s (%s) created\n", j.GetId(), j.GetName())
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go c.explainWhileWaiting(wctx, j.GetId(), whyDelay, os.Stderr)
 	return c.follow(ctx, j.GetId(), 0, w)
+}
+
+// whyDelay is how long a followed job may wait in the queue before the
+// reason is printed.
+const whyDelay = 5 * time.Second
+
+// explainWhileWaiting prints why a job waits (ExplainJob's summary) once
+// it has waited for after, and again when the reason changes, until the job
+// leaves the queue or ctx ends. The follower keeps waiting meanwhile.
+func (c *api) explainWhileWaiting(ctx context.Context, jobID string, after time.Duration, w io.Writer) {
+	last := ""
+	for wait := after; ; wait = 30 * time.Second {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		resp, err := c.jobs.ExplainJob(ctx, &jobv1.ExplainJobRequest{JobId: jobID})
+		if err != nil || resp.GetJob().GetStatus() != agentv1.JobStatus_JOB_STATUS_PENDING {
+			return
+		}
+		if s := resp.GetSummary(); s != last {
+			last = s
+			fmt.Fprintf(w, "job %s still waits: %s (arcade job why %s shows each agent; still waiting)\n", jobID, s, jobID)
+		}
+	}
 }
 
 // follow prints a job's log as it grows (StreamJobLog), until the job ends;
@@ -188,24 +218,29 @@ const (
 	ansiCyan  = "\x1b[36m"
 )
 
+// printLine prints one log line. The job's own colours (SGR) are kept,
+// every other escape sequence (cursor movement, titles, links…) and
+// control character is dropped: a log must not drive the reader's
+// terminal.
 func printLine(w io.Writer, l *agentv1.LogChunk, color bool) {
+	content := ansi.KeepColours(l.GetContent())
 	if !color {
 		prefix := ""
 		if l.GetStream() == agentv1.LogStream_LOG_STREAM_STDERR {
 			prefix = "stderr| "
 		}
-		fmt.Fprintf(w, "%s%s\n", prefix, l.GetContent())
+		fmt.Fprintf(w, "%s%s\n", prefix, content)
 		return
 	}
 	switch {
 	case l.GetStream() == agentv1.LogStream_LOG_STREAM_SYSTEM:
-		fmt.Fprintf(w, "%s%s%s\n", ansiCyan, l.GetContent(), ansiReset)
+		fmt.Fprintf(w, "%s%s%s\n", ansiCyan, content, ansiReset)
 	case l.GetStream() == agentv1.LogStream_LOG_STREAM_STDERR, l.GetLevel() >= agentv1.LogLevel_LOG_LEVEL_ERROR:
-		fmt.Fprintf(w, "%s%s%s\n", ansiRed, l.GetContent(), ansiReset)
+		fmt.Fprintf(w, "%s%s%s\n", ansiRed, content, ansiReset)
 	case l.GetLevel() == agentv1.LogLevel_LOG_LEVEL_DEBUG:
-		fmt.Fprintf(w, "%s%s%s\n", ansiDim, l.GetContent(), ansiReset)
+		fmt.Fprintf(w, "%s%s%s\n", ansiDim, content, ansiReset)
 	default:
-		fmt.Fprintln(w, l.GetContent())
+		fmt.Fprintln(w, content)
 	}
 }
 

@@ -142,8 +142,11 @@ func storeError(err error, what string) error {
 	case store.Unavailable(err):
 		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is unreachable, retry: %v", what, err)
 	}
-	if _, ok := grpcstatus.FromError(err); ok {
-		return err
+	// A status made inside a store callback (a refused change) reaches the
+	// caller as it was made, not wrapped in the store's context text.
+	var se interface{ GRPCStatus() *grpcstatus.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Err()
 	}
 	return grpcstatus.Errorf(codes.Internal, "%s: %v", what, err)
 }
