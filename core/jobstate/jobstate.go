@@ -84,6 +84,33 @@ func CanRetryManually(s Status) bool {
 	return s == Failed || s == Cancelled || s == Timeout
 }
 
+// Reason says why an attempt ended other than in success: the typed outcome
+// that decisions (retry policies) read, never the message shown to people.
+// It is stored with the job; the zero value means none (the attempt
+// succeeded, was skipped, or has not ended).
+type Reason string
+
+// The reasons an attempt ends badly.
+const (
+	// ReasonNone: succeeded, skipped, or not ended.
+	ReasonNone Reason = ""
+	// ReasonStepFailed: its agent reported it failed (a step or command).
+	ReasonStepFailed Reason = "step_failed"
+	// ReasonTimeout: it ran past its timeout (ended by its agent, or by the
+	// server when the agent did not).
+	ReasonTimeout Reason = "timeout"
+	// ReasonCancelled: cancelled by request (the job, or its pipeline run).
+	ReasonCancelled Reason = "cancelled"
+	// ReasonAgentLost: its agent went away (its lease expired, or the agent
+	// unregistered) while running it.
+	ReasonAgentLost Reason = "agent_lost"
+	// ReasonAgentRevoked: its agent was revoked while running it.
+	ReasonAgentRevoked Reason = "agent_revoked"
+	// ReasonUnrunnable: the server could not hand it out (a plugin its
+	// steps use is no longer served).
+	ReasonUnrunnable Reason = "unrunnable"
+)
+
 // Name is the short lower-case name of a status ("running"), as stored and
 // shown to people.
 func Name(s Status) string {

@@ -22,6 +22,7 @@ import (
 	"github.com/go-arcade/arcade/core/logpack"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/dispatch"
+	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -112,12 +113,8 @@ func (a *AgentServer) Unregister(ctx context.Context, req *agentv1.UnregisterReq
 	if err != nil {
 		return nil, err
 	}
-	running, err := s.store.RunningJobs(ctx, id)
-	if err != nil {
+	if _, err := s.life.LoseAgentJobs(ctx, id, jobstate.ReasonAgentLost, "agent unregistered"); err != nil {
 		return nil, storeError(err, "agent jobs")
-	}
-	for _, j := range running {
-		s.loseJob(ctx, j, "agent unregistered")
 	}
 	if err := s.store.DeleteAgent(ctx, id); err != nil {
 		return nil, storeError(err, "agent "+id)
@@ -163,12 +160,12 @@ func (a *AgentServer) Heartbeat(ctx context.Context, req *agentv1.HeartbeatReque
 	if cameOnline || len(req.GetLabels()) > 0 {
 		s.dispatch.Wake()
 	}
-	if err := s.store.ExtendLeases(ctx, id, req.GetRunningJobIds(), now.Add(s.cfg.LeaseTTL)); err != nil {
+	if err := s.life.ExtendLeases(ctx, id, req.GetRunningJobIds(), now); err != nil {
 		return nil, storeError(err, "leases")
 	}
-	stop, err := s.jobsToStop(ctx, id, req.GetRunningJobIds())
+	stop, err := s.life.JobsToStop(ctx, id, req.GetRunningJobIds())
 	if err != nil {
-		return nil, err
+		return nil, storeError(err, "jobs of agent "+id)
 	}
 	return &agentv1.HeartbeatResponse{
 		HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
@@ -176,29 +173,6 @@ func (a *AgentServer) Heartbeat(ctx context.Context, req *agentv1.HeartbeatReque
 		Labels:            agent.Labels,
 		Status:            s.agentProto(ctx, agent, -1).GetStatus(),
 	}, nil
-}
-
-// jobsToStop lists the jobs an agent runs that it should not: cancelled ones,
-// and ones no longer leased to it (the server gave up on them).
-func (s *Service) jobsToStop(ctx context.Context, agentID string, running []string) ([]string, error) {
-	if len(running) == 0 {
-		return nil, nil
-	}
-	mine, err := s.store.RunningJobs(ctx, agentID) // one query, not one per job
-	if err != nil {
-		return nil, storeError(err, "jobs of agent "+agentID)
-	}
-	keep := make(map[string]bool, len(mine))
-	for _, j := range mine {
-		keep[j.ID] = !j.CancelRequested
-	}
-	var stop []string
-	for _, jobID := range running {
-		if !keep[jobID] {
-			stop = append(stop, jobID)
-		}
-	}
-	return stop, nil
 }
 
 // UpdateLabels implements AgentService.UpdateLabels.
@@ -284,101 +258,26 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 	if to != jobstate.Running && !jobstate.Terminal(to) || to == jobstate.Skipped {
 		return nil, invalid("status", "an agent reports RUNNING or a final status, got %s", to)
 	}
-	now := s.now()
-	var retried, changed bool
-	j, err := s.store.ModifyJob(ctx, req.GetJobId(), func(j *store.Job) error {
-		if j.AgentID != id || j.Attempt != req.GetAttempt() {
-			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s attempt %d is not leased to this agent", j.ID, req.GetAttempt())
+	rep := lifecycle.Report{AgentID: id, JobID: req.GetJobId(), Attempt: req.GetAttempt(), Status: to,
+		ExitCode: req.GetExitCode(), Message: req.GetMessage()}
+	if t := req.GetTimestamp(); t.IsValid() {
+		rep.Began = t.AsTime()
+	}
+	for _, a := range req.GetArtifacts() {
+		art := store.Artifact{Path: a.GetPath(), SizeBytes: a.GetSizeBytes(), SHA256: a.GetSha256()}
+		if a.GetCreatedAt() != nil {
+			art.CreatedAt = a.GetCreatedAt().AsTime()
 		}
-		from := status(j)
-		if from == to && to != jobstate.Running {
-			return nil // a repeated report
+		if a.GetExpiresAt() != nil {
+			art.ExpiresAt = a.GetExpiresAt().AsTime()
 		}
-		if err := jobstate.Check(from, to); err != nil {
-			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s: %v", j.ID, err)
-		}
-		changed = true
-		j.UpdatedAt = now
-		if j.AcceptedAt.IsZero() {
-			j.AcceptedAt = now
-		}
-		if to == jobstate.Running {
-			// started_at becomes the moment the agent began, as it reports it.
-			if t := req.GetTimestamp(); t.IsValid() && !t.AsTime().Before(j.StartedAt) && !t.AsTime().After(now) {
-				j.StartedAt = t.AsTime()
-			}
-			j.LeaseExpiresAt = now.Add(s.cfg.LeaseTTL)
-			return nil
-		}
-		if j.CancelRequested && to != jobstate.Success {
-			to = jobstate.Cancelled
-		}
-		j.ExitCode = req.GetExitCode()
-		j.Message = req.GetMessage()
-		retried = s.finish(j, to, now)
-		return nil
-	})
+		rep.Artifacts = append(rep.Artifacts, art)
+	}
+	j, err := s.life.Report(ctx, rep)
 	if err != nil {
 		return nil, storeError(err, "job "+req.GetJobId())
 	}
-	if changed && to == jobstate.Running {
-		s.publishJob(j, jobv1.EventType_EVENT_TYPE_JOB_STARTED, "")
-	}
-	if changed && jobstate.Terminal(to) {
-		if err := s.recordArtifacts(ctx, j.ID, req); err != nil {
-			return nil, err
-		}
-		s.log.Info("job attempt ended", "job", j.ID, "attempt", req.GetAttempt(), "status", jobstate.Name(to),
-			"exit_code", req.GetExitCode(), "agent", j.AgentName, "retried", retried)
-		s.dispatch.Wake() // a slot is free
-		s.jobEnded(ctx, j)
-	}
 	return &agentv1.ReportJobStatusResponse{CancelRequested: j.CancelRequested && j.Status == jobstate.Name(jobstate.Running)}, nil
-}
-
-// finish ends the current attempt of j in status to, or starts the next
-// attempt when the retry budget allows; it reports whether it retried.
-func (s *Service) finish(j *store.Job, to jobstate.Status, now time.Time) bool {
-	j.LeaseExpiresAt = time.Time{}
-	if jobstate.ShouldRetry(to, j.Attempt, j.Retries) {
-		j.Message = fmt.Sprintf("attempt %d ended %s (%s); retrying", j.Attempt, jobstate.Name(to), j.Message)
-		nextAttempt(j)
-		return true
-	}
-	j.Status = jobstate.Name(to)
-	j.FinishedAt = now
-	return false
-}
-
-// nextAttempt turns j into the next pending attempt.
-func nextAttempt(j *store.Job) {
-	j.Status = jobstate.Name(jobstate.Pending)
-	j.Attempt++
-	j.AgentID, j.AgentName = "", ""
-	j.StartedAt, j.FinishedAt, j.LeaseExpiresAt = time.Time{}, time.Time{}, time.Time{}
-	j.ExitCode = 0
-	j.CancelRequested = false
-}
-
-func (s *Service) recordArtifacts(ctx context.Context, jobID string, req *agentv1.ReportJobStatusRequest) error {
-	var arts []store.Artifact
-	now := s.now()
-	for i, a := range req.GetArtifacts() {
-		if a.GetPath() == "" {
-			return invalid(fmt.Sprintf("artifacts[%d].path", i), "must not be empty")
-		}
-		created := now
-		if a.GetCreatedAt() != nil {
-			created = a.GetCreatedAt().AsTime()
-		}
-		var expires time.Time
-		if a.GetExpiresAt() != nil {
-			expires = a.GetExpiresAt().AsTime()
-		}
-		arts = append(arts, store.Artifact{JobID: jobID, Attempt: req.GetAttempt(), Path: a.GetPath(),
-			SizeBytes: a.GetSizeBytes(), SHA256: a.GetSha256(), CreatedAt: created, ExpiresAt: expires})
-	}
-	return storeError(s.store.AddArtifacts(ctx, arts), "artifacts")
 }
 
 // ReportJobLog implements AgentService.ReportJobLog.
@@ -624,15 +523,12 @@ func (a *AgentServer) RevokeAgent(ctx context.Context, req *agentv1.RevokeAgentR
 	if s.peers != nil {
 		s.peers.Send(ctx, peers.Revoke, agent.ID)
 	}
-	running, err := s.store.RunningJobs(ctx, agent.ID)
+	lost, err := s.life.LoseAgentJobs(ctx, agent.ID, jobstate.ReasonAgentRevoked, "agent revoked")
 	if err != nil {
 		return nil, storeError(err, "agent jobs")
 	}
-	for _, j := range running {
-		s.loseJob(ctx, j, "agent revoked")
-	}
 	reason := strings.TrimSpace(req.GetReason())
-	s.log.Warn("agent revoked", "agent", agent.Name, "id", agent.ID, "reason", reason, "jobs_requeued", len(running))
+	s.log.Warn("agent revoked", "agent", agent.Name, "id", agent.ID, "reason", reason, "jobs_requeued", lost)
 	s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_OFFLINE, "revoked: "+reason)
 	return &agentv1.RevokeAgentResponse{Agent: s.agentProto(ctx, agent, 0)}, nil
 }

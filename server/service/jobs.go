@@ -16,6 +16,7 @@ import (
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
+	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -43,7 +44,7 @@ func jobFromRequest(req *jobv1.CreateJobRequest, j *store.Job) error {
 		}
 		return invalid("steps", "%v", err)
 	}
-	steps, err := encodeSteps(req.GetSteps())
+	steps, err := lifecycle.EncodeSteps(req.GetSteps())
 	if err != nil {
 		return invalid("steps", "%v", err)
 	}
@@ -126,8 +127,7 @@ func defaultName(cmd string) string {
 // CreateJob implements JobService.CreateJob.
 func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest) (*jobv1.CreateJobResponse, error) {
 	s := js.s
-	now := s.now()
-	j := &store.Job{ID: newID(), Status: jobstate.Name(jobstate.Pending), Attempt: 1, CreatedAt: now, UpdatedAt: now}
+	j := new(store.Job)
 	if err := jobFromRequest(req, j); err != nil {
 		return nil, err
 	}
@@ -137,12 +137,9 @@ func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest)
 	if err := s.sealSecrets(req.GetSecrets(), j); err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateJob(ctx, j); err != nil {
+	if err := s.life.CreateJob(ctx, j); err != nil {
 		return nil, storeError(err, "job")
 	}
-	s.dispatch.Wake()
-	s.publishJob(j, jobv1.EventType_EVENT_TYPE_JOB_CREATED, "")
-	s.log.Debug("job created", "job", j.ID, "name", j.Name, "selector", j.Selector)
 	return &jobv1.CreateJobResponse{Job: jobDetail(j)}, nil
 }
 
@@ -215,24 +212,16 @@ func (js *JobServer) UpdateJob(ctx context.Context, req *jobv1.UpdateJobRequest)
 			return nil, invalid(fmt.Sprintf("update_mask.paths[%d]", i), "cannot update %q; updatable: %s", p, strings.Join(updatable, ", "))
 		}
 	}
-	j, err := s.store.ModifyJob(ctx, req.GetJobId(), func(j *store.Job) error {
-		if j.Status != jobstate.Name(jobstate.Pending) {
-			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s is %s: only a pending job can be updated", j.ID, j.Status)
-		}
+	j, err := s.life.EditJob(ctx, req.GetJobId(), func(j *store.Job) error {
 		merged := mergeJobRequest(currentRequest(j), req.GetJob(), paths)
 		if err := jobFromRequest(merged, j); err != nil {
 			return err
 		}
-		if err := s.checkStepPlugins("steps", merged.GetSteps()); err != nil {
-			return err
-		}
-		j.UpdatedAt = s.now()
-		return nil
+		return s.checkStepPlugins("steps", merged.GetSteps())
 	})
 	if err != nil {
 		return nil, storeError(err, "job "+req.GetJobId())
 	}
-	s.dispatch.Wake()
 	return &jobv1.UpdateJobResponse{Job: jobDetail(j)}, nil
 }
 
@@ -317,35 +306,10 @@ func (js *JobServer) CancelJob(ctx context.Context, req *jobv1.CancelJobRequest)
 	if err := requireID("job_id", req.GetJobId()); err != nil {
 		return nil, err
 	}
-	reason := strings.TrimSpace(req.GetReason())
-	if reason == "" {
-		reason = "cancelled by request"
-	}
-	now := s.now()
-	j, err := s.store.ModifyJob(ctx, req.GetJobId(), func(j *store.Job) error {
-		switch status(j) {
-		case jobstate.Pending:
-			j.Status = jobstate.Name(jobstate.Cancelled)
-			j.FinishedAt = now
-		case jobstate.Running:
-			j.CancelRequested = true
-		default:
-			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s already ended (%s)", j.ID, j.Status)
-		}
-		j.Message = reason
-		j.UpdatedAt = now
-		return nil
-	})
+	j, err := s.life.CancelJob(ctx, req.GetJobId(), req.GetReason())
 	if err != nil {
 		return nil, storeError(err, "job "+req.GetJobId())
 	}
-	if j.AgentID != "" && j.CancelRequested {
-		s.requestCancel(j.AgentID)
-	}
-	if jobstate.Terminal(status(j)) {
-		s.jobEnded(ctx, j)
-	}
-	s.log.Info("job cancel requested", "job", j.ID, "status", j.Status, "reason", reason)
 	return &jobv1.CancelJobResponse{Job: jobDetail(j)}, nil
 }
 
@@ -356,20 +320,10 @@ func (js *JobServer) RetryJob(ctx context.Context, req *jobv1.RetryJobRequest) (
 	if err := requireID("job_id", req.GetJobId()); err != nil {
 		return nil, err
 	}
-	j, err := s.store.ModifyJob(ctx, req.GetJobId(), func(j *store.Job) error {
-		if !jobstate.CanRetryManually(status(j)) {
-			return grpcstatus.Errorf(codes.FailedPrecondition, "job %s is %s: only a failed, cancelled or timed-out job can be retried", j.ID, j.Status)
-		}
-		nextAttempt(j)
-		j.Message = "retried by request"
-		j.UpdatedAt = s.now()
-		return nil
-	})
+	j, err := s.life.RetryJob(ctx, req.GetJobId())
 	if err != nil {
 		return nil, storeError(err, "job "+req.GetJobId())
 	}
-	s.dispatch.Wake()
-	s.publishJob(j, jobv1.EventType_EVENT_TYPE_JOB_CREATED, j.Message)
 	return &jobv1.RetryJobResponse{Job: jobDetail(j)}, nil
 }
 

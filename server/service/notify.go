@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
-	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/store"
@@ -15,21 +14,6 @@ import (
 
 // Events returns the bus on which the server's events are published.
 func (s *Service) Events() *events.Bus { return s.events }
-
-// jobEnded runs what follows the end of a job attempt: the followers of its
-// log are told, an event is published, and its pipeline run moves on.
-func (s *Service) jobEnded(ctx context.Context, j *store.Job) {
-	if j == nil {
-		return
-	}
-	s.logs.End(j.ID)
-	typ := jobv1.EventType_EVENT_TYPE_JOB_FINISHED
-	if status(j) == jobstate.Cancelled {
-		typ = jobv1.EventType_EVENT_TYPE_JOB_CANCELLED
-	}
-	s.publishJob(j, typ, j.Message)
-	s.runJobEnded(ctx, j)
-}
 
 func (s *Service) publishJob(j *store.Job, typ jobv1.EventType, msg string) {
 	s.cfg.Metrics.JobEvent(j, typ)

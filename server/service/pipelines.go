@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -19,16 +17,15 @@ import (
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/pipeline"
+	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/store"
 	"github.com/go-arcade/arcade/server/trigger"
 )
 
-// This file is the pipeline half of JobService. A run's jobs are rows of
-// jobs created only when they are ready (their dependencies are done), so
-// the dispatcher never sees a job before its time; waiting jobs appear in
-// a run's view as PENDING without an id. Everything that moves a run —
-// a job attempt ending, the housekeeping tick, StopPipeline — goes through
-// advanceRun, which holds the run's row lock.
+// This file is the pipeline half of JobService: pipeline definitions, and
+// views of runs. Runs change state in server/lifecycle (started, advanced,
+// stopped); a run's jobs are created only when they are ready, so waiting
+// jobs appear in a run's view as PENDING without an id.
 
 // specFrom reads the definition of a Create/Update request: the YAML file or
 // the message, not both.
@@ -103,22 +100,6 @@ func validatePipeline(p *jobv1.PipelineDetail) error {
 	return nil
 }
 
-func marshalSpec(p *jobv1.PipelineDetail) []byte {
-	b, err := protojson.Marshal(p)
-	if err != nil {
-		panic(fmt.Sprintf("marshal pipeline: %v", err)) // a valid message always marshals
-	}
-	return b
-}
-
-func unmarshalSpec(b []byte) (*jobv1.PipelineDetail, error) {
-	p := new(jobv1.PipelineDetail)
-	if err := protojson.Unmarshal(b, p); err != nil {
-		return nil, fmt.Errorf("stored pipeline spec: %w", err)
-	}
-	return p, nil
-}
-
 // redacted is the spec as shown: webhook secrets replaced by has_secret.
 func redacted(p *jobv1.PipelineDetail) *jobv1.PipelineDetail {
 	out := proto.Clone(p).(*jobv1.PipelineDetail)
@@ -131,7 +112,7 @@ func redacted(p *jobv1.PipelineDetail) *jobv1.PipelineDetail {
 }
 
 func (s *Service) pipelineDetail(ctx context.Context, p *store.Pipeline) (*jobv1.PipelineDetail, error) {
-	spec, err := unmarshalSpec(p.Spec)
+	spec, err := lifecycle.DecodeSpec(p.Spec)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +189,7 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 		return nil, err
 	}
 	now := s.now()
-	p := &store.Pipeline{ID: newID(), Name: spec.GetName(), Spec: marshalSpec(spec), Secrets: sealed, CreatedAt: now, UpdatedAt: now}
+	p := &store.Pipeline{ID: newID(), Name: spec.GetName(), Spec: lifecycle.EncodeSpec(spec), Secrets: sealed, CreatedAt: now, UpdatedAt: now}
 	if err := s.store.CreatePipeline(ctx, p); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, grpcstatus.Errorf(codes.AlreadyExists, "name: a pipeline named %q exists", p.Name)
@@ -311,7 +292,7 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 	// change meanwhile, the update is refused rather than stored unaudited.
 	var audited *jobv1.PipelineDetail
 	if s.audit != nil {
-		old, err := unmarshalSpec(cur.Spec)
+		old, err := lifecycle.DecodeSpec(cur.Spec)
 		if err != nil {
 			return nil, storeError(err, "pipeline "+id)
 		}
@@ -325,7 +306,7 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 		audited = next
 	}
 	sp, err := s.store.ModifyPipeline(ctx, cur.ID, func(p *store.Pipeline) error {
-		old, err := unmarshalSpec(p.Spec)
+		old, err := lifecycle.DecodeSpec(p.Spec)
 		if err != nil {
 			return err
 		}
@@ -346,7 +327,7 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 			}
 			p.Secrets = sealed
 		}
-		p.Name, p.Spec, p.UpdatedAt = next.GetName(), marshalSpec(next), s.now()
+		p.Name, p.Spec, p.UpdatedAt = next.GetName(), lifecycle.EncodeSpec(next), s.now()
 		return nil
 	})
 	if err != nil {
@@ -428,7 +409,7 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", req.GetParams())
+	r, err := s.life.StartRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", req.GetParams())
 	if err != nil {
 		return nil, storeError(err, "run")
 	}
@@ -454,7 +435,7 @@ func (s *Service) checkPipelineChain(ctx context.Context, spec *jobv1.PipelineDe
 		if p.ID == selfID {
 			continue
 		}
-		if sp, err := unmarshalSpec(p.Spec); err == nil {
+		if sp, err := lifecycle.DecodeSpec(p.Spec); err == nil {
 			specs[p.Name] = sp
 		}
 	}
@@ -499,25 +480,6 @@ func (s *Service) checkPipelineChain(ctx context.Context, spec *jobv1.PipelineDe
 	return nil
 }
 
-// startRun creates a run of p and its first jobs.
-func (s *Service) startRun(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string) (*store.PipelineRun, error) {
-	now := s.now()
-	r := &store.PipelineRun{
-		ID: newID(), PipelineID: p.ID, PipelineName: p.Name, Status: jobstate.Name(jobstate.Pending),
-		Trigger: pipeline.TriggerName(typ), TriggeredBy: cause, Params: nonNil(params), Spec: p.Spec, Secrets: p.Secrets,
-		CreatedAt: now, UpdatedAt: now,
-	}
-	if err := s.store.CreateRun(ctx, r); err != nil {
-		return nil, err
-	}
-	s.log.Info("pipeline run created", "pipeline", p.Name, "run", r.ID, "number", r.Number, "trigger", r.Trigger, "by", cause)
-	s.publishRun(r)
-	if err := s.advanceRun(ctx, r.ID); err != nil {
-		return nil, err
-	}
-	return s.store.GetRun(ctx, r.ID)
-}
-
 // StopPipeline implements JobService.StopPipeline: the run ends CANCELLED at
 // once; its pending jobs are cancelled, its running jobs are told to stop
 // (their agents report CANCELLED), and jobs not yet created are recorded as
@@ -527,54 +489,10 @@ func (js *JobServer) StopPipeline(ctx context.Context, req *jobv1.StopPipelineRe
 	if err := requireID("run_id", req.GetRunId()); err != nil {
 		return nil, err
 	}
-	reason := strings.TrimSpace(req.GetReason())
-	if reason == "" {
-		reason = "pipeline stopped by request"
-	}
-	now := s.now()
-	var agents []string
-	r, err := s.store.ModifyRun(ctx, req.GetRunId(), func(r *store.PipelineRun, jobs []*store.Job) (store.RunChange, error) {
-		var ch store.RunChange
-		if err := setRunStatus(r, jobstate.Cancelled, now); err != nil {
-			return ch, grpcstatus.Errorf(codes.FailedPrecondition, "run %s: %v", r.ID, err)
-		}
-		r.Message = reason
-		have := map[string]bool{}
-		for _, j := range jobs {
-			have[j.Name] = true
-			switch status(j) {
-			case jobstate.Pending:
-				j.Status, j.FinishedAt = jobstate.Name(jobstate.Cancelled), now
-			case jobstate.Running:
-				j.CancelRequested = true
-				agents = append(agents, j.AgentID)
-			default:
-				continue
-			}
-			j.Message, j.UpdatedAt = reason, now
-			ch.Update = append(ch.Update, j)
-		}
-		spec, plan, err := runPlan(r)
-		if err != nil {
-			return ch, err
-		}
-		for _, n := range plan.Nodes {
-			if !have[n.Name] {
-				j := s.newRunJob(r, spec, n, now)
-				j.Status, j.FinishedAt, j.Message = jobstate.Name(jobstate.Cancelled), now, reason+" before the job started"
-				ch.Insert = append(ch.Insert, j)
-			}
-		}
-		return ch, nil
-	})
+	r, err := s.life.StopRun(ctx, req.GetRunId(), req.GetReason())
 	if err != nil {
 		return nil, storeError(err, "run "+req.GetRunId())
 	}
-	for _, a := range agents {
-		s.requestCancel(a)
-	}
-	s.publishRun(r)
-	s.log.Info("pipeline run stopped", "pipeline", r.PipelineName, "run", r.ID, "number", r.Number, "running_jobs", len(agents))
 	run, err := s.runProto(ctx, r)
 	if err != nil {
 		return nil, storeError(err, "run")
@@ -623,41 +541,6 @@ func (js *JobServer) ListPipelineRuns(ctx context.Context, req *jobv1.ListPipeli
 	return resp, nil
 }
 
-func runStatus(r *store.PipelineRun) jobstate.Status {
-	st, err := jobstate.Parse(r.Status)
-	if err != nil {
-		return jobstate.Pending
-	}
-	return st
-}
-
-// setRunStatus moves a run along its life cycle, refusing what it forbids.
-func setRunStatus(r *store.PipelineRun, to jobstate.Status, now time.Time) error {
-	if err := pipeline.CheckRun(runStatus(r), to); err != nil {
-		return err
-	}
-	r.Status, r.UpdatedAt = jobstate.Name(to), now
-	switch {
-	case to == jobstate.Running && r.StartedAt.IsZero():
-		r.StartedAt = now
-	case pipeline.RunTerminal(to):
-		r.FinishedAt = now
-	}
-	return nil
-}
-
-func runPlan(r *store.PipelineRun) (*jobv1.PipelineDetail, *pipeline.Plan, error) {
-	spec, err := unmarshalSpec(r.Spec)
-	if err != nil {
-		return nil, nil, err
-	}
-	plan, err := pipeline.Validate(spec)
-	if err != nil {
-		return nil, nil, fmt.Errorf("run %s: stored pipeline is invalid: %w", r.ID, err)
-	}
-	return spec, plan, nil
-}
-
 // checkPipelinePlugins refuses jobs whose steps use plugins the server does
 // not serve, naming the field.
 func (s *Service) checkPipelinePlugins(spec *jobv1.PipelineDetail) error {
@@ -682,210 +565,6 @@ func (s *Service) checkPipelinePlugins(spec *jobv1.PipelineDetail) error {
 	return nil
 }
 
-// newRunJob is the pending job row of a plan node.
-func (s *Service) newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Node, now time.Time) *store.Job {
-	env := pipeline.EnvFor(spec, n, r.Params)
-	env["ARCADE_PIPELINE"] = r.PipelineName
-	env["ARCADE_PIPELINE_ID"] = r.PipelineID
-	env["ARCADE_RUN_ID"] = r.ID
-	env["ARCADE_RUN_NUMBER"] = strconv.FormatInt(r.Number, 10)
-	env["ARCADE_STAGE"] = n.Stage
-	env["ARCADE_JOB"] = n.Name
-	sel, _ := pipeline.Selector(n.Job) // validated with the pipeline
-	var artifacts []byte
-	if a := n.Job.GetArtifacts(); a != nil {
-		artifacts, _ = protojson.Marshal(a)
-	}
-	steps := pipeline.Steps(n.Job)
-	encoded, _ := encodeSteps(steps) // validated with the pipeline
-	return &store.Job{
-		Steps: encoded, Plugins: jobstep.Plugins(steps),
-		ID: newID(), Name: n.Name, Status: jobstate.Name(jobstate.Pending), Commands: nonNilSlice(n.Job.GetCommands()),
-		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: n.Job.GetImage(),
-		Artifacts: artifacts, Selector: sel.String(), Labels: map[string]string{},
-		CreatedAt: now, UpdatedAt: now, Attempt: 1,
-		PipelineID: r.PipelineID, RunID: r.ID, Stage: n.Stage,
-		Secrets: r.Secrets, SecretNames: spec.GetSecretNames(),
-	}
-}
-
-func nonNilSlice(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// lostAgent tells an attempt that failed because its agent vanished (see
-// loseJob) from one whose commands failed.
-func lostAgent(j *store.Job) bool {
-	return status(j) == jobstate.Failed && j.ExitCode == -1 &&
-		(strings.Contains(j.Message, "agent lost") || strings.Contains(j.Message, "agent unregistered"))
-}
-
-// runJobEnded is called when an attempt of a job reaches a final status; a
-// pipeline job moves its run along.
-func (s *Service) runJobEnded(ctx context.Context, j *store.Job) {
-	if j == nil || j.RunID == "" {
-		return
-	}
-	if err := s.advanceRun(ctx, j.RunID); err != nil && ctx.Err() == nil {
-		s.log.Warn("advance pipeline run", "run", j.RunID, "job", j.ID, "err", err)
-	}
-}
-
-// AdvanceRuns moves every run under way along: it starts retries whose
-// backoff passed and notices jobs that ended while nobody advanced the run.
-// Housekeeping calls it every tick.
-func (s *Service) AdvanceRuns(ctx context.Context) error {
-	ids, err := s.store.ActiveRuns(ctx)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.advanceRun(ctx, id); err != nil && ctx.Err() == nil {
-			s.log.Warn("advance pipeline run", "run", id, "err", err)
-		}
-	}
-	return nil
-}
-
-// advanceRun applies the plan to a run: retries due attempts, creates the
-// jobs whose dependencies are done (or records them skipped), and ends the
-// run when every job is final.
-func (s *Service) advanceRun(ctx context.Context, runID string) error {
-	now := s.now()
-	var wake, ended, changed bool
-	var created []*store.Job
-	r, err := s.store.ModifyRun(ctx, runID, func(r *store.PipelineRun, jobs []*store.Job) (store.RunChange, error) {
-		var ch store.RunChange
-		wake, ended, changed, created = false, false, false, nil
-		if pipeline.RunTerminal(runStatus(r)) {
-			return ch, store.ErrUnchanged
-		}
-		spec, plan, err := runPlan(r)
-		if err != nil {
-			return ch, err
-		}
-		dirty, started := false, false
-		outcomes := map[string]pipeline.Outcome{}
-		for _, j := range jobs {
-			st := status(j)
-			if !j.StartedAt.IsZero() || j.Attempt > 1 {
-				started = true
-			}
-			o := pipeline.OutcomeOf(st)
-			if n := plan.Node(j.Name); n != nil && o == pipeline.Failed {
-				if wait, ok := pipeline.RetryAfter(n.Job, st, lostAgent(j), j.Attempt); ok {
-					o = pipeline.Active
-					if !now.Before(j.FinishedAt.Add(wait)) {
-						msg := fmt.Sprintf("attempt %d ended %s (%s); retrying", j.Attempt, j.Status, j.Message)
-						nextAttempt(j)
-						j.Message, j.UpdatedAt = msg, now
-						ch.Update = append(ch.Update, j)
-						dirty, wake = true, true
-					}
-				}
-			}
-			outcomes[j.Name] = o
-		}
-		for range len(plan.Nodes) + 1 {
-			step := plan.Next(outcomes)
-			if len(step.Start) == 0 && len(step.Skip) == 0 {
-				if step.Done {
-					if runStatus(r) == jobstate.Pending {
-						if err := setRunStatus(r, jobstate.Running, now); err != nil {
-							return ch, err
-						}
-					}
-					if err := setRunStatus(r, step.Status, now); err != nil {
-						return ch, err
-					}
-					dirty, ended = true, true
-				}
-				break
-			}
-			for _, n := range plan.Nodes {
-				reason, skip := step.Skip[n.Name]
-				if !skip && !slices.Contains(step.Start, n.Name) {
-					continue
-				}
-				j := s.newRunJob(r, spec, n, now)
-				switch {
-				case skip:
-					j.Status, j.FinishedAt, j.Message = jobstate.Name(jobstate.Skipped), now, reason
-				default:
-					wake = true
-					created = append(created, j)
-				}
-				outcomes[n.Name] = pipeline.OutcomeOf(status(j))
-				ch.Insert = append(ch.Insert, j)
-				dirty = true
-			}
-		}
-		if started && runStatus(r) == jobstate.Pending {
-			if err := setRunStatus(r, jobstate.Running, now); err != nil {
-				return ch, err
-			}
-			dirty = true
-		}
-		if !dirty {
-			return ch, store.ErrUnchanged
-		}
-		r.UpdatedAt = now
-		changed = true
-		return ch, nil
-	})
-	if err != nil {
-		return err
-	}
-	if changed {
-		s.publishRun(r)
-		for _, j := range created {
-			s.publishJob(j, jobv1.EventType_EVENT_TYPE_JOB_CREATED, "")
-		}
-	}
-	if wake {
-		s.dispatch.Wake()
-	}
-	if ended {
-		s.log.Info("pipeline run ended", "pipeline", r.PipelineName, "run", r.ID, "number", r.Number, "status", r.Status)
-		if runStatus(r) == jobstate.Success {
-			s.pipelineCompleted(ctx, r)
-		}
-	}
-	return nil
-}
-
-// pipelineCompleted starts the pipelines whose trigger names the pipeline of
-// a run that just succeeded.
-func (s *Service) pipelineCompleted(ctx context.Context, done *store.PipelineRun) {
-	ps, _, err := s.store.ListPipelines(ctx, store.Page{Order: store.Order{Column: "name"}})
-	if err != nil {
-		s.log.Warn("pipeline-completed triggers", "err", err)
-		return
-	}
-	for _, p := range ps {
-		if p.ID == done.PipelineID {
-			continue
-		}
-		spec, err := unmarshalSpec(p.Spec)
-		if err != nil {
-			continue
-		}
-		for _, t := range spec.GetTriggers() {
-			if t.GetType() != jobv1.TriggerType_TRIGGER_TYPE_PIPELINE || (t.GetPipeline() != done.PipelineName && t.GetPipeline() != done.PipelineID) {
-				continue
-			}
-			cause := fmt.Sprintf("pipeline %s run #%d succeeded", done.PipelineName, done.Number)
-			if _, err := s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_PIPELINE, cause, nil); err != nil {
-				s.log.Warn("pipeline-completed trigger", "pipeline", p.Name, "after", done.PipelineName, "err", err)
-			}
-			break
-		}
-	}
-}
-
 // runProto is the view of a run: its jobs in plan order (stage by stage),
 // jobs not created yet shown PENDING without an id.
 func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.PipelineRun, error) {
@@ -907,7 +586,7 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 	for _, j := range jobs {
 		byName[j.Name] = j
 	}
-	spec, plan, err := runPlan(r)
+	spec, plan, err := lifecycle.RunPlan(r)
 	if err != nil {
 		return nil, err
 	}
@@ -926,80 +605,25 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 	return out, nil
 }
 
+// The server's trigger targets: the runs triggers create are the life
+// cycle's to start.
+
 // CronEntries implements trigger.CronTarget.
 func (s *Service) CronEntries(ctx context.Context) ([]trigger.CronEntry, error) {
-	ps, _, err := s.store.ListPipelines(ctx, store.Page{Order: store.Order{Column: "name"}})
-	if err != nil {
-		return nil, err
-	}
-	var out []trigger.CronEntry
-	for _, p := range ps {
-		spec, err := unmarshalSpec(p.Spec)
-		if err != nil {
-			continue
-		}
-		for _, t := range spec.GetTriggers() {
-			if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_CRON {
-				out = append(out, trigger.CronEntry{PipelineID: p.ID, Pipeline: p.Name, Expr: t.GetCron(), Timezone: t.GetTimezone()})
-			}
-		}
-	}
-	return out, nil
+	return s.life.CronEntries(ctx)
 }
 
 // FireCron implements trigger.CronTarget.
 func (s *Service) FireCron(ctx context.Context, e trigger.CronEntry, at time.Time) error {
-	// Every replica's scheduler sees the same schedule; one fires.
-	mine, err := s.store.ClaimCronFire(ctx, e.PipelineID+" "+e.Expr+" "+e.Timezone, at, s.now())
-	if err != nil || !mine {
-		return err
-	}
-	p, err := s.store.GetPipeline(ctx, e.PipelineID)
-	if err != nil {
-		return err
-	}
-	cause := fmt.Sprintf("cron %q at %s", e.Expr, at.Format(time.RFC3339))
-	_, err = s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_CRON, cause, nil)
-	return err
+	return s.life.FireCron(ctx, e, at)
 }
 
 // Webhooks implements trigger.WebhookTarget.
 func (s *Service) Webhooks(ctx context.Context, pipelineName string) ([]trigger.WebhookConfig, error) {
-	p, err := s.store.GetPipeline(ctx, pipelineName)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, trigger.ErrNoPipeline
-	}
-	if err != nil {
-		return nil, err
-	}
-	spec, err := unmarshalSpec(p.Spec)
-	if err != nil {
-		return nil, err
-	}
-	var out []trigger.WebhookConfig
-	for _, t := range spec.GetTriggers() {
-		if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK {
-			out = append(out, trigger.WebhookConfig{Secret: t.GetSecret(), Branches: t.GetBranches()})
-		}
-	}
-	return out, nil
+	return s.life.Webhooks(ctx, pipelineName)
 }
 
-// FireWebhook implements trigger.WebhookTarget: the push's commit, branch
-// and author become env of the run.
+// FireWebhook implements trigger.WebhookTarget.
 func (s *Service) FireWebhook(ctx context.Context, pipelineName string, push trigger.Push) (string, int64, error) {
-	p, err := s.store.GetPipeline(ctx, pipelineName)
-	if err != nil {
-		return "", 0, err
-	}
-	short := push.Commit
-	if len(short) > 12 {
-		short = short[:12]
-	}
-	cause := fmt.Sprintf("push to %s by %s (%s)", push.Branch, push.Author, short)
-	r, err := s.startRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, cause, push.Env())
-	if err != nil {
-		return "", 0, err
-	}
-	return r.ID, r.Number, nil
+	return s.life.FireWebhook(ctx, pipelineName, push)
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,13 +10,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
-	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -160,31 +158,8 @@ func (s *Service) handOut(ctx context.Context, j *store.Job) *agentv1.Job {
 		job.Plugins = mods
 		return job
 	}
-	s.failClaimed(ctx, j, err.Error())
+	s.life.FailClaimed(ctx, j, err.Error())
 	return nil
-}
-
-// failClaimed ends a job just claimed that cannot run (or starts its next
-// attempt when its retries allow).
-func (s *Service) failClaimed(ctx context.Context, j *store.Job, reason string) {
-	now := s.now()
-	failed, err := s.store.ModifyJob(context.WithoutCancel(ctx), j.ID, func(cur *store.Job) error {
-		if cur.Status != jobstate.Name(jobstate.Running) || cur.Attempt != j.Attempt || cur.AgentID != j.AgentID {
-			return store.ErrConflict
-		}
-		cur.UpdatedAt = now
-		cur.Message = reason
-		cur.ExitCode = -1
-		s.finish(cur, jobstate.Failed, now)
-		return nil
-	})
-	if err != nil {
-		s.log.Warn("job that cannot run not ended", "job", j.ID, "err", err)
-		return
-	}
-	s.log.Warn("job cannot run", "job", j.ID, "reason", reason)
-	s.dispatch.Wake()
-	s.jobEnded(ctx, failed)
 }
 
 // DownloadPlugin implements AgentService.DownloadPlugin: the module serving
@@ -257,42 +232,8 @@ func (h *handedModules) get(name, sha256 string) *host.Module {
 	return nil
 }
 
-// encodeSteps stores steps as a JSON array of protojson messages.
-func encodeSteps(steps []*agentv1.Step) ([]byte, error) {
-	if len(steps) == 0 {
-		return nil, nil
-	}
-	raw := make([]json.RawMessage, len(steps))
-	for i, st := range steps {
-		b, err := protojson.Marshal(st)
-		if err != nil {
-			return nil, fmt.Errorf("encode step %d: %w", i+1, err)
-		}
-		raw[i] = b
-	}
-	return json.Marshal(raw)
-}
-
-func decodeSteps(b []byte) ([]*agentv1.Step, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("decode steps: %w", err)
-	}
-	out := make([]*agentv1.Step, len(raw))
-	for i, r := range raw {
-		out[i] = new(agentv1.Step)
-		if err := protojson.Unmarshal(r, out[i]); err != nil {
-			return nil, fmt.Errorf("decode step %d: %w", i+1, err)
-		}
-	}
-	return out, nil
-}
-
 // storedSteps reads a stored job's steps, which this server encoded.
 func storedSteps(j *store.Job) []*agentv1.Step {
-	steps, _ := decodeSteps(j.Steps)
+	steps, _ := lifecycle.DecodeSteps(j.Steps)
 	return steps
 }

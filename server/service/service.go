@@ -19,6 +19,7 @@ import (
 	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/livelog"
 	"github.com/go-arcade/arcade/server/metrics"
 	"github.com/go-arcade/arcade/server/peers"
@@ -68,9 +69,11 @@ type Service struct {
 	cfg      Config
 	store    *store.Store
 	dispatch *dispatch.Dispatcher
-	log      *slog.Logger
-	now      func() time.Time
-	auth     Forgetter
+	// life makes every change of state of jobs and runs.
+	life *lifecycle.Lifecycle
+	log  *slog.Logger
+	now  func() time.Time
+	auth Forgetter
 
 	// cancels wakes an agent's CancelJob long-poll.
 	cancels dispatch.Signals
@@ -102,7 +105,7 @@ type Service struct {
 func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Service {
 	cfg = cfg.withDefaults()
 	now := func() time.Time { return time.Now().UTC() }
-	return &Service{
+	svc := &Service{
 		cfg:       cfg,
 		store:     s,
 		dispatch:  dispatch.New(s, cfg.LeaseTTL, now, logger),
@@ -113,6 +116,9 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 		delivered: make(map[string]map[string]bool),
 		channels:  make(map[string]*openChannel),
 	}
+	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace}, s,
+		effects{svc}, func() time.Time { return svc.now() }, logger)
+	return svc
 }
 
 // Config returns the effective configuration.
@@ -126,11 +132,18 @@ func (s *Service) JobServer() *JobServer { return &JobServer{s: s} }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
-// storeError maps store errors to gRPC codes.
+// storeError maps the errors of the store and of the life cycle to gRPC
+// codes: the one place where domain errors become codes. what names the
+// thing asked for ("job ID"). A refusal of the life cycle keeps its message
+// (it names the job or run and the field).
 func storeError(err error, what string) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, lifecycle.ErrInvalidArgument):
+		return grpcstatus.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased):
+		return grpcstatus.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		return grpcstatus.Errorf(codes.NotFound, "%s not found", what)
 	case errors.Is(err, store.ErrConflict):
@@ -149,6 +162,17 @@ func storeError(err error, what string) error {
 		return se.GRPCStatus().Err()
 	}
 	return grpcstatus.Errorf(codes.Internal, "%s: %v", what, err)
+}
+
+// effects carries out for the life cycle what follows its changes.
+type effects struct{ s *Service }
+
+func (e effects) Wake()                         { e.s.dispatch.Wake() }
+func (e effects) Cancel(agentID string)         { e.s.requestCancel(agentID) }
+func (e effects) AttemptEnded(j *store.Job)     { e.s.logs.End(j.ID) }
+func (e effects) RunEvent(r *store.PipelineRun) { e.s.publishRun(r) }
+func (e effects) JobEvent(j *store.Job, typ jobv1.EventType, msg string) {
+	e.s.publishJob(j, typ, msg)
 }
 
 // requestCancel marks a job's cancellation for delivery to its agent,

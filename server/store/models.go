@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/logpack"
 
 	"github.com/uptrace/bun"
@@ -78,6 +79,9 @@ type Job struct {
 	Steps []byte `bun:"steps"`
 	// Plugins name the plugins the steps use, for routing.
 	Plugins []string `bun:"plugins"`
+	// EndReason says why the attempt ended other than in success; it is set
+	// with its final status and cleared when the next attempt starts.
+	EndReason jobstate.Reason `bun:"end_reason,notnull"`
 }
 
 // LogLine is one log line of a job attempt.

@@ -1,0 +1,127 @@
+// Package lifecycle owns every change of state of jobs and pipeline runs:
+// a job created, an agent's status report, a cancel or retry by request, a
+// lease that expires, a job far past its timeout, a run that advances or is
+// stopped, and the runs that triggers (cron, webhook, a pipeline completing)
+// create. Each change is one store transaction; what follows it (events,
+// waking the dispatcher, telling an agent to stop) goes through Effects.
+//
+// Outcomes are typed values: an attempt that ends badly records a
+// jobstate.Reason beside its status, and retry policies read that reason,
+// never the message. Refusals are typed errors (ErrNotFound,
+// ErrInvalidTransition, ErrNotLeased, ErrInvalidArgument) that the gRPC
+// adapters in server/service turn into status codes in one place.
+package lifecycle
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// Config tunes the life cycle.
+type Config struct {
+	// LeaseTTL is how long a job stays leased without a heartbeat.
+	LeaseTTL time.Duration
+	// TimeoutGrace is how long past its timeout a job may run before the
+	// server ends it as TIMEOUT itself (the agent normally does it first).
+	TimeoutGrace time.Duration
+}
+
+// Effects carries out what a change asks of the rest of the server once it
+// is stored. Implementations must not block.
+type Effects interface {
+	// Wake tells the dispatcher that a job may be waiting or a slot free.
+	Wake()
+	// Cancel tells an agent that a job it runs is to stop.
+	Cancel(agentID string)
+	// JobEvent publishes an event about a job.
+	JobEvent(j *store.Job, typ jobv1.EventType, msg string)
+	// AttemptEnded tells the followers of a job's log that its attempt
+	// ended (no more lines come).
+	AttemptEnded(j *store.Job)
+	// RunEvent publishes the state of a pipeline run.
+	RunEvent(r *store.PipelineRun)
+}
+
+// Lifecycle changes the state of jobs and runs in the store.
+type Lifecycle struct {
+	cfg   Config
+	store *store.Store
+	fx    Effects
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// New returns the life cycle over a migrated store; now is its clock.
+func New(cfg Config, s *store.Store, fx Effects, now func() time.Time, logger *slog.Logger) *Lifecycle {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Lifecycle{cfg: cfg, store: s, fx: fx, now: now, log: logger}
+}
+
+// The kinds of refusal. Errors returned by Lifecycle answer errors.Is for
+// one of them when the change was refused (store errors, such as an
+// unreachable database, pass through wrapped).
+var (
+	// ErrNotFound: no such job, run or pipeline. It is store.ErrNotFound.
+	ErrNotFound = store.ErrNotFound
+	// ErrInvalidTransition: the job or run is not in a state that allows
+	// the change (a report of success on a failed attempt, a cancel of a
+	// finished job, a retry of a successful one, a stop of a finished run).
+	ErrInvalidTransition = errors.New("invalid transition")
+	// ErrNotLeased: the attempt reported on is not leased to the agent
+	// reporting.
+	ErrNotLeased = errors.New("attempt not leased to this agent")
+	// ErrInvalidArgument: part of the request is malformed; the message
+	// names the field.
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// refusal is an error of one kind with its own message.
+type refusal struct {
+	kind error
+	msg  string
+}
+
+func (e *refusal) Error() string { return e.msg }
+func (e *refusal) Unwrap() error { return e.kind }
+
+func refuse(kind error, format string, args ...any) error {
+	return &refusal{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// status is the status of a stored job.
+func status(j *store.Job) jobstate.Status {
+	s, err := jobstate.Parse(j.Status)
+	if err != nil {
+		return 0
+	}
+	return s
+}
+
+// runStatus is the status of a stored run.
+func runStatus(r *store.PipelineRun) jobstate.Status {
+	st, err := jobstate.Parse(r.Status)
+	if err != nil {
+		return jobstate.Pending
+	}
+	return st
+}
+
+func nonNil(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

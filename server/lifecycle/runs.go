@@ -1,0 +1,289 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/jobstep"
+	"github.com/go-arcade/arcade/core/pipeline"
+	"github.com/go-arcade/arcade/server/store"
+)
+
+// A run's jobs are rows of jobs created only when they are ready (their
+// dependencies are done), so the dispatcher never sees a job before its
+// time. Everything that moves a run — a job attempt ending, the
+// housekeeping tick, StopRun — holds the run's row lock (store.ModifyRun).
+
+// StartRun creates a run of p, triggered by typ (cause says by what), with
+// params as env overriding the pipeline's, and its first jobs.
+func (l *Lifecycle) StartRun(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string) (*store.PipelineRun, error) {
+	now := l.now()
+	r := &store.PipelineRun{
+		ID: newID(), PipelineID: p.ID, PipelineName: p.Name, Status: jobstate.Name(jobstate.Pending),
+		Trigger: pipeline.TriggerName(typ), TriggeredBy: cause, Params: nonNil(params), Spec: p.Spec, Secrets: p.Secrets,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if err := l.store.CreateRun(ctx, r); err != nil {
+		return nil, err
+	}
+	l.log.Info("pipeline run created", "pipeline", p.Name, "run", r.ID, "number", r.Number, "trigger", r.Trigger, "by", cause)
+	l.fx.RunEvent(r)
+	if err := l.AdvanceRun(ctx, r.ID); err != nil {
+		return nil, err
+	}
+	return l.store.GetRun(ctx, r.ID)
+}
+
+// StopRun ends a run CANCELLED at once: its pending jobs are cancelled, its
+// running jobs are told to stop (their agents report CANCELLED), and jobs
+// not created yet are recorded as cancelled. reason defaults to "pipeline
+// stopped by request".
+func (l *Lifecycle) StopRun(ctx context.Context, runID, reason string) (*store.PipelineRun, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		reason = "pipeline stopped by request"
+	}
+	now := l.now()
+	var agents []string
+	r, err := l.store.ModifyRun(ctx, runID, func(r *store.PipelineRun, jobs []*store.Job) (store.RunChange, error) {
+		var ch store.RunChange
+		if err := setRunStatus(r, jobstate.Cancelled, now); err != nil {
+			return ch, refuse(ErrInvalidTransition, "run %s: %v", r.ID, err)
+		}
+		r.Message = reason
+		have := map[string]bool{}
+		for _, j := range jobs {
+			have[j.Name] = true
+			switch status(j) {
+			case jobstate.Pending:
+				j.Status, j.EndReason, j.FinishedAt = jobstate.Name(jobstate.Cancelled), jobstate.ReasonCancelled, now
+			case jobstate.Running:
+				j.CancelRequested = true
+				agents = append(agents, j.AgentID)
+			default:
+				continue
+			}
+			j.Message, j.UpdatedAt = reason, now
+			ch.Update = append(ch.Update, j)
+		}
+		spec, plan, err := RunPlan(r)
+		if err != nil {
+			return ch, err
+		}
+		for _, n := range plan.Nodes {
+			if !have[n.Name] {
+				j := newRunJob(r, spec, n, now)
+				j.Status, j.EndReason, j.FinishedAt, j.Message = jobstate.Name(jobstate.Cancelled), jobstate.ReasonCancelled, now, reason+" before the job started"
+				ch.Insert = append(ch.Insert, j)
+			}
+		}
+		return ch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range agents {
+		l.fx.Cancel(a)
+	}
+	l.fx.RunEvent(r)
+	l.log.Info("pipeline run stopped", "pipeline", r.PipelineName, "run", r.ID, "number", r.Number, "running_jobs", len(agents))
+	return r, nil
+}
+
+// setRunStatus moves a run along its life cycle, refusing what it forbids.
+func setRunStatus(r *store.PipelineRun, to jobstate.Status, now time.Time) error {
+	if err := pipeline.CheckRun(runStatus(r), to); err != nil {
+		return err
+	}
+	r.Status, r.UpdatedAt = jobstate.Name(to), now
+	switch {
+	case to == jobstate.Running && r.StartedAt.IsZero():
+		r.StartedAt = now
+	case pipeline.RunTerminal(to):
+		r.FinishedAt = now
+	}
+	return nil
+}
+
+// RunPlan reads the definition a run started with and its plan.
+func RunPlan(r *store.PipelineRun) (*jobv1.PipelineDetail, *pipeline.Plan, error) {
+	spec, err := DecodeSpec(r.Spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := pipeline.Validate(spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("run %s: stored pipeline is invalid: %w", r.ID, err)
+	}
+	return spec, plan, nil
+}
+
+// newRunJob is the pending job row of a plan node.
+func newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Node, now time.Time) *store.Job {
+	env := pipeline.EnvFor(spec, n, r.Params)
+	env["ARCADE_PIPELINE"] = r.PipelineName
+	env["ARCADE_PIPELINE_ID"] = r.PipelineID
+	env["ARCADE_RUN_ID"] = r.ID
+	env["ARCADE_RUN_NUMBER"] = strconv.FormatInt(r.Number, 10)
+	env["ARCADE_STAGE"] = n.Stage
+	env["ARCADE_JOB"] = n.Name
+	sel, _ := pipeline.Selector(n.Job) // validated with the pipeline
+	var artifacts []byte
+	if a := n.Job.GetArtifacts(); a != nil {
+		artifacts, _ = protojson.Marshal(a)
+	}
+	steps := pipeline.Steps(n.Job)
+	encoded, _ := EncodeSteps(steps) // validated with the pipeline
+	commands := n.Job.GetCommands()
+	if commands == nil {
+		commands = []string{}
+	}
+	return &store.Job{
+		Steps: encoded, Plugins: jobstep.Plugins(steps),
+		ID: newID(), Name: n.Name, Status: jobstate.Name(jobstate.Pending), Commands: commands,
+		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: n.Job.GetImage(),
+		Artifacts: artifacts, Selector: sel.String(), Labels: map[string]string{},
+		CreatedAt: now, UpdatedAt: now, Attempt: 1,
+		PipelineID: r.PipelineID, RunID: r.ID, Stage: n.Stage,
+		Secrets: r.Secrets, SecretNames: spec.GetSecretNames(),
+	}
+}
+
+// retryAfter decides whether the attempt of pipeline job j, which ended
+// badly, runs again under the job's retry policy, and after how long. The
+// typed end reason says whether its agent was lost.
+func retryAfter(n *pipeline.Node, j *store.Job) (time.Duration, bool) {
+	return pipeline.RetryAfter(n.Job, status(j), j.EndReason == jobstate.ReasonAgentLost, j.Attempt)
+}
+
+// AdvanceRuns moves every run under way along: it starts retries whose
+// backoff passed and notices jobs that ended while nobody advanced the run.
+// Housekeeping calls it every tick.
+func (l *Lifecycle) AdvanceRuns(ctx context.Context) error {
+	ids, err := l.store.ActiveRuns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := l.AdvanceRun(ctx, id); err != nil && ctx.Err() == nil {
+			l.log.Warn("advance pipeline run", "run", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// AdvanceRun applies the plan to a run: retries due attempts, creates the
+// jobs whose dependencies are done (or records them skipped), and ends the
+// run when every job is final. A run that succeeds starts the pipelines
+// triggered by its completion.
+func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
+	now := l.now()
+	var wake, ended, changed bool
+	var created []*store.Job
+	r, err := l.store.ModifyRun(ctx, runID, func(r *store.PipelineRun, jobs []*store.Job) (store.RunChange, error) {
+		var ch store.RunChange
+		wake, ended, changed, created = false, false, false, nil
+		if pipeline.RunTerminal(runStatus(r)) {
+			return ch, store.ErrUnchanged
+		}
+		spec, plan, err := RunPlan(r)
+		if err != nil {
+			return ch, err
+		}
+		dirty, started := false, false
+		outcomes := map[string]pipeline.Outcome{}
+		for _, j := range jobs {
+			st := status(j)
+			if !j.StartedAt.IsZero() || j.Attempt > 1 {
+				started = true
+			}
+			o := pipeline.OutcomeOf(st)
+			if n := plan.Node(j.Name); n != nil && o == pipeline.Failed {
+				if wait, ok := retryAfter(n, j); ok {
+					o = pipeline.Active
+					if !now.Before(j.FinishedAt.Add(wait)) {
+						msg := fmt.Sprintf("attempt %d ended %s (%s); retrying", j.Attempt, j.Status, j.Message)
+						nextAttempt(j)
+						j.Message, j.UpdatedAt = msg, now
+						ch.Update = append(ch.Update, j)
+						dirty, wake = true, true
+					}
+				}
+			}
+			outcomes[j.Name] = o
+		}
+		for range len(plan.Nodes) + 1 {
+			step := plan.Next(outcomes)
+			if len(step.Start) == 0 && len(step.Skip) == 0 {
+				if step.Done {
+					if runStatus(r) == jobstate.Pending {
+						if err := setRunStatus(r, jobstate.Running, now); err != nil {
+							return ch, err
+						}
+					}
+					if err := setRunStatus(r, step.Status, now); err != nil {
+						return ch, err
+					}
+					dirty, ended = true, true
+				}
+				break
+			}
+			for _, n := range plan.Nodes {
+				reason, skip := step.Skip[n.Name]
+				if !skip && !slices.Contains(step.Start, n.Name) {
+					continue
+				}
+				j := newRunJob(r, spec, n, now)
+				switch {
+				case skip:
+					j.Status, j.FinishedAt, j.Message = jobstate.Name(jobstate.Skipped), now, reason
+				default:
+					wake = true
+					created = append(created, j)
+				}
+				outcomes[n.Name] = pipeline.OutcomeOf(status(j))
+				ch.Insert = append(ch.Insert, j)
+				dirty = true
+			}
+		}
+		if started && runStatus(r) == jobstate.Pending {
+			if err := setRunStatus(r, jobstate.Running, now); err != nil {
+				return ch, err
+			}
+			dirty = true
+		}
+		if !dirty {
+			return ch, store.ErrUnchanged
+		}
+		r.UpdatedAt = now
+		changed = true
+		return ch, nil
+	})
+	if err != nil {
+		return err
+	}
+	if changed {
+		l.fx.RunEvent(r)
+		for _, j := range created {
+			l.fx.JobEvent(j, jobv1.EventType_EVENT_TYPE_JOB_CREATED, "")
+		}
+	}
+	if wake {
+		l.fx.Wake()
+	}
+	if ended {
+		l.log.Info("pipeline run ended", "pipeline", r.PipelineName, "run", r.ID, "number", r.Number, "status", r.Status)
+		if runStatus(r) == jobstate.Success {
+			l.pipelineCompleted(ctx, r)
+		}
+	}
+	return nil
+}
