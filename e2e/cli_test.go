@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
@@ -200,6 +201,27 @@ func TestCLIFirstHour(t *testing.T) {
 	var created map[string]any
 	if err := json.Unmarshal([]byte(out), &created); err != nil || created["id"] == nil || created["jobs"] != nil {
 		t.Errorf("job create -o json: %v\n%s", err, out)
+	}
+
+	// A run is RUNNING while its job runs (arcade watch shows it), and
+	// lasts at least as long as its job.
+	if _, err := c.jobs.CreatePipeline(context.Background(), &jobv1.CreatePipelineRequest{Yaml: "name: slow\nstages: [{name: s, jobs: [{name: nap, commands: [sleep 2]}]}]\n"}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.jobs.TriggerPipeline(context.Background(), &jobv1.TriggerPipelineRequest{PipelineId: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runID := tr.GetRun().GetId()
+	if out := cliUntil(t, c, "RUNNING", "watch", runID[:len(runID)-2]); !strings.Contains(out, "slow run #1  RUNNING") {
+		t.Errorf("arcade watch of a run whose job runs:\n%s", out)
+	}
+	ended := c.waitRun(runID)
+	if d := ended.GetFinishedAt().AsTime().Sub(ended.GetStartedAt().AsTime()); d < 2*time.Second || ended.GetStartedAt().AsTime().Before(ended.GetCreatedAt().AsTime()) {
+		t.Errorf("the run lasted %v (its job slept 2s): created %v started %v", d, ended.GetCreatedAt().AsTime(), ended.GetStartedAt().AsTime())
+	}
+	if out := cli(true, "pipeline", "runs", "slow"); !regexp.MustCompile(`QUEUED\s+DURATION`).MatchString(out) {
+		t.Errorf("pipeline runs shows no queue time:\n%s", out)
 	}
 
 	// Unknown commands are named as such.

@@ -213,11 +213,15 @@ func newPipelineCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), resp)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "#\tSTATUS\tTRIGGER\tBY\tCREATED\tDURATION\tID")
+			fmt.Fprintln(tw, "#\tSTATUS\tTRIGGER\tBY\tCREATED\tQUEUED\tDURATION\tID")
 			for _, r := range resp.GetRuns() {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.GetNumber(), statusName(r.GetStatus()),
+				queued := "-"
+				if r.GetStartedAt() != nil {
+					queued = short(r.GetStartedAt().AsTime().Sub(r.GetCreatedAt().AsTime()))
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.GetNumber(), statusName(r.GetStatus()),
 					pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy(),
-					r.GetCreatedAt().AsTime().Local().Format("2006-01-02 15:04:05"), runDuration(r), r.GetId())
+					r.GetCreatedAt().AsTime().Local().Format("2006-01-02 15:04:05"), queued, runDuration(r), r.GetId())
 			}
 			return tw.Flush()
 		}),
@@ -298,6 +302,14 @@ func runDuration(r *jobv1.PipelineRun) string {
 		end = r.GetFinishedAt().AsTime()
 	}
 	return short(end.Sub(r.GetStartedAt().AsTime()))
+}
+
+// queuedNote says how long a run waited for its first job to start.
+func queuedNote(r *jobv1.PipelineRun) string {
+	if r.GetStartedAt() == nil || r.GetCreatedAt() == nil {
+		return ""
+	}
+	return " (queued " + short(r.GetStartedAt().AsTime().Sub(r.GetCreatedAt().AsTime())) + ")"
 }
 
 // short rounds a duration for people: milliseconds under a second, tenths
@@ -385,7 +397,7 @@ func showRun(w io.Writer, output string, r *jobv1.PipelineRun) error {
 	if output == "json" {
 		return printJSON(w, r)
 	}
-	fmt.Fprintf(w, "%s run #%d  %s  %s\n", r.GetPipelineName(), r.GetNumber(), statusName(r.GetStatus()), runDuration(r))
+	fmt.Fprintf(w, "%s run #%d  %s  %s%s\n", r.GetPipelineName(), r.GetNumber(), statusName(r.GetStatus()), runDuration(r), queuedNote(r))
 	fmt.Fprintf(w, "id %s, %s by %s", r.GetId(), pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy())
 	if len(r.GetParams()) > 0 {
 		fmt.Fprintf(w, ", params %s", envText(r.GetParams()))

@@ -141,9 +141,9 @@ func storeError(err error, what string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, lifecycle.ErrInvalidArgument):
-		return grpcstatus.Error(codes.InvalidArgument, err.Error())
+		return grpcstatus.Error(codes.InvalidArgument, lifecycle.Message(err))
 	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased):
-		return grpcstatus.Error(codes.FailedPrecondition, err.Error())
+		return grpcstatus.Error(codes.FailedPrecondition, lifecycle.Message(err))
 	case errors.Is(err, store.ErrNotFound):
 		return grpcstatus.Errorf(codes.NotFound, "%s not found", what)
 	case errors.Is(err, store.ErrConflict):
