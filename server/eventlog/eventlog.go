@@ -241,9 +241,9 @@ func (l *Log) Read(ctx context.Context, q Query) ([]*jobv1.Event, error) {
 	}
 	limit := l.cfg.MaxEvents
 	var (
-		rows []*store.Event
-		err  error
-		from time.Time
+		rows  []*store.Event
+		err   error
+		from  time.Time
 		after string
 	)
 	switch {
