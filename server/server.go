@@ -417,8 +417,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	limiter := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
 	gs := grpc.NewServer(append(opts,
-		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor(), svc.UnaryIDPrefixes()),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor(), svc.StreamIDPrefixes()),
+		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor(), svc.UnaryIDPrefixes(), svc.UnaryStop()),
+		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor(), svc.StreamIDPrefixes(), svc.StreamStop()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying
@@ -599,12 +599,16 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.serving.Store(false)
 	s.health.Shutdown()
+	// Agents' channels, followers and long polls end now (Unavailable:
+	// connect again); calls under way finish.
+	s.svc.Stop()
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-time.After(5 * time.Second):
-		s.grpc.Stop() // long polls and streams do not end on their own
+		s.log.Warn("calls still running 5s after the stop began; ending them")
+		s.grpc.Stop()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("serve: %w", err)
