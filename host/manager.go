@@ -129,12 +129,23 @@ func (m *Manager) Init(ctx context.Context) error {
 }
 
 // InitBackground is Init on a goroutine of its own, so that a server can
-// serve while its plugins compile. Before it returns, every configured
-// plugin is listed: compiling (enabled) or disabled. The channel receives
-// Init's error once every plugin has had its load.
-func (m *Manager) InitBackground(ctx context.Context) <-chan error {
+// serve while its plugins compile; the plugins named in first load first,
+// in that order, the others in the configuration's order. Before it
+// returns, every configured plugin is listed: compiling (enabled) or
+// disabled. The channel receives Init's error once every plugin has had
+// its load.
+func (m *Manager) InitBackground(ctx context.Context, first ...string) <-chan error {
 	m.opMu.Lock()
 	specs := m.cfg.Plugins
+	rank := func(s Spec) int {
+		if i := slices.Index(first, s.Name); i >= 0 {
+			return i
+		}
+		return len(first)
+	}
+	ordered := slices.Clone(specs)
+	slices.SortStableFunc(ordered, func(a, b Spec) int { return rank(a) - rank(b) })
+	m.cfg.Plugins = ordered
 	m.opMu.Unlock()
 	m.mu.Lock()
 	for _, spec := range specs {

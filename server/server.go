@@ -281,7 +281,13 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 	}
 	cold := emptyDir(m.CacheDir())
 	start := time.Now()
-	done := m.InitBackground(ctx)
+	// What the server itself calls loads first: a notification or an
+	// artifact right after a start must not wait for every step plugin.
+	first := []string{cfg.AuditPlugin, cfg.ArtifactStore}
+	for _, r := range cfg.Notify.Rules {
+		first = append(first, r.Plugin)
+	}
+	done := m.InitBackground(ctx, first...)
 	var enabled []string
 	for _, info := range m.List() {
 		if info.GetState() == pluginv1.PluginState_PLUGIN_STATE_COMPILING {
@@ -295,6 +301,10 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 	out := make(chan []string, 1)
 	go func() {
 		<-done
+		if ctx.Err() != nil {
+			out <- nil
+			return // stopped while loading: no verdict
+		}
 		var failed []string
 		loaded := 0
 		for _, info := range m.List() {
