@@ -165,7 +165,9 @@ func TestMakeRunTwice(t *testing.T) {
 		// The plugins the run uses loaded, each logged once; the others may
 		// still compile when up stops.
 		for _, p := range []string{"go-lint", "junit", "secret-scan", "log-notify", "fs-store", "semver"} {
-			n := count(recs, func(r map[string]any) bool { return r["plugin"] == p && strings.HasPrefix(msg(r), "plugin ") && r["event"] == "loaded" })
+			n := count(recs, func(r map[string]any) bool {
+				return r["plugin"] == p && strings.HasPrefix(msg(r), "plugin ") && r["event"] == "loaded"
+			})
 			needed := p != "junit" && p != "semver"
 			if n > 1 || (needed && n != 1) {
 				t.Errorf("run %d: plugin %s's load logged %d times, want once", run, p, n)
