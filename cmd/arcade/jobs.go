@@ -74,7 +74,7 @@ func newJobCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create [-f FILE] [--cmd CMD]... [-- COMMAND...]",
 		Short: "Create a job",
-		Example: `  arcade job create --selector 'env in (staging,production),gpu' --cmd 'make test' --follow
+		Example: `  arcade job create --selector 'env in (staging,production),gpu' --cmd 'uname -a' --follow
   arcade job create -f examples/jobs/hello.yaml
   arcade job create --cmd 'go mod tidy' --uses go-lint --with dir=/workspace`,
 		RunE: func(cmd *cobra.Command, args []string) error {
