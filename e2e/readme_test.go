@@ -174,13 +174,13 @@ var notRun = map[string]string{
 	"make test":                           "the test suite itself, this test among them",
 	"go build -o bin/arcade ./cmd/arcade": "TestMain builds the binary these commands run with this command (go build -o …/arcade ../cmd/arcade)",
 	`grpcurl -plaintext -H "authorization: Bearer $ARCADE_API_TOKEN" 127.0.0.1:9090 arcade.job.v1.JobService/ListJobs`: "grpcurl is not installed in CI; the test makes the same call in Go: JobService found through server reflection, ListJobs with the bearer token",
-	"arcade events --type":      "names a flag in prose; arcade events --type job.failed runs in --help's examples",
+	"arcade events --type":       "names a flag in prose; arcade events --type job.failed runs in --help's examples",
 	"arcade job create --follow": "names a flag in prose; job create --follow runs in the README's first block",
-	"arcade job get":            "names a command in prose; arcade job get JOB runs in TestCLIFirstHour",
-	"arcade job logs":           "names a command in prose; bin/arcade job logs JOB_ID --attempt 1 runs from the README's block",
-	"arcade logs":               "names a command in prose; bin/arcade logs -f JOB_ID runs from the README's block",
-	"arcade server":             "names a command in prose; bin/arcade server runs from the README's blocks",
-	"arcade up":                 "names a command in prose; TestMakeRunTwice and TestUpRunsExampleJob run arcade up",
+	"arcade job get":             "names a command in prose; arcade job get JOB runs in TestCLIFirstHour",
+	"arcade job logs":            "names a command in prose; bin/arcade job logs JOB_ID --attempt 1 runs from the README's block",
+	"arcade logs":                "names a command in prose; bin/arcade logs -f JOB_ID runs from the README's block",
+	"arcade server":              "names a command in prose; bin/arcade server runs from the README's blocks",
+	"arcade up":                  "names a command in prose; TestMakeRunTwice and TestUpRunsExampleJob run arcade up",
 }
 
 func classify(text string) how {
@@ -250,7 +250,7 @@ func (r *readmeEnv) substitute(text string) string {
 	text = strings.ReplaceAll(text, "localhost:8080", r.http)
 	for form, concrete := range map[string]string{
 		"plugin call NAME FUNCTION --input JSON": `plugin call semver execute --input '{"action":"next","params":{"current":"1.0.0","bump":"patch"}}'`,
-		"plugin info NAME":                      "plugin info semver",
+		"plugin info NAME":                       "plugin info semver",
 	} {
 		text = strings.ReplaceAll(text, form, concrete)
 	}
