@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/jobtrack"
 	"github.com/go-arcade/arcade/agent/plugincache"
 	"github.com/go-arcade/arcade/agent/sysinfo"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
@@ -174,6 +175,9 @@ type Agent struct {
 	// runner and plugins run plugin steps; nil when the agent runs none.
 	runner  *host.Runner
 	plugins *plugincache.Cache
+	// tracker records running jobs in DataDir, so that what a killed
+	// agent left is ended when it starts again.
+	tracker *jobtrack.Tracker
 }
 
 // New returns an agent; Run starts it.
@@ -190,6 +194,10 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.conn = conn
+	if a.tracker, err = jobtrack.Open(cfg.DataDir, logger.With("component", "jobs")); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	a.rpc = agentv1.NewAgentServiceClient(conn)
 	a.streams = jobv1.NewStreamServiceClient(conn)
 	if cfg.runsPlugins() {
@@ -201,6 +209,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		cache, err := plugincache.New(filepath.Join(cfg.DataDir, "plugins"), a.rpc, policy, logger.With("component", "plugins"))
 		if err != nil {
 			conn.Close()
+			a.tracker.Close()
 			return nil, err
 		}
 		a.plugins = cache
@@ -234,6 +243,7 @@ func (a *Agent) ID() string {
 // reported.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.conn.Close()
+	defer a.tracker.Close()
 	if a.runner != nil {
 		defer a.runner.Close(context.Background())
 	}
@@ -244,6 +254,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := executor.BecomeSubreaper(); err != nil {
 		a.log.Debug("cannot become a child subreaper; orphans of jobs go to init", "err", err)
 	}
+	// An earlier run of this agent killed without warning may have left
+	// job processes running and workspaces on disk.
+	if err := a.tracker.Sweep(ctx, !a.cfg.KeepWorkspaces); err != nil {
+		a.log.Warn("could not end everything an earlier run of this agent left", "err", err)
+	}
+	a.log.Debug("job processes are held", "by", a.tracker.Contained())
 	if err := a.register(ctx, 0); err != nil {
 		return err
 	}

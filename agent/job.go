@@ -19,7 +19,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/jobtrack"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	"github.com/go-arcade/arcade/internal/confine"
 )
 
 // runningJob is a job the agent runs now.
@@ -88,16 +90,37 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		return
 	}
 	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
+	// Recorded before anything of the job exists; ended (processes,
+	// cgroup, record) after the workspace is removed.
+	track, err := a.tracker.Begin(job.GetId(), job.GetAttempt(), ws)
+	if err != nil {
+		report.ExitCode = -1
+		report.Message = fmt.Sprintf("cannot record the job on the agent: %v", err)
+		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
+		return
+	}
+	defer func() {
+		if err := track.End(); err != nil {
+			log.Warn("ending the job's processes", "err", err)
+		}
+	}()
 	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, slices.Collect(maps.Values(job.GetSecrets())))
-	result, message := a.execute(ctx, job, ws, ship)
+	result, message := a.execute(ctx, job, ws, ship, track)
 	// Artifacts are kept from successful jobs only (a job that failed, say
 	// at a security scan, must not publish what it built). They are
 	// uploaded before the final report, so a finished job's artifacts are
 	// there, and before the log closes, which records each upload.
 	var arts []*agentv1.Artifact
-	if result.Outcome == executor.Succeeded {
-		arts = a.collectArtifacts(log, ws, job.GetArtifacts())
-		a.uploadArtifacts(context.WithoutCancel(ctx), log, job, ws, arts, ship)
+	if result.Outcome == executor.Succeeded && len(job.GetArtifacts().GetPaths()) > 0 {
+		note := func(text string) { ship.add(executor.Line{Stream: executor.System, Text: text, Time: time.Now()}) }
+		if dir, err := confine.OpenReadOnly(ws); err != nil {
+			log.Warn("open workspace for artifacts", "err", err)
+			note(fmt.Sprintf("artifacts not collected: %v", err))
+		} else {
+			arts = a.collectArtifacts(log, dir, job.GetArtifacts(), note)
+			a.uploadArtifacts(context.WithoutCancel(ctx), log, job, dir, arts, ship)
+			dir.Close()
+		}
 	}
 	ship.close()
 
@@ -143,7 +166,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 
 // execute runs the job's commands, or its steps, in a fresh workspace. The
 // message, when set, says why the job failed (which step, and why).
-func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper) (executor.Result, string) {
+func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper, track *jobtrack.Job) (executor.Result, string) {
 	if err := os.RemoveAll(ws); err != nil {
 		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("clean workspace: %w", err)}, ""
 	}
@@ -162,10 +185,11 @@ func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *
 	for k, v := range job.GetSecrets() {
 		env[k] = v
 	}
+	maps.Copy(env, track.Env())
 	if len(job.GetSteps()) > 0 {
-		return a.runSteps(ctx, job, ws, env, ship)
+		return a.runSteps(ctx, job, ws, env, ship, track)
 	}
-	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration()}
+	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration(), Contain: track}
 	return executor.Run(ctx, spec, ship.add), ""
 }
 
@@ -206,9 +230,17 @@ func (a *Agent) reportStatus(ctx context.Context, log interface {
 	}
 }
 
+// maxArtifacts bounds the files one job may keep.
+const maxArtifacts = 10000
+
 // collectArtifacts finds the files matching the job's artifact globs and
-// describes them (path, size, sha256).
-func (a *Agent) collectArtifacts(log interface{ Warn(string, ...any) }, ws string, cfg *agentv1.ArtifactConfig) []*agentv1.Artifact {
+// describes them (path, size, sha256). Everything is read through ws, the
+// confined workspace: nothing outside it is ever collected. A match, or a
+// directory on the way, that is a link leading outside is skipped, and so
+// is a linked directory that loops; note says which path and why, in the
+// job's log. Links that stay inside are followed: a file reached through a
+// link is collected under the link's path, with the content of its target.
+func (a *Agent) collectArtifacts(log interface{ Warn(string, ...any) }, ws *confine.Dir, cfg *agentv1.ArtifactConfig, note func(string)) []*agentv1.Artifact {
 	if cfg == nil || len(cfg.GetPaths()) == 0 {
 		return nil
 	}
@@ -217,40 +249,71 @@ func (a *Agent) collectArtifacts(log interface{ Warn(string, ...any) }, ws strin
 	if d := cfg.GetExpireIn().AsDuration(); d > 0 {
 		expires = timestamppb.New(now.Add(d))
 	}
+	skip := func(name string, err error) {
+		why := skipReason(err)
+		log.Warn("artifact path skipped", "path", name, "reason", why)
+		note(fmt.Sprintf("artifact path %s skipped: %s", name, why))
+	}
 	seen := map[string]bool{}
 	var out []*agentv1.Artifact
+	full := false
 	for _, pattern := range cfg.GetPaths() {
-		matches, err := filepath.Glob(filepath.Join(ws, pattern))
+		matches, err := ws.Glob(pattern, skip)
 		if err != nil {
 			log.Warn("bad artifact pattern", "pattern", pattern, "err", err)
+			note(fmt.Sprintf("artifact pattern %s skipped: %v", pattern, err))
 			continue
 		}
 		for _, m := range matches {
-			_ = filepath.WalkDir(m, func(p string, d fs.DirEntry, err error) error {
-				if err != nil || d.IsDir() || !d.Type().IsRegular() {
-					return nil
-				}
-				rel, err := filepath.Rel(ws, p)
-				if err != nil || seen[rel] {
-					return nil
-				}
-				seen[rel] = true
-				size, sum, err := hashFile(p)
+			_ = ws.Walk(m, func(name string, info fs.FileInfo, err error) error {
 				if err != nil {
-					log.Warn("read artifact", "path", rel, "err", err)
+					skip(name, err)
 					return nil
 				}
-				out = append(out, &agentv1.Artifact{Path: filepath.ToSlash(rel), SizeBytes: size, Sha256: sum,
+				if info.IsDir() || !info.Mode().IsRegular() || seen[name] {
+					return nil
+				}
+				if len(out) >= maxArtifacts {
+					full = true
+					return fs.SkipAll
+				}
+				seen[name] = true
+				size, sum, err := hashFile(ws, name)
+				if err != nil {
+					skip(name, err)
+					return nil
+				}
+				out = append(out, &agentv1.Artifact{Path: name, SizeBytes: size, Sha256: sum,
 					CreatedAt: timestamppb.New(now), ExpiresAt: expires})
 				return nil
 			})
 		}
 	}
+	if full {
+		note(fmt.Sprintf("artifacts: only the first %d files are kept", maxArtifacts))
+	}
 	return out
 }
 
-func hashFile(path string) (int64, string, error) {
-	f, err := os.Open(path)
+// skipReason says why an artifact path was not collected.
+func skipReason(err error) string {
+	switch {
+	case errors.Is(err, confine.ErrOutside):
+		return "it leads outside the workspace (a symbolic link, or \"..\")"
+	case errors.Is(err, confine.ErrLoop):
+		return "a symbolic link loops back into a directory above it"
+	case errors.Is(err, confine.ErrSpecial):
+		return "not a regular file"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func hashFile(ws *confine.Dir, name string) (int64, string, error) {
+	f, err := ws.Open(name)
 	if err != nil {
 		return 0, "", err
 	}

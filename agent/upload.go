@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/go-arcade/arcade/agent/executor"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	"github.com/go-arcade/arcade/internal/confine"
 )
 
 const (
@@ -29,7 +28,7 @@ const (
 // and logs the outcome of each as a system line of the job's log. The
 // artifacts the server took are marked stored; one that fails is logged
 // and reported with the job unstored (the job's outcome does not change).
-func (a *Agent) uploadArtifacts(ctx context.Context, log *slog.Logger, job *agentv1.Job, ws string, arts []*agentv1.Artifact, ship *shipper) {
+func (a *Agent) uploadArtifacts(ctx context.Context, log *slog.Logger, job *agentv1.Job, ws *confine.Dir, arts []*agentv1.Artifact, ship *shipper) {
 	system := func(text string) {
 		ship.add(executor.Line{Stream: executor.System, Text: text, Time: time.Now()})
 	}
@@ -48,7 +47,7 @@ func (a *Agent) uploadArtifacts(ctx context.Context, log *slog.Logger, job *agen
 }
 
 // uploadArtifact sends one artifact, again while the server is unavailable.
-func (a *Agent) uploadArtifact(ctx context.Context, job *agentv1.Job, ws string, art *agentv1.Artifact) (*agentv1.Artifact, error) {
+func (a *Agent) uploadArtifact(ctx context.Context, job *agentv1.Job, ws *confine.Dir, art *agentv1.Artifact) (*agentv1.Artifact, error) {
 	for attempt := 0; ; attempt++ {
 		stored, err := a.sendArtifact(ctx, job, ws, art)
 		if err == nil {
@@ -63,9 +62,10 @@ func (a *Agent) uploadArtifact(ctx context.Context, job *agentv1.Job, ws string,
 	}
 }
 
-// sendArtifact streams the header, then the file in chunks.
-func (a *Agent) sendArtifact(ctx context.Context, job *agentv1.Job, ws string, art *agentv1.Artifact) (*agentv1.Artifact, error) {
-	f, err := os.Open(filepath.Join(ws, filepath.FromSlash(art.GetPath())))
+// sendArtifact streams the header, then the file in chunks, read through
+// the confined workspace.
+func (a *Agent) sendArtifact(ctx context.Context, job *agentv1.Job, ws *confine.Dir, art *agentv1.Artifact) (*agentv1.Artifact, error) {
+	f, err := ws.Open(art.GetPath())
 	if err != nil {
 		return nil, fmt.Errorf("open artifact: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/go-arcade/arcade/agent/jobtrack"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
@@ -294,8 +296,10 @@ func (c *cluster) startAgent(name string, maxJobs int, labels ...string) *proc {
 // startAgentWith is startAgent with extra command-line flags.
 func (c *cluster) startAgentWith(name string, maxJobs int, flags []string, labels ...string) *proc {
 	c.t.Helper()
+	work := c.t.TempDir()
+	sweepAfter(c.t, work)
 	args := []string{"agent", "--server", c.addr, "--name", name, "--max-jobs", fmt.Sprint(maxJobs),
-		"--work-dir", c.t.TempDir(), "--config", os.DevNull}
+		"--work-dir", work, "--config", os.DevNull}
 	args = append(args, flags...)
 	for _, l := range labels {
 		args = append(args, "--label", l)
@@ -307,6 +311,23 @@ func (c *cluster) startAgentWith(name string, maxJobs int, flags []string, label
 		return a != nil && a.GetStatus() != agentv1.AgentStatus_AGENT_STATUS_OFFLINE
 	})
 	return p
+}
+
+// sweepAfter ends, once the test's agents have stopped, whatever an agent
+// killed on purpose left in its data folder (job processes, their cgroups),
+// as that agent would on its next start. Call it before starting the agent.
+func sweepAfter(t testing.TB, dataDir string) {
+	t.Cleanup(func() {
+		tr, err := jobtrack.Open(dataDir, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Errorf("sweep %s: %v", dataDir, err)
+			return
+		}
+		defer tr.Close()
+		if err := tr.Sweep(context.Background(), true); err != nil {
+			t.Errorf("sweep %s: %v", dataDir, err)
+		}
+	})
 }
 
 func (c *cluster) agent(name string) *agentv1.Agent {

@@ -112,6 +112,7 @@ type callFacts struct {
 	memoryLimitMiB   uint32
 	callerErr        error  // the caller's context error, if any
 	stderr           string // what the guest wrote to stderr during the call
+	refused          string // the first guest path refused as leading outside the grants
 }
 
 var hostNotAllowed = regexp.MustCompile(`HTTP request to '([^']*)' is not allowed`)
@@ -141,6 +142,10 @@ func classifyCallError(f callFacts, err error) *Error {
 		} else {
 			e.Detail = raw
 		}
+	case isGuestError(err) && f.refused != "":
+		// The mounts refused a name that leads outside every grant (through
+		// ".." or a link): the host knows it, whatever the guest made of it.
+		e.Reason, e.Detail = ErrPathNotGranted, f.refused+" leads outside the granted folders"
 	case isGuestError(err):
 		if p, ok := pathNotGranted(msg); ok {
 			e.Reason, e.Detail = ErrPathNotGranted, p

@@ -10,6 +10,7 @@ import (
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 )
 
 // instance is one Extism plugin instance. It serves one call at a time; the
@@ -28,11 +29,16 @@ type instance struct {
 	ctx    context.Context
 	logger *slog.Logger
 	attrs  []any
+	// refused records the paths outside its grants the plugin was refused
+	// during the call in progress; mounts are closed with the instance.
+	refused refusals
+	mounts  []guestMount
 }
 
 // newInstance instantiates the compiled module with its own stdout and
-// stderr buffers and a log callback that follows the current call.
-func newInstance(ctx context.Context, c *extism.CompiledPlugin) (*instance, error) {
+// stderr buffers, a log callback that follows the current call, and the
+// granted folders that mount opens (nil: none).
+func newInstance(ctx context.Context, c *extism.CompiledPlugin, mount mounter) (*instance, error) {
 	inst := &instance{stdout: &capped{max: 64 << 10}, stderr: &capped{max: 64 << 10}}
 	mc := wazero.NewModuleConfig().
 		WithStdout(inst.stdout).
@@ -41,8 +47,21 @@ func newInstance(ctx context.Context, c *extism.CompiledPlugin) (*instance, erro
 		WithSysNanotime().
 		WithSysNanosleep().
 		WithRandSource(rand.Reader)
+	if mount != nil {
+		mounts, err := mount(&inst.refused)
+		if err != nil {
+			return nil, err
+		}
+		inst.mounts = mounts
+		fsc := wazero.NewFSConfig()
+		for _, m := range mounts {
+			fsc = fsc.(sysfs.FSConfig).WithSysFSMount(m.fs, m.guest)
+		}
+		mc = mc.WithFSConfig(fsc)
+	}
 	p, err := c.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
+		inst.close()
 		return nil, err
 	}
 	inst.p = p
@@ -97,6 +116,10 @@ func (i *instance) close() {
 	if i.p != nil {
 		_ = i.p.Close(context.Background())
 	}
+	for _, m := range i.mounts {
+		_ = m.close()
+	}
+	i.mounts = nil
 }
 
 func itoa(u uint32) string {

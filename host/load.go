@@ -150,6 +150,8 @@ type compiler struct {
 	cache   wazero.CompilationCache
 	workers int
 	logger  *slog.Logger
+	// mount, when set, replaces confinedMounts (benchmarks compare mounts).
+	mount func([]PathGrant) mounter
 }
 
 // compileVersion compiles a checked module with the grants of spec, calls
@@ -166,14 +168,18 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum
 		AllowedHosts: spec.Grants.AllowedHosts,
 		Timeout:      uint64(time.Duration(spec.Grants.Timeout).Milliseconds()),
 	}
+	// Granted folders are mounted by each instance through its module
+	// config (confinedMounts), never through manifest.AllowedPaths: the SDK
+	// would mount them with wazero's DirFS, which follows links anywhere.
+	var mount mounter
 	if len(spec.Grants.AllowedPaths) > 0 {
-		manifest.AllowedPaths = map[string]string{}
-		for _, g := range spec.Grants.AllowedPaths {
-			hostPath := g.Host
-			if g.Mode == "ro" {
-				hostPath = "ro:" + hostPath
-			}
-			manifest.AllowedPaths[hostPath] = g.Guest
+		mount = confinedMounts(spec.Grants.AllowedPaths)
+		if c.mount != nil {
+			mount = c.mount(spec.Grants.AllowedPaths)
+		}
+		if missing := missingFolders(spec.Grants.AllowedPaths); len(missing) > 0 {
+			c.logger.Warn("granted folders missing; the plugin finds nothing there until they exist",
+				"plugin", spec.Name, "folders", missing)
 		}
 	}
 	var guard *hostGuard
@@ -193,13 +199,13 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}
 	}
 	v := &version{spec: spec, sha256: hex.EncodeToString(sum[:]), digest: sum, data: data, compiled: compiled, guard: guard,
-		pool: newPool(compiled, spec.Grants.MaxInstances)}
+		pool: newPool(compiled, mount, spec.Grants.MaxInstances)}
 	fail := func(e error) (*version, error) {
 		v.close()
 		return nil, e
 	}
 
-	inst, err := newInstance(ctx, compiled)
+	inst, err := newInstance(ctx, compiled, mount)
 	if err != nil {
 		return fail(&Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err})
 	}

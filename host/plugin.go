@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -119,8 +120,12 @@ func callOn(ctx context.Context, v *version, name string, fallback *slog.Logger,
 	}
 	out, stderr, err := inst.call(callCtx, logger, attrs, function, input)
 	redirected := blocked()
+	refused, nRefused := inst.refused.take()
 	if err == nil {
 		v.pool.put(inst)
+		if nRefused > 0 {
+			logger.Log(ctx, slog.LevelWarn, fmt.Sprintf("plugin %s was refused %d path(s) leading outside its granted folders, first %s", name, nRefused, refused), attrs...)
+		}
 		return out, nil
 	}
 	var g *guestError
@@ -131,6 +136,7 @@ func callOn(ctx context.Context, v *version, name string, fallback *slog.Logger,
 	}
 	facts.callerErr = ctx.Err()
 	facts.stderr = stderr
+	facts.refused = refused
 	ce := classifyCallError(facts, err)
 	if redirected != "" {
 		ce.Reason, ce.Detail = ErrHostNotGranted, redirected+" (reached through a redirect)"

@@ -13,15 +13,17 @@ import (
 // one.
 type pool struct {
 	compiled *extism.CompiledPlugin
+	mount    mounter        // the granted folders of each instance
 	slots    chan struct{}  // one token per instance allowed to be in use
 	idle     chan *instance // instances waiting for a call
 	live     atomic.Int32   // instances existing now
 	closed   atomic.Bool
 }
 
-func newPool(c *extism.CompiledPlugin, max int) *pool {
+func newPool(c *extism.CompiledPlugin, mount mounter, max int) *pool {
 	return &pool{
 		compiled: c,
+		mount:    mount,
 		slots:    make(chan struct{}, max),
 		idle:     make(chan *instance, max),
 	}
@@ -43,7 +45,7 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 		<-p.slots
 		return nil, errPoolClosed
 	}
-	inst, err := newInstance(context.Background(), p.compiled)
+	inst, err := newInstance(context.Background(), p.compiled, p.mount)
 	if err != nil {
 		<-p.slots
 		return nil, err

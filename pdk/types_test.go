@@ -3,10 +3,8 @@ package pdk_test
 import (
 	"bytes"
 	"encoding/json"
-	"os/exec"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -134,23 +132,6 @@ func scalar(f protoreflect.FieldDescriptor) protoreflect.Value {
 		return protoreflect.ValueOfFloat32(1.5)
 	}
 	panic("unhandled kind " + f.Kind().String())
-}
-
-// TestDependencies holds the PDK light: built for plugins it imports the
-// standard library only (no protobuf, no gRPC, nothing of the host).
-func TestDependencies(t *testing.T) {
-	cmd := exec.Command("go", "list", "-deps", ".")
-	cmd.Env = append(cmd.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Skipf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		first, _, _ := strings.Cut(dep, "/")
-		if strings.Contains(first, ".") && dep != "github.com/go-arcade/arcade/pdk" {
-			t.Errorf("pdk depends on %s", dep)
-		}
-	}
 }
 
 // TestKindFunctions: the PDK's default functions per kind are the host's.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,24 +122,6 @@ func TestShippedConfigUnbuilt(t *testing.T) {
 		hint := strings.Contains(line, "make plugins")
 		if strings.Contains(line, "plugin go-lint ") != hint {
 			t.Errorf("the hint where it does not apply, or not where it does: %s", line)
-		}
-	}
-}
-
-// TestDependencies: plugins import the PDK and the standard library only,
-// never the host or the server.
-func TestDependencies(t *testing.T) {
-	cmd := exec.Command("go", "list", "-deps", "./...")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Skipf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		first, _, _ := strings.Cut(dep, "/")
-		if strings.Contains(first, ".") && !strings.HasPrefix(dep, "github.com/go-arcade/arcade/pdk") &&
-			!strings.HasPrefix(dep, "github.com/go-arcade/arcade/plugins") {
-			t.Errorf("a plugin depends on %s", dep)
 		}
 	}
 }

@@ -468,7 +468,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	svc.UseHistory(history)
 	// The first-party storage plugin is granted DataDir/artifacts
-	// (conf.d/plugins.yaml); a missing folder would fail its load.
+	// (conf.d/plugins.yaml); it would find no folder there otherwise.
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "artifacts"), 0o755); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("create artifact folder: %w", err)

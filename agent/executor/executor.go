@@ -10,8 +10,8 @@
 // The shell runs in a process group of its own. When the shell exits, when
 // the job is cancelled through its context, or when it runs past
 // Spec.Timeout, the whole group is killed, so background processes that a
-// job started do not outlive it (processes that leave the group, with
-// setsid for instance, are out of reach). An agent that may run as a
+// job started do not outlive it; processes that leave the group (setsid, a
+// double fork) are ended through Spec.Contain when one is given. An agent that may run as a
 // container's PID 1, or under a PID 1 that does not reap orphans, should
 // call [BecomeSubreaper] once at start: Run then also reaps the killed
 // processes of each job before it returns.
@@ -99,6 +99,23 @@ type Spec struct {
 	// SIGTERM (on cancellation or timeout) before SIGKILL;
 	// DefaultKillGrace when zero or negative.
 	KillGrace time.Duration
+
+	// Contain, when set, holds every process of the job, including those
+	// that leave its process group (setsid, a daemon's double fork).
+	Contain Containment
+}
+
+// Containment holds all of a job's processes together, whatever process
+// group or session they move to (a cgroup, say), so that none outlives the
+// job. The agent's job tracker is one.
+type Containment interface {
+	// Add puts the job's shell in the containment. Run calls it once the
+	// shell has started and before the shell runs anything (the shell
+	// waits for it); an error fails the job before its first command.
+	Add(pid int) error
+	// Kill ends every process in the containment and returns once they are
+	// gone. Run calls it when the job's process group has been killed.
+	Kill() error
 }
 
 // Outcome is how a job ended.

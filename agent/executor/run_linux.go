@@ -114,7 +114,13 @@ func run(ctx context.Context, spec Spec, emit func(Line)) Result {
 	_, _ = rand.Read(nonceBytes[:])
 	nonce := hex.EncodeToString(nonceBytes[:])
 	scriptPath := filepath.Join(tmp, "script.sh")
-	if err := os.WriteFile(scriptPath, []byte(script(spec.Commands, nonce)), 0o600); err != nil {
+	body := script(spec.Commands, nonce)
+	if spec.Contain != nil {
+		// The shell waits on fd 3 until it is contained (a line), and
+		// gives up if the agent is gone (end of file) before that.
+		body = "IFS= read -r _ <&3 || exit 125\nexec 3<&-\n" + body
+	}
+	if err := os.WriteFile(scriptPath, []byte(body), 0o600); err != nil {
 		return failed(fmt.Errorf("writing job script: %w", err))
 	}
 
@@ -135,15 +141,39 @@ func run(ctx context.Context, spec Spec, emit func(Line)) Result {
 	cmd.Stdout = outW
 	cmd.Stderr = errW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var gateR, gateW *os.File
+	if spec.Contain != nil {
+		if gateR, gateW, err = os.Pipe(); err != nil {
+			outR.Close()
+			errR.Close()
+			outW.Close()
+			errW.Close()
+			return failed(err)
+		}
+		cmd.ExtraFiles = []*os.File{gateR}
+	}
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
+	if gateR != nil {
+		gateR.Close()
+	}
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if gateW != nil {
+			gateW.Close()
+		}
 		return failed(fmt.Errorf("starting %s: %w", shell, err))
 	}
 	pgid := cmd.Process.Pid
+	var containErr error
+	if spec.Contain != nil {
+		if containErr = spec.Contain.Add(pgid); containErr == nil {
+			_, containErr = gateW.Write([]byte("go\n"))
+		}
+		gateW.Close() // on failure the shell reads end of file and exits
+	}
 
 	// Output: two readers feed the emitter.
 	events := make(chan event, 256)
@@ -182,15 +212,20 @@ func run(ctx context.Context, spec Spec, emit func(Line)) Result {
 		timeout = t.C
 	}
 	outcome, stopErr := Outcome(0), error(nil)
-	select {
-	case <-exited:
-	case <-ctx.Done():
-		outcome, stopErr = Cancelled, fmt.Errorf("job cancelled: %w", context.Cause(ctx))
-		send(event{kind: systemEvent, text: "job cancelled", time: time.Now()})
-	case <-timeout:
-		outcome = TimedOut
-		stopErr = fmt.Errorf("job timed out after %s: %w", spec.Timeout, context.DeadlineExceeded)
-		send(event{kind: systemEvent, text: fmt.Sprintf("job timed out after %s", spec.Timeout), time: time.Now()})
+	if containErr != nil {
+		outcome, stopErr = Failed, fmt.Errorf("cannot contain the job's processes: %w", containErr)
+		send(event{kind: systemEvent, text: stopErr.Error(), time: time.Now()})
+	} else {
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			outcome, stopErr = Cancelled, fmt.Errorf("job cancelled: %w", context.Cause(ctx))
+			send(event{kind: systemEvent, text: "job cancelled", time: time.Now()})
+		case <-timeout:
+			outcome = TimedOut
+			stopErr = fmt.Errorf("job timed out after %s: %w", spec.Timeout, context.DeadlineExceeded)
+			send(event{kind: systemEvent, text: fmt.Sprintf("job timed out after %s", spec.Timeout), time: time.Now()})
+		}
 	}
 	if outcome != 0 {
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
@@ -203,6 +238,12 @@ func run(ctx context.Context, spec Spec, emit func(Line)) Result {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	<-exited
 	waitErr := cmd.Wait()
+	if spec.Contain != nil {
+		// What left the group (setsid, a double fork) ends here too.
+		if err := spec.Contain.Kill(); err != nil {
+			send(event{kind: systemEvent, text: "could not end every process of the job: " + err.Error(), time: time.Now()})
+		}
+	}
 	reapGroup(pgid)
 
 	for _, rd := range readers {

@@ -6,6 +6,8 @@
 //   - touch (the default): log the content of /workspace/READ when "read" is
 //     set, write "written by steptool VERSION" to /workspace/WRITE when
 //     "write" is set, and report the version;
+//   - symlink: make the link /workspace/LINK pointing at TARGET, then do
+//     what touch does;
 //   - env: log the value of the step env variable named by "var";
 //   - fail: report a failure with a finding;
 //   - loop: never return; hog: allocate until memory runs out.
@@ -44,7 +46,14 @@ var hoard [][]byte
 
 func run(req *pdk.StepRequest) (*pdk.StepResponse, error) {
 	ws := req.Context.Workspace
-	switch req.Params.String("action", "touch") {
+	action := req.Params.String("action", "touch")
+	if action == "symlink" {
+		if err := os.Symlink(req.Params.String("target", ""), path.Join(ws, req.Params.String("link", ""))); err != nil {
+			return nil, err
+		}
+		action = "touch"
+	}
+	switch action {
 	case "touch":
 		pdk.Infof("steptool %s in step %s of job %s", version, req.Context.Step, req.Context.JobName)
 		if name := req.Params.String("read", ""); name != "" {

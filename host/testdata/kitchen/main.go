@@ -2,9 +2,11 @@
 
 // Command kitchen is the host's test plugin: it exports every function of
 // every kind, and a custom "execute" whose actions include deliberately
-// hostile ones (loop, hog, read, write, http, panic, trap). Its kind and name
-// come from its config ("kind", "name") so one module serves every typed
-// face; its version is set at link time with -X main.version=….
+// hostile ones (loop, hog, read, write, http, panic, trap) and each file
+// operation a plugin may try on its grants (symlink, link, rename, list…).
+// Its kind and name come from its config ("kind", "name") so one module
+// serves every typed face; its version is set at link time with
+// -X main.version=….
 package main
 
 import (
@@ -155,6 +157,58 @@ func execute() int32 {
 		if err := os.WriteFile(param("path"), []byte(param("content")), 0o644); err != nil {
 			return guest.Fail(err.Error())
 		}
+	case "symlink":
+		if err := os.Symlink(param("target"), param("path")); err != nil {
+			return guest.Fail(err.Error())
+		}
+	case "link":
+		if err := os.Link(param("from"), param("path")); err != nil {
+			return guest.Fail(err.Error())
+		}
+	case "rename":
+		if err := os.Rename(param("from"), param("path")); err != nil {
+			return guest.Fail(err.Error())
+		}
+	case "mkdir":
+		if err := os.Mkdir(param("path"), 0o755); err != nil {
+			return guest.Fail(err.Error())
+		}
+	case "remove":
+		if err := os.Remove(param("path")); err != nil {
+			return guest.Fail(err.Error())
+		}
+	case "readlink":
+		target, err := os.Readlink(param("path"))
+		if err != nil {
+			return guest.Fail(err.Error())
+		}
+		result["target"] = target
+	case "list":
+		entries, err := os.ReadDir(param("path"))
+		if err != nil {
+			return guest.Fail(err.Error())
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		result["names"] = strings.Join(names, ",")
+	case "readall":
+		// Reads every file of a directory: the mount's cost per file.
+		entries, err := os.ReadDir(param("path"))
+		if err != nil {
+			return guest.Fail(err.Error())
+		}
+		total := 0
+		for _, e := range entries {
+			b, err := os.ReadFile(param("path") + "/" + e.Name())
+			if err != nil {
+				return guest.Fail(err.Error())
+			}
+			total += len(b)
+		}
+		result["files"] = strconv.Itoa(len(entries))
+		result["bytes"] = strconv.Itoa(total)
 	case "http":
 		code, body := guest.HTTPGet(param("url"))
 		result["code"] = code

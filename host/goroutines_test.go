@@ -1,7 +1,6 @@
 package host
 
 import (
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -9,22 +8,6 @@ import (
 )
 
 func runtimeStack(buf []byte) int { return runtime.Stack(buf, true) }
-
-// TestDependencyDirection holds the layering: the host imports neither the
-// server nor the agent, which both use it.
-func TestDependencyDirection(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Skipf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, banned := range []string{"/server", "/agent", "/cmd/"} {
-			if strings.HasPrefix(dep, "github.com/go-arcade/arcade") && strings.Contains(dep, banned) {
-				t.Errorf("host depends on %s", dep)
-			}
-		}
-	}
-}
 
 // TestStopAndCloseLeaveNoGoroutines checks that the watcher and the
 // plugins' runtimes stop when asked.
