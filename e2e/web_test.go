@@ -282,7 +282,7 @@ func TestWebDashboard(t *testing.T) {
 	// A job that prints slowly: its lines arrive on the open page.
 	stop := filepath.Join(dir, "stop-ticking")
 	slow := c.create(&jobv1.CreateJobRequest{Name: "ticker", Commands: []string{
-		`printf '\033[32mgreen start\033[0m\n'; echo "to stderr" >&2; echo '<b>not bold</b>'`,
+		`printf '\033[32mgreen start\033[0m\n'; echo "to stderr" >&2; echo '<b>not bold</b>'; printf '\033]0;a title\007\033[2Kafter escapes\n'`,
 		fmt.Sprintf(`i=0; while [ ! -e %s ] && [ $i -lt 3000 ]; do i=$((i+1)); echo "tick $i"; sleep 0.1; done`, stop),
 	}})
 	b.open("/jobs/" + slow.GetId())
@@ -294,6 +294,7 @@ func TestWebDashboard(t *testing.T) {
 	b.waitJS("more lines, live", fmt.Sprintf(`Number(document.querySelector('[data-testid=log]').dataset.lines) >= %d`, first+10))
 	b.waitJS("the stderr line marked", `[...document.querySelectorAll('[data-testid=log] .line.stderr')].some(l => l.textContent.includes('to stderr'))`)
 	b.waitJS("ANSI colour rendered", `[...document.querySelectorAll('[data-testid=log] .a-f2')].some(s => s.textContent === 'green start')`)
+	b.waitJS("other escapes dropped", `[...document.querySelectorAll('[data-testid=log] .line')].some(l => l.textContent.endsWith('after escapes') && !l.textContent.includes('title') && !l.textContent.includes('\u001b'))`)
 	b.waitJS("markup shown as text", `[...document.querySelectorAll('[data-testid=log] .line')].some(l => l.textContent.endsWith('<b>not bold</b>')) &&
 		!document.querySelector('[data-testid=log] b')`)
 	b.waitJS("the badge running", `document.querySelector('h1 .badge').dataset.status === 'RUNNING'`)
