@@ -331,6 +331,8 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	p.mu.Lock()
 	p.spec, p.source, p.gone = spec, source, false
 	p.mu.Unlock()
+	// However this ends, the plugin is no longer waiting for its load.
+	defer p.setCompiling(false)
 	if !spec.IsEnabled() {
 		if v := p.cur.Swap(nil); v != nil {
 			v.retire()
