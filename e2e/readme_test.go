@@ -193,10 +193,10 @@ func classify(text string) how {
 		return how{daemon: true}
 	case strings.Contains(cmd, "--follow") && strings.Contains(cmd, "cpu-cores>8"):
 		// No agent has more than 8 cores here: the job waits, and says why.
-		return how{stream: true, want: "still waits", timeout: 12 * time.Second}
+		return how{stream: true, want: "still waits", timeout: 9 * time.Second}
 	case strings.HasPrefix(cmd, "arcade events"), strings.HasPrefix(cmd, "arcade watch"), strings.Contains(cmd, "logs -f"),
 		strings.HasPrefix(cmd, "curl -N"):
-		return how{stream: true, timeout: 4 * time.Second}
+		return how{stream: true, timeout: 2 * time.Second}
 	}
 	return how{timeout: 3 * time.Minute}
 }
@@ -321,7 +321,9 @@ func (r *readmeEnv) startDaemon(line, check, ready string) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("bash", "-c", "exec "+line)
-	cmd.Dir, cmd.Env = r.dir, r.environ()
+	// Each daemon its own temporary folder: an agent's default work folder
+	// is in it, and two agents may not share one.
+	cmd.Dir, cmd.Env = r.dir, append(r.environ(), "TMPDIR="+t.TempDir())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -439,6 +441,7 @@ func TestDocumentedCommands(t *testing.T) {
 		}
 	}
 	dir := shippedSetUp(t)
+	reuseCompiled(t, dir)
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +462,6 @@ func TestDocumentedCommands(t *testing.T) {
 	r := &readmeEnv{t: t, dir: dir, addr: freeAddr(t), http: freeAddr(t), env: map[string]string{}}
 	r.env["ARCADE_SERVER"] = r.addr
 	r.env["ARCADE_HTTP_LISTEN"] = r.http
-	r.env["ARCADE_WORK_DIR"] = t.TempDir()
 	// Agents here have 2 cores, whatever the machine: the README's job for
 	// cpu-cores>8 waits, as the README means it to.
 	r.env["ARCADE_LABELS"] = "cpu-cores=2"
@@ -488,7 +490,11 @@ func TestDocumentedCommands(t *testing.T) {
 			if err := os.MkdirAll(filepath.Join(dir, "data-tls"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Symlink(filepath.Join(dir, "data", "wazero-cache"), filepath.Join(dir, "data-tls", "wazero-cache")); err != nil {
+			cache, err := filepath.EvalSymlinks(filepath.Join(dir, "data", "wazero-cache"))
+			if err != nil {
+				cache = filepath.Join(dir, "data", "wazero-cache")
+			}
+			if err := os.Symlink(cache, filepath.Join(dir, "data-tls", "wazero-cache")); err != nil {
 				t.Fatal(err)
 			}
 			for _, c := range block {

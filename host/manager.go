@@ -134,7 +134,7 @@ func (m *Manager) Init(ctx context.Context) error {
 // returns, every configured plugin is listed: compiling (enabled) or
 // disabled. The channel receives Init's error once every plugin has had
 // its load.
-func (m *Manager) InitBackground(ctx context.Context, first ...string) <-chan error {
+func (m *Manager) InitBackground(ctx context.Context, first ...string) (done <-chan error, loading []string) {
 	m.opMu.Lock()
 	specs := m.cfg.Plugins
 	rank := func(s Spec) int {
@@ -149,14 +149,17 @@ func (m *Manager) InitBackground(ctx context.Context, first ...string) <-chan er
 	m.opMu.Unlock()
 	m.mu.Lock()
 	for _, spec := range specs {
+		if spec.IsEnabled() {
+			loading = append(loading, spec.Name)
+		}
 		if m.plugins[spec.Name] == nil {
 			m.plugins[spec.Name] = &Plugin{name: spec.Name, m: m, source: sourceConfig, spec: spec, compiling: spec.IsEnabled()}
 		}
 	}
 	m.mu.Unlock()
-	done := make(chan error, 1)
-	go func() { done <- m.Init(ctx) }()
-	return done
+	ch := make(chan error, 1)
+	go func() { ch <- m.Init(ctx) }()
+	return ch, loading
 }
 
 // Get returns a loaded plugin.
@@ -323,7 +326,8 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	m.mu.Lock()
 	p := m.plugins[spec.Name]
 	if p == nil {
-		p = &Plugin{name: spec.Name, m: m, source: source}
+		// Listed from now on, as compiling: its load follows.
+		p = &Plugin{name: spec.Name, m: m, source: source, spec: spec, compiling: spec.IsEnabled()}
 		m.plugins[spec.Name] = p
 	}
 	m.mu.Unlock()

@@ -178,8 +178,10 @@ func (p *Plugin) Info() *pluginv1.PluginInfo {
 		info.State = pluginv1.PluginState_PLUGIN_STATE_DISABLED
 	case compiling:
 		info.State = pluginv1.PluginState_PLUGIN_STATE_COMPILING
-	case lastErr != "" || v == nil:
+	case lastErr != "":
 		info.State = pluginv1.PluginState_PLUGIN_STATE_FAILED
+	case v == nil:
+		info.State = pluginv1.PluginState_PLUGIN_STATE_COMPILING // no verdict yet
 	default:
 		info.State = pluginv1.PluginState_PLUGIN_STATE_LOADED
 	}

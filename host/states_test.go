@@ -57,7 +57,10 @@ func TestPluginStates(t *testing.T) {
 	if err := m.LoadPluginsFromConfig(cfgPath); err != nil {
 		t.Fatal(err)
 	}
-	done := m.InitBackground(context.Background())
+	done, loading := m.InitBackground(context.Background())
+	if strings.Join(loading, " ") != "alpha gamma" {
+		t.Errorf("loading %v, want the enabled plugins alpha gamma", loading)
+	}
 	// Before and while loading, every enabled plugin is listed as compiling
 	// or already in its final state, never as loaded without a module.
 	for _, info := range m.List() {

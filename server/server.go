@@ -275,11 +275,12 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 			dirs = append(dirs, d)
 		}
 	}
+	// Whether the compilation cache is empty is read before anything loads.
+	cold := emptyDir(m.CacheDir())
 	if err := m.StartAutoWatch(dirs, configPath); err != nil {
 		m.Close(ctx) //nolint:errcheck // already failing
 		return nil, nil, fmt.Errorf("watch plugins: %w", err)
 	}
-	cold := emptyDir(m.CacheDir())
 	start := time.Now()
 	// What the server itself calls loads first: a notification or an
 	// artifact right after a start must not wait for every step plugin.
@@ -287,13 +288,7 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 	for _, r := range cfg.Notify.Rules {
 		first = append(first, r.Plugin)
 	}
-	done := m.InitBackground(ctx, first...)
-	var enabled []string
-	for _, info := range m.List() {
-		if info.GetState() == pluginv1.PluginState_PLUGIN_STATE_COMPILING {
-			enabled = append(enabled, info.GetName())
-		}
-	}
+	done, enabled := m.InitBackground(ctx, first...)
 	if cold && len(enabled) > 0 {
 		log.Info(fmt.Sprintf("compiling %d plugins, first start only (later starts read the compilation cache); the server serves meanwhile, arcade plugin list shows their progress", len(enabled)),
 			"plugins", enabled, "cache", m.CacheDir())
