@@ -12,6 +12,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
 )
 
 // TestProtoLint holds the contracts to the rules of buf's STANDARD lint set
@@ -24,6 +25,7 @@ func TestProtoLint(t *testing.T) {
 		jobv1.File_api_job_v1_job_proto,
 		jobv1.File_api_job_v1_stream_proto,
 		pluginv1.File_api_plugin_v1_plugin_proto,
+		secretv1.File_api_secret_v1_secret_proto,
 	}
 	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 	pascal := regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)

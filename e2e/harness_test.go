@@ -30,6 +30,7 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/internal/dockertest"
 	"github.com/go-arcade/arcade/internal/pgtest"
 )
 
@@ -60,7 +61,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(dir)
+	// The container tests share one private engine per test binary.
+	dockertest.MarkMain()
 	pgtest.Main(m)
+	if err := dockertest.Stop(); err != nil {
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
 }
 
 // eachDB runs a scenario on SQLite and on PostgreSQL.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -109,7 +110,7 @@ func stripComment(s string) string {
 }
 
 // helpExamples returns the example lines of every command's --help.
-func helpExamples(t *testing.T) []docCommand {
+func allHelpExamples(t *testing.T) []docCommand {
 	t.Helper()
 	var out []docCommand
 	var walk func(path []string)
@@ -174,22 +175,59 @@ var notRun = map[string]string{
 	"make test":                           "the test suite itself, this test among them",
 	"go build -o bin/arcade ./cmd/arcade": "TestMain builds the binary these commands run with this command (go build -o …/arcade ../cmd/arcade)",
 	`grpcurl -plaintext -H "authorization: Bearer $ARCADE_API_TOKEN" 127.0.0.1:9090 arcade.job.v1.JobService/ListJobs`: "grpcurl is not installed in CI; the test makes the same call in Go: JobService found through server reflection, ListJobs with the bearer token",
-	"arcade events --type":       "names a flag in prose; arcade events --type job.failed runs in --help's examples",
-	"arcade job create --follow": "names a flag in prose; job create --follow runs in the README's first block",
-	"arcade job get":             "names a command in prose; arcade job get JOB runs in TestCLIFirstHour",
-	"arcade job logs":            "names a command in prose; bin/arcade job logs JOB_ID --attempt 1 runs from the README's block",
-	"arcade logs":                "names a command in prose; bin/arcade logs -f JOB_ID runs from the README's block",
-	"arcade server":              "names a command in prose; bin/arcade server runs from the README's blocks",
-	"arcade up":                  "names a command in prose; TestMakeRunTwice and TestUpRunsExampleJob run arcade up",
+	"arcade events --type":            "names a flag in prose; arcade events --type job.failed runs in --help's examples",
+	"arcade job create --follow":      "names a flag in prose; job create --follow runs in the README's first block",
+	"arcade job get":                  "names a command in prose; arcade job get JOB runs in TestCLIFirstHour",
+	"arcade job logs":                 "names a command in prose; bin/arcade job logs JOB_ID --attempt 1 runs from the README's block",
+	"arcade logs":                     "names a command in prose; bin/arcade logs -f JOB_ID runs from the README's block",
+	"arcade server":                   "names a command in prose; bin/arcade server runs from the README's blocks",
+	"arcade up":                       "names a command in prose; TestMakeRunTwice and TestUpRunsExampleJob run arcade up",
+	"arcade artifact get":             "names a command in prose; arcade artifact get JOB_ID dist/app.tar.gz runs from the README's block",
+	"arcade pipeline trust":           "names a command in prose; TestReadmeIdentityCommands runs arcade pipeline trust deploy --branch main",
+	"arcade token create":             "names a command in prose; TestReadmeIdentityCommands runs arcade token create ci-reader …",
+	"arcade token create|list|revoke": "names commands in prose; TestReadmeIdentityCommands runs them",
+}
+
+// identityCommands are the README's secrets, tokens, audit and trust
+// commands and their --help examples: TestReadmeIdentityCommands runs them
+// as written, with the deploy pipeline and registry.pass they need.
+var identityCommands = []string{
+	`printf %s "$DEPLOY_TOKEN" | arcade secret set DEPLOY_TOKEN`,
+	"arcade secret set REGISTRY_PASSWORD --pipeline deploy --from-file registry.pass",
+	"arcade secret list",
+	`arcade token create ci-reader --scope read --owner "team web" --expires-in 720h`,
+	"arcade token list; arcade token revoke ci-reader",
+	"arcade audit --actor api_token --since 24h",
+	"arcade audit --method Secret",
+	"arcade trust labels pool=deploy",
+	"arcade pipeline trust deploy --branch main",
+	"arcade server rekey --data-dir data",
+	"arcade secret rm REGISTRY_PASSWORD --pipeline deploy",
+}
+
+// containerCommands need a Docker engine and public images (golang:1.22,
+// alpine:3.20), which tests cannot pull: TestContainerCLI and
+// TestExampleContainersPipeline run them with a locally built image.
+var containerCommands = []string{
+	"arcade job create --image golang:1.22 --memory 1g --cpus 2 --cmd 'go version' --follow",
+	"arcade job create -f examples/jobs/container.yaml --follow",
+	"arcade pipeline create -f examples/pipelines/containers.arcade.yaml",
+	"arcade pipeline trigger containers --param IMAGE=alpine:3.20 --wait",
 }
 
 func classify(text string) how {
 	if why, ok := notRun[text]; ok {
 		return how{exempt: why}
 	}
-	cmd := strings.TrimPrefix(text, "bin/")
+	cmd := strings.ReplaceAll(text, "bin/arcade", "arcade")
+	if slices.Contains(identityCommands, cmd) {
+		return how{exempt: "TestReadmeIdentityCommands runs it as written, with the deploy pipeline and registry.pass it needs"}
+	}
+	if slices.Contains(containerCommands, cmd) {
+		return how{exempt: "needs a Docker engine and public images the tests cannot pull; TestContainerCLI and TestExampleContainersPipeline run it with a locally built image"}
+	}
 	switch {
-	case regexp.MustCompile(`^arcade (server|agent)( |$)`).MatchString(cmd) && !regexp.MustCompile(`^arcade agent (list|revoke)`).MatchString(cmd):
+	case regexp.MustCompile(`^arcade (server|agent)( --|$)`).MatchString(cmd):
 		return how{daemon: true}
 	case strings.Contains(cmd, "--follow") && strings.Contains(cmd, "cpu-cores>8"):
 		// No agent has more than 8 cores here: the job waits, and says why.
@@ -248,6 +286,12 @@ func (r *readmeEnv) substitute(text string) string {
 	}
 	text = strings.ReplaceAll(text, "127.0.0.1:9090", r.addr)
 	text = strings.ReplaceAll(text, "localhost:8080", r.http)
+	if strings.Contains(text, "agent trust NAME") {
+		// A throwaway agent: a trusted agent takes only trusted jobs.
+		name := fmt.Sprintf("trusted-%d", time.Now().UnixNano())
+		r.startDaemon("bin/arcade agent --name "+name+" --server "+r.addr, "agent list", name)
+		text = strings.ReplaceAll(text, "agent trust NAME", "agent trust "+name)
+	}
 	for form, concrete := range map[string]string{
 		"plugin call NAME FUNCTION --input JSON": `plugin call semver execute --input '{"action":"next","params":{"current":"1.0.0","bump":"patch"}}'`,
 		"plugin info NAME":                       "plugin info semver",
@@ -461,6 +505,10 @@ func TestDocumentedCommands(t *testing.T) {
 	}
 	r := &readmeEnv{t: t, dir: dir, addr: freeAddr(t), http: freeAddr(t), env: map[string]string{}}
 	r.env["ARCADE_SERVER"] = r.addr
+	// "arcade" in a pipe (printf … | arcade secret set) is bin/arcade; the
+	// values such lines read are set as a reader would have them.
+	r.env["PATH"] = filepath.Join(dir, "bin") + string(os.PathListSeparator) + os.Getenv("PATH")
+	r.env["KEY"] = "AKIAEXAMPLEKEY"
 	r.env["ARCADE_HTTP_LISTEN"] = r.http
 	// Agents here have 2 cores, whatever the machine: the README's job for
 	// cpu-cores>8 waits, as the README means it to.
@@ -517,7 +565,7 @@ func TestDocumentedCommands(t *testing.T) {
 		r.runCommand(c)
 		ran++
 	}
-	help := helpExamples(t)
+	help := allHelpExamples(t)
 	if len(help) < 5 {
 		t.Fatalf("only %d --help examples found", len(help))
 	}

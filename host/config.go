@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -82,7 +83,12 @@ type Spec struct {
 	FailurePolicy string `yaml:"failure_policy"`
 	// Config is handed to the plugin (the kernel's config_get).
 	Config map[string]string `yaml:"config"`
-	Grants Grants            `yaml:"grants"`
+	// Secrets are config values taken from the server's stored secrets
+	// (global ones), by name: config key → secret name. They are resolved
+	// at each load (a missing secret fails the load, naming it) and never
+	// shown; a host without a secret resolver refuses them.
+	Secrets map[string]string `yaml:"secrets"`
+	Grants  Grants            `yaml:"grants"`
 }
 
 // Grants are the capabilities the operator grants a plugin. Zero values
@@ -243,6 +249,17 @@ func (s *Spec) validate() error {
 			errs = append(errs, fmt.Errorf("signature: %w", err))
 		}
 	}
+	for key, name := range s.Secrets {
+		switch {
+		case key == "":
+			errs = append(errs, errors.New("secrets: a config key is empty"))
+		case !secretRef.MatchString(name):
+			errs = append(errs, fmt.Errorf("secrets: %s: %q is not a secret name", key, name))
+		}
+		if _, ok := s.Config[key]; ok {
+			errs = append(errs, fmt.Errorf("secrets: %s is also set in config", key))
+		}
+	}
 	if !slices.Contains([]string{"fail_closed", "fail_open"}, s.FailurePolicy) {
 		errs = append(errs, fmt.Errorf("failure_policy %q (want fail_closed or fail_open)", s.FailurePolicy))
 	}
@@ -272,6 +289,9 @@ func (s *Spec) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// secretRef is the form of a stored secret's name.
+var secretRef = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
 // IsEnabled reports whether the plugin is to be loaded.
 func (s *Spec) IsEnabled() bool { return s.Enabled == nil || *s.Enabled }

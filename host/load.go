@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,8 +39,10 @@ type version struct {
 	compiled *extism.CompiledPlugin
 	pool     *pool
 	guard    *hostGuard // nil when no host is granted
-	loadedAt time.Time
-	loadTime time.Duration
+	// secretConfig are the config values taken from stored secrets.
+	secretConfig map[string]string
+	loadedAt     time.Time
+	loadTime     time.Duration
 
 	mu       sync.Mutex
 	inflight int
@@ -113,7 +117,11 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 		// Not checked here, but agents that trust keys check it.
 		shipSig, _, _ = readSignature(&spec)
 	}
-	v, err := compileVersion(ctx, compiler{cache: m.cache, workers: m.opts.workers, logger: m.logger}, spec, data, sum)
+	secretConfig, err := m.resolveSecrets(ctx, &spec)
+	if err != nil {
+		return nil, err
+	}
+	v, err := compileVersion(ctx, compiler{cache: m.cache, workers: m.opts.workers, logger: m.logger}, spec, secretConfig, data, sum)
 	if err != nil {
 		return nil, err
 	}
@@ -154,9 +162,62 @@ type compiler struct {
 	mount func([]PathGrant) mounter
 }
 
-// compileVersion compiles a checked module with the grants of spec, calls
-// its metadata and applies the contract checks.
-func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum [sha256.Size]byte) (*version, error) {
+// resolveSecrets returns the config values spec takes from stored secrets.
+func (m *Manager) resolveSecrets(ctx context.Context, spec *Spec) (map[string]string, error) {
+	if len(spec.Secrets) == 0 {
+		return nil, nil
+	}
+	if m.opts.secrets == nil {
+		return nil, refused(spec.Name, ErrInvalidModule, "secrets: this host keeps no secrets")
+	}
+	names := make([]string, 0, len(spec.Secrets))
+	for _, n := range spec.Secrets {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	vals, err := m.opts.secrets(ctx, names)
+	if err != nil {
+		return nil, refused(spec.Name, ErrInvalidModule, "secrets: %v", err)
+	}
+	out := make(map[string]string, len(spec.Secrets))
+	for key, n := range spec.Secrets {
+		out[key] = vals[n]
+	}
+	return out, nil
+}
+
+// SecretUsers returns the plugins whose configuration takes a value from
+// the named stored secret (to load them again when it changes).
+func (m *Manager) SecretUsers(name string) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []string
+	for n, p := range m.plugins {
+		p.mu.Lock()
+		uses := slices.Contains(slices.Collect(maps.Values(p.spec.Secrets)), name)
+		p.mu.Unlock()
+		if uses {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// compileVersion compiles a checked module with the grants of spec (and
+// the config values taken from secrets), calls its metadata and applies the
+// contract checks.
+func compileVersion(ctx context.Context, c compiler, spec Spec, secretConfig map[string]string, data []byte, sum [sha256.Size]byte) (*version, error) {
+	config := spec.Config
+	if len(secretConfig) > 0 {
+		config = maps.Clone(spec.Config)
+		if config == nil {
+			config = map[string]string{}
+		}
+		maps.Copy(config, secretConfig)
+	}
 	manifest := extism.Manifest{
 		Wasm: []extism.Wasm{extism.WasmData{Data: data, Name: "main"}},
 		Memory: &extism.ManifestMemory{
@@ -164,7 +225,7 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum
 			MaxHttpResponseBytes: maxHTTPResponseBytes,
 			MaxVarBytes:          maxVarBytes,
 		},
-		Config:       spec.Config,
+		Config:       config,
 		AllowedHosts: spec.Grants.AllowedHosts,
 		Timeout:      uint64(time.Duration(spec.Grants.Timeout).Milliseconds()),
 	}
@@ -194,12 +255,14 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, data []byte, sum
 	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{
 		EnableWasi:    true,
 		RuntimeConfig: rc,
+		// The kernel's http_headers (pdk.FetchWithHeaders): S3's ETags.
+		EnableHttpResponseHeaders: true,
 	}, nil)
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}
 	}
 	v := &version{spec: spec, sha256: hex.EncodeToString(sum[:]), digest: sum, data: data, compiled: compiled, guard: guard,
-		pool: newPool(compiled, mount, spec.Grants.MaxInstances)}
+		pool: newPool(compiled, mount, spec.Grants.MaxInstances), secretConfig: secretConfig}
 	fail := func(e error) (*version, error) {
 		v.close()
 		return nil, e

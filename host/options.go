@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,6 +19,18 @@ type options struct {
 	contracts []string
 	// observeCall, when set, sees every finished call (WithCallObserver).
 	observeCall func(CallRecord)
+	// secrets resolves the stored secrets plugins.yaml names (WithSecrets).
+	secrets SecretResolver
+}
+
+// SecretResolver returns the values of secrets by name, or an error naming
+// those it cannot find.
+type SecretResolver func(ctx context.Context, names []string) (map[string]string, error)
+
+// WithSecrets lets plugins.yaml take config values from stored secrets
+// ("secrets: {KEY: SECRET_NAME}"), resolved by r at each load.
+func WithSecrets(r SecretResolver) Option {
+	return func(o *options) { o.secrets = r }
 }
 
 func defaultOptions() options {

@@ -23,8 +23,11 @@ type Module struct {
 	// Data is the module's content; callers must not modify it.
 	Data []byte
 	// Signature is the module's ed25519 signature (raw), nil when unsigned.
-	Signature      []byte
-	Config         map[string]string
+	Signature []byte
+	Config    map[string]string
+	// SecretConfig are the config values taken from stored secrets: sent to
+	// agents with jobs only, never shown.
+	SecretConfig   map[string]string
 	AllowedHosts   []string
 	Timeout        time.Duration
 	MemoryLimitMiB uint32
@@ -39,7 +42,7 @@ func (p *Plugin) Module() (*Module, error) {
 	defer v.leave()
 	return &Module{
 		Name: p.name, Version: v.meta.GetVersion(), Kind: KindName(v.meta.GetKind()), SHA256: v.sha256,
-		Data: v.data, Signature: v.shipSig, Config: v.spec.Config,
+		Data: v.data, Signature: v.shipSig, Config: v.spec.Config, SecretConfig: v.secretConfig,
 		AllowedHosts:   slices.Clone(v.spec.Grants.AllowedHosts),
 		Timeout:        time.Duration(v.spec.Grants.Timeout),
 		MemoryLimitMiB: v.spec.Grants.MemoryLimitMiB,
@@ -115,7 +118,7 @@ func (r *Runner) Load(ctx context.Context, spec Spec, data []byte) (*Loaded, err
 	if err != nil {
 		return nil, err
 	}
-	v, err := compileVersion(ctx, r.c, spec, data, sum)
+	v, err := compileVersion(ctx, r.c, spec, nil, data, sum)
 	if err != nil {
 		return nil, err
 	}

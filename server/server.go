@@ -28,13 +28,15 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
 	"github.com/go-arcade/arcade/host"
-	"github.com/go-arcade/arcade/server/artifacts"
+	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/logarchive"
 	"github.com/go-arcade/arcade/server/metrics"
 	"github.com/go-arcade/arcade/server/notify"
+	"github.com/go-arcade/arcade/server/objects"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/ratelimit"
 	"github.com/go-arcade/arcade/server/secrets"
@@ -98,6 +100,15 @@ type Config struct {
 	// SecretKey (base64, 32 bytes) seals job secrets; empty keeps a key in
 	// DataDir/secret.key. Replicas sharing a database must share it.
 	SecretKey string
+	// SecretKeyring is the keyring file (default DataDir/secret.keyring):
+	// more keys, one base64 key per line, added by arcade server rekey.
+	// Every replica's keyring must hold the key the database names primary.
+	SecretKeyring string
+
+	// AuditMaxEvents and AuditMaxAge bound the audit log (defaults 100,000
+	// entries and 90 days; -1 turns a bound off).
+	AuditMaxEvents int
+	AuditMaxAge    time.Duration
 
 	// RateLimit bounds each API client to this many calls per second on
 	// average (bursts of RateBurst); 0 turns the limit off. Agents are not
@@ -132,6 +143,16 @@ type Config struct {
 	// LogArchiveAfter moves the logs of jobs finished this long ago to the
 	// artifact store (0: never).
 	LogArchiveAfter time.Duration
+	// ArtifactUploads is "direct" (the default: agents put artifacts
+	// straight into the store through presigned URLs, when it makes them)
+	// or "server" (every byte goes through the server).
+	ArtifactUploads string
+	// ArtifactDownloads is "redirect" (the default: API and dashboard
+	// downloads are sent to a presigned URL, when the store makes them) or
+	// "stream" (through the server).
+	ArtifactDownloads string
+	// ArtifactURLTTL is how long a presigned URL works (default 10m).
+	ArtifactURLTTL time.Duration
 	// HTTPListen is the address of the dashboard and the HTTP/JSON API
 	// (TLS like gRPC when TLSCert is set); empty turns it off.
 	HTTPListen string
@@ -140,11 +161,13 @@ type Config struct {
 	EventHistory eventlog.Config
 }
 
-// ScopedToken is an API token limited to a scope.
+// ScopedToken is an API token limited to a scope; Name names it in the
+// audit log (default "api_tokens[N]").
 type ScopedToken struct {
 	Token  string
 	SHA256 string
 	Scope  string
+	Name   string
 }
 
 // apiTokens converts the scoped tokens, refusing unclear ones.
@@ -164,7 +187,7 @@ func (c *Config) apiTokens() ([]auth.APIToken, error) {
 		case len(hash) != 64:
 			return nil, fmt.Errorf("api_tokens[%d].sha256: want 64 hex digits", i)
 		}
-		out = append(out, auth.APIToken{Hash: hash, Scope: scope})
+		out = append(out, auth.APIToken{Hash: hash, Scope: scope, Name: t.Name})
 	}
 	return out, nil
 }
@@ -202,6 +225,23 @@ func (c *Config) Validate() error {
 	if c.ArtifactMaxBytes < 0 {
 		return errors.New("artifact_max_bytes: must not be negative")
 	}
+	switch c.ArtifactUploads {
+	case "":
+		c.ArtifactUploads = "direct"
+	case "direct", "server":
+	default:
+		return fmt.Errorf("artifact_uploads: want direct or server, got %q", c.ArtifactUploads)
+	}
+	switch c.ArtifactDownloads {
+	case "":
+		c.ArtifactDownloads = "redirect"
+	case "redirect", "stream":
+	default:
+		return fmt.Errorf("artifact_downloads: want redirect or stream, got %q", c.ArtifactDownloads)
+	}
+	if c.ArtifactURLTTL < 0 || c.ArtifactURLTTL > 7*24*time.Hour {
+		return fmt.Errorf("artifact_url_ttl: want 0 (10m) to 168h, got %s", c.ArtifactURLTTL)
+	}
 	if c.ArtifactSweepInterval == 0 {
 		c.ArtifactSweepInterval = time.Minute
 	}
@@ -229,6 +269,9 @@ func (c *Config) Validate() error {
 	if err := c.EventHistory.Validate(); err != nil {
 		return err
 	}
+	if err := (audit.Config{MaxEvents: c.AuditMaxEvents, MaxAge: c.AuditMaxAge}).Validate(); err != nil {
+		return err
+	}
 	return c.validateTriggers()
 }
 
@@ -237,9 +280,12 @@ func (c *Config) Validate() error {
 // is listed as compiling until its load ends. A first start (an empty
 // compilation cache) says once that it compiles them. ready receives the
 // plugins that failed to load once every plugin has had its load.
-func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics) (m *host.Manager, ready <-chan []string, err error) {
+func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics, resolver *secrets.Resolver) (m *host.Manager, ready <-chan []string, err error) {
 	log := logger.With("component", "plugins")
-	m = host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall))
+	m = host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall),
+		host.WithSecrets(func(ctx context.Context, names []string) (map[string]string, error) {
+			return resolver.Resolve(ctx, secrets.Scope{}, names...) // plugins.yaml is server-wide: global secrets
+		}))
 	stats.WatchPlugins(m)
 	// The host logs each event once; here they become system events.
 	m.Subscribe(func(e host.Event) {
@@ -346,7 +392,7 @@ type Server struct {
 	notify  *notify.Notifier
 	history *eventlog.Log
 	// objects keep artifacts and archived logs through the storage plugin.
-	objects *artifacts.Objects
+	objects *objects.Store
 	archive *logarchive.Archive
 	// replica names this process in leases.
 	replica string
@@ -355,6 +401,9 @@ type Server struct {
 	// credentials is DataDir/credentials.env when it holds the API token
 	// the server takes, "" when the token comes from elsewhere.
 	credentials string
+	// keyring seals secrets; audit records every write.
+	keyring *secrets.Keyring
+	audit   *audit.Log
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -387,18 +436,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		}
 		return a.ID, nil
 	})
-	key, err := secrets.LoadKey(cfg.SecretKey, filepath.Join(cfg.DataDir, "secret.key"))
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	box, err := secrets.New(key)
+	authn.UseNamedTokens(service.NamedTokens{Store: st})
+	ring, err := OpenKeyring(ctx, cfg, st, logger.With("component", "keyring"))
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	svc := service.New(service.Config{
-		Secrets:           box,
+		Secrets:           ring,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxPollWait:       cfg.MaxPollWait,
 		LeaseTTL:          cfg.LeaseTTL,
@@ -421,9 +466,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
 	}
 	limiter := ratelimit.New(cfg.RateLimit, cfg.RateBurst)
+	// Every write of an API client is recorded (after the rate limit: a
+	// client refused for calling too often cannot flood the log).
+	auditLog := audit.New(st, audit.Config{MaxEvents: cfg.AuditMaxEvents, MaxAge: cfg.AuditMaxAge}, logger.With("component", "audit"))
+	authn.OnDenied(auditLog.Denied)
+	svc.UseAuditLog(auditLog)
 	gs := grpc.NewServer(append(opts,
-		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor(), svc.UnaryIDPrefixes(), svc.UnaryStop()),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), stats.StreamInterceptor(), svc.StreamIDPrefixes(), svc.StreamStop()),
+		// Id prefixes are resolved before the audit log records a request.
+		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor(), svc.UnaryIDPrefixes(), auditLog.UnaryInterceptor(), svc.UnaryStop()),
+		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), svc.StreamIDPrefixes(), auditLog.StreamInterceptor(),
+			stats.StreamInterceptor(), svc.StreamStop()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying
@@ -436,6 +488,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	agentv1.RegisterAgentServiceServer(gs, svc.AgentServer())
 	jobv1.RegisterJobServiceServer(gs, svc.JobServer())
 	jobv1.RegisterStreamServiceServer(gs, svc.StreamServer())
+	secretv1.RegisterSecretServiceServer(gs, svc.SecretServer())
+	secretv1.RegisterTokenServiceServer(gs, svc.TokenServer())
+	secretv1.RegisterAuditServiceServer(gs, svc.AuditServer())
+	secretv1.RegisterTrustServiceServer(gs, svc.TrustServer())
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -468,7 +524,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("create artifact folder: %w", err)
 	}
-	plugins, ready, err := startPlugins(ctx, cfg, logger, svc.Publish, stats)
+	plugins, ready, err := startPlugins(ctx, cfg, logger, svc.Publish, stats, svc.Secrets())
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -509,7 +565,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
 		metrics: registry, notify: notifier, history: history, objects: objects, archive: archive, replica: uuid.NewString(),
-		credentials: credsFile}
+		credentials: credsFile, keyring: ring, audit: auditLog}
 	err = srv.listenWebhook()
 	if err == nil {
 		err = srv.listenHTTP()
@@ -571,6 +627,11 @@ func (s *Server) Run(ctx context.Context) error {
 		_, err := s.history.Prune(ctx)
 		return err
 	})
+	audited := s.startAudit(ctx)
+	defer func() { cancel(); <-audited }() // before the store closes: what was recorded is written
+	keyring := make(chan struct{})
+	go func() { s.followKeyring(ctx); close(keyring) }()
+	defer func() { cancel(); <-keyring }()
 	if s.peers != nil {
 		if err := s.peers.Run(ctx, s.svc.HandlePeer); err != nil {
 			return fmt.Errorf("listen to other replicas: %w", err)

@@ -64,7 +64,7 @@ func (s *Server) startTriggers(ctx context.Context) {
 	if s.webhook == nil {
 		return
 	}
-	hs := &http.Server{Handler: trigger.WebhookHandler(s.svc, log), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: withPeer(trigger.WebhookHandler(auditedWebhooks{WebhookTarget: s.svc, log: s.audit}, log)), ReadHeaderTimeout: 10 * time.Second}
 	lis := s.webhook
 	if s.tls != nil {
 		// The webhook endpoint shares the gRPC certificate; senders need no

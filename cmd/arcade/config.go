@@ -81,6 +81,7 @@ var nestedKeys = map[string]string{
 	"container_runtime": "container.runtime",
 	"container_host":    "container.host",
 	"docker_host":       "container.host",
+	"container_check":   "container.check_interval",
 }
 
 // pairs reads k=v items into a map; an item without "=" maps to "".
@@ -133,12 +134,16 @@ type serverSettings struct {
 	TLSClientCA       string        `koanf:"tls_client_ca"`
 	RequireAgentCerts bool          `koanf:"require_agent_certs"`
 	SecretKey         string        `koanf:"secret_key"`
+	SecretKeyring     string        `koanf:"secret_keyring"`
+	AuditMaxEvents    int           `koanf:"audit_max_events"`
+	AuditMaxAge       time.Duration `koanf:"audit_max_age"`
 	RateLimit         float64       `koanf:"rate_limit"`
 	RateBurst         int           `koanf:"rate_burst"`
 	APITokens         []struct {
 		Token  string `koanf:"token"`
 		SHA256 string `koanf:"sha256"`
 		Scope  string `koanf:"scope"`
+		Name   string `koanf:"name"`
 	} `koanf:"api_tokens"`
 	WebhookPort  int    `koanf:"webhook_port"`
 	CronTimezone string `koanf:"cron_timezone"`
@@ -168,6 +173,9 @@ type serverSettings struct {
 	ArtifactExpireIn      time.Duration `koanf:"artifact_expire_in"`
 	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
 	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`
+	ArtifactUploads       string        `koanf:"artifact_uploads"`
+	ArtifactDownloads     string        `koanf:"artifact_downloads"`
+	ArtifactURLTTL        time.Duration `koanf:"artifact_url_ttl"`
 	HTTPListen            string        `koanf:"http_listen"`
 	EventHistory          struct {
 		MaxEvents int           `koanf:"max_events"`
@@ -206,8 +214,9 @@ type agentSettings struct {
 	TrustedKeys    []string          `koanf:"trusted_keys"`
 	RequireSigs    bool              `koanf:"require_signatures"`
 	Container      struct {
-		Runtime string `koanf:"runtime"`
-		Host    string `koanf:"host"`
+		Runtime       string        `koanf:"runtime"`
+		Host          string        `koanf:"host"`
+		CheckInterval time.Duration `koanf:"check_interval"`
 	} `koanf:"container"`
 }
 

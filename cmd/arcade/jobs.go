@@ -20,6 +20,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 )
@@ -61,6 +62,7 @@ func newJobCmd() *cobra.Command {
 		commands []string
 		envs     []string
 		secrets  []string
+		refs     []string
 		selector string
 		jlabels  []string
 		timeout  time.Duration
@@ -70,6 +72,11 @@ func newJobCmd() *cobra.Command {
 		follow   bool
 		uses     string
 		with     []string
+		pull     string
+		regAuth  string
+		cpus     float64
+		memory   string
+		network  string
 	)
 	create := &cobra.Command{
 		Use:   "create [-f FILE] [--cmd CMD]... [-- COMMAND...]",
@@ -127,6 +134,9 @@ func newJobCmd() *cobra.Command {
 					req.Secrets[k] = v.(string)
 				}
 			}
+			if len(refs) > 0 {
+				req.SecretRefs = refs
+			}
 			if len(jlabels) > 0 {
 				req.Labels = map[string]string{}
 				for k, v := range pairs(jlabels) {
@@ -141,6 +151,35 @@ func newJobCmd() *cobra.Command {
 			}
 			if image != "" {
 				req.Image = image
+			}
+			if f := cmd.Flags(); f.Changed("pull") || f.Changed("registry-auth") || f.Changed("cpus") || f.Changed("memory") || f.Changed("network") {
+				if req.Container == nil {
+					req.Container = &agentv1.ContainerOptions{}
+				}
+				o := req.Container
+				if f.Changed("pull") {
+					p, err := jobimage.ParsePullPolicy(pull)
+					if err != nil {
+						return fmt.Errorf("--pull: %w", err)
+					}
+					o.PullPolicy = p
+				}
+				if f.Changed("registry-auth") {
+					o.RegistryAuthSecret = regAuth
+				}
+				if f.Changed("cpus") {
+					o.Cpus = cpus
+				}
+				if f.Changed("memory") {
+					m, err := jobimage.ParseMemory(memory)
+					if err != nil {
+						return fmt.Errorf("--memory: %w", err)
+					}
+					o.MemoryBytes = m
+				}
+				if f.Changed("network") {
+					o.NetworkMode = network
+				}
 			}
 			if len(arts) > 0 {
 				req.Artifacts = &agentv1.ArtifactConfig{Paths: arts}
@@ -168,11 +207,17 @@ func newJobCmd() *cobra.Command {
 	create.Flags().StringArrayVar(&commands, "cmd", nil, "command (repeatable)")
 	create.Flags().StringArrayVar(&envs, "env", nil, "environment variable K=V (repeatable)")
 	create.Flags().StringArrayVar(&secrets, "secret", nil, "secret K=V: env for the job, stored encrypted, masked as *** in its log (repeatable)")
+	create.Flags().StringArrayVar(&refs, "secret-ref", nil, "stored secret NAME (arcade secret set) given to the job as env $NAME, masked in its log (repeatable)")
 	create.Flags().StringVar(&selector, "selector", "", "label selector, e.g. 'env in (staging,production),gpu,!spot,cpu-cores>8'")
 	create.Flags().StringArrayVar(&jlabels, "label", nil, "label of the job itself k=v (repeatable)")
 	create.Flags().DurationVar(&timeout, "timeout", 0, "timeout (0: none)")
 	create.Flags().Int32Var(&retries, "retries", 0, "automatic retries on failure")
-	create.Flags().StringVar(&image, "image", "", "container image (only agents with a container runtime)")
+	create.Flags().StringVar(&image, "image", "", "run the job in this container image (only agents with a container runtime)")
+	create.Flags().StringVar(&pull, "pull", "", "with --image: pull policy if-not-present (default), always or never")
+	create.Flags().StringVar(&regAuth, "registry-auth", "", "with --image: the name of the --secret holding the registry credential (user:password or docker config JSON)")
+	create.Flags().Float64Var(&cpus, "cpus", 0, "with --image: CPUs the container may use (0: no limit)")
+	create.Flags().StringVar(&memory, "memory", "", "with --image: memory limit, like 512m or 2g")
+	create.Flags().StringVar(&network, "network", "", `with --image: none, host or bridge (default: a network of the job alone)`)
 	create.Flags().StringArrayVar(&arts, "artifact", nil, "artifact glob (repeatable)")
 	create.Flags().BoolVar(&follow, "follow", false, "print the log until the job ends; exit with its outcome")
 	create.Flags().StringVar(&uses, "uses", "", "run plugin NAME[@VERSION] as a step after the commands (a job file mixes steps freely)")
@@ -386,13 +431,63 @@ func printJobDetail(w io.Writer, j *jobv1.JobDetail) error {
 	if sel := selectorText(j); sel != "" {
 		row("Selector", sel)
 	}
+	if j.GetImage() != "" {
+		row("Image", j.GetImage())
+		if o := j.GetContainer(); o != nil {
+			row("Container", describeContainer(o))
+		}
+	}
 	for i, c := range j.GetCommands() {
 		row(fmt.Sprintf("Command %d", i+1), c)
 	}
 	for i, st := range j.GetSteps() {
 		row(fmt.Sprintf("Step %d", i+1), describeStep(st, i))
 	}
+	if names := append(slices.Clone(j.GetSecretNames()), j.GetSecretRefs()...); len(names) > 0 {
+		row("Secrets", strings.Join(names, ", "))
+	}
+	if j.GetTrustReason() != "" {
+		word := "no"
+		if j.GetTrustedAgents() {
+			word = "yes"
+		}
+		row("Trusted agents", word+": "+j.GetTrustReason())
+	}
 	return tw.Flush()
+}
+
+// describeContainer is one line for a job's container options.
+func describeContainer(o *agentv1.ContainerOptions) string {
+	parts := []string{"pull " + jobimage.PullPolicyName(o.GetPullPolicy())}
+	if o.GetCpus() > 0 {
+		parts = append(parts, fmt.Sprintf("cpus %g", o.GetCpus()))
+	}
+	if o.GetMemoryBytes() > 0 {
+		parts = append(parts, fmt.Sprintf("memory %s", humanSize(o.GetMemoryBytes())))
+	}
+	if o.GetNetworkMode() != "" {
+		parts = append(parts, "network "+o.GetNetworkMode())
+	}
+	if o.GetRegistryAuthSecret() != "" {
+		parts = append(parts, "registry credential from secret "+o.GetRegistryAuthSecret())
+	}
+	for _, s := range o.GetServices() {
+		parts = append(parts, fmt.Sprintf("service %s (%s)", s.GetName(), s.GetImage()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// humanSize writes a byte count in binary units: 512MiB.
+func humanSize(n int64) string {
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d%s", n/u.size, u.unit)
+		}
+	}
+	return fmt.Sprintf("%dB", n)
 }
 
 // describeStep is one line for a step: its name and what it runs.

@@ -235,7 +235,7 @@ func newPipelineCmd() *cobra.Command {
 			return err
 		}),
 	}
-	cmd.AddCommand(create, update, get, list, trig, stop, runs, del)
+	cmd.AddCommand(create, update, get, list, trig, stop, runs, del, newPipelineTrustCmd())
 	return cmd
 }
 
@@ -331,6 +331,9 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 	}
 	if len(p.GetSecretNames()) > 0 {
 		fmt.Fprintf(w, "secrets: %s\n", strings.Join(p.GetSecretNames(), ", "))
+	}
+	if len(p.GetSecretRefs()) > 0 {
+		fmt.Fprintf(w, "stored secrets: %s\n", strings.Join(p.GetSecretRefs(), ", "))
 	}
 	for _, t := range p.GetTriggers() {
 		desc := pipeline.TriggerName(t.GetType())

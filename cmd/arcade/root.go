@@ -36,7 +36,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "auto", "log format: auto (coloured text on a terminal), text, json")
 	root.AddCommand(newServerCmd(g), newAgentCmd(g), newUpCmd(g), newJobCmd(), newPipelineCmd(), newPluginCmd(), newVersionCmd(),
-		newLogsCmd(), newEventsCmd(), newWatchCmd(), newArtifactCmd())
+		newLogsCmd(), newEventsCmd(), newWatchCmd(), newArtifactCmd(), newSecretCmd(), newTokenCmd(), newAuditCmd(), newTrustCmd())
 	reportUnknownCommands(root)
 	return root
 }

@@ -39,7 +39,13 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Duration("artifact-expire-in", 7*24*time.Hour, "expiry of artifacts whose job sets none (0: kept until the job is deleted)")
 	f.Duration("artifact-sweep-interval", time.Minute, "how often expired artifacts are removed and old logs archived")
 	f.Duration("log-archive-after", 0, "archive the logs of jobs finished this long ago through the artifact store (0: never)")
+	f.String("artifact-uploads", "direct", "direct (agents put artifacts straight into a store that presigns URLs) or server (every byte through this server)")
+	f.String("artifact-downloads", "redirect", "redirect (downloads go to a presigned URL of a store that makes them) or stream (through this server)")
+	f.Duration("artifact-url-ttl", 10*time.Minute, "how long a presigned artifact URL works")
 	f.String("http-listen", "127.0.0.1:8080", `dashboard and HTTP/JSON API address ("" turns it off)`)
+	f.String("secret-keyring", "", "keyring file of secret keys (default DATA_DIR/secret.keyring; see arcade server rekey)")
+	f.Int("audit-max-events", 0, "audit log entries kept (default 100000; -1: no count bound)")
+	f.Duration("audit-max-age", 0, "audit log entries older than this are dropped (default 90 days; negative: no age bound)")
 }
 
 func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) {
@@ -50,7 +56,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 	}
 	var scoped []server.ScopedToken
 	for _, t := range s.APITokens {
-		scoped = append(scoped, server.ScopedToken{Token: t.Token, SHA256: t.SHA256, Scope: t.Scope})
+		scoped = append(scoped, server.ScopedToken{Token: t.Token, SHA256: t.SHA256, Scope: t.Scope, Name: t.Name})
 	}
 	d := s.NotifyDelivery
 	notifications := notify.Config{Attempts: d.Attempts, Backoff: d.Backoff, MaxBackoff: d.MaxBackoff, Timeout: d.Timeout,
@@ -70,9 +76,11 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
 		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
-		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen,
+		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen, SecretKeyring: s.SecretKeyring,
+		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
+		ArtifactUploads: s.ArtifactUploads, ArtifactDownloads: s.ArtifactDownloads, ArtifactURLTTL: s.ArtifactURLTTL,
 		EventHistory: eventlog.Config{MaxEvents: s.EventHistory.MaxEvents, MaxAge: s.EventHistory.MaxAge},
 	}, nil
 }
@@ -120,6 +128,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.String("tls-key", "", "private key of --tls-cert")
 	f.String("tls-client-ca", "", "verify client certificates signed by this CA (mutual TLS)")
 	f.Bool("require-agent-certs", false, "refuse agent calls without a verified client certificate")
+	cmd.AddCommand(newRekeyCmd(g))
 	withEffectiveHelp(cmd, "config", serverDefaults, nil)
 	return cmd
 }
@@ -136,6 +145,7 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.Bool("require-signatures", false, "refuse plugin modules not signed by a trusted key")
 	f.String("container-runtime", "auto", "auto (container jobs when the Docker engine answers), docker, or none (never look for one)")
 	f.String("docker-host", "", "the Docker engine's address (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	f.Duration("container-check", 5*time.Second, "how often to check that the Docker engine still answers (its labels follow it)")
 }
 
 // agentConfig reads the agent's settings; the file at configPath must exist
@@ -151,7 +161,7 @@ func agentConfig(cmd *cobra.Command, configPath, configFlag string) (agent.Confi
 		dockerHost = os.Getenv("DOCKER_HOST")
 	}
 	return agent.Config{
-		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost,
+		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost, EngineCheck: s.Container.CheckInterval,
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,
@@ -190,7 +200,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 	cmd.Flags().String("client-key", "", "private key of --client-cert")
 	cmd.Flags().String("tls-server-name", "", "name to expect in the server's certificate")
 	cmd.Flags().String("data-dir", "", "where fetched plugin modules and their compilation cache live (default: the work dir)")
-	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd())
+	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd(), newAgentTrustCmd())
 	withEffectiveHelp(cmd, "config", agentDefaults, nil)
 	return cmd
 }

@@ -7,4 +7,7 @@ const (
 	// container images ("docker"); a job with an image only goes to an agent
 	// that has it.
 	ContainerRuntime = "container-runtime"
+	// ContainerRuntimeVersion is the version of that engine, as it reports
+	// it, sanitized into a label value ("20.10.24-dfsg1").
+	ContainerRuntimeVersion = "container-runtime-version"
 )

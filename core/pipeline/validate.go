@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
 )
@@ -29,6 +31,9 @@ func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 	if err := checkEnv("env", p.GetEnv()); err != nil {
 		return nil, err
 	}
+	if err := checkSecretRefs("secret_refs", p.GetSecretRefs()); err != nil {
+		return nil, err
+	}
 	for i, t := range p.GetTriggers() {
 		if err := checkTrigger(fmt.Sprintf("triggers[%d]", i), t); err != nil {
 			return nil, err
@@ -36,6 +41,10 @@ func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 	}
 	if len(p.GetStages()) == 0 {
 		return nil, errorf("stages", "must not be empty: a pipeline has at least one stage")
+	}
+	hasSecret := func(name string) bool {
+		_, given := p.GetSecrets()[name]
+		return given || slices.Contains(p.GetSecretNames(), name) || slices.Contains(p.GetSecretRefs(), name)
 	}
 	seenStage := map[string]int{}
 	where := map[string]string{} // job name → field
@@ -64,6 +73,17 @@ func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 			}
 			where[j.GetName()] = jf
 			if err := checkJob(jf, j); err != nil {
+				return nil, err
+			}
+			jobHasSecret := func(name string) bool { return hasSecret(name) || slices.Contains(j.GetSecrets(), name) }
+			if err := jobimage.Check(jf, strings.TrimSpace(j.GetImage()), j.GetContainer(), jobHasSecret); err != nil {
+				var ie *jobimage.Error
+				if errors.As(err, &ie) {
+					return nil, errorf(ie.Field, "%s", ie.Reason)
+				}
+				return nil, errorf(jf+".image", "%v", err)
+			}
+			if err := checkSecretRefs(jf+".secrets", j.GetSecrets()); err != nil {
 				return nil, err
 			}
 		}
@@ -214,4 +234,40 @@ func Selector(j *jobv1.PipelineJob) (labels.Selector, error) {
 		sel = labels.And(sel, parsed)
 	}
 	return sel, nil
+}
+
+// MaxSecretRefs bounds the stored secrets one list names.
+const MaxSecretRefs = 100
+
+// checkSecretRefs checks the names of stored secrets a pipeline or job
+// references: variable names (the env the jobs see), each once. Whether
+// they exist is the server's to say.
+func checkSecretRefs(field string, refs []string) error {
+	if len(refs) > MaxSecretRefs {
+		return errorf(field, "at most %d secrets", MaxSecretRefs)
+	}
+	seen := map[string]bool{}
+	for i, r := range refs {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if !secretName(r) {
+			return errorf(f, "%q is not a secret name (letters, digits and _, not starting with a digit, at most 128)", r)
+		}
+		if seen[r] {
+			return errorf(f, "%s is named twice", r)
+		}
+		seen[r] = true
+	}
+	return nil
+}
+
+func secretName(s string) bool {
+	if s == "" || len(s) > 128 || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }

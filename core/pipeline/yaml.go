@@ -13,6 +13,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstep"
 )
 
@@ -21,6 +22,7 @@ import (
 type fileSpec struct {
 	Name     string            `yaml:"name"`
 	Env      map[string]string `yaml:"env"`
+	Secrets  []string          `yaml:"secrets"`
 	Triggers []triggerSpec     `yaml:"triggers"`
 	Stages   []stageSpec       `yaml:"stages"`
 }
@@ -55,6 +57,9 @@ type jobSpec struct {
 	When          string            `yaml:"when"`
 	Image         string            `yaml:"image"`
 	Steps         []jobstep.YAML    `yaml:"steps"`
+	// pull, registry_auth, cpus, memory, network, services
+	Container jobimage.YAML `yaml:",inline"`
+	Secrets   []string      `yaml:"secrets"`
 }
 
 type selectorSpec struct {
@@ -89,7 +94,7 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 		}
 		return nil, errorf("yaml", "%v", err)
 	}
-	p := &jobv1.PipelineDetail{Name: f.Name, Env: f.Env}
+	p := &jobv1.PipelineDetail{Name: f.Name, Env: f.Env, SecretRefs: f.Secrets}
 	for i, t := range f.Triggers {
 		field := fmt.Sprintf("triggers[%d]", i)
 		typ, err := ParseTriggerType(t.Type)
@@ -115,12 +120,19 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 
 func parseJob(field string, j jobSpec) (*jobv1.PipelineJob, error) {
 	pj := &jobv1.PipelineJob{Name: j.Name, Commands: j.Commands, Uses: j.Uses, With: j.With, Env: j.Env,
-		Selector: j.Selector, DependsOn: j.DependsOn, Image: j.Image}
+		Selector: j.Selector, DependsOn: j.DependsOn, Image: j.Image, Secrets: j.Secrets}
 	var err error
 	if pj.Steps, err = jobstep.FromYAML(field+".steps", j.Steps); err != nil {
 		var se *jobstep.Error
 		if errors.As(err, &se) {
 			return nil, errorf(se.Field, "%s", se.Reason)
+		}
+		return nil, err
+	}
+	if pj.Container, err = j.Container.Proto(field); err != nil {
+		var ie *jobimage.Error
+		if errors.As(err, &ie) {
+			return nil, errorf(ie.Field, "%s", ie.Reason)
 		}
 		return nil, err
 	}

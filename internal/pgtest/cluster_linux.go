@@ -424,3 +424,6 @@ func tail(b []byte, n int) []byte {
 	}
 	return b
 }
+
+// directory is the cluster's temporary directory: data/ and the log.
+func (c *cluster) directory() string { return c.dir }

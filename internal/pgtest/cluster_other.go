@@ -28,3 +28,5 @@ func (*cluster) restart() error { return errors.ErrUnsupported }
 func (*cluster) halt() {}
 
 func (*cluster) resume() error { return errors.ErrUnsupported }
+
+func (*cluster) directory() string { return "" }

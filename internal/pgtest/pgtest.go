@@ -120,6 +120,20 @@ func Start(tb testing.TB) string {
 	return c.dsn(name)
 }
 
+// Dir returns the directory of the test binary's cluster: its data (tables
+// and write-ahead log) and its server log, for tests that check what
+// PostgreSQL keeps on disk. Call it after Start.
+func Dir(tb testing.TB) string {
+	tb.Helper()
+	clusterMu.Lock()
+	c := shared
+	clusterMu.Unlock()
+	if c == nil {
+		tb.Fatal("pgtest: Dir before Start")
+	}
+	return c.directory()
+}
+
 // Restart restarts the test binary's PostgreSQL server (a fast shutdown,
 // then a start on the same port and data): every connection of every test
 // is cut. Use it only in tests that do not run in parallel with others that

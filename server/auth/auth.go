@@ -41,6 +41,14 @@ type Identity struct {
 	AgentID string
 	// Client tells API clients apart (a prefix of their token's hash).
 	Client string
+	// Scope is what an API client's token allows.
+	Scope Scope
+	// Name names an API client's token for people (the audit log): a
+	// named token's name, "api_token" for the admin token of server.yaml,
+	// the name given to one of its api_tokens or "api_tokens[N]".
+	Name string
+	// TokenID is the id of a named token, "" for server.yaml's tokens.
+	TokenID string
 }
 
 type identityKey struct{}
@@ -71,10 +79,23 @@ type Authenticator struct {
 
 	requireCerts bool
 	tokens       []APIToken // scoped API tokens, besides the admin token api
+
+	named    TokenStore // named tokens; nil: none
+	streams  streamSet  // open streams of named tokens, cut on revocation
+	touchMu  sync.Mutex
+	touched  map[string]time.Time // token id → last use recorded
+	onDenied func(ctx context.Context, id Identity, method string, err error)
 }
 
 // AddAPITokens accepts more API tokens, each limited to its scope.
 func (a *Authenticator) AddAPITokens(tokens ...APIToken) { a.tokens = append(a.tokens, tokens...) }
+
+// OnDenied sets a function called when a known API client is refused a
+// method its scope does not allow (the audit log records it). Set it
+// before serving.
+func (a *Authenticator) OnDenied(fn func(ctx context.Context, id Identity, method string, err error)) {
+	a.onDenied = fn
+}
 
 // RequireAgentCerts makes agent calls (registration included) need a client
 // certificate the TLS layer verified, on top of their token.
@@ -179,20 +200,27 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 		}
 		return nil, status.Error(codes.Unauthenticated, "invalid registration token")
 	case apiOnly:
-		scope := a.apiScope(token)
-		if scope == 0 {
-			return nil, status.Error(codes.Unauthenticated, "invalid API token")
-		}
-		if err := allow(scope, method); err != nil {
+		id, err := a.apiClient(ctx, token)
+		if err != nil {
 			return nil, err
 		}
-		return WithIdentity(ctx, Identity{Kind: APIClient, Client: Hash(token)[:16]}), nil
+		if id.Scope == 0 {
+			return nil, status.Error(codes.Unauthenticated, "invalid API token")
+		}
+		if err := a.allow(ctx, id, method); err != nil {
+			return nil, err
+		}
+		return WithIdentity(ctx, id), nil
 	case agentOrAPI:
-		if scope := a.apiScope(token); scope != 0 {
-			if err := allow(scope, method); err != nil {
+		id, err := a.apiClient(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		if id.Scope != 0 {
+			if err := a.allow(ctx, id, method); err != nil {
 				return nil, err
 			}
-			return WithIdentity(ctx, Identity{Kind: APIClient, Client: Hash(token)[:16]}), nil
+			return WithIdentity(ctx, id), nil
 		}
 	}
 	agentID, err := a.agentFor(ctx, token)
@@ -249,12 +277,18 @@ func (a *Authenticator) UnaryInterceptor() grpc.UnaryServerInterceptor {
 	}
 }
 
-// StreamInterceptor authenticates streaming calls.
+// StreamInterceptor authenticates streaming calls. The stream of a named
+// token ends when the token is revoked (Revoked) or expires.
 func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, err := a.Authenticate(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
+		}
+		if id := FromContext(ctx); id.TokenID != "" {
+			var done func()
+			ctx, done = a.streams.watch(ctx, id.TokenID)
+			defer done()
 		}
 		return handler(srv, &wrapped{ServerStream: ss, ctx: ctx})
 	}

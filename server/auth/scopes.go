@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/subtle"
 	"fmt"
 	"path"
@@ -18,7 +19,8 @@ const (
 	Read Scope = iota + 1
 	// Write: also create, change, cancel, retry, trigger, stop, call plugins.
 	Write
-	// Admin: also revoke agents, change agents' labels, reload plugins.
+	// Admin: also revoke agents, change agents' labels, reload plugins, and
+	// manage secrets, named tokens, the audit log and trust.
 	Admin
 )
 
@@ -49,16 +51,43 @@ func (s Scope) String() string {
 
 // APIToken is one API token: its sha256 (hex, as Hash returns it) and its
 // scope. Tokens are kept hashed; the plain token never needs to be stored.
+// Name names it in the audit log.
 type APIToken struct {
 	Hash  string
 	Scope Scope
+	Name  string
 }
 
-// adminMethods need the admin scope.
+// adminMethods need the admin scope: agents, plugins, secrets, tokens, the
+// audit log and trust.
 var adminMethods = map[string]bool{
-	"RevokeAgent":  true,
-	"UpdateLabels": true,
-	"ReloadPlugin": true,
+	"RevokeAgent":      true,
+	"UpdateLabels":     true,
+	"ReloadPlugin":     true,
+	"CreateSecret":     true,
+	"UpdateSecret":     true,
+	"DeleteSecret":     true,
+	"CreateToken":      true,
+	"ListTokens":       true,
+	"RevokeToken":      true,
+	"ListAuditEvents":  true,
+	"SetAgentTrust":    true,
+	"SetTrustedLabels": true,
+	"SetPipelineTrust": true,
+}
+
+// NeedsWrite reports whether a method changes anything (what the audit log
+// records): any method but the reads (Get*, List*, Stream*, Explain*,
+// Download*), whatever scope they need.
+func NeedsWrite(method string) bool { return !isRead(path.Base(method)) }
+
+func isRead(name string) bool {
+	for _, p := range []string{"Get", "List", "Stream", "Explain", "Download"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // scopeFor is the scope an API client needs for a method: reading methods
@@ -68,31 +97,44 @@ func scopeFor(method string) Scope {
 	switch {
 	case adminMethods[name]:
 		return Admin
-	case strings.HasPrefix(name, "Get"), strings.HasPrefix(name, "List"), strings.HasPrefix(name, "Stream"),
-		strings.HasPrefix(name, "Explain"), strings.HasPrefix(name, "Download"):
+	case isRead(name):
 		return Read
 	}
 	return Write
 }
 
-// apiScope returns the scope of an API token, 0 when it is none of them.
-func (a *Authenticator) apiScope(token string) Scope {
-	if equal(token, a.api) {
-		return Admin
-	}
+// apiClient returns the identity of an API token, of zero Scope when it is
+// no API token; a named token revoked or expired is refused with the reason.
+func (a *Authenticator) apiClient(ctx context.Context, token string) (Identity, error) {
 	h := Hash(token)
-	for _, t := range a.tokens {
+	id := Identity{Kind: APIClient, Client: h[:16]}
+	if equal(token, a.api) {
+		id.Scope, id.Name = Admin, "api_token"
+		return id, nil
+	}
+	for i, t := range a.tokens {
 		if subtle.ConstantTimeCompare([]byte(h), []byte(t.Hash)) == 1 {
-			return t.Scope
+			id.Scope, id.Name = t.Scope, t.Name
+			if id.Name == "" {
+				id.Name = fmt.Sprintf("api_tokens[%d]", i)
+			}
+			return id, nil
 		}
 	}
-	return 0
+	if a.named == nil || !strings.HasPrefix(token, NamedTokenPrefix) {
+		return Identity{}, nil
+	}
+	return a.namedClient(ctx, h, id)
 }
 
-// allow checks a scope against a method.
-func allow(scope Scope, method string) error {
-	if need := scopeFor(method); scope < need {
-		return status.Errorf(codes.PermissionDenied, "a %s token may not call %s (needs %s)", scope, path.Base(method), need)
+// allow checks a caller's scope against a method.
+func (a *Authenticator) allow(ctx context.Context, id Identity, method string) error {
+	if need := scopeFor(method); id.Scope < need {
+		err := status.Errorf(codes.PermissionDenied, "a %s token may not call %s (needs %s)", id.Scope, path.Base(method), need)
+		if a.onDenied != nil {
+			a.onDenied(ctx, id, method, err)
+		}
+		return err
 	}
 	return nil
 }

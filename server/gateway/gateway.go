@@ -27,6 +27,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
 )
 
 // Options configure the HTTP face.
@@ -67,6 +68,10 @@ func NewHandler(ctx context.Context, o Options) (http.Handler, error) {
 		{"JobService", jobv1.RegisterJobServiceHandler},
 		{"AgentService", agentv1.RegisterAgentServiceHandler},
 		{"PluginService", pluginv1.RegisterPluginServiceHandler},
+		{"SecretService", secretv1.RegisterSecretServiceHandler},
+		{"TokenService", secretv1.RegisterTokenServiceHandler},
+		{"AuditService", secretv1.RegisterAuditServiceHandler},
+		{"TrustService", secretv1.RegisterTrustServiceHandler},
 		{"StreamService", jobv1.RegisterStreamServiceHandler},
 	} {
 		if err := svc.register(ctx, gw, o.Conn); err != nil {

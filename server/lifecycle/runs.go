@@ -10,7 +10,9 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/pipeline"
@@ -23,19 +25,42 @@ import (
 // housekeeping tick, StopRun — holds the run's row lock (store.ModifyRun).
 
 // StartRun creates a run of p, triggered by typ (cause says by what), with
-// params as env overriding the pipeline's, and its first jobs.
+// params as env overriding the pipeline's, and its first jobs. The run is
+// of no particular origin (manual, cron, API, pipeline triggers): see
+// StartRunFrom.
 func (l *Lifecycle) StartRun(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string) (*store.PipelineRun, error) {
+	return l.StartRunFrom(ctx, p, typ, cause, params, RunOrigin{})
+}
+
+// StartRunFrom is StartRun for a run from origin (its repository, branch,
+// and whether it is of untrusted origin). A run of untrusted origin gets no
+// secrets and no trusted agents; a run whose pipeline references stored
+// secrets that do not exist (deleted since) ends FAILED at once, saying
+// which.
+func (l *Lifecycle) StartRunFrom(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string, origin RunOrigin) (*store.PipelineRun, error) {
 	now := l.now()
 	r := &store.PipelineRun{
 		ID: newID(), PipelineID: p.ID, PipelineName: p.Name, Status: jobstate.Name(jobstate.Pending),
 		Trigger: pipeline.TriggerName(typ), TriggeredBy: cause, Params: nonNil(params), Spec: p.Spec, Secrets: p.Secrets,
 		CreatedAt: now, UpdatedAt: now,
 	}
+	l.applyOrigin(r, p, origin)
+	missing, err := l.missingRunSecrets(ctx, r)
+	if err != nil {
+		return nil, err
+	}
 	if err := l.store.CreateRun(ctx, r); err != nil {
 		return nil, err
 	}
-	l.log.Info("pipeline run created", "pipeline", p.Name, "run", r.ID, "number", r.Number, "trigger", r.Trigger, "by", cause)
+	l.log.Info("pipeline run created", "pipeline", p.Name, "run", r.ID, "number", r.Number, "trigger", r.Trigger, "by", cause,
+		"trusted_agents", r.TrustedAgents, "untrusted_origin", r.UntrustedOrigin)
 	l.fx.RunEvent(r)
+	if missing != "" {
+		if err := l.failRunAtStart(ctx, r.ID, missing); err != nil {
+			return nil, err
+		}
+		return l.store.GetRun(ctx, r.ID)
+	}
 	if err := l.AdvanceRun(ctx, r.ID); err != nil {
 		return nil, err
 	}
@@ -147,22 +172,30 @@ func newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Nod
 	if commands == nil {
 		commands = []string{}
 	}
-	return &store.Job{
+	j := &store.Job{
 		Steps: encoded, Plugins: jobstep.Plugins(steps),
 		ID: newID(), Name: n.Name, Status: jobstate.Name(jobstate.Pending), Commands: commands,
-		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: n.Job.GetImage(),
+		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: jobimage.Expand(strings.TrimSpace(n.Job.GetImage()), env),
+		Container: containerBytes(jobimage.ExpandOptions(n.Job.GetContainer(), env)),
 		Artifacts: artifacts, Selector: sel.String(), Labels: map[string]string{},
 		CreatedAt: now, UpdatedAt: now, Attempt: 1,
 		PipelineID: r.PipelineID, RunID: r.ID, Stage: n.Stage,
 		Secrets: r.Secrets, SecretNames: spec.GetSecretNames(),
+		TrustedAgents: r.TrustedAgents, TrustReason: r.TrustReason,
 	}
+	if r.UntrustedOrigin {
+		j.Secrets, j.SecretNames = nil, nil // and no stored secrets either
+	} else {
+		j.SecretRefs = jobSecretRefs(spec, n.Job)
+	}
+	return j
 }
 
 // retryAfter decides whether the attempt of pipeline job j, which ended
 // badly, runs again under the job's retry policy, and after how long. The
 // typed end reason says whether its agent was lost.
 func retryAfter(n *pipeline.Node, j *store.Job) (time.Duration, bool) {
-	return pipeline.RetryAfter(n.Job, status(j), j.EndReason == jobstate.ReasonAgentLost, j.Attempt)
+	return pipeline.RetryAfter(n.Job, status(j), j.EndReason.Lost(), j.Attempt)
 }
 
 // AdvanceRuns moves every run under way along: it starts retries whose
@@ -306,4 +339,13 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 		}
 	}
 	return nil
+}
+
+// containerBytes is the stored form of a job's container options.
+func containerBytes(o *agentv1.ContainerOptions) []byte {
+	if o == nil {
+		return nil
+	}
+	b, _ := protojson.Marshal(o)
+	return b
 }

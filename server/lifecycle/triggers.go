@@ -115,7 +115,8 @@ func (l *Lifecycle) FireWebhook(ctx context.Context, pipelineName string, push t
 		short = short[:12]
 	}
 	cause := fmt.Sprintf("push to %s by %s (%s)", push.Branch, push.Author, short)
-	r, err := l.StartRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, cause, push.Env())
+	origin := RunOrigin{Branch: push.Branch, Source: push.CloneURL}
+	r, err := l.StartRunFrom(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, cause, push.Env(), origin)
 	if err != nil {
 		return "", 0, err
 	}

@@ -23,6 +23,11 @@ const (
 	Log    = "log"    // arg: job id whose log grew
 	Event  = "event"  // arg: the event, protojson
 	Revoke = "revoke" // arg: agent id whose token was revoked
+	// TokenRevoked: arg: id of a named API token revoked (its streams end).
+	TokenRevoked = "token-revoked"
+	// SecretChanged: arg: name of a stored secret created, changed or
+	// deleted (plugins configured with it load again).
+	SecretChanged = "secret-changed"
 )
 
 // PubSub is the notification channel of the database.

@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -56,6 +57,18 @@ func selectorProto(text string) *agentv1.LabelSelector {
 	return sel.Proto()
 }
 
+// containerOptions reads a job's stored container options; nil without.
+func containerOptions(b []byte) *agentv1.ContainerOptions {
+	if len(b) == 0 {
+		return nil
+	}
+	o := &agentv1.ContainerOptions{}
+	if err := protojson.Unmarshal(b, o); err != nil {
+		return nil
+	}
+	return o
+}
+
 func jobDetail(j *store.Job) *jobv1.JobDetail {
 	return &jobv1.JobDetail{
 		Id:              j.ID,
@@ -65,6 +78,7 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		Env:             j.Env,
 		Timeout:         dur(j.TimeoutMS),
 		Image:           j.Image,
+		Container:       containerOptions(j.Container),
 		Artifacts:       artifactConfig(j.Artifacts),
 		LogArchived:     j.LogArchivedAttempts > 0 && j.LogArchivedAttempts >= j.Attempt,
 		Retries:         j.Retries,
@@ -85,12 +99,16 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		Stage:           j.Stage,
 		SecretNames:     j.SecretNames,
 		Steps:           storedSteps(j),
+		SecretRefs:      j.SecretRefs,
+		TrustedAgents:   j.TrustedAgents,
+		TrustReason:     j.TrustReason,
 	}
 }
 
-// agentJob is a job as the agent that runs it receives it, secrets
-// included.
-func (s *Service) agentJob(j *store.Job) *agentv1.Job {
+// agentJob is a job as the agent that runs it receives it, its own
+// secrets included; an error says why they cannot be opened (the job must
+// not run without them).
+func (s *Service) agentJob(j *store.Job) (*agentv1.Job, error) {
 	var sec map[string]string
 	if len(j.Secrets) > 0 {
 		var err error
@@ -100,7 +118,7 @@ func (s *Service) agentJob(j *store.Job) *agentv1.Job {
 			sec, err = s.cfg.Secrets.Open(j.Secrets)
 		}
 		if err != nil {
-			s.log.Error("job secrets cannot be opened; the job runs without them", "job", j.ID, "err", err)
+			return nil, fmt.Errorf("the job's secrets cannot be opened: %w", err)
 		}
 	}
 	return &agentv1.Job{
@@ -111,12 +129,13 @@ func (s *Service) agentJob(j *store.Job) *agentv1.Job {
 		Env:           j.Env,
 		Timeout:       dur(j.TimeoutMS),
 		Image:         j.Image,
+		Container:     containerOptions(j.Container),
 		Artifacts:     artifactConfig(j.Artifacts),
 		Retries:       j.Retries,
 		LabelSelector: selectorProto(j.Selector),
 		Attempt:       j.Attempt,
 		Steps:         storedSteps(j),
-	}
+	}, nil
 }
 
 func logChunk(l store.LogLine) *agentv1.LogChunk {

@@ -50,6 +50,11 @@ func (js *JobServer) ExplainJob(ctx context.Context, req *jobv1.ExplainJobReques
 		if j.Image != "" && a.Labels[labels.ContainerRuntime] == "" {
 			fit.FailedTerms = append(fit.FailedTerms, fmt.Sprintf("image %s: agent has no %s label (no container runtime)", j.Image, labels.ContainerRuntime))
 		}
+		fit.Trusted = a.Trusted
+		if a.Trusted && !j.TrustedAgents {
+			fit.TrustRefused = j.TrustReason
+			fit.FailedTerms = append(fit.FailedTerms, "trusted agent: this job may not run on trusted agents: "+j.TrustReason)
+		}
 		fit.Matches = len(fit.FailedTerms) == 0
 		fit.Full = fit.Matches && fit.RunningJobs >= fit.MaxConcurrentJobs
 		fit.MissingPlugins = missingPlugins(uses, ap.GetPlugins())

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/pipeline"
@@ -178,6 +179,9 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 	if err := s.checkPipelinePlugins(spec); err != nil {
 		return nil, err
 	}
+	if err := s.checkPipelineSecretRefs(ctx, spec); err != nil {
+		return nil, err
+	}
 	if err := s.checkPipelineChain(ctx, spec, ""); err != nil {
 		return nil, err
 	}
@@ -252,7 +256,7 @@ func (js *JobServer) ListPipelines(ctx context.Context, req *jobv1.ListPipelines
 // pipelineUpdatable are the fields UpdatePipeline may change. Secrets
 // change only when given or named in the mask (to clear them): a definition
 // re-sent from its file keeps the secrets set beside it.
-var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets"}
+var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets", "secret_refs"}
 
 // UpdatePipeline implements JobService.UpdatePipeline. The new definition
 // (yaml or message) replaces the fields named by update_mask, or all of them
@@ -277,6 +281,9 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 	}
 	cur, err := s.getPipeline(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkPipelineUpdate(ctx, cur, upd, paths); err != nil {
 		return nil, err
 	}
 	if set := len(paths) == 0 || slices.Contains(paths, "triggers") || slices.Contains(paths, "name"); set {
@@ -370,6 +377,9 @@ func mergePipeline(old, upd *jobv1.PipelineDetail, paths []string) (*jobv1.Pipel
 	if set("stages") {
 		next.Stages = upd.GetStages()
 	}
+	if set("secret_refs") {
+		next.SecretRefs = upd.GetSecretRefs()
+	}
 	if err := validatePipeline(next); err != nil {
 		return nil, err
 	}
@@ -409,7 +419,10 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.life.StartRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", req.GetParams())
+	if err := checkRunImages(p, req.GetParams()); err != nil {
+		return nil, err
+	}
+	r, err := s.life.StartRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api by "+actor(ctx), req.GetParams())
 	if err != nil {
 		return nil, storeError(err, "run")
 	}
@@ -577,6 +590,8 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 		Id: r.ID, PipelineId: r.PipelineID, PipelineName: r.PipelineName, Number: r.Number, Status: st,
 		Trigger: typ, TriggeredBy: r.TriggeredBy, Params: r.Params, Message: r.Message,
 		CreatedAt: ts(r.CreatedAt), StartedAt: ts(r.StartedAt), FinishedAt: ts(r.FinishedAt),
+		UntrustedOrigin: r.UntrustedOrigin, Source: r.Source, Branch: r.Branch,
+		TrustedAgents: r.TrustedAgents, TrustReason: r.TrustReason,
 	}
 	jobs, err := s.store.RunJobs(ctx, r.ID)
 	if err != nil {
@@ -626,4 +641,35 @@ func (s *Service) Webhooks(ctx context.Context, pipelineName string) ([]trigger.
 // FireWebhook implements trigger.WebhookTarget.
 func (s *Service) FireWebhook(ctx context.Context, pipelineName string, push trigger.Push) (string, int64, error) {
 	return s.life.FireWebhook(ctx, pipelineName, push)
+}
+
+// checkRunImages refuses a run whose jobs' images, once their ${NAME}
+// references are expanded with the run's parameters, are no image
+// references.
+func checkRunImages(p *store.Pipeline, params map[string]string) error {
+	spec, err := lifecycle.DecodeSpec(p.Spec)
+	if err != nil {
+		return storeError(err, "pipeline")
+	}
+	plan, err := pipeline.Validate(spec)
+	if err != nil {
+		return pipelineError(err)
+	}
+	for _, n := range plan.Nodes {
+		if n.Job.GetImage() == "" {
+			continue
+		}
+		env := pipeline.EnvFor(spec, n, params)
+		field := fmt.Sprintf("params: job %s: image", n.Name)
+		if err := jobimage.CheckExpanded(field, n.Job.GetImage(), jobimage.Expand(n.Job.GetImage(), env)); err != nil {
+			return imageError(err)
+		}
+		for i, svc := range n.Job.GetContainer().GetServices() {
+			field := fmt.Sprintf("params: job %s: services[%d].image", n.Name, i)
+			if err := jobimage.CheckExpanded(field, svc.GetImage(), jobimage.Expand(svc.GetImage(), env)); err != nil {
+				return imageError(err)
+			}
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/lifecycle"
+	"github.com/go-arcade/arcade/server/secrets"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -149,16 +151,75 @@ func moduleProto(m *host.Module) *agentv1.PluginModule {
 // its steps use resolved now. A plugin gone since the job was created fails
 // the job (nil is returned).
 func (s *Service) handOut(ctx context.Context, j *store.Job) *agentv1.Job {
-	job := s.agentJob(j)
-	if len(job.GetSteps()) == 0 {
-		return job
-	}
-	mods, err := s.resolvePlugins(job.GetSteps())
+	job, err := s.agentJob(j)
 	if err == nil {
-		job.Plugins = mods
-		return job
+		err = s.addStoredSecrets(ctx, j, job)
 	}
-	s.life.FailClaimed(ctx, j, err.Error())
+	if err == nil && len(job.GetSteps()) > 0 {
+		job.Plugins, err = s.resolvePlugins(job.GetSteps())
+		if err == nil {
+			err = s.addPluginSecrets(ctx, j, job)
+		}
+	}
+	if err != nil {
+		s.life.FailClaimed(ctx, j, err.Error())
+		return nil
+	}
+	return job
+}
+
+// addStoredSecrets resolves the stored secrets a job references, in the
+// scopes its pipeline and run may use, as they are now (a rotated value is
+// the new one; a deleted one fails the job with the reason). The job's own
+// secrets of the same name win.
+func (s *Service) addStoredSecrets(ctx context.Context, j *store.Job, job *agentv1.Job) error {
+	if len(j.SecretRefs) == 0 {
+		return nil
+	}
+	vals, err := s.secrets.Resolve(ctx, secrets.Scope{Pipeline: j.PipelineID, RunID: j.RunID}, j.SecretRefs...)
+	if err != nil {
+		var missing *secrets.MissingError
+		if errors.As(err, &missing) && j.PipelineID != "" {
+			if name := j.Env["ARCADE_PIPELINE"]; name != "" {
+				missing.Scope.Pipeline = name // for people: the name, not the id
+			}
+		}
+		return err
+	}
+	if job.Secrets == nil {
+		job.Secrets = make(map[string]string, len(vals))
+	}
+	for k, v := range vals {
+		if _, own := job.Secrets[k]; !own {
+			job.Secrets[k] = v
+		}
+	}
+	return nil
+}
+
+// addPluginSecrets sends the config values plugins.yaml takes from stored
+// secrets with the modules that have some, except to jobs of runs of
+// untrusted origin (they get no secrets at all).
+func (s *Service) addPluginSecrets(ctx context.Context, j *store.Job, job *agentv1.Job) error {
+	var with []*agentv1.PluginModule
+	for _, pm := range job.GetPlugins() {
+		if m := s.handed.get(pm.GetName(), pm.GetSha256()); m != nil && len(m.SecretConfig) > 0 {
+			pm.SecretConfig = m.SecretConfig
+			with = append(with, pm)
+		}
+	}
+	if len(with) == 0 || j.RunID == "" {
+		return nil
+	}
+	r, err := s.store.GetRun(ctx, j.RunID)
+	if err != nil {
+		return fmt.Errorf("plugin credentials: %w", err)
+	}
+	if r.UntrustedOrigin {
+		for _, pm := range with {
+			pm.SecretConfig = nil
+		}
+	}
 	return nil
 }
 

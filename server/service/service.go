@@ -16,6 +16,7 @@ import (
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/dispatch"
 	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/events"
@@ -39,8 +40,9 @@ type Config struct {
 	// TimeoutGrace is how long past its timeout a job may run before the
 	// server ends it as TIMEOUT itself (the agent normally does it first).
 	TimeoutGrace time.Duration
-	// Secrets seals job secrets; without it jobs cannot carry secrets.
-	Secrets *secrets.Box
+	// Secrets seals job secrets and stored secrets; without it jobs cannot
+	// carry secrets.
+	Secrets *secrets.Keyring
 	// Metrics counts jobs, leases and log lines; nil counts nothing.
 	Metrics *metrics.Metrics
 }
@@ -63,6 +65,9 @@ func (c Config) withDefaults() Config {
 
 // Forgetter drops what an authenticator cached about an agent.
 type Forgetter interface{ Forget(agentID string) }
+
+// tokenCutter ends the open streams of a revoked named token.
+type tokenCutter interface{ Revoked(tokenID string) }
 
 // Service holds what both gRPC services share.
 type Service struct {
@@ -98,6 +103,12 @@ type Service struct {
 	plugins *host.Manager
 	// handed keeps the modules last handed out with jobs (plugin_dist.go).
 	handed handedModules
+	// secrets resolves stored secrets by name within a scope.
+	secrets *secrets.Resolver
+	// auditLog records every write (UseAuditLog); nil: none.
+	auditLog *audit.Log
+	// cutter ends the streams of revoked named tokens; nil: none.
+	cutter tokenCutter
 
 	mu        sync.Mutex
 	delivered map[string]map[string]bool // agent → "job/attempt" cancels sent
@@ -118,12 +129,21 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 		events:    events.New(),
 		delivered: make(map[string]map[string]bool),
 		channels:  make(map[string]*openChannel),
+		secrets:   secrets.NewResolver(s, cfg.Secrets),
+	}
+	if c, ok := auth.(tokenCutter); ok {
+		svc.cutter = c
 	}
 	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace}, s,
 		effects{svc}, func() time.Time { return svc.now() }, logger)
 	svc.stopCtx, svc.stop = context.WithCancel(context.Background())
 	return svc
 }
+
+// Secrets resolves stored secrets by name for server components (registry
+// credentials, git credentials, object storage keys…), within the scopes
+// they may use.
+func (s *Service) Secrets() *secrets.Resolver { return s.secrets }
 
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
@@ -212,6 +232,12 @@ func (s *Service) HandlePeer(kind, arg string) {
 			s.auth.Forget(arg)
 		}
 		s.closeChannel(arg, errRevoked)
+	case peers.TokenRevoked:
+		if s.cutter != nil {
+			s.cutter.Revoked(arg)
+		}
+	case peers.SecretChanged:
+		s.reloadSecretUsers(arg)
 	case peers.Log:
 		s.logs.End(arg) // followers here read what was stored there
 	case peers.Event:

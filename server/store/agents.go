@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -22,9 +24,16 @@ func (s *Store) RegisterAgent(ctx context.Context, a *Agent) (*Agent, error) {
 		case err == nil:
 			a.ID = old.ID
 			a.RegisteredAt = old.RegisteredAt
+			a.TrustMarked = old.TrustMarked // an admin's mark outlives restarts
+			if err := setTrusted(ctx, tx, a); err != nil {
+				return err
+			}
 			_, err = tx.NewUpdate().Model(a).WherePK().Exec(ctx)
 			return err
 		case notFound(err) == ErrNotFound:
+			if err := setTrusted(ctx, tx, a); err != nil {
+				return err
+			}
 			_, err = tx.NewInsert().Model(a).Exec(ctx)
 			return err
 		default:
@@ -109,17 +118,26 @@ func (s *Store) UpdateAgent(ctx context.Context, a *Agent, columns ...string) er
 }
 
 // ModifyAgent loads an agent, lets fn change it and writes the given columns
-// back, in one transaction.
+// back, in one transaction. Changed labels change the agent's trust too
+// (trusted labels).
 func (s *Store) ModifyAgent(ctx context.Context, id string, fn func(*Agent) error, columns ...string) (*Agent, error) {
 	a := new(Agent)
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(a).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}
+		before := maps.Clone(a.Labels)
 		if err := fn(a); err != nil {
 			return err
 		}
-		_, err := tx.NewUpdate().Model(a).Column(columns...).WherePK().Exec(ctx)
+		cols := columns
+		if slices.Contains(columns, "labels") && labelsChanged(before, a.Labels) {
+			if err := setTrusted(ctx, tx, a); err != nil {
+				return err
+			}
+			cols = append(slices.Clip(columns), "trusted")
+		}
+		_, err := tx.NewUpdate().Model(a).Column(cols...).WherePK().Exec(ctx)
 		return err
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -60,8 +61,13 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 				j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt, j.AcceptedAt = now, now, leaseUntil, time.Time{}
 				claims = append(claims, Claim{Job: j, Agent: a})
 			}
+			refused := map[string]bool{}
 			for _, a := range order {
-				_, err := tx.NewUpdate().Model((*Job)(nil)).
+				// A trusted agent takes only jobs that may use trusted
+				// agents, judged by the agent row as it is now: whatever the
+				// caller's copy of the agent says, no job slips past a trust
+				// given a moment ago.
+				res, err := tx.NewUpdate().Model((*Job)(nil)).
 					Set("status = ?", statusRunning).
 					Set("agent_id = ?", a.ID).
 					Set("agent_name = ?", a.Name).
@@ -70,10 +76,33 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 					Set("lease_expires_at = ?", leaseUntil).
 					Set("accepted_at = NULL").
 					Where("id IN (?)", bun.In(byAgent[a])).
-					Where("status = ?", statusPending).Exec(ctx)
+					Where("status = ?", statusPending).
+					Where("(trusted_agents = ? OR NOT EXISTS (SELECT 1 FROM agents WHERE agents.id = ? AND agents.trusted = ?))", true, a.ID, true).
+					Exec(ctx)
 				if err != nil {
 					return err
 				}
+				if n, _ := res.RowsAffected(); int(n) < len(byAgent[a]) {
+					var left []string
+					if err := tx.NewSelect().Model((*Job)(nil)).Column("id").Where("id IN (?)", bun.In(byAgent[a])).
+						Where("status = ?", statusPending).Scan(ctx, &left); err != nil {
+						return err
+					}
+					for _, id := range left {
+						refused[id] = true
+					}
+				}
+			}
+			if len(refused) > 0 {
+				claims = slices.DeleteFunc(claims, func(c Claim) bool {
+					if !refused[c.Job.ID] {
+						return false
+					}
+					c.Job.Status, c.Job.AgentID, c.Job.AgentName = statusPending, "", ""
+					c.Job.StartedAt, c.Job.LeaseExpiresAt = time.Time{}, time.Time{}
+					return true
+				})
+				claimed -= len(refused)
 			}
 			if len(jobs) < batch {
 				return nil

@@ -32,6 +32,11 @@ type Agent struct {
 	// Plugins are the plugins the agent runs as job steps: "*" or none
 	// means any, "-" none.
 	Plugins []string `bun:"plugins"`
+	// TrustMarked: an admin marked the agent trusted. Trusted is what the
+	// dispatcher reads: marked, or carrying a trusted label (kept up to
+	// date by every write of the agent's labels and of the trusted labels).
+	TrustMarked bool `bun:"trust_marked,notnull"`
+	Trusted     bool `bun:"trusted,notnull"`
 }
 
 // Job is one job and the state of its current attempt.
@@ -79,9 +84,19 @@ type Job struct {
 	Steps []byte `bun:"steps"`
 	// Plugins name the plugins the steps use, for routing.
 	Plugins []string `bun:"plugins"`
+	// Container is how the job runs in its image (agentv1.ContainerOptions
+	// as protojson); nil for the defaults.
+	Container []byte `bun:"container"`
 	// EndReason says why the attempt ended other than in success; it is set
 	// with its final status and cleared when the next attempt starts.
 	EndReason jobstate.Reason `bun:"end_reason,notnull"`
+	// SecretRefs name stored secrets (table secrets) the job gets as env,
+	// resolved when it is handed out.
+	SecretRefs []string `bun:"secret_refs"`
+	// TrustedAgents: the job may run on trusted agents; TrustReason says
+	// why, or why not.
+	TrustedAgents bool   `bun:"trusted_agents,notnull"`
+	TrustReason   string `bun:"trust_reason,notnull"`
 }
 
 // LogLine is one log line of a job attempt.
@@ -135,5 +150,6 @@ func (j *Job) clone() *Job {
 	c.SecretNames = slices.Clone(j.SecretNames)
 	c.Steps = slices.Clone(j.Steps)
 	c.Plugins = slices.Clone(j.Plugins)
+	c.SecretRefs = slices.Clone(j.SecretRefs)
 	return &c
 }

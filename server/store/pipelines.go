@@ -23,6 +23,10 @@ type Pipeline struct {
 	Secrets   []byte    `bun:"secrets"`
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`
+	// TrustedAgents: an admin allowed the pipeline's runs on trusted
+	// agents, of TrustedBranches only when set (globs).
+	TrustedAgents   bool     `bun:"trusted_agents,notnull"`
+	TrustedBranches []string `bun:"trusted_branches"`
 }
 
 // PipelineRun is one execution of a pipeline. Its jobs are rows of jobs
@@ -51,6 +55,17 @@ type PipelineRun struct {
 	UpdatedAt  time.Time `bun:"updated_at,notnull"`
 	StartedAt  time.Time `bun:"started_at,nullzero"`
 	FinishedAt time.Time `bun:"finished_at,nullzero"`
+	// UntrustedOrigin: the run came from outside (a pull request from a
+	// fork): no secrets, no trusted agents.
+	UntrustedOrigin bool `bun:"untrusted_origin,notnull"`
+	// Source is the repository the run is of (normalized URL), Branch its
+	// branch, when known.
+	Source string `bun:"source,notnull"`
+	Branch string `bun:"branch,notnull"`
+	// TrustedAgents: the run's jobs may use trusted agents; TrustReason
+	// says why or why not.
+	TrustedAgents bool   `bun:"trusted_agents,notnull"`
+	TrustReason   string `bun:"trust_reason,notnull"`
 }
 
 // PipelineColumns are the columns pipelines may be sorted by.
@@ -106,8 +121,16 @@ func (s *Store) ModifyPipeline(ctx context.Context, id string, fn func(*Pipeline
 		if err := tx.NewSelect().Model(p).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}
+		oldName := p.Name
 		if err := fn(p); err != nil {
 			return err
+		}
+		if p.Name != oldName {
+			// The pipeline's secrets follow its name.
+			if _, err := tx.NewUpdate().Model((*Secret)(nil)).Set("target = ?", p.Name).
+				Where("scope = ? AND target = ?", ScopePipeline, oldName).Exec(ctx); err != nil {
+				return err
+			}
 		}
 		n, err := tx.NewSelect().Model((*Pipeline)(nil)).Where("name = ?", p.Name).Where("id <> ?", p.ID).Count(ctx)
 		if err != nil {
@@ -153,6 +176,11 @@ func (s *Store) DeletePipeline(ctx context.Context, id string) error {
 			}
 		}
 		if _, err := tx.NewDelete().Model(p).WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("delete pipeline %s: %w", id, err)
+		}
+		// Its secrets go with it: a pipeline created later under the same
+		// name does not inherit them.
+		if _, err := tx.NewDelete().Model((*Secret)(nil)).Where("scope = ? AND target = ?", ScopePipeline, p.Name).Exec(ctx); err != nil {
 			return fmt.Errorf("delete pipeline %s: %w", id, err)
 		}
 		return nil

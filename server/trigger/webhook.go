@@ -23,6 +23,9 @@ type Push struct {
 	Author     string
 	Message    string
 	Repository string
+	// CloneURL is the repository's clone URL (GitHub/Gitea clone_url,
+	// GitLab git_http_url), when the payload has one.
+	CloneURL string
 }
 
 // Env is the push as run env: commit, branch and author always, the rest
@@ -72,6 +75,11 @@ func ParsePush(body []byte) (Push, error) {
 	if push.Repository == "" {
 		push.Repository = ev.Repository.Name
 	}
+	for _, u := range []string{ev.Repository.CloneURL, ev.Repository.GitHTTPURL, ev.Project.GitHTTPURL} {
+		if push.CloneURL == "" {
+			push.CloneURL = u
+		}
+	}
 	if push.Commit == "" {
 		push.Commit = ev.CheckoutSHA
 	}
@@ -120,9 +128,14 @@ type pushEvent struct {
 	} `json:"pusher"`
 	UserName   string `json:"user_name"`
 	Repository struct {
-		FullName string `json:"full_name"`
-		Name     string `json:"name"`
+		FullName   string `json:"full_name"`
+		Name       string `json:"name"`
+		CloneURL   string `json:"clone_url"`
+		GitHTTPURL string `json:"git_http_url"`
 	} `json:"repository"`
+	Project struct {
+		GitHTTPURL string `json:"git_http_url"`
+	} `json:"project"`
 }
 
 // WebhookHandler serves POST /hooks/{pipeline}: the body is a push event

@@ -176,7 +176,15 @@ type JobDetail struct {
 	// runs commands.
 	Steps []*v1.Step `protobuf:"bytes,26,rep,name=steps,proto3" json:"steps,omitempty"`
 	// True once the log was moved to the storage plugin; GetJobLog still serves it.
-	LogArchived   bool `protobuf:"varint,27,opt,name=log_archived,json=logArchived,proto3" json:"log_archived,omitempty"`
+	LogArchived bool `protobuf:"varint,27,opt,name=log_archived,json=logArchived,proto3" json:"log_archived,omitempty"`
+	// Stored secrets (arcade.secret.v1) the job gets as env, by name; their
+	// values are resolved when the job is handed to its agent.
+	SecretRefs []string `protobuf:"bytes,28,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	// Whether the job may run on trusted agents, and why (or why not).
+	TrustedAgents bool   `protobuf:"varint,29,opt,name=trusted_agents,json=trustedAgents,proto3" json:"trusted_agents,omitempty"`
+	TrustReason   string `protobuf:"bytes,30,opt,name=trust_reason,json=trustReason,proto3" json:"trust_reason,omitempty"`
+	// How the job runs in its image (with image only).
+	Container     *v1.ContainerOptions `protobuf:"bytes,31,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +408,34 @@ func (x *JobDetail) GetLogArchived() bool {
 	return false
 }
 
+func (x *JobDetail) GetSecretRefs() []string {
+	if x != nil {
+		return x.SecretRefs
+	}
+	return nil
+}
+
+func (x *JobDetail) GetTrustedAgents() bool {
+	if x != nil {
+		return x.TrustedAgents
+	}
+	return false
+}
+
+func (x *JobDetail) GetTrustReason() string {
+	if x != nil {
+		return x.TrustReason
+	}
+	return ""
+}
+
+func (x *JobDetail) GetContainer() *v1.ContainerOptions {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
 type CreateJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -419,7 +455,13 @@ type CreateJobRequest struct {
 	Secrets map[string]string `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Steps, commands and plugin calls, run in order in one workspace; set
 	// either commands or steps.
-	Steps         []*v1.Step `protobuf:"bytes,12,rep,name=steps,proto3" json:"steps,omitempty"`
+	Steps []*v1.Step `protobuf:"bytes,12,rep,name=steps,proto3" json:"steps,omitempty"`
+	// Stored secrets (global ones) handed to the job as env under their
+	// names, masked in its log. An unknown name is InvalidArgument.
+	SecretRefs []string `protobuf:"bytes,13,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	// How the job runs in its image: pull policy, registry credential,
+	// limits, network, service containers. Needs image.
+	Container     *v1.ContainerOptions `protobuf:"bytes,14,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -534,6 +576,20 @@ func (x *CreateJobRequest) GetSecrets() map[string]string {
 func (x *CreateJobRequest) GetSteps() []*v1.Step {
 	if x != nil {
 		return x.Steps
+	}
+	return nil
+}
+
+func (x *CreateJobRequest) GetSecretRefs() []string {
+	if x != nil {
+		return x.SecretRefs
+	}
+	return nil
+}
+
+func (x *CreateJobRequest) GetContainer() *v1.ContainerOptions {
+	if x != nil {
+		return x.Container
 	}
 	return nil
 }
@@ -1556,7 +1612,11 @@ type PipelineJob struct {
 	Image     string               `protobuf:"bytes,13,opt,name=image,proto3" json:"image,omitempty"`
 	// Steps run in order in one workspace, mixing commands and plugin calls;
 	// set one of commands, uses or steps.
-	Steps         []*v1.Step `protobuf:"bytes,14,rep,name=steps,proto3" json:"steps,omitempty"`
+	Steps []*v1.Step `protobuf:"bytes,14,rep,name=steps,proto3" json:"steps,omitempty"`
+	// Stored secrets this job gets as env (besides the pipeline's).
+	Secrets []string `protobuf:"bytes,15,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// How the job runs in its image. Needs image.
+	Container     *v1.ContainerOptions `protobuf:"bytes,16,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1685,6 +1745,20 @@ func (x *PipelineJob) GetImage() string {
 func (x *PipelineJob) GetSteps() []*v1.Step {
 	if x != nil {
 		return x.Steps
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetSecrets() []string {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetContainer() *v1.ContainerOptions {
+	if x != nil {
+		return x.Container
 	}
 	return nil
 }
@@ -1940,7 +2014,10 @@ type PipelineDetail struct {
 	// name wins), handed as env and masked in logs; write-only.
 	Secrets map[string]string `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The names of the pipeline's secrets (values are never returned).
-	SecretNames   []string `protobuf:"bytes,10,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
+	SecretNames []string `protobuf:"bytes,10,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
+	// Stored secrets (arcade.secret.v1, global or of this pipeline) every
+	// job of the pipeline gets as env; YAML "secrets: [NAME, …]".
+	SecretRefs    []string `protobuf:"bytes,11,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2045,6 +2122,13 @@ func (x *PipelineDetail) GetSecretNames() []string {
 	return nil
 }
 
+func (x *PipelineDetail) GetSecretRefs() []string {
+	if x != nil {
+		return x.SecretRefs
+	}
+	return nil
+}
+
 // PipelineRun is one execution of a pipeline.
 type PipelineRun struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -2062,8 +2146,19 @@ type PipelineRun struct {
 	PipelineName string                 `protobuf:"bytes,12,opt,name=pipeline_name,json=pipelineName,proto3" json:"pipeline_name,omitempty"`
 	// The stages of the run in order, each with its job names (the view of a
 	// run: jobs of a stage are listed in jobs).
-	Stages        []string `protobuf:"bytes,13,rep,name=stages,proto3" json:"stages,omitempty"`
-	Message       string   `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
+	Stages  []string `protobuf:"bytes,13,rep,name=stages,proto3" json:"stages,omitempty"`
+	Message string   `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
+	// The run came from outside the trusted circle (a pull request from a
+	// fork): its jobs get no secrets and never run on trusted agents.
+	UntrustedOrigin bool `protobuf:"varint,15,opt,name=untrusted_origin,json=untrustedOrigin,proto3" json:"untrusted_origin,omitempty"`
+	// The repository the run is of (normalized URL), when known; its
+	// source-scoped secrets are the run's.
+	Source string `protobuf:"bytes,16,opt,name=source,proto3" json:"source,omitempty"`
+	// The branch the run is of, when known.
+	Branch string `protobuf:"bytes,17,opt,name=branch,proto3" json:"branch,omitempty"`
+	// Whether the run's jobs may use trusted agents, and why (or why not).
+	TrustedAgents bool   `protobuf:"varint,18,opt,name=trusted_agents,json=trustedAgents,proto3" json:"trusted_agents,omitempty"`
+	TrustReason   string `protobuf:"bytes,19,opt,name=trust_reason,json=trustReason,proto3" json:"trust_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2192,6 +2287,41 @@ func (x *PipelineRun) GetStages() []string {
 func (x *PipelineRun) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetUntrustedOrigin() bool {
+	if x != nil {
+		return x.UntrustedOrigin
+	}
+	return false
+}
+
+func (x *PipelineRun) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetTrustedAgents() bool {
+	if x != nil {
+		return x.TrustedAgents
+	}
+	return false
+}
+
+func (x *PipelineRun) GetTrustReason() string {
+	if x != nil {
+		return x.TrustReason
 	}
 	return ""
 }
@@ -3194,6 +3324,130 @@ func (x *DownloadArtifactResponse) GetData() []byte {
 	return nil
 }
 
+type GetArtifactURLRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The artifact's path as listed by ListJobArtifacts.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Zero: the latest attempt that has the artifact.
+	Attempt       int32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArtifactURLRequest) Reset() {
+	*x = GetArtifactURLRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArtifactURLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArtifactURLRequest) ProtoMessage() {}
+
+func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArtifactURLRequest.ProtoReflect.Descriptor instead.
+func (*GetArtifactURLRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetArtifactURLRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *GetArtifactURLRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *GetArtifactURLRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+type GetArtifactURLResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Artifact *v1.Artifact           `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	// A GET of this URL, before expires_at, returns the artifact's bytes
+	// (check them against artifact.sha256). Empty: use DownloadArtifact.
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArtifactURLResponse) Reset() {
+	*x = GetArtifactURLResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArtifactURLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArtifactURLResponse) ProtoMessage() {}
+
+func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArtifactURLResponse.ProtoReflect.Descriptor instead.
+func (*GetArtifactURLResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetArtifactURLResponse) GetArtifact() *v1.Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+func (x *GetArtifactURLResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *GetArtifactURLResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 type ExplainJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -3203,7 +3457,7 @@ type ExplainJobRequest struct {
 
 func (x *ExplainJobRequest) Reset() {
 	*x = ExplainJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3215,7 +3469,7 @@ func (x *ExplainJobRequest) String() string {
 func (*ExplainJobRequest) ProtoMessage() {}
 
 func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3228,7 +3482,7 @@ func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobRequest.ProtoReflect.Descriptor instead.
 func (*ExplainJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ExplainJobRequest) GetJobId() string {
@@ -3255,13 +3509,18 @@ type AgentFit struct {
 	Full bool `protobuf:"varint,8,opt,name=full,proto3" json:"full,omitempty"`
 	// Plugins the job's steps use that the agent does not run.
 	MissingPlugins []string `protobuf:"bytes,9,rep,name=missing_plugins,json=missingPlugins,proto3" json:"missing_plugins,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The agent is trusted (marked, or by a trusted label).
+	Trusted bool `protobuf:"varint,10,opt,name=trusted,proto3" json:"trusted,omitempty"`
+	// Set when trust alone keeps the job from this agent: the agent is
+	// trusted and the job may not use trusted agents, and why.
+	TrustRefused  string `protobuf:"bytes,11,opt,name=trust_refused,json=trustRefused,proto3" json:"trust_refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgentFit) Reset() {
 	*x = AgentFit{}
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3273,7 +3532,7 @@ func (x *AgentFit) String() string {
 func (*AgentFit) ProtoMessage() {}
 
 func (x *AgentFit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3286,7 +3545,7 @@ func (x *AgentFit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentFit.ProtoReflect.Descriptor instead.
 func (*AgentFit) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AgentFit) GetAgentId() string {
@@ -3352,6 +3611,20 @@ func (x *AgentFit) GetMissingPlugins() []string {
 	return nil
 }
 
+func (x *AgentFit) GetTrusted() bool {
+	if x != nil {
+		return x.Trusted
+	}
+	return false
+}
+
+func (x *AgentFit) GetTrustRefused() string {
+	if x != nil {
+		return x.TrustRefused
+	}
+	return ""
+}
+
 type ExplainJobResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Job   *JobDetail             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -3367,7 +3640,7 @@ type ExplainJobResponse struct {
 
 func (x *ExplainJobResponse) Reset() {
 	*x = ExplainJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3379,7 +3652,7 @@ func (x *ExplainJobResponse) String() string {
 func (*ExplainJobResponse) ProtoMessage() {}
 
 func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3392,7 +3665,7 @@ func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobResponse.ProtoReflect.Descriptor instead.
 func (*ExplainJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ExplainJobResponse) GetJob() *JobDetail {
@@ -3434,7 +3707,8 @@ var File_api_job_v1_job_proto protoreflect.FileDescriptor
 
 const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\t\n" +
+	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\n" +
+	"\n" +
 	"\tJobDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x122\n" +
@@ -3469,13 +3743,18 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x05stage\x18\x18 \x01(\tR\x05stage\x12!\n" +
 	"\fsecret_names\x18\x19 \x03(\tR\vsecretNames\x12+\n" +
 	"\x05steps\x18\x1a \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12!\n" +
-	"\flog_archived\x18\x1b \x01(\bR\vlogArchived\x1a6\n" +
+	"\flog_archived\x18\x1b \x01(\bR\vlogArchived\x12\x1f\n" +
+	"\vsecret_refs\x18\x1c \x03(\tR\n" +
+	"secretRefs\x12%\n" +
+	"\x0etrusted_agents\x18\x1d \x01(\bR\rtrustedAgents\x12!\n" +
+	"\ftrust_reason\x18\x1e \x01(\tR\vtrustReason\x12?\n" +
+	"\tcontainer\x18\x1f \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x06\n" +
 	"\x10CreateJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12:\n" +
@@ -3489,7 +3768,10 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\bselector\x18\n" +
 	" \x01(\tR\bselector\x12F\n" +
 	"\asecrets\x18\v \x03(\v2,.arcade.job.v1.CreateJobRequest.SecretsEntryR\asecrets\x12+\n" +
-	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x1a6\n" +
+	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x1f\n" +
+	"\vsecret_refs\x18\r \x03(\tR\n" +
+	"secretRefs\x12?\n" +
+	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -3564,7 +3846,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"on_timeout\x18\x03 \x01(\bR\tonTimeout\x12\"\n" +
 	"\ron_agent_lost\x18\x04 \x01(\bR\vonAgentLost\x123\n" +
-	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xcf\x05\n" +
+	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xaa\x06\n" +
 	"\vPipelineJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12\x12\n" +
@@ -3581,7 +3863,9 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"depends_on\x18\v \x03(\tR\tdependsOn\x12/\n" +
 	"\x04when\x18\f \x01(\x0e2\x1b.arcade.job.v1.RunConditionR\x04when\x12\x14\n" +
 	"\x05image\x18\r \x01(\tR\x05image\x12+\n" +
-	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x1a7\n" +
+	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x18\n" +
+	"\asecrets\x18\x0f \x03(\tR\asecrets\x12?\n" +
+	"\tcontainer\x18\x10 \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a6\n" +
@@ -3610,7 +3894,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\fsuccess_rate\x18\x02 \x01(\x01R\vsuccessRate\x12D\n" +
 	"\x10average_duration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0faverageDuration\x12B\n" +
 	"\x0flast_run_status\x18\x04 \x01(\x0e2\x1a.arcade.agent.v1.JobStatusR\rlastRunStatus\x12:\n" +
-	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\xe6\x04\n" +
+	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\x87\x05\n" +
 	"\x0ePipelineDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x128\n" +
@@ -3626,13 +3910,15 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12D\n" +
 	"\asecrets\x18\t \x03(\v2*.arcade.job.v1.PipelineDetail.SecretsEntryR\asecrets\x12!\n" +
 	"\fsecret_names\x18\n" +
-	" \x03(\tR\vsecretNames\x1a6\n" +
+	" \x03(\tR\vsecretNames\x12\x1f\n" +
+	"\vsecret_refs\x18\v \x03(\tR\n" +
+	"secretRefs\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x06\n" +
 	"\vPipelineRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vpipeline_id\x18\x02 \x01(\tR\n" +
@@ -3652,7 +3938,12 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"finishedAt\x12#\n" +
 	"\rpipeline_name\x18\f \x01(\tR\fpipelineName\x12\x16\n" +
 	"\x06stages\x18\r \x03(\tR\x06stages\x12\x18\n" +
-	"\amessage\x18\x0e \x01(\tR\amessage\x1a9\n" +
+	"\amessage\x18\x0e \x01(\tR\amessage\x12)\n" +
+	"\x10untrusted_origin\x18\x0f \x01(\bR\x0funtrustedOrigin\x12\x16\n" +
+	"\x06source\x18\x10 \x01(\tR\x06source\x12\x16\n" +
+	"\x06branch\x18\x11 \x01(\tR\x06branch\x12%\n" +
+	"\x0etrusted_agents\x18\x12 \x01(\bR\rtrustedAgents\x12!\n" +
+	"\ftrust_reason\x18\x13 \x01(\tR\vtrustReason\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
@@ -3720,9 +4011,18 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\"e\n" +
 	"\x18DownloadArtifactResponse\x125\n" +
 	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"*\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\\\n" +
+	"\x15GetArtifactURLRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\"\x9c\x01\n" +
+	"\x16GetArtifactURLResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"*\n" +
 	"\x11ExplainJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xc7\x02\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x86\x03\n" +
 	"\bAgentFit\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x1d\n" +
 	"\n" +
@@ -3733,7 +4033,10 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\frunning_jobs\x18\x06 \x01(\x05R\vrunningJobs\x12.\n" +
 	"\x13max_concurrent_jobs\x18\a \x01(\x05R\x11maxConcurrentJobs\x12\x12\n" +
 	"\x04full\x18\b \x01(\bR\x04full\x12'\n" +
-	"\x0fmissing_plugins\x18\t \x03(\tR\x0emissingPlugins\"\xd5\x01\n" +
+	"\x0fmissing_plugins\x18\t \x03(\tR\x0emissingPlugins\x12\x18\n" +
+	"\atrusted\x18\n" +
+	" \x01(\bR\atrusted\x12#\n" +
+	"\rtrust_refused\x18\v \x01(\tR\ftrustRefused\"\xd5\x01\n" +
 	"\x12ExplainJobResponse\x12*\n" +
 	"\x03job\x18\x01 \x01(\v2\x18.arcade.job.v1.JobDetailR\x03job\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12/\n" +
@@ -3750,7 +4053,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x13TRIGGER_TYPE_MANUAL\x10\x01\x12\x15\n" +
 	"\x11TRIGGER_TYPE_CRON\x10\x02\x12\x18\n" +
 	"\x14TRIGGER_TYPE_WEBHOOK\x10\x03\x12\x19\n" +
-	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xea\r\n" +
+	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xc9\x0e\n" +
 	"\n" +
 	"JobService\x12N\n" +
 	"\tCreateJob\x12\x1f.arcade.job.v1.CreateJobRequest\x1a .arcade.job.v1.CreateJobResponse\x12E\n" +
@@ -3762,7 +4065,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\bRetryJob\x12\x1e.arcade.job.v1.RetryJobRequest\x1a\x1f.arcade.job.v1.RetryJobResponse\x12N\n" +
 	"\tGetJobLog\x12\x1f.arcade.job.v1.GetJobLogRequest\x1a .arcade.job.v1.GetJobLogResponse\x12c\n" +
 	"\x10ListJobArtifacts\x12&.arcade.job.v1.ListJobArtifactsRequest\x1a'.arcade.job.v1.ListJobArtifactsResponse\x12e\n" +
-	"\x10DownloadArtifact\x12&.arcade.job.v1.DownloadArtifactRequest\x1a'.arcade.job.v1.DownloadArtifactResponse0\x01\x12Q\n" +
+	"\x10DownloadArtifact\x12&.arcade.job.v1.DownloadArtifactRequest\x1a'.arcade.job.v1.DownloadArtifactResponse0\x01\x12]\n" +
+	"\x0eGetArtifactURL\x12$.arcade.job.v1.GetArtifactURLRequest\x1a%.arcade.job.v1.GetArtifactURLResponse\x12Q\n" +
 	"\n" +
 	"ExplainJob\x12 .arcade.job.v1.ExplainJobRequest\x1a!.arcade.job.v1.ExplainJobResponse\x12]\n" +
 	"\x0eCreatePipeline\x12$.arcade.job.v1.CreatePipelineRequest\x1a%.arcade.job.v1.CreatePipelineResponse\x12T\n" +
@@ -3788,7 +4092,7 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_api_job_v1_job_proto_goTypes = []any{
 	(RunCondition)(0),                // 0: arcade.job.v1.RunCondition
 	(TriggerType)(0),                 // 1: arcade.job.v1.TriggerType
@@ -3838,152 +4142,162 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	(*ListPipelineRunsResponse)(nil), // 45: arcade.job.v1.ListPipelineRunsResponse
 	(*DownloadArtifactRequest)(nil),  // 46: arcade.job.v1.DownloadArtifactRequest
 	(*DownloadArtifactResponse)(nil), // 47: arcade.job.v1.DownloadArtifactResponse
-	(*ExplainJobRequest)(nil),        // 48: arcade.job.v1.ExplainJobRequest
-	(*AgentFit)(nil),                 // 49: arcade.job.v1.AgentFit
-	(*ExplainJobResponse)(nil),       // 50: arcade.job.v1.ExplainJobResponse
-	nil,                              // 51: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 52: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 53: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 54: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 55: arcade.job.v1.CreateJobRequest.SecretsEntry
-	nil,                              // 56: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 57: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 58: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 59: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 60: arcade.job.v1.PipelineDetail.SecretsEntry
-	nil,                              // 61: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 62: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 63: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 64: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 65: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 66: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 67: google.protobuf.Timestamp
-	(*v1.Step)(nil),                  // 68: arcade.agent.v1.Step
-	(*fieldmaskpb.FieldMask)(nil),    // 69: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 70: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 71: arcade.agent.v1.Artifact
-	(v1.AgentStatus)(0),              // 72: arcade.agent.v1.AgentStatus
+	(*GetArtifactURLRequest)(nil),    // 48: arcade.job.v1.GetArtifactURLRequest
+	(*GetArtifactURLResponse)(nil),   // 49: arcade.job.v1.GetArtifactURLResponse
+	(*ExplainJobRequest)(nil),        // 50: arcade.job.v1.ExplainJobRequest
+	(*AgentFit)(nil),                 // 51: arcade.job.v1.AgentFit
+	(*ExplainJobResponse)(nil),       // 52: arcade.job.v1.ExplainJobResponse
+	nil,                              // 53: arcade.job.v1.JobDetail.EnvEntry
+	nil,                              // 54: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                              // 55: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                              // 56: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                              // 57: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                              // 58: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 59: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 60: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 61: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 62: arcade.job.v1.PipelineDetail.SecretsEntry
+	nil,                              // 63: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 64: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 65: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 66: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 67: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 68: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 69: google.protobuf.Timestamp
+	(*v1.Step)(nil),                  // 70: arcade.agent.v1.Step
+	(*v1.ContainerOptions)(nil),      // 71: arcade.agent.v1.ContainerOptions
+	(*fieldmaskpb.FieldMask)(nil),    // 72: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 73: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 74: arcade.agent.v1.Artifact
+	(v1.AgentStatus)(0),              // 75: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	63, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	51, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	64, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	65, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	66, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	52, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	67, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	67, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	67, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	67, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	68, // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
-	53, // 11: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	64, // 12: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	65, // 13: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	66, // 14: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	54, // 15: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	55, // 16: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	68, // 17: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
-	2,  // 18: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 19: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	63, // 20: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
-	2,  // 21: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
-	3,  // 22: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	69, // 23: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 24: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 25: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 26: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	70, // 27: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	71, // 28: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	64, // 29: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	56, // 30: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	57, // 31: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	66, // 32: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	64, // 33: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
-	21, // 34: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	65, // 35: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	0,  // 36: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	68, // 37: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
-	22, // 38: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	58, // 39: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
-	1,  // 40: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	64, // 41: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	63, // 42: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	67, // 43: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	59, // 44: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
-	24, // 45: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
-	23, // 46: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	25, // 47: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	67, // 48: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	67, // 49: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	60, // 50: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
-	63, // 51: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	1,  // 52: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	61, // 53: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	2,  // 54: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	67, // 55: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	67, // 56: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	67, // 57: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 58: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 59: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 60: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 61: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	26, // 62: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	69, // 63: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	26, // 64: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	62, // 65: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	27, // 66: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 67: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 68: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 69: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	71, // 70: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	72, // 71: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
-	2,  // 72: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	49, // 73: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
-	3,  // 74: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	5,  // 75: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	7,  // 76: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	9,  // 77: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	11, // 78: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	13, // 79: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	15, // 80: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	17, // 81: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	19, // 82: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	46, // 83: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
-	48, // 84: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
-	28, // 85: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	30, // 86: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	32, // 87: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	34, // 88: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	36, // 89: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	38, // 90: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	40, // 91: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	42, // 92: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	44, // 93: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	4,  // 94: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	6,  // 95: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	8,  // 96: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	10, // 97: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	12, // 98: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	14, // 99: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	16, // 100: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	18, // 101: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	20, // 102: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	47, // 103: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
-	50, // 104: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
-	29, // 105: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	31, // 106: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	33, // 107: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	35, // 108: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	37, // 109: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	39, // 110: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	41, // 111: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	43, // 112: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	45, // 113: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	94, // [94:114] is the sub-list for method output_type
-	74, // [74:94] is the sub-list for method input_type
-	74, // [74:74] is the sub-list for extension type_name
-	74, // [74:74] is the sub-list for extension extendee
-	0,  // [0:74] is the sub-list for field type_name
+	65,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	53,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	66,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	67,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	68,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	54,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	69,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	69,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	69,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	70,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	71,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
+	55,  // 12: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	66,  // 13: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	67,  // 14: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	68,  // 15: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	56,  // 16: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	57,  // 17: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	70,  // 18: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	71,  // 19: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
+	2,   // 20: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 21: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	65,  // 22: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	2,   // 23: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
+	3,   // 24: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
+	72,  // 25: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,   // 26: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 27: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 28: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	73,  // 29: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	74,  // 30: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	66,  // 31: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	58,  // 32: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	59,  // 33: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	68,  // 34: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	66,  // 35: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	21,  // 36: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
+	67,  // 37: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	0,   // 38: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
+	70,  // 39: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	71,  // 40: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
+	22,  // 41: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
+	60,  // 42: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	1,   // 43: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
+	66,  // 44: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	65,  // 45: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	69,  // 46: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	61,  // 47: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	24,  // 48: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
+	23,  // 49: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
+	25,  // 50: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	69,  // 51: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 52: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	62,  // 53: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	65,  // 54: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	1,   // 55: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	63,  // 56: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	2,   // 57: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	69,  // 58: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 59: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	69,  // 60: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	26,  // 61: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 62: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 63: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 64: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	26,  // 65: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	72,  // 66: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26,  // 67: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	64,  // 68: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	27,  // 69: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27,  // 70: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27,  // 71: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	27,  // 72: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	74,  // 73: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	74,  // 74: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	69,  // 75: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 76: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	2,   // 77: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	51,  // 78: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	3,   // 79: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	5,   // 80: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	7,   // 81: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	9,   // 82: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	11,  // 83: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	13,  // 84: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	15,  // 85: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	17,  // 86: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	19,  // 87: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	46,  // 88: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	48,  // 89: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
+	50,  // 90: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	28,  // 91: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	30,  // 92: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	32,  // 93: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	34,  // 94: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	36,  // 95: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	38,  // 96: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	40,  // 97: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	42,  // 98: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	44,  // 99: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	4,   // 100: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	6,   // 101: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	8,   // 102: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	10,  // 103: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	12,  // 104: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	14,  // 105: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	16,  // 106: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	18,  // 107: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	20,  // 108: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	47,  // 109: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	49,  // 110: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
+	52,  // 111: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	29,  // 112: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	31,  // 113: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	33,  // 114: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	35,  // 115: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	37,  // 116: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	39,  // 117: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	41,  // 118: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	43,  // 119: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	45,  // 120: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	100, // [100:121] is the sub-list for method output_type
+	79,  // [79:100] is the sub-list for method input_type
+	79,  // [79:79] is the sub-list for extension type_name
+	79,  // [79:79] is the sub-list for extension extendee
+	0,   // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -3997,7 +4311,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   61,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -10,6 +10,7 @@ import { jobView } from './views/job.js';
 import { agentsView } from './views/agents.js';
 import { pluginsView } from './views/plugins.js';
 import { eventsView } from './views/events.js';
+import { secretsView, tokensView, auditView } from './views/access.js';
 
 const routes = [
   [/^\/login$/, loginView, ''],
@@ -20,6 +21,9 @@ const routes = [
   [/^\/agents$/, agentsView, 'agents'],
   [/^\/plugins$/, pluginsView, 'plugins'],
   [/^\/events$/, eventsView, 'events'],
+  [/^\/secrets$/, secretsView, 'secrets'],
+  [/^\/tokens$/, tokensView, 'tokens'],
+  [/^\/audit$/, auditView, 'audit'],
 ];
 
 const main = document.getElementById('main');
