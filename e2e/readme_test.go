@@ -186,6 +186,7 @@ var notRun = map[string]string{
 	"arcade pipeline trust":           "names a command in prose; TestReadmeIdentityCommands runs arcade pipeline trust deploy --branch main",
 	"arcade token create":             "names a command in prose; TestReadmeIdentityCommands runs arcade token create ci-reader …",
 	"arcade token create|list|revoke": "names commands in prose; TestReadmeIdentityCommands runs them",
+	"arcade agent label NAME k=v":     "the form of a command in prose; TestReadmeIdentityCommands runs arcade agent label deploy-1 pool=deploy",
 }
 
 // identityCommands are the README's secrets, tokens, audit and trust
@@ -203,6 +204,8 @@ var identityCommands = []string{
 	"arcade pipeline trust deploy --branch main",
 	"arcade server rekey --data-dir data",
 	"arcade secret rm REGISTRY_PASSWORD --pipeline deploy",
+	"arcade agent label deploy-1 pool=deploy",
+	"arcade agent label deploy-1 --remove pool",
 }
 
 // containerCommands need a Docker engine and public images (golang:1.22,

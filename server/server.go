@@ -431,6 +431,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	authn := auth.New(cfg.AgentToken, cfg.APIToken, func(ctx context.Context, hash string) (string, error) {
 		a, err := st.AgentByTokenHash(ctx, hash)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("%w: %v", auth.ErrNoAnswer, err)
+		}
 		if err != nil {
 			return "", err
 		}

@@ -199,8 +199,8 @@ func newAgentCmd(g *globals) *cobra.Command {
 	cmd.Flags().String("client-cert", "", "client certificate for servers that require one (with --client-key)")
 	cmd.Flags().String("client-key", "", "private key of --client-cert")
 	cmd.Flags().String("tls-server-name", "", "name to expect in the server's certificate")
-	cmd.Flags().String("data-dir", "", "where fetched plugin modules and their compilation cache live (default: the work dir)")
-	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd(), newAgentTrustCmd())
+	cmd.Flags().String("data-dir", "", "where the agent keeps its identity (id and token, mode 0600), fetched plugin modules and their compilation cache (default: the work dir)")
+	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd(), newAgentTrustCmd(), newAgentLabelCmd())
 	withEffectiveHelp(cmd, "config", agentDefaults, nil)
 	return cmd
 }

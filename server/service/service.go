@@ -166,6 +166,8 @@ func storeError(err error, what string) error {
 		return nil
 	case errors.Is(err, lifecycle.ErrInvalidArgument):
 		return grpcstatus.Error(codes.InvalidArgument, lifecycle.Message(err))
+	case errors.Is(err, lifecycle.ErrForbidden):
+		return grpcstatus.Error(codes.PermissionDenied, lifecycle.Message(err))
 	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased):
 		return grpcstatus.Error(codes.FailedPrecondition, lifecycle.Message(err))
 	case errors.Is(err, store.ErrNotFound):
