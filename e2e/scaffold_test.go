@@ -169,8 +169,8 @@ stages:
 		t.Fatalf("checked: %v %s", r.GetStatus(), r.GetMessage())
 	}
 	// The refused notification: one attempt, its event says permanent.
-	c.waitFor("the refused notification's outcome", func() bool { return events.find("refused", "notify.failed") != nil })
-	if e := events.find("refused", "notify.failed"); e.GetAttributes()["permanent"] != "true" || !strings.Contains(e.GetAttributes()["error"], "400") {
+	c.waitFor("the refused notification's outcome", func() bool { return events.find("refused", "notification.failed") != nil })
+	if e := events.find("refused", "notification.failed"); e.GetAttributes()["permanent"] != "true" || !strings.Contains(e.GetAttributes()["error"], "400") {
 		t.Errorf("the refused notification's event: %v", e.GetAttributes())
 	}
 	refusedMu.Lock()

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -34,7 +35,9 @@ type Manager struct {
 	opts   options
 	subs   subscribers
 
-	// opMu serialises loads, reloads and unloads; calls never take it.
+	// opMu guards the manager's state (configuration, plugins loaded or
+	// not); loads hold it except while they compile and call metadata, so
+	// plugins load side by side. Calls never take it.
 	opMu        sync.Mutex
 	cache       wazero.CompilationCache
 	cfg         *Config
@@ -47,7 +50,17 @@ type Manager struct {
 
 	watchMu sync.Mutex
 	watch   *watcher
+
+	// ctx ends when the manager closes: loads in progress stop with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// loads bounds the loads compiling at once.
+	loads chan struct{}
 }
+
+// maxParallelLoads is how many plugins compile (and answer metadata) at
+// once; a plugin stuck in metadata holds one slot until its timeout.
+const maxParallelLoads = 8
 
 // setUp is what NewManager and NewRunner share: the logger (nil: discard),
 // the options, and the SDK's log level. The SDK drops plugin log lines
@@ -71,11 +84,15 @@ func setUp(logger *slog.Logger, opts []Option) (*slog.Logger, options) {
 // LoadPluginsFromConfig and Init to load plugins.
 func NewManager(logger *slog.Logger, opts ...Option) *Manager {
 	logger, o := setUp(logger, opts)
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		logger:  logger,
 		opts:    o,
 		cfg:     &Config{},
 		plugins: map[string]*Plugin{},
+		ctx:     ctx,
+		cancel:  cancel,
+		loads:   make(chan struct{}, maxParallelLoads),
 	}
 }
 
@@ -84,6 +101,11 @@ func NewManager(logger *slog.Logger, opts ...Option) *Manager {
 // new plugins load, removed or disabled ones unload, changed ones reload. An
 // invalid file is refused and the current configuration stays.
 func (m *Manager) LoadPluginsFromConfig(path string) error {
+	return m.loadConfig(context.Background(), path)
+}
+
+// loadConfig is LoadPluginsFromConfig; its loads stop when ctx ends.
+func (m *Manager) loadConfig(ctx context.Context, path string) error {
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		return err
@@ -103,7 +125,7 @@ func (m *Manager) LoadPluginsFromConfig(path string) error {
 		m.syncWatchedFiles()
 		return nil
 	}
-	err = m.applyConfigLocked(context.Background(), cfg)
+	err = m.applyConfigLocked(ctx, cfg)
 	m.syncWatchedFiles()
 	return err
 }
@@ -118,13 +140,71 @@ func (m *Manager) Init(ctx context.Context) error {
 		return ErrClosed
 	}
 	m.initialized = true
-	var errs []error
+	var loads []load
 	for _, spec := range m.cfg.Plugins {
-		if err := m.applySpecLocked(ctx, spec, sourceConfig, false); err != nil {
-			errs = append(errs, err)
+		loads = append(loads, load{spec: spec, source: sourceConfig})
+	}
+	return m.applyAllLocked(ctx, loads)
+}
+
+// load is one plugin to bring in line with its spec.
+type load struct {
+	spec   Spec
+	source string
+	force  bool
+}
+
+// applyAllLocked applies the loads side by side (see applySpecLocked) and
+// joins their errors. opMu is held on entry and on return, and released
+// while the loads run.
+func (m *Manager) applyAllLocked(ctx context.Context, loads []load) error {
+	errs := make([]error, len(loads))
+	var wg sync.WaitGroup
+	for i, l := range loads {
+		wg.Go(func() {
+			m.opMu.Lock()
+			defer m.opMu.Unlock()
+			errs[i] = m.applySpecLocked(ctx, l.spec, l.source, l.force)
+		})
+	}
+	m.opMu.Unlock()
+	wg.Wait()
+	m.opMu.Lock()
+	return errors.Join(errs...)
+}
+
+// InitBackground is Init on a goroutine of its own, so that a server can
+// serve while its plugins compile; the plugins named in first load first,
+// in that order, the others in the configuration's order. Before it
+// returns, every configured plugin is listed: compiling (enabled) or
+// disabled. The channel receives Init's error once every plugin has had
+// its load.
+func (m *Manager) InitBackground(ctx context.Context, first ...string) (done <-chan error, loading []string) {
+	m.opMu.Lock()
+	specs := m.cfg.Plugins
+	rank := func(s Spec) int {
+		if i := slices.Index(first, s.Name); i >= 0 {
+			return i
+		}
+		return len(first)
+	}
+	ordered := slices.Clone(specs)
+	slices.SortStableFunc(ordered, func(a, b Spec) int { return rank(a) - rank(b) })
+	m.cfg.Plugins = ordered
+	m.opMu.Unlock()
+	m.mu.Lock()
+	for _, spec := range specs {
+		if spec.IsEnabled() {
+			loading = append(loading, spec.Name)
+		}
+		if m.plugins[spec.Name] == nil {
+			m.plugins[spec.Name] = &Plugin{name: spec.Name, m: m, source: sourceConfig, spec: spec, compiling: spec.IsEnabled()}
 		}
 	}
-	return errors.Join(errs...)
+	m.mu.Unlock()
+	ch := make(chan error, 1)
+	go func() { ch <- m.Init(ctx) }()
+	return ch, loading
 }
 
 // Get returns a loaded plugin.
@@ -177,21 +257,19 @@ func (m *Manager) Reload(ctx context.Context, name string) error {
 	if len(targets) == 0 {
 		return &Error{Plugin: name, Reason: ErrNotFound}
 	}
-	var errs []error
+	var loads []load
 	for _, p := range targets {
 		p.mu.Lock()
-		spec, source := p.spec, p.source
+		loads = append(loads, load{spec: p.spec, source: p.source, force: true})
 		p.mu.Unlock()
-		if err := m.applySpecLocked(ctx, spec, source, true); err != nil {
-			errs = append(errs, err)
-		}
 	}
-	return errors.Join(errs...)
+	return m.applyAllLocked(ctx, loads)
 }
 
 // Close stops watching, unloads every plugin once its calls in flight end,
 // and releases the compilation cache.
 func (m *Manager) Close(ctx context.Context) error {
+	m.cancel() // loads in progress stop
 	m.StopAutoWatch()
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
@@ -214,16 +292,28 @@ func (m *Manager) Close(ctx context.Context) error {
 	return nil
 }
 
+// CacheDir returns the folder of the compilation cache, where plugins.yaml
+// or the options put it ("-": none, compiled in memory).
+func (m *Manager) CacheDir() string {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	return m.cacheDir()
+}
+
+func (m *Manager) cacheDir() string {
+	if m.cfg.CacheDir != "" {
+		return m.cfg.CacheDir
+	}
+	return m.opts.cacheDir
+}
+
 // compilationCache opens the cache on first use, where plugins.yaml or the
 // options say.
 func (m *Manager) compilationCache() wazero.CompilationCache {
 	if m.cache != nil {
 		return m.cache
 	}
-	dir := m.opts.cacheDir
-	if m.cfg.CacheDir != "" {
-		dir = m.cfg.CacheDir
-	}
+	dir := m.cacheDir()
 	if dir != "-" {
 		c, err := wazero.NewCompilationCacheWithDir(dir)
 		if err == nil {
@@ -262,48 +352,119 @@ func (m *Manager) applyConfigLocked(ctx context.Context, cfg *Config) error {
 	for _, n := range drop {
 		m.unloadLocked(n, "removed from config")
 	}
-	var errs []error
+	var loads []load
 	for _, spec := range cfg.Plugins {
-		if err := m.applySpecLocked(ctx, spec, sourceConfig, false); err != nil {
-			errs = append(errs, err)
-		}
+		loads = append(loads, load{spec: spec, source: sourceConfig})
 	}
-	errs = append(errs, m.recheckSignaturesLocked(ctx, prev))
-	return errors.Join(errs...)
+	err := m.applyAllLocked(ctx, loads)
+	if m.closed {
+		return err
+	}
+	return errors.Join(err, m.recheckSignaturesLocked(ctx, prev))
 }
 
 // applySpecLocked brings one plugin in line with spec: disabled → unloaded,
 // otherwise loaded or reloaded. Unless force is set, a plugin whose spec and
-// file are unchanged is left alone.
+// file are unchanged is left alone. opMu is held on entry and on return,
+// but not while the module compiles and answers metadata: other plugins
+// load meanwhile. Of loads of one plugin that overlap, the one started last
+// is installed; the others are discarded.
 func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string, force bool) error {
+	if m.closed {
+		return ErrClosed
+	}
 	m.mu.Lock()
 	p := m.plugins[spec.Name]
 	if p == nil {
-		p = &Plugin{name: spec.Name, m: m, source: source}
+		// Listed from now on, as compiling: its load follows.
+		p = &Plugin{name: spec.Name, m: m, source: source, spec: spec, compiling: spec.IsEnabled()}
 		m.plugins[spec.Name] = p
 	}
 	m.mu.Unlock()
 
+	digest, derr := fileDigest(spec.Path)
+	if derr != nil {
+		digest = "" // missing or unreadable: the load says why
+	}
+	inputs := m.loadInputs(spec, digest)
+	p.mu.Lock()
+	same := p.loading
+	p.mu.Unlock()
+	if spec.IsEnabled() && !force && same != nil && same.spec.equal(&spec) && same.inputs == inputs {
+		// The same load is under way (the watcher and Init, say): its
+		// outcome is this one's.
+		return m.awaitLoad(ctx, spec.Name, same)
+	}
+
 	p.mu.Lock()
 	p.spec, p.source, p.gone = spec, source, false
+	p.gen++
+	gen := p.gen
 	p.mu.Unlock()
+	// However this ends, the plugin no longer waits for its load, unless a
+	// later load of it is under way.
+	defer p.loadEnded(gen)
 	if !spec.IsEnabled() {
 		if v := p.cur.Swap(nil); v != nil {
 			v.retire()
 			m.emit(Event{Type: EventUnloaded, Plugin: spec.Name, Kind: KindName(v.meta.GetKind()),
 				Version: v.meta.GetVersion(), Path: spec.Path, SHA256: v.sha256})
 		}
-		p.setErr("disabled")
+		p.setErr("")
 		return nil
 	}
 	old := p.cur.Load()
-	if old != nil && !force && old.spec.equal(&spec) {
-		if d, err := fileDigest(spec.Path); err == nil && d == old.sha256 {
-			return nil
-		}
+	if old != nil && !force && old.spec.equal(&spec) && derr == nil && digest == old.sha256 {
+		return nil
+	}
+	p.mu.Lock()
+	sameFailure := old == nil && !force && p.failed != nil && p.failed.spec.equal(&spec) && p.failed.inputs == inputs
+	p.mu.Unlock()
+	if sameFailure {
+		return nil // nothing it depends on changed: it would fail the same way
 	}
 	m.compilationCache()
-	v, err := m.loadVersion(ctx, spec)
+	a := &attempt{failure: failure{spec: spec, inputs: inputs}, done: make(chan struct{})}
+	p.mu.Lock()
+	p.compiling, p.loading = true, a
+	p.mu.Unlock()
+	err := m.installLoad(ctx, p, spec, gen, old, inputs)
+	a.err = err
+	close(a.done)
+	return err
+}
+
+// awaitLoad waits, without opMu, for a load under way and returns its
+// outcome.
+func (m *Manager) awaitLoad(ctx context.Context, name string, a *attempt) error {
+	m.opMu.Unlock()
+	defer m.opMu.Lock()
+	select {
+	case <-a.done:
+		return a.err
+	case <-ctx.Done():
+		return &Error{Plugin: name, Reason: ErrCanceled, Detail: "load: " + ctx.Err().Error(), Err: ctx.Err()}
+	}
+}
+
+// installLoad compiles spec and, unless a later load of p started
+// meanwhile, makes it p's current version (or records why it failed).
+func (m *Manager) installLoad(ctx context.Context, p *Plugin, spec Spec, gen uint64, old *version, inputs string) error {
+	v, err := m.loadUnlocked(ctx, spec)
+	p.mu.Lock()
+	stale := p.gen != gen || p.gone
+	p.mu.Unlock()
+	if m.closed || stale || m.plugin(spec.Name) != p {
+		// Closed, unloaded or loaded again meanwhile: this result is not
+		// what the plugin is to be (a later load reports its own).
+		if v != nil {
+			v.close()
+		}
+		if m.closed {
+			return &Error{Plugin: spec.Name, Reason: ErrClosed}
+		}
+		return nil
+	}
 	if err != nil && ctx.Err() != nil {
 		// Stopped (the watcher stopping, Init's caller giving up): not a
 		// verdict on the module.
@@ -314,6 +475,9 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	}
 	if err != nil {
 		p.setErr(err.Error())
+		p.mu.Lock()
+		p.failed = &failure{spec: spec, inputs: inputs}
+		p.mu.Unlock()
 		ev := Event{Type: EventFailed, Plugin: spec.Name, Kind: spec.Kind, Path: spec.Path, Err: err}
 		if old != nil {
 			ev.Version = old.meta.GetVersion()
@@ -322,6 +486,9 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 		return err
 	}
 	p.setErr("")
+	p.mu.Lock()
+	p.failed = nil
+	p.mu.Unlock()
 	ev := Event{Type: EventLoaded, Plugin: spec.Name, Kind: KindName(v.meta.GetKind()),
 		Version: v.meta.GetVersion(), Path: spec.Path, SHA256: v.sha256}
 	if prev := p.cur.Swap(v); prev != nil {
@@ -331,6 +498,29 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	m.logger.Debug("plugin ready", "plugin", spec.Name, "load_time", v.loadTime, "module", v.describe())
 	m.emit(ev)
 	return nil
+}
+
+// loadUnlocked runs loadVersion without opMu (held on entry and return),
+// within the bound on parallel loads, stopping when ctx or the manager ends.
+func (m *Manager) loadUnlocked(ctx context.Context, spec Spec) (*version, error) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(m.ctx, stop)()
+	m.opMu.Unlock()
+	defer m.opMu.Lock()
+	select {
+	case m.loads <- struct{}{}:
+		defer func() { <-m.loads }()
+	case <-ctx.Done():
+		return nil, &Error{Plugin: spec.Name, Reason: ErrCanceled, Detail: "load: " + ctx.Err().Error(), Err: ctx.Err()}
+	}
+	return m.loadVersion(ctx, spec)
+}
+
+func (m *Manager) plugin(name string) *Plugin {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.plugins[name]
 }
 
 // unloadLocked removes a plugin; its calls in flight finish first.
@@ -350,12 +540,39 @@ func (m *Manager) unloadLocked(name, why string) {
 		m.logger.Debug("plugin unloading", "plugin", name, "why", why)
 		m.emit(Event{Type: EventUnloaded, Plugin: name, Kind: KindName(v.meta.GetKind()),
 			Version: v.meta.GetVersion(), Path: v.spec.Path, SHA256: v.sha256})
+		return
+	}
+	// It never loaded (it failed): it leaves the list all the same, and
+	// says so unless the host is closing.
+	if !m.closed {
+		p.mu.Lock()
+		spec := p.spec
+		p.mu.Unlock()
+		m.emit(Event{Type: EventUnloaded, Plugin: name, Kind: spec.Kind, Path: spec.Path})
 	}
 }
 
 func (p *Plugin) setErr(s string) {
 	p.mu.Lock()
 	p.lastErr = s
+	p.mu.Unlock()
+}
+
+// loadInputs sums up what a load of spec reads besides the spec: the
+// module's digest, its signature file and the signature policy. A failed
+// load with the same spec and inputs would fail again.
+func (m *Manager) loadInputs(spec Spec, moduleDigest string) string {
+	sig, _ := fileDigest(spec.Path + SignatureExt)
+	return fmt.Sprintf("%s|%s|%q|%v", moduleDigest, sig, m.cfg.TrustedKeys, m.cfg.RequireSignatures)
+}
+
+// loadEnded marks the load numbered gen over: the plugin no longer
+// compiles unless a later load of it is under way.
+func (p *Plugin) loadEnded(gen uint64) {
+	p.mu.Lock()
+	if p.gen == gen {
+		p.compiling, p.loading = false, nil
+	}
 	p.mu.Unlock()
 }
 
@@ -406,4 +623,34 @@ func sameFile(a, b string) bool {
 	a, _ = filepath.Abs(a)
 	b, _ = filepath.Abs(b)
 	return a == b
+}
+
+// Compiling reports whether the plugin named name is being compiled (or
+// waits for its first load), so that callers can wait for it rather than
+// fail.
+func (m *Manager) Compiling(name string) bool {
+	m.mu.RLock()
+	p := m.plugins[name]
+	m.mu.RUnlock()
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.compiling
+}
+
+// WaitCompiled waits while the plugin named name is compiling, until ctx
+// ends.
+func (m *Manager) WaitCompiled(ctx context.Context, name string) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for m.Compiling(name) {
+		select {
+		case <-ctx.Done():
+			return &Error{Plugin: name, Reason: ErrNotLoaded, Detail: "still compiling: " + ctx.Err().Error(), Err: ctx.Err()}
+		case <-t.C:
+		}
+	}
+	return nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/go-arcade/arcade/agent/plugincache"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/plugininput"
@@ -60,7 +59,7 @@ with status 1.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			data, err := readBounded(path, plugincache.MaxModuleBytes)
+			data, err := readBounded(path, host.DefaultMaxModuleBytes)
 			if err != nil {
 				return err
 			}

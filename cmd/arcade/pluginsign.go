@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/go-arcade/arcade/agent/plugincache"
 	"github.com/go-arcade/arcade/host"
 )
 
@@ -113,7 +112,7 @@ folders named (default: plugins).`,
 			defer runner.Close(context.Background())
 			signer := host.EncodePublicKey(priv.Public().(ed25519.PublicKey))
 			for _, f := range files {
-				module, err := readBounded(f, plugincache.MaxModuleBytes)
+				module, err := readBounded(f, host.DefaultMaxModuleBytes)
 				if err != nil {
 					return err
 				}

@@ -59,6 +59,10 @@ type Lifecycle struct {
 	fx    Effects
 	now   func() time.Time
 	log   *slog.Logger
+	// plans keeps the plans of runs (plans.go); index the pipelines'
+	// triggers (triggerindex.go).
+	plans planCache
+	index triggerIndex
 
 	// graceMu guards graceUntil (before it, no lease expires: leases.go)
 	// and troubled (the store failed since the grace began).
@@ -113,6 +117,17 @@ func (e *refusal) Unwrap() error { return e.kind }
 
 func refuse(kind error, format string, args ...any) error {
 	return &refusal{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// Message is the message of the refusal err carries, without the context
+// the store wrapped around it (it names the job or run itself), or err's
+// text when it carries none.
+func Message(err error) string {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.msg
+	}
+	return err.Error()
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/core/events"
 	"github.com/go-arcade/arcade/host"
 )
 
@@ -48,11 +49,10 @@ func TestContractDoc(t *testing.T) {
 			mustSay("a notify request field", "`"+f+"`")
 		}
 	}
-	types := map[string]bool{"job.created": true, "job.started": true, "agent.online": true, "agent.offline": true,
-		"plugin.loaded": true, "plugin.unloaded": true, "plugin.failed": true}
-	for _, m := range []map[string]string{jobTypes, runTypes} {
-		for _, v := range m {
-			types[v] = true
+	types := map[string]bool{}
+	for _, d := range events.Defs() {
+		if !strings.HasPrefix(string(d.Name), "notification.") {
+			types[string(d.Name)] = true
 		}
 	}
 	for typ := range types {

@@ -373,6 +373,9 @@ const (
 	// before, it still serves.
 	PluginState_PLUGIN_STATE_FAILED   PluginState = 2
 	PluginState_PLUGIN_STATE_DISABLED PluginState = 3
+	// PLUGIN_STATE_COMPILING: its module is being compiled and checked; an
+	// older version, if any, serves meanwhile.
+	PluginState_PLUGIN_STATE_COMPILING PluginState = 4
 )
 
 // Enum value maps for PluginState.
@@ -382,12 +385,14 @@ var (
 		1: "PLUGIN_STATE_LOADED",
 		2: "PLUGIN_STATE_FAILED",
 		3: "PLUGIN_STATE_DISABLED",
+		4: "PLUGIN_STATE_COMPILING",
 	}
 	PluginState_value = map[string]int32{
 		"PLUGIN_STATE_UNSPECIFIED": 0,
 		"PLUGIN_STATE_LOADED":      1,
 		"PLUGIN_STATE_FAILED":      2,
 		"PLUGIN_STATE_DISABLED":    3,
+		"PLUGIN_STATE_COMPILING":   4,
 	}
 )
 
@@ -3606,9 +3611,12 @@ type PluginInfo struct {
 	// instances is how many instances exist now; max_instances bounds it.
 	Instances    int32 `protobuf:"varint,10,opt,name=instances,proto3" json:"instances,omitempty"`
 	MaxInstances int32 `protobuf:"varint,11,opt,name=max_instances,json=maxInstances,proto3" json:"max_instances,omitempty"`
+	// kind is the loaded module's kind, else the one the plugin's entry in
+	// plugins.yaml declares (a disabled, failed or compiling plugin).
+	Kind Kind `protobuf:"varint,12,opt,name=kind,proto3,enum=arcade.plugin.v1.Kind" json:"kind,omitempty"`
 	// warning says what is wrong with the serving version without stopping
 	// it: in signature_mode warn, that enforce would refuse it.
-	Warning       string `protobuf:"bytes,12,opt,name=warning,proto3" json:"warning,omitempty"`
+	Warning       string `protobuf:"bytes,13,opt,name=warning,proto3" json:"warning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3718,6 +3726,13 @@ func (x *PluginInfo) GetMaxInstances() int32 {
 		return x.MaxInstances
 	}
 	return 0
+}
+
+func (x *PluginInfo) GetKind() Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return Kind_KIND_UNSPECIFIED
 }
 
 func (x *PluginInfo) GetWarning() string {
@@ -4405,7 +4420,7 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x12/\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06result\x125\n" +
 	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12,\n" +
-	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\xf6\x03\n" +
+	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\xa2\x04\n" +
 	"\n" +
 	"PluginInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
@@ -4420,8 +4435,9 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"last_error\x18\t \x01(\tR\tlastError\x12\x1c\n" +
 	"\tinstances\x18\n" +
 	" \x01(\x05R\tinstances\x12#\n" +
-	"\rmax_instances\x18\v \x01(\x05R\fmaxInstances\x12\x18\n" +
-	"\awarning\x18\f \x01(\tR\awarning\"@\n" +
+	"\rmax_instances\x18\v \x01(\x05R\fmaxInstances\x12*\n" +
+	"\x04kind\x18\f \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\x12\x18\n" +
+	"\awarning\x18\r \x01(\tR\awarning\"@\n" +
 	"\x12ListPluginsRequest\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\"M\n" +
 	"\x13ListPluginsResponse\x126\n" +
@@ -4475,12 +4491,13 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fSEVERITY_LOW\x10\x02\x12\x13\n" +
 	"\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n" +
 	"\rSEVERITY_HIGH\x10\x04\x12\x15\n" +
-	"\x11SEVERITY_CRITICAL\x10\x05*x\n" +
+	"\x11SEVERITY_CRITICAL\x10\x05*\x94\x01\n" +
 	"\vPluginState\x12\x1c\n" +
 	"\x18PLUGIN_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PLUGIN_STATE_LOADED\x10\x01\x12\x17\n" +
 	"\x13PLUGIN_STATE_FAILED\x10\x02\x12\x19\n" +
-	"\x15PLUGIN_STATE_DISABLED\x10\x03*m\n" +
+	"\x15PLUGIN_STATE_DISABLED\x10\x03\x12\x1a\n" +
+	"\x16PLUGIN_STATE_COMPILING\x10\x04*m\n" +
 	"\rFailurePolicy\x12\x1e\n" +
 	"\x1aFAILURE_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aFAILURE_POLICY_FAIL_CLOSED\x10\x01\x12\x1c\n" +
@@ -4665,23 +4682,24 @@ var file_api_plugin_v1_plugin_proto_depIdxs = []int32{
 	10, // 84: arcade.plugin.v1.PluginInfo.granted:type_name -> arcade.plugin.v1.Capabilities
 	6,  // 85: arcade.plugin.v1.PluginInfo.failure_policy:type_name -> arcade.plugin.v1.FailurePolicy
 	67, // 86: arcade.plugin.v1.PluginInfo.loaded_at:type_name -> google.protobuf.Timestamp
-	1,  // 87: arcade.plugin.v1.ListPluginsRequest.kind:type_name -> arcade.plugin.v1.Kind
-	47, // 88: arcade.plugin.v1.ListPluginsResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
-	47, // 89: arcade.plugin.v1.GetPluginResponse.plugin:type_name -> arcade.plugin.v1.PluginInfo
-	47, // 90: arcade.plugin.v1.ReloadPluginResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
-	48, // 91: arcade.plugin.v1.PluginService.ListPlugins:input_type -> arcade.plugin.v1.ListPluginsRequest
-	50, // 92: arcade.plugin.v1.PluginService.GetPlugin:input_type -> arcade.plugin.v1.GetPluginRequest
-	52, // 93: arcade.plugin.v1.PluginService.CallPlugin:input_type -> arcade.plugin.v1.CallPluginRequest
-	54, // 94: arcade.plugin.v1.PluginService.ReloadPlugin:input_type -> arcade.plugin.v1.ReloadPluginRequest
-	49, // 95: arcade.plugin.v1.PluginService.ListPlugins:output_type -> arcade.plugin.v1.ListPluginsResponse
-	51, // 96: arcade.plugin.v1.PluginService.GetPlugin:output_type -> arcade.plugin.v1.GetPluginResponse
-	53, // 97: arcade.plugin.v1.PluginService.CallPlugin:output_type -> arcade.plugin.v1.CallPluginResponse
-	55, // 98: arcade.plugin.v1.PluginService.ReloadPlugin:output_type -> arcade.plugin.v1.ReloadPluginResponse
-	95, // [95:99] is the sub-list for method output_type
-	91, // [91:95] is the sub-list for method input_type
-	91, // [91:91] is the sub-list for extension type_name
-	91, // [91:91] is the sub-list for extension extendee
-	0,  // [0:91] is the sub-list for field type_name
+	1,  // 87: arcade.plugin.v1.PluginInfo.kind:type_name -> arcade.plugin.v1.Kind
+	1,  // 88: arcade.plugin.v1.ListPluginsRequest.kind:type_name -> arcade.plugin.v1.Kind
+	47, // 89: arcade.plugin.v1.ListPluginsResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
+	47, // 90: arcade.plugin.v1.GetPluginResponse.plugin:type_name -> arcade.plugin.v1.PluginInfo
+	47, // 91: arcade.plugin.v1.ReloadPluginResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
+	48, // 92: arcade.plugin.v1.PluginService.ListPlugins:input_type -> arcade.plugin.v1.ListPluginsRequest
+	50, // 93: arcade.plugin.v1.PluginService.GetPlugin:input_type -> arcade.plugin.v1.GetPluginRequest
+	52, // 94: arcade.plugin.v1.PluginService.CallPlugin:input_type -> arcade.plugin.v1.CallPluginRequest
+	54, // 95: arcade.plugin.v1.PluginService.ReloadPlugin:input_type -> arcade.plugin.v1.ReloadPluginRequest
+	49, // 96: arcade.plugin.v1.PluginService.ListPlugins:output_type -> arcade.plugin.v1.ListPluginsResponse
+	51, // 97: arcade.plugin.v1.PluginService.GetPlugin:output_type -> arcade.plugin.v1.GetPluginResponse
+	53, // 98: arcade.plugin.v1.PluginService.CallPlugin:output_type -> arcade.plugin.v1.CallPluginResponse
+	55, // 99: arcade.plugin.v1.PluginService.ReloadPlugin:output_type -> arcade.plugin.v1.ReloadPluginResponse
+	96, // [96:100] is the sub-list for method output_type
+	92, // [92:96] is the sub-list for method input_type
+	92, // [92:92] is the sub-list for extension type_name
+	92, // [92:92] is the sub-list for extension extendee
+	0,  // [0:92] is the sub-list for field type_name
 }
 
 func init() { file_api_plugin_v1_plugin_proto_init() }
