@@ -54,6 +54,9 @@ func TestScaffoldedPlugins(t *testing.T) {
 	if cToolchain(t) {
 		projects = append(projects, project{"c-check", "ci", "c"}, project{"c-greet", "custom", "c"})
 	}
+	if npmAvailable(t) {
+		projects = append(projects, project{"as-greet", "custom", "assemblyscript"})
+	}
 	for _, p := range projects {
 		cmd := exec.Command(arcadeBin, "plugin", "new", p.name, "--kind", p.kind, "--lang", p.lang)
 		cmd.Dir = work
@@ -204,16 +207,23 @@ func BenchmarkPluginNewToRun(b *testing.B) {
 	if _, err := exec.LookPath("make"); err != nil {
 		b.Skip("make is not installed")
 	}
-	for _, lang := range []string{"go", "c"} {
+	for _, lang := range []string{"go", "c", "assemblyscript"} {
 		b.Run(lang, func(b *testing.B) {
 			if lang == "c" && !cToolchain(b) {
 				b.Skip("no C toolchain")
+			}
+			if lang == "assemblyscript" && !npmAvailable(b) {
+				b.Skip("no node and npm")
+			}
+			kind := "ci"
+			if lang == "assemblyscript" {
+				kind = "custom"
 			}
 			var cpu time.Duration
 			for i := 0; i < b.N; i++ {
 				work := b.TempDir()
 				cache := filepath.Join(work, "cache")
-				newCmd := exec.Command(arcadeBin, "plugin", "new", "bench-files", "--kind", "ci", "--lang", lang)
+				newCmd := exec.Command(arcadeBin, "plugin", "new", "bench-files", "--kind", kind, "--lang", lang)
 				newCmd.Dir = work
 				if out, err := newCmd.CombinedOutput(); err != nil {
 					b.Fatalf("plugin new: %v\n%s", err, out)
@@ -221,7 +231,11 @@ func BenchmarkPluginNewToRun(b *testing.B) {
 				cpu += newCmd.ProcessState.UserTime() + newCmd.ProcessState.SystemTime()
 				dir := filepath.Join(work, "bench-files")
 				cpu += makeTest(b, dir, cache)
-				run := exec.Command(arcadeBin, "plugin", "run", "bench-files.wasm", "--workspace", ".")
+				args := []string{"plugin", "run", "bench-files.wasm", "--workspace", "."}
+				if kind == "custom" {
+					args = []string{"plugin", "run", "bench-files.wasm", "--with", "action=greet"}
+				}
+				run := exec.Command(arcadeBin, args...)
 				run.Dir = dir
 				run.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
 				if out, err := run.CombinedOutput(); err != nil || !strings.Contains(string(out), "result: SUCCESS") {
@@ -244,6 +258,20 @@ func cToolchain(t testing.TB) bool {
 	}
 	if err != nil && os.Getenv("ARCADE_REQUIRE_FOREIGN") == "1" {
 		t.Fatalf("C toolchain required but unavailable: %v (apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)", err)
+	}
+	return err == nil
+}
+
+// npmAvailable reports whether node and npm can build AssemblyScript
+// plugins (npm fetches assemblyscript); their absence fails the test under
+// ARCADE_REQUIRE_FOREIGN=1.
+func npmAvailable(t testing.TB) bool {
+	_, err := exec.LookPath("node")
+	if err == nil {
+		_, err = exec.LookPath("npm")
+	}
+	if err != nil && os.Getenv("ARCADE_REQUIRE_FOREIGN") == "1" {
+		t.Fatalf("node and npm required but unavailable: %v", err)
 	}
 	return err == nil
 }

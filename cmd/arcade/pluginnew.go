@@ -13,14 +13,15 @@ import (
 func newPluginNewCmd() *cobra.Command {
 	var kind, lang, dir string
 	cmd := &cobra.Command{
-		Use:   "new NAME --kind KIND [--lang go] [--dir DIR]",
+		Use:   "new NAME --kind KIND [--lang go|c|assemblyscript] [--dir DIR]",
 		Short: "Write a new plugin project that builds and tests itself (make test)",
 		Long: `New writes a plugin project into DIR (default: ./NAME): the plugin of the kind,
 a test that runs the built module through 'arcade plugin run', a Makefile, and
 the PDK's source (carried by this binary) beside it, so 'make test' needs Go
 and arcade on PATH (or ARCADE=/path/to/arcade) and nothing else: no module
 proxy, no copy of Arcade's repository. --lang c writes a C plugin (ci and
-custom) with arcade.h, built with clang and wasi-libc, tested by test.sh.
+custom) with arcade.h, built with clang and wasi-libc; --lang assemblyscript a
+custom plugin built with npm's assemblyscript 0.28.20; both tested by test.sh.
 
 Kinds: ` + strings.Join(scaffold.Kinds, ", ") + `. Languages: ` + strings.Join(scaffold.Langs, ", ") + `.`,
 		Example: `  arcade plugin new check-files --kind ci && cd check-files && make test
@@ -42,7 +43,9 @@ Kinds: ` + strings.Join(scaffold.Kinds, ", ") + `. Languages: ` + strings.Join(s
 					n++
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s (the PDK, %d files)\n", filepath.Join(dir, "pdk"), n)
+			if n > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s (the PDK, %d files)\n", filepath.Join(dir, "pdk"), n)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "next: cd %s && make test\n", dir)
 			return nil
 		},

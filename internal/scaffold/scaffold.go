@@ -20,14 +20,14 @@ import (
 	"github.com/go-arcade/arcade/pdk"
 )
 
-//go:embed golang c
+//go:embed golang c assemblyscript
 var files embed.FS
 
 // Kinds are the kinds a project can be written for.
 var Kinds = []string{"ci", "cd", "security", "notify", "custom"}
 
 // Langs are the languages a project can be written in.
-var Langs = []string{"go", "c"}
+var Langs = []string{"go", "c", "assemblyscript"}
 
 // cKinds are the kinds a C project can be written for.
 var cKinds = []string{"ci", "custom"}
@@ -58,6 +58,9 @@ func (o *Options) Check() error {
 	if !contains(Langs, o.Lang) {
 		return fmt.Errorf("--lang %q: want one of %s", o.Lang, strings.Join(Langs, ", "))
 	}
+	if o.Lang == "assemblyscript" && o.Kind != "custom" {
+		return fmt.Errorf("--lang assemblyscript: --kind %s has no AssemblyScript scaffold (AssemblyScript: custom)", o.Kind)
+	}
 	if o.Lang == "c" && !contains(cKinds, o.Kind) {
 		return fmt.Errorf("--lang c: --kind %s has no C scaffold (C: %s); examples/plugin-c and docs/plugin-contracts.md show the rest", o.Kind, strings.Join(cKinds, ", "))
 	}
@@ -76,8 +79,11 @@ func Write(dir string, o Options) ([]string, error) {
 		return nil, err
 	}
 	project := goProject
-	if o.Lang == "c" {
+	switch o.Lang {
+	case "c":
 		project = cProject
+	case "assemblyscript":
+		project = asProject
 	}
 	out, err := project(o)
 	if err != nil {
@@ -162,6 +168,19 @@ func cProject(o Options) ([]file, error) {
 		return nil, err
 	}
 	return append(out, file{path: "include/arcade.h", data: []byte(pdk.CHeader)}), nil
+}
+
+// asProject is an AssemblyScript plugin: its source, package.json, a
+// Makefile and test.sh.
+func asProject(o Options) ([]file, error) {
+	return render("assemblyscript", templateData(o), []struct{ from, to string }{
+		{"Makefile.tmpl", "Makefile"},
+		{"gitignore.tmpl", ".gitignore"},
+		{"README.md.tmpl", "README.md"},
+		{"package.json.tmpl", "package.json"},
+		{o.Kind + ".ts.tmpl", "assembly/index.ts"},
+		{o.Kind + ".test.sh.tmpl", "test.sh"},
+	})
 }
 
 func goProject(o Options) ([]file, error) {

@@ -88,3 +88,21 @@ func TestWriteC(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteAssemblyScriptMatchesTheExample: the scaffold's plugin is
+// examples/plugin-as's, under the new name (one source, tested there).
+func TestWriteAssemblyScriptMatchesTheExample(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "greet-as")
+	if _, err := scaffold.Write(dir, scaffold.Options{Name: "greet-as", Kind: "custom", Lang: "assemblyscript"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "assembly", "index.ts"))
+	want, err := os.ReadFile("../../examples/plugin-as/assembly/index.ts")
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("assembly/index.ts differs from examples/plugin-as (%v)", err)
+	}
+	if _, err := scaffold.Write(filepath.Join(t.TempDir(), "x"), scaffold.Options{Name: "x", Kind: "ci", Lang: "assemblyscript"}); err == nil ||
+		!strings.Contains(err.Error(), "--lang assemblyscript: --kind ci has no AssemblyScript scaffold") {
+		t.Fatalf("ci in AssemblyScript: %v", err)
+	}
+}
