@@ -739,7 +739,21 @@ type Job struct {
 	// out the job: the agent runs exactly these versions.
 	Plugins []*PluginModule `protobuf:"bytes,13,rep,name=plugins,proto3" json:"plugins,omitempty"`
 	// How a job with an image runs in it; unset: the defaults.
-	Container     *ContainerOptions `protobuf:"bytes,14,opt,name=container,proto3" json:"container,omitempty"`
+	Container *ContainerOptions `protobuf:"bytes,14,opt,name=container,proto3" json:"container,omitempty"`
+	// The job's cache: restored before its steps, saved after they succeed
+	// when its key did not hit.
+	Cache *CacheConfig `protobuf:"bytes,60,opt,name=cache,proto3" json:"cache,omitempty"`
+	// The job writes no shared cache (a run of untrusted origin).
+	CacheReadOnly bool `protobuf:"varint,61,opt,name=cache_read_only,json=cacheReadOnly,proto3" json:"cache_read_only,omitempty"`
+	// Values the agent's expressions read besides env, by dotted name
+	// ("matrix.go", "arcade.branch", "arcade.pipeline").
+	Context map[string]string `protobuf:"bytes,62,rep,name=context,proto3" json:"context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Artifacts of upstream jobs restored into the workspace before the
+	// steps (needs_artifacts), each checked against its sha256.
+	Inputs []*JobInput `protobuf:"bytes,63,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	// The outputs the job declares: KEY=value lines of the file named by
+	// $ARCADE_OUTPUT, and plugin steps' result outputs, of these names.
+	Outputs       []string `protobuf:"bytes,64,rep,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -872,6 +886,195 @@ func (x *Job) GetContainer() *ContainerOptions {
 	return nil
 }
 
+func (x *Job) GetCache() *CacheConfig {
+	if x != nil {
+		return x.Cache
+	}
+	return nil
+}
+
+func (x *Job) GetCacheReadOnly() bool {
+	if x != nil {
+		return x.CacheReadOnly
+	}
+	return false
+}
+
+func (x *Job) GetContext() map[string]string {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *Job) GetInputs() []*JobInput {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *Job) GetOutputs() []string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+// CacheConfig is a job's cache. key and restore_keys are templates of the
+// expression language (core/expr), filled in by the agent after checkout:
+// they may read env, matrix, arcade.os, arcade.arch, arcade.branch and call
+// hashFiles.
+type CacheConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Prefixes tried in order when key has no entry: the newest entry whose
+	// key starts with one is restored.
+	RestoreKeys []string `protobuf:"bytes,2,rep,name=restore_keys,json=restoreKeys,proto3" json:"restore_keys,omitempty"`
+	// Paths (relative to the workspace) saved in the entry.
+	Paths         []string `protobuf:"bytes,3,rep,name=paths,proto3" json:"paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheConfig) Reset() {
+	*x = CacheConfig{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheConfig) ProtoMessage() {}
+
+func (x *CacheConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheConfig.ProtoReflect.Descriptor instead.
+func (*CacheConfig) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CacheConfig) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CacheConfig) GetRestoreKeys() []string {
+	if x != nil {
+		return x.RestoreKeys
+	}
+	return nil
+}
+
+func (x *CacheConfig) GetPaths() []string {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+// JobInput is an artifact of an upstream job a job receives.
+type JobInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The upstream job.
+	JobId   string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	JobName string `protobuf:"bytes,2,opt,name=job_name,json=jobName,proto3" json:"job_name,omitempty"`
+	Attempt int32  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Its path in the upstream workspace, and in this job's.
+	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	SizeBytes     int64  `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Sha256        string `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobInput) Reset() {
+	*x = JobInput{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobInput) ProtoMessage() {}
+
+func (x *JobInput) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobInput.ProtoReflect.Descriptor instead.
+func (*JobInput) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *JobInput) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobInput) GetJobName() string {
+	if x != nil {
+		return x.JobName
+	}
+	return ""
+}
+
+func (x *JobInput) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *JobInput) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *JobInput) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *JobInput) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
 // ContainerOptions says how a job with an image runs: pulls, limits,
 // network and service containers.
 type ContainerOptions struct {
@@ -896,7 +1099,7 @@ type ContainerOptions struct {
 
 func (x *ContainerOptions) Reset() {
 	*x = ContainerOptions{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1111,7 @@ func (x *ContainerOptions) String() string {
 func (*ContainerOptions) ProtoMessage() {}
 
 func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1124,7 @@ func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerOptions.ProtoReflect.Descriptor instead.
 func (*ContainerOptions) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ContainerOptions) GetPullPolicy() PullPolicy {
@@ -988,7 +1191,7 @@ type ServiceContainer struct {
 
 func (x *ServiceContainer) Reset() {
 	*x = ServiceContainer{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1203,7 @@ func (x *ServiceContainer) String() string {
 func (*ServiceContainer) ProtoMessage() {}
 
 func (x *ServiceContainer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1216,7 @@ func (x *ServiceContainer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceContainer.ProtoReflect.Descriptor instead.
 func (*ServiceContainer) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ServiceContainer) GetName() string {
@@ -1087,7 +1290,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1302,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1315,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Step) GetName() string {
@@ -1184,7 +1387,7 @@ type PluginModule struct {
 
 func (x *PluginModule) Reset() {
 	*x = PluginModule{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1399,7 @@ func (x *PluginModule) String() string {
 func (*PluginModule) ProtoMessage() {}
 
 func (x *PluginModule) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1412,7 @@ func (x *PluginModule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginModule.ProtoReflect.Descriptor instead.
 func (*PluginModule) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PluginModule) GetName() string {
@@ -1304,7 +1507,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1519,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1532,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LogChunk) GetLineNumber() int64 {
@@ -1386,7 +1589,7 @@ type AgentMetrics struct {
 
 func (x *AgentMetrics) Reset() {
 	*x = AgentMetrics{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1601,7 @@ func (x *AgentMetrics) String() string {
 func (*AgentMetrics) ProtoMessage() {}
 
 func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1614,7 @@ func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMetrics.ProtoReflect.Descriptor instead.
 func (*AgentMetrics) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AgentMetrics) GetCpuPercent() float64 {
@@ -1514,7 +1717,7 @@ type Agent struct {
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1729,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1742,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Agent) GetId() string {
@@ -1682,7 +1885,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1897,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1910,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RegisterRequest) GetName() string {
@@ -1781,7 +1984,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +1996,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +2009,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RegisterResponse) GetAgentId() string {
@@ -1853,7 +2056,7 @@ type UnregisterRequest struct {
 
 func (x *UnregisterRequest) Reset() {
 	*x = UnregisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2068,7 @@ func (x *UnregisterRequest) String() string {
 func (*UnregisterRequest) ProtoMessage() {}
 
 func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2081,7 @@ func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UnregisterRequest) GetAgentId() string {
@@ -1896,7 +2099,7 @@ type UnregisterResponse struct {
 
 func (x *UnregisterResponse) Reset() {
 	*x = UnregisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2111,7 @@ func (x *UnregisterResponse) String() string {
 func (*UnregisterResponse) ProtoMessage() {}
 
 func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2124,7 @@ func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterResponse.ProtoReflect.Descriptor instead.
 func (*UnregisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 type HeartbeatRequest struct {
@@ -1938,7 +2141,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1950,7 +2153,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1963,7 +2166,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HeartbeatRequest) GetAgentId() string {
@@ -2008,7 +2211,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2223,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2236,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HeartbeatResponse) GetHeartbeatInterval() *durationpb.Duration {
@@ -2077,7 +2280,7 @@ type UpdateLabelsRequest struct {
 
 func (x *UpdateLabelsRequest) Reset() {
 	*x = UpdateLabelsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2292,7 @@ func (x *UpdateLabelsRequest) String() string {
 func (*UpdateLabelsRequest) ProtoMessage() {}
 
 func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2305,7 @@ func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateLabelsRequest) GetAgentId() string {
@@ -2142,7 +2345,7 @@ type UpdateLabelsResponse struct {
 
 func (x *UpdateLabelsResponse) Reset() {
 	*x = UpdateLabelsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2357,7 @@ func (x *UpdateLabelsResponse) String() string {
 func (*UpdateLabelsResponse) ProtoMessage() {}
 
 func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2370,7 @@ func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateLabelsResponse) GetAgent() *Agent {
@@ -2188,7 +2391,7 @@ type FetchJobRequest struct {
 
 func (x *FetchJobRequest) Reset() {
 	*x = FetchJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2403,7 @@ func (x *FetchJobRequest) String() string {
 func (*FetchJobRequest) ProtoMessage() {}
 
 func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2416,7 @@ func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobRequest.ProtoReflect.Descriptor instead.
 func (*FetchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FetchJobRequest) GetAgentId() string {
@@ -2242,7 +2445,7 @@ type FetchJobResponse struct {
 
 func (x *FetchJobResponse) Reset() {
 	*x = FetchJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2457,7 @@ func (x *FetchJobResponse) String() string {
 func (*FetchJobResponse) ProtoMessage() {}
 
 func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2470,7 @@ func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobResponse.ProtoReflect.Descriptor instead.
 func (*FetchJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FetchJobResponse) GetJob() *Job {
@@ -2296,14 +2499,20 @@ type ReportJobStatusRequest struct {
 	// Files kept by the job's artifact config (final reports only).
 	Artifacts []*Artifact `protobuf:"bytes,8,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
 	// Why the attempt did not succeed, as a typed value (final reports).
-	Reason        EndReason `protobuf:"varint,9,opt,name=reason,proto3,enum=arcade.agent.v1.EndReason" json:"reason,omitempty"`
+	Reason EndReason `protobuf:"varint,9,opt,name=reason,proto3,enum=arcade.agent.v1.EndReason" json:"reason,omitempty"`
+	// The job's outputs (final reports of a success), of the names it
+	// declares.
+	Outputs map[string]string `protobuf:"bytes,60,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The outputs whose values hold one of the job's secrets: they are
+	// masked wherever they are shown.
+	SecretOutputs []string `protobuf:"bytes,61,rep,name=secret_outputs,json=secretOutputs,proto3" json:"secret_outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportJobStatusRequest) Reset() {
 	*x = ReportJobStatusRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2524,7 @@ func (x *ReportJobStatusRequest) String() string {
 func (*ReportJobStatusRequest) ProtoMessage() {}
 
 func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2537,7 @@ func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReportJobStatusRequest) GetAgentId() string {
@@ -2394,6 +2603,20 @@ func (x *ReportJobStatusRequest) GetReason() EndReason {
 	return EndReason_END_REASON_UNSPECIFIED
 }
 
+func (x *ReportJobStatusRequest) GetOutputs() map[string]string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *ReportJobStatusRequest) GetSecretOutputs() []string {
+	if x != nil {
+		return x.SecretOutputs
+	}
+	return nil
+}
+
 type ReportJobStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True when the job was cancelled meanwhile: the agent must stop it.
@@ -2404,7 +2627,7 @@ type ReportJobStatusResponse struct {
 
 func (x *ReportJobStatusResponse) Reset() {
 	*x = ReportJobStatusResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2639,7 @@ func (x *ReportJobStatusResponse) String() string {
 func (*ReportJobStatusResponse) ProtoMessage() {}
 
 func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2652,7 @@ func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportJobStatusResponse) GetCancelRequested() bool {
@@ -2460,7 +2683,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2472,7 +2695,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2485,7 +2708,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Artifact) GetPath() string {
@@ -2563,7 +2786,7 @@ type ReportJobLogRequest struct {
 
 func (x *ReportJobLogRequest) Reset() {
 	*x = ReportJobLogRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2798,7 @@ func (x *ReportJobLogRequest) String() string {
 func (*ReportJobLogRequest) ProtoMessage() {}
 
 func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2811,7 @@ func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobLogRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReportJobLogRequest) GetAgentId() string {
@@ -2643,7 +2866,7 @@ type ReportJobLogResponse struct {
 
 func (x *ReportJobLogResponse) Reset() {
 	*x = ReportJobLogResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2878,7 @@ func (x *ReportJobLogResponse) String() string {
 func (*ReportJobLogResponse) ProtoMessage() {}
 
 func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2891,7 @@ func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobLogResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportJobLogResponse) GetLastLine() int64 {
@@ -2689,7 +2912,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2701,7 +2924,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2714,7 +2937,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelJobRequest) GetAgentId() string {
@@ -2743,7 +2966,7 @@ type JobCancellation struct {
 
 func (x *JobCancellation) Reset() {
 	*x = JobCancellation{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2755,7 +2978,7 @@ func (x *JobCancellation) String() string {
 func (*JobCancellation) ProtoMessage() {}
 
 func (x *JobCancellation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2768,7 +2991,7 @@ func (x *JobCancellation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobCancellation.ProtoReflect.Descriptor instead.
 func (*JobCancellation) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *JobCancellation) GetJobId() string {
@@ -2801,7 +3024,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2813,7 +3036,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2826,7 +3049,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CancelJobResponse) GetCancellations() []*JobCancellation {
@@ -2845,7 +3068,7 @@ type GetAgentRequest struct {
 
 func (x *GetAgentRequest) Reset() {
 	*x = GetAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +3080,7 @@ func (x *GetAgentRequest) String() string {
 func (*GetAgentRequest) ProtoMessage() {}
 
 func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +3093,7 @@ func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentRequest.ProtoReflect.Descriptor instead.
 func (*GetAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetAgentRequest) GetAgentId() string {
@@ -2889,7 +3112,7 @@ type GetAgentResponse struct {
 
 func (x *GetAgentResponse) Reset() {
 	*x = GetAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2901,7 +3124,7 @@ func (x *GetAgentResponse) String() string {
 func (*GetAgentResponse) ProtoMessage() {}
 
 func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2914,7 +3137,7 @@ func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentResponse.ProtoReflect.Descriptor instead.
 func (*GetAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetAgentResponse) GetAgent() *Agent {
@@ -2940,7 +3163,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3175,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3188,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListAgentsRequest) GetPageSize() int32 {
@@ -3014,7 +3237,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3026,7 +3249,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3039,7 +3262,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -3073,7 +3296,7 @@ type RevokeAgentRequest struct {
 
 func (x *RevokeAgentRequest) Reset() {
 	*x = RevokeAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3085,7 +3308,7 @@ func (x *RevokeAgentRequest) String() string {
 func (*RevokeAgentRequest) ProtoMessage() {}
 
 func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3098,7 +3321,7 @@ func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeAgentRequest) GetAgentId() string {
@@ -3124,7 +3347,7 @@ type RevokeAgentResponse struct {
 
 func (x *RevokeAgentResponse) Reset() {
 	*x = RevokeAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3136,7 +3359,7 @@ func (x *RevokeAgentResponse) String() string {
 func (*RevokeAgentResponse) ProtoMessage() {}
 
 func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3149,7 +3372,7 @@ func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeAgentResponse) GetAgent() *Agent {
@@ -3170,7 +3393,7 @@ type DownloadPluginRequest struct {
 
 func (x *DownloadPluginRequest) Reset() {
 	*x = DownloadPluginRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3182,7 +3405,7 @@ func (x *DownloadPluginRequest) String() string {
 func (*DownloadPluginRequest) ProtoMessage() {}
 
 func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3195,7 +3418,7 @@ func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginRequest.ProtoReflect.Descriptor instead.
 func (*DownloadPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DownloadPluginRequest) GetName() string {
@@ -3223,7 +3446,7 @@ type DownloadPluginResponse struct {
 
 func (x *DownloadPluginResponse) Reset() {
 	*x = DownloadPluginResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3235,7 +3458,7 @@ func (x *DownloadPluginResponse) String() string {
 func (*DownloadPluginResponse) ProtoMessage() {}
 
 func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3248,7 +3471,7 @@ func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginResponse.ProtoReflect.Descriptor instead.
 func (*DownloadPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DownloadPluginResponse) GetModule() *PluginModule {
@@ -3280,7 +3503,7 @@ type ArtifactHeader struct {
 
 func (x *ArtifactHeader) Reset() {
 	*x = ArtifactHeader{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3292,7 +3515,7 @@ func (x *ArtifactHeader) String() string {
 func (*ArtifactHeader) ProtoMessage() {}
 
 func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3305,7 +3528,7 @@ func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactHeader.ProtoReflect.Descriptor instead.
 func (*ArtifactHeader) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ArtifactHeader) GetJobId() string {
@@ -3356,7 +3579,7 @@ type UploadArtifactRequest struct {
 
 func (x *UploadArtifactRequest) Reset() {
 	*x = UploadArtifactRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +3591,7 @@ func (x *UploadArtifactRequest) String() string {
 func (*UploadArtifactRequest) ProtoMessage() {}
 
 func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +3604,7 @@ func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactRequest.ProtoReflect.Descriptor instead.
 func (*UploadArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UploadArtifactRequest) GetPart() isUploadArtifactRequest_Part {
@@ -3436,7 +3659,7 @@ type UploadArtifactResponse struct {
 
 func (x *UploadArtifactResponse) Reset() {
 	*x = UploadArtifactResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3448,7 +3671,7 @@ func (x *UploadArtifactResponse) String() string {
 func (*UploadArtifactResponse) ProtoMessage() {}
 
 func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3461,12 +3684,671 @@ func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactResponse.ProtoReflect.Descriptor instead.
 func (*UploadArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{39}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadArtifactResponse) GetArtifact() *Artifact {
 	if x != nil {
 		return x.Artifact
+	}
+	return nil
+}
+
+type DownloadInputRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job asking, and its attempt.
+	JobId   string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int32  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The input: the upstream job and the artifact's path.
+	InputJobId    string `protobuf:"bytes,3,opt,name=input_job_id,json=inputJobId,proto3" json:"input_job_id,omitempty"`
+	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadInputRequest) Reset() {
+	*x = DownloadInputRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadInputRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadInputRequest) ProtoMessage() {}
+
+func (x *DownloadInputRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadInputRequest.ProtoReflect.Descriptor instead.
+func (*DownloadInputRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *DownloadInputRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DownloadInputRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *DownloadInputRequest) GetInputJobId() string {
+	if x != nil {
+		return x.InputJobId
+	}
+	return ""
+}
+
+func (x *DownloadInputRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type DownloadInputResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set in the first message only.
+	Artifact      *Artifact `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	Data          []byte    `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadInputResponse) Reset() {
+	*x = DownloadInputResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadInputResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadInputResponse) ProtoMessage() {}
+
+func (x *DownloadInputResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadInputResponse.ProtoReflect.Descriptor instead.
+func (*DownloadInputResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DownloadInputResponse) GetArtifact() *Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+func (x *DownloadInputResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// CacheEntry is one stored cache archive.
+type CacheEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Key   string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The branch it was saved from ("" for runs of no branch).
+	Branch    string `protobuf:"bytes,3,opt,name=branch,proto3" json:"branch,omitempty"`
+	SizeBytes int64  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The sha256 of the archive as stored (compressed).
+	Sha256     string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// A presigned GET of the archive, when the store makes them; else the
+	// agent downloads it with DownloadCache.
+	Url           string `protobuf:"bytes,8,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheEntry) Reset() {
+	*x = CacheEntry{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheEntry) ProtoMessage() {}
+
+func (x *CacheEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheEntry.ProtoReflect.Descriptor instead.
+func (*CacheEntry) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CacheEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *CacheEntry) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *CacheEntry) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *CacheEntry) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type LookupCacheRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The job's key, filled in.
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// Its restore keys, filled in, in order.
+	RestoreKeys   []string `protobuf:"bytes,4,rep,name=restore_keys,json=restoreKeys,proto3" json:"restore_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupCacheRequest) Reset() {
+	*x = LookupCacheRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupCacheRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupCacheRequest) ProtoMessage() {}
+
+func (x *LookupCacheRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupCacheRequest.ProtoReflect.Descriptor instead.
+func (*LookupCacheRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *LookupCacheRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *LookupCacheRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *LookupCacheRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *LookupCacheRequest) GetRestoreKeys() []string {
+	if x != nil {
+		return x.RestoreKeys
+	}
+	return nil
+}
+
+type LookupCacheResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset: no entry.
+	Entry *CacheEntry `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	// True when the entry's key is the job's key (nothing to save after).
+	Exact         bool `protobuf:"varint,2,opt,name=exact,proto3" json:"exact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupCacheResponse) Reset() {
+	*x = LookupCacheResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupCacheResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupCacheResponse) ProtoMessage() {}
+
+func (x *LookupCacheResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupCacheResponse.ProtoReflect.Descriptor instead.
+func (*LookupCacheResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *LookupCacheResponse) GetEntry() *CacheEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *LookupCacheResponse) GetExact() bool {
+	if x != nil {
+		return x.Exact
+	}
+	return false
+}
+
+type DownloadCacheRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	EntryId       string                 `protobuf:"bytes,3,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadCacheRequest) Reset() {
+	*x = DownloadCacheRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadCacheRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadCacheRequest) ProtoMessage() {}
+
+func (x *DownloadCacheRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadCacheRequest.ProtoReflect.Descriptor instead.
+func (*DownloadCacheRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *DownloadCacheRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DownloadCacheRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *DownloadCacheRequest) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+type DownloadCacheResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadCacheResponse) Reset() {
+	*x = DownloadCacheResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadCacheResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadCacheResponse) ProtoMessage() {}
+
+func (x *DownloadCacheResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadCacheResponse.ProtoReflect.Descriptor instead.
+func (*DownloadCacheResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *DownloadCacheResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// CacheHeader opens a cache save.
+type CacheHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	SizeBytes     int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Sha256        string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheHeader) Reset() {
+	*x = CacheHeader{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheHeader) ProtoMessage() {}
+
+func (x *CacheHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheHeader.ProtoReflect.Descriptor instead.
+func (*CacheHeader) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CacheHeader) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *CacheHeader) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *CacheHeader) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CacheHeader) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *CacheHeader) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type SaveCacheRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*SaveCacheRequest_Header
+	//	*SaveCacheRequest_Data
+	Part          isSaveCacheRequest_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveCacheRequest) Reset() {
+	*x = SaveCacheRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveCacheRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveCacheRequest) ProtoMessage() {}
+
+func (x *SaveCacheRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveCacheRequest.ProtoReflect.Descriptor instead.
+func (*SaveCacheRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *SaveCacheRequest) GetPart() isSaveCacheRequest_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *SaveCacheRequest) GetHeader() *CacheHeader {
+	if x != nil {
+		if x, ok := x.Part.(*SaveCacheRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *SaveCacheRequest) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*SaveCacheRequest_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isSaveCacheRequest_Part interface {
+	isSaveCacheRequest_Part()
+}
+
+type SaveCacheRequest_Header struct {
+	Header *CacheHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type SaveCacheRequest_Data struct {
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*SaveCacheRequest_Header) isSaveCacheRequest_Part() {}
+
+func (*SaveCacheRequest_Data) isSaveCacheRequest_Part() {}
+
+type SaveCacheResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *CacheEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveCacheResponse) Reset() {
+	*x = SaveCacheResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveCacheResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveCacheResponse) ProtoMessage() {}
+
+func (x *SaveCacheResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveCacheResponse.ProtoReflect.Descriptor instead.
+func (*SaveCacheResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *SaveCacheResponse) GetEntry() *CacheEntry {
+	if x != nil {
+		return x.Entry
 	}
 	return nil
 }
@@ -3488,7 +4370,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
 	"\x0eArtifactConfig\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\tR\x05paths\x126\n" +
-	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xd3\x05\n" +
+	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xf5\a\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -3504,13 +4386,33 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\asecrets\x18\v \x03(\v2!.arcade.agent.v1.Job.SecretsEntryR\asecrets\x12+\n" +
 	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x127\n" +
 	"\aplugins\x18\r \x03(\v2\x1d.arcade.agent.v1.PluginModuleR\aplugins\x12?\n" +
-	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a6\n" +
+	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x122\n" +
+	"\x05cache\x18< \x01(\v2\x1c.arcade.agent.v1.CacheConfigR\x05cache\x12&\n" +
+	"\x0fcache_read_only\x18= \x01(\bR\rcacheReadOnly\x12;\n" +
+	"\acontext\x18> \x03(\v2!.arcade.agent.v1.Job.ContextEntryR\acontext\x121\n" +
+	"\x06inputs\x18? \x03(\v2\x19.arcade.agent.v1.JobInputR\x06inputs\x12\x18\n" +
+	"\aoutputs\x18@ \x03(\tR\aoutputs\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
+	"\vCacheConfig\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
+	"\frestore_keys\x18\x02 \x03(\tR\vrestoreKeys\x12\x14\n" +
+	"\x05paths\x18\x03 \x03(\tR\x05paths\"\xa1\x01\n" +
+	"\bJobInput\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x19\n" +
+	"\bjob_name\x18\x02 \x01(\tR\ajobName\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06sha256\x18\x06 \x01(\tR\x06sha256\"\x9b\x02\n" +
 	"\x10ContainerOptions\x12<\n" +
 	"\vpull_policy\x18\x01 \x01(\x0e2\x1b.arcade.agent.v1.PullPolicyR\n" +
 	"pullPolicy\x120\n" +
@@ -3657,7 +4559,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x80\x01\n" +
 	"\x10FetchJobResponse\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.arcade.agent.v1.JobR\x03job\x12D\n" +
-	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xf6\x02\n" +
+	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xa9\x04\n" +
 	"\x16ReportJobStatusRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
@@ -3667,7 +4569,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x128\n" +
 	"\ttimestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x127\n" +
 	"\tartifacts\x18\b \x03(\v2\x19.arcade.agent.v1.ArtifactR\tartifacts\x122\n" +
-	"\x06reason\x18\t \x01(\x0e2\x1a.arcade.agent.v1.EndReasonR\x06reason\"D\n" +
+	"\x06reason\x18\t \x01(\x0e2\x1a.arcade.agent.v1.EndReasonR\x06reason\x12N\n" +
+	"\aoutputs\x18< \x03(\v24.arcade.agent.v1.ReportJobStatusRequest.OutputsEntryR\aoutputs\x12%\n" +
+	"\x0esecret_outputs\x18= \x03(\tR\rsecretOutputs\x1a:\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
 	"\x17ReportJobStatusResponse\x12)\n" +
 	"\x10cancel_requested\x18\x01 \x01(\bR\x0fcancelRequested\"\x94\x02\n" +
 	"\bArtifact\x12\x12\n" +
@@ -3740,7 +4647,56 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
 	"\x04part\"O\n" +
 	"\x16UploadArtifactResponse\x125\n" +
-	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact*\x8c\x01\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\"}\n" +
+	"\x14DownloadInputRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12 \n" +
+	"\finput_job_id\x18\x03 \x01(\tR\n" +
+	"inputJobId\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\"b\n" +
+	"\x15DownloadInputResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x88\x02\n" +
+	"\n" +
+	"CacheEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x16\n" +
+	"\x06branch\x18\x03 \x01(\tR\x06branch\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_used_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x12\x10\n" +
+	"\x03url\x18\b \x01(\tR\x03url\"z\n" +
+	"\x12LookupCacheRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12!\n" +
+	"\frestore_keys\x18\x04 \x03(\tR\vrestoreKeys\"^\n" +
+	"\x13LookupCacheResponse\x121\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1b.arcade.agent.v1.CacheEntryR\x05entry\x12\x14\n" +
+	"\x05exact\x18\x02 \x01(\bR\x05exact\"b\n" +
+	"\x14DownloadCacheRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x19\n" +
+	"\bentry_id\x18\x03 \x01(\tR\aentryId\"+\n" +
+	"\x15DownloadCacheResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x87\x01\n" +
+	"\vCacheHeader\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\"h\n" +
+	"\x10SaveCacheRequest\x126\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.arcade.agent.v1.CacheHeaderH\x00R\x06header\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
+	"\x04part\"F\n" +
+	"\x11SaveCacheResponse\x121\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1b.arcade.agent.v1.CacheEntryR\x05entry*\x8c\x01\n" +
 	"\vAgentStatus\x12\x1c\n" +
 	"\x18AGENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13AGENT_STATUS_ONLINE\x10\x01\x12\x18\n" +
@@ -3800,7 +4756,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x0fLabelUpdateMode\x12!\n" +
 	"\x1dLABEL_UPDATE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17LABEL_UPDATE_MODE_MERGE\x10\x01\x12\x1d\n" +
-	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x022\x9b\t\n" +
+	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x022\x8f\f\n" +
 	"\fAgentService\x12O\n" +
 	"\bRegister\x12 .arcade.agent.v1.RegisterRequest\x1a!.arcade.agent.v1.RegisterResponse\x12U\n" +
 	"\n" +
@@ -3815,7 +4771,11 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"ListAgents\x12\".arcade.agent.v1.ListAgentsRequest\x1a#.arcade.agent.v1.ListAgentsResponse\x12X\n" +
 	"\vRevokeAgent\x12#.arcade.agent.v1.RevokeAgentRequest\x1a$.arcade.agent.v1.RevokeAgentResponse\x12c\n" +
-	"\x0eDownloadPlugin\x12&.arcade.agent.v1.DownloadPluginRequest\x1a'.arcade.agent.v1.DownloadPluginResponse0\x01\x12c\n" +
+	"\x0eDownloadPlugin\x12&.arcade.agent.v1.DownloadPluginRequest\x1a'.arcade.agent.v1.DownloadPluginResponse0\x01\x12`\n" +
+	"\rDownloadInput\x12%.arcade.agent.v1.DownloadInputRequest\x1a&.arcade.agent.v1.DownloadInputResponse0\x01\x12X\n" +
+	"\vLookupCache\x12#.arcade.agent.v1.LookupCacheRequest\x1a$.arcade.agent.v1.LookupCacheResponse\x12`\n" +
+	"\rDownloadCache\x12%.arcade.agent.v1.DownloadCacheRequest\x1a&.arcade.agent.v1.DownloadCacheResponse0\x01\x12T\n" +
+	"\tSaveCache\x12!.arcade.agent.v1.SaveCacheRequest\x1a\".arcade.agent.v1.SaveCacheResponse(\x01\x12c\n" +
 	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01B2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
 
 var (
@@ -3831,7 +4791,7 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
@@ -3845,150 +4805,182 @@ var file_api_agent_v1_agent_proto_goTypes = []any{
 	(*LabelSelector)(nil),            // 9: arcade.agent.v1.LabelSelector
 	(*ArtifactConfig)(nil),           // 10: arcade.agent.v1.ArtifactConfig
 	(*Job)(nil),                      // 11: arcade.agent.v1.Job
-	(*ContainerOptions)(nil),         // 12: arcade.agent.v1.ContainerOptions
-	(*ServiceContainer)(nil),         // 13: arcade.agent.v1.ServiceContainer
-	(*Step)(nil),                     // 14: arcade.agent.v1.Step
-	(*PluginModule)(nil),             // 15: arcade.agent.v1.PluginModule
-	(*LogChunk)(nil),                 // 16: arcade.agent.v1.LogChunk
-	(*AgentMetrics)(nil),             // 17: arcade.agent.v1.AgentMetrics
-	(*Agent)(nil),                    // 18: arcade.agent.v1.Agent
-	(*RegisterRequest)(nil),          // 19: arcade.agent.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 20: arcade.agent.v1.RegisterResponse
-	(*UnregisterRequest)(nil),        // 21: arcade.agent.v1.UnregisterRequest
-	(*UnregisterResponse)(nil),       // 22: arcade.agent.v1.UnregisterResponse
-	(*HeartbeatRequest)(nil),         // 23: arcade.agent.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 24: arcade.agent.v1.HeartbeatResponse
-	(*UpdateLabelsRequest)(nil),      // 25: arcade.agent.v1.UpdateLabelsRequest
-	(*UpdateLabelsResponse)(nil),     // 26: arcade.agent.v1.UpdateLabelsResponse
-	(*FetchJobRequest)(nil),          // 27: arcade.agent.v1.FetchJobRequest
-	(*FetchJobResponse)(nil),         // 28: arcade.agent.v1.FetchJobResponse
-	(*ReportJobStatusRequest)(nil),   // 29: arcade.agent.v1.ReportJobStatusRequest
-	(*ReportJobStatusResponse)(nil),  // 30: arcade.agent.v1.ReportJobStatusResponse
-	(*Artifact)(nil),                 // 31: arcade.agent.v1.Artifact
-	(*ReportJobLogRequest)(nil),      // 32: arcade.agent.v1.ReportJobLogRequest
-	(*ReportJobLogResponse)(nil),     // 33: arcade.agent.v1.ReportJobLogResponse
-	(*CancelJobRequest)(nil),         // 34: arcade.agent.v1.CancelJobRequest
-	(*JobCancellation)(nil),          // 35: arcade.agent.v1.JobCancellation
-	(*CancelJobResponse)(nil),        // 36: arcade.agent.v1.CancelJobResponse
-	(*GetAgentRequest)(nil),          // 37: arcade.agent.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),         // 38: arcade.agent.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),        // 39: arcade.agent.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 40: arcade.agent.v1.ListAgentsResponse
-	(*RevokeAgentRequest)(nil),       // 41: arcade.agent.v1.RevokeAgentRequest
-	(*RevokeAgentResponse)(nil),      // 42: arcade.agent.v1.RevokeAgentResponse
-	(*DownloadPluginRequest)(nil),    // 43: arcade.agent.v1.DownloadPluginRequest
-	(*DownloadPluginResponse)(nil),   // 44: arcade.agent.v1.DownloadPluginResponse
-	(*ArtifactHeader)(nil),           // 45: arcade.agent.v1.ArtifactHeader
-	(*UploadArtifactRequest)(nil),    // 46: arcade.agent.v1.UploadArtifactRequest
-	(*UploadArtifactResponse)(nil),   // 47: arcade.agent.v1.UploadArtifactResponse
-	nil,                              // 48: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                              // 49: arcade.agent.v1.Job.EnvEntry
-	nil,                              // 50: arcade.agent.v1.Job.SecretsEntry
-	nil,                              // 51: arcade.agent.v1.ServiceContainer.EnvEntry
-	nil,                              // 52: arcade.agent.v1.Step.WithEntry
-	nil,                              // 53: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                              // 54: arcade.agent.v1.PluginModule.SecretConfigEntry
-	nil,                              // 55: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 56: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 57: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 58: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 59: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),      // 60: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 61: google.protobuf.Timestamp
+	(*CacheConfig)(nil),              // 12: arcade.agent.v1.CacheConfig
+	(*JobInput)(nil),                 // 13: arcade.agent.v1.JobInput
+	(*ContainerOptions)(nil),         // 14: arcade.agent.v1.ContainerOptions
+	(*ServiceContainer)(nil),         // 15: arcade.agent.v1.ServiceContainer
+	(*Step)(nil),                     // 16: arcade.agent.v1.Step
+	(*PluginModule)(nil),             // 17: arcade.agent.v1.PluginModule
+	(*LogChunk)(nil),                 // 18: arcade.agent.v1.LogChunk
+	(*AgentMetrics)(nil),             // 19: arcade.agent.v1.AgentMetrics
+	(*Agent)(nil),                    // 20: arcade.agent.v1.Agent
+	(*RegisterRequest)(nil),          // 21: arcade.agent.v1.RegisterRequest
+	(*RegisterResponse)(nil),         // 22: arcade.agent.v1.RegisterResponse
+	(*UnregisterRequest)(nil),        // 23: arcade.agent.v1.UnregisterRequest
+	(*UnregisterResponse)(nil),       // 24: arcade.agent.v1.UnregisterResponse
+	(*HeartbeatRequest)(nil),         // 25: arcade.agent.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),        // 26: arcade.agent.v1.HeartbeatResponse
+	(*UpdateLabelsRequest)(nil),      // 27: arcade.agent.v1.UpdateLabelsRequest
+	(*UpdateLabelsResponse)(nil),     // 28: arcade.agent.v1.UpdateLabelsResponse
+	(*FetchJobRequest)(nil),          // 29: arcade.agent.v1.FetchJobRequest
+	(*FetchJobResponse)(nil),         // 30: arcade.agent.v1.FetchJobResponse
+	(*ReportJobStatusRequest)(nil),   // 31: arcade.agent.v1.ReportJobStatusRequest
+	(*ReportJobStatusResponse)(nil),  // 32: arcade.agent.v1.ReportJobStatusResponse
+	(*Artifact)(nil),                 // 33: arcade.agent.v1.Artifact
+	(*ReportJobLogRequest)(nil),      // 34: arcade.agent.v1.ReportJobLogRequest
+	(*ReportJobLogResponse)(nil),     // 35: arcade.agent.v1.ReportJobLogResponse
+	(*CancelJobRequest)(nil),         // 36: arcade.agent.v1.CancelJobRequest
+	(*JobCancellation)(nil),          // 37: arcade.agent.v1.JobCancellation
+	(*CancelJobResponse)(nil),        // 38: arcade.agent.v1.CancelJobResponse
+	(*GetAgentRequest)(nil),          // 39: arcade.agent.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),         // 40: arcade.agent.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),        // 41: arcade.agent.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 42: arcade.agent.v1.ListAgentsResponse
+	(*RevokeAgentRequest)(nil),       // 43: arcade.agent.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),      // 44: arcade.agent.v1.RevokeAgentResponse
+	(*DownloadPluginRequest)(nil),    // 45: arcade.agent.v1.DownloadPluginRequest
+	(*DownloadPluginResponse)(nil),   // 46: arcade.agent.v1.DownloadPluginResponse
+	(*ArtifactHeader)(nil),           // 47: arcade.agent.v1.ArtifactHeader
+	(*UploadArtifactRequest)(nil),    // 48: arcade.agent.v1.UploadArtifactRequest
+	(*UploadArtifactResponse)(nil),   // 49: arcade.agent.v1.UploadArtifactResponse
+	(*DownloadInputRequest)(nil),     // 50: arcade.agent.v1.DownloadInputRequest
+	(*DownloadInputResponse)(nil),    // 51: arcade.agent.v1.DownloadInputResponse
+	(*CacheEntry)(nil),               // 52: arcade.agent.v1.CacheEntry
+	(*LookupCacheRequest)(nil),       // 53: arcade.agent.v1.LookupCacheRequest
+	(*LookupCacheResponse)(nil),      // 54: arcade.agent.v1.LookupCacheResponse
+	(*DownloadCacheRequest)(nil),     // 55: arcade.agent.v1.DownloadCacheRequest
+	(*DownloadCacheResponse)(nil),    // 56: arcade.agent.v1.DownloadCacheResponse
+	(*CacheHeader)(nil),              // 57: arcade.agent.v1.CacheHeader
+	(*SaveCacheRequest)(nil),         // 58: arcade.agent.v1.SaveCacheRequest
+	(*SaveCacheResponse)(nil),        // 59: arcade.agent.v1.SaveCacheResponse
+	nil,                              // 60: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                              // 61: arcade.agent.v1.Job.EnvEntry
+	nil,                              // 62: arcade.agent.v1.Job.SecretsEntry
+	nil,                              // 63: arcade.agent.v1.Job.ContextEntry
+	nil,                              // 64: arcade.agent.v1.ServiceContainer.EnvEntry
+	nil,                              // 65: arcade.agent.v1.Step.WithEntry
+	nil,                              // 66: arcade.agent.v1.PluginModule.ConfigEntry
+	nil,                              // 67: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                              // 68: arcade.agent.v1.Agent.LabelsEntry
+	nil,                              // 69: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                              // 70: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                              // 71: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                              // 72: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	nil,                              // 73: arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	(*durationpb.Duration)(nil),      // 74: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 75: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	48, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	60, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
 	8,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	60, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	49, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	60, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	74, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	61, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	74, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
 	10, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	9,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	50, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
-	14, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
-	15, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
-	12, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
-	3,  // 12: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
-	13, // 13: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
-	51, // 14: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
-	60, // 15: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
-	52, // 16: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	60, // 17: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
-	53, // 18: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	60, // 19: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	54, // 20: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
-	61, // 21: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	5,  // 22: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	6,  // 23: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	61, // 24: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	55, // 25: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,  // 26: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	61, // 27: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	61, // 28: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	17, // 29: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	56, // 30: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	60, // 31: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	60, // 32: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	18, // 33: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	17, // 34: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	57, // 35: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	60, // 36: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	58, // 37: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,  // 38: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	59, // 39: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	7,  // 40: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	18, // 41: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	60, // 42: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	11, // 43: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	61, // 44: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 45: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	61, // 46: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	31, // 47: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	4,  // 48: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
-	61, // 49: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	61, // 50: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 51: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	60, // 52: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	35, // 53: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	18, // 54: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,  // 55: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	18, // 56: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	18, // 57: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	15, // 58: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	45, // 59: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	31, // 60: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	19, // 61: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	21, // 62: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	23, // 63: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	25, // 64: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	27, // 65: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	29, // 66: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	32, // 67: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	34, // 68: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	37, // 69: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	39, // 70: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	41, // 71: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	43, // 72: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	46, // 73: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	20, // 74: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	22, // 75: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	24, // 76: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	26, // 77: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	28, // 78: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	30, // 79: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	33, // 80: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	36, // 81: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	38, // 82: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	40, // 83: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	42, // 84: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	44, // 85: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	47, // 86: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	74, // [74:87] is the sub-list for method output_type
-	61, // [61:74] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	62, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	16, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
+	17, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
+	14, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
+	12, // 12: arcade.agent.v1.Job.cache:type_name -> arcade.agent.v1.CacheConfig
+	63, // 13: arcade.agent.v1.Job.context:type_name -> arcade.agent.v1.Job.ContextEntry
+	13, // 14: arcade.agent.v1.Job.inputs:type_name -> arcade.agent.v1.JobInput
+	3,  // 15: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
+	15, // 16: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
+	64, // 17: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
+	74, // 18: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
+	65, // 19: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
+	74, // 20: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	66, // 21: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
+	74, // 22: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	67, // 23: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	75, // 24: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	5,  // 25: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	6,  // 26: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	75, // 27: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	68, // 28: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,  // 29: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	75, // 30: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	75, // 31: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	19, // 32: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	69, // 33: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	74, // 34: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	74, // 35: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	20, // 36: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	19, // 37: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	70, // 38: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	74, // 39: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	71, // 40: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,  // 41: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	72, // 42: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	7,  // 43: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	20, // 44: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	74, // 45: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	11, // 46: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	75, // 47: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 48: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	75, // 49: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	33, // 50: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	4,  // 51: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
+	73, // 52: arcade.agent.v1.ReportJobStatusRequest.outputs:type_name -> arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	75, // 53: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	75, // 54: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 55: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	74, // 56: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	37, // 57: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	20, // 58: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,  // 59: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	20, // 60: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	20, // 61: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	17, // 62: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	47, // 63: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	33, // 64: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	33, // 65: arcade.agent.v1.DownloadInputResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	75, // 66: arcade.agent.v1.CacheEntry.created_at:type_name -> google.protobuf.Timestamp
+	75, // 67: arcade.agent.v1.CacheEntry.last_used_at:type_name -> google.protobuf.Timestamp
+	52, // 68: arcade.agent.v1.LookupCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	57, // 69: arcade.agent.v1.SaveCacheRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	52, // 70: arcade.agent.v1.SaveCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	21, // 71: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	23, // 72: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	25, // 73: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	27, // 74: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	29, // 75: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	31, // 76: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	34, // 77: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	36, // 78: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	39, // 79: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	41, // 80: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	43, // 81: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	45, // 82: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	50, // 83: arcade.agent.v1.AgentService.DownloadInput:input_type -> arcade.agent.v1.DownloadInputRequest
+	53, // 84: arcade.agent.v1.AgentService.LookupCache:input_type -> arcade.agent.v1.LookupCacheRequest
+	55, // 85: arcade.agent.v1.AgentService.DownloadCache:input_type -> arcade.agent.v1.DownloadCacheRequest
+	58, // 86: arcade.agent.v1.AgentService.SaveCache:input_type -> arcade.agent.v1.SaveCacheRequest
+	48, // 87: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	22, // 88: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	24, // 89: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	26, // 90: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	28, // 91: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	30, // 92: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	32, // 93: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	35, // 94: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	38, // 95: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	40, // 96: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	42, // 97: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	44, // 98: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	46, // 99: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	51, // 100: arcade.agent.v1.AgentService.DownloadInput:output_type -> arcade.agent.v1.DownloadInputResponse
+	54, // 101: arcade.agent.v1.AgentService.LookupCache:output_type -> arcade.agent.v1.LookupCacheResponse
+	56, // 102: arcade.agent.v1.AgentService.DownloadCache:output_type -> arcade.agent.v1.DownloadCacheResponse
+	59, // 103: arcade.agent.v1.AgentService.SaveCache:output_type -> arcade.agent.v1.SaveCacheResponse
+	49, // 104: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	88, // [88:105] is the sub-list for method output_type
+	71, // [71:88] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -3996,9 +4988,13 @@ func file_api_agent_v1_agent_proto_init() {
 	if File_api_agent_v1_agent_proto != nil {
 		return
 	}
-	file_api_agent_v1_agent_proto_msgTypes[38].OneofWrappers = []any{
+	file_api_agent_v1_agent_proto_msgTypes[40].OneofWrappers = []any{
 		(*UploadArtifactRequest_Header)(nil),
 		(*UploadArtifactRequest_Data)(nil),
+	}
+	file_api_agent_v1_agent_proto_msgTypes[50].OneofWrappers = []any{
+		(*SaveCacheRequest_Header)(nil),
+		(*SaveCacheRequest_Data)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4006,7 +5002,7 @@ func file_api_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   52,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
