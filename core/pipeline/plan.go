@@ -27,7 +27,10 @@ type Node struct {
 // Plan is the dependency graph of a pipeline's jobs.
 type Plan struct {
 	// Nodes are in a topological order: every job after its Deps.
-	Nodes  []*Node
+	Nodes []*Node
+	// Spec is the pipeline planned, expanded; Expanded how it was.
+	Spec     *jobv1.PipelineDetail
+	Expanded *Expanded
 	byName map[string]*Node
 }
 

@@ -21,7 +21,35 @@ const MaxAttempts = 100
 // depends_on, a duplicate job name, a bad selector, a negative timeout, an
 // unknown when, and the plainer mistakes. Cron expressions and time zones
 // are checked by the caller, which owns the clock and the zone database.
+//
+// The definition is expanded first (includes from its include_files,
+// templates, matrices; see Expand) and the plan is the expanded
+// pipeline's, in Plan.Spec. Errors name the field as written.
 func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
+	return ValidateExpanded(Expand(p, nil, 0))
+}
+
+// ValidateExpanded is Validate of a pipeline expanded by the caller
+// (whose includes came from elsewhere); it takes Expand's results.
+func ValidateExpanded(exp *Expanded, err error) (*Plan, error) {
+	if err != nil {
+		return nil, err
+	}
+	plan, err := validate(exp.Pipeline)
+	if err != nil {
+		var pe *Error
+		if errors.As(err, &pe) && pe.Line == 0 {
+			out := *pe
+			out.Field = exp.SourceField(pe.Field)
+			return nil, &out
+		}
+		return nil, err
+	}
+	plan.Spec, plan.Expanded = exp.Pipeline, exp
+	return plan, nil
+}
+
+func validate(p *jobv1.PipelineDetail) (*Plan, error) {
 	if p == nil {
 		return nil, errorf("pipeline", "must be set")
 	}
@@ -88,7 +116,14 @@ func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 			}
 		}
 	}
-	return newPlan(p)
+	plan, err := newPlan(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkData(p, plan); err != nil {
+		return nil, err
+	}
+	return plan, nil
 }
 
 func checkName(field, name string) error {
@@ -135,13 +170,17 @@ func checkTrigger(field string, t *jobv1.Trigger) error {
 
 func checkJob(field string, j *jobv1.PipelineJob) error {
 	hasCmds, uses, hasSteps := len(j.GetCommands()) > 0, strings.TrimSpace(j.GetUses()) != "", len(j.GetSteps()) > 0
+	approval := j.GetType() == jobv1.JobType_JOB_TYPE_APPROVAL
 	switch {
+	case approval && (hasCmds || uses || hasSteps):
+		return errorf(field+".type", "an approval job runs nothing: it has no commands, uses or steps")
+	case approval:
 	case hasCmds && uses:
 		return errorf(field, "has both commands and uses: a job runs commands, one plugin step, or steps")
 	case hasSteps && (hasCmds || uses):
 		return errorf(field+".steps", "set commands, uses or steps, not several: steps may mix commands and plugin calls")
 	case !hasCmds && !uses && !hasSteps:
-		return errorf(field+".commands", "must not be empty: a job runs commands, a plugin step (uses) or steps")
+		return errorf(field+".commands", "must not be empty: a job runs commands, a plugin step (uses) or steps (or is of type: approval)")
 	case !uses && len(j.GetWith()) > 0:
 		return errorf(field+".with", "is only for a plugin step (uses)")
 	}
