@@ -159,7 +159,7 @@ stages:
 
 func TestIncludes(t *testing.T) {
 	files := map[string]string{
-		"ci/common.yaml": "env: {A: common, B: common}\ninclude: [ci/templates.yaml]\n",
+		"ci/common.yaml":    "env: {A: common, B: common}\ninclude: [ci/templates.yaml]\n",
 		"ci/templates.yaml": "templates:\n  go: {image: golang:1.22, commands: [go test]}\nenv: {A: tpl, T: tpl}\n",
 	}
 	plan := planOf(t, `

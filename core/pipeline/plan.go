@@ -31,7 +31,7 @@ type Plan struct {
 	// Spec is the pipeline planned, expanded; Expanded how it was.
 	Spec     *jobv1.PipelineDetail
 	Expanded *Expanded
-	byName map[string]*Node
+	byName   map[string]*Node
 }
 
 // Node returns a job of the plan by name.
