@@ -263,6 +263,7 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 	if t := req.GetTimestamp(); t.IsValid() {
 		rep.Began = t.AsTime()
 	}
+	rep.Outputs, rep.SecretOutputs = req.GetOutputs(), req.GetSecretOutputs()
 	for _, a := range req.GetArtifacts() {
 		art := store.Artifact{Path: a.GetPath(), SizeBytes: a.GetSizeBytes(), SHA256: a.GetSha256()}
 		if a.GetCreatedAt() != nil {

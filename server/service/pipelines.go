@@ -30,22 +30,52 @@ import (
 
 // specFrom reads the definition of a Create/Update request: the YAML file or
 // the message, not both.
-func specFrom(msg *jobv1.PipelineDetail, yaml string) (*jobv1.PipelineDetail, error) {
+//
+// files are the files the definition includes (CreatePipelineRequest.files);
+// they are kept with it. For a YAML file, the index of its lines is returned
+// too, for errors to name theirs.
+func specFrom(msg *jobv1.PipelineDetail, yaml string, files map[string]string) (*jobv1.PipelineDetail, *pipeline.Lines, error) {
+	if err := checkIncludeFiles(files); err != nil {
+		return nil, nil, err
+	}
 	switch {
 	case yaml != "" && msg != nil && !onlyIDAndSecrets(msg):
-		return nil, invalid("yaml", "give the pipeline as yaml or as the message, not both (beside yaml, the message may carry only id and secrets)")
+		return nil, nil, invalid("yaml", "give the pipeline as yaml or as the message, not both (beside yaml, the message may carry only id and secrets)")
 	case yaml != "":
 		p, err := pipeline.ParseYAML([]byte(yaml))
 		if err != nil {
-			return nil, pipelineError(err)
+			return nil, nil, pipelineError(err)
 		}
-		return p, nil
+		if len(files) > 0 {
+			p.IncludeFiles = files
+		}
+		return p, pipeline.IndexLines([]byte(yaml)), nil
 	case msg == nil:
-		return nil, invalid("pipeline", "must be set (or yaml)")
+		return nil, nil, invalid("pipeline", "must be set (or yaml)")
 	}
 	p := proto.Clone(msg).(*jobv1.PipelineDetail)
 	p.Id, p.Statistics, p.CreatedAt, p.UpdatedAt = "", nil, nil, nil
-	return p, nil
+	if len(files) > 0 {
+		p.IncludeFiles = files
+	}
+	return p, nil, nil
+}
+
+// checkIncludeFiles bounds the files sent with a pipeline.
+func checkIncludeFiles(files map[string]string) error {
+	if len(files) > pipeline.MaxIncludes {
+		return invalid("files", "at most %d files", pipeline.MaxIncludes)
+	}
+	for name, data := range files {
+		clean, err := pipeline.CleanIncludePath(name)
+		if err != nil || clean != name {
+			return invalid(fmt.Sprintf("files[%q]", name), "want a clean relative path inside the pipeline file's directory")
+		}
+		if len(data) > pipeline.MaxIncludeBytes {
+			return invalid(fmt.Sprintf("files[%q]", name), "%d bytes, more than the limit of %d", len(data), pipeline.MaxIncludeBytes)
+		}
+	}
+	return nil
 }
 
 // onlyIDAndSecrets reports whether msg sets no field but id and secrets,
@@ -71,17 +101,29 @@ func (s *Service) sealPipelineSecrets(given map[string]string, spec *jobv1.Pipel
 func pipelineError(err error) error {
 	var pe *pipeline.Error
 	if errors.As(err, &pe) {
-		return invalid(pe.Field, "%s", pe.Reason)
+		return invalid(pe.Field+pe.Where(), "%s", pe.Reason)
+	}
+	var le *pipeline.LimitError
+	if errors.As(err, &le) {
+		return grpcstatus.Error(codes.InvalidArgument, le.Error())
 	}
 	return invalid("pipeline", "%v", err)
 }
 
-// validatePipeline checks a definition fully: core rules, then what needs the
-// server (cron expressions, time zones).
-func validatePipeline(p *jobv1.PipelineDetail) error {
-	if _, err := pipeline.Validate(p); err != nil {
-		return pipelineError(err)
+// validatePipeline checks a definition fully: core rules (on the pipeline
+// expanded: includes, templates, matrices), then what needs the server
+// (cron expressions, time zones). Errors name the line when lines index
+// the definition's file.
+func validatePipeline(p *jobv1.PipelineDetail, lines *pipeline.Lines) (*pipeline.Plan, error) {
+	plan, err := pipeline.Validate(p)
+	if err != nil {
+		return nil, pipelineError(lines.Annotate(err, nil))
 	}
+	return plan, validateTriggers(p)
+}
+
+// validateTriggers checks what of a definition's triggers needs the server.
+func validateTriggers(p *jobv1.PipelineDetail) error {
 	for i, t := range p.GetTriggers() {
 		field := fmt.Sprintf("triggers[%d]", i)
 		switch t.GetType() {
@@ -163,7 +205,7 @@ func statistics(runs []store.RunSummary) *jobv1.PipelineStatistics {
 // CreatePipeline implements JobService.CreatePipeline.
 func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipelineRequest) (*jobv1.CreatePipelineResponse, error) {
 	s := js.s
-	spec, err := specFrom(req.GetPipeline(), req.GetYaml())
+	spec, lines, err := specFrom(req.GetPipeline(), req.GetYaml(), req.GetFiles())
 	if err != nil {
 		return nil, err
 	}
@@ -173,13 +215,14 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 		}
 		t.HasSecret = false
 	}
-	if err := validatePipeline(spec); err != nil {
+	plan, err := validatePipeline(spec, lines)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.checkPipelinePlugins(spec); err != nil {
+	if err := s.checkPipelinePlugins(plan.Spec); err != nil {
 		return nil, err
 	}
-	if err := s.checkPipelineSecretRefs(ctx, spec); err != nil {
+	if err := s.checkPipelineSecretRefs(ctx, plan.Spec); err != nil {
 		return nil, err
 	}
 	if err := s.checkPipelineChain(ctx, spec, ""); err != nil {
@@ -256,7 +299,7 @@ func (js *JobServer) ListPipelines(ctx context.Context, req *jobv1.ListPipelines
 // pipelineUpdatable are the fields UpdatePipeline may change. Secrets
 // change only when given or named in the mask (to clear them): a definition
 // re-sent from its file keeps the secrets set beside it.
-var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets", "secret_refs"}
+var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets", "secret_refs", "include", "templates", "concurrency"}
 
 // UpdatePipeline implements JobService.UpdatePipeline. The new definition
 // (yaml or message) replaces the fields named by update_mask, or all of them
@@ -266,7 +309,7 @@ var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets",
 func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipelineRequest) (*jobv1.UpdatePipelineResponse, error) {
 	s := js.s
 	id := req.GetPipeline().GetId()
-	upd, err := specFrom(req.GetPipeline(), req.GetYaml())
+	upd, lines, err := specFrom(req.GetPipeline(), req.GetYaml(), req.GetFiles())
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +346,7 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 		if err != nil {
 			return nil, storeError(err, "pipeline "+id)
 		}
-		next, err := mergePipeline(old, upd, paths)
+		next, err := mergePipeline(old, upd, paths, lines)
 		if err != nil {
 			return nil, storeError(err, "pipeline "+id)
 		}
@@ -317,11 +360,15 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 		if err != nil {
 			return err
 		}
-		next, err := mergePipeline(old, upd, paths)
+		next, err := mergePipeline(old, upd, paths, lines)
 		if err != nil {
 			return err
 		}
-		if err := s.checkPipelinePlugins(next); err != nil {
+		plan, err := pipeline.Validate(next)
+		if err != nil {
+			return pipelineError(err)
+		}
+		if err := s.checkPipelinePlugins(plan.Spec); err != nil {
 			return err
 		}
 		if audited != nil && !proto.Equal(next, audited) {
@@ -353,7 +400,7 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 // mergePipeline applies an update to a definition: the fields named by
 // paths (all without), keeping webhook secrets given back as has_secret,
 // and validates the result.
-func mergePipeline(old, upd *jobv1.PipelineDetail, paths []string) (*jobv1.PipelineDetail, error) {
+func mergePipeline(old, upd *jobv1.PipelineDetail, paths []string, lines *pipeline.Lines) (*jobv1.PipelineDetail, error) {
 	next := proto.Clone(old).(*jobv1.PipelineDetail)
 	set := func(name string) bool { return len(paths) == 0 || slices.Contains(paths, name) }
 	if set("name") && upd.GetName() != "" {
@@ -380,7 +427,16 @@ func mergePipeline(old, upd *jobv1.PipelineDetail, paths []string) (*jobv1.Pipel
 	if set("secret_refs") {
 		next.SecretRefs = upd.GetSecretRefs()
 	}
-	if err := validatePipeline(next); err != nil {
+	if set("include") {
+		next.Include, next.IncludeFiles = upd.GetInclude(), upd.GetIncludeFiles()
+	}
+	if set("templates") {
+		next.Templates = upd.GetTemplates()
+	}
+	if set("concurrency") {
+		next.Concurrency = upd.GetConcurrency()
+	}
+	if _, err := validatePipeline(next, lines); err != nil {
 		return nil, err
 	}
 	return next, nil
@@ -592,6 +648,7 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 		CreatedAt: ts(r.CreatedAt), StartedAt: ts(r.StartedAt), FinishedAt: ts(r.FinishedAt),
 		UntrustedOrigin: r.UntrustedOrigin, Source: r.Source, Branch: r.Branch,
 		TrustedAgents: r.TrustedAgents, TrustReason: r.TrustReason,
+		ConcurrencyGroup: r.ConcurrencyGroup, ConcurrencyHeld: r.ConcurrencyHeld,
 	}
 	jobs, err := s.store.RunJobs(ctx, r.ID)
 	if err != nil {
@@ -613,8 +670,13 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 				continue
 			}
 			n := plan.Node(pj.GetName())
-			out.Jobs = append(out.Jobs, &jobv1.JobDetail{Name: n.Name, Stage: n.Stage, Status: jobstate.Pending,
-				PipelineId: r.PipelineID, RunId: r.ID, Commands: pj.GetCommands(), Message: "waiting for " + strings.Join(n.Deps, ", ")})
+			waiting := &jobv1.JobDetail{Name: n.Name, Stage: n.Stage, Status: jobstate.Pending,
+				PipelineId: r.PipelineID, RunId: r.ID, Commands: pj.GetCommands(), Message: "waiting for " + strings.Join(n.Deps, ", "),
+				Matrix: pj.GetMatrixInstance(), Type: pj.GetType()}
+			if len(n.Deps) == 0 {
+				waiting.Message = r.Message
+			}
+			out.Jobs = append(out.Jobs, waiting)
 		}
 	}
 	return out, nil
@@ -659,7 +721,7 @@ func checkRunImages(p *store.Pipeline, params map[string]string) error {
 		if n.Job.GetImage() == "" {
 			continue
 		}
-		env := pipeline.EnvFor(spec, n, params)
+		env := pipeline.EnvFor(plan.Spec, n, params)
 		field := fmt.Sprintf("params: job %s: image", n.Name)
 		if err := jobimage.CheckExpanded(field, n.Job.GetImage(), jobimage.Expand(n.Job.GetImage(), env)); err != nil {
 			return imageError(err)

@@ -66,6 +66,11 @@ type PipelineRun struct {
 	// says why or why not.
 	TrustedAgents bool   `bun:"trusted_agents,notnull"`
 	TrustReason   string `bun:"trust_reason,notnull"`
+	// ConcurrencyGroup is the run's concurrency group (its name filled
+	// in); ConcurrencyHeld is set once the run holds it. A run of a group
+	// creates no job before it holds it.
+	ConcurrencyGroup string `bun:"concurrency_group,notnull,default:''"`
+	ConcurrencyHeld  bool   `bun:"concurrency_held,notnull,default:false"`
 }
 
 // PipelineColumns are the columns pipelines may be sorted by.
