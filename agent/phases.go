@@ -60,10 +60,10 @@ type phaseResult struct {
 // jobPhases is the order of a job's phases, defined once.
 var jobPhases = []phase{
 	{name: "checkout", where: OnHost, reason: agentv1.EndReason_END_REASON_CHECKOUT},
-	{name: "inputs", where: OnHost, reason: agentv1.EndReason_END_REASON_INPUTS},
+	{name: "inputs", where: OnHost, reason: agentv1.EndReason_END_REASON_INPUTS, run: inputsPhase},
 	{name: "cache restore", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_RESTORE},
 	{name: "steps", where: InExecutor, reason: agentv1.EndReason_END_REASON_STEP_FAILED, run: stepsPhase},
-	{name: "outputs", where: OnHost, reason: agentv1.EndReason_END_REASON_OUTPUTS},
+	{name: "outputs", where: OnHost, reason: agentv1.EndReason_END_REASON_OUTPUTS, run: outputsPhase},
 	{name: "cache save", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_SAVE},
 	{name: "artifact upload", where: OnHost, reason: agentv1.EndReason_END_REASON_ARTIFACT_UPLOAD, onlyAfterSuccess: true, run: artifactPhase},
 }
@@ -92,6 +92,12 @@ type jobRun struct {
 	failed  bool
 
 	arts []*agentv1.Artifact
+
+	// pluginOutputs are what the plugin steps set; outputs what the job
+	// reports (declared ones), secretOutputs those holding a secret.
+	pluginOutputs map[string]string
+	outputs       map[string]string
+	secretOutputs []string
 }
 
 // runPhases runs the job's phases in order and leaves the outcome in r.
