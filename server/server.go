@@ -68,6 +68,9 @@ type Config struct {
 	LeaseTTL          time.Duration
 	// ReapInterval is how often leases and heartbeats are checked.
 	ReapInterval time.Duration
+	// ApprovalTimeout is how long an approval job waits for a decision
+	// when it sets no timeout (0: 24h).
+	ApprovalTimeout time.Duration
 
 	// PluginsConfig is the plugins file (conf.d/plugins.yaml); a missing
 	// file means no configured plugins. It is watched for changes.
@@ -362,6 +365,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		MaxPollWait:       cfg.MaxPollWait,
 		LeaseTTL:          cfg.LeaseTTL,
 		Metrics:           stats,
+		ApprovalTimeout:   cfg.ApprovalTimeout,
 	}, st, authn, logger)
 	metrics.WatchState(registry, svc, storeCheckTimeout, logger.With("component", "metrics"))
 

@@ -123,6 +123,7 @@ type serverSettings struct {
 	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
 	MaxPollWait       time.Duration `koanf:"max_poll_wait"`
 	LeaseTTL          time.Duration `koanf:"lease_ttl"`
+	ApprovalTimeout   time.Duration `koanf:"approval_timeout"`
 	PluginsConfig     string        `koanf:"plugins_config"`
 	PluginDirs        []string      `koanf:"plugin_dirs"`
 	PprofListen       string        `koanf:"pprof_listen"`

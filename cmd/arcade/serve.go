@@ -24,6 +24,7 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Duration("heartbeat-interval", 5*time.Second, "how often agents send heartbeats")
 	f.Duration("max-poll-wait", 30*time.Second, "longest a FetchJob long-poll is held")
 	f.Duration("lease-ttl", 0, "how long a job stays leased without heartbeats (default 3 heartbeats)")
+	f.Duration("approval-timeout", 0, "how long an approval job waits for a decision when it sets no timeout (default 24h)")
 	f.String("plugins-config", "conf.d/plugins.yaml", "plugins file (watched; missing: no configured plugins)")
 	f.StringSlice("plugin-dirs", []string{"plugins"}, "folders watched for .wasm plugins")
 	f.String("pprof-listen", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
@@ -65,7 +66,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		Notify: notifications, AuditPlugin: s.Audit.Plugin,
 		APITokens: scoped,
 		Listen:    s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
-		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
+		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL, ApprovalTimeout: s.ApprovalTimeout,
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
 		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,

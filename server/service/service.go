@@ -44,6 +44,9 @@ type Config struct {
 	Secrets *secrets.Keyring
 	// Metrics counts jobs, leases and log lines; nil counts nothing.
 	Metrics *metrics.Metrics
+	// ApprovalTimeout is how long an approval job waits when it sets no
+	// timeout (0: lifecycle.DefaultApprovalTimeout).
+	ApprovalTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -128,7 +131,7 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 	if c, ok := auth.(tokenCutter); ok {
 		svc.cutter = c
 	}
-	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace}, s,
+	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace, ApprovalTimeout: cfg.ApprovalTimeout}, s,
 		effects{svc}, func() time.Time { return svc.now() }, logger)
 	return svc
 }
