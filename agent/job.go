@@ -112,6 +112,9 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		a.runPhases(ctx, r)
 	}
 	ship.close()
+	// The final report counts the lines: the server takes no line of the
+	// attempt past it afterwards.
+	report.LogLines = ship.lines()
 
 	result, message := r.result, r.message
 	switch result.Outcome {
@@ -213,17 +216,20 @@ func (a *Agent) prepareWorkspace(r *jobRun, track *jobtrack.Job) error {
 	return nil
 }
 
-// reportStatus sends a status report, retrying while the server is
-// unreachable. It returns false when the server refused the report (the job
-// is no longer this agent's).
+// reportStatus sends a status report, again and again while the server
+// cannot take it (it is unreachable, or its database fails): the server
+// keeps the job leased long enough to hear the truth (its grace), and the
+// agent keeps trying for its patience. It returns false when the server
+// refused the report (the job is no longer this agent's) or the agent gave
+// up.
 func (a *Agent) reportStatus(ctx context.Context, log interface {
 	Warn(string, ...any)
 	Info(string, ...any)
 }, req *agentv1.ReportJobStatusRequest, status agentv1.JobStatus) bool {
 	req.Status = status
 	req.Timestamp = timestamppb.Now()
-	deadline := time.Now().Add(2 * time.Minute)
-	for attempt := 0; ; attempt++ {
+	r := a.retrier()
+	for {
 		cancelRequested, err := a.sendStatus(ctx, req)
 		if err == nil {
 			if cancelRequested {
@@ -231,20 +237,12 @@ func (a *Agent) reportStatus(ctx context.Context, log interface {
 			}
 			return true
 		}
-		switch grpcstatus.Code(err) {
-		case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument:
+		if refusal(err) && grpcstatus.Code(err) != codes.Unauthenticated {
 			log.Warn("server refused the job report; dropping the job", "status", status, "err", err)
 			return false
-		case codes.Unauthenticated, codes.PermissionDenied:
-			if a.refused.Load() {
-				return false
-			}
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if !r.again(ctx) {
 			log.Warn("could not report job status", "status", status, "err", err)
-			return false
-		}
-		if !sleep(ctx, backoff(attempt)) {
 			return false
 		}
 	}

@@ -185,8 +185,9 @@ func stepsPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
 	return phaseResult{res: &res, message: msg}
 }
 
-// artifactPhase collects and uploads the job's artifacts. A failed upload
-// is logged and reported unstored; it does not fail the job.
+// artifactPhase collects and uploads the job's artifacts. An artifact that
+// cannot be stored, after retries, fails the job with "artifact PATH not
+// stored: REASON".
 func artifactPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
 	if len(r.job.GetArtifacts().GetPaths()) == 0 {
 		return phaseResult{}
@@ -202,6 +203,9 @@ func artifactPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
 	}
 	defer dir.Close()
 	r.arts = a.collectArtifacts(log, dir, r.job.GetArtifacts(), note)
-	a.uploadArtifacts(context.WithoutCancel(ctx), log, r.job, dir, r.arts, r.ship)
+	if err := a.uploadArtifacts(context.WithoutCancel(ctx), log, r.job, dir, r.arts, r.ship); err != nil {
+		r.arts = nil
+		return phaseResult{res: &executor.Result{Outcome: executor.Failed, Err: err}, message: err.Error()}
+	}
 	return phaseResult{}
 }

@@ -174,7 +174,10 @@ type cluster struct {
 	dataDir string
 	addr    string
 	server  *proc
-	agents  map[string]*proc
+	// agents are the agents started, by name; agentsMu guards it (tests
+	// start agents side by side).
+	agentsMu sync.Mutex
+	agents   map[string]*proc
 	// serverArgs are added to the server's command line.
 	serverArgs []string
 	// metricsAddr is where the server serves /metrics, /healthz and
@@ -280,7 +283,9 @@ func (c *cluster) startAgentWith(name string, maxJobs int, flags []string, label
 		args = append(args, "--label", l)
 	}
 	p := start(c.t, "agent-"+name, args...)
+	c.agentsMu.Lock()
 	c.agents[name] = p
+	c.agentsMu.Unlock()
 	c.waitFor("agent "+name+" registered", func() bool {
 		a := c.agent(name)
 		return a != nil && a.GetStatus() != agentv1.AgentStatus_AGENT_STATUS_OFFLINE

@@ -8,6 +8,7 @@
 //	webhook      notify    JSON webhook (generic, Slack, DingTalk, Feishu) with templates
 //	log-notify   notify    notifications written to the log
 //	fs-store     storage   objects with metadata under a granted folder
+//	s3-store     storage   objects in an S3-compatible bucket; presigned URLs, multipart uploads
 //	semver       custom    next semantic version and changelog from commit messages
 //
 // Their tests (this folder) load each one under the real host.

@@ -172,6 +172,9 @@ type serverSettings struct {
 	ArtifactExpireIn      time.Duration `koanf:"artifact_expire_in"`
 	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
 	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`
+	ArtifactUploads       string        `koanf:"artifact_uploads"`
+	ArtifactDownloads     string        `koanf:"artifact_downloads"`
+	ArtifactURLTTL        time.Duration `koanf:"artifact_url_ttl"`
 	HTTPListen            string        `koanf:"http_listen"`
 }
 

@@ -39,6 +39,9 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Duration("artifact-expire-in", 7*24*time.Hour, "expiry of artifacts whose job sets none (0: kept until the job is deleted)")
 	f.Duration("artifact-sweep-interval", time.Minute, "how often expired artifacts are removed and old logs archived")
 	f.Duration("log-archive-after", 0, "archive the logs of jobs finished this long ago through the artifact store (0: never)")
+	f.String("artifact-uploads", "direct", "direct (agents put artifacts straight into a store that presigns URLs) or server (every byte through this server)")
+	f.String("artifact-downloads", "redirect", "redirect (downloads go to a presigned URL of a store that makes them) or stream (through this server)")
+	f.Duration("artifact-url-ttl", 10*time.Minute, "how long a presigned artifact URL works")
 	f.String("http-listen", "127.0.0.1:8080", `dashboard and HTTP/JSON API address ("" turns it off)`)
 	f.String("secret-keyring", "", "keyring file of secret keys (default DATA_DIR/secret.keyring; see arcade server rekey)")
 	f.Int("audit-max-events", 0, "audit log entries kept (default 100000; -1: no count bound)")
@@ -75,6 +78,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
+		ArtifactUploads: s.ArtifactUploads, ArtifactDownloads: s.ArtifactDownloads, ArtifactURLTTL: s.ArtifactURLTTL,
 	}, nil
 }
 
@@ -175,7 +179,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 	cmd.Flags().String("client-cert", "", "client certificate for servers that require one (with --client-key)")
 	cmd.Flags().String("client-key", "", "private key of --client-cert")
 	cmd.Flags().String("tls-server-name", "", "name to expect in the server's certificate")
-	cmd.Flags().String("data-dir", "", "where fetched plugin modules and their compilation cache live (default: the work dir)")
+	cmd.Flags().String("data-dir", "", "where the agent keeps its identity (id and token, mode 0600), fetched plugin modules and their compilation cache (default: the work dir)")
 	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd(), newAgentTrustCmd())
 	return cmd
 }

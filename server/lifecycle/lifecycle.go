@@ -8,14 +8,16 @@
 // Outcomes are typed values: an attempt that ends badly records a
 // jobstate.Reason beside its status, and retry policies read that reason,
 // never the message. Refusals are typed errors (ErrNotFound,
-// ErrInvalidTransition, ErrNotLeased, ErrInvalidArgument) that the gRPC
-// adapters in server/service turn into status codes in one place.
+// ErrInvalidTransition, ErrNotLeased, ErrInvalidArgument, ErrForbidden)
+// that the gRPC adapters in server/service turn into status codes in one
+// place.
 package lifecycle
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,14 +62,26 @@ type Lifecycle struct {
 	fx    Effects
 	now   func() time.Time
 	log   *slog.Logger
+
+	// graceMu guards graceUntil (before it, no lease expires: leases.go)
+	// and troubled (the store failed since the grace began).
+	graceMu    sync.Mutex
+	graceUntil time.Time
+	troubled   bool
 }
 
-// New returns the life cycle over a migrated store; now is its clock.
+// New returns the life cycle over a migrated store; now is its clock. Its
+// grace starts: no lease expires before agents had a full lease period to
+// reach this server (see Grace). Every query the store fails for want of a
+// working database (store.Trouble) extends the grace the same way.
 func New(cfg Config, s *store.Store, fx Effects, now func() time.Time, logger *slog.Logger) *Lifecycle {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Lifecycle{cfg: cfg, store: s, fx: fx, now: now, log: logger}
+	l := &Lifecycle{cfg: cfg, store: s, fx: fx, now: now, log: logger}
+	l.graceUntil = now().Add(cfg.LeaseTTL)
+	s.OnTrouble(func(err error) { l.StoreTrouble(l.now(), err) })
+	return l
 }
 
 // The kinds of refusal. Errors returned by Lifecycle answer errors.Is for
@@ -86,6 +100,9 @@ var (
 	// ErrInvalidArgument: part of the request is malformed; the message
 	// names the field.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrForbidden: the caller may not act on this job attempt (an agent
+	// writing into the log of an attempt it does not hold).
+	ErrForbidden = errors.New("forbidden")
 )
 
 // refusal is an error of one kind with its own message.

@@ -177,10 +177,16 @@ func (a *AgentServer) DownloadInput(req *agentv1.DownloadInputRequest, stream gr
 	if err != nil {
 		return storeError(err, "artifact "+req.GetPath())
 	}
+	objs, err := s.keeping()
+	if err != nil {
+		return err
+	}
 	if err := stream.Send(&agentv1.DownloadInputResponse{Artifact: artifact(*art)}); err != nil {
 		return err
 	}
-	err = s.storage.objects.EachPart(ctx, art.StorageKey, int(art.Parts), func(data []byte) error {
+	// The agent checks the sha256 of what it receives: the bytes go as the
+	// store holds them.
+	err = objs.Read(ctx, art.StorageKey, art.Parts, art.SizeBytes, "", func(data []byte) error {
 		for len(data) > 0 {
 			n := min(len(data), downloadChunk)
 			if err := stream.Send(&agentv1.DownloadInputResponse{Data: data[:n]}); err != nil {

@@ -162,6 +162,8 @@ func storeError(err error, what string) error {
 		return nil
 	case errors.Is(err, lifecycle.ErrInvalidArgument):
 		return grpcstatus.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, lifecycle.ErrForbidden):
+		return grpcstatus.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased):
 		return grpcstatus.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrNotFound):

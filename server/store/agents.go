@@ -17,20 +17,38 @@ var AgentColumns = []string{"name", "registered_at", "last_heartbeat_at"}
 // name already known takes that record over (same id, new token), so a
 // restarted agent keeps its identity.
 func (s *Store) RegisterAgent(ctx context.Context, a *Agent) (*Agent, error) {
+	return s.RegisterAgentIf(ctx, a, nil)
+}
+
+// RegisterAgentIf is RegisterAgent, where admit, when set, sees the record
+// already held under the name (nil when there is none) in the same
+// transaction, locked, and may refuse the registration (its error is
+// returned as is, wrapped) or change a before it is written.
+func (s *Store) RegisterAgentIf(ctx context.Context, a *Agent, admit func(old *Agent) error) (*Agent, error) {
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var old Agent
-		err := tx.NewSelect().Model(&old).Where("name = ?", a.Name).Scan(ctx)
+		err := tx.NewSelect().Model(&old).Where("name = ?", a.Name).Apply(s.lockRows).Scan(ctx)
 		switch {
 		case err == nil:
+			a.TrustMarked = old.TrustMarked // an admin's mark outlives restarts
+			if admit != nil {
+				if err := admit(&old); err != nil {
+					return err
+				}
+			}
 			a.ID = old.ID
 			a.RegisteredAt = old.RegisteredAt
-			a.TrustMarked = old.TrustMarked // an admin's mark outlives restarts
 			if err := setTrusted(ctx, tx, a); err != nil {
 				return err
 			}
 			_, err = tx.NewUpdate().Model(a).WherePK().Exec(ctx)
 			return err
 		case notFound(err) == ErrNotFound:
+			if admit != nil {
+				if err := admit(nil); err != nil {
+					return err
+				}
+			}
 			if err := setTrusted(ctx, tx, a); err != nil {
 				return err
 			}

@@ -90,6 +90,15 @@ type Job struct {
 	// EndReason says why the attempt ended other than in success; it is set
 	// with its final status and cleared when the next attempt starts.
 	EndReason jobstate.Reason `bun:"end_reason,notnull"`
+	// LogLines is how many log lines the agent said the attempt wrote, in
+	// its final report: after it, no line past that number is taken.
+	LogLines int64 `bun:"log_lines,notnull,default:0"`
+	// LostAttempt and LostAgentID name the last attempt taken away from
+	// its agent (its lease expired, the agent was revoked or
+	// unregistered), so that a result the agent sends late is recorded in
+	// that attempt's log but changes nothing.
+	LostAttempt int32  `bun:"lost_attempt,notnull,default:0"`
+	LostAgentID string `bun:"lost_agent_id,notnull,default:''"`
 	// SecretRefs name stored secrets (table secrets) the job gets as env,
 	// resolved when it is handed out.
 	SecretRefs []string `bun:"secret_refs"`

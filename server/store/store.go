@@ -41,6 +41,8 @@ type Store struct {
 	// Group commit of the hottest writes (group.go).
 	creates  group[*Job]
 	modifies group[*modification]
+	// trouble tells who asked (OnTrouble) of queries the database failed.
+	trouble troubleHook
 }
 
 // Open connects to the database named by dsn: "sqlite://PATH" (or a bare
@@ -89,6 +91,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	s := &Store{db: db, postgres: postgres, log: logger}
+	db.AddQueryHook(&s.trouble)
 	s.creates.commit = s.createJobs
 	s.modifies.commit = s.modifyJobs
 	if postgres {

@@ -541,6 +541,63 @@ func (LabelUpdateMode) EnumDescriptor() ([]byte, []int) {
 	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
+// ArtifactTransfer is how an artifact's bytes reach the store.
+type ArtifactTransfer int32
+
+const (
+	ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED ArtifactTransfer = 0
+	// Straight to the store with a presigned request.
+	ArtifactTransfer_ARTIFACT_TRANSFER_DIRECT ArtifactTransfer = 1
+	// Through the server, with UploadArtifact.
+	ArtifactTransfer_ARTIFACT_TRANSFER_SERVER ArtifactTransfer = 2
+	// Nowhere: the server keeps no artifact bytes (no artifact_store); the
+	// artifact is reported described only.
+	ArtifactTransfer_ARTIFACT_TRANSFER_NOT_KEPT ArtifactTransfer = 3
+)
+
+// Enum value maps for ArtifactTransfer.
+var (
+	ArtifactTransfer_name = map[int32]string{
+		0: "ARTIFACT_TRANSFER_UNSPECIFIED",
+		1: "ARTIFACT_TRANSFER_DIRECT",
+		2: "ARTIFACT_TRANSFER_SERVER",
+		3: "ARTIFACT_TRANSFER_NOT_KEPT",
+	}
+	ArtifactTransfer_value = map[string]int32{
+		"ARTIFACT_TRANSFER_UNSPECIFIED": 0,
+		"ARTIFACT_TRANSFER_DIRECT":      1,
+		"ARTIFACT_TRANSFER_SERVER":      2,
+		"ARTIFACT_TRANSFER_NOT_KEPT":    3,
+	}
+)
+
+func (x ArtifactTransfer) Enum() *ArtifactTransfer {
+	p := new(ArtifactTransfer)
+	*p = x
+	return p
+}
+
+func (x ArtifactTransfer) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ArtifactTransfer) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_agent_v1_agent_proto_enumTypes[8].Descriptor()
+}
+
+func (ArtifactTransfer) Type() protoreflect.EnumType {
+	return &file_api_agent_v1_agent_proto_enumTypes[8]
+}
+
+func (x ArtifactTransfer) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ArtifactTransfer.Descriptor instead.
+func (ArtifactTransfer) EnumDescriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+}
+
 // LabelSelectorRequirement is one expression of a selector.
 type LabelSelectorRequirement struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1867,7 +1924,10 @@ func (x *Agent) GetTrustedBecause() string {
 type RegisterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A name for humans; defaults to the hostname. Registering again under the
-	// same name takes over the agent record of that name.
+	// same name takes over the agent record of that name when the agent proves
+	// it is that agent (agent_id and agent_token below), or when that agent is
+	// offline; a name held by an online agent is refused (ALREADY_EXISTS)
+	// otherwise.
 	Name     string            `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Hostname string            `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	Os       string            `protobuf:"bytes,3,opt,name=os,proto3" json:"os,omitempty"`
@@ -1878,7 +1938,12 @@ type RegisterRequest struct {
 	MaxConcurrentJobs int32 `protobuf:"varint,7,opt,name=max_concurrent_jobs,json=maxConcurrentJobs,proto3" json:"max_concurrent_jobs,omitempty"`
 	// The plugins the agent runs as job steps; "*" (or empty) means any the
 	// server serves, none when the agent runs no plugin steps ("-").
-	Plugins       []string `protobuf:"bytes,8,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	Plugins []string `protobuf:"bytes,8,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	// The id and token this agent was given when it last registered under
+	// this name (kept on its disk): they prove it is that agent, which keeps
+	// its id, its token and the jobs leased to it. Empty on a first start.
+	AgentId       string `protobuf:"bytes,9,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	AgentToken    string `protobuf:"bytes,10,opt,name=agent_token,json=agentToken,proto3" json:"agent_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1967,6 +2032,20 @@ func (x *RegisterRequest) GetPlugins() []string {
 		return x.Plugins
 	}
 	return nil
+}
+
+func (x *RegisterRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *RegisterRequest) GetAgentToken() string {
+	if x != nil {
+		return x.AgentToken
+	}
+	return ""
 }
 
 type RegisterResponse struct {
@@ -2506,6 +2585,9 @@ type ReportJobStatusRequest struct {
 	// The outputs whose values hold one of the job's secrets: they are
 	// masked wherever they are shown.
 	SecretOutputs []string `protobuf:"bytes,61,rep,name=secret_outputs,json=secretOutputs,proto3" json:"secret_outputs,omitempty"`
+	// How many log lines the attempt wrote (final reports only): the server
+	// takes no line past this number for the attempt afterwards.
+	LogLines      int64 `protobuf:"varint,10,opt,name=log_lines,json=logLines,proto3" json:"log_lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2615,6 +2697,13 @@ func (x *ReportJobStatusRequest) GetSecretOutputs() []string {
 		return x.SecretOutputs
 	}
 	return nil
+}
+
+func (x *ReportJobStatusRequest) GetLogLines() int64 {
+	if x != nil {
+		return x.LogLines
+	}
+	return 0
 }
 
 type ReportJobStatusResponse struct {
@@ -4353,6 +4442,265 @@ func (x *SaveCacheResponse) GetEntry() *CacheEntry {
 	return nil
 }
 
+// PresignedRequest is an HTTP request, signed by the store, that puts or
+// gets one object without the server: make it as given, before expires_at.
+// A store refuses a PUT whose body does not hash to the sha256 it was made
+// for.
+type PresignedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "PUT" or "GET".
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	Url    string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// Headers to send as given: they are signed.
+	Headers       map[string]string      `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresignedRequest) Reset() {
+	*x = PresignedRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresignedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresignedRequest) ProtoMessage() {}
+
+func (x *PresignedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresignedRequest.ProtoReflect.Descriptor instead.
+func (*PresignedRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *PresignedRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *PresignedRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PresignedRequest) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *PresignedRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type BeginArtifactUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ArtifactHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginArtifactUploadRequest) Reset() {
+	*x = BeginArtifactUploadRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginArtifactUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginArtifactUploadRequest) ProtoMessage() {}
+
+func (x *BeginArtifactUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginArtifactUploadRequest.ProtoReflect.Descriptor instead.
+func (*BeginArtifactUploadRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *BeginArtifactUploadRequest) GetHeader() *ArtifactHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type BeginArtifactUploadResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Transfer ArtifactTransfer       `protobuf:"varint,1,opt,name=transfer,proto3,enum=arcade.agent.v1.ArtifactTransfer" json:"transfer,omitempty"`
+	// The request that puts the bytes (ARTIFACT_TRANSFER_DIRECT).
+	Upload        *PresignedRequest `protobuf:"bytes,2,opt,name=upload,proto3" json:"upload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginArtifactUploadResponse) Reset() {
+	*x = BeginArtifactUploadResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginArtifactUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginArtifactUploadResponse) ProtoMessage() {}
+
+func (x *BeginArtifactUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginArtifactUploadResponse.ProtoReflect.Descriptor instead.
+func (*BeginArtifactUploadResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *BeginArtifactUploadResponse) GetTransfer() ArtifactTransfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED
+}
+
+func (x *BeginArtifactUploadResponse) GetUpload() *PresignedRequest {
+	if x != nil {
+		return x.Upload
+	}
+	return nil
+}
+
+type FinishArtifactUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ArtifactHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishArtifactUploadRequest) Reset() {
+	*x = FinishArtifactUploadRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishArtifactUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishArtifactUploadRequest) ProtoMessage() {}
+
+func (x *FinishArtifactUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishArtifactUploadRequest.ProtoReflect.Descriptor instead.
+func (*FinishArtifactUploadRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *FinishArtifactUploadRequest) GetHeader() *ArtifactHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type FinishArtifactUploadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Artifact      *Artifact              `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishArtifactUploadResponse) Reset() {
+	*x = FinishArtifactUploadResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishArtifactUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishArtifactUploadResponse) ProtoMessage() {}
+
+func (x *FinishArtifactUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishArtifactUploadResponse.ProtoReflect.Descriptor instead.
+func (*FinishArtifactUploadResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *FinishArtifactUploadResponse) GetArtifact() *Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
 var File_api_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_api_agent_v1_agent_proto_rawDesc = "" +
@@ -4504,7 +4852,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x0ftrusted_because\x18\x11 \x01(\tR\x0etrustedBecause\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x03\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x0e\n" +
@@ -4513,7 +4861,11 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x12D\n" +
 	"\x06labels\x18\x06 \x03(\v2,.arcade.agent.v1.RegisterRequest.LabelsEntryR\x06labels\x12.\n" +
 	"\x13max_concurrent_jobs\x18\a \x01(\x05R\x11maxConcurrentJobs\x12\x18\n" +
-	"\aplugins\x18\b \x03(\tR\aplugins\x1a9\n" +
+	"\aplugins\x18\b \x03(\tR\aplugins\x12\x19\n" +
+	"\bagent_id\x18\t \x01(\tR\aagentId\x12\x1f\n" +
+	"\vagent_token\x18\n" +
+	" \x01(\tR\n" +
+	"agentToken\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x02\n" +
@@ -4559,7 +4911,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x80\x01\n" +
 	"\x10FetchJobResponse\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.arcade.agent.v1.JobR\x03job\x12D\n" +
-	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xa9\x04\n" +
+	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xc6\x04\n" +
 	"\x16ReportJobStatusRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
@@ -4571,7 +4923,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\tartifacts\x18\b \x03(\v2\x19.arcade.agent.v1.ArtifactR\tartifacts\x122\n" +
 	"\x06reason\x18\t \x01(\x0e2\x1a.arcade.agent.v1.EndReasonR\x06reason\x12N\n" +
 	"\aoutputs\x18< \x03(\v24.arcade.agent.v1.ReportJobStatusRequest.OutputsEntryR\aoutputs\x12%\n" +
-	"\x0esecret_outputs\x18= \x03(\tR\rsecretOutputs\x1a:\n" +
+	"\x0esecret_outputs\x18= \x03(\tR\rsecretOutputs\x12\x1b\n" +
+	"\tlog_lines\x18\n" +
+	" \x01(\x03R\blogLines\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
@@ -4696,7 +5050,25 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
 	"\x04part\"F\n" +
 	"\x11SaveCacheResponse\x121\n" +
-	"\x05entry\x18\x01 \x01(\v2\x1b.arcade.agent.v1.CacheEntryR\x05entry*\x8c\x01\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1b.arcade.agent.v1.CacheEntryR\x05entry\"\xfd\x01\n" +
+	"\x10PresignedRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12H\n" +
+	"\aheaders\x18\x03 \x03(\v2..arcade.agent.v1.PresignedRequest.HeadersEntryR\aheaders\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
+	"\x1aBeginArtifactUploadRequest\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"\x97\x01\n" +
+	"\x1bBeginArtifactUploadResponse\x12=\n" +
+	"\btransfer\x18\x01 \x01(\x0e2!.arcade.agent.v1.ArtifactTransferR\btransfer\x129\n" +
+	"\x06upload\x18\x02 \x01(\v2!.arcade.agent.v1.PresignedRequestR\x06upload\"V\n" +
+	"\x1bFinishArtifactUploadRequest\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"U\n" +
+	"\x1cFinishArtifactUploadResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact*\x8c\x01\n" +
 	"\vAgentStatus\x12\x1c\n" +
 	"\x18AGENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13AGENT_STATUS_ONLINE\x10\x01\x12\x18\n" +
@@ -4756,7 +5128,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x0fLabelUpdateMode\x12!\n" +
 	"\x1dLABEL_UPDATE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17LABEL_UPDATE_MODE_MERGE\x10\x01\x12\x1d\n" +
-	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x022\x8f\f\n" +
+	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x02*\x91\x01\n" +
+	"\x10ArtifactTransfer\x12!\n" +
+	"\x1dARTIFACT_TRANSFER_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18ARTIFACT_TRANSFER_DIRECT\x10\x01\x12\x1c\n" +
+	"\x18ARTIFACT_TRANSFER_SERVER\x10\x02\x12\x1e\n" +
+	"\x1aARTIFACT_TRANSFER_NOT_KEPT\x10\x032\xf6\r\n" +
 	"\fAgentService\x12O\n" +
 	"\bRegister\x12 .arcade.agent.v1.RegisterRequest\x1a!.arcade.agent.v1.RegisterResponse\x12U\n" +
 	"\n" +
@@ -4776,7 +5153,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\vLookupCache\x12#.arcade.agent.v1.LookupCacheRequest\x1a$.arcade.agent.v1.LookupCacheResponse\x12`\n" +
 	"\rDownloadCache\x12%.arcade.agent.v1.DownloadCacheRequest\x1a&.arcade.agent.v1.DownloadCacheResponse0\x01\x12T\n" +
 	"\tSaveCache\x12!.arcade.agent.v1.SaveCacheRequest\x1a\".arcade.agent.v1.SaveCacheResponse(\x01\x12c\n" +
-	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01B2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
+	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01\x12p\n" +
+	"\x13BeginArtifactUpload\x12+.arcade.agent.v1.BeginArtifactUploadRequest\x1a,.arcade.agent.v1.BeginArtifactUploadResponse\x12s\n" +
+	"\x14FinishArtifactUpload\x12,.arcade.agent.v1.FinishArtifactUploadRequest\x1a-.arcade.agent.v1.FinishArtifactUploadResponseB2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_api_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -4790,197 +5169,215 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_api_agent_v1_agent_proto_rawDescData
 }
 
-var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_api_agent_v1_agent_proto_goTypes = []any{
-	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
-	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
-	(LabelOperator)(0),               // 2: arcade.agent.v1.LabelOperator
-	(PullPolicy)(0),                  // 3: arcade.agent.v1.PullPolicy
-	(EndReason)(0),                   // 4: arcade.agent.v1.EndReason
-	(LogLevel)(0),                    // 5: arcade.agent.v1.LogLevel
-	(LogStream)(0),                   // 6: arcade.agent.v1.LogStream
-	(LabelUpdateMode)(0),             // 7: arcade.agent.v1.LabelUpdateMode
-	(*LabelSelectorRequirement)(nil), // 8: arcade.agent.v1.LabelSelectorRequirement
-	(*LabelSelector)(nil),            // 9: arcade.agent.v1.LabelSelector
-	(*ArtifactConfig)(nil),           // 10: arcade.agent.v1.ArtifactConfig
-	(*Job)(nil),                      // 11: arcade.agent.v1.Job
-	(*CacheConfig)(nil),              // 12: arcade.agent.v1.CacheConfig
-	(*JobInput)(nil),                 // 13: arcade.agent.v1.JobInput
-	(*ContainerOptions)(nil),         // 14: arcade.agent.v1.ContainerOptions
-	(*ServiceContainer)(nil),         // 15: arcade.agent.v1.ServiceContainer
-	(*Step)(nil),                     // 16: arcade.agent.v1.Step
-	(*PluginModule)(nil),             // 17: arcade.agent.v1.PluginModule
-	(*LogChunk)(nil),                 // 18: arcade.agent.v1.LogChunk
-	(*AgentMetrics)(nil),             // 19: arcade.agent.v1.AgentMetrics
-	(*Agent)(nil),                    // 20: arcade.agent.v1.Agent
-	(*RegisterRequest)(nil),          // 21: arcade.agent.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 22: arcade.agent.v1.RegisterResponse
-	(*UnregisterRequest)(nil),        // 23: arcade.agent.v1.UnregisterRequest
-	(*UnregisterResponse)(nil),       // 24: arcade.agent.v1.UnregisterResponse
-	(*HeartbeatRequest)(nil),         // 25: arcade.agent.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 26: arcade.agent.v1.HeartbeatResponse
-	(*UpdateLabelsRequest)(nil),      // 27: arcade.agent.v1.UpdateLabelsRequest
-	(*UpdateLabelsResponse)(nil),     // 28: arcade.agent.v1.UpdateLabelsResponse
-	(*FetchJobRequest)(nil),          // 29: arcade.agent.v1.FetchJobRequest
-	(*FetchJobResponse)(nil),         // 30: arcade.agent.v1.FetchJobResponse
-	(*ReportJobStatusRequest)(nil),   // 31: arcade.agent.v1.ReportJobStatusRequest
-	(*ReportJobStatusResponse)(nil),  // 32: arcade.agent.v1.ReportJobStatusResponse
-	(*Artifact)(nil),                 // 33: arcade.agent.v1.Artifact
-	(*ReportJobLogRequest)(nil),      // 34: arcade.agent.v1.ReportJobLogRequest
-	(*ReportJobLogResponse)(nil),     // 35: arcade.agent.v1.ReportJobLogResponse
-	(*CancelJobRequest)(nil),         // 36: arcade.agent.v1.CancelJobRequest
-	(*JobCancellation)(nil),          // 37: arcade.agent.v1.JobCancellation
-	(*CancelJobResponse)(nil),        // 38: arcade.agent.v1.CancelJobResponse
-	(*GetAgentRequest)(nil),          // 39: arcade.agent.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),         // 40: arcade.agent.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),        // 41: arcade.agent.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 42: arcade.agent.v1.ListAgentsResponse
-	(*RevokeAgentRequest)(nil),       // 43: arcade.agent.v1.RevokeAgentRequest
-	(*RevokeAgentResponse)(nil),      // 44: arcade.agent.v1.RevokeAgentResponse
-	(*DownloadPluginRequest)(nil),    // 45: arcade.agent.v1.DownloadPluginRequest
-	(*DownloadPluginResponse)(nil),   // 46: arcade.agent.v1.DownloadPluginResponse
-	(*ArtifactHeader)(nil),           // 47: arcade.agent.v1.ArtifactHeader
-	(*UploadArtifactRequest)(nil),    // 48: arcade.agent.v1.UploadArtifactRequest
-	(*UploadArtifactResponse)(nil),   // 49: arcade.agent.v1.UploadArtifactResponse
-	(*DownloadInputRequest)(nil),     // 50: arcade.agent.v1.DownloadInputRequest
-	(*DownloadInputResponse)(nil),    // 51: arcade.agent.v1.DownloadInputResponse
-	(*CacheEntry)(nil),               // 52: arcade.agent.v1.CacheEntry
-	(*LookupCacheRequest)(nil),       // 53: arcade.agent.v1.LookupCacheRequest
-	(*LookupCacheResponse)(nil),      // 54: arcade.agent.v1.LookupCacheResponse
-	(*DownloadCacheRequest)(nil),     // 55: arcade.agent.v1.DownloadCacheRequest
-	(*DownloadCacheResponse)(nil),    // 56: arcade.agent.v1.DownloadCacheResponse
-	(*CacheHeader)(nil),              // 57: arcade.agent.v1.CacheHeader
-	(*SaveCacheRequest)(nil),         // 58: arcade.agent.v1.SaveCacheRequest
-	(*SaveCacheResponse)(nil),        // 59: arcade.agent.v1.SaveCacheResponse
-	nil,                              // 60: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                              // 61: arcade.agent.v1.Job.EnvEntry
-	nil,                              // 62: arcade.agent.v1.Job.SecretsEntry
-	nil,                              // 63: arcade.agent.v1.Job.ContextEntry
-	nil,                              // 64: arcade.agent.v1.ServiceContainer.EnvEntry
-	nil,                              // 65: arcade.agent.v1.Step.WithEntry
-	nil,                              // 66: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                              // 67: arcade.agent.v1.PluginModule.SecretConfigEntry
-	nil,                              // 68: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 69: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 70: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 71: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 72: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	nil,                              // 73: arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
-	(*durationpb.Duration)(nil),      // 74: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 75: google.protobuf.Timestamp
+	(AgentStatus)(0),                     // 0: arcade.agent.v1.AgentStatus
+	(JobStatus)(0),                       // 1: arcade.agent.v1.JobStatus
+	(LabelOperator)(0),                   // 2: arcade.agent.v1.LabelOperator
+	(PullPolicy)(0),                      // 3: arcade.agent.v1.PullPolicy
+	(EndReason)(0),                       // 4: arcade.agent.v1.EndReason
+	(LogLevel)(0),                        // 5: arcade.agent.v1.LogLevel
+	(LogStream)(0),                       // 6: arcade.agent.v1.LogStream
+	(LabelUpdateMode)(0),                 // 7: arcade.agent.v1.LabelUpdateMode
+	(ArtifactTransfer)(0),                // 8: arcade.agent.v1.ArtifactTransfer
+	(*LabelSelectorRequirement)(nil),     // 9: arcade.agent.v1.LabelSelectorRequirement
+	(*LabelSelector)(nil),                // 10: arcade.agent.v1.LabelSelector
+	(*ArtifactConfig)(nil),               // 11: arcade.agent.v1.ArtifactConfig
+	(*Job)(nil),                          // 12: arcade.agent.v1.Job
+	(*CacheConfig)(nil),                  // 13: arcade.agent.v1.CacheConfig
+	(*JobInput)(nil),                     // 14: arcade.agent.v1.JobInput
+	(*ContainerOptions)(nil),             // 15: arcade.agent.v1.ContainerOptions
+	(*ServiceContainer)(nil),             // 16: arcade.agent.v1.ServiceContainer
+	(*Step)(nil),                         // 17: arcade.agent.v1.Step
+	(*PluginModule)(nil),                 // 18: arcade.agent.v1.PluginModule
+	(*LogChunk)(nil),                     // 19: arcade.agent.v1.LogChunk
+	(*AgentMetrics)(nil),                 // 20: arcade.agent.v1.AgentMetrics
+	(*Agent)(nil),                        // 21: arcade.agent.v1.Agent
+	(*RegisterRequest)(nil),              // 22: arcade.agent.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 23: arcade.agent.v1.RegisterResponse
+	(*UnregisterRequest)(nil),            // 24: arcade.agent.v1.UnregisterRequest
+	(*UnregisterResponse)(nil),           // 25: arcade.agent.v1.UnregisterResponse
+	(*HeartbeatRequest)(nil),             // 26: arcade.agent.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 27: arcade.agent.v1.HeartbeatResponse
+	(*UpdateLabelsRequest)(nil),          // 28: arcade.agent.v1.UpdateLabelsRequest
+	(*UpdateLabelsResponse)(nil),         // 29: arcade.agent.v1.UpdateLabelsResponse
+	(*FetchJobRequest)(nil),              // 30: arcade.agent.v1.FetchJobRequest
+	(*FetchJobResponse)(nil),             // 31: arcade.agent.v1.FetchJobResponse
+	(*ReportJobStatusRequest)(nil),       // 32: arcade.agent.v1.ReportJobStatusRequest
+	(*ReportJobStatusResponse)(nil),      // 33: arcade.agent.v1.ReportJobStatusResponse
+	(*Artifact)(nil),                     // 34: arcade.agent.v1.Artifact
+	(*ReportJobLogRequest)(nil),          // 35: arcade.agent.v1.ReportJobLogRequest
+	(*ReportJobLogResponse)(nil),         // 36: arcade.agent.v1.ReportJobLogResponse
+	(*CancelJobRequest)(nil),             // 37: arcade.agent.v1.CancelJobRequest
+	(*JobCancellation)(nil),              // 38: arcade.agent.v1.JobCancellation
+	(*CancelJobResponse)(nil),            // 39: arcade.agent.v1.CancelJobResponse
+	(*GetAgentRequest)(nil),              // 40: arcade.agent.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),             // 41: arcade.agent.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),            // 42: arcade.agent.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),           // 43: arcade.agent.v1.ListAgentsResponse
+	(*RevokeAgentRequest)(nil),           // 44: arcade.agent.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),          // 45: arcade.agent.v1.RevokeAgentResponse
+	(*DownloadPluginRequest)(nil),        // 46: arcade.agent.v1.DownloadPluginRequest
+	(*DownloadPluginResponse)(nil),       // 47: arcade.agent.v1.DownloadPluginResponse
+	(*ArtifactHeader)(nil),               // 48: arcade.agent.v1.ArtifactHeader
+	(*UploadArtifactRequest)(nil),        // 49: arcade.agent.v1.UploadArtifactRequest
+	(*UploadArtifactResponse)(nil),       // 50: arcade.agent.v1.UploadArtifactResponse
+	(*DownloadInputRequest)(nil),         // 51: arcade.agent.v1.DownloadInputRequest
+	(*DownloadInputResponse)(nil),        // 52: arcade.agent.v1.DownloadInputResponse
+	(*CacheEntry)(nil),                   // 53: arcade.agent.v1.CacheEntry
+	(*LookupCacheRequest)(nil),           // 54: arcade.agent.v1.LookupCacheRequest
+	(*LookupCacheResponse)(nil),          // 55: arcade.agent.v1.LookupCacheResponse
+	(*DownloadCacheRequest)(nil),         // 56: arcade.agent.v1.DownloadCacheRequest
+	(*DownloadCacheResponse)(nil),        // 57: arcade.agent.v1.DownloadCacheResponse
+	(*CacheHeader)(nil),                  // 58: arcade.agent.v1.CacheHeader
+	(*SaveCacheRequest)(nil),             // 59: arcade.agent.v1.SaveCacheRequest
+	(*SaveCacheResponse)(nil),            // 60: arcade.agent.v1.SaveCacheResponse
+	(*PresignedRequest)(nil),             // 61: arcade.agent.v1.PresignedRequest
+	(*BeginArtifactUploadRequest)(nil),   // 62: arcade.agent.v1.BeginArtifactUploadRequest
+	(*BeginArtifactUploadResponse)(nil),  // 63: arcade.agent.v1.BeginArtifactUploadResponse
+	(*FinishArtifactUploadRequest)(nil),  // 64: arcade.agent.v1.FinishArtifactUploadRequest
+	(*FinishArtifactUploadResponse)(nil), // 65: arcade.agent.v1.FinishArtifactUploadResponse
+	nil,                                  // 66: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                                  // 67: arcade.agent.v1.Job.EnvEntry
+	nil,                                  // 68: arcade.agent.v1.Job.SecretsEntry
+	nil,                                  // 69: arcade.agent.v1.Job.ContextEntry
+	nil,                                  // 70: arcade.agent.v1.ServiceContainer.EnvEntry
+	nil,                                  // 71: arcade.agent.v1.Step.WithEntry
+	nil,                                  // 72: arcade.agent.v1.PluginModule.ConfigEntry
+	nil,                                  // 73: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                                  // 74: arcade.agent.v1.Agent.LabelsEntry
+	nil,                                  // 75: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 76: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                                  // 77: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                                  // 78: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	nil,                                  // 79: arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	nil,                                  // 80: arcade.agent.v1.PresignedRequest.HeadersEntry
+	(*durationpb.Duration)(nil),          // 81: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 82: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	60, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	8,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	74, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	61, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	74, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
-	10, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	9,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	62, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
-	16, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
-	17, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
-	14, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
-	12, // 12: arcade.agent.v1.Job.cache:type_name -> arcade.agent.v1.CacheConfig
-	63, // 13: arcade.agent.v1.Job.context:type_name -> arcade.agent.v1.Job.ContextEntry
-	13, // 14: arcade.agent.v1.Job.inputs:type_name -> arcade.agent.v1.JobInput
+	66, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	9,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
+	81, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	67, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	81, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	11, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	10, // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	68, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	17, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
+	18, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
+	15, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
+	13, // 12: arcade.agent.v1.Job.cache:type_name -> arcade.agent.v1.CacheConfig
+	69, // 13: arcade.agent.v1.Job.context:type_name -> arcade.agent.v1.Job.ContextEntry
+	14, // 14: arcade.agent.v1.Job.inputs:type_name -> arcade.agent.v1.JobInput
 	3,  // 15: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
-	15, // 16: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
-	64, // 17: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
-	74, // 18: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
-	65, // 19: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	74, // 20: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
-	66, // 21: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	74, // 22: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	67, // 23: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
-	75, // 24: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	16, // 16: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
+	70, // 17: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
+	81, // 18: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
+	71, // 19: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
+	81, // 20: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	72, // 21: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
+	81, // 22: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	73, // 23: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	82, // 24: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
 	5,  // 25: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
 	6,  // 26: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	75, // 27: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	68, // 28: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	82, // 27: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	74, // 28: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
 	0,  // 29: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	75, // 30: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	75, // 31: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	19, // 32: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	69, // 33: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	74, // 34: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	74, // 35: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	20, // 36: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	19, // 37: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	70, // 38: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	74, // 39: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	71, // 40: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	82, // 30: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	82, // 31: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	20, // 32: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	75, // 33: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	81, // 34: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	81, // 35: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	21, // 36: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	20, // 37: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	76, // 38: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	81, // 39: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	77, // 40: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
 	0,  // 41: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	72, // 42: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	78, // 42: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
 	7,  // 43: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	20, // 44: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	74, // 45: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	11, // 46: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	75, // 47: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	21, // 44: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	81, // 45: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	12, // 46: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	82, // 47: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 48: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	75, // 49: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	33, // 50: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	82, // 49: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	34, // 50: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
 	4,  // 51: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
-	73, // 52: arcade.agent.v1.ReportJobStatusRequest.outputs:type_name -> arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
-	75, // 53: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	75, // 54: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	18, // 55: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	74, // 56: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	37, // 57: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	20, // 58: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	79, // 52: arcade.agent.v1.ReportJobStatusRequest.outputs:type_name -> arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	82, // 53: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	82, // 54: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 55: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	81, // 56: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	38, // 57: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	21, // 58: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
 	0,  // 59: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	20, // 60: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	20, // 61: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	17, // 62: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	47, // 63: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	33, // 64: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	33, // 65: arcade.agent.v1.DownloadInputResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	75, // 66: arcade.agent.v1.CacheEntry.created_at:type_name -> google.protobuf.Timestamp
-	75, // 67: arcade.agent.v1.CacheEntry.last_used_at:type_name -> google.protobuf.Timestamp
-	52, // 68: arcade.agent.v1.LookupCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
-	57, // 69: arcade.agent.v1.SaveCacheRequest.header:type_name -> arcade.agent.v1.CacheHeader
-	52, // 70: arcade.agent.v1.SaveCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
-	21, // 71: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	23, // 72: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	25, // 73: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	27, // 74: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	29, // 75: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	31, // 76: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	34, // 77: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	36, // 78: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	39, // 79: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	41, // 80: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	43, // 81: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	45, // 82: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	50, // 83: arcade.agent.v1.AgentService.DownloadInput:input_type -> arcade.agent.v1.DownloadInputRequest
-	53, // 84: arcade.agent.v1.AgentService.LookupCache:input_type -> arcade.agent.v1.LookupCacheRequest
-	55, // 85: arcade.agent.v1.AgentService.DownloadCache:input_type -> arcade.agent.v1.DownloadCacheRequest
-	58, // 86: arcade.agent.v1.AgentService.SaveCache:input_type -> arcade.agent.v1.SaveCacheRequest
-	48, // 87: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	22, // 88: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	24, // 89: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	26, // 90: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	28, // 91: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	30, // 92: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	32, // 93: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	35, // 94: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	38, // 95: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	40, // 96: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	42, // 97: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	44, // 98: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	46, // 99: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	51, // 100: arcade.agent.v1.AgentService.DownloadInput:output_type -> arcade.agent.v1.DownloadInputResponse
-	54, // 101: arcade.agent.v1.AgentService.LookupCache:output_type -> arcade.agent.v1.LookupCacheResponse
-	56, // 102: arcade.agent.v1.AgentService.DownloadCache:output_type -> arcade.agent.v1.DownloadCacheResponse
-	59, // 103: arcade.agent.v1.AgentService.SaveCache:output_type -> arcade.agent.v1.SaveCacheResponse
-	49, // 104: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	88, // [88:105] is the sub-list for method output_type
-	71, // [71:88] is the sub-list for method input_type
-	71, // [71:71] is the sub-list for extension type_name
-	71, // [71:71] is the sub-list for extension extendee
-	0,  // [0:71] is the sub-list for field type_name
+	21, // 60: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	21, // 61: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	18, // 62: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	48, // 63: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	34, // 64: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	34, // 65: arcade.agent.v1.DownloadInputResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	82, // 66: arcade.agent.v1.CacheEntry.created_at:type_name -> google.protobuf.Timestamp
+	82, // 67: arcade.agent.v1.CacheEntry.last_used_at:type_name -> google.protobuf.Timestamp
+	53, // 68: arcade.agent.v1.LookupCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	58, // 69: arcade.agent.v1.SaveCacheRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	53, // 70: arcade.agent.v1.SaveCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	80, // 71: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
+	82, // 72: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
+	48, // 73: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	8,  // 74: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	61, // 75: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	48, // 76: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	34, // 77: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	22, // 78: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	24, // 79: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	26, // 80: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	28, // 81: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	30, // 82: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	32, // 83: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	35, // 84: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	37, // 85: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	40, // 86: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	42, // 87: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	44, // 88: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	46, // 89: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	51, // 90: arcade.agent.v1.AgentService.DownloadInput:input_type -> arcade.agent.v1.DownloadInputRequest
+	54, // 91: arcade.agent.v1.AgentService.LookupCache:input_type -> arcade.agent.v1.LookupCacheRequest
+	56, // 92: arcade.agent.v1.AgentService.DownloadCache:input_type -> arcade.agent.v1.DownloadCacheRequest
+	59, // 93: arcade.agent.v1.AgentService.SaveCache:input_type -> arcade.agent.v1.SaveCacheRequest
+	49, // 94: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	62, // 95: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
+	64, // 96: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
+	23, // 97: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	25, // 98: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	27, // 99: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	29, // 100: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	31, // 101: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	33, // 102: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	36, // 103: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	39, // 104: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	41, // 105: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	43, // 106: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	45, // 107: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	47, // 108: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	52, // 109: arcade.agent.v1.AgentService.DownloadInput:output_type -> arcade.agent.v1.DownloadInputResponse
+	55, // 110: arcade.agent.v1.AgentService.LookupCache:output_type -> arcade.agent.v1.LookupCacheResponse
+	57, // 111: arcade.agent.v1.AgentService.DownloadCache:output_type -> arcade.agent.v1.DownloadCacheResponse
+	60, // 112: arcade.agent.v1.AgentService.SaveCache:output_type -> arcade.agent.v1.SaveCacheResponse
+	50, // 113: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	63, // 114: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
+	65, // 115: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
+	97, // [97:116] is the sub-list for method output_type
+	78, // [78:97] is the sub-list for method input_type
+	78, // [78:78] is the sub-list for extension type_name
+	78, // [78:78] is the sub-list for extension extendee
+	0,  // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -5001,8 +5398,8 @@ func file_api_agent_v1_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   66,
+			NumEnums:      9,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -4224,6 +4224,130 @@ func (x *DownloadArtifactResponse) GetData() []byte {
 	return nil
 }
 
+type GetArtifactURLRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The artifact's path as listed by ListJobArtifacts.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Zero: the latest attempt that has the artifact.
+	Attempt       int32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArtifactURLRequest) Reset() {
+	*x = GetArtifactURLRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArtifactURLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArtifactURLRequest) ProtoMessage() {}
+
+func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArtifactURLRequest.ProtoReflect.Descriptor instead.
+func (*GetArtifactURLRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *GetArtifactURLRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *GetArtifactURLRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *GetArtifactURLRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+type GetArtifactURLResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Artifact *v1.Artifact           `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	// A GET of this URL, before expires_at, returns the artifact's bytes
+	// (check them against artifact.sha256). Empty: use DownloadArtifact.
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArtifactURLResponse) Reset() {
+	*x = GetArtifactURLResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArtifactURLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArtifactURLResponse) ProtoMessage() {}
+
+func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArtifactURLResponse.ProtoReflect.Descriptor instead.
+func (*GetArtifactURLResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *GetArtifactURLResponse) GetArtifact() *v1.Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+func (x *GetArtifactURLResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *GetArtifactURLResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 type ExplainJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -4233,7 +4357,7 @@ type ExplainJobRequest struct {
 
 func (x *ExplainJobRequest) Reset() {
 	*x = ExplainJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[57]
+	mi := &file_api_job_v1_job_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4245,7 +4369,7 @@ func (x *ExplainJobRequest) String() string {
 func (*ExplainJobRequest) ProtoMessage() {}
 
 func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[57]
+	mi := &file_api_job_v1_job_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4258,7 +4382,7 @@ func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobRequest.ProtoReflect.Descriptor instead.
 func (*ExplainJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{57}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ExplainJobRequest) GetJobId() string {
@@ -4296,7 +4420,7 @@ type AgentFit struct {
 
 func (x *AgentFit) Reset() {
 	*x = AgentFit{}
-	mi := &file_api_job_v1_job_proto_msgTypes[58]
+	mi := &file_api_job_v1_job_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4308,7 +4432,7 @@ func (x *AgentFit) String() string {
 func (*AgentFit) ProtoMessage() {}
 
 func (x *AgentFit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[58]
+	mi := &file_api_job_v1_job_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4321,7 +4445,7 @@ func (x *AgentFit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentFit.ProtoReflect.Descriptor instead.
 func (*AgentFit) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{58}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AgentFit) GetAgentId() string {
@@ -4416,7 +4540,7 @@ type ExplainJobResponse struct {
 
 func (x *ExplainJobResponse) Reset() {
 	*x = ExplainJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[59]
+	mi := &file_api_job_v1_job_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4428,7 +4552,7 @@ func (x *ExplainJobResponse) String() string {
 func (*ExplainJobResponse) ProtoMessage() {}
 
 func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[59]
+	mi := &file_api_job_v1_job_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4441,7 +4565,7 @@ func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobResponse.ProtoReflect.Descriptor instead.
 func (*ExplainJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{59}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ExplainJobResponse) GetJob() *JobDetail {
@@ -4869,7 +4993,16 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\"e\n" +
 	"\x18DownloadArtifactResponse\x125\n" +
 	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"*\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\\\n" +
+	"\x15GetArtifactURLRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\"\x9c\x01\n" +
+	"\x16GetArtifactURLResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"*\n" +
 	"\x11ExplainJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x86\x03\n" +
 	"\bAgentFit\x12\x19\n" +
@@ -4905,7 +5038,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x13TRIGGER_TYPE_MANUAL\x10\x01\x12\x15\n" +
 	"\x11TRIGGER_TYPE_CRON\x10\x02\x12\x18\n" +
 	"\x14TRIGGER_TYPE_WEBHOOK\x10\x03\x12\x19\n" +
-	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\x8d\x0f\n" +
+	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xec\x0f\n" +
 	"\n" +
 	"JobService\x12N\n" +
 	"\tCreateJob\x12\x1f.arcade.job.v1.CreateJobRequest\x1a .arcade.job.v1.CreateJobResponse\x12E\n" +
@@ -4917,7 +5050,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\bRetryJob\x12\x1e.arcade.job.v1.RetryJobRequest\x1a\x1f.arcade.job.v1.RetryJobResponse\x12N\n" +
 	"\tGetJobLog\x12\x1f.arcade.job.v1.GetJobLogRequest\x1a .arcade.job.v1.GetJobLogResponse\x12c\n" +
 	"\x10ListJobArtifacts\x12&.arcade.job.v1.ListJobArtifactsRequest\x1a'.arcade.job.v1.ListJobArtifactsResponse\x12e\n" +
-	"\x10DownloadArtifact\x12&.arcade.job.v1.DownloadArtifactRequest\x1a'.arcade.job.v1.DownloadArtifactResponse0\x01\x12Q\n" +
+	"\x10DownloadArtifact\x12&.arcade.job.v1.DownloadArtifactRequest\x1a'.arcade.job.v1.DownloadArtifactResponse0\x01\x12]\n" +
+	"\x0eGetArtifactURL\x12$.arcade.job.v1.GetArtifactURLRequest\x1a%.arcade.job.v1.GetArtifactURLResponse\x12Q\n" +
 	"\n" +
 	"ExplainJob\x12 .arcade.job.v1.ExplainJobRequest\x1a!.arcade.job.v1.ExplainJobResponse\x12]\n" +
 	"\x0eCreatePipeline\x12$.arcade.job.v1.CreatePipelineRequest\x1a%.arcade.job.v1.CreatePipelineResponse\x12T\n" +
@@ -4946,7 +5080,7 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_api_job_v1_job_proto_goTypes = []any{
 	(JobType)(0),                     // 0: arcade.job.v1.JobType
 	(RunCondition)(0),                // 1: arcade.job.v1.RunCondition
@@ -5008,191 +5142,197 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	(*ListPipelineRunsResponse)(nil), // 57: arcade.job.v1.ListPipelineRunsResponse
 	(*DownloadArtifactRequest)(nil),  // 58: arcade.job.v1.DownloadArtifactRequest
 	(*DownloadArtifactResponse)(nil), // 59: arcade.job.v1.DownloadArtifactResponse
-	(*ExplainJobRequest)(nil),        // 60: arcade.job.v1.ExplainJobRequest
-	(*AgentFit)(nil),                 // 61: arcade.job.v1.AgentFit
-	(*ExplainJobResponse)(nil),       // 62: arcade.job.v1.ExplainJobResponse
-	nil,                              // 63: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 64: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 65: arcade.job.v1.JobDetail.OutputsEntry
-	nil,                              // 66: arcade.job.v1.MatrixCombination.ValuesEntry
-	nil,                              // 67: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 68: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 69: arcade.job.v1.CreateJobRequest.SecretsEntry
-	nil,                              // 70: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 71: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 72: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 73: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 74: arcade.job.v1.PipelineDetail.SecretsEntry
-	nil,                              // 75: arcade.job.v1.PipelineDetail.TemplatesEntry
-	nil,                              // 76: arcade.job.v1.PipelineDetail.IncludeFilesEntry
-	nil,                              // 77: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 78: arcade.job.v1.CreatePipelineRequest.FilesEntry
-	nil,                              // 79: arcade.job.v1.UpdatePipelineRequest.FilesEntry
-	nil,                              // 80: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 81: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 82: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 83: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 84: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 85: google.protobuf.Timestamp
-	(*v1.Step)(nil),                  // 86: arcade.agent.v1.Step
-	(*v1.ContainerOptions)(nil),      // 87: arcade.agent.v1.ContainerOptions
-	(*fieldmaskpb.FieldMask)(nil),    // 88: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 89: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 90: arcade.agent.v1.Artifact
-	(*v1.CacheConfig)(nil),           // 91: arcade.agent.v1.CacheConfig
-	(v1.AgentStatus)(0),              // 92: arcade.agent.v1.AgentStatus
+	(*GetArtifactURLRequest)(nil),    // 60: arcade.job.v1.GetArtifactURLRequest
+	(*GetArtifactURLResponse)(nil),   // 61: arcade.job.v1.GetArtifactURLResponse
+	(*ExplainJobRequest)(nil),        // 62: arcade.job.v1.ExplainJobRequest
+	(*AgentFit)(nil),                 // 63: arcade.job.v1.AgentFit
+	(*ExplainJobResponse)(nil),       // 64: arcade.job.v1.ExplainJobResponse
+	nil,                              // 65: arcade.job.v1.JobDetail.EnvEntry
+	nil,                              // 66: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                              // 67: arcade.job.v1.JobDetail.OutputsEntry
+	nil,                              // 68: arcade.job.v1.MatrixCombination.ValuesEntry
+	nil,                              // 69: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                              // 70: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                              // 71: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                              // 72: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 73: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 74: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 75: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 76: arcade.job.v1.PipelineDetail.SecretsEntry
+	nil,                              // 77: arcade.job.v1.PipelineDetail.TemplatesEntry
+	nil,                              // 78: arcade.job.v1.PipelineDetail.IncludeFilesEntry
+	nil,                              // 79: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 80: arcade.job.v1.CreatePipelineRequest.FilesEntry
+	nil,                              // 81: arcade.job.v1.UpdatePipelineRequest.FilesEntry
+	nil,                              // 82: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 83: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 84: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 85: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 86: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 87: google.protobuf.Timestamp
+	(*v1.Step)(nil),                  // 88: arcade.agent.v1.Step
+	(*v1.ContainerOptions)(nil),      // 89: arcade.agent.v1.ContainerOptions
+	(*fieldmaskpb.FieldMask)(nil),    // 90: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 91: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 92: arcade.agent.v1.Artifact
+	(*v1.CacheConfig)(nil),           // 93: arcade.agent.v1.CacheConfig
+	(v1.AgentStatus)(0),              // 94: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	81,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	63,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	82,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	83,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	84,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	64,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	85,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	85,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	85,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	85,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	86,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
-	87,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
-	65,  // 12: arcade.job.v1.JobDetail.outputs:type_name -> arcade.job.v1.JobDetail.OutputsEntry
+	83,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	65,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	84,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	85,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	86,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	66,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	87,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	87,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	87,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	88,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	89,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
+	67,  // 12: arcade.job.v1.JobDetail.outputs:type_name -> arcade.job.v1.JobDetail.OutputsEntry
 	8,   // 13: arcade.job.v1.JobDetail.matrix:type_name -> arcade.job.v1.MatrixInstance
 	0,   // 14: arcade.job.v1.JobDetail.type:type_name -> arcade.job.v1.JobType
 	4,   // 15: arcade.job.v1.JobDetail.approval:type_name -> arcade.job.v1.Approval
-	85,  // 16: arcade.job.v1.Approval.at:type_name -> google.protobuf.Timestamp
-	85,  // 17: arcade.job.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
+	87,  // 16: arcade.job.v1.Approval.at:type_name -> google.protobuf.Timestamp
+	87,  // 17: arcade.job.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
 	6,   // 18: arcade.job.v1.Matrix.axes:type_name -> arcade.job.v1.MatrixAxis
 	7,   // 19: arcade.job.v1.Matrix.include:type_name -> arcade.job.v1.MatrixCombination
 	7,   // 20: arcade.job.v1.Matrix.exclude:type_name -> arcade.job.v1.MatrixCombination
-	66,  // 21: arcade.job.v1.MatrixCombination.values:type_name -> arcade.job.v1.MatrixCombination.ValuesEntry
+	68,  // 21: arcade.job.v1.MatrixCombination.values:type_name -> arcade.job.v1.MatrixCombination.ValuesEntry
 	9,   // 22: arcade.job.v1.MatrixInstance.values:type_name -> arcade.job.v1.MatrixValue
 	3,   // 23: arcade.job.v1.ApproveJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	3,   // 24: arcade.job.v1.RejectJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	67,  // 25: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	82,  // 26: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	83,  // 27: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	84,  // 28: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	68,  // 29: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	69,  // 30: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	86,  // 31: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
-	87,  // 32: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
+	69,  // 25: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	84,  // 26: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	85,  // 27: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	86,  // 28: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	70,  // 29: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	71,  // 30: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	88,  // 31: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	89,  // 32: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
 	3,   // 33: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	3,   // 34: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	81,  // 35: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	83,  // 35: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
 	3,   // 36: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
 	15,  // 37: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	88,  // 38: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	90,  // 38: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,   // 39: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	3,   // 40: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	3,   // 41: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	89,  // 42: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	90,  // 43: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	82,  // 44: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	70,  // 45: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	71,  // 46: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	84,  // 47: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	82,  // 48: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	91,  // 42: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	92,  // 43: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	84,  // 44: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	72,  // 45: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	73,  // 46: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	86,  // 47: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	84,  // 48: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
 	33,  // 49: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	83,  // 50: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	85,  // 50: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	1,   // 51: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	86,  // 52: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
-	87,  // 53: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
+	88,  // 52: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	89,  // 53: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
 	5,   // 54: arcade.job.v1.PipelineJob.matrix:type_name -> arcade.job.v1.Matrix
-	91,  // 55: arcade.job.v1.PipelineJob.cache:type_name -> arcade.agent.v1.CacheConfig
+	93,  // 55: arcade.job.v1.PipelineJob.cache:type_name -> arcade.agent.v1.CacheConfig
 	10,  // 56: arcade.job.v1.PipelineJob.concurrency:type_name -> arcade.job.v1.Concurrency
 	0,   // 57: arcade.job.v1.PipelineJob.type:type_name -> arcade.job.v1.JobType
 	8,   // 58: arcade.job.v1.PipelineJob.matrix_instance:type_name -> arcade.job.v1.MatrixInstance
 	34,  // 59: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	72,  // 60: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	74,  // 60: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
 	2,   // 61: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	82,  // 62: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	81,  // 63: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	85,  // 64: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	73,  // 65: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	84,  // 62: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	83,  // 63: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	87,  // 64: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	75,  // 65: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
 	36,  // 66: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
 	35,  // 67: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
 	37,  // 68: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	85,  // 69: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	85,  // 70: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	74,  // 71: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
-	75,  // 72: arcade.job.v1.PipelineDetail.templates:type_name -> arcade.job.v1.PipelineDetail.TemplatesEntry
-	76,  // 73: arcade.job.v1.PipelineDetail.include_files:type_name -> arcade.job.v1.PipelineDetail.IncludeFilesEntry
+	87,  // 69: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 70: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	76,  // 71: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	77,  // 72: arcade.job.v1.PipelineDetail.templates:type_name -> arcade.job.v1.PipelineDetail.TemplatesEntry
+	78,  // 73: arcade.job.v1.PipelineDetail.include_files:type_name -> arcade.job.v1.PipelineDetail.IncludeFilesEntry
 	10,  // 74: arcade.job.v1.PipelineDetail.concurrency:type_name -> arcade.job.v1.Concurrency
-	81,  // 75: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	83,  // 75: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
 	2,   // 76: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	77,  // 77: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	79,  // 77: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
 	3,   // 78: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	85,  // 79: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	85,  // 80: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	85,  // 81: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	87,  // 79: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 80: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	87,  // 81: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
 	38,  // 82: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	78,  // 83: arcade.job.v1.CreatePipelineRequest.files:type_name -> arcade.job.v1.CreatePipelineRequest.FilesEntry
+	80,  // 83: arcade.job.v1.CreatePipelineRequest.files:type_name -> arcade.job.v1.CreatePipelineRequest.FilesEntry
 	38,  // 84: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
 	38,  // 85: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
 	38,  // 86: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
 	38,  // 87: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	88,  // 88: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	79,  // 89: arcade.job.v1.UpdatePipelineRequest.files:type_name -> arcade.job.v1.UpdatePipelineRequest.FilesEntry
+	90,  // 88: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	81,  // 89: arcade.job.v1.UpdatePipelineRequest.files:type_name -> arcade.job.v1.UpdatePipelineRequest.FilesEntry
 	38,  // 90: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	80,  // 91: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	82,  // 91: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
 	39,  // 92: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
 	39,  // 93: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
 	39,  // 94: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
 	39,  // 95: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	90,  // 96: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	92,  // 97: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
-	3,   // 98: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	61,  // 99: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
-	34,  // 100: arcade.job.v1.PipelineDetail.TemplatesEntry.value:type_name -> arcade.job.v1.PipelineJob
-	15,  // 101: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	17,  // 102: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	19,  // 103: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	21,  // 104: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	23,  // 105: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	25,  // 106: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	27,  // 107: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	29,  // 108: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	31,  // 109: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	58,  // 110: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
-	60,  // 111: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
-	40,  // 112: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	42,  // 113: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	44,  // 114: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	46,  // 115: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	48,  // 116: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	50,  // 117: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	52,  // 118: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	54,  // 119: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	56,  // 120: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	11,  // 121: arcade.job.v1.JobService.ApproveJob:input_type -> arcade.job.v1.ApproveJobRequest
-	13,  // 122: arcade.job.v1.JobService.RejectJob:input_type -> arcade.job.v1.RejectJobRequest
-	16,  // 123: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	18,  // 124: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	20,  // 125: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	22,  // 126: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	24,  // 127: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	26,  // 128: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	28,  // 129: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	30,  // 130: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	32,  // 131: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	59,  // 132: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
-	62,  // 133: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
-	41,  // 134: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	43,  // 135: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	45,  // 136: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	47,  // 137: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	49,  // 138: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	51,  // 139: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	53,  // 140: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	55,  // 141: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	57,  // 142: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	12,  // 143: arcade.job.v1.JobService.ApproveJob:output_type -> arcade.job.v1.ApproveJobResponse
-	14,  // 144: arcade.job.v1.JobService.RejectJob:output_type -> arcade.job.v1.RejectJobResponse
-	123, // [123:145] is the sub-list for method output_type
-	101, // [101:123] is the sub-list for method input_type
-	101, // [101:101] is the sub-list for extension type_name
-	101, // [101:101] is the sub-list for extension extendee
-	0,   // [0:101] is the sub-list for field type_name
+	92,  // 96: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	92,  // 97: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	87,  // 98: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	94,  // 99: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	3,   // 100: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	63,  // 101: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	34,  // 102: arcade.job.v1.PipelineDetail.TemplatesEntry.value:type_name -> arcade.job.v1.PipelineJob
+	15,  // 103: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	17,  // 104: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	19,  // 105: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	21,  // 106: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	23,  // 107: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	25,  // 108: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	27,  // 109: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	29,  // 110: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	31,  // 111: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	58,  // 112: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	60,  // 113: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
+	62,  // 114: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	40,  // 115: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	42,  // 116: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	44,  // 117: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	46,  // 118: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	48,  // 119: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	50,  // 120: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	52,  // 121: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	54,  // 122: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	56,  // 123: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	11,  // 124: arcade.job.v1.JobService.ApproveJob:input_type -> arcade.job.v1.ApproveJobRequest
+	13,  // 125: arcade.job.v1.JobService.RejectJob:input_type -> arcade.job.v1.RejectJobRequest
+	16,  // 126: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	18,  // 127: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	20,  // 128: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	22,  // 129: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	24,  // 130: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	26,  // 131: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	28,  // 132: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	30,  // 133: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	32,  // 134: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	59,  // 135: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	61,  // 136: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
+	64,  // 137: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	41,  // 138: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	43,  // 139: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	45,  // 140: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	47,  // 141: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	49,  // 142: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	51,  // 143: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	53,  // 144: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	55,  // 145: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	57,  // 146: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	12,  // 147: arcade.job.v1.JobService.ApproveJob:output_type -> arcade.job.v1.ApproveJobResponse
+	14,  // 148: arcade.job.v1.JobService.RejectJob:output_type -> arcade.job.v1.RejectJobResponse
+	126, // [126:149] is the sub-list for method output_type
+	103, // [103:126] is the sub-list for method input_type
+	103, // [103:103] is the sub-list for extension type_name
+	103, // [103:103] is the sub-list for extension extendee
+	0,   // [0:103] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -5206,7 +5346,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   78,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
