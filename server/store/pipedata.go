@@ -213,7 +213,7 @@ func (s *Store) AcquireRunGroup(ctx context.Context, id string) (bool, *Pipeline
 		err := tx.NewSelect().Model(holder).Where("concurrency_group = ? AND concurrency_held = ? AND id <> ?", r.ConcurrencyGroup, true, r.ID).
 			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 				return q.Where("status IN (?)", bun.In(active)).
-					WhereOr("EXISTS (SELECT 1 FROM jobs WHERE jobs.run_id = pipeline_runs.id AND jobs.status = ?)", statusRunning)
+					WhereOr("EXISTS (SELECT 1 FROM jobs WHERE jobs.run_id = ?TableAlias.id AND jobs.status = ?)", statusRunning)
 			}).Order("created_at ASC").Limit(1).Scan(ctx)
 		if err == nil {
 			other = holder
