@@ -1,0 +1,145 @@
+package cache
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// goModCache makes about size bytes of files shaped like a Go module
+// cache: many modules of small source files (text, compressible) in a few
+// directories each, some testdata, and the download cache's zips
+// (incompressible), read-only like the real one.
+func goModCache(b *testing.B, dir string, size int64) (files int, total int64) {
+	b.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := []string{"func", "return", "if", "err", "!=", "nil", "package", "import", "type", "struct", "for", "range", "string", "int", "ctx", "context.Context", "{", "}", "(", ")", "\n", "\t"}
+	text := func(n int) []byte {
+		var buf bytes.Buffer
+		for buf.Len() < n {
+			buf.WriteString(words[rng.IntN(len(words))])
+			buf.WriteByte(' ')
+		}
+		return buf.Bytes()[:n]
+	}
+	put := func(p string, data []byte) {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(full, data, 0o444); err != nil {
+			b.Fatal(err)
+		}
+		files++
+		total += int64(len(data))
+	}
+	for m := 0; total < size; m++ {
+		mod := fmt.Sprintf("pkg/mod/github.com/org%d/module%d@v1.%d.0", m%17, m, m%9)
+		for d := 0; d < 1+rng.IntN(6); d++ {
+			sub := fmt.Sprintf("%s/pkg%d", mod, d)
+			for f := 0; f < 5+rng.IntN(25); f++ {
+				put(fmt.Sprintf("%s/file%d.go", sub, f), text(1<<10+rng.IntN(24<<10)))
+			}
+		}
+		if m%4 == 0 {
+			blob := make([]byte, 64<<10+rng.IntN(512<<10))
+			for i := range blob {
+				blob[i] = byte(rng.Uint32())
+			}
+			put(mod+"/testdata/blob.bin", blob)
+		}
+		zip := make([]byte, 256<<10+rng.IntN(1<<20))
+		for i := range zip {
+			zip[i] = byte(rng.Uint32())
+		}
+		put(fmt.Sprintf("pkg/mod/cache/download/github.com/org%d/module%d/@v/v1.%d.0.zip", m%17, m, m%9), zip)
+	}
+	return files, total
+}
+
+// BenchmarkCacheRestore measures a cache of 200 MiB of mixed files shaped
+// like a Go module cache: its save (pack and compress to the agent's local
+// copy), its restore from that copy (a hit on the same agent), and, in the
+// same run, `tar -xf` of the same files from an uncompressed tar, the
+// baseline (restore_vs_tar: the ratio of the two).
+func BenchmarkCacheRestore(b *testing.B) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		b.Skip("tar not installed")
+	}
+	root := b.TempDir()
+	src := filepath.Join(root, "src")
+	files, total := goModCache(b, src, 200<<20)
+	b.Cleanup(func() { exec.Command("chmod", "-R", "u+w", root).Run() })
+	plain := filepath.Join(root, "plain.tar")
+	if out, err := exec.Command("tar", "-cf", plain, "-C", src, "pkg").CombinedOutput(); err != nil {
+		b.Fatalf("tar -cf: %v %s", err, out)
+	}
+	entry := filepath.Join(root, "entry.tar.zst")
+	ws := open(b, src)
+
+	var save, restore, untar time.Duration
+	fresh := func(name string) string {
+		d := filepath.Join(root, name)
+		exec.Command("chmod", "-R", "u+w", d).Run()
+		os.RemoveAll(d)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	for b.Loop() {
+		b.StopTimer()
+		f, err := os.Create(entry)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		if _, err := Pack(ws, []string{"pkg"}, f, func(string) {}); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		save += time.Since(t0)
+
+		b.StopTimer()
+		dst := fresh("restored")
+		in, err := os.Open(entry)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := open(b, dst)
+		b.StartTimer()
+		t0 = time.Now()
+		h := NewHashingReader(in)
+		if _, err := Unpack(d, h); err != nil {
+			b.Fatal(err)
+		}
+		_ = h.Sum()
+		restore += time.Since(t0)
+		in.Close()
+
+		b.StopTimer()
+		base := fresh("untarred")
+		b.StartTimer()
+		t0 = time.Now()
+		if out, err := exec.Command("tar", "-xf", plain, "-C", base).CombinedOutput(); err != nil {
+			b.Fatalf("tar -xf: %v %s", err, out)
+		}
+		untar += time.Since(t0)
+	}
+	n := float64(b.N)
+	fi, _ := os.Stat(entry)
+	mb := float64(total) / (1 << 20)
+	b.ReportMetric(float64(files), "files")
+	b.ReportMetric(mb, "MiB")
+	b.ReportMetric(float64(fi.Size())/(1<<20), "MiB_compressed")
+	b.ReportMetric(mb/(save.Seconds()/n), "save_MiB/s")
+	b.ReportMetric(mb/(restore.Seconds()/n), "restore_MiB/s")
+	b.ReportMetric(mb/(untar.Seconds()/n), "tar_xf_MiB/s")
+	b.ReportMetric(restore.Seconds()/untar.Seconds(), "restore_vs_tar")
+}
