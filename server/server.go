@@ -134,6 +134,13 @@ type Config struct {
 	ArtifactStore string
 	// ArtifactMaxBytes bounds one artifact (0: 1 GiB).
 	ArtifactMaxBytes int64
+	// CacheMaxBytes bounds all job cache entries together (0: 10 GiB; the
+	// least recently used go first), CacheEntryMaxBytes one entry (0:
+	// 2 GiB); CacheDefaultBranch is the branch whose entries every branch
+	// reads, for pipelines whose source names none (default main).
+	CacheMaxBytes      int64
+	CacheEntryMaxBytes int64
+	CacheDefaultBranch string
 	// ArtifactExpireIn is the expiry of artifacts whose job sets none
 	// (0: kept until the job is deleted).
 	ArtifactExpireIn time.Duration

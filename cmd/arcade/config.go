@@ -169,6 +169,9 @@ type serverSettings struct {
 
 	ArtifactStore         string        `koanf:"artifact_store"`
 	ArtifactMaxBytes      int64         `koanf:"artifact_max_bytes"`
+	CacheMaxBytes         int64         `koanf:"cache_max_bytes"`
+	CacheEntryMaxBytes    int64         `koanf:"cache_entry_max_bytes"`
+	CacheDefaultBranch    string        `koanf:"cache_default_branch"`
 	ArtifactExpireIn      time.Duration `koanf:"artifact_expire_in"`
 	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
 	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`

@@ -36,6 +36,9 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.String("cron-timezone", "", "time zone of cron triggers that name none (default: local)")
 	f.String("artifact-store", "", "storage plugin that keeps artifacts and archived logs, e.g. fs-store (empty: not stored)")
 	f.Int64("artifact-max-bytes", 0, "largest artifact accepted, in bytes (default 1 GiB)")
+	f.Int64("cache-max-bytes", 0, "job cache entries kept in all, in bytes; the least recently used go first (default 10 GiB)")
+	f.Int64("cache-entry-max-bytes", 0, "largest job cache entry accepted, in bytes (default 2 GiB)")
+	f.String("cache-default-branch", "", "the branch whose cache entries every branch reads, for pipelines whose source names none (default main)")
 	f.Duration("artifact-expire-in", 7*24*time.Hour, "expiry of artifacts whose job sets none (0: kept until the job is deleted)")
 	f.Duration("artifact-sweep-interval", time.Minute, "how often expired artifacts are removed and old logs archived")
 	f.Duration("log-archive-after", 0, "archive the logs of jobs finished this long ago through the artifact store (0: never)")
@@ -77,6 +80,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen, SecretKeyring: s.SecretKeyring,
 		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
+		CacheMaxBytes: s.CacheMaxBytes, CacheEntryMaxBytes: s.CacheEntryMaxBytes, CacheDefaultBranch: s.CacheDefaultBranch,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
 		ArtifactUploads: s.ArtifactUploads, ArtifactDownloads: s.ArtifactDownloads, ArtifactURLTTL: s.ArtifactURLTTL,
 	}, nil

@@ -96,6 +96,8 @@ type Service struct {
 	audit Auditor
 	// storage keeps artifacts and archived logs (UseStorage).
 	storage storage
+	// cache bounds job caches (UseCache).
+	cache CacheConfig
 	// plugins serve job steps (uses:); nil: no plugin steps.
 	plugins *host.Manager
 	// handed keeps the modules last handed out with jobs (plugin_dist.go).
@@ -133,6 +135,7 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 	}
 	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace, ApprovalTimeout: cfg.ApprovalTimeout}, s,
 		effects{svc}, func() time.Time { return svc.now() }, logger)
+	svc.UseCache(CacheConfig{})
 	return svc
 }
 

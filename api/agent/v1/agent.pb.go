@@ -3920,7 +3920,7 @@ type CacheEntry struct {
 	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
 	// A presigned GET of the archive, when the store makes them; else the
 	// agent downloads it with DownloadCache.
-	Url           string `protobuf:"bytes,8,opt,name=url,proto3" json:"url,omitempty"`
+	Download      *PresignedRequest `protobuf:"bytes,9,opt,name=download,proto3" json:"download,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4004,11 +4004,11 @@ func (x *CacheEntry) GetLastUsedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *CacheEntry) GetUrl() string {
+func (x *CacheEntry) GetDownload() *PresignedRequest {
 	if x != nil {
-		return x.Url
+		return x.Download
 	}
-	return ""
+	return nil
 }
 
 type LookupCacheRequest struct {
@@ -4701,6 +4701,209 @@ func (x *FinishArtifactUploadResponse) GetArtifact() *Artifact {
 	return nil
 }
 
+type BeginCacheSaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *CacheHeader           `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginCacheSaveRequest) Reset() {
+	*x = BeginCacheSaveRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginCacheSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginCacheSaveRequest) ProtoMessage() {}
+
+func (x *BeginCacheSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginCacheSaveRequest.ProtoReflect.Descriptor instead.
+func (*BeginCacheSaveRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *BeginCacheSaveRequest) GetHeader() *CacheHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type BeginCacheSaveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// DIRECT: put the bytes with upload, then FinishCacheSave; SERVER: send
+	// them with SaveCache.
+	Transfer ArtifactTransfer  `protobuf:"varint,1,opt,name=transfer,proto3,enum=arcade.agent.v1.ArtifactTransfer" json:"transfer,omitempty"`
+	Upload   *PresignedRequest `protobuf:"bytes,2,opt,name=upload,proto3" json:"upload,omitempty"`
+	// The entry the upload is for (DIRECT).
+	EntryId       string `protobuf:"bytes,3,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginCacheSaveResponse) Reset() {
+	*x = BeginCacheSaveResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginCacheSaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginCacheSaveResponse) ProtoMessage() {}
+
+func (x *BeginCacheSaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginCacheSaveResponse.ProtoReflect.Descriptor instead.
+func (*BeginCacheSaveResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *BeginCacheSaveResponse) GetTransfer() ArtifactTransfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED
+}
+
+func (x *BeginCacheSaveResponse) GetUpload() *PresignedRequest {
+	if x != nil {
+		return x.Upload
+	}
+	return nil
+}
+
+func (x *BeginCacheSaveResponse) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+type FinishCacheSaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *CacheHeader           `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	EntryId       string                 `protobuf:"bytes,2,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishCacheSaveRequest) Reset() {
+	*x = FinishCacheSaveRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishCacheSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishCacheSaveRequest) ProtoMessage() {}
+
+func (x *FinishCacheSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishCacheSaveRequest.ProtoReflect.Descriptor instead.
+func (*FinishCacheSaveRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *FinishCacheSaveRequest) GetHeader() *CacheHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *FinishCacheSaveRequest) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+type FinishCacheSaveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *CacheEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishCacheSaveResponse) Reset() {
+	*x = FinishCacheSaveResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishCacheSaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishCacheSaveResponse) ProtoMessage() {}
+
+func (x *FinishCacheSaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishCacheSaveResponse.ProtoReflect.Descriptor instead.
+func (*FinishCacheSaveResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *FinishCacheSaveResponse) GetEntry() *CacheEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
 var File_api_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_api_agent_v1_agent_proto_rawDesc = "" +
@@ -5010,7 +5213,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04path\x18\x04 \x01(\tR\x04path\"b\n" +
 	"\x15DownloadInputResponse\x125\n" +
 	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\x88\x02\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xbb\x02\n" +
 	"\n" +
 	"CacheEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -5022,8 +5225,8 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
 	"\flast_used_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastUsedAt\x12\x10\n" +
-	"\x03url\x18\b \x01(\tR\x03url\"z\n" +
+	"lastUsedAt\x12=\n" +
+	"\bdownload\x18\t \x01(\v2!.arcade.agent.v1.PresignedRequestR\bdownloadJ\x04\b\b\x10\t\"z\n" +
 	"\x12LookupCacheRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x10\n" +
@@ -5068,7 +5271,18 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x1bFinishArtifactUploadRequest\x127\n" +
 	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"U\n" +
 	"\x1cFinishArtifactUploadResponse\x125\n" +
-	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact*\x8c\x01\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\"M\n" +
+	"\x15BeginCacheSaveRequest\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.arcade.agent.v1.CacheHeaderR\x06header\"\xad\x01\n" +
+	"\x16BeginCacheSaveResponse\x12=\n" +
+	"\btransfer\x18\x01 \x01(\x0e2!.arcade.agent.v1.ArtifactTransferR\btransfer\x129\n" +
+	"\x06upload\x18\x02 \x01(\v2!.arcade.agent.v1.PresignedRequestR\x06upload\x12\x19\n" +
+	"\bentry_id\x18\x03 \x01(\tR\aentryId\"i\n" +
+	"\x16FinishCacheSaveRequest\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.arcade.agent.v1.CacheHeaderR\x06header\x12\x19\n" +
+	"\bentry_id\x18\x02 \x01(\tR\aentryId\"L\n" +
+	"\x17FinishCacheSaveResponse\x121\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1b.arcade.agent.v1.CacheEntryR\x05entry*\x8c\x01\n" +
 	"\vAgentStatus\x12\x1c\n" +
 	"\x18AGENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13AGENT_STATUS_ONLINE\x10\x01\x12\x18\n" +
@@ -5133,7 +5347,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x1dARTIFACT_TRANSFER_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ARTIFACT_TRANSFER_DIRECT\x10\x01\x12\x1c\n" +
 	"\x18ARTIFACT_TRANSFER_SERVER\x10\x02\x12\x1e\n" +
-	"\x1aARTIFACT_TRANSFER_NOT_KEPT\x10\x032\xf6\r\n" +
+	"\x1aARTIFACT_TRANSFER_NOT_KEPT\x10\x032\xbf\x0f\n" +
 	"\fAgentService\x12O\n" +
 	"\bRegister\x12 .arcade.agent.v1.RegisterRequest\x1a!.arcade.agent.v1.RegisterResponse\x12U\n" +
 	"\n" +
@@ -5151,7 +5365,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x0eDownloadPlugin\x12&.arcade.agent.v1.DownloadPluginRequest\x1a'.arcade.agent.v1.DownloadPluginResponse0\x01\x12`\n" +
 	"\rDownloadInput\x12%.arcade.agent.v1.DownloadInputRequest\x1a&.arcade.agent.v1.DownloadInputResponse0\x01\x12X\n" +
 	"\vLookupCache\x12#.arcade.agent.v1.LookupCacheRequest\x1a$.arcade.agent.v1.LookupCacheResponse\x12`\n" +
-	"\rDownloadCache\x12%.arcade.agent.v1.DownloadCacheRequest\x1a&.arcade.agent.v1.DownloadCacheResponse0\x01\x12T\n" +
+	"\rDownloadCache\x12%.arcade.agent.v1.DownloadCacheRequest\x1a&.arcade.agent.v1.DownloadCacheResponse0\x01\x12a\n" +
+	"\x0eBeginCacheSave\x12&.arcade.agent.v1.BeginCacheSaveRequest\x1a'.arcade.agent.v1.BeginCacheSaveResponse\x12d\n" +
+	"\x0fFinishCacheSave\x12'.arcade.agent.v1.FinishCacheSaveRequest\x1a(.arcade.agent.v1.FinishCacheSaveResponse\x12T\n" +
 	"\tSaveCache\x12!.arcade.agent.v1.SaveCacheRequest\x1a\".arcade.agent.v1.SaveCacheResponse(\x01\x12c\n" +
 	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01\x12p\n" +
 	"\x13BeginArtifactUpload\x12+.arcade.agent.v1.BeginArtifactUploadRequest\x1a,.arcade.agent.v1.BeginArtifactUploadResponse\x12s\n" +
@@ -5170,7 +5386,7 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                     // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                       // 1: arcade.agent.v1.JobStatus
@@ -5238,146 +5454,160 @@ var file_api_agent_v1_agent_proto_goTypes = []any{
 	(*BeginArtifactUploadResponse)(nil),  // 63: arcade.agent.v1.BeginArtifactUploadResponse
 	(*FinishArtifactUploadRequest)(nil),  // 64: arcade.agent.v1.FinishArtifactUploadRequest
 	(*FinishArtifactUploadResponse)(nil), // 65: arcade.agent.v1.FinishArtifactUploadResponse
-	nil,                                  // 66: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                                  // 67: arcade.agent.v1.Job.EnvEntry
-	nil,                                  // 68: arcade.agent.v1.Job.SecretsEntry
-	nil,                                  // 69: arcade.agent.v1.Job.ContextEntry
-	nil,                                  // 70: arcade.agent.v1.ServiceContainer.EnvEntry
-	nil,                                  // 71: arcade.agent.v1.Step.WithEntry
-	nil,                                  // 72: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                                  // 73: arcade.agent.v1.PluginModule.SecretConfigEntry
-	nil,                                  // 74: arcade.agent.v1.Agent.LabelsEntry
-	nil,                                  // 75: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                                  // 76: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                                  // 77: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                                  // 78: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	nil,                                  // 79: arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
-	nil,                                  // 80: arcade.agent.v1.PresignedRequest.HeadersEntry
-	(*durationpb.Duration)(nil),          // 81: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 82: google.protobuf.Timestamp
+	(*BeginCacheSaveRequest)(nil),        // 66: arcade.agent.v1.BeginCacheSaveRequest
+	(*BeginCacheSaveResponse)(nil),       // 67: arcade.agent.v1.BeginCacheSaveResponse
+	(*FinishCacheSaveRequest)(nil),       // 68: arcade.agent.v1.FinishCacheSaveRequest
+	(*FinishCacheSaveResponse)(nil),      // 69: arcade.agent.v1.FinishCacheSaveResponse
+	nil,                                  // 70: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                                  // 71: arcade.agent.v1.Job.EnvEntry
+	nil,                                  // 72: arcade.agent.v1.Job.SecretsEntry
+	nil,                                  // 73: arcade.agent.v1.Job.ContextEntry
+	nil,                                  // 74: arcade.agent.v1.ServiceContainer.EnvEntry
+	nil,                                  // 75: arcade.agent.v1.Step.WithEntry
+	nil,                                  // 76: arcade.agent.v1.PluginModule.ConfigEntry
+	nil,                                  // 77: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                                  // 78: arcade.agent.v1.Agent.LabelsEntry
+	nil,                                  // 79: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 80: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                                  // 81: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                                  // 82: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	nil,                                  // 83: arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	nil,                                  // 84: arcade.agent.v1.PresignedRequest.HeadersEntry
+	(*durationpb.Duration)(nil),          // 85: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 86: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
-	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	66, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	9,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	81, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	67, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	81, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
-	11, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	10, // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	68, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
-	17, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
-	18, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
-	15, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
-	13, // 12: arcade.agent.v1.Job.cache:type_name -> arcade.agent.v1.CacheConfig
-	69, // 13: arcade.agent.v1.Job.context:type_name -> arcade.agent.v1.Job.ContextEntry
-	14, // 14: arcade.agent.v1.Job.inputs:type_name -> arcade.agent.v1.JobInput
-	3,  // 15: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
-	16, // 16: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
-	70, // 17: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
-	81, // 18: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
-	71, // 19: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	81, // 20: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
-	72, // 21: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	81, // 22: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	73, // 23: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
-	82, // 24: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	5,  // 25: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	6,  // 26: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	82, // 27: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	74, // 28: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,  // 29: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	82, // 30: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	82, // 31: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	20, // 32: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	75, // 33: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	81, // 34: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	81, // 35: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	21, // 36: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	20, // 37: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	76, // 38: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	81, // 39: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	77, // 40: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,  // 41: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	78, // 42: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	7,  // 43: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	21, // 44: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	81, // 45: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	12, // 46: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	82, // 47: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 48: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	82, // 49: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	34, // 50: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	4,  // 51: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
-	79, // 52: arcade.agent.v1.ReportJobStatusRequest.outputs:type_name -> arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
-	82, // 53: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	82, // 54: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	19, // 55: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	81, // 56: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	38, // 57: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	21, // 58: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,  // 59: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	21, // 60: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	21, // 61: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	18, // 62: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	48, // 63: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	34, // 64: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	34, // 65: arcade.agent.v1.DownloadInputResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	82, // 66: arcade.agent.v1.CacheEntry.created_at:type_name -> google.protobuf.Timestamp
-	82, // 67: arcade.agent.v1.CacheEntry.last_used_at:type_name -> google.protobuf.Timestamp
-	53, // 68: arcade.agent.v1.LookupCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
-	58, // 69: arcade.agent.v1.SaveCacheRequest.header:type_name -> arcade.agent.v1.CacheHeader
-	53, // 70: arcade.agent.v1.SaveCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
-	80, // 71: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
-	82, // 72: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
-	48, // 73: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	8,  // 74: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
-	61, // 75: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
-	48, // 76: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	34, // 77: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	22, // 78: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	24, // 79: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	26, // 80: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	28, // 81: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	30, // 82: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	32, // 83: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	35, // 84: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	37, // 85: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	40, // 86: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	42, // 87: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	44, // 88: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	46, // 89: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	51, // 90: arcade.agent.v1.AgentService.DownloadInput:input_type -> arcade.agent.v1.DownloadInputRequest
-	54, // 91: arcade.agent.v1.AgentService.LookupCache:input_type -> arcade.agent.v1.LookupCacheRequest
-	56, // 92: arcade.agent.v1.AgentService.DownloadCache:input_type -> arcade.agent.v1.DownloadCacheRequest
-	59, // 93: arcade.agent.v1.AgentService.SaveCache:input_type -> arcade.agent.v1.SaveCacheRequest
-	49, // 94: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	62, // 95: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
-	64, // 96: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
-	23, // 97: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	25, // 98: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	27, // 99: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	29, // 100: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	31, // 101: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	33, // 102: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	36, // 103: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	39, // 104: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	41, // 105: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	43, // 106: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	45, // 107: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	47, // 108: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	52, // 109: arcade.agent.v1.AgentService.DownloadInput:output_type -> arcade.agent.v1.DownloadInputResponse
-	55, // 110: arcade.agent.v1.AgentService.LookupCache:output_type -> arcade.agent.v1.LookupCacheResponse
-	57, // 111: arcade.agent.v1.AgentService.DownloadCache:output_type -> arcade.agent.v1.DownloadCacheResponse
-	60, // 112: arcade.agent.v1.AgentService.SaveCache:output_type -> arcade.agent.v1.SaveCacheResponse
-	50, // 113: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	63, // 114: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
-	65, // 115: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
-	97, // [97:116] is the sub-list for method output_type
-	78, // [78:97] is the sub-list for method input_type
-	78, // [78:78] is the sub-list for extension type_name
-	78, // [78:78] is the sub-list for extension extendee
-	0,  // [0:78] is the sub-list for field type_name
+	2,   // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
+	70,  // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	9,   // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
+	85,  // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	71,  // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	85,  // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	11,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	10,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	72,  // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	17,  // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
+	18,  // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
+	15,  // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
+	13,  // 12: arcade.agent.v1.Job.cache:type_name -> arcade.agent.v1.CacheConfig
+	73,  // 13: arcade.agent.v1.Job.context:type_name -> arcade.agent.v1.Job.ContextEntry
+	14,  // 14: arcade.agent.v1.Job.inputs:type_name -> arcade.agent.v1.JobInput
+	3,   // 15: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
+	16,  // 16: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
+	74,  // 17: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
+	85,  // 18: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
+	75,  // 19: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
+	85,  // 20: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	76,  // 21: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
+	85,  // 22: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	77,  // 23: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	86,  // 24: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	5,   // 25: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	6,   // 26: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	86,  // 27: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	78,  // 28: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,   // 29: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	86,  // 30: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	86,  // 31: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	20,  // 32: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	79,  // 33: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	85,  // 34: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	85,  // 35: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	21,  // 36: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	20,  // 37: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	80,  // 38: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	85,  // 39: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	81,  // 40: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,   // 41: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	82,  // 42: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	7,   // 43: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	21,  // 44: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	85,  // 45: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	12,  // 46: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	86,  // 47: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,   // 48: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	86,  // 49: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	34,  // 50: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	4,   // 51: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
+	83,  // 52: arcade.agent.v1.ReportJobStatusRequest.outputs:type_name -> arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	86,  // 53: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	86,  // 54: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	19,  // 55: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	85,  // 56: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	38,  // 57: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	21,  // 58: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,   // 59: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	21,  // 60: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	21,  // 61: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	18,  // 62: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	48,  // 63: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	34,  // 64: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	34,  // 65: arcade.agent.v1.DownloadInputResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	86,  // 66: arcade.agent.v1.CacheEntry.created_at:type_name -> google.protobuf.Timestamp
+	86,  // 67: arcade.agent.v1.CacheEntry.last_used_at:type_name -> google.protobuf.Timestamp
+	61,  // 68: arcade.agent.v1.CacheEntry.download:type_name -> arcade.agent.v1.PresignedRequest
+	53,  // 69: arcade.agent.v1.LookupCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	58,  // 70: arcade.agent.v1.SaveCacheRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	53,  // 71: arcade.agent.v1.SaveCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	84,  // 72: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
+	86,  // 73: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
+	48,  // 74: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	8,   // 75: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	61,  // 76: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	48,  // 77: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	34,  // 78: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	58,  // 79: arcade.agent.v1.BeginCacheSaveRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	8,   // 80: arcade.agent.v1.BeginCacheSaveResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	61,  // 81: arcade.agent.v1.BeginCacheSaveResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	58,  // 82: arcade.agent.v1.FinishCacheSaveRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	53,  // 83: arcade.agent.v1.FinishCacheSaveResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	22,  // 84: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	24,  // 85: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	26,  // 86: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	28,  // 87: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	30,  // 88: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	32,  // 89: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	35,  // 90: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	37,  // 91: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	40,  // 92: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	42,  // 93: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	44,  // 94: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	46,  // 95: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	51,  // 96: arcade.agent.v1.AgentService.DownloadInput:input_type -> arcade.agent.v1.DownloadInputRequest
+	54,  // 97: arcade.agent.v1.AgentService.LookupCache:input_type -> arcade.agent.v1.LookupCacheRequest
+	56,  // 98: arcade.agent.v1.AgentService.DownloadCache:input_type -> arcade.agent.v1.DownloadCacheRequest
+	66,  // 99: arcade.agent.v1.AgentService.BeginCacheSave:input_type -> arcade.agent.v1.BeginCacheSaveRequest
+	68,  // 100: arcade.agent.v1.AgentService.FinishCacheSave:input_type -> arcade.agent.v1.FinishCacheSaveRequest
+	59,  // 101: arcade.agent.v1.AgentService.SaveCache:input_type -> arcade.agent.v1.SaveCacheRequest
+	49,  // 102: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	62,  // 103: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
+	64,  // 104: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
+	23,  // 105: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	25,  // 106: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	27,  // 107: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	29,  // 108: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	31,  // 109: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	33,  // 110: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	36,  // 111: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	39,  // 112: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	41,  // 113: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	43,  // 114: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	45,  // 115: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	47,  // 116: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	52,  // 117: arcade.agent.v1.AgentService.DownloadInput:output_type -> arcade.agent.v1.DownloadInputResponse
+	55,  // 118: arcade.agent.v1.AgentService.LookupCache:output_type -> arcade.agent.v1.LookupCacheResponse
+	57,  // 119: arcade.agent.v1.AgentService.DownloadCache:output_type -> arcade.agent.v1.DownloadCacheResponse
+	67,  // 120: arcade.agent.v1.AgentService.BeginCacheSave:output_type -> arcade.agent.v1.BeginCacheSaveResponse
+	69,  // 121: arcade.agent.v1.AgentService.FinishCacheSave:output_type -> arcade.agent.v1.FinishCacheSaveResponse
+	60,  // 122: arcade.agent.v1.AgentService.SaveCache:output_type -> arcade.agent.v1.SaveCacheResponse
+	50,  // 123: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	63,  // 124: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
+	65,  // 125: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
+	105, // [105:126] is the sub-list for method output_type
+	84,  // [84:105] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -5399,7 +5629,7 @@ func file_api_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   72,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,8 @@ const (
 	AgentService_DownloadInput_FullMethodName        = "/arcade.agent.v1.AgentService/DownloadInput"
 	AgentService_LookupCache_FullMethodName          = "/arcade.agent.v1.AgentService/LookupCache"
 	AgentService_DownloadCache_FullMethodName        = "/arcade.agent.v1.AgentService/DownloadCache"
+	AgentService_BeginCacheSave_FullMethodName       = "/arcade.agent.v1.AgentService/BeginCacheSave"
+	AgentService_FinishCacheSave_FullMethodName      = "/arcade.agent.v1.AgentService/FinishCacheSave"
 	AgentService_SaveCache_FullMethodName            = "/arcade.agent.v1.AgentService/SaveCache"
 	AgentService_UploadArtifact_FullMethodName       = "/arcade.agent.v1.AgentService/UploadArtifact"
 	AgentService_BeginArtifactUpload_FullMethodName  = "/arcade.agent.v1.AgentService/BeginArtifactUpload"
@@ -93,6 +95,11 @@ type AgentServiceClient interface {
 	LookupCache(ctx context.Context, in *LookupCacheRequest, opts ...grpc.CallOption) (*LookupCacheResponse, error)
 	// DownloadCache streams a cache entry found by LookupCache.
 	DownloadCache(ctx context.Context, in *DownloadCacheRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadCacheResponse], error)
+	// BeginCacheSave checks a cache save and says how its bytes go: straight
+	// to the store with a presigned PUT when it makes them, else through
+	// SaveCache. FinishCacheSave records an entry put straight.
+	BeginCacheSave(ctx context.Context, in *BeginCacheSaveRequest, opts ...grpc.CallOption) (*BeginCacheSaveResponse, error)
+	FinishCacheSave(ctx context.Context, in *FinishCacheSaveRequest, opts ...grpc.CallOption) (*FinishCacheSaveResponse, error)
 	// SaveCache streams a job's cache archive to the server: the first message
 	// carries the header, the following ones the bytes. The server checks size
 	// and sha256, keeps it through the storage plugin, and evicts the least
@@ -299,6 +306,26 @@ func (c *agentServiceClient) DownloadCache(ctx context.Context, in *DownloadCach
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_DownloadCacheClient = grpc.ServerStreamingClient[DownloadCacheResponse]
 
+func (c *agentServiceClient) BeginCacheSave(ctx context.Context, in *BeginCacheSaveRequest, opts ...grpc.CallOption) (*BeginCacheSaveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginCacheSaveResponse)
+	err := c.cc.Invoke(ctx, AgentService_BeginCacheSave_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) FinishCacheSave(ctx context.Context, in *FinishCacheSaveRequest, opts ...grpc.CallOption) (*FinishCacheSaveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FinishCacheSaveResponse)
+	err := c.cc.Invoke(ctx, AgentService_FinishCacheSave_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *agentServiceClient) SaveCache(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SaveCacheRequest, SaveCacheResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[3], AgentService_SaveCache_FullMethodName, cOpts...)
@@ -393,6 +420,11 @@ type AgentServiceServer interface {
 	LookupCache(context.Context, *LookupCacheRequest) (*LookupCacheResponse, error)
 	// DownloadCache streams a cache entry found by LookupCache.
 	DownloadCache(*DownloadCacheRequest, grpc.ServerStreamingServer[DownloadCacheResponse]) error
+	// BeginCacheSave checks a cache save and says how its bytes go: straight
+	// to the store with a presigned PUT when it makes them, else through
+	// SaveCache. FinishCacheSave records an entry put straight.
+	BeginCacheSave(context.Context, *BeginCacheSaveRequest) (*BeginCacheSaveResponse, error)
+	FinishCacheSave(context.Context, *FinishCacheSaveRequest) (*FinishCacheSaveResponse, error)
 	// SaveCache streams a job's cache archive to the server: the first message
 	// carries the header, the following ones the bytes. The server checks size
 	// and sha256, keeps it through the storage plugin, and evicts the least
@@ -466,6 +498,12 @@ func (UnimplementedAgentServiceServer) LookupCache(context.Context, *LookupCache
 }
 func (UnimplementedAgentServiceServer) DownloadCache(*DownloadCacheRequest, grpc.ServerStreamingServer[DownloadCacheResponse]) error {
 	return status.Error(codes.Unimplemented, "method DownloadCache not implemented")
+}
+func (UnimplementedAgentServiceServer) BeginCacheSave(context.Context, *BeginCacheSaveRequest) (*BeginCacheSaveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BeginCacheSave not implemented")
+}
+func (UnimplementedAgentServiceServer) FinishCacheSave(context.Context, *FinishCacheSaveRequest) (*FinishCacheSaveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FinishCacheSave not implemented")
 }
 func (UnimplementedAgentServiceServer) SaveCache(grpc.ClientStreamingServer[SaveCacheRequest, SaveCacheResponse]) error {
 	return status.Error(codes.Unimplemented, "method SaveCache not implemented")
@@ -749,6 +787,42 @@ func _AgentService_DownloadCache_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_DownloadCacheServer = grpc.ServerStreamingServer[DownloadCacheResponse]
 
+func _AgentService_BeginCacheSave_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginCacheSaveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).BeginCacheSave(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_BeginCacheSave_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).BeginCacheSave(ctx, req.(*BeginCacheSaveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_FinishCacheSave_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FinishCacheSaveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).FinishCacheSave(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_FinishCacheSave_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).FinishCacheSave(ctx, req.(*FinishCacheSaveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AgentService_SaveCache_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(AgentServiceServer).SaveCache(&grpc.GenericServerStream[SaveCacheRequest, SaveCacheResponse]{ServerStream: stream})
 }
@@ -853,6 +927,14 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LookupCache",
 			Handler:    _AgentService_LookupCache_Handler,
+		},
+		{
+			MethodName: "BeginCacheSave",
+			Handler:    _AgentService_BeginCacheSave_Handler,
+		},
+		{
+			MethodName: "FinishCacheSave",
+			Handler:    _AgentService_FinishCacheSave_Handler,
 		},
 		{
 			MethodName: "BeginArtifactUpload",
