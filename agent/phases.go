@@ -61,10 +61,10 @@ type phaseResult struct {
 var jobPhases = []phase{
 	{name: "checkout", where: OnHost, reason: agentv1.EndReason_END_REASON_CHECKOUT},
 	{name: "inputs", where: OnHost, reason: agentv1.EndReason_END_REASON_INPUTS, run: inputsPhase},
-	{name: "cache restore", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_RESTORE},
+	{name: "cache restore", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_RESTORE, run: cacheRestorePhase},
 	{name: "steps", where: InExecutor, reason: agentv1.EndReason_END_REASON_STEP_FAILED, run: stepsPhase},
 	{name: "outputs", where: OnHost, reason: agentv1.EndReason_END_REASON_OUTPUTS, run: outputsPhase},
-	{name: "cache save", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_SAVE},
+	{name: "cache save", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_SAVE, run: cacheSavePhase},
 	{name: "artifact upload", where: OnHost, reason: agentv1.EndReason_END_REASON_ARTIFACT_UPLOAD, onlyAfterSuccess: true, run: artifactPhase},
 }
 
@@ -98,6 +98,11 @@ type jobRun struct {
 	pluginOutputs map[string]string
 	outputs       map[string]string
 	secretOutputs []string
+
+	// cacheKey is the job's cache key filled in; cacheHit is set when an
+	// entry of that key was restored (nothing to save).
+	cacheKey string
+	cacheHit bool
 }
 
 // runPhases runs the job's phases in order and leaves the outcome in r.

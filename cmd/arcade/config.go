@@ -195,23 +195,24 @@ var serverDefaults = map[string]any{
 // agentSettings is the agent's configuration as files, environment and
 // flags spell it.
 type agentSettings struct {
-	Server         string            `koanf:"server"`
-	AgentToken     string            `koanf:"agent_token"`
-	Name           string            `koanf:"name"`
-	Labels         map[string]string `koanf:"labels"`
-	MaxJobs        int               `koanf:"max_jobs"`
-	WorkDir        string            `koanf:"work_dir"`
-	KeepWorkspaces bool              `koanf:"keep_workspaces"`
-	Transport      string            `koanf:"transport"`
-	TLSCA          string            `koanf:"tls_ca"`
-	ClientCert     string            `koanf:"client_cert"`
-	ClientKey      string            `koanf:"client_key"`
-	TLSServerName  string            `koanf:"tls_server_name"`
-	Plugins        []string          `koanf:"plugins"`
-	DataDir        string            `koanf:"data_dir"`
-	TrustedKeys    []string          `koanf:"trusted_keys"`
-	RequireSigs    bool              `koanf:"require_signatures"`
-	Container      struct {
+	Server          string            `koanf:"server"`
+	AgentToken      string            `koanf:"agent_token"`
+	Name            string            `koanf:"name"`
+	Labels          map[string]string `koanf:"labels"`
+	MaxJobs         int               `koanf:"max_jobs"`
+	WorkDir         string            `koanf:"work_dir"`
+	KeepWorkspaces  bool              `koanf:"keep_workspaces"`
+	CacheLocalBytes int64             `koanf:"cache_local_bytes"`
+	Transport       string            `koanf:"transport"`
+	TLSCA           string            `koanf:"tls_ca"`
+	ClientCert      string            `koanf:"client_cert"`
+	ClientKey       string            `koanf:"client_key"`
+	TLSServerName   string            `koanf:"tls_server_name"`
+	Plugins         []string          `koanf:"plugins"`
+	DataDir         string            `koanf:"data_dir"`
+	TrustedKeys     []string          `koanf:"trusted_keys"`
+	RequireSigs     bool              `koanf:"require_signatures"`
+	Container       struct {
 		Runtime       string        `koanf:"runtime"`
 		Host          string        `koanf:"host"`
 		CheckInterval time.Duration `koanf:"check_interval"`

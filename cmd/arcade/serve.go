@@ -125,6 +125,7 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.Int("max-jobs", 1, "jobs run at once")
 	f.String("work-dir", "", "directory for job workspaces (default: a temp dir)")
 	f.Bool("keep-workspaces", false, "keep job workspaces after jobs end")
+	f.Int64("cache-local-bytes", 0, "bytes of recent job cache entries kept on the agent, so that a hit costs no network (default 2 GiB; -1: none)")
 	f.String("transport", "channel", "channel (one AgentChannel stream) or poll (unary long-polls)")
 	f.StringSlice("plugins", []string{"*"}, `plugins this agent runs as job steps: names, "*" (any) or "-" (none)`)
 	f.StringSlice("trusted-keys", nil, "base64 ed25519 keys plugin module signatures are checked against")
@@ -147,7 +148,7 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 	return agent.Config{
 		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost, EngineCheck: s.Container.CheckInterval,
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
-		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
+		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport, CacheLocalBytes: s.CacheLocalBytes,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,
 		TLS: client.TLS{CAFile: s.TLSCA, CertFile: s.ClientCert, KeyFile: s.ClientKey, ServerName: s.TLSServerName},
 	}, nil
