@@ -164,12 +164,12 @@ func (c *Config) Validate() error {
 
 // Agent is a running agent.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	conn    *grpc.ClientConn
-	rpc     agentv1.AgentServiceClient
+	cfg  Config
+	log  *slog.Logger
+	conn *grpc.ClientConn
+	rpc  agentv1.AgentServiceClient
 	// caches are the local copies of recent job cache entries.
-	caches *cache.Local
+	caches  *cache.Local
 	sampler *sysinfo.Sampler
 
 	regMu     sync.Mutex // serialises registrations

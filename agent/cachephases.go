@@ -139,7 +139,6 @@ func cacheRestorePhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
 	return phaseResult{}
 }
 
-
 // cacheEntry opens the archive of e: the agent's local copy, else a new
 // one downloaded (straight from the store through a presigned GET when
 // the server gave one) and checked against its size and sha256.
