@@ -48,6 +48,7 @@ func inputsPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
 	}
 	defer ws.Close()
 	for _, in := range inputs {
+		began := time.Now()
 		if err := a.restoreInput(ctx, r, ws, in); err != nil {
 			if ctx.Err() != nil {
 				return phaseResult{res: &executor.Result{Outcome: executor.Cancelled, ExitCode: -1, Err: context.Cause(ctx)}}
@@ -56,7 +57,8 @@ func inputsPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
 			return phaseResult{res: &executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: err},
 				message: fmt.Sprintf("inputs: %s of job %s: %v", in.GetPath(), in.GetJobName(), err)}
 		}
-		r.note("input %s of job %s restored (%s, sha256 %s)", in.GetPath(), in.GetJobName(), humanBytes(in.GetSizeBytes()), in.GetSha256())
+		r.note("input %s of job %s restored (%s, sha256 %s) in %s", in.GetPath(), in.GetJobName(), humanBytes(in.GetSizeBytes()), in.GetSha256(),
+			time.Since(began).Round(time.Millisecond))
 	}
 	return phaseResult{}
 }
