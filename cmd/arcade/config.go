@@ -179,6 +179,12 @@ type serverSettings struct {
 	ArtifactDownloads     string        `koanf:"artifact_downloads"`
 	ArtifactURLTTL        time.Duration `koanf:"artifact_url_ttl"`
 	HTTPListen            string        `koanf:"http_listen"`
+	PipelineLimits        struct {
+		Jobs      int `koanf:"jobs"`
+		Stages    int `koanf:"stages"`
+		Edges     int `koanf:"edges"`
+		YAMLBytes int `koanf:"yaml_bytes"`
+	} `koanf:"pipeline_limits"`
 }
 
 var serverDefaults = map[string]any{
@@ -212,6 +218,8 @@ type agentSettings struct {
 	DataDir         string            `koanf:"data_dir"`
 	TrustedKeys     []string          `koanf:"trusted_keys"`
 	RequireSigs     bool              `koanf:"require_signatures"`
+	MaskMinLength   int               `koanf:"mask_min_length"`
+	MaxModuleBytes  int64             `koanf:"max_module_bytes"`
 	Container       struct {
 		Runtime       string        `koanf:"runtime"`
 		Host          string        `koanf:"host"`

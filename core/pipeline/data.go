@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"slices"
@@ -46,26 +47,29 @@ func OutputName(s string) bool {
 	return true
 }
 
-// upstreamOf is every job the node waits for, directly or not.
+// upstreamOf is every job the node waits for, directly or through its
+// depends_on or its stage barrier.
 func (p *Plan) upstreamOf(n *Node) map[string]bool {
 	up := map[string]bool{}
-	stack := slices.Clone(n.Deps)
+	seen := make([]bool, len(p.deps))
+	stack := slices.Clone(p.deps[n.v])
 	for len(stack) > 0 {
-		d := stack[len(stack)-1]
+		v := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if up[d] {
+		if seen[v] {
 			continue
 		}
-		up[d] = true
-		if dn := p.byName[d]; dn != nil {
-			stack = append(stack, dn.Deps...)
+		seen[v] = true
+		if int(v) < p.jobs {
+			up[p.names[v]] = true
 		}
+		stack = append(stack, p.deps[v]...)
 	}
 	return up
 }
 
 // checkData checks the data features of an expanded pipeline.
-func checkData(p *jobv1.PipelineDetail, plan *Plan) error {
+func checkData(ctx context.Context, p *jobv1.PipelineDetail, plan *Plan) error {
 	if c := p.GetConcurrency(); c != nil {
 		if err := checkConcurrency("concurrency", c, nil, false); err != nil {
 			return err
@@ -78,13 +82,26 @@ func checkData(p *jobv1.PipelineDetail, plan *Plan) error {
 			if err := checkJobData(field, j, n, plan); err != nil {
 				return err
 			}
+			if (si+ji)%cancelCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
 }
 
 func checkJobData(field string, j *jobv1.PipelineJob, n *Node, plan *Plan) error {
-	up := plan.upstreamOf(n)
+	// The jobs upstream, found once and only for a job that names some:
+	// finding them walks the graph.
+	var up map[string]bool
+	upstream := func(name string) bool {
+		if up == nil {
+			up = plan.upstreamOf(n)
+		}
+		return up[name]
+	}
 	matrix := map[string]bool{}
 	for _, v := range j.GetMatrixInstance().GetValues() {
 		matrix[v.GetName()] = true
@@ -108,7 +125,7 @@ func checkJobData(field string, j *jobv1.PipelineJob, n *Node, plan *Plan) error
 					}
 					return errorf(f, "%s: unknown job %q", strings.Join(r.Path, "."), name)
 				}
-				if !up[name] {
+				if !upstream(name) {
 					return errorf(f, "%s: job %s does not run before %s; add it to depends_on", strings.Join(r.Path, "."), name, j.GetName())
 				}
 				if r.Path[2] == "outputs" && !slices.Contains(dep.Job.GetOutputs(), r.Path[3]) {
@@ -173,7 +190,7 @@ func checkJobData(field string, j *jobv1.PipelineJob, n *Node, plan *Plan) error
 		switch {
 		case dep == nil:
 			return errorf(f, "unknown job %q", name)
-		case !up[name]:
+		case !upstream(name):
 			return errorf(f, "job %s does not run before %s; add it to depends_on", name, j.GetName())
 		case len(dep.Job.GetArtifacts().GetPaths()) == 0:
 			return errorf(f, "job %s keeps no artifacts (it has no artifacts.paths)", name)

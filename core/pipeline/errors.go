@@ -42,17 +42,3 @@ func errorf(field, format string, args ...any) *Error {
 func jobField(stage, job int) string { return fmt.Sprintf("stages[%d].jobs[%d]", stage, job) }
 
 func indexField(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
-
-// LimitError is a pipeline over one of its limits. Field is where it shows
-// and Limit the limit's setting (pipeline_limits.jobs…).
-type LimitError struct {
-	Field string
-	Limit string
-	Got   int
-	Max   int
-	What  string
-}
-
-func (e *LimitError) Error() string {
-	return fmt.Sprintf("%s: %d %s, more than the limit of %d (%s)", e.Field, e.Got, e.What, e.Max, e.Limit)
-}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -24,23 +25,35 @@ const MaxAttempts = 100
 //
 // The definition is expanded first (includes from its include_files,
 // templates, matrices; see Expand) and the plan is the expanded
-// pipeline's, in Plan.Spec. Errors name the field as written.
+// pipeline's, in Plan.Spec. Errors name the field as written. The
+// expanded pipeline must be within DefaultLimits (Limits.Validate for
+// others).
 func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
-	return ValidateExpanded(Expand(p, nil, 0))
+	return DefaultLimits.Validate(context.Background(), p)
 }
 
-// ValidateExpanded is Validate of a pipeline expanded by the caller
-// (whose includes came from elsewhere); it takes Expand's results.
-func ValidateExpanded(exp *Expanded, err error) (*Plan, error) {
-	if err != nil {
-		return nil, err
+// planExpanded plans an expanded pipeline, held to limits when l is not
+// nil; errors name the field as written before expansion.
+func planExpanded(ctx context.Context, l *Limits, exp *Expanded) (*Plan, error) {
+	var err error
+	if l != nil {
+		err = l.Check(exp.Pipeline)
 	}
-	plan, err := validate(exp.Pipeline)
+	var plan *Plan
+	if err == nil {
+		plan, err = validate(ctx, exp.Pipeline)
+	}
 	if err != nil {
 		var pe *Error
 		if errors.As(err, &pe) && pe.Line == 0 {
 			out := *pe
 			out.Field = exp.SourceField(pe.Field)
+			return nil, &out
+		}
+		var le *LimitError
+		if errors.As(err, &le) {
+			out := *le
+			out.Field = exp.SourceField(le.Field)
 			return nil, &out
 		}
 		return nil, err
@@ -49,7 +62,7 @@ func ValidateExpanded(exp *Expanded, err error) (*Plan, error) {
 	return plan, nil
 }
 
-func validate(p *jobv1.PipelineDetail) (*Plan, error) {
+func validate(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, error) {
 	if p == nil {
 		return nil, errorf("pipeline", "must be set")
 	}
@@ -114,13 +127,18 @@ func validate(p *jobv1.PipelineDetail) (*Plan, error) {
 			if err := checkSecretRefs(jf+".secrets", j.GetSecrets()); err != nil {
 				return nil, err
 			}
+			if len(where)%cancelCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
-	plan, err := newPlan(p)
+	plan, err := newPlan(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkData(p, plan); err != nil {
+	if err := checkData(ctx, p, plan); err != nil {
 		return nil, err
 	}
 	return plan, nil

@@ -108,7 +108,7 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 				name, old.LastHeartbeatAt.Format(time.RFC3339), s.cfg.LeaseTTL)
 		default:
 			// Trust an admin gave that agent is not the newcomer's.
-			taken, rec.TrustMarked = true, false
+			taken, rec.TrustMarked, rec.AdminLabels = true, false, nil
 		}
 		return nil
 	}
@@ -232,17 +232,33 @@ func (a *AgentServer) UpdateLabels(ctx context.Context, req *agentv1.UpdateLabel
 	if replace && len(req.GetRemoveKeys()) > 0 {
 		return nil, invalid("remove_keys", "only allowed in merge mode")
 	}
+	// An admin's labels are kept apart (only they can make an agent
+	// trusted, and they outlive its restarts); an agent changing its own
+	// labels cannot change or remove them.
+	byAdmin := auth.FromContext(ctx).Kind != auth.AgentCaller
 	agent, err := s.store.ModifyAgent(ctx, id, func(ag *store.Agent) error {
 		if replace {
-			ag.Labels = nonNil(req.GetLabels())
+			ag.Labels = maps.Clone(nonNil(req.GetLabels()))
+			if byAdmin {
+				ag.AdminLabels = maps.Clone(nonNil(req.GetLabels()))
+			}
 			return nil
 		}
 		maps.Copy(ag.Labels, req.GetLabels())
 		for _, k := range req.GetRemoveKeys() {
 			delete(ag.Labels, k)
 		}
+		if byAdmin {
+			if ag.AdminLabels == nil {
+				ag.AdminLabels = map[string]string{}
+			}
+			maps.Copy(ag.AdminLabels, req.GetLabels())
+			for _, k := range req.GetRemoveKeys() {
+				delete(ag.AdminLabels, k)
+			}
+		}
 		return nil
-	}, "labels")
+	}, "labels", "admin_labels")
 	if err != nil {
 		return nil, storeError(err, "agent "+id)
 	}
@@ -514,10 +530,16 @@ func (a *AgentServer) ListAgents(ctx context.Context, req *agentv1.ListAgentsReq
 	if err != nil {
 		return nil, storeError(err, "agents")
 	}
-	resp := &agentv1.ListAgentsResponse{TotalSize: int32(total), NextPageToken: nextToken(p, len(agents), total)}
+	resp := &agentv1.ListAgentsResponse{TotalSize: int32(total)}
+	page := newPageBytes()
 	for _, ag := range agents {
-		resp.Agents = append(resp.Agents, s.agentProto(ctx, ag, counts[ag.ID]))
+		a := s.agentProto(ctx, ag, counts[ag.ID])
+		if !page.take(a) {
+			break
+		}
+		resp.Agents = append(resp.Agents, a)
 	}
+	resp.NextPageToken = nextToken(p, len(resp.Agents), total)
 	return resp, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/dispatch"
@@ -44,6 +45,9 @@ type Config struct {
 	Secrets *secrets.Keyring
 	// Metrics counts jobs, leases and log lines; nil counts nothing.
 	Metrics *metrics.Metrics
+	// PipelineLimits bound pipeline definitions; zero fields take
+	// pipeline.DefaultLimits.
+	PipelineLimits pipeline.Limits
 	// ApprovalTimeout is how long an approval job waits when it sets no
 	// timeout (0: lifecycle.DefaultApprovalTimeout).
 	ApprovalTimeout time.Duration
@@ -62,6 +66,7 @@ func (c Config) withDefaults() Config {
 	if c.TimeoutGrace <= 0 {
 		c.TimeoutGrace = 30 * time.Second
 	}
+	c.PipelineLimits = c.PipelineLimits.WithDefaults()
 	return c
 }
 
@@ -179,6 +184,12 @@ func storeError(err error, what string) error {
 		return grpcstatus.Error(codes.DeadlineExceeded, err.Error())
 	case store.Unavailable(err):
 		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is unreachable, retry: %v", what, err)
+	case store.StorageFull(err):
+		// Plainly: the driver's words ("database or disk is full (13)")
+		// add nothing for the caller.
+		return grpcstatus.Errorf(codes.ResourceExhausted, "%s: the server's database storage is full; nothing was changed (an operator must free space)", what)
+	case store.Busy(err):
+		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is busy with other writes; nothing was changed, retry", what)
 	}
 	if _, ok := grpcstatus.FromError(err); ok {
 		return err

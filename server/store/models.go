@@ -15,12 +15,14 @@ import (
 type Agent struct {
 	bun.BaseModel `bun:"table:agents"`
 
-	ID              string            `bun:"id,pk"`
-	Name            string            `bun:"name,notnull,unique"`
-	Hostname        string            `bun:"hostname,notnull"`
-	OS              string            `bun:"os,notnull"`
-	Arch            string            `bun:"arch,notnull"`
-	Version         string            `bun:"version,notnull"`
+	ID       string `bun:"id,pk"`
+	Name     string `bun:"name,notnull,unique"`
+	Hostname string `bun:"hostname,notnull"`
+	OS       string `bun:"os,notnull"`
+	Arch     string `bun:"arch,notnull"`
+	Version  string `bun:"version,notnull"`
+	// Labels are what the dispatcher matches: the agent's own labels with
+	// AdminLabels over them.
 	Labels          map[string]string `bun:"labels,notnull"`
 	MaxJobs         int32             `bun:"max_jobs,notnull"`
 	TokenHash       string            `bun:"token_hash,notnull"`
@@ -37,6 +39,11 @@ type Agent struct {
 	// date by every write of the agent's labels and of the trusted labels).
 	TrustMarked bool `bun:"trust_marked,notnull"`
 	Trusted     bool `bun:"trusted,notnull"`
+	// AdminLabels are the labels an admin set (UpdateLabels with an API
+	// token). They outlive the agent's restarts, the agent cannot change
+	// them, and only they can make it trusted (trusted labels): any holder of
+	// the registration token can claim labels of its own.
+	AdminLabels map[string]string `bun:"admin_labels"`
 }
 
 // Job is one job and the state of its current attempt.
