@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
@@ -24,7 +25,7 @@ const timeout = agentv1.JobStatus_JOB_STATUS_TIMEOUT
 // that a downstream job receives, an if: that skips, a fail_fast matrix,
 // approval gates (approved by a named write token, rejected, timed out; a
 // read token refused), an artifact corrupted in the store refused by its
-// sha256, and extends and include rules.
+// sha256, extends and include rules, and an output holding a secret masked.
 func TestPipelineData(t *testing.T) {
 	eachDB(t, func(t *testing.T, dsn string) {
 		storeDir := t.TempDir()
@@ -34,6 +35,7 @@ func TestPipelineData(t *testing.T) {
 		t.Run("fail fast", func(t *testing.T) { matrixFailFast(t, c) })
 		t.Run("approvals and a corrupted input", func(t *testing.T) { approvals(t, c, storeDir) })
 		t.Run("extends and include", func(t *testing.T) { extendsInclude(t, c) })
+		t.Run("a secret output masked", func(t *testing.T) { secretOutput(t, c) })
 	})
 }
 
@@ -106,6 +108,51 @@ stages:
 }
 
 func jobLog(c *cluster, id string) string { return logText(c.logOf(id, 0)) }
+
+// secretOutput: an output holding a pipeline secret reaches the job
+// downstream, and is masked wherever it is shown: the outputs and env of
+// the run's jobs, and the downstream job's log.
+func secretOutput(t *testing.T, c *cluster) {
+	value := randomValue("output-secret")
+	_, err := c.jobs.CreatePipeline(context.Background(), &jobv1.CreatePipelineRequest{Pipeline: &jobv1.PipelineDetail{Secrets: map[string]string{"DEPLOY_TOKEN": value}}, Yaml: `
+name: secret-out
+stages:
+  - name: mint
+    jobs:
+      - name: mint
+        commands: ['echo "token=bearer-$DEPLOY_TOKEN" >> "$ARCADE_OUTPUT"', 'echo "plain=hello" >> "$ARCADE_OUTPUT"']
+        outputs: [token, plain]
+  - name: use
+    jobs:
+      - name: use
+        env: {TOK: "${{ jobs.mint.outputs.token }}", PLAIN: "${{ jobs.mint.outputs.plain }}"}
+        commands: ['test "$TOK" = "bearer-$DEPLOY_TOKEN"', 'test "$PLAIN" = hello', 'echo "the token is $TOK"']
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.waitRun(c.trigger("secret-out", nil).GetId())
+	jobs := jobsByName(r)
+	if r.GetStatus() != success {
+		t.Fatalf("run %v %s; use: %q", r.GetStatus(), r.GetMessage(), jobs["use"].GetMessage())
+	}
+	if out := jobs["mint"].GetOutputs(); out["plain"] != "hello" || out["token"] == "" || strings.Contains(out["token"], value) {
+		t.Errorf("mint's outputs as shown: %v", out)
+	}
+	if env := jobs["use"].GetEnv(); env["PLAIN"] != "hello" || strings.Contains(env["TOK"], value) {
+		t.Errorf("use's env as shown: %v", env)
+	}
+	if shown := protojson.Format(r); strings.Contains(shown, value) {
+		t.Errorf("the run shows the secret:\n%s", shown)
+	}
+	log := jobLog(c, jobs["use"].GetId())
+	if strings.Contains(log, value) || !strings.Contains(log, "the token is ") {
+		t.Errorf("use's log:\n%s", log)
+	}
+	if log := jobLog(c, jobs["mint"].GetId()); strings.Contains(log, value) || !strings.Contains(log, "output token set (it holds a secret: masked)") {
+		t.Errorf("mint's log:\n%s", log)
+	}
+}
 
 func matrixFailFast(t *testing.T, c *cluster) {
 	c.createPipeline(`
