@@ -29,7 +29,6 @@ func BenchmarkCacheAcrossAgents(b *testing.B) {
 		func() { c.startAgentWith("writer", 1, []string{"--cache-local-bytes", "-1"}, "role=w") },
 		func() { c.startAgentWith("reader", 1, []string{"--cache-local-bytes", "-1"}, "role=r") },
 	)
-	b.Setenv("ARCADE_BENCH_SRC", src)
 	c.createPipeline(`
 name: across
 stages:
@@ -59,7 +58,7 @@ stages:
 	}
 	var restore, input time.Duration
 	for i := range b.N {
-		r := c.waitRun(c.trigger("across", map[string]string{"N": strconv.Itoa(i), "SRC": src}).GetId())
+		r := c.waitRunWithin(c.trigger("across", map[string]string{"N": strconv.Itoa(i), "SRC": src}).GetId(), 15*time.Minute)
 		if r.GetStatus() != success {
 			b.Fatalf("run: %v %s", r.GetStatus(), r.GetMessage())
 		}

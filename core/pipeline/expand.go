@@ -19,8 +19,9 @@ import (
 // Expansion turns a definition as written into the pipeline that runs, in
 // this order, before any limit is checked or any job planned:
 //
-//  1. include: the files named are read (from the pipeline's repository at
-//     the run's commit, or from the files sent with it), each expanded the
+//  1. include: the files named are read (from the files sent with the
+//     pipeline, include_files; `arcade pipeline create` bundles those its
+//     file names, relative to it), each expanded the
 //     same way, and merged in order under the definition (later wins; the
 //     definition itself last);
 //  2. extends: each job starts from the templates it names, in order, and
@@ -174,7 +175,7 @@ func resolveIncludes(p *jobv1.PipelineDetail, files Files) (*jobv1.PipelineDetai
 			data, err := files.ReadFile(name)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
-				return nil, errorf(field, "no such file %s (files are read from the pipeline's repository at the run's commit, or sent with the pipeline)", name)
+				return nil, errorf(field, "no such file %s (included files are sent with the pipeline: arcade pipeline create and lint bundle them from beside its file)", name)
 			case err != nil:
 				return nil, errorf(field, "read %s: %v", name, err)
 			case len(data) > MaxIncludeBytes:
