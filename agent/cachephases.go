@@ -161,6 +161,12 @@ func (a *Agent) cacheEntry(ctx context.Context, r *jobRun, e *agentv1.CacheEntry
 		a.caches.Discard(tmp)
 		return nil, "", err
 	}
+	if !a.caches.Fits(e.GetSizeBytes()) {
+		// No local copy, or the entry is larger than it: read the download
+		// once.
+		f, err := a.caches.Transient(tmp)
+		return f, from, err
+	}
 	if err := a.caches.Keep(tmp, e.GetSha256()); err != nil {
 		return nil, "", err
 	}

@@ -42,7 +42,31 @@ func TestJobCache(t *testing.T) {
 		t.Run("branch scope", func(t *testing.T) { cacheScope(t, c, "http://127.0.0.1:"+port) })
 		t.Run("unsafe entries refused", func(t *testing.T) { cacheUnsafe(t, c, storeDir, work) })
 		t.Run("eviction at the size limit", func(t *testing.T) { cacheEviction(t, c) })
+		// Last: the agent it starts could take the other subtests' jobs.
+		t.Run("an agent keeping no copy", func(t *testing.T) { cacheNoLocalCopy(t, c) })
 	})
+}
+
+// cacheNoLocalCopy: an agent that keeps no local copy of entries
+// (--cache-local-bytes -1) restores a hit from the server.
+func cacheNoLocalCopy(t *testing.T, c *cluster) {
+	c.startAgentWith("no-copy", 1, []string{"--cache-local-bytes", "-1"}, "role=no-copy")
+	c.createPipeline(`
+name: no-copy
+stages:
+  - name: s
+    jobs:
+      - name: deps
+        selector: role=no-copy
+        cache: {key: no-copy, paths: [deps]}
+        commands: ['if [ -f deps/x ]; then echo "found $(cat deps/x)"; fi', 'mkdir -p deps && echo kept > deps/x']
+`)
+	r := c.waitRun(c.trigger("no-copy", nil).GetId())
+	_, log := buildLog(t, c, r, "deps")
+	mustContain(t, "first run", log, "cache miss", "cache saved: key no-copy")
+	r = c.waitRun(c.trigger("no-copy", nil).GetId())
+	_, log = buildLog(t, c, r, "deps")
+	mustContain(t, "second run", log, "from the server", "found kept")
 }
 
 // buildLog is the log of a run's job.

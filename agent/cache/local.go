@@ -99,6 +99,24 @@ func (l *Local) Keep(f *os.File, sum string) error {
 	return nil
 }
 
+// Fits reports whether an entry of size bytes can be kept: there is a
+// local copy, and the entry is not larger than all of it.
+func (l *Local) Fits(size int64) bool { return l.max > 0 && size <= l.max }
+
+// Transient makes a written copy that is not to be kept readable once,
+// from its start: it is unlinked now and gone when closed.
+func (l *Local) Transient(f *os.File) (*os.File, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		l.Discard(f)
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		l.Discard(f)
+		return nil, err
+	}
+	return f, nil
+}
+
 // Discard drops a copy that is not to be kept.
 func (l *Local) Discard(f *os.File) {
 	f.Close()
