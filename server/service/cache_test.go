@@ -19,7 +19,8 @@ import (
 // TestUntrustedOriginWritesNoCache: a job of a run of untrusted origin
 // (a pull request from a fork) is refused when it saves a cache entry, so
 // it cannot poison what trusted runs restore; the same job of a manual run
-// gets past that check.
+// gets past that check, and an entry over cache_entry_max_bytes is refused
+// naming it.
 func TestUntrustedOriginWritesNoCache(t *testing.T) {
 	s := newTestService(t)
 	ctx := context.Background()
@@ -47,12 +48,13 @@ stages: [{name: s, jobs: [{name: build, cache: {key: deps, paths: [deps]}, comma
 		}
 		return j
 	}
-	save := func(j *store.Job) error {
+	saveOf := func(j *store.Job, size int64) error {
 		agent := auth.WithIdentity(ctx, auth.Identity{Kind: auth.AgentCaller, AgentID: "agent-1"})
 		_, err := s.AgentServer().BeginCacheSave(agent, &agentv1.BeginCacheSaveRequest{Header: &agentv1.CacheHeader{
-			JobId: j.ID, Attempt: j.Attempt, Key: "deps", SizeBytes: 10, Sha256: strings.Repeat("ab", 32)}})
+			JobId: j.ID, Attempt: j.Attempt, Key: "deps", SizeBytes: size, Sha256: strings.Repeat("ab", 32)}})
 		return err
 	}
+	save := func(j *store.Job) error { return saveOf(j, 10) }
 
 	fork, err := s.life.StartRunFrom(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, "pull request", nil,
 		lifecycle.RunOrigin{Branch: "main", Untrusted: true, Why: "pull request #9 from a fork"})
@@ -70,7 +72,12 @@ stages: [{name: s, jobs: [{name: build, cache: {key: deps, paths: [deps]}, comma
 	}
 	// No store is configured here: the save gets past the trust check and
 	// stops at the missing store.
-	if err := save(running(manual)); grpcstatus.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "artifact_store is not set") {
+	j := running(manual)
+	// An entry over the size limit is refused naming it.
+	if err := saveOf(j, 3<<30); grpcstatus.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "cache_entry_max_bytes") {
+		t.Errorf("an entry over the limit: %v", err)
+	}
+	if err := save(j); grpcstatus.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "artifact_store is not set") {
 		t.Fatalf("a manual run's cache save: %v", err)
 	}
 }
