@@ -29,10 +29,15 @@ import (
 const DefaultApprovalTimeout = 24 * time.Hour
 
 // expandRun sets the definition a run follows: its pipeline's, expanded
-// (includes, templates, matrices), and the run's concurrency group.
-func expandRun(r *store.PipelineRun, spec *jobv1.PipelineDetail) error {
-	plan, err := pipeline.Validate(spec)
+// (includes, templates, matrices), and the run's concurrency group. The
+// definition was held to the server's limits when it was stored; it is not
+// held to them (or to the defaults) again.
+func expandRun(ctx context.Context, r *store.PipelineRun, spec *jobv1.PipelineDetail) error {
+	plan, err := pipeline.Replan(ctx, spec)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return refuse(ErrInvalidArgument, "pipeline %s: %v", r.PipelineName, err)
 	}
 	r.Spec = EncodeSpec(plan.Spec)

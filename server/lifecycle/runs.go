@@ -48,7 +48,7 @@ func (l *Lifecycle) StartRunFrom(ctx context.Context, p *store.Pipeline, typ job
 	if err != nil {
 		return nil, err
 	}
-	if err := expandRun(r, spec); err != nil {
+	if err := expandRun(ctx, r, spec); err != nil {
 		return nil, err
 	}
 	missing, err := l.missingRunSecrets(ctx, r)
