@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -394,21 +395,27 @@ func parseOperator(s string) (agentv1.LabelOperator, error) {
 }
 
 // Lines maps the fields of a pipeline file ("stages[0].jobs[1].image") to
-// the lines they were written on, so that an error can name its line.
+// the lines they were written on, so that an error can name its line. The
+// file is indexed when a line is first asked for: a valid pipeline, the
+// usual case, never pays for it.
 type Lines struct {
-	at map[string]int
+	data []byte
+	once sync.Once
+	at   map[string]int
 }
 
 // yamlNames are YAML keys whose field has another name.
 var yamlNames = map[string]string{"secrets": "secret_refs"}
 
-// IndexLines reads where each field of a pipeline file is written; a file
-// that does not parse gives an empty index.
-func IndexLines(data []byte) *Lines {
-	l := &Lines{at: map[string]int{}}
+// IndexLines returns the index of where each field of a pipeline file is
+// written; a file that does not parse gives an empty index.
+func IndexLines(data []byte) *Lines { return &Lines{data: data} }
+
+func (l *Lines) index() {
+	l.at = map[string]int{}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-		return l
+	if err := yaml.Unmarshal(l.data, &doc); err != nil || len(doc.Content) == 0 {
+		return
 	}
 	var walk func(n *yaml.Node, path string)
 	walk = func(n *yaml.Node, path string) {
@@ -437,7 +444,6 @@ func IndexLines(data []byte) *Lines {
 		}
 	}
 	walk(doc.Content[0], "")
-	return l
 }
 
 // Line is the line of field, or of the nearest field around it; 0 when
@@ -446,6 +452,7 @@ func (l *Lines) Line(field string) int {
 	if l == nil {
 		return 0
 	}
+	l.once.Do(l.index)
 	for f := field; f != ""; {
 		if n, ok := l.at[f]; ok {
 			return n

@@ -30,19 +30,24 @@ const DefaultApprovalTimeout = 24 * time.Hour
 
 // expandRun sets the definition a run follows: its pipeline's, expanded
 // (includes, templates, matrices), and the run's concurrency group. The
-// definition was held to the server's limits when it was stored; it is not
-// held to them (or to the defaults) again.
+// definition was checked, within the server's limits, when it was stored;
+// it is not held to them (or to the defaults) again. One with nothing to
+// expand is kept as stored (planning and encoding a large pipeline again
+// would only cost time).
 func expandRun(ctx context.Context, r *store.PipelineRun, spec *jobv1.PipelineDetail) error {
-	plan, err := pipeline.Replan(ctx, spec)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	if !pipeline.IsExpanded(spec) {
+		plan, err := pipeline.Replan(ctx, spec)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return refuse(ErrInvalidArgument, "pipeline %s: %v", r.PipelineName, err)
 		}
-		return refuse(ErrInvalidArgument, "pipeline %s: %v", r.PipelineName, err)
+		spec = plan.Spec
+		r.Spec = EncodeSpec(spec)
 	}
-	r.Spec = EncodeSpec(plan.Spec)
-	if c := plan.Spec.GetConcurrency(); c != nil {
-		env := maps.Clone(plan.Spec.GetEnv())
+	if c := spec.GetConcurrency(); c != nil {
+		env := maps.Clone(spec.GetEnv())
 		if env == nil {
 			env = map[string]string{}
 		}
