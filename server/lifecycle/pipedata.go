@@ -131,7 +131,6 @@ func (l *Lifecycle) fillJob(r *store.PipelineRun, n *pipeline.Node, byName map[s
 		j.Matrix, _ = protojson.Marshal(mi)
 	}
 	ctx := serverContext{vals: vals, env: j.Env, jobs: byName}
-	secretFrom := secretOutputs(byName)
 	filled := map[string]string{}
 	for k, v := range j.Env {
 		if !expr.HasExpr(v) {
@@ -144,7 +143,7 @@ func (l *Lifecycle) fillJob(r *store.PipelineRun, n *pipeline.Node, byName map[s
 		filled[k] = out
 		for _, x := range mustTemplate(v).Exprs() {
 			for _, ref := range x.Refs() {
-				if len(ref.Path) == 4 && ref.Path[0] == "jobs" && secretFrom[ref.Path[1]+"\x00"+ref.Path[3]] {
+				if len(ref.Path) == 4 && ref.Path[0] == "jobs" && holdsSecret(byName[ref.Path[1]], ref.Path[3]) {
 					j.SecretEnv = append(j.SecretEnv, k)
 				}
 			}
@@ -206,15 +205,9 @@ func mustTemplate(s string) *expr.Template {
 	return t
 }
 
-// secretOutputs is the set of "job\x00output" that hold a secret.
-func secretOutputs(byName map[string]*store.Job) map[string]bool {
-	out := map[string]bool{}
-	for name, j := range byName {
-		for _, o := range j.SecretOutputs {
-			out[name+"\x00"+o] = true
-		}
-	}
-	return out
+// holdsSecret reports whether output of job j holds a secret.
+func holdsSecret(j *store.Job, output string) bool {
+	return j != nil && slices.Contains(j.SecretOutputs, output)
 }
 
 // failFast stops what a fail_fast matrix with a failed combination must
