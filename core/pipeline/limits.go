@@ -118,6 +118,9 @@ func (l Limits) ValidateFiles(ctx context.Context, p *jobv1.PipelineDetail, file
 	if err != nil {
 		return nil, err
 	}
+	if exp.Pipeline == p {
+		return planExpanded(ctx, nil, exp) // nothing expanded: counted above
+	}
 	return planExpanded(ctx, &l, exp)
 }
 
