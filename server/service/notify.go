@@ -54,6 +54,9 @@ func (s *Service) publish(e *jobv1.Event) {
 		s.dispatch.Forget(e.GetResourceId()) // its labels or state changed
 	}
 	s.events.Publish(e)
+	if s.history != nil {
+		s.history.Record(e)
+	}
 	for _, fn := range s.local {
 		fn(e)
 	}
