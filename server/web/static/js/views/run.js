@@ -256,8 +256,10 @@ function drawJobs(body, run, decide) {
     const label = group ? h('span', {}, ((j.matrix && j.matrix.values) || []).map((v) => h('span', { class: 'chip' }, `${v.name}=${v.value}`))) : j.name;
     body.append(h('tr', { class: group ? 'matrix-member' : '', dataset: { job: j.name, status: st, matrix: group } },
       h('td', {}, j.id ? h('a', { href: `/jobs/${j.id}`, 'data-link': true, title: j.name }, label) : label,
-        // A decided approval's message is its decision, said once.
-        j.message && !(j.approval && j.approval.decision) ? h('div', { class: 'note' }, j.message) : '', isApproval(j) ? approvalCell(j) : ''),
+        // A waiting or decided approval's message is what its approval
+        // cell says: said once.
+        j.message && !(isApproval(j) && ((j.approval && j.approval.decision) || st === 'PENDING')) ? h('div', { class: 'note' }, j.message) : '',
+        isApproval(j) ? approvalCell(j) : ''),
       h('td', {}, j.stage),
       h('td', {}, badge(st)),
       h('td', {}, isApproval(j) ? 'approval' : (j.agent_name || '—')),
