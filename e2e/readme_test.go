@@ -187,6 +187,7 @@ var notRun = map[string]string{
 	"arcade token create":                    "names a command in prose; TestReadmeIdentityCommands runs arcade token create ci-reader …",
 	"arcade token create|list|revoke":        "names commands in prose; TestReadmeIdentityCommands runs them",
 	"arcade agent label NAME k=v":            "the form of a command in prose; TestReadmeIdentityCommands runs arcade agent label deploy-1 pool=deploy",
+	"arcade plugin call":                     "names a command in prose; arcade plugin call semver execute --action next --param bump=minor runs from the README's prose",
 	"arcade pipeline approve|reject RUN JOB": "the form of commands in prose; TestReadmePipelineData runs arcade pipeline approve and reject on waiting approval jobs",
 }
 
