@@ -34,6 +34,8 @@ type stepsRun struct {
 	contain executor.Containment
 	// deadline is the job's, zero without a timeout.
 	deadline time.Time
+	// jr collects the plugin steps' outputs.
+	jr *jobRun
 }
 
 // runSteps runs the job's steps in order in one workspace; the first that
@@ -41,7 +43,7 @@ type stepsRun struct {
 // for the job's message.
 func (a *Agent) runSteps(ctx context.Context, jr *jobRun) (executor.Result, string) {
 	job := jr.job
-	r := &stepsRun{a: a, job: job, ws: jr.ws, env: jr.env, ship: jr.ship, exec: jr.exec, contain: jr.contain}
+	r := &stepsRun{a: a, job: job, ws: jr.ws, env: jr.env, ship: jr.ship, exec: jr.exec, contain: jr.contain, jr: jr}
 	start := time.Now()
 	if d := job.GetTimeout().AsDuration(); d > 0 {
 		r.deadline = start.Add(d)
@@ -221,6 +223,12 @@ func (r *stepsRun) pluginStep(ctx context.Context, st *agentv1.Step, index int, 
 	}
 	r.logResponse(resp)
 	if stepresult.Passed(resp) {
+		if len(resp.GetOutputs()) > 0 && r.jr != nil {
+			if r.jr.pluginOutputs == nil {
+				r.jr.pluginOutputs = map[string]string{}
+			}
+			maps.Copy(r.jr.pluginOutputs, resp.GetOutputs())
+		}
 		return executor.Result{Outcome: executor.Succeeded}, ""
 	}
 	return failed("%s", stepresult.Failure(pluginName, resp))
