@@ -24,7 +24,7 @@ custom) with arcade.h, built with clang and wasi-libc; --lang assemblyscript a
 custom plugin built with npm's assemblyscript 0.28.20; both tested by test.sh.
 
 Kinds: ` + strings.Join(scaffold.Kinds, ", ") + `. Languages: ` + strings.Join(scaffold.Langs, ", ") + `.`,
-		Example: `  arcade plugin new check-files --kind ci && cd check-files && make test
+		Example: `  arcade plugin new check-files --kind ci
   arcade plugin new c-check --kind ci --lang c`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

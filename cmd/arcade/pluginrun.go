@@ -54,8 +54,8 @@ DeployRequest for cd, an ExecuteRequest for custom) whose context names
 standard error, its answer (JSON) to standard output. A step function's answer
 is also shown as the job's log would show it, and a failed step ends the command
 with status 1.`,
-		Example: `  arcade plugin run go-lint.wasm lint --workspace . --with exclude=vendor
-  arcade plugin run webhook.wasm send --config url=http://127.0.0.1:8080/hook --allow-host 127.0.0.1 --input @send.json`,
+		Example: `  arcade plugin run plugins/go-lint.wasm lint --workspace conf.d --with exclude=vendor
+  arcade plugin run plugins/webhook.wasm send --config url=http://127.0.0.1:9/hook --input '{"title":"hi"}' || echo refused: host not granted`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]

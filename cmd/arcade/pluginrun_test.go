@@ -39,7 +39,6 @@ func TestPluginRunStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(ws)
-	// The command of plugin run's --help.
 	stdout, stderr, err := runCmd(t, "plugin", "run", wasm, "lint", "--name", "go-lint", "--workspace", ".", "--with", "exclude=vendor", "--cache-dir", cache)
 	if err == nil || err.Error() != "exit status 1" {
 		t.Fatalf("a failing lint: err %v\n%s", err, stderr)

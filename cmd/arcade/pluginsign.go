@@ -74,8 +74,8 @@ module declares (go-lint.wasm.sig for a module that declares go-lint, whatever
 its file is called), which is where a server looks for it. A file that is not
 a loadable plugin is signed as FILE.wasm.sig. --all signs every .wasm in the
 folders named (default: plugins).`,
-		Example: `  arcade plugin sign --key signing.key plugins/go-lint.wasm
-  arcade plugin sign --key signing.key --all plugins`,
+		Example: `  arcade plugin sign --key plugin.key plugins/go-lint.wasm
+  arcade plugin sign --key plugin.key --all plugins`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyFile == "" {
 				return errors.New("--key is required")
