@@ -394,6 +394,21 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 	return nil
 }
 
+// startedBy says what started a run in one phrase: its cause when that
+// names the trigger already (`cron "0 * * * *" at …`, `pipeline build run
+// #3 succeeded`), else the trigger and the cause (`manual trigger: api by
+// api_token`).
+func startedBy(r *jobv1.PipelineRun) string {
+	name, by := pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy()
+	switch {
+	case by == "":
+		return name + " trigger"
+	case strings.HasPrefix(by, name+" "):
+		return by
+	}
+	return name + " trigger: " + by
+}
+
 // showRun prints the one-screen view of a run: a header, then every job by
 // stage with its status, attempt, agent and duration.
 func showRun(w io.Writer, output string, r *jobv1.PipelineRun) error {
@@ -401,7 +416,7 @@ func showRun(w io.Writer, output string, r *jobv1.PipelineRun) error {
 		return printJSON(w, r)
 	}
 	fmt.Fprintf(w, "%s run #%d  %s  %s%s\n", r.GetPipelineName(), r.GetNumber(), statusName(r.GetStatus()), runDuration(r), queuedNote(r))
-	fmt.Fprintf(w, "id %s, %s by %s", r.GetId(), pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy())
+	fmt.Fprintf(w, "id %s, %s", r.GetId(), startedBy(r))
 	if len(r.GetParams()) > 0 {
 		fmt.Fprintf(w, ", params %s", envText(r.GetParams()))
 	}

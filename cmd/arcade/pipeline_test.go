@@ -1,0 +1,39 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+)
+
+// A run's header says what started it in one phrase, not "manual by api by
+// api_token".
+func TestRunHeaderSaysWhatStartedIt(t *testing.T) {
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		trigger jobv1.TriggerType
+		by      string
+		want    string
+	}{
+		{jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api by api_token", "id r1, manual trigger: api by api_token\n"},
+		{jobv1.TriggerType_TRIGGER_TYPE_CRON, `cron "0 * * * *" at 2026-12-06T10:00:00Z`, "id r1, cron \"0 * * * *\" at 2026-12-06T10:00:00Z\n"},
+		{jobv1.TriggerType_TRIGGER_TYPE_PIPELINE, "pipeline build run #3 succeeded", "id r1, pipeline build run #3 succeeded\n"},
+		{jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "", "id r1, manual trigger\n"},
+	} {
+		var b strings.Builder
+		r := &jobv1.PipelineRun{Id: "r1", PipelineName: "ci", Number: 1, Trigger: c.trigger, TriggeredBy: c.by,
+			Status: agentv1.JobStatus_JOB_STATUS_SUCCESS, CreatedAt: timestamppb.New(at), StartedAt: timestamppb.New(at), FinishedAt: timestamppb.New(at.Add(time.Second))}
+		if err := showRun(&b, "table", r); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.SplitAfter(b.String(), "\n")
+		if len(lines) < 2 || lines[1] != c.want {
+			t.Errorf("trigger %v by %q: header\n%s\nwant second line %q", c.trigger, c.by, b.String(), c.want)
+		}
+	}
+}
