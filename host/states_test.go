@@ -140,3 +140,29 @@ func TestFailedPluginDeletedLeaves(t *testing.T) {
 		t.Errorf("reloading every plugin after the broken one left: %v", err)
 	}
 }
+
+// Closing the host (the server stopping) is no unload: the plugins were
+// neither removed nor disabled, so no plugin.unloaded event is told and
+// nothing is logged per plugin after the server said it stopped.
+func TestCloseTellsNoUnloads(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t)
+	events := recordEvents(t, m)
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, Config{Plugins: []Spec{kitchen("alpha"), kitchen("beta")}})
+	if err := m.LoadPluginsFromConfig(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	next := events.len()
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	for _, e := range events.events[next:] {
+		t.Errorf("closing the host told: %s %s", e.Type, e.Plugin)
+	}
+}
