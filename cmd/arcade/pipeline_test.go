@@ -37,3 +37,30 @@ func TestRunHeaderSaysWhatStartedIt(t *testing.T) {
 		}
 	}
 }
+
+// arcade events says an event's name once: a notification's message and
+// "event" attribute repeat it.
+func TestEventLineSaysTheNameOnce(t *testing.T) {
+	for _, c := range []struct {
+		e    *jobv1.Event
+		want string
+	}{
+		{&jobv1.Event{ResourceType: "notification", ResourceId: "runs", Message: "notification.delivered",
+			Attributes: map[string]string{"event": "notification.delivered", "type": "pipeline.succeeded", "attempt": "1"}},
+			"notification.delivered notification/runs  attempt=1 type=pipeline.succeeded"},
+		{&jobv1.Event{ResourceType: "notification", ResourceId: "runs", Message: "notification.failed: 503 from the receiver",
+			Attributes: map[string]string{"event": "notification.failed"}},
+			"notification.failed    notification/runs  503 from the receiver"},
+		{&jobv1.Event{ResourceType: "agent", ResourceId: "a1", Message: "registered", Attributes: map[string]string{"name": "vm"}},
+			"agent.online           agent/a1  registered  name=vm"},
+		{&jobv1.Event{ResourceType: "pipeline_run", ResourceId: "r1"}, "pipeline.succeeded     pipeline_run/r1"},
+	} {
+		name := map[string]string{"notification": c.e.GetMessage(), "agent": "agent.online", "pipeline_run": "pipeline.succeeded"}[c.e.GetResourceType()]
+		if c.e.GetResourceType() == "notification" {
+			name = c.e.GetAttributes()["event"]
+		}
+		if got := eventLine(name, c.e); got != c.want {
+			t.Errorf("eventLine:\n got %q\nwant %q", got, c.want)
+		}
+	}
+}
