@@ -123,7 +123,7 @@ func newPipelineCmd() *cobra.Command {
 					last = statusName(st.GetLastRunStatus()) + " " + st.GetLastRunAt().AsTime().Local().Format("2006-01-02 15:04")
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", p.GetName(), len(p.GetStages()), jobs, st.GetTotalRuns(),
-					rate(st), st.GetAverageDuration().AsDuration().Round(time.Millisecond), last)
+					rate(st), average(st), last)
 			}
 			return tw.Flush()
 		}),
@@ -286,11 +286,21 @@ func (c *api) waitRun(ctx context.Context, id string) (*jobv1.PipelineRun, error
 	}
 }
 
+// rate is the success rate of the finished runs, "-" before any run
+// finished (the server sets the average duration only then).
 func rate(st *jobv1.PipelineStatistics) string {
-	if st.GetTotalRuns() == 0 {
+	if st.GetAverageDuration() == nil {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f%%", 100*st.GetSuccessRate())
+}
+
+// average is the average duration of the finished runs, "-" before any.
+func average(st *jobv1.PipelineStatistics) string {
+	if st.GetAverageDuration() == nil {
+		return "-"
+	}
+	return short(st.GetAverageDuration().AsDuration())
 }
 
 func runDuration(r *jobv1.PipelineRun) string {
@@ -386,7 +396,7 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 		return err
 	}
 	st := p.GetStatistics()
-	fmt.Fprintf(w, "runs: %d, success rate %s, average %s", st.GetTotalRuns(), rate(st), st.GetAverageDuration().AsDuration().Round(time.Millisecond))
+	fmt.Fprintf(w, "runs: %d, success rate %s, average %s", st.GetTotalRuns(), rate(st), average(st))
 	if st.GetLastRunAt() != nil {
 		fmt.Fprintf(w, ", last %s at %s", statusName(st.GetLastRunStatus()), st.GetLastRunAt().AsTime().Local().Format(time.DateTime))
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
@@ -61,6 +62,27 @@ func TestEventLineSaysTheNameOnce(t *testing.T) {
 		}
 		if got := eventLine(name, c.e); got != c.want {
 			t.Errorf("eventLine:\n got %q\nwant %q", got, c.want)
+		}
+	}
+}
+
+// A pipeline with no finished run has no success rate nor average yet
+// ("-", not "0s"); one with a run still running neither.
+func TestPipelineStatisticsBeforeAnyRunEnds(t *testing.T) {
+	for _, c := range []struct {
+		st   *jobv1.PipelineStatistics
+		want string
+	}{
+		{&jobv1.PipelineStatistics{}, "runs: 0, success rate -, average -\n"},
+		{&jobv1.PipelineStatistics{TotalRuns: 1}, "runs: 1, success rate -, average -\n"},
+		{&jobv1.PipelineStatistics{TotalRuns: 2, SuccessRate: 0.5, AverageDuration: durationpb.New(1500 * time.Millisecond)}, "runs: 2, success rate 50%, average 1.5s\n"},
+	} {
+		var b strings.Builder
+		if err := showPipeline(&b, "table", &jobv1.PipelineDetail{Name: "p", Id: "p1", Statistics: c.st}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(b.String(), c.want) {
+			t.Errorf("statistics %v:\n%s\nwant it to end with %q", c.st, b.String(), c.want)
 		}
 	}
 }
