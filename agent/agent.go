@@ -75,6 +75,15 @@ type Config struct {
 	TrustedKeys []string
 	// RequireSignatures refuses plugin modules not signed by a trusted key.
 	RequireSignatures bool
+	// MaskMinLength is the shortest secret whose encoded forms (base64,
+	// hex, URL and JSON escaping) are masked in job logs too; 0 means
+	// DefaultMaskMinLength. Every secret is masked as it is, whatever its
+	// length.
+	MaskMinLength int
+	// MaxModuleBytes bounds a plugin module the agent fetches (0:
+	// host.DefaultMaxModuleBytes); a larger one is refused before it is
+	// downloaded.
+	MaxModuleBytes int64
 	// ContainerRuntime is "auto" (the default: offer container jobs when
 	// the Docker engine at DockerHost answers), "docker" (the same, with a
 	// warning when it does not) or "none" (never look for an engine).
@@ -234,7 +243,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	a.tracker.AddHook(a.sweepLeftovers)
 	a.streams = jobv1.NewStreamServiceClient(conn)
 	if cfg.runsPlugins() {
-		policy := plugincache.Policy{Require: cfg.RequireSignatures}
+		policy := plugincache.Policy{Require: cfg.RequireSignatures, MaxModuleBytes: cfg.MaxModuleBytes}
 		for _, k := range cfg.TrustedKeys {
 			pub, _ := host.ParsePublicKey(k) // checked by Validate
 			policy.TrustedKeys = append(policy.TrustedKeys, pub)

@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
@@ -220,6 +222,7 @@ func (a *Agent) reportStatus(ctx context.Context, log interface {
 }, req *agentv1.ReportJobStatusRequest, status agentv1.JobStatus) bool {
 	req.Status = status
 	req.Timestamp = timestamppb.Now()
+	req.Message = statusMessage(req.GetMessage())
 	r := a.retrier()
 	for {
 		cancelRequested, err := a.sendStatus(ctx, req)
@@ -334,6 +337,25 @@ func hashFile(ws *confine.Dir, name string) (int64, string, error) {
 		return 0, "", err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// maxStatusMessage bounds the message of a status report; the server
+// refuses longer ones (a plugin's error may be any length).
+const maxStatusMessage = 16 << 10
+
+// statusMessage makes a message fit a status report: valid UTF-8 without
+// NUL bytes (which neither protobuf nor PostgreSQL carry), cut to
+// maxStatusMessage bytes on a character boundary.
+func statusMessage(msg string) string {
+	msg = strings.ReplaceAll(strings.ToValidUTF8(msg, "\uFFFD"), "\x00", "\uFFFD")
+	if len(msg) <= maxStatusMessage {
+		return msg
+	}
+	cut := maxStatusMessage - len("…")
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // jobMasks are the values masked in a job's log: its secrets and the plugin

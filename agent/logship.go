@@ -44,7 +44,11 @@ type shipper struct {
 func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger, secrets []string) *shipper {
 	s := &shipper{a: a, agentID: agentID, jobID: jobID, attempt: attempt, log: log, next: 1,
 		full: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
-	s.mask = executor.NewMasker(secrets)
+	minLen := a.cfg.MaskMinLength
+	if minLen <= 0 {
+		minLen = executor.DefaultMaskMinLength
+	}
+	s.mask = executor.NewMasker(secrets, minLen)
 	go s.loop()
 	return s
 }

@@ -89,12 +89,18 @@ type proc struct {
 
 func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
+	return startBin(t, arcadeBin, name, args...)
+}
+
+// startBin is start with another arcade binary (a baseline build, say).
+func startBin(t testing.TB, bin, name string, args ...string) *proc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(arcadeBin, append(args, "--log-format", "json", "--log-level", "debug")...)
+	cmd := exec.Command(bin, append(args, "--log-format", "json", "--log-level", "debug")...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The dashboard's HTTP listener stays off unless a test asks for it
 	// (--http-listen): servers of parallel tests must not share a port.

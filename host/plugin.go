@@ -29,6 +29,7 @@ type Plugin struct {
 	gone      bool     // unloaded
 	compiling bool     // a load is under way (or queued at start)
 	failed    *failure // the last failed load, until one succeeds
+	gen       uint64   // counts load attempts: the last one started wins
 }
 
 // failure is what a failed load depended on: the same spec and file would
@@ -94,7 +95,12 @@ func (p *Plugin) call(ctx context.Context, function string, input []byte) ([]byt
 	return p.callVersion(ctx, v, function, input)
 }
 
+// callVersion calls a function of v; the call ends when the manager closes,
+// whatever its caller's context says.
 func (p *Plugin) callVersion(ctx context.Context, v *version, function string, input []byte) ([]byte, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(p.m.ctx, func() { cancel(ErrClosed) })()
 	return callOn(ctx, v, p.name, p.m.logger, function, input)
 }
 
@@ -118,7 +124,7 @@ func callOn(ctx context.Context, v *version, name string, fallback *slog.Logger,
 	if v.guard != nil {
 		callCtx, blocked = v.guard.watch(ctx)
 	}
-	out, stderr, err := inst.call(callCtx, logger, attrs, function, input)
+	out, stderr, timedOut, err := inst.call(callCtx, logger, attrs, function, input, v.spec.Grants.Limits)
 	redirected := blocked()
 	refused, nRefused := inst.refused.take()
 	if err == nil {
@@ -135,6 +141,7 @@ func callOn(ctx context.Context, v *version, name string, fallback *slog.Logger,
 		v.pool.drop(inst) // trapped, exited or interrupted: never reuse it
 	}
 	facts.callerErr = ctx.Err()
+	facts.timedOut = timedOut
 	facts.stderr = stderr
 	facts.refused = refused
 	ce := classifyCallError(facts, err)

@@ -29,9 +29,11 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/auth"
+	"github.com/go-arcade/arcade/server/bounds"
 	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/logarchive"
 	"github.com/go-arcade/arcade/server/metrics"
@@ -159,7 +161,14 @@ type Config struct {
 	// EventHistory bounds the events kept in the database (StreamEvents
 	// since, the dashboard's event page).
 	EventHistory eventlog.Config
+	// PipelineLimits bound a pipeline (jobs, stages, depends_on entries,
+	// size); zero fields take pipeline.DefaultLimits.
+	PipelineLimits pipeline.Limits
 }
+
+// maxPipelineBytes bounds pipeline_limits.yaml_bytes: a pipeline as stored
+// must fit a page of any listing, under the 16 MiB message limit.
+const maxPipelineBytes = 8 << 20
 
 // ScopedToken is an API token limited to a scope; Name names it in the
 // audit log (default "api_tokens[N]").
@@ -225,6 +234,16 @@ func (c *Config) Validate() error {
 	if c.ArtifactMaxBytes < 0 {
 		return errors.New("artifact_max_bytes: must not be negative")
 	}
+	for name, v := range map[string]int{"jobs": c.PipelineLimits.Jobs, "stages": c.PipelineLimits.Stages,
+		"edges": c.PipelineLimits.Edges, "yaml_bytes": c.PipelineLimits.YAMLBytes} {
+		if v < 0 {
+			return fmt.Errorf("pipeline_limits.%s: must not be negative, got %d", name, v)
+		}
+	}
+	if c.PipelineLimits.YAMLBytes > maxPipelineBytes {
+		return fmt.Errorf("pipeline_limits.yaml_bytes: at most %d (a pipeline must fit a page of any listing), got %d", maxPipelineBytes, c.PipelineLimits.YAMLBytes)
+	}
+	c.PipelineLimits = c.PipelineLimits.WithDefaults()
 	switch c.ArtifactUploads {
 	case "":
 		c.ArtifactUploads = "direct"
@@ -401,6 +420,8 @@ type Server struct {
 	// credentials is DataDir/credentials.env when it holds the API token
 	// the server takes, "" when the token comes from elsewhere.
 	credentials string
+	// stopping ends streams and long polls when the server stops.
+	stopping *stopper
 	// keyring seals secrets; audit records every write.
 	keyring *secrets.Keyring
 	audit   *audit.Log
@@ -446,6 +467,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, err
 	}
 	svc := service.New(service.Config{
+		PipelineLimits:    cfg.PipelineLimits,
 		Secrets:           ring,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxPollWait:       cfg.MaxPollWait,
@@ -474,11 +496,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	auditLog := audit.New(st, audit.Config{MaxEvents: cfg.AuditMaxEvents, MaxAge: cfg.AuditMaxAge}, logger.With("component", "audit"))
 	authn.OnDenied(auditLog.Denied)
 	svc.UseAuditLog(auditLog)
+	// Bounds come first: the codec's note of a field with invalid UTF-8 is
+	// taken by them on every call, authenticated or not.
+	rules, codec := bounds.New(cfg.PipelineLimits), bounds.NewCodec()
+	stopping := newStopper()
 	gs := grpc.NewServer(append(opts,
+		grpc.ForceServerCodecV2(codec),
 		// Id prefixes are resolved before the audit log records a request.
-		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor(), svc.UnaryIDPrefixes(), auditLog.UnaryInterceptor(), svc.UnaryStop()),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), svc.StreamIDPrefixes(), auditLog.StreamInterceptor(),
-			stats.StreamInterceptor(), svc.StreamStop()),
+		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), stopping.unary(), authn.UnaryInterceptor(), limiter.UnaryInterceptor(),
+			svc.UnaryIDPrefixes(), auditLog.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), stopping.stream(), authn.StreamInterceptor(), limiter.StreamInterceptor(),
+			svc.StreamIDPrefixes(), auditLog.StreamInterceptor(), stats.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying
@@ -566,7 +594,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, listenError("listen", "--listen", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, stopping: stopping,
 		metrics: registry, notify: notifier, history: history, objects: objects, archive: archive, replica: uuid.NewString(),
 		credentials: credsFile, keyring: ring, audit: auditLog}
 	err = srv.listenWebhook()
@@ -668,9 +696,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.serving.Store(false)
 	s.health.Shutdown()
-	// Agents' channels, followers and long polls end now (Unavailable:
-	// connect again); calls under way finish.
-	s.svc.Stop()
+	// Streams, long polls and plugin calls of API clients end now (agents
+	// reconnect elsewhere: Unavailable); other calls in flight get the grace
+	// below. The plugins stay loaded until the notifications queued are
+	// delivered (the deferred drain), then close.
+	s.stopping.stop()
+	s.plugins.StopAutoWatch()
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {

@@ -181,6 +181,12 @@ type serverSettings struct {
 		MaxEvents int           `koanf:"max_events"`
 		MaxAge    time.Duration `koanf:"max_age"`
 	} `koanf:"event_history"`
+	PipelineLimits struct {
+		Jobs      int `koanf:"jobs"`
+		Stages    int `koanf:"stages"`
+		Edges     int `koanf:"edges"`
+		YAMLBytes int `koanf:"yaml_bytes"`
+	} `koanf:"pipeline_limits"`
 }
 
 var serverDefaults = map[string]any{
@@ -213,6 +219,8 @@ type agentSettings struct {
 	DataDir        string            `koanf:"data_dir"`
 	TrustedKeys    []string          `koanf:"trusted_keys"`
 	RequireSigs    bool              `koanf:"require_signatures"`
+	MaskMinLength  int               `koanf:"mask_min_length"`
+	MaxModuleBytes int64             `koanf:"max_module_bytes"`
 	Container      struct {
 		Runtime       string        `koanf:"runtime"`
 		Host          string        `koanf:"host"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-arcade/arcade/agent"
 	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/server"
 	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/notify"
@@ -80,6 +81,8 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
+		PipelineLimits: pipeline.Limits{Jobs: s.PipelineLimits.Jobs, Stages: s.PipelineLimits.Stages,
+			Edges: s.PipelineLimits.Edges, YAMLBytes: s.PipelineLimits.YAMLBytes},
 		ArtifactUploads: s.ArtifactUploads, ArtifactDownloads: s.ArtifactDownloads, ArtifactURLTTL: s.ArtifactURLTTL,
 		EventHistory: eventlog.Config{MaxEvents: s.EventHistory.MaxEvents, MaxAge: s.EventHistory.MaxAge},
 	}, nil
@@ -165,6 +168,7 @@ func agentConfig(cmd *cobra.Command, configPath, configFlag string) (agent.Confi
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,
+		MaskMinLength: s.MaskMinLength, MaxModuleBytes: s.MaxModuleBytes,
 		TLS: client.TLS{CAFile: s.TLSCA, CertFile: s.ClientCert, KeyFile: s.ClientKey, ServerName: s.TLSServerName},
 	}, nil
 }

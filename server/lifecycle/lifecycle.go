@@ -59,6 +59,10 @@ type Lifecycle struct {
 	fx    Effects
 	now   func() time.Time
 	log   *slog.Logger
+	// plans keeps the plans of runs (plans.go); index the pipelines'
+	// triggers (triggerindex.go).
+	plans planCache
+	index triggerIndex
 
 	// graceMu guards graceUntil (before it, no lease expires: leases.go)
 	// and troubled (the store failed since the grace began).

@@ -529,10 +529,16 @@ func (a *AgentServer) ListAgents(ctx context.Context, req *agentv1.ListAgentsReq
 	if err != nil {
 		return nil, storeError(err, "agents")
 	}
-	resp := &agentv1.ListAgentsResponse{TotalSize: int32(total), NextPageToken: nextToken(p, len(agents), total)}
+	resp := &agentv1.ListAgentsResponse{TotalSize: int32(total)}
+	page := newPageBytes()
 	for _, ag := range agents {
-		resp.Agents = append(resp.Agents, s.agentProto(ctx, ag, counts[ag.ID]))
+		a := s.agentProto(ctx, ag, counts[ag.ID])
+		if !page.take(a) {
+			break
+		}
+		resp.Agents = append(resp.Agents, a)
 	}
+	resp.NextPageToken = nextToken(p, len(resp.Agents), total)
 	return resp, nil
 }
 

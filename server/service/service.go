@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/dispatch"
@@ -45,6 +46,9 @@ type Config struct {
 	Secrets *secrets.Keyring
 	// Metrics counts jobs, leases and log lines; nil counts nothing.
 	Metrics *metrics.Metrics
+	// PipelineLimits bound pipeline definitions; zero fields take
+	// pipeline.DefaultLimits.
+	PipelineLimits pipeline.Limits
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +64,7 @@ func (c Config) withDefaults() Config {
 	if c.TimeoutGrace <= 0 {
 		c.TimeoutGrace = 30 * time.Second
 	}
+	c.PipelineLimits = c.PipelineLimits.WithDefaults()
 	return c
 }
 
@@ -86,9 +91,6 @@ type Service struct {
 	events *events.Bus
 	// history keeps recent events in the database (UseHistory); nil: none.
 	history *eventlog.Log
-	// stopCtx ends when the server stops (Stop): calls that wait end.
-	stopCtx context.Context
-	stop    context.CancelFunc
 	// logs hands freshly stored log lines to StreamJobLog followers.
 	logs livelog.Hub
 	// peers tells other server replicas (PostgreSQL only); nil alone.
@@ -136,7 +138,6 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 	}
 	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace}, s,
 		effects{svc}, func() time.Time { return svc.now() }, logger)
-	svc.stopCtx, svc.stop = context.WithCancel(context.Background())
 	return svc
 }
 
@@ -180,6 +181,12 @@ func storeError(err error, what string) error {
 		return grpcstatus.Error(codes.DeadlineExceeded, err.Error())
 	case store.Unavailable(err):
 		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is unreachable, retry: %v", what, err)
+	case store.StorageFull(err):
+		// Plainly: the driver's words ("database or disk is full (13)")
+		// add nothing for the caller.
+		return grpcstatus.Errorf(codes.ResourceExhausted, "%s: the server's database storage is full; nothing was changed (an operator must free space)", what)
+	case store.Busy(err):
+		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is busy with other writes; nothing was changed, retry", what)
 	}
 	// A status made inside a store callback (a refused change) reaches the
 	// caller as it was made, not wrapped in the store's context text.

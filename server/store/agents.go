@@ -25,7 +25,7 @@ func (s *Store) RegisterAgent(ctx context.Context, a *Agent) (*Agent, error) {
 // transaction, locked, and may refuse the registration (its error is
 // returned as is, wrapped) or change a before it is written.
 func (s *Store) RegisterAgentIf(ctx context.Context, a *Agent, admit func(old *Agent) error) (*Agent, error) {
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var old Agent
 		err := tx.NewSelect().Model(&old).Where("name = ?", a.Name).Apply(s.lockRows).Scan(ctx)
 		switch {
@@ -143,7 +143,7 @@ func (s *Store) UpdateAgent(ctx context.Context, a *Agent, columns ...string) er
 // (trusted labels).
 func (s *Store) ModifyAgent(ctx context.Context, id string, fn func(*Agent) error, columns ...string) (*Agent, error) {
 	a := new(Agent)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(a).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}
