@@ -144,7 +144,19 @@ func (m *Manager) Init(ctx context.Context) error {
 	for _, spec := range m.cfg.Plugins {
 		loads = append(loads, load{spec: spec, source: sourceConfig})
 	}
-	return m.applyAllLocked(ctx, loads)
+	err := m.applyAllLocked(ctx, loads)
+	// A load of the same plugin started meanwhile (the watcher's first scan
+	// finding its file, say) supersedes ours and reports its own verdict:
+	// wait for it too, so that Init returns once every configured plugin
+	// has had its load.
+	m.opMu.Unlock()
+	defer m.opMu.Lock()
+	for _, l := range loads {
+		if werr := m.WaitCompiled(ctx, l.spec.Name); werr != nil {
+			break // ctx ended: the error of the loads says so
+		}
+	}
+	return err
 }
 
 // load is one plugin to bring in line with its spec.
