@@ -144,19 +144,7 @@ func (m *Manager) Init(ctx context.Context) error {
 	for _, spec := range m.cfg.Plugins {
 		loads = append(loads, load{spec: spec, source: sourceConfig})
 	}
-	err := m.applyAllLocked(ctx, loads)
-	// A load of the same plugin started meanwhile (the watcher's first scan
-	// finding its file, say) supersedes ours and reports its own verdict:
-	// wait for it too, so that Init returns once every configured plugin
-	// has had its load.
-	m.opMu.Unlock()
-	defer m.opMu.Lock()
-	for _, l := range loads {
-		if werr := m.WaitCompiled(ctx, l.spec.Name); werr != nil {
-			break // ctx ended: the error of the loads says so
-		}
-	}
-	return err
+	return m.applyAllLocked(ctx, loads)
 }
 
 // load is one plugin to bring in line with its spec.
@@ -394,20 +382,28 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	}
 	m.mu.Unlock()
 
+	digest, derr := fileDigest(spec.Path)
+	if derr != nil {
+		digest = "" // missing or unreadable: the load says why
+	}
+	inputs := m.loadInputs(spec, digest)
+	p.mu.Lock()
+	same := p.loading
+	p.mu.Unlock()
+	if spec.IsEnabled() && !force && same != nil && same.spec.equal(&spec) && same.inputs == inputs {
+		// The same load is under way (the watcher and Init, say): its
+		// outcome is this one's.
+		return m.awaitLoad(ctx, spec.Name, same)
+	}
+
 	p.mu.Lock()
 	p.spec, p.source, p.gone = spec, source, false
 	p.gen++
 	gen := p.gen
 	p.mu.Unlock()
-	// However this ends, the plugin is no longer waiting for its load,
-	// unless a later load of it is under way.
-	defer func() {
-		p.mu.Lock()
-		if p.gen == gen {
-			p.compiling = false
-		}
-		p.mu.Unlock()
-	}()
+	// However this ends, the plugin no longer waits for its load, unless a
+	// later load of it is under way.
+	defer p.loadEnded(gen)
 	if !spec.IsEnabled() {
 		if v := p.cur.Swap(nil); v != nil {
 			v.retire()
@@ -415,18 +411,12 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 				Version: v.meta.GetVersion(), Path: spec.Path, SHA256: v.sha256})
 		}
 		p.setErr("")
-		p.setCompiling(false)
 		return nil
 	}
 	old := p.cur.Load()
-	digest, derr := fileDigest(spec.Path)
-	if derr != nil {
-		digest = "" // missing or unreadable: the load says why
-	}
 	if old != nil && !force && old.spec.equal(&spec) && derr == nil && digest == old.sha256 {
 		return nil
 	}
-	inputs := m.loadInputs(spec, digest)
 	p.mu.Lock()
 	sameFailure := old == nil && !force && p.failed != nil && p.failed.spec.equal(&spec) && p.failed.inputs == inputs
 	p.mu.Unlock()
@@ -434,15 +424,39 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 		return nil // nothing it depends on changed: it would fail the same way
 	}
 	m.compilationCache()
-	p.setCompiling(true)
+	a := &attempt{failure: failure{spec: spec, inputs: inputs}, done: make(chan struct{})}
+	p.mu.Lock()
+	p.compiling, p.loading = true, a
+	p.mu.Unlock()
+	err := m.installLoad(ctx, p, spec, gen, old, inputs)
+	a.err = err
+	close(a.done)
+	return err
+}
+
+// awaitLoad waits, without opMu, for a load under way and returns its
+// outcome.
+func (m *Manager) awaitLoad(ctx context.Context, name string, a *attempt) error {
+	m.opMu.Unlock()
+	defer m.opMu.Lock()
+	select {
+	case <-a.done:
+		return a.err
+	case <-ctx.Done():
+		return &Error{Plugin: name, Reason: ErrCanceled, Detail: "load: " + ctx.Err().Error(), Err: ctx.Err()}
+	}
+}
+
+// installLoad compiles spec and, unless a later load of p started
+// meanwhile, makes it p's current version (or records why it failed).
+func (m *Manager) installLoad(ctx context.Context, p *Plugin, spec Spec, gen uint64, old *version, inputs string) error {
 	v, err := m.loadUnlocked(ctx, spec)
 	p.mu.Lock()
 	stale := p.gen != gen || p.gone
 	p.mu.Unlock()
 	if m.closed || stale || m.plugin(spec.Name) != p {
 		// Closed, unloaded or loaded again meanwhile: this result is not
-		// what the plugin is to be (a later load reports its own, and says
-		// when it stops compiling).
+		// what the plugin is to be (a later load reports its own).
 		if v != nil {
 			v.close()
 		}
@@ -451,7 +465,6 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 		}
 		return nil
 	}
-	p.setCompiling(false)
 	if err != nil && ctx.Err() != nil {
 		// Stopped (the watcher stopping, Init's caller giving up): not a
 		// verdict on the module.
@@ -557,9 +570,13 @@ func (m *Manager) loadInputs(spec Spec, moduleDigest string) string {
 	return fmt.Sprintf("%s|%s|%q|%v", moduleDigest, sig, m.cfg.TrustedKeys, m.cfg.RequireSignatures)
 }
 
-func (p *Plugin) setCompiling(on bool) {
+// loadEnded marks the load numbered gen over: the plugin no longer
+// compiles unless a later load of it is under way.
+func (p *Plugin) loadEnded(gen uint64) {
 	p.mu.Lock()
-	p.compiling = on
+	if p.gen == gen {
+		p.compiling, p.loading = false, nil
+	}
 	p.mu.Unlock()
 }
 

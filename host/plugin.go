@@ -27,9 +27,17 @@ type Plugin struct {
 	spec      Spec     // the spec of the last load attempt
 	lastErr   string   // reason of the last failed load
 	gone      bool     // unloaded
+	gen       uint64   // counts load attempts: the last one started wins
 	compiling bool     // a load is under way (or queued at start)
 	failed    *failure // the last failed load, until one succeeds
-	gen       uint64   // counts load attempts: the last one started wins
+	loading   *attempt // the load under way, nil when none is
+}
+
+// attempt is a load under way; done closes when it ends, with err.
+type attempt struct {
+	failure
+	done chan struct{}
+	err  error
 }
 
 // failure is what a failed load depended on: the same spec and file would

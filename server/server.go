@@ -158,12 +158,12 @@ type Config struct {
 	// HTTPListen is the address of the dashboard and the HTTP/JSON API
 	// (TLS like gRPC when TLSCert is set); empty turns it off.
 	HTTPListen string
-	// EventHistory bounds the events kept in the database (StreamEvents
-	// since, the dashboard's event page).
-	EventHistory eventlog.Config
 	// PipelineLimits bound a pipeline (jobs, stages, depends_on entries,
 	// size); zero fields take pipeline.DefaultLimits.
 	PipelineLimits pipeline.Limits
+	// EventHistory bounds the events kept in the database (StreamEvents
+	// since, the dashboard's event page).
+	EventHistory eventlog.Config
 }
 
 // maxPipelineBytes bounds pipeline_limits.yaml_bytes: a pipeline as stored
@@ -420,8 +420,6 @@ type Server struct {
 	// credentials is DataDir/credentials.env when it holds the API token
 	// the server takes, "" when the token comes from elsewhere.
 	credentials string
-	// stopping ends streams and long polls when the server stops.
-	stopping *stopper
 	// keyring seals secrets; audit records every write.
 	keyring *secrets.Keyring
 	audit   *audit.Log
@@ -499,14 +497,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	// Bounds come first: the codec's note of a field with invalid UTF-8 is
 	// taken by them on every call, authenticated or not.
 	rules, codec := bounds.New(cfg.PipelineLimits), bounds.NewCodec()
-	stopping := newStopper()
 	gs := grpc.NewServer(append(opts,
 		grpc.ForceServerCodecV2(codec),
 		// Id prefixes are resolved before the audit log records a request.
-		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), stopping.unary(), authn.UnaryInterceptor(), limiter.UnaryInterceptor(),
-			svc.UnaryIDPrefixes(), auditLog.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), stopping.stream(), authn.StreamInterceptor(), limiter.StreamInterceptor(),
-			svc.StreamIDPrefixes(), auditLog.StreamInterceptor(), stats.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), authn.UnaryInterceptor(), limiter.UnaryInterceptor(), svc.UnaryIDPrefixes(), auditLog.UnaryInterceptor(), svc.UnaryStop()),
+		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), authn.StreamInterceptor(), limiter.StreamInterceptor(), svc.StreamIDPrefixes(), auditLog.StreamInterceptor(),
+			stats.StreamInterceptor(), svc.StreamStop()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying
@@ -594,7 +590,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, listenError("listen", "--listen", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, stopping: stopping,
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
 		metrics: registry, notify: notifier, history: history, objects: objects, archive: archive, replica: uuid.NewString(),
 		credentials: credsFile, keyring: ring, audit: auditLog}
 	err = srv.listenWebhook()
@@ -696,11 +692,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.serving.Store(false)
 	s.health.Shutdown()
-	// Streams, long polls and plugin calls of API clients end now (agents
-	// reconnect elsewhere: Unavailable); other calls in flight get the grace
-	// below. The plugins stay loaded until the notifications queued are
-	// delivered (the deferred drain), then close.
-	s.stopping.stop()
+	// Agents' channels, followers, long polls and plugin calls end now
+	// (Unavailable: connect again); other calls in flight get the grace
+	// below. The plugins close last, after the notification drain.
+	s.svc.Stop()
 	s.plugins.StopAutoWatch()
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()

@@ -177,16 +177,16 @@ type serverSettings struct {
 	ArtifactDownloads     string        `koanf:"artifact_downloads"`
 	ArtifactURLTTL        time.Duration `koanf:"artifact_url_ttl"`
 	HTTPListen            string        `koanf:"http_listen"`
-	EventHistory          struct {
-		MaxEvents int           `koanf:"max_events"`
-		MaxAge    time.Duration `koanf:"max_age"`
-	} `koanf:"event_history"`
-	PipelineLimits struct {
+	PipelineLimits        struct {
 		Jobs      int `koanf:"jobs"`
 		Stages    int `koanf:"stages"`
 		Edges     int `koanf:"edges"`
 		YAMLBytes int `koanf:"yaml_bytes"`
 	} `koanf:"pipeline_limits"`
+	EventHistory struct {
+		MaxEvents int           `koanf:"max_events"`
+		MaxAge    time.Duration `koanf:"max_age"`
+	} `koanf:"event_history"`
 }
 
 var serverDefaults = map[string]any{

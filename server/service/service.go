@@ -91,6 +91,9 @@ type Service struct {
 	events *events.Bus
 	// history keeps recent events in the database (UseHistory); nil: none.
 	history *eventlog.Log
+	// stopCtx ends when the server stops (Stop): calls that wait end.
+	stopCtx context.Context
+	stop    context.CancelFunc
 	// logs hands freshly stored log lines to StreamJobLog followers.
 	logs livelog.Hub
 	// peers tells other server replicas (PostgreSQL only); nil alone.
@@ -138,6 +141,7 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 	}
 	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace}, s,
 		effects{svc}, func() time.Time { return svc.now() }, logger)
+	svc.stopCtx, svc.stop = context.WithCancel(context.Background())
 	return svc
 }
 
