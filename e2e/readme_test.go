@@ -183,6 +183,7 @@ var notRun = map[string]string{
 	"arcade server":                   "names a command in prose; bin/arcade server runs from the README's blocks",
 	"arcade up":                       "names a command in prose; TestMakeRunTwice and TestUpRunsExampleJob run arcade up",
 	"arcade artifact get":             "names a command in prose; arcade artifact get JOB_ID dist/app.tar.gz runs from the README's block",
+	"arcade plugin call":              "names a command in prose; arcade plugin call semver execute --action next --param bump=minor runs from the README's prose",
 	"arcade pipeline trust":           "names a command in prose; TestReadmeIdentityCommands runs arcade pipeline trust deploy --branch main",
 	"arcade token create":             "names a command in prose; TestReadmeIdentityCommands runs arcade token create ci-reader …",
 	"arcade token create|list|revoke": "names commands in prose; TestReadmeIdentityCommands runs them",
