@@ -66,6 +66,11 @@ type PipelineRun struct {
 	// says why or why not.
 	TrustedAgents bool   `bun:"trusted_agents,notnull"`
 	TrustReason   string `bun:"trust_reason,notnull"`
+	// ConcurrencyGroup is the run's concurrency group (its name filled
+	// in); ConcurrencyHeld is set once the run holds it. A run of a group
+	// creates no job before it holds it.
+	ConcurrencyGroup string `bun:"concurrency_group,notnull,default:''"`
+	ConcurrencyHeld  bool   `bun:"concurrency_held,notnull,default:false"`
 }
 
 // PipelineColumns are the columns pipelines may be sorted by.
@@ -278,6 +283,9 @@ type RunChange struct {
 	Update []*Job
 }
 
+// insertBatch is how many jobs one INSERT writes.
+const insertBatch = 100
+
 // ErrUnchanged, returned by a ModifyRun callback, ends it without writing.
 var ErrUnchanged = errors.New("unchanged")
 
@@ -299,9 +307,13 @@ func (s *Store) ModifyRun(ctx context.Context, id string, fn func(*PipelineRun, 
 		if err != nil {
 			return err
 		}
-		for _, j := range ch.Insert {
-			if _, err := tx.NewInsert().Model(j).Exec(ctx); err != nil {
-				return fmt.Errorf("insert job %s: %w", j.Name, err)
+		// New jobs go in batches: a run starting a wide stage inserts
+		// thousands, and one statement each is most of its time.
+		for rest := ch.Insert; len(rest) > 0; {
+			batch := rest[:min(len(rest), insertBatch)]
+			rest = rest[len(batch):]
+			if _, err := tx.NewInsert().Model(&batch).Exec(ctx); err != nil {
+				return fmt.Errorf("insert jobs %s…: %w", batch[0].Name, err)
 			}
 		}
 		for _, j := range ch.Update {
