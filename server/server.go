@@ -599,7 +599,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err != nil {
 		plugins.Close(ctx) //nolint:errcheck // already failing
 		st.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return nil, listenError("listen", "--listen", cfg.Listen, err)
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
 		metrics: registry, notify: notifier, history: history, objects: objects, archive: archive, replica: uuid.NewString(),

@@ -127,7 +127,7 @@ func newPipelineCmd() *cobra.Command {
 					last = statusName(st.GetLastRunStatus()) + " " + st.GetLastRunAt().AsTime().Local().Format("2006-01-02 15:04")
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", p.GetName(), len(p.GetStages()), jobs, st.GetTotalRuns(),
-					rate(st), st.GetAverageDuration().AsDuration().Round(time.Millisecond), last)
+					rate(st), average(st), last)
 			}
 			return tw.Flush()
 		}),
@@ -291,11 +291,21 @@ func (c *api) waitRun(ctx context.Context, id string) (*jobv1.PipelineRun, error
 	}
 }
 
+// rate is the success rate of the finished runs, "-" before any run
+// finished (the server sets the average duration only then).
 func rate(st *jobv1.PipelineStatistics) string {
-	if st.GetTotalRuns() == 0 {
+	if st.GetAverageDuration() == nil {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f%%", 100*st.GetSuccessRate())
+}
+
+// average is the average duration of the finished runs, "-" before any.
+func average(st *jobv1.PipelineStatistics) string {
+	if st.GetAverageDuration() == nil {
+		return "-"
+	}
+	return short(st.GetAverageDuration().AsDuration())
 }
 
 func runDuration(r *jobv1.PipelineRun) string {
@@ -391,12 +401,27 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 		return err
 	}
 	st := p.GetStatistics()
-	fmt.Fprintf(w, "runs: %d, success rate %s, average %s", st.GetTotalRuns(), rate(st), st.GetAverageDuration().AsDuration().Round(time.Millisecond))
+	fmt.Fprintf(w, "runs: %d, success rate %s, average %s", st.GetTotalRuns(), rate(st), average(st))
 	if st.GetLastRunAt() != nil {
 		fmt.Fprintf(w, ", last %s at %s", statusName(st.GetLastRunStatus()), st.GetLastRunAt().AsTime().Local().Format(time.DateTime))
 	}
 	fmt.Fprintln(w)
 	return nil
+}
+
+// startedBy says what started a run in one phrase: its cause when that
+// names the trigger already (`cron "0 * * * *" at …`, `pipeline build run
+// #3 succeeded`), else the trigger and the cause (`manual trigger: api by
+// api_token`).
+func startedBy(r *jobv1.PipelineRun) string {
+	name, by := pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy()
+	switch {
+	case by == "":
+		return name + " trigger"
+	case strings.HasPrefix(by, name+" "):
+		return by
+	}
+	return name + " trigger: " + by
 }
 
 // showRun prints the one-screen view of a run: a header, then every job by
@@ -406,7 +431,7 @@ func showRun(w io.Writer, output string, r *jobv1.PipelineRun) error {
 		return printJSON(w, r)
 	}
 	fmt.Fprintf(w, "%s run #%d  %s  %s%s\n", r.GetPipelineName(), r.GetNumber(), statusName(r.GetStatus()), runDuration(r), queuedNote(r))
-	fmt.Fprintf(w, "id %s, %s by %s", r.GetId(), pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy())
+	fmt.Fprintf(w, "id %s, %s", r.GetId(), startedBy(r))
 	if len(r.GetParams()) > 0 {
 		fmt.Fprintf(w, ", params %s", envText(r.GetParams()))
 	}

@@ -3,7 +3,7 @@
 // with parameters.
 
 import { get, post, query, watch } from '../api.js';
-import { h, badge, jobStatus, fmtDuration, seconds, fmtTime, ago, errorText, toast, span, clear } from '../dom.js';
+import { h, badge, jobStatus, fmtDuration, seconds, fmtTime, ago, errorText, toast, span, clear, startedBy } from '../dom.js';
 import { navigate } from '../app.js';
 
 export function pipelinesView(main) {
@@ -71,7 +71,7 @@ export function pipelineView(main, id) {
         runs.append(h('tr', {},
           h('td', {}, h('a', { href: `/runs/${r.id}`, 'data-link': true }, `#${r.number}`)),
           h('td', {}, badge(jobStatus(r.status))),
-          h('td', {}, (r.trigger || '').replace('TRIGGER_TYPE_', '').toLowerCase(), r.triggered_by ? h('span', { class: 'note' }, ` by ${r.triggered_by}`) : ''),
+          h('td', { 'data-testid': 'run-trigger' }, startedBy(r)),
           h('td', {}, Object.entries(r.params || {}).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`))),
           h('td', {}, fmtTime(r.started_at || r.created_at)),
           h('td', { class: 'num' }, fmtDuration(span(r.started_at, r.finished_at)),

@@ -5,7 +5,7 @@
 // for a decision has its Approve and Reject buttons.
 
 import { get, post, watch } from '../api.js';
-import { h, s, badge, jobStatus, enumName, fmtDuration, span, fmtTime, errorText, toast, clear } from '../dom.js';
+import { h, s, badge, jobStatus, enumName, fmtDuration, span, fmtTime, errorText, toast, clear, startedBy } from '../dom.js';
 import { navigate } from '../app.js';
 
 const NODE_W = 200, NODE_H = 56, COL_GAP = 70, ROW_GAP = 18, TOP = 34, LEFT = 16, GROUP_PAD = 8, GROUP_HEAD = 18;
@@ -84,7 +84,7 @@ function drawHead(head, run) {
     h('div', { class: 'title' },
       h('h1', {}, h('a', { href: `/pipelines/${encodeURIComponent(run.pipeline_id)}`, 'data-link': true }, run.pipeline_name || 'pipeline'), ` #${run.number} `, badge(st)),
       h('div', { class: 'sub' },
-        `${(run.trigger || '').replace('TRIGGER_TYPE_', '').toLowerCase()} run`, run.triggered_by ? ` by ${run.triggered_by}` : '',
+        h('span', { 'data-testid': 'run-trigger' }, startedBy(run)),
         run.started_at
           ? ` · queued ${fmtDuration(span(run.created_at, run.started_at))} · started ${fmtTime(run.started_at)} · ran ${fmtDuration(span(run.started_at, run.finished_at))}`
           : ` · created ${fmtTime(run.created_at)} · queued ${fmtDuration(span(run.created_at, run.finished_at))}`,
