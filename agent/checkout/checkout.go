@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-arcade/arcade/core/gitref"
 	"github.com/go-arcade/arcade/internal/confine"
 	"github.com/go-arcade/arcade/internal/gitcli"
 )
@@ -123,7 +124,7 @@ func (c *Checkout) Run(ctx context.Context, spec Spec, ws *confine.Dir, note fun
 		if spec.Depth > 0 {
 			args = append(args, "--depth", strconv.Itoa(spec.Depth))
 		}
-		if gitcli.IsFile(spec.URL) {
+		if gitref.IsFile(spec.URL) {
 			args = append([]string{"-c", "protocol.file.allow=always"}, args...)
 		}
 		err = run(spec.Auth, args...)

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/go-arcade/arcade/core/gitref"
 )
 
 // Mirrors is a cache of bare mirrors of repositories, one folder each
@@ -56,7 +58,7 @@ func IsSHA(s string) bool { return hexSHA.MatchString(s) }
 
 // Open locks the mirror of url, making it (empty) when it is new.
 func (m *Mirrors) Open(ctx context.Context, url string) (*Mirror, error) {
-	if err := CheckURL(url); err != nil {
+	if err := gitref.CheckURL(url); err != nil {
 		return nil, fmt.Errorf("repository URL %w", err)
 	}
 	sum := sha256.Sum256([]byte(url))

@@ -94,6 +94,12 @@ type Job struct {
 	// why, or why not.
 	TrustedAgents bool   `bun:"trusted_agents,notnull"`
 	TrustReason   string `bun:"trust_reason,notnull"`
+	// Checkout is the source the agent checks out first (protojson
+	// agentv1.Checkout naming its credential's secret, never the value);
+	// nil: none.
+	Checkout []byte `bun:"checkout"`
+	// NoCacheWrite: the job writes no shared cache.
+	NoCacheWrite bool `bun:"no_cache_write,notnull"`
 }
 
 // LogLine is one log line of a job attempt.
@@ -148,5 +154,6 @@ func (j *Job) clone() *Job {
 	c.Steps = slices.Clone(j.Steps)
 	c.Plugins = slices.Clone(j.Plugins)
 	c.SecretRefs = slices.Clone(j.SecretRefs)
+	c.Checkout = slices.Clone(j.Checkout)
 	return &c
 }

@@ -27,6 +27,10 @@ type Pipeline struct {
 	// agents, of TrustedBranches only when set (globs).
 	TrustedAgents   bool     `bun:"trusted_agents,notnull"`
 	TrustedBranches []string `bun:"trusted_branches"`
+	// TriggerSecrets are the webhook triggers' secrets, sealed
+	// (server/secrets), by the trigger's index ("0", "1"…); the spec says
+	// has_secret only.
+	TriggerSecrets []byte `bun:"trigger_secrets"`
 }
 
 // PipelineRun is one execution of a pipeline. Its jobs are rows of jobs
@@ -66,6 +70,20 @@ type PipelineRun struct {
 	// says why or why not.
 	TrustedAgents bool   `bun:"trusted_agents,notnull"`
 	TrustReason   string `bun:"trust_reason,notnull"`
+	// What started the run: the event (push, tag, pull_request, manual,
+	// cron, api, pipeline), the ref, the exact commit built, its author,
+	// and the pull request's number and title.
+	Event            string `bun:"event,notnull"`
+	Ref              string `bun:"ref,notnull"`
+	Commit           string `bun:"commit,notnull"`
+	Author           string `bun:"author,notnull"`
+	PullRequest      int64  `bun:"pull_request,notnull"`
+	PullRequestTitle string `bun:"pull_request_title,notnull"`
+	// NoCacheWrite: the run's jobs write no shared cache (a pull request
+	// from a fork).
+	NoCacheWrite bool `bun:"no_cache_write,notnull"`
+	// Definition says where the run's definition came from.
+	Definition string `bun:"definition,notnull"`
 }
 
 // PipelineColumns are the columns pipelines may be sorted by.

@@ -1595,7 +1595,10 @@ type PipelineJob struct {
 	// set one of commands, uses or steps.
 	Steps []*v1.Step `protobuf:"bytes,14,rep,name=steps,proto3" json:"steps,omitempty"`
 	// Stored secrets this job gets as env (besides the pipeline's).
-	Secrets       []string `protobuf:"bytes,15,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	Secrets []string `protobuf:"bytes,15,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// The job does not check out the pipeline's source (YAML "checkout:
+	// false"); jobs of a pipeline with a source check it out by default.
+	SkipCheckout  bool `protobuf:"varint,40,opt,name=skip_checkout,json=skipCheckout,proto3" json:"skip_checkout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1735,6 +1738,13 @@ func (x *PipelineJob) GetSecrets() []string {
 	return nil
 }
 
+func (x *PipelineJob) GetSkipCheckout() bool {
+	if x != nil {
+		return x.SkipCheckout
+	}
+	return false
+}
+
 // Stage is a step of a pipeline; its jobs run in parallel.
 type Stage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1809,8 +1819,14 @@ type Trigger struct {
 	Pipeline string `protobuf:"bytes,5,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
 	// Webhook: the HMAC-SHA256 secret payloads are signed with. It is never
 	// returned: responses carry has_secret instead.
-	Secret        string `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
-	HasSecret     bool   `protobuf:"varint,7,opt,name=has_secret,json=hasSecret,proto3" json:"has_secret,omitempty"`
+	Secret    string `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
+	HasSecret bool   `protobuf:"varint,7,opt,name=has_secret,json=hasSecret,proto3" json:"has_secret,omitempty"`
+	// Webhook: tags (globs) that start a run; events among push, tag and
+	// pull_request (empty: all); paths (globs, "**" spans folders) of which a
+	// change starts a run (empty: any change).
+	Tags          []string `protobuf:"bytes,40,rep,name=tags,proto3" json:"tags,omitempty"`
+	Events        []string `protobuf:"bytes,41,rep,name=events,proto3" json:"events,omitempty"`
+	Paths         []string `protobuf:"bytes,42,rep,name=paths,proto3" json:"paths,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1894,6 +1910,133 @@ func (x *Trigger) GetHasSecret() bool {
 	return false
 }
 
+func (x *Trigger) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *Trigger) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Trigger) GetPaths() []string {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+// Source is the repository a pipeline builds.
+type Source struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// https://, ssh:// (or user@host:path) or file:// URL.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// The branch manual, cron and API runs build (default "main").
+	DefaultBranch string `protobuf:"bytes,2,opt,name=default_branch,json=defaultBranch,proto3" json:"default_branch,omitempty"`
+	// The name of a stored secret (arcade.secret.v1) holding the credential:
+	// an HTTPS token ("user:token" or the token alone) or an SSH private
+	// key. Its value is never shown.
+	Credential string `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
+	// When set, the pipeline's definition is read from this file of the
+	// repository at the commit built (".arcade.yaml"); the stored pipeline
+	// then holds the source and triggers only.
+	DefinitionPath string `protobuf:"bytes,4,opt,name=definition_path,json=definitionPath,proto3" json:"definition_path,omitempty"`
+	// Shallow checkouts of this many commits (0: full history).
+	Depth int32 `protobuf:"varint,5,opt,name=depth,proto3" json:"depth,omitempty"`
+	// Check out submodules (recursively) too.
+	Submodules bool `protobuf:"varint,6,opt,name=submodules,proto3" json:"submodules,omitempty"`
+	// Pull requests from forks run the definition of the pull request itself
+	// (not the base branch's) only once a token with write scope approved
+	// the run; false: they always run the base branch's definition.
+	ForkDefinitionNeedsApproval bool `protobuf:"varint,7,opt,name=fork_definition_needs_approval,json=forkDefinitionNeedsApproval,proto3" json:"fork_definition_needs_approval,omitempty"`
+	unknownFields               protoimpl.UnknownFields
+	sizeCache                   protoimpl.SizeCache
+}
+
+func (x *Source) Reset() {
+	*x = Source{}
+	mi := &file_api_job_v1_job_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Source) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Source) ProtoMessage() {}
+
+func (x *Source) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Source.ProtoReflect.Descriptor instead.
+func (*Source) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Source) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Source) GetDefaultBranch() string {
+	if x != nil {
+		return x.DefaultBranch
+	}
+	return ""
+}
+
+func (x *Source) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+func (x *Source) GetDefinitionPath() string {
+	if x != nil {
+		return x.DefinitionPath
+	}
+	return ""
+}
+
+func (x *Source) GetDepth() int32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *Source) GetSubmodules() bool {
+	if x != nil {
+		return x.Submodules
+	}
+	return false
+}
+
+func (x *Source) GetForkDefinitionNeedsApproval() bool {
+	if x != nil {
+		return x.ForkDefinitionNeedsApproval
+	}
+	return false
+}
+
 // PipelineStatistics summarises a pipeline's runs.
 type PipelineStatistics struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -1908,7 +2051,7 @@ type PipelineStatistics struct {
 
 func (x *PipelineStatistics) Reset() {
 	*x = PipelineStatistics{}
-	mi := &file_api_job_v1_job_proto_msgTypes[23]
+	mi := &file_api_job_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2063,7 @@ func (x *PipelineStatistics) String() string {
 func (*PipelineStatistics) ProtoMessage() {}
 
 func (x *PipelineStatistics) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[23]
+	mi := &file_api_job_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2076,7 @@ func (x *PipelineStatistics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineStatistics.ProtoReflect.Descriptor instead.
 func (*PipelineStatistics) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PipelineStatistics) GetTotalRuns() int64 {
@@ -1989,14 +2132,16 @@ type PipelineDetail struct {
 	SecretNames []string `protobuf:"bytes,10,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
 	// Stored secrets (arcade.secret.v1, global or of this pipeline) every
 	// job of the pipeline gets as env; YAML "secrets: [NAME, …]".
-	SecretRefs    []string `protobuf:"bytes,11,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	SecretRefs []string `protobuf:"bytes,11,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	// The repository the pipeline builds, when it has one.
+	Source        *Source `protobuf:"bytes,40,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PipelineDetail) Reset() {
 	*x = PipelineDetail{}
-	mi := &file_api_job_v1_job_proto_msgTypes[24]
+	mi := &file_api_job_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2153,7 @@ func (x *PipelineDetail) String() string {
 func (*PipelineDetail) ProtoMessage() {}
 
 func (x *PipelineDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[24]
+	mi := &file_api_job_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2166,7 @@ func (x *PipelineDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineDetail.ProtoReflect.Descriptor instead.
 func (*PipelineDetail) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PipelineDetail) GetId() string {
@@ -2101,6 +2246,13 @@ func (x *PipelineDetail) GetSecretRefs() []string {
 	return nil
 }
 
+func (x *PipelineDetail) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
 // PipelineRun is one execution of a pipeline.
 type PipelineRun struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -2131,13 +2283,30 @@ type PipelineRun struct {
 	// Whether the run's jobs may use trusted agents, and why (or why not).
 	TrustedAgents bool   `protobuf:"varint,18,opt,name=trusted_agents,json=trustedAgents,proto3" json:"trusted_agents,omitempty"`
 	TrustReason   string `protobuf:"bytes,19,opt,name=trust_reason,json=trustReason,proto3" json:"trust_reason,omitempty"`
+	// What started the run: the event ("push", "tag", "pull_request",
+	// "manual", "cron", "api", "pipeline"), the ref and the exact commit
+	// built (resolved when the run started), the author, and the pull
+	// request's number and title.
+	Event            string `protobuf:"bytes,40,opt,name=event,proto3" json:"event,omitempty"`
+	Ref              string `protobuf:"bytes,41,opt,name=ref,proto3" json:"ref,omitempty"`
+	Commit           string `protobuf:"bytes,42,opt,name=commit,proto3" json:"commit,omitempty"`
+	Author           string `protobuf:"bytes,43,opt,name=author,proto3" json:"author,omitempty"`
+	PullRequest      int64  `protobuf:"varint,44,opt,name=pull_request,json=pullRequest,proto3" json:"pull_request,omitempty"`
+	PullRequestTitle string `protobuf:"bytes,45,opt,name=pull_request_title,json=pullRequestTitle,proto3" json:"pull_request_title,omitempty"`
+	// The run writes no shared cache (a pull request from a fork).
+	NoCacheWrite bool `protobuf:"varint,46,opt,name=no_cache_write,json=noCacheWrite,proto3" json:"no_cache_write,omitempty"`
+	// Where the definition came from ("stored pipeline", ".arcade.yaml at
+	// 1a2b3c4d5e6f", "base branch main's .arcade.yaml").
+	Definition string `protobuf:"bytes,47,opt,name=definition,proto3" json:"definition,omitempty"`
+	// The run's page on the dashboard (server setting public_url).
+	Url           string `protobuf:"bytes,48,opt,name=url,proto3" json:"url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PipelineRun) Reset() {
 	*x = PipelineRun{}
-	mi := &file_api_job_v1_job_proto_msgTypes[25]
+	mi := &file_api_job_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2318,7 @@ func (x *PipelineRun) String() string {
 func (*PipelineRun) ProtoMessage() {}
 
 func (x *PipelineRun) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[25]
+	mi := &file_api_job_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2331,7 @@ func (x *PipelineRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineRun.ProtoReflect.Descriptor instead.
 func (*PipelineRun) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PipelineRun) GetId() string {
@@ -2298,6 +2467,69 @@ func (x *PipelineRun) GetTrustReason() string {
 	return ""
 }
 
+func (x *PipelineRun) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetPullRequest() int64 {
+	if x != nil {
+		return x.PullRequest
+	}
+	return 0
+}
+
+func (x *PipelineRun) GetPullRequestTitle() string {
+	if x != nil {
+		return x.PullRequestTitle
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetNoCacheWrite() bool {
+	if x != nil {
+		return x.NoCacheWrite
+	}
+	return false
+}
+
+func (x *PipelineRun) GetDefinition() string {
+	if x != nil {
+		return x.Definition
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
 type CreatePipelineRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Pipeline *PipelineDetail        `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
@@ -2309,7 +2541,7 @@ type CreatePipelineRequest struct {
 
 func (x *CreatePipelineRequest) Reset() {
 	*x = CreatePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[26]
+	mi := &file_api_job_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2553,7 @@ func (x *CreatePipelineRequest) String() string {
 func (*CreatePipelineRequest) ProtoMessage() {}
 
 func (x *CreatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[26]
+	mi := &file_api_job_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2566,7 @@ func (x *CreatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*CreatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreatePipelineRequest) GetPipeline() *PipelineDetail {
@@ -2360,7 +2592,7 @@ type CreatePipelineResponse struct {
 
 func (x *CreatePipelineResponse) Reset() {
 	*x = CreatePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[27]
+	mi := &file_api_job_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2604,7 @@ func (x *CreatePipelineResponse) String() string {
 func (*CreatePipelineResponse) ProtoMessage() {}
 
 func (x *CreatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[27]
+	mi := &file_api_job_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2617,7 @@ func (x *CreatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*CreatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreatePipelineResponse) GetPipeline() *PipelineDetail {
@@ -2404,7 +2636,7 @@ type GetPipelineRequest struct {
 
 func (x *GetPipelineRequest) Reset() {
 	*x = GetPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[28]
+	mi := &file_api_job_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2648,7 @@ func (x *GetPipelineRequest) String() string {
 func (*GetPipelineRequest) ProtoMessage() {}
 
 func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[28]
+	mi := &file_api_job_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2661,7 @@ func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetPipelineRequest) GetPipelineId() string {
@@ -2448,7 +2680,7 @@ type GetPipelineResponse struct {
 
 func (x *GetPipelineResponse) Reset() {
 	*x = GetPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[29]
+	mi := &file_api_job_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2692,7 @@ func (x *GetPipelineResponse) String() string {
 func (*GetPipelineResponse) ProtoMessage() {}
 
 func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[29]
+	mi := &file_api_job_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2705,7 @@ func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetPipelineResponse) GetPipeline() *PipelineDetail {
@@ -2494,7 +2726,7 @@ type ListPipelinesRequest struct {
 
 func (x *ListPipelinesRequest) Reset() {
 	*x = ListPipelinesRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[30]
+	mi := &file_api_job_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2738,7 @@ func (x *ListPipelinesRequest) String() string {
 func (*ListPipelinesRequest) ProtoMessage() {}
 
 func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[30]
+	mi := &file_api_job_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2751,7 @@ func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelinesRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListPipelinesRequest) GetPageSize() int32 {
@@ -2553,7 +2785,7 @@ type ListPipelinesResponse struct {
 
 func (x *ListPipelinesResponse) Reset() {
 	*x = ListPipelinesResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[31]
+	mi := &file_api_job_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2565,7 +2797,7 @@ func (x *ListPipelinesResponse) String() string {
 func (*ListPipelinesResponse) ProtoMessage() {}
 
 func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[31]
+	mi := &file_api_job_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2578,7 +2810,7 @@ func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelinesResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListPipelinesResponse) GetPipelines() []*PipelineDetail {
@@ -2606,7 +2838,7 @@ type UpdatePipelineRequest struct {
 
 func (x *UpdatePipelineRequest) Reset() {
 	*x = UpdatePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[32]
+	mi := &file_api_job_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2850,7 @@ func (x *UpdatePipelineRequest) String() string {
 func (*UpdatePipelineRequest) ProtoMessage() {}
 
 func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[32]
+	mi := &file_api_job_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2863,7 @@ func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdatePipelineRequest) GetPipeline() *PipelineDetail {
@@ -2664,7 +2896,7 @@ type UpdatePipelineResponse struct {
 
 func (x *UpdatePipelineResponse) Reset() {
 	*x = UpdatePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[33]
+	mi := &file_api_job_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2676,7 +2908,7 @@ func (x *UpdatePipelineResponse) String() string {
 func (*UpdatePipelineResponse) ProtoMessage() {}
 
 func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[33]
+	mi := &file_api_job_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2689,7 +2921,7 @@ func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdatePipelineResponse) GetPipeline() *PipelineDetail {
@@ -2708,7 +2940,7 @@ type DeletePipelineRequest struct {
 
 func (x *DeletePipelineRequest) Reset() {
 	*x = DeletePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	mi := &file_api_job_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +2952,7 @@ func (x *DeletePipelineRequest) String() string {
 func (*DeletePipelineRequest) ProtoMessage() {}
 
 func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	mi := &file_api_job_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +2965,7 @@ func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineRequest.ProtoReflect.Descriptor instead.
 func (*DeletePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeletePipelineRequest) GetPipelineId() string {
@@ -2751,7 +2983,7 @@ type DeletePipelineResponse struct {
 
 func (x *DeletePipelineResponse) Reset() {
 	*x = DeletePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[35]
+	mi := &file_api_job_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2763,7 +2995,7 @@ func (x *DeletePipelineResponse) String() string {
 func (*DeletePipelineResponse) ProtoMessage() {}
 
 func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[35]
+	mi := &file_api_job_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2776,21 +3008,25 @@ func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineResponse.ProtoReflect.Descriptor instead.
 func (*DeletePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 type TriggerPipelineRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	PipelineId string                 `protobuf:"bytes,1,opt,name=pipeline_id,json=pipelineId,proto3" json:"pipeline_id,omitempty"`
 	// Parameters become env of the run and override the pipeline's env.
-	Params        map[string]string `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Params map[string]string `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// For a pipeline with a source: the branch, tag, full ref or commit id
+	// to build (default: the source's default branch), resolved to a commit
+	// now.
+	Ref           string `protobuf:"bytes,3,opt,name=ref,proto3" json:"ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TriggerPipelineRequest) Reset() {
 	*x = TriggerPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[36]
+	mi := &file_api_job_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +3038,7 @@ func (x *TriggerPipelineRequest) String() string {
 func (*TriggerPipelineRequest) ProtoMessage() {}
 
 func (x *TriggerPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[36]
+	mi := &file_api_job_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +3051,7 @@ func (x *TriggerPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerPipelineRequest.ProtoReflect.Descriptor instead.
 func (*TriggerPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TriggerPipelineRequest) GetPipelineId() string {
@@ -2832,6 +3068,13 @@ func (x *TriggerPipelineRequest) GetParams() map[string]string {
 	return nil
 }
 
+func (x *TriggerPipelineRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
 type TriggerPipelineResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Run           *PipelineRun           `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
@@ -2841,7 +3084,7 @@ type TriggerPipelineResponse struct {
 
 func (x *TriggerPipelineResponse) Reset() {
 	*x = TriggerPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[37]
+	mi := &file_api_job_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2853,7 +3096,7 @@ func (x *TriggerPipelineResponse) String() string {
 func (*TriggerPipelineResponse) ProtoMessage() {}
 
 func (x *TriggerPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[37]
+	mi := &file_api_job_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2866,7 +3109,7 @@ func (x *TriggerPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerPipelineResponse.ProtoReflect.Descriptor instead.
 func (*TriggerPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TriggerPipelineResponse) GetRun() *PipelineRun {
@@ -2886,7 +3129,7 @@ type StopPipelineRequest struct {
 
 func (x *StopPipelineRequest) Reset() {
 	*x = StopPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[38]
+	mi := &file_api_job_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +3141,7 @@ func (x *StopPipelineRequest) String() string {
 func (*StopPipelineRequest) ProtoMessage() {}
 
 func (x *StopPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[38]
+	mi := &file_api_job_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3154,7 @@ func (x *StopPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopPipelineRequest.ProtoReflect.Descriptor instead.
 func (*StopPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StopPipelineRequest) GetRunId() string {
@@ -2937,7 +3180,7 @@ type StopPipelineResponse struct {
 
 func (x *StopPipelineResponse) Reset() {
 	*x = StopPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[39]
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2949,7 +3192,7 @@ func (x *StopPipelineResponse) String() string {
 func (*StopPipelineResponse) ProtoMessage() {}
 
 func (x *StopPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[39]
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2962,7 +3205,7 @@ func (x *StopPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopPipelineResponse.ProtoReflect.Descriptor instead.
 func (*StopPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StopPipelineResponse) GetRun() *PipelineRun {
@@ -2981,7 +3224,7 @@ type GetPipelineRunRequest struct {
 
 func (x *GetPipelineRunRequest) Reset() {
 	*x = GetPipelineRunRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2993,7 +3236,7 @@ func (x *GetPipelineRunRequest) String() string {
 func (*GetPipelineRunRequest) ProtoMessage() {}
 
 func (x *GetPipelineRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3006,7 +3249,7 @@ func (x *GetPipelineRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRunRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRunRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetPipelineRunRequest) GetRunId() string {
@@ -3025,7 +3268,7 @@ type GetPipelineRunResponse struct {
 
 func (x *GetPipelineRunResponse) Reset() {
 	*x = GetPipelineRunResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3037,7 +3280,7 @@ func (x *GetPipelineRunResponse) String() string {
 func (*GetPipelineRunResponse) ProtoMessage() {}
 
 func (x *GetPipelineRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3050,7 +3293,7 @@ func (x *GetPipelineRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRunResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineRunResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetPipelineRunResponse) GetRun() *PipelineRun {
@@ -3072,7 +3315,7 @@ type ListPipelineRunsRequest struct {
 
 func (x *ListPipelineRunsRequest) Reset() {
 	*x = ListPipelineRunsRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3084,7 +3327,7 @@ func (x *ListPipelineRunsRequest) String() string {
 func (*ListPipelineRunsRequest) ProtoMessage() {}
 
 func (x *ListPipelineRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3097,7 +3340,7 @@ func (x *ListPipelineRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelineRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelineRunsRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListPipelineRunsRequest) GetPipelineId() string {
@@ -3132,7 +3375,7 @@ type ListPipelineRunsResponse struct {
 
 func (x *ListPipelineRunsResponse) Reset() {
 	*x = ListPipelineRunsResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3144,7 +3387,7 @@ func (x *ListPipelineRunsResponse) String() string {
 func (*ListPipelineRunsResponse) ProtoMessage() {}
 
 func (x *ListPipelineRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3157,7 +3400,7 @@ func (x *ListPipelineRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelineRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelineRunsResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListPipelineRunsResponse) GetRuns() []*PipelineRun {
@@ -3194,7 +3437,7 @@ type DownloadArtifactRequest struct {
 
 func (x *DownloadArtifactRequest) Reset() {
 	*x = DownloadArtifactRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3449,7 @@ func (x *DownloadArtifactRequest) String() string {
 func (*DownloadArtifactRequest) ProtoMessage() {}
 
 func (x *DownloadArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3462,7 @@ func (x *DownloadArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadArtifactRequest.ProtoReflect.Descriptor instead.
 func (*DownloadArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{44}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DownloadArtifactRequest) GetJobId() string {
@@ -3254,7 +3497,7 @@ type DownloadArtifactResponse struct {
 
 func (x *DownloadArtifactResponse) Reset() {
 	*x = DownloadArtifactResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3266,7 +3509,7 @@ func (x *DownloadArtifactResponse) String() string {
 func (*DownloadArtifactResponse) ProtoMessage() {}
 
 func (x *DownloadArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3279,7 +3522,7 @@ func (x *DownloadArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadArtifactResponse.ProtoReflect.Descriptor instead.
 func (*DownloadArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{45}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DownloadArtifactResponse) GetArtifact() *v1.Artifact {
@@ -3305,7 +3548,7 @@ type ExplainJobRequest struct {
 
 func (x *ExplainJobRequest) Reset() {
 	*x = ExplainJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3317,7 +3560,7 @@ func (x *ExplainJobRequest) String() string {
 func (*ExplainJobRequest) ProtoMessage() {}
 
 func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3330,7 +3573,7 @@ func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobRequest.ProtoReflect.Descriptor instead.
 func (*ExplainJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExplainJobRequest) GetJobId() string {
@@ -3368,7 +3611,7 @@ type AgentFit struct {
 
 func (x *AgentFit) Reset() {
 	*x = AgentFit{}
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3380,7 +3623,7 @@ func (x *AgentFit) String() string {
 func (*AgentFit) ProtoMessage() {}
 
 func (x *AgentFit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3393,7 +3636,7 @@ func (x *AgentFit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentFit.ProtoReflect.Descriptor instead.
 func (*AgentFit) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AgentFit) GetAgentId() string {
@@ -3488,7 +3731,7 @@ type ExplainJobResponse struct {
 
 func (x *ExplainJobResponse) Reset() {
 	*x = ExplainJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3500,7 +3743,7 @@ func (x *ExplainJobResponse) String() string {
 func (*ExplainJobResponse) ProtoMessage() {}
 
 func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3513,7 +3756,7 @@ func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobResponse.ProtoReflect.Descriptor instead.
 func (*ExplainJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ExplainJobResponse) GetJob() *JobDetail {
@@ -3692,7 +3935,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"on_timeout\x18\x03 \x01(\bR\tonTimeout\x12\"\n" +
 	"\ron_agent_lost\x18\x04 \x01(\bR\vonAgentLost\x123\n" +
-	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xe9\x05\n" +
+	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\x8e\x06\n" +
 	"\vPipelineJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12\x12\n" +
@@ -3710,7 +3953,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x04when\x18\f \x01(\x0e2\x1b.arcade.job.v1.RunConditionR\x04when\x12\x14\n" +
 	"\x05image\x18\r \x01(\tR\x05image\x12+\n" +
 	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x18\n" +
-	"\asecrets\x18\x0f \x03(\tR\asecrets\x1a7\n" +
+	"\asecrets\x18\x0f \x03(\tR\asecrets\x12#\n" +
+	"\rskip_checkout\x18( \x01(\bR\fskipCheckout\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a6\n" +
@@ -3723,7 +3967,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x03env\x18\x03 \x03(\v2\x1d.arcade.job.v1.Stage.EnvEntryR\x03env\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd8\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9a\x02\n" +
 	"\aTrigger\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.arcade.job.v1.TriggerTypeR\x04type\x12\x12\n" +
 	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x1a\n" +
@@ -3732,14 +3976,29 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\bpipeline\x18\x05 \x01(\tR\bpipeline\x12\x16\n" +
 	"\x06secret\x18\x06 \x01(\tR\x06secret\x12\x1d\n" +
 	"\n" +
-	"has_secret\x18\a \x01(\bR\thasSecret\"\x9c\x02\n" +
+	"has_secret\x18\a \x01(\bR\thasSecret\x12\x12\n" +
+	"\x04tags\x18( \x03(\tR\x04tags\x12\x16\n" +
+	"\x06events\x18) \x03(\tR\x06events\x12\x14\n" +
+	"\x05paths\x18* \x03(\tR\x05paths\"\x85\x02\n" +
+	"\x06Source\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12%\n" +
+	"\x0edefault_branch\x18\x02 \x01(\tR\rdefaultBranch\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x03 \x01(\tR\n" +
+	"credential\x12'\n" +
+	"\x0fdefinition_path\x18\x04 \x01(\tR\x0edefinitionPath\x12\x14\n" +
+	"\x05depth\x18\x05 \x01(\x05R\x05depth\x12\x1e\n" +
+	"\n" +
+	"submodules\x18\x06 \x01(\bR\n" +
+	"submodules\x12C\n" +
+	"\x1efork_definition_needs_approval\x18\a \x01(\bR\x1bforkDefinitionNeedsApproval\"\x9c\x02\n" +
 	"\x12PipelineStatistics\x12\x1d\n" +
 	"\n" +
 	"total_runs\x18\x01 \x01(\x03R\ttotalRuns\x12!\n" +
 	"\fsuccess_rate\x18\x02 \x01(\x01R\vsuccessRate\x12D\n" +
 	"\x10average_duration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0faverageDuration\x12B\n" +
 	"\x0flast_run_status\x18\x04 \x01(\x0e2\x1a.arcade.agent.v1.JobStatusR\rlastRunStatus\x12:\n" +
-	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\x87\x05\n" +
+	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\xb6\x05\n" +
 	"\x0ePipelineDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x128\n" +
@@ -3757,13 +4016,14 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\fsecret_names\x18\n" +
 	" \x03(\tR\vsecretNames\x12\x1f\n" +
 	"\vsecret_refs\x18\v \x03(\tR\n" +
-	"secretRefs\x1a6\n" +
+	"secretRefs\x12-\n" +
+	"\x06source\x18( \x01(\v2\x15.arcade.job.v1.SourceR\x06source\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\b\n" +
 	"\vPipelineRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vpipeline_id\x18\x02 \x01(\tR\n" +
@@ -3788,7 +4048,18 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x06source\x18\x10 \x01(\tR\x06source\x12\x16\n" +
 	"\x06branch\x18\x11 \x01(\tR\x06branch\x12%\n" +
 	"\x0etrusted_agents\x18\x12 \x01(\bR\rtrustedAgents\x12!\n" +
-	"\ftrust_reason\x18\x13 \x01(\tR\vtrustReason\x1a9\n" +
+	"\ftrust_reason\x18\x13 \x01(\tR\vtrustReason\x12\x14\n" +
+	"\x05event\x18( \x01(\tR\x05event\x12\x10\n" +
+	"\x03ref\x18) \x01(\tR\x03ref\x12\x16\n" +
+	"\x06commit\x18* \x01(\tR\x06commit\x12\x16\n" +
+	"\x06author\x18+ \x01(\tR\x06author\x12!\n" +
+	"\fpull_request\x18, \x01(\x03R\vpullRequest\x12,\n" +
+	"\x12pull_request_title\x18- \x01(\tR\x10pullRequestTitle\x12$\n" +
+	"\x0eno_cache_write\x18. \x01(\bR\fnoCacheWrite\x12\x1e\n" +
+	"\n" +
+	"definition\x18/ \x01(\tR\n" +
+	"definition\x12\x10\n" +
+	"\x03url\x180 \x01(\tR\x03url\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
@@ -3820,11 +4091,12 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x15DeletePipelineRequest\x12\x1f\n" +
 	"\vpipeline_id\x18\x01 \x01(\tR\n" +
 	"pipelineId\"\x18\n" +
-	"\x16DeletePipelineResponse\"\xbf\x01\n" +
+	"\x16DeletePipelineResponse\"\xd1\x01\n" +
 	"\x16TriggerPipelineRequest\x12\x1f\n" +
 	"\vpipeline_id\x18\x01 \x01(\tR\n" +
 	"pipelineId\x12I\n" +
-	"\x06params\x18\x02 \x03(\v21.arcade.job.v1.TriggerPipelineRequest.ParamsEntryR\x06params\x1a9\n" +
+	"\x06params\x18\x02 \x03(\v21.arcade.job.v1.TriggerPipelineRequest.ParamsEntryR\x06params\x12\x10\n" +
+	"\x03ref\x18\x03 \x01(\tR\x03ref\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
@@ -3927,7 +4199,7 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_api_job_v1_job_proto_goTypes = []any{
 	(RunCondition)(0),                // 0: arcade.job.v1.RunCondition
 	(TriggerType)(0),                 // 1: arcade.job.v1.TriggerType
@@ -3954,175 +4226,177 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	(*PipelineJob)(nil),              // 22: arcade.job.v1.PipelineJob
 	(*Stage)(nil),                    // 23: arcade.job.v1.Stage
 	(*Trigger)(nil),                  // 24: arcade.job.v1.Trigger
-	(*PipelineStatistics)(nil),       // 25: arcade.job.v1.PipelineStatistics
-	(*PipelineDetail)(nil),           // 26: arcade.job.v1.PipelineDetail
-	(*PipelineRun)(nil),              // 27: arcade.job.v1.PipelineRun
-	(*CreatePipelineRequest)(nil),    // 28: arcade.job.v1.CreatePipelineRequest
-	(*CreatePipelineResponse)(nil),   // 29: arcade.job.v1.CreatePipelineResponse
-	(*GetPipelineRequest)(nil),       // 30: arcade.job.v1.GetPipelineRequest
-	(*GetPipelineResponse)(nil),      // 31: arcade.job.v1.GetPipelineResponse
-	(*ListPipelinesRequest)(nil),     // 32: arcade.job.v1.ListPipelinesRequest
-	(*ListPipelinesResponse)(nil),    // 33: arcade.job.v1.ListPipelinesResponse
-	(*UpdatePipelineRequest)(nil),    // 34: arcade.job.v1.UpdatePipelineRequest
-	(*UpdatePipelineResponse)(nil),   // 35: arcade.job.v1.UpdatePipelineResponse
-	(*DeletePipelineRequest)(nil),    // 36: arcade.job.v1.DeletePipelineRequest
-	(*DeletePipelineResponse)(nil),   // 37: arcade.job.v1.DeletePipelineResponse
-	(*TriggerPipelineRequest)(nil),   // 38: arcade.job.v1.TriggerPipelineRequest
-	(*TriggerPipelineResponse)(nil),  // 39: arcade.job.v1.TriggerPipelineResponse
-	(*StopPipelineRequest)(nil),      // 40: arcade.job.v1.StopPipelineRequest
-	(*StopPipelineResponse)(nil),     // 41: arcade.job.v1.StopPipelineResponse
-	(*GetPipelineRunRequest)(nil),    // 42: arcade.job.v1.GetPipelineRunRequest
-	(*GetPipelineRunResponse)(nil),   // 43: arcade.job.v1.GetPipelineRunResponse
-	(*ListPipelineRunsRequest)(nil),  // 44: arcade.job.v1.ListPipelineRunsRequest
-	(*ListPipelineRunsResponse)(nil), // 45: arcade.job.v1.ListPipelineRunsResponse
-	(*DownloadArtifactRequest)(nil),  // 46: arcade.job.v1.DownloadArtifactRequest
-	(*DownloadArtifactResponse)(nil), // 47: arcade.job.v1.DownloadArtifactResponse
-	(*ExplainJobRequest)(nil),        // 48: arcade.job.v1.ExplainJobRequest
-	(*AgentFit)(nil),                 // 49: arcade.job.v1.AgentFit
-	(*ExplainJobResponse)(nil),       // 50: arcade.job.v1.ExplainJobResponse
-	nil,                              // 51: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 52: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 53: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 54: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 55: arcade.job.v1.CreateJobRequest.SecretsEntry
-	nil,                              // 56: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 57: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 58: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 59: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 60: arcade.job.v1.PipelineDetail.SecretsEntry
-	nil,                              // 61: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 62: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 63: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 64: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 65: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 66: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 67: google.protobuf.Timestamp
-	(*v1.Step)(nil),                  // 68: arcade.agent.v1.Step
-	(*fieldmaskpb.FieldMask)(nil),    // 69: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 70: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 71: arcade.agent.v1.Artifact
-	(v1.AgentStatus)(0),              // 72: arcade.agent.v1.AgentStatus
+	(*Source)(nil),                   // 25: arcade.job.v1.Source
+	(*PipelineStatistics)(nil),       // 26: arcade.job.v1.PipelineStatistics
+	(*PipelineDetail)(nil),           // 27: arcade.job.v1.PipelineDetail
+	(*PipelineRun)(nil),              // 28: arcade.job.v1.PipelineRun
+	(*CreatePipelineRequest)(nil),    // 29: arcade.job.v1.CreatePipelineRequest
+	(*CreatePipelineResponse)(nil),   // 30: arcade.job.v1.CreatePipelineResponse
+	(*GetPipelineRequest)(nil),       // 31: arcade.job.v1.GetPipelineRequest
+	(*GetPipelineResponse)(nil),      // 32: arcade.job.v1.GetPipelineResponse
+	(*ListPipelinesRequest)(nil),     // 33: arcade.job.v1.ListPipelinesRequest
+	(*ListPipelinesResponse)(nil),    // 34: arcade.job.v1.ListPipelinesResponse
+	(*UpdatePipelineRequest)(nil),    // 35: arcade.job.v1.UpdatePipelineRequest
+	(*UpdatePipelineResponse)(nil),   // 36: arcade.job.v1.UpdatePipelineResponse
+	(*DeletePipelineRequest)(nil),    // 37: arcade.job.v1.DeletePipelineRequest
+	(*DeletePipelineResponse)(nil),   // 38: arcade.job.v1.DeletePipelineResponse
+	(*TriggerPipelineRequest)(nil),   // 39: arcade.job.v1.TriggerPipelineRequest
+	(*TriggerPipelineResponse)(nil),  // 40: arcade.job.v1.TriggerPipelineResponse
+	(*StopPipelineRequest)(nil),      // 41: arcade.job.v1.StopPipelineRequest
+	(*StopPipelineResponse)(nil),     // 42: arcade.job.v1.StopPipelineResponse
+	(*GetPipelineRunRequest)(nil),    // 43: arcade.job.v1.GetPipelineRunRequest
+	(*GetPipelineRunResponse)(nil),   // 44: arcade.job.v1.GetPipelineRunResponse
+	(*ListPipelineRunsRequest)(nil),  // 45: arcade.job.v1.ListPipelineRunsRequest
+	(*ListPipelineRunsResponse)(nil), // 46: arcade.job.v1.ListPipelineRunsResponse
+	(*DownloadArtifactRequest)(nil),  // 47: arcade.job.v1.DownloadArtifactRequest
+	(*DownloadArtifactResponse)(nil), // 48: arcade.job.v1.DownloadArtifactResponse
+	(*ExplainJobRequest)(nil),        // 49: arcade.job.v1.ExplainJobRequest
+	(*AgentFit)(nil),                 // 50: arcade.job.v1.AgentFit
+	(*ExplainJobResponse)(nil),       // 51: arcade.job.v1.ExplainJobResponse
+	nil,                              // 52: arcade.job.v1.JobDetail.EnvEntry
+	nil,                              // 53: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                              // 54: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                              // 55: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                              // 56: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                              // 57: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 58: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 59: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 60: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 61: arcade.job.v1.PipelineDetail.SecretsEntry
+	nil,                              // 62: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 63: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 64: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 65: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 66: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 67: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 68: google.protobuf.Timestamp
+	(*v1.Step)(nil),                  // 69: arcade.agent.v1.Step
+	(*fieldmaskpb.FieldMask)(nil),    // 70: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 71: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 72: arcade.agent.v1.Artifact
+	(v1.AgentStatus)(0),              // 73: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	63, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	51, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	64, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	65, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	66, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	52, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	67, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	67, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	67, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	67, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	68, // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
-	53, // 11: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	64, // 12: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	65, // 13: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	66, // 14: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	54, // 15: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	55, // 16: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	68, // 17: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	64, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	52, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	65, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	66, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	67, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	53, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	68, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	68, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	68, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	68, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	69, // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	54, // 11: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	65, // 12: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	66, // 13: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	67, // 14: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	55, // 15: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	56, // 16: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	69, // 17: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
 	2,  // 18: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	2,  // 19: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	63, // 20: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	64, // 20: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
 	2,  // 21: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
 	3,  // 22: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	69, // 23: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	70, // 23: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 24: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	2,  // 25: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	2,  // 26: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	70, // 27: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	71, // 28: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	64, // 29: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	56, // 30: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	57, // 31: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	66, // 32: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	64, // 33: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	71, // 27: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	72, // 28: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	65, // 29: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	57, // 30: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	58, // 31: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	67, // 32: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	65, // 33: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
 	21, // 34: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	65, // 35: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	66, // 35: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	0,  // 36: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	68, // 37: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	69, // 37: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
 	22, // 38: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	58, // 39: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	59, // 39: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
 	1,  // 40: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	64, // 41: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	63, // 42: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	67, // 43: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	59, // 44: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	65, // 41: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	64, // 42: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	68, // 43: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	60, // 44: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
 	24, // 45: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
 	23, // 46: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	25, // 47: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	67, // 48: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	67, // 49: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	60, // 50: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
-	63, // 51: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	1,  // 52: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	61, // 53: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	2,  // 54: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	67, // 55: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	67, // 56: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	67, // 57: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 58: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 59: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 60: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	26, // 61: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	26, // 62: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	69, // 63: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	26, // 64: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	62, // 65: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	27, // 66: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 67: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 68: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	27, // 69: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	71, // 70: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	72, // 71: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
-	2,  // 72: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	49, // 73: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
-	3,  // 74: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	5,  // 75: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	7,  // 76: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	9,  // 77: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	11, // 78: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	13, // 79: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	15, // 80: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	17, // 81: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	19, // 82: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	46, // 83: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
-	48, // 84: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
-	28, // 85: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	30, // 86: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	32, // 87: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	34, // 88: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	36, // 89: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	38, // 90: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	40, // 91: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	42, // 92: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	44, // 93: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	4,  // 94: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	6,  // 95: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	8,  // 96: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	10, // 97: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	12, // 98: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	14, // 99: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	16, // 100: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	18, // 101: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	20, // 102: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	47, // 103: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
-	50, // 104: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
-	29, // 105: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	31, // 106: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	33, // 107: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	35, // 108: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	37, // 109: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	39, // 110: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	41, // 111: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	43, // 112: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	45, // 113: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	94, // [94:114] is the sub-list for method output_type
-	74, // [74:94] is the sub-list for method input_type
-	74, // [74:74] is the sub-list for extension type_name
-	74, // [74:74] is the sub-list for extension extendee
-	0,  // [0:74] is the sub-list for field type_name
+	26, // 47: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	68, // 48: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	68, // 49: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	61, // 50: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	25, // 51: arcade.job.v1.PipelineDetail.source:type_name -> arcade.job.v1.Source
+	64, // 52: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	1,  // 53: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	62, // 54: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	2,  // 55: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	68, // 56: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	68, // 57: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	68, // 58: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	27, // 59: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	27, // 60: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	27, // 61: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	27, // 62: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	27, // 63: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	70, // 64: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	27, // 65: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	63, // 66: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	28, // 67: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	28, // 68: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	28, // 69: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	28, // 70: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	72, // 71: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	73, // 72: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	2,  // 73: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	50, // 74: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	3,  // 75: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	5,  // 76: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	7,  // 77: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	9,  // 78: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	11, // 79: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	13, // 80: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	15, // 81: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	17, // 82: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	19, // 83: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	47, // 84: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	49, // 85: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	29, // 86: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	31, // 87: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	33, // 88: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	35, // 89: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	37, // 90: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	39, // 91: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	41, // 92: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	43, // 93: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	45, // 94: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	4,  // 95: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	6,  // 96: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	8,  // 97: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	10, // 98: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	12, // 99: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	14, // 100: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	16, // 101: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	18, // 102: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	20, // 103: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	48, // 104: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	51, // 105: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	30, // 106: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	32, // 107: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	34, // 108: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	36, // 109: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	38, // 110: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	40, // 111: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	42, // 112: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	44, // 113: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	46, // 114: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	95, // [95:115] is the sub-list for method output_type
+	75, // [75:95] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -4136,7 +4410,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   61,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
