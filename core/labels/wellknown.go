@@ -7,4 +7,8 @@ const (
 	// container images ("docker"); a job with an image only goes to an agent
 	// that has it.
 	ContainerRuntime = "container-runtime"
+	// Git is carried by an agent that found the git client at start (its
+	// version); a job that checks out a source only goes to an agent that
+	// has it.
+	Git = "git"
 )

@@ -13,6 +13,7 @@
 package lifecycle
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,7 +58,27 @@ type Lifecycle struct {
 	fx    Effects
 	now   func() time.Time
 	log   *slog.Logger
+	// sources prepares runs of pipelines with a source (nil: none do).
+	sources Sources
 }
+
+// Sources prepares a run of a pipeline with a source before it is created:
+// it resolves the commit the run builds (o.Commit empty: o.Ref, or the
+// source's default branch, now) and, for a pipeline whose definition lives
+// in its repository, reads it at that commit into o.Spec (a broken file
+// sets o.DefinitionError: the run is created and ends FAILED with it). It
+// leaves a pipeline without a source alone. An error refuses the run: a
+// ref that names nothing answers ErrInvalidArgument.
+type Sources interface {
+	Prepare(ctx context.Context, p *store.Pipeline, o *RunOrigin) error
+}
+
+// UseSources sets what prepares runs of pipelines with a source.
+func (l *Lifecycle) UseSources(s Sources) { l.sources = s }
+
+// Refuse is an error of kind (ErrInvalidArgument…) with its own message,
+// for the Sources.
+func Refuse(kind error, format string, args ...any) error { return refuse(kind, format, args...) }
 
 // New returns the life cycle over a migrated store; now is its clock.
 func New(cfg Config, s *store.Store, fx Effects, now func() time.Time, logger *slog.Logger) *Lifecycle {

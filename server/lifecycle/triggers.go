@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -81,28 +80,6 @@ func (l *Lifecycle) FireCron(ctx context.Context, e trigger.CronEntry, at time.T
 	return err
 }
 
-// Webhooks implements trigger.WebhookTarget.
-func (l *Lifecycle) Webhooks(ctx context.Context, pipelineName string) ([]trigger.WebhookConfig, error) {
-	p, err := l.store.GetPipeline(ctx, pipelineName)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, trigger.ErrNoPipeline
-	}
-	if err != nil {
-		return nil, err
-	}
-	spec, err := DecodeSpec(p.Spec)
-	if err != nil {
-		return nil, err
-	}
-	var out []trigger.WebhookConfig
-	for _, t := range spec.GetTriggers() {
-		if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK {
-			out = append(out, trigger.WebhookConfig{Secret: t.GetSecret(), Branches: t.GetBranches()})
-		}
-	}
-	return out, nil
-}
-
 // FireWebhook implements trigger.WebhookTarget: the push's commit, branch
 // and author become env of the run.
 func (l *Lifecycle) FireWebhook(ctx context.Context, pipelineName string, push trigger.Push) (string, int64, error) {
@@ -115,7 +92,10 @@ func (l *Lifecycle) FireWebhook(ctx context.Context, pipelineName string, push t
 		short = short[:12]
 	}
 	cause := fmt.Sprintf("push to %s by %s (%s)", push.Branch, push.Author, short)
-	origin := RunOrigin{Branch: push.Branch, Source: push.CloneURL}
+	origin := RunOrigin{Branch: push.Branch, Source: push.CloneURL, Event: "push", Ref: push.Ref, Author: push.Author}
+	if len(push.Commit) == 40 || len(push.Commit) == 64 {
+		origin.Commit = push.Commit
+	}
 	r, err := l.StartRunFrom(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, cause, push.Env(), origin)
 	if err != nil {
 		return "", 0, err

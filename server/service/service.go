@@ -44,6 +44,9 @@ type Config struct {
 	Secrets *secrets.Keyring
 	// Metrics counts jobs, leases and log lines; nil counts nothing.
 	Metrics *metrics.Metrics
+	// PublicURL is the dashboard's address as people reach it (server
+	// setting public_url): runs link to their page there. "" links nowhere.
+	PublicURL string
 }
 
 func (c Config) withDefaults() Config {

@@ -36,7 +36,7 @@ func init() {
 			{(*Job)(nil), "jobs", "no_cache_write", "no_cache_write BOOLEAN NOT NULL DEFAULT FALSE"},
 			{(*PipelineRun)(nil), "pipeline_runs", "event", "event VARCHAR NOT NULL DEFAULT ''"},
 			{(*PipelineRun)(nil), "pipeline_runs", "ref", "ref VARCHAR NOT NULL DEFAULT ''"},
-			{(*PipelineRun)(nil), "pipeline_runs", "commit", "commit VARCHAR NOT NULL DEFAULT ''"},
+			{(*PipelineRun)(nil), "pipeline_runs", "commit_sha", "commit_sha VARCHAR NOT NULL DEFAULT ''"},
 			{(*PipelineRun)(nil), "pipeline_runs", "author", "author VARCHAR NOT NULL DEFAULT ''"},
 			{(*PipelineRun)(nil), "pipeline_runs", "pull_request", "pull_request BIGINT NOT NULL DEFAULT 0"},
 			{(*PipelineRun)(nil), "pipeline_runs", "pull_request_title", "pull_request_title VARCHAR NOT NULL DEFAULT ''"},
@@ -53,7 +53,7 @@ func init() {
 		}
 		for _, ix := range []struct{ name, table, cols string }{
 			{"webhook_deliveries_at", "webhook_deliveries", "received_at"},
-			{"commit_statuses_key", "commit_statuses", "key, id"},
+			{"commit_statuses_key", "commit_statuses", "status_key, id"},
 		} {
 			if _, err := db.NewCreateIndex().Table(ix.table).Index(ix.name).IfNotExists().ColumnExpr(ix.cols).Exec(ctx); err != nil {
 				return fmt.Errorf("create index %s: %w", ix.name, err)

@@ -99,7 +99,7 @@ type Job struct {
 	// nil: none.
 	Checkout []byte `bun:"checkout"`
 	// NoCacheWrite: the job writes no shared cache.
-	NoCacheWrite bool `bun:"no_cache_write,notnull"`
+	NoCacheWrite bool `bun:"no_cache_write,notnull,default:false"`
 }
 
 // LogLine is one log line of a job attempt.

@@ -73,17 +73,17 @@ type PipelineRun struct {
 	// What started the run: the event (push, tag, pull_request, manual,
 	// cron, api, pipeline), the ref, the exact commit built, its author,
 	// and the pull request's number and title.
-	Event            string `bun:"event,notnull"`
-	Ref              string `bun:"ref,notnull"`
-	Commit           string `bun:"commit,notnull"`
-	Author           string `bun:"author,notnull"`
-	PullRequest      int64  `bun:"pull_request,notnull"`
-	PullRequestTitle string `bun:"pull_request_title,notnull"`
+	Event            string `bun:"event,notnull,default:''"`
+	Ref              string `bun:"ref,notnull,default:''"`
+	Commit           string `bun:"commit_sha,notnull,default:''"`
+	Author           string `bun:"author,notnull,default:''"`
+	PullRequest      int64  `bun:"pull_request,notnull,default:0"`
+	PullRequestTitle string `bun:"pull_request_title,notnull,default:''"`
 	// NoCacheWrite: the run's jobs write no shared cache (a pull request
 	// from a fork).
-	NoCacheWrite bool `bun:"no_cache_write,notnull"`
+	NoCacheWrite bool `bun:"no_cache_write,notnull,default:false"`
 	// Definition says where the run's definition came from.
-	Definition string `bun:"definition,notnull"`
+	Definition string `bun:"definition,notnull,default:''"`
 }
 
 // PipelineColumns are the columns pipelines may be sorted by.

@@ -54,7 +54,7 @@ type CommitStatus struct {
 
 	ID int64 `bun:"id,pk,autoincrement"`
 	// Key is "repository commit context".
-	Key string `bun:"key,notnull"`
+	Key string `bun:"status_key,notnull"`
 	// PipelineID is the pipeline whose source's credential delivers it.
 	PipelineID string `bun:"pipeline_id,notnull"`
 	// Payload is what the delivering plugin gets (JSON, no credential).
@@ -78,7 +78,7 @@ func (s *Store) QueueStatus(ctx context.Context, cs *CommitStatus) error {
 // earlier state of the same key.
 func (s *Store) DueStatuses(ctx context.Context, now time.Time, limit int) ([]*CommitStatus, error) {
 	var out []*CommitStatus
-	first := s.db.NewSelect().Model((*CommitStatus)(nil)).ColumnExpr("MIN(id)").Group("key")
+	first := s.db.NewSelect().Model((*CommitStatus)(nil)).ColumnExpr("MIN(id)").Group("status_key")
 	err := s.db.NewSelect().Model(&out).Where("id IN (?)", first).Where("next_at <= ?", now).
 		Order("id ASC").Limit(limit).Scan(ctx)
 	if err != nil {
