@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/go-arcade/arcade/agent/checkout"
 	"github.com/go-arcade/arcade/agent/executor"
 	"github.com/go-arcade/arcade/agent/jobtrack"
 	"github.com/go-arcade/arcade/agent/plugincache"
@@ -80,6 +81,13 @@ type Config struct {
 	// DockerHost is the Docker engine's address (DOCKER_HOST form);
 	// "" means the engine's default socket.
 	DockerHost string
+	// Git is the git binary that checks out sources: "" finds git on PATH
+	// at start, "none" takes no checkout jobs. An agent without git does
+	// not carry the git label, so checkout jobs are not handed to it.
+	Git string
+	// GitMirrorMaxBytes bounds the disk of the agent's repository mirrors
+	// (DataDir/git-mirrors); 0 is 10 GiB.
+	GitMirrorMaxBytes int64
 }
 
 // WasmLabel is the label of an agent that runs plugin steps.
@@ -178,6 +186,8 @@ type Agent struct {
 	// tracker records running jobs in DataDir, so that what a killed
 	// agent left is ended when it starts again.
 	tracker *jobtrack.Tracker
+	// checkout checks out sources; nil without git.
+	checkout *checkout.Checkout
 }
 
 // New returns an agent; Run starts it.
@@ -200,6 +210,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	a.rpc = agentv1.NewAgentServiceClient(conn)
 	a.streams = jobv1.NewStreamServiceClient(conn)
+	a.checkout = newCheckout(cfg, logger)
 	if cfg.runsPlugins() {
 		policy := plugincache.Policy{Require: cfg.RequireSignatures}
 		for _, k := range cfg.TrustedKeys {
@@ -313,6 +324,9 @@ func (a *Agent) register(ctx context.Context, session int) error {
 	lbls := maps.Clone(detected)
 	if a.cfg.runsPlugins() {
 		lbls[WasmLabel] = "true"
+	}
+	if a.checkout != nil {
+		lbls[labels.Git] = gitLabel(a.checkout.Git.Version)
 	}
 	maps.Copy(lbls, a.cfg.Labels)
 	hostname, err := os.Hostname()

@@ -22,6 +22,7 @@ import (
 	"github.com/go-arcade/arcade/agent/jobtrack"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	"github.com/go-arcade/arcade/internal/confine"
+	"github.com/go-arcade/arcade/internal/gitcli"
 )
 
 // runningJob is a job the agent runs now.
@@ -186,6 +187,17 @@ func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *
 		env[k] = v
 	}
 	maps.Copy(env, track.Env())
+	// The first phase: the source, on the host.
+	if res := a.checkoutPhase(ctx, job, ws, func(text string) {
+		ship.add(executor.Line{Stream: executor.System, Text: text, Time: time.Now()})
+	}); res != nil {
+		msg := ""
+		if res.Err != nil {
+			msg = res.Err.Error()
+			ship.add(executor.Line{Stream: executor.System, Text: msg, Time: time.Now()})
+		}
+		return *res, msg
+	}
 	if len(job.GetSteps()) > 0 {
 		return a.runSteps(ctx, job, ws, env, ship, track)
 	}
@@ -330,6 +342,10 @@ func hashFile(ws *confine.Dir, name string) (int64, string, error) {
 // config values that come from stored secrets.
 func jobMasks(job *agentv1.Job) []string {
 	masks := slices.Collect(maps.Values(job.GetSecrets()))
+	if c := job.GetCheckout().GetCredential(); c != "" {
+		masks = append(masks, c)
+		masks = append(masks, gitcli.ParseAuth(c).Secrets()...)
+	}
 	for _, m := range job.GetPlugins() {
 		masks = append(masks, slices.Collect(maps.Values(m.GetSecretConfig()))...)
 	}

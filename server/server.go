@@ -42,6 +42,7 @@ import (
 	"github.com/go-arcade/arcade/server/ratelimit"
 	"github.com/go-arcade/arcade/server/secrets"
 	"github.com/go-arcade/arcade/server/service"
+	"github.com/go-arcade/arcade/server/sources"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -119,6 +120,13 @@ type Config struct {
 	// CronTimezone is the zone of cron triggers that name none; empty means
 	// the server's local zone.
 	CronTimezone string
+	// PublicURL is the dashboard's address as people reach it
+	// ("https://ci.example.com"): commit statuses and notifications link
+	// runs there. Empty: they link nowhere.
+	PublicURL string
+	// GitMirrorMaxBytes bounds the disk of the server's repository mirrors
+	// (DataDir/git-mirrors); 0 is 5 GiB.
+	GitMirrorMaxBytes int64
 
 	// Notify routes events to notify plugins.
 	Notify notify.Config
@@ -321,6 +329,8 @@ type Server struct {
 	httpMounts map[string]http.Handler
 	// keyring seals secrets; audit records every write.
 	keyring *secrets.Keyring
+	// hooks serves the forge webhooks (nil: no git on this server).
+	hooks *sources.Hooks
 	audit   *audit.Log
 }
 
@@ -356,7 +366,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, err
 	}
+	if err := sealTriggerSecrets(ctx, st, ring, logger.With("component", "keyring")); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("seal webhook secrets: %w", err)
+	}
 	svc := service.New(service.Config{
+		PublicURL:         cfg.PublicURL,
 		Secrets:           ring,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxPollWait:       cfg.MaxPollWait,
@@ -460,6 +475,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
 		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString(), keyring: ring, audit: auditLog}
+	srv.hooks = setUpSources(cfg, st, svc, auditLog, logger)
 	err = srv.listenWebhook()
 	if err == nil {
 		err = srv.listenHTTP()

@@ -143,9 +143,11 @@ type serverSettings struct {
 		Scope  string `koanf:"scope"`
 		Name   string `koanf:"name"`
 	} `koanf:"api_tokens"`
-	WebhookPort  int    `koanf:"webhook_port"`
-	CronTimezone string `koanf:"cron_timezone"`
-	Notify       []struct {
+	WebhookPort       int    `koanf:"webhook_port"`
+	CronTimezone      string `koanf:"cron_timezone"`
+	PublicURL         string `koanf:"public_url"`
+	GitMirrorMaxBytes int64  `koanf:"git_mirror_max_bytes"`
+	Notify            []struct {
 		Name      string   `koanf:"name"`
 		On        []string `koanf:"on"`
 		Plugin    string   `koanf:"plugin"`
@@ -203,6 +205,8 @@ type agentSettings struct {
 	DataDir        string            `koanf:"data_dir"`
 	TrustedKeys    []string          `koanf:"trusted_keys"`
 	RequireSigs    bool              `koanf:"require_signatures"`
+	Git            string            `koanf:"git"`
+	GitMirrorMax   int64             `koanf:"git_mirror_max_bytes"`
 	Container      struct {
 		Runtime string `koanf:"runtime"`
 		Host    string `koanf:"host"`

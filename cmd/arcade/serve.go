@@ -33,6 +33,8 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Int("rate-burst", 0, "calls an API client may make at once (default: twice the rate)")
 	f.Int("webhook-port", 0, "port of the pipeline webhook endpoint on the --listen host (0: off)")
 	f.String("cron-timezone", "", "time zone of cron triggers that name none (default: local)")
+	f.String("public-url", "", "the dashboard's address as people reach it, e.g. https://ci.example.com (commit statuses link runs there)")
+	f.Int64("git-mirror-max-bytes", 0, "disk the server's repository mirrors may use, in bytes (default 5 GiB)")
 	f.String("artifact-store", "", "storage plugin that keeps artifacts and archived logs, e.g. fs-store (empty: not stored)")
 	f.Int64("artifact-max-bytes", 0, "largest artifact accepted, in bytes (default 1 GiB)")
 	f.Duration("artifact-expire-in", 7*24*time.Hour, "expiry of artifacts whose job sets none (0: kept until the job is deleted)")
@@ -69,7 +71,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
 		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
-		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
+		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, PublicURL: s.PublicURL, GitMirrorMaxBytes: s.GitMirrorMaxBytes, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
 		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen, SecretKeyring: s.SecretKeyring,
 		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
@@ -122,6 +124,8 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.Bool("require-signatures", false, "refuse plugin modules not signed by a trusted key")
 	f.String("container-runtime", "auto", "auto (container jobs when the Docker engine answers), docker, or none (never look for one)")
 	f.String("docker-host", "", "the Docker engine's address (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	f.String("git", "", `the git client checking out sources (default: git on PATH; "none": no checkouts)`)
+	f.Int64("git-mirror-max-bytes", 0, "disk the agent's repository mirrors may use, in bytes (default 10 GiB)")
 }
 
 func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
@@ -135,7 +139,7 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 		dockerHost = os.Getenv("DOCKER_HOST")
 	}
 	return agent.Config{
-		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost,
+		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost, Git: s.Git, GitMirrorMaxBytes: s.GitMirrorMax,
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,

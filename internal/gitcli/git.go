@@ -58,17 +58,10 @@ var ErrNotFound = errors.New("git not found on PATH")
 
 // Find looks up git on PATH and asks its version.
 func Find() (*Git, error) {
-	p, err := exec.LookPath("git")
-	if err != nil {
+	if _, err := exec.LookPath("git"); err != nil {
 		return nil, ErrNotFound
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, p, "version").Output()
-	if err != nil {
-		return nil, fmt.Errorf("git version: %w", err)
-	}
-	return &Git{Path: p, Version: strings.TrimSpace(strings.TrimPrefix(string(out), "git version "))}, nil
+	return FindAt("git")
 }
 
 // Auth is the credential of one repository.
@@ -322,3 +315,18 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 }
 
 func (t *tailWriter) String() string { return string(t.buf) }
+
+// FindAt is Find for the git binary at path.
+func FindAt(path string) (*Git, error) {
+	p, err := exec.LookPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("git %s: %w", path, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, p, "version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s version: %w", p, err)
+	}
+	return &Git{Path: p, Version: strings.TrimSpace(strings.TrimPrefix(string(out), "git version "))}, nil
+}

@@ -104,6 +104,9 @@ var (
 	// ErrInvalidArgument: part of the request is malformed; the message
 	// names the field.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrFailedPrecondition: the server cannot do it as it stands (a
+	// pipeline with a source on a server without git).
+	ErrFailedPrecondition = errors.New("failed precondition")
 )
 
 // refusal is an error of one kind with its own message.

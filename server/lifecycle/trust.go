@@ -46,6 +46,9 @@ type RunOrigin struct {
 	Author           string
 	PullRequest      int64
 	PullRequestTitle string
+	// BaseBranch is a pull request's base branch: a pull request from a
+	// fork runs the definition found there.
+	BaseBranch string
 	// NoCacheWrite: the run's jobs write no shared cache (set for every run
 	// of untrusted origin).
 	NoCacheWrite bool

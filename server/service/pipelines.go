@@ -444,9 +444,6 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 	}
 	r, err := s.life.StartRunFrom(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api by "+actor(ctx), req.GetParams(), origin)
 	if err != nil {
-		if errors.Is(err, lifecycle.ErrInvalidArgument) {
-			return nil, grpcstatus.Error(codes.InvalidArgument, err.Error())
-		}
 		return nil, storeError(err, "run")
 	}
 	run, err := s.runProto(ctx, r)

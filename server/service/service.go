@@ -141,6 +141,12 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 // they may use.
 func (s *Service) Secrets() *secrets.Resolver { return s.secrets }
 
+// Life is the service's life cycle of jobs and runs.
+func (s *Service) Life() *lifecycle.Lifecycle { return s.life }
+
+// UseSources sets what prepares runs of pipelines with a source.
+func (s *Service) UseSources(src lifecycle.Sources) { s.life.UseSources(src) }
+
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
 
@@ -162,7 +168,7 @@ func storeError(err error, what string) error {
 		return nil
 	case errors.Is(err, lifecycle.ErrInvalidArgument):
 		return grpcstatus.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased):
+	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased), errors.Is(err, lifecycle.ErrFailedPrecondition):
 		return grpcstatus.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		return grpcstatus.Errorf(codes.NotFound, "%s not found", what)
