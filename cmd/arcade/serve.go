@@ -125,7 +125,6 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.String("container-runtime", "auto", "auto (container jobs when the Docker engine answers), docker, or none (never look for one)")
 	f.String("docker-host", "", "the Docker engine's address (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
 	f.String("git", "", `the git client checking out sources (default: git on PATH; "none": no checkouts)`)
-	f.Int64("git-mirror-max-bytes", 0, "disk the agent's repository mirrors may use, in bytes (default 10 GiB)")
 }
 
 func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
