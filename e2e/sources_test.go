@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/internal/gittest"
 )
@@ -230,4 +229,197 @@ func filesHolding(t *testing.T, dir, s string) {
 	})
 }
 
-var _ = agentv1.JobStatus_JOB_STATUS_SUCCESS
+
+
+// Forge events beyond a push: filters on changed paths over more than 20
+// commits, branch deletions on each forge, tags, a pull request from a
+// fork (the base branch's definition, no secret values, no trusted agents,
+// no cache writes) beside one from the repository itself, and a broken
+// .arcade.yaml (a FAILED run saying why).
+func TestSourcesForgeEvents(t *testing.T) {
+	remote := gittest.New(t)
+	repo := remote.Repo("svc")
+	h := remote.ServeHTTP("", "")
+	url := h.RepoURL("svc")
+	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"))
+	if out, err := sc.cliIn("s3cr3t-deploy-value\n", "secret", "set", "DEPLOY_KEY"); err != nil {
+		t.Fatalf("secret set: %v\n%s", err, out)
+	}
+	base := repo.Commit(map[string]string{".arcade.yaml": `stages:
+  - name: s
+    jobs:
+      - {name: def, commands: ["echo from-base key=${DEPLOY_KEY:-none}"], secrets: [DEPLOY_KEY]}
+`}, "pipeline file")
+	sc.createPipeline(fmt.Sprintf(`name: paths
+source: {url: %q}
+triggers: [{type: webhook, secret: hush, events: [push, pull_request], paths: ["src/**"]}]
+stages: [{name: s, jobs: [{name: j, commands: ["git log --oneline -1"]}]}]
+`, url))
+	sc.createPipeline(fmt.Sprintf(`name: repo-def
+source: {url: %q, definition: .arcade.yaml}
+triggers: [{type: webhook, secret: hush, branches: [main], tags: ["v*"]}]
+`, url))
+	sc.startGitAgent("ga")
+	vars := func(kind string) gittest.Vars {
+		return gittest.Vars{Branch: "main", Author: "ada", Owner: "acme", Name: "svc", RepoID: 7, CloneURL: url, WebURL: "https://forge.example.com/acme/svc"}
+	}
+
+	// 25 commits touching docs only: the paths pipeline skips; the repo-def
+	// pipeline (no path filter) runs.
+	before := base
+	for i := range 25 {
+		repo.Commit(map[string]string{"docs/n.txt": fmt.Sprint(i)}, "docs")
+	}
+	v := vars("push")
+	v.Before, v.After = before, repo.Head()
+	code, ans := sc.deliver("github", "push", "p-1", "hush", gittest.Delivery(t, "github-push", v))
+	if code != http.StatusCreated || len(runIDs(ans)) != 1 || !strings.Contains(fmt.Sprint(ans["skipped"]), "none of the 1 changed files matches src/**") {
+		t.Fatalf("docs push: %d %v", code, ans)
+	}
+	r := sc.waitRun(runIDs(ans)[0])
+	if r.GetPipelineName() != "repo-def" || r.GetStatus() != success || !strings.Contains(r.GetDefinition(), ".arcade.yaml at") {
+		t.Fatalf("repo-def run %s %v %q %q", r.GetPipelineName(), r.GetStatus(), r.GetDefinition(), r.GetMessage())
+	}
+	if l := sc.logText(jobsByName(r)["def"].GetId()); !strings.Contains(l, "from-base key=***") {
+		t.Fatalf("repo-def log:\n%s", l)
+	}
+	// 25 more, one of them (not the last) touching src/: both run.
+	before = repo.Head()
+	for i := range 25 {
+		files := map[string]string{"docs/n.txt": fmt.Sprint("again", i)}
+		if i == 3 {
+			files["src/main.go"] = "package main\n"
+		}
+		repo.Commit(files, "more")
+	}
+	v.Before, v.After = before, repo.Head()
+	code, ans = sc.deliver("gitea", "push", "p-2", "hush", gittest.Delivery(t, "gitea-push", v))
+	if code != http.StatusCreated || len(runIDs(ans)) != 2 {
+		t.Fatalf("src push: %d %v", code, ans)
+	}
+	for _, id := range runIDs(ans) {
+		if r := sc.waitRun(id); r.GetStatus() != success {
+			t.Fatalf("run %s: %v %s", r.GetPipelineName(), r.GetStatus(), r.GetMessage())
+		}
+	}
+
+	// Branch deletions on each forge start nothing.
+	nruns := len(sc.runs("repo-def"))
+	repo.Checkout("doomed")
+	doomed := repo.Commit(map[string]string{"x": "x"}, "doomed")
+	repo.DeleteBranch("doomed")
+	dv := vars("delete")
+	dv.Branch, dv.Before, dv.Deleted = "doomed", doomed, true
+	for _, d := range []struct{ forge, event, file string }{
+		{"github", "push", "github-push-delete"}, {"gitea", "delete", "gitea-delete"}, {"forgejo", "delete", "gitea-delete"}, {"gitlab", "Push Hook", "gitlab-push"},
+	} {
+		dv := dv
+		if d.forge == "gitlab" {
+			dv.After = strings.Repeat("0", 40)
+		}
+		code, ans := sc.deliver(d.forge, d.event, "del-"+d.forge, "hush", gittest.Delivery(t, d.file, dv))
+		if code != http.StatusOK || ans["event"] != "deleted" || len(runIDs(ans)) != 0 {
+			t.Errorf("%s branch deletion: %d %v", d.forge, code, ans)
+		}
+	}
+	if n := len(sc.runs("repo-def")); n != nruns {
+		t.Fatalf("deletions started %d run(s)", n-nruns)
+	}
+
+	// An annotated tag: after is the tag object; the run builds its commit.
+	repo.Checkout("main")
+	tagged := repo.Head()
+	tv := vars("tag")
+	tv.Tag, tv.Commit = "v1.2.0", tagged
+	tv.After = repo.Tag("v1.2.0", "release")
+	code, ans = sc.deliver("github", "push", "tag-1", "hush", gittest.Delivery(t, "github-tag", tv))
+	if code != http.StatusCreated || len(runIDs(ans)) != 1 {
+		t.Fatalf("tag: %d %v", code, ans)
+	}
+	if r := sc.waitRun(runIDs(ans)[0]); r.GetCommit() != tagged || r.GetEvent() != "tag" || r.GetRef() != "refs/tags/v1.2.0" {
+		t.Fatalf("tag run at %s (%s %s), want %s", r.GetCommit(), r.GetEvent(), r.GetRef(), tagged)
+	}
+
+	// A pull request from a fork changes the definition to print the
+	// secret: the base branch's runs instead, without the secret.
+	repo.Checkout("evil")
+	evil := repo.Commit(map[string]string{".arcade.yaml": `stages:
+  - name: s
+    jobs:
+      - {name: def, commands: ["echo from-fork key=$DEPLOY_KEY"], secrets: [DEPLOY_KEY]}
+`, "src/evil.go": "package evil\n"}, "evil")
+	repo.PushRef("refs/pull/9/head")
+	pv := vars("pr")
+	pv.Number, pv.Action, pv.Title, pv.HeadRef, pv.HeadOwner, pv.HeadRepoID, pv.Fork, pv.Before, pv.After = 9, "opened", "Improve things", "evil", "mallory", 666, true, tagged, evil
+	code, ans = sc.deliver("github", "pull_request", "pr-9", "hush", gittest.Delivery(t, "github-pull_request", pv))
+	if code != http.StatusCreated || len(runIDs(ans)) != 2 {
+		t.Fatalf("fork pull request: %d %v", code, ans)
+	}
+	for _, id := range runIDs(ans) {
+		r := sc.waitRun(id)
+		if !r.GetUntrustedOrigin() || !r.GetNoCacheWrite() || r.GetTrustedAgents() || r.GetPullRequest() != 9 || r.GetCommit() != evil || r.GetEvent() != "pull_request" {
+			t.Fatalf("fork run: untrusted %v no-cache-write %v trusted-agents %v pr %d commit %s", r.GetUntrustedOrigin(), r.GetNoCacheWrite(), r.GetTrustedAgents(), r.GetPullRequest(), r.GetCommit())
+		}
+		if r.GetPipelineName() != "repo-def" {
+			continue
+		}
+		if r.GetStatus() != success || !strings.Contains(r.GetDefinition(), "base branch main") {
+			t.Fatalf("fork run %v %q %q", r.GetStatus(), r.GetDefinition(), r.GetMessage())
+		}
+		l := sc.logText(jobsByName(r)["def"].GetId())
+		if !strings.Contains(l, "from-base key=none") || strings.Contains(l, "from-fork") || strings.Contains(l, "s3cr3t") {
+			t.Fatalf("fork run log:\n%s", l)
+		}
+	}
+	// The same change from a branch of the repository itself runs its own
+	// definition, with the secret (masked).
+	pv.HeadOwner, pv.HeadRepoID, pv.Fork, pv.Action = "acme", 7, false, "synchronize"
+	code, ans = sc.deliver("github", "pull_request", "pr-9b", "hush", gittest.Delivery(t, "github-pull_request", pv))
+	if code != http.StatusCreated {
+		t.Fatalf("own pull request: %d %v", code, ans)
+	}
+	for _, id := range runIDs(ans) {
+		r := sc.waitRun(id)
+		if r.GetPipelineName() == "repo-def" {
+			if l := sc.logText(jobsByName(r)["def"].GetId()); r.GetUntrustedOrigin() || !strings.Contains(l, "from-fork key=***") {
+				t.Fatalf("own pull request run (untrusted %v):\n%s", r.GetUntrustedOrigin(), l)
+			}
+		}
+	}
+
+	// A broken .arcade.yaml on main: a FAILED run saying why.
+	repo.Checkout("main")
+	broken := repo.Commit(map[string]string{".arcade.yaml": "stages:\n  - name: s\n    jobs:\n      - {name: a, commands: [x], depends_on: [ghost]}\n"}, "break it")
+	bv := vars("push")
+	bv.Before, bv.After = tagged, broken
+	code, ans = sc.deliver("gitlab", "Push Hook", "b-1", "hush", gittest.Delivery(t, "gitlab-push", bv))
+	if code != http.StatusCreated || len(runIDs(ans)) != 1 {
+		t.Fatalf("broken push: %d %v", code, ans)
+	}
+	r = sc.waitRun(runIDs(ans)[0])
+	if r.GetStatus() != failed || !strings.Contains(r.GetMessage(), ".arcade.yaml at") || !strings.Contains(r.GetMessage(), "ghost") {
+		t.Fatalf("broken definition run: %v %q", r.GetStatus(), r.GetMessage())
+	}
+}
+
+// Bad sources are refused naming the field, and change nothing.
+func TestSourcesBadInput(t *testing.T) {
+	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"))
+	for _, tc := range []struct{ yaml, field string }{
+		{`source: {url: "ftp://example.com/app.git"}`, "source.url"},
+		{`source: {url: "https://example.com/app.git", credential: NO_SUCH_SECRET}`, "source.credential"},
+		{`source: {url: "https://example.com/app.git", branch: "a..b"}`, "source.default_branch"},
+		{`source: {url: "https://user:pw@example.com/app.git"}`, "source.url"},
+		{"source: {url: \"https://example.com/app.git\"}\ntriggers: [{type: webhook, secret: s, branches: [\"release/[0-9\"]}]", "triggers[0].branches[0]"},
+		{"source: {url: \"https://example.com/app.git\"}\ntriggers: [{type: webhook, secret: s, events: [merge]}]", "triggers[0].events[0]"},
+	} {
+		_, err := sc.jobs.CreatePipeline(context.Background(), &jobv1.CreatePipelineRequest{Yaml: "name: bad\n" + tc.yaml + "\nstages: [{name: s, jobs: [{name: j, commands: [x]}]}]\n"})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: %v, want InvalidArgument naming %s", tc.yaml, err, tc.field)
+		}
+	}
+	resp, err := sc.jobs.ListPipelines(context.Background(), &jobv1.ListPipelinesRequest{})
+	if err != nil || len(resp.GetPipelines()) != 0 {
+		t.Fatalf("pipelines after refusals: %v %v", resp.GetPipelines(), err)
+	}
+}
