@@ -8,11 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -421,5 +423,160 @@ func TestSourcesBadInput(t *testing.T) {
 	resp, err := sc.jobs.ListPipelines(context.Background(), &jobv1.ListPipelinesRequest{})
 	if err != nil || len(resp.GetPipelines()) != 0 {
 		t.Fatalf("pipelines after refusals: %v %v", resp.GetPipelines(), err)
+	}
+}
+
+// statusReceiver stands in for the forges' commit status APIs: it records
+// each status as it arrives. Pending statuses are answered slowly.
+type statusReceiver struct {
+	URL  string
+	slow time.Duration
+	mu   sync.Mutex
+	got  []receivedStatus
+}
+
+type receivedStatus struct {
+	Path, Auth, State, Context, TargetURL, Description string
+}
+
+func newStatusReceiver(t *testing.T, slowPending time.Duration) *statusReceiver {
+	sr := &statusReceiver{slow: slowPending}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		json.NewDecoder(r.Body).Decode(&body)
+		auth := r.Header.Get("Authorization")
+		if auth == "" {
+			auth = "PRIVATE-TOKEN " + r.Header.Get("PRIVATE-TOKEN")
+		}
+		ctx := body["context"]
+		if ctx == "" {
+			ctx = body["name"]
+		}
+		if body["state"] == "pending" && sr.slow > 0 {
+			time.Sleep(sr.slow)
+		}
+		sr.mu.Lock()
+		sr.got = append(sr.got, receivedStatus{Path: r.URL.Path, Auth: auth, State: body["state"], Context: ctx,
+			TargetURL: body["target_url"], Description: body["description"]})
+		sr.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"id": 1}`)
+	}))
+	t.Cleanup(srv.Close)
+	sr.URL = srv.URL
+	return sr
+}
+
+// states are the states received for a context, in arrival order.
+func (sr *statusReceiver) states(context string) ([]string, []receivedStatus) {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	var out []string
+	var all []receivedStatus
+	for _, s := range sr.got {
+		if s.Context == context {
+			out = append(out, s.State)
+			all = append(all, s)
+		}
+	}
+	return out, all
+}
+
+// Each run reports its states to the forge through the forge-status
+// plugin, in order, the last one winning, with the run's page and the
+// source's token: GitHub and Gitea get pending, pending (running),
+// success; GitLab pending, running, success. A slow "pending" call holds
+// the later states back rather than letting them pass it. A broken
+// .arcade.yaml reports a failure.
+func TestSourcesCommitStatuses(t *testing.T) {
+	const token = "glpat-statusToken42"
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "forge-status.wasm")
+	buildPlugin(t, "../plugins/forge-status", wasm)
+	rcv := newStatusReceiver(t, 1500*time.Millisecond)
+	var plugins strings.Builder
+	plugins.WriteString("plugins:\n")
+	for _, f := range []string{"github", "gitea", "gitlab"} {
+		fmt.Fprintf(&plugins, `  - name: forge-status-%s
+    path: %s
+    kind: notify
+    config: {forge: %s, api_url: "%s/api/%s"}
+    grants: {allowed_hosts: [127.0.0.1], timeout: 10s, memory_limit_mib: 32, max_instances: 2}
+`, f, wasm, f, rcv.URL, f)
+	}
+	pluginsPath := filepath.Join(dir, "plugins.yaml")
+	os.WriteFile(pluginsPath, []byte(plugins.String()), 0o644)
+	remote := gittest.New(t)
+	repo := remote.Repo("web")
+	h := remote.ServeHTTP("", "")
+	url := h.RepoURL("web")
+	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), "--plugins-config", pluginsPath)
+	if out, err := sc.cliIn(token+"\n", "secret", "set", "WEB_TOKEN"); err != nil {
+		t.Fatalf("secret set: %v\n%s", err, out)
+	}
+	repo.Commit(map[string]string{".arcade.yaml": "stages: [{name: s, jobs: [{name: j, commands: [\"git rev-parse HEAD\"]}]}]\n"}, "pipeline")
+	for _, f := range []string{"github", "gitea", "gitlab"} {
+		def := ""
+		if f == "github" {
+			def = ", definition: .arcade.yaml"
+		}
+		sc.createPipeline(fmt.Sprintf(`name: web-%s
+source: {url: %q, credential: WEB_TOKEN, status_plugin: forge-status-%s%s}
+triggers: [{type: webhook, secret: hush}]
+stages: [{name: s, jobs: [{name: j, commands: ["sleep 0.2"]}]}]
+`, f, url, f, def))
+	}
+	sc.startGitAgent("ga")
+	commit := repo.Commit(map[string]string{"x.txt": "1"}, "change")
+	v := gittest.Vars{Branch: "main", After: commit, Before: strings.Repeat("0", 40), Author: "ada", Owner: "acme", Name: "web", RepoID: 3, CloneURL: url, WebURL: "https://forge.example.com/acme/web"}
+	code, ans := sc.deliver("github", "push", "s-1", "hush", gittest.Delivery(t, "github-push", v))
+	if code != http.StatusCreated || len(runIDs(ans)) != 3 {
+		t.Fatalf("push: %d %v", code, ans)
+	}
+	for _, id := range runIDs(ans) {
+		if r := sc.waitRun(id); r.GetStatus() != success {
+			t.Fatalf("run %s %v %s", r.GetPipelineName(), r.GetStatus(), r.GetMessage())
+		}
+	}
+	want := map[string][]string{"github": {"pending", "pending", "success"}, "gitea": {"pending", "pending", "success"}, "gitlab": {"pending", "running", "success"}}
+	paths := map[string]string{"github": "/api/github/repos/web/statuses/" + commit, "gitea": "/api/gitea/repos/web/statuses/" + commit,
+		"gitlab": "/api/gitlab/projects/web/statuses/" + commit}
+	auths := map[string]string{"github": "Bearer " + token, "gitea": "token " + token, "gitlab": "PRIVATE-TOKEN " + token}
+	for f, w := range want {
+		ctx := "arcade/web-" + f
+		sc.waitFor(ctx+" statuses", func() bool { s, _ := rcv.states(ctx); return len(s) >= len(w) })
+		time.Sleep(200 * time.Millisecond) // nothing more comes
+		got, all := rcv.states(ctx)
+		if strings.Join(got, ",") != strings.Join(w, ",") {
+			t.Errorf("%s: states %v, want %v", f, got, w)
+			continue
+		}
+		for _, s := range all {
+			if s.Path != paths[f] || s.Auth != auths[f] || !strings.HasPrefix(s.TargetURL, "https://ci.example.com/runs/") {
+				t.Errorf("%s: status %+v", f, s)
+			}
+		}
+		if !strings.Contains(all[1].Description, "running") {
+			t.Errorf("%s: running status says %q", f, all[1].Description)
+		}
+	}
+	// A broken definition: pending, then failure.
+	broken := repo.Commit(map[string]string{".arcade.yaml": "stages: [{name: s, jobs: []}]\n"}, "break")
+	v.Before, v.After = commit, broken
+	code, ans = sc.deliver("github", "push", "s-2", "hush", gittest.Delivery(t, "github-push", v))
+	if code != http.StatusCreated {
+		t.Fatalf("push: %d %v", code, ans)
+	}
+	sc.waitFor("failure status", func() bool {
+		_, all := rcv.states("arcade/web-github")
+		return len(all) >= 5
+	})
+	_, all := rcv.states("arcade/web-github")
+	if all[3].State != "pending" || all[4].State != "failure" || !strings.HasSuffix(all[4].Path, broken) || !strings.Contains(all[4].Description, ".arcade.yaml") {
+		t.Fatalf("broken definition statuses: %+v", all[3:])
+	}
+	// The token is not in the server's log.
+	if b, _ := os.ReadFile(sc.server.logPath); bytes.Contains(b, []byte(token)) {
+		t.Fatal("the server log holds the token")
 	}
 }

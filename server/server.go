@@ -331,6 +331,8 @@ type Server struct {
 	keyring *secrets.Keyring
 	// hooks serves the forge webhooks (nil: no git on this server).
 	hooks *sources.Hooks
+	// statuses delivers commit statuses.
+	statuses *sources.Statuses
 	audit   *audit.Log
 }
 
@@ -438,6 +440,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	notifier.UseRuns(storeRuns{store: st})
+	statuses := &sources.Statuses{Store: st, Send: sender, Credentials: svc.Secrets(), RunURL: svc.RunURL,
+		Log: logger.With("component", "commit-status"), Now: time.Now}
+	svc.OnRunChange(statuses.RunChanged)
 	svc.OnLocalEvent(notifier.Handle)
 	bus := svc.Events()
 	// The first-party storage plugin is granted DataDir/artifacts
@@ -476,6 +481,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
 		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString(), keyring: ring, audit: auditLog}
 	srv.hooks = setUpSources(cfg, st, svc, auditLog, logger)
+	srv.statuses = statuses
 	err = srv.listenWebhook()
 	if err == nil {
 		err = srv.listenHTTP()
@@ -520,6 +526,9 @@ func (s *Server) Run(ctx context.Context) error {
 	dispatching := make(chan struct{})
 	go func() { defer close(dispatching); s.svc.Dispatch(ctx) }()
 	defer func() { cancel(); <-dispatching }() // before the store closes
+	reported := make(chan struct{})
+	go func() { s.statuses.Run(ctx); close(reported) }()
+	defer func() { cancel(); <-reported }() // before the store closes
 	notified := make(chan struct{})
 	go func() { s.notify.Run(ctx); close(notified) }()
 	defer func() { cancel(); <-notified }()

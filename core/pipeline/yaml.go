@@ -39,6 +39,8 @@ type sourceSpec struct {
 	// the base branch's definition) or "approval" (the pull request's own,
 	// once approved).
 	ForkDefinition string `yaml:"fork_definition"`
+	// StatusPlugin is the notify plugin reporting commit statuses.
+	StatusPlugin string `yaml:"status_plugin"`
 }
 
 type triggerSpec struct {
@@ -123,7 +125,7 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 	}
 	if s := f.Source; s != nil {
 		src := &jobv1.Source{Url: s.URL, DefaultBranch: s.Branch, Credential: s.Credential,
-			DefinitionPath: s.Definition, Depth: s.Depth, Submodules: s.Submodules}
+			DefinitionPath: s.Definition, Depth: s.Depth, Submodules: s.Submodules, StatusPlugin: s.StatusPlugin}
 		switch strings.ToLower(strings.TrimSpace(s.ForkDefinition)) {
 		case "", "base":
 		case "approval":

@@ -110,6 +110,13 @@ func (l *Lifecycle) Report(ctx context.Context, rep Report) (*store.Job, error) 
 	}
 	if changed && to == jobstate.Running {
 		l.fx.JobEvent(j, jobv1.EventType_EVENT_TYPE_JOB_STARTED, "")
+		if j.RunID != "" {
+			// A run starts with its first job (its "running" state is
+			// reported to the forge then, not when a job ends).
+			if err := l.AdvanceRun(ctx, j.RunID); err != nil && ctx.Err() == nil {
+				l.log.Warn("advance pipeline run", "run", j.RunID, "job", j.ID, "err", err)
+			}
+		}
 	}
 	if changed && jobstate.Terminal(to) {
 		if err := l.recordArtifacts(ctx, j.ID, rep.Attempt, rep.Artifacts); err != nil {

@@ -40,7 +40,7 @@ type Data struct {
 // jobTypes and runTypes name the terminal statuses of jobs and runs.
 var (
 	jobTypes = map[string]string{"success": "job.succeeded", "failed": "job.failed", "timeout": "job.timeout", "cancelled": "job.cancelled"}
-	runTypes = map[string]string{"pending": "pipeline.created", "success": "pipeline.succeeded", "failed": "pipeline.failed",
+	runTypes = map[string]string{"pending": "pipeline.created", "running": "pipeline.started", "success": "pipeline.succeeded", "failed": "pipeline.failed",
 		"timeout": "pipeline.timeout", "cancelled": "pipeline.cancelled"}
 )
 
@@ -62,6 +62,9 @@ func Classify(e *jobv1.Event) (d Data, ok bool) {
 		d.Type = jobTypes[a["status"]]
 	case jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS:
 		d.Type = runTypes[a["status"]]
+		if a["status"] == "running" && a["started"] != "true" {
+			d.Type = "" // a running run moving on; "started" is its first move
+		}
 		d.Pipeline, d.Run, d.PipelineID, d.RunID = a["pipeline"], a["number"], a["pipeline_id"], e.GetResourceId()
 	case jobv1.EventType_EVENT_TYPE_AGENT_ONLINE:
 		d.Type, d.Status, d.Agent = "agent.online", "online", a["name"]

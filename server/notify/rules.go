@@ -18,7 +18,7 @@ import (
 // EventTypes are the event types rules may name, as Classify spells them.
 var EventTypes = []string{
 	"job.created", "job.started", "job.succeeded", "job.failed", "job.timeout", "job.cancelled",
-	"pipeline.created", "pipeline.succeeded", "pipeline.failed", "pipeline.timeout", "pipeline.cancelled",
+	"pipeline.created", "pipeline.started", "pipeline.succeeded", "pipeline.failed", "pipeline.timeout", "pipeline.cancelled",
 	"agent.online", "agent.offline",
 	"plugin.loaded", "plugin.unloaded", "plugin.failed",
 }

@@ -78,6 +78,8 @@ type Service struct {
 	dispatch *dispatch.Dispatcher
 	// life makes every change of state of jobs and runs.
 	life *lifecycle.Lifecycle
+	// runHooks see every change of a run (OnRunChange).
+	runHooks []func(*store.PipelineRun)
 	log  *slog.Logger
 	now  func() time.Time
 	auth Forgetter
@@ -144,6 +146,11 @@ func (s *Service) Secrets() *secrets.Resolver { return s.secrets }
 // Life is the service's life cycle of jobs and runs.
 func (s *Service) Life() *lifecycle.Lifecycle { return s.life }
 
+// OnRunChange makes fn see every change of a run made on this replica, in
+// order, before its event is published (commit statuses are queued there).
+// fn must be quick. Call it before serving.
+func (s *Service) OnRunChange(fn func(*store.PipelineRun)) { s.runHooks = append(s.runHooks, fn) }
+
 // UseSources sets what prepares runs of pipelines with a source.
 func (s *Service) UseSources(src lifecycle.Sources) { s.life.UseSources(src) }
 
@@ -193,7 +200,12 @@ type effects struct{ s *Service }
 func (e effects) Wake()                         { e.s.dispatch.Wake() }
 func (e effects) Cancel(agentID string)         { e.s.requestCancel(agentID) }
 func (e effects) AttemptEnded(j *store.Job)     { e.s.logs.End(j.ID) }
-func (e effects) RunEvent(r *store.PipelineRun) { e.s.publishRun(r) }
+func (e effects) RunEvent(r *store.PipelineRun) {
+	for _, fn := range e.s.runHooks {
+		fn(r)
+	}
+	e.s.publishRun(r)
+}
 func (e effects) JobEvent(j *store.Job, typ jobv1.EventType, msg string) {
 	e.s.publishJob(j, typ, msg)
 }

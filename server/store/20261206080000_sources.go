@@ -42,6 +42,7 @@ func init() {
 			{(*PipelineRun)(nil), "pipeline_runs", "pull_request_title", "pull_request_title VARCHAR NOT NULL DEFAULT ''"},
 			{(*PipelineRun)(nil), "pipeline_runs", "no_cache_write", "no_cache_write BOOLEAN NOT NULL DEFAULT FALSE"},
 			{(*PipelineRun)(nil), "pipeline_runs", "definition", "definition VARCHAR NOT NULL DEFAULT ''"},
+			{(*PipelineRun)(nil), "pipeline_runs", "status_reported", "status_reported INTEGER NOT NULL DEFAULT 0"},
 		}
 		for _, a := range add {
 			if _, err := db.ExecContext(ctx, "SELECT "+a.col+" FROM "+a.table+" LIMIT 0"); err == nil {

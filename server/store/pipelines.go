@@ -84,6 +84,9 @@ type PipelineRun struct {
 	NoCacheWrite bool `bun:"no_cache_write,notnull,default:false"`
 	// Definition says where the run's definition came from.
 	Definition string `bun:"definition,notnull,default:''"`
+	// StatusReported is the rank of the last state queued for the forge
+	// (1 pending, 2 running, 3 final): states only move forward.
+	StatusReported int32 `bun:"status_reported,notnull,default:0"`
 }
 
 // PipelineColumns are the columns pipelines may be sorted by.

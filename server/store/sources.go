@@ -156,3 +156,28 @@ func (s *Store) SealTriggerSecrets(ctx context.Context, id string, seal func(pla
 func (s *Store) ScrubFreedSpace(ctx context.Context) error {
 	return scrubFreedSpace(ctx, s.db)
 }
+
+// ReportRunState records that the state of rank (1 pending, 2 running, 3
+// final) of a run is queued for its forge, unless it or a later one
+// already was; it reports whether this call recorded it.
+func (s *Store) ReportRunState(ctx context.Context, runID string, rank int32) (bool, error) {
+	res, err := s.db.NewUpdate().Model((*PipelineRun)(nil)).Set("status_reported = ?", rank).
+		Where("id = ?", runID).Where("status_reported < ?", rank).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("record reported state of run %s: %w", runID, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// ClaimStatus takes a due state for delivery until until (so that another
+// replica passes it by meanwhile); false when it was taken already.
+func (s *Store) ClaimStatus(ctx context.Context, cs *CommitStatus, until time.Time) (bool, error) {
+	res, err := s.db.NewUpdate().Model((*CommitStatus)(nil)).Set("next_at = ?", until).
+		Where("id = ?", cs.ID).Where("next_at = ?", cs.NextAt).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("claim commit status: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}

@@ -1954,8 +1954,12 @@ type Source struct {
 	// (not the base branch's) only once a token with write scope approved
 	// the run; false: they always run the base branch's definition.
 	ForkDefinitionNeedsApproval bool `protobuf:"varint,7,opt,name=fork_definition_needs_approval,json=forkDefinitionNeedsApproval,proto3" json:"fork_definition_needs_approval,omitempty"`
-	unknownFields               protoimpl.UnknownFields
-	sizeCache                   protoimpl.SizeCache
+	// The notify plugin that reports each run's state to the forge as a
+	// commit status (the first-party forge-status); empty: none. The
+	// source's credential is handed to it with each status.
+	StatusPlugin  string `protobuf:"bytes,8,opt,name=status_plugin,json=statusPlugin,proto3" json:"status_plugin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Source) Reset() {
@@ -2035,6 +2039,13 @@ func (x *Source) GetForkDefinitionNeedsApproval() bool {
 		return x.ForkDefinitionNeedsApproval
 	}
 	return false
+}
+
+func (x *Source) GetStatusPlugin() string {
+	if x != nil {
+		return x.StatusPlugin
+	}
+	return ""
 }
 
 // PipelineStatistics summarises a pipeline's runs.
@@ -3979,7 +3990,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"has_secret\x18\a \x01(\bR\thasSecret\x12\x12\n" +
 	"\x04tags\x18( \x03(\tR\x04tags\x12\x16\n" +
 	"\x06events\x18) \x03(\tR\x06events\x12\x14\n" +
-	"\x05paths\x18* \x03(\tR\x05paths\"\x85\x02\n" +
+	"\x05paths\x18* \x03(\tR\x05paths\"\xaa\x02\n" +
 	"\x06Source\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12%\n" +
 	"\x0edefault_branch\x18\x02 \x01(\tR\rdefaultBranch\x12\x1e\n" +
@@ -3991,7 +4002,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"submodules\x18\x06 \x01(\bR\n" +
 	"submodules\x12C\n" +
-	"\x1efork_definition_needs_approval\x18\a \x01(\bR\x1bforkDefinitionNeedsApproval\"\x9c\x02\n" +
+	"\x1efork_definition_needs_approval\x18\a \x01(\bR\x1bforkDefinitionNeedsApproval\x12#\n" +
+	"\rstatus_plugin\x18\b \x01(\tR\fstatusPlugin\"\x9c\x02\n" +
 	"\x12PipelineStatistics\x12\x1d\n" +
 	"\n" +
 	"total_runs\x18\x01 \x01(\x03R\ttotalRuns\x12!\n" +
