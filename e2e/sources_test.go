@@ -231,8 +231,6 @@ func filesHolding(t *testing.T, dir, s string) {
 	})
 }
 
-
-
 // Forge events beyond a push: filters on changed paths over more than 20
 // commits, branch deletions on each forge, tags, a pull request from a
 // fork (the base branch's definition, no secret values, no trusted agents,

@@ -333,7 +333,7 @@ type Server struct {
 	hooks *sources.Hooks
 	// statuses delivers commit statuses.
 	statuses *sources.Statuses
-	audit   *audit.Log
+	audit    *audit.Log
 }
 
 // New opens the database, migrates it and binds the listener.

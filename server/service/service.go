@@ -80,9 +80,9 @@ type Service struct {
 	life *lifecycle.Lifecycle
 	// runHooks see every change of a run (OnRunChange).
 	runHooks []func(*store.PipelineRun)
-	log  *slog.Logger
-	now  func() time.Time
-	auth Forgetter
+	log      *slog.Logger
+	now      func() time.Time
+	auth     Forgetter
 
 	// cancels wakes an agent's CancelJob long-poll.
 	cancels dispatch.Signals
@@ -197,9 +197,9 @@ func storeError(err error, what string) error {
 // effects carries out for the life cycle what follows its changes.
 type effects struct{ s *Service }
 
-func (e effects) Wake()                         { e.s.dispatch.Wake() }
-func (e effects) Cancel(agentID string)         { e.s.requestCancel(agentID) }
-func (e effects) AttemptEnded(j *store.Job)     { e.s.logs.End(j.ID) }
+func (e effects) Wake()                     { e.s.dispatch.Wake() }
+func (e effects) Cancel(agentID string)     { e.s.requestCancel(agentID) }
+func (e effects) AttemptEnded(j *store.Job) { e.s.logs.End(j.ID) }
 func (e effects) RunEvent(r *store.PipelineRun) {
 	for _, fn := range e.s.runHooks {
 		fn(r)
