@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,14 +14,17 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun/driver/sqliteshim"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/internal/gittest"
+	"github.com/go-arcade/arcade/server/trigger"
 )
 
 // sourcesCluster is a server with its webhook endpoint and a public URL,
@@ -577,4 +581,79 @@ stages: [{name: s, jobs: [{name: j, commands: ["sleep 0.2"]}]}]
 	if b, _ := os.ReadFile(sc.server.logPath); bytes.Contains(b, []byte(token)) {
 		t.Fatal("the server log holds the token")
 	}
+}
+
+// Webhook secrets stored in plain by earlier versions (in pipelines.spec,
+// and copied into every pipeline_runs.spec) are sealed, or stripped from
+// runs, when the server starts: afterwards no database file holds the
+// secret, and the webhook still answers to it.
+func TestSourcesTriggerSecretsSealed(t *testing.T) {
+	const secret = "plain-hook-secret-5e1f0c"
+	dbPath := filepath.Join(t.TempDir(), "arcade.db")
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	c := newCluster(t, "sqlite://"+dbPath, "--webhook-port", port)
+	p := c.createPipeline(`name: legacy
+triggers: [{type: webhook, secret: other-secret, branches: [main]}]
+stages: [{name: s, jobs: [{name: j, commands: ["true"]}]}]
+`)
+	c.trigger("legacy", nil)
+	c.server.stop(syscall.SIGTERM)
+
+	// Put the database back as an earlier version left it.
+	db, err := sql.Open(sqliteshim.ShimName, "file:"+dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := fmt.Sprintf(`{"name":"legacy","triggers":[{"type":"TRIGGER_TYPE_WEBHOOK","branches":["main"],"secret":%q}],"stages":[{"name":"s","jobs":[{"name":"j","commands":["true"]}]}]}`, secret)
+	for _, q := range []string{
+		"UPDATE pipelines SET spec = ?, trigger_secrets = NULL WHERE id = ?",
+		"UPDATE pipeline_runs SET spec = ? WHERE pipeline_id = ?",
+	} {
+		if _, err := db.Exec(q, plain, p.GetId()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec("DELETE FROM bun_migrations WHERE name = '20261206080000'"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if !dirHolds(filepath.Dir(dbPath), secret) {
+		t.Fatal("the set-up did not write the secret in plain")
+	}
+
+	c.startServer()
+	payload := []byte(`{"ref":"refs/heads/main","after":"0123456789abcdef0123456789abcdef01234567","repository":{"full_name":"o/r"}}`)
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+port+"/hooks/legacy", bytes.NewReader(payload))
+	req.Header.Set(trigger.SignatureHeader, trigger.Sign(secret, payload))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("webhook signed with the sealed secret answered %d", resp.StatusCode)
+	}
+	got, err := c.jobs.GetPipeline(context.Background(), &jobv1.GetPipelineRequest{PipelineId: "legacy"})
+	if err != nil || !got.GetPipeline().GetTriggers()[0].GetHasSecret() || got.GetPipeline().GetTriggers()[0].GetSecret() != "" {
+		t.Fatalf("pipeline after sealing: %v %v", got.GetPipeline().GetTriggers(), err)
+	}
+	c.server.stop(syscall.SIGTERM)
+	if dirHolds(filepath.Dir(dbPath), secret) {
+		t.Fatal("a database file still holds the webhook secret")
+	}
+	filesHolding(t, c.dataDir, secret)
+}
+
+// dirHolds reports whether any file under dir holds s.
+func dirHolds(dir, s string) bool {
+	found := false
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(s)) {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found
 }
