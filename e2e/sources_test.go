@@ -5,12 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -656,4 +658,52 @@ func dirHolds(dir, s string) bool {
 		return nil
 	})
 	return found
+}
+
+// arcade run builds the working tree: a tracked file with an uncommitted
+// change, an untracked file, and not an ignored one; it exits with the
+// run's outcome, and the repository is left as it was.
+func TestRunLocalWorkingTree(t *testing.T) {
+	remote := gittest.New(t)
+	repo := remote.Repo("local")
+	repo.Commit(map[string]string{"a.txt": "committed\n", ".gitignore": "*.log\n"}, "base")
+	os.WriteFile(filepath.Join(repo.Work, "a.txt"), []byte("changed, not committed\n"), 0o644)
+	os.WriteFile(filepath.Join(repo.Work, "new.txt"), []byte("untracked\n"), 0o644)
+	os.WriteFile(filepath.Join(repo.Work, "noise.log"), []byte("ignored\n"), 0o644)
+	os.WriteFile(filepath.Join(repo.Work, ".arcade.yaml"), []byte(`name: local
+stages:
+  - name: check
+    jobs:
+      - name: tree
+        commands: ["cat a.txt new.txt", "test ! -e noise.log && echo no-ignored-file", "git rev-parse HEAD"]
+`), 0o644)
+	os.WriteFile(filepath.Join(repo.Work, "fails.arcade.yaml"), []byte(`stages: [{name: s, jobs: [{name: boom, commands: ["echo about to fail", "exit 3"]}]}]
+`), 0o644)
+	status := gittest.Git(t, repo.Work, "status", "--porcelain")
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(arcadeBin, append([]string{"run"}, args...)...)
+		cmd.Dir = repo.Work
+		cmd.Env = append(os.Environ(), "ARCADE_CONTAINER_RUNTIME=none")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		return out.String(), err
+	}
+	out, err := run("--config", os.DevNull, "--plugins-config", os.DevNull, "--log-format", "text")
+	if err != nil {
+		t.Fatalf("arcade run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"changed, not committed", "untracked", "no-ignored-file", "local run #1  SUCCESS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = run("fails.arcade.yaml", "--config", os.DevNull, "--plugins-config", os.DevNull, "--log-format", "text")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "about to fail") || !strings.Contains(out, "FAILED") {
+		t.Fatalf("failing run: %v\n%s", err, out)
+	}
+	if got := gittest.Git(t, repo.Work, "status", "--porcelain"); got != status {
+		t.Fatalf("the repository changed:\n%s\nwas:\n%s", got, status)
+	}
 }

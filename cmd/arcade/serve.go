@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"time"
 
@@ -193,79 +191,11 @@ func newUpCmd(g *globals) *cobra.Command {
 
 With --run FILE, the job or pipeline in FILE is submitted (a pipeline file
 has stages), its logs are printed as it runs, and arcade exits with its
-outcome.`,
+outcome. With a pipeline file, "arcade up --run FILE" is "arcade run FILE":
+the pipeline builds the working tree.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			scfg, err := serverConfig(cmd, configPath)
-			if err != nil {
-				return err
-			}
-			var (
-				job      *jobFile
-				pipeline bool
-			)
-			if runFile != "" {
-				raw, err := os.ReadFile(runFile)
-				if err != nil {
-					return fmt.Errorf("read %s: %w", runFile, err)
-				}
-				if pipeline = isPipelineFile(raw); !pipeline {
-					if job, err = readJobFile(runFile); err != nil {
-						return err
-					}
-				}
-			}
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			srv, err := server.New(ctx, scfg, log.With("component", "server"))
-			if err != nil {
-				return err
-			}
-			scfg = srv.Config()
-			acfg, err := agentConfig(cmd, "")
-			if err != nil {
-				return err
-			}
-			acfg.Server, acfg.Token = srv.Addr(), scfg.AgentToken
-			if scfg.TLSCert != "" && acfg.TLS.CAFile == "" {
-				acfg.TLS.CAFile = scfg.TLSCert // a self-signed certificate is its own CA
-			}
-			ag, err := agent.New(acfg, log.With("component", "agent"))
-			if err != nil {
-				return err
-			}
-			done := make(chan error, 2)
-			go func() { done <- srv.Run(ctx) }()
-			go func() { done <- ag.Run(ctx) }()
-			if job == nil && !pipeline {
-				fmt.Fprintf(os.Stderr, "arcade is up on %s; client commands need:\n  export ARCADE_SERVER=%s ARCADE_API_TOKEN=%s\n", srv.Addr(), srv.Addr(), scfg.APIToken)
-				if a := srv.HTTPAddr(); a != "" {
-					scheme := "http"
-					if scfg.TLSCert != "" {
-						scheme = "https"
-					}
-					fmt.Fprintf(os.Stderr, "dashboard: %s://%s/ (log in with the API token)\n", scheme, a)
-				}
-				<-ctx.Done()
-				return waitBoth(done, nil)
-			}
-			c, err := dialAPI(srv.Addr(), scfg.APIToken, acfg.TLS)
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			var runErr error
-			if pipeline {
-				runErr = c.runPipeline(ctx, runFile, os.Stdout)
-			} else {
-				runErr = c.runAndFollow(ctx, job.request(), os.Stdout)
-			}
-			cancel()
-			return waitBoth(done, runErr)
+			return runEmbedded(cmd, g, configPath, runFile, false)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "conf.d/server.yaml", "server configuration file")
