@@ -707,3 +707,56 @@ stages:
 		t.Fatalf("the repository changed:\n%s\nwas:\n%s", got, status)
 	}
 }
+
+// A source over SSH with a deploy key: refused without the key, checked
+// out with it; an agent without git is not handed the job.
+func TestSourcesSSH(t *testing.T) {
+	remote := gittest.New(t)
+	repo := remote.Repo("ops")
+	srv := remote.ServeSSH()
+	head := repo.Commit(map[string]string{"deploy.sh": "echo deploy\n"}, "deploy script")
+	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"))
+	sc.createPipeline(fmt.Sprintf(`name: nokey
+source: {url: %q}
+stages: [{name: s, jobs: [{name: j, commands: ["true"]}]}]
+`, srv.RepoURL("ops")))
+	if _, err := sc.jobs.TriggerPipeline(context.Background(), &jobv1.TriggerPipelineRequest{PipelineId: "nokey"}); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "source") {
+		t.Fatalf("private repository without its key: %v", err)
+	}
+	if out, err := sc.cliIn(srv.ClientKey, "secret", "set", "OPS_KEY"); err != nil {
+		t.Fatalf("secret set: %v\n%s", err, out)
+	}
+	sc.createPipeline(fmt.Sprintf(`name: ops
+source: {url: %q, credential: OPS_KEY}
+stages: [{name: s, jobs: [{name: j, commands: ["git rev-parse HEAD", "sh deploy.sh"]}]}]
+`, srv.RepoURL("ops")))
+	sc.startAgentWith("nogit", 1, []string{"--git", "none"})
+	if a := sc.agent("nogit"); a.GetLabels()["git"] != "" {
+		t.Fatalf("agent without git carries the git label: %v", a.GetLabels())
+	}
+	r := sc.trigger("ops", nil)
+	if r.GetCommit() != head {
+		t.Fatalf("run at %s, want %s", r.GetCommit(), head)
+	}
+	time.Sleep(time.Second)
+	j := sc.run(r.GetId()).GetJobs()[0]
+	if j.GetStatus() != pending {
+		t.Fatalf("job %v on an agent without git", j.GetStatus())
+	}
+	ex, err := sc.jobs.ExplainJob(context.Background(), &jobv1.ExplainJobRequest{JobId: j.GetId()})
+	if err != nil || !strings.Contains(fmt.Sprint(ex.GetAgents()), "no git label") {
+		t.Fatalf("explain: %v %v", ex, err)
+	}
+	sc.startGitAgent("withgit")
+	r = sc.waitRun(r.GetId())
+	log := sc.logText(jobsByName(r)["j"].GetId())
+	if r.GetStatus() != success || !strings.Contains(log, head) || !strings.Contains(log, "deploy") {
+		t.Fatalf("run %v:\n%s", r.GetStatus(), log)
+	}
+	keyLine := strings.Split(strings.TrimSpace(srv.ClientKey), "\n")[2]
+	if strings.Contains(log, keyLine) {
+		t.Fatal("the log holds the key")
+	}
+	filesHolding(t, sc.agentDir, keyLine)
+	filesHolding(t, sc.dataDir, keyLine)
+}

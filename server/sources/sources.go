@@ -111,10 +111,7 @@ func (s *Sources) Prepare(ctx context.Context, p *store.Pipeline, o *lifecycle.R
 	}
 	mr, err := s.mirror(ctx, p, src, want, extra...)
 	if err != nil {
-		if o.Commit == "" && o.Ref != "" {
-			return lifecycle.Refuse(lifecycle.ErrInvalidArgument, "ref: %v", err)
-		}
-		return err
+		return lifecycle.Refuse(lifecycle.ErrFailedPrecondition, "source: %v", err)
 	}
 	defer mr.Release()
 	if o.Commit == "" {
