@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 )
 
 // HTTP serves a Remote's repositories over git's smart HTTP protocol at
@@ -38,6 +39,14 @@ type HTTP struct {
 // test.
 func (r *Remote) ServeHTTP(user, password string) *HTTP {
 	r.t.Helper()
+	return r.ServeHTTPFor(r.t, user, password)
+}
+
+// ServeHTTPFor is ServeHTTP for a Remote made without New (a folder of
+// repositories made otherwise), stopped with t.
+func (r *Remote) ServeHTTPFor(t testing.TB, user, password string) *HTTP {
+	t.Helper()
+	r.t = t
 	gitPath, err := exec.LookPath("git")
 	if err != nil {
 		r.t.Skip("git is not installed")
