@@ -37,7 +37,7 @@ type sourcesCluster struct {
 	agentDir string
 }
 
-func newSourcesCluster(t *testing.T, dsn string, serverArgs ...string) *sourcesCluster {
+func newSourcesCluster(t testing.TB, dsn string, serverArgs ...string) *sourcesCluster {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	args := append([]string{"--webhook-port", port, "--public-url", "https://ci.example.com"}, serverArgs...)
