@@ -27,6 +27,7 @@ import (
 
 	"github.com/go-arcade/arcade/agent/checkout"
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/executor/container"
 	"github.com/go-arcade/arcade/agent/jobtrack"
 	"github.com/go-arcade/arcade/agent/plugincache"
 	"github.com/go-arcade/arcade/agent/sysinfo"
@@ -81,6 +82,9 @@ type Config struct {
 	// DockerHost is the Docker engine's address (DOCKER_HOST form);
 	// "" means the engine's default socket.
 	DockerHost string
+	// EngineCheck is how often the agent checks that its container engine
+	// still answers (DefaultEngineCheck when zero).
+	EngineCheck time.Duration
 	// Git is the git binary that checks out sources: "" finds git on PATH
 	// at start, "none" takes no checkout jobs. An agent without git does
 	// not carry the git label, so checkout jobs are not handed to it.
@@ -183,6 +187,16 @@ type Agent struct {
 	// runner and plugins run plugin steps; nil when the agent runs none.
 	runner  *host.Runner
 	plugins *plugincache.Cache
+
+	// engine runs container jobs; nil with --container-runtime none.
+	engine *container.Engine
+	// engineLabels are the container-runtime labels the server has of the
+	// agent; engineSuspect says a job lost the engine, engineStable since
+	// when it answers (guarded by mu). checkMu serialises engine checks.
+	engineLabels  map[string]string
+	engineSuspect bool
+	engineStable  time.Time
+	checkMu       sync.Mutex
 	// tracker records running jobs in DataDir, so that what a killed
 	// agent left is ended when it starts again.
 	tracker *jobtrack.Tracker
@@ -209,6 +223,20 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.rpc = agentv1.NewAgentServiceClient(conn)
+	if cfg.ContainerRuntime != "none" {
+		engine, err := container.Connect(cfg.DockerHost, logger.With("component", "containers"))
+		switch {
+		case err == nil:
+			a.engine = engine
+		case cfg.ContainerRuntime == "docker":
+			conn.Close()
+			a.tracker.Close()
+			return nil, err
+		default:
+			logger.Warn("no container engine client; container jobs are not offered", "err", err)
+		}
+	}
+	a.tracker.AddHook(a.sweepLeftovers)
 	a.streams = jobv1.NewStreamServiceClient(conn)
 	a.checkout = newCheckout(cfg, logger)
 	if cfg.runsPlugins() {
@@ -254,6 +282,9 @@ func (a *Agent) ID() string {
 // reported.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.conn.Close()
+	if a.engine != nil {
+		defer a.engine.Close()
+	}
 	defer a.tracker.Close()
 	if a.runner != nil {
 		defer a.runner.Close(context.Background())
@@ -274,6 +305,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx, 0); err != nil {
 		return err
 	}
+	// What an earlier life of this agent left in the engine (it crashed
+	// mid-job, say) goes before the first job.
+	a.removeLeftovers(ctx)
+	var watch sync.WaitGroup
+	defer watch.Wait()
+	watch.Go(func() { a.watchEngine(ctx) })
 	// Jobs outlive ctx long enough to report how they ended.
 	jobsCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopJobs(nil)
@@ -317,10 +354,19 @@ func (a *Agent) register(ctx context.Context, session int) error {
 	if newer {
 		return nil
 	}
-	detected := sysinfo.Labels(ctx, sysinfo.Probe{Containers: a.cfg.ContainerRuntime != "none", DockerHost: a.cfg.DockerHost})
+	detected := sysinfo.Labels(ctx, sysinfo.Probe{Engine: a.engineProbe()})
 	if _, ok := detected[sysinfo.LabelContainerRuntime]; !ok && a.cfg.ContainerRuntime == "docker" {
-		a.log.Warn("no Docker engine answers; container jobs are not offered", "docker_host", a.cfg.DockerHost)
+		a.log.Warn("no Docker engine answers; container jobs are not offered until it does", "docker_host", a.cfg.DockerHost)
 	}
+	engineLabels := map[string]string{}
+	for _, k := range engineLabelKeys {
+		if v, ok := detected[k]; ok {
+			engineLabels[k] = v
+		}
+	}
+	a.mu.Lock()
+	a.engineLabels = engineLabels
+	a.mu.Unlock()
 	lbls := maps.Clone(detected)
 	if a.cfg.runsPlugins() {
 		lbls[WasmLabel] = "true"

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/agent/executor/container"
 	"github.com/go-arcade/arcade/agent/jobtrack"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	"github.com/go-arcade/arcade/internal/confine"
@@ -27,7 +28,8 @@ import (
 
 // runningJob is a job the agent runs now.
 type runningJob struct {
-	cancel context.CancelCauseFunc
+	cancel  context.CancelCauseFunc
+	attempt int32
 }
 
 // cancelReason is the cause given to a job's context when it is cancelled.
@@ -67,7 +69,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	a.mu.Lock()
-	a.jobs[job.GetId()] = &runningJob{cancel: cancel}
+	a.jobs[job.GetId()] = &runningJob{cancel: cancel, attempt: job.GetAttempt()}
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
@@ -81,15 +83,6 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	}
 	log.Info("job started", "name", job.GetName())
 
-	if job.GetImage() != "" {
-		// Routing already sent this job to an agent with a container
-		// runtime; running it inside the image is not built yet, and running
-		// it on the host instead would be wrong.
-		report.ExitCode = -1
-		report.Message = fmt.Sprintf("cannot run image %q: container execution is not supported by this agent yet", job.GetImage())
-		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
-		return
-	}
 	ws := filepath.Join(a.cfg.WorkDir, "jobs", fmt.Sprintf("%s-%d", job.GetId(), job.GetAttempt()))
 	// Recorded before anything of the job exists; ended (processes,
 	// cgroup, record) after the workspace is removed.
@@ -106,29 +99,26 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		}
 	}()
 	ship := newShipper(a, agentID, job.GetId(), job.GetAttempt(), log, jobMasks(job))
-	result, message := a.execute(ctx, job, ws, ship, track)
-	// Artifacts are kept from successful jobs only (a job that failed, say
-	// at a security scan, must not publish what it built). They are
-	// uploaded before the final report, so a finished job's artifacts are
-	// there, and before the log closes, which records each upload.
-	var arts []*agentv1.Artifact
-	if result.Outcome == executor.Succeeded && len(job.GetArtifacts().GetPaths()) > 0 {
-		note := func(text string) { ship.add(executor.Line{Stream: executor.System, Text: text, Time: time.Now()}) }
-		if dir, err := confine.OpenReadOnly(ws); err != nil {
-			log.Warn("open workspace for artifacts", "err", err)
-			note(fmt.Sprintf("artifacts not collected: %v", err))
-		} else {
-			arts = a.collectArtifacts(log, dir, job.GetArtifacts(), note)
-			a.uploadArtifacts(context.WithoutCancel(ctx), log, job, dir, arts, ship)
-			dir.Close()
-		}
+	r := &jobRun{job: job, ws: ws, ship: ship, log: log, contain: track}
+	if err := a.prepareWorkspace(r, track); err != nil {
+		r.failed = true
+		r.result = executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: err}
+		r.message = err.Error()
+		r.reason = agentv1.EndReason_END_REASON_WORKSPACE
+	} else {
+		// The phases: checkout, inputs, cache restore, steps, outputs,
+		// cache save, artifact upload (see phases.go). Artifacts are
+		// uploaded before the final report, so a finished job's artifacts
+		// are there, and before the log closes, which records each upload.
+		a.runPhases(ctx, r)
 	}
 	ship.close()
 
+	result, message := r.result, r.message
 	switch result.Outcome {
 	case executor.Succeeded:
 		report.ExitCode = 0
-		report.Artifacts = arts
+		report.Artifacts = r.arts
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_SUCCESS)
 	case executor.TimedOut:
 		report.ExitCode = int32(result.ExitCode)
@@ -149,6 +139,12 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		a.reportStatus(context.WithoutCancel(ctx), log, report, status)
 	default:
 		report.ExitCode = int32(result.ExitCode)
+		report.Reason = r.reason
+		if r.reason == agentv1.EndReason_END_REASON_ENGINE_LOST {
+			// Container jobs (this one's retry among them) must not come
+			// back here before the engine does.
+			a.engineLost(context.WithoutCancel(ctx))
+		}
 		report.Message = fmt.Sprintf("exit status %d", result.ExitCode)
 		if result.Err != nil && result.ExitCode < 0 {
 			report.Message = result.Err.Error()
@@ -159,20 +155,33 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_FAILED)
 	}
 	if !a.cfg.KeepWorkspaces {
-		if err := os.RemoveAll(ws); err != nil {
-			log.Warn("remove workspace", "dir", ws, "err", err)
+		for _, dir := range []string{ws, scratchDir(ws)} {
+			if err := os.RemoveAll(dir); err != nil {
+				log.Warn("remove workspace", "dir", dir, "err", err)
+			}
 		}
 	}
 }
 
-// execute runs the job's commands, or its steps, in a fresh workspace. The
-// message, when set, says why the job failed (which step, and why).
-func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *shipper, track *jobtrack.Job) (executor.Result, string) {
-	if err := os.RemoveAll(ws); err != nil {
-		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("clean workspace: %w", err)}, ""
+// scratchDir is the directory beside a job's workspace that holds what the
+// agent needs for the job outside the workspace (a container job's step
+// scripts).
+func scratchDir(ws string) string { return ws + ".arcade" }
+
+// prepareWorkspace makes a fresh, empty workspace and the job's env.
+func (a *Agent) prepareWorkspace(r *jobRun, track *jobtrack.Job) error {
+	job, ws := r.job, r.ws
+	dirs := []string{ws}
+	if job.GetImage() != "" {
+		dirs = append(dirs, scratchDir(ws))
 	}
-	if err := os.MkdirAll(ws, 0o755); err != nil {
-		return executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("create workspace: %w", err)}, ""
+	for _, dir := range dirs {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("clean workspace: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create workspace: %w", err)
+		}
 	}
 	env := map[string]string{
 		"ARCADE_JOB_ID":      job.GetId(),
@@ -180,29 +189,21 @@ func (a *Agent) execute(ctx context.Context, job *agentv1.Job, ws string, ship *
 		"ARCADE_JOB_ATTEMPT": fmt.Sprint(job.GetAttempt()),
 		"ARCADE_WORKSPACE":   ws,
 	}
+	if job.GetImage() != "" {
+		env["ARCADE_WORKSPACE"] = container.WorkspaceDir
+	}
 	for k, v := range job.GetEnv() {
 		env[k] = v
 	}
+	auth := job.GetContainer().GetRegistryAuthSecret()
 	for k, v := range job.GetSecrets() {
-		env[k] = v
+		if k != auth || job.GetImage() == "" {
+			env[k] = v
+		}
 	}
 	maps.Copy(env, track.Env())
-	// The first phase: the source, on the host.
-	if res := a.checkoutPhase(ctx, job, ws, func(text string) {
-		ship.add(executor.Line{Stream: executor.System, Text: text, Time: time.Now()})
-	}); res != nil {
-		msg := ""
-		if res.Err != nil {
-			msg = res.Err.Error()
-			ship.add(executor.Line{Stream: executor.System, Text: msg, Time: time.Now()})
-		}
-		return *res, msg
-	}
-	if len(job.GetSteps()) > 0 {
-		return a.runSteps(ctx, job, ws, env, ship, track)
-	}
-	spec := executor.Spec{Commands: job.GetCommands(), Env: env, Dir: ws, Timeout: job.GetTimeout().AsDuration(), Contain: track}
-	return executor.Run(ctx, spec, ship.add), ""
+	r.env = env
+	return nil
 }
 
 // reportStatus sends a status report, retrying while the server is

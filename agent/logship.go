@@ -28,7 +28,7 @@ type shipper struct {
 	attempt int32
 	log     *slog.Logger
 
-	mask *masker // secrets → ***; nil without secrets; guarded by mu
+	mask *executor.Masker // secrets → ***; nil without secrets; guarded by mu
 
 	mu      sync.Mutex
 	pending []logpack.Line
@@ -41,7 +41,7 @@ type shipper struct {
 func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger, secrets []string) *shipper {
 	s := &shipper{a: a, agentID: agentID, jobID: jobID, attempt: attempt, log: log, next: 1,
 		full: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
-	s.mask = newMasker(secrets)
+	s.mask = executor.NewMasker(secrets)
 	go s.loop()
 	return s
 }
@@ -62,7 +62,7 @@ func (s *shipper) addLevel(l executor.Line, level agentv1.LogLevel) {
 	}
 	s.mu.Lock()
 	if s.mask != nil {
-		line.Content = s.mask.mask(l.Stream, l.Text, l.Continued)
+		line.Content = s.mask.Mask(l.Stream, l.Text, l.Continued)
 		if line.Content == "" && l.Continued {
 			s.mu.Unlock()
 			return // all held back: it ships with the rest of its line
@@ -85,7 +85,7 @@ func (s *shipper) addLevel(l executor.Line, level agentv1.LogLevel) {
 func (s *shipper) close() {
 	if s.mask != nil {
 		s.mu.Lock()
-		held := s.mask.flush()
+		held := s.mask.Flush()
 		s.mu.Unlock()
 		for _, st := range []executor.Stream{executor.Stdout, executor.Stderr} {
 			if text, ok := held[st]; ok {

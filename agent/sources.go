@@ -11,7 +11,6 @@ import (
 	"github.com/go-arcade/arcade/agent/checkout"
 	"github.com/go-arcade/arcade/agent/executor"
 	"github.com/go-arcade/arcade/agent/sysinfo"
-	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	"github.com/go-arcade/arcade/internal/confine"
 	"github.com/go-arcade/arcade/internal/gitcli"
 )
@@ -61,19 +60,22 @@ func gitLabel(version string) string {
 
 // checkoutPhase checks the job's source out into its (empty) workspace,
 // the first phase of a job. It runs on the host; a container job gets the
-// workspace mounted.
-func (a *Agent) checkoutPhase(ctx context.Context, job *agentv1.Job, ws string, note func(string)) *executor.Result {
+// workspace mounted, so its image needs no git.
+func checkoutPhase(ctx context.Context, a *Agent, r *jobRun) phaseResult {
+	job := r.job
 	co := job.GetCheckout()
 	if co == nil {
-		return nil
+		return phaseResult{}
 	}
-	fail := func(err error) *executor.Result {
-		return &executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: fmt.Errorf("checkout: %w", err)}
+	note := func(text string) { r.ship.add(executor.Line{Stream: executor.System, Text: text, Time: time.Now()}) }
+	fail := func(err error) phaseResult {
+		note("checkout failed: " + err.Error())
+		return phaseResult{res: &executor.Result{Outcome: executor.Failed, ExitCode: -1, Err: err}}
 	}
 	if a.checkout == nil {
 		return fail(fmt.Errorf("this agent has no git"))
 	}
-	dir, err := confine.Open(ws)
+	dir, err := confine.Open(r.ws)
 	if err != nil {
 		return fail(err)
 	}
@@ -84,11 +86,11 @@ func (a *Agent) checkoutPhase(ctx context.Context, job *agentv1.Job, ws string, 
 	res, err := a.checkout.Run(ctx, spec, dir, note)
 	if err != nil {
 		if ctx.Err() != nil {
-			return &executor.Result{Outcome: executor.Cancelled, ExitCode: -1, Err: err}
+			return phaseResult{res: &executor.Result{Outcome: executor.Cancelled, ExitCode: -1, Err: err}}
 		}
 		return fail(err)
 	}
 	a.log.Info("checked out", "job", job.GetId(), "url", co.GetUrl(), "commit", co.GetCommit(), "fetched", res.Fetched,
 		"fetch", res.Fetch, "checkout", res.Checkout, "took", time.Since(start))
-	return nil
+	return phaseResult{}
 }

@@ -30,7 +30,9 @@ type stepsRun struct {
 	ws   string
 	env  map[string]string
 	ship *shipper
-	// contain holds the processes of command steps.
+	// exec runs the command steps; contain holds their processes on the
+	// host (the shell executor).
+	exec    executor.Executor
 	contain executor.Containment
 	// deadline is the job's, zero without a timeout.
 	deadline time.Time
@@ -39,8 +41,9 @@ type stepsRun struct {
 // runSteps runs the job's steps in order in one workspace; the first that
 // fails ends the job. The message, when set, says which step failed and why,
 // for the job's message.
-func (a *Agent) runSteps(ctx context.Context, job *agentv1.Job, ws string, env map[string]string, ship *shipper, contain executor.Containment) (executor.Result, string) {
-	r := &stepsRun{a: a, job: job, ws: ws, env: env, ship: ship, contain: contain}
+func (a *Agent) runSteps(ctx context.Context, jr *jobRun) (executor.Result, string) {
+	job := jr.job
+	r := &stepsRun{a: a, job: job, ws: jr.ws, env: jr.env, ship: jr.ship, exec: jr.exec, contain: jr.contain}
 	start := time.Now()
 	if d := job.GetTimeout().AsDuration(); d > 0 {
 		r.deadline = start.Add(d)
@@ -116,10 +119,13 @@ func (r *stepsRun) commandStep(ctx context.Context, st *agentv1.Step) (executor.
 	if d := st.GetTimeout().AsDuration(); d > 0 && (timeout == 0 || d < timeout) {
 		timeout, stepLimited = d, true
 	}
-	res := executor.Run(ctx, executor.Spec{Commands: st.GetCommands(), Env: r.env, Dir: r.ws, Timeout: timeout, Contain: r.contain}, r.ship.add)
+	res := r.exec.Run(ctx, executor.Spec{Commands: st.GetCommands(), Env: r.env, Dir: r.ws, Timeout: timeout, Contain: r.contain}, r.ship.add)
 	if res.Outcome == executor.TimedOut && stepLimited {
 		return executor.Result{Outcome: executor.Failed, ExitCode: res.ExitCode, Err: res.Err, Duration: res.Duration},
 			fmt.Sprintf("timed out after %s", timeout)
+	}
+	if res.Reason != executor.ReasonNone && res.Err != nil {
+		return res, res.Err.Error()
 	}
 	return res, ""
 }

@@ -29,6 +29,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/internal/dockertest"
 	"github.com/go-arcade/arcade/internal/pgtest"
 )
 
@@ -59,7 +60,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(dir)
+	// The container tests share one private engine per test binary.
+	dockertest.MarkMain()
 	pgtest.Main(m)
+	if err := dockertest.Stop(); err != nil {
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
 }
 
 // eachDB runs a scenario on SQLite and on PostgreSQL.

@@ -73,6 +73,9 @@ func checkMetadata(spec *Spec, md *pluginv1.PluginMetadata, exported func(string
 				KindName(md.GetKind()), fn)
 		}
 	}
+	if e := checkStorageFeatures(name, md); e != nil {
+		return e
+	}
 	for _, fn := range md.GetFunctions() {
 		if !exported(fn) {
 			return refused(name, ErrMissingFunction, "module declares %s but does not export it", fn)

@@ -29,11 +29,14 @@ const (
 	ErrOutOfMemory     Reason = "out of memory"
 	ErrPathNotGranted  Reason = "path not granted"
 	ErrHostNotGranted  Reason = "host not granted"
-	ErrCrashed         Reason = "crashed"
-	ErrPluginFailed    Reason = "failed"
-	ErrBadOutput       Reason = "bad output"
-	ErrWrongKind       Reason = "wrong kind"
-	ErrClosed          Reason = "host closed"
+	// ErrUnreachable: an HTTP request the plugin made through the host got
+	// no answer (connection refused, name not found, reset…).
+	ErrUnreachable  Reason = "unreachable"
+	ErrCrashed      Reason = "crashed"
+	ErrPluginFailed Reason = "failed"
+	ErrBadOutput    Reason = "bad output"
+	ErrWrongKind    Reason = "wrong kind"
+	ErrClosed       Reason = "host closed"
 )
 
 // Reasons for a refused load.
@@ -126,7 +129,9 @@ func classifyCallError(f callFacts, err error) *Error {
 	var exit *sys.ExitError
 	switch {
 	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded ||
-		exit.ExitCode() == sys.ExitCodeContextCanceled):
+		exit.ExitCode() == sys.ExitCodeContextCanceled),
+		// An HTTP request cut short by the end of the call.
+		unreachable(err) != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
 		if f.callerErr != nil {
 			e.Reason, e.Detail = ErrCanceled, f.callerErr.Error()
 		} else {
@@ -142,6 +147,8 @@ func classifyCallError(f callFacts, err error) *Error {
 		} else {
 			e.Detail = raw
 		}
+	case unreachable(err) != nil:
+		e.Reason, e.Detail = ErrUnreachable, unreachable(err).Error()
 	case isGuestError(err) && f.refused != "":
 		// The mounts refused a name that leads outside every grant (through
 		// ".." or a link): the host knows it, whatever the guest made of it.
@@ -156,6 +163,17 @@ func classifyCallError(f callFacts, err error) *Error {
 		e.Reason, e.Detail = ErrCrashed, crashDetail(msg, f.stderr)
 	}
 	return e
+}
+
+// unreachable returns the failure of an HTTP request the kernel's
+// http_request made for the plugin, nil when err is not one. The SDK panics
+// with the client's error, which wazero keeps wrapped.
+func unreachable(err error) *url.Error {
+	var u *url.Error
+	if errors.As(err, &u) {
+		return u
+	}
+	return nil
 }
 
 // guestError marks an error the plugin reported itself with error_set.

@@ -243,6 +243,8 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, secretConfig map
 	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{
 		EnableWasi:    true,
 		RuntimeConfig: rc,
+		// The kernel's http_headers (pdk.FetchWithHeaders): S3's ETags.
+		EnableHttpResponseHeaders: true,
 	}, nil)
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}

@@ -29,6 +29,9 @@ type Request struct {
 type Response struct {
 	StatusCode int
 	Body       []byte
+	// Header holds the response's headers, names in lower case
+	// (FetchWithHeaders only).
+	Header map[string]string
 }
 
 // OK reports a 2xx status.

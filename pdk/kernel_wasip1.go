@@ -56,6 +56,12 @@ func extismHTTPRequest(req, body uint64) uint64
 //go:wasmimport extism:host/env http_status_code
 func extismHTTPStatusCode() int32
 
+// http_headers is linked only into modules that call FetchWithHeaders: some
+// Extism runtimes do not offer it.
+//
+//go:wasmimport extism:host/env http_headers
+func extismHTTPHeaders() uint64
+
 //go:wasmimport extism:host/env log_trace
 func extismLogTrace(offset uint64)
 

@@ -227,6 +227,9 @@ func TestImportsOnlyKernelAndWASI(t *testing.T) {
 	if slices.Contains(imports, "extism:host/env.log_trace") {
 		t.Errorf("probe imports log_trace without calling Tracef")
 	}
+	if slices.Contains(imports, "extism:host/env.http_headers") {
+		t.Errorf("probe imports http_headers without calling FetchWithHeaders (some Extism runtimes lack it)")
+	}
 	t.Logf("%d imports: %v", len(imports), imports)
 }
 
@@ -269,6 +272,42 @@ func TestHTTP(t *testing.T) {
 	if !errors.Is(err, host.ErrHostNotGranted) || !strings.Contains(err.Error(), "localhost") {
 		t.Fatalf("ungranted host: error = %v, want host not granted naming localhost", err)
 	}
+}
+
+// TestFetchWithHeaders: the response's headers reach the plugin (the host
+// enables them), names in lower case; a server that does not answer ends
+// the call as unreachable, naming the failure.
+func TestFetchWithHeaders(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"abc123"`)
+		w.Header().Add("X-Many", "one")
+		w.Header().Add("X-Many", "two")
+		fmt.Fprint(w, "tagged")
+	}))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	wasm := pdktest.Build(t, "./testdata/headers")
+	if imports, err := wasmImports(wasm); err != nil || !slices.Contains(imports, "extism:host/env.http_headers") {
+		t.Fatalf("imports %v %v", imports, err)
+	}
+	p := pdktest.Load(t, wasm, pdktest.Options{Hosts: []string{"127.0.0.1"}})
+	r := mustExecute(t, p, "fetch", pdk.Params{"url": srv.URL})
+	h, _ := r["headers"].(map[string]any)
+	if r["status"] != float64(200) || r["body"] != "tagged" || h["etag"] != `"abc123"` || h["x-many"] != "one,two" {
+		t.Fatalf("response %v", r)
+	}
+	closed := srv.URL
+	srv.Close()
+	_, err = execute(t, p, "fetch", pdk.Params{"url": closed})
+	if !errors.Is(err, host.ErrUnreachable) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("closed server: %v, want unreachable", err)
+	}
+	t.Logf("closed server: %v", err)
 }
 
 func TestFiles(t *testing.T) {

@@ -294,6 +294,30 @@ func Log(level LogLevel, msg string) {
 // (it cannot be caught in the plugin). Connection failures end the call the
 // same way.
 func Fetch(req Request) (*Response, error) {
+	return fetch(req)
+}
+
+// FetchWithHeaders is Fetch that also returns the response's headers in
+// Response.Header (names in lower case, repeated values joined by commas).
+// The host must enable HTTP response headers, as Arcade's does; an Extism
+// runtime without the kernel's http_headers function refuses a module that
+// calls this one (Fetch alone does not need it).
+func FetchWithHeaders(req Request) (*Response, error) {
+	resp, err := fetch(req)
+	if err != nil {
+		return nil, err
+	}
+	if off := extismHTTPHeaders(); off != 0 {
+		b := kernelRead(off)
+		extismFree(off)
+		if err := json.Unmarshal(b, &resp.Header); err != nil {
+			return nil, fmt.Errorf("http response headers: %w", err)
+		}
+	}
+	return resp, nil
+}
+
+func fetch(req Request) (*Response, error) {
 	if req.Method == "" {
 		req.Method = "GET"
 	}

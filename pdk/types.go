@@ -82,7 +82,40 @@ type Metadata struct {
 	Description     string        `json:"description,omitempty"`
 	Author          string        `json:"author,omitempty"`
 	Homepage        string        `json:"homepage,omitempty"`
+	// Storage says what a storage plugin offers beyond save, load, delete
+	// and list; its functions must be listed in Functions too.
+	Storage *StorageFeatures `json:"storage,omitempty"`
 }
+
+// StorageFeatures are the optional parts of the storage contract
+// (StorageFeatures in plugin.proto).
+type StorageFeatures struct {
+	// Presign: the plugin exports presign and stat.
+	Presign bool `json:"presign,omitempty"`
+	// Multipart: the plugin exports upload_begin, upload_part,
+	// upload_complete and upload_abort, for parts of MinPartBytes to
+	// MaxPartBytes.
+	Multipart    bool  `json:"multipart,omitempty"`
+	MinPartBytes Int64 `json:"minPartBytes,omitempty"`
+	MaxPartBytes Int64 `json:"maxPartBytes,omitempty"`
+	// RangedLoad: load honours LoadRequest.Offset and Length.
+	RangedLoad bool `json:"rangedLoad,omitempty"`
+	// MaxPresignedPutBytes bounds one presigned PUT (0: no bound).
+	MaxPresignedPutBytes Int64 `json:"maxPresignedPutBytes,omitempty"`
+}
+
+// StorageErrorCode says why a storage call failed (with StatusError).
+type StorageErrorCode string
+
+// Storage error codes.
+const (
+	StorageNotFound      StorageErrorCode = "STORAGE_ERROR_CODE_NOT_FOUND"
+	StorageUnavailable   StorageErrorCode = "STORAGE_ERROR_CODE_UNAVAILABLE" // down or failing: worth trying again
+	StorageDenied        StorageErrorCode = "STORAGE_ERROR_CODE_DENIED"      // credentials or access refused
+	StorageMisconfigured StorageErrorCode = "STORAGE_ERROR_CODE_MISCONFIGURED"
+	StorageCorrupt       StorageErrorCode = "STORAGE_ERROR_CODE_CORRUPT"
+	StorageInvalid       StorageErrorCode = "STORAGE_ERROR_CODE_INVALID"
+)
 
 // Capabilities are what a plugin asks for; the operator grants them in
 // plugins.yaml (a request is not a grant).
@@ -276,24 +309,30 @@ type SaveRequest struct {
 
 // SaveResponse is the output of storage save.
 type SaveResponse struct {
-	Status   Status    `json:"status,omitempty"`
-	Object   *Object   `json:"object,omitempty"`
-	Messages []Message `json:"messages,omitempty"`
+	Status    Status           `json:"status,omitempty"`
+	Object    *Object          `json:"object,omitempty"`
+	Messages  []Message        `json:"messages,omitempty"`
+	ErrorCode StorageErrorCode `json:"errorCode,omitempty"`
 }
 
 // LoadRequest is the input of storage load; with TargetPath the content is
-// written there instead of returned.
+// written there instead of returned. With the ranged_load feature, Offset
+// and Length (0: to the end) select a range.
 type LoadRequest struct {
 	Key        string `json:"key,omitempty"`
 	TargetPath string `json:"targetPath,omitempty"`
+	Offset     Int64  `json:"offset,omitempty"`
+	Length     Int64  `json:"length,omitempty"`
 }
 
-// LoadResponse is the output of storage load.
+// LoadResponse is the output of storage load; Object describes the whole
+// object.
 type LoadResponse struct {
-	Status   Status    `json:"status,omitempty"`
-	Object   *Object   `json:"object,omitempty"`
-	Content  []byte    `json:"content,omitempty"`
-	Messages []Message `json:"messages,omitempty"`
+	Status    Status           `json:"status,omitempty"`
+	Object    *Object          `json:"object,omitempty"`
+	Content   []byte           `json:"content,omitempty"`
+	Messages  []Message        `json:"messages,omitempty"`
+	ErrorCode StorageErrorCode `json:"errorCode,omitempty"`
 }
 
 // DeleteRequest is the input of storage delete.
@@ -303,9 +342,10 @@ type DeleteRequest struct {
 
 // DeleteResponse is the output of storage delete.
 type DeleteResponse struct {
-	Status   Status    `json:"status,omitempty"`
-	Deleted  bool      `json:"deleted,omitempty"`
-	Messages []Message `json:"messages,omitempty"`
+	Status    Status           `json:"status,omitempty"`
+	Deleted   bool             `json:"deleted,omitempty"`
+	Messages  []Message        `json:"messages,omitempty"`
+	ErrorCode StorageErrorCode `json:"errorCode,omitempty"`
 }
 
 // ListRequest is the input of storage list.
@@ -317,10 +357,118 @@ type ListRequest struct {
 
 // ListResponse is the output of storage list.
 type ListResponse struct {
-	Status        Status    `json:"status,omitempty"`
-	Objects       []Object  `json:"objects,omitempty"`
-	NextPageToken string    `json:"nextPageToken,omitempty"`
-	Messages      []Message `json:"messages,omitempty"`
+	Status        Status           `json:"status,omitempty"`
+	Objects       []Object         `json:"objects,omitempty"`
+	NextPageToken string           `json:"nextPageToken,omitempty"`
+	Messages      []Message        `json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode `json:"errorCode,omitempty"`
+}
+
+// StatRequest is the input of storage stat.
+type StatRequest struct {
+	Key string `json:"key,omitempty"`
+}
+
+// StatResponse is the output of storage stat; Object is nil when there is
+// no such object.
+type StatResponse struct {
+	Status    Status           `json:"status,omitempty"`
+	Object    *Object          `json:"object,omitempty"`
+	Messages  []Message        `json:"messages,omitempty"`
+	ErrorCode StorageErrorCode `json:"errorCode,omitempty"`
+}
+
+// PresignRequest is the input of storage presign.
+type PresignRequest struct {
+	Key         string            `json:"key,omitempty"`
+	Method      string            `json:"method,omitempty"` // PUT or GET
+	TTL         *Duration         `json:"ttl,omitempty"`
+	Size        Int64             `json:"size,omitempty"`
+	SHA256      string            `json:"sha256,omitempty"`
+	ContentType string            `json:"contentType,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	ExpiresAt   *Timestamp        `json:"expiresAt,omitempty"`
+	Filename    string            `json:"filename,omitempty"`
+}
+
+// PresignResponse is the output of storage presign.
+type PresignResponse struct {
+	Status    Status            `json:"status,omitempty"`
+	Method    string            `json:"method,omitempty"`
+	URL       string            `json:"url,omitempty"`
+	Headers   map[string]string `json:"headers,omitempty"`
+	ExpiresAt *Timestamp        `json:"expiresAt,omitempty"`
+	Messages  []Message         `json:"messages,omitempty"`
+	ErrorCode StorageErrorCode  `json:"errorCode,omitempty"`
+}
+
+// UploadBeginRequest is the input of storage upload_begin.
+type UploadBeginRequest struct {
+	Key         string            `json:"key,omitempty"`
+	ContentType string            `json:"contentType,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	ExpiresAt   *Timestamp        `json:"expiresAt,omitempty"`
+	SHA256      string            `json:"sha256,omitempty"`
+	Size        Int64             `json:"size,omitempty"`
+}
+
+// UploadBeginResponse is the output of storage upload_begin.
+type UploadBeginResponse struct {
+	Status    Status           `json:"status,omitempty"`
+	UploadID  string           `json:"uploadId,omitempty"`
+	Messages  []Message        `json:"messages,omitempty"`
+	ErrorCode StorageErrorCode `json:"errorCode,omitempty"`
+}
+
+// UploadPartRequest is the input of storage upload_part.
+type UploadPartRequest struct {
+	Key        string `json:"key,omitempty"`
+	UploadID   string `json:"uploadId,omitempty"`
+	PartNumber int32  `json:"partNumber,omitempty"`
+	Content    []byte `json:"content,omitempty"`
+	SHA256     string `json:"sha256,omitempty"`
+}
+
+// UploadPartResponse is the output of storage upload_part.
+type UploadPartResponse struct {
+	Status    Status           `json:"status,omitempty"`
+	ETag      string           `json:"etag,omitempty"`
+	Messages  []Message        `json:"messages,omitempty"`
+	ErrorCode StorageErrorCode `json:"errorCode,omitempty"`
+}
+
+// UploadedPart is a part stored by upload_part.
+type UploadedPart struct {
+	PartNumber int32  `json:"partNumber,omitempty"`
+	ETag       string `json:"etag,omitempty"`
+}
+
+// UploadCompleteRequest is the input of storage upload_complete.
+type UploadCompleteRequest struct {
+	Key      string         `json:"key,omitempty"`
+	UploadID string         `json:"uploadId,omitempty"`
+	Parts    []UploadedPart `json:"parts,omitempty"`
+}
+
+// UploadCompleteResponse is the output of storage upload_complete.
+type UploadCompleteResponse struct {
+	Status    Status           `json:"status,omitempty"`
+	Object    *Object          `json:"object,omitempty"`
+	Messages  []Message        `json:"messages,omitempty"`
+	ErrorCode StorageErrorCode `json:"errorCode,omitempty"`
+}
+
+// UploadAbortRequest is the input of storage upload_abort.
+type UploadAbortRequest struct {
+	Key      string `json:"key,omitempty"`
+	UploadID string `json:"uploadId,omitempty"`
+}
+
+// UploadAbortResponse is the output of storage upload_abort.
+type UploadAbortResponse struct {
+	Status    Status           `json:"status,omitempty"`
+	Messages  []Message        `json:"messages,omitempty"`
+	ErrorCode StorageErrorCode `json:"errorCode,omitempty"`
 }
 
 // ExecuteRequest is the input of custom execute.
@@ -362,6 +510,46 @@ func (i *Int64) UnmarshalJSON(b []byte) error {
 		v = int64(f)
 	}
 	*i = Int64(v)
+	return nil
+}
+
+// Duration is a google.protobuf.Duration: seconds with an "s", e.g.
+// "1.500s".
+type Duration struct{ time.Duration }
+
+// NewDuration returns d as a Duration.
+func NewDuration(d time.Duration) *Duration { return &Duration{d} }
+
+// MarshalJSON writes seconds with 0, 3, 6 or 9 fractional digits, as
+// protojson does.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	ns := int64(d.Duration)
+	sign := ""
+	if ns < 0 {
+		sign, ns = "-", -ns
+	}
+	s := sign + strconv.FormatInt(ns/1e9, 10)
+	if frac := ns % 1e9; frac != 0 {
+		f := strconv.FormatInt(frac+1e9, 10)[1:] // nine digits
+		for len(f) > 3 && f[len(f)-3:] == "000" {
+			f = f[:len(f)-3]
+		}
+		s += "." + f
+	}
+	return []byte(`"` + s + `s"`), nil
+}
+
+// UnmarshalJSON reads "1.5s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -42,6 +43,18 @@ func TestTypesMatchContract(t *testing.T) {
 		{&pluginv1.DeleteResponse{}, &pdk.DeleteResponse{}},
 		{&pluginv1.ListRequest{}, &pdk.ListRequest{}},
 		{&pluginv1.ListResponse{}, &pdk.ListResponse{}},
+		{&pluginv1.StatRequest{}, &pdk.StatRequest{}},
+		{&pluginv1.StatResponse{}, &pdk.StatResponse{}},
+		{&pluginv1.PresignRequest{}, &pdk.PresignRequest{}},
+		{&pluginv1.PresignResponse{}, &pdk.PresignResponse{}},
+		{&pluginv1.UploadBeginRequest{}, &pdk.UploadBeginRequest{}},
+		{&pluginv1.UploadBeginResponse{}, &pdk.UploadBeginResponse{}},
+		{&pluginv1.UploadPartRequest{}, &pdk.UploadPartRequest{}},
+		{&pluginv1.UploadPartResponse{}, &pdk.UploadPartResponse{}},
+		{&pluginv1.UploadCompleteRequest{}, &pdk.UploadCompleteRequest{}},
+		{&pluginv1.UploadCompleteResponse{}, &pdk.UploadCompleteResponse{}},
+		{&pluginv1.UploadAbortRequest{}, &pdk.UploadAbortRequest{}},
+		{&pluginv1.UploadAbortResponse{}, &pdk.UploadAbortResponse{}},
 		{&pluginv1.ExecuteRequest{}, &pdk.ExecuteRequest{}},
 		{&pluginv1.ExecuteResponse{}, &pdk.ExecuteResponse{}},
 	}
@@ -78,6 +91,9 @@ func fill(m protoreflect.Message) {
 	switch m.Interface().(type) {
 	case *timestamppb.Timestamp:
 		proto.Merge(m.Interface(), &timestamppb.Timestamp{Seconds: 1700000000, Nanos: 5})
+		return
+	case *durationpb.Duration:
+		proto.Merge(m.Interface(), &durationpb.Duration{Seconds: 90, Nanos: 5000})
 		return
 	case *structpb.Struct:
 		s, _ := structpb.NewStruct(map[string]any{"k": "v", "n": 2.5, "b": true, "l": []any{"x"}})

@@ -9,6 +9,7 @@
 //	log-notify   notify    notifications written to the log
 //	forge-status notify    commit statuses on GitHub, Gitea/Forgejo and GitLab
 //	fs-store     storage   objects with metadata under a granted folder
+//	s3-store     storage   objects in an S3-compatible bucket; presigned URLs, multipart uploads
 //	semver       custom    next semantic version and changelog from commit messages
 //
 // Their tests (this folder) load each one under the real host.

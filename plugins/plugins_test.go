@@ -23,7 +23,7 @@ import (
 )
 
 // names are the first-party plugins, one folder each.
-var names = []string{"go-lint", "junit", "http-deploy", "secret-scan", "webhook", "log-notify", "fs-store", "semver", "forge-status"}
+var names = []string{"go-lint", "junit", "http-deploy", "secret-scan", "webhook", "log-notify", "fs-store", "s3-store", "semver", "forge-status"}
 
 // TestMain removes the builds when the tests end.
 func TestMain(m *testing.M) { pdktest.Main(m) }
@@ -455,8 +455,10 @@ func TestFSStore(t *testing.T) {
 	if len(list.Objects) != 1 || list.Objects[0].Key != "builds/42/report.json" || list.NextPageToken != "" {
 		t.Fatalf("page 2: %+v", list)
 	}
-	if err := p.Call("load", pdk.LoadRequest{Key: "tmp/old"}, nil); err == nil || !strings.Contains(err.Error(), "no object tmp/old") {
-		t.Fatalf("expired: %v", err)
+	var gone pdk.LoadResponse
+	if err := p.Call("load", pdk.LoadRequest{Key: "tmp/old"}, &gone); err != nil || gone.ErrorCode != pdk.StorageNotFound ||
+		len(gone.Messages) == 0 || !strings.Contains(gone.Messages[0].Text, "no object tmp/old") {
+		t.Fatalf("expired: %v %+v", err, gone)
 	}
 	var del pdk.DeleteResponse
 	if err := p.Call("delete", pdk.DeleteRequest{Key: "builds/42/report.json"}, &del); err != nil || !del.Deleted {

@@ -31,13 +31,13 @@ import (
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
 	"github.com/go-arcade/arcade/host"
-	"github.com/go-arcade/arcade/server/artifacts"
 	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/logarchive"
 	"github.com/go-arcade/arcade/server/metrics"
 	"github.com/go-arcade/arcade/server/notify"
+	"github.com/go-arcade/arcade/server/objects"
 	"github.com/go-arcade/arcade/server/peers"
 	"github.com/go-arcade/arcade/server/ratelimit"
 	"github.com/go-arcade/arcade/server/secrets"
@@ -148,6 +148,16 @@ type Config struct {
 	// LogArchiveAfter moves the logs of jobs finished this long ago to the
 	// artifact store (0: never).
 	LogArchiveAfter time.Duration
+	// ArtifactUploads is "direct" (the default: agents put artifacts
+	// straight into the store through presigned URLs, when it makes them)
+	// or "server" (every byte goes through the server).
+	ArtifactUploads string
+	// ArtifactDownloads is "redirect" (the default: API and dashboard
+	// downloads are sent to a presigned URL, when the store makes them) or
+	// "stream" (through the server).
+	ArtifactDownloads string
+	// ArtifactURLTTL is how long a presigned URL works (default 10m).
+	ArtifactURLTTL time.Duration
 	// HTTPListen is the address of the dashboard and the HTTP/JSON API
 	// (TLS like gRPC when TLSCert is set); empty turns it off.
 	HTTPListen string
@@ -216,6 +226,23 @@ func (c *Config) Validate() error {
 	}
 	if c.ArtifactMaxBytes < 0 {
 		return errors.New("artifact_max_bytes: must not be negative")
+	}
+	switch c.ArtifactUploads {
+	case "":
+		c.ArtifactUploads = "direct"
+	case "direct", "server":
+	default:
+		return fmt.Errorf("artifact_uploads: want direct or server, got %q", c.ArtifactUploads)
+	}
+	switch c.ArtifactDownloads {
+	case "":
+		c.ArtifactDownloads = "redirect"
+	case "redirect", "stream":
+	default:
+		return fmt.Errorf("artifact_downloads: want redirect or stream, got %q", c.ArtifactDownloads)
+	}
+	if c.ArtifactURLTTL < 0 || c.ArtifactURLTTL > 7*24*time.Hour {
+		return fmt.Errorf("artifact_url_ttl: want 0 (10m) to 168h, got %s", c.ArtifactURLTTL)
 	}
 	if c.ArtifactSweepInterval == 0 {
 		c.ArtifactSweepInterval = time.Minute
@@ -321,7 +348,7 @@ type Server struct {
 	serving atomic.Bool // gRPC serves and is not shutting down
 	notify  *notify.Notifier
 	// objects keep artifacts and archived logs through the storage plugin.
-	objects *artifacts.Objects
+	objects *objects.Store
 	archive *logarchive.Archive
 	// replica names this process in leases.
 	replica string

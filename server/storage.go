@@ -7,6 +7,7 @@ import (
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/artifacts"
 	"github.com/go-arcade/arcade/server/logarchive"
+	"github.com/go-arcade/arcade/server/objects"
 	"github.com/go-arcade/arcade/server/service"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -14,24 +15,25 @@ import (
 // useArtifactStore hands the services the storage plugin named by
 // cfg.ArtifactStore, looked up at each use: a plugin loaded, swapped or
 // removed later is followed without a restart.
-func useArtifactStore(cfg Config, st *store.Store, svc *service.Service, plugins *host.Manager, logger *slog.Logger) (*artifacts.Objects, *logarchive.Archive) {
-	var objects *artifacts.Objects
+func useArtifactStore(cfg Config, st *store.Store, svc *service.Service, plugins *host.Manager, logger *slog.Logger) (*objects.Store, *logarchive.Archive) {
+	var objs *objects.Store
 	if cfg.ArtifactStore != "" {
 		name := cfg.ArtifactStore
-		objects = artifacts.NewObjects(func() (artifacts.Plugin, error) {
+		objs = objects.New(func() (objects.Plugin, error) {
 			p, err := plugins.GetStoragePlugin(name)
 			if err != nil {
 				return nil, err
 			}
 			return p, nil
 		}, 0)
-		if err := objects.Available(); err != nil {
+		if err := objs.Available(); err != nil {
 			logger.Warn("artifact store not available yet; uploads are refused until it loads", "plugin", name, "err", err)
 		}
 	}
-	archive := logarchive.New(st, objects, logger.With("component", "logarchive"))
-	svc.UseStorage(service.StorageConfig{Objects: objects, Archive: archive, MaxBytes: cfg.ArtifactMaxBytes, ExpireIn: cfg.ArtifactExpireIn})
-	return objects, archive
+	archive := logarchive.New(st, objs, logger.With("component", "logarchive"))
+	svc.UseStorage(service.StorageConfig{Objects: objs, Archive: archive, MaxBytes: cfg.ArtifactMaxBytes, ExpireIn: cfg.ArtifactExpireIn,
+		DirectUploads: cfg.ArtifactUploads != "server", RedirectDownloads: cfg.ArtifactDownloads != "stream", URLTTL: cfg.ArtifactURLTTL})
+	return objs, archive
 }
 
 // startStorageWork starts the artifact sweep and the log archive, each on

@@ -1,6 +1,11 @@
 // Package executor runs the shell commands of a job and streams their
 // output line by line.
 //
+// [Executor] is the seam: one value per job runs each of its command steps,
+// as one "sh -e" script each, in one place. [Shell] runs them on the host,
+// in the job's workspace; package container runs them in the job's
+// container. Both pass one conformance suite (package executortest).
+//
 // [Run] writes the commands into a script and runs it with one shell
 // process, "sh -e script", so the first failing command ends the job with
 // its exit code. Before each command a [System] line "$ command" is
@@ -20,8 +25,57 @@
 package executor
 
 import (
+	"context"
 	"fmt"
 	"time"
+)
+
+// Executor runs the command steps of one job, in order, each as one
+// "sh -e" script: "cd" and "export" carry over within a step, not across
+// steps; a "$ command" System line comes before each command's output.
+// Run is never called for two steps at once. A step stopped by cancel or
+// timeout ends the job: an executor may refuse later steps once a stopped
+// step outlived its kill grace. Close releases what the executor holds for
+// the job (a container, a network); after it Run fails.
+type Executor interface {
+	// Run runs one step: spec.Commands with spec.Env over the executor's
+	// base environment, in the job's workspace (spec.Dir on the host),
+	// within spec.Timeout; cancelling ctx stops it with SIGTERM to its
+	// process group, then SIGKILL after spec.KillGrace.
+	Run(ctx context.Context, spec Spec, emit func(Line)) Result
+	// Close ends the job's execution environment.
+	Close(ctx context.Context) error
+}
+
+// Shell runs steps on the host (see Run).
+type Shell struct{}
+
+// Run implements Executor with the package's Run.
+func (Shell) Run(ctx context.Context, spec Spec, emit func(Line)) Result { return Run(ctx, spec, emit) }
+
+// Close implements Executor; the host holds nothing for a job.
+func (Shell) Close(context.Context) error { return nil }
+
+// Reason says, as a typed value, why a job or a step did not succeed, when
+// the outcome alone does not: the agent reports it with the job's status.
+type Reason string
+
+// The reasons.
+const (
+	// ReasonNone: the outcome says it all (an exit status, a timeout).
+	ReasonNone Reason = ""
+	// ReasonEngineLost: the container engine went away while the job ran;
+	// the attempt may run again elsewhere (like a lost agent).
+	ReasonEngineLost Reason = "engine_lost"
+	// ReasonOutOfMemory: the job's container hit its memory limit.
+	ReasonOutOfMemory Reason = "out_of_memory"
+	// ReasonImagePull: the job's image (or a service's) could not be had.
+	ReasonImagePull Reason = "image_pull"
+	// ReasonServiceNotReady: a service container did not become ready.
+	ReasonServiceNotReady Reason = "service_not_ready"
+	// ReasonContainerSetup: the job's container could not be set up (no
+	// /bin/sh in the image, a bad option, the engine refused).
+	ReasonContainerSetup Reason = "container_setup"
 )
 
 // Stream tells where a line of output came from.
@@ -157,4 +211,7 @@ type Result struct {
 	// context's cause.
 	Err      error
 	Duration time.Duration
+	// Reason, when set, is the typed cause of a Failed outcome beyond the
+	// exit status.
+	Reason Reason
 }

@@ -2,10 +2,7 @@ package sysinfo
 
 import (
 	"context"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
+	"maps"
 	"os"
 	"runtime"
 	"strconv"
@@ -25,29 +22,30 @@ const (
 	LabelCPUCores         = "cpu-cores"
 	LabelMemoryMB         = "memory-mb"
 	LabelContainerRuntime = labels.ContainerRuntime
+	// LabelContainerRuntimeVersion is the engine's version.
+	LabelContainerRuntimeVersion = labels.ContainerRuntimeVersion
 )
 
 // probeTimeout bounds each check of a container engine.
-const probeTimeout = 2 * time.Second
+const probeTimeout = 3 * time.Second
 
-// DefaultDockerHost is where the Docker engine listens when DOCKER_HOST is
-// not set.
-const DefaultDockerHost = "unix:///var/run/docker.sock"
+// Engine is a container engine, asked through its API client.
+type Engine interface {
+	// Version returns the engine's version; an error when it does not
+	// answer.
+	Version(ctx context.Context) (string, error)
+}
 
 // Probe says where Labels looks for a container engine.
 type Probe struct {
-	// Containers turns container engine detection on; off, no
-	// container-runtime label is ever set.
-	Containers bool
-	// DockerHost is the engine's address, as DOCKER_HOST spells it
-	// (unix:///path or tcp://host:port); "" means DefaultDockerHost.
-	DockerHost string
+	// Engine is the engine the agent was given; nil: no container-runtime
+	// label is ever set.
+	Engine Engine
 }
 
 // Labels describes the host, with values that are valid Kubernetes label
 // values: os and arch (as Go names them), hostname, cpu-cores (the CPUs
-// this process may use), memory-mb, and container-runtime ("docker") only
-// when probe allows it and the engine at probe.DockerHost answers. It may
+// this process may use), memory-mb, and the labels of EngineLabels. It may
 // take up to probeTimeout, waiting for an engine.
 func Labels(ctx context.Context, probe Probe) map[string]string {
 	labels := map[string]string{
@@ -63,66 +61,30 @@ func Labels(ctx context.Context, probe Probe) map[string]string {
 	if vm, err := mem.VirtualMemoryWithContext(ctx); err == nil && vm.Total > 0 {
 		labels[LabelMemoryMB] = strconv.FormatUint(vm.Total>>20, 10)
 	}
-	if probe.Containers && dockerEngineAnswers(ctx, probe.DockerHost) {
-		labels[LabelContainerRuntime] = "docker"
-	}
+	maps.Copy(labels, EngineLabels(ctx, probe.Engine))
 	return labels
 }
 
-// dockerEngineAnswers reports whether the Docker engine at host (a
-// DOCKER_HOST value) answers GET /_ping. With TLS (DOCKER_TLS_VERIFY) a
-// TCP engine only has to accept a connection. Other schemes (ssh://) are
-// not probed.
-func dockerEngineAnswers(ctx context.Context, host string) bool {
-	if host == "" {
-		host = DefaultDockerHost
-	}
-	u, err := url.Parse(host)
-	if err != nil {
-		return false
-	}
-	var network, addr string
-	switch u.Scheme {
-	case "unix":
-		network, addr = "unix", u.Path
-	case "tcp":
-		network, addr = "tcp", u.Host
-	default:
-		return false
-	}
-	if addr == "" {
-		return false
+// EngineLabels returns container-runtime=docker and
+// container-runtime-version=VERSION (sanitized into a label value) when
+// engine answers through its API, and no label otherwise (engine nil, or
+// silent).
+func EngineLabels(ctx context.Context, engine Engine) map[string]string {
+	out := map[string]string{}
+	if engine == nil {
+		return out
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	var d net.Dialer
-	if network == "tcp" && os.Getenv("DOCKER_TLS_VERIFY") != "" {
-		c, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	}
-
-	transport := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
-		},
-		DisableKeepAlives: true,
-	}
-	defer transport.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/_ping", nil)
+	v, err := engine.Version(ctx)
 	if err != nil {
-		return false
+		return out
 	}
-	resp, err := (&http.Client{Transport: transport}).Do(req)
-	if err != nil {
-		return false
+	out[LabelContainerRuntime] = "docker"
+	if v = SanitizeLabelValue(v); v != "" {
+		out[LabelContainerRuntimeVersion] = v
 	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<10))
-	return resp.StatusCode == http.StatusOK
+	return out
 }
 
 // SanitizeLabelValue turns s into a valid Kubernetes label value: at most

@@ -2,9 +2,8 @@ package sysinfo
 
 import (
 	"context"
+	"errors"
 	"math"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -141,67 +140,34 @@ func TestLabels(t *testing.T) {
 	}
 }
 
-// fakeEngine serves /_ping with status on a unix socket.
-func fakeEngine(t *testing.T, status int) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sysinfo-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "docker.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/_ping" {
-			http.NotFound(w, r)
-			return
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write([]byte("OK"))
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "unix://" + path
+// engine answers Version with version, or fails.
+type engine struct {
+	version string
+	err     error
 }
 
-func TestDockerEngineAnswers(t *testing.T) {
-	ctx := context.Background()
-	if !dockerEngineAnswers(ctx, fakeEngine(t, http.StatusOK)) {
-		t.Error("an engine answering the ping is not seen")
-	}
-	if dockerEngineAnswers(ctx, fakeEngine(t, http.StatusInternalServerError)) {
-		t.Error("a failing engine is taken as usable")
-	}
-	for _, host := range []string{"unix://" + filepath.Join(t.TempDir(), "none.sock"), "ssh://user@host", "unix://", "::"} {
-		if dockerEngineAnswers(ctx, host) {
-			t.Errorf("%s taken as usable", host)
-		}
-	}
-}
+func (e engine) Version(context.Context) (string, error) { return e.version, e.err }
 
-// TestContainerRuntimeLabel checks that the label follows the engine the
+// TestContainerRuntimeLabels checks that the labels follow the engine the
 // probe names, and nothing else: not the host's own engine, not a client
 // in PATH.
-func TestContainerRuntimeLabel(t *testing.T) {
+func TestContainerRuntimeLabels(t *testing.T) {
 	ctx := context.Background()
-	answering := fakeEngine(t, http.StatusOK)
 	for _, c := range []struct {
-		name  string
-		probe Probe
-		want  string
+		name          string
+		probe         Probe
+		want, version string
 	}{
-		{"an answering engine", Probe{Containers: true, DockerHost: answering}, "docker"},
-		{"detection off", Probe{Containers: false, DockerHost: answering}, ""},
-		{"a failing engine", Probe{Containers: true, DockerHost: fakeEngine(t, http.StatusInternalServerError)}, ""},
-		{"no engine", Probe{Containers: true, DockerHost: "unix://" + filepath.Join(t.TempDir(), "none.sock")}, ""},
+		{"an answering engine", Probe{Engine: engine{version: "20.10.24+dfsg1"}}, "docker", "20.10.24-dfsg1"},
+		{"a version that is no label", Probe{Engine: engine{version: "+++"}}, "docker", ""},
+		{"no engine", Probe{}, "", ""},
+		{"a silent engine", Probe{Engine: engine{err: errors.New("connection refused")}}, "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			t.Setenv("DOCKER_HOST", answering) // never read: the probe names the engine
-			if got := Labels(ctx, c.probe)[LabelContainerRuntime]; got != c.want {
-				t.Errorf("container-runtime %q, want %q", got, c.want)
+			t.Setenv("DOCKER_HOST", "unix:///var/run/docker.sock") // never read
+			l := Labels(ctx, c.probe)
+			if l[LabelContainerRuntime] != c.want || l[LabelContainerRuntimeVersion] != c.version {
+				t.Errorf("labels %v, want runtime %q version %q", l, c.want, c.version)
 			}
 		})
 	}

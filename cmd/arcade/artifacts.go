@@ -13,7 +13,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/go-arcade/arcade/agent/transfer"
+	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/client"
 )
@@ -65,7 +70,9 @@ func newArtifactGetCmd() *cobra.Command {
 		Long: `Download an artifact of a job to a file (default: its base name in the
 current folder; -o - writes it to standard output). The sha256 of what
 arrived is checked against the server's record; on a mismatch the file is
-removed and arcade exits with an error.`,
+removed and arcade exits with an error. When the server hands out presigned
+URLs (artifact_downloads: redirect, with a store that makes them) the bytes
+come straight from the store, else through the server.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := dialAPI(f.server, f.token, client.TLS{CAFile: f.tlsCA})
@@ -73,15 +80,25 @@ removed and arcade exits with an error.`,
 				return err
 			}
 			defer c.close()
-			stream, err := c.jobs.DownloadArtifact(cmd.Context(), &jobv1.DownloadArtifactRequest{JobId: args[0], Path: args[1], Attempt: attempt})
-			if err != nil {
+			ctx := cmd.Context()
+			// A URL straight to the store when the server hands them out;
+			// else (or with a server from before them) through the server.
+			link, err := c.jobs.GetArtifactURL(ctx, &jobv1.GetArtifactURLRequest{JobId: args[0], Path: args[1], Attempt: attempt})
+			if err != nil && status.Code(err) != codes.Unimplemented {
 				return err
 			}
-			first, err := stream.Recv()
-			if err != nil {
-				return err
+			var stream grpc.ServerStreamingClient[jobv1.DownloadArtifactResponse]
+			var first *jobv1.DownloadArtifactResponse
+			art := link.GetArtifact()
+			if link.GetUrl() == "" {
+				if stream, err = c.jobs.DownloadArtifact(ctx, &jobv1.DownloadArtifactRequest{JobId: args[0], Path: args[1], Attempt: attempt}); err != nil {
+					return err
+				}
+				if first, err = stream.Recv(); err != nil {
+					return err
+				}
+				art = first.GetArtifact()
 			}
-			art := first.GetArtifact()
 			if art == nil {
 				return errors.New("the server sent no artifact description")
 			}
@@ -98,32 +115,43 @@ removed and arcade exits with an error.`,
 				defer tmp.Close()
 				w = tmp
 			}
-			sum := sha256.New()
 			var n int64
-			write := func(data []byte) error {
-				n += int64(len(data))
-				sum.Write(data)
-				_, err := w.Write(data)
-				return err
-			}
-			if err := write(first.GetData()); err != nil {
-				return err
-			}
-			for {
-				msg, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
+			var got, via string
+			if link.GetUrl() != "" {
+				via = "straight from the store"
+				n, err = transfer.Get(ctx, transfer.Client(), &agentv1.PresignedRequest{Method: "GET", Url: link.GetUrl()}, w, art.GetSizeBytes(), art.GetSha256())
 				if err != nil {
+					return fmt.Errorf("artifact %s: %w", art.GetPath(), err)
+				}
+				got = art.GetSha256()
+			} else {
+				via = "through the server"
+				sum := sha256.New()
+				write := func(data []byte) error {
+					n += int64(len(data))
+					sum.Write(data)
+					_, err := w.Write(data)
 					return err
 				}
-				if err := write(msg.GetData()); err != nil {
+				if err := write(first.GetData()); err != nil {
 					return err
 				}
-			}
-			got := hex.EncodeToString(sum.Sum(nil))
-			if n != art.GetSizeBytes() || got != art.GetSha256() {
-				return fmt.Errorf("artifact %s: received %d bytes with sha256 %s, want %d bytes with sha256 %s", art.GetPath(), n, got, art.GetSizeBytes(), art.GetSha256())
+				for {
+					msg, err := stream.Recv()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						return err
+					}
+					if err := write(msg.GetData()); err != nil {
+						return err
+					}
+				}
+				got = hex.EncodeToString(sum.Sum(nil))
+				if n != art.GetSizeBytes() || got != art.GetSha256() {
+					return fmt.Errorf("artifact %s: received %d bytes with sha256 %s, want %d bytes with sha256 %s", art.GetPath(), n, got, art.GetSizeBytes(), art.GetSha256())
+				}
 			}
 			if tmp != nil {
 				if err := tmp.Close(); err != nil {
@@ -132,7 +160,7 @@ removed and arcade exits with an error.`,
 				if err := os.Rename(tmp.Name(), out); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d bytes, sha256 %s (verified)\n", out, n, got)
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d bytes, sha256 %s (verified; %s)\n", out, n, got, via)
 			}
 			return nil
 		},

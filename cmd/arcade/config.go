@@ -80,6 +80,7 @@ var nestedKeys = map[string]string{
 	"container_runtime": "container.runtime",
 	"container_host":    "container.host",
 	"docker_host":       "container.host",
+	"container_check":   "container.check_interval",
 }
 
 // pairs reads k=v items into a map; an item without "=" maps to "".
@@ -172,6 +173,9 @@ type serverSettings struct {
 	ArtifactExpireIn      time.Duration `koanf:"artifact_expire_in"`
 	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
 	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`
+	ArtifactUploads       string        `koanf:"artifact_uploads"`
+	ArtifactDownloads     string        `koanf:"artifact_downloads"`
+	ArtifactURLTTL        time.Duration `koanf:"artifact_url_ttl"`
 	HTTPListen            string        `koanf:"http_listen"`
 }
 
@@ -208,8 +212,9 @@ type agentSettings struct {
 	Git            string            `koanf:"git"`
 	GitMirrorMax   int64             `koanf:"git_mirror_max_bytes"`
 	Container      struct {
-		Runtime string `koanf:"runtime"`
-		Host    string `koanf:"host"`
+		Runtime       string        `koanf:"runtime"`
+		Host          string        `koanf:"host"`
+		CheckInterval time.Duration `koanf:"check_interval"`
 	} `koanf:"container"`
 }
 

@@ -10,20 +10,23 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstep"
 )
 
 // jobFile is a job written as YAML (see examples/jobs).
 type jobFile struct {
-	Name      string            `yaml:"name"`
-	Commands  []string          `yaml:"commands"`
-	Steps     []jobstep.YAML    `yaml:"steps"`
-	Env       map[string]string `yaml:"env"`
-	Selector  string            `yaml:"selector"`
-	Labels    map[string]string `yaml:"labels"`
-	Timeout   string            `yaml:"timeout"`
-	Retries   int32             `yaml:"retries"`
-	Image     string            `yaml:"image"`
+	Name     string            `yaml:"name"`
+	Commands []string          `yaml:"commands"`
+	Steps    []jobstep.YAML    `yaml:"steps"`
+	Env      map[string]string `yaml:"env"`
+	Selector string            `yaml:"selector"`
+	Labels   map[string]string `yaml:"labels"`
+	Timeout  string            `yaml:"timeout"`
+	Retries  int32             `yaml:"retries"`
+	Image    string            `yaml:"image"`
+	// pull, registry_auth, cpus, memory, network, services
+	Container jobimage.YAML `yaml:",inline"`
 	Artifacts struct {
 		Paths    []string `yaml:"paths"`
 		ExpireIn string   `yaml:"expire_in"`
@@ -31,6 +34,7 @@ type jobFile struct {
 
 	timeout, expireIn time.Duration
 	steps             []*agentv1.Step
+	container         *agentv1.ContainerOptions
 }
 
 func readJobFile(path string) (*jobFile, error) {
@@ -52,6 +56,9 @@ func readJobFile(path string) (*jobFile, error) {
 	if j.steps, err = jobstep.FromYAML("steps", j.Steps); err != nil {
 		return nil, fmt.Errorf("job file %s: %w", path, err)
 	}
+	if j.container, err = j.Container.Proto(""); err != nil {
+		return nil, fmt.Errorf("job file %s: %w", path, err)
+	}
 	if j.Artifacts.ExpireIn != "" {
 		if j.expireIn, err = time.ParseDuration(j.Artifacts.ExpireIn); err != nil {
 			return nil, fmt.Errorf("job file %s: artifacts.expire_in: %w", path, err)
@@ -63,7 +70,7 @@ func readJobFile(path string) (*jobFile, error) {
 func (j *jobFile) request() *jobv1.CreateJobRequest {
 	req := &jobv1.CreateJobRequest{
 		Name: j.Name, Commands: j.Commands, Env: j.Env, Selector: j.Selector, Labels: j.Labels,
-		Retries: j.Retries, Image: j.Image, Steps: j.steps,
+		Retries: j.Retries, Image: j.Image, Steps: j.steps, Container: j.container,
 	}
 	if j.timeout != 0 {
 		req.Timeout = durationpb.New(j.timeout)

@@ -20,6 +20,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 )
@@ -71,6 +72,11 @@ func newJobCmd() *cobra.Command {
 		follow   bool
 		uses     string
 		with     []string
+		pull     string
+		regAuth  string
+		cpus     float64
+		memory   string
+		network  string
 	)
 	create := &cobra.Command{
 		Use:   "create [-f FILE] [--cmd CMD]... [-- COMMAND...]",
@@ -146,6 +152,35 @@ func newJobCmd() *cobra.Command {
 			if image != "" {
 				req.Image = image
 			}
+			if f := cmd.Flags(); f.Changed("pull") || f.Changed("registry-auth") || f.Changed("cpus") || f.Changed("memory") || f.Changed("network") {
+				if req.Container == nil {
+					req.Container = &agentv1.ContainerOptions{}
+				}
+				o := req.Container
+				if f.Changed("pull") {
+					p, err := jobimage.ParsePullPolicy(pull)
+					if err != nil {
+						return fmt.Errorf("--pull: %w", err)
+					}
+					o.PullPolicy = p
+				}
+				if f.Changed("registry-auth") {
+					o.RegistryAuthSecret = regAuth
+				}
+				if f.Changed("cpus") {
+					o.Cpus = cpus
+				}
+				if f.Changed("memory") {
+					m, err := jobimage.ParseMemory(memory)
+					if err != nil {
+						return fmt.Errorf("--memory: %w", err)
+					}
+					o.MemoryBytes = m
+				}
+				if f.Changed("network") {
+					o.NetworkMode = network
+				}
+			}
 			if len(arts) > 0 {
 				req.Artifacts = &agentv1.ArtifactConfig{Paths: arts}
 			}
@@ -174,7 +209,12 @@ func newJobCmd() *cobra.Command {
 	create.Flags().StringArrayVar(&jlabels, "label", nil, "label of the job itself k=v (repeatable)")
 	create.Flags().DurationVar(&timeout, "timeout", 0, "timeout (0: none)")
 	create.Flags().Int32Var(&retries, "retries", 0, "automatic retries on failure")
-	create.Flags().StringVar(&image, "image", "", "container image (only agents with a container runtime)")
+	create.Flags().StringVar(&image, "image", "", "run the job in this container image (only agents with a container runtime)")
+	create.Flags().StringVar(&pull, "pull", "", "with --image: pull policy if-not-present (default), always or never")
+	create.Flags().StringVar(&regAuth, "registry-auth", "", "with --image: the name of the --secret holding the registry credential (user:password or docker config JSON)")
+	create.Flags().Float64Var(&cpus, "cpus", 0, "with --image: CPUs the container may use (0: no limit)")
+	create.Flags().StringVar(&memory, "memory", "", "with --image: memory limit, like 512m or 2g")
+	create.Flags().StringVar(&network, "network", "", `with --image: none, host or bridge (default: a network of the job alone)`)
 	create.Flags().StringArrayVar(&arts, "artifact", nil, "artifact glob (repeatable)")
 	create.Flags().BoolVar(&follow, "follow", false, "print the log until the job ends; exit with its outcome")
 	create.Flags().StringVar(&uses, "uses", "", "run plugin NAME[@VERSION] as a step after the commands (a job file mixes steps freely)")
@@ -342,6 +382,12 @@ func printJobDetail(w io.Writer, j *jobv1.JobDetail) error {
 		b, _ := protojson.Marshal(sel)
 		row("Selector", string(b))
 	}
+	if j.GetImage() != "" {
+		row("Image", j.GetImage())
+		if o := j.GetContainer(); o != nil {
+			row("Container", describeContainer(o))
+		}
+	}
 	for i, c := range j.GetCommands() {
 		row(fmt.Sprintf("Command %d", i+1), c)
 	}
@@ -359,6 +405,40 @@ func printJobDetail(w io.Writer, j *jobv1.JobDetail) error {
 		row("Trusted agents", word+": "+j.GetTrustReason())
 	}
 	return tw.Flush()
+}
+
+// describeContainer is one line for a job's container options.
+func describeContainer(o *agentv1.ContainerOptions) string {
+	parts := []string{"pull " + jobimage.PullPolicyName(o.GetPullPolicy())}
+	if o.GetCpus() > 0 {
+		parts = append(parts, fmt.Sprintf("cpus %g", o.GetCpus()))
+	}
+	if o.GetMemoryBytes() > 0 {
+		parts = append(parts, fmt.Sprintf("memory %s", humanSize(o.GetMemoryBytes())))
+	}
+	if o.GetNetworkMode() != "" {
+		parts = append(parts, "network "+o.GetNetworkMode())
+	}
+	if o.GetRegistryAuthSecret() != "" {
+		parts = append(parts, "registry credential from secret "+o.GetRegistryAuthSecret())
+	}
+	for _, s := range o.GetServices() {
+		parts = append(parts, fmt.Sprintf("service %s (%s)", s.GetName(), s.GetImage()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// humanSize writes a byte count in binary units: 512MiB.
+func humanSize(n int64) string {
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d%s", n/u.size, u.unit)
+		}
+	}
+	return fmt.Sprintf("%dB", n)
 }
 
 // describeStep is one line for a step: its name and what it runs.

@@ -38,6 +38,9 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Duration("artifact-expire-in", 7*24*time.Hour, "expiry of artifacts whose job sets none (0: kept until the job is deleted)")
 	f.Duration("artifact-sweep-interval", time.Minute, "how often expired artifacts are removed and old logs archived")
 	f.Duration("log-archive-after", 0, "archive the logs of jobs finished this long ago through the artifact store (0: never)")
+	f.String("artifact-uploads", "direct", "direct (agents put artifacts straight into a store that presigns URLs) or server (every byte through this server)")
+	f.String("artifact-downloads", "redirect", "redirect (downloads go to a presigned URL of a store that makes them) or stream (through this server)")
+	f.Duration("artifact-url-ttl", 10*time.Minute, "how long a presigned artifact URL works")
 	f.String("http-listen", "127.0.0.1:8080", `dashboard and HTTP/JSON API address ("" turns it off)`)
 	f.String("secret-keyring", "", "keyring file of secret keys (default DATA_DIR/secret.keyring; see arcade server rekey)")
 	f.Int("audit-max-events", 0, "audit log entries kept (default 100000; -1: no count bound)")
@@ -74,6 +77,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
+		ArtifactUploads: s.ArtifactUploads, ArtifactDownloads: s.ArtifactDownloads, ArtifactURLTTL: s.ArtifactURLTTL,
 	}, nil
 }
 
@@ -122,6 +126,7 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.Bool("require-signatures", false, "refuse plugin modules not signed by a trusted key")
 	f.String("container-runtime", "auto", "auto (container jobs when the Docker engine answers), docker, or none (never look for one)")
 	f.String("docker-host", "", "the Docker engine's address (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	f.Duration("container-check", 5*time.Second, "how often to check that the Docker engine still answers (its labels follow it)")
 	f.String("git", "", `the git client checking out sources (default: git on PATH; "none": no checkouts)`)
 }
 
@@ -136,7 +141,8 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 		dockerHost = os.Getenv("DOCKER_HOST")
 	}
 	return agent.Config{
-		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost, Git: s.Git, GitMirrorMaxBytes: s.GitMirrorMax,
+		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost, EngineCheck: s.Container.CheckInterval,
+		Git: s.Git, GitMirrorMaxBytes: s.GitMirrorMax,
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,

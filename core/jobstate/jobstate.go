@@ -109,7 +109,67 @@ const (
 	// ReasonUnrunnable: the server could not hand it out (a plugin its
 	// steps use is no longer served).
 	ReasonUnrunnable Reason = "unrunnable"
+	// ReasonEngineLost: the container engine of its agent went away while
+	// it ran in a container; retried like a lost agent.
+	ReasonEngineLost Reason = "engine_lost"
+	// ReasonOutOfMemory: its container hit its memory limit.
+	ReasonOutOfMemory Reason = "out_of_memory"
+	// ReasonImagePull: its image (or a service's) could not be pulled.
+	ReasonImagePull Reason = "image_pull"
+	// ReasonServiceNotReady: a service container did not become ready.
+	ReasonServiceNotReady Reason = "service_not_ready"
+	// ReasonContainerSetup: its container could not be set up.
+	ReasonContainerSetup Reason = "container_setup"
+	// ReasonWorkspace: its workspace could not be prepared.
+	ReasonWorkspace Reason = "workspace"
+	// The phases of a job on its agent besides steps (see the agent's
+	// phases): each fails with its own reason.
+	ReasonCheckout       Reason = "checkout"
+	ReasonInputs         Reason = "inputs"
+	ReasonCacheRestore   Reason = "cache_restore"
+	ReasonOutputs        Reason = "outputs"
+	ReasonCacheSave      Reason = "cache_save"
+	ReasonArtifactUpload Reason = "artifact_upload"
 )
+
+// Lost reports whether an attempt that ended for reason r did not fail on
+// its own: its agent, or the agent's container engine, went away. Retry
+// policies treat such attempts alike ("agent_lost").
+func (r Reason) Lost() bool { return r == ReasonAgentLost || r == ReasonEngineLost }
+
+// FromEndReason is the reason of an attempt its agent reported failed with
+// the typed reason e; def when the agent gave none.
+func FromEndReason(e agentv1.EndReason, def Reason) Reason {
+	switch e {
+	case agentv1.EndReason_END_REASON_STEP_FAILED:
+		return ReasonStepFailed
+	case agentv1.EndReason_END_REASON_ENGINE_LOST:
+		return ReasonEngineLost
+	case agentv1.EndReason_END_REASON_OUT_OF_MEMORY:
+		return ReasonOutOfMemory
+	case agentv1.EndReason_END_REASON_IMAGE_PULL:
+		return ReasonImagePull
+	case agentv1.EndReason_END_REASON_SERVICE_NOT_READY:
+		return ReasonServiceNotReady
+	case agentv1.EndReason_END_REASON_CONTAINER_SETUP:
+		return ReasonContainerSetup
+	case agentv1.EndReason_END_REASON_WORKSPACE:
+		return ReasonWorkspace
+	case agentv1.EndReason_END_REASON_CHECKOUT:
+		return ReasonCheckout
+	case agentv1.EndReason_END_REASON_INPUTS:
+		return ReasonInputs
+	case agentv1.EndReason_END_REASON_CACHE_RESTORE:
+		return ReasonCacheRestore
+	case agentv1.EndReason_END_REASON_OUTPUTS:
+		return ReasonOutputs
+	case agentv1.EndReason_END_REASON_CACHE_SAVE:
+		return ReasonCacheSave
+	case agentv1.EndReason_END_REASON_ARTIFACT_UPLOAD:
+		return ReasonArtifactUpload
+	}
+	return def
+}
 
 // Name is the short lower-case name of a status ("running"), as stored and
 // shown to people.

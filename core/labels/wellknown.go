@@ -11,4 +11,7 @@ const (
 	// version); a job that checks out a source only goes to an agent that
 	// has it.
 	Git = "git"
+	// ContainerRuntimeVersion is the version of that engine, as it reports
+	// it, sanitized into a label value ("20.10.24-dfsg1").
+	ContainerRuntimeVersion = "container-runtime-version"
 )

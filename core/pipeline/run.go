@@ -147,7 +147,8 @@ func EnvFor(p *jobv1.PipelineDetail, n *Node, params map[string]string) map[stri
 }
 
 // RetryAfter decides whether an attempt (from 1) of job j that ended with
-// status s (lost: its agent vanished) runs again, and after how long. With
+// status s (lost: its agent, or its container engine, vanished) runs again,
+// and after how long. With
 // no policy a job runs once. A policy with max_attempts > 1 and no outcome
 // chosen retries every bad outcome. The backoff doubles with each attempt,
 // capped at one hour.

@@ -9,6 +9,7 @@ import (
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/gitref"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
 )
@@ -48,6 +49,10 @@ func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 	if len(p.GetStages()) == 0 {
 		return nil, errorf("stages", "must not be empty: a pipeline has at least one stage")
 	}
+	hasSecret := func(name string) bool {
+		_, given := p.GetSecrets()[name]
+		return given || slices.Contains(p.GetSecretNames(), name) || slices.Contains(p.GetSecretRefs(), name)
+	}
 	seenStage := map[string]int{}
 	where := map[string]string{} // job name → field
 	for si, st := range p.GetStages() {
@@ -76,6 +81,14 @@ func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 			where[j.GetName()] = jf
 			if err := checkJob(jf, j); err != nil {
 				return nil, err
+			}
+			jobHasSecret := func(name string) bool { return hasSecret(name) || slices.Contains(j.GetSecrets(), name) }
+			if err := jobimage.Check(jf, strings.TrimSpace(j.GetImage()), j.GetContainer(), jobHasSecret); err != nil {
+				var ie *jobimage.Error
+				if errors.As(err, &ie) {
+					return nil, errorf(ie.Field, "%s", ie.Reason)
+				}
+				return nil, errorf(jf+".image", "%v", err)
 			}
 			if err := checkSecretRefs(jf+".secrets", j.GetSecrets()); err != nil {
 				return nil, err

@@ -13,6 +13,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstep"
 )
 
@@ -76,7 +77,9 @@ type jobSpec struct {
 	When          string            `yaml:"when"`
 	Image         string            `yaml:"image"`
 	Steps         []jobstep.YAML    `yaml:"steps"`
-	Secrets       []string          `yaml:"secrets"`
+	// pull, registry_auth, cpus, memory, network, services
+	Container jobimage.YAML `yaml:",inline"`
+	Secrets   []string      `yaml:"secrets"`
 	// Checkout: false skips the checkout of the pipeline's source.
 	Checkout *bool `yaml:"checkout"`
 }
@@ -158,6 +161,13 @@ func parseJob(field string, j jobSpec) (*jobv1.PipelineJob, error) {
 		var se *jobstep.Error
 		if errors.As(err, &se) {
 			return nil, errorf(se.Field, "%s", se.Reason)
+		}
+		return nil, err
+	}
+	if pj.Container, err = j.Container.Proto(field); err != nil {
+		var ie *jobimage.Error
+		if errors.As(err, &ie) {
+			return nil, errorf(ie.Field, "%s", ie.Reason)
 		}
 		return nil, err
 	}

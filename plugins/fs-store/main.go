@@ -174,7 +174,8 @@ func runLoad(r *pdk.LoadRequest) (*pdk.LoadResponse, error) {
 		return nil, fmt.Errorf("fs-store: load %s: %w", r.Key, err)
 	}
 	if obj == nil {
-		return nil, fmt.Errorf("fs-store: no object %s", r.Key)
+		return &pdk.LoadResponse{Status: pdk.StatusError, ErrorCode: pdk.StorageNotFound,
+			Messages: []pdk.Message{{Severity: pdk.SeverityMedium, Text: "fs-store: no object " + r.Key}}}, nil
 	}
 	content, err := os.ReadFile(objectPath(r.Key))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/go-arcade/arcade/server/objects"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -18,14 +19,14 @@ const ClaimTTL = 10 * time.Minute
 // by one of them before it is removed.
 type Sweeper struct {
 	store   *store.Store
-	objects *Objects
+	objects *objects.Store
 	log     *slog.Logger
 	now     func() time.Time
 }
 
 // NewSweeper returns a sweeper over the store and objects.
-func NewSweeper(st *store.Store, objects *Objects, logger *slog.Logger) *Sweeper {
-	return &Sweeper{store: st, objects: objects, log: logger, now: func() time.Time { return time.Now().UTC() }}
+func NewSweeper(st *store.Store, objs *objects.Store, logger *slog.Logger) *Sweeper {
+	return &Sweeper{store: st, objects: objs, log: logger, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Sweep removes the artifacts expired now and returns how many it removed.
@@ -52,7 +53,7 @@ func (sw *Sweeper) Sweep(ctx context.Context) (int, error) {
 			}
 			progress = true
 			if a.Stored {
-				if err := sw.objects.DeleteParts(ctx, a.StorageKey, int(a.Parts)); err != nil {
+				if err := sw.objects.Remove(ctx, a.StorageKey, a.Parts); err != nil {
 					// The claim stays: the artifact is tried again once it is stale.
 					return removed, fmt.Errorf("remove expired artifact %s of job %s: %w", a.Path, a.JobID, err)
 				}

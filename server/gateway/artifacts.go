@@ -18,9 +18,12 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 )
 
-// artifactHandler serves GET /artifacts/{job_id}/{path...}[?attempt=N]: the
-// bytes of DownloadArtifact as a file, which a JSON stream of base64 chunks
-// is not. The bearer token is forwarded like the gateway does.
+// artifactHandler serves GET /artifacts/{job_id}/{path...}[?attempt=N]: a
+// redirect to a presigned URL of the store when the server hands them out
+// (GetArtifactURL), else the bytes of DownloadArtifact as a file, which a
+// JSON stream of base64 chunks is not. The bearer token is forwarded like
+// the gateway does; it does not follow the redirect (the URL is its own
+// credential).
 func artifactHandler(jobs jobv1.JobServiceClient, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := &jobv1.DownloadArtifactRequest{JobId: r.PathValue("job_id"), Path: r.PathValue("path")}
@@ -35,6 +38,19 @@ func artifactHandler(jobs jobv1.JobServiceClient, log *slog.Logger) http.Handler
 		ctx := r.Context()
 		if auth := r.Header.Get("Authorization"); auth != "" {
 			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", auth)
+		}
+		link, err := jobs.GetArtifactURL(ctx, &jobv1.GetArtifactURLRequest{JobId: req.JobId, Path: req.Path, Attempt: req.Attempt})
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if link.GetUrl() != "" {
+			if a := link.GetArtifact(); a.GetSha256() != "" {
+				w.Header().Set("X-Checksum-Sha256", a.GetSha256())
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, link.GetUrl(), http.StatusTemporaryRedirect)
+			return
 		}
 		stream, err := jobs.DownloadArtifact(ctx, req)
 		if err != nil {

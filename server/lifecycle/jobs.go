@@ -60,6 +60,9 @@ type Report struct {
 	Began    time.Time
 	ExitCode int32
 	Message  string
+	// Reason is the agent's typed reason of a FAILED attempt (a step
+	// failed, the container engine was lost...); ReasonNone: a step.
+	Reason jobstate.Reason
 	// Artifacts are the files the attempt kept, with a final status.
 	// JobID and Attempt are filled in; a zero CreatedAt becomes now.
 	Artifacts []store.Artifact
@@ -102,7 +105,11 @@ func (l *Lifecycle) Report(ctx context.Context, rep Report) (*store.Job, error) 
 		}
 		j.ExitCode = rep.ExitCode
 		j.Message = rep.Message
-		retried = finish(j, to, reportedReason(to), now)
+		reason := reportedReason(to)
+		if to == jobstate.Failed && rep.Reason != jobstate.ReasonNone {
+			reason = rep.Reason
+		}
+		retried = finish(j, to, reason, now)
 		return nil
 	})
 	if err != nil {

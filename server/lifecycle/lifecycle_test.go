@@ -567,6 +567,45 @@ stages: [{name: s, jobs: [{name: a, commands: [x], retry: {max_attempts: 2, on: 
 	})
 }
 
+// TestEngineLostRetriesLikeALostAgent: an attempt its agent reports FAILED
+// with the typed reason "engine lost" is retried by a policy on agent_lost;
+// one that ran out of memory is not.
+func TestEngineLostRetriesLikeALostAgent(t *testing.T) {
+	eachStore(t, func(f *fixture) {
+		t := f.t
+		p := f.createPipeline(`name: p
+stages: [{name: s, jobs: [{name: a, image: busybox, commands: [x], retry: {max_attempts: 2, on: [agent_lost]}}]}]`)
+		for _, c := range []struct {
+			reason jobstate.Reason
+			retry  bool
+		}{{jobstate.ReasonEngineLost, true}, {jobstate.ReasonOutOfMemory, false}} {
+			r, err := f.l.StartRun(f.ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "test", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := f.runJob(r.ID, "a")
+			f.claim(a.ID)
+			f.mustReport(a, jobstate.Running, 0, "")
+			_, err = f.l.Report(f.ctx, Report{AgentID: f.agent.ID, JobID: a.ID, Attempt: 1, Status: jobstate.Failed,
+				ExitCode: -1, Message: "the step said: agent lost", Reason: c.reason})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.retry {
+				f.want(a.ID, jobstate.Pending, jobstate.ReasonNone, 2, "")
+				if st := f.run(r.ID).Status; st != "running" {
+					t.Errorf("run %s after an engine lost, want running (retried)", st)
+				}
+			} else {
+				f.want(a.ID, jobstate.Failed, c.reason, 1, "")
+				if st := f.run(r.ID).Status; st != "failed" {
+					t.Errorf("run %s after %s, want failed", st, c.reason)
+				}
+			}
+		}
+	})
+}
+
 func TestRetryBackoffWaitsForHousekeeping(t *testing.T) {
 	eachStore(t, func(f *fixture) {
 		t := f.t

@@ -12,6 +12,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/pipeline"
@@ -184,7 +185,8 @@ func newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Nod
 	j := &store.Job{
 		Steps: encoded, Plugins: jobstep.Plugins(steps),
 		ID: newID(), Name: n.Name, Status: jobstate.Name(jobstate.Pending), Commands: commands,
-		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: n.Job.GetImage(),
+		Env: env, TimeoutMS: n.Job.GetTimeout().AsDuration().Milliseconds(), Image: jobimage.Expand(strings.TrimSpace(n.Job.GetImage()), env),
+		Container: containerBytes(jobimage.ExpandOptions(n.Job.GetContainer(), env)),
 		Artifacts: artifacts, Selector: sel.String(), Labels: map[string]string{},
 		CreatedAt: now, UpdatedAt: now, Attempt: 1,
 		PipelineID: r.PipelineID, RunID: r.ID, Stage: n.Stage,
@@ -236,7 +238,7 @@ func runSourceEnv(r *store.PipelineRun) map[string]string {
 // badly, runs again under the job's retry policy, and after how long. The
 // typed end reason says whether its agent was lost.
 func retryAfter(n *pipeline.Node, j *store.Job) (time.Duration, bool) {
-	return pipeline.RetryAfter(n.Job, status(j), j.EndReason == jobstate.ReasonAgentLost, j.Attempt)
+	return pipeline.RetryAfter(n.Job, status(j), j.EndReason.Lost(), j.Attempt)
 }
 
 // AdvanceRuns moves every run under way along: it starts retries whose
@@ -361,4 +363,13 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 		}
 	}
 	return nil
+}
+
+// containerBytes is the stored form of a job's container options.
+func containerBytes(o *agentv1.ContainerOptions) []byte {
+	if o == nil {
+		return nil
+	}
+	b, _ := protojson.Marshal(o)
+	return b
 }

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/go-arcade/arcade/core/logpack"
-	"github.com/go-arcade/arcade/server/artifacts"
+	"github.com/go-arcade/arcade/server/objects"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -29,7 +29,7 @@ const cacheSize = 8
 // Archive archives logs and reads them back.
 type Archive struct {
 	store   *store.Store
-	objects *artifacts.Objects
+	objects *objects.Store
 	log     *slog.Logger
 
 	mu    sync.Mutex
@@ -38,8 +38,8 @@ type Archive struct {
 }
 
 // New returns an archive over the store and the storage objects.
-func New(st *store.Store, objects *artifacts.Objects, logger *slog.Logger) *Archive {
-	return &Archive{store: st, objects: objects, log: logger, cache: map[string]store.Pack{}}
+func New(st *store.Store, objs *objects.Store, logger *slog.Logger) *Archive {
+	return &Archive{store: st, objects: objs, log: logger, cache: map[string]store.Pack{}}
 }
 
 // Run archives the logs of jobs that finished before now minus after and
@@ -83,7 +83,7 @@ func (a *Archive) archive(ctx context.Context, j *store.Job) error {
 		}
 		data := logpack.Encode(lines)
 		meta := map[string]string{"job_id": j.ID, "attempt": strconv.Itoa(int(attempt)), "lines": strconv.Itoa(len(lines))}
-		if err := a.objects.Save(ctx, Key(j.ID, attempt), data, time.Time{}, meta); err != nil {
+		if err := a.objects.Save(ctx, Key(j.ID, attempt), data, objects.Meta{ContentType: "application/vnd.arcade.logpack", Metadata: meta}); err != nil {
 			return fmt.Errorf("archive log of job %s attempt %d: %w", j.ID, attempt, err)
 		}
 	}

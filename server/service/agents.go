@@ -259,11 +259,17 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 		return nil, invalid("status", "an agent reports RUNNING or a final status, got %s", to)
 	}
 	rep := lifecycle.Report{AgentID: id, JobID: req.GetJobId(), Attempt: req.GetAttempt(), Status: to,
-		ExitCode: req.GetExitCode(), Message: req.GetMessage()}
+		ExitCode: req.GetExitCode(), Message: req.GetMessage(), Reason: jobstate.FromEndReason(req.GetReason(), jobstate.ReasonNone)}
 	if t := req.GetTimestamp(); t.IsValid() {
 		rep.Began = t.AsTime()
 	}
+	// With an artifact store, artifacts are recorded as their uploads are
+	// stored: the report's list records nothing that was not. Without one,
+	// the server keeps their descriptions.
 	for _, a := range req.GetArtifacts() {
+		if s.storage.objects != nil {
+			break
+		}
 		art := store.Artifact{Path: a.GetPath(), SizeBytes: a.GetSizeBytes(), SHA256: a.GetSha256()}
 		if a.GetCreatedAt() != nil {
 			art.CreatedAt = a.GetCreatedAt().AsTime()

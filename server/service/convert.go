@@ -57,6 +57,18 @@ func selectorProto(text string) *agentv1.LabelSelector {
 	return sel.Proto()
 }
 
+// containerOptions reads a job's stored container options; nil without.
+func containerOptions(b []byte) *agentv1.ContainerOptions {
+	if len(b) == 0 {
+		return nil
+	}
+	o := &agentv1.ContainerOptions{}
+	if err := protojson.Unmarshal(b, o); err != nil {
+		return nil
+	}
+	return o
+}
+
 func jobDetail(j *store.Job) *jobv1.JobDetail {
 	return &jobv1.JobDetail{
 		Id:              j.ID,
@@ -66,6 +78,7 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		Env:             j.Env,
 		Timeout:         dur(j.TimeoutMS),
 		Image:           j.Image,
+		Container:       containerOptions(j.Container),
 		Artifacts:       artifactConfig(j.Artifacts),
 		LogArchived:     j.LogArchivedAttempts > 0 && j.LogArchivedAttempts >= j.Attempt,
 		Retries:         j.Retries,
@@ -116,6 +129,7 @@ func (s *Service) agentJob(j *store.Job) (*agentv1.Job, error) {
 		Env:           j.Env,
 		Timeout:       dur(j.TimeoutMS),
 		Image:         j.Image,
+		Container:     containerOptions(j.Container),
 		Artifacts:     artifactConfig(j.Artifacts),
 		Retries:       j.Retries,
 		LabelSelector: selectorProto(j.Selector),

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
@@ -29,8 +30,9 @@ type JobServer struct {
 // maxRetries bounds automatic retries of one job.
 const maxRetries = 100
 
-// jobFromRequest validates a job definition and fills the stored fields.
-func jobFromRequest(req *jobv1.CreateJobRequest, j *store.Job) error {
+// jobFromRequest validates a job definition and fills the stored fields;
+// hasSecret tells whether the job has a secret of a name.
+func jobFromRequest(req *jobv1.CreateJobRequest, j *store.Job, hasSecret func(string) bool) error {
 	switch {
 	case len(req.GetCommands()) > 0 && len(req.GetSteps()) > 0:
 		return invalid("steps", "set commands or steps, not both: steps may mix commands and plugin calls")
@@ -82,6 +84,14 @@ func jobFromRequest(req *jobv1.CreateJobRequest, j *store.Job) error {
 	if err := labels.ValidateLabels(req.GetLabels()); err != nil {
 		return selectorError("labels", err)
 	}
+	image := strings.TrimSpace(req.GetImage())
+	if err := jobimage.Check("", image, req.GetContainer(), hasSecret); err != nil {
+		return imageError(err)
+	}
+	var container []byte
+	if o := req.GetContainer(); o != nil {
+		container, _ = protojson.Marshal(o)
+	}
 	var artifacts []byte
 	if a := req.GetArtifacts(); a != nil {
 		if err := validateArtifactPaths(a.GetPaths()); err != nil {
@@ -106,7 +116,8 @@ func jobFromRequest(req *jobv1.CreateJobRequest, j *store.Job) error {
 	j.Commands = req.GetCommands()
 	j.Env = nonNil(req.GetEnv())
 	j.TimeoutMS = timeout.AsDuration().Milliseconds()
-	j.Image = strings.TrimSpace(req.GetImage())
+	j.Image = image
+	j.Container = container
 	j.Artifacts = artifacts
 	j.Retries = req.GetRetries()
 	j.Selector = sel.String()
@@ -128,7 +139,11 @@ func defaultName(cmd string) string {
 func (js *JobServer) CreateJob(ctx context.Context, req *jobv1.CreateJobRequest) (*jobv1.CreateJobResponse, error) {
 	s := js.s
 	j := new(store.Job)
-	if err := jobFromRequest(req, j); err != nil {
+	hasSecret := func(name string) bool {
+		_, inline := req.GetSecrets()[name]
+		return inline || slices.Contains(req.GetSecretRefs(), name)
+	}
+	if err := jobFromRequest(req, j, hasSecret); err != nil {
 		return nil, err
 	}
 	if err := s.checkStepPlugins("steps", req.GetSteps()); err != nil {
@@ -200,7 +215,7 @@ func (js *JobServer) ListJobs(ctx context.Context, req *jobv1.ListJobsRequest) (
 }
 
 // updatable are the CreateJobRequest fields UpdateJob may change.
-var updatable = []string{"name", "commands", "steps", "env", "timeout", "image", "artifacts", "retries", "label_selector", "labels", "selector"}
+var updatable = []string{"name", "commands", "steps", "env", "timeout", "image", "container", "artifacts", "retries", "label_selector", "labels", "selector"}
 
 // UpdateJob implements JobService.UpdateJob: only a pending job changes.
 func (js *JobServer) UpdateJob(ctx context.Context, req *jobv1.UpdateJobRequest) (*jobv1.UpdateJobResponse, error) {
@@ -219,7 +234,9 @@ func (js *JobServer) UpdateJob(ctx context.Context, req *jobv1.UpdateJobRequest)
 	}
 	j, err := s.life.EditJob(ctx, req.GetJobId(), func(j *store.Job) error {
 		merged := mergeJobRequest(currentRequest(j), req.GetJob(), paths)
-		if err := jobFromRequest(merged, j); err != nil {
+		if err := jobFromRequest(merged, j, func(name string) bool {
+			return slices.Contains(j.SecretNames, name) || slices.Contains(j.SecretRefs, name)
+		}); err != nil {
 			return err
 		}
 		if err := s.checkStepPlugins("steps", merged.GetSteps()); err != nil {
@@ -243,7 +260,7 @@ func currentRequest(j *store.Job) *jobv1.CreateJobRequest {
 	d := jobDetail(j)
 	return &jobv1.CreateJobRequest{
 		Name: d.Name, Commands: d.Commands, Steps: d.Steps, Env: d.Env, Timeout: d.Timeout, Image: d.Image,
-		Artifacts: d.Artifacts, Retries: d.Retries, LabelSelector: d.LabelSelector, Labels: d.Labels,
+		Container: d.Container, Artifacts: d.Artifacts, Retries: d.Retries, LabelSelector: d.LabelSelector, Labels: d.Labels,
 	}
 }
 
@@ -280,6 +297,9 @@ func mergeJobRequest(cur, upd *jobv1.CreateJobRequest, paths []string) *jobv1.Cr
 	}
 	if set("image", upd.Image != "") {
 		cur.Image = upd.Image
+	}
+	if set("container", upd.Container != nil) {
+		cur.Container = upd.Container
 	}
 	if set("artifacts", upd.Artifacts != nil) {
 		cur.Artifacts = upd.Artifacts

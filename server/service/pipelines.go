@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/pipeline"
@@ -432,6 +433,9 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRunImages(p, req.GetParams()); err != nil {
+		return nil, err
+	}
 	origin := lifecycle.RunOrigin{Event: "manual", Ref: req.GetRef()}
 	if req.GetRef() != "" {
 		spec, err := lifecycle.DecodeSpec(p.Spec)
@@ -682,4 +686,35 @@ func (s *Service) Webhooks(ctx context.Context, pipelineName string) ([]trigger.
 // FireWebhook implements trigger.WebhookTarget.
 func (s *Service) FireWebhook(ctx context.Context, pipelineName string, push trigger.Push) (string, int64, error) {
 	return s.life.FireWebhook(ctx, pipelineName, push)
+}
+
+// checkRunImages refuses a run whose jobs' images, once their ${NAME}
+// references are expanded with the run's parameters, are no image
+// references.
+func checkRunImages(p *store.Pipeline, params map[string]string) error {
+	spec, err := lifecycle.DecodeSpec(p.Spec)
+	if err != nil {
+		return storeError(err, "pipeline")
+	}
+	plan, err := pipeline.Validate(spec)
+	if err != nil {
+		return pipelineError(err)
+	}
+	for _, n := range plan.Nodes {
+		if n.Job.GetImage() == "" {
+			continue
+		}
+		env := pipeline.EnvFor(spec, n, params)
+		field := fmt.Sprintf("params: job %s: image", n.Name)
+		if err := jobimage.CheckExpanded(field, n.Job.GetImage(), jobimage.Expand(n.Job.GetImage(), env)); err != nil {
+			return imageError(err)
+		}
+		for i, svc := range n.Job.GetContainer().GetServices() {
+			field := fmt.Sprintf("params: job %s: services[%d].image", n.Name, i)
+			if err := jobimage.CheckExpanded(field, svc.GetImage(), jobimage.Expand(svc.GetImage(), env)); err != nil {
+				return imageError(err)
+			}
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
 
+	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/labels"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -31,6 +32,15 @@ func selectorError(prefix string, err error) error {
 		return grpcstatus.Errorf(codes.InvalidArgument, "%s: %s", field, fe.Reason)
 	}
 	return grpcstatus.Errorf(codes.InvalidArgument, "%s: %v", prefix, err)
+}
+
+// imageError turns a jobimage.Error into InvalidArgument naming the field.
+func imageError(err error) error {
+	var ie *jobimage.Error
+	if errors.As(err, &ie) {
+		return invalid(ie.Field, "%s", ie.Reason)
+	}
+	return grpcstatus.Errorf(codes.InvalidArgument, "%v", err)
 }
 
 func requireID(field, v string) error {

@@ -84,6 +84,9 @@ type Job struct {
 	Steps []byte `bun:"steps"`
 	// Plugins name the plugins the steps use, for routing.
 	Plugins []string `bun:"plugins"`
+	// Container is how the job runs in its image (agentv1.ContainerOptions
+	// as protojson); nil for the defaults.
+	Container []byte `bun:"container"`
 	// EndReason says why the attempt ended other than in success; it is set
 	// with its final status and cleared when the next attempt starts.
 	EndReason jobstate.Reason `bun:"end_reason,notnull"`

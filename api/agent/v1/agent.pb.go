@@ -222,6 +222,162 @@ func (LabelOperator) EnumDescriptor() ([]byte, []int) {
 	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
+// PullPolicy says when an agent pulls a job's image (and its services').
+type PullPolicy int32
+
+const (
+	// Same as IF_NOT_PRESENT.
+	PullPolicy_PULL_POLICY_UNSPECIFIED PullPolicy = 0
+	// Pull only when the engine does not have the image.
+	PullPolicy_PULL_POLICY_IF_NOT_PRESENT PullPolicy = 1
+	// Pull before every attempt.
+	PullPolicy_PULL_POLICY_ALWAYS PullPolicy = 2
+	// Never pull: the image must be on the engine.
+	PullPolicy_PULL_POLICY_NEVER PullPolicy = 3
+)
+
+// Enum value maps for PullPolicy.
+var (
+	PullPolicy_name = map[int32]string{
+		0: "PULL_POLICY_UNSPECIFIED",
+		1: "PULL_POLICY_IF_NOT_PRESENT",
+		2: "PULL_POLICY_ALWAYS",
+		3: "PULL_POLICY_NEVER",
+	}
+	PullPolicy_value = map[string]int32{
+		"PULL_POLICY_UNSPECIFIED":    0,
+		"PULL_POLICY_IF_NOT_PRESENT": 1,
+		"PULL_POLICY_ALWAYS":         2,
+		"PULL_POLICY_NEVER":          3,
+	}
+)
+
+func (x PullPolicy) Enum() *PullPolicy {
+	p := new(PullPolicy)
+	*p = x
+	return p
+}
+
+func (x PullPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PullPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_agent_v1_agent_proto_enumTypes[3].Descriptor()
+}
+
+func (PullPolicy) Type() protoreflect.EnumType {
+	return &file_api_agent_v1_agent_proto_enumTypes[3]
+}
+
+func (x PullPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PullPolicy.Descriptor instead.
+func (PullPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+// EndReason is the typed cause of an attempt that did not succeed, as its
+// agent reports it: each phase of a job fails with its own reason.
+type EndReason int32
+
+const (
+	// None given (a success, or an older agent).
+	EndReason_END_REASON_UNSPECIFIED EndReason = 0
+	// A step failed (an exit status, a plugin's verdict, a step timeout).
+	EndReason_END_REASON_STEP_FAILED EndReason = 1
+	// The container engine went away while the job ran; retried like a
+	// lost agent.
+	EndReason_END_REASON_ENGINE_LOST EndReason = 2
+	// The job's container hit its memory limit.
+	EndReason_END_REASON_OUT_OF_MEMORY EndReason = 3
+	// The job's (or a service's) image could not be pulled.
+	EndReason_END_REASON_IMAGE_PULL EndReason = 4
+	// A service container did not become ready.
+	EndReason_END_REASON_SERVICE_NOT_READY EndReason = 5
+	// The job's container could not be set up (no /bin/sh, refused options).
+	EndReason_END_REASON_CONTAINER_SETUP EndReason = 6
+	// The workspace could not be prepared.
+	EndReason_END_REASON_WORKSPACE EndReason = 7
+	// The source checkout failed.
+	EndReason_END_REASON_CHECKOUT EndReason = 8
+	// The inputs from upstream jobs could not be fetched.
+	EndReason_END_REASON_INPUTS EndReason = 9
+	// The cache could not be restored.
+	EndReason_END_REASON_CACHE_RESTORE EndReason = 10
+	// The job's outputs could not be read.
+	EndReason_END_REASON_OUTPUTS EndReason = 11
+	// The cache could not be saved.
+	EndReason_END_REASON_CACHE_SAVE EndReason = 12
+	// The artifacts could not be uploaded.
+	EndReason_END_REASON_ARTIFACT_UPLOAD EndReason = 13
+)
+
+// Enum value maps for EndReason.
+var (
+	EndReason_name = map[int32]string{
+		0:  "END_REASON_UNSPECIFIED",
+		1:  "END_REASON_STEP_FAILED",
+		2:  "END_REASON_ENGINE_LOST",
+		3:  "END_REASON_OUT_OF_MEMORY",
+		4:  "END_REASON_IMAGE_PULL",
+		5:  "END_REASON_SERVICE_NOT_READY",
+		6:  "END_REASON_CONTAINER_SETUP",
+		7:  "END_REASON_WORKSPACE",
+		8:  "END_REASON_CHECKOUT",
+		9:  "END_REASON_INPUTS",
+		10: "END_REASON_CACHE_RESTORE",
+		11: "END_REASON_OUTPUTS",
+		12: "END_REASON_CACHE_SAVE",
+		13: "END_REASON_ARTIFACT_UPLOAD",
+	}
+	EndReason_value = map[string]int32{
+		"END_REASON_UNSPECIFIED":       0,
+		"END_REASON_STEP_FAILED":       1,
+		"END_REASON_ENGINE_LOST":       2,
+		"END_REASON_OUT_OF_MEMORY":     3,
+		"END_REASON_IMAGE_PULL":        4,
+		"END_REASON_SERVICE_NOT_READY": 5,
+		"END_REASON_CONTAINER_SETUP":   6,
+		"END_REASON_WORKSPACE":         7,
+		"END_REASON_CHECKOUT":          8,
+		"END_REASON_INPUTS":            9,
+		"END_REASON_CACHE_RESTORE":     10,
+		"END_REASON_OUTPUTS":           11,
+		"END_REASON_CACHE_SAVE":        12,
+		"END_REASON_ARTIFACT_UPLOAD":   13,
+	}
+)
+
+func (x EndReason) Enum() *EndReason {
+	p := new(EndReason)
+	*p = x
+	return p
+}
+
+func (x EndReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EndReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_agent_v1_agent_proto_enumTypes[4].Descriptor()
+}
+
+func (EndReason) Type() protoreflect.EnumType {
+	return &file_api_agent_v1_agent_proto_enumTypes[4]
+}
+
+func (x EndReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EndReason.Descriptor instead.
+func (EndReason) EnumDescriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
 // LogLevel is the severity of a log line.
 type LogLevel int32
 
@@ -262,11 +418,11 @@ func (x LogLevel) String() string {
 }
 
 func (LogLevel) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_agent_v1_agent_proto_enumTypes[3].Descriptor()
+	return file_api_agent_v1_agent_proto_enumTypes[5].Descriptor()
 }
 
 func (LogLevel) Type() protoreflect.EnumType {
-	return &file_api_agent_v1_agent_proto_enumTypes[3]
+	return &file_api_agent_v1_agent_proto_enumTypes[5]
 }
 
 func (x LogLevel) Number() protoreflect.EnumNumber {
@@ -275,7 +431,7 @@ func (x LogLevel) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LogLevel.Descriptor instead.
 func (LogLevel) EnumDescriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 // LogStream tells where a line came from.
@@ -316,11 +472,11 @@ func (x LogStream) String() string {
 }
 
 func (LogStream) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_agent_v1_agent_proto_enumTypes[4].Descriptor()
+	return file_api_agent_v1_agent_proto_enumTypes[6].Descriptor()
 }
 
 func (LogStream) Type() protoreflect.EnumType {
-	return &file_api_agent_v1_agent_proto_enumTypes[4]
+	return &file_api_agent_v1_agent_proto_enumTypes[6]
 }
 
 func (x LogStream) Number() protoreflect.EnumNumber {
@@ -329,7 +485,7 @@ func (x LogStream) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LogStream.Descriptor instead.
 func (LogStream) EnumDescriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 // LabelUpdateMode says how UpdateLabels treats the labels it is given.
@@ -369,11 +525,11 @@ func (x LabelUpdateMode) String() string {
 }
 
 func (LabelUpdateMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_agent_v1_agent_proto_enumTypes[5].Descriptor()
+	return file_api_agent_v1_agent_proto_enumTypes[7].Descriptor()
 }
 
 func (LabelUpdateMode) Type() protoreflect.EnumType {
-	return &file_api_agent_v1_agent_proto_enumTypes[5]
+	return &file_api_agent_v1_agent_proto_enumTypes[7]
 }
 
 func (x LabelUpdateMode) Number() protoreflect.EnumNumber {
@@ -382,7 +538,64 @@ func (x LabelUpdateMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelUpdateMode.Descriptor instead.
 func (LabelUpdateMode) EnumDescriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+}
+
+// ArtifactTransfer is how an artifact's bytes reach the store.
+type ArtifactTransfer int32
+
+const (
+	ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED ArtifactTransfer = 0
+	// Straight to the store with a presigned request.
+	ArtifactTransfer_ARTIFACT_TRANSFER_DIRECT ArtifactTransfer = 1
+	// Through the server, with UploadArtifact.
+	ArtifactTransfer_ARTIFACT_TRANSFER_SERVER ArtifactTransfer = 2
+	// Nowhere: the server keeps no artifact bytes (no artifact_store); the
+	// artifact is reported described only.
+	ArtifactTransfer_ARTIFACT_TRANSFER_NOT_KEPT ArtifactTransfer = 3
+)
+
+// Enum value maps for ArtifactTransfer.
+var (
+	ArtifactTransfer_name = map[int32]string{
+		0: "ARTIFACT_TRANSFER_UNSPECIFIED",
+		1: "ARTIFACT_TRANSFER_DIRECT",
+		2: "ARTIFACT_TRANSFER_SERVER",
+		3: "ARTIFACT_TRANSFER_NOT_KEPT",
+	}
+	ArtifactTransfer_value = map[string]int32{
+		"ARTIFACT_TRANSFER_UNSPECIFIED": 0,
+		"ARTIFACT_TRANSFER_DIRECT":      1,
+		"ARTIFACT_TRANSFER_SERVER":      2,
+		"ARTIFACT_TRANSFER_NOT_KEPT":    3,
+	}
+)
+
+func (x ArtifactTransfer) Enum() *ArtifactTransfer {
+	p := new(ArtifactTransfer)
+	*p = x
+	return p
+}
+
+func (x ArtifactTransfer) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ArtifactTransfer) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_agent_v1_agent_proto_enumTypes[8].Descriptor()
+}
+
+func (ArtifactTransfer) Type() protoreflect.EnumType {
+	return &file_api_agent_v1_agent_proto_enumTypes[8]
+}
+
+func (x ArtifactTransfer) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ArtifactTransfer.Descriptor instead.
+func (ArtifactTransfer) EnumDescriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 // LabelSelectorRequirement is one expression of a selector.
@@ -582,6 +795,8 @@ type Job struct {
 	// The plugin modules the steps use, resolved by the server when it hands
 	// out the job: the agent runs exactly these versions.
 	Plugins []*PluginModule `protobuf:"bytes,13,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	// How a job with an image runs in it; unset: the defaults.
+	Container *ContainerOptions `protobuf:"bytes,14,opt,name=container,proto3" json:"container,omitempty"`
 	// The source to check out into the workspace before anything else;
 	// unset: none.
 	Checkout *Checkout `protobuf:"bytes,40,opt,name=checkout,proto3" json:"checkout,omitempty"`
@@ -712,6 +927,13 @@ func (x *Job) GetPlugins() []*PluginModule {
 	return nil
 }
 
+func (x *Job) GetContainer() *ContainerOptions {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
 func (x *Job) GetCheckout() *Checkout {
 	if x != nil {
 		return x.Checkout
@@ -824,6 +1046,199 @@ func (x *Checkout) GetCredentialSecret() string {
 	return ""
 }
 
+// ContainerOptions says how a job with an image runs: pulls, limits,
+// network and service containers.
+type ContainerOptions struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PullPolicy PullPolicy             `protobuf:"varint,1,opt,name=pull_policy,json=pullPolicy,proto3,enum=arcade.agent.v1.PullPolicy" json:"pull_policy,omitempty"`
+	// The name of one of the job's secrets that holds the registry
+	// credential: a docker config JSON ({"auths": {...}}) or "user:password".
+	// That secret is used for pulls only; it is not set as env.
+	RegistryAuthSecret string `protobuf:"bytes,2,opt,name=registry_auth_secret,json=registryAuthSecret,proto3" json:"registry_auth_secret,omitempty"`
+	// CPUs the container may use (1.5: one and a half); zero: no limit.
+	Cpus float64 `protobuf:"fixed64,3,opt,name=cpus,proto3" json:"cpus,omitempty"`
+	// Memory limit of the container in bytes (swap included); zero: none.
+	MemoryBytes int64 `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// "" (the default: a network of the job alone, shared with its
+	// services), "none", "host" or "bridge".
+	NetworkMode string `protobuf:"bytes,5,opt,name=network_mode,json=networkMode,proto3" json:"network_mode,omitempty"`
+	// Containers started beside the job's on its network.
+	Services      []*ServiceContainer `protobuf:"bytes,6,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerOptions) Reset() {
+	*x = ContainerOptions{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerOptions) ProtoMessage() {}
+
+func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerOptions.ProtoReflect.Descriptor instead.
+func (*ContainerOptions) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ContainerOptions) GetPullPolicy() PullPolicy {
+	if x != nil {
+		return x.PullPolicy
+	}
+	return PullPolicy_PULL_POLICY_UNSPECIFIED
+}
+
+func (x *ContainerOptions) GetRegistryAuthSecret() string {
+	if x != nil {
+		return x.RegistryAuthSecret
+	}
+	return ""
+}
+
+func (x *ContainerOptions) GetCpus() float64 {
+	if x != nil {
+		return x.Cpus
+	}
+	return 0
+}
+
+func (x *ContainerOptions) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *ContainerOptions) GetNetworkMode() string {
+	if x != nil {
+		return x.NetworkMode
+	}
+	return ""
+}
+
+func (x *ContainerOptions) GetServices() []*ServiceContainer {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// ServiceContainer is a container that runs beside a job (a database, a
+// small server), reachable from the job by its name.
+type ServiceContainer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its host name on the job's network: a DNS label.
+	Name  string            `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Image string            `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
+	Env   map[string]string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Overrides the image's command when set.
+	Command []string `protobuf:"bytes,4,rep,name=command,proto3" json:"command,omitempty"`
+	// The service is ready once it accepts TCP connections on this port...
+	ReadyPort int32 `protobuf:"varint,5,opt,name=ready_port,json=readyPort,proto3" json:"ready_port,omitempty"`
+	// ...and/or once this shell command, run in its container, exits 0.
+	ReadyCommand string `protobuf:"bytes,6,opt,name=ready_command,json=readyCommand,proto3" json:"ready_command,omitempty"`
+	// How long to wait for it to be ready; zero: 60s.
+	ReadyTimeout  *durationpb.Duration `protobuf:"bytes,7,opt,name=ready_timeout,json=readyTimeout,proto3" json:"ready_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceContainer) Reset() {
+	*x = ServiceContainer{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceContainer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceContainer) ProtoMessage() {}
+
+func (x *ServiceContainer) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceContainer.ProtoReflect.Descriptor instead.
+func (*ServiceContainer) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ServiceContainer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceContainer) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ServiceContainer) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ServiceContainer) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ServiceContainer) GetReadyPort() int32 {
+	if x != nil {
+		return x.ReadyPort
+	}
+	return 0
+}
+
+func (x *ServiceContainer) GetReadyCommand() string {
+	if x != nil {
+		return x.ReadyCommand
+	}
+	return ""
+}
+
+func (x *ServiceContainer) GetReadyTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ReadyTimeout
+	}
+	return nil
+}
+
 // Step is one step of a job: shell commands, or a call of a wasm plugin.
 type Step struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -846,7 +1261,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +1273,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +1286,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Step) GetName() string {
@@ -943,7 +1358,7 @@ type PluginModule struct {
 
 func (x *PluginModule) Reset() {
 	*x = PluginModule{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1370,7 @@ func (x *PluginModule) String() string {
 func (*PluginModule) ProtoMessage() {}
 
 func (x *PluginModule) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1383,7 @@ func (x *PluginModule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginModule.ProtoReflect.Descriptor instead.
 func (*PluginModule) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PluginModule) GetName() string {
@@ -1063,7 +1478,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1490,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1503,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LogChunk) GetLineNumber() int64 {
@@ -1145,7 +1560,7 @@ type AgentMetrics struct {
 
 func (x *AgentMetrics) Reset() {
 	*x = AgentMetrics{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1572,7 @@ func (x *AgentMetrics) String() string {
 func (*AgentMetrics) ProtoMessage() {}
 
 func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1585,7 @@ func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMetrics.ProtoReflect.Descriptor instead.
 func (*AgentMetrics) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AgentMetrics) GetCpuPercent() float64 {
@@ -1273,7 +1688,7 @@ type Agent struct {
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1700,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1713,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Agent) GetId() string {
@@ -1441,7 +1856,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1868,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1881,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RegisterRequest) GetName() string {
@@ -1540,7 +1955,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1967,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1980,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RegisterResponse) GetAgentId() string {
@@ -1612,7 +2027,7 @@ type UnregisterRequest struct {
 
 func (x *UnregisterRequest) Reset() {
 	*x = UnregisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +2039,7 @@ func (x *UnregisterRequest) String() string {
 func (*UnregisterRequest) ProtoMessage() {}
 
 func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +2052,7 @@ func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UnregisterRequest) GetAgentId() string {
@@ -1655,7 +2070,7 @@ type UnregisterResponse struct {
 
 func (x *UnregisterResponse) Reset() {
 	*x = UnregisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +2082,7 @@ func (x *UnregisterResponse) String() string {
 func (*UnregisterResponse) ProtoMessage() {}
 
 func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +2095,7 @@ func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterResponse.ProtoReflect.Descriptor instead.
 func (*UnregisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 type HeartbeatRequest struct {
@@ -1697,7 +2112,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +2124,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +2137,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HeartbeatRequest) GetAgentId() string {
@@ -1767,7 +2182,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +2194,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +2207,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HeartbeatResponse) GetHeartbeatInterval() *durationpb.Duration {
@@ -1836,7 +2251,7 @@ type UpdateLabelsRequest struct {
 
 func (x *UpdateLabelsRequest) Reset() {
 	*x = UpdateLabelsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2263,7 @@ func (x *UpdateLabelsRequest) String() string {
 func (*UpdateLabelsRequest) ProtoMessage() {}
 
 func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2276,7 @@ func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateLabelsRequest) GetAgentId() string {
@@ -1901,7 +2316,7 @@ type UpdateLabelsResponse struct {
 
 func (x *UpdateLabelsResponse) Reset() {
 	*x = UpdateLabelsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2328,7 @@ func (x *UpdateLabelsResponse) String() string {
 func (*UpdateLabelsResponse) ProtoMessage() {}
 
 func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2341,7 @@ func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateLabelsResponse) GetAgent() *Agent {
@@ -1947,7 +2362,7 @@ type FetchJobRequest struct {
 
 func (x *FetchJobRequest) Reset() {
 	*x = FetchJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2374,7 @@ func (x *FetchJobRequest) String() string {
 func (*FetchJobRequest) ProtoMessage() {}
 
 func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2387,7 @@ func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobRequest.ProtoReflect.Descriptor instead.
 func (*FetchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchJobRequest) GetAgentId() string {
@@ -2001,7 +2416,7 @@ type FetchJobResponse struct {
 
 func (x *FetchJobResponse) Reset() {
 	*x = FetchJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2428,7 @@ func (x *FetchJobResponse) String() string {
 func (*FetchJobResponse) ProtoMessage() {}
 
 func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2441,7 @@ func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobResponse.ProtoReflect.Descriptor instead.
 func (*FetchJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FetchJobResponse) GetJob() *Job {
@@ -2053,14 +2468,16 @@ type ReportJobStatusRequest struct {
 	Message   string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
 	Timestamp *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	// Files kept by the job's artifact config (final reports only).
-	Artifacts     []*Artifact `protobuf:"bytes,8,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	Artifacts []*Artifact `protobuf:"bytes,8,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	// Why the attempt did not succeed, as a typed value (final reports).
+	Reason        EndReason `protobuf:"varint,9,opt,name=reason,proto3,enum=arcade.agent.v1.EndReason" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportJobStatusRequest) Reset() {
 	*x = ReportJobStatusRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2489,7 @@ func (x *ReportJobStatusRequest) String() string {
 func (*ReportJobStatusRequest) ProtoMessage() {}
 
 func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2502,7 @@ func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReportJobStatusRequest) GetAgentId() string {
@@ -2144,6 +2561,13 @@ func (x *ReportJobStatusRequest) GetArtifacts() []*Artifact {
 	return nil
 }
 
+func (x *ReportJobStatusRequest) GetReason() EndReason {
+	if x != nil {
+		return x.Reason
+	}
+	return EndReason_END_REASON_UNSPECIFIED
+}
+
 type ReportJobStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True when the job was cancelled meanwhile: the agent must stop it.
@@ -2154,7 +2578,7 @@ type ReportJobStatusResponse struct {
 
 func (x *ReportJobStatusResponse) Reset() {
 	*x = ReportJobStatusResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2590,7 @@ func (x *ReportJobStatusResponse) String() string {
 func (*ReportJobStatusResponse) ProtoMessage() {}
 
 func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2603,7 @@ func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReportJobStatusResponse) GetCancelRequested() bool {
@@ -2210,7 +2634,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2646,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2659,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Artifact) GetPath() string {
@@ -2313,7 +2737,7 @@ type ReportJobLogRequest struct {
 
 func (x *ReportJobLogRequest) Reset() {
 	*x = ReportJobLogRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2325,7 +2749,7 @@ func (x *ReportJobLogRequest) String() string {
 func (*ReportJobLogRequest) ProtoMessage() {}
 
 func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2338,7 +2762,7 @@ func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobLogRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportJobLogRequest) GetAgentId() string {
@@ -2393,7 +2817,7 @@ type ReportJobLogResponse struct {
 
 func (x *ReportJobLogResponse) Reset() {
 	*x = ReportJobLogResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2829,7 @@ func (x *ReportJobLogResponse) String() string {
 func (*ReportJobLogResponse) ProtoMessage() {}
 
 func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2842,7 @@ func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobLogResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReportJobLogResponse) GetLastLine() int64 {
@@ -2439,7 +2863,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2875,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2888,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelJobRequest) GetAgentId() string {
@@ -2493,7 +2917,7 @@ type JobCancellation struct {
 
 func (x *JobCancellation) Reset() {
 	*x = JobCancellation{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2929,7 @@ func (x *JobCancellation) String() string {
 func (*JobCancellation) ProtoMessage() {}
 
 func (x *JobCancellation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2942,7 @@ func (x *JobCancellation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobCancellation.ProtoReflect.Descriptor instead.
 func (*JobCancellation) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *JobCancellation) GetJobId() string {
@@ -2551,7 +2975,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2987,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +3000,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelJobResponse) GetCancellations() []*JobCancellation {
@@ -2595,7 +3019,7 @@ type GetAgentRequest struct {
 
 func (x *GetAgentRequest) Reset() {
 	*x = GetAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +3031,7 @@ func (x *GetAgentRequest) String() string {
 func (*GetAgentRequest) ProtoMessage() {}
 
 func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +3044,7 @@ func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentRequest.ProtoReflect.Descriptor instead.
 func (*GetAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetAgentRequest) GetAgentId() string {
@@ -2639,7 +3063,7 @@ type GetAgentResponse struct {
 
 func (x *GetAgentResponse) Reset() {
 	*x = GetAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +3075,7 @@ func (x *GetAgentResponse) String() string {
 func (*GetAgentResponse) ProtoMessage() {}
 
 func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +3088,7 @@ func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentResponse.ProtoReflect.Descriptor instead.
 func (*GetAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetAgentResponse) GetAgent() *Agent {
@@ -2690,7 +3114,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +3126,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2715,7 +3139,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListAgentsRequest) GetPageSize() int32 {
@@ -2764,7 +3188,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2776,7 +3200,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2789,7 +3213,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -2823,7 +3247,7 @@ type RevokeAgentRequest struct {
 
 func (x *RevokeAgentRequest) Reset() {
 	*x = RevokeAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2835,7 +3259,7 @@ func (x *RevokeAgentRequest) String() string {
 func (*RevokeAgentRequest) ProtoMessage() {}
 
 func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2848,7 +3272,7 @@ func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevokeAgentRequest) GetAgentId() string {
@@ -2874,7 +3298,7 @@ type RevokeAgentResponse struct {
 
 func (x *RevokeAgentResponse) Reset() {
 	*x = RevokeAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2886,7 +3310,7 @@ func (x *RevokeAgentResponse) String() string {
 func (*RevokeAgentResponse) ProtoMessage() {}
 
 func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2899,7 +3323,7 @@ func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeAgentResponse) GetAgent() *Agent {
@@ -2920,7 +3344,7 @@ type DownloadPluginRequest struct {
 
 func (x *DownloadPluginRequest) Reset() {
 	*x = DownloadPluginRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3356,7 @@ func (x *DownloadPluginRequest) String() string {
 func (*DownloadPluginRequest) ProtoMessage() {}
 
 func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3369,7 @@ func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginRequest.ProtoReflect.Descriptor instead.
 func (*DownloadPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DownloadPluginRequest) GetName() string {
@@ -2973,7 +3397,7 @@ type DownloadPluginResponse struct {
 
 func (x *DownloadPluginResponse) Reset() {
 	*x = DownloadPluginResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2985,7 +3409,7 @@ func (x *DownloadPluginResponse) String() string {
 func (*DownloadPluginResponse) ProtoMessage() {}
 
 func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2998,7 +3422,7 @@ func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginResponse.ProtoReflect.Descriptor instead.
 func (*DownloadPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DownloadPluginResponse) GetModule() *PluginModule {
@@ -3030,7 +3454,7 @@ type ArtifactHeader struct {
 
 func (x *ArtifactHeader) Reset() {
 	*x = ArtifactHeader{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3466,7 @@ func (x *ArtifactHeader) String() string {
 func (*ArtifactHeader) ProtoMessage() {}
 
 func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3479,7 @@ func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactHeader.ProtoReflect.Descriptor instead.
 func (*ArtifactHeader) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ArtifactHeader) GetJobId() string {
@@ -3106,7 +3530,7 @@ type UploadArtifactRequest struct {
 
 func (x *UploadArtifactRequest) Reset() {
 	*x = UploadArtifactRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3118,7 +3542,7 @@ func (x *UploadArtifactRequest) String() string {
 func (*UploadArtifactRequest) ProtoMessage() {}
 
 func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3131,7 +3555,7 @@ func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactRequest.ProtoReflect.Descriptor instead.
 func (*UploadArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UploadArtifactRequest) GetPart() isUploadArtifactRequest_Part {
@@ -3186,7 +3610,7 @@ type UploadArtifactResponse struct {
 
 func (x *UploadArtifactResponse) Reset() {
 	*x = UploadArtifactResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3622,7 @@ func (x *UploadArtifactResponse) String() string {
 func (*UploadArtifactResponse) ProtoMessage() {}
 
 func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,10 +3635,269 @@ func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactResponse.ProtoReflect.Descriptor instead.
 func (*UploadArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UploadArtifactResponse) GetArtifact() *Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+// PresignedRequest is an HTTP request, signed by the store, that puts or
+// gets one object without the server: make it as given, before expires_at.
+// A store refuses a PUT whose body does not hash to the sha256 it was made
+// for.
+type PresignedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "PUT" or "GET".
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	Url    string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// Headers to send as given: they are signed.
+	Headers       map[string]string      `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresignedRequest) Reset() {
+	*x = PresignedRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresignedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresignedRequest) ProtoMessage() {}
+
+func (x *PresignedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresignedRequest.ProtoReflect.Descriptor instead.
+func (*PresignedRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *PresignedRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *PresignedRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PresignedRequest) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *PresignedRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type BeginArtifactUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ArtifactHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginArtifactUploadRequest) Reset() {
+	*x = BeginArtifactUploadRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginArtifactUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginArtifactUploadRequest) ProtoMessage() {}
+
+func (x *BeginArtifactUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginArtifactUploadRequest.ProtoReflect.Descriptor instead.
+func (*BeginArtifactUploadRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *BeginArtifactUploadRequest) GetHeader() *ArtifactHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type BeginArtifactUploadResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Transfer ArtifactTransfer       `protobuf:"varint,1,opt,name=transfer,proto3,enum=arcade.agent.v1.ArtifactTransfer" json:"transfer,omitempty"`
+	// The request that puts the bytes (ARTIFACT_TRANSFER_DIRECT).
+	Upload        *PresignedRequest `protobuf:"bytes,2,opt,name=upload,proto3" json:"upload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginArtifactUploadResponse) Reset() {
+	*x = BeginArtifactUploadResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginArtifactUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginArtifactUploadResponse) ProtoMessage() {}
+
+func (x *BeginArtifactUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginArtifactUploadResponse.ProtoReflect.Descriptor instead.
+func (*BeginArtifactUploadResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *BeginArtifactUploadResponse) GetTransfer() ArtifactTransfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED
+}
+
+func (x *BeginArtifactUploadResponse) GetUpload() *PresignedRequest {
+	if x != nil {
+		return x.Upload
+	}
+	return nil
+}
+
+type FinishArtifactUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ArtifactHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishArtifactUploadRequest) Reset() {
+	*x = FinishArtifactUploadRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishArtifactUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishArtifactUploadRequest) ProtoMessage() {}
+
+func (x *FinishArtifactUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishArtifactUploadRequest.ProtoReflect.Descriptor instead.
+func (*FinishArtifactUploadRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *FinishArtifactUploadRequest) GetHeader() *ArtifactHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type FinishArtifactUploadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Artifact      *Artifact              `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishArtifactUploadResponse) Reset() {
+	*x = FinishArtifactUploadResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishArtifactUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishArtifactUploadResponse) ProtoMessage() {}
+
+func (x *FinishArtifactUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishArtifactUploadResponse.ProtoReflect.Descriptor instead.
+func (*FinishArtifactUploadResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *FinishArtifactUploadResponse) GetArtifact() *Artifact {
 	if x != nil {
 		return x.Artifact
 	}
@@ -3238,7 +3921,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
 	"\x0eArtifactConfig\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\tR\x05paths\x126\n" +
-	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xef\x05\n" +
+	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xb0\x06\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -3253,7 +3936,8 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	" \x01(\x05R\aattempt\x12;\n" +
 	"\asecrets\x18\v \x03(\v2!.arcade.agent.v1.Job.SecretsEntryR\asecrets\x12+\n" +
 	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x127\n" +
-	"\aplugins\x18\r \x03(\v2\x1d.arcade.agent.v1.PluginModuleR\aplugins\x125\n" +
+	"\aplugins\x18\r \x03(\v2\x1d.arcade.agent.v1.PluginModuleR\aplugins\x12?\n" +
+	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x125\n" +
 	"\bcheckout\x18( \x01(\v2\x19.arcade.agent.v1.CheckoutR\bcheckout\x12$\n" +
 	"\x0eno_cache_write\x18) \x01(\bR\fnoCacheWrite\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
@@ -3273,7 +3957,27 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"credential\x18\x06 \x01(\tR\n" +
 	"credential\x12+\n" +
-	"\x11credential_secret\x18\a \x01(\tR\x10credentialSecret\"\x89\x02\n" +
+	"\x11credential_secret\x18\a \x01(\tR\x10credentialSecret\"\x9b\x02\n" +
+	"\x10ContainerOptions\x12<\n" +
+	"\vpull_policy\x18\x01 \x01(\x0e2\x1b.arcade.agent.v1.PullPolicyR\n" +
+	"pullPolicy\x120\n" +
+	"\x14registry_auth_secret\x18\x02 \x01(\tR\x12registryAuthSecret\x12\x12\n" +
+	"\x04cpus\x18\x03 \x01(\x01R\x04cpus\x12!\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x03R\vmemoryBytes\x12!\n" +
+	"\fnetwork_mode\x18\x05 \x01(\tR\vnetworkMode\x12=\n" +
+	"\bservices\x18\x06 \x03(\v2!.arcade.agent.v1.ServiceContainerR\bservices\"\xd0\x02\n" +
+	"\x10ServiceContainer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05image\x18\x02 \x01(\tR\x05image\x12<\n" +
+	"\x03env\x18\x03 \x03(\v2*.arcade.agent.v1.ServiceContainer.EnvEntryR\x03env\x12\x18\n" +
+	"\acommand\x18\x04 \x03(\tR\acommand\x12\x1d\n" +
+	"\n" +
+	"ready_port\x18\x05 \x01(\x05R\treadyPort\x12#\n" +
+	"\rready_command\x18\x06 \x01(\tR\freadyCommand\x12>\n" +
+	"\rready_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\freadyTimeout\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x02\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12\x12\n" +
@@ -3400,7 +4104,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x80\x01\n" +
 	"\x10FetchJobResponse\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.arcade.agent.v1.JobR\x03job\x12D\n" +
-	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xc2\x02\n" +
+	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xf6\x02\n" +
 	"\x16ReportJobStatusRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
@@ -3409,7 +4113,8 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x128\n" +
 	"\ttimestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x127\n" +
-	"\tartifacts\x18\b \x03(\v2\x19.arcade.agent.v1.ArtifactR\tartifacts\"D\n" +
+	"\tartifacts\x18\b \x03(\v2\x19.arcade.agent.v1.ArtifactR\tartifacts\x122\n" +
+	"\x06reason\x18\t \x01(\x0e2\x1a.arcade.agent.v1.EndReasonR\x06reason\"D\n" +
 	"\x17ReportJobStatusResponse\x12)\n" +
 	"\x10cancel_requested\x18\x01 \x01(\bR\x0fcancelRequested\"\x94\x02\n" +
 	"\bArtifact\x12\x12\n" +
@@ -3482,6 +4187,24 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
 	"\x04part\"O\n" +
 	"\x16UploadArtifactResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\"\xfd\x01\n" +
+	"\x10PresignedRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12H\n" +
+	"\aheaders\x18\x03 \x03(\v2..arcade.agent.v1.PresignedRequest.HeadersEntryR\aheaders\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
+	"\x1aBeginArtifactUploadRequest\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"\x97\x01\n" +
+	"\x1bBeginArtifactUploadResponse\x12=\n" +
+	"\btransfer\x18\x01 \x01(\x0e2!.arcade.agent.v1.ArtifactTransferR\btransfer\x129\n" +
+	"\x06upload\x18\x02 \x01(\v2!.arcade.agent.v1.PresignedRequestR\x06upload\"V\n" +
+	"\x1bFinishArtifactUploadRequest\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"U\n" +
+	"\x1cFinishArtifactUploadResponse\x125\n" +
 	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact*\x8c\x01\n" +
 	"\vAgentStatus\x12\x1c\n" +
 	"\x18AGENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3505,7 +4228,29 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x15LABEL_OPERATOR_EXISTS\x10\x03\x12\x1d\n" +
 	"\x19LABEL_OPERATOR_NOT_EXISTS\x10\x04\x12\x15\n" +
 	"\x11LABEL_OPERATOR_GT\x10\x05\x12\x15\n" +
-	"\x11LABEL_OPERATOR_LT\x10\x06*w\n" +
+	"\x11LABEL_OPERATOR_LT\x10\x06*x\n" +
+	"\n" +
+	"PullPolicy\x12\x1b\n" +
+	"\x17PULL_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aPULL_POLICY_IF_NOT_PRESENT\x10\x01\x12\x16\n" +
+	"\x12PULL_POLICY_ALWAYS\x10\x02\x12\x15\n" +
+	"\x11PULL_POLICY_NEVER\x10\x03*\x95\x03\n" +
+	"\tEndReason\x12\x1a\n" +
+	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16END_REASON_STEP_FAILED\x10\x01\x12\x1a\n" +
+	"\x16END_REASON_ENGINE_LOST\x10\x02\x12\x1c\n" +
+	"\x18END_REASON_OUT_OF_MEMORY\x10\x03\x12\x19\n" +
+	"\x15END_REASON_IMAGE_PULL\x10\x04\x12 \n" +
+	"\x1cEND_REASON_SERVICE_NOT_READY\x10\x05\x12\x1e\n" +
+	"\x1aEND_REASON_CONTAINER_SETUP\x10\x06\x12\x18\n" +
+	"\x14END_REASON_WORKSPACE\x10\a\x12\x17\n" +
+	"\x13END_REASON_CHECKOUT\x10\b\x12\x15\n" +
+	"\x11END_REASON_INPUTS\x10\t\x12\x1c\n" +
+	"\x18END_REASON_CACHE_RESTORE\x10\n" +
+	"\x12\x16\n" +
+	"\x12END_REASON_OUTPUTS\x10\v\x12\x19\n" +
+	"\x15END_REASON_CACHE_SAVE\x10\f\x12\x1e\n" +
+	"\x1aEND_REASON_ARTIFACT_UPLOAD\x10\r*w\n" +
 	"\bLogLevel\x12\x19\n" +
 	"\x15LOG_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fLOG_LEVEL_DEBUG\x10\x01\x12\x12\n" +
@@ -3520,7 +4265,12 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x0fLabelUpdateMode\x12!\n" +
 	"\x1dLABEL_UPDATE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17LABEL_UPDATE_MODE_MERGE\x10\x01\x12\x1d\n" +
-	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x022\x9b\t\n" +
+	"\x19LABEL_UPDATE_MODE_REPLACE\x10\x02*\x91\x01\n" +
+	"\x10ArtifactTransfer\x12!\n" +
+	"\x1dARTIFACT_TRANSFER_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18ARTIFACT_TRANSFER_DIRECT\x10\x01\x12\x1c\n" +
+	"\x18ARTIFACT_TRANSFER_SERVER\x10\x02\x12\x1e\n" +
+	"\x1aARTIFACT_TRANSFER_NOT_KEPT\x10\x032\x82\v\n" +
 	"\fAgentService\x12O\n" +
 	"\bRegister\x12 .arcade.agent.v1.RegisterRequest\x1a!.arcade.agent.v1.RegisterResponse\x12U\n" +
 	"\n" +
@@ -3536,7 +4286,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"ListAgents\x12\".arcade.agent.v1.ListAgentsRequest\x1a#.arcade.agent.v1.ListAgentsResponse\x12X\n" +
 	"\vRevokeAgent\x12#.arcade.agent.v1.RevokeAgentRequest\x1a$.arcade.agent.v1.RevokeAgentResponse\x12c\n" +
 	"\x0eDownloadPlugin\x12&.arcade.agent.v1.DownloadPluginRequest\x1a'.arcade.agent.v1.DownloadPluginResponse0\x01\x12c\n" +
-	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01B2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
+	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01\x12p\n" +
+	"\x13BeginArtifactUpload\x12+.arcade.agent.v1.BeginArtifactUploadRequest\x1a,.arcade.agent.v1.BeginArtifactUploadResponse\x12s\n" +
+	"\x14FinishArtifactUpload\x12,.arcade.agent.v1.FinishArtifactUploadRequest\x1a-.arcade.agent.v1.FinishArtifactUploadResponseB2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_api_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -3550,156 +4302,185 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_api_agent_v1_agent_proto_rawDescData
 }
 
-var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_api_agent_v1_agent_proto_goTypes = []any{
-	(AgentStatus)(0),                 // 0: arcade.agent.v1.AgentStatus
-	(JobStatus)(0),                   // 1: arcade.agent.v1.JobStatus
-	(LabelOperator)(0),               // 2: arcade.agent.v1.LabelOperator
-	(LogLevel)(0),                    // 3: arcade.agent.v1.LogLevel
-	(LogStream)(0),                   // 4: arcade.agent.v1.LogStream
-	(LabelUpdateMode)(0),             // 5: arcade.agent.v1.LabelUpdateMode
-	(*LabelSelectorRequirement)(nil), // 6: arcade.agent.v1.LabelSelectorRequirement
-	(*LabelSelector)(nil),            // 7: arcade.agent.v1.LabelSelector
-	(*ArtifactConfig)(nil),           // 8: arcade.agent.v1.ArtifactConfig
-	(*Job)(nil),                      // 9: arcade.agent.v1.Job
-	(*Checkout)(nil),                 // 10: arcade.agent.v1.Checkout
-	(*Step)(nil),                     // 11: arcade.agent.v1.Step
-	(*PluginModule)(nil),             // 12: arcade.agent.v1.PluginModule
-	(*LogChunk)(nil),                 // 13: arcade.agent.v1.LogChunk
-	(*AgentMetrics)(nil),             // 14: arcade.agent.v1.AgentMetrics
-	(*Agent)(nil),                    // 15: arcade.agent.v1.Agent
-	(*RegisterRequest)(nil),          // 16: arcade.agent.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 17: arcade.agent.v1.RegisterResponse
-	(*UnregisterRequest)(nil),        // 18: arcade.agent.v1.UnregisterRequest
-	(*UnregisterResponse)(nil),       // 19: arcade.agent.v1.UnregisterResponse
-	(*HeartbeatRequest)(nil),         // 20: arcade.agent.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 21: arcade.agent.v1.HeartbeatResponse
-	(*UpdateLabelsRequest)(nil),      // 22: arcade.agent.v1.UpdateLabelsRequest
-	(*UpdateLabelsResponse)(nil),     // 23: arcade.agent.v1.UpdateLabelsResponse
-	(*FetchJobRequest)(nil),          // 24: arcade.agent.v1.FetchJobRequest
-	(*FetchJobResponse)(nil),         // 25: arcade.agent.v1.FetchJobResponse
-	(*ReportJobStatusRequest)(nil),   // 26: arcade.agent.v1.ReportJobStatusRequest
-	(*ReportJobStatusResponse)(nil),  // 27: arcade.agent.v1.ReportJobStatusResponse
-	(*Artifact)(nil),                 // 28: arcade.agent.v1.Artifact
-	(*ReportJobLogRequest)(nil),      // 29: arcade.agent.v1.ReportJobLogRequest
-	(*ReportJobLogResponse)(nil),     // 30: arcade.agent.v1.ReportJobLogResponse
-	(*CancelJobRequest)(nil),         // 31: arcade.agent.v1.CancelJobRequest
-	(*JobCancellation)(nil),          // 32: arcade.agent.v1.JobCancellation
-	(*CancelJobResponse)(nil),        // 33: arcade.agent.v1.CancelJobResponse
-	(*GetAgentRequest)(nil),          // 34: arcade.agent.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),         // 35: arcade.agent.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),        // 36: arcade.agent.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 37: arcade.agent.v1.ListAgentsResponse
-	(*RevokeAgentRequest)(nil),       // 38: arcade.agent.v1.RevokeAgentRequest
-	(*RevokeAgentResponse)(nil),      // 39: arcade.agent.v1.RevokeAgentResponse
-	(*DownloadPluginRequest)(nil),    // 40: arcade.agent.v1.DownloadPluginRequest
-	(*DownloadPluginResponse)(nil),   // 41: arcade.agent.v1.DownloadPluginResponse
-	(*ArtifactHeader)(nil),           // 42: arcade.agent.v1.ArtifactHeader
-	(*UploadArtifactRequest)(nil),    // 43: arcade.agent.v1.UploadArtifactRequest
-	(*UploadArtifactResponse)(nil),   // 44: arcade.agent.v1.UploadArtifactResponse
-	nil,                              // 45: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                              // 46: arcade.agent.v1.Job.EnvEntry
-	nil,                              // 47: arcade.agent.v1.Job.SecretsEntry
-	nil,                              // 48: arcade.agent.v1.Step.WithEntry
-	nil,                              // 49: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                              // 50: arcade.agent.v1.PluginModule.SecretConfigEntry
-	nil,                              // 51: arcade.agent.v1.Agent.LabelsEntry
-	nil,                              // 52: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                              // 53: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                              // 54: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                              // 55: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	(*durationpb.Duration)(nil),      // 56: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 57: google.protobuf.Timestamp
+	(AgentStatus)(0),                     // 0: arcade.agent.v1.AgentStatus
+	(JobStatus)(0),                       // 1: arcade.agent.v1.JobStatus
+	(LabelOperator)(0),                   // 2: arcade.agent.v1.LabelOperator
+	(PullPolicy)(0),                      // 3: arcade.agent.v1.PullPolicy
+	(EndReason)(0),                       // 4: arcade.agent.v1.EndReason
+	(LogLevel)(0),                        // 5: arcade.agent.v1.LogLevel
+	(LogStream)(0),                       // 6: arcade.agent.v1.LogStream
+	(LabelUpdateMode)(0),                 // 7: arcade.agent.v1.LabelUpdateMode
+	(ArtifactTransfer)(0),                // 8: arcade.agent.v1.ArtifactTransfer
+	(*LabelSelectorRequirement)(nil),     // 9: arcade.agent.v1.LabelSelectorRequirement
+	(*LabelSelector)(nil),                // 10: arcade.agent.v1.LabelSelector
+	(*ArtifactConfig)(nil),               // 11: arcade.agent.v1.ArtifactConfig
+	(*Job)(nil),                          // 12: arcade.agent.v1.Job
+	(*Checkout)(nil),                     // 13: arcade.agent.v1.Checkout
+	(*ContainerOptions)(nil),             // 14: arcade.agent.v1.ContainerOptions
+	(*ServiceContainer)(nil),             // 15: arcade.agent.v1.ServiceContainer
+	(*Step)(nil),                         // 16: arcade.agent.v1.Step
+	(*PluginModule)(nil),                 // 17: arcade.agent.v1.PluginModule
+	(*LogChunk)(nil),                     // 18: arcade.agent.v1.LogChunk
+	(*AgentMetrics)(nil),                 // 19: arcade.agent.v1.AgentMetrics
+	(*Agent)(nil),                        // 20: arcade.agent.v1.Agent
+	(*RegisterRequest)(nil),              // 21: arcade.agent.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 22: arcade.agent.v1.RegisterResponse
+	(*UnregisterRequest)(nil),            // 23: arcade.agent.v1.UnregisterRequest
+	(*UnregisterResponse)(nil),           // 24: arcade.agent.v1.UnregisterResponse
+	(*HeartbeatRequest)(nil),             // 25: arcade.agent.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 26: arcade.agent.v1.HeartbeatResponse
+	(*UpdateLabelsRequest)(nil),          // 27: arcade.agent.v1.UpdateLabelsRequest
+	(*UpdateLabelsResponse)(nil),         // 28: arcade.agent.v1.UpdateLabelsResponse
+	(*FetchJobRequest)(nil),              // 29: arcade.agent.v1.FetchJobRequest
+	(*FetchJobResponse)(nil),             // 30: arcade.agent.v1.FetchJobResponse
+	(*ReportJobStatusRequest)(nil),       // 31: arcade.agent.v1.ReportJobStatusRequest
+	(*ReportJobStatusResponse)(nil),      // 32: arcade.agent.v1.ReportJobStatusResponse
+	(*Artifact)(nil),                     // 33: arcade.agent.v1.Artifact
+	(*ReportJobLogRequest)(nil),          // 34: arcade.agent.v1.ReportJobLogRequest
+	(*ReportJobLogResponse)(nil),         // 35: arcade.agent.v1.ReportJobLogResponse
+	(*CancelJobRequest)(nil),             // 36: arcade.agent.v1.CancelJobRequest
+	(*JobCancellation)(nil),              // 37: arcade.agent.v1.JobCancellation
+	(*CancelJobResponse)(nil),            // 38: arcade.agent.v1.CancelJobResponse
+	(*GetAgentRequest)(nil),              // 39: arcade.agent.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),             // 40: arcade.agent.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),            // 41: arcade.agent.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),           // 42: arcade.agent.v1.ListAgentsResponse
+	(*RevokeAgentRequest)(nil),           // 43: arcade.agent.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),          // 44: arcade.agent.v1.RevokeAgentResponse
+	(*DownloadPluginRequest)(nil),        // 45: arcade.agent.v1.DownloadPluginRequest
+	(*DownloadPluginResponse)(nil),       // 46: arcade.agent.v1.DownloadPluginResponse
+	(*ArtifactHeader)(nil),               // 47: arcade.agent.v1.ArtifactHeader
+	(*UploadArtifactRequest)(nil),        // 48: arcade.agent.v1.UploadArtifactRequest
+	(*UploadArtifactResponse)(nil),       // 49: arcade.agent.v1.UploadArtifactResponse
+	(*PresignedRequest)(nil),             // 50: arcade.agent.v1.PresignedRequest
+	(*BeginArtifactUploadRequest)(nil),   // 51: arcade.agent.v1.BeginArtifactUploadRequest
+	(*BeginArtifactUploadResponse)(nil),  // 52: arcade.agent.v1.BeginArtifactUploadResponse
+	(*FinishArtifactUploadRequest)(nil),  // 53: arcade.agent.v1.FinishArtifactUploadRequest
+	(*FinishArtifactUploadResponse)(nil), // 54: arcade.agent.v1.FinishArtifactUploadResponse
+	nil,                                  // 55: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                                  // 56: arcade.agent.v1.Job.EnvEntry
+	nil,                                  // 57: arcade.agent.v1.Job.SecretsEntry
+	nil,                                  // 58: arcade.agent.v1.ServiceContainer.EnvEntry
+	nil,                                  // 59: arcade.agent.v1.Step.WithEntry
+	nil,                                  // 60: arcade.agent.v1.PluginModule.ConfigEntry
+	nil,                                  // 61: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                                  // 62: arcade.agent.v1.Agent.LabelsEntry
+	nil,                                  // 63: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 64: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                                  // 65: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                                  // 66: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	nil,                                  // 67: arcade.agent.v1.PresignedRequest.HeadersEntry
+	(*durationpb.Duration)(nil),          // 68: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 69: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	45, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	6,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	56, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	46, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	56, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
-	8,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	7,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	47, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
-	11, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
-	12, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
-	10, // 11: arcade.agent.v1.Job.checkout:type_name -> arcade.agent.v1.Checkout
-	48, // 12: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	56, // 13: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
-	49, // 14: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	56, // 15: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	50, // 16: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
-	57, // 17: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	3,  // 18: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	4,  // 19: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	57, // 20: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	51, // 21: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,  // 22: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	57, // 23: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	57, // 24: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	14, // 25: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	52, // 26: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	56, // 27: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	56, // 28: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	15, // 29: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	14, // 30: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	53, // 31: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	56, // 32: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	54, // 33: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,  // 34: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	55, // 35: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	5,  // 36: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	15, // 37: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	56, // 38: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	9,  // 39: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	57, // 40: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 41: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	57, // 42: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	28, // 43: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	57, // 44: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	57, // 45: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 46: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	56, // 47: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	32, // 48: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	15, // 49: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,  // 50: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	15, // 51: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	15, // 52: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	12, // 53: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	42, // 54: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	28, // 55: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	16, // 56: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	18, // 57: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	20, // 58: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	22, // 59: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	24, // 60: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	26, // 61: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	29, // 62: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	31, // 63: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	34, // 64: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	36, // 65: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	38, // 66: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	40, // 67: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	43, // 68: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	17, // 69: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	19, // 70: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	21, // 71: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	23, // 72: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	25, // 73: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	27, // 74: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	30, // 75: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	33, // 76: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	35, // 77: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	37, // 78: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	39, // 79: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	41, // 80: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	44, // 81: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	69, // [69:82] is the sub-list for method output_type
-	56, // [56:69] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	55, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	9,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
+	68, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	56, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	68, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	11, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	10, // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	57, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	16, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
+	17, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
+	14, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
+	13, // 12: arcade.agent.v1.Job.checkout:type_name -> arcade.agent.v1.Checkout
+	3,  // 13: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
+	15, // 14: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
+	58, // 15: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
+	68, // 16: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
+	59, // 17: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
+	68, // 18: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	60, // 19: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
+	68, // 20: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	61, // 21: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	69, // 22: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	5,  // 23: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	6,  // 24: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	69, // 25: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	62, // 26: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,  // 27: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	69, // 28: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	69, // 29: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	19, // 30: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	63, // 31: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	68, // 32: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	68, // 33: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	20, // 34: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	19, // 35: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	64, // 36: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	68, // 37: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	65, // 38: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,  // 39: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	66, // 40: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	7,  // 41: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	20, // 42: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	68, // 43: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	12, // 44: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	69, // 45: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 46: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	69, // 47: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	33, // 48: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	4,  // 49: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
+	69, // 50: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	69, // 51: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 52: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	68, // 53: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	37, // 54: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	20, // 55: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,  // 56: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	20, // 57: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	20, // 58: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	17, // 59: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	47, // 60: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	33, // 61: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	67, // 62: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
+	69, // 63: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 64: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	8,  // 65: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	50, // 66: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	47, // 67: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	33, // 68: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	21, // 69: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	23, // 70: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	25, // 71: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	27, // 72: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	29, // 73: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	31, // 74: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	34, // 75: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	36, // 76: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	39, // 77: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	41, // 78: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	43, // 79: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	45, // 80: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	48, // 81: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	51, // 82: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
+	53, // 83: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
+	22, // 84: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	24, // 85: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	26, // 86: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	28, // 87: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	30, // 88: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	32, // 89: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	35, // 90: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	38, // 91: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	40, // 92: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	42, // 93: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	44, // 94: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	46, // 95: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	49, // 96: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	52, // 97: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
+	54, // 98: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
+	84, // [84:99] is the sub-list for method output_type
+	69, // [69:84] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -3707,7 +4488,7 @@ func file_api_agent_v1_agent_proto_init() {
 	if File_api_agent_v1_agent_proto != nil {
 		return
 	}
-	file_api_agent_v1_agent_proto_msgTypes[37].OneofWrappers = []any{
+	file_api_agent_v1_agent_proto_msgTypes[39].OneofWrappers = []any{
 		(*UploadArtifactRequest_Header)(nil),
 		(*UploadArtifactRequest_Data)(nil),
 	}
@@ -3716,8 +4497,8 @@ func file_api_agent_v1_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   50,
+			NumEnums:      9,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

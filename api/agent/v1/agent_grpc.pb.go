@@ -24,19 +24,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AgentService_Register_FullMethodName        = "/arcade.agent.v1.AgentService/Register"
-	AgentService_Unregister_FullMethodName      = "/arcade.agent.v1.AgentService/Unregister"
-	AgentService_Heartbeat_FullMethodName       = "/arcade.agent.v1.AgentService/Heartbeat"
-	AgentService_UpdateLabels_FullMethodName    = "/arcade.agent.v1.AgentService/UpdateLabels"
-	AgentService_FetchJob_FullMethodName        = "/arcade.agent.v1.AgentService/FetchJob"
-	AgentService_ReportJobStatus_FullMethodName = "/arcade.agent.v1.AgentService/ReportJobStatus"
-	AgentService_ReportJobLog_FullMethodName    = "/arcade.agent.v1.AgentService/ReportJobLog"
-	AgentService_CancelJob_FullMethodName       = "/arcade.agent.v1.AgentService/CancelJob"
-	AgentService_GetAgent_FullMethodName        = "/arcade.agent.v1.AgentService/GetAgent"
-	AgentService_ListAgents_FullMethodName      = "/arcade.agent.v1.AgentService/ListAgents"
-	AgentService_RevokeAgent_FullMethodName     = "/arcade.agent.v1.AgentService/RevokeAgent"
-	AgentService_DownloadPlugin_FullMethodName  = "/arcade.agent.v1.AgentService/DownloadPlugin"
-	AgentService_UploadArtifact_FullMethodName  = "/arcade.agent.v1.AgentService/UploadArtifact"
+	AgentService_Register_FullMethodName             = "/arcade.agent.v1.AgentService/Register"
+	AgentService_Unregister_FullMethodName           = "/arcade.agent.v1.AgentService/Unregister"
+	AgentService_Heartbeat_FullMethodName            = "/arcade.agent.v1.AgentService/Heartbeat"
+	AgentService_UpdateLabels_FullMethodName         = "/arcade.agent.v1.AgentService/UpdateLabels"
+	AgentService_FetchJob_FullMethodName             = "/arcade.agent.v1.AgentService/FetchJob"
+	AgentService_ReportJobStatus_FullMethodName      = "/arcade.agent.v1.AgentService/ReportJobStatus"
+	AgentService_ReportJobLog_FullMethodName         = "/arcade.agent.v1.AgentService/ReportJobLog"
+	AgentService_CancelJob_FullMethodName            = "/arcade.agent.v1.AgentService/CancelJob"
+	AgentService_GetAgent_FullMethodName             = "/arcade.agent.v1.AgentService/GetAgent"
+	AgentService_ListAgents_FullMethodName           = "/arcade.agent.v1.AgentService/ListAgents"
+	AgentService_RevokeAgent_FullMethodName          = "/arcade.agent.v1.AgentService/RevokeAgent"
+	AgentService_DownloadPlugin_FullMethodName       = "/arcade.agent.v1.AgentService/DownloadPlugin"
+	AgentService_UploadArtifact_FullMethodName       = "/arcade.agent.v1.AgentService/UploadArtifact"
+	AgentService_BeginArtifactUpload_FullMethodName  = "/arcade.agent.v1.AgentService/BeginArtifactUpload"
+	AgentService_FinishArtifactUpload_FullMethodName = "/arcade.agent.v1.AgentService/FinishArtifactUpload"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -80,6 +82,16 @@ type AgentServiceClient interface {
 	// first message carries the header, the following ones the bytes. The server
 	// checks size and sha256 and stores it through the storage plugin.
 	UploadArtifact(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadArtifactRequest, UploadArtifactResponse], error)
+	// BeginArtifactUpload opens the upload of one artifact of a job attempt:
+	// the server checks it as UploadArtifact does and says how the bytes go:
+	// straight to the store with the presigned request it returns (then
+	// FinishArtifactUpload), through UploadArtifact, or nowhere when the
+	// server keeps no artifact bytes.
+	BeginArtifactUpload(ctx context.Context, in *BeginArtifactUploadRequest, opts ...grpc.CallOption) (*BeginArtifactUploadResponse, error)
+	// FinishArtifactUpload records an artifact the agent put in the store with
+	// the request BeginArtifactUpload returned, once the server has found the
+	// object with the size and sha256 of the header.
+	FinishArtifactUpload(ctx context.Context, in *FinishArtifactUploadRequest, opts ...grpc.CallOption) (*FinishArtifactUploadResponse, error)
 }
 
 type agentServiceClient struct {
@@ -232,6 +244,26 @@ func (c *agentServiceClient) UploadArtifact(ctx context.Context, opts ...grpc.Ca
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_UploadArtifactClient = grpc.ClientStreamingClient[UploadArtifactRequest, UploadArtifactResponse]
 
+func (c *agentServiceClient) BeginArtifactUpload(ctx context.Context, in *BeginArtifactUploadRequest, opts ...grpc.CallOption) (*BeginArtifactUploadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginArtifactUploadResponse)
+	err := c.cc.Invoke(ctx, AgentService_BeginArtifactUpload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) FinishArtifactUpload(ctx context.Context, in *FinishArtifactUploadRequest, opts ...grpc.CallOption) (*FinishArtifactUploadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FinishArtifactUploadResponse)
+	err := c.cc.Invoke(ctx, AgentService_FinishArtifactUpload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -273,6 +305,16 @@ type AgentServiceServer interface {
 	// first message carries the header, the following ones the bytes. The server
 	// checks size and sha256 and stores it through the storage plugin.
 	UploadArtifact(grpc.ClientStreamingServer[UploadArtifactRequest, UploadArtifactResponse]) error
+	// BeginArtifactUpload opens the upload of one artifact of a job attempt:
+	// the server checks it as UploadArtifact does and says how the bytes go:
+	// straight to the store with the presigned request it returns (then
+	// FinishArtifactUpload), through UploadArtifact, or nowhere when the
+	// server keeps no artifact bytes.
+	BeginArtifactUpload(context.Context, *BeginArtifactUploadRequest) (*BeginArtifactUploadResponse, error)
+	// FinishArtifactUpload records an artifact the agent put in the store with
+	// the request BeginArtifactUpload returned, once the server has found the
+	// object with the size and sha256 of the header.
+	FinishArtifactUpload(context.Context, *FinishArtifactUploadRequest) (*FinishArtifactUploadResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -321,6 +363,12 @@ func (UnimplementedAgentServiceServer) DownloadPlugin(*DownloadPluginRequest, gr
 }
 func (UnimplementedAgentServiceServer) UploadArtifact(grpc.ClientStreamingServer[UploadArtifactRequest, UploadArtifactResponse]) error {
 	return status.Error(codes.Unimplemented, "method UploadArtifact not implemented")
+}
+func (UnimplementedAgentServiceServer) BeginArtifactUpload(context.Context, *BeginArtifactUploadRequest) (*BeginArtifactUploadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BeginArtifactUpload not implemented")
+}
+func (UnimplementedAgentServiceServer) FinishArtifactUpload(context.Context, *FinishArtifactUploadRequest) (*FinishArtifactUploadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FinishArtifactUpload not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -559,6 +607,42 @@ func _AgentService_UploadArtifact_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_UploadArtifactServer = grpc.ClientStreamingServer[UploadArtifactRequest, UploadArtifactResponse]
 
+func _AgentService_BeginArtifactUpload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginArtifactUploadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).BeginArtifactUpload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_BeginArtifactUpload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).BeginArtifactUpload(ctx, req.(*BeginArtifactUploadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_FinishArtifactUpload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FinishArtifactUploadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).FinishArtifactUpload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_FinishArtifactUpload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).FinishArtifactUpload(ctx, req.(*FinishArtifactUploadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -609,6 +693,14 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeAgent",
 			Handler:    _AgentService_RevokeAgent_Handler,
+		},
+		{
+			MethodName: "BeginArtifactUpload",
+			Handler:    _AgentService_BeginArtifactUpload_Handler,
+		},
+		{
+			MethodName: "FinishArtifactUpload",
+			Handler:    _AgentService_FinishArtifactUpload_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

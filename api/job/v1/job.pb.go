@@ -183,6 +183,8 @@ type JobDetail struct {
 	// Whether the job may run on trusted agents, and why (or why not).
 	TrustedAgents bool   `protobuf:"varint,29,opt,name=trusted_agents,json=trustedAgents,proto3" json:"trusted_agents,omitempty"`
 	TrustReason   string `protobuf:"bytes,30,opt,name=trust_reason,json=trustReason,proto3" json:"trust_reason,omitempty"`
+	// How the job runs in its image (with image only).
+	Container     *v1.ContainerOptions `protobuf:"bytes,31,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -427,6 +429,13 @@ func (x *JobDetail) GetTrustReason() string {
 	return ""
 }
 
+func (x *JobDetail) GetContainer() *v1.ContainerOptions {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
 type CreateJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -449,7 +458,10 @@ type CreateJobRequest struct {
 	Steps []*v1.Step `protobuf:"bytes,12,rep,name=steps,proto3" json:"steps,omitempty"`
 	// Stored secrets (global ones) handed to the job as env under their
 	// names, masked in its log. An unknown name is InvalidArgument.
-	SecretRefs    []string `protobuf:"bytes,13,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	SecretRefs []string `protobuf:"bytes,13,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	// How the job runs in its image: pull policy, registry credential,
+	// limits, network, service containers. Needs image.
+	Container     *v1.ContainerOptions `protobuf:"bytes,14,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +583,13 @@ func (x *CreateJobRequest) GetSteps() []*v1.Step {
 func (x *CreateJobRequest) GetSecretRefs() []string {
 	if x != nil {
 		return x.SecretRefs
+	}
+	return nil
+}
+
+func (x *CreateJobRequest) GetContainer() *v1.ContainerOptions {
+	if x != nil {
+		return x.Container
 	}
 	return nil
 }
@@ -1596,6 +1615,8 @@ type PipelineJob struct {
 	Steps []*v1.Step `protobuf:"bytes,14,rep,name=steps,proto3" json:"steps,omitempty"`
 	// Stored secrets this job gets as env (besides the pipeline's).
 	Secrets []string `protobuf:"bytes,15,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// How the job runs in its image. Needs image.
+	Container *v1.ContainerOptions `protobuf:"bytes,16,opt,name=container,proto3" json:"container,omitempty"`
 	// The job does not check out the pipeline's source (YAML "checkout:
 	// false"); jobs of a pipeline with a source check it out by default.
 	SkipCheckout  bool `protobuf:"varint,40,opt,name=skip_checkout,json=skipCheckout,proto3" json:"skip_checkout,omitempty"`
@@ -1734,6 +1755,13 @@ func (x *PipelineJob) GetSteps() []*v1.Step {
 func (x *PipelineJob) GetSecrets() []string {
 	if x != nil {
 		return x.Secrets
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetContainer() *v1.ContainerOptions {
+	if x != nil {
+		return x.Container
 	}
 	return nil
 }
@@ -3550,6 +3578,130 @@ func (x *DownloadArtifactResponse) GetData() []byte {
 	return nil
 }
 
+type GetArtifactURLRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The artifact's path as listed by ListJobArtifacts.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Zero: the latest attempt that has the artifact.
+	Attempt       int32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArtifactURLRequest) Reset() {
+	*x = GetArtifactURLRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArtifactURLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArtifactURLRequest) ProtoMessage() {}
+
+func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArtifactURLRequest.ProtoReflect.Descriptor instead.
+func (*GetArtifactURLRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetArtifactURLRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *GetArtifactURLRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *GetArtifactURLRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+type GetArtifactURLResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Artifact *v1.Artifact           `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	// A GET of this URL, before expires_at, returns the artifact's bytes
+	// (check them against artifact.sha256). Empty: use DownloadArtifact.
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArtifactURLResponse) Reset() {
+	*x = GetArtifactURLResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArtifactURLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArtifactURLResponse) ProtoMessage() {}
+
+func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArtifactURLResponse.ProtoReflect.Descriptor instead.
+func (*GetArtifactURLResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetArtifactURLResponse) GetArtifact() *v1.Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+func (x *GetArtifactURLResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *GetArtifactURLResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 type ExplainJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -3559,7 +3711,7 @@ type ExplainJobRequest struct {
 
 func (x *ExplainJobRequest) Reset() {
 	*x = ExplainJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3571,7 +3723,7 @@ func (x *ExplainJobRequest) String() string {
 func (*ExplainJobRequest) ProtoMessage() {}
 
 func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3584,7 +3736,7 @@ func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobRequest.ProtoReflect.Descriptor instead.
 func (*ExplainJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ExplainJobRequest) GetJobId() string {
@@ -3622,7 +3774,7 @@ type AgentFit struct {
 
 func (x *AgentFit) Reset() {
 	*x = AgentFit{}
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3634,7 +3786,7 @@ func (x *AgentFit) String() string {
 func (*AgentFit) ProtoMessage() {}
 
 func (x *AgentFit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3647,7 +3799,7 @@ func (x *AgentFit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentFit.ProtoReflect.Descriptor instead.
 func (*AgentFit) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AgentFit) GetAgentId() string {
@@ -3742,7 +3894,7 @@ type ExplainJobResponse struct {
 
 func (x *ExplainJobResponse) Reset() {
 	*x = ExplainJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[49]
+	mi := &file_api_job_v1_job_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3754,7 +3906,7 @@ func (x *ExplainJobResponse) String() string {
 func (*ExplainJobResponse) ProtoMessage() {}
 
 func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[49]
+	mi := &file_api_job_v1_job_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3767,7 +3919,7 @@ func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobResponse.ProtoReflect.Descriptor instead.
 func (*ExplainJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ExplainJobResponse) GetJob() *JobDetail {
@@ -3809,7 +3961,7 @@ var File_api_job_v1_job_proto protoreflect.FileDescriptor
 
 const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\n" +
+	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\n" +
 	"\n" +
 	"\tJobDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -3849,13 +4001,14 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\vsecret_refs\x18\x1c \x03(\tR\n" +
 	"secretRefs\x12%\n" +
 	"\x0etrusted_agents\x18\x1d \x01(\bR\rtrustedAgents\x12!\n" +
-	"\ftrust_reason\x18\x1e \x01(\tR\vtrustReason\x1a6\n" +
+	"\ftrust_reason\x18\x1e \x01(\tR\vtrustReason\x12?\n" +
+	"\tcontainer\x18\x1f \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8f\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x06\n" +
 	"\x10CreateJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12:\n" +
@@ -3871,7 +4024,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\asecrets\x18\v \x03(\v2,.arcade.job.v1.CreateJobRequest.SecretsEntryR\asecrets\x12+\n" +
 	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x1f\n" +
 	"\vsecret_refs\x18\r \x03(\tR\n" +
-	"secretRefs\x1a6\n" +
+	"secretRefs\x12?\n" +
+	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -3946,7 +4100,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"on_timeout\x18\x03 \x01(\bR\tonTimeout\x12\"\n" +
 	"\ron_agent_lost\x18\x04 \x01(\bR\vonAgentLost\x123\n" +
-	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\x8e\x06\n" +
+	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xcf\x06\n" +
 	"\vPipelineJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12\x12\n" +
@@ -3964,7 +4118,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x04when\x18\f \x01(\x0e2\x1b.arcade.job.v1.RunConditionR\x04when\x12\x14\n" +
 	"\x05image\x18\r \x01(\tR\x05image\x12+\n" +
 	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x18\n" +
-	"\asecrets\x18\x0f \x03(\tR\asecrets\x12#\n" +
+	"\asecrets\x18\x0f \x03(\tR\asecrets\x12?\n" +
+	"\tcontainer\x18\x10 \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x12#\n" +
 	"\rskip_checkout\x18( \x01(\bR\fskipCheckout\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -4140,7 +4295,16 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\"e\n" +
 	"\x18DownloadArtifactResponse\x125\n" +
 	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"*\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\\\n" +
+	"\x15GetArtifactURLRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\"\x9c\x01\n" +
+	"\x16GetArtifactURLResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"*\n" +
 	"\x11ExplainJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x86\x03\n" +
 	"\bAgentFit\x12\x19\n" +
@@ -4173,7 +4337,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x13TRIGGER_TYPE_MANUAL\x10\x01\x12\x15\n" +
 	"\x11TRIGGER_TYPE_CRON\x10\x02\x12\x18\n" +
 	"\x14TRIGGER_TYPE_WEBHOOK\x10\x03\x12\x19\n" +
-	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xea\r\n" +
+	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xc9\x0e\n" +
 	"\n" +
 	"JobService\x12N\n" +
 	"\tCreateJob\x12\x1f.arcade.job.v1.CreateJobRequest\x1a .arcade.job.v1.CreateJobResponse\x12E\n" +
@@ -4185,7 +4349,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\bRetryJob\x12\x1e.arcade.job.v1.RetryJobRequest\x1a\x1f.arcade.job.v1.RetryJobResponse\x12N\n" +
 	"\tGetJobLog\x12\x1f.arcade.job.v1.GetJobLogRequest\x1a .arcade.job.v1.GetJobLogResponse\x12c\n" +
 	"\x10ListJobArtifacts\x12&.arcade.job.v1.ListJobArtifactsRequest\x1a'.arcade.job.v1.ListJobArtifactsResponse\x12e\n" +
-	"\x10DownloadArtifact\x12&.arcade.job.v1.DownloadArtifactRequest\x1a'.arcade.job.v1.DownloadArtifactResponse0\x01\x12Q\n" +
+	"\x10DownloadArtifact\x12&.arcade.job.v1.DownloadArtifactRequest\x1a'.arcade.job.v1.DownloadArtifactResponse0\x01\x12]\n" +
+	"\x0eGetArtifactURL\x12$.arcade.job.v1.GetArtifactURLRequest\x1a%.arcade.job.v1.GetArtifactURLResponse\x12Q\n" +
 	"\n" +
 	"ExplainJob\x12 .arcade.job.v1.ExplainJobRequest\x1a!.arcade.job.v1.ExplainJobResponse\x12]\n" +
 	"\x0eCreatePipeline\x12$.arcade.job.v1.CreatePipelineRequest\x1a%.arcade.job.v1.CreatePipelineResponse\x12T\n" +
@@ -4211,7 +4376,7 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_api_job_v1_job_proto_goTypes = []any{
 	(RunCondition)(0),                // 0: arcade.job.v1.RunCondition
 	(TriggerType)(0),                 // 1: arcade.job.v1.TriggerType
@@ -4262,153 +4427,163 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	(*ListPipelineRunsResponse)(nil), // 46: arcade.job.v1.ListPipelineRunsResponse
 	(*DownloadArtifactRequest)(nil),  // 47: arcade.job.v1.DownloadArtifactRequest
 	(*DownloadArtifactResponse)(nil), // 48: arcade.job.v1.DownloadArtifactResponse
-	(*ExplainJobRequest)(nil),        // 49: arcade.job.v1.ExplainJobRequest
-	(*AgentFit)(nil),                 // 50: arcade.job.v1.AgentFit
-	(*ExplainJobResponse)(nil),       // 51: arcade.job.v1.ExplainJobResponse
-	nil,                              // 52: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 53: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 54: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 55: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 56: arcade.job.v1.CreateJobRequest.SecretsEntry
-	nil,                              // 57: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 58: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 59: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 60: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 61: arcade.job.v1.PipelineDetail.SecretsEntry
-	nil,                              // 62: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 63: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 64: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 65: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 66: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 67: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 68: google.protobuf.Timestamp
-	(*v1.Step)(nil),                  // 69: arcade.agent.v1.Step
-	(*fieldmaskpb.FieldMask)(nil),    // 70: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 71: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 72: arcade.agent.v1.Artifact
-	(v1.AgentStatus)(0),              // 73: arcade.agent.v1.AgentStatus
+	(*GetArtifactURLRequest)(nil),    // 49: arcade.job.v1.GetArtifactURLRequest
+	(*GetArtifactURLResponse)(nil),   // 50: arcade.job.v1.GetArtifactURLResponse
+	(*ExplainJobRequest)(nil),        // 51: arcade.job.v1.ExplainJobRequest
+	(*AgentFit)(nil),                 // 52: arcade.job.v1.AgentFit
+	(*ExplainJobResponse)(nil),       // 53: arcade.job.v1.ExplainJobResponse
+	nil,                              // 54: arcade.job.v1.JobDetail.EnvEntry
+	nil,                              // 55: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                              // 56: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                              // 57: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                              // 58: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                              // 59: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 60: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 61: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 62: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 63: arcade.job.v1.PipelineDetail.SecretsEntry
+	nil,                              // 64: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 65: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 66: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 67: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 68: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 69: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 70: google.protobuf.Timestamp
+	(*v1.Step)(nil),                  // 71: arcade.agent.v1.Step
+	(*v1.ContainerOptions)(nil),      // 72: arcade.agent.v1.ContainerOptions
+	(*fieldmaskpb.FieldMask)(nil),    // 73: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 74: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 75: arcade.agent.v1.Artifact
+	(v1.AgentStatus)(0),              // 76: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	64, // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	52, // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	65, // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	66, // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	67, // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	53, // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	68, // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	68, // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	68, // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	68, // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	69, // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
-	54, // 11: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	65, // 12: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	66, // 13: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	67, // 14: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	55, // 15: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	56, // 16: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	69, // 17: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
-	2,  // 18: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 19: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	64, // 20: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
-	2,  // 21: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
-	3,  // 22: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	70, // 23: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 24: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 25: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,  // 26: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	71, // 27: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	72, // 28: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	65, // 29: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	57, // 30: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	58, // 31: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	67, // 32: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	65, // 33: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
-	21, // 34: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	66, // 35: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	0,  // 36: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	69, // 37: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
-	22, // 38: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	59, // 39: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
-	1,  // 40: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	65, // 41: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	64, // 42: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	68, // 43: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	60, // 44: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
-	24, // 45: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
-	23, // 46: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	26, // 47: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	68, // 48: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	68, // 49: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	61, // 50: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
-	25, // 51: arcade.job.v1.PipelineDetail.source:type_name -> arcade.job.v1.Source
-	64, // 52: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	1,  // 53: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	62, // 54: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	2,  // 55: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	68, // 56: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	68, // 57: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	68, // 58: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	27, // 59: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	27, // 60: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	27, // 61: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	27, // 62: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	27, // 63: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	70, // 64: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	27, // 65: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	63, // 66: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	28, // 67: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	28, // 68: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	28, // 69: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	28, // 70: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	72, // 71: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	73, // 72: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
-	2,  // 73: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	50, // 74: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
-	3,  // 75: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	5,  // 76: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	7,  // 77: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	9,  // 78: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	11, // 79: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	13, // 80: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	15, // 81: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	17, // 82: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	19, // 83: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	47, // 84: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
-	49, // 85: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
-	29, // 86: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	31, // 87: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	33, // 88: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	35, // 89: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	37, // 90: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	39, // 91: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	41, // 92: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	43, // 93: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	45, // 94: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	4,  // 95: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	6,  // 96: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	8,  // 97: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	10, // 98: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	12, // 99: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	14, // 100: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	16, // 101: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	18, // 102: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	20, // 103: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	48, // 104: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
-	51, // 105: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
-	30, // 106: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	32, // 107: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	34, // 108: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	36, // 109: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	38, // 110: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	40, // 111: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	42, // 112: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	44, // 113: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	46, // 114: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	95, // [95:115] is the sub-list for method output_type
-	75, // [75:95] is the sub-list for method input_type
-	75, // [75:75] is the sub-list for extension type_name
-	75, // [75:75] is the sub-list for extension extendee
-	0,  // [0:75] is the sub-list for field type_name
+	66,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	54,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	67,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	68,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	69,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	55,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	70,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	70,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	70,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	70,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	71,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	72,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
+	56,  // 12: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	67,  // 13: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	68,  // 14: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	69,  // 15: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	57,  // 16: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	58,  // 17: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	71,  // 18: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	72,  // 19: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
+	2,   // 20: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 21: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	66,  // 22: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	2,   // 23: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
+	3,   // 24: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
+	73,  // 25: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,   // 26: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 27: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	2,   // 28: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	74,  // 29: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	75,  // 30: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	67,  // 31: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	59,  // 32: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	60,  // 33: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	69,  // 34: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	67,  // 35: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	21,  // 36: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
+	68,  // 37: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	0,   // 38: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
+	71,  // 39: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	72,  // 40: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
+	22,  // 41: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
+	61,  // 42: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	1,   // 43: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
+	67,  // 44: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	66,  // 45: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	70,  // 46: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	62,  // 47: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	24,  // 48: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
+	23,  // 49: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
+	26,  // 50: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	70,  // 51: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	70,  // 52: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	63,  // 53: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	25,  // 54: arcade.job.v1.PipelineDetail.source:type_name -> arcade.job.v1.Source
+	66,  // 55: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	1,   // 56: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	64,  // 57: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	2,   // 58: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	70,  // 59: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	70,  // 60: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	70,  // 61: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	27,  // 62: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	27,  // 63: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	27,  // 64: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	27,  // 65: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	27,  // 66: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	73,  // 67: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	27,  // 68: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	65,  // 69: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	28,  // 70: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	28,  // 71: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	28,  // 72: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	28,  // 73: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	75,  // 74: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	75,  // 75: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	70,  // 76: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 77: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	2,   // 78: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	52,  // 79: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	3,   // 80: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	5,   // 81: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	7,   // 82: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	9,   // 83: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	11,  // 84: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	13,  // 85: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	15,  // 86: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	17,  // 87: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	19,  // 88: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	47,  // 89: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	49,  // 90: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
+	51,  // 91: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	29,  // 92: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	31,  // 93: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	33,  // 94: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	35,  // 95: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	37,  // 96: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	39,  // 97: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	41,  // 98: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	43,  // 99: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	45,  // 100: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	4,   // 101: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	6,   // 102: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	8,   // 103: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	10,  // 104: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	12,  // 105: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	14,  // 106: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	16,  // 107: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	18,  // 108: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	20,  // 109: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	48,  // 110: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	50,  // 111: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
+	53,  // 112: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	30,  // 113: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	32,  // 114: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	34,  // 115: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	36,  // 116: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	38,  // 117: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	40,  // 118: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	42,  // 119: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	44,  // 120: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	46,  // 121: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	101, // [101:122] is the sub-list for method output_type
+	80,  // [80:101] is the sub-list for method input_type
+	80,  // [80:80] is the sub-list for extension type_name
+	80,  // [80:80] is the sub-list for extension extendee
+	0,   // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -4422,7 +4597,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   62,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

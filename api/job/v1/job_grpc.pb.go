@@ -32,6 +32,7 @@ const (
 	JobService_GetJobLog_FullMethodName        = "/arcade.job.v1.JobService/GetJobLog"
 	JobService_ListJobArtifacts_FullMethodName = "/arcade.job.v1.JobService/ListJobArtifacts"
 	JobService_DownloadArtifact_FullMethodName = "/arcade.job.v1.JobService/DownloadArtifact"
+	JobService_GetArtifactURL_FullMethodName   = "/arcade.job.v1.JobService/GetArtifactURL"
 	JobService_ExplainJob_FullMethodName       = "/arcade.job.v1.JobService/ExplainJob"
 	JobService_CreatePipeline_FullMethodName   = "/arcade.job.v1.JobService/CreatePipeline"
 	JobService_GetPipeline_FullMethodName      = "/arcade.job.v1.JobService/GetPipeline"
@@ -65,6 +66,11 @@ type JobServiceClient interface {
 	// DownloadArtifact streams an artifact: the first message carries its
 	// description, the following ones its bytes.
 	DownloadArtifact(ctx context.Context, in *DownloadArtifactRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadArtifactResponse], error)
+	// GetArtifactURL returns a short-lived URL that fetches an artifact
+	// straight from the store, when the server hands such URLs out
+	// (artifact_downloads: redirect, with a store that presigns); otherwise
+	// url is empty and DownloadArtifact streams the bytes.
+	GetArtifactURL(ctx context.Context, in *GetArtifactURLRequest, opts ...grpc.CallOption) (*GetArtifactURLResponse, error)
 	// ExplainJob says why a job waits: each agent and the selector terms its
 	// labels fail, the agents that match but are full, and the job's place in
 	// the queue.
@@ -199,6 +205,16 @@ func (c *jobServiceClient) DownloadArtifact(ctx context.Context, in *DownloadArt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type JobService_DownloadArtifactClient = grpc.ServerStreamingClient[DownloadArtifactResponse]
 
+func (c *jobServiceClient) GetArtifactURL(ctx context.Context, in *GetArtifactURLRequest, opts ...grpc.CallOption) (*GetArtifactURLResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetArtifactURLResponse)
+	err := c.cc.Invoke(ctx, JobService_GetArtifactURL_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *jobServiceClient) ExplainJob(ctx context.Context, in *ExplainJobRequest, opts ...grpc.CallOption) (*ExplainJobResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ExplainJobResponse)
@@ -320,6 +336,11 @@ type JobServiceServer interface {
 	// DownloadArtifact streams an artifact: the first message carries its
 	// description, the following ones its bytes.
 	DownloadArtifact(*DownloadArtifactRequest, grpc.ServerStreamingServer[DownloadArtifactResponse]) error
+	// GetArtifactURL returns a short-lived URL that fetches an artifact
+	// straight from the store, when the server hands such URLs out
+	// (artifact_downloads: redirect, with a store that presigns); otherwise
+	// url is empty and DownloadArtifact streams the bytes.
+	GetArtifactURL(context.Context, *GetArtifactURLRequest) (*GetArtifactURLResponse, error)
 	// ExplainJob says why a job waits: each agent and the selector terms its
 	// labels fail, the agents that match but are full, and the job's place in
 	// the queue.
@@ -374,6 +395,9 @@ func (UnimplementedJobServiceServer) ListJobArtifacts(context.Context, *ListJobA
 }
 func (UnimplementedJobServiceServer) DownloadArtifact(*DownloadArtifactRequest, grpc.ServerStreamingServer[DownloadArtifactResponse]) error {
 	return status.Error(codes.Unimplemented, "method DownloadArtifact not implemented")
+}
+func (UnimplementedJobServiceServer) GetArtifactURL(context.Context, *GetArtifactURLRequest) (*GetArtifactURLResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetArtifactURL not implemented")
 }
 func (UnimplementedJobServiceServer) ExplainJob(context.Context, *ExplainJobRequest) (*ExplainJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExplainJob not implemented")
@@ -599,6 +623,24 @@ func _JobService_DownloadArtifact_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type JobService_DownloadArtifactServer = grpc.ServerStreamingServer[DownloadArtifactResponse]
 
+func _JobService_GetArtifactURL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetArtifactURLRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).GetArtifactURL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_GetArtifactURL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).GetArtifactURL(ctx, req.(*GetArtifactURLRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _JobService_ExplainJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ExplainJobRequest)
 	if err := dec(in); err != nil {
@@ -821,6 +863,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListJobArtifacts",
 			Handler:    _JobService_ListJobArtifacts_Handler,
+		},
+		{
+			MethodName: "GetArtifactURL",
+			Handler:    _JobService_GetArtifactURL_Handler,
 		},
 		{
 			MethodName: "ExplainJob",

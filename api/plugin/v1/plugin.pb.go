@@ -27,6 +27,17 @@
 //                  list                     ListRequest          -> ListResponse
 //   KIND_CUSTOM    execute                  ExecuteRequest       -> ExecuteResponse
 //
+// A storage plugin may offer more (PluginMetadata.storage says which, and
+// the functions are declared and exported like the others):
+//
+//   presign        presign                  PresignRequest       -> PresignResponse
+//                  stat                     StatRequest          -> StatResponse
+//   multipart      upload_begin             UploadBeginRequest   -> UploadBeginResponse
+//                  upload_part              UploadPartRequest    -> UploadPartResponse
+//                  upload_complete          UploadCompleteRequest -> UploadCompleteResponse
+//                  upload_abort             UploadAbortRequest   -> UploadAbortResponse
+//   ranged_load    load honours LoadRequest.offset and length
+//
 // A plugin reports an outcome (success, failure, skipped) in its response. It
 // returns an Extism error (a non-zero return code with error_set) only when it
 // could not do its work at all; the host shows that error to users verbatim.
@@ -36,6 +47,7 @@ package pluginv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -162,6 +174,77 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{1}
 }
 
+// StorageErrorCode says why a storage call failed (with STATUS_ERROR), so
+// that a caller tells a store that is down, which is worth trying again,
+// from one that refuses.
+type StorageErrorCode int32
+
+const (
+	StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED StorageErrorCode = 0
+	// The object does not exist, or has expired.
+	StorageErrorCode_STORAGE_ERROR_CODE_NOT_FOUND StorageErrorCode = 1
+	// The store could not be reached or failed on its side; trying again
+	// later may work.
+	StorageErrorCode_STORAGE_ERROR_CODE_UNAVAILABLE StorageErrorCode = 2
+	// The store refused the plugin's credentials or access.
+	StorageErrorCode_STORAGE_ERROR_CODE_DENIED StorageErrorCode = 3
+	// The plugin's configuration is wrong, e.g. the bucket does not exist.
+	StorageErrorCode_STORAGE_ERROR_CODE_MISCONFIGURED StorageErrorCode = 4
+	// The content does not match its sha256.
+	StorageErrorCode_STORAGE_ERROR_CODE_CORRUPT StorageErrorCode = 5
+	// The request is invalid: a bad key, a part out of bounds.
+	StorageErrorCode_STORAGE_ERROR_CODE_INVALID StorageErrorCode = 6
+)
+
+// Enum value maps for StorageErrorCode.
+var (
+	StorageErrorCode_name = map[int32]string{
+		0: "STORAGE_ERROR_CODE_UNSPECIFIED",
+		1: "STORAGE_ERROR_CODE_NOT_FOUND",
+		2: "STORAGE_ERROR_CODE_UNAVAILABLE",
+		3: "STORAGE_ERROR_CODE_DENIED",
+		4: "STORAGE_ERROR_CODE_MISCONFIGURED",
+		5: "STORAGE_ERROR_CODE_CORRUPT",
+		6: "STORAGE_ERROR_CODE_INVALID",
+	}
+	StorageErrorCode_value = map[string]int32{
+		"STORAGE_ERROR_CODE_UNSPECIFIED":   0,
+		"STORAGE_ERROR_CODE_NOT_FOUND":     1,
+		"STORAGE_ERROR_CODE_UNAVAILABLE":   2,
+		"STORAGE_ERROR_CODE_DENIED":        3,
+		"STORAGE_ERROR_CODE_MISCONFIGURED": 4,
+		"STORAGE_ERROR_CODE_CORRUPT":       5,
+		"STORAGE_ERROR_CODE_INVALID":       6,
+	}
+)
+
+func (x StorageErrorCode) Enum() *StorageErrorCode {
+	p := new(StorageErrorCode)
+	*p = x
+	return p
+}
+
+func (x StorageErrorCode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StorageErrorCode) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_plugin_v1_plugin_proto_enumTypes[2].Descriptor()
+}
+
+func (StorageErrorCode) Type() protoreflect.EnumType {
+	return &file_api_plugin_v1_plugin_proto_enumTypes[2]
+}
+
+func (x StorageErrorCode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StorageErrorCode.Descriptor instead.
+func (StorageErrorCode) EnumDescriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{2}
+}
+
 // Status is the outcome of a step or action.
 type Status int32
 
@@ -205,11 +288,11 @@ func (x Status) String() string {
 }
 
 func (Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_plugin_v1_plugin_proto_enumTypes[2].Descriptor()
+	return file_api_plugin_v1_plugin_proto_enumTypes[3].Descriptor()
 }
 
 func (Status) Type() protoreflect.EnumType {
-	return &file_api_plugin_v1_plugin_proto_enumTypes[2]
+	return &file_api_plugin_v1_plugin_proto_enumTypes[3]
 }
 
 func (x Status) Number() protoreflect.EnumNumber {
@@ -218,7 +301,7 @@ func (x Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Status.Descriptor instead.
 func (Status) EnumDescriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{2}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
 }
 
 // Severity ranks a message or a finding.
@@ -264,11 +347,11 @@ func (x Severity) String() string {
 }
 
 func (Severity) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_plugin_v1_plugin_proto_enumTypes[3].Descriptor()
+	return file_api_plugin_v1_plugin_proto_enumTypes[4].Descriptor()
 }
 
 func (Severity) Type() protoreflect.EnumType {
-	return &file_api_plugin_v1_plugin_proto_enumTypes[3]
+	return &file_api_plugin_v1_plugin_proto_enumTypes[4]
 }
 
 func (x Severity) Number() protoreflect.EnumNumber {
@@ -277,7 +360,7 @@ func (x Severity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Severity.Descriptor instead.
 func (Severity) EnumDescriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
 }
 
 // PluginState is where a plugin is in its life.
@@ -319,11 +402,11 @@ func (x PluginState) String() string {
 }
 
 func (PluginState) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_plugin_v1_plugin_proto_enumTypes[4].Descriptor()
+	return file_api_plugin_v1_plugin_proto_enumTypes[5].Descriptor()
 }
 
 func (PluginState) Type() protoreflect.EnumType {
-	return &file_api_plugin_v1_plugin_proto_enumTypes[4]
+	return &file_api_plugin_v1_plugin_proto_enumTypes[5]
 }
 
 func (x PluginState) Number() protoreflect.EnumNumber {
@@ -332,7 +415,7 @@ func (x PluginState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PluginState.Descriptor instead.
 func (PluginState) EnumDescriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 // FailurePolicy says what a failed call means for the caller.
@@ -372,11 +455,11 @@ func (x FailurePolicy) String() string {
 }
 
 func (FailurePolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_plugin_v1_plugin_proto_enumTypes[5].Descriptor()
+	return file_api_plugin_v1_plugin_proto_enumTypes[6].Descriptor()
 }
 
 func (FailurePolicy) Type() protoreflect.EnumType {
-	return &file_api_plugin_v1_plugin_proto_enumTypes[5]
+	return &file_api_plugin_v1_plugin_proto_enumTypes[6]
 }
 
 func (x FailurePolicy) Number() protoreflect.EnumNumber {
@@ -385,7 +468,7 @@ func (x FailurePolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FailurePolicy.Descriptor instead.
 func (FailurePolicy) EnumDescriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 // PluginMetadata is what the "metadata" export returns.
@@ -402,10 +485,13 @@ type PluginMetadata struct {
 	Functions []string `protobuf:"bytes,5,rep,name=functions,proto3" json:"functions,omitempty"`
 	// capabilities lists what the plugin asks to be granted. The operator
 	// grants capabilities in conf.d/plugins.yaml; a request is not a grant.
-	Capabilities  *Capabilities `protobuf:"bytes,6,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Description   string        `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
-	Author        string        `protobuf:"bytes,8,opt,name=author,proto3" json:"author,omitempty"`
-	Homepage      string        `protobuf:"bytes,9,opt,name=homepage,proto3" json:"homepage,omitempty"`
+	Capabilities *Capabilities `protobuf:"bytes,6,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Description  string        `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
+	Author       string        `protobuf:"bytes,8,opt,name=author,proto3" json:"author,omitempty"`
+	Homepage     string        `protobuf:"bytes,9,opt,name=homepage,proto3" json:"homepage,omitempty"`
+	// storage says what a storage plugin offers beyond save, load, delete and
+	// list; unset for other kinds.
+	Storage       *StorageFeatures `protobuf:"bytes,10,opt,name=storage,proto3" json:"storage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -503,6 +589,111 @@ func (x *PluginMetadata) GetHomepage() string {
 	return ""
 }
 
+func (x *PluginMetadata) GetStorage() *StorageFeatures {
+	if x != nil {
+		return x.Storage
+	}
+	return nil
+}
+
+// StorageFeatures are the optional parts of the storage contract a plugin
+// offers. Each needs its functions exported and declared in functions; the
+// host refuses a module that claims a feature without them.
+type StorageFeatures struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// presign: the plugin makes short-lived URLs (presign) through which
+	// others put or get an object without the plugin, and describes an
+	// object without its content (stat). The server hands such URLs to agents
+	// and API clients, so bytes need not pass through it.
+	Presign bool `protobuf:"varint,1,opt,name=presign,proto3" json:"presign,omitempty"`
+	// multipart: the plugin writes one object in parts over several calls
+	// (upload_begin, upload_part…, upload_complete; upload_abort removes what
+	// an unfinished upload stored). Parts are min_part_bytes to
+	// max_part_bytes long, the last one shorter.
+	Multipart    bool  `protobuf:"varint,2,opt,name=multipart,proto3" json:"multipart,omitempty"`
+	MinPartBytes int64 `protobuf:"varint,3,opt,name=min_part_bytes,json=minPartBytes,proto3" json:"min_part_bytes,omitempty"`
+	MaxPartBytes int64 `protobuf:"varint,4,opt,name=max_part_bytes,json=maxPartBytes,proto3" json:"max_part_bytes,omitempty"`
+	// ranged_load: load returns the bytes offset..offset+length-1 when asked.
+	RangedLoad bool `protobuf:"varint,5,opt,name=ranged_load,json=rangedLoad,proto3" json:"ranged_load,omitempty"`
+	// max_presigned_put_bytes bounds the object one presigned PUT may carry
+	// (0: no bound); larger objects go through the plugin.
+	MaxPresignedPutBytes int64 `protobuf:"varint,6,opt,name=max_presigned_put_bytes,json=maxPresignedPutBytes,proto3" json:"max_presigned_put_bytes,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *StorageFeatures) Reset() {
+	*x = StorageFeatures{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorageFeatures) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorageFeatures) ProtoMessage() {}
+
+func (x *StorageFeatures) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorageFeatures.ProtoReflect.Descriptor instead.
+func (*StorageFeatures) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StorageFeatures) GetPresign() bool {
+	if x != nil {
+		return x.Presign
+	}
+	return false
+}
+
+func (x *StorageFeatures) GetMultipart() bool {
+	if x != nil {
+		return x.Multipart
+	}
+	return false
+}
+
+func (x *StorageFeatures) GetMinPartBytes() int64 {
+	if x != nil {
+		return x.MinPartBytes
+	}
+	return 0
+}
+
+func (x *StorageFeatures) GetMaxPartBytes() int64 {
+	if x != nil {
+		return x.MaxPartBytes
+	}
+	return 0
+}
+
+func (x *StorageFeatures) GetRangedLoad() bool {
+	if x != nil {
+		return x.RangedLoad
+	}
+	return false
+}
+
+func (x *StorageFeatures) GetMaxPresignedPutBytes() int64 {
+	if x != nil {
+		return x.MaxPresignedPutBytes
+	}
+	return 0
+}
+
 // Capabilities are sandbox permissions: asked for in metadata, granted in
 // conf.d/plugins.yaml. Nothing is granted by default.
 type Capabilities struct {
@@ -524,7 +715,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[1]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +727,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[1]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +740,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{1}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Capabilities) GetAllowedHosts() []string {
@@ -601,7 +792,7 @@ type PathGrant struct {
 
 func (x *PathGrant) Reset() {
 	*x = PathGrant{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[2]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +804,7 @@ func (x *PathGrant) String() string {
 func (*PathGrant) ProtoMessage() {}
 
 func (x *PathGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[2]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +817,7 @@ func (x *PathGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathGrant.ProtoReflect.Descriptor instead.
 func (*PathGrant) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{2}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PathGrant) GetHostPath() string {
@@ -678,7 +869,7 @@ type StepContext struct {
 
 func (x *StepContext) Reset() {
 	*x = StepContext{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[3]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +881,7 @@ func (x *StepContext) String() string {
 func (*StepContext) ProtoMessage() {}
 
 func (x *StepContext) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[3]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +894,7 @@ func (x *StepContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepContext.ProtoReflect.Descriptor instead.
 func (*StepContext) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StepContext) GetJobId() string {
@@ -809,7 +1000,7 @@ type StepRequest struct {
 
 func (x *StepRequest) Reset() {
 	*x = StepRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +1012,7 @@ func (x *StepRequest) String() string {
 func (*StepRequest) ProtoMessage() {}
 
 func (x *StepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +1025,7 @@ func (x *StepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepRequest.ProtoReflect.Descriptor instead.
 func (*StepRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StepRequest) GetContext() *StepContext {
@@ -869,7 +1060,7 @@ type DeployRequest struct {
 
 func (x *DeployRequest) Reset() {
 	*x = DeployRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +1072,7 @@ func (x *DeployRequest) String() string {
 func (*DeployRequest) ProtoMessage() {}
 
 func (x *DeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +1085,7 @@ func (x *DeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployRequest.ProtoReflect.Descriptor instead.
 func (*DeployRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeployRequest) GetContext() *StepContext {
@@ -943,7 +1134,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1146,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1159,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Message) GetSeverity() Severity {
@@ -1002,7 +1193,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1205,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1218,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Finding) GetRule() string {
@@ -1088,7 +1279,7 @@ type File struct {
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1291,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1304,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *File) GetPath() string {
@@ -1170,7 +1361,7 @@ type StepResponse struct {
 
 func (x *StepResponse) Reset() {
 	*x = StepResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1373,7 @@ func (x *StepResponse) String() string {
 func (*StepResponse) ProtoMessage() {}
 
 func (x *StepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1386,7 @@ func (x *StepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepResponse.ProtoReflect.Descriptor instead.
 func (*StepResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StepResponse) GetStatus() Status {
@@ -1265,7 +1456,7 @@ type NotifyEvent struct {
 
 func (x *NotifyEvent) Reset() {
 	*x = NotifyEvent{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1468,7 @@ func (x *NotifyEvent) String() string {
 func (*NotifyEvent) ProtoMessage() {}
 
 func (x *NotifyEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1481,7 @@ func (x *NotifyEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyEvent.ProtoReflect.Descriptor instead.
 func (*NotifyEvent) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NotifyEvent) GetType() string {
@@ -1366,7 +1557,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1569,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1582,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SendRequest) GetChannel() string {
@@ -1451,7 +1642,7 @@ type SendTemplateRequest struct {
 
 func (x *SendTemplateRequest) Reset() {
 	*x = SendTemplateRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1654,7 @@ func (x *SendTemplateRequest) String() string {
 func (*SendTemplateRequest) ProtoMessage() {}
 
 func (x *SendTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1667,7 @@ func (x *SendTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTemplateRequest.ProtoReflect.Descriptor instead.
 func (*SendTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SendTemplateRequest) GetChannel() string {
@@ -1527,7 +1718,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1730,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1743,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SendResponse) GetStatus() Status {
@@ -1592,7 +1783,7 @@ type Object struct {
 
 func (x *Object) Reset() {
 	*x = Object{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1795,7 @@ func (x *Object) String() string {
 func (*Object) ProtoMessage() {}
 
 func (x *Object) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1808,7 @@ func (x *Object) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Object.ProtoReflect.Descriptor instead.
 func (*Object) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Object) GetKey() string {
@@ -1685,7 +1876,7 @@ type SaveRequest struct {
 
 func (x *SaveRequest) Reset() {
 	*x = SaveRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1888,7 @@ func (x *SaveRequest) String() string {
 func (*SaveRequest) ProtoMessage() {}
 
 func (x *SaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1901,7 @@ func (x *SaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveRequest.ProtoReflect.Descriptor instead.
 func (*SaveRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SaveRequest) GetKey() string {
@@ -1761,13 +1952,14 @@ type SaveResponse struct {
 	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=arcade.plugin.v1.Status" json:"status,omitempty"`
 	Object        *Object                `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
 	Messages      []*Message             `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode       `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SaveResponse) Reset() {
 	*x = SaveResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1971,7 @@ func (x *SaveResponse) String() string {
 func (*SaveResponse) ProtoMessage() {}
 
 func (x *SaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1984,7 @@ func (x *SaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveResponse.ProtoReflect.Descriptor instead.
 func (*SaveResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SaveResponse) GetStatus() Status {
@@ -1816,19 +2008,30 @@ func (x *SaveResponse) GetMessages() []*Message {
 	return nil
 }
 
+func (x *SaveResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
 // LoadRequest is the input of storage load. With target_path set the plugin
 // writes the object there inside the sandbox instead of returning it inline.
+// A plugin with the ranged_load feature returns only the bytes from offset
+// on, at most length of them (0: to the end).
 type LoadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	TargetPath    string                 `protobuf:"bytes,2,opt,name=target_path,json=targetPath,proto3" json:"target_path,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        int64                  `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +2043,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +2056,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LoadRequest) GetKey() string {
@@ -1870,20 +2073,36 @@ func (x *LoadRequest) GetTargetPath() string {
 	return ""
 }
 
-// LoadResponse is the output of storage load.
+func (x *LoadRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *LoadRequest) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+// LoadResponse is the output of storage load. object describes the whole
+// object (its size, not the range's).
 type LoadResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=arcade.plugin.v1.Status" json:"status,omitempty"`
 	Object        *Object                `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
 	Content       []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
 	Messages      []*Message             `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode       `protobuf:"varint,5,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2114,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2127,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LoadResponse) GetStatus() Status {
@@ -1939,6 +2158,13 @@ func (x *LoadResponse) GetMessages() []*Message {
 	return nil
 }
 
+func (x *LoadResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
 // DeleteRequest is the input of storage delete.
 type DeleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1949,7 +2175,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2187,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2200,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteRequest) GetKey() string {
@@ -1990,13 +2216,14 @@ type DeleteResponse struct {
 	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=arcade.plugin.v1.Status" json:"status,omitempty"`
 	Deleted       bool                   `protobuf:"varint,2,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	Messages      []*Message             `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode       `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2235,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2248,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteResponse) GetStatus() Status {
@@ -2045,6 +2272,13 @@ func (x *DeleteResponse) GetMessages() []*Message {
 	return nil
 }
 
+func (x *DeleteResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
 // ListRequest is the input of storage list.
 type ListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2057,7 +2291,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2303,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2316,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListRequest) GetPrefix() string {
@@ -2113,13 +2347,14 @@ type ListResponse struct {
 	Objects       []*Object              `protobuf:"bytes,2,rep,name=objects,proto3" json:"objects,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	Messages      []*Message             `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode       `protobuf:"varint,5,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2366,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2379,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListResponse) GetStatus() Status {
@@ -2175,6 +2410,949 @@ func (x *ListResponse) GetMessages() []*Message {
 	return nil
 }
 
+func (x *ListResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
+// StatRequest is the input of storage stat (the presign feature).
+type StatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatRequest) Reset() {
+	*x = StatRequest{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatRequest) ProtoMessage() {}
+
+func (x *StatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
+func (*StatRequest) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *StatRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// StatResponse is the output of storage stat: the object's description
+// without its content; object is unset when there is no such object (or it
+// expired).
+type StatResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=arcade.plugin.v1.Status" json:"status,omitempty"`
+	Object        *Object                `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	Messages      []*Message             `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode       `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatResponse) Reset() {
+	*x = StatResponse{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatResponse) ProtoMessage() {}
+
+func (x *StatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
+func (*StatResponse) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *StatResponse) GetStatus() Status {
+	if x != nil {
+		return x.Status
+	}
+	return Status_STATUS_UNSPECIFIED
+}
+
+func (x *StatResponse) GetObject() *Object {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *StatResponse) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *StatResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
+// PresignRequest is the input of storage presign: a URL through which one
+// request puts or gets the object key.
+type PresignRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// method is "PUT" or "GET".
+	Method string `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// ttl is how long the URL works.
+	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// For PUT: what the object will be. The store must refuse content that
+	// does not hash to sha256 (hex), and keep size, content type, metadata
+	// and expiry as the other functions do.
+	Size        int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256      string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	ContentType string                 `protobuf:"bytes,6,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Metadata    map[string]string      `protobuf:"bytes,7,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExpiresAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// For GET: the file name a browser saves the download under.
+	Filename      string `protobuf:"bytes,9,opt,name=filename,proto3" json:"filename,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresignRequest) Reset() {
+	*x = PresignRequest{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresignRequest) ProtoMessage() {}
+
+func (x *PresignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresignRequest.ProtoReflect.Descriptor instead.
+func (*PresignRequest) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PresignRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PresignRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *PresignRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *PresignRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *PresignRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *PresignRequest) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *PresignRequest) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *PresignRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *PresignRequest) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+// PresignResponse is the output of storage presign: a request to make as
+// given, before expires_at.
+type PresignResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=arcade.plugin.v1.Status" json:"status,omitempty"`
+	Method string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	Url    string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	// headers must be sent with the request, as given.
+	Headers       map[string]string      `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Messages      []*Message             `protobuf:"bytes,6,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode       `protobuf:"varint,7,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresignResponse) Reset() {
+	*x = PresignResponse{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresignResponse) ProtoMessage() {}
+
+func (x *PresignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresignResponse.ProtoReflect.Descriptor instead.
+func (*PresignResponse) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PresignResponse) GetStatus() Status {
+	if x != nil {
+		return x.Status
+	}
+	return Status_STATUS_UNSPECIFIED
+}
+
+func (x *PresignResponse) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *PresignResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PresignResponse) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *PresignResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *PresignResponse) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *PresignResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
+// UploadBeginRequest is the input of storage upload_begin (the multipart
+// feature): it opens an upload of the object key, written by upload_part
+// and made visible by upload_complete.
+type UploadBeginRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Key         string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	ContentType string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Metadata    map[string]string      `protobuf:"bytes,3,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExpiresAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// sha256 (hex) of the whole object, recorded as its digest: the caller
+	// checks the bytes it sends against it before it completes the upload.
+	Sha256 string `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// size is the whole object's size when known, else 0.
+	Size          int64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadBeginRequest) Reset() {
+	*x = UploadBeginRequest{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadBeginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadBeginRequest) ProtoMessage() {}
+
+func (x *UploadBeginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadBeginRequest.ProtoReflect.Descriptor instead.
+func (*UploadBeginRequest) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UploadBeginRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UploadBeginRequest) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *UploadBeginRequest) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *UploadBeginRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *UploadBeginRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *UploadBeginRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// UploadBeginResponse is the output of storage upload_begin.
+type UploadBeginResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=arcade.plugin.v1.Status" json:"status,omitempty"`
+	// upload_id names the upload in the other upload_* calls.
+	UploadId      string           `protobuf:"bytes,2,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	Messages      []*Message       `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadBeginResponse) Reset() {
+	*x = UploadBeginResponse{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadBeginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadBeginResponse) ProtoMessage() {}
+
+func (x *UploadBeginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadBeginResponse.ProtoReflect.Descriptor instead.
+func (*UploadBeginResponse) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UploadBeginResponse) GetStatus() Status {
+	if x != nil {
+		return x.Status
+	}
+	return Status_STATUS_UNSPECIFIED
+}
+
+func (x *UploadBeginResponse) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *UploadBeginResponse) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *UploadBeginResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
+// UploadPartRequest is the input of storage upload_part.
+type UploadPartRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Key      string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	UploadId string                 `protobuf:"bytes,2,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	// part_number counts from 1.
+	PartNumber int32  `protobuf:"varint,3,opt,name=part_number,json=partNumber,proto3" json:"part_number,omitempty"`
+	Content    []byte `protobuf:"bytes,4,opt,name=content,proto3" json:"content,omitempty"`
+	// sha256 (hex) of content, given by a caller that has it so that the
+	// plugin need not hash in the sandbox; the store checks it.
+	Sha256        string `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadPartRequest) Reset() {
+	*x = UploadPartRequest{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadPartRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadPartRequest) ProtoMessage() {}
+
+func (x *UploadPartRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadPartRequest.ProtoReflect.Descriptor instead.
+func (*UploadPartRequest) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UploadPartRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UploadPartRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *UploadPartRequest) GetPartNumber() int32 {
+	if x != nil {
+		return x.PartNumber
+	}
+	return 0
+}
+
+func (x *UploadPartRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *UploadPartRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+// UploadPartResponse is the output of storage upload_part.
+type UploadPartResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=arcade.plugin.v1.Status" json:"status,omitempty"`
+	// etag identifies the stored part in upload_complete.
+	Etag          string           `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	Messages      []*Message       `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadPartResponse) Reset() {
+	*x = UploadPartResponse{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadPartResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadPartResponse) ProtoMessage() {}
+
+func (x *UploadPartResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadPartResponse.ProtoReflect.Descriptor instead.
+func (*UploadPartResponse) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UploadPartResponse) GetStatus() Status {
+	if x != nil {
+		return x.Status
+	}
+	return Status_STATUS_UNSPECIFIED
+}
+
+func (x *UploadPartResponse) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *UploadPartResponse) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *UploadPartResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
+// UploadedPart is a part stored by upload_part.
+type UploadedPart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PartNumber    int32                  `protobuf:"varint,1,opt,name=part_number,json=partNumber,proto3" json:"part_number,omitempty"`
+	Etag          string                 `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadedPart) Reset() {
+	*x = UploadedPart{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadedPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadedPart) ProtoMessage() {}
+
+func (x *UploadedPart) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadedPart.ProtoReflect.Descriptor instead.
+func (*UploadedPart) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *UploadedPart) GetPartNumber() int32 {
+	if x != nil {
+		return x.PartNumber
+	}
+	return 0
+}
+
+func (x *UploadedPart) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+// UploadCompleteRequest is the input of storage upload_complete: the parts,
+// in order, become the object.
+type UploadCompleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	UploadId      string                 `protobuf:"bytes,2,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	Parts         []*UploadedPart        `protobuf:"bytes,3,rep,name=parts,proto3" json:"parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadCompleteRequest) Reset() {
+	*x = UploadCompleteRequest{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadCompleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadCompleteRequest) ProtoMessage() {}
+
+func (x *UploadCompleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadCompleteRequest.ProtoReflect.Descriptor instead.
+func (*UploadCompleteRequest) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *UploadCompleteRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UploadCompleteRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *UploadCompleteRequest) GetParts() []*UploadedPart {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+// UploadCompleteResponse is the output of storage upload_complete.
+type UploadCompleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=arcade.plugin.v1.Status" json:"status,omitempty"`
+	Object        *Object                `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	Messages      []*Message             `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode       `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadCompleteResponse) Reset() {
+	*x = UploadCompleteResponse{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadCompleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadCompleteResponse) ProtoMessage() {}
+
+func (x *UploadCompleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadCompleteResponse.ProtoReflect.Descriptor instead.
+func (*UploadCompleteResponse) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *UploadCompleteResponse) GetStatus() Status {
+	if x != nil {
+		return x.Status
+	}
+	return Status_STATUS_UNSPECIFIED
+}
+
+func (x *UploadCompleteResponse) GetObject() *Object {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *UploadCompleteResponse) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *UploadCompleteResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
+// UploadAbortRequest is the input of storage upload_abort: the parts stored
+// so far are removed. Aborting an upload that is gone is no error.
+type UploadAbortRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	UploadId      string                 `protobuf:"bytes,2,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadAbortRequest) Reset() {
+	*x = UploadAbortRequest{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadAbortRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadAbortRequest) ProtoMessage() {}
+
+func (x *UploadAbortRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadAbortRequest.ProtoReflect.Descriptor instead.
+func (*UploadAbortRequest) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *UploadAbortRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UploadAbortRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+// UploadAbortResponse is the output of storage upload_abort.
+type UploadAbortResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=arcade.plugin.v1.Status" json:"status,omitempty"`
+	Messages      []*Message             `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	ErrorCode     StorageErrorCode       `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3,enum=arcade.plugin.v1.StorageErrorCode" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadAbortResponse) Reset() {
+	*x = UploadAbortResponse{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadAbortResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadAbortResponse) ProtoMessage() {}
+
+func (x *UploadAbortResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadAbortResponse.ProtoReflect.Descriptor instead.
+func (*UploadAbortResponse) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *UploadAbortResponse) GetStatus() Status {
+	if x != nil {
+		return x.Status
+	}
+	return Status_STATUS_UNSPECIFIED
+}
+
+func (x *UploadAbortResponse) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *UploadAbortResponse) GetErrorCode() StorageErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return StorageErrorCode_STORAGE_ERROR_CODE_UNSPECIFIED
+}
+
 // ExecuteRequest is the input of custom execute.
 type ExecuteRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2189,7 +3367,7 @@ type ExecuteRequest struct {
 
 func (x *ExecuteRequest) Reset() {
 	*x = ExecuteRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +3379,7 @@ func (x *ExecuteRequest) String() string {
 func (*ExecuteRequest) ProtoMessage() {}
 
 func (x *ExecuteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +3392,7 @@ func (x *ExecuteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteRequest.ProtoReflect.Descriptor instead.
 func (*ExecuteRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExecuteRequest) GetAction() string {
@@ -2251,7 +3429,7 @@ type ExecuteResponse struct {
 
 func (x *ExecuteResponse) Reset() {
 	*x = ExecuteResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +3441,7 @@ func (x *ExecuteResponse) String() string {
 func (*ExecuteResponse) ProtoMessage() {}
 
 func (x *ExecuteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +3454,7 @@ func (x *ExecuteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteResponse.ProtoReflect.Descriptor instead.
 func (*ExecuteResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExecuteResponse) GetStatus() Status {
@@ -2330,7 +3508,7 @@ type PluginInfo struct {
 
 func (x *PluginInfo) Reset() {
 	*x = PluginInfo{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2342,7 +3520,7 @@ func (x *PluginInfo) String() string {
 func (*PluginInfo) ProtoMessage() {}
 
 func (x *PluginInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2355,7 +3533,7 @@ func (x *PluginInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginInfo.ProtoReflect.Descriptor instead.
 func (*PluginInfo) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PluginInfo) GetName() string {
@@ -2445,7 +3623,7 @@ type ListPluginsRequest struct {
 
 func (x *ListPluginsRequest) Reset() {
 	*x = ListPluginsRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +3635,7 @@ func (x *ListPluginsRequest) String() string {
 func (*ListPluginsRequest) ProtoMessage() {}
 
 func (x *ListPluginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +3648,7 @@ func (x *ListPluginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPluginsRequest.ProtoReflect.Descriptor instead.
 func (*ListPluginsRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListPluginsRequest) GetKind() Kind {
@@ -2489,7 +3667,7 @@ type ListPluginsResponse struct {
 
 func (x *ListPluginsResponse) Reset() {
 	*x = ListPluginsResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +3679,7 @@ func (x *ListPluginsResponse) String() string {
 func (*ListPluginsResponse) ProtoMessage() {}
 
 func (x *ListPluginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +3692,7 @@ func (x *ListPluginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPluginsResponse.ProtoReflect.Descriptor instead.
 func (*ListPluginsResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListPluginsResponse) GetPlugins() []*PluginInfo {
@@ -2533,7 +3711,7 @@ type GetPluginRequest struct {
 
 func (x *GetPluginRequest) Reset() {
 	*x = GetPluginRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +3723,7 @@ func (x *GetPluginRequest) String() string {
 func (*GetPluginRequest) ProtoMessage() {}
 
 func (x *GetPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +3736,7 @@ func (x *GetPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPluginRequest.ProtoReflect.Descriptor instead.
 func (*GetPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetPluginRequest) GetName() string {
@@ -2577,7 +3755,7 @@ type GetPluginResponse struct {
 
 func (x *GetPluginResponse) Reset() {
 	*x = GetPluginResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +3767,7 @@ func (x *GetPluginResponse) String() string {
 func (*GetPluginResponse) ProtoMessage() {}
 
 func (x *GetPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +3780,7 @@ func (x *GetPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPluginResponse.ProtoReflect.Descriptor instead.
 func (*GetPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetPluginResponse) GetPlugin() *PluginInfo {
@@ -2624,7 +3802,7 @@ type CallPluginRequest struct {
 
 func (x *CallPluginRequest) Reset() {
 	*x = CallPluginRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2636,7 +3814,7 @@ func (x *CallPluginRequest) String() string {
 func (*CallPluginRequest) ProtoMessage() {}
 
 func (x *CallPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2649,7 +3827,7 @@ func (x *CallPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallPluginRequest.ProtoReflect.Descriptor instead.
 func (*CallPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CallPluginRequest) GetName() string {
@@ -2684,7 +3862,7 @@ type CallPluginResponse struct {
 
 func (x *CallPluginResponse) Reset() {
 	*x = CallPluginResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +3874,7 @@ func (x *CallPluginResponse) String() string {
 func (*CallPluginResponse) ProtoMessage() {}
 
 func (x *CallPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +3887,7 @@ func (x *CallPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallPluginResponse.ProtoReflect.Descriptor instead.
 func (*CallPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CallPluginResponse) GetOutputJson() string {
@@ -2735,7 +3913,7 @@ type ReloadPluginRequest struct {
 
 func (x *ReloadPluginRequest) Reset() {
 	*x = ReloadPluginRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +3925,7 @@ func (x *ReloadPluginRequest) String() string {
 func (*ReloadPluginRequest) ProtoMessage() {}
 
 func (x *ReloadPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +3938,7 @@ func (x *ReloadPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPluginRequest.ProtoReflect.Descriptor instead.
 func (*ReloadPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReloadPluginRequest) GetName() string {
@@ -2779,7 +3957,7 @@ type ReloadPluginResponse struct {
 
 func (x *ReloadPluginResponse) Reset() {
 	*x = ReloadPluginResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +3969,7 @@ func (x *ReloadPluginResponse) String() string {
 func (*ReloadPluginResponse) ProtoMessage() {}
 
 func (x *ReloadPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +3982,7 @@ func (x *ReloadPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPluginResponse.ProtoReflect.Descriptor instead.
 func (*ReloadPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReloadPluginResponse) GetPlugins() []*PluginInfo {
@@ -2818,7 +3996,7 @@ var File_api_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
-	"\x1aapi/plugin/v1/plugin.proto\x12\x10arcade.plugin.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x02\n" +
+	"\x1aapi/plugin/v1/plugin.proto\x12\x10arcade.plugin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x03\n" +
 	"\x0ePluginMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\x12\x18\n" +
@@ -2828,7 +4006,17 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fcapabilities\x18\x06 \x01(\v2\x1e.arcade.plugin.v1.CapabilitiesR\fcapabilities\x12 \n" +
 	"\vdescription\x18\a \x01(\tR\vdescription\x12\x16\n" +
 	"\x06author\x18\b \x01(\tR\x06author\x12\x1a\n" +
-	"\bhomepage\x18\t \x01(\tR\bhomepage\"\xdf\x01\n" +
+	"\bhomepage\x18\t \x01(\tR\bhomepage\x12;\n" +
+	"\astorage\x18\n" +
+	" \x01(\v2!.arcade.plugin.v1.StorageFeaturesR\astorage\"\xed\x01\n" +
+	"\x0fStorageFeatures\x12\x18\n" +
+	"\apresign\x18\x01 \x01(\bR\apresign\x12\x1c\n" +
+	"\tmultipart\x18\x02 \x01(\bR\tmultipart\x12$\n" +
+	"\x0emin_part_bytes\x18\x03 \x01(\x03R\fminPartBytes\x12$\n" +
+	"\x0emax_part_bytes\x18\x04 \x01(\x03R\fmaxPartBytes\x12\x1f\n" +
+	"\vranged_load\x18\x05 \x01(\bR\n" +
+	"rangedLoad\x125\n" +
+	"\x17max_presigned_put_bytes\x18\x06 \x01(\x03R\x14maxPresignedPutBytes\"\xdf\x01\n" +
 	"\fCapabilities\x12#\n" +
 	"\rallowed_hosts\x18\x01 \x03(\tR\fallowedHosts\x12@\n" +
 	"\rallowed_paths\x18\x02 \x03(\v2\x1b.arcade.plugin.v1.PathGrantR\fallowedPaths\x12(\n" +
@@ -2960,36 +4148,133 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xec\x01\n" +
 	"\fSaveResponse\x120\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x120\n" +
 	"\x06object\x18\x02 \x01(\v2\x18.arcade.plugin.v1.ObjectR\x06object\x125\n" +
-	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\"@\n" +
+	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\"p\n" +
 	"\vLoadRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1f\n" +
 	"\vtarget_path\x18\x02 \x01(\tR\n" +
-	"targetPath\"\xc3\x01\n" +
+	"targetPath\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\x04 \x01(\x03R\x06length\"\x86\x02\n" +
 	"\fLoadResponse\x120\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x120\n" +
 	"\x06object\x18\x02 \x01(\v2\x18.arcade.plugin.v1.ObjectR\x06object\x12\x18\n" +
 	"\acontent\x18\x03 \x01(\fR\acontent\x125\n" +
-	"\bmessages\x18\x04 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\"!\n" +
+	"\bmessages\x18\x04 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\x05 \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\"!\n" +
 	"\rDeleteRequest\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\"\x93\x01\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"\xd6\x01\n" +
 	"\x0eDeleteResponse\x120\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x12\x18\n" +
 	"\adeleted\x18\x02 \x01(\bR\adeleted\x125\n" +
-	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\"a\n" +
+	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\"a\n" +
 	"\vListRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\xd3\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x96\x02\n" +
 	"\fListResponse\x120\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x122\n" +
 	"\aobjects\x18\x02 \x03(\v2\x18.arcade.plugin.v1.ObjectR\aobjects\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x125\n" +
-	"\bmessages\x18\x04 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\"\x92\x01\n" +
+	"\bmessages\x18\x04 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\x05 \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\"\x1f\n" +
+	"\vStatRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"\xec\x01\n" +
+	"\fStatResponse\x120\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x120\n" +
+	"\x06object\x18\x02 \x01(\v2\x18.arcade.plugin.v1.ObjectR\x06object\x125\n" +
+	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\"\x96\x03\n" +
+	"\x0ePresignRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x12!\n" +
+	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12J\n" +
+	"\bmetadata\x18\a \x03(\v2..arcade.plugin.v1.PresignRequest.MetadataEntryR\bmetadata\x129\n" +
+	"\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
+	"\bfilename\x18\t \x01(\tR\bfilename\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa8\x03\n" +
+	"\x0fPresignResponse\x120\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12H\n" +
+	"\aheaders\x18\x04 \x03(\v2..arcade.plugin.v1.PresignResponse.HeadersEntryR\aheaders\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x125\n" +
+	"\bmessages\x18\x06 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\a \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x02\n" +
+	"\x12UploadBeginRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12N\n" +
+	"\bmetadata\x18\x03 \x03(\v22.arcade.plugin.v1.UploadBeginRequest.MetadataEntryR\bmetadata\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x06 \x01(\x03R\x04size\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x01\n" +
+	"\x13UploadBeginResponse\x120\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x12\x1b\n" +
+	"\tupload_id\x18\x02 \x01(\tR\buploadId\x125\n" +
+	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\"\x95\x01\n" +
+	"\x11UploadPartRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
+	"\tupload_id\x18\x02 \x01(\tR\buploadId\x12\x1f\n" +
+	"\vpart_number\x18\x03 \x01(\x05R\n" +
+	"partNumber\x12\x18\n" +
+	"\acontent\x18\x04 \x01(\fR\acontent\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\"\xd4\x01\n" +
+	"\x12UploadPartResponse\x120\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\x125\n" +
+	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\"C\n" +
+	"\fUploadedPart\x12\x1f\n" +
+	"\vpart_number\x18\x01 \x01(\x05R\n" +
+	"partNumber\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\"|\n" +
+	"\x15UploadCompleteRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
+	"\tupload_id\x18\x02 \x01(\tR\buploadId\x124\n" +
+	"\x05parts\x18\x03 \x03(\v2\x1e.arcade.plugin.v1.UploadedPartR\x05parts\"\xf6\x01\n" +
+	"\x16UploadCompleteResponse\x120\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x120\n" +
+	"\x06object\x18\x02 \x01(\v2\x18.arcade.plugin.v1.ObjectR\x06object\x125\n" +
+	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\"C\n" +
+	"\x12UploadAbortRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
+	"\tupload_id\x18\x02 \x01(\tR\buploadId\"\xc1\x01\n" +
+	"\x13UploadAbortResponse\x120\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x125\n" +
+	"\bmessages\x18\x02 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12A\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\x0e2\".arcade.plugin.v1.StorageErrorCodeR\terrorCode\"\x92\x01\n" +
 	"\x0eExecuteRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12/\n" +
 	"\x06params\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06params\x127\n" +
@@ -3046,7 +4331,15 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\rKIND_SECURITY\x10\x03\x12\x0f\n" +
 	"\vKIND_NOTIFY\x10\x04\x12\x10\n" +
 	"\fKIND_STORAGE\x10\x05\x12\x0f\n" +
-	"\vKIND_CUSTOM\x10\x06*n\n" +
+	"\vKIND_CUSTOM\x10\x06*\x81\x02\n" +
+	"\x10StorageErrorCode\x12\"\n" +
+	"\x1eSTORAGE_ERROR_CODE_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cSTORAGE_ERROR_CODE_NOT_FOUND\x10\x01\x12\"\n" +
+	"\x1eSTORAGE_ERROR_CODE_UNAVAILABLE\x10\x02\x12\x1d\n" +
+	"\x19STORAGE_ERROR_CODE_DENIED\x10\x03\x12$\n" +
+	" STORAGE_ERROR_CODE_MISCONFIGURED\x10\x04\x12\x1e\n" +
+	"\x1aSTORAGE_ERROR_CODE_CORRUPT\x10\x05\x12\x1e\n" +
+	"\x1aSTORAGE_ERROR_CODE_INVALID\x10\x06*n\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATUS_SUCCESS\x10\x01\x12\x12\n" +
@@ -3088,129 +4381,181 @@ func file_api_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_api_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_api_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_api_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_api_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_api_plugin_v1_plugin_proto_goTypes = []any{
-	(ContractVersion)(0),          // 0: arcade.plugin.v1.ContractVersion
-	(Kind)(0),                     // 1: arcade.plugin.v1.Kind
-	(Status)(0),                   // 2: arcade.plugin.v1.Status
-	(Severity)(0),                 // 3: arcade.plugin.v1.Severity
-	(PluginState)(0),              // 4: arcade.plugin.v1.PluginState
-	(FailurePolicy)(0),            // 5: arcade.plugin.v1.FailurePolicy
-	(*PluginMetadata)(nil),        // 6: arcade.plugin.v1.PluginMetadata
-	(*Capabilities)(nil),          // 7: arcade.plugin.v1.Capabilities
-	(*PathGrant)(nil),             // 8: arcade.plugin.v1.PathGrant
-	(*StepContext)(nil),           // 9: arcade.plugin.v1.StepContext
-	(*StepRequest)(nil),           // 10: arcade.plugin.v1.StepRequest
-	(*DeployRequest)(nil),         // 11: arcade.plugin.v1.DeployRequest
-	(*Message)(nil),               // 12: arcade.plugin.v1.Message
-	(*Finding)(nil),               // 13: arcade.plugin.v1.Finding
-	(*File)(nil),                  // 14: arcade.plugin.v1.File
-	(*StepResponse)(nil),          // 15: arcade.plugin.v1.StepResponse
-	(*NotifyEvent)(nil),           // 16: arcade.plugin.v1.NotifyEvent
-	(*SendRequest)(nil),           // 17: arcade.plugin.v1.SendRequest
-	(*SendTemplateRequest)(nil),   // 18: arcade.plugin.v1.SendTemplateRequest
-	(*SendResponse)(nil),          // 19: arcade.plugin.v1.SendResponse
-	(*Object)(nil),                // 20: arcade.plugin.v1.Object
-	(*SaveRequest)(nil),           // 21: arcade.plugin.v1.SaveRequest
-	(*SaveResponse)(nil),          // 22: arcade.plugin.v1.SaveResponse
-	(*LoadRequest)(nil),           // 23: arcade.plugin.v1.LoadRequest
-	(*LoadResponse)(nil),          // 24: arcade.plugin.v1.LoadResponse
-	(*DeleteRequest)(nil),         // 25: arcade.plugin.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 26: arcade.plugin.v1.DeleteResponse
-	(*ListRequest)(nil),           // 27: arcade.plugin.v1.ListRequest
-	(*ListResponse)(nil),          // 28: arcade.plugin.v1.ListResponse
-	(*ExecuteRequest)(nil),        // 29: arcade.plugin.v1.ExecuteRequest
-	(*ExecuteResponse)(nil),       // 30: arcade.plugin.v1.ExecuteResponse
-	(*PluginInfo)(nil),            // 31: arcade.plugin.v1.PluginInfo
-	(*ListPluginsRequest)(nil),    // 32: arcade.plugin.v1.ListPluginsRequest
-	(*ListPluginsResponse)(nil),   // 33: arcade.plugin.v1.ListPluginsResponse
-	(*GetPluginRequest)(nil),      // 34: arcade.plugin.v1.GetPluginRequest
-	(*GetPluginResponse)(nil),     // 35: arcade.plugin.v1.GetPluginResponse
-	(*CallPluginRequest)(nil),     // 36: arcade.plugin.v1.CallPluginRequest
-	(*CallPluginResponse)(nil),    // 37: arcade.plugin.v1.CallPluginResponse
-	(*ReloadPluginRequest)(nil),   // 38: arcade.plugin.v1.ReloadPluginRequest
-	(*ReloadPluginResponse)(nil),  // 39: arcade.plugin.v1.ReloadPluginResponse
-	nil,                           // 40: arcade.plugin.v1.StepContext.EnvEntry
-	nil,                           // 41: arcade.plugin.v1.StepResponse.OutputsEntry
-	nil,                           // 42: arcade.plugin.v1.StepResponse.MetricsEntry
-	nil,                           // 43: arcade.plugin.v1.NotifyEvent.LabelsEntry
-	nil,                           // 44: arcade.plugin.v1.SendRequest.MetadataEntry
-	nil,                           // 45: arcade.plugin.v1.Object.MetadataEntry
-	nil,                           // 46: arcade.plugin.v1.SaveRequest.MetadataEntry
-	(*structpb.Struct)(nil),       // 47: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 48: google.protobuf.Timestamp
+	(ContractVersion)(0),           // 0: arcade.plugin.v1.ContractVersion
+	(Kind)(0),                      // 1: arcade.plugin.v1.Kind
+	(StorageErrorCode)(0),          // 2: arcade.plugin.v1.StorageErrorCode
+	(Status)(0),                    // 3: arcade.plugin.v1.Status
+	(Severity)(0),                  // 4: arcade.plugin.v1.Severity
+	(PluginState)(0),               // 5: arcade.plugin.v1.PluginState
+	(FailurePolicy)(0),             // 6: arcade.plugin.v1.FailurePolicy
+	(*PluginMetadata)(nil),         // 7: arcade.plugin.v1.PluginMetadata
+	(*StorageFeatures)(nil),        // 8: arcade.plugin.v1.StorageFeatures
+	(*Capabilities)(nil),           // 9: arcade.plugin.v1.Capabilities
+	(*PathGrant)(nil),              // 10: arcade.plugin.v1.PathGrant
+	(*StepContext)(nil),            // 11: arcade.plugin.v1.StepContext
+	(*StepRequest)(nil),            // 12: arcade.plugin.v1.StepRequest
+	(*DeployRequest)(nil),          // 13: arcade.plugin.v1.DeployRequest
+	(*Message)(nil),                // 14: arcade.plugin.v1.Message
+	(*Finding)(nil),                // 15: arcade.plugin.v1.Finding
+	(*File)(nil),                   // 16: arcade.plugin.v1.File
+	(*StepResponse)(nil),           // 17: arcade.plugin.v1.StepResponse
+	(*NotifyEvent)(nil),            // 18: arcade.plugin.v1.NotifyEvent
+	(*SendRequest)(nil),            // 19: arcade.plugin.v1.SendRequest
+	(*SendTemplateRequest)(nil),    // 20: arcade.plugin.v1.SendTemplateRequest
+	(*SendResponse)(nil),           // 21: arcade.plugin.v1.SendResponse
+	(*Object)(nil),                 // 22: arcade.plugin.v1.Object
+	(*SaveRequest)(nil),            // 23: arcade.plugin.v1.SaveRequest
+	(*SaveResponse)(nil),           // 24: arcade.plugin.v1.SaveResponse
+	(*LoadRequest)(nil),            // 25: arcade.plugin.v1.LoadRequest
+	(*LoadResponse)(nil),           // 26: arcade.plugin.v1.LoadResponse
+	(*DeleteRequest)(nil),          // 27: arcade.plugin.v1.DeleteRequest
+	(*DeleteResponse)(nil),         // 28: arcade.plugin.v1.DeleteResponse
+	(*ListRequest)(nil),            // 29: arcade.plugin.v1.ListRequest
+	(*ListResponse)(nil),           // 30: arcade.plugin.v1.ListResponse
+	(*StatRequest)(nil),            // 31: arcade.plugin.v1.StatRequest
+	(*StatResponse)(nil),           // 32: arcade.plugin.v1.StatResponse
+	(*PresignRequest)(nil),         // 33: arcade.plugin.v1.PresignRequest
+	(*PresignResponse)(nil),        // 34: arcade.plugin.v1.PresignResponse
+	(*UploadBeginRequest)(nil),     // 35: arcade.plugin.v1.UploadBeginRequest
+	(*UploadBeginResponse)(nil),    // 36: arcade.plugin.v1.UploadBeginResponse
+	(*UploadPartRequest)(nil),      // 37: arcade.plugin.v1.UploadPartRequest
+	(*UploadPartResponse)(nil),     // 38: arcade.plugin.v1.UploadPartResponse
+	(*UploadedPart)(nil),           // 39: arcade.plugin.v1.UploadedPart
+	(*UploadCompleteRequest)(nil),  // 40: arcade.plugin.v1.UploadCompleteRequest
+	(*UploadCompleteResponse)(nil), // 41: arcade.plugin.v1.UploadCompleteResponse
+	(*UploadAbortRequest)(nil),     // 42: arcade.plugin.v1.UploadAbortRequest
+	(*UploadAbortResponse)(nil),    // 43: arcade.plugin.v1.UploadAbortResponse
+	(*ExecuteRequest)(nil),         // 44: arcade.plugin.v1.ExecuteRequest
+	(*ExecuteResponse)(nil),        // 45: arcade.plugin.v1.ExecuteResponse
+	(*PluginInfo)(nil),             // 46: arcade.plugin.v1.PluginInfo
+	(*ListPluginsRequest)(nil),     // 47: arcade.plugin.v1.ListPluginsRequest
+	(*ListPluginsResponse)(nil),    // 48: arcade.plugin.v1.ListPluginsResponse
+	(*GetPluginRequest)(nil),       // 49: arcade.plugin.v1.GetPluginRequest
+	(*GetPluginResponse)(nil),      // 50: arcade.plugin.v1.GetPluginResponse
+	(*CallPluginRequest)(nil),      // 51: arcade.plugin.v1.CallPluginRequest
+	(*CallPluginResponse)(nil),     // 52: arcade.plugin.v1.CallPluginResponse
+	(*ReloadPluginRequest)(nil),    // 53: arcade.plugin.v1.ReloadPluginRequest
+	(*ReloadPluginResponse)(nil),   // 54: arcade.plugin.v1.ReloadPluginResponse
+	nil,                            // 55: arcade.plugin.v1.StepContext.EnvEntry
+	nil,                            // 56: arcade.plugin.v1.StepResponse.OutputsEntry
+	nil,                            // 57: arcade.plugin.v1.StepResponse.MetricsEntry
+	nil,                            // 58: arcade.plugin.v1.NotifyEvent.LabelsEntry
+	nil,                            // 59: arcade.plugin.v1.SendRequest.MetadataEntry
+	nil,                            // 60: arcade.plugin.v1.Object.MetadataEntry
+	nil,                            // 61: arcade.plugin.v1.SaveRequest.MetadataEntry
+	nil,                            // 62: arcade.plugin.v1.PresignRequest.MetadataEntry
+	nil,                            // 63: arcade.plugin.v1.PresignResponse.HeadersEntry
+	nil,                            // 64: arcade.plugin.v1.UploadBeginRequest.MetadataEntry
+	(*structpb.Struct)(nil),        // 65: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),  // 66: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 67: google.protobuf.Duration
 }
 var file_api_plugin_v1_plugin_proto_depIdxs = []int32{
 	1,  // 0: arcade.plugin.v1.PluginMetadata.kind:type_name -> arcade.plugin.v1.Kind
-	7,  // 1: arcade.plugin.v1.PluginMetadata.capabilities:type_name -> arcade.plugin.v1.Capabilities
-	8,  // 2: arcade.plugin.v1.Capabilities.allowed_paths:type_name -> arcade.plugin.v1.PathGrant
-	40, // 3: arcade.plugin.v1.StepContext.env:type_name -> arcade.plugin.v1.StepContext.EnvEntry
-	9,  // 4: arcade.plugin.v1.StepRequest.context:type_name -> arcade.plugin.v1.StepContext
-	47, // 5: arcade.plugin.v1.StepRequest.params:type_name -> google.protobuf.Struct
-	9,  // 6: arcade.plugin.v1.DeployRequest.context:type_name -> arcade.plugin.v1.StepContext
-	47, // 7: arcade.plugin.v1.DeployRequest.params:type_name -> google.protobuf.Struct
-	3,  // 8: arcade.plugin.v1.Message.severity:type_name -> arcade.plugin.v1.Severity
-	3,  // 9: arcade.plugin.v1.Finding.severity:type_name -> arcade.plugin.v1.Severity
-	2,  // 10: arcade.plugin.v1.StepResponse.status:type_name -> arcade.plugin.v1.Status
-	12, // 11: arcade.plugin.v1.StepResponse.messages:type_name -> arcade.plugin.v1.Message
-	13, // 12: arcade.plugin.v1.StepResponse.findings:type_name -> arcade.plugin.v1.Finding
-	14, // 13: arcade.plugin.v1.StepResponse.files:type_name -> arcade.plugin.v1.File
-	41, // 14: arcade.plugin.v1.StepResponse.outputs:type_name -> arcade.plugin.v1.StepResponse.OutputsEntry
-	42, // 15: arcade.plugin.v1.StepResponse.metrics:type_name -> arcade.plugin.v1.StepResponse.MetricsEntry
-	48, // 16: arcade.plugin.v1.NotifyEvent.time:type_name -> google.protobuf.Timestamp
-	43, // 17: arcade.plugin.v1.NotifyEvent.labels:type_name -> arcade.plugin.v1.NotifyEvent.LabelsEntry
-	3,  // 18: arcade.plugin.v1.SendRequest.severity:type_name -> arcade.plugin.v1.Severity
-	16, // 19: arcade.plugin.v1.SendRequest.event:type_name -> arcade.plugin.v1.NotifyEvent
-	44, // 20: arcade.plugin.v1.SendRequest.metadata:type_name -> arcade.plugin.v1.SendRequest.MetadataEntry
-	47, // 21: arcade.plugin.v1.SendTemplateRequest.data:type_name -> google.protobuf.Struct
-	16, // 22: arcade.plugin.v1.SendTemplateRequest.event:type_name -> arcade.plugin.v1.NotifyEvent
-	2,  // 23: arcade.plugin.v1.SendResponse.status:type_name -> arcade.plugin.v1.Status
-	12, // 24: arcade.plugin.v1.SendResponse.messages:type_name -> arcade.plugin.v1.Message
-	45, // 25: arcade.plugin.v1.Object.metadata:type_name -> arcade.plugin.v1.Object.MetadataEntry
-	48, // 26: arcade.plugin.v1.Object.created_at:type_name -> google.protobuf.Timestamp
-	48, // 27: arcade.plugin.v1.Object.expires_at:type_name -> google.protobuf.Timestamp
-	46, // 28: arcade.plugin.v1.SaveRequest.metadata:type_name -> arcade.plugin.v1.SaveRequest.MetadataEntry
-	48, // 29: arcade.plugin.v1.SaveRequest.expires_at:type_name -> google.protobuf.Timestamp
-	2,  // 30: arcade.plugin.v1.SaveResponse.status:type_name -> arcade.plugin.v1.Status
-	20, // 31: arcade.plugin.v1.SaveResponse.object:type_name -> arcade.plugin.v1.Object
-	12, // 32: arcade.plugin.v1.SaveResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 33: arcade.plugin.v1.LoadResponse.status:type_name -> arcade.plugin.v1.Status
-	20, // 34: arcade.plugin.v1.LoadResponse.object:type_name -> arcade.plugin.v1.Object
-	12, // 35: arcade.plugin.v1.LoadResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 36: arcade.plugin.v1.DeleteResponse.status:type_name -> arcade.plugin.v1.Status
-	12, // 37: arcade.plugin.v1.DeleteResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 38: arcade.plugin.v1.ListResponse.status:type_name -> arcade.plugin.v1.Status
-	20, // 39: arcade.plugin.v1.ListResponse.objects:type_name -> arcade.plugin.v1.Object
-	12, // 40: arcade.plugin.v1.ListResponse.messages:type_name -> arcade.plugin.v1.Message
-	47, // 41: arcade.plugin.v1.ExecuteRequest.params:type_name -> google.protobuf.Struct
-	9,  // 42: arcade.plugin.v1.ExecuteRequest.context:type_name -> arcade.plugin.v1.StepContext
-	2,  // 43: arcade.plugin.v1.ExecuteResponse.status:type_name -> arcade.plugin.v1.Status
-	47, // 44: arcade.plugin.v1.ExecuteResponse.result:type_name -> google.protobuf.Struct
-	12, // 45: arcade.plugin.v1.ExecuteResponse.messages:type_name -> arcade.plugin.v1.Message
-	14, // 46: arcade.plugin.v1.ExecuteResponse.files:type_name -> arcade.plugin.v1.File
-	6,  // 47: arcade.plugin.v1.PluginInfo.metadata:type_name -> arcade.plugin.v1.PluginMetadata
-	4,  // 48: arcade.plugin.v1.PluginInfo.state:type_name -> arcade.plugin.v1.PluginState
-	7,  // 49: arcade.plugin.v1.PluginInfo.granted:type_name -> arcade.plugin.v1.Capabilities
-	5,  // 50: arcade.plugin.v1.PluginInfo.failure_policy:type_name -> arcade.plugin.v1.FailurePolicy
-	48, // 51: arcade.plugin.v1.PluginInfo.loaded_at:type_name -> google.protobuf.Timestamp
-	1,  // 52: arcade.plugin.v1.ListPluginsRequest.kind:type_name -> arcade.plugin.v1.Kind
-	31, // 53: arcade.plugin.v1.ListPluginsResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
-	31, // 54: arcade.plugin.v1.GetPluginResponse.plugin:type_name -> arcade.plugin.v1.PluginInfo
-	31, // 55: arcade.plugin.v1.ReloadPluginResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
-	32, // 56: arcade.plugin.v1.PluginService.ListPlugins:input_type -> arcade.plugin.v1.ListPluginsRequest
-	34, // 57: arcade.plugin.v1.PluginService.GetPlugin:input_type -> arcade.plugin.v1.GetPluginRequest
-	36, // 58: arcade.plugin.v1.PluginService.CallPlugin:input_type -> arcade.plugin.v1.CallPluginRequest
-	38, // 59: arcade.plugin.v1.PluginService.ReloadPlugin:input_type -> arcade.plugin.v1.ReloadPluginRequest
-	33, // 60: arcade.plugin.v1.PluginService.ListPlugins:output_type -> arcade.plugin.v1.ListPluginsResponse
-	35, // 61: arcade.plugin.v1.PluginService.GetPlugin:output_type -> arcade.plugin.v1.GetPluginResponse
-	37, // 62: arcade.plugin.v1.PluginService.CallPlugin:output_type -> arcade.plugin.v1.CallPluginResponse
-	39, // 63: arcade.plugin.v1.PluginService.ReloadPlugin:output_type -> arcade.plugin.v1.ReloadPluginResponse
-	60, // [60:64] is the sub-list for method output_type
-	56, // [56:60] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	9,  // 1: arcade.plugin.v1.PluginMetadata.capabilities:type_name -> arcade.plugin.v1.Capabilities
+	8,  // 2: arcade.plugin.v1.PluginMetadata.storage:type_name -> arcade.plugin.v1.StorageFeatures
+	10, // 3: arcade.plugin.v1.Capabilities.allowed_paths:type_name -> arcade.plugin.v1.PathGrant
+	55, // 4: arcade.plugin.v1.StepContext.env:type_name -> arcade.plugin.v1.StepContext.EnvEntry
+	11, // 5: arcade.plugin.v1.StepRequest.context:type_name -> arcade.plugin.v1.StepContext
+	65, // 6: arcade.plugin.v1.StepRequest.params:type_name -> google.protobuf.Struct
+	11, // 7: arcade.plugin.v1.DeployRequest.context:type_name -> arcade.plugin.v1.StepContext
+	65, // 8: arcade.plugin.v1.DeployRequest.params:type_name -> google.protobuf.Struct
+	4,  // 9: arcade.plugin.v1.Message.severity:type_name -> arcade.plugin.v1.Severity
+	4,  // 10: arcade.plugin.v1.Finding.severity:type_name -> arcade.plugin.v1.Severity
+	3,  // 11: arcade.plugin.v1.StepResponse.status:type_name -> arcade.plugin.v1.Status
+	14, // 12: arcade.plugin.v1.StepResponse.messages:type_name -> arcade.plugin.v1.Message
+	15, // 13: arcade.plugin.v1.StepResponse.findings:type_name -> arcade.plugin.v1.Finding
+	16, // 14: arcade.plugin.v1.StepResponse.files:type_name -> arcade.plugin.v1.File
+	56, // 15: arcade.plugin.v1.StepResponse.outputs:type_name -> arcade.plugin.v1.StepResponse.OutputsEntry
+	57, // 16: arcade.plugin.v1.StepResponse.metrics:type_name -> arcade.plugin.v1.StepResponse.MetricsEntry
+	66, // 17: arcade.plugin.v1.NotifyEvent.time:type_name -> google.protobuf.Timestamp
+	58, // 18: arcade.plugin.v1.NotifyEvent.labels:type_name -> arcade.plugin.v1.NotifyEvent.LabelsEntry
+	4,  // 19: arcade.plugin.v1.SendRequest.severity:type_name -> arcade.plugin.v1.Severity
+	18, // 20: arcade.plugin.v1.SendRequest.event:type_name -> arcade.plugin.v1.NotifyEvent
+	59, // 21: arcade.plugin.v1.SendRequest.metadata:type_name -> arcade.plugin.v1.SendRequest.MetadataEntry
+	65, // 22: arcade.plugin.v1.SendTemplateRequest.data:type_name -> google.protobuf.Struct
+	18, // 23: arcade.plugin.v1.SendTemplateRequest.event:type_name -> arcade.plugin.v1.NotifyEvent
+	3,  // 24: arcade.plugin.v1.SendResponse.status:type_name -> arcade.plugin.v1.Status
+	14, // 25: arcade.plugin.v1.SendResponse.messages:type_name -> arcade.plugin.v1.Message
+	60, // 26: arcade.plugin.v1.Object.metadata:type_name -> arcade.plugin.v1.Object.MetadataEntry
+	66, // 27: arcade.plugin.v1.Object.created_at:type_name -> google.protobuf.Timestamp
+	66, // 28: arcade.plugin.v1.Object.expires_at:type_name -> google.protobuf.Timestamp
+	61, // 29: arcade.plugin.v1.SaveRequest.metadata:type_name -> arcade.plugin.v1.SaveRequest.MetadataEntry
+	66, // 30: arcade.plugin.v1.SaveRequest.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 31: arcade.plugin.v1.SaveResponse.status:type_name -> arcade.plugin.v1.Status
+	22, // 32: arcade.plugin.v1.SaveResponse.object:type_name -> arcade.plugin.v1.Object
+	14, // 33: arcade.plugin.v1.SaveResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 34: arcade.plugin.v1.SaveResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 35: arcade.plugin.v1.LoadResponse.status:type_name -> arcade.plugin.v1.Status
+	22, // 36: arcade.plugin.v1.LoadResponse.object:type_name -> arcade.plugin.v1.Object
+	14, // 37: arcade.plugin.v1.LoadResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 38: arcade.plugin.v1.LoadResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 39: arcade.plugin.v1.DeleteResponse.status:type_name -> arcade.plugin.v1.Status
+	14, // 40: arcade.plugin.v1.DeleteResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 41: arcade.plugin.v1.DeleteResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 42: arcade.plugin.v1.ListResponse.status:type_name -> arcade.plugin.v1.Status
+	22, // 43: arcade.plugin.v1.ListResponse.objects:type_name -> arcade.plugin.v1.Object
+	14, // 44: arcade.plugin.v1.ListResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 45: arcade.plugin.v1.ListResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 46: arcade.plugin.v1.StatResponse.status:type_name -> arcade.plugin.v1.Status
+	22, // 47: arcade.plugin.v1.StatResponse.object:type_name -> arcade.plugin.v1.Object
+	14, // 48: arcade.plugin.v1.StatResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 49: arcade.plugin.v1.StatResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	67, // 50: arcade.plugin.v1.PresignRequest.ttl:type_name -> google.protobuf.Duration
+	62, // 51: arcade.plugin.v1.PresignRequest.metadata:type_name -> arcade.plugin.v1.PresignRequest.MetadataEntry
+	66, // 52: arcade.plugin.v1.PresignRequest.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 53: arcade.plugin.v1.PresignResponse.status:type_name -> arcade.plugin.v1.Status
+	63, // 54: arcade.plugin.v1.PresignResponse.headers:type_name -> arcade.plugin.v1.PresignResponse.HeadersEntry
+	66, // 55: arcade.plugin.v1.PresignResponse.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 56: arcade.plugin.v1.PresignResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 57: arcade.plugin.v1.PresignResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	64, // 58: arcade.plugin.v1.UploadBeginRequest.metadata:type_name -> arcade.plugin.v1.UploadBeginRequest.MetadataEntry
+	66, // 59: arcade.plugin.v1.UploadBeginRequest.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 60: arcade.plugin.v1.UploadBeginResponse.status:type_name -> arcade.plugin.v1.Status
+	14, // 61: arcade.plugin.v1.UploadBeginResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 62: arcade.plugin.v1.UploadBeginResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 63: arcade.plugin.v1.UploadPartResponse.status:type_name -> arcade.plugin.v1.Status
+	14, // 64: arcade.plugin.v1.UploadPartResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 65: arcade.plugin.v1.UploadPartResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	39, // 66: arcade.plugin.v1.UploadCompleteRequest.parts:type_name -> arcade.plugin.v1.UploadedPart
+	3,  // 67: arcade.plugin.v1.UploadCompleteResponse.status:type_name -> arcade.plugin.v1.Status
+	22, // 68: arcade.plugin.v1.UploadCompleteResponse.object:type_name -> arcade.plugin.v1.Object
+	14, // 69: arcade.plugin.v1.UploadCompleteResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 70: arcade.plugin.v1.UploadCompleteResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 71: arcade.plugin.v1.UploadAbortResponse.status:type_name -> arcade.plugin.v1.Status
+	14, // 72: arcade.plugin.v1.UploadAbortResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 73: arcade.plugin.v1.UploadAbortResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	65, // 74: arcade.plugin.v1.ExecuteRequest.params:type_name -> google.protobuf.Struct
+	11, // 75: arcade.plugin.v1.ExecuteRequest.context:type_name -> arcade.plugin.v1.StepContext
+	3,  // 76: arcade.plugin.v1.ExecuteResponse.status:type_name -> arcade.plugin.v1.Status
+	65, // 77: arcade.plugin.v1.ExecuteResponse.result:type_name -> google.protobuf.Struct
+	14, // 78: arcade.plugin.v1.ExecuteResponse.messages:type_name -> arcade.plugin.v1.Message
+	16, // 79: arcade.plugin.v1.ExecuteResponse.files:type_name -> arcade.plugin.v1.File
+	7,  // 80: arcade.plugin.v1.PluginInfo.metadata:type_name -> arcade.plugin.v1.PluginMetadata
+	5,  // 81: arcade.plugin.v1.PluginInfo.state:type_name -> arcade.plugin.v1.PluginState
+	9,  // 82: arcade.plugin.v1.PluginInfo.granted:type_name -> arcade.plugin.v1.Capabilities
+	6,  // 83: arcade.plugin.v1.PluginInfo.failure_policy:type_name -> arcade.plugin.v1.FailurePolicy
+	66, // 84: arcade.plugin.v1.PluginInfo.loaded_at:type_name -> google.protobuf.Timestamp
+	1,  // 85: arcade.plugin.v1.ListPluginsRequest.kind:type_name -> arcade.plugin.v1.Kind
+	46, // 86: arcade.plugin.v1.ListPluginsResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
+	46, // 87: arcade.plugin.v1.GetPluginResponse.plugin:type_name -> arcade.plugin.v1.PluginInfo
+	46, // 88: arcade.plugin.v1.ReloadPluginResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
+	47, // 89: arcade.plugin.v1.PluginService.ListPlugins:input_type -> arcade.plugin.v1.ListPluginsRequest
+	49, // 90: arcade.plugin.v1.PluginService.GetPlugin:input_type -> arcade.plugin.v1.GetPluginRequest
+	51, // 91: arcade.plugin.v1.PluginService.CallPlugin:input_type -> arcade.plugin.v1.CallPluginRequest
+	53, // 92: arcade.plugin.v1.PluginService.ReloadPlugin:input_type -> arcade.plugin.v1.ReloadPluginRequest
+	48, // 93: arcade.plugin.v1.PluginService.ListPlugins:output_type -> arcade.plugin.v1.ListPluginsResponse
+	50, // 94: arcade.plugin.v1.PluginService.GetPlugin:output_type -> arcade.plugin.v1.GetPluginResponse
+	52, // 95: arcade.plugin.v1.PluginService.CallPlugin:output_type -> arcade.plugin.v1.CallPluginResponse
+	54, // 96: arcade.plugin.v1.PluginService.ReloadPlugin:output_type -> arcade.plugin.v1.ReloadPluginResponse
+	93, // [93:97] is the sub-list for method output_type
+	89, // [89:93] is the sub-list for method input_type
+	89, // [89:89] is the sub-list for extension type_name
+	89, // [89:89] is the sub-list for extension extendee
+	0,  // [0:89] is the sub-list for field type_name
 }
 
 func init() { file_api_plugin_v1_plugin_proto_init() }
@@ -3223,8 +4568,8 @@ func file_api_plugin_v1_plugin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_plugin_v1_plugin_proto_rawDesc), len(file_api_plugin_v1_plugin_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   41,
+			NumEnums:      7,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

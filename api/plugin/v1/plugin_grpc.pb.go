@@ -27,6 +27,17 @@
 //                  list                     ListRequest          -> ListResponse
 //   KIND_CUSTOM    execute                  ExecuteRequest       -> ExecuteResponse
 //
+// A storage plugin may offer more (PluginMetadata.storage says which, and
+// the functions are declared and exported like the others):
+//
+//   presign        presign                  PresignRequest       -> PresignResponse
+//                  stat                     StatRequest          -> StatResponse
+//   multipart      upload_begin             UploadBeginRequest   -> UploadBeginResponse
+//                  upload_part              UploadPartRequest    -> UploadPartResponse
+//                  upload_complete          UploadCompleteRequest -> UploadCompleteResponse
+//                  upload_abort             UploadAbortRequest   -> UploadAbortResponse
+//   ranged_load    load honours LoadRequest.offset and length
+//
 // A plugin reports an outcome (success, failure, skipped) in its response. It
 // returns an Extism error (a non-zero return code with error_set) only when it
 // could not do its work at all; the host shows that error to users verbatim.

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"strconv"
 	"strings"
@@ -54,7 +55,7 @@ func metadata() int32 {
 	if s, ok := guest.Config("functions"); ok {
 		fns = strings.Split(s, ",")
 	}
-	return guest.OutputJSON(map[string]any{
+	md := map[string]any{
 		"name":            name,
 		"kind":            kind,
 		"version":         version,
@@ -65,7 +66,12 @@ func metadata() int32 {
 			"allowedPaths": []map[string]any{{"guestPath": "/workspace"}},
 		},
 		"description": "test plugin",
-	})
+	}
+	// "storage": storage features, as JSON.
+	if s, ok := guest.Config("storage"); ok {
+		md["storage"] = json.RawMessage(s)
+	}
+	return guest.OutputJSON(md)
 }
 
 // reply answers a kind function with its name and this module's version.

@@ -1,10 +1,8 @@
-package agent
+package executor
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/go-arcade/arcade/agent/executor"
 )
 
 // A secret cut in two by the split of a long line is still masked, at any
@@ -16,13 +14,13 @@ func TestMaskerAcrossSplitLines(t *testing.T) {
 		line := strings.Repeat("a", 100) + secret + strings.Repeat("b", 50) + secret + "é end"
 		split := 100 + cut
 		pieces := []string{line[:split], line[split:]}
-		m := newMasker([]string{"short", secret})
+		m := NewMasker([]string{"short", secret})
 		var got strings.Builder
-		got.WriteString(m.mask(executor.Stdout, pieces[0], true))
-		if s := m.mask(executor.Stderr, "other "+secret, false); s != "other ***" {
+		got.WriteString(m.Mask(Stdout, pieces[0], true))
+		if s := m.Mask(Stderr, "other "+secret, false); s != "other ***" {
 			t.Fatalf("cut %d: stderr line %q", cut, s)
 		}
-		got.WriteString(m.mask(executor.Stdout, pieces[1], false))
+		got.WriteString(m.Mask(Stdout, pieces[1], false))
 		want := strings.Repeat("a", 100) + "***" + strings.Repeat("b", 50) + "***é end"
 		if got.String() != want {
 			t.Errorf("cut %d: shipped %q, want %q", cut, got.String(), want)
@@ -31,14 +29,14 @@ func TestMaskerAcrossSplitLines(t *testing.T) {
 }
 
 func TestMaskerHoldsShortPiecesAndFlushes(t *testing.T) {
-	m := newMasker([]string{"0123456789"})
-	if s := m.mask(executor.Stdout, "0123", true); s != "" {
+	m := NewMasker([]string{"0123456789"})
+	if s := m.Mask(Stdout, "0123", true); s != "" {
 		t.Errorf("a piece shorter than a secret shipped %q", s)
 	}
-	if got := m.flush()[executor.Stdout]; got != "0123" {
+	if got := m.Flush()[Stdout]; got != "0123" {
 		t.Errorf("flush = %q", got)
 	}
-	if newMasker([]string{"", ""}) != nil {
+	if NewMasker([]string{"", ""}) != nil {
 		t.Error("a masker without secrets")
 	}
 }

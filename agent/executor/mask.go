@@ -1,27 +1,25 @@
-package agent
+package executor
 
 import (
 	"slices"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/go-arcade/arcade/agent/executor"
 )
 
-// masker replaces a job's secret values with *** in its output. A line
-// longer than executor.MaxLineBytes reaches the agent in pieces; a secret
+// Masker replaces a job's secret values with *** in its output. A line
+// longer than MaxLineBytes reaches the agent in pieces; a secret
 // cut in two by such a split would escape a piece-by-piece replacement, so
 // of a piece that continues, the tail that could begin a secret is held
 // back and shipped at the front of the next piece of the same stream.
-type masker struct {
+type Masker struct {
 	secrets []string // longest first, so one that contains another is masked whole
 	longest int
 	rep     *strings.Replacer
-	carry   map[executor.Stream]string
+	carry   map[Stream]string
 }
 
-// newMasker returns a masker for the secret values; nil without any.
-func newMasker(values []string) *masker {
+// NewMasker returns a masker for the secret values; nil without any.
+func NewMasker(values []string) *Masker {
 	var secrets []string
 	for _, v := range values {
 		if v != "" {
@@ -36,11 +34,11 @@ func newMasker(values []string) *masker {
 	for _, v := range secrets {
 		pairs = append(pairs, v, "***")
 	}
-	return &masker{secrets: secrets, longest: len(secrets[0]), rep: strings.NewReplacer(pairs...), carry: map[executor.Stream]string{}}
+	return &Masker{secrets: secrets, longest: len(secrets[0]), rep: strings.NewReplacer(pairs...), carry: map[Stream]string{}}
 }
 
-// mask returns the text of a piece of output to ship now, masked.
-func (m *masker) mask(stream executor.Stream, text string, continued bool) string {
+// Mask returns the text of a piece of output to ship now, masked.
+func (m *Masker) Mask(stream Stream, text string, continued bool) string {
 	if held, ok := m.carry[stream]; ok {
 		text = held + text
 		delete(m.carry, stream)
@@ -70,10 +68,10 @@ func (m *masker) mask(stream executor.Stream, text string, continued bool) strin
 	return m.rep.Replace(text[:cut])
 }
 
-// flush returns what is held back of each stream, masked (the output ended
+// Flush returns what is held back of each stream, masked (the output ended
 // without the rest of its line).
-func (m *masker) flush() map[executor.Stream]string {
-	out := map[executor.Stream]string{}
+func (m *Masker) Flush() map[Stream]string {
+	out := map[Stream]string{}
 	for st, held := range m.carry {
 		out[st] = m.rep.Replace(held)
 	}
