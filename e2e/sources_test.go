@@ -760,3 +760,23 @@ stages: [{name: s, jobs: [{name: j, commands: ["git rev-parse HEAD", "sh deploy.
 	filesHolding(t, sc.agentDir, keyLine)
 	filesHolding(t, sc.dataDir, keyLine)
 }
+
+// A container job gets the checkout on the host, mounted into its image:
+// the image (busybox) has no git.
+func TestSourcesContainerJob(t *testing.T) {
+	e := containerEngine(t)
+	remote := gittest.New(t)
+	repo := remote.Repo("boxed")
+	repo.Commit(map[string]string{"src/hello.txt": "checked out on the host\n"}, "hello")
+	c := newCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"))
+	c.startAgentWith("box", 2, engineFlags(e))
+	c.createPipeline(fmt.Sprintf(`name: boxed
+source: {url: %q}
+stages: [{name: s, jobs: [{name: j, image: %q, commands: ["cat src/hello.txt", "test -d .git && echo has-git-dir", "command -v git || echo no-git-in-image"]}]}]
+`, repo.FileURL(), testImage))
+	r := c.waitRun(c.trigger("boxed", nil).GetId())
+	log := c.logText(jobsByName(r)["j"].GetId(), 0)
+	if r.GetStatus() != success || !strings.Contains(log, "checked out on the host") || !strings.Contains(log, "has-git-dir") || !strings.Contains(log, "no-git-in-image") {
+		t.Fatalf("run %v:\n%s", r.GetStatus(), log)
+	}
+}
