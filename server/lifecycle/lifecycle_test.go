@@ -709,3 +709,24 @@ func TestRunStateMachineRefusesBadTransitions(t *testing.T) {
 		t.Fatal("pending → success allowed")
 	}
 }
+
+// A run turns running when its first job starts, not when a job ends.
+func TestRunStartsWithItsFirstJob(t *testing.T) {
+	eachStore(t, func(f *fixture) {
+		t := f.t
+		p := f.createPipeline(`name: starts
+stages: [{name: s, jobs: [{name: a, commands: [x]}]}]`)
+		r, err := f.l.StartRun(f.ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "test", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := f.claim(f.runJob(r.ID, "a").ID)
+		if st := f.run(r.ID).Status; st != "pending" {
+			t.Fatalf("run %s before its job started", st)
+		}
+		f.mustReport(j, jobstate.Running, 0, "")
+		if got := f.run(r.ID); got.Status != "running" || got.StartedAt.IsZero() {
+			t.Fatalf("run %s (started %v) once its first job runs", got.Status, got.StartedAt)
+		}
+	})
+}
