@@ -109,13 +109,13 @@ func TestSourcesPushToCheckout(t *testing.T) {
 		h.Private("app")
 		var mu sync.Mutex
 		var leaks []string
-		h.OnRequest = func(*http.Request) {
+		h.OnRequest(func(*http.Request) {
 			if l := gittest.ProcessesHolding(token); len(l) > 0 {
 				mu.Lock()
 				leaks = append(leaks, l...)
 				mu.Unlock()
 			}
-		}
+		})
 		sc := newSourcesCluster(t, dsn)
 		if out, err := sc.cliIn("ci:"+token+"\n", "secret", "set", "APP_GIT"); err != nil {
 			t.Fatalf("secret set: %v\n%s", err, out)

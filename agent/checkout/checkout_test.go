@@ -175,13 +175,13 @@ func TestCheckoutPrivateHTTP(t *testing.T) {
 	h.Private("secret-app")
 	var mu sync.Mutex
 	var leaks []string
-	h.OnRequest = func(*http.Request) {
+	h.OnRequest(func(*http.Request) {
 		if l := gittest.ProcessesHolding(token); len(l) > 0 {
 			mu.Lock()
 			leaks = append(leaks, l...)
 			mu.Unlock()
 		}
-	}
+	})
 	f := newFixture(t)
 	_, _, _, err := f.run(t, Spec{URL: h.RepoURL("secret-app"), Commit: repo.Head()})
 	var ge *gitcli.Error

@@ -30,9 +30,15 @@ type HTTP struct {
 	// Authorizations are the Authorization headers seen (to check that
 	// a credential reached the server).
 	Authorizations []string
-	// OnRequest, when set, is called with each request before it is served
-	// (while the client's git processes are alive).
-	OnRequest func(*http.Request)
+	onRequest func(*http.Request)
+}
+
+// OnRequest makes fn see each request before it is served (while the
+// client's git processes are alive).
+func (h *HTTP) OnRequest(fn func(*http.Request)) {
+	h.mu.Lock()
+	h.onRequest = fn
+	h.mu.Unlock()
 }
 
 // ServeHTTP starts the HTTP server on a loopback port, stopped with the
@@ -63,8 +69,11 @@ func (r *Remote) ServeHTTPFor(t testing.TB, user, password string) *HTTP {
 	}
 	mux := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h.Requests.Add(1)
-		if h.OnRequest != nil {
-			h.OnRequest(req)
+		h.mu.Lock()
+		fn := h.onRequest
+		h.mu.Unlock()
+		if fn != nil {
+			fn(req)
 		}
 		name := strings.TrimPrefix(req.URL.Path, "/")
 		if i := strings.Index(name, ".git"); i >= 0 {
