@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -67,14 +66,25 @@ type Config struct {
 	// Plugins are the plugins the agent runs as job steps: names, "*" (the
 	// default: any the server serves) or "-" (none).
 	Plugins []string
-	// DataDir keeps the plugin modules fetched from the server (plugins/)
-	// and their compilation cache (wazero-cache/); default WorkDir.
+	// DataDir keeps the agent's identity (agent-identity.json, mode 0600:
+	// the id and token the server gave it), the plugin modules fetched
+	// from the server (plugins/) and their compilation cache
+	// (wazero-cache/); default WorkDir. Give each agent its own.
 	DataDir string
 	// TrustedKeys are base64 ed25519 public keys; a plugin module with a
 	// signature must be signed by one of them.
 	TrustedKeys []string
 	// RequireSignatures refuses plugin modules not signed by a trusted key.
 	RequireSignatures bool
+	// MaskMinLength is the shortest secret whose encoded forms (base64,
+	// hex, URL and JSON escaping) are masked in job logs too; 0 means
+	// DefaultMaskMinLength. Every secret is masked as it is, whatever its
+	// length.
+	MaskMinLength int
+	// MaxModuleBytes bounds a plugin module the agent fetches (0:
+	// host.DefaultMaxModuleBytes); a larger one is refused before it is
+	// downloaded.
+	MaxModuleBytes int64
 	// ContainerRuntime is "auto" (the default: offer container jobs when
 	// the Docker engine at DockerHost answers), "docker" (the same, with a
 	// warning when it does not) or "none" (never look for an engine).
@@ -180,6 +190,7 @@ type Agent struct {
 	link      *link // the open AgentChannel, if any
 	free      int   // job slots not in use
 	stop      context.CancelCauseFunc
+	stopping  time.Time   // when Run's context ended; zero while it runs
 	refused   atomic.Bool // the server refuses this agent: stop retrying
 
 	streams jobv1.StreamServiceClient
@@ -212,6 +223,9 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create work dir: %w", err)
 	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
 	a := &Agent{cfg: cfg, log: logger, jobs: make(map[string]*runningJob), sampler: sysinfo.NewSampler(cfg.WorkDir), free: cfg.MaxJobs}
 	conn, err := client.DialTLS(cfg.Server, a.currentToken, cfg.TLS)
 	if err != nil {
@@ -240,7 +254,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	a.streams = jobv1.NewStreamServiceClient(conn)
 	a.checkout = newCheckout(cfg, logger)
 	if cfg.runsPlugins() {
-		policy := plugincache.Policy{Require: cfg.RequireSignatures}
+		policy := plugincache.Policy{Require: cfg.RequireSignatures, MaxModuleBytes: cfg.MaxModuleBytes}
 		for _, k := range cfg.TrustedKeys {
 			pub, _ := host.ParsePublicKey(k) // checked by Validate
 			policy.TrustedKeys = append(policy.TrustedKeys, pub)
@@ -292,6 +306,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	a.stop = stop
+	context.AfterFunc(ctx, func() {
+		a.mu.Lock()
+		a.stopping = time.Now()
+		a.mu.Unlock()
+	})
 	// Processes a job leaves behind come back to the agent, which reaps them.
 	if err := executor.BecomeSubreaper(); err != nil {
 		a.log.Debug("cannot become a child subreaper; orphans of jobs go to init", "err", err)
@@ -387,9 +406,22 @@ func (a *Agent) register(ctx context.Context, session int) error {
 		Name: name, Hostname: hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Version: Version,
 		Labels: lbls, MaxConcurrentJobs: int32(a.cfg.MaxJobs), Plugins: a.cfg.Plugins,
 	}
+	// The agent proves it is the agent the server knows under its name
+	// with the id and token it was given: from this life, or from its disk.
 	a.mu.Lock()
+	req.AgentId, req.AgentToken = a.id, a.token
 	a.token = "" // register with the registration token
 	a.mu.Unlock()
+	if req.AgentId == "" {
+		kept, err := loadIdentity(a.cfg.DataDir)
+		if err != nil {
+			a.log.Warn("agent identity unreadable; registering without it", "err", err)
+		}
+		if kept.Name == name && kept.Server == a.cfg.Server {
+			req.AgentId, req.AgentToken = kept.ID, kept.Token
+		}
+	}
+	var heldSince time.Time
 	for attempt := 0; ; attempt++ {
 		resp, err := a.rpc.Register(ctx, req)
 		if err == nil {
@@ -399,19 +431,42 @@ func (a *Agent) register(ctx context.Context, session int) error {
 			a.maxPoll = resp.GetMaxPollWait().AsDuration()
 			a.session++
 			a.mu.Unlock()
-			a.log.Info("agent registered", "id", resp.GetAgentId(), "name", name, "server", a.cfg.Server, "labels", resp.GetAgent().GetLabels())
+			if resp.GetAgentId() != req.AgentId || resp.GetAgentToken() != req.AgentToken {
+				err := saveIdentity(a.cfg.DataDir, identity{Server: a.cfg.Server, Name: name, ID: resp.GetAgentId(), Token: resp.GetAgentToken()})
+				if err != nil {
+					a.log.Warn("agent identity not kept: a restart within a lease will be refused its name", "err", err)
+				}
+			}
+			a.log.Info("agent registered", "id", resp.GetAgentId(), "name", name, "server", a.cfg.Server,
+				"labels", resp.GetAgent().GetLabels(), "same_identity", resp.GetAgentId() == req.AgentId)
 			return nil
 		}
 		switch grpcstatus.Code(err) {
 		case codes.Unauthenticated, codes.InvalidArgument, codes.PermissionDenied:
 			return fmt.Errorf("register with %s: %w", a.cfg.Server, err)
+		case codes.AlreadyExists:
+			// Another agent holds the name and is online: it may be this
+			// agent's earlier life, without its identity, which goes
+			// offline within a lease. Wait that long, not forever.
+			if heldSince.IsZero() {
+				heldSince = time.Now()
+			}
+			if time.Since(heldSince) > nameWait {
+				return fmt.Errorf("register with %s: %w", a.cfg.Server, err)
+			}
+			a.log.Warn("the name is held by an online agent; waiting for it to go offline", "name", name, "err", err)
+		default:
+			a.log.Warn("cannot register yet; retrying", "server", a.cfg.Server, "err", err)
 		}
-		a.log.Warn("cannot register yet; retrying", "server", a.cfg.Server, "err", err)
-		if !sleep(ctx, backoff(attempt)) {
+		if !sleep(ctx, a.backoff(attempt)) {
 			return ctx.Err()
 		}
 	}
 }
+
+// nameWait is how long an agent whose name is held by an online agent waits
+// for that agent to go offline before it gives up.
+const nameWait = 2 * time.Minute
 
 // recover handles an error of an agent call: it registers again when the
 // server no longer knows the agent, and waits a little otherwise. It returns
@@ -440,7 +495,7 @@ func (a *Agent) recover(ctx context.Context, session int, err error, attempt int
 	if ctx.Err() == nil {
 		a.log.Warn("server call failed; retrying", "err", err)
 	}
-	return sleep(ctx, backoff(attempt))
+	return sleep(ctx, a.backoff(attempt))
 }
 
 func (a *Agent) heartbeatLoop(ctx context.Context) {
@@ -569,15 +624,6 @@ func metricsProto(m sysinfo.Metrics, running int) *agentv1.AgentMetrics {
 		RunningJobs:      int32(running),
 		CollectedAt:      timestamppb.New(m.CollectedAt),
 	}
-}
-
-// backoff grows from 200 ms to 10 s with ±20% jitter, so agents that lost the
-// same server do not come back in lockstep.
-func backoff(attempt int) time.Duration {
-	d := 200 * time.Millisecond << min(attempt, 6)
-	d = min(d, 10*time.Second)
-	jitter := 0.8 + 0.4*rand.Float64()
-	return time.Duration(float64(d) * jitter)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

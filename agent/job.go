@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
@@ -113,6 +115,9 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 		a.runPhases(ctx, r)
 	}
 	ship.close()
+	// The final report counts the lines: the server takes no line of the
+	// attempt past it afterwards.
+	report.LogLines = ship.lines()
 
 	result, message := r.result, r.message
 	switch result.Outcome {
@@ -206,17 +211,21 @@ func (a *Agent) prepareWorkspace(r *jobRun, track *jobtrack.Job) error {
 	return nil
 }
 
-// reportStatus sends a status report, retrying while the server is
-// unreachable. It returns false when the server refused the report (the job
-// is no longer this agent's).
+// reportStatus sends a status report, again and again while the server
+// cannot take it (it is unreachable, or its database fails): the server
+// keeps the job leased long enough to hear the truth (its grace), and the
+// agent keeps trying for its patience. It returns false when the server
+// refused the report (the job is no longer this agent's) or the agent gave
+// up.
 func (a *Agent) reportStatus(ctx context.Context, log interface {
 	Warn(string, ...any)
 	Info(string, ...any)
 }, req *agentv1.ReportJobStatusRequest, status agentv1.JobStatus) bool {
 	req.Status = status
 	req.Timestamp = timestamppb.Now()
-	deadline := time.Now().Add(2 * time.Minute)
-	for attempt := 0; ; attempt++ {
+	req.Message = statusMessage(req.GetMessage())
+	r := a.retrier()
+	for {
 		cancelRequested, err := a.sendStatus(ctx, req)
 		if err == nil {
 			if cancelRequested {
@@ -224,20 +233,12 @@ func (a *Agent) reportStatus(ctx context.Context, log interface {
 			}
 			return true
 		}
-		switch grpcstatus.Code(err) {
-		case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument:
+		if refusal(err) && grpcstatus.Code(err) != codes.Unauthenticated {
 			log.Warn("server refused the job report; dropping the job", "status", status, "err", err)
 			return false
-		case codes.Unauthenticated, codes.PermissionDenied:
-			if a.refused.Load() {
-				return false
-			}
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if !r.again(ctx) {
 			log.Warn("could not report job status", "status", status, "err", err)
-			return false
-		}
-		if !sleep(ctx, backoff(attempt)) {
 			return false
 		}
 	}
@@ -337,6 +338,25 @@ func hashFile(ws *confine.Dir, name string) (int64, string, error) {
 		return 0, "", err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// maxStatusMessage bounds the message of a status report; the server
+// refuses longer ones (a plugin's error may be any length).
+const maxStatusMessage = 16 << 10
+
+// statusMessage makes a message fit a status report: valid UTF-8 without
+// NUL bytes (which neither protobuf nor PostgreSQL carry), cut to
+// maxStatusMessage bytes on a character boundary.
+func statusMessage(msg string) string {
+	msg = strings.ReplaceAll(strings.ToValidUTF8(msg, "\uFFFD"), "\x00", "\uFFFD")
+	if len(msg) <= maxStatusMessage {
+		return msg
+	}
+	cut := maxStatusMessage - len("…")
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // jobMasks are the values masked in a job's log: its secrets and the plugin

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+
 	"github.com/go-arcade/arcade/agent/executor"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	"github.com/go-arcade/arcade/core/logpack"
@@ -41,7 +44,11 @@ type shipper struct {
 func newShipper(a *Agent, agentID, jobID string, attempt int32, log *slog.Logger, secrets []string) *shipper {
 	s := &shipper{a: a, agentID: agentID, jobID: jobID, attempt: attempt, log: log, next: 1,
 		full: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
-	s.mask = executor.NewMasker(secrets)
+	minLen := a.cfg.MaskMinLength
+	if minLen <= 0 {
+		minLen = executor.DefaultMaskMinLength
+	}
+	s.mask = executor.NewMasker(secrets, minLen)
 	go s.loop()
 	return s
 }
@@ -79,6 +86,13 @@ func (s *shipper) addLevel(l executor.Line, level agentv1.LogLevel) {
 		default:
 		}
 	}
+}
+
+// lines returns how many lines were numbered so far.
+func (s *shipper) lines() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next - 1
 }
 
 // close sends what is left and waits for it to be acknowledged.
@@ -130,7 +144,11 @@ func (s *shipper) flush() bool {
 	req := &agentv1.ReportJobLogRequest{AgentId: s.agentID, JobId: s.jobID, Attempt: s.attempt,
 		Packed: logpack.Encode(batch), FirstLine: first}
 	done := n // lines of the batch the server has, or that are lost for good
-	for attempt := 0; ; attempt++ {
+	// While the server cannot take the lines (unreachable, its database
+	// failing) they are sent again for the agent's patience; a refusal
+	// (the attempt is no longer this agent's) ends at once.
+	r := s.a.retrier()
+	for {
 		stored, err := s.a.sendLog(context.Background(), req)
 		if err == nil {
 			switch {
@@ -142,12 +160,15 @@ func (s *shipper) flush() bool {
 			}
 			break
 		}
-		if attempt >= 30 || s.a.refused.Load() {
+		if refusal(err) && grpcstatus.Code(err) != codes.Unauthenticated {
+			s.log.Error("server refused log lines; dropping them", "lines", n, "err", err)
+			break
+		}
+		if !r.again(context.Background()) {
 			s.log.Error("giving up shipping log lines", "lines", n, "err", err)
 			break
 		}
 		s.log.Warn("ship log lines; retrying", "err", err)
-		time.Sleep(backoff(attempt))
 	}
 	s.mu.Lock()
 	s.pending = s.pending[done:]

@@ -22,9 +22,6 @@ import (
 const (
 	// uploadChunk is the most bytes one UploadArtifact message carries.
 	uploadChunk = 256 << 10
-	// uploadTries bounds the tries of one artifact while the server or the
-	// store is unavailable (about 40 s of waiting in all).
-	uploadTries = 10
 )
 
 var (
@@ -94,20 +91,23 @@ func temporary(err error) bool {
 }
 
 // uploadArtifact stores one artifact, again while the server or the store
-// is unavailable, saying so in the job's log.
+// is unavailable (for the agent's patience), saying so in the job's log.
 func (a *Agent) uploadArtifact(ctx context.Context, log *slog.Logger, job *agentv1.Job, ws *confine.Dir, art *agentv1.Artifact, system func(string)) (*agentv1.Artifact, error) {
+	r := a.retrier()
 	for attempt := 0; ; attempt++ {
 		stored, err := a.storeArtifact(ctx, job, ws, art)
 		if err == nil || errors.Is(err, errNotKept) {
 			return stored, err
 		}
-		if !temporary(err) || attempt+1 >= uploadTries || a.refused.Load() {
+		if !temporary(err) {
 			return nil, err
 		}
-		wait := backoff(attempt)
-		log.Info("artifact upload failed; trying again", "path", art.GetPath(), "err", reasonOf(err), "in", wait)
-		system(fmt.Sprintf("artifact %s: %s; trying again in %s", art.GetPath(), reasonOf(err), wait.Round(100*time.Millisecond)))
-		if !sleep(ctx, wait) {
+		log.Info("artifact upload failed; trying again", "path", art.GetPath(), "err", reasonOf(err), "attempt", attempt+1)
+		if attempt < 3 || attempt%10 == 0 {
+			// Not every try: the agent tries for minutes, a heartbeat apart.
+			system(fmt.Sprintf("artifact %s: %s; trying again (attempt %d)", art.GetPath(), reasonOf(err), attempt+1))
+		}
+		if !r.again(ctx) {
 			return nil, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
@@ -20,6 +21,10 @@ import (
 // MaxMessageSize bounds a message in either direction (log batches are the
 // largest).
 const MaxMessageSize = 16 << 20
+
+// ReconnectMax is the longest wait between two attempts to reach a server
+// that went away (before jitter).
+const ReconnectMax = 2 * time.Second
 
 // Dial returns a connection to the server at addr ("host:port") that sends
 // token() as a bearer token on every call. The connection is lazy: no
@@ -41,6 +46,13 @@ func Dial(addr string, token func() string, opts ...grpc.DialOption) (*grpc.Clie
 		grpc.WithPerRPCCredentials(bearer{token}),
 		// A dead server is noticed within seconds, not at the next TCP timeout.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		// A server that comes back is reached within about ReconnectMax,
+		// not after gRPC's default backoff (up to two minutes): agents must
+		// be back well within their lease.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: ReconnectMax},
+			MinConnectTimeout: 5 * time.Second,
+		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
 	}
 	conn, err := grpc.NewClient(target, append(base, opts...)...)

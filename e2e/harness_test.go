@@ -88,12 +88,18 @@ type proc struct {
 
 func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
+	return startBin(t, arcadeBin, name, args...)
+}
+
+// startBin is start with another arcade binary (a baseline build, say).
+func startBin(t testing.TB, bin, name string, args ...string) *proc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(arcadeBin, append(args, "--log-format", "json", "--log-level", "debug")...)
+	cmd := exec.Command(bin, append(args, "--log-format", "json", "--log-level", "debug")...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The dashboard's HTTP listener stays off unless a test asks for it
 	// (--http-listen): servers of parallel tests must not share a port.
@@ -174,7 +180,10 @@ type cluster struct {
 	dataDir string
 	addr    string
 	server  *proc
-	agents  map[string]*proc
+	// agents are the agents started, by name; agentsMu guards it (tests
+	// start agents side by side).
+	agentsMu sync.Mutex
+	agents   map[string]*proc
 	// serverArgs are added to the server's command line.
 	serverArgs []string
 	// metricsAddr is where the server serves /metrics, /healthz and
@@ -280,7 +289,9 @@ func (c *cluster) startAgentWith(name string, maxJobs int, flags []string, label
 		args = append(args, "--label", l)
 	}
 	p := start(c.t, "agent-"+name, args...)
+	c.agentsMu.Lock()
 	c.agents[name] = p
+	c.agentsMu.Unlock()
 	c.waitFor("agent "+name+" registered", func() bool {
 		a := c.agent(name)
 		return a != nil && a.GetStatus() != agentv1.AgentStatus_AGENT_STATUS_OFFLINE

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -490,12 +491,27 @@ func TestTrustedAgents(t *testing.T) {
 	eachDB(t, func(t *testing.T, dsn string) {
 		c, hookURL := newPipelineCluster(t, dsn)
 		ctx := context.Background()
-		c.startAgent("deploy-1", 1, "pool=deploy")
-		if out := c.mustCLI(t, "trust", "labels", "pool=deploy"); !strings.Contains(out, "trusted agents: deploy-1") {
-			t.Fatalf("trust labels said:\n%s", out)
+		// An agent's own labels never make it trusted: anyone with the
+		// registration token could claim them. The admin's do, and they
+		// outlive its restarts.
+		deployDir := t.TempDir() // kept across its restart: its identity lives there
+		c.startAgentWith("deploy-1", 1, []string{"--work-dir", deployDir}, "pool=deploy")
+		if out := c.mustCLI(t, "trust", "labels", "pool=deploy"); strings.Contains(out, "deploy-1") {
+			t.Fatalf("an agent labelled by itself became trusted; trust labels said:\n%s", out)
+		}
+		if a := c.agent("deploy-1"); a.GetTrusted() {
+			t.Fatalf("deploy-1 trusted by its own label (%s)", a.GetTrustedBecause())
+		}
+		if out := c.mustCLI(t, "agent", "label", "deploy-1", "pool=deploy"); !strings.Contains(out, "pool=deploy") {
+			t.Fatalf("agent label said:\n%s", out)
 		}
 		if a := c.agent("deploy-1"); !a.GetTrusted() || !strings.Contains(a.GetTrustedBecause(), "label") {
-			t.Fatalf("deploy-1: trusted %v (%s)", a.GetTrusted(), a.GetTrustedBecause())
+			t.Fatalf("deploy-1 labelled by an admin: trusted %v (%s)", a.GetTrusted(), a.GetTrustedBecause())
+		}
+		c.agents["deploy-1"].stop(syscall.SIGTERM)
+		c.startAgentWith("deploy-1", 1, []string{"--work-dir", deployDir})
+		if a := c.agent("deploy-1"); !a.GetTrusted() || a.GetLabels()["pool"] != "deploy" {
+			t.Fatalf("deploy-1 restarted without the label: trusted %v, labels %v", a.GetTrusted(), a.GetLabels())
 		}
 		out, err := exec.Command(arcadeBin, "token", "create", "dev", "--scope", "write", "--server", c.addr, "--token", apiToken).Output()
 		if err != nil {

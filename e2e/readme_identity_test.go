@@ -103,12 +103,13 @@ func (c *cluster) sh(t *testing.T, dir, line string) string {
 // trust commands as written, then the examples of those commands' --help.
 func TestReadmeIdentityCommands(t *testing.T) {
 	c, dir := shellCluster(t)
+	c.startAgent("deploy-1", 1) // the agent the README labels
 	var all strings.Builder
 	for _, line := range readmeBlock(t, "### Secrets, tokens, audit and trust") {
 		all.WriteString(c.sh(t, dir, line))
 	}
 	for _, want := range []string{"secret DEPLOY_TOKEN (global) set, version 1", "secret REGISTRY_PASSWORD (pipeline deploy) set",
-		"arc_", "ci-reader", "token ci-reader revoked", "SecretService/CreateSecret", "trusted labels: pool=deploy",
+		"arc_", "ci-reader", "token ci-reader revoked", "SecretService/CreateSecret", "trusted labels: pool=deploy", "agent deploy-1 labels:",
 		"pipeline deploy: allowed on trusted agents for branches main", "re-sealed 2 value(s)", "secret REGISTRY_PASSWORD deleted"} {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("the README's commands did not say %q:\n%s", want, all.String())
@@ -116,7 +117,8 @@ func TestReadmeIdentityCommands(t *testing.T) {
 	}
 
 	c2, dir2 := shellCluster(t)
-	for _, cmd := range [][]string{{"secret", "set"}, {"token", "create"}, {"audit"}, {"server", "rekey"}} {
+	c2.startAgent("deploy-1", 1)
+	for _, cmd := range [][]string{{"secret", "set"}, {"token", "create"}, {"audit"}, {"server", "rekey"}, {"agent", "label"}} {
 		for _, line := range helpExamples(t, cmd...) {
 			c2.sh(t, dir2, line)
 		}

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +25,9 @@ func TestJobSecrets(t *testing.T) {
 		`echo "token is $TOKEN"`, `printf 'err %s end\n' "$TOKEN" >&2`, `printf %s "$TOKEN" | sha256sum | grep -q ` + sha256Hex(value),
 		// A line longer than the 64 KiB line limit, split by the agent with
 		// the secret across the cut.
-		`printf '%065530d%s long\n' 0 "$TOKEN"`},
+		`printf '%065530d%s long\n' 0 "$TOKEN"`,
+		// Encoded forms: base64 at two alignments, hex.
+		`printf %s "$TOKEN" | base64`, `printf 'x%s' "$TOKEN" | base64`, `printf %s "$TOKEN" | od -An -tx1 | tr -d ' \n'; echo`},
 		Env: map[string]string{"TOKEN": "overridden by the secret"}, Secrets: map[string]string{"TOKEN": value}})
 	done := c.waitStatus(j.GetId(), success, failed)
 	if done.GetStatus() != success {
@@ -37,8 +41,11 @@ func TestJobSecrets(t *testing.T) {
 		log = append(log, l.GetContent())
 	}
 	all := strings.Join(log, "\n")
-	if strings.Contains(all, value) {
-		t.Errorf("the secret is in the log:\n%s", all)
+	for _, form := range []string{value, base64.StdEncoding.EncodeToString([]byte(value))[:16],
+		base64.StdEncoding.EncodeToString([]byte("x" + value))[4:20], hex.EncodeToString([]byte(value))} {
+		if strings.Contains(all, form) {
+			t.Errorf("the secret is in the log as %q:\n%.2000s", form, all)
+		}
 	}
 	if !strings.Contains(all, "token is ***") || !strings.Contains(all, "err *** end") {
 		t.Errorf("masked lines missing:\n%s", all)

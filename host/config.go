@@ -26,6 +26,12 @@ const (
 	DefaultTimeout        = 30 * time.Second
 	DefaultMemoryLimitMiB = 64
 	DefaultMaxInstances   = 4
+	// DefaultLogLines and DefaultLogBytes bound what one call may log.
+	DefaultLogLines = 10_000
+	DefaultLogBytes = 1 << 20
+	// DefaultMaxModuleBytes bounds a module file (and a module an agent
+	// fetches): larger ones are refused before they are read.
+	DefaultMaxModuleBytes = 64 << 20
 	// maxHTTPResponseBytes and maxVarBytes bound what a plugin may receive
 	// over HTTP and keep in plugin variables.
 	maxHTTPResponseBytes = 16 << 20
@@ -46,8 +52,11 @@ type Config struct {
 	// always checked.
 	TrustedKeys []string `yaml:"trusted_keys"`
 	// RequireSignatures refuses every module not signed by a trusted key.
-	RequireSignatures bool   `yaml:"require_signatures"`
-	Plugins           []Spec `yaml:"plugins"`
+	RequireSignatures bool `yaml:"require_signatures"`
+	// MaxModuleBytes bounds a module's size; a larger file is refused
+	// before it is read (default DefaultMaxModuleBytes).
+	MaxModuleBytes int64  `yaml:"max_module_bytes"`
+	Plugins        []Spec `yaml:"plugins"`
 
 	keys []ed25519.PublicKey // TrustedKeys, parsed by validate
 }
@@ -60,6 +69,10 @@ type Limits struct {
 	MemoryLimitMiB uint32 `yaml:"memory_limit_mib"`
 	// MaxInstances bounds the instances, hence the concurrent calls.
 	MaxInstances int `yaml:"max_instances"`
+	// LogLines and LogBytes bound what one call may log (log lines,
+	// stdout and stderr); the rest is dropped, and counted in one line.
+	LogLines int `yaml:"log_lines"`
+	LogBytes int `yaml:"log_bytes"`
 }
 
 // Spec is one plugin entry of conf.d/plugins.yaml.
@@ -159,6 +172,15 @@ func (c *Config) applyDefaults(baseDir string) {
 	if c.Defaults.MaxInstances <= 0 {
 		c.Defaults.MaxInstances = DefaultMaxInstances
 	}
+	if c.Defaults.LogLines <= 0 {
+		c.Defaults.LogLines = DefaultLogLines
+	}
+	if c.Defaults.LogBytes <= 0 {
+		c.Defaults.LogBytes = DefaultLogBytes
+	}
+	if c.MaxModuleBytes <= 0 {
+		c.MaxModuleBytes = DefaultMaxModuleBytes
+	}
 	if c.CacheDir != "" && !filepath.IsAbs(c.CacheDir) {
 		c.CacheDir = filepath.Join(baseDir, c.CacheDir)
 	}
@@ -189,6 +211,12 @@ func (s *Spec) applyLimits(d Limits) {
 	}
 	if s.Grants.MaxInstances <= 0 {
 		s.Grants.MaxInstances = d.MaxInstances
+	}
+	if s.Grants.LogLines <= 0 {
+		s.Grants.LogLines = d.LogLines
+	}
+	if s.Grants.LogBytes <= 0 {
+		s.Grants.LogBytes = d.LogBytes
 	}
 	if s.FailurePolicy == "" {
 		s.FailurePolicy = "fail_closed"
@@ -288,6 +316,14 @@ func (s *Spec) validate() error {
 		guests[g.Guest] = true
 	}
 	return errors.Join(errs...)
+}
+
+// maxModuleBytes is MaxModuleBytes, or its default when unset.
+func (c *Config) maxModuleBytes() int64 {
+	if c == nil || c.MaxModuleBytes <= 0 {
+		return DefaultMaxModuleBytes
+	}
+	return c.MaxModuleBytes
 }
 
 // secretRef is the form of a stored secret's name.

@@ -114,6 +114,7 @@ type callFacts struct {
 	timeout          time.Duration
 	memoryLimitMiB   uint32
 	callerErr        error  // the caller's context error, if any
+	timedOut         bool   // the call's own deadline passed
 	stderr           string // what the guest wrote to stderr during the call
 	refused          string // the first guest path refused as leading outside the grants
 }
@@ -137,8 +138,17 @@ func classifyCallError(f callFacts, err error) *Error {
 		} else {
 			e.Reason = ErrTimeout
 		}
+	case stackOverflow(msg, f.stderr):
+		e.Reason, e.Detail = ErrCrashed, "stack overflow ("+crashDetail(msg, f.stderr)+")"
 	case strings.Contains(f.stderr, "out of memory") || strings.Contains(msg, "out of memory"):
 		e.Reason = ErrOutOfMemory
+	case f.callerErr != nil && !isGuestError(err):
+		// Ended by its caller in a host function (an HTTP request, say).
+		e.Reason, e.Detail = ErrCanceled, f.callerErr.Error()
+	case f.timedOut && !isGuestError(err):
+		// Its deadline ended a host function (an HTTP request waiting on a
+		// server that does not answer): a timeout, not a crash.
+		e.Reason = ErrTimeout
 	case hostNotAllowed.MatchString(msg):
 		e.Reason = ErrHostNotGranted
 		raw := hostNotAllowed.FindStringSubmatch(msg)[1]
@@ -208,4 +218,13 @@ func crashDetail(msg, stderr string) string {
 		}
 	}
 	return first
+}
+
+// stackOverflow recognises a guest whose stack ran out: wazero's trap, the
+// Go runtime's "goroutine stack exceeds", or a Go guest that ran out of
+// memory while growing its stack (runaway recursion: the wasm stack trace
+// passes through runtime.morestack), which no heap allocation does.
+func stackOverflow(msg, stderr string) bool {
+	return strings.Contains(msg, "stack overflow") || strings.Contains(stderr, "stack overflow") ||
+		strings.Contains(stderr, "goroutine stack exceeds") || strings.Contains(msg, ".runtime.morestack(")
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -25,10 +27,14 @@ type instance struct {
 	fast    *fastPath
 	started bool
 	// ctx, logger and attrs belong to the call in progress; the kernel's
-	// log functions run on the calling goroutine, inside the call.
+	// log functions run on the calling goroutine, inside the call. done is
+	// ctx's Done, read by sleep: the guest's sleeps end with the call.
 	ctx    context.Context
 	logger *slog.Logger
 	attrs  []any
+	done   <-chan struct{}
+	// logs counts what the call in progress logged (logging.go).
+	logs logBudget
 	// refused records the paths outside its grants the plugin was refused
 	// during the call in progress; mounts are closed with the instance.
 	refused refusals
@@ -45,7 +51,8 @@ func newInstance(ctx context.Context, c *extism.CompiledPlugin, mount mounter) (
 		WithStderr(inst.stderr).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep().
+		WithNanosleep(inst.sleep).
+		WithStdin(strings.NewReader("")).
 		WithRandSource(rand.Reader)
 	if mount != nil {
 		mounts, err := mount(&inst.refused)
@@ -70,8 +77,31 @@ func newInstance(ctx context.Context, c *extism.CompiledPlugin, mount mounter) (
 	return inst, nil
 }
 
+// sleep is the guest's clock wait (nanosleep, and poll_oneoff's timeout):
+// wazero's own sleeps the whole time whatever happens, so a plugin sleeping
+// an hour held its call and instance that long. This one ends when the call
+// does (its timeout or its caller), after which the module is closed at
+// its next instruction boundary.
+func (i *instance) sleep(ns int64) {
+	if ns <= 0 {
+		return
+	}
+	if ns < int64(time.Millisecond) {
+		// The Go runtime's own short waits (its scheduler and GC sleep
+		// often, briefly): nothing to cut short.
+		time.Sleep(time.Duration(ns))
+		return
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-i.done:
+	}
+}
+
 func (i *instance) log(level extism.LogLevel, msg string) {
-	if i.logger != nil && !sdkChatter(level, msg) {
+	if i.logger != nil && !sdkChatter(level, msg) && i.logs.allow(len(msg)) {
 		i.logger.Log(i.ctx, slogLevel(level), msg, i.attrs...)
 	}
 }
@@ -87,9 +117,21 @@ func sdkChatter(level extism.LogLevel, msg string) bool {
 // plugin reported it with error_set and the instance is still sound) or a
 // failure of the instance (trap, exit, timeout), after which the instance
 // must be dropped. stderr is what the guest wrote to stderr.
-func (i *instance) call(ctx context.Context, logger *slog.Logger, attrs []any, fn string, input []byte) (out []byte, stderr string, err error) {
-	i.ctx, i.logger, i.attrs = ctx, logger, attrs
-	defer func() { i.ctx, i.logger, i.attrs = nil, nil, nil }()
+//
+// The call ends at lim.Timeout whatever the guest does (a busy loop is
+// interrupted, a sleep or an HTTP request ends); timedOut says so. What the
+// call logs is bounded by lim.LogLines and lim.LogBytes.
+func (i *instance) call(ctx context.Context, logger *slog.Logger, attrs []any, fn string, input []byte, lim Limits) (out []byte, stderr string, timedOut bool, err error) {
+	if lim.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(lim.Timeout))
+		defer cancel()
+		defer func() { timedOut = err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) }()
+	}
+	i.ctx, i.logger, i.attrs, i.done = ctx, logger, attrs, ctx.Done()
+	i.logs.set(lim.LogLines, lim.LogBytes)
+	i.logs.reset()
+	defer func() { i.ctx, i.logger, i.attrs, i.done = nil, nil, nil, nil }()
 	var rc uint32
 	if i.fast != nil && i.started {
 		rc, out, err = i.fast.call(ctx, i.p, fn, input)
@@ -98,18 +140,22 @@ func (i *instance) call(ctx context.Context, logger *slog.Logger, attrs []any, f
 	}
 	i.started = true
 	stdout, stderr := i.stdout.take(), i.stderr.take()
-	logLines(ctx, logger, slog.LevelInfo, stdout, slices.Concat(attrs, []any{"stream", "stdout"})...)
-	logLines(ctx, logger, slog.LevelWarn, stderr, slices.Concat(attrs, []any{"stream", "stderr"})...)
+	i.logLines(ctx, logger, slog.LevelInfo, stdout, slices.Concat(attrs, []any{"stream", "stdout"})...)
+	i.logLines(ctx, logger, slog.LevelWarn, stderr, slices.Concat(attrs, []any{"stream", "stderr"})...)
+	if n := i.logs.dropped; n > 0 {
+		logger.Log(ctx, slog.LevelWarn, fmt.Sprintf("%d lines dropped (the plugin logged more than %d lines or %d bytes in one call)",
+			n, i.logs.maxLines, i.logs.maxBytes), attrs...)
+	}
 	if err != nil {
 		if msg := i.p.GetError(); msg != "" && msg == err.Error() {
-			return nil, stderr, &guestError{msg: msg}
+			return nil, stderr, false, &guestError{msg: msg}
 		}
-		return nil, stderr, err
+		return nil, stderr, false, err
 	}
 	if rc != 0 {
-		return nil, stderr, &guestError{msg: "returned code " + itoa(rc) + " without an error message"}
+		return nil, stderr, false, &guestError{msg: "returned code " + itoa(rc) + " without an error message"}
 	}
-	return out, stderr, nil
+	return out, stderr, false, nil
 }
 
 func (i *instance) close() {

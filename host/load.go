@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -88,14 +89,55 @@ func (v *version) close() {
 
 var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 
+// moduleTooBig is a module over max_module_bytes.
+type moduleTooBig struct {
+	path string
+	size int64
+	max  int64
+}
+
+func (e *moduleTooBig) Error() string {
+	return fmt.Sprintf("%s is %d bytes, more than max_module_bytes (%d)", e.path, e.size, e.max)
+}
+
+// readModule reads a module file of at most max bytes: a larger one is
+// refused from its size before any of it is read, and one that grows while
+// it is read stops at max+1 bytes.
+func readModule(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > max {
+		return nil, &moduleTooBig{path: path, size: st.Size(), max: max}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, &moduleTooBig{path: path, size: int64(len(data)), max: max}
+	}
+	return data, nil
+}
+
 // loadVersion reads, checks, compiles and validates a plugin module. Any
 // failure is an *Error naming the plugin and the reason.
 func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) {
 	start := time.Now()
-	data, err := os.ReadFile(spec.Path)
+	data, err := readModule(spec.Path, m.cfg.maxModuleBytes())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Err: err,
 			Detail: err.Error() + " (not built yet? `make plugins` builds the first-party plugins)"}
+	}
+	var big *moduleTooBig
+	if errors.As(err, &big) {
+		return nil, refused(spec.Name, ErrInvalidModule, "%s", big)
 	}
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: err.Error(), Err: err}
@@ -139,6 +181,15 @@ func checkModule(spec *Spec, data []byte, from string) ([sha256.Size]byte, error
 	}
 	return sum, nil
 }
+
+// compileSlot lets one module compile at a time in the process. A compile
+// already uses every core (WithCompilationWorkers), so running several
+// only shares them out, and needs the memory of each at once; and wazero
+// 1.12 may hand a module compiled by one runtime to another before its
+// entry preambles exist when both read it from a shared cache at once (a
+// panic at instantiation). Loads still overlap where plugins get stuck:
+// in their metadata call, which runs outside the slot.
+var compileSlot = make(chan struct{}, 1)
 
 // compiler is what compiling a module needs: the compilation cache, how
 // many goroutines compile, and where the metadata call logs.
@@ -240,12 +291,18 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, secretConfig map
 	}
 	rc := wazero.NewRuntimeConfig().WithCompilationCache(c.cache)
 	cctx := experimental.WithCompilationWorkers(ctx, c.workers)
+	select {
+	case compileSlot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &Error{Plugin: spec.Name, Reason: ErrCanceled, Detail: "load: " + ctx.Err().Error(), Err: ctx.Err()}
+	}
 	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{
 		EnableWasi:    true,
 		RuntimeConfig: rc,
 		// The kernel's http_headers (pdk.FetchWithHeaders): S3's ETags.
 		EnableHttpResponseHeaders: true,
 	}, nil)
+	<-compileSlot
 	if err != nil {
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: firstLine(err.Error()), Err: err}
 	}
@@ -265,10 +322,10 @@ func compileVersion(ctx context.Context, c compiler, spec Spec, secretConfig map
 		return fail(refused(spec.Name, ErrMissingFunction, "module does not export %s", MetadataFunction))
 	}
 	logger := c.logger.With("plugin", spec.Name)
-	out, stderr, err := inst.call(ctx, logger, nil, MetadataFunction, nil)
+	out, stderr, timedOut, err := inst.call(ctx, logger, nil, MetadataFunction, nil, spec.Grants.Limits)
 	if err != nil {
 		inst.close()
-		ce := classifyCallError(callFacts{plugin: spec.Name, function: MetadataFunction,
+		ce := classifyCallError(callFacts{plugin: spec.Name, function: MetadataFunction, callerErr: ctx.Err(), timedOut: timedOut,
 			timeout: time.Duration(spec.Grants.Timeout), memoryLimitMiB: spec.Grants.MemoryLimitMiB, stderr: stderr}, err)
 		return fail(&Error{Plugin: spec.Name, Reason: ErrBadMetadata, Detail: ce.Error(), Err: ce})
 	}

@@ -59,11 +59,41 @@ func (c *capped) take() string {
 	return s
 }
 
-// logLines logs each non-empty line of s at level.
-func logLines(ctx context.Context, l *slog.Logger, level slog.Level, s string, attrs ...any) {
-	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		if line != "" {
+// logLines logs each non-empty line of s at level, within the call's log
+// budget.
+func (i *instance) logLines(ctx context.Context, l *slog.Logger, level slog.Level, s string, attrs ...any) {
+	for line := range strings.SplitSeq(strings.TrimRight(s, "\n"), "\n") {
+		if line != "" && i.logs.allow(len(line)) {
 			l.Log(ctx, level, line, attrs...)
 		}
 	}
+}
+
+// logBudget bounds what one call may log (kernel log lines, stdout and
+// stderr together): past maxLines lines or maxBytes bytes, lines are
+// dropped and counted, and the call ends with one line saying how many.
+// A plugin logging without end costs its own call, not the server's log or
+// memory.
+type logBudget struct {
+	maxLines, maxBytes int
+	lines, bytes       int
+	dropped            int
+}
+
+func (b *logBudget) set(lines, bytes int) { b.maxLines, b.maxBytes = lines, bytes }
+
+func (b *logBudget) reset() { b.lines, b.bytes, b.dropped = 0, 0, 0 }
+
+// allow reports whether a line of n bytes may be logged, and counts it.
+func (b *logBudget) allow(n int) bool {
+	if b.maxLines <= 0 || b.maxBytes <= 0 {
+		return true // not set: a test's instance
+	}
+	if b.dropped > 0 || b.lines >= b.maxLines || b.bytes+n > b.maxBytes {
+		b.dropped++
+		return false
+	}
+	b.lines++
+	b.bytes += n
+	return true
 }

@@ -25,6 +25,7 @@ var testWasm struct {
 	kitchen  string // kitchen 1.0.0, a custom plugin by default
 	kitchen2 string // kitchen 2.0.0
 	bare     string // declares lint, does not export it
+	stuck    string // does not end, in metadata or execute (testdata/stuck)
 	cache    string // compilation cache shared by the tests
 }
 
@@ -43,11 +44,13 @@ func runTests(m *testing.M) int {
 	testWasm.kitchen = filepath.Join(dir, "kitchen-1.wasm")
 	testWasm.kitchen2 = filepath.Join(dir, "kitchen-2.wasm")
 	testWasm.bare = filepath.Join(dir, "bare.wasm")
+	testWasm.stuck = filepath.Join(dir, "stuck.wasm")
 	testWasm.cache = filepath.Join(dir, "cache")
 	builds := []struct{ out, pkg, ldflags string }{
 		{testWasm.kitchen, "./testdata/kitchen", ""},
 		{testWasm.kitchen2, "./testdata/kitchen", "-X main.version=2.0.0"},
 		{testWasm.bare, "./testdata/bare", ""},
+		{testWasm.stuck, "./testdata/stuck", ""},
 	}
 	// The first build fills the build cache; the others mostly link.
 	if err := buildWasm(builds[0].out, builds[0].pkg, builds[0].ldflags); err != nil {
@@ -76,7 +79,7 @@ func runTests(m *testing.M) int {
 // take many seconds under the race detector).
 func warmCache() error {
 	var wg sync.WaitGroup
-	paths := []string{testWasm.kitchen, testWasm.kitchen2, testWasm.bare}
+	paths := []string{testWasm.kitchen, testWasm.kitchen2, testWasm.bare, testWasm.stuck}
 	errs := make([]error, len(paths))
 	for i, path := range paths {
 		wg.Go(func() {

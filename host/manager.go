@@ -34,7 +34,9 @@ type Manager struct {
 	opts   options
 	subs   subscribers
 
-	// opMu serialises loads, reloads and unloads; calls never take it.
+	// opMu guards the manager's state (configuration, plugins loaded or
+	// not); loads hold it except while they compile and call metadata, so
+	// plugins load side by side. Calls never take it.
 	opMu        sync.Mutex
 	cache       wazero.CompilationCache
 	cfg         *Config
@@ -47,7 +49,17 @@ type Manager struct {
 
 	watchMu sync.Mutex
 	watch   *watcher
+
+	// ctx ends when the manager closes: loads in progress stop with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// loads bounds the loads compiling at once.
+	loads chan struct{}
 }
+
+// maxParallelLoads is how many plugins compile (and answer metadata) at
+// once; a plugin stuck in metadata holds one slot until its timeout.
+const maxParallelLoads = 8
 
 // setUp is what NewManager and NewRunner share: the logger (nil: discard),
 // the options, and the SDK's log level. The SDK drops plugin log lines
@@ -71,11 +83,15 @@ func setUp(logger *slog.Logger, opts []Option) (*slog.Logger, options) {
 // LoadPluginsFromConfig and Init to load plugins.
 func NewManager(logger *slog.Logger, opts ...Option) *Manager {
 	logger, o := setUp(logger, opts)
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		logger:  logger,
 		opts:    o,
 		cfg:     &Config{},
 		plugins: map[string]*Plugin{},
+		ctx:     ctx,
+		cancel:  cancel,
+		loads:   make(chan struct{}, maxParallelLoads),
 	}
 }
 
@@ -84,6 +100,11 @@ func NewManager(logger *slog.Logger, opts ...Option) *Manager {
 // new plugins load, removed or disabled ones unload, changed ones reload. An
 // invalid file is refused and the current configuration stays.
 func (m *Manager) LoadPluginsFromConfig(path string) error {
+	return m.loadConfig(context.Background(), path)
+}
+
+// loadConfig is LoadPluginsFromConfig; its loads stop when ctx ends.
+func (m *Manager) loadConfig(ctx context.Context, path string) error {
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		return err
@@ -103,7 +124,7 @@ func (m *Manager) LoadPluginsFromConfig(path string) error {
 		m.syncWatchedFiles()
 		return nil
 	}
-	err = m.applyConfigLocked(context.Background(), cfg)
+	err = m.applyConfigLocked(ctx, cfg)
 	m.syncWatchedFiles()
 	return err
 }
@@ -118,12 +139,36 @@ func (m *Manager) Init(ctx context.Context) error {
 		return ErrClosed
 	}
 	m.initialized = true
-	var errs []error
+	var loads []load
 	for _, spec := range m.cfg.Plugins {
-		if err := m.applySpecLocked(ctx, spec, sourceConfig, false); err != nil {
-			errs = append(errs, err)
-		}
+		loads = append(loads, load{spec: spec, source: sourceConfig})
 	}
+	return m.applyAllLocked(ctx, loads)
+}
+
+// load is one plugin to bring in line with its spec.
+type load struct {
+	spec   Spec
+	source string
+	force  bool
+}
+
+// applyAllLocked applies the loads side by side (see applySpecLocked) and
+// joins their errors. opMu is held on entry and on return, and released
+// while the loads run.
+func (m *Manager) applyAllLocked(ctx context.Context, loads []load) error {
+	errs := make([]error, len(loads))
+	var wg sync.WaitGroup
+	for i, l := range loads {
+		wg.Go(func() {
+			m.opMu.Lock()
+			defer m.opMu.Unlock()
+			errs[i] = m.applySpecLocked(ctx, l.spec, l.source, l.force)
+		})
+	}
+	m.opMu.Unlock()
+	wg.Wait()
+	m.opMu.Lock()
 	return errors.Join(errs...)
 }
 
@@ -177,21 +222,19 @@ func (m *Manager) Reload(ctx context.Context, name string) error {
 	if len(targets) == 0 {
 		return &Error{Plugin: name, Reason: ErrNotFound}
 	}
-	var errs []error
+	var loads []load
 	for _, p := range targets {
 		p.mu.Lock()
-		spec, source := p.spec, p.source
+		loads = append(loads, load{spec: p.spec, source: p.source, force: true})
 		p.mu.Unlock()
-		if err := m.applySpecLocked(ctx, spec, source, true); err != nil {
-			errs = append(errs, err)
-		}
 	}
-	return errors.Join(errs...)
+	return m.applyAllLocked(ctx, loads)
 }
 
 // Close stops watching, unloads every plugin once its calls in flight end,
 // and releases the compilation cache.
 func (m *Manager) Close(ctx context.Context) error {
+	m.cancel() // loads in progress stop
 	m.StopAutoWatch()
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
@@ -262,20 +305,27 @@ func (m *Manager) applyConfigLocked(ctx context.Context, cfg *Config) error {
 	for _, n := range drop {
 		m.unloadLocked(n, "removed from config")
 	}
-	var errs []error
+	var loads []load
 	for _, spec := range cfg.Plugins {
-		if err := m.applySpecLocked(ctx, spec, sourceConfig, false); err != nil {
-			errs = append(errs, err)
-		}
+		loads = append(loads, load{spec: spec, source: sourceConfig})
 	}
-	errs = append(errs, m.recheckSignaturesLocked(ctx, prev))
-	return errors.Join(errs...)
+	err := m.applyAllLocked(ctx, loads)
+	if m.closed {
+		return err
+	}
+	return errors.Join(err, m.recheckSignaturesLocked(ctx, prev))
 }
 
 // applySpecLocked brings one plugin in line with spec: disabled → unloaded,
 // otherwise loaded or reloaded. Unless force is set, a plugin whose spec and
-// file are unchanged is left alone.
+// file are unchanged is left alone. opMu is held on entry and on return,
+// but not while the module compiles and answers metadata: other plugins
+// load meanwhile. Of loads of one plugin that overlap, the one started last
+// is installed; the others are discarded.
 func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string, force bool) error {
+	if m.closed {
+		return ErrClosed
+	}
 	m.mu.Lock()
 	p := m.plugins[spec.Name]
 	if p == nil {
@@ -286,6 +336,8 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 
 	p.mu.Lock()
 	p.spec, p.source, p.gone = spec, source, false
+	p.gen++
+	gen := p.gen
 	p.mu.Unlock()
 	if !spec.IsEnabled() {
 		if v := p.cur.Swap(nil); v != nil {
@@ -303,7 +355,21 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 		}
 	}
 	m.compilationCache()
-	v, err := m.loadVersion(ctx, spec)
+	v, err := m.loadUnlocked(ctx, spec)
+	p.mu.Lock()
+	stale := p.gen != gen || p.gone
+	p.mu.Unlock()
+	if m.closed || stale || m.plugin(spec.Name) != p {
+		// Closed, unloaded or loaded again meanwhile: this result is not
+		// what the plugin is to be (a later load reports its own).
+		if v != nil {
+			v.close()
+		}
+		if m.closed {
+			return &Error{Plugin: spec.Name, Reason: ErrClosed}
+		}
+		return nil
+	}
 	if err != nil && ctx.Err() != nil {
 		// Stopped (the watcher stopping, Init's caller giving up): not a
 		// verdict on the module.
@@ -331,6 +397,29 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	m.logger.Debug("plugin ready", "plugin", spec.Name, "load_time", v.loadTime, "module", v.describe())
 	m.emit(ev)
 	return nil
+}
+
+// loadUnlocked runs loadVersion without opMu (held on entry and return),
+// within the bound on parallel loads, stopping when ctx or the manager ends.
+func (m *Manager) loadUnlocked(ctx context.Context, spec Spec) (*version, error) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(m.ctx, stop)()
+	m.opMu.Unlock()
+	defer m.opMu.Lock()
+	select {
+	case m.loads <- struct{}{}:
+		defer func() { <-m.loads }()
+	case <-ctx.Done():
+		return nil, &Error{Plugin: spec.Name, Reason: ErrCanceled, Detail: "load: " + ctx.Err().Error(), Err: ctx.Err()}
+	}
+	return m.loadVersion(ctx, spec)
+}
+
+func (m *Manager) plugin(name string) *Plugin {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.plugins[name]
 }
 
 // unloadLocked removes a plugin; its calls in flight finish first.

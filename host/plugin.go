@@ -27,6 +27,7 @@ type Plugin struct {
 	spec    Spec   // the spec of the last load attempt
 	lastErr string // reason of the last failed load
 	gone    bool   // unloaded
+	gen     uint64 // counts load attempts: the last one started wins
 }
 
 // Name returns the plugin's name.
@@ -76,7 +77,12 @@ func (p *Plugin) call(ctx context.Context, function string, input []byte) ([]byt
 	return p.callVersion(ctx, v, function, input)
 }
 
+// callVersion calls a function of v; the call ends when the manager closes,
+// whatever its caller's context says.
 func (p *Plugin) callVersion(ctx context.Context, v *version, function string, input []byte) ([]byte, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(p.m.ctx, func() { cancel(ErrClosed) })()
 	return callOn(ctx, v, p.name, p.m.logger, function, input)
 }
 
@@ -100,7 +106,7 @@ func callOn(ctx context.Context, v *version, name string, fallback *slog.Logger,
 	if v.guard != nil {
 		callCtx, blocked = v.guard.watch(ctx)
 	}
-	out, stderr, err := inst.call(callCtx, logger, attrs, function, input)
+	out, stderr, timedOut, err := inst.call(callCtx, logger, attrs, function, input, v.spec.Grants.Limits)
 	redirected := blocked()
 	refused, nRefused := inst.refused.take()
 	if err == nil {
@@ -117,6 +123,7 @@ func callOn(ctx context.Context, v *version, name string, fallback *slog.Logger,
 		v.pool.drop(inst) // trapped, exited or interrupted: never reuse it
 	}
 	facts.callerErr = ctx.Err()
+	facts.timedOut = timedOut
 	facts.stderr = stderr
 	facts.refused = refused
 	ce := classifyCallError(facts, err)

@@ -30,9 +30,12 @@ type watcher struct {
 	fileDirs map[string]bool
 	timers   map[string]*time.Timer
 	queue    chan string
-	ctx      context.Context
-	cancel   context.CancelFunc
-	done     sync.WaitGroup
+	// loading holds the files being loaded: true while a load runs, false
+	// when another change came meanwhile.
+	loading map[string]bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
 }
 
 // configKey marks the configuration file in the work queue.
@@ -208,23 +211,76 @@ func (w *watcher) schedule(key string) {
 	})
 }
 
-// work applies queued changes one at a time.
+// work applies queued changes: each file on a goroutine of its own, so
+// that a plugin slow to load (or stuck in its metadata until its timeout)
+// holds up no other; configuration edits one after the other, in order, on
+// a goroutine of their own.
 func (m *Manager) work(w *watcher) {
 	defer w.done.Done()
+	configs := make(chan struct{}, 1)
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		for {
+			select {
+			case <-w.ctx.Done():
+				return
+			case <-configs:
+				if err := m.loadConfig(w.ctx, w.configPath); err != nil {
+					m.logger.Warn("plugins config not applied", "path", w.configPath, "err", err)
+				}
+			}
+		}
+	}()
 	for {
 		select {
 		case <-w.ctx.Done():
 			return
 		case key := <-w.queue:
 			if key == configKey {
-				if err := m.LoadPluginsFromConfig(w.configPath); err != nil {
-					m.logger.Warn("plugins config not applied", "path", w.configPath, "err", err)
+				select {
+				case configs <- struct{}{}:
+				default: // an apply is pending: it reads the file as it is then
 				}
 				continue
 			}
-			m.fileChanged(w.ctx, key)
+			w.loadFile(m, key)
 		}
 	}
+}
+
+// loadFile applies a file's change on a goroutine of its own; a change that
+// comes while its file is being loaded is applied once that load ends (one
+// load per file at a time, the last change never lost).
+func (w *watcher) loadFile(m *Manager, key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.loading == nil {
+		w.loading = map[string]bool{}
+	}
+	if running, ok := w.loading[key]; ok {
+		if running {
+			w.loading[key] = false // again, when the load in progress ends
+		}
+		return
+	}
+	w.loading[key] = true
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		for {
+			m.fileChanged(w.ctx, key)
+			w.mu.Lock()
+			if again := !w.loading[key]; again && w.ctx.Err() == nil {
+				w.loading[key] = true
+				w.mu.Unlock()
+				continue
+			}
+			delete(w.loading, key)
+			w.mu.Unlock()
+			return
+		}
+	}()
 }
 
 // fileChanged loads, reloads or unloads the plugin of one .wasm file. A

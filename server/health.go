@@ -14,21 +14,23 @@ import (
 
 const (
 	// storeCheckInterval is how often the gRPC health status is refreshed
-	// from a ping of the database.
+	// from a write to the database.
 	storeCheckInterval = 2 * time.Second
-	// storeCheckTimeout bounds a ping, and each read of the metrics.
+	// storeCheckTimeout bounds that write, and each read of the metrics.
 	storeCheckTimeout = 2 * time.Second
 )
 
-// checkStore pings the database within storeCheckTimeout.
+// checkStore checks within storeCheckTimeout that the database takes
+// writes: one that answers reads but refuses writes (a full disk) cannot
+// serve.
 func (s *Server) checkStore(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
 	defer cancel()
-	return s.store.Ping(ctx)
+	return s.store.CheckWrite(ctx, s.replica)
 }
 
 // watchStore keeps the gRPC health status (service "") in step with the
-// database: SERVING while it answers, NOT_SERVING while it does not.
+// database: SERVING while it takes writes, NOT_SERVING while it does not.
 func (s *Server) watchStore(ctx context.Context) {
 	t := time.NewTicker(storeCheckInterval)
 	defer t.Stop()
@@ -40,10 +42,10 @@ func (s *Server) watchStore(ctx context.Context) {
 		}
 		switch {
 		case err != nil && up:
-			s.log.Warn("database unreachable: health NOT_SERVING", "err", err)
+			s.log.Warn("database cannot write: health NOT_SERVING", "err", err)
 			s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 		case err == nil && !up:
-			s.log.Info("database reachable again: health SERVING")
+			s.log.Info("database writes again: health SERVING")
 			s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		}
 		up = err == nil
@@ -56,7 +58,7 @@ func (s *Server) watchStore(ctx context.Context) {
 }
 
 // ready says why the server cannot take work, nil when it can: it serves
-// gRPC (plugins are loaded by then) and its database answers.
+// gRPC (plugins are loaded by then) and its database takes writes.
 func (s *Server) ready(ctx context.Context) error {
 	if !s.serving.Load() {
 		return errors.New("not serving (starting or stopping)")

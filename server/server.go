@@ -30,9 +30,11 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/auth"
+	"github.com/go-arcade/arcade/server/bounds"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/logarchive"
 	"github.com/go-arcade/arcade/server/metrics"
@@ -161,7 +163,14 @@ type Config struct {
 	// HTTPListen is the address of the dashboard and the HTTP/JSON API
 	// (TLS like gRPC when TLSCert is set); empty turns it off.
 	HTTPListen string
+	// PipelineLimits bound a pipeline (jobs, stages, depends_on entries,
+	// size); zero fields take pipeline.DefaultLimits.
+	PipelineLimits pipeline.Limits
 }
+
+// maxPipelineBytes bounds pipeline_limits.yaml_bytes: a pipeline as stored
+// must fit a page of any listing, under the 16 MiB message limit.
+const maxPipelineBytes = 8 << 20
 
 // ScopedToken is an API token limited to a scope; Name names it in the
 // audit log (default "api_tokens[N]").
@@ -227,6 +236,16 @@ func (c *Config) Validate() error {
 	if c.ArtifactMaxBytes < 0 {
 		return errors.New("artifact_max_bytes: must not be negative")
 	}
+	for name, v := range map[string]int{"jobs": c.PipelineLimits.Jobs, "stages": c.PipelineLimits.Stages,
+		"edges": c.PipelineLimits.Edges, "yaml_bytes": c.PipelineLimits.YAMLBytes} {
+		if v < 0 {
+			return fmt.Errorf("pipeline_limits.%s: must not be negative, got %d", name, v)
+		}
+	}
+	if c.PipelineLimits.YAMLBytes > maxPipelineBytes {
+		return fmt.Errorf("pipeline_limits.yaml_bytes: at most %d (a pipeline must fit a page of any listing), got %d", maxPipelineBytes, c.PipelineLimits.YAMLBytes)
+	}
+	c.PipelineLimits = c.PipelineLimits.WithDefaults()
 	switch c.ArtifactUploads {
 	case "":
 		c.ArtifactUploads = "direct"
@@ -354,6 +373,8 @@ type Server struct {
 	replica string
 	// httpMounts are extra handlers of the HTTP listener.
 	httpMounts map[string]http.Handler
+	// stopping ends streams and long polls when the server stops.
+	stopping *stopper
 	// keyring seals secrets; audit records every write.
 	keyring *secrets.Keyring
 	// hooks serves the forge webhooks (nil: no git on this server).
@@ -384,6 +405,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	authn := auth.New(cfg.AgentToken, cfg.APIToken, func(ctx context.Context, hash string) (string, error) {
 		a, err := st.AgentByTokenHash(ctx, hash)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("%w: %v", auth.ErrNoAnswer, err)
+		}
 		if err != nil {
 			return "", err
 		}
@@ -401,6 +425,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	svc := service.New(service.Config{
 		PublicURL:         cfg.PublicURL,
+		PipelineLimits:    cfg.PipelineLimits,
 		Secrets:           ring,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxPollWait:       cfg.MaxPollWait,
@@ -429,9 +454,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	auditLog := audit.New(st, audit.Config{MaxEvents: cfg.AuditMaxEvents, MaxAge: cfg.AuditMaxAge}, logger.With("component", "audit"))
 	authn.OnDenied(auditLog.Denied)
 	svc.UseAuditLog(auditLog)
+	// Bounds come first: the codec's note of a field with invalid UTF-8 is
+	// taken by them on every call, authenticated or not.
+	rules, codec := bounds.New(cfg.PipelineLimits), bounds.NewCodec()
+	stopping := newStopper()
 	gs := grpc.NewServer(append(opts,
-		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor(), limiter.UnaryInterceptor(), auditLog.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor(), limiter.StreamInterceptor(), auditLog.StreamInterceptor(), stats.StreamInterceptor()),
+		grpc.ForceServerCodecV2(codec),
+		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), stopping.unary(), authn.UnaryInterceptor(), limiter.UnaryInterceptor(), auditLog.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), stopping.stream(), authn.StreamInterceptor(), limiter.StreamInterceptor(), auditLog.StreamInterceptor(), stats.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying
@@ -505,7 +535,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, stopping: stopping,
 		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString(), keyring: ring, audit: auditLog}
 	srv.hooks = setUpSources(cfg, st, svc, auditLog, logger)
 	srv.statuses = statuses
@@ -597,6 +627,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.serving.Store(false)
 	s.health.Shutdown()
+	// Streams and long polls end now (agents reconnect elsewhere), and so
+	// do plugin calls and loads whatever the plugins do; other calls in
+	// flight get the grace below.
+	s.stopping.stop()
+	s.plugins.StopAutoWatch()
+	if err := s.plugins.Close(context.Background()); err != nil {
+		s.log.Warn("close plugins", "err", err)
+	}
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {

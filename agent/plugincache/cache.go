@@ -41,14 +41,22 @@ type Policy struct {
 	TrustedKeys []ed25519.PublicKey
 	// Require refuses a module not signed by a trusted key.
 	Require bool
+	// MaxModuleBytes bounds a module: a larger one is refused from the size
+	// the server announces, before it is downloaded (0:
+	// host.DefaultMaxModuleBytes, the server's default bound).
+	MaxModuleBytes int64
+}
+
+func (p Policy) maxBytes() int64 {
+	if p.MaxModuleBytes > 0 {
+		return p.MaxModuleBytes
+	}
+	return host.DefaultMaxModuleBytes
 }
 
 // ErrRefused marks a module the cache refuses: a wrong digest or size, a
 // missing or bad signature.
 var ErrRefused = errors.New("module refused")
-
-// MaxModuleBytes bounds a module the cache accepts.
-const MaxModuleBytes = 256 << 20
 
 // Cache is the agent's plugin module cache. It is safe for concurrent use.
 type Cache struct {
@@ -89,12 +97,16 @@ func (c *Cache) Get(ctx context.Context, mod *agentv1.PluginModule) ([]byte, err
 	if !hexDigest.MatchString(sum) {
 		return nil, fmt.Errorf("plugin %s: %w: sha256 %q is not 64 hex digits", mod.GetName(), ErrRefused, mod.GetSha256())
 	}
+	max := c.policy.maxBytes()
+	if size := mod.GetSizeBytes(); size > max {
+		return nil, fmt.Errorf("plugin %s: %w: %d bytes, more than this agent's max_module_bytes (%d)", mod.GetName(), ErrRefused, size, max)
+	}
 	lock := c.lockFor(sum)
 	lock.Lock()
 	defer lock.Unlock()
 
 	path := c.Path(sum)
-	data, err := os.ReadFile(path)
+	data, err := readAtMost(path, max)
 	switch {
 	case err == nil:
 		if digest(data) == sum {
@@ -154,8 +166,8 @@ func (c *Cache) fetch(ctx context.Context, mod *agentv1.PluginModule, sum string
 				return nil, fmt.Errorf("plugin %s: %w: the server sent %s, not %s", mod.GetName(), ErrRefused, got, sum)
 			}
 		}
-		if buf.Len()+len(msg.GetData()) > MaxModuleBytes {
-			return nil, fmt.Errorf("plugin %s: %w: larger than %d bytes", mod.GetName(), ErrRefused, MaxModuleBytes)
+		if max := c.policy.maxBytes(); int64(buf.Len()+len(msg.GetData())) > max {
+			return nil, fmt.Errorf("plugin %s: %w: larger than this agent's max_module_bytes (%d)", mod.GetName(), ErrRefused, max)
 		}
 		buf.Write(msg.GetData())
 	}
@@ -186,6 +198,22 @@ func (c *Cache) checkSignature(mod *agentv1.PluginModule, data []byte) error {
 		return fmt.Errorf("plugin %s: %w: bad signature: not by a key this agent trusts, or the module changed after signing", mod.GetName(), ErrRefused)
 	}
 	return nil
+}
+
+// readAtMost reads a cached module of at most max bytes; a larger file
+// reads as missing (it is fetched again, within the bound).
+func readAtMost(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if st.Size() > max {
+		return nil, fs.ErrNotExist
+	}
+	return io.ReadAll(io.LimitReader(f, max))
 }
 
 func digest(b []byte) string {

@@ -139,3 +139,28 @@ func TestSignaturePolicy(t *testing.T) {
 		t.Error("requiring signatures without a trusted key was accepted")
 	}
 }
+
+// A module larger than the agent's bound is refused from the size the
+// server announces, before any download; one whose stream runs past the
+// bound (a server announcing less than it sends) is refused too.
+func TestModuleSizeBound(t *testing.T) {
+	data := []byte("\x00asm\x01\x00\x00\x00" + strings.Repeat("x", 100))
+	srv := &server{mod: module(data), data: data}
+	c, err := New(t.TempDir(), srv, Policy{MaxModuleBytes: 64}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(context.Background(), srv.mod)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "108 bytes, more than this agent's max_module_bytes (64)") {
+		t.Fatalf("an announced 108-byte module under a 64-byte bound: %v", err)
+	}
+	if n := srv.calls.Load(); n != 0 {
+		t.Fatalf("%d downloads of a module refused by its size", n)
+	}
+	understated := module(data)
+	understated.SizeBytes = 10
+	srv.mod = understated
+	if _, err := c.Get(context.Background(), understated); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "larger than this agent's max_module_bytes (64)") {
+		t.Fatalf("a stream past the bound: %v", err)
+	}
+}

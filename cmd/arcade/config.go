@@ -177,6 +177,12 @@ type serverSettings struct {
 	ArtifactDownloads     string        `koanf:"artifact_downloads"`
 	ArtifactURLTTL        time.Duration `koanf:"artifact_url_ttl"`
 	HTTPListen            string        `koanf:"http_listen"`
+	PipelineLimits        struct {
+		Jobs      int `koanf:"jobs"`
+		Stages    int `koanf:"stages"`
+		Edges     int `koanf:"edges"`
+		YAMLBytes int `koanf:"yaml_bytes"`
+	} `koanf:"pipeline_limits"`
 }
 
 var serverDefaults = map[string]any{
@@ -211,6 +217,8 @@ type agentSettings struct {
 	RequireSigs    bool              `koanf:"require_signatures"`
 	Git            string            `koanf:"git"`
 	GitMirrorMax   int64             `koanf:"git_mirror_max_bytes"`
+	MaskMinLength  int               `koanf:"mask_min_length"`
+	MaxModuleBytes int64             `koanf:"max_module_bytes"`
 	Container      struct {
 		Runtime       string        `koanf:"runtime"`
 		Host          string        `koanf:"host"`

@@ -73,6 +73,39 @@ func TestAgentLabelsFromFlagsAndEnv(t *testing.T) {
 	}
 }
 
+// pipeline_limits and mask_min_length are read from the files.
+func TestLimitsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "server.yaml")
+	if err := os.WriteFile(file, []byte("pipeline_limits: {jobs: 5, stages: 2, edges: 7, yaml_bytes: 4096}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flags := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	flags.String("config", "", "")
+	addServerFlags(flags)
+	var s serverSettings
+	if err := loadConfig(&s, serverDefaults, file, true, flags); err != nil {
+		t.Fatal(err)
+	}
+	if l := s.PipelineLimits; l.Jobs != 5 || l.Stages != 2 || l.Edges != 7 || l.YAMLBytes != 4096 {
+		t.Errorf("pipeline_limits = %+v", l)
+	}
+	agentFile := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(agentFile, []byte("mask_min_length: 12\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	aflags := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	aflags.String("config", "", "")
+	addAgentFlags(aflags)
+	var a agentSettings
+	if err := loadConfig(&a, agentDefaults, agentFile, true, aflags); err != nil {
+		t.Fatal(err)
+	}
+	if a.MaskMinLength != 12 {
+		t.Errorf("mask_min_length = %d", a.MaskMinLength)
+	}
+}
+
 // TestAgentContainerSettings: the engine an agent looks for comes from
 // container: in the file, ARCADE_CONTAINER_RUNTIME / ARCADE_CONTAINER_HOST,
 // --container-runtime / --docker-host, and DOCKER_HOST last.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-arcade/arcade/agent"
 	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/server"
 	"github.com/go-arcade/arcade/server/notify"
 )
@@ -77,6 +78,8 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
+		PipelineLimits: pipeline.Limits{Jobs: s.PipelineLimits.Jobs, Stages: s.PipelineLimits.Stages,
+			Edges: s.PipelineLimits.Edges, YAMLBytes: s.PipelineLimits.YAMLBytes},
 		ArtifactUploads: s.ArtifactUploads, ArtifactDownloads: s.ArtifactDownloads, ArtifactURLTTL: s.ArtifactURLTTL,
 	}, nil
 }
@@ -146,6 +149,7 @@ func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,
+		MaskMinLength: s.MaskMinLength, MaxModuleBytes: s.MaxModuleBytes,
 		TLS: client.TLS{CAFile: s.TLSCA, CertFile: s.ClientCert, KeyFile: s.ClientKey, ServerName: s.TLSServerName},
 	}, nil
 }
@@ -180,8 +184,8 @@ func newAgentCmd(g *globals) *cobra.Command {
 	cmd.Flags().String("client-cert", "", "client certificate for servers that require one (with --client-key)")
 	cmd.Flags().String("client-key", "", "private key of --client-cert")
 	cmd.Flags().String("tls-server-name", "", "name to expect in the server's certificate")
-	cmd.Flags().String("data-dir", "", "where fetched plugin modules and their compilation cache live (default: the work dir)")
-	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd(), newAgentTrustCmd())
+	cmd.Flags().String("data-dir", "", "where the agent keeps its identity (id and token, mode 0600), fetched plugin modules and their compilation cache (default: the work dir)")
+	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd(), newAgentTrustCmd(), newAgentLabelCmd())
 	return cmd
 }
 

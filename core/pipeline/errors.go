@@ -6,7 +6,10 @@
 // file and a CreatePipeline request are one and the same thing once parsed.
 package pipeline
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Error is a validation or parse error naming the field at fault, e.g.
 // Field "stages[1].jobs[0].depends_on".
@@ -22,3 +25,5 @@ func errorf(field, format string, args ...any) *Error {
 }
 
 func jobField(stage, job int) string { return fmt.Sprintf("stages[%d].jobs[%d]", stage, job) }
+
+func indexField(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }

@@ -211,8 +211,17 @@ func TestPlanTopologicalAndDeps(t *testing.T) {
 			}
 		}
 	}
-	if got := plan.Node("c2").Deps; !slices.Equal(got, []string{"a", "b1", "b2", "b3"}) {
-		t.Fatalf("stage barrier deps of c2 = %v", got)
+	// c2 declares no depends_on: it waits for the stage barrier, which the
+	// plan holds once, not as an edge to every earlier job.
+	c2 := plan.Node("c2")
+	if len(c2.Deps) != 0 || !c2.Barrier() || plan.WaitingFor(c2) != "stage two" {
+		t.Fatalf("c2: deps %v, barrier %v, waiting for %q", c2.Deps, c2.Barrier(), plan.WaitingFor(c2))
+	}
+	if a := plan.Node("a"); a.Barrier() || plan.WaitingFor(a) != "nothing" {
+		t.Fatalf("a: barrier %v, waiting for %q", a.Barrier(), plan.WaitingFor(a))
+	}
+	if got := plan.WaitingFor(plan.Node("c1")); got != "b1, b2, b3" {
+		t.Fatalf("c1 waits for %q", got)
 	}
 }
 

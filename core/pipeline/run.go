@@ -68,57 +68,64 @@ type Step struct {
 //   - always runs in any case (clean-up).
 //
 // Otherwise the job is skipped. Skips are decided in the same call, so a
-// failure skips its whole downstream at once.
+// failure skips its whole downstream at once. One call is linear in jobs +
+// edges: whether a vertex is final and the first failure upstream of it are
+// carried along the topological order, never collected per job.
 func (p *Plan) Next(outcomes map[string]Outcome) Step {
-	cur := maps.Clone(outcomes)
-	if cur == nil {
-		cur = map[string]Outcome{}
-	}
 	step := Step{Skip: map[string]string{}}
-	for _, n := range p.Nodes {
-		if cur[n.Name] != Waiting {
-			continue
-		}
+	cur := make([]Outcome, len(p.deps))
+	for v := 0; v < p.jobs; v++ {
+		cur[v] = outcomes[p.names[v]]
+	}
+	// final[v]: the vertex is done (a barrier: every job before it is);
+	// failed[v]: the first job upstream of v that failed, "" if none.
+	final := make([]bool, len(p.deps))
+	failed := make([]string, len(p.deps))
+	for _, v := range p.order {
 		ready := true
-		for _, d := range n.Deps {
-			if !cur[d].Done() {
+		for _, d := range p.deps[v] {
+			if !final[d] {
 				ready = false
-				break
+			}
+			if failed[v] != "" {
+				continue
+			}
+			if d < int32(p.jobs) && cur[d].bad() {
+				failed[v] = p.names[d]
+			} else {
+				failed[v] = failed[d]
 			}
 		}
-		if !ready {
+		if int(v) >= p.jobs { // a barrier
+			final[v] = ready
 			continue
 		}
-		failedUp := ""
-		for _, u := range n.upstream {
-			if cur[u].bad() {
-				failedUp = u
-				break
+		if cur[v] == Waiting && ready {
+			n := p.byName[p.names[v]]
+			run, reason := false, ""
+			switch n.Job.GetWhen() {
+			case jobv1.RunCondition_RUN_CONDITION_ALWAYS:
+				run = true
+			case jobv1.RunCondition_RUN_CONDITION_ON_FAILURE:
+				run = failed[v] != ""
+				reason = "skipped: nothing upstream failed (when: on_failure)"
+			default:
+				run = failed[v] == ""
+				reason = fmt.Sprintf("skipped: %s did not succeed", failed[v])
+			}
+			if run {
+				step.Start = append(step.Start, n.Name)
+				cur[v] = Active
+			} else {
+				step.Skip[n.Name] = reason
+				cur[v] = Skipped
 			}
 		}
-		run := false
-		reason := ""
-		switch n.Job.GetWhen() {
-		case jobv1.RunCondition_RUN_CONDITION_ALWAYS:
-			run = true
-		case jobv1.RunCondition_RUN_CONDITION_ON_FAILURE:
-			run = failedUp != ""
-			reason = "skipped: nothing upstream failed (when: on_failure)"
-		default:
-			run = failedUp == ""
-			reason = fmt.Sprintf("skipped: %s did not succeed", failedUp)
-		}
-		if run {
-			step.Start = append(step.Start, n.Name)
-			cur[n.Name] = Active
-		} else {
-			step.Skip[n.Name] = reason
-			cur[n.Name] = Skipped
-		}
+		final[v] = cur[v].Done()
 	}
 	step.Done, step.Status = true, jobstate.Success
-	for _, n := range p.Nodes {
-		switch o := cur[n.Name]; {
+	for v := 0; v < p.jobs; v++ {
+		switch o := cur[v]; {
 		case !o.Done():
 			step.Done = false
 		case o.bad():
@@ -136,10 +143,8 @@ func (p *Plan) Next(outcomes map[string]Outcome) Step {
 func EnvFor(p *jobv1.PipelineDetail, n *Node, params map[string]string) map[string]string {
 	env := map[string]string{}
 	maps.Copy(env, p.GetEnv())
-	for _, st := range p.GetStages() {
-		if st.GetName() == n.Stage {
-			maps.Copy(env, st.GetEnv())
-		}
+	if st := p.GetStages(); n.StageIndex < len(st) && st[n.StageIndex].GetName() == n.Stage {
+		maps.Copy(env, st[n.StageIndex].GetEnv())
 	}
 	maps.Copy(env, n.Job.GetEnv())
 	maps.Copy(env, params)

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -22,7 +23,12 @@ const MaxAttempts = 100
 // depends_on, a duplicate job name, a bad selector, a negative timeout, an
 // unknown when, and the plainer mistakes. Cron expressions and time zones
 // are checked by the caller, which owns the clock and the zone database.
+// The pipeline must be within DefaultLimits (Limits.Validate for others).
 func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
+	return DefaultLimits.Validate(context.Background(), p)
+}
+
+func validate(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, error) {
 	if p == nil {
 		return nil, errorf("pipeline", "must be set")
 	}
@@ -93,9 +99,14 @@ func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 			if err := checkSecretRefs(jf+".secrets", j.GetSecrets()); err != nil {
 				return nil, err
 			}
+			if len(where)%cancelCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
-	return newPlan(p)
+	return newPlan(ctx, p)
 }
 
 func checkName(field, name string) error {

@@ -30,7 +30,7 @@ type HTTP struct {
 	// Authorizations are the Authorization headers seen (to check that
 	// a credential reached the server).
 	Authorizations []string
-	onRequest func(*http.Request)
+	onRequest      func(*http.Request)
 }
 
 // OnRequest makes fn see each request before it is served (while the

@@ -246,9 +246,13 @@ func (c *cluster) stop() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	if out, err := c.run(ctx, c.bins.pgCtl, "stop", "-D", c.data, "-m", "immediate", "-w", "-t", "20"); err != nil {
-		errs = append(errs, fmt.Errorf("pg_ctl stop: %w\n%s", err, out))
-		_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.exited: // halted, and not started again
+	default:
+		if out, err := c.run(ctx, c.bins.pgCtl, "stop", "-D", c.data, "-m", "immediate", "-w", "-t", "20"); err != nil {
+			errs = append(errs, fmt.Errorf("pg_ctl stop: %w\n%s", err, out))
+			_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+		}
 	}
 	select {
 	case <-c.exited:

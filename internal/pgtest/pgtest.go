@@ -13,6 +13,10 @@
 //
 // Start fails the test when the package's TestMain does not call Main.
 //
+// A test that stops the database under a running application (an outage)
+// takes a server of its own with [StartServer], which it may Stop and
+// Start again without touching other tests' databases.
+//
 // The PostgreSQL binaries (initdb, pg_ctl, postgres) are looked up through
 // initdb in PATH, then in /usr/lib/postgresql/*/bin, highest version first.
 // When they are missing Start skips the test, unless the environment
@@ -175,6 +179,62 @@ func Outage(tb testing.TB) (resume func()) {
 	}
 	tb.Cleanup(resume)
 	return resume
+}
+
+// Server is a PostgreSQL server of one test's own: the test may stop it and
+// start it again (the database going away under a running application)
+// without touching the databases of other tests.
+type Server struct {
+	c *cluster
+	// DSN names the server's one database, made for the test.
+	DSN string
+}
+
+// StartServer starts a PostgreSQL cluster for tb alone, on a free port of
+// 127.0.0.1, with one new, empty database (Server.DSN). The cluster is
+// stopped and its directory removed when the test ends (its cleanups
+// registered after StartServer run before). It skips or fails the test
+// like Start when the binaries are missing; it needs no TestMain.
+func StartServer(tb testing.TB) *Server {
+	tb.Helper()
+	bins, err := lookupBinaries()
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			tb.Fatalf("pgtest: PostgreSQL binaries not found, and %s=1: %v", RequireEnv, err)
+		}
+		tb.Skipf("pgtest: PostgreSQL binaries not found, skipping (install PostgreSQL, or set %s=1 to fail instead): %v", RequireEnv, err)
+	}
+	c, err := startCluster(bins)
+	if err != nil {
+		tb.Fatalf("pgtest: starting PostgreSQL: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := c.stop(); err != nil {
+			tb.Errorf("pgtest: stopping PostgreSQL: %v", err)
+		}
+	})
+	name := databaseName(tb.Name(), dbSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.createDatabase(ctx, name); err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	return &Server{c: c, DSN: c.dsn(name)}
+}
+
+// Stop stops the server with a fast shutdown: connections are cut, and new
+// ones are refused until Start.
+func (s *Server) Stop(tb testing.TB) {
+	tb.Helper()
+	s.c.halt()
+}
+
+// Start starts a stopped server again on the same port and data.
+func (s *Server) Start(tb testing.TB) {
+	tb.Helper()
+	if err := s.c.resume(); err != nil {
+		tb.Fatalf("pgtest: start again: %v", err)
+	}
 }
 
 // Main runs the tests of m, then stops the cluster that Start may have

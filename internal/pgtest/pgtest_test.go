@@ -113,3 +113,30 @@ func TestAvailable(t *testing.T) {
 	// Start must not skip when Available says the binaries are there.
 	_ = pgtest.Start(t)
 }
+
+// TestPrivateServerStopsAndStarts: a test's own server refuses connections
+// while stopped and serves the same data once started again, while the
+// shared cluster goes on serving.
+func TestPrivateServerStopsAndStarts(t *testing.T) {
+	shared := open(t, pgtest.Start(t))
+	srv := pgtest.StartServer(t)
+	db := open(t, srv.DSN)
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop(t)
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(qctx); err == nil {
+		t.Fatal("a stopped server answered")
+	}
+	if err := shared.PingContext(qctx); err != nil {
+		t.Fatalf("the shared cluster stopped too: %v", err)
+	}
+	srv.Start(t)
+	var x int
+	if err := db.QueryRowContext(ctx, "SELECT x FROM kept").Scan(&x); err != nil || x != 42 {
+		t.Fatalf("after the start: %d, %v", x, err)
+	}
+}

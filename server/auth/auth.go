@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -65,8 +66,13 @@ func WithIdentity(ctx context.Context, id Identity) context.Context {
 }
 
 // AgentLookup finds the agent id holding a token hash; it returns an error
-// when no agent holds it.
+// when no agent holds it, one that wraps ErrNoAnswer when it could not tell
+// (the database is down).
 type AgentLookup func(ctx context.Context, tokenHash string) (string, error)
+
+// ErrNoAnswer marks a lookup that could not be done: the call is answered
+// Unavailable (retry), not Unauthenticated (register again).
+var ErrNoAnswer = errors.New("cannot check the token now")
 
 // Authenticator checks tokens.
 type Authenticator struct {
@@ -224,6 +230,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, method string) (contex
 		}
 	}
 	agentID, err := a.agentFor(ctx, token)
+	if errors.Is(err, ErrNoAnswer) {
+		return nil, status.Errorf(codes.Unavailable, "agent token: %v", err)
+	}
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, "invalid agent token: register again")
 	}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -55,5 +56,32 @@ func TestParseScope(t *testing.T) {
 	}
 	if _, err := ParseScope("root"); err == nil {
 		t.Error("ParseScope(root) succeeded")
+	}
+}
+
+// TestAgentLookupOutage: an agent token that cannot be checked because the
+// database is down is answered Unavailable (retry), not Unauthenticated,
+// which would send the agent to register again.
+func TestAgentLookupOutage(t *testing.T) {
+	down := true
+	a := New("reg", "root", func(_ context.Context, h string) (string, error) {
+		if down {
+			return "", fmt.Errorf("%w: connection refused", ErrNoAnswer)
+		}
+		if h == Hash("agent-token") {
+			return "agent-1", nil
+		}
+		return "", errors.New("no agent holds it")
+	})
+	const method = "/arcade.agent.v1.AgentService/Heartbeat"
+	if got := status.Code(call(a, "agent-token", method)); got != codes.Unavailable {
+		t.Errorf("database down: %v, want Unavailable", got)
+	}
+	down = false
+	if got := status.Code(call(a, "agent-token", method)); got != codes.OK {
+		t.Errorf("database back: %v, want OK", got)
+	}
+	if got := status.Code(call(a, "someone-else", method)); got != codes.Unauthenticated {
+		t.Errorf("unknown token: %v, want Unauthenticated", got)
 	}
 }

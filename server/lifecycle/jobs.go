@@ -66,22 +66,43 @@ type Report struct {
 	// Artifacts are the files the attempt kept, with a final status.
 	// JobID and Attempt are filled in; a zero CreatedAt becomes now.
 	Artifacts []store.Artifact
+	// LogLines is how many log lines the attempt wrote, with a final
+	// status: no line past it is taken afterwards (MayLog).
+	LogLines int64
 }
 
 // Report applies an agent's report on an attempt leased to it: RUNNING
 // confirms the attempt started, a final status ends it (or starts the next
 // attempt when its retries allow). A repeated final report changes nothing.
 // It returns the job as stored.
+//
+// A final result of an attempt that was taken from its agent (its lease
+// expired after the grace, see Grace) comes too late to be applied: the
+// server already acted on the loss (the next attempt may run elsewhere, or
+// the job and its run failed and people were told). It is refused
+// (ErrNotLeased) and recorded as the last line of that attempt's log.
 func (l *Lifecycle) Report(ctx context.Context, rep Report) (*store.Job, error) {
 	to := rep.Status
 	now := l.now()
 	var retried, changed bool
+	var late *store.Job // the job as it stood when a late result came
 	j, err := l.store.ModifyJob(ctx, rep.JobID, func(j *store.Job) error {
+		lost := j.LostAttempt == rep.Attempt && j.LostAgentID == rep.AgentID && rep.AgentID != "" &&
+			(j.Attempt != rep.Attempt || jobstate.Terminal(status(j)))
+		if lost && jobstate.Terminal(to) {
+			c := *j
+			late = &c
+			return refuse(ErrNotLeased, "job %s attempt %d was taken from this agent before its result came (%s); the result is recorded in the attempt's log, not applied",
+				j.ID, rep.Attempt, lostBecause(j))
+		}
 		if j.AgentID != rep.AgentID || j.Attempt != rep.Attempt {
 			return refuse(ErrNotLeased, "job %s attempt %d is not leased to this agent", j.ID, rep.Attempt)
 		}
 		from := status(j)
 		if from == to && to != jobstate.Running {
+			if rep.LogLines > j.LogLines {
+				j.LogLines = rep.LogLines // a repeat may count lines the first did not
+			}
 			return nil // a repeated report
 		}
 		if err := jobstate.Check(from, to); err != nil {
@@ -105,6 +126,7 @@ func (l *Lifecycle) Report(ctx context.Context, rep Report) (*store.Job, error) 
 		}
 		j.ExitCode = rep.ExitCode
 		j.Message = rep.Message
+		j.LogLines = rep.LogLines
 		reason := reportedReason(to)
 		if to == jobstate.Failed && rep.Reason != jobstate.ReasonNone {
 			reason = rep.Reason
@@ -112,6 +134,9 @@ func (l *Lifecycle) Report(ctx context.Context, rep Report) (*store.Job, error) 
 		retried = finish(j, to, reason, now)
 		return nil
 	})
+	if late != nil {
+		l.recordLate(ctx, late, rep)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -273,6 +298,7 @@ func nextAttempt(j *store.Job) {
 	j.AgentID, j.AgentName = "", ""
 	j.StartedAt, j.FinishedAt, j.LeaseExpiresAt = time.Time{}, time.Time{}, time.Time{}
 	j.ExitCode = 0
+	j.LogLines = 0
 	j.EndReason = jobstate.ReasonNone
 	j.CancelRequested = false
 }

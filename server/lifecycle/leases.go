@@ -9,9 +9,55 @@ import (
 	"github.com/go-arcade/arcade/server/store"
 )
 
+// The grace. A lease says an agent was heard from lately; it only means
+// the agent is gone when the server was there to hear it and could store
+// what it heard. So no lease expires, no agent goes offline and no job is
+// ended as overdue while the server is in its grace: for a full lease
+// period after the life cycle starts (a server start, or restart) and after
+// the last query the store failed for want of a working database
+// (store.Trouble: unreachable, full, failing I/O). Agents that come back
+// within it renew their leases with their first heartbeat and report what
+// their jobs did; an agent that stays silent loses its jobs once the grace
+// is over.
+
+// Grace reports whether now falls in the grace, and when the grace ends.
+func (l *Lifecycle) Grace(now time.Time) (bool, time.Time) {
+	l.graceMu.Lock()
+	defer l.graceMu.Unlock()
+	in := now.Before(l.graceUntil)
+	if !in && l.troubled {
+		l.troubled = false
+		l.log.Info("the grace after the database failed is over: leases expire again", "grace_until", l.graceUntil)
+	}
+	return in, l.graceUntil
+}
+
+// StoreTrouble records that the store failed at the time at for want of a
+// working database (err says how): the grace lasts until a full lease
+// period after it.
+func (l *Lifecycle) StoreTrouble(at time.Time, err error) {
+	until := at.Add(l.cfg.LeaseTTL)
+	l.graceMu.Lock()
+	if until.After(l.graceUntil) {
+		l.graceUntil = until
+	}
+	first := !l.troubled
+	l.troubled = true
+	l.graceMu.Unlock()
+	if first {
+		// Said once per grace, not for every failed query.
+		l.log.Warn("the database failed; no lease expires before agents had a full lease period to be heard",
+			"grace_until", until, "err", err)
+	}
+}
+
 // ExpireLeases takes the running jobs whose lease ended before now away
-// from their agents (see LoseJob), as lost with their agent.
+// from their agents (see LoseJob), as lost with their agent; it does
+// nothing in the grace.
 func (l *Lifecycle) ExpireLeases(ctx context.Context, now time.Time) error {
+	if in, _ := l.Grace(now); in {
+		return nil
+	}
 	expired, err := l.store.ExpiredLeases(ctx, now)
 	if err != nil {
 		return err
@@ -61,6 +107,8 @@ func (l *Lifecycle) LoseJob(ctx context.Context, j *store.Job, reason jobstate.R
 			cur.StartedAt, cur.LeaseExpiresAt = time.Time{}, time.Time{}
 			return nil
 		}
+		// A result its agent sends late is recorded, not applied (Report).
+		cur.LostAttempt, cur.LostAgentID = cur.Attempt, cur.AgentID
 		if cur.CancelRequested {
 			cur.Status = jobstate.Name(jobstate.Cancelled)
 			cur.EndReason = jobstate.ReasonCancelled
@@ -92,9 +140,14 @@ func (l *Lifecycle) LoseJob(ctx context.Context, j *store.Job, reason jobstate.R
 	l.jobEnded(ctx, lost)
 }
 
-// EndOverdue ends as TIMEOUT the running jobs that ran more than the grace
-// past their timeout at now without their agent reporting them.
+// EndOverdue ends as TIMEOUT the running jobs that ran more than the
+// timeout grace past their timeout at now without their agent reporting
+// them; it does nothing in the lease grace (see Grace), when their agents
+// may not have been heard.
 func (l *Lifecycle) EndOverdue(ctx context.Context, now time.Time) error {
+	if in, _ := l.Grace(now); in {
+		return nil
+	}
 	running, err := l.store.RunningJobs(ctx, "")
 	if err != nil {
 		return err

@@ -8,8 +8,9 @@
 // Outcomes are typed values: an attempt that ends badly records a
 // jobstate.Reason beside its status, and retry policies read that reason,
 // never the message. Refusals are typed errors (ErrNotFound,
-// ErrInvalidTransition, ErrNotLeased, ErrInvalidArgument) that the gRPC
-// adapters in server/service turn into status codes in one place.
+// ErrInvalidTransition, ErrNotLeased, ErrInvalidArgument, ErrForbidden)
+// that the gRPC adapters in server/service turn into status codes in one
+// place.
 package lifecycle
 
 import (
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,6 +62,17 @@ type Lifecycle struct {
 	log   *slog.Logger
 	// sources prepares runs of pipelines with a source (nil: none do).
 	sources Sources
+
+	// plans keeps the plans of runs (plans.go); index the pipelines'
+	// triggers (triggerindex.go).
+	plans planCache
+	index triggerIndex
+
+	// graceMu guards graceUntil (before it, no lease expires: leases.go)
+	// and troubled (the store failed since the grace began).
+	graceMu    sync.Mutex
+	graceUntil time.Time
+	troubled   bool
 }
 
 // Sources prepares a run of a pipeline with a source before it is created:
@@ -80,12 +93,18 @@ func (l *Lifecycle) UseSources(s Sources) { l.sources = s }
 // for the Sources.
 func Refuse(kind error, format string, args ...any) error { return refuse(kind, format, args...) }
 
-// New returns the life cycle over a migrated store; now is its clock.
+// New returns the life cycle over a migrated store; now is its clock. Its
+// grace starts: no lease expires before agents had a full lease period to
+// reach this server (see Grace). Every query the store fails for want of a
+// working database (store.Trouble) extends the grace the same way.
 func New(cfg Config, s *store.Store, fx Effects, now func() time.Time, logger *slog.Logger) *Lifecycle {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Lifecycle{cfg: cfg, store: s, fx: fx, now: now, log: logger}
+	l := &Lifecycle{cfg: cfg, store: s, fx: fx, now: now, log: logger}
+	l.graceUntil = now().Add(cfg.LeaseTTL)
+	s.OnTrouble(func(err error) { l.StoreTrouble(l.now(), err) })
+	return l
 }
 
 // The kinds of refusal. Errors returned by Lifecycle answer errors.Is for
@@ -107,6 +126,9 @@ var (
 	// ErrFailedPrecondition: the server cannot do it as it stands (a
 	// pipeline with a source on a server without git).
 	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrForbidden: the caller may not act on this job attempt (an agent
+	// writing into the log of an attempt it does not hold).
+	ErrForbidden = errors.New("forbidden")
 )
 
 // refusal is an error of one kind with its own message.

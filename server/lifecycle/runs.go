@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,10 +86,15 @@ func (l *Lifecycle) StopRun(ctx context.Context, runID, reason string) (*store.P
 	if reason == "" {
 		reason = "pipeline stopped by request"
 	}
+	rp, err := l.runPlan(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
 	now := l.now()
 	var agents []string
 	r, err := l.store.ModifyRun(ctx, runID, func(r *store.PipelineRun, jobs []*store.Job) (store.RunChange, error) {
 		var ch store.RunChange
+		agents = agents[:0]
 		if err := setRunStatus(r, jobstate.Cancelled, now); err != nil {
 			return ch, refuse(ErrInvalidTransition, "run %s: %v", r.ID, err)
 		}
@@ -110,13 +114,9 @@ func (l *Lifecycle) StopRun(ctx context.Context, runID, reason string) (*store.P
 			j.Message, j.UpdatedAt = reason, now
 			ch.Update = append(ch.Update, j)
 		}
-		spec, plan, err := RunPlan(r)
-		if err != nil {
-			return ch, err
-		}
-		for _, n := range plan.Nodes {
+		for _, n := range rp.plan.Nodes {
 			if !have[n.Name] {
-				j := newRunJob(r, spec, n, now)
+				j := newRunJob(r, rp.spec, n, now)
 				j.Status, j.EndReason, j.FinishedAt, j.Message = jobstate.Name(jobstate.Cancelled), jobstate.ReasonCancelled, now, reason+" before the job started"
 				ch.Insert = append(ch.Insert, j)
 			}
@@ -126,6 +126,7 @@ func (l *Lifecycle) StopRun(ctx context.Context, runID, reason string) (*store.P
 	if err != nil {
 		return nil, err
 	}
+	l.plans.forget(runID)
 	for _, a := range agents {
 		l.fx.Cancel(a)
 	}
@@ -149,17 +150,20 @@ func setRunStatus(r *store.PipelineRun, to jobstate.Status, now time.Time) error
 	return nil
 }
 
-// RunPlan reads the definition a run started with and its plan.
-func RunPlan(r *store.PipelineRun) (*jobv1.PipelineDetail, *pipeline.Plan, error) {
-	spec, err := DecodeSpec(r.Spec)
+// RunPlan returns the definition a run started with and its plan, planned
+// once per run: a run's definition is a snapshot that never changes.
+func (l *Lifecycle) RunPlan(ctx context.Context, r *store.PipelineRun) (*jobv1.PipelineDetail, *pipeline.Plan, error) {
+	rp, err := l.plans.get(ctx, r.ID, func() (*store.PipelineRun, error) { return r, nil })
 	if err != nil {
 		return nil, nil, err
 	}
-	plan, err := pipeline.Validate(spec)
-	if err != nil {
-		return nil, nil, fmt.Errorf("run %s: stored pipeline is invalid: %w", r.ID, err)
-	}
-	return spec, plan, nil
+	return rp.spec, rp.plan, nil
+}
+
+// runPlan is the plan of the run runID, read from the store only when it is
+// not planned yet. Planning happens here, before any transaction.
+func (l *Lifecycle) runPlan(ctx context.Context, runID string) (*runPlan, error) {
+	return l.plans.get(ctx, runID, func() (*store.PipelineRun, error) { return l.store.GetRun(ctx, runID) })
 }
 
 // newRunJob is the pending job row of a plan node.
@@ -243,18 +247,71 @@ func retryAfter(n *pipeline.Node, j *store.Job) (time.Duration, bool) {
 
 // AdvanceRuns moves every run under way along: it starts retries whose
 // backoff passed and notices jobs that ended while nobody advanced the run.
-// Housekeeping calls it every tick.
+// Housekeeping calls it every tick. A run is looked at without a lock
+// (the few columns of its jobs the plan needs) and locked only when it has
+// something to do; its plan is the one made when it started.
 func (l *Lifecycle) AdvanceRuns(ctx context.Context) error {
-	ids, err := l.store.ActiveRuns(ctx)
+	runs, err := l.store.ActiveRunStatuses(ctx)
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := l.AdvanceRun(ctx, id); err != nil && ctx.Err() == nil {
-			l.log.Warn("advance pipeline run", "run", id, "err", err)
+	for _, r := range runs {
+		if ctx.Err() != nil {
+			return nil
+		}
+		rp, err := l.runPlan(ctx, r.ID)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("advance pipeline run", "run", r.ID, "err", err)
+			}
+			continue
+		}
+		jobs, err := l.store.RunJobStates(ctx, r.ID)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("advance pipeline run", "run", r.ID, "err", err)
+			}
+			continue
+		}
+		st, err := jobstate.Parse(r.Status)
+		if err != nil {
+			st = jobstate.Pending
+		}
+		if !wouldAdvance(rp.plan, st, jobs, l.now()) {
+			continue
+		}
+		if err := l.AdvanceRun(ctx, r.ID); err != nil && ctx.Err() == nil {
+			l.log.Warn("advance pipeline run", "run", r.ID, "err", err)
 		}
 	}
 	return nil
+}
+
+// wouldAdvance says whether AdvanceRun would change anything of a run in
+// status st with these jobs: a retry due, a job to start or skip, the run
+// to end, or a pending run whose jobs started.
+func wouldAdvance(plan *pipeline.Plan, st jobstate.Status, jobs []*store.Job, now time.Time) bool {
+	if pipeline.RunTerminal(st) {
+		return false
+	}
+	outcomes := make(map[string]pipeline.Outcome, len(jobs))
+	for _, j := range jobs {
+		if st == jobstate.Pending && (!j.StartedAt.IsZero() || j.Attempt > 1) {
+			return true
+		}
+		o := pipeline.OutcomeOf(status(j))
+		if n := plan.Node(j.Name); n != nil && o == pipeline.Failed {
+			if wait, ok := retryAfter(n, j); ok {
+				if !now.Before(j.FinishedAt.Add(wait)) {
+					return true
+				}
+				o = pipeline.Active
+			}
+		}
+		outcomes[j.Name] = o
+	}
+	step := plan.Next(outcomes)
+	return len(step.Start) > 0 || len(step.Skip) > 0 || step.Done
 }
 
 // AdvanceRun applies the plan to a run: retries due attempts, creates the
@@ -262,6 +319,11 @@ func (l *Lifecycle) AdvanceRuns(ctx context.Context) error {
 // run when every job is final. A run that succeeds starts the pipelines
 // triggered by its completion.
 func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
+	rp, err := l.runPlan(ctx, runID)
+	if err != nil {
+		return err
+	}
+	spec, plan := rp.spec, rp.plan
 	now := l.now()
 	var wake, ended, changed bool
 	var created []*store.Job
@@ -270,10 +332,6 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 		wake, ended, changed, created = false, false, false, nil
 		if pipeline.RunTerminal(runStatus(r)) {
 			return ch, store.ErrUnchanged
-		}
-		spec, plan, err := RunPlan(r)
-		if err != nil {
-			return ch, err
 		}
 		dirty, started := false, false
 		outcomes := map[string]pipeline.Outcome{}
@@ -313,9 +371,13 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 				}
 				break
 			}
+			starting := make(map[string]bool, len(step.Start))
+			for _, name := range step.Start {
+				starting[name] = true
+			}
 			for _, n := range plan.Nodes {
 				reason, skip := step.Skip[n.Name]
-				if !skip && !slices.Contains(step.Start, n.Name) {
+				if !skip && !starting[n.Name] {
 					continue
 				}
 				j := newRunJob(r, spec, n, now)
@@ -357,6 +419,7 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 		l.fx.Wake()
 	}
 	if ended {
+		l.plans.forget(runID)
 		l.log.Info("pipeline run ended", "pipeline", r.PipelineName, "run", r.ID, "number", r.Number, "status", r.Status)
 		if runStatus(r) == jobstate.Success {
 			l.pipelineCompleted(ctx, r)

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
@@ -15,53 +16,58 @@ import (
 // pipelines that name its pipeline in a pipeline trigger.
 
 // pipelineCompleted starts the pipelines whose trigger names the pipeline of
-// a run that just succeeded.
+// a run that just succeeded. The triggers come from the index: no
+// definition is read but those that changed.
 func (l *Lifecycle) pipelineCompleted(ctx context.Context, done *store.PipelineRun) {
-	ps, _, err := l.store.ListPipelines(ctx, store.Page{Order: store.Order{Column: "name"}})
+	ps, err := l.index.pipelines(ctx, l.store)
 	if err != nil {
 		l.log.Warn("pipeline-completed triggers", "err", err)
 		return
 	}
-	for _, p := range ps {
-		if p.ID == done.PipelineID {
+	for _, ip := range ps {
+		if ip.id == done.PipelineID || !slices.ContainsFunc(ip.after, func(a string) bool { return a == done.PipelineName || a == done.PipelineID }) {
 			continue
 		}
-		spec, err := DecodeSpec(p.Spec)
+		p, err := l.store.GetPipeline(ctx, ip.id)
 		if err != nil {
+			l.log.Warn("pipeline-completed trigger", "pipeline", ip.name, "after", done.PipelineName, "err", err)
 			continue
 		}
-		for _, t := range spec.GetTriggers() {
-			if t.GetType() != jobv1.TriggerType_TRIGGER_TYPE_PIPELINE || (t.GetPipeline() != done.PipelineName && t.GetPipeline() != done.PipelineID) {
-				continue
-			}
-			cause := fmt.Sprintf("pipeline %s run #%d succeeded", done.PipelineName, done.Number)
-			if _, err := l.StartRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_PIPELINE, cause, nil); err != nil {
-				l.log.Warn("pipeline-completed trigger", "pipeline", p.Name, "after", done.PipelineName, "err", err)
-			}
-			break
+		cause := fmt.Sprintf("pipeline %s run #%d succeeded", done.PipelineName, done.Number)
+		if _, err := l.StartRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_PIPELINE, cause, nil); err != nil {
+			l.log.Warn("pipeline-completed trigger", "pipeline", p.Name, "after", done.PipelineName, "err", err)
 		}
 	}
 }
 
-// CronEntries implements trigger.CronTarget.
+// CronEntries implements trigger.CronTarget, from the index: each tick
+// lists the pipelines' versions and parses only those that changed.
 func (l *Lifecycle) CronEntries(ctx context.Context) ([]trigger.CronEntry, error) {
-	ps, _, err := l.store.ListPipelines(ctx, store.Page{Order: store.Order{Column: "name"}})
+	ps, err := l.index.pipelines(ctx, l.store)
 	if err != nil {
 		return nil, err
 	}
 	var out []trigger.CronEntry
-	for _, p := range ps {
-		spec, err := DecodeSpec(p.Spec)
-		if err != nil {
-			continue
-		}
-		for _, t := range spec.GetTriggers() {
-			if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_CRON {
-				out = append(out, trigger.CronEntry{PipelineID: p.ID, Pipeline: p.Name, Expr: t.GetCron(), Timezone: t.GetTimezone()})
-			}
-		}
+	for _, ip := range ps {
+		out = append(out, ip.cron...)
 	}
 	return out, nil
+}
+
+// RunsAfter returns, for every pipeline by name, the pipelines (names or
+// ids) whose success starts it, and the name of every pipeline by id and by
+// name: the graph pipeline-completed triggers make, from the index.
+func (l *Lifecycle) RunsAfter(ctx context.Context) (after map[string][]string, names map[string]string, err error) {
+	ps, err := l.index.pipelines(ctx, l.store)
+	if err != nil {
+		return nil, nil, err
+	}
+	after, names = make(map[string][]string, len(ps)), make(map[string]string, 2*len(ps))
+	for _, ip := range ps {
+		after[ip.name] = ip.after
+		names[ip.id], names[ip.name] = ip.name, ip.name
+	}
+	return after, names, nil
 }
 
 // FireCron implements trigger.CronTarget.
@@ -78,6 +84,21 @@ func (l *Lifecycle) FireCron(ctx context.Context, e trigger.CronEntry, at time.T
 	cause := fmt.Sprintf("cron %q at %s", e.Expr, at.Format(time.RFC3339))
 	_, err = l.StartRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_CRON, cause, nil)
 	return err
+}
+
+// Webhooks returns a pipeline's webhook triggers from the index, without
+// their secrets (sealed in their own column: the service opens them).
+func (l *Lifecycle) Webhooks(ctx context.Context, pipelineName string) ([]trigger.WebhookConfig, error) {
+	ps, err := l.index.pipelines(ctx, l.store)
+	if err != nil {
+		return nil, err
+	}
+	for _, ip := range ps {
+		if ip.name == pipelineName || ip.id == pipelineName {
+			return ip.webhooks, nil
+		}
+	}
+	return nil, trigger.ErrNoPipeline
 }
 
 // FireWebhook implements trigger.WebhookTarget: the push's commit, branch

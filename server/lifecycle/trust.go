@@ -174,6 +174,11 @@ func (l *Lifecycle) missingRunSecrets(ctx context.Context, r *store.PipelineRun)
 // failRunAtStart ends a run that cannot start FAILED with the reason; its
 // jobs are recorded SKIPPED.
 func (l *Lifecycle) failRunAtStart(ctx context.Context, runID, reason string) error {
+	rp, err := l.runPlan(ctx, runID)
+	if err != nil {
+		return err
+	}
+	defer l.plans.forget(runID)
 	now := l.now()
 	r, err := l.store.ModifyRun(ctx, runID, func(r *store.PipelineRun, _ []*store.Job) (store.RunChange, error) {
 		var ch store.RunChange
@@ -184,12 +189,8 @@ func (l *Lifecycle) failRunAtStart(ctx context.Context, runID, reason string) er
 			return ch, err
 		}
 		r.Message = reason
-		spec, plan, err := RunPlan(r)
-		if err != nil {
-			return ch, err
-		}
-		for _, n := range plan.Nodes {
-			j := newRunJob(r, spec, n, now)
+		for _, n := range rp.plan.Nodes {
+			j := newRunJob(r, rp.spec, n, now)
 			j.Status, j.FinishedAt, j.Message = jobstate.Name(jobstate.Skipped), now, "not run: "+reason
 			ch.Insert = append(ch.Insert, j)
 		}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"maps"
@@ -69,12 +70,9 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 	if err != nil {
 		return nil, err
 	}
-	if old, err := s.store.AgentByName(ctx, name); err == nil && old.Revoked {
-		return nil, grpcstatus.Errorf(codes.PermissionDenied, "agent %q was revoked; it cannot register again", name)
-	}
 	token := auth.NewToken()
 	now := s.now()
-	agent, err := s.store.RegisterAgent(ctx, &store.Agent{
+	rec := &store.Agent{
 		ID:              newID(),
 		Name:            name,
 		Hostname:        req.GetHostname(),
@@ -88,13 +86,53 @@ func (a *AgentServer) Register(ctx context.Context, req *agentv1.RegisterRequest
 		Online:          true,
 		RegisteredAt:    now,
 		LastHeartbeatAt: now,
-	})
+	}
+	// taken: the name's record was taken over without proof; the jobs
+	// leased to it are not this caller's.
+	var proven, taken bool
+	admit := func(old *store.Agent) error {
+		if old == nil {
+			return nil
+		}
+		if old.Revoked {
+			return grpcstatus.Errorf(codes.PermissionDenied, "agent %q was revoked; it cannot register again", name)
+		}
+		proven = req.GetAgentId() == old.ID && req.GetAgentToken() != "" && old.TokenHash != "" &&
+			subtle.ConstantTimeCompare([]byte(auth.Hash(req.GetAgentToken())), []byte(old.TokenHash)) == 1
+		switch {
+		case proven:
+			token, rec.TokenHash = req.GetAgentToken(), old.TokenHash // it keeps its token
+		case old.Online:
+			return grpcstatus.Errorf(codes.AlreadyExists, "name: agent %q is online (last heard at %s); only that agent may register under its name, "+
+				"with the agent_id and agent_token it was given, or another once it went offline (a lease without heartbeats, %s)",
+				name, old.LastHeartbeatAt.Format(time.RFC3339), s.cfg.LeaseTTL)
+		default:
+			// Trust an admin gave that agent is not the newcomer's.
+			taken, rec.TrustMarked, rec.AdminLabels = true, false, nil
+		}
+		return nil
+	}
+	agent, err := s.store.RegisterAgentIf(ctx, rec, admit)
 	if err != nil {
 		return nil, storeError(err, "agent")
 	}
+	if taken {
+		// A new process under the name, not the agent that ran the jobs
+		// leased before: they are lost with that agent.
+		running, err := s.store.RunningJobs(ctx, agent.ID)
+		if err != nil {
+			s.log.Warn("jobs of the agent taken over not requeued", "agent", name, "err", err)
+		}
+		for _, j := range running {
+			if j.StartedAt.Before(now) {
+				s.life.LoseJob(ctx, j, jobstate.ReasonAgentLost, "agent registered again without its identity")
+			}
+		}
+	}
 	s.auth.Forget(agent.ID)
 	s.publishAgent(agent, jobv1.EventType_EVENT_TYPE_AGENT_ONLINE, "registered")
-	s.log.Info("agent registered", "agent", agent.Name, "id", agent.ID, "labels", agent.Labels, "max_jobs", agent.MaxJobs, "plugins", agent.Plugins)
+	s.log.Info("agent registered", "agent", agent.Name, "id", agent.ID, "labels", agent.Labels, "max_jobs", agent.MaxJobs, "plugins", agent.Plugins,
+		"proven", proven, "taken_over", taken)
 	s.dispatch.Wake()
 	return &agentv1.RegisterResponse{
 		AgentId:           agent.ID,
@@ -194,17 +232,33 @@ func (a *AgentServer) UpdateLabels(ctx context.Context, req *agentv1.UpdateLabel
 	if replace && len(req.GetRemoveKeys()) > 0 {
 		return nil, invalid("remove_keys", "only allowed in merge mode")
 	}
+	// An admin's labels are kept apart (only they can make an agent
+	// trusted, and they outlive its restarts); an agent changing its own
+	// labels cannot change or remove them.
+	byAdmin := auth.FromContext(ctx).Kind != auth.AgentCaller
 	agent, err := s.store.ModifyAgent(ctx, id, func(ag *store.Agent) error {
 		if replace {
-			ag.Labels = nonNil(req.GetLabels())
+			ag.Labels = maps.Clone(nonNil(req.GetLabels()))
+			if byAdmin {
+				ag.AdminLabels = maps.Clone(nonNil(req.GetLabels()))
+			}
 			return nil
 		}
 		maps.Copy(ag.Labels, req.GetLabels())
 		for _, k := range req.GetRemoveKeys() {
 			delete(ag.Labels, k)
 		}
+		if byAdmin {
+			if ag.AdminLabels == nil {
+				ag.AdminLabels = map[string]string{}
+			}
+			maps.Copy(ag.AdminLabels, req.GetLabels())
+			for _, k := range req.GetRemoveKeys() {
+				delete(ag.AdminLabels, k)
+			}
+		}
 		return nil
-	}, "labels")
+	}, "labels", "admin_labels")
 	if err != nil {
 		return nil, storeError(err, "agent "+id)
 	}
@@ -258,8 +312,12 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 	if to != jobstate.Running && !jobstate.Terminal(to) || to == jobstate.Skipped {
 		return nil, invalid("status", "an agent reports RUNNING or a final status, got %s", to)
 	}
+	if req.GetLogLines() < 0 {
+		return nil, invalid("log_lines", "must not be negative, got %d", req.GetLogLines())
+	}
 	rep := lifecycle.Report{AgentID: id, JobID: req.GetJobId(), Attempt: req.GetAttempt(), Status: to,
-		ExitCode: req.GetExitCode(), Message: req.GetMessage(), Reason: jobstate.FromEndReason(req.GetReason(), jobstate.ReasonNone)}
+		ExitCode: req.GetExitCode(), Message: req.GetMessage(), LogLines: req.GetLogLines(),
+		Reason: jobstate.FromEndReason(req.GetReason(), jobstate.ReasonNone)}
 	if t := req.GetTimestamp(); t.IsValid() {
 		rep.Began = t.AsTime()
 	}
@@ -289,22 +347,44 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 // ReportJobLog implements AgentService.ReportJobLog.
 func (a *AgentServer) ReportJobLog(ctx context.Context, req *agentv1.ReportJobLogRequest) (*agentv1.ReportJobLogResponse, error) {
 	s := a.s
-	if _, err := callerAgent(ctx, req.GetAgentId()); err != nil {
+	id, err := callerAgent(ctx, req.GetAgentId())
+	if err != nil {
 		return nil, err
 	}
-	last, err := s.appendLog(ctx, req.GetJobId(), req.GetAttempt(), req.GetChunks(), req.GetPacked(), req.GetFirstLine())
+	last, err := s.appendLog(ctx, id, req.GetJobId(), req.GetAttempt(), req.GetChunks(), req.GetPacked(), req.GetFirstLine())
 	if err != nil {
 		return nil, err
 	}
 	return &agentv1.ReportJobLogResponse{LastLine: last}, nil
 }
 
-func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, chunks []*agentv1.LogChunk, packed []byte, first int64) (int64, error) {
+// appendLog stores a batch of log lines that agent agentID sends for an
+// attempt: only the attempt's lease holder may (lifecycle.MayLog), and
+// nothing of a refused batch is stored.
+func (s *Service) appendLog(ctx context.Context, agentID, jobID string, attempt int32, chunks []*agentv1.LogChunk, packed []byte, first int64) (int64, error) {
 	if err := requireID("job_id", jobID); err != nil {
 		return 0, err
 	}
 	if attempt < 1 {
 		return 0, invalid("attempt", "must be at least 1, got %d", attempt)
+	}
+	if len(packed) > 0 && len(chunks) > 0 {
+		return 0, invalid("packed", "send chunks or packed lines, not both")
+	}
+	// last is the highest line the batch holds (0 without lines).
+	var last int64
+	switch {
+	case len(chunks) > 0:
+		last = chunks[len(chunks)-1].GetLineNumber()
+	case len(packed) > 0:
+		if first < 1 {
+			return 0, invalid("first_line", "must be at least 1 with packed lines, got %d", first)
+		}
+		n, err := logpack.Count(packed)
+		if err != nil {
+			return 0, invalid("packed", "%v", logpack.ErrCorrupt)
+		}
+		last = first + int64(n) - 1
 	}
 	j, err := s.store.GetJob(ctx, jobID)
 	if err != nil {
@@ -313,8 +393,8 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 	if attempt > j.Attempt {
 		return 0, invalid("attempt", "job %s has no attempt %d yet", jobID, attempt)
 	}
-	if len(packed) > 0 && len(chunks) > 0 {
-		return 0, invalid("packed", "send chunks or packed lines, not both")
+	if err := lifecycle.MayLog(j, agentID, attempt, last); err != nil {
+		return 0, storeError(err, "job "+jobID)
 	}
 	if len(packed) == 0 {
 		if len(chunks) == 0 {
@@ -333,8 +413,6 @@ func (s *Service) appendLog(ctx context.Context, jobID string, attempt int32, ch
 			lines[i] = store.LogLine{Line: c.GetLineNumber(), Time: t, Level: int16(c.GetLevel()), Stream: int16(c.GetStream()), Content: c.GetContent()}
 		}
 		first, packed = lines[0].Line, logpack.Encode(lines)
-	} else if first < 1 {
-		return 0, invalid("first_line", "must be at least 1 with packed lines, got %d", first)
 	}
 	last, count, err := s.store.AppendPacked(ctx, jobID, attempt, first, packed)
 	switch {
@@ -451,10 +529,16 @@ func (a *AgentServer) ListAgents(ctx context.Context, req *agentv1.ListAgentsReq
 	if err != nil {
 		return nil, storeError(err, "agents")
 	}
-	resp := &agentv1.ListAgentsResponse{TotalSize: int32(total), NextPageToken: nextToken(p, len(agents), total)}
+	resp := &agentv1.ListAgentsResponse{TotalSize: int32(total)}
+	page := newPageBytes()
 	for _, ag := range agents {
-		resp.Agents = append(resp.Agents, s.agentProto(ctx, ag, counts[ag.ID]))
+		a := s.agentProto(ctx, ag, counts[ag.ID])
+		if !page.take(a) {
+			break
+		}
+		resp.Agents = append(resp.Agents, a)
 	}
+	resp.NextPageToken = nextToken(p, len(resp.Agents), total)
 	return resp, nil
 }
 

@@ -364,10 +364,16 @@ func (js *JobServer) ListJobArtifacts(ctx context.Context, req *jobv1.ListJobArt
 	if err != nil {
 		return nil, storeError(err, "artifacts")
 	}
-	resp := &jobv1.ListJobArtifactsResponse{NextPageToken: nextToken(p, len(arts), total)}
+	resp := &jobv1.ListJobArtifactsResponse{}
+	page := newPageBytes()
 	for _, a := range arts {
-		resp.Artifacts = append(resp.Artifacts, artifact(a))
+		pa := artifact(a)
+		if !page.take(pa) {
+			break
+		}
+		resp.Artifacts = append(resp.Artifacts, pa)
 	}
+	resp.NextPageToken = nextToken(p, len(resp.Artifacts), total)
 	return resp, nil
 }
 

@@ -197,7 +197,7 @@ func (ch *agentChannel) handle(ctx context.Context, req *jobv1.AgentChannelReque
 	case *jobv1.AgentChannelRequest_Log:
 		l := p.Log
 		ack := &jobv1.LogAck{JobId: l.GetJobId(), Attempt: l.GetAttempt()}
-		last, err := ch.s.appendLog(ctx, l.GetJobId(), l.GetAttempt(), l.GetChunks(), l.GetPacked(), l.GetFirstLine())
+		last, err := ch.s.appendLog(ctx, ch.id, l.GetJobId(), l.GetAttempt(), l.GetChunks(), l.GetPacked(), l.GetFirstLine())
 		if err != nil {
 			ack.Error, ack.Code = codeOf(err)
 		}

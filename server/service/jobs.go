@@ -207,10 +207,16 @@ func (js *JobServer) ListJobs(ctx context.Context, req *jobv1.ListJobsRequest) (
 	if err != nil {
 		return nil, storeError(err, "jobs")
 	}
-	resp := &jobv1.ListJobsResponse{TotalSize: int32(total), NextPageToken: nextToken(p, len(jobs), total)}
+	resp := &jobv1.ListJobsResponse{TotalSize: int32(total)}
+	page := newPageBytes()
 	for _, j := range jobs {
-		resp.Jobs = append(resp.Jobs, jobDetail(j))
+		d := jobDetail(j)
+		if !page.take(d) {
+			break
+		}
+		resp.Jobs = append(resp.Jobs, d)
 	}
+	resp.NextPageToken = nextToken(p, len(resp.Jobs), total)
 	return resp, nil
 }
 
@@ -398,14 +404,19 @@ func (js *JobServer) GetJobLog(ctx context.Context, req *jobv1.GetJobLogRequest)
 		return nil, err
 	}
 	resp := &jobv1.GetJobLogResponse{Attempt: attempt, NextLine: from}
+	page := newPageBytes()
 	for _, l := range lines {
-		resp.Lines = append(resp.Lines, logChunk(l))
+		c := logChunk(l)
+		if !page.take(c) {
+			break
+		}
+		resp.Lines = append(resp.Lines, c)
 	}
-	if n := len(lines); n > 0 {
-		resp.NextLine = lines[n-1].Line + 1
+	if n := len(resp.Lines); n > 0 {
+		resp.NextLine = resp.Lines[n-1].GetLineNumber() + 1
 	}
 	ended := attempt < j.Attempt || jobstate.Terminal(status(j))
-	resp.Complete = ended && len(lines) < limit
+	resp.Complete = ended && len(lines) < limit && len(resp.Lines) == len(lines)
 	return resp, nil
 }
 

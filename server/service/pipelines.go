@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,13 +30,13 @@ import (
 // jobs appear in a run's view as PENDING without an id.
 
 // specFrom reads the definition of a Create/Update request: the YAML file or
-// the message, not both.
-func specFrom(msg *jobv1.PipelineDetail, yaml string) (*jobv1.PipelineDetail, error) {
+// the message, not both; a file over the size limit is refused unread.
+func (s *Service) specFrom(msg *jobv1.PipelineDetail, yaml string) (*jobv1.PipelineDetail, error) {
 	switch {
 	case yaml != "" && msg != nil && !onlyIDAndSecrets(msg):
 		return nil, invalid("yaml", "give the pipeline as yaml or as the message, not both (beside yaml, the message may carry only id and secrets)")
 	case yaml != "":
-		p, err := pipeline.ParseYAML([]byte(yaml))
+		p, err := s.cfg.PipelineLimits.ParseYAML([]byte(yaml))
 		if err != nil {
 			return nil, pipelineError(err)
 		}
@@ -67,19 +68,28 @@ func (s *Service) sealPipelineSecrets(given map[string]string, spec *jobv1.Pipel
 	return sealed, nil
 }
 
-// pipelineError turns a *pipeline.Error into InvalidArgument naming the field.
+// pipelineError turns a *pipeline.Error into InvalidArgument naming the
+// field, and a *pipeline.LimitError into InvalidArgument naming the field
+// and the limit; the caller's context ending stays what it is.
 func pipelineError(err error) error {
 	var pe *pipeline.Error
-	if errors.As(err, &pe) {
+	var le *pipeline.LimitError
+	switch {
+	case errors.As(err, &pe):
 		return invalid(pe.Field, "%s", pe.Reason)
+	case errors.As(err, &le):
+		return grpcstatus.Error(codes.InvalidArgument, le.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return storeError(err, "pipeline")
 	}
 	return invalid("pipeline", "%v", err)
 }
 
-// validatePipeline checks a definition fully: core rules, then what needs the
-// server (cron expressions, time zones).
-func validatePipeline(p *jobv1.PipelineDetail) error {
-	if _, err := pipeline.Validate(p); err != nil {
+// validatePipeline checks a definition fully, within the pipeline limits:
+// core rules, then what needs the server (cron expressions, time zones).
+// It stops when ctx ends.
+func (s *Service) validatePipeline(ctx context.Context, p *jobv1.PipelineDetail) error {
+	if _, err := s.cfg.PipelineLimits.Validate(ctx, p); err != nil {
 		return pipelineError(err)
 	}
 	for i, t := range p.GetTriggers() {
@@ -163,7 +173,7 @@ func statistics(runs []store.RunSummary) *jobv1.PipelineStatistics {
 // CreatePipeline implements JobService.CreatePipeline.
 func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipelineRequest) (*jobv1.CreatePipelineResponse, error) {
 	s := js.s
-	spec, err := specFrom(req.GetPipeline(), req.GetYaml())
+	spec, err := s.specFrom(req.GetPipeline(), req.GetYaml())
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +183,7 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 		}
 		t.HasSecret = false
 	}
-	if err := validatePipeline(spec); err != nil {
+	if err := s.validatePipeline(ctx, spec); err != nil {
 		return nil, err
 	}
 	if err := s.checkPipelinePlugins(spec); err != nil {
@@ -250,14 +260,19 @@ func (js *JobServer) ListPipelines(ctx context.Context, req *jobv1.ListPipelines
 	if err != nil {
 		return nil, storeError(err, "pipelines")
 	}
-	resp := &jobv1.ListPipelinesResponse{NextPageToken: nextToken(p, len(ps), total)}
+	resp := &jobv1.ListPipelinesResponse{}
+	page := newPageBytes()
 	for _, sp := range ps {
 		d, err := js.s.pipelineDetail(ctx, sp)
 		if err != nil {
 			return nil, storeError(err, "pipeline "+sp.ID)
 		}
+		if !page.take(d) {
+			break
+		}
 		resp.Pipelines = append(resp.Pipelines, d)
 	}
+	resp.NextPageToken = nextToken(p, len(resp.Pipelines), total)
 	return resp, nil
 }
 
@@ -270,11 +285,14 @@ var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets",
 // (yaml or message) replaces the fields named by update_mask, or all of them
 // without one. A webhook trigger given with has_secret and no secret keeps
 // the secret of the webhook trigger at the same position. Runs under way
-// keep the definition they started with.
+// keep the definition they started with. The merged definition is checked
+// (and audited) before the row is locked; the write only stores it, if the
+// pipeline did not change meanwhile (else it starts over, or, once audited,
+// is refused with Aborted).
 func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipelineRequest) (*jobv1.UpdatePipelineResponse, error) {
 	s := js.s
 	id := req.GetPipeline().GetId()
-	upd, err := specFrom(req.GetPipeline(), req.GetYaml())
+	upd, err := s.specFrom(req.GetPipeline(), req.GetYaml())
 	if err != nil {
 		return nil, err
 	}
@@ -287,84 +305,96 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 			return nil, invalid(fmt.Sprintf("update_mask.paths[%d]", i), "cannot update %q; updatable: %s", p, strings.Join(pipelineUpdatable, ", "))
 		}
 	}
-	cur, err := s.getPipeline(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkPipelineUpdate(ctx, cur, upd, paths); err != nil {
-		return nil, err
-	}
-	if set := len(paths) == 0 || slices.Contains(paths, "triggers") || slices.Contains(paths, "name"); set {
-		probe := proto.Clone(upd).(*jobv1.PipelineDetail)
-		if probe.GetName() == "" || !(len(paths) == 0 || slices.Contains(paths, "name")) {
-			probe.Name = cur.Name
-		}
-		if err := s.checkPipelineChain(ctx, probe, cur.ID); err != nil {
+	for attempt := 0; ; attempt++ {
+		cur, err := s.getPipeline(ctx, id)
+		if err != nil {
 			return nil, err
 		}
-	}
-	// The audit sees the definition as it will be; should the pipeline
-	// change meanwhile, the update is refused rather than stored unaudited.
-	var audited *jobv1.PipelineDetail
-	if s.audit != nil {
+		if err := s.checkPipelineUpdate(ctx, cur, upd, paths); err != nil {
+			return nil, err
+		}
+		if set := len(paths) == 0 || slices.Contains(paths, "triggers") || slices.Contains(paths, "name"); set {
+			probe := proto.Clone(upd).(*jobv1.PipelineDetail)
+			if probe.GetName() == "" || !(len(paths) == 0 || slices.Contains(paths, "name")) {
+				probe.Name = cur.Name
+			}
+			if err := s.checkPipelineChain(ctx, probe, cur.ID); err != nil {
+				return nil, err
+			}
+		}
 		old, err := s.specWithTriggerSecrets(cur)
 		if err != nil {
 			return nil, storeError(err, "pipeline "+id)
 		}
-		next, err := mergePipeline(old, upd, paths)
+		next, err := s.mergePipeline(ctx, old, upd, paths)
 		if err != nil {
-			return nil, storeError(err, "pipeline "+id)
+			return nil, err
 		}
+		if err := s.checkPipelinePlugins(next); err != nil {
+			return nil, err
+		}
+		// The audit sees the definition as it will be; should the pipeline
+		// change meanwhile, the update is refused rather than stored
+		// unaudited.
 		if err := s.auditPipeline(ctx, next); err != nil {
 			return nil, err
 		}
-		audited = next
-	}
-	sp, err := s.store.ModifyPipeline(ctx, cur.ID, func(p *store.Pipeline) error {
-		old, err := s.specWithTriggerSecrets(p)
-		if err != nil {
-			return err
-		}
-		next, err := mergePipeline(old, upd, paths)
-		if err != nil {
-			return err
-		}
-		if err := s.checkPipelinePlugins(next); err != nil {
-			return err
-		}
-		if audited != nil && !proto.Equal(next, audited) {
-			return grpcstatus.Errorf(codes.Aborted, "pipeline %s changed while its update was audited; retry", id)
-		}
-		if given := req.GetPipeline().GetSecrets(); len(given) > 0 || slices.Contains(paths, "secrets") {
-			sealed, err := s.sealPipelineSecrets(given, next)
-			if err != nil {
-				return err
+		given := req.GetPipeline().GetSecrets()
+		var sealed []byte
+		sealing := len(given) > 0 || slices.Contains(paths, "secrets")
+		if sealing {
+			if sealed, err = s.sealPipelineSecrets(given, next); err != nil {
+				return nil, err
 			}
-			p.Secrets = sealed
 		}
-		if p.TriggerSecrets, err = s.takeTriggerSecrets(next); err != nil {
-			return err
+		// The webhook secrets go to their own sealed column; the
+		// definition keeps has_secret.
+		triggerSecrets, err := s.takeTriggerSecrets(next)
+		if err != nil {
+			return nil, err
 		}
-		p.Name, p.Spec, p.UpdatedAt = next.GetName(), lifecycle.EncodeSpec(next), s.now()
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return nil, grpcstatus.Errorf(codes.AlreadyExists, "name: %v", err)
+		spec := lifecycle.EncodeSpec(next)
+		changed := false
+		sp, err := s.store.ModifyPipeline(ctx, cur.ID, func(p *store.Pipeline) error {
+			if !bytes.Equal(p.Spec, cur.Spec) || p.Name != cur.Name || !bytes.Equal(p.TriggerSecrets, cur.TriggerSecrets) {
+				changed = true
+				return errPipelineChanged
+			}
+			if sealing {
+				p.Secrets = sealed
+			}
+			p.TriggerSecrets = triggerSecrets
+			p.Name, p.Spec, p.UpdatedAt = next.GetName(), spec, s.now()
+			return nil
+		})
+		if changed {
+			if s.audit != nil || attempt >= 2 {
+				return nil, grpcstatus.Errorf(codes.Aborted, "pipeline %s changed while it was being updated; retry", id)
+			}
+			continue
 		}
-		return nil, storeError(err, "pipeline "+id)
+		if err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return nil, grpcstatus.Errorf(codes.AlreadyExists, "name: %v", err)
+			}
+			return nil, storeError(err, "pipeline "+id)
+		}
+		d, err := s.pipelineDetail(ctx, sp)
+		if err != nil {
+			return nil, storeError(err, "pipeline")
+		}
+		return &jobv1.UpdatePipelineResponse{Pipeline: d}, nil
 	}
-	d, err := s.pipelineDetail(ctx, sp)
-	if err != nil {
-		return nil, storeError(err, "pipeline")
-	}
-	return &jobv1.UpdatePipelineResponse{Pipeline: d}, nil
 }
+
+// errPipelineChanged ends an update whose pipeline changed after it was
+// read.
+var errPipelineChanged = errors.New("pipeline changed")
 
 // mergePipeline applies an update to a definition: the fields named by
 // paths (all without), keeping webhook secrets given back as has_secret,
 // and validates the result.
-func mergePipeline(old, upd *jobv1.PipelineDetail, paths []string) (*jobv1.PipelineDetail, error) {
+func (s *Service) mergePipeline(ctx context.Context, old, upd *jobv1.PipelineDetail, paths []string) (*jobv1.PipelineDetail, error) {
 	next := proto.Clone(old).(*jobv1.PipelineDetail)
 	set := func(name string) bool { return len(paths) == 0 || slices.Contains(paths, name) }
 	if set("name") && upd.GetName() != "" {
@@ -391,7 +421,7 @@ func mergePipeline(old, upd *jobv1.PipelineDetail, paths []string) (*jobv1.Pipel
 	if set("secret_refs") {
 		next.SecretRefs = upd.GetSecretRefs()
 	}
-	if err := validatePipeline(next); err != nil {
+	if err := s.validatePipeline(ctx, next); err != nil {
 		return nil, err
 	}
 	return next, nil
@@ -433,7 +463,7 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRunImages(p, req.GetParams()); err != nil {
+	if err := checkRunImages(ctx, p, req.GetParams()); err != nil {
 		return nil, err
 	}
 	origin := lifecycle.RunOrigin{Event: "manual", Ref: req.GetRef()}
@@ -461,42 +491,38 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 // pipelines start each other in a loop forever. spec replaces the stored
 // pipeline selfID (empty: spec is new).
 func (s *Service) checkPipelineChain(ctx context.Context, spec *jobv1.PipelineDetail, selfID string) error {
-	ps, _, err := s.store.ListPipelines(ctx, store.Page{Order: store.Order{Column: "name"}})
+	// The other pipelines' triggers come from the life cycle's index: no
+	// definition is read but those that changed.
+	after, names, err := s.life.RunsAfter(ctx)
 	if err != nil {
 		return storeError(err, "pipelines")
 	}
-	specs := map[string]*jobv1.PipelineDetail{spec.GetName(): spec}
-	names := map[string]string{} // id or name → name
-	for _, p := range ps {
-		names[p.ID], names[p.Name] = p.Name, p.Name
-		if p.ID == selfID {
-			continue
-		}
-		if sp, err := lifecycle.DecodeSpec(p.Spec); err == nil {
-			specs[p.Name] = sp
-		}
-	}
-	names[spec.GetName()] = spec.GetName()
 	if selfID != "" {
+		delete(after, names[selfID])
 		names[selfID] = spec.GetName()
 	}
+	var own []string
+	for _, t := range spec.GetTriggers() {
+		if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_PIPELINE {
+			own = append(own, t.GetPipeline())
+		}
+	}
+	after[spec.GetName()] = own
+	names[spec.GetName()] = spec.GetName()
 	// Walk "runs after" edges backwards from spec: spec runs after X, X runs
 	// after Y…; meeting spec again is a loop.
 	var walk func(name string, path []string) []string
 	seen := map[string]bool{}
 	walk = func(name string, path []string) []string {
-		for _, t := range specs[name].GetTriggers() {
-			if t.GetType() != jobv1.TriggerType_TRIGGER_TYPE_PIPELINE {
-				continue
-			}
-			up, ok := names[t.GetPipeline()]
+		for _, a := range after[name] {
+			up, ok := names[a]
 			if !ok {
 				continue // not created yet
 			}
 			if up == spec.GetName() {
 				return append(path, up)
 			}
-			if !seen[up] && specs[up] != nil {
+			if _, known := after[up]; !seen[up] && known {
 				seen[up] = true
 				if loop := walk(up, append(path, up)); loop != nil {
 					return loop
@@ -567,14 +593,19 @@ func (js *JobServer) ListPipelineRuns(ctx context.Context, req *jobv1.ListPipeli
 	if err != nil {
 		return nil, storeError(err, "runs")
 	}
-	resp := &jobv1.ListPipelineRunsResponse{TotalSize: int32(total), NextPageToken: nextToken(pg, len(runs), total)}
+	resp := &jobv1.ListPipelineRunsResponse{TotalSize: int32(total)}
+	page := newPageBytes()
 	for _, r := range runs {
 		run, err := js.s.runProto(ctx, r)
 		if err != nil {
 			return nil, storeError(err, "run")
 		}
+		if !page.take(run) {
+			break
+		}
 		resp.Runs = append(resp.Runs, run)
 	}
+	resp.NextPageToken = nextToken(pg, len(resp.Runs), total)
 	return resp, nil
 }
 
@@ -628,7 +659,7 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 	for _, j := range jobs {
 		byName[j.Name] = j
 	}
-	spec, plan, err := lifecycle.RunPlan(r)
+	spec, plan, err := s.life.RunPlan(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -641,7 +672,7 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 			}
 			n := plan.Node(pj.GetName())
 			out.Jobs = append(out.Jobs, &jobv1.JobDetail{Name: n.Name, Stage: n.Stage, Status: jobstate.Pending,
-				PipelineId: r.PipelineID, RunId: r.ID, Commands: pj.GetCommands(), Message: "waiting for " + strings.Join(n.Deps, ", ")})
+				PipelineId: r.PipelineID, RunId: r.ID, Commands: pj.GetCommands(), Message: "waiting for " + plan.WaitingFor(n)})
 		}
 	}
 	return out, nil
@@ -691,12 +722,13 @@ func (s *Service) FireWebhook(ctx context.Context, pipelineName string, push tri
 // checkRunImages refuses a run whose jobs' images, once their ${NAME}
 // references are expanded with the run's parameters, are no image
 // references.
-func checkRunImages(p *store.Pipeline, params map[string]string) error {
+func checkRunImages(ctx context.Context, p *store.Pipeline, params map[string]string) error {
 	spec, err := lifecycle.DecodeSpec(p.Spec)
 	if err != nil {
 		return storeError(err, "pipeline")
 	}
-	plan, err := pipeline.Validate(spec)
+	// Stored, so held to the limits of its day: planned without them.
+	plan, err := pipeline.Replan(ctx, spec)
 	if err != nil {
 		return pipelineError(err)
 	}

@@ -210,10 +210,16 @@ func (ss *SecretServer) ListSecrets(ctx context.Context, req *secretv1.ListSecre
 	if err != nil {
 		return nil, storeError(err, "secrets")
 	}
-	resp := &secretv1.ListSecretsResponse{TotalSize: int32(total), NextPageToken: nextToken(p, len(list), total)}
+	resp := &secretv1.ListSecretsResponse{TotalSize: int32(total)}
+	page := newPageBytes()
 	for _, sec := range list {
-		resp.Secrets = append(resp.Secrets, secretProto(sec))
+		m := secretProto(sec)
+		if !page.take(m) {
+			break
+		}
+		resp.Secrets = append(resp.Secrets, m)
 	}
+	resp.NextPageToken = nextToken(p, len(resp.Secrets), total)
 	return resp, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/dispatch"
@@ -47,6 +48,9 @@ type Config struct {
 	// PublicURL is the dashboard's address as people reach it (server
 	// setting public_url): runs link to their page there. "" links nowhere.
 	PublicURL string
+	// PipelineLimits bound pipeline definitions; zero fields take
+	// pipeline.DefaultLimits.
+	PipelineLimits pipeline.Limits
 }
 
 func (c Config) withDefaults() Config {
@@ -62,6 +66,7 @@ func (c Config) withDefaults() Config {
 	if c.TimeoutGrace <= 0 {
 		c.TimeoutGrace = 30 * time.Second
 	}
+	c.PipelineLimits = c.PipelineLimits.WithDefaults()
 	return c
 }
 
@@ -175,6 +180,8 @@ func storeError(err error, what string) error {
 		return nil
 	case errors.Is(err, lifecycle.ErrInvalidArgument):
 		return grpcstatus.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, lifecycle.ErrForbidden):
+		return grpcstatus.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased), errors.Is(err, lifecycle.ErrFailedPrecondition):
 		return grpcstatus.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrNotFound):
@@ -187,6 +194,12 @@ func storeError(err error, what string) error {
 		return grpcstatus.Error(codes.DeadlineExceeded, err.Error())
 	case store.Unavailable(err):
 		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is unreachable, retry: %v", what, err)
+	case store.StorageFull(err):
+		// Plainly: the driver's words ("database or disk is full (13)")
+		// add nothing for the caller.
+		return grpcstatus.Errorf(codes.ResourceExhausted, "%s: the server's database storage is full; nothing was changed (an operator must free space)", what)
+	case store.Busy(err):
+		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is busy with other writes; nothing was changed, retry", what)
 	}
 	if _, ok := grpcstatus.FromError(err); ok {
 		return err

@@ -174,10 +174,11 @@ func (ss *StreamServer) UploadJobLog(stream grpc.ClientStreamingServer[jobv1.Upl
 		if err != nil {
 			return err
 		}
-		if _, err := callerAgent(ctx, req.GetAgentId()); err != nil {
+		id, err := callerAgent(ctx, req.GetAgentId())
+		if err != nil {
 			return err
 		}
-		if last, err = s.appendLog(ctx, req.GetJobId(), req.GetAttempt(), req.GetChunks(), req.GetPacked(), req.GetFirstLine()); err != nil {
+		if last, err = s.appendLog(ctx, id, req.GetJobId(), req.GetAttempt(), req.GetChunks(), req.GetPacked(), req.GetFirstLine()); err != nil {
 			return err
 		}
 	}

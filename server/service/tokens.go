@@ -117,10 +117,16 @@ func (tsrv *TokenServer) ListTokens(ctx context.Context, req *secretv1.ListToken
 	if err != nil {
 		return nil, storeError(err, "tokens")
 	}
-	resp := &secretv1.ListTokensResponse{TotalSize: int32(total), NextPageToken: nextToken(p, len(list), total)}
+	resp := &secretv1.ListTokensResponse{TotalSize: int32(total)}
+	page := newPageBytes()
 	for _, t := range list {
-		resp.Tokens = append(resp.Tokens, tokenProto(t, now))
+		m := tokenProto(t, now)
+		if !page.take(m) {
+			break
+		}
+		resp.Tokens = append(resp.Tokens, m)
 	}
+	resp.NextPageToken = nextToken(p, len(resp.Tokens), total)
 	return resp, nil
 }
 
@@ -187,11 +193,17 @@ func (as *AuditServer) ListAuditEvents(ctx context.Context, req *secretv1.ListAu
 	if err != nil {
 		return nil, storeError(err, "audit log")
 	}
-	resp := &secretv1.ListAuditEventsResponse{TotalSize: int32(total), NextPageToken: nextToken(p, len(list), total)}
+	resp := &secretv1.ListAuditEventsResponse{TotalSize: int32(total)}
+	page := newPageBytes()
 	for _, e := range list {
-		resp.Events = append(resp.Events, &secretv1.AuditEvent{Id: e.ID, Time: ts(e.At), Actor: e.Actor, Method: e.Method,
-			Resource: e.Resource, Peer: e.Peer, Outcome: e.Outcome, Message: e.Message})
+		m := &secretv1.AuditEvent{Id: e.ID, Time: ts(e.At), Actor: e.Actor, Method: e.Method,
+			Resource: e.Resource, Peer: e.Peer, Outcome: e.Outcome, Message: e.Message}
+		if !page.take(m) {
+			break
+		}
+		resp.Events = append(resp.Events, m)
 	}
+	resp.NextPageToken = nextToken(p, len(resp.Events), total)
 	return resp, nil
 }
 

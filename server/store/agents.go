@@ -17,20 +17,41 @@ var AgentColumns = []string{"name", "registered_at", "last_heartbeat_at"}
 // name already known takes that record over (same id, new token), so a
 // restarted agent keeps its identity.
 func (s *Store) RegisterAgent(ctx context.Context, a *Agent) (*Agent, error) {
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.RegisterAgentIf(ctx, a, nil)
+}
+
+// RegisterAgentIf is RegisterAgent, where admit, when set, sees the record
+// already held under the name (nil when there is none) in the same
+// transaction, locked, and may refuse the registration (its error is
+// returned as is, wrapped) or change a before it is written.
+func (s *Store) RegisterAgentIf(ctx context.Context, a *Agent, admit func(old *Agent) error) (*Agent, error) {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var old Agent
-		err := tx.NewSelect().Model(&old).Where("name = ?", a.Name).Scan(ctx)
+		err := tx.NewSelect().Model(&old).Where("name = ?", a.Name).Apply(s.lockRows).Scan(ctx)
 		switch {
 		case err == nil:
+			// An admin's mark and labels outlive restarts (admit may drop
+			// them for a newcomer under the name).
+			a.TrustMarked, a.AdminLabels = old.TrustMarked, old.AdminLabels
+			if admit != nil {
+				if err := admit(&old); err != nil {
+					return err
+				}
+			}
+			a.Labels = WithAdminLabels(a.Labels, a.AdminLabels)
 			a.ID = old.ID
 			a.RegisteredAt = old.RegisteredAt
-			a.TrustMarked = old.TrustMarked // an admin's mark outlives restarts
 			if err := setTrusted(ctx, tx, a); err != nil {
 				return err
 			}
 			_, err = tx.NewUpdate().Model(a).WherePK().Exec(ctx)
 			return err
 		case notFound(err) == ErrNotFound:
+			if admit != nil {
+				if err := admit(nil); err != nil {
+					return err
+				}
+			}
 			if err := setTrusted(ctx, tx, a); err != nil {
 				return err
 			}
@@ -122,16 +143,17 @@ func (s *Store) UpdateAgent(ctx context.Context, a *Agent, columns ...string) er
 // (trusted labels).
 func (s *Store) ModifyAgent(ctx context.Context, id string, fn func(*Agent) error, columns ...string) (*Agent, error) {
 	a := new(Agent)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(a).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}
-		before := maps.Clone(a.Labels)
+		before, beforeAdmin := maps.Clone(a.Labels), maps.Clone(a.AdminLabels)
 		if err := fn(a); err != nil {
 			return err
 		}
+		a.Labels = WithAdminLabels(a.Labels, a.AdminLabels)
 		cols := columns
-		if slices.Contains(columns, "labels") && labelsChanged(before, a.Labels) {
+		if slices.Contains(columns, "labels") && (labelsChanged(before, a.Labels) || labelsChanged(beforeAdmin, a.AdminLabels)) {
 			if err := setTrusted(ctx, tx, a); err != nil {
 				return err
 			}
@@ -144,6 +166,19 @@ func (s *Store) ModifyAgent(ctx context.Context, id string, fn func(*Agent) erro
 		return nil, fmt.Errorf("update agent %s: %w", id, err)
 	}
 	return a, nil
+}
+
+// WithAdminLabels returns labels with the admin's over them (labels itself,
+// changed, unless nil).
+func WithAdminLabels(labels, admin map[string]string) map[string]string {
+	if len(admin) == 0 {
+		return labels
+	}
+	if labels == nil {
+		labels = make(map[string]string, len(admin))
+	}
+	maps.Copy(labels, admin)
+	return labels
 }
 
 // DeleteAgent removes an agent.

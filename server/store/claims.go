@@ -28,6 +28,8 @@ type Claim struct {
 // claim, is what lets dispatch keep up with many agents.
 func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick func(*Job) *Agent, wantMore func() bool) ([]Claim, error) {
 	var claims []Claim
+	// Not runTx: pick changes the agents' free slots, so a round that lost
+	// to other writers is not run again here; the next round claims.
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		claims = claims[:0]
 		// A few rows first: most pending jobs match most agents, and a

@@ -241,8 +241,9 @@ func TestAuditBounds(t *testing.T) {
 }
 
 // TestAgentTrust: an agent is trusted when marked or carrying a trusted
-// label, whichever way its labels or the trusted labels change; the mark
-// survives registering again.
+// label an admin set, whichever way its labels or the trusted labels
+// change; a label of its own never makes it trusted; the mark and the
+// admin's labels survive registering again and win over its own.
 func TestAgentTrust(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
@@ -255,19 +256,45 @@ func TestAgentTrust(t *testing.T) {
 			}
 			return a
 		}
-		reg("a", map[string]string{"pool": "deploy"})
+		admin := func(id, k, v string) *store.Agent {
+			t.Helper()
+			a, err := s.ModifyAgent(ctx, id, func(a *store.Agent) error {
+				if a.AdminLabels == nil {
+					a.AdminLabels = map[string]string{}
+				}
+				a.AdminLabels[k] = v
+				return nil
+			}, "labels", "admin_labels")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		reg("a", map[string]string{"pool": "deploy"}) // its own claim
 		reg("b", map[string]string{"pool": "build"})
-		changed, err := s.SetTrustedLabels(ctx, []store.TrustedLabel{{Key: "pool", Value: "deploy"}})
-		if err != nil || len(changed) != 1 || changed[0].Name != "a" || !changed[0].Trusted {
-			t.Fatalf("SetTrustedLabels changed %v, %v", changed, err)
+		if changed, err := s.SetTrustedLabels(ctx, []store.TrustedLabel{{Key: "pool", Value: "deploy"}}); err != nil || len(changed) != 0 {
+			t.Fatalf("SetTrustedLabels changed %v, %v: an agent's own label made it trusted", changed, err)
 		}
-		// b takes the label on: trusted; a drops it: not.
+		if a := admin("id-a", "pool", "deploy"); !a.Trusted {
+			t.Error("a labelled by an admin: not trusted")
+		}
+		// b takes the label on by itself: not trusted; from an admin: trusted.
 		b, err := s.ModifyAgent(ctx, "id-b", func(a *store.Agent) error { a.Labels["pool"] = "deploy"; return nil }, "labels")
-		if err != nil || !b.Trusted {
-			t.Errorf("b with the trusted label: trusted=%v %v", b.Trusted, err)
+		if err != nil || b.Trusted {
+			t.Errorf("b with its own trusted label: trusted=%v %v", b.Trusted, err)
 		}
-		a, _ := s.ModifyAgent(ctx, "id-a", func(a *store.Agent) error { a.Labels["pool"] = "x"; return nil }, "labels")
-		if a.Trusted {
+		if b := admin("id-b", "pool", "deploy"); !b.Trusted {
+			t.Error("b labelled by an admin: not trusted")
+		}
+		// a cannot drop the admin's label itself, not even by registering
+		// again; the admin can.
+		if a, _ := s.ModifyAgent(ctx, "id-a", func(a *store.Agent) error { a.Labels["pool"] = "x"; return nil }, "labels"); !a.Trusted || a.Labels["pool"] != "deploy" {
+			t.Errorf("a overrode the admin's label: trusted %v, labels %v", a.Trusted, a.Labels)
+		}
+		if a := reg("a", map[string]string{"pool": "x"}); !a.Trusted || a.Labels["pool"] != "deploy" {
+			t.Errorf("registering again dropped the admin's label: %+v", a)
+		}
+		if a := admin("id-a", "pool", "x"); a.Trusted {
 			t.Error("a without the trusted label is still trusted")
 		}
 		if a, _ := s.GetAgent(ctx, "id-a"); a.Trusted {

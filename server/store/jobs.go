@@ -144,7 +144,8 @@ type modification struct {
 func (s *Store) modifyJobs(batch []*pending[*modification]) {
 	if len(batch) == 1 {
 		p := batch[0]
-		p.err = s.db.RunInTx(p.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		p.err = s.runTx(p.ctx, func(ctx context.Context, tx bun.Tx) error {
+			p.err = nil // a run again starts afresh
 			if err := s.applyModifications(ctx, tx, batch); err != nil {
 				return err
 			}
@@ -155,7 +156,7 @@ func (s *Store) modifyJobs(batch []*pending[*modification]) {
 		}
 		return
 	}
-	err := s.db.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(context.Background(), func(ctx context.Context, tx bun.Tx) error {
 		return s.applyModifications(ctx, tx, batch)
 	})
 	if err != nil {
@@ -238,7 +239,7 @@ func (s *Store) changedJobColumns(before, after *Job) []string {
 
 // DeleteJob removes a job with its logs and artifacts.
 func (s *Store) DeleteJob(ctx context.Context, id string) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewDelete().Model((*Job)(nil)).Where("id = ?", id).Where("status <> ?", statusRunning).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("delete job %s: %w", id, err)

@@ -46,7 +46,7 @@ func (s *Store) AppendPacked(ctx context.Context, jobID string, attempt int32, f
 	if first < 1 {
 		return 0, 0, fmt.Errorf("store log of job %s: first line %d: %w", jobID, first, ErrNotConsecutive)
 	}
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		if end, err = lastLine(ctx, tx, jobID, attempt); err != nil {
 			return err
@@ -55,6 +55,7 @@ func (s *Store) AppendPacked(ctx context.Context, jobID string, attempt int32, f
 		if count == 0 || last <= end || first > end+1 {
 			return nil // nothing new, or a gap: the caller resends from end+1
 		}
+		data := data // a run again starts from the whole pack
 		if skip := int(end + 1 - first); skip > 0 {
 			if data, err = logpack.Skip(data, skip); err != nil {
 				return err
@@ -170,7 +171,7 @@ func (s *Store) ArchivableJobs(ctx context.Context, cutoff time.Time, limit int)
 // marked, by another replica say.
 func (s *Store) MarkLogArchived(ctx context.Context, jobID string, through int32) (bool, error) {
 	marked := false
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		j := new(Job)
 		if err := tx.NewSelect().Model(j).Column("id", "log_archived_attempts", "attempt").Where("id = ?", jobID).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)

@@ -15,12 +15,14 @@ import (
 type Agent struct {
 	bun.BaseModel `bun:"table:agents"`
 
-	ID              string            `bun:"id,pk"`
-	Name            string            `bun:"name,notnull,unique"`
-	Hostname        string            `bun:"hostname,notnull"`
-	OS              string            `bun:"os,notnull"`
-	Arch            string            `bun:"arch,notnull"`
-	Version         string            `bun:"version,notnull"`
+	ID       string `bun:"id,pk"`
+	Name     string `bun:"name,notnull,unique"`
+	Hostname string `bun:"hostname,notnull"`
+	OS       string `bun:"os,notnull"`
+	Arch     string `bun:"arch,notnull"`
+	Version  string `bun:"version,notnull"`
+	// Labels are what the dispatcher matches: the agent's own labels with
+	// AdminLabels over them.
 	Labels          map[string]string `bun:"labels,notnull"`
 	MaxJobs         int32             `bun:"max_jobs,notnull"`
 	TokenHash       string            `bun:"token_hash,notnull"`
@@ -37,6 +39,11 @@ type Agent struct {
 	// date by every write of the agent's labels and of the trusted labels).
 	TrustMarked bool `bun:"trust_marked,notnull"`
 	Trusted     bool `bun:"trusted,notnull"`
+	// AdminLabels are the labels an admin set (UpdateLabels with an API
+	// token). They outlive the agent's restarts, the agent cannot change
+	// them, and only they can make it trusted (trusted labels): any holder of
+	// the registration token can claim labels of its own.
+	AdminLabels map[string]string `bun:"admin_labels"`
 }
 
 // Job is one job and the state of its current attempt.
@@ -90,6 +97,15 @@ type Job struct {
 	// EndReason says why the attempt ended other than in success; it is set
 	// with its final status and cleared when the next attempt starts.
 	EndReason jobstate.Reason `bun:"end_reason,notnull"`
+	// LogLines is how many log lines the agent said the attempt wrote, in
+	// its final report: after it, no line past that number is taken.
+	LogLines int64 `bun:"log_lines,notnull,default:0"`
+	// LostAttempt and LostAgentID name the last attempt taken away from
+	// its agent (its lease expired, the agent was revoked or
+	// unregistered), so that a result the agent sends late is recorded in
+	// that attempt's log but changes nothing.
+	LostAttempt int32  `bun:"lost_attempt,notnull,default:0"`
+	LostAgentID string `bun:"lost_agent_id,notnull,default:''"`
 	// SecretRefs name stored secrets (table secrets) the job gets as env,
 	// resolved when it is handed out.
 	SecretRefs []string `bun:"secret_refs"`

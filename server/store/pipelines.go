@@ -94,7 +94,7 @@ var PipelineColumns = []string{"created_at", "updated_at", "name"}
 
 // CreatePipeline stores a new pipeline; a taken name is ErrConflict.
 func (s *Store) CreatePipeline(ctx context.Context, p *Pipeline) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		n, err := tx.NewSelect().Model((*Pipeline)(nil)).Where("name = ?", p.Name).Count(ctx)
 		if err != nil {
 			return fmt.Errorf("create pipeline %s: %w", p.Name, err)
@@ -138,7 +138,7 @@ func (s *Store) ListPipelines(ctx context.Context, p Page) ([]*Pipeline, int, er
 // one transaction; a name taken by another pipeline is ErrConflict.
 func (s *Store) ModifyPipeline(ctx context.Context, id string, fn func(*Pipeline) error) (*Pipeline, error) {
 	p := new(Pipeline)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(p).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}
@@ -172,7 +172,7 @@ func (s *Store) ModifyPipeline(ctx context.Context, id string, fn func(*Pipeline
 // DeletePipeline removes a pipeline with its runs and their jobs, logs and
 // artifacts. A pipeline with a run under way is ErrConflict.
 func (s *Store) DeletePipeline(ctx context.Context, id string) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		p := new(Pipeline)
 		if err := tx.NewSelect().Model(p).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return fmt.Errorf("delete pipeline %s: %w", id, notFound(err))
@@ -211,7 +211,7 @@ func (s *Store) DeletePipeline(ctx context.Context, id string) error {
 // CreateRun numbers a new run of its pipeline (one more than the last) and
 // stores it.
 func (s *Store) CreateRun(ctx context.Context, r *PipelineRun) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		p := new(Pipeline)
 		// Locking the pipeline row serialises numbering across replicas.
 		if err := tx.NewSelect().Model(p).Where("id = ?", r.PipelineID).Apply(s.lockRows).Scan(ctx); err != nil {
@@ -307,7 +307,7 @@ var ErrUnchanged = errors.New("unchanged")
 // lock serialises everything that advances one run, on every replica.
 func (s *Store) ModifyRun(ctx context.Context, id string, fn func(*PipelineRun, []*Job) (RunChange, error)) (*PipelineRun, error) {
 	r := new(PipelineRun)
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.runTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(r).Where("id = ?", id).Apply(s.lockRows).Scan(ctx); err != nil {
 			return notFound(err)
 		}
@@ -340,4 +340,69 @@ func (s *Store) ModifyRun(ctx context.Context, id string, fn func(*PipelineRun, 
 		return nil, fmt.Errorf("run %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// PipelineVersion is what says a stored pipeline changed: its id, its name
+// and when it was last written.
+type PipelineVersion struct {
+	bun.BaseModel `bun:"table:pipelines"`
+
+	ID        string    `bun:"id"`
+	Name      string    `bun:"name"`
+	UpdatedAt time.Time `bun:"updated_at"`
+}
+
+// PipelineVersions lists every pipeline's version, without definitions: a
+// caller that keeps what it parsed of each re-reads only those that changed.
+func (s *Store) PipelineVersions(ctx context.Context) ([]PipelineVersion, error) {
+	var vs []PipelineVersion
+	if err := s.db.NewSelect().Model(&vs).Order("id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list pipeline versions: %w", err)
+	}
+	return vs, nil
+}
+
+// PipelinesByID loads the pipelines with these ids (those that exist).
+func (s *Store) PipelinesByID(ctx context.Context, ids []string) ([]*Pipeline, error) {
+	var out []*Pipeline
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		var ps []*Pipeline
+		if err := s.db.NewSelect().Model(&ps).Where("id IN (?)", bun.In(ids[:n])).Scan(ctx); err != nil {
+			return nil, fmt.Errorf("load pipelines: %w", err)
+		}
+		out = append(out, ps...)
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+// RunStatus is a run's id and status.
+type RunStatus struct {
+	bun.BaseModel `bun:"table:pipeline_runs"`
+
+	ID     string `bun:"id"`
+	Status string `bun:"status"`
+}
+
+// ActiveRunStatuses returns the runs under way with their status, oldest
+// first.
+func (s *Store) ActiveRunStatuses(ctx context.Context) ([]RunStatus, error) {
+	var rs []RunStatus
+	if err := s.db.NewSelect().Model(&rs).Where("status IN (?)", bun.In([]string{statusPending, statusRunning})).
+		Order("created_at ASC").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list active runs: %w", err)
+	}
+	return rs, nil
+}
+
+// RunJobStates returns the jobs of a run with only what deciding its next
+// step needs: name, status, attempt, started_at, finished_at, end_reason.
+func (s *Store) RunJobStates(ctx context.Context, runID string) ([]*Job, error) {
+	var jobs []*Job
+	if err := s.db.NewSelect().Model(&jobs).Column("id", "name", "status", "attempt", "started_at", "finished_at", "end_reason").
+		Where("run_id = ?", runID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("jobs of run %s: %w", runID, err)
+	}
+	return jobs, nil
 }

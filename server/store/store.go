@@ -14,8 +14,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -41,14 +43,34 @@ type Store struct {
 	// Group commit of the hottest writes (group.go).
 	creates  group[*Job]
 	modifies group[*modification]
+	// full notes the last write refused for want of room (health.go).
+	full fullWatch
+	// busyRetries is how many times a transaction that lost to other
+	// writers is run again.
+	busyRetries int
+	// trouble tells who asked (OnTrouble) of queries the database failed.
+	trouble troubleHook
 }
+
+// Option tunes Open.
+type Option func(*options)
+
+type options struct{ busyWait time.Duration }
+
+// WithBusyWait sets how long a SQLite writer waits for another's lock
+// before its transaction is retried (default 10 s).
+func WithBusyWait(d time.Duration) Option { return func(o *options) { o.busyWait = d } }
 
 // Open connects to the database named by dsn: "sqlite://PATH" (or a bare
 // path) for embedded SQLite, "postgres://…" or "postgresql://…" for
 // PostgreSQL. It does not migrate; call Migrate.
-func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	o := options{busyWait: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	var (
 		db       *bun.DB
@@ -74,7 +96,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		// WAL lets readers run beside the writer; busy_timeout makes writers
 		// wait for each other instead of failing; immediate transactions take
 		// the write lock up front so two of them never deadlock upgrading.
-		conn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		conn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(" + strconv.FormatInt(o.busyWait.Milliseconds(), 10) + ")" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		sqldb, err := sql.Open(sqliteshim.ShimName, conn)
 		if err != nil {
@@ -88,7 +110,9 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	s := &Store{db: db, postgres: postgres, log: logger}
+	s := &Store{db: db, postgres: postgres, log: logger, busyRetries: 3}
+	db.AddQueryHook(&s.full)
+	db.AddQueryHook(&s.trouble)
 	s.creates.commit = s.createJobs
 	s.modifies.commit = s.modifyJobs
 	if postgres {
@@ -152,4 +176,23 @@ func Unavailable(err error) bool {
 	var netErr net.Error
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &netErr)
+}
+
+// runTx runs fn in a transaction, and again (up to busyRetries times, with
+// a short pause) when it lost to other writers: SQLite's lock held past its
+// wait, a PostgreSQL serialization failure or deadlock. fn must be safe to
+// run again (each run starts from a rolled-back transaction).
+func (s *Store) runTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.db.RunInTx(ctx, nil, fn)
+		if !Busy(err) || attempt >= s.busyRetries || ctx.Err() != nil {
+			return err
+		}
+		s.log.Debug("database busy; transaction retried", "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		}
+	}
 }

@@ -287,7 +287,19 @@ func TestClaimFirstConcurrent(t *testing.T) {
 						return
 					}
 					if j == nil {
-						return
+						// SKIP LOCKED: a job another claimer has locked,
+						// but may not take, is passed over; stop only
+						// once no wanted job is left pending.
+						left, _, err := s.ListJobs(ctx, store.JobFilter{Statuses: []string{"pending"},
+							Match: func(j *store.Job) bool { return j.Labels["odd"] == "" }}, store.Page{Limit: 1, Order: store.Order{Column: "created_at"}})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if len(left) == 0 {
+							return
+						}
+						continue
 					}
 					mu.Lock()
 					if prev, ok := claimedBy[j.ID]; ok {

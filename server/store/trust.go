@@ -21,13 +21,14 @@ type TrustedLabel struct {
 
 func (l TrustedLabel) String() string { return l.Key + "=" + l.Value }
 
-// AgentTrust says whether an agent is trusted and why ("" when not).
+// AgentTrust says whether an agent is trusted and why ("" when not). Only
+// labels an admin set count: an agent's own labels never make it trusted.
 func AgentTrust(a *Agent, labels []TrustedLabel) (bool, string) {
 	if a.TrustMarked {
 		return true, "marked trusted by an admin"
 	}
 	for _, l := range labels {
-		if v, ok := a.Labels[l.Key]; ok && v == l.Value {
+		if v, ok := a.AdminLabels[l.Key]; ok && v == l.Value {
 			return true, "trusted label " + l.String()
 		}
 	}

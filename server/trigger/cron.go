@@ -66,6 +66,14 @@ type Scheduler struct {
 
 	mu   sync.Mutex
 	last map[string]time.Time
+	// parsed are the entries' schedules, parsed once per entry.
+	parsed map[string]parsedCron
+}
+
+type parsedCron struct {
+	sched cron.Schedule
+	loc   *time.Location
+	err   error
 }
 
 // NewScheduler returns a scheduler reading time from now in the zone loc
@@ -74,7 +82,7 @@ func NewScheduler(target CronTarget, now func() time.Time, loc *time.Location, l
 	if loc == nil {
 		loc = time.Local
 	}
-	return &Scheduler{target: target, now: now, loc: loc, log: logger, last: map[string]time.Time{}}
+	return &Scheduler{target: target, now: now, loc: loc, log: logger, last: map[string]time.Time{}, parsed: map[string]parsedCron{}}
 }
 
 // Run ticks every interval until ctx ends.
@@ -115,11 +123,18 @@ func (s *Scheduler) Tick(ctx context.Context) int {
 			s.last[k] = now
 			continue
 		}
-		sched, loc, err := ParseCron(e.Expr, e.Timezone)
-		if err != nil {
-			s.log.Warn("cron: bad trigger", "pipeline", e.Pipeline, "err", err)
+		pc, ok := s.parsed[k]
+		if !ok {
+			pc.sched, pc.loc, pc.err = ParseCron(e.Expr, e.Timezone)
+			s.parsed[k] = pc
+			if pc.err != nil {
+				s.log.Warn("cron: bad trigger", "pipeline", e.Pipeline, "err", pc.err)
+			}
+		}
+		if pc.err != nil {
 			continue
 		}
+		sched, loc := pc.sched, pc.loc
 		if loc == nil {
 			loc = s.loc
 		}
@@ -137,6 +152,11 @@ func (s *Scheduler) Tick(ctx context.Context) int {
 	for k := range s.last {
 		if !seen[k] {
 			delete(s.last, k)
+		}
+	}
+	for k := range s.parsed {
+		if !seen[k] {
+			delete(s.parsed, k)
 		}
 	}
 	return fired

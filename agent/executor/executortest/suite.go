@@ -143,7 +143,7 @@ var cases = []struct {
 		if res.Outcome != executor.Succeeded {
 			t.Fatalf("result %+v", res)
 		}
-		m := executor.NewMasker([]string{secret})
+		m := executor.NewMasker([]string{secret}, executor.DefaultMaskMinLength)
 		var all strings.Builder
 		rec.mu.Lock()
 		for _, l := range rec.lines {

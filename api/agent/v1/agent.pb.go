@@ -1838,7 +1838,10 @@ func (x *Agent) GetTrustedBecause() string {
 type RegisterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A name for humans; defaults to the hostname. Registering again under the
-	// same name takes over the agent record of that name.
+	// same name takes over the agent record of that name when the agent proves
+	// it is that agent (agent_id and agent_token below), or when that agent is
+	// offline; a name held by an online agent is refused (ALREADY_EXISTS)
+	// otherwise.
 	Name     string            `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Hostname string            `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	Os       string            `protobuf:"bytes,3,opt,name=os,proto3" json:"os,omitempty"`
@@ -1849,7 +1852,12 @@ type RegisterRequest struct {
 	MaxConcurrentJobs int32 `protobuf:"varint,7,opt,name=max_concurrent_jobs,json=maxConcurrentJobs,proto3" json:"max_concurrent_jobs,omitempty"`
 	// The plugins the agent runs as job steps; "*" (or empty) means any the
 	// server serves, none when the agent runs no plugin steps ("-").
-	Plugins       []string `protobuf:"bytes,8,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	Plugins []string `protobuf:"bytes,8,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	// The id and token this agent was given when it last registered under
+	// this name (kept on its disk): they prove it is that agent, which keeps
+	// its id, its token and the jobs leased to it. Empty on a first start.
+	AgentId       string `protobuf:"bytes,9,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	AgentToken    string `protobuf:"bytes,10,opt,name=agent_token,json=agentToken,proto3" json:"agent_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1938,6 +1946,20 @@ func (x *RegisterRequest) GetPlugins() []string {
 		return x.Plugins
 	}
 	return nil
+}
+
+func (x *RegisterRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *RegisterRequest) GetAgentToken() string {
+	if x != nil {
+		return x.AgentToken
+	}
+	return ""
 }
 
 type RegisterResponse struct {
@@ -2470,7 +2492,10 @@ type ReportJobStatusRequest struct {
 	// Files kept by the job's artifact config (final reports only).
 	Artifacts []*Artifact `protobuf:"bytes,8,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
 	// Why the attempt did not succeed, as a typed value (final reports).
-	Reason        EndReason `protobuf:"varint,9,opt,name=reason,proto3,enum=arcade.agent.v1.EndReason" json:"reason,omitempty"`
+	Reason EndReason `protobuf:"varint,9,opt,name=reason,proto3,enum=arcade.agent.v1.EndReason" json:"reason,omitempty"`
+	// How many log lines the attempt wrote (final reports only): the server
+	// takes no line past this number for the attempt afterwards.
+	LogLines      int64 `protobuf:"varint,10,opt,name=log_lines,json=logLines,proto3" json:"log_lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2566,6 +2591,13 @@ func (x *ReportJobStatusRequest) GetReason() EndReason {
 		return x.Reason
 	}
 	return EndReason_END_REASON_UNSPECIFIED
+}
+
+func (x *ReportJobStatusRequest) GetLogLines() int64 {
+	if x != nil {
+		return x.LogLines
+	}
+	return 0
 }
 
 type ReportJobStatusResponse struct {
@@ -4049,7 +4081,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x0ftrusted_because\x18\x11 \x01(\tR\x0etrustedBecause\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x03\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x0e\n" +
@@ -4058,7 +4090,11 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x12D\n" +
 	"\x06labels\x18\x06 \x03(\v2,.arcade.agent.v1.RegisterRequest.LabelsEntryR\x06labels\x12.\n" +
 	"\x13max_concurrent_jobs\x18\a \x01(\x05R\x11maxConcurrentJobs\x12\x18\n" +
-	"\aplugins\x18\b \x03(\tR\aplugins\x1a9\n" +
+	"\aplugins\x18\b \x03(\tR\aplugins\x12\x19\n" +
+	"\bagent_id\x18\t \x01(\tR\aagentId\x12\x1f\n" +
+	"\vagent_token\x18\n" +
+	" \x01(\tR\n" +
+	"agentToken\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x02\n" +
@@ -4104,7 +4140,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x80\x01\n" +
 	"\x10FetchJobResponse\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.arcade.agent.v1.JobR\x03job\x12D\n" +
-	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xf6\x02\n" +
+	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\x93\x03\n" +
 	"\x16ReportJobStatusRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
@@ -4114,7 +4150,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x128\n" +
 	"\ttimestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x127\n" +
 	"\tartifacts\x18\b \x03(\v2\x19.arcade.agent.v1.ArtifactR\tartifacts\x122\n" +
-	"\x06reason\x18\t \x01(\x0e2\x1a.arcade.agent.v1.EndReasonR\x06reason\"D\n" +
+	"\x06reason\x18\t \x01(\x0e2\x1a.arcade.agent.v1.EndReasonR\x06reason\x12\x1b\n" +
+	"\tlog_lines\x18\n" +
+	" \x01(\x03R\blogLines\"D\n" +
 	"\x17ReportJobStatusResponse\x12)\n" +
 	"\x10cancel_requested\x18\x01 \x01(\bR\x0fcancelRequested\"\x94\x02\n" +
 	"\bArtifact\x12\x12\n" +
