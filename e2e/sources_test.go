@@ -133,6 +133,10 @@ stages:
         checkout: false
         commands: ["test ! -e .git && echo no-checkout-here"]
 `, h.RepoURL("app")))
+		// The CLI shows the source, naming the credential's secret only.
+		if out := sc.mustCLI(t, "pipeline", "get", "app"); !strings.Contains(out, "source: "+h.RepoURL("app")+", branch main, credential from secret APP_GIT") || strings.Contains(out, token) {
+			t.Fatalf("pipeline get:\n%s", out)
+		}
 		sc.startGitAgent("git-agent")
 		first := repo.Head()
 		commit := repo.Commit(map[string]string{"a.txt": "v1\n"}, "first change")
@@ -346,6 +350,10 @@ triggers: [{type: webhook, secret: hush, branches: [main], tags: ["v*"]}]
 		t.Fatalf("tag run at %s (%s %s), want %s", r.GetCommit(), r.GetEvent(), r.GetRef(), tagged)
 	}
 
+	// An admin allows repo-def on trusted agents: a pull request from the
+	// repository keeps that, one from a fork loses it.
+	sc.mustCLI(t, "pipeline", "trust", "repo-def")
+
 	// A pull request from a fork changes the definition to print the
 	// secret: the base branch's runs instead, without the secret.
 	repo.Checkout("evil")
@@ -387,8 +395,8 @@ triggers: [{type: webhook, secret: hush, branches: [main], tags: ["v*"]}]
 	for _, id := range runIDs(ans) {
 		r := sc.waitRun(id)
 		if r.GetPipelineName() == "repo-def" {
-			if l := sc.logText(jobsByName(r)["def"].GetId()); r.GetUntrustedOrigin() || !strings.Contains(l, "from-fork key=***") {
-				t.Fatalf("own pull request run (untrusted %v):\n%s", r.GetUntrustedOrigin(), l)
+			if l := sc.logText(jobsByName(r)["def"].GetId()); r.GetUntrustedOrigin() || !r.GetTrustedAgents() || !strings.Contains(l, "from-fork key=***") {
+				t.Fatalf("own pull request run (untrusted %v, trusted agents %v):\n%s", r.GetUntrustedOrigin(), r.GetTrustedAgents(), l)
 			}
 		}
 	}
