@@ -86,8 +86,9 @@ func (l *Lifecycle) FireCron(ctx context.Context, e trigger.CronEntry, at time.T
 	return err
 }
 
-// Webhooks returns a pipeline's webhook triggers from the index, without
-// their secrets (sealed in their own column: the service opens them).
+// Webhooks returns a pipeline's webhook triggers from the index, with the
+// secrets its definition holds: none once they are sealed in their own
+// column (the service opens those).
 func (l *Lifecycle) Webhooks(ctx context.Context, pipelineName string) ([]trigger.WebhookConfig, error) {
 	ps, err := l.index.pipelines(ctx, l.store)
 	if err != nil {
@@ -99,6 +100,24 @@ func (l *Lifecycle) Webhooks(ctx context.Context, pipelineName string) ([]trigge
 		}
 	}
 	return nil, trigger.ErrNoPipeline
+}
+
+// SourcePipelines returns, from the index, the ids of the pipelines with a
+// webhook trigger whose source is one of repos (normalized URLs, as
+// secrets.NormalizeRepo makes them): a forge delivery reads only their
+// rows.
+func (l *Lifecycle) SourcePipelines(ctx context.Context, repos map[string]bool) ([]string, error) {
+	ps, err := l.index.pipelines(ctx, l.store)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, ip := range ps {
+		if ip.repo != "" && repos[ip.repo] && len(ip.webhooks) > 0 {
+			ids = append(ids, ip.id)
+		}
+	}
+	return ids, nil
 }
 
 // FireWebhook implements trigger.WebhookTarget: the push's commit, branch

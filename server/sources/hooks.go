@@ -34,9 +34,11 @@ type Pipelines interface {
 	TriggerSecrets(p *store.Pipeline) (*jobv1.PipelineDetail, error)
 }
 
-// Runs starts runs (the life cycle).
+// Runs starts runs, and finds the pipelines that build a repository in
+// its index of triggers (the life cycle).
 type Runs interface {
 	StartRunFrom(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string, o lifecycle.RunOrigin) (*store.PipelineRun, error)
+	SourcePipelines(ctx context.Context, repos map[string]bool) ([]string, error)
 }
 
 // Hooks serves POST /hooks/{name}: a forge's name (github, gitea, forgejo,
@@ -211,12 +213,18 @@ func (h *Hooks) serveForge(w http.ResponseWriter, r *http.Request, f forge.Forge
 }
 
 // candidates are the pipelines whose source is one of repos, with their
-// webhook triggers (secrets opened).
+// webhook triggers (secrets opened), in name order. Only their rows are
+// read: the life cycle's index of triggers names them.
 func (h *Hooks) candidates(ctx context.Context, repos map[string]bool) ([]candidate, error) {
-	ps, _, err := h.Store.ListPipelines(ctx, store.Page{Order: store.Order{Column: "name"}})
+	ids, err := h.Runs.SourcePipelines(ctx, repos)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	ps, err := h.Store.PipelinesByID(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
+	slices.SortFunc(ps, func(a, b *store.Pipeline) int { return strings.Compare(a.Name, b.Name) })
 	var out []candidate
 	for _, p := range ps {
 		spec, err := lifecycle.DecodeSpec(p.Spec)
