@@ -714,6 +714,20 @@ stages:
 	if got := gittest.Git(t, repo.Work, "status", "--porcelain"); got != status {
 		t.Fatalf("the repository changed:\n%s\nwas:\n%s", got, status)
 	}
+
+	// A uses: step runs the plugin the embedded server's plugin config
+	// names, on the working tree (here reading the uncommitted change).
+	plugins := t.TempDir()
+	buildPlugin(t, "./testdata/steptool", filepath.Join(plugins, "steptool.wasm"))
+	cfg := filepath.Join(plugins, "plugins.yaml")
+	os.WriteFile(cfg, []byte("plugins:\n  - {name: steptool, path: "+filepath.Join(plugins, "steptool.wasm")+", kind: ci}\n"), 0o644)
+	plug := filepath.Join(t.TempDir(), "plugin.arcade.yaml")
+	os.WriteFile(plug, []byte(`stages: [{name: s, jobs: [{name: tool, steps: [{uses: steptool, with: {read: a.txt}}]}]}]
+`), 0o644)
+	out, err = run(plug, "--config", os.DevNull, "--plugins-config", cfg, "--plugin-dirs", plugins, "--log-format", "text")
+	if err != nil || !strings.Contains(out, "steptool 1.0.0") || !strings.Contains(out, "changed, not committed") {
+		t.Fatalf("run with a plugin step: %v\n%s", err, out)
+	}
 }
 
 // A source over SSH with a deploy key: refused without the key, checked
