@@ -802,3 +802,42 @@ stages: [{name: s, jobs: [{name: j, image: %q, commands: ["cat src/hello.txt", "
 		t.Fatalf("run %v:\n%s", r.GetStatus(), log)
 	}
 }
+
+// A forge that stalls holds nothing: the server's fetch stops at its
+// git_timeout, the run is refused saying so, and once the forge answers
+// again the mirror the stopped fetch left serves the next run.
+func TestSourcesStalledForge(t *testing.T) {
+	remote := gittest.New(t)
+	repo := remote.Repo("slow")
+	head := repo.Commit(map[string]string{"a.txt": "a\n"}, "a")
+	h := remote.ServeHTTP("", "")
+	var stalled sync.Map
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	h.OnRequest(func(r *http.Request) {
+		if _, ok := stalled.Load("on"); ok {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		}
+	})
+	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), "--git-timeout", "2s")
+	sc.createPipeline(fmt.Sprintf(`name: slow
+source: {url: %q}
+stages: [{name: s, jobs: [{name: j, commands: ["git rev-parse HEAD"]}]}]
+`, h.RepoURL("slow")))
+	stalled.Store("on", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := sc.jobs.TriggerPipeline(ctx, &jobv1.TriggerPipelineRequest{PipelineId: "slow"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "git_timeout") {
+		t.Fatalf("trigger against a stalled forge: %v", err)
+	}
+	stalled.Delete("on")
+	sc.startGitAgent("ga")
+	r := sc.waitRun(sc.trigger("slow", nil).GetId())
+	if r.GetStatus() != success || r.GetCommit() != head || !strings.Contains(sc.logText(jobsByName(r)["j"].GetId()), head) {
+		t.Fatalf("run after the stall: %v at %s: %s", r.GetStatus(), r.GetCommit(), r.GetMessage())
+	}
+}

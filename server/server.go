@@ -129,6 +129,11 @@ type Config struct {
 	// GitMirrorMaxBytes bounds the disk of the server's repository mirrors
 	// (DataDir/git-mirrors); 0 is 5 GiB.
 	GitMirrorMaxBytes int64
+	// GitTimeout bounds one update of a server mirror (the fetch a run,
+	// a webhook's path filter or a definition file needs); 0 is 5 minutes.
+	// A forge that stalls fails that run with a clear error instead of
+	// holding the mirror, the request or the cron scheduler.
+	GitTimeout time.Duration
 
 	// Notify routes events to notify plugins.
 	Notify notify.Config

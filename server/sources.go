@@ -18,8 +18,12 @@ import (
 	"github.com/go-arcade/arcade/server/store"
 )
 
-// defaultMirrorBytes bounds the server's repository mirrors by default.
-const defaultMirrorBytes = 5 << 30
+// defaultMirrorBytes bounds the server's repository mirrors by default;
+// defaultGitTimeout one update of a mirror.
+const (
+	defaultMirrorBytes = 5 << 30
+	defaultGitTimeout  = 5 * time.Minute
+)
 
 // setUpSources finds git and gives the life cycle what prepares runs of
 // pipelines with a source, and the webhook endpoint its forge handler.
@@ -42,8 +46,12 @@ func setUpSources(cfg Config, st *store.Store, svc *service.Service, auditLog *a
 	if err := ensureDir(g.TempDir); err != nil {
 		log.Warn("git temp folder", "err", err)
 	}
+	timeout := cfg.GitTimeout
+	if timeout == 0 {
+		timeout = defaultGitTimeout
+	}
 	src := &sources.Sources{Mirrors: &gitcli.Mirrors{Git: g, Dir: filepath.Join(cfg.DataDir, "git-mirrors"), MaxBytes: max, Log: log},
-		Credentials: svc.Secrets(), Log: log}
+		Credentials: svc.Secrets(), FetchTimeout: timeout, Log: log}
 	svc.UseSources(src)
 	log.Info("git found", "git", g.Path, "version", g.Version, "mirrors", src.Mirrors.Dir, "max_bytes", max)
 	return &sources.Hooks{Sources: src, Store: st, Pipelines: svc, Runs: svc.Life(), Log: log, Now: time.Now,

@@ -27,6 +27,9 @@ func (c *Config) validateTriggers() error {
 	if c.GitMirrorMaxBytes < 0 {
 		return fmt.Errorf("git_mirror_max_bytes: want 0 (the default, 5 GiB) or more, got %d", c.GitMirrorMaxBytes)
 	}
+	if c.GitTimeout < 0 {
+		return fmt.Errorf("git_timeout: want 0 (the default, 5m) or more, got %s", c.GitTimeout)
+	}
 	if c.CronTimezone != "" {
 		if _, err := time.LoadLocation(c.CronTimezone); err != nil {
 			return fmt.Errorf("cron_timezone: unknown time zone %q", c.CronTimezone)

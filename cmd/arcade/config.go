@@ -144,10 +144,11 @@ type serverSettings struct {
 		Scope  string `koanf:"scope"`
 		Name   string `koanf:"name"`
 	} `koanf:"api_tokens"`
-	WebhookPort       int    `koanf:"webhook_port"`
-	CronTimezone      string `koanf:"cron_timezone"`
-	PublicURL         string `koanf:"public_url"`
-	GitMirrorMaxBytes int64  `koanf:"git_mirror_max_bytes"`
+	WebhookPort       int           `koanf:"webhook_port"`
+	CronTimezone      string        `koanf:"cron_timezone"`
+	PublicURL         string        `koanf:"public_url"`
+	GitMirrorMaxBytes int64         `koanf:"git_mirror_max_bytes"`
+	GitTimeout        time.Duration `koanf:"git_timeout"`
 	Notify            []struct {
 		Name      string   `koanf:"name"`
 		On        []string `koanf:"on"`

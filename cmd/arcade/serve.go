@@ -34,6 +34,7 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.String("cron-timezone", "", "time zone of cron triggers that name none (default: local)")
 	f.String("public-url", "", "the dashboard's address as people reach it, e.g. https://ci.example.com (commit statuses link runs there)")
 	f.Int64("git-mirror-max-bytes", 0, "disk the server's repository mirrors may use, in bytes (default 5 GiB)")
+	f.Duration("git-timeout", 0, "longest update of one of the server's repository mirrors (default 5m)")
 	f.String("artifact-store", "", "storage plugin that keeps artifacts and archived logs, e.g. fs-store (empty: not stored)")
 	f.Int64("artifact-max-bytes", 0, "largest artifact accepted, in bytes (default 1 GiB)")
 	f.Duration("artifact-expire-in", 7*24*time.Hour, "expiry of artifacts whose job sets none (0: kept until the job is deleted)")
@@ -73,7 +74,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
 		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
-		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, PublicURL: s.PublicURL, GitMirrorMaxBytes: s.GitMirrorMaxBytes, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
+		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, PublicURL: s.PublicURL, GitMirrorMaxBytes: s.GitMirrorMaxBytes, GitTimeout: s.GitTimeout, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
 		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen, SecretKeyring: s.SecretKeyring,
 		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,

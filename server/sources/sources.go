@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -50,7 +51,10 @@ type Credentials interface {
 type Sources struct {
 	Mirrors     *gitcli.Mirrors
 	Credentials Credentials
-	Log         *slog.Logger
+	// FetchTimeout bounds one update of a mirror (0: none): a repository
+	// that stalls fails what needed it, and frees the mirror.
+	FetchTimeout time.Duration
+	Log          *slog.Logger
 }
 
 // credential is the source's credential, or nil when it names none.
@@ -81,8 +85,18 @@ func (s *Sources) mirror(ctx context.Context, p *store.Pipeline, src *jobv1.Sour
 	if err != nil {
 		return nil, err
 	}
-	if _, err := mr.Fetch(ctx, auth, commit, extra...); err != nil {
+	fctx, cancel := ctx, context.CancelFunc(func() {})
+	if s.FetchTimeout > 0 {
+		fctx, cancel = context.WithTimeout(ctx, s.FetchTimeout)
+	}
+	_, err = mr.Fetch(fctx, auth, commit, extra...)
+	timedOut := fctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+	cancel()
+	if err != nil {
 		mr.Release()
+		if timedOut {
+			return nil, fmt.Errorf("fetch %s: stopped after %s (the server's git_timeout)", src.GetUrl(), s.FetchTimeout)
+		}
 		return nil, fmt.Errorf("fetch %s: %w", src.GetUrl(), err)
 	}
 	return mr, nil
