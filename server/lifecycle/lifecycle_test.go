@@ -730,3 +730,66 @@ stages: [{name: s, jobs: [{name: a, commands: [x]}]}]`)
 		}
 	})
 }
+
+// headSources stands in for the server's sources: it resolves every run of
+// a pipeline with a source to head, and refuses when told to.
+type headSources struct {
+	head   string
+	refuse error
+	seen   []string
+}
+
+func (s *headSources) Prepare(_ context.Context, p *store.Pipeline, o *RunOrigin) error {
+	s.seen = append(s.seen, p.Name+" "+o.Event)
+	if s.refuse != nil {
+		return s.refuse
+	}
+	if o.Commit == "" {
+		o.Commit, o.Ref = s.head, "refs/heads/main"
+	}
+	return nil
+}
+
+// Cron and API runs of a pipeline with a source build the commit its
+// source resolves when they start, and record it; a refusal starts no run.
+func TestRunsOfASourceRecordTheirCommit(t *testing.T) {
+	eachStore(t, func(f *fixture) {
+		t := f.t
+		src := &headSources{head: strings.Repeat("ab", 20)}
+		f.l.UseSources(src)
+		p := f.createPipeline(`name: built
+source: {url: "https://git.example.com/acme/app.git"}
+triggers: [{type: cron, cron: "*/5 * * * *"}]
+stages: [{name: s, jobs: [{name: a, commands: [x]}]}]`)
+		entries, err := f.l.CronEntries(f.ctx)
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("cron entries %+v %v", entries, err)
+		}
+		if err := f.l.FireCron(f.ctx, entries[0], f.clock); err != nil {
+			t.Fatal(err)
+		}
+		api, err := f.l.StartRun(f.ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs, _, err := f.st.ListRuns(f.ctx, p.ID, store.Page{})
+		if err != nil || len(runs) != 2 {
+			t.Fatalf("runs %v %v", runs, err)
+		}
+		for _, r := range runs {
+			if r.Commit != src.head || r.Ref != "refs/heads/main" {
+				t.Errorf("run %s (%s) at %q %q, want the head resolved when it started", r.ID, r.Event, r.Commit, r.Ref)
+			}
+		}
+		if !slices.Equal(src.seen, []string{"built cron", "built manual"}) || f.run(api.ID).Event != "manual" {
+			t.Fatalf("prepared %v", src.seen)
+		}
+		src.refuse = Refuse(ErrFailedPrecondition, "source: unreachable")
+		if _, err := f.l.StartRun(f.ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", nil); !errors.Is(err, ErrFailedPrecondition) {
+			t.Fatalf("refused source: %v", err)
+		}
+		if runs, _, _ := f.st.ListRuns(f.ctx, p.ID, store.Page{}); len(runs) != 2 {
+			t.Fatalf("a refused run was created: %d runs", len(runs))
+		}
+	})
+}
