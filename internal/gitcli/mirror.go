@@ -78,13 +78,8 @@ func (m *Mirrors) Open(ctx context.Context, url string) (*Mirror, error) {
 		l.Unlock()
 		return nil, fmt.Errorf("mirror cache: %w", err)
 	}
-	lf, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	lf, err := lockFile(path + ".lock")
 	if err != nil {
-		l.Unlock()
-		return nil, fmt.Errorf("mirror lock: %w", err)
-	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		lf.Close()
 		l.Unlock()
 		return nil, fmt.Errorf("mirror lock: %w", err)
 	}
@@ -112,6 +107,32 @@ func (m *Mirrors) Open(ctx context.Context, url string) (*Mirror, error) {
 		}
 	}
 	return mr, nil
+}
+
+// lockFile opens and locks (flock) the file at name, made when missing.
+// trim removes the lock file of a mirror it removes while holding its
+// lock; a process that was waiting for that lock then holds a file no
+// longer at name, so it tries again with the file now there.
+func lockFile(name string) (*os.File, error) {
+	for {
+		lf, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+			lf.Close()
+			return nil, err
+		}
+		held, err1 := lf.Stat()
+		now, err2 := os.Stat(name)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return lf, nil
+		}
+		lf.Close()
+		if err1 != nil {
+			return nil, err1
+		}
+	}
 }
 
 // Release unlocks the mirror.

@@ -132,3 +132,48 @@ func TestMirrorsStayWithinTheirBound(t *testing.T) {
 	// A removed mirror comes back whole when its repository is fetched again.
 	f.fetch("b", t0.Add(5*time.Minute))
 }
+
+// Two processes sharing a mirror cache (here two Mirrors over one folder,
+// which share only the file locks): when a mirror and its lock file are
+// removed by the holder of its lock (trim), a process that waited for that
+// lock does not take the mirror while another holds it through the lock
+// file now in its place.
+func TestMirrorLockSurvivesRemoval(t *testing.T) {
+	f := newMirrorFixture(t, "a")
+	other := func() *gitcli.Mirrors { return &gitcli.Mirrors{Git: f.mirrors.Git, Dir: f.mirrors.Dir} }
+	ctx := context.Background()
+	first, err := other().Open(ctx, f.urls["a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter := make(chan *gitcli.Mirror)
+	go func() {
+		mr, err := other().Open(ctx, f.urls["a"])
+		if err != nil {
+			t.Error(err)
+		}
+		waiter <- mr
+	}()
+	time.Sleep(300 * time.Millisecond) // the waiter blocks on the lock
+	// What trim does, holding the lock: the mirror and its lock file go.
+	os.RemoveAll(first.Path)
+	os.Remove(first.Path + ".lock")
+	third, err := other().Open(ctx, f.urls["a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Release()
+	select {
+	case mr := <-waiter:
+		mr.Release()
+		t.Fatal("a process took the mirror while another held it")
+	case <-time.After(time.Second):
+	}
+	third.Release()
+	select {
+	case mr := <-waiter:
+		mr.Release()
+	case <-time.After(time.Minute):
+		t.Fatal("the waiting process never got the mirror")
+	}
+}
