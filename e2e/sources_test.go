@@ -158,6 +158,10 @@ stages:
 		if code, ans := sc.deliver("github", "push", "d-1", "hush", body); code != http.StatusOK || ans["replayed"] != true {
 			t.Fatalf("replay: %d %v", code, ans)
 		}
+		// Sent again under another id (the id is not signed): a replay too.
+		if code, ans := sc.deliver("github", "push", "d-1-again", "hush", body); code != http.StatusOK || ans["replayed"] != true {
+			t.Fatalf("replay under a new delivery id: %d %v", code, ans)
+		}
 		// Another branch: filtered out.
 		repo.Checkout("topic")
 		topic := repo.Commit(map[string]string{"b.txt": "b\n"}, "topic")

@@ -2,6 +2,8 @@ package sources
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,9 +26,9 @@ import (
 // MaxPayload bounds a delivery's body.
 const MaxPayload = 5 << 20
 
-// DefaultKeepDeliveries is how many delivery ids are remembered to refuse
-// replays.
-const DefaultKeepDeliveries = 10000
+// DefaultKeepDeliveries is how many delivery ids and body digests are
+// remembered to refuse replays (two per delivery with an id).
+const DefaultKeepDeliveries = 20000
 
 // Pipelines opens a stored pipeline's definition with its webhook secrets
 // (the service).
@@ -160,22 +162,32 @@ func (h *Hooks) serveForge(w http.ResponseWriter, r *http.Request, f forge.Forge
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// A delivery is a replay when its id was seen, or its signed body: the
+	// id header is not signed, so a captured delivery sent again under a
+	// new id is refused by its body.
+	keep := h.KeepDeliveries
+	if keep <= 0 {
+		keep = DefaultKeepDeliveries
+	}
+	sum := sha256.Sum256(body)
+	keys := []string{string(f) + ":sha256:" + hex.EncodeToString(sum[:])}
 	if ev.Delivery != "" {
-		keep := h.KeepDeliveries
-		if keep <= 0 {
-			keep = DefaultKeepDeliveries
-		}
-		first, err := h.Store.FirstDelivery(r.Context(), string(f)+":"+ev.Delivery, h.Now(), keep)
+		keys = append(keys, string(f)+":"+ev.Delivery)
+	}
+	replayed := false
+	for _, k := range keys {
+		first, err := h.Store.FirstDelivery(r.Context(), k, h.Now(), keep)
 		if err != nil {
 			log.Warn("webhook: record delivery", "err", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
-		if !first {
-			log.Info("webhook: delivery seen before; nothing started", "delivery", ev.Delivery)
-			answer(w, http.StatusOK, Answer{Replayed: true})
-			return
-		}
+		replayed = replayed || !first
+	}
+	if replayed {
+		log.Info("webhook: delivery seen before; nothing started", "delivery", ev.Delivery)
+		answer(w, http.StatusOK, Answer{Replayed: true})
+		return
 	}
 	if ev.Kind == forge.Deleted || ev.Kind == forge.Ignored {
 		log.Info("webhook: nothing to build", "why", ev.Why, "delivery", ev.Delivery)
