@@ -436,6 +436,11 @@ func TestSourcesBadInput(t *testing.T) {
 			t.Errorf("%s: %v, want InvalidArgument naming %s", tc.yaml, err, tc.field)
 		}
 	}
+	// /hooks/gitlab is GitLab's: a pipeline of that name takes no webhook.
+	_, err := sc.jobs.CreatePipeline(context.Background(), &jobv1.CreatePipelineRequest{Yaml: "name: gitlab\ntriggers: [{type: webhook, secret: s}]\nstages: [{name: s, jobs: [{name: j, commands: [x]}]}]\n"})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "triggers[0]") || !strings.Contains(err.Error(), "/hooks/gitlab") {
+		t.Errorf("a pipeline named gitlab with a webhook trigger: %v", err)
+	}
 	resp, err := sc.jobs.ListPipelines(context.Background(), &jobv1.ListPipelinesRequest{})
 	if err != nil || len(resp.GetPipelines()) != 0 {
 		t.Fatalf("pipelines after refusals: %v %v", resp.GetPipelines(), err)

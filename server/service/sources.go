@@ -14,6 +14,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/server/forge"
 	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/secrets"
 	"github.com/go-arcade/arcade/server/store"
@@ -79,8 +80,16 @@ func (s *Service) takeTriggerSecrets(spec *jobv1.PipelineDetail) ([]byte, error)
 
 // checkSourceCredential refuses a source whose credential names a stored
 // secret that exists neither globally, nor for the pipeline, nor for the
-// source's repository.
+// source's repository, and a webhook trigger on a pipeline named after a
+// forge (its /hooks/NAME is that forge's endpoint).
 func (s *Service) checkSourceCredential(ctx context.Context, spec *jobv1.PipelineDetail) error {
+	if _, taken := forge.Known(spec.GetName()); taken {
+		for i, t := range spec.GetTriggers() {
+			if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK {
+				return invalid(fmt.Sprintf("triggers[%d]", i), "a pipeline named %s cannot have a webhook trigger: /hooks/%s takes that forge's deliveries; rename the pipeline", spec.GetName(), spec.GetName())
+			}
+		}
+	}
 	src := spec.GetSource()
 	if src.GetCredential() == "" {
 		return nil
