@@ -813,8 +813,10 @@ stages: [{name: s, jobs: [{name: j, image: %q, commands: ["cat src/hello.txt", "
 }
 
 // A forge that stalls holds nothing: the server's fetch stops at its
-// git_timeout, the run is refused saying so, and once the forge answers
-// again the mirror the stopped fetch left serves the next run.
+// git_timeout, the run is refused saying so (a delivery is answered 503
+// and not remembered, so the forge's redelivery starts the run), and once
+// the forge answers again the mirror the stopped fetch left serves the
+// next runs.
 func TestSourcesStalledForge(t *testing.T) {
 	remote := gittest.New(t)
 	repo := remote.Repo("slow")
@@ -834,9 +836,18 @@ func TestSourcesStalledForge(t *testing.T) {
 	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), "--git-timeout", "2s")
 	sc.createPipeline(fmt.Sprintf(`name: slow
 source: {url: %q}
+triggers: [{type: webhook, secret: hush}]
 stages: [{name: s, jobs: [{name: j, commands: ["git rev-parse HEAD"]}]}]
 `, h.RepoURL("slow")))
 	stalled.Store("on", true)
+	// A push delivered while the forge stalls: the run cannot start, the
+	// forge is told (503), and the delivery is not remembered as seen.
+	next := repo.Commit(map[string]string{"a.txt": "b\n"}, "b")
+	v := gittest.Vars{Branch: "main", Before: head, After: next, Author: "ada", Owner: "acme", Name: "slow", RepoID: 3, CloneURL: h.RepoURL("slow"), WebURL: "https://github.com/acme/slow"}
+	body := gittest.Delivery(t, "github-push", v)
+	if code, ans := sc.deliver("github", "push", "s-1", "hush", body); code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(ans["skipped"]), "git_timeout") {
+		t.Fatalf("delivery while the forge stalls: %d %v", code, ans)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := sc.jobs.TriggerPipeline(ctx, &jobv1.TriggerPipelineRequest{PipelineId: "slow"})
@@ -845,8 +856,21 @@ stages: [{name: s, jobs: [{name: j, commands: ["git rev-parse HEAD"]}]}]
 	}
 	stalled.Delete("on")
 	sc.startGitAgent("ga")
-	r := sc.waitRun(sc.trigger("slow", nil).GetId())
-	if r.GetStatus() != success || r.GetCommit() != head || !strings.Contains(sc.logText(jobsByName(r)["j"].GetId()), head) {
+	// The forge's redelivery (same id, same body) starts the run; a
+	// second one is a replay.
+	code, ans := sc.deliver("github", "push", "s-1", "hush", body)
+	if code != http.StatusCreated || len(runIDs(ans)) != 1 {
+		t.Fatalf("redelivery after the stall: %d %v", code, ans)
+	}
+	if code, ans := sc.deliver("github", "push", "s-1", "hush", body); code != http.StatusOK || ans["replayed"] != true {
+		t.Fatalf("second redelivery: %d %v", code, ans)
+	}
+	r := sc.waitRun(runIDs(ans)[0])
+	if r.GetStatus() != success || r.GetCommit() != next || !strings.Contains(sc.logText(jobsByName(r)["j"].GetId()), next) {
+		t.Fatalf("run of the redelivery: %v at %s: %s", r.GetStatus(), r.GetCommit(), r.GetMessage())
+	}
+	r = sc.waitRun(sc.trigger("slow", nil).GetId())
+	if r.GetStatus() != success || r.GetCommit() != next {
 		t.Fatalf("run after the stall: %v at %s: %s", r.GetStatus(), r.GetCommit(), r.GetMessage())
 	}
 }

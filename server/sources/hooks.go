@@ -162,44 +162,42 @@ func (h *Hooks) serveForge(w http.ResponseWriter, r *http.Request, f forge.Forge
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	// A delivery is a replay when its id was seen, or its signed body: the
-	// id header is not signed, so a captured delivery sent again under a
-	// new id is refused by its body.
-	keep := h.KeepDeliveries
-	if keep <= 0 {
-		keep = DefaultKeepDeliveries
-	}
-	sum := sha256.Sum256(body)
-	keys := []string{string(f) + ":sha256:" + hex.EncodeToString(sum[:])}
-	if ev.Delivery != "" {
-		keys = append(keys, string(f)+":"+ev.Delivery)
-	}
-	replayed := false
-	for _, k := range keys {
-		first, err := h.Store.FirstDelivery(r.Context(), k, h.Now(), keep)
-		if err != nil {
-			log.Warn("webhook: record delivery", "err", err)
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		replayed = replayed || !first
-	}
-	if replayed {
-		log.Info("webhook: delivery seen before; nothing started", "delivery", ev.Delivery)
-		answer(w, http.StatusOK, Answer{Replayed: true})
-		return
-	}
 	if ev.Kind == forge.Deleted || ev.Kind == forge.Ignored {
 		log.Info("webhook: nothing to build", "why", ev.Why, "delivery", ev.Delivery)
 		answer(w, http.StatusOK, Answer{Event: string(ev.Kind), Ignored: ev.Why})
 		return
 	}
+	// A delivery is a replay for a pipeline when its id, or its signed
+	// body, was seen for that pipeline (no forge signs the id header: a
+	// captured delivery sent again under a new id is refused by its body).
+	// The claim is dropped when the run does not start, so that the
+	// forge's redelivery of a failed delivery starts it then.
+	sum := sha256.Sum256(body)
+	deliveryKeys := []string{string(f) + ":sha256:" + hex.EncodeToString(sum[:])}
+	if ev.Delivery != "" {
+		deliveryKeys = append(deliveryKeys, string(f)+":"+ev.Delivery)
+	}
 	out := Answer{Event: string(ev.Kind)}
+	replays, failures := 0, 0
 	for _, c := range signed {
+		claimed, first, err := h.claim(r.Context(), deliveryKeys, c.p.ID)
+		if err != nil {
+			log.Warn("webhook: record delivery", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		if !first {
+			log.Info("webhook: delivery seen before; nothing started", "pipeline", c.p.Name, "delivery", ev.Delivery)
+			out.Skipped = append(out.Skipped, Skipped{Pipeline: c.p.Name, Reason: "delivery seen before"})
+			replays++
+			continue
+		}
 		reason, err := h.filter(r.Context(), c, ev)
 		if err != nil {
 			log.Warn("webhook: filter", "pipeline", c.p.Name, "err", err)
+			h.forget(claimed)
 			out.Skipped = append(out.Skipped, Skipped{Pipeline: c.p.Name, Reason: "error: " + err.Error()})
+			failures++
 			continue
 		}
 		if reason != "" {
@@ -209,7 +207,9 @@ func (h *Hooks) serveForge(w http.ResponseWriter, r *http.Request, f forge.Forge
 		run, err := h.start(r.Context(), c, ev)
 		if err != nil {
 			log.Warn("webhook: start run", "pipeline", c.p.Name, "err", err)
+			h.forget(claimed)
 			out.Skipped = append(out.Skipped, Skipped{Pipeline: c.p.Name, Reason: "error: " + err.Error()})
+			failures++
 			continue
 		}
 		if h.Audit != nil {
@@ -217,11 +217,56 @@ func (h *Hooks) serveForge(w http.ResponseWriter, r *http.Request, f forge.Forge
 		}
 		out.Runs = append(out.Runs, Started{Pipeline: c.p.Name, RunID: run.ID, Number: run.Number})
 	}
+	if replays > 0 && len(out.Runs) == 0 && failures == 0 {
+		out.Replayed = true
+		answer(w, http.StatusOK, out)
+		return
+	}
+	if failures > 0 {
+		// The forge records the delivery as failed; its redelivery starts
+		// what did not start now (the rest is seen before).
+		answer(w, http.StatusServiceUnavailable, out)
+		return
+	}
 	code := http.StatusAccepted
 	if len(out.Runs) > 0 {
 		code = http.StatusCreated
 	}
 	answer(w, code, out)
+}
+
+// claim records the delivery keys for a pipeline; first is false when one
+// of them was recorded before (a replay). claimed are the keys recorded
+// now.
+func (h *Hooks) claim(ctx context.Context, keys []string, pipelineID string) (claimed []string, first bool, err error) {
+	keep := h.KeepDeliveries
+	if keep <= 0 {
+		keep = DefaultKeepDeliveries
+	}
+	first = true
+	for _, k := range keys {
+		k += " " + pipelineID
+		isNew, err := h.Store.FirstDelivery(ctx, k, h.Now(), keep)
+		if err != nil {
+			h.forget(claimed)
+			return nil, false, err
+		}
+		if isNew {
+			claimed = append(claimed, k)
+		} else {
+			first = false
+		}
+	}
+	return claimed, first, nil
+}
+
+// forget drops delivery keys of a run that did not start.
+func (h *Hooks) forget(keys []string) {
+	for _, k := range keys {
+		if err := h.Store.ForgetDelivery(context.Background(), k); err != nil {
+			h.Log.Warn("webhook: forget delivery", "err", err)
+		}
+	}
 }
 
 // candidates are the pipelines whose source is one of repos, with their

@@ -13,7 +13,8 @@ import (
 type WebhookDelivery struct {
 	bun.BaseModel `bun:"table:webhook_deliveries"`
 
-	// ID is "forge:delivery id".
+	// ID is "forge:delivery id pipeline id" or "forge:sha256:body digest
+	// pipeline id".
 	ID         string    `bun:"id,pk"`
 	ReceivedAt time.Time `bun:"received_at,notnull"`
 }
@@ -37,6 +38,15 @@ func (s *Store) FirstDelivery(ctx context.Context, id string, now time.Time, kee
 		}
 	}
 	return true, nil
+}
+
+// ForgetDelivery removes a delivery id, so that the delivery is new again
+// (what it was to start did not start).
+func (s *Store) ForgetDelivery(ctx context.Context, id string) error {
+	if _, err := s.db.NewDelete().Model((*WebhookDelivery)(nil)).Where("id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("forget delivery: %w", err)
+	}
+	return nil
 }
 
 // CountDeliveries counts the delivery ids kept.

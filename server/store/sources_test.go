@@ -27,6 +27,13 @@ func TestFirstDeliveryBounded(t *testing.T) {
 		if n, err := s.CountDeliveries(ctx); err != nil || n != 3 {
 			t.Fatalf("%d deliveries kept, want 3 (%v)", n, err)
 		}
+		// A forgotten delivery (its run did not start) is new again.
+		if err := s.ForgetDelivery(ctx, "github:d4"); err != nil {
+			t.Fatal(err)
+		}
+		if first, err := s.FirstDelivery(ctx, "github:d4", at.Add(2*time.Minute), 3); err != nil || !first {
+			t.Fatalf("forgotten delivery: %v %v", first, err)
+		}
 	})
 }
 
