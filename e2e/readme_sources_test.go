@@ -32,7 +32,7 @@ func readmeYAML(t *testing.T, heading string) string {
 // (its URL pointed at a private repository served here, its stages from
 // the repository's .arcade.yaml as it says) and runs the README's commands
 // as written: the credential from stdin, a run of a tag, and arcade run in
-// a working clone.
+// a working clone; then the examples of arcade run --help.
 func TestReadmeSourcesCommands(t *testing.T) {
 	const heading = "### Sources: repositories, forge webhooks, commit statuses, local runs"
 	const token = "readme-token-5e1f"
@@ -56,6 +56,9 @@ func TestReadmeSourcesCommands(t *testing.T) {
 	run := func(line, in, wd string) string {
 		t.Helper()
 		line = strings.ReplaceAll(line, "bin/arcade ", arcadeBin+" ")
+		if strings.HasPrefix(line, "arcade ") {
+			line = arcadeBin + strings.TrimPrefix(line, "arcade")
+		}
 		cmd := exec.Command("sh", "-c", line)
 		cmd.Dir = wd
 		cmd.Stdin = strings.NewReader(in)
@@ -90,5 +93,13 @@ func TestReadmeSourcesCommands(t *testing.T) {
 	}
 	if out := run(lines[2], "", repo.Work); !strings.Contains(out, "version three, on disk only") || !strings.Contains(out, "SUCCESS") {
 		t.Fatalf("%s:\n%s", lines[2], out)
+	}
+	// The examples of arcade run --help, in the same working clone.
+	os.MkdirAll(filepath.Join(repo.Work, "ci"), 0o755)
+	os.WriteFile(filepath.Join(repo.Work, "ci", "build.arcade.yaml"), []byte("stages: [{name: s, jobs: [{name: build, commands: [\"cat version.txt\"]}]}]\n"), 0o644)
+	for _, line := range helpExamples(t, "run") {
+		if out := run(line, "", repo.Work); !strings.Contains(out, "version three, on disk only") || !strings.Contains(out, "SUCCESS") {
+			t.Fatalf("%s:\n%s", line, out)
+		}
 	}
 }
