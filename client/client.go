@@ -36,6 +36,10 @@ const ReconnectMax = 2 * time.Second
 // it was connected to. Listing the replicas in a different order on each
 // agent spreads agents over them.
 func Dial(addr string, token func() string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	addr, _, err := SplitScheme(addr)
+	if err != nil {
+		return nil, err
+	}
 	target, extra, err := replicaTarget(addr)
 	if err != nil {
 		return nil, err
@@ -60,6 +64,40 @@ func Dial(addr string, token func() string, opts ...grpc.DialOption) (*grpc.Clie
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// SplitScheme accepts server addresses written as URLs: it strips http://,
+// https://, grpc:// and grpcs:// (and a trailing /) from each address of a
+// comma-separated list, and reports whether one asked for TLS (https,
+// grpcs). Other schemes are refused; gRPC's own targets (dns:///…) pass.
+func SplitScheme(addr string) (string, bool, error) {
+	if !strings.Contains(addr, "://") {
+		return addr, false, nil
+	}
+	if strings.HasPrefix(addr, "dns:") || strings.HasPrefix(addr, "unix:") || strings.HasPrefix(addr, "passthrough:") {
+		return addr, false, nil
+	}
+	secure := false
+	parts := strings.Split(addr, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		scheme, rest, ok := strings.Cut(p, "://")
+		if ok {
+			switch strings.ToLower(scheme) {
+			case "http", "grpc":
+			case "https", "grpcs":
+				secure = true
+			default:
+				return "", false, fmt.Errorf("server address %q: scheme %s:// is not one of http, https, grpc, grpcs (or give host:port)", p, scheme)
+			}
+			p = strings.TrimSuffix(rest, "/")
+		}
+		if strings.Contains(p, "/") {
+			return "", false, fmt.Errorf("server address %q: want host:port, without a path", parts[i])
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ","), secure, nil
 }
 
 // replicaTarget turns a comma-separated list of addresses into a target

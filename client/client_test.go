@@ -68,3 +68,25 @@ func TestDialRefusesBadReplicaList(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitScheme(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		secure   bool
+		bad      bool
+	}{
+		{"127.0.0.1:9090", "127.0.0.1:9090", false, false},
+		{"http://127.0.0.1:9090", "127.0.0.1:9090", false, false},
+		{"http://127.0.0.1:9090/", "127.0.0.1:9090", false, false},
+		{"https://arcade.example.com:9090", "arcade.example.com:9090", true, false},
+		{"grpc://a:1,grpcs://b:2", "a:1,b:2", true, false},
+		{"dns:///arcade:9090", "dns:///arcade:9090", false, false},
+		{"ftp://a:1", "", false, true},
+		{"http://a:1/v1/jobs", "", false, true},
+	} {
+		got, secure, err := SplitScheme(tc.in)
+		if (err != nil) != tc.bad || got != tc.want || secure != tc.secure {
+			t.Errorf("SplitScheme(%q) = %q, %v, %v", tc.in, got, secure, err)
+		}
+	}
+}

@@ -60,8 +60,16 @@ func (t TLS) Option() (grpc.DialOption, error) {
 	return grpc.WithTransportCredentials(credentials.NewTLS(cfg)), nil
 }
 
-// DialTLS is Dial over TLS when t is configured.
+// DialTLS is Dial over TLS when t is configured, or when addr says
+// https://.
 func DialTLS(addr string, token func() string, t TLS, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	addr, secure, err := SplitScheme(addr)
+	if err != nil {
+		return nil, err
+	}
+	if secure && !t.On() {
+		t.Enabled = true
+	}
 	opt, err := t.Option()
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ import (
 	"github.com/go-arcade/arcade/agent/jobtrack"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/client"
 	"github.com/go-arcade/arcade/internal/dockertest"
 	"github.com/go-arcade/arcade/internal/pgtest"
@@ -241,6 +242,37 @@ func (c *cluster) startServer() {
 		"--plugins-config", filepath.Join(c.dataDir, "no-plugins.yaml"), "--plugin-dirs", filepath.Join(c.dataDir, "no-plugins")}
 	c.server = start(c.t, "server", append(args, c.serverArgs...)...)
 	c.waitHealthy()
+	c.waitPluginsLoaded()
+}
+
+// waitPluginsLoaded waits until the server has had a first load of each of
+// its plugins (it serves while they compile).
+func (c *cluster) waitPluginsLoaded() {
+	c.t.Helper()
+	conn, err := client.DialTLS(c.addr, client.Static(apiToken), c.tls)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer conn.Close()
+	plugins := pluginv1.NewPluginServiceClient(conn)
+	compiled := func() bool {
+		resp, err := plugins.ListPlugins(context.Background(), &pluginv1.ListPluginsRequest{})
+		if err != nil {
+			return status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.PermissionDenied // another token set-up: nothing to wait for
+		}
+		for _, p := range resp.GetPlugins() {
+			if p.GetState() == pluginv1.PluginState_PLUGIN_STATE_COMPILING {
+				return false
+			}
+		}
+		return true
+	}
+	// Cold compiles of several plugins take a while on a busy machine.
+	for deadline := time.Now().Add(3 * time.Minute); !compiled(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			c.t.Fatal("the server's plugins still compile after 3 minutes")
+		}
+	}
 }
 
 func (c *cluster) waitHealthy() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -43,6 +44,7 @@ func TestServerServesPlugins(t *testing.T) {
 	c.server = start(t, "server", "server", "--listen", c.addr, "--db", c.dsn, "--data-dir", c.dataDir,
 		"--config", os.DevNull, "--plugins-config", cfgPath, "--plugin-dirs", filepath.Join(dir, "drop"))
 	c.waitHealthy()
+	c.waitPluginsLoaded()
 
 	cli := c.cli
 	out, err := cli("plugin", "list")
@@ -50,14 +52,18 @@ func TestServerServesPlugins(t *testing.T) {
 		t.Fatalf("arcade plugin list: %v\n%s", err, out)
 	}
 	out, err = cli("plugin", "info", "kitchen")
+	if err != nil || !regexp.MustCompile(`(?m)^Version:\s+1\.0\.0$`).MatchString(out) || !regexp.MustCompile(`(?m)^State:\s+loaded$`).MatchString(out) || strings.Contains(out, "{") {
+		t.Errorf("arcade plugin info (a table):\n%v\n%s", err, out)
+	}
+	out, err = cli("plugin", "info", "kitchen", "-o", "json")
 	if err != nil || !strings.Contains(out, `"version": "1.0.0"`) {
-		t.Errorf("arcade plugin info: %v\n%s", err, out)
+		t.Errorf("arcade plugin info -o json: %v\n%s", err, out)
 	}
 	out, err = cli("plugin", "call", "kitchen", "execute", "--input", `{"action":"echo","params":{"greeting":"hi"}}`)
 	if err != nil || !strings.Contains(out, `"greeting": "hi"`) {
 		t.Errorf("arcade plugin call: %v\n%s", err, out)
 	}
-	if out, err := cli("plugin", "call", "nope", "execute"); err == nil || !strings.Contains(out, "NotFound") {
+	if out, err := cli("plugin", "call", "nope", "execute"); err == nil || !strings.Contains(out, "plugin nope") || strings.Contains(out, "rpc error") {
 		t.Errorf("call of an unknown plugin: %v\n%s", err, out)
 	}
 
@@ -85,5 +91,10 @@ func TestServerServesPlugins(t *testing.T) {
 	})
 	if _, err := plugins.CallPlugin(ctx, &pluginv1.CallPluginRequest{Name: "kitchen", Function: "execute", InputJson: `{"action":"echo"}`}); err == nil {
 		t.Error("a disabled plugin still answers")
+	}
+	// A disabled plugin is listed as such, with the kind its entry declares.
+	out, err = cli("plugin", "list")
+	if err != nil || !regexp.MustCompile(`kitchen\s+custom\s+-\s+disabled`).MatchString(out) {
+		t.Errorf("arcade plugin list with kitchen disabled: %v\n%s", err, out)
 	}
 }

@@ -34,7 +34,7 @@ func TestStuckPluginsDoNotHoldShutdown(t *testing.T) {
 	buildPlugin(t, "../host/testdata/stuck", filepath.Join(pluginDir, "stuck.wasm"))
 	c := newCluster(t, "sqlite://"+t.TempDir()+"/arcade.db", "--plugin-dirs", pluginDir)
 	c.waitFor("the stuck plugin to load", func() bool {
-		out, _ := c.cli("plugin", "info", "stuck")
+		out, _ := c.cli("plugin", "info", "stuck", "-o", "json")
 		return strings.Contains(out, `"version": "1.0.0"`)
 	})
 	agent := c.startAgent("sleeper", 1)

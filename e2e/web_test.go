@@ -21,6 +21,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	coreevents "github.com/go-arcade/arcade/core/events"
 )
 
 // browser is a headless Chromium driven over the DevTools protocol, with the
@@ -227,6 +228,12 @@ func TestWebDashboard(t *testing.T) {
 	b.waitJS("the login page", `location.pathname === '/login' && document.querySelector('#token')`)
 	b.run("wrong token", chromedp.SendKeys(chromedp.CSS("#token"), "not-the-token"), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
 	b.waitJS("the refusal", `document.querySelector('#login-error').textContent.includes('Invalid token')`)
+	// This server's token comes from the environment: the page does not
+	// send anyone to a credentials file.
+	b.waitJS("the login hint", `document.querySelector('[data-testid=login-hint]').textContent.includes('ARCADE_API_TOKEN')`)
+	if hint := evalJS[string](b, `document.querySelector('[data-testid=login-hint]').textContent`); strings.Contains(hint, "credentials.env") {
+		t.Errorf("the login page points to credentials.env although the token comes from the environment: %q", hint)
+	}
 	b.screenshot("01-login")
 	evalJS[bool](b, `document.querySelector('#token').value = '', true`)
 	b.run("log in", chromedp.SendKeys(chromedp.CSS("#token"), apiToken), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
@@ -275,7 +282,7 @@ func TestWebDashboard(t *testing.T) {
 	// A job that prints slowly: its lines arrive on the open page.
 	stop := filepath.Join(dir, "stop-ticking")
 	slow := c.create(&jobv1.CreateJobRequest{Name: "ticker", Commands: []string{
-		`printf '\033[32mgreen start\033[0m\n'; echo "to stderr" >&2; echo '<b>not bold</b>'`,
+		`printf '\033[32mgreen start\033[0m\n'; echo "to stderr" >&2; echo '<b>not bold</b>'; printf '\033]0;a title\007\033[2Kafter escapes\n'`,
 		fmt.Sprintf(`i=0; while [ ! -e %s ] && [ $i -lt 3000 ]; do i=$((i+1)); echo "tick $i"; sleep 0.1; done`, stop),
 	}})
 	b.open("/jobs/" + slow.GetId())
@@ -287,6 +294,7 @@ func TestWebDashboard(t *testing.T) {
 	b.waitJS("more lines, live", fmt.Sprintf(`Number(document.querySelector('[data-testid=log]').dataset.lines) >= %d`, first+10))
 	b.waitJS("the stderr line marked", `[...document.querySelectorAll('[data-testid=log] .line.stderr')].some(l => l.textContent.includes('to stderr'))`)
 	b.waitJS("ANSI colour rendered", `[...document.querySelectorAll('[data-testid=log] .a-f2')].some(s => s.textContent === 'green start')`)
+	b.waitJS("other escapes dropped", `[...document.querySelectorAll('[data-testid=log] .line')].some(l => l.textContent.endsWith('after escapes') && !l.textContent.includes('title') && !l.textContent.includes('\u001b'))`)
 	b.waitJS("markup shown as text", `[...document.querySelectorAll('[data-testid=log] .line')].some(l => l.textContent.endsWith('<b>not bold</b>')) &&
 		!document.querySelector('[data-testid=log] b')`)
 	b.waitJS("the badge running", `document.querySelector('h1 .badge').dataset.status === 'RUNNING'`)
@@ -413,14 +421,26 @@ stages:
 	b.waitJS("the new version listed", `document.querySelector('tr[data-plugin=kitchen]').dataset.sha256 === `+js(sum2)+` && document.querySelector('tr[data-plugin=kitchen]').textContent.includes('2.0.0')`)
 	b.screenshot("07-plugins")
 
-	// Events: what happens shows in the live feed, filtered by type.
-	b.open("/events?type=JOB_CREATED")
+	// Events: the page starts with the history the server keeps (the jobs
+	// created above), then live events, filtered by name; every name of
+	// the filter is in sight; a filter nothing matches says so.
+	b.open("/events?name=notification.dropped")
+	b.waitJS("the empty-state text", `(() => { const e = document.querySelector('[data-testid=events-empty]'); return e && !e.hidden && e.textContent.includes('No event matches') })()`)
+	b.open("/events?name=job.created")
 	b.waitJS("the events feed live", `document.querySelector('[data-testid=stream-state]').textContent.includes('live')`)
+	b.waitJS("past job.created events", `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.name === 'job.created' && li.dataset.past === 'true')`)
 	ev := c.create(&jobv1.CreateJobRequest{Name: "event-source", Commands: []string{"true"}})
-	b.waitJS("the job-created event", `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.type === 'JOB_CREATED' && li.dataset.resource === `+js(ev.GetId())+`)`)
+	b.waitJS("the live job.created event", `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.name === 'job.created' && li.dataset.past === 'false' && li.dataset.resource === `+js(ev.GetId())+`)`)
 	c.waitStatus(ev.GetId(), agentv1.JobStatus_JOB_STATUS_SUCCESS)
-	if evalJS[bool](b, `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.type !== 'JOB_CREATED')`) {
-		t.Error("the feed filtered on JOB_CREATED shows other events")
+	if evalJS[bool](b, `[...document.querySelectorAll('[data-testid=events] li')].some(li => li.dataset.name !== 'job.created')`) {
+		t.Error("the feed filtered on job.created shows other events")
+	}
+	if n := evalJS[int](b, `document.querySelectorAll('[data-testid=event-names] input[type=checkbox]').length`); n != len(coreevents.Defs()) {
+		t.Errorf("the filter offers %d names, want %d", n, len(coreevents.Defs()))
+	}
+	if hidden := evalJS[[]string](b, `[...document.querySelectorAll('[data-testid=event-names] label')].filter(l => {
+		const r = l.getBoundingClientRect(); return r.width === 0 || r.right > window.innerWidth || r.left < 0 }).map(l => l.textContent)`); len(hidden) > 0 {
+		t.Errorf("event names cut off in the filter: %v", hidden)
 	}
 	b.screenshot("08-events")
 

@@ -90,6 +90,11 @@ func checkMetadata(spec *Spec, md *pluginv1.PluginMetadata, exported func(string
 
 // ungranted lists what a plugin asks for in its metadata but was not
 // granted, for a warning at load time (a request is not a grant).
+// WorkspacePath is where a plugin step sees its job's workspace: the agent
+// grants it with each step (read-write), so a plugin asking for it lacks
+// nothing.
+const WorkspacePath = "/workspace"
+
 func ungranted(spec *Spec, md *pluginv1.PluginMetadata) []string {
 	var out []string
 	for _, h := range md.GetCapabilities().GetAllowedHosts() {
@@ -98,6 +103,9 @@ func ungranted(spec *Spec, md *pluginv1.PluginMetadata) []string {
 		}
 	}
 	for _, p := range md.GetCapabilities().GetAllowedPaths() {
+		if p.GetGuestPath() == WorkspacePath {
+			continue // granted per step, with the job's workspace
+		}
 		if !slices.ContainsFunc(spec.Grants.AllowedPaths, func(g PathGrant) bool { return g.Guest == p.GetGuestPath() }) {
 			out = append(out, fmt.Sprintf("path %s", p.GetGuestPath()))
 		}

@@ -74,11 +74,12 @@ func (m *Manager) emit(e Event) {
 	if e.Previous != "" {
 		attrs = append(attrs, "previous", e.Previous)
 	}
+	// The one log line of each event (subscribers do not log them again).
 	if e.Err != nil {
 		attrs = append(attrs, "err", e.Err)
-		m.logger.Warn("plugin event", attrs...)
+		m.logger.Warn("plugin "+string(e.Type), attrs...)
 	} else {
-		m.logger.Info("plugin event", attrs...)
+		m.logger.Info("plugin "+string(e.Type), attrs...)
 	}
 	m.subs.mu.RLock()
 	defer m.subs.mu.RUnlock()

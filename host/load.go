@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -132,8 +133,11 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	start := time.Now()
 	data, err := readModule(spec.Path, m.cfg.maxModuleBytes())
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Err: err,
-			Detail: err.Error() + " (not built yet? `make plugins` builds the first-party plugins)"}
+		detail := err.Error()
+		if firstParty(spec.Path) {
+			detail += " (not built yet? `make plugins` builds the first-party plugins)"
+		}
+		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Err: err, Detail: detail}
 	}
 	var big *moduleTooBig
 	if errors.As(err, &big) {
@@ -166,6 +170,14 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	v.sig, v.shipSig = sig, shipSig
 	v.loadTime = time.Since(start)
 	return v, nil
+}
+
+// firstParty reports whether a missing module is one `make plugins` builds:
+// its sources are beside it (plugins/NAME.wasm ← plugins/NAME/main.go).
+func firstParty(path string) bool {
+	src := filepath.Join(filepath.Dir(path), strings.TrimSuffix(filepath.Base(path), ".wasm"), "main.go")
+	_, err := os.Stat(src)
+	return err == nil
 }
 
 // checkModule checks that data is a wasm module with the sha256 the spec

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -172,6 +173,40 @@ func (m *Manager) applyAllLocked(ctx context.Context, loads []load) error {
 	return errors.Join(errs...)
 }
 
+// InitBackground is Init on a goroutine of its own, so that a server can
+// serve while its plugins compile; the plugins named in first load first,
+// in that order, the others in the configuration's order. Before it
+// returns, every configured plugin is listed: compiling (enabled) or
+// disabled. The channel receives Init's error once every plugin has had
+// its load.
+func (m *Manager) InitBackground(ctx context.Context, first ...string) (done <-chan error, loading []string) {
+	m.opMu.Lock()
+	specs := m.cfg.Plugins
+	rank := func(s Spec) int {
+		if i := slices.Index(first, s.Name); i >= 0 {
+			return i
+		}
+		return len(first)
+	}
+	ordered := slices.Clone(specs)
+	slices.SortStableFunc(ordered, func(a, b Spec) int { return rank(a) - rank(b) })
+	m.cfg.Plugins = ordered
+	m.opMu.Unlock()
+	m.mu.Lock()
+	for _, spec := range specs {
+		if spec.IsEnabled() {
+			loading = append(loading, spec.Name)
+		}
+		if m.plugins[spec.Name] == nil {
+			m.plugins[spec.Name] = &Plugin{name: spec.Name, m: m, source: sourceConfig, spec: spec, compiling: spec.IsEnabled()}
+		}
+	}
+	m.mu.Unlock()
+	ch := make(chan error, 1)
+	go func() { ch <- m.Init(ctx) }()
+	return ch, loading
+}
+
 // Get returns a loaded plugin.
 func (m *Manager) Get(name string) (*Plugin, error) {
 	m.mu.RLock()
@@ -257,16 +292,28 @@ func (m *Manager) Close(ctx context.Context) error {
 	return nil
 }
 
+// CacheDir returns the folder of the compilation cache, where plugins.yaml
+// or the options put it ("-": none, compiled in memory).
+func (m *Manager) CacheDir() string {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	return m.cacheDir()
+}
+
+func (m *Manager) cacheDir() string {
+	if m.cfg.CacheDir != "" {
+		return m.cfg.CacheDir
+	}
+	return m.opts.cacheDir
+}
+
 // compilationCache opens the cache on first use, where plugins.yaml or the
 // options say.
 func (m *Manager) compilationCache() wazero.CompilationCache {
 	if m.cache != nil {
 		return m.cache
 	}
-	dir := m.opts.cacheDir
-	if m.cfg.CacheDir != "" {
-		dir = m.cfg.CacheDir
-	}
+	dir := m.cacheDir()
 	if dir != "-" {
 		c, err := wazero.NewCompilationCacheWithDir(dir)
 		if err == nil {
@@ -329,32 +376,80 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	m.mu.Lock()
 	p := m.plugins[spec.Name]
 	if p == nil {
-		p = &Plugin{name: spec.Name, m: m, source: source}
+		// Listed from now on, as compiling: its load follows.
+		p = &Plugin{name: spec.Name, m: m, source: source, spec: spec, compiling: spec.IsEnabled()}
 		m.plugins[spec.Name] = p
 	}
 	m.mu.Unlock()
+
+	digest, derr := fileDigest(spec.Path)
+	if derr != nil {
+		digest = "" // missing or unreadable: the load says why
+	}
+	inputs := m.loadInputs(spec, digest)
+	p.mu.Lock()
+	same := p.loading
+	p.mu.Unlock()
+	if spec.IsEnabled() && !force && same != nil && same.spec.equal(&spec) && same.inputs == inputs {
+		// The same load is under way (the watcher and Init, say): its
+		// outcome is this one's.
+		return m.awaitLoad(ctx, spec.Name, same)
+	}
 
 	p.mu.Lock()
 	p.spec, p.source, p.gone = spec, source, false
 	p.gen++
 	gen := p.gen
 	p.mu.Unlock()
+	// However this ends, the plugin no longer waits for its load, unless a
+	// later load of it is under way.
+	defer p.loadEnded(gen)
 	if !spec.IsEnabled() {
 		if v := p.cur.Swap(nil); v != nil {
 			v.retire()
 			m.emit(Event{Type: EventUnloaded, Plugin: spec.Name, Kind: KindName(v.meta.GetKind()),
 				Version: v.meta.GetVersion(), Path: spec.Path, SHA256: v.sha256})
 		}
-		p.setErr("disabled")
+		p.setErr("")
 		return nil
 	}
 	old := p.cur.Load()
-	if old != nil && !force && old.spec.equal(&spec) {
-		if d, err := fileDigest(spec.Path); err == nil && d == old.sha256 {
-			return nil
-		}
+	if old != nil && !force && old.spec.equal(&spec) && derr == nil && digest == old.sha256 {
+		return nil
+	}
+	p.mu.Lock()
+	sameFailure := old == nil && !force && p.failed != nil && p.failed.spec.equal(&spec) && p.failed.inputs == inputs
+	p.mu.Unlock()
+	if sameFailure {
+		return nil // nothing it depends on changed: it would fail the same way
 	}
 	m.compilationCache()
+	a := &attempt{failure: failure{spec: spec, inputs: inputs}, done: make(chan struct{})}
+	p.mu.Lock()
+	p.compiling, p.loading = true, a
+	p.mu.Unlock()
+	err := m.installLoad(ctx, p, spec, gen, old, inputs)
+	a.err = err
+	close(a.done)
+	return err
+}
+
+// awaitLoad waits, without opMu, for a load under way and returns its
+// outcome.
+func (m *Manager) awaitLoad(ctx context.Context, name string, a *attempt) error {
+	m.opMu.Unlock()
+	defer m.opMu.Lock()
+	select {
+	case <-a.done:
+		return a.err
+	case <-ctx.Done():
+		return &Error{Plugin: name, Reason: ErrCanceled, Detail: "load: " + ctx.Err().Error(), Err: ctx.Err()}
+	}
+}
+
+// installLoad compiles spec and, unless a later load of p started
+// meanwhile, makes it p's current version (or records why it failed).
+func (m *Manager) installLoad(ctx context.Context, p *Plugin, spec Spec, gen uint64, old *version, inputs string) error {
 	v, err := m.loadUnlocked(ctx, spec)
 	p.mu.Lock()
 	stale := p.gen != gen || p.gone
@@ -380,6 +475,9 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	}
 	if err != nil {
 		p.setErr(err.Error())
+		p.mu.Lock()
+		p.failed = &failure{spec: spec, inputs: inputs}
+		p.mu.Unlock()
 		ev := Event{Type: EventFailed, Plugin: spec.Name, Kind: spec.Kind, Path: spec.Path, Err: err}
 		if old != nil {
 			ev.Version = old.meta.GetVersion()
@@ -388,6 +486,9 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 		return err
 	}
 	p.setErr("")
+	p.mu.Lock()
+	p.failed = nil
+	p.mu.Unlock()
 	ev := Event{Type: EventLoaded, Plugin: spec.Name, Kind: KindName(v.meta.GetKind()),
 		Version: v.meta.GetVersion(), Path: spec.Path, SHA256: v.sha256}
 	if prev := p.cur.Swap(v); prev != nil {
@@ -439,12 +540,39 @@ func (m *Manager) unloadLocked(name, why string) {
 		m.logger.Debug("plugin unloading", "plugin", name, "why", why)
 		m.emit(Event{Type: EventUnloaded, Plugin: name, Kind: KindName(v.meta.GetKind()),
 			Version: v.meta.GetVersion(), Path: v.spec.Path, SHA256: v.sha256})
+		return
+	}
+	// It never loaded (it failed): it leaves the list all the same, and
+	// says so unless the host is closing.
+	if !m.closed {
+		p.mu.Lock()
+		spec := p.spec
+		p.mu.Unlock()
+		m.emit(Event{Type: EventUnloaded, Plugin: name, Kind: spec.Kind, Path: spec.Path})
 	}
 }
 
 func (p *Plugin) setErr(s string) {
 	p.mu.Lock()
 	p.lastErr = s
+	p.mu.Unlock()
+}
+
+// loadInputs sums up what a load of spec reads besides the spec: the
+// module's digest, its signature file and the signature policy. A failed
+// load with the same spec and inputs would fail again.
+func (m *Manager) loadInputs(spec Spec, moduleDigest string) string {
+	sig, _ := fileDigest(spec.Path + SignatureExt)
+	return fmt.Sprintf("%s|%s|%q|%v", moduleDigest, sig, m.cfg.TrustedKeys, m.cfg.RequireSignatures)
+}
+
+// loadEnded marks the load numbered gen over: the plugin no longer
+// compiles unless a later load of it is under way.
+func (p *Plugin) loadEnded(gen uint64) {
+	p.mu.Lock()
+	if p.gen == gen {
+		p.compiling, p.loading = false, nil
+	}
 	p.mu.Unlock()
 }
 
@@ -495,4 +623,34 @@ func sameFile(a, b string) bool {
 	a, _ = filepath.Abs(a)
 	b, _ = filepath.Abs(b)
 	return a == b
+}
+
+// Compiling reports whether the plugin named name is being compiled (or
+// waits for its first load), so that callers can wait for it rather than
+// fail.
+func (m *Manager) Compiling(name string) bool {
+	m.mu.RLock()
+	p := m.plugins[name]
+	m.mu.RUnlock()
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.compiling
+}
+
+// WaitCompiled waits while the plugin named name is compiling, until ctx
+// ends.
+func (m *Manager) WaitCompiled(ctx context.Context, name string) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for m.Compiling(name) {
+		select {
+		case <-ctx.Done():
+			return &Error{Plugin: name, Reason: ErrNotLoaded, Detail: "still compiling: " + ctx.Err().Error(), Err: ctx.Err()}
+		case <-t.C:
+		}
+	}
+	return nil
 }

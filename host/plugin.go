@@ -23,11 +23,28 @@ type Plugin struct {
 	cur    atomic.Pointer[version]
 	source string // "config" or "dir"
 
-	mu      sync.Mutex
-	spec    Spec   // the spec of the last load attempt
-	lastErr string // reason of the last failed load
-	gone    bool   // unloaded
-	gen     uint64 // counts load attempts: the last one started wins
+	mu        sync.Mutex
+	spec      Spec     // the spec of the last load attempt
+	lastErr   string   // reason of the last failed load
+	gone      bool     // unloaded
+	gen       uint64   // counts load attempts: the last one started wins
+	compiling bool     // a load is under way (or queued at start)
+	failed    *failure // the last failed load, until one succeeds
+	loading   *attempt // the load under way, nil when none is
+}
+
+// attempt is a load under way; done closes when it ends, with err.
+type attempt struct {
+	failure
+	done chan struct{}
+	err  error
+}
+
+// failure is what a failed load depended on: the same spec and file would
+// fail again.
+type failure struct {
+	spec   Spec
+	inputs string // Manager.loadInputs
 }
 
 // Name returns the plugin's name.
@@ -54,6 +71,15 @@ func (p *Plugin) acquire() (*version, error) {
 			p.mu.Unlock()
 			if gone {
 				return nil, &Error{Plugin: p.name, Reason: ErrNotLoaded, Detail: "unloaded"}
+			}
+			p.mu.Lock()
+			compiling, enabled := p.compiling, p.spec.IsEnabled()
+			p.mu.Unlock()
+			switch {
+			case compiling:
+				lastErr = "still compiling (the server loads its plugins after it starts)"
+			case !enabled:
+				lastErr = "disabled in plugins.yaml"
 			}
 			return nil, &Error{Plugin: p.name, Reason: ErrNotLoaded, Detail: lastErr}
 		}
@@ -147,27 +173,36 @@ func (p *Plugin) FailOpen() bool {
 // Info describes the plugin for listings and the PluginService.
 func (p *Plugin) Info() *pluginv1.PluginInfo {
 	p.mu.Lock()
-	spec, lastErr := p.spec, p.lastErr
+	spec, lastErr, compiling := p.spec, p.lastErr, p.compiling
 	p.mu.Unlock()
+	v := p.cur.Load()
 	info := &pluginv1.PluginInfo{
 		Name:          p.name,
 		Path:          spec.Path,
 		LastError:     lastErr,
 		FailurePolicy: pluginv1.FailurePolicy_FAILURE_POLICY_FAIL_CLOSED,
-		State:         pluginv1.PluginState_PLUGIN_STATE_LOADED,
+		Kind:          spec.kind(),
 	}
 	if spec.FailOpen() {
 		info.FailurePolicy = pluginv1.FailurePolicy_FAILURE_POLICY_FAIL_OPEN
 	}
-	if lastErr != "" {
-		info.State = pluginv1.PluginState_PLUGIN_STATE_FAILED
-	}
-	if !spec.IsEnabled() {
+	// An older version may serve while a newer one compiles or after it
+	// failed: the state says what the last load is doing or did.
+	switch {
+	case !spec.IsEnabled():
 		info.State = pluginv1.PluginState_PLUGIN_STATE_DISABLED
+	case compiling:
+		info.State = pluginv1.PluginState_PLUGIN_STATE_COMPILING
+	case lastErr != "":
+		info.State = pluginv1.PluginState_PLUGIN_STATE_FAILED
+	case v == nil:
+		info.State = pluginv1.PluginState_PLUGIN_STATE_COMPILING // no verdict yet
+	default:
+		info.State = pluginv1.PluginState_PLUGIN_STATE_LOADED
 	}
-	v := p.cur.Load()
 	if v != nil {
 		spec = v.spec
+		info.Kind = v.meta.GetKind()
 		info.Metadata = v.meta
 		info.Sha256 = v.sha256
 		info.LoadedAt = timestamppb.New(v.loadedAt)

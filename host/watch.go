@@ -296,7 +296,11 @@ func (m *Manager) fileChanged(ctx context.Context, path string) {
 		m.mu.RLock()
 		var names []string
 		for n, p := range m.plugins {
-			if v := p.cur.Load(); v != nil && sameFile(v.spec.Path, path) {
+			p.mu.Lock()
+			// A plugin found in a folder goes with its file, loaded or not.
+			found := p.source == sourceDir && sameFile(p.spec.Path, path)
+			p.mu.Unlock()
+			if v := p.cur.Load(); (v != nil && sameFile(v.spec.Path, path)) || found {
 				names = append(names, n)
 			}
 		}

@@ -514,6 +514,28 @@ func TestSemver(t *testing.T) {
 		!strings.Contains(err.Error(), `semver: "one" is not a semantic version`) {
 		t.Fatalf("bad version: %v", err)
 	}
+	// next with an explicit bump, as the README calls it.
+	for bump, want := range map[string]string{"minor": "v1.5.0", "major": "v2.0.0", "patch": "v1.4.3"} {
+		var resp pdk.ExecuteResponse
+		if err := p.Call("execute", pdk.ExecuteRequest{Action: "next", Params: pdk.Params{"current": "v1.4.2", "bump": bump}}, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Result["next"] != want || resp.Result["bump"] != bump {
+			t.Errorf("next, bump %s: %v", bump, resp.Result)
+		}
+	}
+	for _, bad := range []struct {
+		req  pdk.ExecuteRequest
+		want string
+	}{
+		{pdk.ExecuteRequest{Action: "nxt"}, "unknown action nxt (want next, bump or changelog)"},
+		{pdk.ExecuteRequest{Action: "next", Params: pdk.Params{"bmup": "minor"}}, `unknown param "bmup"`},
+		{pdk.ExecuteRequest{Action: "next", Params: pdk.Params{"bump": "huge"}}, `bump "huge": want major, minor or patch`},
+	} {
+		if err := p.Call("execute", bad.req, nil); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: %v, want %q", bad.req, err, bad.want)
+		}
+	}
 }
 
 // TestForgeStatus: each forge's status API, path and credential header,

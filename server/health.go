@@ -71,11 +71,17 @@ func (s *Server) ready(ctx context.Context) error {
 
 // observability are the handlers of /metrics, /healthz and /readyz, served
 // on the dashboard's listener and on MetricsListen.
+// GRPCAddrHeader is the header of /healthz answers that gives the server's
+// gRPC address.
+const GRPCAddrHeader = "X-Arcade-Grpc-Addr"
+
 func (s *Server) observability() map[string]http.Handler {
 	return map[string]http.Handler{
 		"GET /metrics": promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
 			ErrorHandling: promhttp.ContinueOnError, Registry: s.metrics}),
 		"GET /healthz": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			// A client pointed at this HTTP port by mistake learns the gRPC one.
+			w.Header().Set(GRPCAddrHeader, s.Addr())
 			fmt.Fprintln(w, "ok")
 		}),
 		"GET /readyz": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -49,6 +50,13 @@ func (s *Server) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The login page says where the token is only when the credentials
+	// file holds it (no token is ever served).
+	s.MountHTTP("GET /login-hint.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-cache")
+		json.NewEncoder(w).Encode(map[string]string{"credentials_file": s.credentials}) //nolint:errcheck // the client went away
+	}))
 	// The dashboard links /metrics; health checks may use either listener.
 	for pattern, h := range s.observability() {
 		if _, taken := s.httpMounts[pattern]; !taken {

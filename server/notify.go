@@ -26,6 +26,15 @@ func (p *pluginSender) Send(ctx context.Context, name string, req *pluginv1.Send
 	return np.Send(ctx, req)
 }
 
+// Ready waits while the plugin compiles (the server loads its plugins after
+// it starts), so that a notification does not spend its attempts on it.
+func (p *pluginSender) Ready(ctx context.Context, name string) error {
+	if m := p.host.Load(); m != nil {
+		return m.WaitCompiled(ctx, name)
+	}
+	return nil
+}
+
 // pluginAuditor audits pipeline definitions with a security plugin.
 type pluginAuditor struct {
 	name string
@@ -35,6 +44,9 @@ type pluginAuditor struct {
 func (a pluginAuditor) Plugin() string { return a.name }
 
 func (a pluginAuditor) Audit(ctx context.Context, req *pluginv1.StepRequest) (*pluginv1.StepResponse, error) {
+	if err := a.host.WaitCompiled(ctx, a.name); err != nil {
+		return nil, err
+	}
 	sp, err := a.host.GetSecurityPlugin(a.name)
 	if err != nil {
 		return nil, err

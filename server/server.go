@@ -3,7 +3,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,7 +34,7 @@ import (
 	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/bounds"
-	"github.com/go-arcade/arcade/server/events"
+	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/logarchive"
 	"github.com/go-arcade/arcade/server/metrics"
 	"github.com/go-arcade/arcade/server/notify"
@@ -61,6 +60,10 @@ type Config struct {
 	// DataDir/credentials.env.
 	AgentToken string
 	APIToken   string
+	// AgentTokenFrom and APITokenFrom say where a given AgentToken and
+	// APIToken come from (ARCADE_API_TOKEN, --api-token, the config file),
+	// for the log line that tells where the server's tokens come from.
+	AgentTokenFrom, APITokenFrom string
 	// APITokens are more API tokens, each limited to a scope (read, write,
 	// admin); give the token, or better its sha256 (hex) so that the plain
 	// token is stored nowhere.
@@ -171,6 +174,9 @@ type Config struct {
 	// PipelineLimits bound a pipeline (jobs, stages, depends_on entries,
 	// size); zero fields take pipeline.DefaultLimits.
 	PipelineLimits pipeline.Limits
+	// EventHistory bounds the events kept in the database (StreamEvents
+	// since, the dashboard's event page).
+	EventHistory eventlog.Config
 }
 
 // maxPipelineBytes bounds pipeline_limits.yaml_bytes: a pipeline as stored
@@ -292,24 +298,30 @@ func (c *Config) Validate() error {
 	if err := c.Notify.Validate(); err != nil {
 		return err
 	}
+	if err := c.EventHistory.Validate(); err != nil {
+		return err
+	}
 	if err := (audit.Config{MaxEvents: c.AuditMaxEvents, MaxAge: c.AuditMaxAge}).Validate(); err != nil {
 		return err
 	}
 	return c.validateTriggers()
 }
 
-// startPlugins loads the configured plugins and watches the plugin folders
-// and file. A plugin that fails to load is logged; the server serves on.
-func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics, resolver *secrets.Resolver) (*host.Manager, error) {
+// startPlugins watches the plugin folders and file and loads the configured
+// plugins in the background: the server serves meanwhile, and each plugin
+// is listed as compiling until its load ends. A first start (an empty
+// compilation cache) says once that it compiles them. ready receives the
+// plugins that failed to load once every plugin has had its load.
+func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics, resolver *secrets.Resolver) (m *host.Manager, ready <-chan []string, err error) {
 	log := logger.With("component", "plugins")
-	m := host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall),
+	m = host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall),
 		host.WithSecrets(func(ctx context.Context, names []string) (map[string]string, error) {
 			return resolver.Resolve(ctx, secrets.Scope{}, names...) // plugins.yaml is server-wide: global secrets
 		}))
 	stats.WatchPlugins(m)
+	// The host logs each event once; here they become system events.
 	m.Subscribe(func(e host.Event) {
-		attrs := []any{"plugin", e.Plugin, "kind", e.Kind, "version", e.Version}
-		ev := &jobv1.Event{ResourceType: events.Plugin, ResourceId: e.Plugin, Message: string(e.Type),
+		ev := &jobv1.Event{ResourceType: "plugin", ResourceId: e.Plugin, Message: string(e.Type),
 			Attributes: map[string]string{"kind": e.Kind, "version": e.Version, "previous": e.Previous, "sha256": e.SHA256}}
 		switch e.Type {
 		case host.EventLoaded, host.EventReloaded:
@@ -321,9 +333,6 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 		}
 		if e.Err != nil {
 			ev.Message += ": " + e.Err.Error()
-			log.Warn("plugin "+string(e.Type), append(attrs, "err", e.Err)...)
-		} else {
-			log.Info("plugin "+string(e.Type), attrs...)
 		}
 		publish(ev)
 	})
@@ -331,15 +340,12 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 	if cfg.PluginsConfig != "" {
 		if _, err := os.Stat(cfg.PluginsConfig); err == nil {
 			if err := m.LoadPluginsFromConfig(cfg.PluginsConfig); err != nil {
-				return nil, fmt.Errorf("plugins config: %w", err)
+				return nil, nil, fmt.Errorf("plugins config: %w", err)
 			}
 			configPath = cfg.PluginsConfig
 		} else {
 			log.Info("no plugins config; only plugin folders are watched", "path", cfg.PluginsConfig)
 		}
-	}
-	if err := m.Init(ctx); err != nil {
-		log.Warn("some plugins did not load", "err", err)
 	}
 	var dirs []string
 	for _, d := range cfg.PluginDirs {
@@ -347,11 +353,56 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 			dirs = append(dirs, d)
 		}
 	}
+	// Whether the compilation cache is empty is read before anything loads.
+	cold := emptyDir(m.CacheDir())
 	if err := m.StartAutoWatch(dirs, configPath); err != nil {
 		m.Close(ctx) //nolint:errcheck // already failing
-		return nil, fmt.Errorf("watch plugins: %w", err)
+		return nil, nil, fmt.Errorf("watch plugins: %w", err)
 	}
-	return m, nil
+	start := time.Now()
+	// What the server itself calls loads first: a notification or an
+	// artifact right after a start must not wait for every step plugin.
+	first := []string{cfg.AuditPlugin, cfg.ArtifactStore}
+	for _, r := range cfg.Notify.Rules {
+		first = append(first, r.Plugin)
+	}
+	done, enabled := m.InitBackground(ctx, first...)
+	if cold && len(enabled) > 0 {
+		log.Info(fmt.Sprintf("compiling %d plugins, first start only (later starts read the compilation cache); the server serves meanwhile, arcade plugin list shows their progress", len(enabled)),
+			"plugins", enabled, "cache", m.CacheDir())
+	}
+	out := make(chan []string, 1)
+	go func() {
+		<-done
+		if ctx.Err() != nil {
+			out <- nil
+			return // stopped while loading: no verdict
+		}
+		var failed []string
+		loaded := 0
+		for _, info := range m.List() {
+			switch info.GetState() {
+			case pluginv1.PluginState_PLUGIN_STATE_LOADED:
+				loaded++
+			case pluginv1.PluginState_PLUGIN_STATE_FAILED:
+				failed = append(failed, info.GetName())
+			}
+		}
+		if len(enabled) > 0 {
+			log.Info("plugins loaded", "loaded", loaded, "failed", failed, "took", time.Since(start).Round(time.Millisecond))
+		}
+		out <- failed
+	}()
+	return m, out, nil
+}
+
+// emptyDir reports whether dir is missing or holds nothing.
+func emptyDir(dir string) bool {
+	if dir == "" || dir == "-" {
+		return true
+	}
+	entries, err := os.ReadDir(dir)
+	return err != nil || len(entries) == 0
 }
 
 // Server is a running Arcade server.
@@ -371,6 +422,7 @@ type Server struct {
 	metrics *prometheus.Registry
 	serving atomic.Bool // gRPC serves and is not shutting down
 	notify  *notify.Notifier
+	history *eventlog.Log
 	// objects keep artifacts and archived logs through the storage plugin.
 	objects *objects.Store
 	archive *logarchive.Archive
@@ -378,8 +430,9 @@ type Server struct {
 	replica string
 	// httpMounts are extra handlers of the HTTP listener.
 	httpMounts map[string]http.Handler
-	// stopping ends streams and long polls when the server stops.
-	stopping *stopper
+	// credentials is DataDir/credentials.env when it holds the API token
+	// the server takes, "" when the token comes from elsewhere.
+	credentials string
 	// keyring seals secrets; audit records every write.
 	keyring *secrets.Keyring
 	// hooks serves the forge webhooks (nil: no git on this server).
@@ -394,7 +447,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
-	if err := loadCredentials(&cfg, logger); err != nil {
+	for _, w := range cfg.Notify.Warnings {
+		logger.Warn("notify: older event name spelling; write the name instead", "where", w)
+	}
+	credsFile, err := loadCredentials(&cfg, time.Now(), logger)
+	if err != nil {
 		return nil, err
 	}
 	st, err := store.Open(ctx, cfg.DB, logger)
@@ -462,11 +519,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	// Bounds come first: the codec's note of a field with invalid UTF-8 is
 	// taken by them on every call, authenticated or not.
 	rules, codec := bounds.New(cfg.PipelineLimits), bounds.NewCodec()
-	stopping := newStopper()
 	gs := grpc.NewServer(append(opts,
 		grpc.ForceServerCodecV2(codec),
-		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), stopping.unary(), authn.UnaryInterceptor(), limiter.UnaryInterceptor(), auditLog.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), stopping.stream(), authn.StreamInterceptor(), limiter.StreamInterceptor(), auditLog.StreamInterceptor(), stats.StreamInterceptor()),
+		// Id prefixes are resolved before the audit log records a request.
+		grpc.ChainUnaryInterceptor(rules.UnaryInterceptor(codec), authn.UnaryInterceptor(), limiter.UnaryInterceptor(), svc.UnaryIDPrefixes(), auditLog.UnaryInterceptor(), svc.UnaryStop()),
+		grpc.ChainStreamInterceptor(rules.StreamInterceptor(codec), authn.StreamInterceptor(), limiter.StreamInterceptor(), svc.StreamIDPrefixes(), auditLog.StreamInterceptor(),
+			stats.StreamInterceptor(), svc.StreamStop()),
 		grpc.MaxRecvMsgSize(16<<20),
 		// Most connections are agents, idle between heartbeats: their write
 		// buffer goes back to a pool after each flush instead of staying
@@ -506,14 +564,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		Log: logger.With("component", "commit-status"), Now: time.Now}
 	svc.OnRunChange(statuses.RunChanged)
 	svc.OnLocalEvent(notifier.Handle)
-	bus := svc.Events()
+	history, err := eventlog.New(cfg.EventHistory, st, logger.With("component", "events"))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	svc.UseHistory(history)
 	// The first-party storage plugin is granted DataDir/artifacts
 	// (conf.d/plugins.yaml); it would find no folder there otherwise.
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "artifacts"), 0o755); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("create artifact folder: %w", err)
 	}
-	plugins, err := startPlugins(ctx, cfg, logger, func(e *jobv1.Event) { bus.Publish(e); notifier.Handle(e) }, stats, svc.Secrets())
+	plugins, ready, err := startPlugins(ctx, cfg, logger, svc.Publish, stats, svc.Secrets())
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -521,17 +584,29 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	sender.host.Store(plugins)
 	if cfg.AuditPlugin != "" {
 		svc.UseAudit(pluginAuditor{name: cfg.AuditPlugin, host: plugins})
-		if _, err := plugins.GetSecurityPlugin(cfg.AuditPlugin); err != nil {
-			logger.Warn("the audit plugin is not ready; pipelines are refused until it is", "plugin", cfg.AuditPlugin, "err", err)
-		}
-	}
-	for _, r := range cfg.Notify.Rules {
-		if _, err := plugins.GetNotifyPlugin(r.Plugin); err != nil {
-			logger.Warn("a notify rule's plugin is not ready; its notifications fail until it is", "rule", r.Name, "plugin", r.Plugin, "err", err)
-		}
 	}
 	pluginv1.RegisterPluginServiceServer(gs, service.NewPluginServer(plugins))
 	objects, archive := useArtifactStore(cfg, st, svc, plugins, logger)
+	go func() {
+		// Once the plugins have had their first load, say which ones the
+		// configuration needs and does not have.
+		<-ready
+		if cfg.AuditPlugin != "" {
+			if _, err := plugins.GetSecurityPlugin(cfg.AuditPlugin); err != nil {
+				logger.Warn("the audit plugin is not ready; pipelines are refused until it is", "plugin", cfg.AuditPlugin, "err", err)
+			}
+		}
+		for _, r := range cfg.Notify.Rules {
+			if _, err := plugins.GetNotifyPlugin(r.Plugin); err != nil {
+				logger.Warn("a notify rule's plugin is not ready; its notifications fail until it is", "rule", r.Name, "plugin", r.Plugin, "err", err)
+			}
+		}
+		if objects != nil {
+			if err := objects.Available(); err != nil {
+				logger.Warn("artifact store not available; uploads are refused until it loads", "plugin", cfg.ArtifactStore, "err", err)
+			}
+		}
+	}()
 	svc.UsePlugins(plugins)
 
 	lis, err := net.Listen("tcp", cfg.Listen)
@@ -540,8 +615,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas, stopping: stopping,
-		metrics: registry, notify: notifier, objects: objects, archive: archive, replica: uuid.NewString(), keyring: ring, audit: auditLog}
+	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
+		metrics: registry, notify: notifier, history: history, objects: objects, archive: archive, replica: uuid.NewString(),
+		credentials: credsFile, keyring: ring, audit: auditLog}
 	srv.hooks = setUpSources(cfg, st, svc, auditLog, logger)
 	srv.statuses = statuses
 	err = srv.listenWebhook()
@@ -565,6 +641,11 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 
 // Config returns the effective configuration (with generated tokens).
 func (s *Server) Config() Config { return s.cfg }
+
+// CredentialsFile is the file that holds the server's API token (generated,
+// in DataDir), "" when the token comes from the environment, a flag or the
+// configuration file.
+func (s *Server) CredentialsFile() string { return s.credentials }
 
 // Run serves until ctx ends, then stops gracefully and closes the database.
 func (s *Server) Run(ctx context.Context) error {
@@ -593,7 +674,16 @@ func (s *Server) Run(ctx context.Context) error {
 	defer func() { cancel(); <-reported }() // before the store closes
 	notified := make(chan struct{})
 	go func() { s.notify.Run(ctx); close(notified) }()
+	// The history writes the events of the drain too: it stops after it.
+	recorded := make(chan struct{})
+	historyCtx, stopHistory := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { s.history.Run(historyCtx); close(recorded) }()
+	defer func() { stopHistory(); <-recorded }()
 	defer func() { cancel(); <-notified }()
+	go runLeased(ctx, s.store, "event-history", s.replica, time.Minute, s.log.With("component", "events"), func(ctx context.Context) error {
+		_, err := s.history.Prune(ctx)
+		return err
+	})
 	audited := s.startAudit(ctx)
 	defer func() { cancel(); <-audited }() // before the store closes: what was recorded is written
 	keyring := make(chan struct{})
@@ -632,20 +722,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.serving.Store(false)
 	s.health.Shutdown()
-	// Streams and long polls end now (agents reconnect elsewhere), and so
-	// do plugin calls and loads whatever the plugins do; other calls in
-	// flight get the grace below.
-	s.stopping.stop()
+	// Agents' channels, followers, long polls and plugin calls end now
+	// (Unavailable: connect again); other calls in flight get the grace
+	// below. The plugins close last, after the notification drain.
+	s.svc.Stop()
 	s.plugins.StopAutoWatch()
-	if err := s.plugins.Close(context.Background()); err != nil {
-		s.log.Warn("close plugins", "err", err)
-	}
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-time.After(5 * time.Second):
-		s.grpc.Stop() // long polls and streams do not end on their own
+		s.log.Warn("calls still running 5s after the stop began; ending them")
+		s.grpc.Stop()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("serve: %w", err)
@@ -666,50 +754,4 @@ func redact(dsn string) string {
 		return dsn[:scheme+3] + user + ":***" + dsn[at:]
 	}
 	return dsn
-}
-
-// loadCredentials fills missing tokens from DataDir/credentials.env, or
-// generates them there, so a local set-up works with no configuration and
-// keeps its tokens across restarts.
-func loadCredentials(cfg *Config, logger *slog.Logger) error {
-	if cfg.AgentToken != "" && cfg.APIToken != "" {
-		return nil
-	}
-	path := filepath.Join(cfg.DataDir, "credentials.env")
-	saved := map[string]string{}
-	if f, err := os.Open(path); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
-				saved[k] = v
-			}
-		}
-		f.Close()
-	}
-	changed := false
-	fill := func(tok *string, key string) {
-		if *tok != "" {
-			return
-		}
-		if saved[key] == "" {
-			saved[key] = auth.NewToken()
-			changed = true
-		}
-		*tok = saved[key]
-	}
-	fill(&cfg.AgentToken, "ARCADE_AGENT_TOKEN")
-	fill(&cfg.APIToken, "ARCADE_API_TOKEN")
-	if !changed {
-		logger.Info("tokens read from credentials file", "path", path)
-		return nil
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	content := fmt.Sprintf("ARCADE_AGENT_TOKEN=%s\nARCADE_API_TOKEN=%s\n", saved["ARCADE_AGENT_TOKEN"], saved["ARCADE_API_TOKEN"])
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		return fmt.Errorf("write credentials: %w", err)
-	}
-	logger.Warn("no tokens configured: generated them", "path", path, "hint", "set -a; . "+path+"; set +a")
-	return nil
 }

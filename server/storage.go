@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/artifacts"
@@ -20,15 +21,19 @@ func useArtifactStore(cfg Config, st *store.Store, svc *service.Service, plugins
 	if cfg.ArtifactStore != "" {
 		name := cfg.ArtifactStore
 		objs = objects.New(func() (objects.Plugin, error) {
+			// Right after a start the plugin may still compile: wait for it
+			// rather than refuse an upload.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := plugins.WaitCompiled(ctx, name); err != nil {
+				return nil, err
+			}
 			p, err := plugins.GetStoragePlugin(name)
 			if err != nil {
 				return nil, err
 			}
 			return p, nil
 		}, 0)
-		if err := objs.Available(); err != nil {
-			logger.Warn("artifact store not available yet; uploads are refused until it loads", "plugin", name, "err", err)
-		}
 	}
 	archive := logarchive.New(st, objs, logger.With("component", "logarchive"))
 	svc.UseStorage(service.StorageConfig{Objects: objs, Archive: archive, MaxBytes: cfg.ArtifactMaxBytes, ExpireIn: cfg.ArtifactExpireIn,

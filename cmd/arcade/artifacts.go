@@ -31,13 +31,21 @@ func newArtifactCmd() *cobra.Command {
 
 func newArtifactListCmd() *cobra.Command {
 	f := &clientFlags{}
+	var pages pageFlags
 	cmd := &cobra.Command{
 		Use: "list JOB_ID", Short: "List the artifacts of a job's latest attempt", Args: cobra.ExactArgs(1),
 		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
-			resp, err := c.jobs.ListJobArtifacts(cmd.Context(), &jobv1.ListJobArtifactsRequest{JobId: args[0], PageSize: 1000})
+			resp := &jobv1.ListJobArtifactsResponse{}
+			next, err := pages.fetch(func(token string) (string, error) {
+				page, err := c.jobs.ListJobArtifacts(cmd.Context(), &jobv1.ListJobArtifactsRequest{JobId: args[0], PageSize: pages.size, PageToken: token})
+				resp.Artifacts = append(resp.Artifacts, page.GetArtifacts()...)
+				return page.GetNextPageToken(), err
+			})
 			if err != nil {
 				return err
 			}
+			resp.NextPageToken = next
+			defer pages.more(cmd, cmd.ErrOrStderr(), next, fmt.Sprintf("%d artifacts shown", len(resp.GetArtifacts())))
 			if f.output == "json" {
 				return printJSON(cmd.OutOrStdout(), resp)
 			}
@@ -55,6 +63,7 @@ func newArtifactListCmd() *cobra.Command {
 		}),
 	}
 	f.register(cmd)
+	pages.register(cmd.Flags(), "artifacts", 100)
 	return cmd
 }
 
@@ -75,7 +84,7 @@ URLs (artifact_downloads: redirect, with a store that makes them) the bytes
 come straight from the store, else through the server.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dialAPI(f.server, f.token, client.TLS{CAFile: f.tlsCA})
+			c, err := dialAPI(f.server, f.apiToken(), client.TLS{CAFile: f.tlsCA})
 			if err != nil {
 				return err
 			}
@@ -166,14 +175,8 @@ come straight from the store, else through the server.`,
 		},
 	}
 	// Connection flags without -o, which names the file here.
-	def := os.Getenv("ARCADE_SERVER")
-	if def == "" {
-		def = "127.0.0.1:9090"
-	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.server, "server", def, "server address (env ARCADE_SERVER)")
-	fl.StringVar(&f.token, "token", os.Getenv("ARCADE_API_TOKEN"), "API token (env ARCADE_API_TOKEN)")
-	fl.StringVar(&f.tlsCA, "tls-ca", os.Getenv("ARCADE_TLS_CA"), "reach the server over TLS, trusting this CA (env ARCADE_TLS_CA)")
+	f.connFlags(fl)
 	fl.StringVarP(&out, "output", "o", "", "file to write (default: the artifact's base name; - for standard output)")
 	fl.Int32Var(&attempt, "attempt", 0, "attempt of the job (default: the latest that has the artifact)")
 	return cmd

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,6 +19,7 @@ import (
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/client"
+	"github.com/go-arcade/arcade/core/ansi"
 )
 
 // api is a connection to a server for client commands.
@@ -27,7 +31,7 @@ type api struct {
 
 func dialAPI(addr, token string, t client.TLS) (*api, error) {
 	if token == "" {
-		return nil, errors.New("no API token: set ARCADE_API_TOKEN or --token (arcade server writes a generated one to DATA_DIR/credentials.env)")
+		return nil, noTokenError()
 	}
 	conn, err := client.DialTLS(addr, client.Static(token), t)
 	if err != nil {
@@ -47,21 +51,54 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
+	f.connFlags(cmd.PersistentFlags())
+	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output: table or json")
+}
+
+// connFlags adds the connection flags. The token's default is read from
+// the environment when the command runs, never shown: help would print it.
+func (f *clientFlags) connFlags(fs *pflag.FlagSet) {
 	def := os.Getenv("ARCADE_SERVER")
 	if def == "" {
 		def = "127.0.0.1:9090"
 	}
-	cmd.PersistentFlags().StringVar(&f.server, "server", def, "server address (env ARCADE_SERVER)")
-	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("ARCADE_API_TOKEN"), "API token (env ARCADE_API_TOKEN)")
-	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output: table or json")
-	cmd.PersistentFlags().StringVar(&f.tlsCA, "tls-ca", os.Getenv("ARCADE_TLS_CA"), "reach the server over TLS, trusting this CA (env ARCADE_TLS_CA)")
+	fs.StringVar(&f.server, "server", def, "server address, host:port of its gRPC listener (env ARCADE_SERVER)")
+	fs.StringVar(&f.token, "token", "", "API token (default: env ARCADE_API_TOKEN)")
+	fs.StringVar(&f.tlsCA, "tls-ca", os.Getenv("ARCADE_TLS_CA"), "reach the server over TLS, trusting this CA (env ARCADE_TLS_CA)")
+}
+
+// apiToken is --token, else ARCADE_API_TOKEN.
+func (f *clientFlags) apiToken() string {
+	if f.token != "" {
+		return f.token
+	}
+	return os.Getenv("ARCADE_API_TOKEN")
 }
 
 func (f *clientFlags) dial() (*api, error) {
 	if f.output != "table" && f.output != "json" {
 		return nil, fmt.Errorf("--output: want table or json, got %q", f.output)
 	}
-	return dialAPI(f.server, f.token, client.TLS{CAFile: f.tlsCA})
+	return dialAPI(f.server, f.apiToken(), client.TLS{CAFile: f.tlsCA})
+}
+
+// noTokenError says how to get a token; it points to the credentials file
+// only when that file holds an API token (a server given its tokens from
+// elsewhere strikes it out there).
+func noTokenError() error {
+	dataDir := os.Getenv("ARCADE_DATA_DIR")
+	if dataDir == "" {
+		dataDir = "data"
+	}
+	path := filepath.Join(dataDir, "credentials.env")
+	if b, err := os.ReadFile(path); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if strings.HasPrefix(line, "ARCADE_API_TOKEN=") {
+				return fmt.Errorf("no API token: set ARCADE_API_TOKEN or --token; the server's generated token is in %s (set -a; . %s; set +a)", path, path)
+			}
+		}
+	}
+	return errors.New("no API token: set ARCADE_API_TOKEN or --token to the API token of the server (api_token in its configuration, or the ARCADE_API_TOKEN it was started with)")
 }
 
 // runAndFollow creates a job, prints its log until it ends and returns an
@@ -73,7 +110,36 @@ func (c *api) runAndFollow(ctx context.Context, req *jobv1.CreateJobRequest, w i
 	}
 	j := resp.GetJob()
 	fmt.Fprintf(os.Stderr, "job %s (%s) created\n", j.GetId(), j.GetName())
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go c.explainWhileWaiting(wctx, j.GetId(), whyDelay, os.Stderr)
 	return c.follow(ctx, j.GetId(), 0, w)
+}
+
+// whyDelay is how long a followed job may wait in the queue before the
+// reason is printed.
+const whyDelay = 5 * time.Second
+
+// explainWhileWaiting prints why a job waits (ExplainJob's summary) once
+// it has waited for after, and again when the reason changes, until the job
+// leaves the queue or ctx ends. The follower keeps waiting meanwhile.
+func (c *api) explainWhileWaiting(ctx context.Context, jobID string, after time.Duration, w io.Writer) {
+	last := ""
+	for wait := after; ; wait = 30 * time.Second {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		resp, err := c.jobs.ExplainJob(ctx, &jobv1.ExplainJobRequest{JobId: jobID})
+		if err != nil || resp.GetJob().GetStatus() != agentv1.JobStatus_JOB_STATUS_PENDING {
+			return
+		}
+		if s := resp.GetSummary(); s != last {
+			last = s
+			fmt.Fprintf(w, "job %s still waits: %s (arcade job why %s shows each agent; still waiting)\n", jobID, s, jobID)
+		}
+	}
 }
 
 // follow prints a job's log as it grows (StreamJobLog), until the job ends;
@@ -152,24 +218,29 @@ const (
 	ansiCyan  = "\x1b[36m"
 )
 
+// printLine prints one log line. The job's own colours (SGR) are kept,
+// every other escape sequence (cursor movement, titles, links…) and
+// control character is dropped: a log must not drive the reader's
+// terminal.
 func printLine(w io.Writer, l *agentv1.LogChunk, color bool) {
+	content := ansi.KeepColours(l.GetContent())
 	if !color {
 		prefix := ""
 		if l.GetStream() == agentv1.LogStream_LOG_STREAM_STDERR {
 			prefix = "stderr| "
 		}
-		fmt.Fprintf(w, "%s%s\n", prefix, l.GetContent())
+		fmt.Fprintf(w, "%s%s\n", prefix, content)
 		return
 	}
 	switch {
 	case l.GetStream() == agentv1.LogStream_LOG_STREAM_SYSTEM:
-		fmt.Fprintf(w, "%s%s%s\n", ansiCyan, l.GetContent(), ansiReset)
+		fmt.Fprintf(w, "%s%s%s\n", ansiCyan, content, ansiReset)
 	case l.GetStream() == agentv1.LogStream_LOG_STREAM_STDERR, l.GetLevel() >= agentv1.LogLevel_LOG_LEVEL_ERROR:
-		fmt.Fprintf(w, "%s%s%s\n", ansiRed, l.GetContent(), ansiReset)
+		fmt.Fprintf(w, "%s%s%s\n", ansiRed, content, ansiReset)
 	case l.GetLevel() == agentv1.LogLevel_LOG_LEVEL_DEBUG:
-		fmt.Fprintf(w, "%s%s%s\n", ansiDim, l.GetContent(), ansiReset)
+		fmt.Fprintf(w, "%s%s%s\n", ansiDim, content, ansiReset)
 	default:
-		fmt.Fprintln(w, l.GetContent())
+		fmt.Fprintln(w, content)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -164,6 +165,7 @@ type serverSettings struct {
 		Timeout    time.Duration `koanf:"timeout"`
 		QueueSize  int           `koanf:"queue_size"`
 		Workers    int           `koanf:"workers"`
+		Drain      time.Duration `koanf:"drain_timeout"`
 	} `koanf:"notify_delivery"`
 	Audit struct {
 		Plugin string `koanf:"plugin"`
@@ -184,6 +186,10 @@ type serverSettings struct {
 		Edges     int `koanf:"edges"`
 		YAMLBytes int `koanf:"yaml_bytes"`
 	} `koanf:"pipeline_limits"`
+	EventHistory struct {
+		MaxEvents int           `koanf:"max_events"`
+		MaxAge    time.Duration `koanf:"max_age"`
+	} `koanf:"event_history"`
 }
 
 var serverDefaults = map[string]any{
@@ -231,4 +237,136 @@ var agentDefaults = map[string]any{
 	"server":            "127.0.0.1:9090",
 	"max_jobs":          1,
 	"container.runtime": "auto",
+}
+
+// secretSettings are never shown as defaults in help.
+var secretSettings = map[string]bool{"agent_token": true, "api_token": true, "secret_key": true, "api_tokens": true}
+
+// layer is one source of settings and how help names it.
+type layer struct {
+	name   string
+	values map[string]any
+}
+
+// settingLayers reads the defaults, the file at path and the ARCADE_*
+// environment separately, flattened ("container.runtime").
+func settingLayers(defaults map[string]any, path string) []layer {
+	load := func(p koanf.Provider, parser koanf.Parser) map[string]any {
+		k := koanf.New(".")
+		if err := k.Load(p, parser); err != nil {
+			return nil
+		}
+		return k.All()
+	}
+	out := []layer{{"", load(confmap.Provider(defaults, "."), nil)}}
+	if path != "" {
+		if _, err := os.Stat(path); err == nil {
+			out = append(out, layer{path, load(file.Provider(path), yaml.Parser())})
+		}
+	}
+	env := load(env.Provider(".", env.Opt{Prefix: "ARCADE_", TransformFunc: func(key, value string) (string, any) {
+		key = strings.ToLower(strings.TrimPrefix(key, "ARCADE_"))
+		if nested, ok := nestedKeys[key]; ok {
+			key = nested
+		}
+		return key, value
+	}}), nil)
+	out = append(out, layer{"environment", env})
+	return out
+}
+
+// showEffectiveDefaults makes the flags' defaults in help the values a run
+// would use without flags: defaults, overridden by the config file and the
+// ARCADE_* environment, naming where a value comes from. Secrets are never
+// shown.
+func showEffectiveDefaults(flags *pflag.FlagSet, defaults map[string]any, configPath string, only func(name string) bool) {
+	layers := settingLayers(defaults, configPath)
+	flags.VisitAll(func(f *pflag.Flag) {
+		if only != nil && !only(f.Name) {
+			return
+		}
+		key := strings.ReplaceAll(f.Name, "-", "_")
+		if nested, ok := nestedKeys[key]; ok {
+			key = nested
+		}
+		if f.Name == "label" {
+			key = "labels"
+		}
+		if secretSettings[key] || f.Name == "config" {
+			return
+		}
+		var (
+			val  any
+			from string
+		)
+		for _, l := range layers {
+			v, ok := lookup(l.values, key)
+			switch {
+			case !ok:
+			case l.name == "environment":
+				val, from = v, "ARCADE_"+strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+			default:
+				val, from = v, l.name
+			}
+		}
+		text := settingText(val)
+		if f.Value.Type() == "duration" {
+			if d, err := time.ParseDuration(text); err == nil {
+				text = d.String()
+			}
+		}
+		if from == "" || val == nil || text == f.DefValue {
+			return // the flag's own default
+		}
+		f.DefValue = text
+		f.Usage += " [default from " + from + "]"
+	})
+}
+
+// settingText writes a setting as a flag would take it.
+func settingText(v any) string {
+	switch v := v.(type) {
+	case []any:
+		parts := make([]string, len(v))
+		for i, p := range v {
+			parts[i] = fmt.Sprint(p)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	case []string:
+		return "[" + strings.Join(v, ",") + "]"
+	case map[string]any:
+		parts := make([]string, 0, len(v))
+		for k, val := range v {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, val))
+		}
+		sortStrings(parts)
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v)
+}
+
+// lookup finds key in flattened settings; a map setting (labels) is
+// gathered from its flattened keys.
+func lookup(values map[string]any, key string) (any, bool) {
+	if v, ok := values[key]; ok {
+		return v, true
+	}
+	m := map[string]any{}
+	for k, v := range values {
+		if rest, ok := strings.CutPrefix(k, key+"."); ok {
+			m[rest] = v
+		}
+	}
+	return m, len(m) > 0
+}
+
+// withEffectiveHelp makes a command's help show effective defaults (see
+// showEffectiveDefaults), reading the config file its flag configFlag names.
+func withEffectiveHelp(cmd *cobra.Command, configFlag string, defaults map[string]any, only func(name string) bool) {
+	help := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		path, _ := c.Flags().GetString(configFlag)
+		showEffectiveDefaults(c.Flags(), defaults, path, only)
+		help(c, args)
+	})
 }

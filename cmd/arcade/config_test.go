@@ -120,7 +120,7 @@ func TestAgentContainerSettings(t *testing.T) {
 		if err := cmd.Flags().Parse(args); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := agentConfig(cmd, path)
+		cfg, err := agentConfig(cmd, path, "config")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -81,7 +81,7 @@ func newJobCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create [-f FILE] [--cmd CMD]... [-- COMMAND...]",
 		Short: "Create a job",
-		Example: `  arcade job create --selector 'env in (staging,production),gpu' --cmd 'make test' --follow
+		Example: `  arcade job create --selector 'env in (staging,production),gpu' --cmd 'uname -a' --follow
   arcade job create -f examples/jobs/hello.yaml
   arcade job create --cmd 'go mod tidy' --uses go-lint --with dir=/workspace`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -196,6 +196,9 @@ func newJobCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp.GetJob())
+			}
 			return printJobs(cmd.OutOrStdout(), f.output, resp.GetJob())
 		},
 	}
@@ -237,14 +240,13 @@ func newJobCmd() *cobra.Command {
 	var (
 		statuses []string
 		lsel     string
-		pageSize int32
-		all      bool
+		pages    pageFlags
 		orderBy  string
 	)
 	list := &cobra.Command{
-		Use: "list", Short: "List jobs", Args: cobra.NoArgs,
+		Use: "list", Short: "List jobs, newest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &jobv1.ListJobsRequest{PageSize: pageSize, LabelSelector: lsel, OrderBy: orderBy}
+			req := &jobv1.ListJobsRequest{PageSize: pages.size, LabelSelector: lsel, OrderBy: orderBy}
 			for _, s := range statuses {
 				st, err := jobstate.Parse(strings.ToLower(s))
 				if err != nil {
@@ -257,42 +259,63 @@ func newJobCmd() *cobra.Command {
 				return err
 			}
 			defer c.close()
-			var jobs []*jobv1.JobDetail
-			for {
+			var (
+				jobs  []*jobv1.JobDetail
+				total int32
+			)
+			next, err := pages.fetch(func(token string) (string, error) {
+				req.PageToken = token
 				resp, err := c.jobs.ListJobs(cmd.Context(), req)
-				if err != nil {
-					return err
-				}
-				jobs = append(jobs, resp.GetJobs()...)
-				if !all || resp.GetNextPageToken() == "" {
-					if !all && resp.GetNextPageToken() != "" {
-						defer fmt.Fprintf(os.Stderr, "showing %d of %d jobs (--all for every page)\n", len(jobs), resp.GetTotalSize())
-					}
-					break
-				}
-				req.PageToken = resp.GetNextPageToken()
+				jobs, total = append(jobs, resp.GetJobs()...), resp.GetTotalSize()
+				return resp.GetNextPageToken(), err
+			})
+			if err != nil {
+				return err
 			}
-			return printJobs(cmd.OutOrStdout(), f.output, jobs...)
+			if err := printJobs(cmd.OutOrStdout(), f.output, jobs...); err != nil {
+				return err
+			}
+			pages.more(cmd, cmd.ErrOrStderr(), next, fmt.Sprintf("%d of %d jobs shown", len(jobs), total))
+			return nil
 		},
 	}
 	list.Flags().StringArrayVar(&statuses, "status", nil, "only jobs in this status (repeatable)")
 	list.Flags().StringVar(&lsel, "label-selector", "", "only jobs whose labels match")
-	list.Flags().Int32Var(&pageSize, "page-size", 50, "jobs per page")
-	list.Flags().BoolVar(&all, "all", false, "fetch every page")
+	pages.register(list.Flags(), "jobs", 50)
 	list.Flags().StringVar(&orderBy, "order-by", "", "created_at, updated_at, name or status, optionally with ' desc'")
 
-	var reason string
+	var (
+		reason     string
+		cancelWait time.Duration
+	)
 	cancel := &cobra.Command{
-		Use: "cancel JOB", Short: "Cancel a job", Args: cobra.ExactArgs(1),
+		Use: "cancel JOB", Short: "Cancel a job and print it once it has stopped", Args: cobra.ExactArgs(1),
+		Long: `Cancel a job. A pending job ends at once; a running one is stopped by its
+agent, and the command waits (--wait) until the job has ended to print it
+as it is after the cancel.`,
 		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			resp, err := c.jobs.CancelJob(cmd.Context(), &jobv1.CancelJobRequest{JobId: args[0], Reason: reason})
 			if err != nil {
 				return err
 			}
-			return printJobs(cmd.OutOrStdout(), f.output, resp.GetJob())
+			j := resp.GetJob()
+			if !jobEnded(j.GetStatus()) && cancelWait > 0 {
+				j, err = c.waitJobEnd(cmd.Context(), j, cancelWait)
+				if err != nil {
+					return err
+				}
+			}
+			if !jobEnded(j.GetStatus()) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "job %s: cancel requested; its agent has not stopped it yet\n", j.GetId())
+			}
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), j)
+			}
+			return printJobs(cmd.OutOrStdout(), f.output, j)
 		}),
 	}
 	cancel.Flags().StringVar(&reason, "reason", "", "why")
+	cancel.Flags().DurationVar(&cancelWait, "wait", 30*time.Second, "how long to wait for a running job to stop (0: do not wait)")
 
 	retry := &cobra.Command{
 		Use: "retry JOB", Short: "Run a finished job again as its next attempt", Args: cobra.ExactArgs(1),
@@ -300,6 +323,9 @@ func newJobCmd() *cobra.Command {
 			resp, err := c.jobs.RetryJob(cmd.Context(), &jobv1.RetryJobRequest{JobId: args[0]})
 			if err != nil {
 				return err
+			}
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp.GetJob())
 			}
 			return printJobs(cmd.OutOrStdout(), f.output, resp.GetJob())
 		}),
@@ -347,6 +373,30 @@ func newJobCmd() *cobra.Command {
 	return cmd
 }
 
+// jobEnded reports whether a job's status is final.
+func jobEnded(s agentv1.JobStatus) bool { return jobstate.Terminal(s) }
+
+// waitJobEnd follows a job's status (StreamJobStatus) until it ends or
+// wait passes, and returns the job as it is then.
+func (c *api) waitJobEnd(ctx context.Context, j *jobv1.JobDetail, wait time.Duration) (*jobv1.JobDetail, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	stream, err := jobv1.NewStreamServiceClient(c.conn).StreamJobStatus(ctx, &jobv1.StreamJobStatusRequest{JobId: j.GetId()})
+	if err != nil {
+		return j, nil
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return j, nil // ended, timed out or lost: the last state seen
+		}
+		j = resp.GetJob()
+		if jobEnded(j.GetStatus()) {
+			return j, nil
+		}
+	}
+}
+
 func printJobs(w io.Writer, output string, jobs ...*jobv1.JobDetail) error {
 	if output == "json" {
 		return printJSON(w, &jobv1.ListJobsResponse{Jobs: jobs})
@@ -378,9 +428,8 @@ func printJobDetail(w io.Writer, j *jobv1.JobDetail) error {
 	row("Created", age(j.GetCreatedAt()))
 	row("Started", age(j.GetStartedAt()))
 	row("Finished", age(j.GetFinishedAt()))
-	if sel := j.GetLabelSelector(); sel != nil {
-		b, _ := protojson.Marshal(sel)
-		row("Selector", string(b))
+	if sel := selectorText(j); sel != "" {
+		row("Selector", sel)
 	}
 	if j.GetImage() != "" {
 		row("Image", j.GetImage())
@@ -468,21 +517,35 @@ func describeStep(st *agentv1.Step, i int) string {
 
 func newAgentListCmd() *cobra.Command {
 	f := &clientFlags{}
-	var selector string
+	var (
+		selector string
+		pages    pageFlags
+	)
 	cmd := &cobra.Command{
 		Use: "list", Short: "List agents", Args: cobra.NoArgs,
 		RunE: f.withAPI(func(cmd *cobra.Command, _ []string, c *api) error {
-			req := &agentv1.ListAgentsRequest{LabelSelector: selector, PageSize: 1000}
-			resp, err := c.agents.ListAgents(cmd.Context(), req)
+			var (
+				agents []*agentv1.Agent
+				total  int32
+			)
+			next, err := pages.fetch(func(token string) (string, error) {
+				resp, err := c.agents.ListAgents(cmd.Context(), &agentv1.ListAgentsRequest{LabelSelector: selector, PageSize: pages.size, PageToken: token})
+				agents, total = append(agents, resp.GetAgents()...), resp.GetTotalSize()
+				return resp.GetNextPageToken(), err
+			})
 			if err != nil {
 				return err
 			}
 			if f.output == "json" {
-				return printJSON(cmd.OutOrStdout(), resp)
+				if err := printJSON(cmd.OutOrStdout(), &agentv1.ListAgentsResponse{Agents: agents, NextPageToken: next, TotalSize: total}); err != nil {
+					return err
+				}
+				pages.more(cmd, cmd.ErrOrStderr(), next, fmt.Sprintf("%d of %d agents shown", len(agents), total))
+				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tJOBS\tCPU\tMEM\tLAST SEEN\tPLUGINS\tLABELS")
-			for _, a := range resp.GetAgents() {
+			for _, a := range agents {
 				var lbls []string
 				for k, v := range a.GetLabels() {
 					lbls = append(lbls, k+"="+v)
@@ -496,11 +559,16 @@ func newAgentListCmd() *cobra.Command {
 					agentState(a), a.GetRunningJobs(), a.GetMaxConcurrentJobs(),
 					a.GetMetrics().GetCpuPercent(), a.GetMetrics().GetMemoryPercent(), age(a.GetLastHeartbeatAt()), plugins, strings.Join(lbls, ","))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			pages.more(cmd, cmd.ErrOrStderr(), next, fmt.Sprintf("%d of %d agents shown", len(agents), total))
+			return nil
 		}),
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&selector, "selector", "", "only agents matching this label selector")
+	pages.register(cmd.Flags(), "agents", 100)
 	return cmd
 }
 

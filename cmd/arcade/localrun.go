@@ -50,7 +50,7 @@ plugins/): the first-party plugins once built with "make plugins".`,
 			if len(args) == 1 {
 				file = args[0]
 			}
-			return runEmbedded(cmd, g, configPath, file, true)
+			return runEmbedded(cmd, g, configPath, "", file, true)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "conf.d/server.yaml", "server configuration file")
@@ -173,7 +173,7 @@ func (c *api) runLocalPipeline(ctx context.Context, p *jobv1.PipelineDetail, com
 // outcome; a pipeline builds the working tree (local runs). local is
 // `arcade run`: a throwaway server (a temporary data folder, a free
 // loopback port, no dashboard) unless flags say otherwise.
-func runEmbedded(cmd *cobra.Command, g *globals, configPath, runFile string, local bool) error {
+func runEmbedded(cmd *cobra.Command, g *globals, configPath, agentConfigPath, runFile string, local bool) error {
 	log, err := g.logger(os.Stderr)
 	if err != nil {
 		return err
@@ -248,7 +248,7 @@ func runEmbedded(cmd *cobra.Command, g *globals, configPath, runFile string, loc
 		return err
 	}
 	scfg = srv.Config()
-	acfg, err := agentConfig(cmd, "")
+	acfg, err := agentConfig(cmd, agentConfigPath, "agent-config")
 	if err != nil {
 		return err
 	}
@@ -270,13 +270,23 @@ func runEmbedded(cmd *cobra.Command, g *globals, configPath, runFile string, loc
 	go func() { done <- srv.Run(ctx) }()
 	go func() { done <- ag.Run(ctx) }()
 	if job == nil && !pipeline {
-		fmt.Fprintf(os.Stderr, "arcade is up on %s; client commands need:\n  export ARCADE_SERVER=%s ARCADE_API_TOKEN=%s\n", srv.Addr(), srv.Addr(), scfg.APIToken)
+		// The banner never prints a token: it says where the token is.
+		fmt.Fprintf(os.Stderr, "arcade is up on %s; client commands need:\n", srv.Addr())
+		if file := srv.CredentialsFile(); file != "" {
+			fmt.Fprintf(os.Stderr, "  export ARCADE_SERVER=%s; set -a; . %s; set +a\n", srv.Addr(), file)
+		} else {
+			fmt.Fprintf(os.Stderr, "  export ARCADE_SERVER=%s (and ARCADE_API_TOKEN, the API token this server was given)\n", srv.Addr())
+		}
 		if a := srv.HTTPAddr(); a != "" {
 			scheme := "http"
 			if scfg.TLSCert != "" {
 				scheme = "https"
 			}
-			fmt.Fprintf(os.Stderr, "dashboard: %s://%s/ (log in with the API token)\n", scheme, a)
+			where := "the API token"
+			if file := srv.CredentialsFile(); file != "" {
+				where += " in " + file
+			}
+			fmt.Fprintf(os.Stderr, "dashboard: %s://%s/ (log in with %s)\n", scheme, a, where)
 		}
 		<-ctx.Done()
 		return waitBoth(done, nil)

@@ -14,13 +14,19 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := newRoot().ExecuteContext(ctx)
+	cmd, err := newRoot().ExecuteContextC(ctx)
 	var exit exitError
 	switch {
 	case errors.As(err, &exit):
 		os.Exit(int(exit))
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "arcade:", err)
+		addr := ""
+		if cmd != nil {
+			if f := cmd.Flags().Lookup("server"); f != nil {
+				addr = f.Value.String()
+			}
+		}
+		fmt.Fprintln(os.Stderr, "arcade:", sentence(err, addr))
 		os.Exit(1)
 	}
 }

@@ -52,7 +52,7 @@ audit: {plugin: secret-scan}
 	}
 
 	for body, want := range map[string]string{
-		"notify: [{name: x, on: [pipeline.exploded], plugin: webhook}]":        `notify[0] (x).on[0]: unknown event type "pipeline.exploded"`,
+		"notify: [{name: x, on: [pipeline.exploded], plugin: webhook}]":        `notify[0] (x).on[0]: unknown event name "pipeline.exploded"`,
 		"notify: [{name: x, on: [job.failed]}]":                                "notify[0] (x).plugin: must name a notify plugin",
 		`notify: [{name: x, on: [job.failed], plugin: w, template: "{{.Run"}]`: "notify[0] (x).template:",
 	} {

@@ -92,13 +92,21 @@ func newPipelineCmd() *cobra.Command {
 		}),
 	}
 
+	var listPages pageFlags
 	list := &cobra.Command{
 		Use: "list", Short: "List pipelines", Args: cobra.NoArgs,
 		RunE: f.withAPI(func(cmd *cobra.Command, _ []string, c *api) error {
-			resp, err := c.jobs.ListPipelines(cmd.Context(), &jobv1.ListPipelinesRequest{PageSize: 1000})
+			resp := &jobv1.ListPipelinesResponse{}
+			next, err := listPages.fetch(func(token string) (string, error) {
+				page, err := c.jobs.ListPipelines(cmd.Context(), &jobv1.ListPipelinesRequest{PageSize: listPages.size, PageToken: token})
+				resp.Pipelines = append(resp.Pipelines, page.GetPipelines()...)
+				return page.GetNextPageToken(), err
+			})
 			if err != nil {
 				return err
 			}
+			resp.NextPageToken = next
+			defer listPages.more(cmd, cmd.ErrOrStderr(), next, fmt.Sprintf("%d pipelines shown", len(resp.GetPipelines())))
 			if f.output == "json" {
 				return printJSON(cmd.OutOrStdout(), resp)
 			}
@@ -120,6 +128,7 @@ func newPipelineCmd() *cobra.Command {
 			return tw.Flush()
 		}),
 	}
+	listPages.register(list.Flags(), "pipelines", 100)
 
 	var (
 		params []string
@@ -180,9 +189,10 @@ func newPipelineCmd() *cobra.Command {
 	}
 	stop.Flags().StringVar(&reason, "reason", "", "why")
 
+	var runPages pageFlags
 	runs := &cobra.Command{
 		Use:   "runs PIPELINE [RUN]",
-		Short: "List a pipeline's runs, or show one run (by number or id)",
+		Short: "List a pipeline's runs, newest first, or show one run (by number or id)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
 			if len(args) == 2 {
@@ -192,26 +202,35 @@ func newPipelineCmd() *cobra.Command {
 				}
 				return showRun(cmd.OutOrStdout(), f.output, run)
 			}
-			resp, err := c.jobs.ListPipelineRuns(cmd.Context(), &jobv1.ListPipelineRunsRequest{PipelineId: args[0], PageSize: 20})
+			resp := &jobv1.ListPipelineRunsResponse{}
+			next, err := runPages.fetch(func(token string) (string, error) {
+				page, err := c.jobs.ListPipelineRuns(cmd.Context(), &jobv1.ListPipelineRunsRequest{PipelineId: args[0], PageSize: runPages.size, PageToken: token})
+				resp.Runs, resp.TotalSize = append(resp.Runs, page.GetRuns()...), page.GetTotalSize()
+				return page.GetNextPageToken(), err
+			})
 			if err != nil {
 				return err
 			}
+			resp.NextPageToken = next
+			defer runPages.more(cmd, cmd.ErrOrStderr(), next, fmt.Sprintf("%d of %d runs shown", len(resp.GetRuns()), resp.GetTotalSize()))
 			if f.output == "json" {
 				return printJSON(cmd.OutOrStdout(), resp)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "#\tSTATUS\tTRIGGER\tBY\tCREATED\tDURATION\tID")
+			fmt.Fprintln(tw, "#\tSTATUS\tTRIGGER\tBY\tCREATED\tQUEUED\tDURATION\tID")
 			for _, r := range resp.GetRuns() {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.GetNumber(), statusName(r.GetStatus()),
+				queued := "-"
+				if r.GetStartedAt() != nil {
+					queued = short(r.GetStartedAt().AsTime().Sub(r.GetCreatedAt().AsTime()))
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.GetNumber(), statusName(r.GetStatus()),
 					pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy(),
-					r.GetCreatedAt().AsTime().Local().Format("2006-01-02 15:04:05"), runDuration(r), r.GetId())
-			}
-			if resp.GetTotalSize() > int32(len(resp.GetRuns())) {
-				defer fmt.Fprintf(os.Stderr, "showing the newest %d of %d runs\n", len(resp.GetRuns()), resp.GetTotalSize())
+					r.GetCreatedAt().AsTime().Local().Format("2006-01-02 15:04:05"), queued, runDuration(r), r.GetId())
 			}
 			return tw.Flush()
 		}),
 	}
+	runPages.register(runs.Flags(), "runs", 20)
 
 	del := &cobra.Command{
 		Use: "delete PIPELINE", Short: "Delete a pipeline with its runs (none may be under way)", Args: cobra.ExactArgs(1),
@@ -287,6 +306,14 @@ func runDuration(r *jobv1.PipelineRun) string {
 		end = r.GetFinishedAt().AsTime()
 	}
 	return short(end.Sub(r.GetStartedAt().AsTime()))
+}
+
+// queuedNote says how long a run waited for its first job to start.
+func queuedNote(r *jobv1.PipelineRun) string {
+	if r.GetStartedAt() == nil || r.GetCreatedAt() == nil {
+		return ""
+	}
+	return " (queued " + short(r.GetStartedAt().AsTime().Sub(r.GetCreatedAt().AsTime())) + ")"
 }
 
 // short rounds a duration for people: milliseconds under a second, tenths
@@ -409,7 +436,7 @@ func showRun(w io.Writer, output string, r *jobv1.PipelineRun) error {
 	if output == "json" {
 		return printJSON(w, r)
 	}
-	fmt.Fprintf(w, "%s run #%d  %s  %s\n", r.GetPipelineName(), r.GetNumber(), statusName(r.GetStatus()), runDuration(r))
+	fmt.Fprintf(w, "%s run #%d  %s  %s%s\n", r.GetPipelineName(), r.GetNumber(), statusName(r.GetStatus()), runDuration(r), queuedNote(r))
 	fmt.Fprintf(w, "id %s, %s by %s", r.GetId(), pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy())
 	if len(r.GetParams()) > 0 {
 		fmt.Fprintf(w, ", params %s", envText(r.GetParams()))

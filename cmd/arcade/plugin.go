@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -47,9 +48,9 @@ func newPluginCmd() *cobra.Command {
 			fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSTATE\tINSTANCES\tFUNCTIONS\tERROR")
 			for _, p := range resp.GetPlugins() {
 				m := p.GetMetadata()
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", p.GetName(), kindName(m.GetKind()), m.GetVersion(),
-					strings.ToLower(strings.TrimPrefix(p.GetState().String(), "PLUGIN_STATE_")), p.GetInstances(), p.GetMaxInstances(),
-					strings.Join(m.GetFunctions(), ","), p.GetLastError())
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", p.GetName(), kindName(pluginKind(p)), dash(m.GetVersion()),
+					stateName(p.GetState()), p.GetInstances(), p.GetMaxInstances(),
+					dash(strings.Join(m.GetFunctions(), ",")), p.GetLastError())
 			}
 			return tw.Flush()
 		},
@@ -63,7 +64,10 @@ func newPluginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), resp.GetPlugin())
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp.GetPlugin())
+			}
+			return printPluginInfo(cmd.OutOrStdout(), resp.GetPlugin())
 		}),
 	}
 
@@ -137,9 +141,23 @@ func newPluginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), resp)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tERROR")
+			var failed []string
 			for _, p := range resp.GetPlugins() {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", p.GetName(), p.GetMetadata().GetVersion(),
-					strings.ToLower(strings.TrimPrefix(p.GetState().String(), "PLUGIN_STATE_")))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.GetName(), dash(p.GetMetadata().GetVersion()), stateName(p.GetState()), p.GetLastError())
+				if p.GetState() == pluginv1.PluginState_PLUGIN_STATE_FAILED {
+					failed = append(failed, p.GetName())
+				}
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%d of %d plugins did not load: %s", len(failed), len(resp.GetPlugins()), strings.Join(failed, ", "))
 			}
 			return nil
 		},
@@ -149,7 +167,78 @@ func newPluginCmd() *cobra.Command {
 }
 
 func kindName(k pluginv1.Kind) string {
+	if k == pluginv1.Kind_KIND_UNSPECIFIED {
+		return "-"
+	}
 	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
+}
+
+// pluginKind is a plugin's kind: its module's, else its configured one.
+func pluginKind(p *pluginv1.PluginInfo) pluginv1.Kind {
+	if k := p.GetMetadata().GetKind(); k != pluginv1.Kind_KIND_UNSPECIFIED {
+		return k
+	}
+	return p.GetKind()
+}
+
+func stateName(s pluginv1.PluginState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "PLUGIN_STATE_"))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// printPluginInfo shows one plugin as a list of fields.
+func printPluginInfo(w io.Writer, p *pluginv1.PluginInfo) error {
+	m := p.GetMetadata()
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row("Name", p.GetName())
+	row("Kind", kindName(pluginKind(p)))
+	row("State", stateName(p.GetState()))
+	if p.GetLastError() != "" {
+		row("Error", p.GetLastError())
+	}
+	row("Version", dash(m.GetVersion()))
+	if m.GetDescription() != "" {
+		row("Description", m.GetDescription())
+	}
+	row("Functions", dash(strings.Join(m.GetFunctions(), ", ")))
+	row("Path", p.GetPath())
+	row("SHA-256", dash(p.GetSha256()))
+	row("Failure policy", strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(p.GetFailurePolicy().String(), "FAILURE_POLICY_"), "_", " ")))
+	row("Instances", fmt.Sprintf("%d of %d", p.GetInstances(), p.GetMaxInstances()))
+	if p.GetLoadedAt() != nil {
+		row("Loaded", p.GetLoadedAt().AsTime().Local().Format(time.DateTime))
+	}
+	g := p.GetGranted()
+	row("Hosts", dash(strings.Join(g.GetAllowedHosts(), ", ")))
+	var paths []string
+	for _, pg := range g.GetAllowedPaths() {
+		mode := "rw"
+		if pg.GetReadOnly() {
+			mode = "ro"
+		}
+		paths = append(paths, fmt.Sprintf("%s → %s (%s)", pg.GetHostPath(), pg.GetGuestPath(), mode))
+	}
+	row("Paths", dash(strings.Join(paths, ", ")))
+	row("Memory", fmt.Sprintf("%d MiB", g.GetMemoryLimitMib()))
+	row("Timeout", (time.Duration(g.GetTimeoutMs()) * time.Millisecond).String())
+	if want := m.GetCapabilities(); want != nil {
+		var asks []string
+		asks = append(asks, want.GetAllowedHosts()...)
+		for _, pg := range want.GetAllowedPaths() {
+			asks = append(asks, pg.GetGuestPath())
+		}
+		if len(asks) > 0 {
+			row("Asks for", strings.Join(asks, ", "))
+		}
+	}
+	return tw.Flush()
 }
 
 func readInput(arg string, stdin io.Reader) (string, error) {

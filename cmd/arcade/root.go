@@ -38,7 +38,32 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "auto", "log format: auto (coloured text on a terminal), text, json")
 	root.AddCommand(newServerCmd(g), newAgentCmd(g), newUpCmd(g), newRunCmd(g), newJobCmd(), newPipelineCmd(), newPluginCmd(), newVersionCmd(),
 		newLogsCmd(), newEventsCmd(), newWatchCmd(), newArtifactCmd(), newSecretCmd(), newTokenCmd(), newAuditCmd(), newTrustCmd())
+	reportUnknownCommands(root)
 	return root
+}
+
+// reportUnknownCommands makes every group of commands (job, pipeline, …)
+// say that a command does not exist, with suggestions, before it would
+// complain about the flags given to it: `arcade job creat --cmd true` is an
+// unknown command "creat", not an unknown flag --cmd.
+func reportUnknownCommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		reportUnknownCommands(sub)
+	}
+	if c.HasParent() && c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.FParseErrWhitelist.UnknownFlags = true
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %s?", strings.Join(s, " or "))
+			}
+			return fmt.Errorf("%s (arcade %s --help lists them)", msg, strings.TrimPrefix(cmd.CommandPath(), "arcade "))
+		}
+	}
 }
 
 // logger builds the process logger: tint on a terminal, JSON on request.
@@ -47,18 +72,22 @@ func (g *globals) logger(w io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
+	var h slog.Handler
 	switch strings.ToLower(g.logFormat) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 	case "text":
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
+		h = slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
 	case "auto", "":
 		if isTerminal(w) {
-			return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly})), nil
+			h = tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly})
+		} else {
+			h = slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
 		}
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
+	default:
+		return nil, fmt.Errorf("--log-format: want auto, text or json, got %q", g.logFormat)
 	}
-	return nil, fmt.Errorf("--log-format: want auto, text or json, got %q", g.logFormat)
+	return slog.New(nestedComponents{Handler: h}), nil
 }
 
 func isTerminal(w io.Writer) bool {

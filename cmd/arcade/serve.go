@@ -11,6 +11,7 @@ import (
 	"github.com/go-arcade/arcade/client"
 	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/server"
+	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/notify"
 )
 
@@ -61,13 +62,15 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 	}
 	d := s.NotifyDelivery
 	notifications := notify.Config{Attempts: d.Attempts, Backoff: d.Backoff, MaxBackoff: d.MaxBackoff, Timeout: d.Timeout,
-		QueueSize: d.QueueSize, Workers: d.Workers}
+		QueueSize: d.QueueSize, Workers: d.Workers, DrainTimeout: d.Drain}
 	for _, r := range s.Notify {
 		notifications.Rules = append(notifications.Rules, notify.Rule{Name: r.Name, On: r.On, Plugin: r.Plugin,
 			Template: r.Template, Pipelines: r.Pipelines, Channel: r.Channel})
 	}
 	return server.Config{
-		Notify: notifications, AuditPlugin: s.Audit.Plugin,
+		AgentTokenFrom: settingFrom(cmd, "agent-token", "ARCADE_AGENT_TOKEN", configPath, s.AgentToken != ""),
+		APITokenFrom:   settingFrom(cmd, "api-token", "ARCADE_API_TOKEN", configPath, s.APIToken != ""),
+		Notify:         notifications, AuditPlugin: s.Audit.Plugin,
 		APITokens: scoped,
 		Listen:    s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
 		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
@@ -82,7 +85,22 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		PipelineLimits: pipeline.Limits{Jobs: s.PipelineLimits.Jobs, Stages: s.PipelineLimits.Stages,
 			Edges: s.PipelineLimits.Edges, YAMLBytes: s.PipelineLimits.YAMLBytes},
 		ArtifactUploads: s.ArtifactUploads, ArtifactDownloads: s.ArtifactDownloads, ArtifactURLTTL: s.ArtifactURLTTL,
+		EventHistory: eventlog.Config{MaxEvents: s.EventHistory.MaxEvents, MaxAge: s.EventHistory.MaxAge},
 	}, nil
+}
+
+// settingFrom says where a setting that is set comes from, in the order of
+// precedence: its flag, its environment variable, else the config file.
+func settingFrom(cmd *cobra.Command, flag, env, configPath string, set bool) string {
+	switch {
+	case !set:
+		return ""
+	case cmd.Flags().Changed(flag):
+		return "--" + flag
+	case os.Getenv(env) != "":
+		return env
+	}
+	return configPath
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -115,6 +133,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.String("tls-client-ca", "", "verify client certificates signed by this CA (mutual TLS)")
 	f.Bool("require-agent-certs", false, "refuse agent calls without a verified client certificate")
 	cmd.AddCommand(newRekeyCmd(g))
+	withEffectiveHelp(cmd, "config", serverDefaults, nil)
 	return cmd
 }
 
@@ -134,9 +153,11 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.String("git", "", `the git client checking out sources (default: git on PATH; "none": no checkouts)`)
 }
 
-func agentConfig(cmd *cobra.Command, configPath string) (agent.Config, error) {
+// agentConfig reads the agent's settings; the file at configPath must exist
+// when the flag configFlag names it.
+func agentConfig(cmd *cobra.Command, configPath, configFlag string) (agent.Config, error) {
 	var s agentSettings
-	explicit := cmd.Flags().Changed("config")
+	explicit := cmd.Flags().Changed(configFlag)
 	if err := loadConfig(&s, agentDefaults, configPath, explicit, cmd.Flags()); err != nil {
 		return agent.Config{}, err
 	}
@@ -166,7 +187,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := agentConfig(cmd, configPath)
+			cfg, err := agentConfig(cmd, configPath, "config")
 			if err != nil {
 				return err
 			}
@@ -187,13 +208,15 @@ func newAgentCmd(g *globals) *cobra.Command {
 	cmd.Flags().String("tls-server-name", "", "name to expect in the server's certificate")
 	cmd.Flags().String("data-dir", "", "where the agent keeps its identity (id and token, mode 0600), fetched plugin modules and their compilation cache (default: the work dir)")
 	cmd.AddCommand(newAgentListCmd(), newAgentRevokeCmd(), newAgentTrustCmd(), newAgentLabelCmd())
+	withEffectiveHelp(cmd, "config", agentDefaults, nil)
 	return cmd
 }
 
 func newUpCmd(g *globals) *cobra.Command {
 	var (
-		configPath string
-		runFile    string
+		configPath      string
+		agentConfigPath string
+		runFile         string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -206,14 +229,19 @@ outcome. With a pipeline file, "arcade up --run FILE" is "arcade run FILE":
 the pipeline builds the working tree.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runEmbedded(cmd, g, configPath, runFile, false)
+			return runEmbedded(cmd, g, configPath, agentConfigPath, runFile, false)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "conf.d/server.yaml", "server configuration file")
+	cmd.Flags().StringVar(&agentConfigPath, "agent-config", "conf.d/agent.yaml", "agent configuration file (its server address and token are the up server's)")
 	cmd.Flags().StringVar(&runFile, "run", "", "job or pipeline file to run; exit with its outcome")
 	addServerFlags(cmd.Flags())
-	addAgentFlags(cmd.Flags())
-	cmd.Flags().Lookup("max-jobs").DefValue = "2"
+	agentFlags := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	addAgentFlags(agentFlags)
+	cmd.Flags().AddFlagSet(agentFlags)
+	isAgentFlag := func(name string) bool { return agentFlags.Lookup(name) != nil }
+	withEffectiveHelp(cmd, "config", serverDefaults, func(name string) bool { return !isAgentFlag(name) })
+	withEffectiveHelp(cmd, "agent-config", agentDefaults, isAgentFlag)
 	return cmd
 }
 

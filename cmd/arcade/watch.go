@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	coreevents "github.com/go-arcade/arcade/core/events"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // newLogsCmd is `arcade logs [-f] JOB`, the short form of `arcade job logs`.
@@ -31,22 +34,48 @@ func newEventsCmd() *cobra.Command {
 	var (
 		types    []string
 		resource string
+		since    string
+		last     int32
 	)
 	cmd := &cobra.Command{
-		Use:   "events [--type job_finished]... [--resource job/ID]",
-		Short: "Print system events as they happen",
-		Args:  cobra.NoArgs,
+		Use:   "events [--type NAME]... [--resource job/ID] [--since 10m|TIME|EVENT_ID | --last N]",
+		Short: "Print system events: the stored history (--since, --last), then live ones",
+		Long: `Print system events as they happen. With --since or --last, the events the
+server keeps (event_history in server.yaml) come first.
+
+Event names (--type; FAMILY.* selects a family):
+` + eventNamesHelp(),
+		Example: `  arcade events --type job.failed --type agent.offline
+  arcade events --since 1h --type 'notification.*'
+  arcade events --last 20 --resource job/JOB_ID`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &jobv1.StreamEventsRequest{}
+			req := &jobv1.StreamEventsRequest{Last: last}
 			for _, t := range types {
-				v, ok := jobv1.EventType_value["EVENT_TYPE_"+strings.ToUpper(t)]
-				if !ok || v == 0 {
-					return fmt.Errorf("--type: unknown event type %q (e.g. job_created, job_finished, agent_offline, plugin_loaded)", t)
+				p, alias, err := coreevents.Parse(t)
+				if err != nil {
+					return fmt.Errorf("--type: %w", err)
 				}
-				req.Types = append(req.Types, jobv1.EventType(v))
+				if alias {
+					fmt.Fprintf(cmd.ErrOrStderr(), "arcade: warning: --type %s is an older spelling of %s\n", t, p)
+				}
+				req.Names = append(req.Names, p.String())
 			}
 			if resource != "" {
 				req.ResourceType, req.ResourceId, _ = strings.Cut(resource, "/")
+			}
+			if since != "" {
+				if last != 0 {
+					return errors.New("--since and --last: give one of them")
+				}
+				id, at, err := parseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				req.SinceId = id
+				if !at.IsZero() {
+					req.SinceTime = timestamppb.New(at)
+				}
 			}
 			c, err := f.dial()
 			if err != nil {
@@ -66,23 +95,70 @@ func newEventsCmd() *cobra.Command {
 					return err
 				}
 				e := resp.GetEvent()
+				if resp.GetHistoryEnd() {
+					fmt.Fprintln(cmd.ErrOrStderr(), "-- live events from here --")
+					continue
+				}
 				if f.output == "json" {
 					if err := printJSON(cmd.OutOrStdout(), e); err != nil {
 						return err
 					}
 					continue
 				}
-				typ := strings.ToLower(strings.TrimPrefix(e.GetType().String(), "EVENT_TYPE_"))
-				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-22s %s/%s  %s %s\n", e.GetTimestamp().AsTime().Local().Format(time.TimeOnly),
-					typ, e.GetResourceType(), e.GetResourceId(),
+				name := e.GetName()
+				if name == "" {
+					name = string(coreevents.Of(e))
+				}
+				at := e.GetTimestamp().AsTime().Local()
+				when := at.Format(time.TimeOnly)
+				if y, m, d := at.Date(); y != time.Now().Year() || m != time.Now().Month() || d != time.Now().Day() {
+					when = at.Format(time.DateTime)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-22s %s/%s  %s %s\n", when, name, e.GetResourceType(), e.GetResourceId(),
 					e.GetMessage(), attrText(e.GetAttributes()))
 			}
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringArrayVar(&types, "type", nil, "only events of this type (repeatable)")
+	cmd.Flags().StringArrayVar(&types, "type", nil, "only events of this name or family, e.g. job.failed, job.* (repeatable)")
 	cmd.Flags().StringVar(&resource, "resource", "", "only events of this resource: job, job/ID, agent/ID, pipeline_run/ID, plugin/NAME, notification/RULE")
+	cmd.Flags().StringVar(&since, "since", "", "start with the stored events since a time ago (10m, 2h), a time (2026-12-06T10:00:00Z) or after an event id")
+	cmd.Flags().Int32Var(&last, "last", 0, "start with the newest N stored events")
 	return cmd
+}
+
+// eventNamesHelp lists the event names, one a line, for help texts.
+func eventNamesHelp() string {
+	var b strings.Builder
+	for _, d := range coreevents.Defs() {
+		fmt.Fprintf(&b, "  %-24s %s\n", d.Name, d.Help)
+	}
+	b.WriteString("  job.finished             succeeded, failed, timeout or skipped\n")
+	b.WriteString("  pipeline.status          any pipeline.* event\n")
+	return b.String()
+}
+
+// parseSince reads --since: a duration back from now, a time (RFC 3339, or
+// a date and time in the local zone), or else an event id.
+func parseSince(s string, now time.Time) (id string, at time.Time, err error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return "", time.Time{}, fmt.Errorf("--since %s: want a duration back from now (10m), not a negative one", s)
+		}
+		return "", now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return "", t, nil
+	}
+	for _, layout := range []string{time.DateTime, "2006-01-02T15:04:05", "2006-01-02 15:04", time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return "", t, nil
+		}
+	}
+	if strings.ContainsAny(s, " :") || len(s) > 64 {
+		return "", time.Time{}, fmt.Errorf("--since %q: want a duration (10m), a time (2026-12-06T10:00:00Z) or an event id", s)
+	}
+	return s, time.Time{}, nil
 }
 
 func attrText(m map[string]string) string {

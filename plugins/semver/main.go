@@ -5,16 +5,19 @@
 //
 // execute actions:
 //
-//	bump       params: current (e.g. "v1.4.2"; default config current or
-//	           0.0.0), commits (list of messages) or commits_file (a file in
-//	           the workspace, messages separated by lines holding "---" or one
-//	           per line), prerelease (e.g. "rc.1").
+//	next       the next version. params: current (e.g. "v1.4.2"; default
+//	           config current or 0.0.0), and bump (major|minor|patch) to
+//	           choose the step, or commits (list of messages) or commits_file
+//	           (a file in the workspace, messages separated by lines holding
+//	           "---" or one per line) to derive it; prerelease (e.g. "rc.1").
 //	           result: previous, next, bump (major|minor|patch|none), tag
+//	bump       the same as next (its older name)
 //	changelog  the same params; result: markdown (sections Breaking changes,
 //	           Features, Fixes, Other), next
 //
 // Rules: "type!:" or a "BREAKING CHANGE:" footer → major (minor while below
 // 1.0.0); feat → minor; fix and perf → patch; anything else changes nothing.
+// An unknown action or param is refused, naming what is accepted.
 package main
 
 import (
@@ -23,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -110,7 +114,23 @@ func commits(req *pdk.ExecuteRequest) ([]string, error) {
 	return msgs, nil
 }
 
+// params are the params execute reads.
+var params = []string{"current", "bump", "commits", "commits_file", "prerelease"}
+
+// levels are the bumps, by level.
+var levels = []string{"none", "patch", "minor", "major"}
+
 func run(req *pdk.ExecuteRequest) (*pdk.ExecuteResponse, error) {
+	switch req.Action {
+	case "next", "bump", "changelog", "":
+	default:
+		return nil, errors.New("semver: unknown action " + req.Action + " (want next, bump or changelog)")
+	}
+	for k := range req.Params {
+		if !slices.Contains(params, k) {
+			return nil, fmt.Errorf("semver: unknown param %q (want %s)", k, strings.Join(params, ", "))
+		}
+	}
 	cur := req.Params.String("current", pdk.ConfigOr("current", "0.0.0"))
 	prev, err := parseVersion(cur)
 	if err != nil {
@@ -137,8 +157,18 @@ func run(req *pdk.ExecuteRequest) (*pdk.ExecuteResponse, error) {
 			level = max(level, 1)
 		}
 	}
+	if b := req.Params.String("bump", ""); b != "" {
+		i := slices.Index(levels, strings.ToLower(b))
+		if i < 1 {
+			return nil, fmt.Errorf("semver: bump %q: want major, minor or patch", b)
+		}
+		if len(parsed) > 0 {
+			return nil, errors.New("semver: give bump or commits, not both")
+		}
+		level = i
+	}
 	next := prev
-	bump := []string{"none", "patch", "minor", "major"}[level]
+	bump := levels[level]
 	switch {
 	case level == 3 && prev.major == 0:
 		next.minor, next.patch = next.minor+1, 0
@@ -154,12 +184,8 @@ func run(req *pdk.ExecuteRequest) (*pdk.ExecuteResponse, error) {
 		nextS += "-" + pre
 	}
 	result := pdk.Params{"previous": prev.String(), "next": nextS, "bump": bump, "tag": nextS, "commits": float64(len(parsed))}
-	switch req.Action {
-	case "bump", "":
-	case "changelog":
+	if req.Action == "changelog" {
 		result["markdown"] = changelog(nextS, parsed)
-	default:
-		return nil, errors.New("semver: unknown action " + req.Action + " (want bump or changelog)")
 	}
 	return &pdk.ExecuteResponse{Status: pdk.StatusSuccess, Result: result,
 		Messages: []pdk.Message{{Severity: pdk.SeverityInfo, Text: fmt.Sprintf("%s → %s (%s, %d commits)", prev, nextS, bump, len(parsed))}}}, nil

@@ -31,6 +31,9 @@ type Dispatcher struct {
 	work  Signal
 
 	onWake func() // tells other replicas, when set
+	// hold, when set, keeps jobs from being handed out for now (their
+	// plugins still compile).
+	hold func(*store.Job) bool
 
 	mu        sync.Mutex
 	agentMu   map[string]*sync.Mutex
@@ -105,11 +108,15 @@ func (d *Dispatcher) TryClaim(ctx context.Context, agentID string) (*store.Job, 
 	return d.store.ClaimFirst(ctx, agent, func(j *store.Job) bool { return d.Matches(j, agent) }, now, now.Add(d.lease))
 }
 
+// HoldBack makes the dispatcher leave the jobs fn picks in the queue (Wake
+// when that changes). Set it before serving.
+func (d *Dispatcher) HoldBack(fn func(*store.Job) bool) { d.hold = fn }
+
 // Matches reports whether a job may run on an agent: a trusted agent takes
 // only jobs that may use trusted agents (whatever their selector says), its
 // selector matches the agent's labels, an agent with a container runtime is
-// there for an image, an agent with git for a checkout, and the agent runs
-// every plugin the job's steps use.
+// there for an image, an agent with git for a checkout, the agent runs
+// every plugin the job's steps use, and the job is not held back.
 func (d *Dispatcher) Matches(j *store.Job, a *store.Agent) bool {
 	if a.Trusted && !j.TrustedAgents {
 		return false
@@ -121,6 +128,9 @@ func (d *Dispatcher) Matches(j *store.Job, a *store.Agent) bool {
 		return false
 	}
 	if !jobstep.Covers(a.Plugins, j.Plugins) {
+		return false
+	}
+	if d.hold != nil && d.hold(j) {
 		return false
 	}
 	sel, err := d.selector(j.Selector)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	coreevents "github.com/go-arcade/arcade/core/events"
 )
 
 // Resource types of events.
@@ -21,19 +22,28 @@ const (
 	PipelineRun = "pipeline_run"
 	Agent       = "agent"
 	Plugin      = "plugin"
+	// Notification events are the notifier's (server/notify).
+	Notification = "notification"
 )
 
 // Filter selects events; zero fields match everything.
 type Filter struct {
+	// Types and Names select events by wire type or by name; an event
+	// passes when it matches one of either (none of both: every event).
 	Types        []jobv1.EventType
+	Names        []coreevents.Pattern
 	ResourceType string
 	ResourceID   string
 }
 
 // Match reports whether e passes the filter.
 func (f Filter) Match(e *jobv1.Event) bool {
-	if len(f.Types) > 0 && !slices.Contains(f.Types, e.GetType()) {
-		return false
+	if len(f.Types) > 0 || len(f.Names) > 0 {
+		ok := slices.Contains(f.Types, e.GetType()) ||
+			slices.ContainsFunc(f.Names, func(p coreevents.Pattern) bool { return p.Match(e) })
+		if !ok {
+			return false
+		}
 	}
 	if f.ResourceType != "" && f.ResourceType != e.GetResourceType() {
 		return false
@@ -93,13 +103,18 @@ func (b *Bus) remove(s *Subscription) {
 }
 
 // Publish sends an event to every matching subscriber without waiting;
-// it fills in the id and time when they are empty.
+// it fills in the id, time and name when they are empty.
 func (b *Bus) Publish(e *jobv1.Event) {
+	if e.GetName() == "" {
+		e.Name = string(coreevents.Of(e))
+	}
 	if e.GetId() == "" {
 		e.Id = uuid.Must(uuid.NewV7()).String()
 	}
 	if e.GetTimestamp() == nil {
-		e.Timestamp = timestamppb.New(b.now())
+		// Microseconds: what PostgreSQL keeps, so the event in memory and
+		// the one read back from the history are the same.
+		e.Timestamp = timestamppb.New(b.now().Truncate(time.Microsecond))
 	}
 	var full []*Subscription
 	b.mu.RLock()

@@ -144,6 +144,17 @@ func refuse(kind error, format string, args ...any) error {
 	return &refusal{kind: kind, msg: fmt.Sprintf(format, args...)}
 }
 
+// Message is the message of the refusal err carries, without the context
+// the store wrapped around it (it names the job or run itself), or err's
+// text when it carries none.
+func Message(err error) string {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.msg
+	}
+	return err.Error()
+}
+
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // status is the status of a stored job.

@@ -97,6 +97,10 @@ func (r *recorder) JobEvent(j *store.Job, typ jobv1.EventType, _ string) {
 func (r *recorder) RunEvent(run *store.PipelineRun) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if run.JustStarted {
+		r.events = append(r.events, "RUN "+run.Status+" (started)")
+		return
+	}
 	r.events = append(r.events, "RUN "+run.Status)
 }
 
@@ -710,23 +714,72 @@ func TestRunStateMachineRefusesBadTransitions(t *testing.T) {
 	}
 }
 
-// A run turns running when its first job starts, not when a job ends.
-func TestRunStartsWithItsFirstJob(t *testing.T) {
+// A run starts when its first job starts and ends when its last job ends:
+// it is RUNNING from its first job's start (not from the next advance),
+// a one-job run lasts as long as its job, and the time queued before the
+// first job started is CreatedAt to StartedAt.
+func TestRunTiming(t *testing.T) {
 	eachStore(t, func(f *fixture) {
 		t := f.t
-		p := f.createPipeline(`name: starts
-stages: [{name: s, jobs: [{name: a, commands: [x]}]}]`)
+		t0 := f.clock
+		p := f.createPipeline(`name: timed
+stages: [{name: s, jobs: [{name: a, commands: [x]}, {name: b, commands: [y], depends_on: [a]}]}]`)
 		r, err := f.l.StartRun(f.ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "test", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		j := f.claim(f.runJob(r.ID, "a").ID)
-		if st := f.run(r.ID).Status; st != "pending" {
-			t.Fatalf("run %s before its job started", st)
+		f.advance(2 * time.Second) // queued
+		a := f.claim(f.runJob(r.ID, "a").ID)
+		began := f.clock.Add(500 * time.Millisecond)
+		f.advance(time.Second)
+		if _, err := f.l.Report(f.ctx, Report{AgentID: f.agent.ID, JobID: a.ID, Attempt: a.Attempt, Status: jobstate.Running, Began: began}); err != nil {
+			t.Fatal(err)
 		}
-		f.mustReport(j, jobstate.Running, 0, "")
-		if got := f.run(r.ID); got.Status != "running" || got.StartedAt.IsZero() {
-			t.Fatalf("run %s (started %v) once its first job runs", got.Status, got.StartedAt)
+		got := f.run(r.ID)
+		if got.Status != "running" || !got.StartedAt.Equal(began) {
+			t.Fatalf("after its first job started the run is %s, started %v; want running, started %v", got.Status, got.StartedAt, began)
+		}
+		f.advance(time.Second)
+		f.mustReport(a, jobstate.Success, 0, "")
+		f.advance(10 * time.Second) // b waits for an agent
+		b := f.claim(f.runJob(r.ID, "b").ID)
+		f.mustReport(b, jobstate.Running, 0, "")
+		f.advance(2 * time.Second)
+		end := f.clock
+		f.mustReport(b, jobstate.Success, 0, "")
+		got = f.run(r.ID)
+		if got.Status != "success" || !got.StartedAt.Equal(began) || !got.FinishedAt.Equal(end) || !got.CreatedAt.Equal(t0) {
+			t.Fatalf("run %s created %v started %v finished %v; want success, %v, %v, %v", got.Status, got.CreatedAt, got.StartedAt, got.FinishedAt, t0, began, end)
+		}
+
+		// The run's events: it turned running once (the event notifying
+		// pipeline.started), then moved on to b and ended.
+		var runEvents []string
+		for _, e := range f.fx.took() {
+			if strings.HasPrefix(e, "RUN ") {
+				runEvents = append(runEvents, e)
+			}
+		}
+		if !slices.Equal(runEvents, []string{"RUN pending", "RUN pending", "RUN running (started)", "RUN running", "RUN success"}) {
+			t.Fatalf("run events %v", runEvents)
+		}
+
+		// One job: the run lasts what its job lasted, though nothing
+		// advanced the run while the job ran.
+		one := f.createPipeline(`name: one
+stages: [{name: s, jobs: [{name: only, commands: [x]}]}]`)
+		r, err = f.l.StartRun(f.ctx, one, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "test", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.advance(time.Second)
+		j := f.claim(f.runJob(r.ID, "only").ID)
+		start := j.StartedAt
+		f.advance(858 * time.Millisecond)
+		f.mustReport(j, jobstate.Success, 0, "")
+		got = f.run(r.ID)
+		if d := got.FinishedAt.Sub(got.StartedAt); got.Status != "success" || d != 858*time.Millisecond || !got.StartedAt.Equal(start) {
+			t.Fatalf("one-job run %s lasted %v from %v; want 858ms from %v", got.Status, d, got.StartedAt, start)
 		}
 	})
 }

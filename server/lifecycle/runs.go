@@ -135,7 +135,8 @@ func (l *Lifecycle) StopRun(ctx context.Context, runID, reason string) (*store.P
 	return r, nil
 }
 
-// setRunStatus moves a run along its life cycle, refusing what it forbids.
+// setRunStatus moves a run along its life cycle, refusing what it forbids;
+// now is when the change happened (a job's start or end).
 func setRunStatus(r *store.PipelineRun, to jobstate.Status, now time.Time) error {
 	if err := pipeline.CheckRun(runStatus(r), to); err != nil {
 		return err
@@ -143,7 +144,7 @@ func setRunStatus(r *store.PipelineRun, to jobstate.Status, now time.Time) error
 	r.Status, r.UpdatedAt = jobstate.Name(to), now
 	switch {
 	case to == jobstate.Running && r.StartedAt.IsZero():
-		r.StartedAt = now
+		r.StartedAt, r.JustStarted = now, true
 	case pipeline.RunTerminal(to):
 		r.FinishedAt = now
 	}
@@ -334,6 +335,24 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 			return ch, store.ErrUnchanged
 		}
 		dirty, started := false, false
+		// The run starts when its first job starts and ends when its last
+		// job ends, not when an advance happens to notice (a one-job run
+		// used to last 0 s); how long it queued is CreatedAt to StartedAt.
+		var firstStart, lastEnd time.Time
+		for _, j := range jobs {
+			if !j.StartedAt.IsZero() && (firstStart.IsZero() || j.StartedAt.Before(firstStart)) {
+				firstStart = j.StartedAt
+			}
+			if !j.StartedAt.IsZero() && j.FinishedAt.After(lastEnd) {
+				lastEnd = j.FinishedAt
+			}
+		}
+		if firstStart.IsZero() || firstStart.After(now) {
+			firstStart = now
+		}
+		if lastEnd.IsZero() || lastEnd.After(now) || lastEnd.Before(firstStart) {
+			lastEnd = now
+		}
 		outcomes := map[string]pipeline.Outcome{}
 		for _, j := range jobs {
 			st := status(j)
@@ -360,13 +379,14 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 			if len(step.Start) == 0 && len(step.Skip) == 0 {
 				if step.Done {
 					if runStatus(r) == jobstate.Pending {
-						if err := setRunStatus(r, jobstate.Running, now); err != nil {
+						if err := setRunStatus(r, jobstate.Running, firstStart); err != nil {
 							return ch, err
 						}
 					}
-					if err := setRunStatus(r, step.Status, now); err != nil {
+					if err := setRunStatus(r, step.Status, lastEnd); err != nil {
 						return ch, err
 					}
+					r.UpdatedAt = now
 					dirty, ended = true, true
 				}
 				break
@@ -394,7 +414,7 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 			}
 		}
 		if started && runStatus(r) == jobstate.Pending {
-			if err := setRunStatus(r, jobstate.Running, now); err != nil {
+			if err := setRunStatus(r, jobstate.Running, firstStart); err != nil {
 				return ch, err
 			}
 			dirty = true

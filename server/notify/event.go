@@ -2,10 +2,12 @@ package notify
 
 import (
 	"maps"
+	"strings"
 	"time"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/core/events"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -37,45 +39,38 @@ type Data struct {
 	Attributes map[string]string
 }
 
-// jobTypes and runTypes name the terminal statuses of jobs and runs.
-var (
-	jobTypes = map[string]string{"success": "job.succeeded", "failed": "job.failed", "timeout": "job.timeout", "cancelled": "job.cancelled"}
-	runTypes = map[string]string{"pending": "pipeline.created", "running": "pipeline.started", "success": "pipeline.succeeded", "failed": "pipeline.failed",
-		"timeout": "pipeline.timeout", "cancelled": "pipeline.cancelled"}
-)
-
-// Classify names a bus event in rules' terms and gathers its template data;
-// ok is false for events no rule can select (a run moving on, a job
-// going back to the queue, labels changing).
+// Classify names a bus event in rules' terms (core/events) and gathers its
+// template data; ok is false for events no rule can select (a job's
+// status that is no outcome, the notifier's own outcomes).
 func Classify(e *jobv1.Event) (d Data, ok bool) {
 	a := e.GetAttributes()
 	d = Data{Message: e.GetMessage(), Time: e.GetTimestamp().AsTime(), Attributes: maps.Clone(a), Status: a["status"]}
 	if d.Attributes == nil {
 		d.Attributes = map[string]string{}
 	}
+	name := events.Of(e)
+	if strings.HasPrefix(string(name), "notification.") {
+		name = ""
+	}
+	d.Type = string(name)
 	switch e.GetType() {
-	case jobv1.EventType_EVENT_TYPE_JOB_CREATED:
-		d.Type = "job.created"
-	case jobv1.EventType_EVENT_TYPE_JOB_STARTED:
-		d.Type = "job.started"
-	case jobv1.EventType_EVENT_TYPE_JOB_FINISHED, jobv1.EventType_EVENT_TYPE_JOB_CANCELLED:
-		d.Type = jobTypes[a["status"]]
 	case jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS:
-		d.Type = runTypes[a["status"]]
 		if a["status"] == "running" && a["started"] != "true" {
 			d.Type = "" // a running run moving on; "started" is its first move
 		}
 		d.Pipeline, d.Run, d.PipelineID, d.RunID = a["pipeline"], a["number"], a["pipeline_id"], e.GetResourceId()
 	case jobv1.EventType_EVENT_TYPE_AGENT_ONLINE:
-		d.Type, d.Status, d.Agent = "agent.online", "online", a["name"]
+		d.Status, d.Agent = "online", a["name"]
 	case jobv1.EventType_EVENT_TYPE_AGENT_OFFLINE:
-		d.Type, d.Status, d.Agent = "agent.offline", "offline", a["name"]
+		d.Status, d.Agent = "offline", a["name"]
+	case jobv1.EventType_EVENT_TYPE_AGENT_LABELS_CHANGED:
+		d.Status, d.Agent = "labels changed", a["name"]
 	case jobv1.EventType_EVENT_TYPE_PLUGIN_LOADED:
-		d.Type, d.Status, d.Plugin = "plugin.loaded", "loaded", e.GetResourceId()
+		d.Status, d.Plugin = "loaded", e.GetResourceId()
 	case jobv1.EventType_EVENT_TYPE_PLUGIN_UNLOADED:
-		d.Type, d.Status, d.Plugin = "plugin.unloaded", "unloaded", e.GetResourceId()
+		d.Status, d.Plugin = "unloaded", e.GetResourceId()
 	case jobv1.EventType_EVENT_TYPE_PLUGIN_FAILED:
-		d.Type, d.Status, d.Plugin = "plugin.failed", "failed", e.GetResourceId()
+		d.Status, d.Plugin = "failed", e.GetResourceId()
 	}
 	if d.Type == "" {
 		return Data{}, false

@@ -13,11 +13,18 @@ import (
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/core/events"
 )
 
 // Sender sends one message through a notify plugin.
 type Sender interface {
 	Send(ctx context.Context, plugin string, req *pluginv1.SendRequest) (*pluginv1.SendResponse, error)
+}
+
+// readier is a Sender that can wait until a plugin is ready to send (it
+// compiles); the wait is no attempt.
+type readier interface {
+	Ready(ctx context.Context, plugin string) error
 }
 
 // Runs finds the pipeline name and number of a run, which job events do
@@ -33,9 +40,9 @@ const Resource = "notification"
 // Outcome event names, in the "event" attribute and the message of the
 // events a Notifier publishes.
 const (
-	Delivered = "notify.delivered"
-	Failed    = "notify.failed"
-	Dropped   = "notify.dropped"
+	Delivered = string(events.NotificationDelivered)
+	Failed    = string(events.NotificationFailed)
+	Dropped   = string(events.NotificationDropped)
 )
 
 // Notifier matches events against rules and delivers the notifications in
@@ -135,21 +142,65 @@ func failedSend(e *jobv1.Event) bool {
 }
 
 // Run delivers queued notifications with the configured workers until ctx
-// ends; it returns when they have stopped.
+// ends. Then it drains: what is already queued (or being retried) is still
+// delivered, for up to DrainTimeout, so that a server that stops right after
+// an event (arcade up --run) still sends its notification. It returns when
+// the workers have stopped; whatever the drain could not send is logged and
+// reported as dropped.
 func (n *Notifier) Run(ctx context.Context) {
+	// Deliveries run under their own context: ctx only says when to start
+	// draining; drain ends them when the drain time is up.
+	work, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	draining := make(chan struct{})
 	for range n.cfg.Workers {
 		n.wg.Go(func() {
 			for {
 				select {
-				case <-ctx.Done():
-					return
 				case d := <-n.queue:
-					n.deliver(ctx, d)
+					n.deliver(work, d)
+					continue
+				default:
+				}
+				select {
+				case <-draining:
+					return // the queue is empty
+				case d := <-n.queue:
+					n.deliver(work, d)
 				}
 			}
 		})
 	}
-	n.wg.Wait()
+	<-ctx.Done()
+	waiting := len(n.queue)
+	if waiting > 0 {
+		n.log.Info("delivering the queued notifications before stopping", "queued", waiting, "within", n.cfg.DrainTimeout)
+	}
+	close(draining)
+	stopped := make(chan struct{})
+	go func() { n.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+		return
+	case <-time.After(n.cfg.DrainTimeout):
+	}
+	stop() // attempts in flight end as canceled
+	<-stopped
+	for {
+		select {
+		case d := <-n.queue:
+			n.abandon(d)
+		default:
+			return
+		}
+	}
+}
+
+// abandon reports a notification the stopping server could not send.
+func (n *Notifier) abandon(d delivery) {
+	err := fmt.Errorf("the server stopped before it could be sent (drain_timeout %s)", n.cfg.DrainTimeout)
+	n.log.Error("notification dropped", "rule", d.rule.Name, "plugin", d.rule.Plugin, "event", d.data.Type, "about", d.about, "err", err)
+	n.report(d, Dropped, 0, err)
 }
 
 // deliver sends one notification, retrying with backoff.
@@ -175,6 +226,9 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 	}
 	req := &pluginv1.SendRequest{Channel: d.rule.Channel, Title: title, Body: body, Severity: severity(d.data.Type),
 		Event: notifyEvent(d.data), Metadata: map[string]string{"rule": d.rule.Name}}
+	if r, ok := n.send.(readier); ok {
+		_ = r.Ready(ctx, d.rule.Plugin) // not ready in time: the attempts say why
+	}
 	for attempt := 1; ; attempt++ {
 		err := n.attempt(ctx, d.rule.Plugin, req)
 		attrs := []any{"rule", d.rule.Name, "plugin", d.rule.Plugin, "event", d.data.Type, "about", d.about, "attempt", attempt, "attempts", n.cfg.Attempts}
@@ -184,7 +238,8 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 			return
 		}
 		if ctx.Err() != nil {
-			return // the server is stopping
+			n.abandon(d)
+			return
 		}
 		if attempt >= n.cfg.Attempts {
 			n.log.Error("notification failed; no attempts left", append(attrs, "err", err)...)
@@ -195,6 +250,7 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 		n.log.Warn("notification attempt failed; retrying", append(attrs, "err", err, "retry_in", wait)...)
 		n.report(d, Failed, attempt, err, "retry_in", wait.String())
 		if n.sleep(ctx, wait) != nil {
+			n.abandon(d)
 			return
 		}
 	}

@@ -31,10 +31,11 @@ func TestValidate(t *testing.T) {
 		want string // substring of the error; empty: valid
 	}{
 		{Rule{Name: "ok", On: []string{"pipeline.failed", "job.*"}, Plugin: "webhook", Template: "{{.Pipeline}}"}, ""},
-		{Rule{Name: "x", On: []string{"pipeline.exploded"}, Plugin: "webhook"}, `notify[0] (x).on[0]: unknown event type "pipeline.exploded"`},
-		{Rule{Name: "x", On: []string{"nope.*"}, Plugin: "webhook"}, `unknown event type "nope.*"`},
+		{Rule{Name: "x", On: []string{"pipeline.exploded"}, Plugin: "webhook"}, `notify[0] (x).on[0]: unknown event name "pipeline.exploded"`},
+		{Rule{Name: "x", On: []string{"nope.*"}, Plugin: "webhook"}, `unknown event name "nope.*"`},
 		{Rule{Name: "x", On: []string{"job.failed"}}, "notify[0] (x).plugin: must name a notify plugin"},
-		{Rule{Name: "x", Plugin: "webhook"}, "notify[0] (x).on: must list event types"},
+		{Rule{Name: "x", On: []string{"notification.*"}, Plugin: "webhook"}, "notifications about notifications are not sent"},
+		{Rule{Name: "x", Plugin: "webhook"}, "notify[0] (x).on: must list event names"},
 		{Rule{On: []string{"job.failed"}, Plugin: "webhook"}, "notify[0].name: must be set"},
 		{Rule{Name: "x", On: []string{"job.failed"}, Plugin: "webhook", Template: "{{.Pipeline"}, "notify[0] (x).template:"},
 		{Rule{Name: "x", On: []string{"job.failed"}, Plugin: "webhook", Template: "{{.Pipline}}"}, "can't evaluate field Pipline"},
@@ -53,6 +54,17 @@ func TestValidate(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `another rule is named "a"`) {
 		t.Errorf("duplicate names: %v", err)
 	}
+	// Older spellings are accepted, rewritten, and reported.
+	c = Config{Rules: []Rule{{Name: "old", On: []string{"job_failed", "EVENT_TYPE_AGENT_OFFLINE", "pipeline.succeeded"}, Plugin: "p"}}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Rules[0].On, " "); got != "job.failed agent.offline pipeline.succeeded" {
+		t.Errorf("rewritten names: %s", got)
+	}
+	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], `"job_failed" is an older spelling of "job.failed"`) {
+		t.Errorf("warnings: %q", c.Warnings)
+	}
 	c = Config{}
 	if err := c.Validate(); err != nil || c.Attempts != 3 || c.Timeout != 10*time.Second || c.Workers != 2 || c.QueueSize != 256 {
 		t.Errorf("defaults: %+v %v", c, err)
@@ -65,13 +77,17 @@ func TestClassify(t *testing.T) {
 		want string
 	}{
 		{runFailed("web"), "pipeline.failed"},
+		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, Attributes: map[string]string{"status": "running", "started": "true"}}, "pipeline.started"},
+		// A running run moving on (jobs of its next stage made) starts nothing.
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, Attributes: map[string]string{"status": "running"}}, ""},
+		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, Attributes: map[string]string{"status": "skipped"}}, ""},
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, Attributes: map[string]string{"status": "success"}}, "pipeline.succeeded"},
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_JOB_FINISHED, ResourceType: "job", Attributes: map[string]string{"status": "failed"}}, "job.failed"},
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_JOB_FINISHED, ResourceType: "job", Attributes: map[string]string{"status": "pending"}}, ""},
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_JOB_CANCELLED, ResourceType: "job", Attributes: map[string]string{"status": "cancelled"}}, "job.cancelled"},
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_AGENT_OFFLINE, ResourceType: "agent", Attributes: map[string]string{"name": "a1"}}, "agent.offline"},
-		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_AGENT_LABELS_CHANGED}, ""},
+		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_AGENT_LABELS_CHANGED}, "agent.labels_changed"},
+		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_NOTIFICATION_FAILED, ResourceType: "notification"}, ""},
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PLUGIN_FAILED, ResourceId: "webhook"}, "plugin.failed"},
 	}
 	for _, tt := range tests {
@@ -197,7 +213,7 @@ func TestDeliverRetriesWithBackoff(t *testing.T) {
 	if want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}; !slices.Equal(*waits, want) {
 		t.Errorf("waits %v, want %v", *waits, want)
 	}
-	if got, want := strings.Join(rec.outcomes(), " "), "notify.failed#1 notify.failed#2 notify.failed#3 notify.delivered#4"; got != want {
+	if got, want := strings.Join(rec.outcomes(), " "), "notification.failed#1 notification.failed#2 notification.failed#3 notification.delivered#4"; got != want {
 		t.Errorf("events %q, want %q", got, want)
 	}
 	if e := rec.events[0]; e.GetResourceType() != Resource || e.GetResourceId() != "failures" ||
@@ -215,7 +231,7 @@ func TestDeliverGivesUp(t *testing.T) {
 	if len(s.calls) != 3 || len(*waits) != 2 {
 		t.Errorf("%d calls, %d waits; want 3 and 2", len(s.calls), len(*waits))
 	}
-	if got, want := strings.Join(rec.outcomes(), " "), "notify.failed#1 notify.failed#2 notify.failed#3"; got != want {
+	if got, want := strings.Join(rec.outcomes(), " "), "notification.failed#1 notification.failed#2 notification.failed#3"; got != want {
 		t.Errorf("events %q, want %q", got, want)
 	}
 }
@@ -312,7 +328,7 @@ func TestFullQueueDropsWithoutBlocking(t *testing.T) {
 	}
 	n.Handle(runFailed("web"))
 	n.Handle(runFailed("web")) // no worker runs: the queue is full
-	if got := rec.outcomes(); len(got) != 1 || got[0] != "notify.dropped#0" {
+	if got := rec.outcomes(); len(got) != 1 || got[0] != "notification.dropped#0" {
 		t.Errorf("events %v, want one drop", got)
 	}
 	if len(n.queue) != 1 {
@@ -337,7 +353,59 @@ func TestRunDeliversAndStops(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if got := rec.outcomes(); len(got) != 1 || got[0] != "notify.delivered#1" {
+	if got := rec.outcomes(); len(got) != 1 || got[0] != "notification.delivered#1" {
 		t.Errorf("events %v", got)
+	}
+}
+
+// A stopping notifier still delivers what is queued: `arcade up --run`
+// stops its server right after the run's last event.
+func TestStopDrainsTheQueue(t *testing.T) {
+	s := &fakeSender{}
+	rec := &recorder{}
+	n, _ := newTestNotifier(t, 3, s, rec)
+	for range 3 {
+		n.Handle(runFailed("web"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopping before any worker took anything
+	n.Run(ctx)
+	if got := rec.outcomes(); len(got) != 3 || got[0] != "notification.delivered#1" || got[2] != "notification.delivered#1" {
+		t.Errorf("events %v, want three deliveries", got)
+	}
+	if len(n.queue) != 0 {
+		t.Errorf("%d left in the queue", len(n.queue))
+	}
+}
+
+// hangingSender never answers until its call is canceled.
+type hangingSender struct{ calls chan struct{} }
+
+func (h hangingSender) Send(ctx context.Context, _ string, _ *pluginv1.SendRequest) (*pluginv1.SendResponse, error) {
+	h.calls <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// The drain is bounded: a receiver that hangs costs DrainTimeout, and what
+// could not be sent is reported as dropped.
+func TestDrainIsBounded(t *testing.T) {
+	rec := &recorder{}
+	h := hangingSender{calls: make(chan struct{}, 10)}
+	n, err := New(Config{Workers: 1, DrainTimeout: 50 * time.Millisecond, Timeout: time.Hour,
+		Rules: []Rule{{Name: "r", On: []string{"pipeline.failed"}, Plugin: "p"}}}, h, rec.publish, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	n.Handle(runFailed("web"))
+	n.Handle(runFailed("web"))
+	<-h.calls // the first is in flight, the second waits
+	cancel()
+	<-done
+	if got := rec.outcomes(); len(got) != 2 || got[0] != "notification.dropped#0" || got[1] != "notification.dropped#0" {
+		t.Errorf("events %v, want two drops", got)
 	}
 }

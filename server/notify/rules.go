@@ -13,21 +13,17 @@ import (
 	"strings"
 	"text/template"
 	"time"
-)
 
-// EventTypes are the event types rules may name, as Classify spells them.
-var EventTypes = []string{
-	"job.created", "job.started", "job.succeeded", "job.failed", "job.timeout", "job.cancelled",
-	"pipeline.created", "pipeline.started", "pipeline.succeeded", "pipeline.failed", "pipeline.timeout", "pipeline.cancelled",
-	"agent.online", "agent.offline",
-	"plugin.loaded", "plugin.unloaded", "plugin.failed",
-}
+	"github.com/go-arcade/arcade/core/events"
+)
 
 // Rule sends the events it selects through a notify plugin.
 type Rule struct {
 	// Name identifies the rule in logs and events.
 	Name string
-	// On are event types (EventTypes); "job.*" selects a whole family.
+	// On are event names (core/events: "pipeline.failed"); "job.*"
+	// selects a whole family. Validate rewrites older spellings
+	// (job_failed) to the names.
 	On []string
 	// Plugin is the notify plugin that sends.
 	Plugin string
@@ -57,6 +53,13 @@ type Config struct {
 	// QueueSize bounds the notifications waiting (default 256); Workers
 	// deliver them (default 2).
 	QueueSize, Workers int
+	// DrainTimeout bounds how long a stopping server keeps delivering the
+	// notifications already queued (default 10s).
+	DrainTimeout time.Duration
+
+	// Warnings are set by Validate: older spellings of event names that it
+	// rewrote, for the server to log.
+	Warnings []string
 }
 
 // Validate checks the rules (known event types, a plugin, a template that
@@ -79,13 +82,23 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s.plugin: must name a notify plugin", field)
 		}
 		if len(r.On) == 0 {
-			return fmt.Errorf("%s.on: must list event types (%s)", field, strings.Join(EventTypes, ", "))
+			return fmt.Errorf("%s.on: must list event names (%s)", field, strings.Join(selectable(), ", "))
 		}
+		on := make([]string, len(r.On))
 		for j, t := range r.On {
-			if !knownType(t) {
-				return fmt.Errorf("%s.on[%d]: unknown event type %q (want one of %s, or FAMILY.*)", field, j, t, strings.Join(EventTypes, ", "))
+			p, alias, err := events.Parse(t)
+			if err != nil {
+				return fmt.Errorf("%s.on[%d]: unknown event name %q (want one of %s, or FAMILY.*)", field, j, t, strings.Join(selectable(), ", "))
 			}
+			if strings.HasPrefix(p.String(), "notification.") {
+				return fmt.Errorf("%s.on[%d]: %s: notifications about notifications are not sent (see arcade events --type notification.*)", field, j, t)
+			}
+			if alias {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("%s.on[%d]: %q is an older spelling of %q", field, j, t, p))
+			}
+			on[j] = p.String()
 		}
+		c.Rules[i].On = on
 		if _, err := parseTemplate(r); err != nil {
 			return fmt.Errorf("%s.template: %w", field, err)
 		}
@@ -117,14 +130,24 @@ func (c *Config) Validate() error {
 	if c.Workers == 0 {
 		c.Workers = 2
 	}
+	if c.DrainTimeout < 0 {
+		return errors.New("notify_delivery.drain_timeout: must not be negative")
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
 	return nil
 }
 
-func knownType(t string) bool {
-	if family, ok := strings.CutSuffix(t, ".*"); ok {
-		return slices.ContainsFunc(EventTypes, func(e string) bool { return strings.HasPrefix(e, family+".") })
+// selectable lists the event names rules may select.
+func selectable() []string {
+	var out []string
+	for _, d := range events.Defs() {
+		if !strings.HasPrefix(string(d.Name), "notification.") {
+			out = append(out, string(d.Name))
+		}
 	}
-	return slices.Contains(EventTypes, t)
+	return out
 }
 
 func parseTemplate(r Rule) (*template.Template, error) {
@@ -159,10 +182,8 @@ type rule struct {
 // is resolved later, and passes here.
 func (r *rule) selects(typ, pipeline string, inRun bool) bool {
 	ok := slices.ContainsFunc(r.On, func(on string) bool {
-		if family, wild := strings.CutSuffix(on, ".*"); wild {
-			return strings.HasPrefix(typ, family+".")
-		}
-		return on == typ
+		p, _, err := events.Parse(on)
+		return err == nil && p.MatchName(events.Name(typ))
 	})
 	if !ok {
 		return false

@@ -73,6 +73,17 @@ func (js *JobServer) ExplainJob(ctx context.Context, req *jobv1.ExplainJobReques
 	}
 	resp.QueuePosition, resp.QueueLength = int32(place), int32(length)
 	resp.Summary = summarize(resp.GetAgents(), agents, place)
+	if s.plugins != nil {
+		var compiling []string
+		for _, name := range j.Plugins {
+			if s.plugins.Compiling(name) {
+				compiling = append(compiling, name)
+			}
+		}
+		if len(compiling) > 0 {
+			resp.Summary = fmt.Sprintf("waits for plugin %s, which the server is still compiling; then: %s", strings.Join(compiling, ", "), resp.Summary)
+		}
+	}
 	return resp, nil
 }
 

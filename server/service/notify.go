@@ -29,7 +29,7 @@ func (s *Service) publishJob(j *store.Job, typ jobv1.EventType, msg string) {
 
 func (s *Service) publishRun(r *store.PipelineRun) {
 	attrs := map[string]string{"status": r.Status, "pipeline_id": r.PipelineID, "pipeline": r.PipelineName, "number": fmt.Sprint(r.Number)}
-	if r.Status == "running" && r.StartedAt.Equal(r.UpdatedAt) {
+	if r.Status == "running" && r.JustStarted {
 		attrs["started"] = "true" // the change that started it
 	}
 	if r.Commit != "" {
@@ -60,6 +60,9 @@ func (s *Service) publish(e *jobv1.Event) {
 		s.dispatch.Forget(e.GetResourceId()) // its labels or state changed
 	}
 	s.events.Publish(e)
+	if s.history != nil {
+		s.history.Record(e)
+	}
 	for _, fn := range s.local {
 		fn(e)
 	}

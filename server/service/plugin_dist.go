@@ -26,8 +26,28 @@ import (
 const pluginChunk = 256 << 10
 
 // UsePlugins makes the plugins of m usable as job steps: jobs name them,
-// agents fetch them. Call it before serving.
-func (s *Service) UsePlugins(m *host.Manager) { s.plugins = m }
+// agents fetch them. A job whose plugins still compile (the server loads
+// its plugins after it starts) stays in the queue until they are done.
+// Call it before serving.
+func (s *Service) UsePlugins(m *host.Manager) {
+	s.plugins = m
+	s.dispatch.HoldBack(s.compilingPlugins)
+	m.Subscribe(func(e host.Event) {
+		if e.Type != host.EventCallFailed {
+			s.dispatch.WakeLocal() // a held job may go now
+		}
+	})
+}
+
+// compilingPlugins reports whether a job uses a plugin still compiling.
+func (s *Service) compilingPlugins(j *store.Job) bool {
+	for _, name := range j.Plugins {
+		if s.plugins.Compiling(name) {
+			return true
+		}
+	}
+	return false
+}
 
 // module returns the module serving now under name, checked against the
 // version a step asks for ("" for any).
@@ -63,6 +83,9 @@ func (s *Service) checkStepPlugins(prefix string, steps []*agentv1.Step) error {
 		name, version, err := jobstep.ParseUses(st.GetUses())
 		if err != nil {
 			return invalid(field, "%v", err)
+		}
+		if s.plugins != nil && s.plugins.Compiling(name) {
+			continue // checked when it is handed out, once compiled
 		}
 		mod, err := s.module(name, version)
 		if err != nil {

@@ -63,6 +63,11 @@ func (ps *PluginServer) CallPlugin(ctx context.Context, req *pluginv1.CallPlugin
 	if err := requireID("function", req.GetFunction()); err != nil {
 		return nil, err
 	}
+	// Right after a start the plugin may still compile: the call waits for
+	// it (within the caller's deadline).
+	if err := ps.host.WaitCompiled(ctx, req.GetName()); err != nil {
+		return nil, pluginError(err)
+	}
 	p, err := ps.host.Get(req.GetName())
 	if err != nil {
 		return nil, pluginError(err)
@@ -75,9 +80,12 @@ func (ps *PluginServer) CallPlugin(ctx context.Context, req *pluginv1.CallPlugin
 	return &pluginv1.CallPluginResponse{OutputJson: string(out), DurationMs: time.Since(start).Milliseconds()}, nil
 }
 
-// ReloadPlugin implements PluginService.ReloadPlugin.
+// ReloadPlugin implements PluginService.ReloadPlugin. Reloading one plugin
+// fails with its error; reloading every plugin answers every plugin's
+// state, failed ones with their error (one plugin that does not load does
+// not make the others' reload a failure).
 func (ps *PluginServer) ReloadPlugin(ctx context.Context, req *pluginv1.ReloadPluginRequest) (*pluginv1.ReloadPluginResponse, error) {
-	if err := ps.host.Reload(ctx, req.GetName()); err != nil {
+	if err := ps.host.Reload(ctx, req.GetName()); err != nil && (req.GetName() != "" || errors.Is(err, host.ErrClosed) || ctx.Err() != nil) {
 		return nil, pluginError(err)
 	}
 	resp := &pluginv1.ReloadPluginResponse{}

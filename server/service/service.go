@@ -19,6 +19,7 @@ import (
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/audit"
 	"github.com/go-arcade/arcade/server/dispatch"
+	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/livelog"
@@ -93,6 +94,11 @@ type Service struct {
 	cancels dispatch.Signals
 	// events carries system events to StreamEvents and the status streams.
 	events *events.Bus
+	// history keeps recent events in the database (UseHistory); nil: none.
+	history *eventlog.Log
+	// stopCtx ends when the server stops (Stop): calls that wait end.
+	stopCtx context.Context
+	stop    context.CancelFunc
 	// logs hands freshly stored log lines to StreamJobLog followers.
 	logs livelog.Hub
 	// peers tells other server replicas (PostgreSQL only); nil alone.
@@ -140,6 +146,7 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 	}
 	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace}, s,
 		effects{svc}, func() time.Time { return svc.now() }, logger)
+	svc.stopCtx, svc.stop = context.WithCancel(context.Background())
 	return svc
 }
 
@@ -179,11 +186,11 @@ func storeError(err error, what string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, lifecycle.ErrInvalidArgument):
-		return grpcstatus.Error(codes.InvalidArgument, err.Error())
+		return grpcstatus.Error(codes.InvalidArgument, lifecycle.Message(err))
 	case errors.Is(err, lifecycle.ErrForbidden):
-		return grpcstatus.Error(codes.PermissionDenied, err.Error())
+		return grpcstatus.Error(codes.PermissionDenied, lifecycle.Message(err))
 	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased), errors.Is(err, lifecycle.ErrFailedPrecondition):
-		return grpcstatus.Error(codes.FailedPrecondition, err.Error())
+		return grpcstatus.Error(codes.FailedPrecondition, lifecycle.Message(err))
 	case errors.Is(err, store.ErrNotFound):
 		return grpcstatus.Errorf(codes.NotFound, "%s not found", what)
 	case errors.Is(err, store.ErrConflict):
@@ -201,8 +208,11 @@ func storeError(err error, what string) error {
 	case store.Busy(err):
 		return grpcstatus.Errorf(codes.Unavailable, "%s: the database is busy with other writes; nothing was changed, retry", what)
 	}
-	if _, ok := grpcstatus.FromError(err); ok {
-		return err
+	// A status made inside a store callback (a refused change) reaches the
+	// caller as it was made, not wrapped in the store's context text.
+	var se interface{ GRPCStatus() *grpcstatus.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Err()
 	}
 	return grpcstatus.Errorf(codes.Internal, "%s: %v", what, err)
 }
@@ -240,6 +250,10 @@ func (s *Service) UsePeers(p *peers.Peers) {
 	s.dispatch.OnWake(func() { p.Send(context.Background(), peers.Work, "") })
 }
 
+// UseHistory keeps the events of this replica in l, and lets StreamEvents
+// start in the past. Call it before serving.
+func (s *Service) UseHistory(l *eventlog.Log) { s.history = l }
+
 // HandlePeer acts on a message from another replica.
 func (s *Service) HandlePeer(kind, arg string) {
 	switch kind {
@@ -270,6 +284,9 @@ func (s *Service) HandlePeer(kind, arg string) {
 			s.dispatch.Forget(e.GetResourceId())
 		}
 		s.events.Publish(e)
+		if s.history != nil {
+			s.history.Seen(e)
+		}
 		if e.GetResourceType() == events.Job {
 			s.logs.End(e.GetResourceId())
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -12,8 +14,10 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	coreevents "github.com/go-arcade/arcade/core/events"
 	"github.com/go-arcade/arcade/core/jobstate"
 	"github.com/go-arcade/arcade/core/logpack"
+	"github.com/go-arcade/arcade/server/eventlog"
 	"github.com/go-arcade/arcade/server/events"
 	"github.com/go-arcade/arcade/server/store"
 )
@@ -205,24 +209,117 @@ func next(ctx context.Context, sub *events.Subscription) (*jobv1.Event, error) {
 	return nil, grpcstatus.FromContextError(ctx.Err()).Err()
 }
 
-// StreamEvents implements StreamService.StreamEvents.
+// maxEventNames bounds the names of one StreamEvents request.
+const maxEventNames = 64
+
+// StreamEvents implements StreamService.StreamEvents: with since_id,
+// since_time or last, the stored events first (past), then live ones. The
+// live subscription opens before the history is read, and an event sent
+// from the history is not sent again live.
 func (ss *StreamServer) StreamEvents(req *jobv1.StreamEventsRequest, stream grpc.ServerStreamingServer[jobv1.StreamEventsResponse]) error {
 	ctx := stream.Context()
+	f := events.Filter{Types: req.GetTypes(), ResourceType: req.GetResourceType(), ResourceID: req.GetResourceId()}
 	for i, t := range req.GetTypes() {
 		if _, ok := jobv1.EventType_name[int32(t)]; !ok || t == jobv1.EventType_EVENT_TYPE_UNSPECIFIED {
 			return invalid(fmt.Sprintf("types[%d]", i), "unknown event type %d", t)
 		}
 	}
-	sub := ss.subscribe(ctx, events.Filter{Types: req.GetTypes(), ResourceType: req.GetResourceType(), ResourceID: req.GetResourceId()})
+	if len(req.GetNames()) > maxEventNames {
+		return invalid("names", "at most %d, got %d", maxEventNames, len(req.GetNames()))
+	}
+	for i, n := range req.GetNames() {
+		p, _, err := coreevents.Parse(n)
+		if err != nil {
+			return invalid(fmt.Sprintf("names[%d]", i), "%v", err)
+		}
+		f.Names = append(f.Names, p)
+	}
+	q, err := ss.historyQuery(req, f)
+	if err != nil {
+		return err
+	}
+	sub := ss.subscribe(ctx, f)
+	subscribed := ss.s.now()
+	// sent holds the history's events that may also come live: those since
+	// the subscription (a minute of slack for other replicas' clocks).
+	sent := map[string]bool{}
+	if q != nil {
+		past, err := ss.s.history.Read(ctx, *q)
+		switch {
+		case errors.Is(err, eventlog.ErrUnknownEvent):
+			return grpcstatus.Errorf(codes.NotFound, "since_id: event %s is not in the history (it keeps the last %d events of %s)",
+				req.GetSinceId(), ss.s.history.Config().MaxEvents, ss.s.history.Config().MaxAge)
+		case err != nil:
+			return storeError(err, "event history")
+		}
+		for _, e := range past {
+			if !f.Match(e) {
+				continue
+			}
+			if e.GetTimestamp().AsTime().After(subscribed.Add(-time.Minute)) {
+				sent[e.GetId()] = true
+			}
+			if err := stream.Send(&jobv1.StreamEventsResponse{Event: e, Past: true}); err != nil {
+				return err
+			}
+		}
+		if err := stream.Send(&jobv1.StreamEventsResponse{HistoryEnd: true}); err != nil {
+			return err
+		}
+	}
 	for {
 		e, err := next(ctx, sub)
 		if err != nil {
 			return err
 		}
+		if sent[e.GetId()] {
+			delete(sent, e.GetId())
+			continue
+		}
 		if err := stream.Send(&jobv1.StreamEventsResponse{Event: e}); err != nil {
 			return err
 		}
 	}
+}
+
+// historyQuery turns the since fields of a request into a history query;
+// nil when the request starts live.
+func (ss *StreamServer) historyQuery(req *jobv1.StreamEventsRequest, f events.Filter) (*eventlog.Query, error) {
+	set := 0
+	for _, on := range []bool{req.GetSinceId() != "", req.GetSinceTime() != nil, req.GetLast() != 0} {
+		if on {
+			set++
+		}
+	}
+	switch {
+	case set == 0:
+		return nil, nil
+	case set > 1:
+		return nil, invalid("since_id", "give one of since_id, since_time and last")
+	case req.GetLast() < 0:
+		return nil, invalid("last", "must not be negative, got %d", req.GetLast())
+	case len(req.GetSinceId()) > 64:
+		return nil, invalid("since_id", "longer than an event id")
+	}
+	if ss.s.history == nil {
+		return nil, grpcstatus.Error(codes.FailedPrecondition, "this server keeps no event history")
+	}
+	q := &eventlog.Query{SinceID: req.GetSinceId(), Last: int(req.GetLast()), ResourceType: f.ResourceType, ResourceID: f.ResourceID}
+	if t := req.GetSinceTime(); t != nil {
+		if err := t.CheckValid(); err != nil {
+			return nil, invalid("since_time", "%v", err)
+		}
+		q.SinceTime = t.AsTime()
+	}
+	// The names the filter can pass narrow the read; Match decides.
+	if len(f.Types) > 0 || len(f.Names) > 0 {
+		for _, d := range coreevents.Defs() {
+			if slices.Contains(f.Types, d.Type) || slices.ContainsFunc(f.Names, func(p coreevents.Pattern) bool { return p.MatchName(d.Name) }) {
+				q.Names = append(q.Names, d.Name)
+			}
+		}
+	}
+	return q, nil
 }
 
 // StreamJobStatus implements StreamService.StreamJobStatus: the job now,

@@ -42,7 +42,10 @@ type PipelineRun struct {
 	PipelineID   string `bun:"pipeline_id,notnull"`
 	PipelineName string `bun:"pipeline_name,notnull"`
 	Number       int64  `bun:"number,notnull"`
-	Status       string `bun:"status,notnull"`
+	// JustStarted is set (not stored) on the run a change just turned
+	// running: its event is the run's "pipeline.started".
+	JustStarted bool   `bun:"-"`
+	Status      string `bun:"status,notnull"`
 	// Trigger is the trigger type's short name; TriggeredBy who or what
 	// caused the run.
 	Trigger     string            `bun:"trigger,notnull"`

@@ -5,10 +5,13 @@ package web
 
 import (
 	"embed"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/go-arcade/arcade/core/events"
 )
 
 //go:embed static
@@ -38,6 +41,12 @@ func Handler() http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+		if name == "event-names.json" {
+			h.Set("Content-Type", "application/json")
+			h.Set("Cache-Control", "no-cache")
+			w.Write(eventNames) //nolint:errcheck // the client went away
+			return
+		}
 		if name != "" && name != "index.html" {
 			if st, err := fs.Stat(root, name); err == nil && !st.IsDir() {
 				h.Set("Cache-Control", "no-cache")
@@ -54,3 +63,21 @@ func Handler() http.Handler {
 		w.Write(index) //nolint:errcheck // the client went away
 	})
 }
+
+// eventNames is the list of event names (core/events) the dashboard's
+// filters offer, as JSON: [{"name", "help"}…].
+var eventNames = func() []byte {
+	type entry struct {
+		Name string `json:"name"`
+		Help string `json:"help"`
+	}
+	var out []entry
+	for _, d := range events.Defs() {
+		out = append(out, entry{string(d.Name), d.Help})
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		panic(err) // fixed data
+	}
+	return b
+}()

@@ -120,11 +120,14 @@ type Event struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Type  EventType              `protobuf:"varint,2,opt,name=type,proto3,enum=arcade.job.v1.EventType" json:"type,omitempty"`
 	// "job", "pipeline_run", "agent", "plugin" or "notification".
-	ResourceType  string                 `protobuf:"bytes,3,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
-	ResourceId    string                 `protobuf:"bytes,4,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
-	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	Message       string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
-	Attributes    map[string]string      `protobuf:"bytes,7,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ResourceType string                 `protobuf:"bytes,3,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceId   string                 `protobuf:"bytes,4,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	Timestamp    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	Message      string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	Attributes   map[string]string      `protobuf:"bytes,7,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// name is the event's user-facing name, e.g. "job.failed" or
+	// "notification.delivered" (the list: core/events, README "Event names").
+	Name          string `protobuf:"bytes,8,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -206,6 +209,13 @@ func (x *Event) GetAttributes() map[string]string {
 		return x.Attributes
 	}
 	return nil
+}
+
+func (x *Event) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type StreamJobLogRequest struct {
@@ -817,9 +827,21 @@ func (x *StreamAgentStatusResponse) GetAgent() *v1.Agent {
 type StreamEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: every type.
-	Types         []EventType `protobuf:"varint,1,rep,packed,name=types,proto3,enum=arcade.job.v1.EventType" json:"types,omitempty"`
-	ResourceType  string      `protobuf:"bytes,2,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
-	ResourceId    string      `protobuf:"bytes,3,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	Types        []EventType `protobuf:"varint,1,rep,packed,name=types,proto3,enum=arcade.job.v1.EventType" json:"types,omitempty"`
+	ResourceType string      `protobuf:"bytes,2,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceId   string      `protobuf:"bytes,3,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	// names selects events by name ("job.failed") or family ("job.*"); the
+	// older spellings (job_finished, EVENT_TYPE_JOB_FINISHED) are accepted.
+	// With types as well, an event passes when it matches either.
+	Names []string `protobuf:"bytes,4,rep,name=names,proto3" json:"names,omitempty"`
+	// since_id starts the stream with the stored events after this one;
+	// since_time with those at or after this time. At most one of since_id,
+	// since_time and last.
+	SinceId   string                 `protobuf:"bytes,5,opt,name=since_id,json=sinceId,proto3" json:"since_id,omitempty"`
+	SinceTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=since_time,json=sinceTime,proto3" json:"since_time,omitempty"`
+	// last starts the stream with the newest stored events, at most this many
+	// (the history's own bound applies).
+	Last          int32 `protobuf:"varint,7,opt,name=last,proto3" json:"last,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -875,9 +897,44 @@ func (x *StreamEventsRequest) GetResourceId() string {
 	return ""
 }
 
+func (x *StreamEventsRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *StreamEventsRequest) GetSinceId() string {
+	if x != nil {
+		return x.SinceId
+	}
+	return ""
+}
+
+func (x *StreamEventsRequest) GetSinceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SinceTime
+	}
+	return nil
+}
+
+func (x *StreamEventsRequest) GetLast() int32 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
 type StreamEventsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Event *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// past is true for events read from the history, sent before the live
+	// ones.
+	Past bool `protobuf:"varint,2,opt,name=past,proto3" json:"past,omitempty"`
+	// history_end is true on one message without an event, sent after the
+	// past events of a request that asked for them (since_id, since_time or
+	// last): what follows is live.
+	HistoryEnd    bool `protobuf:"varint,3,opt,name=history_end,json=historyEnd,proto3" json:"history_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -917,6 +974,20 @@ func (x *StreamEventsResponse) GetEvent() *Event {
 		return x.Event
 	}
 	return nil
+}
+
+func (x *StreamEventsResponse) GetPast() bool {
+	if x != nil {
+		return x.Past
+	}
+	return false
+}
+
+func (x *StreamEventsResponse) GetHistoryEnd() bool {
+	if x != nil {
+		return x.HistoryEnd
+	}
+	return false
 }
 
 // AgentChannelRequest is a message from the agent.
@@ -1614,7 +1685,7 @@ var File_api_job_v1_stream_proto protoreflect.FileDescriptor
 
 const file_api_job_v1_stream_proto_rawDesc = "" +
 	"\n" +
-	"\x17api/job/v1/stream.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x14api/job/v1/job.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x02\n" +
+	"\x17api/job/v1/stream.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x14api/job/v1/job.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x02\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x18.arcade.job.v1.EventTypeR\x04type\x12#\n" +
@@ -1625,7 +1696,8 @@ const file_api_job_v1_stream_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12D\n" +
 	"\n" +
 	"attributes\x18\a \x03(\v2$.arcade.job.v1.Event.AttributesEntryR\n" +
-	"attributes\x1a=\n" +
+	"attributes\x12\x12\n" +
+	"\x04name\x18\b \x01(\tR\x04name\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x01\n" +
@@ -1666,14 +1738,22 @@ const file_api_job_v1_stream_proto_rawDesc = "" +
 	"\x18StreamAgentStatusRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\"I\n" +
 	"\x19StreamAgentStatusResponse\x12,\n" +
-	"\x05agent\x18\x01 \x01(\v2\x16.arcade.agent.v1.AgentR\x05agent\"\x8b\x01\n" +
+	"\x05agent\x18\x01 \x01(\v2\x16.arcade.agent.v1.AgentR\x05agent\"\x8b\x02\n" +
 	"\x13StreamEventsRequest\x12.\n" +
 	"\x05types\x18\x01 \x03(\x0e2\x18.arcade.job.v1.EventTypeR\x05types\x12#\n" +
 	"\rresource_type\x18\x02 \x01(\tR\fresourceType\x12\x1f\n" +
 	"\vresource_id\x18\x03 \x01(\tR\n" +
-	"resourceId\"B\n" +
+	"resourceId\x12\x14\n" +
+	"\x05names\x18\x04 \x03(\tR\x05names\x12\x19\n" +
+	"\bsince_id\x18\x05 \x01(\tR\asinceId\x129\n" +
+	"\n" +
+	"since_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tsinceTime\x12\x12\n" +
+	"\x04last\x18\a \x01(\x05R\x04last\"w\n" +
 	"\x14StreamEventsResponse\x12*\n" +
-	"\x05event\x18\x01 \x01(\v2\x14.arcade.job.v1.EventR\x05event\"\x9b\x03\n" +
+	"\x05event\x18\x01 \x01(\v2\x14.arcade.job.v1.EventR\x05event\x12\x12\n" +
+	"\x04past\x18\x02 \x01(\bR\x04past\x12\x1f\n" +
+	"\vhistory_end\x18\x03 \x01(\bR\n" +
+	"historyEnd\"\x9b\x03\n" +
 	"\x13AgentChannelRequest\x12A\n" +
 	"\theartbeat\x18\x01 \x01(\v2!.arcade.agent.v1.HeartbeatRequestH\x00R\theartbeat\x12N\n" +
 	"\rstatus_update\x18\x02 \x01(\v2'.arcade.agent.v1.ReportJobStatusRequestH\x00R\fstatusUpdate\x128\n" +
@@ -1815,42 +1895,43 @@ var file_api_job_v1_stream_proto_depIdxs = []int32{
 	29, // 8: arcade.job.v1.StreamPipelineStatusResponse.run:type_name -> arcade.job.v1.PipelineRun
 	30, // 9: arcade.job.v1.StreamAgentStatusResponse.agent:type_name -> arcade.agent.v1.Agent
 	0,  // 10: arcade.job.v1.StreamEventsRequest.types:type_name -> arcade.job.v1.EventType
-	1,  // 11: arcade.job.v1.StreamEventsResponse.event:type_name -> arcade.job.v1.Event
-	31, // 12: arcade.job.v1.AgentChannelRequest.heartbeat:type_name -> arcade.agent.v1.HeartbeatRequest
-	32, // 13: arcade.job.v1.AgentChannelRequest.status_update:type_name -> arcade.agent.v1.ReportJobStatusRequest
-	33, // 14: arcade.job.v1.AgentChannelRequest.log:type_name -> arcade.agent.v1.ReportJobLogRequest
-	17, // 15: arcade.job.v1.AgentChannelRequest.job_request:type_name -> arcade.job.v1.JobRequest
-	34, // 16: arcade.job.v1.AgentChannelRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	16, // 17: arcade.job.v1.AgentChannelRequest.hello:type_name -> arcade.job.v1.ChannelHello
-	35, // 18: arcade.job.v1.AgentChannelResponse.heartbeat_ack:type_name -> arcade.agent.v1.HeartbeatResponse
-	36, // 19: arcade.job.v1.AgentChannelResponse.job_assignment:type_name -> arcade.agent.v1.FetchJobResponse
-	37, // 20: arcade.job.v1.AgentChannelResponse.cancel:type_name -> arcade.agent.v1.JobCancellation
-	21, // 21: arcade.job.v1.AgentChannelResponse.config_update:type_name -> arcade.job.v1.ConfigUpdate
-	22, // 22: arcade.job.v1.AgentChannelResponse.log_ack:type_name -> arcade.job.v1.LogAck
-	19, // 23: arcade.job.v1.AgentChannelResponse.status_ack:type_name -> arcade.job.v1.StatusAck
-	20, // 24: arcade.job.v1.AgentChannelResponse.error:type_name -> arcade.job.v1.ChannelError
-	27, // 25: arcade.job.v1.StatusAck.status:type_name -> arcade.agent.v1.JobStatus
-	24, // 26: arcade.job.v1.ConfigUpdate.labels:type_name -> arcade.job.v1.ConfigUpdate.LabelsEntry
-	38, // 27: arcade.job.v1.ConfigUpdate.heartbeat_interval:type_name -> google.protobuf.Duration
-	2,  // 28: arcade.job.v1.StreamService.StreamJobLog:input_type -> arcade.job.v1.StreamJobLogRequest
-	5,  // 29: arcade.job.v1.StreamService.UploadJobLog:input_type -> arcade.job.v1.UploadJobLogRequest
-	7,  // 30: arcade.job.v1.StreamService.StreamJobStatus:input_type -> arcade.job.v1.StreamJobStatusRequest
-	9,  // 31: arcade.job.v1.StreamService.StreamPipelineStatus:input_type -> arcade.job.v1.StreamPipelineStatusRequest
-	11, // 32: arcade.job.v1.StreamService.StreamAgentStatus:input_type -> arcade.job.v1.StreamAgentStatusRequest
-	15, // 33: arcade.job.v1.StreamService.AgentChannel:input_type -> arcade.job.v1.AgentChannelRequest
-	13, // 34: arcade.job.v1.StreamService.StreamEvents:input_type -> arcade.job.v1.StreamEventsRequest
-	4,  // 35: arcade.job.v1.StreamService.StreamJobLog:output_type -> arcade.job.v1.StreamJobLogResponse
-	6,  // 36: arcade.job.v1.StreamService.UploadJobLog:output_type -> arcade.job.v1.UploadJobLogResponse
-	8,  // 37: arcade.job.v1.StreamService.StreamJobStatus:output_type -> arcade.job.v1.StreamJobStatusResponse
-	10, // 38: arcade.job.v1.StreamService.StreamPipelineStatus:output_type -> arcade.job.v1.StreamPipelineStatusResponse
-	12, // 39: arcade.job.v1.StreamService.StreamAgentStatus:output_type -> arcade.job.v1.StreamAgentStatusResponse
-	18, // 40: arcade.job.v1.StreamService.AgentChannel:output_type -> arcade.job.v1.AgentChannelResponse
-	14, // 41: arcade.job.v1.StreamService.StreamEvents:output_type -> arcade.job.v1.StreamEventsResponse
-	35, // [35:42] is the sub-list for method output_type
-	28, // [28:35] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	25, // 11: arcade.job.v1.StreamEventsRequest.since_time:type_name -> google.protobuf.Timestamp
+	1,  // 12: arcade.job.v1.StreamEventsResponse.event:type_name -> arcade.job.v1.Event
+	31, // 13: arcade.job.v1.AgentChannelRequest.heartbeat:type_name -> arcade.agent.v1.HeartbeatRequest
+	32, // 14: arcade.job.v1.AgentChannelRequest.status_update:type_name -> arcade.agent.v1.ReportJobStatusRequest
+	33, // 15: arcade.job.v1.AgentChannelRequest.log:type_name -> arcade.agent.v1.ReportJobLogRequest
+	17, // 16: arcade.job.v1.AgentChannelRequest.job_request:type_name -> arcade.job.v1.JobRequest
+	34, // 17: arcade.job.v1.AgentChannelRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	16, // 18: arcade.job.v1.AgentChannelRequest.hello:type_name -> arcade.job.v1.ChannelHello
+	35, // 19: arcade.job.v1.AgentChannelResponse.heartbeat_ack:type_name -> arcade.agent.v1.HeartbeatResponse
+	36, // 20: arcade.job.v1.AgentChannelResponse.job_assignment:type_name -> arcade.agent.v1.FetchJobResponse
+	37, // 21: arcade.job.v1.AgentChannelResponse.cancel:type_name -> arcade.agent.v1.JobCancellation
+	21, // 22: arcade.job.v1.AgentChannelResponse.config_update:type_name -> arcade.job.v1.ConfigUpdate
+	22, // 23: arcade.job.v1.AgentChannelResponse.log_ack:type_name -> arcade.job.v1.LogAck
+	19, // 24: arcade.job.v1.AgentChannelResponse.status_ack:type_name -> arcade.job.v1.StatusAck
+	20, // 25: arcade.job.v1.AgentChannelResponse.error:type_name -> arcade.job.v1.ChannelError
+	27, // 26: arcade.job.v1.StatusAck.status:type_name -> arcade.agent.v1.JobStatus
+	24, // 27: arcade.job.v1.ConfigUpdate.labels:type_name -> arcade.job.v1.ConfigUpdate.LabelsEntry
+	38, // 28: arcade.job.v1.ConfigUpdate.heartbeat_interval:type_name -> google.protobuf.Duration
+	2,  // 29: arcade.job.v1.StreamService.StreamJobLog:input_type -> arcade.job.v1.StreamJobLogRequest
+	5,  // 30: arcade.job.v1.StreamService.UploadJobLog:input_type -> arcade.job.v1.UploadJobLogRequest
+	7,  // 31: arcade.job.v1.StreamService.StreamJobStatus:input_type -> arcade.job.v1.StreamJobStatusRequest
+	9,  // 32: arcade.job.v1.StreamService.StreamPipelineStatus:input_type -> arcade.job.v1.StreamPipelineStatusRequest
+	11, // 33: arcade.job.v1.StreamService.StreamAgentStatus:input_type -> arcade.job.v1.StreamAgentStatusRequest
+	15, // 34: arcade.job.v1.StreamService.AgentChannel:input_type -> arcade.job.v1.AgentChannelRequest
+	13, // 35: arcade.job.v1.StreamService.StreamEvents:input_type -> arcade.job.v1.StreamEventsRequest
+	4,  // 36: arcade.job.v1.StreamService.StreamJobLog:output_type -> arcade.job.v1.StreamJobLogResponse
+	6,  // 37: arcade.job.v1.StreamService.UploadJobLog:output_type -> arcade.job.v1.UploadJobLogResponse
+	8,  // 38: arcade.job.v1.StreamService.StreamJobStatus:output_type -> arcade.job.v1.StreamJobStatusResponse
+	10, // 39: arcade.job.v1.StreamService.StreamPipelineStatus:output_type -> arcade.job.v1.StreamPipelineStatusResponse
+	12, // 40: arcade.job.v1.StreamService.StreamAgentStatus:output_type -> arcade.job.v1.StreamAgentStatusResponse
+	18, // 41: arcade.job.v1.StreamService.AgentChannel:output_type -> arcade.job.v1.AgentChannelResponse
+	14, // 42: arcade.job.v1.StreamService.StreamEvents:output_type -> arcade.job.v1.StreamEventsResponse
+	36, // [36:43] is the sub-list for method output_type
+	29, // [29:36] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_stream_proto_init() }

@@ -373,6 +373,9 @@ const (
 	// before, it still serves.
 	PluginState_PLUGIN_STATE_FAILED   PluginState = 2
 	PluginState_PLUGIN_STATE_DISABLED PluginState = 3
+	// PLUGIN_STATE_COMPILING: its module is being compiled and checked; an
+	// older version, if any, serves meanwhile.
+	PluginState_PLUGIN_STATE_COMPILING PluginState = 4
 )
 
 // Enum value maps for PluginState.
@@ -382,12 +385,14 @@ var (
 		1: "PLUGIN_STATE_LOADED",
 		2: "PLUGIN_STATE_FAILED",
 		3: "PLUGIN_STATE_DISABLED",
+		4: "PLUGIN_STATE_COMPILING",
 	}
 	PluginState_value = map[string]int32{
 		"PLUGIN_STATE_UNSPECIFIED": 0,
 		"PLUGIN_STATE_LOADED":      1,
 		"PLUGIN_STATE_FAILED":      2,
 		"PLUGIN_STATE_DISABLED":    3,
+		"PLUGIN_STATE_COMPILING":   4,
 	}
 )
 
@@ -3500,8 +3505,11 @@ type PluginInfo struct {
 	// last_error is the reason of the last failed load, if any.
 	LastError string `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// instances is how many instances exist now; max_instances bounds it.
-	Instances     int32 `protobuf:"varint,10,opt,name=instances,proto3" json:"instances,omitempty"`
-	MaxInstances  int32 `protobuf:"varint,11,opt,name=max_instances,json=maxInstances,proto3" json:"max_instances,omitempty"`
+	Instances    int32 `protobuf:"varint,10,opt,name=instances,proto3" json:"instances,omitempty"`
+	MaxInstances int32 `protobuf:"varint,11,opt,name=max_instances,json=maxInstances,proto3" json:"max_instances,omitempty"`
+	// kind is the loaded module's kind, else the one the plugin's entry in
+	// plugins.yaml declares (a disabled, failed or compiling plugin).
+	Kind          Kind `protobuf:"varint,12,opt,name=kind,proto3,enum=arcade.plugin.v1.Kind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3611,6 +3619,13 @@ func (x *PluginInfo) GetMaxInstances() int32 {
 		return x.MaxInstances
 	}
 	return 0
+}
+
+func (x *PluginInfo) GetKind() Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return Kind_KIND_UNSPECIFIED
 }
 
 type ListPluginsRequest struct {
@@ -4283,7 +4298,7 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x12/\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06result\x125\n" +
 	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12,\n" +
-	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\xdc\x03\n" +
+	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\x88\x04\n" +
 	"\n" +
 	"PluginInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
@@ -4298,7 +4313,8 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"last_error\x18\t \x01(\tR\tlastError\x12\x1c\n" +
 	"\tinstances\x18\n" +
 	" \x01(\x05R\tinstances\x12#\n" +
-	"\rmax_instances\x18\v \x01(\x05R\fmaxInstances\"@\n" +
+	"\rmax_instances\x18\v \x01(\x05R\fmaxInstances\x12*\n" +
+	"\x04kind\x18\f \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\"@\n" +
 	"\x12ListPluginsRequest\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\"M\n" +
 	"\x13ListPluginsResponse\x126\n" +
@@ -4352,12 +4368,13 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fSEVERITY_LOW\x10\x02\x12\x13\n" +
 	"\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n" +
 	"\rSEVERITY_HIGH\x10\x04\x12\x15\n" +
-	"\x11SEVERITY_CRITICAL\x10\x05*x\n" +
+	"\x11SEVERITY_CRITICAL\x10\x05*\x94\x01\n" +
 	"\vPluginState\x12\x1c\n" +
 	"\x18PLUGIN_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PLUGIN_STATE_LOADED\x10\x01\x12\x17\n" +
 	"\x13PLUGIN_STATE_FAILED\x10\x02\x12\x19\n" +
-	"\x15PLUGIN_STATE_DISABLED\x10\x03*m\n" +
+	"\x15PLUGIN_STATE_DISABLED\x10\x03\x12\x1a\n" +
+	"\x16PLUGIN_STATE_COMPILING\x10\x04*m\n" +
 	"\rFailurePolicy\x12\x1e\n" +
 	"\x1aFAILURE_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aFAILURE_POLICY_FAIL_CLOSED\x10\x01\x12\x1c\n" +
@@ -4539,23 +4556,24 @@ var file_api_plugin_v1_plugin_proto_depIdxs = []int32{
 	9,  // 82: arcade.plugin.v1.PluginInfo.granted:type_name -> arcade.plugin.v1.Capabilities
 	6,  // 83: arcade.plugin.v1.PluginInfo.failure_policy:type_name -> arcade.plugin.v1.FailurePolicy
 	66, // 84: arcade.plugin.v1.PluginInfo.loaded_at:type_name -> google.protobuf.Timestamp
-	1,  // 85: arcade.plugin.v1.ListPluginsRequest.kind:type_name -> arcade.plugin.v1.Kind
-	46, // 86: arcade.plugin.v1.ListPluginsResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
-	46, // 87: arcade.plugin.v1.GetPluginResponse.plugin:type_name -> arcade.plugin.v1.PluginInfo
-	46, // 88: arcade.plugin.v1.ReloadPluginResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
-	47, // 89: arcade.plugin.v1.PluginService.ListPlugins:input_type -> arcade.plugin.v1.ListPluginsRequest
-	49, // 90: arcade.plugin.v1.PluginService.GetPlugin:input_type -> arcade.plugin.v1.GetPluginRequest
-	51, // 91: arcade.plugin.v1.PluginService.CallPlugin:input_type -> arcade.plugin.v1.CallPluginRequest
-	53, // 92: arcade.plugin.v1.PluginService.ReloadPlugin:input_type -> arcade.plugin.v1.ReloadPluginRequest
-	48, // 93: arcade.plugin.v1.PluginService.ListPlugins:output_type -> arcade.plugin.v1.ListPluginsResponse
-	50, // 94: arcade.plugin.v1.PluginService.GetPlugin:output_type -> arcade.plugin.v1.GetPluginResponse
-	52, // 95: arcade.plugin.v1.PluginService.CallPlugin:output_type -> arcade.plugin.v1.CallPluginResponse
-	54, // 96: arcade.plugin.v1.PluginService.ReloadPlugin:output_type -> arcade.plugin.v1.ReloadPluginResponse
-	93, // [93:97] is the sub-list for method output_type
-	89, // [89:93] is the sub-list for method input_type
-	89, // [89:89] is the sub-list for extension type_name
-	89, // [89:89] is the sub-list for extension extendee
-	0,  // [0:89] is the sub-list for field type_name
+	1,  // 85: arcade.plugin.v1.PluginInfo.kind:type_name -> arcade.plugin.v1.Kind
+	1,  // 86: arcade.plugin.v1.ListPluginsRequest.kind:type_name -> arcade.plugin.v1.Kind
+	46, // 87: arcade.plugin.v1.ListPluginsResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
+	46, // 88: arcade.plugin.v1.GetPluginResponse.plugin:type_name -> arcade.plugin.v1.PluginInfo
+	46, // 89: arcade.plugin.v1.ReloadPluginResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
+	47, // 90: arcade.plugin.v1.PluginService.ListPlugins:input_type -> arcade.plugin.v1.ListPluginsRequest
+	49, // 91: arcade.plugin.v1.PluginService.GetPlugin:input_type -> arcade.plugin.v1.GetPluginRequest
+	51, // 92: arcade.plugin.v1.PluginService.CallPlugin:input_type -> arcade.plugin.v1.CallPluginRequest
+	53, // 93: arcade.plugin.v1.PluginService.ReloadPlugin:input_type -> arcade.plugin.v1.ReloadPluginRequest
+	48, // 94: arcade.plugin.v1.PluginService.ListPlugins:output_type -> arcade.plugin.v1.ListPluginsResponse
+	50, // 95: arcade.plugin.v1.PluginService.GetPlugin:output_type -> arcade.plugin.v1.GetPluginResponse
+	52, // 96: arcade.plugin.v1.PluginService.CallPlugin:output_type -> arcade.plugin.v1.CallPluginResponse
+	54, // 97: arcade.plugin.v1.PluginService.ReloadPlugin:output_type -> arcade.plugin.v1.ReloadPluginResponse
+	94, // [94:98] is the sub-list for method output_type
+	90, // [90:94] is the sub-list for method input_type
+	90, // [90:90] is the sub-list for extension type_name
+	90, // [90:90] is the sub-list for extension extendee
+	0,  // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_api_plugin_v1_plugin_proto_init() }

@@ -1,6 +1,20 @@
-// ANSI SGR escapes (colours, bold…) to DOM spans; other escapes are dropped.
+// ANSI SGR escapes (colours, bold…) to DOM spans; every other escape
+// sequence (cursor movement, titles and links: OSC, device controls) and
+// control character is dropped, as core/ansi does for the CLI.
 
-const ESC = /\x1b\[([0-9;?]*)([A-Za-z])/g;
+// ESC matches an escape sequence or a control character; m[2] is the
+// final byte of a CSI sequence (m for SGR).
+const ESC = /\x1b(?:\[([0-9;:?<=>]*)[ -\/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|[ -\/]*[0-~]?)|[\x00-\x08\x0b-\x1f\x7f]/g;
+
+// crop keeps what follows the last carriage return that has text after
+// it, as a terminal would show (progress bars).
+function crop(line) {
+  if (line.indexOf('\r') < 0) return line;
+  const parts = line.split('\r');
+  let out = parts[0];
+  for (const p of parts.slice(1)) if (p.replace(ESC, '').length) out = p;
+  return out;
+}
 
 function rgb256(n) {
   if (n < 16) return null;
@@ -55,14 +69,15 @@ function piece(text, st) {
 
 // render appends the line's text to el, coloured.
 export function render(el, line) {
-  if (line.indexOf('\x1b') < 0) { el.textContent = line; return; }
+  line = crop(line);
+  if (!/[\x00-\x08\x0b-\x1f\x7f]/.test(line)) { el.textContent = line; return; }
   const st = { fg: null, bg: null, b: false, d: false, i: false, u: false };
   let last = 0;
   ESC.lastIndex = 0;
   let m;
   while ((m = ESC.exec(line))) {
     if (m.index > last) el.append(piece(line.slice(last, m.index), st));
-    if (m[2] === 'm') apply(st, m[1].split(';').filter((x) => x !== '').map(Number));
+    if (m[2] === 'm') apply(st, (m[1] || '').split(/[;:]/).filter((x) => x !== '').map(Number));
     last = ESC.lastIndex;
   }
   if (last < line.length) el.append(piece(line.slice(last), st));
@@ -70,5 +85,6 @@ export function render(el, line) {
 
 // strip returns the text without escapes (for search).
 export function strip(line) {
-  return line.indexOf('\x1b') < 0 ? line : line.replace(ESC, '');
+  line = crop(line);
+  return /[\x00-\x08\x0b-\x1f\x7f]/.test(line) ? line.replace(ESC, '') : line;
 }

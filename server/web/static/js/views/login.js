@@ -25,11 +25,20 @@ export function loginView(main) {
     if (!next.startsWith('/') || next.startsWith('//') || next.startsWith('/login')) next = '/pipelines';
     navigate(next, true);
   };
+  // Where the token is: the server's generated credentials file when it
+  // holds the token the server takes, else its configuration.
+  const hint = h('p', { class: 'note', dataset: { testid: 'login-hint' } },
+    'Paste an API token: api_token or one of api_tokens in the server configuration, or the ARCADE_API_TOKEN the server was started with.');
+  fetch('/login-hint.json').then((r) => (r.ok ? r.json() : {})).then((j) => {
+    if (j.credentials_file) {
+      hint.replaceChildren('Paste an API token. This server generated its token: ARCADE_API_TOKEN in ',
+        h('code', {}, j.credentials_file), ' on the server.');
+    }
+  }, () => {});
   main.append(h('div', { class: 'login' },
     h('form', { class: 'panel', onsubmit: submit },
       h('h1', {}, 'Log in to Arcade'),
-      h('p', { class: 'note' }, 'Paste an API token (api_token or one of api_tokens in the server configuration; ',
-        h('code', {}, 'data/credentials.env'), ' holds a generated one).'),
+      hint,
       input,
       h('div', { class: 'row' }, h('label', {}, remember, ' remember on this browser'), h('span', { class: 'spacer' }),
         h('button', { class: 'primary', type: 'submit' }, 'Log in')),

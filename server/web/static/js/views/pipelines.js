@@ -43,7 +43,7 @@ export function pipelinesView(main) {
   };
   load();
   // Refresh as runs change.
-  const w = watch(() => '/v1/events' + query({ types: ['EVENT_TYPE_PIPELINE_RUN_STATUS'] }), () => load());
+  const w = watch(() => '/v1/events' + query({ names: ['pipeline.*'] }), () => load());
   return () => w.close();
 }
 
@@ -79,7 +79,8 @@ export function pipelineView(main, id) {
           h('td', {}, r.commit ? h('code', {}, r.commit.slice(0, 12)) : '', r.commit ? ' ' : '',
             Object.entries(r.params || {}).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`))),
           h('td', {}, fmtTime(r.started_at || r.created_at)),
-          h('td', { class: 'num' }, fmtDuration(span(r.started_at, r.finished_at)))));
+          h('td', { class: 'num' }, fmtDuration(span(r.started_at, r.finished_at)),
+            r.started_at ? h('span', { class: 'note' }, ` (queued ${fmtDuration(span(r.created_at, r.started_at))})`) : '')));
       }
       if (!(resp.runs || []).length) runs.append(h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'No run yet.')));
     } catch (err) {
@@ -87,7 +88,7 @@ export function pipelineView(main, id) {
     }
   };
   load();
-  const w = watch(() => '/v1/events' + query({ types: ['EVENT_TYPE_PIPELINE_RUN_STATUS'] }), () => load());
+  const w = watch(() => '/v1/events' + query({ names: ['pipeline.*'] }), () => load());
   return () => w.close();
 }
 

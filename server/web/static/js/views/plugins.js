@@ -4,7 +4,6 @@
 import { get, post, query, watch } from '../api.js';
 import { h, badge, enumName, fmtTime, errorText, toast, clear } from '../dom.js';
 
-const PLUGIN_EVENTS = ['EVENT_TYPE_PLUGIN_LOADED', 'EVENT_TYPE_PLUGIN_UNLOADED', 'EVENT_TYPE_PLUGIN_FAILED'];
 
 export function pluginsView(main) {
   const body = h('tbody');
@@ -37,7 +36,7 @@ export function pluginsView(main) {
       const state = enumName(p.state, 'PLUGIN_STATE_');
       body.append(h('tr', { dataset: { plugin: p.name, state, sha256: p.sha256 || '' } },
         h('td', {}, h('strong', {}, p.name), md.description ? h('div', { class: 'note' }, md.description) : '', h('div', { class: 'note mono' }, p.path || '')),
-        h('td', {}, enumName(md.kind, 'KIND_').toLowerCase()),
+        h('td', {}, enumName(p.kind || md.kind, 'KIND_').toLowerCase()),
         h('td', {}, md.version || '—'),
         h('td', { class: 'mono', title: p.sha256 || '' }, (p.sha256 || '').slice(0, 12)),
         h('td', {}, badge(state), p.last_error ? h('div', { class: 'error' }, p.last_error) : '',
@@ -48,9 +47,10 @@ export function pluginsView(main) {
     }
   };
   load();
-  const w = watch(() => '/v1/events' + query({ types: PLUGIN_EVENTS }), (m) => {
+  const w = watch(() => '/v1/events' + query({ names: ['plugin.*'], last: 20 }), (m) => {
+    if (m.history_end) return;
     const e = m.event;
-    feed.prepend(eventItem(e));
+    feed.prepend(eventItem(e, m.past));
     while (feed.children.length > 200) feed.lastChild.remove();
     load();
   }, { onState: (st, err) => { live.textContent = st === 'live' ? '● live' : `${st} ${err ? errorText(err) : ''}`; } });
@@ -68,12 +68,21 @@ function grants(g) {
   return out.length ? out : h('span', { class: 'note' }, 'none');
 }
 
-export function eventItem(e) {
-  const type = enumName(e.type, 'EVENT_TYPE_');
+// tone colours an event by its name.
+function tone(name) {
+  if (/\.(failed|offline|dropped|timeout)$/.test(name)) return 'bad';
+  if (/\.(succeeded|loaded|online|delivered)$/.test(name)) return 'good';
+  if (/\.(started|labels_changed)$/.test(name)) return 'run';
+  if (/\.created$/.test(name)) return 'new';
+  return 'quiet';
+}
+
+export function eventItem(e, past = false) {
+  const name = e.name || enumName(e.type, 'EVENT_TYPE_').toLowerCase();
   const a = e.attributes || {};
-  return h('li', { dataset: { type, resource: e.resource_id || '' } },
+  return h('li', { dataset: { name, resource: e.resource_id || '', past: past ? 'true' : 'false' }, class: past ? 'past' : '' },
     h('time', {}, fmtTime(e.timestamp)),
-    badge(type),
+    h('span', { class: `badge tone-${tone(name)}`, dataset: { status: name } }, name),
     h('span', { class: 'what' }, resourceLink(e), ' ', e.message || '',
       a.version ? h('span', { class: 'chip' }, `v ${a.version}`) : '',
       a.sha256 ? h('span', { class: 'chip', title: a.sha256 }, a.sha256.slice(0, 12)) : ''));

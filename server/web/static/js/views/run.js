@@ -74,7 +74,9 @@ function drawHead(head, run) {
       h('h1', {}, h('a', { href: `/pipelines/${encodeURIComponent(run.pipeline_id)}`, 'data-link': true }, run.pipeline_name || 'pipeline'), ` #${run.number} `, badge(st)),
       h('div', { class: 'sub' },
         `${(run.trigger || '').replace('TRIGGER_TYPE_', '').toLowerCase()} run`, run.triggered_by ? ` by ${run.triggered_by}` : '',
-        ` · started ${fmtTime(run.started_at || run.created_at)} · ${fmtDuration(span(run.started_at, run.finished_at))}`,
+        run.started_at
+          ? ` · queued ${fmtDuration(span(run.created_at, run.started_at))} · started ${fmtTime(run.started_at)} · ran ${fmtDuration(span(run.started_at, run.finished_at))}`
+          : ` · created ${fmtTime(run.created_at)} · queued ${fmtDuration(span(run.created_at, run.finished_at))}`,
         run.message ? ` · ${run.message}` : ''),
       run.commit ? h('div', { class: 'sub', dataset: { testid: 'run-source' } },
         `${run.event || ''} ${run.ref || ''} at `, h('code', {}, run.commit.slice(0, 12)),
