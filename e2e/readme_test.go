@@ -182,6 +182,8 @@ var notRun = map[string]string{
 	"arcade logs":                     "names a command in prose; bin/arcade logs -f JOB_ID runs from the README's block",
 	"arcade server":                   "names a command in prose; bin/arcade server runs from the README's blocks",
 	"arcade up":                       "names a command in prose; TestMakeRunTwice and TestUpRunsExampleJob run arcade up",
+	"arcade run [FILE]":               "names a command in prose; TestReadmeSourcesCommands and TestRunLocalWorkingTree run arcade run with and without FILE",
+	"arcade up --run FILE":            "names a command in prose; TestUpRunsExamplePipeline runs arcade up --run with a pipeline file",
 	"arcade artifact get":             "names a command in prose; arcade artifact get JOB_ID dist/app.tar.gz runs from the README's block",
 	"arcade pipeline trust":           "names a command in prose; TestReadmeIdentityCommands runs arcade pipeline trust deploy --branch main",
 	"arcade token create":             "names a command in prose; TestReadmeIdentityCommands runs arcade token create ci-reader …",
@@ -211,6 +213,15 @@ var identityCommands = []string{
 // containerCommands need a Docker engine and public images (golang:1.22,
 // alpine:3.20), which tests cannot pull: TestContainerCLI and
 // TestExampleContainersPipeline run them with a locally built image.
+// sourcesCommands are run as written by TestReadmeSourcesCommands (with
+// the private repository, the credential and the working clone they need).
+var sourcesCommands = []string{
+	"arcade secret set APP_GIT",
+	"arcade pipeline trigger app --ref v1.2.0 --wait",
+	"arcade run",
+	"arcade run ci/build.arcade.yaml",
+}
+
 var containerCommands = []string{
 	"arcade job create --image golang:1.22 --memory 1g --cpus 2 --cmd 'go version' --follow",
 	"arcade job create -f examples/jobs/container.yaml --follow",
@@ -225,6 +236,9 @@ func classify(text string) how {
 	cmd := strings.ReplaceAll(text, "bin/arcade", "arcade")
 	if slices.Contains(identityCommands, cmd) {
 		return how{exempt: "TestReadmeIdentityCommands runs it as written, with the deploy pipeline and registry.pass it needs"}
+	}
+	if bare, _, _ := strings.Cut(cmd, "#"); slices.Contains(sourcesCommands, strings.TrimSpace(bare)) {
+		return how{exempt: "TestReadmeSourcesCommands runs it as written, with the private repository, the credential and the working clone it needs"}
 	}
 	if slices.Contains(containerCommands, cmd) {
 		return how{exempt: "needs a Docker engine and public images the tests cannot pull; TestContainerCLI and TestExampleContainersPipeline run it with a locally built image"}
