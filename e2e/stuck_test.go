@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -57,4 +61,59 @@ func TestStuckPluginsDoNotHoldShutdown(t *testing.T) {
 		t.Fatalf("the server was still running %s after SIGTERM, a plugin call asleep", took)
 	}
 	t.Logf("server with a sleeping plugin call stopped in %s", took)
+}
+
+// TestStuckMetadataDoesNotHoldShutdown: plugins added to the watched
+// plugins config whose metadata sleeps for an hour or waits on an HTTP
+// server that never answers neither hold each other up nor keep the server
+// from ending on SIGTERM within 10 s.
+func TestStuckMetadataDoesNotHoldShutdown(t *testing.T) {
+	wasm := filepath.Join(t.TempDir(), "stuck.wasm")
+	buildPlugin(t, "../host/testdata/stuck", wasm)
+	asked := make(chan struct{}, 1)
+	done := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		select { // never answers while the test runs
+		case <-done:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(done); ts.Close() })
+
+	config := filepath.Join(t.TempDir(), "plugins.yaml")
+	if err := os.WriteFile(config, []byte("plugins: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, "sqlite://"+t.TempDir()+"/arcade.db", "--plugins-config", config)
+	stuck := fmt.Sprintf(`plugins:
+  - name: asleep
+    path: %[1]s
+    kind: custom
+    config: {stuck: sleep, ms: "3600000"}
+    grants: {timeout: 1h}
+  - name: waiting
+    path: %[1]s
+    kind: custom
+    config: {stuck: http, url: %[2]q}
+    grants: {timeout: 1h, allowed_hosts: [127.0.0.1]}
+`, wasm, ts.URL+"/never")
+	if err := os.WriteFile(config, []byte(stuck), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The second plugin's metadata asks its server while the first one
+	// sleeps in its own: the loads run side by side.
+	select {
+	case <-asked:
+	case <-time.After(60 * time.Second):
+		t.Error("the plugin waiting on HTTP never got to its metadata: the sleeping one held it up")
+	}
+	took, ok := stopWithin(c.server, 10*time.Second)
+	if !ok {
+		t.Fatalf("the server was still running %s after SIGTERM, plugins stuck in metadata", took)
+	}
+	t.Logf("server with plugins stuck in metadata stopped in %s", took)
 }

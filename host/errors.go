@@ -27,8 +27,12 @@ const (
 	ErrTimeout         Reason = "timed out"
 	ErrCanceled        Reason = "canceled"
 	ErrOutOfMemory     Reason = "out of memory"
-	ErrPathNotGranted  Reason = "path not granted"
-	ErrHostNotGranted  Reason = "host not granted"
+	// ErrStackOverflow: the guest's stack ran out (runaway recursion). It
+	// is not ErrOutOfMemory, even when a Go guest says so while growing its
+	// stack, and not a plain ErrCrashed.
+	ErrStackOverflow  Reason = "stack overflow"
+	ErrPathNotGranted Reason = "path not granted"
+	ErrHostNotGranted Reason = "host not granted"
 	// ErrUnreachable: an HTTP request the plugin made through the host got
 	// no answer (connection refused, name not found, reset…).
 	ErrUnreachable  Reason = "unreachable"
@@ -79,6 +83,8 @@ func (e *Error) Error() string {
 		s = fmt.Sprintf("plugin %s: %s failed", e.Plugin, e.Function)
 	case ErrCrashed:
 		s = fmt.Sprintf("plugin %s crashed in %s", e.Plugin, e.Function)
+	case ErrStackOverflow:
+		s = fmt.Sprintf("plugin %s overflowed its stack in %s", e.Plugin, e.Function)
 	case ErrInvalidModule, ErrHashMismatch, ErrKindMismatch, ErrMissingFunction,
 		ErrContract, ErrVersionMismatch, ErrBadMetadata, ErrNameConflict, ErrUnsigned, ErrBadSignature:
 		s = fmt.Sprintf("plugin %s refused: %s", e.Plugin, e.Reason)
@@ -139,7 +145,7 @@ func classifyCallError(f callFacts, err error) *Error {
 			e.Reason = ErrTimeout
 		}
 	case stackOverflow(msg, f.stderr):
-		e.Reason, e.Detail = ErrCrashed, "stack overflow ("+crashDetail(msg, f.stderr)+")"
+		e.Reason = ErrStackOverflow // the raw cause (Err) keeps the trace; a Go guest says "out of memory"
 	case strings.Contains(f.stderr, "out of memory") || strings.Contains(msg, "out of memory"):
 		e.Reason = ErrOutOfMemory
 	case f.callerErr != nil && !isGuestError(err):

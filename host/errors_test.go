@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"net/url"
 	"testing"
 	"time"
 
@@ -31,6 +32,14 @@ func TestClassifyCallError(t *testing.T) {
 		{"guest", nil, &guestError{"3 tests failed"}, ErrPluginFailed, "plugin p: build failed: 3 tests failed"},
 		{"panic", func(f callFacts) callFacts { f.stderr = "panic: nil map\n\ngoroutine 1\n"; return f },
 			errors.New("wasm error: unreachable" + trace), ErrCrashed, "plugin p crashed in build: panic: nil map (wasm error: unreachable)"},
+		{"stack overflow", func(f callFacts) callFacts {
+			f.stderr = "runtime: out of memory: cannot allocate 8192-byte block\nfatal error: out of memory\n"
+			return f
+		}, errors.New("wasm error: unreachable\nwasm stack trace:\n\tmain.deep()\n\t.runtime.morestack()\n\t..."),
+			ErrStackOverflow, "plugin p overflowed its stack in build"},
+		{"http deadline", func(f callFacts) callFacts { f.timedOut = true; return f },
+			&url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: context.DeadlineExceeded}, ErrTimeout,
+			"plugin p timed out after 2s"},
 		{"trap", nil, errors.New("wasm error: integer divide by zero" + trace), ErrCrashed,
 			"plugin p crashed in build: wasm error: integer divide by zero"},
 	} {

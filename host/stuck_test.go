@@ -210,7 +210,8 @@ func TestPluginLogVolumeIsCapped(t *testing.T) {
 	}
 }
 
-// A plugin whose stack runs out crashed; it did not run out of memory.
+// A plugin whose stack runs out overflowed its stack: it did not run out of
+// memory, and the outcome says so by its reason, not only in words.
 func TestStackOverflowIsNotOutOfMemory(t *testing.T) {
 	t.Parallel()
 	m := mustLoad(t, stuckSpec("deep", time.Minute, nil))
@@ -220,7 +221,8 @@ func TestStackOverflowIsNotOutOfMemory(t *testing.T) {
 	}
 	err = stuckCall(context.Background(), c, "overflow", nil)
 	var e *Error
-	if !errors.As(err, &e) || e.Reason != ErrCrashed || !strings.Contains(e.Detail, "stack overflow") {
+	if !errors.As(err, &e) || e.Reason != ErrStackOverflow || errors.Is(err, ErrOutOfMemory) ||
+		err.Error() != "plugin deep overflowed its stack in execute" {
 		t.Fatalf("stack overflow: %v", err)
 	}
 }

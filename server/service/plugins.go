@@ -116,7 +116,8 @@ func pluginError(err error) error {
 		code = codes.PermissionDenied
 	case errors.Is(err, host.ErrNotLoaded), errors.Is(err, host.ErrClosed):
 		code = codes.Unavailable
-	case errors.Is(err, host.ErrPluginFailed), errors.Is(err, host.ErrCrashed), errors.Is(err, host.ErrBadOutput):
+	case errors.Is(err, host.ErrPluginFailed), errors.Is(err, host.ErrCrashed),
+		errors.Is(err, host.ErrStackOverflow), errors.Is(err, host.ErrBadOutput):
 		code = codes.Aborted
 	default:
 		var he *host.Error

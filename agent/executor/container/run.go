@@ -119,6 +119,10 @@ func (j *Job) run(ctx context.Context, spec executor.Spec, emit func(executor.Li
 		timeout = t.C
 	}
 	outcome, stopErr := executor.Outcome(0), error(nil)
+	// The line saying why the step stopped is told once the step's output
+	// is drained: what the step printed before the stop, still in flight
+	// from the engine, comes first in the log.
+	stopLine := ""
 	var copyErr error
 	done := false
 	select {
@@ -126,11 +130,11 @@ func (j *Job) run(ctx context.Context, spec executor.Spec, emit func(executor.Li
 		done = true
 	case <-ctx.Done():
 		outcome, stopErr = executor.Cancelled, fmt.Errorf("job cancelled: %w", context.Cause(ctx))
-		out.System("job cancelled")
+		stopLine = "job cancelled"
 	case <-timeout:
 		outcome = executor.TimedOut
 		stopErr = fmt.Errorf("job timed out after %s: %w", spec.Timeout, context.DeadlineExceeded)
-		out.System(fmt.Sprintf("job timed out after %s", spec.Timeout))
+		stopLine = fmt.Sprintf("job timed out after %s", spec.Timeout)
 	}
 	if !done {
 		// The grace counts from the stop, not from the signal's delivery.
@@ -163,6 +167,9 @@ func (j *Job) run(ctx context.Context, spec executor.Spec, emit func(executor.Li
 		cancel()
 	}
 	att.Close()
+	if stopLine != "" {
+		out.System(stopLine)
+	}
 	out.Close()
 
 	if outcome != 0 {
