@@ -182,6 +182,7 @@ var notRun = map[string]string{
 	"arcade logs":                     "names a command in prose; bin/arcade logs -f JOB_ID runs from the README's block",
 	"arcade server":                   "names a command in prose; bin/arcade server runs from the README's blocks",
 	"arcade up":                       "names a command in prose; TestMakeRunTwice and TestUpRunsExampleJob run arcade up",
+	"arcade plugin call":              "names a command in prose; arcade plugin call NAME FUNCTION --input JSON runs from the README's Plugins section",
 	"arcade run [FILE]":               "names a command in prose; TestReadmeSourcesCommands and TestRunLocalWorkingTree run arcade run with and without FILE",
 	"arcade up --run FILE":            "names a command in prose; TestUpRunsExamplePipeline runs arcade up --run with a pipeline file",
 	"arcade artifact get":             "names a command in prose; arcade artifact get JOB_ID dist/app.tar.gz runs from the README's block",
