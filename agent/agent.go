@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/go-arcade/arcade/agent/cache"
 	"github.com/go-arcade/arcade/agent/checkout"
 	"github.com/go-arcade/arcade/agent/executor"
 	"github.com/go-arcade/arcade/agent/executor/container"
@@ -102,7 +103,14 @@ type Config struct {
 	// GitMirrorMaxBytes bounds the disk of the agent's repository mirrors
 	// (DataDir/git-mirrors); 0 is 10 GiB.
 	GitMirrorMaxBytes int64
+	// CacheLocalBytes bounds the local copies of recent job cache entries
+	// (DataDir/cache): a hit on one costs no network. 0: DefaultCacheLocal;
+	// negative: none kept.
+	CacheLocalBytes int64
 }
+
+// DefaultCacheLocal is how many bytes of cache entries an agent keeps.
+const DefaultCacheLocal = 2 << 30
 
 // WasmLabel is the label of an agent that runs plugin steps.
 const WasmLabel = "arcade.dev/wasm"
@@ -173,10 +181,12 @@ func (c *Config) Validate() error {
 
 // Agent is a running agent.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	conn    *grpc.ClientConn
-	rpc     agentv1.AgentServiceClient
+	cfg  Config
+	log  *slog.Logger
+	conn *grpc.ClientConn
+	rpc  agentv1.AgentServiceClient
+	// caches are the local copies of recent job cache entries.
+	caches  *cache.Local
 	sampler *sysinfo.Sampler
 
 	regMu     sync.Mutex // serialises registrations
@@ -232,6 +242,13 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.conn = conn
+	keep := cfg.CacheLocalBytes
+	if keep == 0 {
+		keep = DefaultCacheLocal
+	}
+	if a.caches, err = cache.OpenLocal(filepath.Join(cfg.DataDir, "cache"), max(keep, 0)); err != nil {
+		return nil, err
+	}
 	if a.tracker, err = jobtrack.Open(cfg.DataDir, logger.With("component", "jobs")); err != nil {
 		conn.Close()
 		return nil, err

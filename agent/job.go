@@ -124,6 +124,7 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	case executor.Succeeded:
 		report.ExitCode = 0
 		report.Artifacts = r.arts
+		report.Outputs, report.SecretOutputs = r.outputs, r.secretOutputs
 		a.reportStatus(context.WithoutCancel(ctx), log, report, agentv1.JobStatus_JOB_STATUS_SUCCESS)
 	case executor.TimedOut:
 		report.ExitCode = int32(result.ExitCode)
@@ -177,7 +178,7 @@ func scratchDir(ws string) string { return ws + ".arcade" }
 func (a *Agent) prepareWorkspace(r *jobRun, track *jobtrack.Job) error {
 	job, ws := r.job, r.ws
 	dirs := []string{ws}
-	if job.GetImage() != "" {
+	if job.GetImage() != "" || len(job.GetOutputs()) > 0 {
 		dirs = append(dirs, scratchDir(ws))
 	}
 	for _, dir := range dirs {
@@ -196,6 +197,13 @@ func (a *Agent) prepareWorkspace(r *jobRun, track *jobtrack.Job) error {
 	}
 	if job.GetImage() != "" {
 		env["ARCADE_WORKSPACE"] = container.WorkspaceDir
+	}
+	if len(job.GetOutputs()) > 0 {
+		// Outside the workspace, so that no artifact or cache takes it.
+		env["ARCADE_OUTPUT"] = scratchDir(ws) + "/" + outputFile
+		if job.GetImage() != "" {
+			env["ARCADE_OUTPUT"] = container.ScratchDir + "/" + outputFile
+		}
 	}
 	for k, v := range job.GetEnv() {
 		env[k] = v

@@ -60,11 +60,11 @@ type phaseResult struct {
 // jobPhases is the order of a job's phases, defined once.
 var jobPhases = []phase{
 	{name: "checkout", where: OnHost, reason: agentv1.EndReason_END_REASON_CHECKOUT, run: checkoutPhase},
-	{name: "inputs", where: OnHost, reason: agentv1.EndReason_END_REASON_INPUTS},
-	{name: "cache restore", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_RESTORE},
+	{name: "inputs", where: OnHost, reason: agentv1.EndReason_END_REASON_INPUTS, run: inputsPhase},
+	{name: "cache restore", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_RESTORE, run: cacheRestorePhase},
 	{name: "steps", where: InExecutor, reason: agentv1.EndReason_END_REASON_STEP_FAILED, run: stepsPhase},
-	{name: "outputs", where: OnHost, reason: agentv1.EndReason_END_REASON_OUTPUTS},
-	{name: "cache save", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_SAVE},
+	{name: "outputs", where: OnHost, reason: agentv1.EndReason_END_REASON_OUTPUTS, run: outputsPhase},
+	{name: "cache save", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_SAVE, run: cacheSavePhase},
 	{name: "artifact upload", where: OnHost, reason: agentv1.EndReason_END_REASON_ARTIFACT_UPLOAD, onlyAfterSuccess: true, run: artifactPhase},
 }
 
@@ -92,6 +92,17 @@ type jobRun struct {
 	failed  bool
 
 	arts []*agentv1.Artifact
+
+	// pluginOutputs are what the plugin steps set; outputs what the job
+	// reports (declared ones), secretOutputs those holding a secret.
+	pluginOutputs map[string]string
+	outputs       map[string]string
+	secretOutputs []string
+
+	// cacheKey is the job's cache key filled in; cacheHit is set when an
+	// entry of that key was restored (nothing to save).
+	cacheKey string
+	cacheHit bool
 }
 
 // runPhases runs the job's phases in order and leaves the outcome in r.

@@ -36,6 +36,8 @@ type stepsRun struct {
 	contain executor.Containment
 	// deadline is the job's, zero without a timeout.
 	deadline time.Time
+	// jr collects the plugin steps' outputs.
+	jr *jobRun
 }
 
 // runSteps runs the job's steps in order in one workspace; the first that
@@ -43,7 +45,7 @@ type stepsRun struct {
 // for the job's message.
 func (a *Agent) runSteps(ctx context.Context, jr *jobRun) (executor.Result, string) {
 	job := jr.job
-	r := &stepsRun{a: a, job: job, ws: jr.ws, env: jr.env, ship: jr.ship, exec: jr.exec, contain: jr.contain}
+	r := &stepsRun{a: a, job: job, ws: jr.ws, env: jr.env, ship: jr.ship, exec: jr.exec, contain: jr.contain, jr: jr}
 	start := time.Now()
 	if d := job.GetTimeout().AsDuration(); d > 0 {
 		r.deadline = start.Add(d)
@@ -224,6 +226,12 @@ func (r *stepsRun) pluginStep(ctx context.Context, st *agentv1.Step, index int, 
 	r.logResponse(resp)
 	switch resp.GetStatus() {
 	case pluginv1.Status_STATUS_SUCCESS, pluginv1.Status_STATUS_SKIPPED:
+		if len(resp.GetOutputs()) > 0 && r.jr != nil {
+			if r.jr.pluginOutputs == nil {
+				r.jr.pluginOutputs = map[string]string{}
+			}
+			maps.Copy(r.jr.pluginOutputs, resp.GetOutputs())
+		}
 		return executor.Result{Outcome: executor.Succeeded}, ""
 	}
 	return failed("%s", failureMessage(pluginName, resp))

@@ -228,8 +228,9 @@ func TestPagesFitTheMessageLimit(t *testing.T) {
 }
 
 // TestPipelineLimits sets pipeline_limits in server.yaml: a pipeline over
-// one (jobs over all stages, depends_on entries, stages, the file's size)
-// is refused with InvalidArgument naming the limit; one within is stored.
+// one (jobs over all stages, depends_on entries, stages, the file's size),
+// counted once its matrices are expanded, is refused with InvalidArgument
+// naming the limit; one within is stored.
 func TestPipelineLimits(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "server.yaml")
 	if err := os.WriteFile(conf, []byte("pipeline_limits: {jobs: 5, stages: 3, edges: 2, yaml_bytes: 2048}\n"), 0o644); err != nil {
@@ -250,6 +251,13 @@ func TestPipelineLimits(t *testing.T) {
 		{"edges", "name: p\nstages:\n  - {name: a, jobs: [{name: x, commands: [true]}, {name: y, commands: [true], depends_on: [x]}, {name: z, commands: [true], depends_on: [x, y]}]}\n",
 			"stages: 3 depends_on entries, more than the limit of 2 (pipeline_limits.edges)"},
 		{"bytes", "name: p\n# " + strings.Repeat("-", 2100) + "\nstages:\n" + stage("a", "a1"), "yaml: 2"},
+		// The limits count the pipeline as it runs: matrices expanded.
+		{"matrix", "name: p\nstages:\n  - {name: a, jobs: [{name: m, commands: [true], matrix: {n: ['1', '2', '3', '4', '5', '6']}}]}\n",
+			"6 matrix combinations, more than the limit of 5 (pipeline_limits.jobs)"},
+		{"matrix and jobs", "name: p\nstages:\n  - {name: a, jobs: [{name: m, commands: [true], matrix: {n: ['1', '2', '3']}}]}\n" + stage("b", "b1", "b2", "b3"),
+			"6 jobs once matrices are expanded, more than the limit of 5 (pipeline_limits.jobs)"},
+		{"matrix edges", "name: p\nstages:\n  - {name: a, jobs: [{name: m, commands: [true], matrix: {n: ['1', '2', '3']}}, {name: after, commands: [true], depends_on: [m]}]}\n",
+			"3 depends_on entries, more than the limit of 2 (pipeline_limits.edges)"},
 	} {
 		_, err := c.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: tc.yaml})
 		st := status.Convert(err)

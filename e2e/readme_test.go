@@ -175,21 +175,33 @@ var notRun = map[string]string{
 	"make test":                           "the test suite itself, this test among them",
 	"go build -o bin/arcade ./cmd/arcade": "TestMain builds the binary these commands run with this command (go build -o …/arcade ../cmd/arcade)",
 	`grpcurl -plaintext -H "authorization: Bearer $ARCADE_API_TOKEN" 127.0.0.1:9090 arcade.job.v1.JobService/ListJobs`: "grpcurl is not installed in CI; the test makes the same call in Go: JobService found through server reflection, ListJobs with the bearer token",
-	"arcade events --type":            "names a flag in prose; arcade events --type job.failed runs in --help's examples",
-	"arcade job create --follow":      "names a flag in prose; job create --follow runs in the README's first block",
-	"arcade job get":                  "names a command in prose; arcade job get JOB runs in TestCLIFirstHour",
-	"arcade job logs":                 "names a command in prose; bin/arcade job logs JOB_ID --attempt 1 runs from the README's block",
-	"arcade logs":                     "names a command in prose; bin/arcade logs -f JOB_ID runs from the README's block",
-	"arcade server":                   "names a command in prose; bin/arcade server runs from the README's blocks",
-	"arcade up":                       "names a command in prose; TestMakeRunTwice and TestUpRunsExampleJob run arcade up",
-	"arcade plugin call":              "names a command in prose; arcade plugin call NAME FUNCTION --input JSON runs from the README's Plugins section",
-	"arcade run [FILE]":               "names a command in prose; TestReadmeSourcesCommands and TestRunLocalWorkingTree run arcade run with and without FILE",
-	"arcade up --run FILE":            "names a command in prose; TestUpRunsExamplePipeline runs arcade up --run with a pipeline file",
-	"arcade artifact get":             "names a command in prose; arcade artifact get JOB_ID dist/app.tar.gz runs from the README's block",
-	"arcade pipeline trust":           "names a command in prose; TestReadmeIdentityCommands runs arcade pipeline trust deploy --branch main",
-	"arcade token create":             "names a command in prose; TestReadmeIdentityCommands runs arcade token create ci-reader …",
-	"arcade token create|list|revoke": "names commands in prose; TestReadmeIdentityCommands runs them",
-	"arcade agent label NAME k=v":     "the form of a command in prose; TestReadmeIdentityCommands runs arcade agent label deploy-1 pool=deploy",
+	"arcade events --type":                   "names a flag in prose; arcade events --type job.failed runs in --help's examples",
+	"arcade job create --follow":             "names a flag in prose; job create --follow runs in the README's first block",
+	"arcade job get":                         "names a command in prose; arcade job get JOB runs in TestCLIFirstHour",
+	"arcade job logs":                        "names a command in prose; bin/arcade job logs JOB_ID --attempt 1 runs from the README's block",
+	"arcade logs":                            "names a command in prose; bin/arcade logs -f JOB_ID runs from the README's block",
+	"arcade server":                          "names a command in prose; bin/arcade server runs from the README's blocks",
+	"arcade up":                              "names a command in prose; TestMakeRunTwice and TestUpRunsExampleJob run arcade up",
+	"arcade artifact get":                    "names a command in prose; arcade artifact get JOB_ID dist/app.tar.gz runs from the README's block",
+	"arcade pipeline trust":                  "names a command in prose; TestReadmeIdentityCommands runs arcade pipeline trust deploy --branch main",
+	"arcade token create":                    "names a command in prose; TestReadmeIdentityCommands runs arcade token create ci-reader …",
+	"arcade token create|list|revoke":        "names commands in prose; TestReadmeIdentityCommands runs them",
+	"arcade agent label NAME k=v":            "the form of a command in prose; TestReadmeIdentityCommands runs arcade agent label deploy-1 pool=deploy",
+	"arcade plugin call":                     "names a command in prose; arcade plugin call semver execute --action next --param bump=minor runs from the README's prose",
+	"arcade pipeline approve|reject RUN JOB": "the form of commands in prose; TestReadmePipelineData runs arcade pipeline approve and reject on waiting approval jobs",
+	"arcade run [FILE]":                      "names a command in prose; TestReadmeSourcesCommands and TestRunLocalWorkingTree run arcade run with and without FILE",
+	"arcade up --run FILE":                   "names a command in prose; TestUpRunsExamplePipeline runs arcade up --run with a pipeline file",
+}
+
+// pipedataCommands need a run whose approval job waits, or the files
+// their --help examples name: TestReadmePipelineData runs them as
+// written, with an artifact store, an agent, and those files.
+var pipedataCommands = []string{
+	"arcade pipeline approve RUN_ID approve --comment 'release notes read'",
+	"arcade pipeline approve RUN_ID deploy-approval --comment 'checked the release notes'",
+	"arcade pipeline reject RUN_ID deploy-approval --comment 'checked the release notes'",
+	"arcade pipeline lint .arcade.yaml",
+	"arcade pipeline lint ci/pipeline.arcade.yaml -o json",
 }
 
 // identityCommands are the README's secrets, tokens, audit and trust
@@ -240,6 +252,9 @@ func classify(text string) how {
 	}
 	if bare, _, _ := strings.Cut(cmd, "#"); slices.Contains(sourcesCommands, strings.TrimSpace(bare)) {
 		return how{exempt: "TestReadmeSourcesCommands runs it as written, with the private repository, the credential and the working clone it needs"}
+	}
+	if slices.Contains(pipedataCommands, cmd) {
+		return how{exempt: "TestReadmePipelineData runs it as written, with an artifact store, an agent, the approval job waiting and the files it names"}
 	}
 	if slices.Contains(containerCommands, cmd) {
 		return how{exempt: "needs a Docker engine and public images the tests cannot pull; TestContainerCLI and TestExampleContainersPipeline run it with a locally built image"}

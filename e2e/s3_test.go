@@ -606,3 +606,40 @@ func TestS3PresignedRefusals(t *testing.T) {
 		t.Errorf("objects: %v", keys)
 	}
 }
+
+// TestS3JobCache: with the S3 store, a job's cache entry goes straight to
+// the bucket through a presigned PUT, and another agent (keeping no local
+// copy) restores it straight from the bucket through a presigned GET.
+func TestS3JobCache(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "arcade")
+	c := s3Cluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), s3Ring(), srv, "arcade", "S3_SECRET_ACCESS_KEY", true, srv.SecretKey)
+	parallelDone(
+		func() { c.startAgentWith("writer", 1, nil, "role=w") },
+		func() { c.startAgentWith("reader", 1, []string{"--cache-local-bytes", "-1"}, "role=r") },
+	)
+	c.createPipeline(`
+name: s3-cache
+stages:
+  - name: save
+    jobs:
+      - name: save
+        selector: role=w
+        cache: {key: "mods-${{ arcade.os }}", paths: [mods]}
+        commands: ["mkdir -p mods && seq 1 200000 > mods/list.txt"]
+  - name: restore
+    jobs:
+      - name: restore
+        selector: role=r
+        cache: {key: "mods-${{ arcade.os }}", paths: [mods]}
+        commands: ['test "$(tail -n 1 mods/list.txt)" = 200000']
+`)
+	r := c.waitRun(c.trigger("s3-cache", nil).GetId())
+	_, saveLog := buildLog(t, c, r, "save")
+	_, restoreLog := buildLog(t, c, r, "restore")
+	if r.GetStatus() != success {
+		t.Fatalf("run %v %s\nsave:\n%s\nrestore:\n%s", r.GetStatus(), r.GetMessage(), saveLog, restoreLog)
+	}
+	mustContain(t, "save", saveLog, "cache saved: key mods-linux", "through the store")
+	mustContain(t, "restore", restoreLog, "cache restored: key mods-linux", "from the store")
+}

@@ -74,6 +74,9 @@ type Config struct {
 	LeaseTTL          time.Duration
 	// ReapInterval is how often leases and heartbeats are checked.
 	ReapInterval time.Duration
+	// ApprovalTimeout is how long an approval job waits for a decision
+	// when it sets no timeout (0: 24h).
+	ApprovalTimeout time.Duration
 
 	// PluginsConfig is the plugins file (conf.d/plugins.yaml); a missing
 	// file means no configured plugins. It is watched for changes.
@@ -149,6 +152,13 @@ type Config struct {
 	ArtifactStore string
 	// ArtifactMaxBytes bounds one artifact (0: 1 GiB).
 	ArtifactMaxBytes int64
+	// CacheMaxBytes bounds all job cache entries together (0: 10 GiB; the
+	// least recently used go first), CacheEntryMaxBytes one entry (0:
+	// 2 GiB); CacheDefaultBranch is the branch whose entries every branch
+	// reads, for pipelines whose source names none (default main).
+	CacheMaxBytes      int64
+	CacheEntryMaxBytes int64
+	CacheDefaultBranch string
 	// ArtifactExpireIn is the expiry of artifacts whose job sets none
 	// (0: kept until the job is deleted).
 	ArtifactExpireIn time.Duration
@@ -493,6 +503,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		MaxPollWait:       cfg.MaxPollWait,
 		LeaseTTL:          cfg.LeaseTTL,
 		Metrics:           stats,
+		ApprovalTimeout:   cfg.ApprovalTimeout,
 	}, st, authn, logger)
 	metrics.WatchState(registry, svc, storeCheckTimeout, logger.With("component", "metrics"))
 

@@ -35,6 +35,7 @@ func useArtifactStore(cfg Config, st *store.Store, svc *service.Service, plugins
 			return p, nil
 		}, 0)
 	}
+	svc.UseCache(service.CacheConfig{MaxBytes: cfg.CacheMaxBytes, EntryMaxBytes: cfg.CacheEntryMaxBytes, DefaultBranch: cfg.CacheDefaultBranch})
 	archive := logarchive.New(st, objs, logger.With("component", "logarchive"))
 	svc.UseStorage(service.StorageConfig{Objects: objs, Archive: archive, MaxBytes: cfg.ArtifactMaxBytes, ExpireIn: cfg.ArtifactExpireIn,
 		DirectUploads: cfg.ArtifactUploads != "server", RedirectDownloads: cfg.ArtifactDownloads != "stream", URLTTL: cfg.ArtifactURLTTL})

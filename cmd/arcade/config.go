@@ -124,6 +124,7 @@ type serverSettings struct {
 	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
 	MaxPollWait       time.Duration `koanf:"max_poll_wait"`
 	LeaseTTL          time.Duration `koanf:"lease_ttl"`
+	ApprovalTimeout   time.Duration `koanf:"approval_timeout"`
 	PluginsConfig     string        `koanf:"plugins_config"`
 	PluginDirs        []string      `koanf:"plugin_dirs"`
 	PprofListen       string        `koanf:"pprof_listen"`
@@ -173,6 +174,9 @@ type serverSettings struct {
 
 	ArtifactStore         string        `koanf:"artifact_store"`
 	ArtifactMaxBytes      int64         `koanf:"artifact_max_bytes"`
+	CacheMaxBytes         int64         `koanf:"cache_max_bytes"`
+	CacheEntryMaxBytes    int64         `koanf:"cache_entry_max_bytes"`
+	CacheDefaultBranch    string        `koanf:"cache_default_branch"`
 	ArtifactExpireIn      time.Duration `koanf:"artifact_expire_in"`
 	ArtifactSweepInterval time.Duration `koanf:"artifact_sweep_interval"`
 	LogArchiveAfter       time.Duration `koanf:"log_archive_after"`
@@ -206,27 +210,28 @@ var serverDefaults = map[string]any{
 // agentSettings is the agent's configuration as files, environment and
 // flags spell it.
 type agentSettings struct {
-	Server         string            `koanf:"server"`
-	AgentToken     string            `koanf:"agent_token"`
-	Name           string            `koanf:"name"`
-	Labels         map[string]string `koanf:"labels"`
-	MaxJobs        int               `koanf:"max_jobs"`
-	WorkDir        string            `koanf:"work_dir"`
-	KeepWorkspaces bool              `koanf:"keep_workspaces"`
-	Transport      string            `koanf:"transport"`
-	TLSCA          string            `koanf:"tls_ca"`
-	ClientCert     string            `koanf:"client_cert"`
-	ClientKey      string            `koanf:"client_key"`
-	TLSServerName  string            `koanf:"tls_server_name"`
-	Plugins        []string          `koanf:"plugins"`
-	DataDir        string            `koanf:"data_dir"`
-	TrustedKeys    []string          `koanf:"trusted_keys"`
-	RequireSigs    bool              `koanf:"require_signatures"`
-	Git            string            `koanf:"git"`
-	GitMirrorMax   int64             `koanf:"git_mirror_max_bytes"`
-	MaskMinLength  int               `koanf:"mask_min_length"`
-	MaxModuleBytes int64             `koanf:"max_module_bytes"`
-	Container      struct {
+	Server          string            `koanf:"server"`
+	AgentToken      string            `koanf:"agent_token"`
+	Name            string            `koanf:"name"`
+	Labels          map[string]string `koanf:"labels"`
+	MaxJobs         int               `koanf:"max_jobs"`
+	WorkDir         string            `koanf:"work_dir"`
+	KeepWorkspaces  bool              `koanf:"keep_workspaces"`
+	CacheLocalBytes int64             `koanf:"cache_local_bytes"`
+	Transport       string            `koanf:"transport"`
+	TLSCA           string            `koanf:"tls_ca"`
+	ClientCert      string            `koanf:"client_cert"`
+	ClientKey       string            `koanf:"client_key"`
+	TLSServerName   string            `koanf:"tls_server_name"`
+	Plugins         []string          `koanf:"plugins"`
+	DataDir         string            `koanf:"data_dir"`
+	TrustedKeys     []string          `koanf:"trusted_keys"`
+	RequireSigs     bool              `koanf:"require_signatures"`
+	Git             string            `koanf:"git"`
+	GitMirrorMax    int64             `koanf:"git_mirror_max_bytes"`
+	MaskMinLength   int               `koanf:"mask_min_length"`
+	MaxModuleBytes  int64             `koanf:"max_module_bytes"`
+	Container       struct {
 		Runtime       string        `koanf:"runtime"`
 		Host          string        `koanf:"host"`
 		CheckInterval time.Duration `koanf:"check_interval"`

@@ -37,11 +37,15 @@ func newPipelineCmd() *cobra.Command {
 	}
 	// fromFile is a command that sends the pipeline file through send and
 	// shows the pipeline it answers with (create and update).
-	fromFile := func(use, short string, send func(ctx context.Context, c *api, yaml string, given *jobv1.PipelineDetail) (*jobv1.PipelineDetail, error)) *cobra.Command {
+	fromFile := func(use, short string, send func(ctx context.Context, c *api, yaml string, given *jobv1.PipelineDetail, files map[string]string) (*jobv1.PipelineDetail, error)) *cobra.Command {
 		cmd := &cobra.Command{
 			Use: use, Short: short, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				text, err := readFile()
+				if err != nil {
+					return err
+				}
+				files, err := bundleIncludes(file, []byte(text))
 				if err != nil {
 					return err
 				}
@@ -57,7 +61,7 @@ func newPipelineCmd() *cobra.Command {
 					}
 				}
 				return f.withAPI(func(cmd *cobra.Command, _ []string, c *api) error {
-					p, err := send(cmd.Context(), c, text, given)
+					p, err := send(cmd.Context(), c, text, given, files)
 					if err != nil {
 						return err
 					}
@@ -71,13 +75,13 @@ func newPipelineCmd() *cobra.Command {
 		return cmd
 	}
 	create := fromFile("create -f FILE", "Create a pipeline from a pipeline file",
-		func(ctx context.Context, c *api, yaml string, given *jobv1.PipelineDetail) (*jobv1.PipelineDetail, error) {
-			resp, err := c.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: yaml, Pipeline: given})
+		func(ctx context.Context, c *api, yaml string, given *jobv1.PipelineDetail, files map[string]string) (*jobv1.PipelineDetail, error) {
+			resp, err := c.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: yaml, Pipeline: given, Files: files})
 			return resp.GetPipeline(), err
 		})
 	update := fromFile("update -f FILE", "Replace a pipeline's definition (matched by the name in the file)",
-		func(ctx context.Context, c *api, yaml string, given *jobv1.PipelineDetail) (*jobv1.PipelineDetail, error) {
-			resp, err := c.jobs.UpdatePipeline(ctx, &jobv1.UpdatePipelineRequest{Yaml: yaml, Pipeline: given})
+		func(ctx context.Context, c *api, yaml string, given *jobv1.PipelineDetail, files map[string]string) (*jobv1.PipelineDetail, error) {
+			resp, err := c.jobs.UpdatePipeline(ctx, &jobv1.UpdatePipelineRequest{Yaml: yaml, Pipeline: given, Files: files})
 			return resp.GetPipeline(), err
 		})
 
@@ -239,7 +243,8 @@ func newPipelineCmd() *cobra.Command {
 			return err
 		}),
 	}
-	cmd.AddCommand(create, update, get, list, trig, stop, runs, del, newPipelineTrustCmd())
+	cmd.AddCommand(create, update, get, list, trig, stop, runs, del, newPipelineTrustCmd(), newPipelineLintCmd())
+	cmd.AddCommand(newPipelineDecideCmds(&f)...)
 	return cmd
 }
 
@@ -482,6 +487,12 @@ func showRun(w io.Writer, output string, r *jobv1.PipelineRun) error {
 			took = short(end.Sub(j.GetStartedAt().AsTime()))
 		}
 		note := j.GetMessage()
+		if j.GetHeld() != "" {
+			note = j.GetHeld()
+		}
+		if a := j.GetApproval(); a.GetDecision() != "" {
+			note = fmt.Sprintf("%s by %s at %s", a.GetDecision(), a.GetBy(), a.GetAt().AsTime().Local().Format("15:04:05"))
+		}
 		if len(note) > 60 {
 			note = note[:60] + "…"
 		}

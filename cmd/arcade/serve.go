@@ -24,6 +24,7 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Duration("heartbeat-interval", 5*time.Second, "how often agents send heartbeats")
 	f.Duration("max-poll-wait", 30*time.Second, "longest a FetchJob long-poll is held")
 	f.Duration("lease-ttl", 0, "how long a job stays leased without heartbeats (default 3 heartbeats)")
+	f.Duration("approval-timeout", 0, "how long an approval job waits for a decision when it sets no timeout (default 24h)")
 	f.String("plugins-config", "conf.d/plugins.yaml", "plugins file (watched; missing: no configured plugins)")
 	f.StringSlice("plugin-dirs", []string{"plugins"}, "folders watched for .wasm plugins")
 	f.String("pprof-listen", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
@@ -38,6 +39,9 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Duration("git-timeout", 0, "longest update of one of the server's repository mirrors (default 5m)")
 	f.String("artifact-store", "", "storage plugin that keeps artifacts and archived logs, e.g. fs-store (empty: not stored)")
 	f.Int64("artifact-max-bytes", 0, "largest artifact accepted, in bytes (default 1 GiB)")
+	f.Int64("cache-max-bytes", 0, "job cache entries kept in all, in bytes; the least recently used go first (default 10 GiB)")
+	f.Int64("cache-entry-max-bytes", 0, "largest job cache entry accepted, in bytes (default 2 GiB)")
+	f.String("cache-default-branch", "", "the branch whose cache entries every branch reads, for pipelines whose source names none (default main)")
 	f.Duration("artifact-expire-in", 7*24*time.Hour, "expiry of artifacts whose job sets none (0: kept until the job is deleted)")
 	f.Duration("artifact-sweep-interval", time.Minute, "how often expired artifacts are removed and old logs archived")
 	f.Duration("log-archive-after", 0, "archive the logs of jobs finished this long ago through the artifact store (0: never)")
@@ -73,7 +77,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		Notify:         notifications, AuditPlugin: s.Audit.Plugin,
 		APITokens: scoped,
 		Listen:    s.Listen, DB: s.DB, DataDir: s.DataDir, AgentToken: s.AgentToken, APIToken: s.APIToken,
-		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL,
+		HeartbeatInterval: s.HeartbeatInterval, MaxPollWait: s.MaxPollWait, LeaseTTL: s.LeaseTTL, ApprovalTimeout: s.ApprovalTimeout,
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
 		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
@@ -81,6 +85,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen, SecretKeyring: s.SecretKeyring,
 		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
+		CacheMaxBytes: s.CacheMaxBytes, CacheEntryMaxBytes: s.CacheEntryMaxBytes, CacheDefaultBranch: s.CacheDefaultBranch,
 		ArtifactSweepInterval: s.ArtifactSweepInterval, LogArchiveAfter: s.LogArchiveAfter,
 		PipelineLimits: pipeline.Limits{Jobs: s.PipelineLimits.Jobs, Stages: s.PipelineLimits.Stages,
 			Edges: s.PipelineLimits.Edges, YAMLBytes: s.PipelineLimits.YAMLBytes},
@@ -143,6 +148,7 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.Int("max-jobs", 1, "jobs run at once")
 	f.String("work-dir", "", "directory for job workspaces (default: a temp dir)")
 	f.Bool("keep-workspaces", false, "keep job workspaces after jobs end")
+	f.Int64("cache-local-bytes", 0, "bytes of recent job cache entries kept on the agent, so that a hit costs no network (default 2 GiB; -1: none)")
 	f.String("transport", "channel", "channel (one AgentChannel stream) or poll (unary long-polls)")
 	f.StringSlice("plugins", []string{"*"}, `plugins this agent runs as job steps: names, "*" (any) or "-" (none)`)
 	f.StringSlice("trusted-keys", nil, "base64 ed25519 keys plugin module signatures are checked against")
@@ -169,7 +175,7 @@ func agentConfig(cmd *cobra.Command, configPath, configFlag string) (agent.Confi
 		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost, EngineCheck: s.Container.CheckInterval,
 		Git: s.Git, GitMirrorMaxBytes: s.GitMirrorMax,
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
-		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport,
+		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport, CacheLocalBytes: s.CacheLocalBytes,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,
 		MaskMinLength: s.MaskMinLength, MaxModuleBytes: s.MaxModuleBytes,
 		TLS: client.TLS{CAFile: s.TLSCA, CertFile: s.ClientCert, KeyFile: s.ClientKey, ServerName: s.TLSServerName},

@@ -130,6 +130,8 @@ const (
 	ReasonOutputs        Reason = "outputs"
 	ReasonCacheSave      Reason = "cache_save"
 	ReasonArtifactUpload Reason = "artifact_upload"
+	// ReasonRejected: an approval job someone rejected.
+	ReasonRejected Reason = "rejected"
 )
 
 // Lost reports whether an attempt that ended for reason r did not fail on

@@ -12,13 +12,28 @@ import (
 )
 
 // Error is a validation or parse error naming the field at fault, e.g.
-// Field "stages[1].jobs[0].depends_on".
+// Field "stages[1].jobs[0].depends_on", and, when the definition came from
+// YAML, the line (and the file, for an included one) it was written on.
 type Error struct {
 	Field  string
 	Reason string
+	// Line is 0 when unknown; File is "" for the pipeline's own file.
+	Line int
+	File string
 }
 
-func (e *Error) Error() string { return e.Field + ": " + e.Reason }
+func (e *Error) Error() string { return e.Field + e.Where() + ": " + e.Reason }
+
+// Where is " (line N)" or " (FILE line N)" when the line is known.
+func (e *Error) Where() string {
+	switch {
+	case e.Line <= 0:
+		return ""
+	case e.File != "":
+		return fmt.Sprintf(" (%s line %d)", e.File, e.Line)
+	}
+	return fmt.Sprintf(" (line %d)", e.Line)
+}
 
 func errorf(field, format string, args ...any) *Error {
 	return &Error{Field: field, Reason: fmt.Sprintf(format, args...)}

@@ -10,8 +10,8 @@ import (
 )
 
 // Limits bound what one pipeline may hold; they apply to the plan as it
-// will run (after matrices and includes, once those exist). A zero field
-// takes its default.
+// will run, after matrices, includes and templates are expanded. A zero
+// field takes its default.
 type Limits struct {
 	// Jobs bounds the jobs of all stages together.
 	Jobs int
@@ -97,17 +97,44 @@ func (l Limits) Check(p *jobv1.PipelineDetail) error {
 }
 
 // Validate is Validate within the limits, stopping when ctx ends (the
-// error is then ctx's).
+// error is then ctx's). The limits apply to the pipeline as it will run:
+// it is expanded first (includes, templates, matrices; a matrix making
+// more jobs than l.Jobs is refused while it expands) and the expanded
+// pipeline is counted. Errors name the field as written.
 func (l Limits) Validate(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, error) {
+	return l.ValidateFiles(ctx, p, nil)
+}
+
+// ValidateFiles is Validate reading includes from files (nil: the files p
+// carries in include_files).
+func (l Limits) ValidateFiles(ctx context.Context, p *jobv1.PipelineDetail, files Files) (*Plan, error) {
+	l = l.WithDefaults()
+	// Counting what is written first refuses the plainly oversized before
+	// any expansion work.
 	if err := l.Check(p); err != nil {
 		return nil, err
 	}
-	return validate(ctx, p)
+	exp, err := Expand(p, files, l.Jobs)
+	if err != nil {
+		return nil, err
+	}
+	if exp.Pipeline == p {
+		return planExpanded(ctx, nil, exp) // nothing expanded: counted above
+	}
+	return planExpanded(ctx, &l, exp)
 }
+
+// replanMaxJobs bounds the jobs a stored definition may expand to when it
+// is planned again: it was held to the limits in force when it was stored.
+const replanMaxJobs = 1 << 20
 
 // Replan plans a definition stored earlier (a run's snapshot), under no
 // limits: it was held to the limits in force when it was stored, which may
 // have been raised or lowered since. It stops when ctx ends.
 func Replan(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, error) {
-	return validate(ctx, p)
+	exp, err := Expand(p, nil, replanMaxJobs)
+	if err != nil {
+		return nil, err
+	}
+	return planExpanded(ctx, nil, exp)
 }

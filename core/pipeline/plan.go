@@ -37,8 +37,11 @@ func (n *Node) Barrier() bool { return len(n.Deps) == 0 && n.StageIndex > 0 }
 // per job: planning, and each Next, are linear in jobs + edges.
 type Plan struct {
 	// Nodes are in a topological order: every job after its Deps.
-	Nodes  []*Node
-	byName map[string]*Node
+	Nodes []*Node
+	// Spec is the pipeline planned, expanded; Expanded how it was.
+	Spec     *jobv1.PipelineDetail
+	Expanded *Expanded
+	byName   map[string]*Node
 	// stages are the stage names, in order.
 	stages []string
 	// The graph over vertices: jobs (0..jobs-1, in file order) then one

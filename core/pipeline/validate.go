@@ -23,9 +23,44 @@ const MaxAttempts = 100
 // depends_on, a duplicate job name, a bad selector, a negative timeout, an
 // unknown when, and the plainer mistakes. Cron expressions and time zones
 // are checked by the caller, which owns the clock and the zone database.
-// The pipeline must be within DefaultLimits (Limits.Validate for others).
+//
+// The definition is expanded first (includes from its include_files,
+// templates, matrices; see Expand) and the plan is the expanded
+// pipeline's, in Plan.Spec. Errors name the field as written. The
+// expanded pipeline must be within DefaultLimits (Limits.Validate for
+// others).
 func Validate(p *jobv1.PipelineDetail) (*Plan, error) {
 	return DefaultLimits.Validate(context.Background(), p)
+}
+
+// planExpanded plans an expanded pipeline, held to limits when l is not
+// nil; errors name the field as written before expansion.
+func planExpanded(ctx context.Context, l *Limits, exp *Expanded) (*Plan, error) {
+	var err error
+	if l != nil {
+		err = l.Check(exp.Pipeline)
+	}
+	var plan *Plan
+	if err == nil {
+		plan, err = validate(ctx, exp.Pipeline)
+	}
+	if err != nil {
+		var pe *Error
+		if errors.As(err, &pe) && pe.Line == 0 {
+			out := *pe
+			out.Field = exp.SourceField(pe.Field)
+			return nil, &out
+		}
+		var le *LimitError
+		if errors.As(err, &le) {
+			out := *le
+			out.Field = exp.SourceField(le.Field)
+			return nil, &out
+		}
+		return nil, err
+	}
+	plan.Spec, plan.Expanded = exp.Pipeline, exp
+	return plan, nil
 }
 
 func validate(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, error) {
@@ -106,7 +141,14 @@ func validate(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, error) {
 			}
 		}
 	}
-	return newPlan(ctx, p)
+	plan, err := newPlan(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkData(ctx, p, plan); err != nil {
+		return nil, err
+	}
+	return plan, nil
 }
 
 func checkName(field, name string) error {
@@ -171,13 +213,17 @@ func checkTrigger(field string, t *jobv1.Trigger) error {
 
 func checkJob(field string, j *jobv1.PipelineJob) error {
 	hasCmds, uses, hasSteps := len(j.GetCommands()) > 0, strings.TrimSpace(j.GetUses()) != "", len(j.GetSteps()) > 0
+	approval := j.GetType() == jobv1.JobType_JOB_TYPE_APPROVAL
 	switch {
+	case approval && (hasCmds || uses || hasSteps):
+		return errorf(field+".type", "an approval job runs nothing: it has no commands, uses or steps")
+	case approval:
 	case hasCmds && uses:
 		return errorf(field, "has both commands and uses: a job runs commands, one plugin step, or steps")
 	case hasSteps && (hasCmds || uses):
 		return errorf(field+".steps", "set commands, uses or steps, not several: steps may mix commands and plugin calls")
 	case !hasCmds && !uses && !hasSteps:
-		return errorf(field+".commands", "must not be empty: a job runs commands, a plugin step (uses) or steps")
+		return errorf(field+".commands", "must not be empty: a job runs commands, a plugin step (uses) or steps (or is of type: approval)")
 	case !uses && len(j.GetWith()) > 0:
 		return errorf(field+".with", "is only for a plugin step (uses)")
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -26,6 +28,84 @@ type fileSpec struct {
 	Source   *sourceSpec       `yaml:"source"`
 	Triggers []triggerSpec     `yaml:"triggers"`
 	Stages   []stageSpec       `yaml:"stages"`
+	// Include, Templates, Concurrency: see expand.go and data.go.
+	Include     stringList         `yaml:"include"`
+	Templates   map[string]jobSpec `yaml:"templates"`
+	Concurrency *concurrencySpec   `yaml:"concurrency"`
+}
+
+// stringList is a list of strings, or one string.
+type stringList []string
+
+func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*l = []string{n.Value}
+		return nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return err
+	}
+	*l = list
+	return nil
+}
+
+type concurrencySpec struct {
+	Group            string `yaml:"group"`
+	CancelInProgress bool   `yaml:"cancel_in_progress"`
+}
+
+type cacheSpec struct {
+	Key         string     `yaml:"key"`
+	RestoreKeys stringList `yaml:"restore_keys"`
+	Paths       stringList `yaml:"paths"`
+}
+
+// matrixSpec is a job's matrix: axes as keys, in the order written, plus
+// include, exclude and fail_fast.
+type matrixSpec struct {
+	m *jobv1.Matrix
+}
+
+func (ms *matrixSpec) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: matrix: want a mapping of axes (and include, exclude, fail_fast)", n.Line)
+	}
+	m := &jobv1.Matrix{}
+	combos := func(v *yaml.Node) ([]*jobv1.MatrixCombination, error) {
+		var list []map[string]string
+		if err := v.Decode(&list); err != nil {
+			return nil, err
+		}
+		out := make([]*jobv1.MatrixCombination, len(list))
+		for i, c := range list {
+			out[i] = &jobv1.MatrixCombination{Values: c}
+		}
+		return out, nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		var err error
+		switch k.Value {
+		case "include":
+			m.Include, err = combos(v)
+		case "exclude":
+			m.Exclude, err = combos(v)
+		case "fail_fast":
+			err = v.Decode(&m.FailFast)
+		default:
+			var values []string
+			if err = v.Decode(&values); err != nil {
+				return fmt.Errorf("line %d: matrix axis %s: want a list of values", v.Line, k.Value)
+			}
+			m.Axes = append(m.Axes, &jobv1.MatrixAxis{Name: k.Value, Values: values})
+		}
+		if err != nil {
+			return fmt.Errorf("line %d: matrix.%s: %v", v.Line, k.Value, err)
+		}
+	}
+	ms.m = m
+	return nil
 }
 
 // sourceSpec is the repository a pipeline builds.
@@ -82,6 +162,15 @@ type jobSpec struct {
 	Secrets   []string      `yaml:"secrets"`
 	// Checkout: false skips the checkout of the pipeline's source.
 	Checkout *bool `yaml:"checkout"`
+
+	Extends        stringList       `yaml:"extends"`
+	Matrix         *matrixSpec      `yaml:"matrix"`
+	Cache          *cacheSpec       `yaml:"cache"`
+	NeedsArtifacts stringList       `yaml:"needs_artifacts"`
+	Outputs        stringList       `yaml:"outputs"`
+	If             string           `yaml:"if"`
+	Concurrency    *concurrencySpec `yaml:"concurrency"`
+	Type           string           `yaml:"type"`
 }
 
 type selectorSpec struct {
@@ -116,7 +205,23 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 		}
 		return nil, errorf("yaml", "%v", err)
 	}
-	p := &jobv1.PipelineDetail{Name: f.Name, Env: f.Env, SecretRefs: f.Secrets}
+	p := &jobv1.PipelineDetail{Name: f.Name, Env: f.Env, SecretRefs: f.Secrets, Include: f.Include,
+		Concurrency: f.Concurrency.proto()}
+	names := make([]string, 0, len(f.Templates))
+	for name := range f.Templates {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		pj, err := parseJob("templates."+name, f.Templates[name])
+		if err != nil {
+			return nil, err
+		}
+		if p.Templates == nil {
+			p.Templates = map[string]*jobv1.PipelineJob{}
+		}
+		p.Templates[name] = pj
+	}
 	for i, t := range f.Triggers {
 		field := fmt.Sprintf("triggers[%d]", i)
 		typ, err := ParseTriggerType(t.Type)
@@ -155,7 +260,22 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 func parseJob(field string, j jobSpec) (*jobv1.PipelineJob, error) {
 	pj := &jobv1.PipelineJob{Name: j.Name, Commands: j.Commands, Uses: j.Uses, With: j.With, Env: j.Env,
 		Selector: j.Selector, DependsOn: j.DependsOn, Image: j.Image, Secrets: j.Secrets,
-		SkipCheckout: j.Checkout != nil && !*j.Checkout}
+		SkipCheckout: j.Checkout != nil && !*j.Checkout,
+		Extends:      j.Extends, NeedsArtifacts: j.NeedsArtifacts, Outputs: j.Outputs, If: j.If,
+		Concurrency: j.Concurrency.proto()}
+	if j.Matrix != nil {
+		pj.Matrix = j.Matrix.m
+	}
+	if c := j.Cache; c != nil {
+		pj.Cache = &agentv1.CacheConfig{Key: c.Key, RestoreKeys: c.RestoreKeys, Paths: c.Paths}
+	}
+	switch strings.ToLower(strings.TrimSpace(j.Type)) {
+	case "", "run", "job":
+	case "approval":
+		pj.Type = jobv1.JobType_JOB_TYPE_APPROVAL
+	default:
+		return nil, errorf(field+".type", "unknown type %q; want approval (or leave it out)", j.Type)
+	}
 	var err error
 	if pj.Steps, err = jobstep.FromYAML(field+".steps", j.Steps); err != nil {
 		var se *jobstep.Error
@@ -174,8 +294,12 @@ func parseJob(field string, j jobSpec) (*jobv1.PipelineJob, error) {
 	if pj.Timeout, err = parseDuration(field+".timeout", j.Timeout); err != nil {
 		return nil, err
 	}
-	if pj.When, err = ParseWhen(j.When); err != nil {
-		return nil, errorf(field+".when", "%v", err)
+	// Left unspecified (on_success) when not written, so that a template's
+	// when is not overridden by a job that says nothing.
+	if strings.TrimSpace(j.When) != "" {
+		if pj.When, err = ParseWhen(j.When); err != nil {
+			return nil, errorf(field+".when", "%v", err)
+		}
 	}
 	if s := j.LabelSelector; s != nil {
 		sel := &agentv1.LabelSelector{MatchLabels: s.MatchLabels}
@@ -215,6 +339,13 @@ func parseJob(field string, j jobSpec) (*jobv1.PipelineJob, error) {
 		pj.Artifacts = ac
 	}
 	return pj, nil
+}
+
+func (c *concurrencySpec) proto() *jobv1.Concurrency {
+	if c == nil {
+		return nil
+	}
+	return &jobv1.Concurrency{Group: c.Group, CancelInProgress: c.CancelInProgress}
 }
 
 func parseDuration(field, s string) (*durationpb.Duration, error) {
@@ -296,4 +427,88 @@ func parseOperator(s string) (agentv1.LabelOperator, error) {
 		return agentv1.LabelOperator(v), nil
 	}
 	return 0, fmt.Errorf("unknown operator %q; want In, NotIn, Exists, NotExists, Gt or Lt", s)
+}
+
+// Lines maps the fields of a pipeline file ("stages[0].jobs[1].image") to
+// the lines they were written on, so that an error can name its line. The
+// file is indexed when a line is first asked for: a valid pipeline, the
+// usual case, never pays for it.
+type Lines struct {
+	data []byte
+	once sync.Once
+	at   map[string]int
+}
+
+// yamlNames are YAML keys whose field has another name.
+var yamlNames = map[string]string{"secrets": "secret_refs"}
+
+// IndexLines returns the index of where each field of a pipeline file is
+// written; a file that does not parse gives an empty index.
+func IndexLines(data []byte) *Lines { return &Lines{data: data} }
+
+func (l *Lines) index() {
+	l.at = map[string]int{}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(l.data, &doc); err != nil || len(doc.Content) == 0 {
+		return
+	}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				if path == "" {
+					if alias, ok := yamlNames[k]; ok {
+						k = alias
+					}
+				}
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				l.at[p] = n.Content[i].Line
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := indexField(path, i)
+				l.at[p] = c.Line
+				walk(c, p)
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+}
+
+// Line is the line of field, or of the nearest field around it; 0 when
+// unknown.
+func (l *Lines) Line(field string) int {
+	if l == nil {
+		return 0
+	}
+	l.once.Do(l.index)
+	for f := field; f != ""; {
+		if n, ok := l.at[f]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	return 0
+}
+
+// Annotate sets the line of a *Error that has none, looking its field up
+// as written (a matrix combination's field is its matrix job's).
+func (l *Lines) Annotate(err error, exp *Expanded) error {
+	var pe *Error
+	if l == nil || !errors.As(err, &pe) || pe.Line > 0 || pe.File != "" {
+		return err
+	}
+	out := *pe
+	out.Line = l.Line(exp.SourceField(pe.Field))
+	return &out
 }

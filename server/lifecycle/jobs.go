@@ -3,11 +3,13 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -66,6 +68,10 @@ type Report struct {
 	// Artifacts are the files the attempt kept, with a final status.
 	// JobID and Attempt are filled in; a zero CreatedAt becomes now.
 	Artifacts []store.Artifact
+	// Outputs are what a successful attempt set, of the names the job
+	// declares; SecretOutputs those holding a secret.
+	Outputs       map[string]string
+	SecretOutputs []string
 	// LogLines is how many log lines the attempt wrote, with a final
 	// status: no line past it is taken afterwards (MayLog).
 	LogLines int64
@@ -126,6 +132,13 @@ func (l *Lifecycle) Report(ctx context.Context, rep Report) (*store.Job, error) 
 		}
 		j.ExitCode = rep.ExitCode
 		j.Message = rep.Message
+		if to == jobstate.Success && len(rep.Outputs) > 0 {
+			out, secret, err := keepOutputs(j, rep.Outputs, rep.SecretOutputs)
+			if err != nil {
+				return err
+			}
+			j.Outputs, j.SecretOutputs = out, secret
+		}
 		j.LogLines = rep.LogLines
 		reason := reportedReason(to)
 		if to == jobstate.Failed && rep.Reason != jobstate.ReasonNone {
@@ -315,10 +328,37 @@ func (l *Lifecycle) jobEnded(ctx context.Context, j *store.Job) {
 		typ = jobv1.EventType_EVENT_TYPE_JOB_CANCELLED
 	}
 	l.fx.JobEvent(j, typ, j.Message)
+	if j.ConcurrencyGroup != "" && jobstate.Terminal(status(j)) {
+		l.jobGroupChanged(ctx, j.ConcurrencyGroup, nil, false)
+	}
 	if j.RunID == "" {
 		return
 	}
 	if err := l.AdvanceRun(ctx, j.RunID); err != nil && ctx.Err() == nil {
 		l.log.Warn("advance pipeline run", "run", j.RunID, "job", j.ID, "err", err)
 	}
+}
+
+// keepOutputs checks the outputs an attempt reports against what its job
+// declares and bounds.
+func keepOutputs(j *store.Job, in map[string]string, secret []string) (map[string]string, []string, error) {
+	size := 0
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if !slices.Contains(j.OutputNames, k) {
+			return nil, nil, refuse(ErrInvalidArgument, "outputs[%q]: job %s declares no such output", k, j.Name)
+		}
+		if size += len(k) + len(v); size > pipeline.MaxOutputBytes {
+			return nil, nil, refuse(ErrInvalidArgument, "outputs: more than %d bytes", pipeline.MaxOutputBytes)
+		}
+		out[k] = v
+	}
+	var keep []string
+	for _, k := range secret {
+		if _, ok := out[k]; ok && !slices.Contains(keep, k) {
+			keep = append(keep, k)
+		}
+	}
+	slices.Sort(keep)
+	return out, keep, nil
 }

@@ -35,6 +35,9 @@ type Config struct {
 	// TimeoutGrace is how long past its timeout a job may run before the
 	// server ends it as TIMEOUT itself (the agent normally does it first).
 	TimeoutGrace time.Duration
+	// ApprovalTimeout is how long an approval job waits for a decision
+	// when it sets no timeout (0: DefaultApprovalTimeout).
+	ApprovalTimeout time.Duration
 }
 
 // Effects carries out what a change asks of the rest of the server once it

@@ -52,6 +52,13 @@ func (l *Lifecycle) StartRunFrom(ctx context.Context, p *store.Pipeline, typ job
 		CreatedAt: now, UpdatedAt: now,
 	}
 	l.applyOrigin(r, p, origin)
+	spec, err := DecodeSpec(p.Spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := expandRun(ctx, r, spec); err != nil {
+		return nil, err
+	}
 	missing, err := l.missingRunSecrets(ctx, r)
 	if err != nil {
 		return nil, err
@@ -70,6 +77,9 @@ func (l *Lifecycle) StartRunFrom(ctx context.Context, p *store.Pipeline, typ job
 			return nil, err
 		}
 		return l.store.GetRun(ctx, r.ID)
+	}
+	if r.ConcurrencyGroup != "" && spec.GetConcurrency().GetCancelInProgress() {
+		l.cancelOlderRuns(ctx, r)
 	}
 	if err := l.AdvanceRun(ctx, r.ID); err != nil {
 		return nil, err
@@ -252,6 +262,7 @@ func retryAfter(n *pipeline.Node, j *store.Job) (time.Duration, bool) {
 // (the few columns of its jobs the plan needs) and locked only when it has
 // something to do; its plan is the one made when it started.
 func (l *Lifecycle) AdvanceRuns(ctx context.Context) error {
+	l.housekeepData(ctx)
 	runs, err := l.store.ActiveRunStatuses(ctx)
 	if err != nil {
 		return err
@@ -326,14 +337,21 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 	}
 	spec, plan := rp.spec, rp.plan
 	now := l.now()
-	var wake, ended, changed bool
+	var wake, ended, changed, waiting bool
 	var created []*store.Job
+	var stop []string
+	var planned *pipeline.Plan
 	r, err := l.store.ModifyRun(ctx, runID, func(r *store.PipelineRun, jobs []*store.Job) (store.RunChange, error) {
 		var ch store.RunChange
-		wake, ended, changed, created = false, false, false, nil
+		wake, ended, changed, waiting, created, stop = false, false, false, false, nil, nil
 		if pipeline.RunTerminal(runStatus(r)) {
 			return ch, store.ErrUnchanged
 		}
+		if r.ConcurrencyGroup != "" && !r.ConcurrencyHeld {
+			waiting = true
+			return ch, store.ErrUnchanged
+		}
+		planned = plan
 		dirty, started := false, false
 		// The run starts when its first job starts and ends when its last
 		// job ends, not when an advance happens to notice (a one-job run
@@ -374,6 +392,13 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 			}
 			outcomes[j.Name] = o
 		}
+		byName := make(map[string]*store.Job, len(jobs))
+		for _, j := range jobs {
+			byName[j.Name] = j
+		}
+		if agents, ff := failFast(r, spec, plan, outcomes, byName, &ch, now); ff {
+			stop, dirty = agents, true
+		}
 		for range len(plan.Nodes) + 1 {
 			step := plan.Next(outcomes)
 			if len(step.Start) == 0 && len(step.Skip) == 0 {
@@ -401,14 +426,25 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 					continue
 				}
 				j := newRunJob(r, spec, n, now)
+				if !skip {
+					why, err := l.fillJob(r, n, byName, j, now)
+					switch {
+					case err != nil:
+						j.Status, j.EndReason, j.FinishedAt, j.ExitCode = jobstate.Name(jobstate.Failed), jobstate.ReasonUnrunnable, now, -1
+						j.Message = err.Error()
+					case why != "":
+						skip, reason = true, why
+					}
+				}
 				switch {
 				case skip:
 					j.Status, j.FinishedAt, j.Message = jobstate.Name(jobstate.Skipped), now, reason
-				default:
+				case status(j) == jobstate.Pending:
 					wake = true
 					created = append(created, j)
 				}
 				outcomes[n.Name] = pipeline.OutcomeOf(status(j))
+				byName[n.Name] = j
 				ch.Insert = append(ch.Insert, j)
 				dirty = true
 			}
@@ -429,14 +465,31 @@ func (l *Lifecycle) AdvanceRun(ctx context.Context, runID string) error {
 	if err != nil {
 		return err
 	}
+	if waiting {
+		held, err := l.acquireRunGroup(ctx, runID)
+		if err != nil || !held {
+			return err
+		}
+		return l.AdvanceRun(ctx, runID)
+	}
+	for _, a := range stop {
+		l.fx.Cancel(a)
+	}
 	if changed {
 		l.fx.RunEvent(r)
 		for _, j := range created {
 			l.fx.JobEvent(j, jobv1.EventType_EVENT_TYPE_JOB_CREATED, "")
+			if j.ConcurrencyGroup != "" {
+				cancel := planned.Node(j.Name).Job.GetConcurrency().GetCancelInProgress()
+				l.jobGroupChanged(ctx, j.ConcurrencyGroup, j, cancel)
+			}
 		}
 	}
 	if wake {
 		l.fx.Wake()
+	}
+	if ended && r.ConcurrencyGroup != "" {
+		l.runGroupReleased(ctx, r.ConcurrencyGroup)
 	}
 	if ended {
 		l.plans.forget(runID)

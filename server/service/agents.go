@@ -321,6 +321,7 @@ func (a *AgentServer) ReportJobStatus(ctx context.Context, req *agentv1.ReportJo
 	if t := req.GetTimestamp(); t.IsValid() {
 		rep.Began = t.AsTime()
 	}
+	rep.Outputs, rep.SecretOutputs = req.GetOutputs(), req.GetSecretOutputs()
 	// With an artifact store, artifacts are recorded as their uploads are
 	// stored: the report's list records nothing that was not. Without one,
 	// the server keeps their descriptions.

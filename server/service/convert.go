@@ -70,7 +70,7 @@ func containerOptions(b []byte) *agentv1.ContainerOptions {
 }
 
 func jobDetail(j *store.Job) *jobv1.JobDetail {
-	return &jobv1.JobDetail{
+	d := &jobv1.JobDetail{
 		Id:              j.ID,
 		Name:            j.Name,
 		Status:          status(j),
@@ -103,6 +103,8 @@ func jobDetail(j *store.Job) *jobv1.JobDetail {
 		TrustedAgents:   j.TrustedAgents,
 		TrustReason:     j.TrustReason,
 	}
+	dataDetail(j, d)
+	return d
 }
 
 // agentJob is a job as the agent that runs it receives it, its own

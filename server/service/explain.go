@@ -67,6 +67,10 @@ func (js *JobServer) ExplainJob(ctx context.Context, req *jobv1.ExplainJobReques
 		resp.Summary = notWaiting(j)
 		return resp, nil
 	}
+	if held, err := s.heldSummary(ctx, j); err != nil || held != "" {
+		resp.Summary = held
+		return resp, err
+	}
 	place, length, err := s.store.QueuePlace(ctx, j)
 	if err != nil {
 		return nil, storeError(err, "queue")
@@ -181,4 +185,31 @@ func missingPlugins(uses, runs []string) []string {
 		}
 	}
 	return out
+}
+
+// heldSummary says why a held job waits ("" when it is not held): for
+// its approval, or for its concurrency group and the job that holds it.
+func (s *Service) heldSummary(ctx context.Context, j *store.Job) (string, error) {
+	switch j.Hold {
+	case store.HoldApproval:
+		return fmt.Sprintf("held: waiting for approval until %s (arcade pipeline approve %s %s, or reject)",
+			j.ApprovalExpiresAt.UTC().Format("2006-01-02 15:04:05Z"), j.RunID, quoteArg(j.Name)), nil
+	case store.HoldConcurrency:
+		jobs, err := s.store.GroupJobs(ctx, j.ConcurrencyGroup)
+		if err != nil {
+			return "", storeError(err, "concurrency group")
+		}
+		ahead := 0
+		for _, o := range jobs {
+			if o.ID == j.ID {
+				break
+			}
+			if status(o) == agentv1.JobStatus_JOB_STATUS_RUNNING || o.Hold == store.HoldNone {
+				return fmt.Sprintf("held: waiting for concurrency group %s, held by job %s (%s, %s)", j.ConcurrencyGroup, o.Name, o.ID, o.Status), nil
+			}
+			ahead++
+		}
+		return fmt.Sprintf("held: waiting for concurrency group %s (%d job(s) of the group ahead)", j.ConcurrencyGroup, ahead), nil
+	}
+	return "", nil
 }

@@ -31,22 +31,52 @@ import (
 
 // specFrom reads the definition of a Create/Update request: the YAML file or
 // the message, not both; a file over the size limit is refused unread.
-func (s *Service) specFrom(msg *jobv1.PipelineDetail, yaml string) (*jobv1.PipelineDetail, error) {
+//
+// files are the files the definition includes (CreatePipelineRequest.files);
+// they are kept with it. For a YAML file, the index of its lines is returned
+// too, for errors to name theirs.
+func (s *Service) specFrom(msg *jobv1.PipelineDetail, yaml string, files map[string]string) (*jobv1.PipelineDetail, *pipeline.Lines, error) {
+	if err := checkIncludeFiles(files); err != nil {
+		return nil, nil, err
+	}
 	switch {
 	case yaml != "" && msg != nil && !onlyIDAndSecrets(msg):
-		return nil, invalid("yaml", "give the pipeline as yaml or as the message, not both (beside yaml, the message may carry only id and secrets)")
+		return nil, nil, invalid("yaml", "give the pipeline as yaml or as the message, not both (beside yaml, the message may carry only id and secrets)")
 	case yaml != "":
 		p, err := s.cfg.PipelineLimits.ParseYAML([]byte(yaml))
 		if err != nil {
-			return nil, pipelineError(err)
+			return nil, nil, pipelineError(err)
 		}
-		return p, nil
+		if len(files) > 0 {
+			p.IncludeFiles = files
+		}
+		return p, pipeline.IndexLines([]byte(yaml)), nil
 	case msg == nil:
-		return nil, invalid("pipeline", "must be set (or yaml)")
+		return nil, nil, invalid("pipeline", "must be set (or yaml)")
 	}
 	p := proto.Clone(msg).(*jobv1.PipelineDetail)
 	p.Id, p.Statistics, p.CreatedAt, p.UpdatedAt = "", nil, nil, nil
-	return p, nil
+	if len(files) > 0 {
+		p.IncludeFiles = files
+	}
+	return p, nil, nil
+}
+
+// checkIncludeFiles bounds the files sent with a pipeline.
+func checkIncludeFiles(files map[string]string) error {
+	if len(files) > pipeline.MaxIncludes {
+		return invalid("files", "at most %d files", pipeline.MaxIncludes)
+	}
+	for name, data := range files {
+		clean, err := pipeline.CleanIncludePath(name)
+		if err != nil || clean != name {
+			return invalid(fmt.Sprintf("files[%q]", name), "want a clean relative path inside the pipeline file's directory")
+		}
+		if len(data) > pipeline.MaxIncludeBytes {
+			return invalid(fmt.Sprintf("files[%q]", name), "%d bytes, more than the limit of %d", len(data), pipeline.MaxIncludeBytes)
+		}
+	}
+	return nil
 }
 
 // onlyIDAndSecrets reports whether msg sets no field but id and secrets,
@@ -76,7 +106,7 @@ func pipelineError(err error) error {
 	var le *pipeline.LimitError
 	switch {
 	case errors.As(err, &pe):
-		return invalid(pe.Field, "%s", pe.Reason)
+		return invalid(pe.Field+pe.Where(), "%s", pe.Reason)
 	case errors.As(err, &le):
 		return grpcstatus.Error(codes.InvalidArgument, le.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -85,13 +115,21 @@ func pipelineError(err error) error {
 	return invalid("pipeline", "%v", err)
 }
 
-// validatePipeline checks a definition fully, within the pipeline limits:
-// core rules, then what needs the server (cron expressions, time zones).
-// It stops when ctx ends.
-func (s *Service) validatePipeline(ctx context.Context, p *jobv1.PipelineDetail) error {
-	if _, err := s.cfg.PipelineLimits.Validate(ctx, p); err != nil {
-		return pipelineError(err)
+// validatePipeline checks a definition fully, within the pipeline limits
+// (counted on the pipeline expanded: includes, templates, matrices): core
+// rules, then what needs the server (cron expressions, time zones). Errors
+// name the line when lines index the definition's file. It stops when ctx
+// ends.
+func (s *Service) validatePipeline(ctx context.Context, p *jobv1.PipelineDetail, lines *pipeline.Lines) (*pipeline.Plan, error) {
+	plan, err := s.cfg.PipelineLimits.Validate(ctx, p)
+	if err != nil {
+		return nil, pipelineError(lines.Annotate(err, nil))
 	}
+	return plan, validateTriggers(p)
+}
+
+// validateTriggers checks what of a definition's triggers needs the server.
+func validateTriggers(p *jobv1.PipelineDetail) error {
 	for i, t := range p.GetTriggers() {
 		field := fmt.Sprintf("triggers[%d]", i)
 		switch t.GetType() {
@@ -173,7 +211,7 @@ func statistics(runs []store.RunSummary) *jobv1.PipelineStatistics {
 // CreatePipeline implements JobService.CreatePipeline.
 func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipelineRequest) (*jobv1.CreatePipelineResponse, error) {
 	s := js.s
-	spec, err := s.specFrom(req.GetPipeline(), req.GetYaml())
+	spec, lines, err := s.specFrom(req.GetPipeline(), req.GetYaml(), req.GetFiles())
 	if err != nil {
 		return nil, err
 	}
@@ -183,13 +221,14 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 		}
 		t.HasSecret = false
 	}
-	if err := s.validatePipeline(ctx, spec); err != nil {
+	plan, err := s.validatePipeline(ctx, spec, lines)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.checkPipelinePlugins(spec); err != nil {
+	if err := s.checkPipelinePlugins(plan.Spec); err != nil {
 		return nil, err
 	}
-	if err := s.checkPipelineSecretRefs(ctx, spec); err != nil {
+	if err := s.checkPipelineSecretRefs(ctx, plan.Spec); err != nil {
 		return nil, err
 	}
 	if err := s.checkSourceCredential(ctx, spec); err != nil {
@@ -279,7 +318,7 @@ func (js *JobServer) ListPipelines(ctx context.Context, req *jobv1.ListPipelines
 // pipelineUpdatable are the fields UpdatePipeline may change. Secrets
 // change only when given or named in the mask (to clear them): a definition
 // re-sent from its file keeps the secrets set beside it.
-var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets", "secret_refs"}
+var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets", "secret_refs", "include", "templates", "concurrency"}
 
 // UpdatePipeline implements JobService.UpdatePipeline. The new definition
 // (yaml or message) replaces the fields named by update_mask, or all of them
@@ -292,7 +331,7 @@ var pipelineUpdatable = []string{"name", "env", "triggers", "stages", "secrets",
 func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipelineRequest) (*jobv1.UpdatePipelineResponse, error) {
 	s := js.s
 	id := req.GetPipeline().GetId()
-	upd, err := s.specFrom(req.GetPipeline(), req.GetYaml())
+	upd, lines, err := s.specFrom(req.GetPipeline(), req.GetYaml(), req.GetFiles())
 	if err != nil {
 		return nil, err
 	}
@@ -326,11 +365,11 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 		if err != nil {
 			return nil, storeError(err, "pipeline "+id)
 		}
-		next, err := s.mergePipeline(ctx, old, upd, paths)
+		next, plan, err := s.mergePipeline(ctx, old, upd, paths, lines)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.checkPipelinePlugins(next); err != nil {
+		if err := s.checkPipelinePlugins(plan.Spec); err != nil {
 			return nil, err
 		}
 		// The audit sees the definition as it will be; should the pipeline
@@ -394,7 +433,7 @@ var errPipelineChanged = errors.New("pipeline changed")
 // mergePipeline applies an update to a definition: the fields named by
 // paths (all without), keeping webhook secrets given back as has_secret,
 // and validates the result.
-func (s *Service) mergePipeline(ctx context.Context, old, upd *jobv1.PipelineDetail, paths []string) (*jobv1.PipelineDetail, error) {
+func (s *Service) mergePipeline(ctx context.Context, old, upd *jobv1.PipelineDetail, paths []string, lines *pipeline.Lines) (*jobv1.PipelineDetail, *pipeline.Plan, error) {
 	next := proto.Clone(old).(*jobv1.PipelineDetail)
 	set := func(name string) bool { return len(paths) == 0 || slices.Contains(paths, name) }
 	if set("name") && upd.GetName() != "" {
@@ -410,7 +449,7 @@ func (s *Service) mergePipeline(ctx context.Context, old, upd *jobv1.PipelineDet
 				t.Secret = old.Triggers[i].GetSecret()
 			}
 			if t.GetHasSecret() && t.GetSecret() == "" {
-				return nil, invalid(fmt.Sprintf("triggers[%d].secret", i), "must be set for a new webhook trigger")
+				return nil, nil, invalid(fmt.Sprintf("triggers[%d].secret", i), "must be set for a new webhook trigger")
 			}
 			t.HasSecret = false
 		}
@@ -421,10 +460,20 @@ func (s *Service) mergePipeline(ctx context.Context, old, upd *jobv1.PipelineDet
 	if set("secret_refs") {
 		next.SecretRefs = upd.GetSecretRefs()
 	}
-	if err := s.validatePipeline(ctx, next); err != nil {
-		return nil, err
+	if set("include") {
+		next.Include, next.IncludeFiles = upd.GetInclude(), upd.GetIncludeFiles()
 	}
-	return next, nil
+	if set("templates") {
+		next.Templates = upd.GetTemplates()
+	}
+	if set("concurrency") {
+		next.Concurrency = upd.GetConcurrency()
+	}
+	plan, err := s.validatePipeline(ctx, next, lines)
+	if err != nil {
+		return nil, nil, err
+	}
+	return next, plan, nil
 }
 
 // DeletePipeline implements JobService.DeletePipeline: a pipeline with no
@@ -650,6 +699,7 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 		Event: r.Event, Ref: r.Ref, Commit: r.Commit, Author: r.Author, PullRequest: r.PullRequest,
 		PullRequestTitle: r.PullRequestTitle, NoCacheWrite: r.NoCacheWrite, Definition: r.Definition,
 		Url: s.RunURL(r.ID),
+		ConcurrencyGroup: r.ConcurrencyGroup, ConcurrencyHeld: r.ConcurrencyHeld,
 	}
 	jobs, err := s.store.RunJobs(ctx, r.ID)
 	if err != nil {
@@ -671,8 +721,13 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 				continue
 			}
 			n := plan.Node(pj.GetName())
-			out.Jobs = append(out.Jobs, &jobv1.JobDetail{Name: n.Name, Stage: n.Stage, Status: jobstate.Pending,
-				PipelineId: r.PipelineID, RunId: r.ID, Commands: pj.GetCommands(), Message: "waiting for " + plan.WaitingFor(n)})
+			waiting := &jobv1.JobDetail{Name: n.Name, Stage: n.Stage, Status: jobstate.Pending,
+				PipelineId: r.PipelineID, RunId: r.ID, Commands: pj.GetCommands(), Message: "waiting for " + plan.WaitingFor(n),
+				Matrix: pj.GetMatrixInstance(), Type: pj.GetType()}
+			if len(n.Deps) == 0 && n.StageIndex == 0 {
+				waiting.Message = r.Message
+			}
+			out.Jobs = append(out.Jobs, waiting)
 		}
 	}
 	return out, nil
@@ -736,7 +791,7 @@ func checkRunImages(ctx context.Context, p *store.Pipeline, params map[string]st
 		if n.Job.GetImage() == "" {
 			continue
 		}
-		env := pipeline.EnvFor(spec, n, params)
+		env := pipeline.EnvFor(plan.Spec, n, params)
 		field := fmt.Sprintf("params: job %s: image", n.Name)
 		if err := jobimage.CheckExpanded(field, n.Job.GetImage(), jobimage.Expand(n.Job.GetImage(), env)); err != nil {
 			return imageError(err)

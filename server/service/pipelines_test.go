@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstate"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/server/store"
 	"github.com/go-arcade/arcade/server/trigger"
 )
@@ -202,5 +204,30 @@ stages: [{name: s, jobs: [{name: a, commands: [echo a]}]}]`}); err != nil {
 	}
 	if n := len(resp.GetRuns()); n != 1 {
 		t.Errorf("two replicas fired 10:05 %d times, want once", n)
+	}
+}
+
+// TestRunsHeldToTheServersLimits: a pipeline within this server's limits
+// but over the default ones (1,001 stages; the default is 1,000) is
+// stored and runs: a run is held to the limits the pipeline was created
+// under, never to the defaults.
+func TestRunsHeldToTheServersLimits(t *testing.T) {
+	s := newTestService(t)
+	s.cfg.PipelineLimits = pipeline.Limits{Stages: 1100}.WithDefaults()
+	ctx := context.Background()
+	var b strings.Builder
+	b.WriteString("name: long\nstages:\n")
+	for i := range pipeline.DefaultLimits.Stages + 1 {
+		fmt.Fprintf(&b, "  - {name: s%d, jobs: [{name: j%d, commands: [true]}]}\n", i, i)
+	}
+	if _, err := s.JobServer().CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: b.String()}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.JobServer().TriggerPipeline(ctx, &jobv1.TriggerPipelineRequest{PipelineId: "long"})
+	if err != nil {
+		t.Fatalf("trigger: %v", err)
+	}
+	if got := len(r.GetRun().GetJobs()); got != pipeline.DefaultLimits.Stages+1 {
+		t.Errorf("the run shows %d jobs", got)
 	}
 }

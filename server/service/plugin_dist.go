@@ -158,6 +158,9 @@ func (s *Service) handOut(ctx context.Context, j *store.Job) *agentv1.Job {
 	if err == nil {
 		err = s.addCheckout(ctx, j, job)
 	}
+	if err == nil {
+		err = s.addPipelineData(ctx, j, job)
+	}
 	if err == nil && len(job.GetSteps()) > 0 {
 		job.Plugins, err = s.resolvePlugins(job.GetSteps())
 		if err == nil {

@@ -48,7 +48,7 @@ func (s *Service) checkPipelineUpdate(ctx context.Context, cur *store.Pipeline, 
 	if err != nil {
 		return storeError(err, "pipeline "+cur.Name)
 	}
-	next, err := s.mergePipeline(ctx, old, proto.Clone(upd).(*jobv1.PipelineDetail), paths)
+	next, _, err := s.mergePipeline(ctx, old, proto.Clone(upd).(*jobv1.PipelineDetail), paths, nil)
 	if err != nil {
 		return err
 	}

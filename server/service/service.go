@@ -52,6 +52,9 @@ type Config struct {
 	// PipelineLimits bound pipeline definitions; zero fields take
 	// pipeline.DefaultLimits.
 	PipelineLimits pipeline.Limits
+	// ApprovalTimeout is how long an approval job waits when it sets no
+	// timeout (0: lifecycle.DefaultApprovalTimeout).
+	ApprovalTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -109,6 +112,8 @@ type Service struct {
 	audit Auditor
 	// storage keeps artifacts and archived logs (UseStorage).
 	storage storage
+	// cache bounds job caches (UseCache).
+	cache CacheConfig
 	// plugins serve job steps (uses:); nil: no plugin steps.
 	plugins *host.Manager
 	// handed keeps the modules last handed out with jobs (plugin_dist.go).
@@ -144,8 +149,9 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 	if c, ok := auth.(tokenCutter); ok {
 		svc.cutter = c
 	}
-	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace}, s,
+	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace, ApprovalTimeout: cfg.ApprovalTimeout}, s,
 		effects{svc}, func() time.Time { return svc.now() }, logger)
+	svc.UseCache(CacheConfig{})
 	svc.stopCtx, svc.stop = context.WithCancel(context.Background())
 	return svc
 }

@@ -38,7 +38,9 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 		offset, batch := 0, 16
 		for ; wantMore(); batch = min(batch*4, 1024) {
 			var jobs []*Job
-			q := tx.NewSelect().Model(&jobs).Where("status = ?", statusPending).
+			// A held job (an approval, or one waiting for its
+			// concurrency group) goes to no agent.
+			q := tx.NewSelect().Model(&jobs).Where("status = ? AND hold = ?", statusPending, HoldNone).
 				Order("created_at ASC", "id ASC").Offset(offset).Limit(batch)
 			if s.postgres {
 				q = q.For("UPDATE SKIP LOCKED")
@@ -78,7 +80,7 @@ func (s *Store) ClaimBatch(ctx context.Context, now, leaseUntil time.Time, pick 
 					Set("lease_expires_at = ?", leaseUntil).
 					Set("accepted_at = NULL").
 					Where("id IN (?)", bun.In(byAgent[a])).
-					Where("status = ?", statusPending).
+					Where("status = ? AND hold = ?", statusPending, HoldNone).
 					Where("(trusted_agents = ? OR NOT EXISTS (SELECT 1 FROM agents WHERE agents.id = ? AND agents.trusted = ?))", true, a.ID, true).
 					Exec(ctx)
 				if err != nil {

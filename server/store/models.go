@@ -119,7 +119,47 @@ type Job struct {
 	Checkout []byte `bun:"checkout"`
 	// NoCacheWrite: the job writes no shared cache.
 	NoCacheWrite bool `bun:"no_cache_write,notnull,default:false"`
+
+	// Pipeline data (see core/pipeline's data.go).
+	//
+	// Outputs are what the job set (final success); SecretOutputs name those
+	// holding a secret (masked wherever shown). OutputNames are the outputs
+	// it declares; NeedsArtifacts the upstream jobs whose artifacts it
+	// receives; Cache its cache (agentv1.CacheConfig as protojson);
+	// ExprContext the values its agent-side expressions read besides env
+	// ("matrix.go", "arcade.branch"); Matrix the matrix it is a combination
+	// of (jobv1.MatrixInstance as protojson).
+	Outputs        map[string]string `bun:"outputs"`
+	SecretOutputs  []string          `bun:"secret_outputs"`
+	OutputNames    []string          `bun:"output_names"`
+	NeedsArtifacts []string          `bun:"needs_artifacts"`
+	Cache          []byte            `bun:"cache"`
+	ExprContext    map[string]string `bun:"expr_context"`
+	// SecretEnv name the env variables filled from upstream outputs that
+	// hold a secret: they are handed to the agent as secrets (masked).
+	SecretEnv []string `bun:"secret_env"`
+	Matrix    []byte   `bun:"matrix"`
+	// Type is "" or "approval". Hold keeps a pending job from agents:
+	// HoldApproval (an approval job never goes to one) or HoldConcurrency
+	// (another job of ConcurrencyGroup runs).
+	Type             string `bun:"job_type,notnull,default:''"`
+	Hold             string `bun:"hold,notnull,default:''"`
+	ConcurrencyGroup string `bun:"concurrency_group,notnull,default:''"`
+	// An approval job's decision (approved, rejected, timed_out), who
+	// decided (a token's name), when, and when it times out.
+	ApprovalDecision  string    `bun:"approval_decision,notnull,default:''"`
+	ApprovalBy        string    `bun:"approval_by,notnull,default:''"`
+	ApprovalComment   string    `bun:"approval_comment,notnull,default:''"`
+	ApprovalAt        time.Time `bun:"approval_at,nullzero"`
+	ApprovalExpiresAt time.Time `bun:"approval_expires_at,nullzero"`
 }
+
+// The holds of a pending job.
+const (
+	HoldNone        = ""
+	HoldApproval    = "approval"
+	HoldConcurrency = "concurrency"
+)
 
 // LogLine is one log line of a job attempt.
 type LogLine = logpack.Line
@@ -174,5 +214,13 @@ func (j *Job) clone() *Job {
 	c.Plugins = slices.Clone(j.Plugins)
 	c.SecretRefs = slices.Clone(j.SecretRefs)
 	c.Checkout = slices.Clone(j.Checkout)
+	c.Outputs = maps.Clone(j.Outputs)
+	c.SecretOutputs = slices.Clone(j.SecretOutputs)
+	c.OutputNames = slices.Clone(j.OutputNames)
+	c.NeedsArtifacts = slices.Clone(j.NeedsArtifacts)
+	c.Cache = slices.Clone(j.Cache)
+	c.ExprContext = maps.Clone(j.ExprContext)
+	c.SecretEnv = slices.Clone(j.SecretEnv)
+	c.Matrix = slices.Clone(j.Matrix)
 	return &c
 }

@@ -90,6 +90,11 @@ type PipelineRun struct {
 	// StatusReported is the rank of the last state queued for the forge
 	// (1 pending, 2 running, 3 final): states only move forward.
 	StatusReported int32 `bun:"status_reported,notnull,default:0"`
+	// ConcurrencyGroup is the run's concurrency group (its name filled
+	// in); ConcurrencyHeld is set once the run holds it. A run of a group
+	// creates no job before it holds it.
+	ConcurrencyGroup string `bun:"concurrency_group,notnull,default:''"`
+	ConcurrencyHeld  bool   `bun:"concurrency_held,notnull,default:false"`
 }
 
 // PipelineColumns are the columns pipelines may be sorted by.
@@ -302,6 +307,9 @@ type RunChange struct {
 	Update []*Job
 }
 
+// insertBatch is how many jobs one INSERT writes.
+const insertBatch = 100
+
 // ErrUnchanged, returned by a ModifyRun callback, ends it without writing.
 var ErrUnchanged = errors.New("unchanged")
 
@@ -323,9 +331,13 @@ func (s *Store) ModifyRun(ctx context.Context, id string, fn func(*PipelineRun, 
 		if err != nil {
 			return err
 		}
-		for _, j := range ch.Insert {
-			if _, err := tx.NewInsert().Model(j).Exec(ctx); err != nil {
-				return fmt.Errorf("insert job %s: %w", j.Name, err)
+		// New jobs go in batches: a run starting a wide stage inserts
+		// thousands, and one statement each is most of its time.
+		for rest := ch.Insert; len(rest) > 0; {
+			batch := rest[:min(len(rest), insertBatch)]
+			rest = rest[len(batch):]
+			if _, err := tx.NewInsert().Model(&batch).Exec(ctx); err != nil {
+				return fmt.Errorf("insert jobs %s…: %w", batch[0].Name, err)
 			}
 		}
 		for _, j := range ch.Update {

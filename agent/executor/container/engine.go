@@ -192,3 +192,7 @@ func (e *Engine) RemoveLeftovers(ctx context.Context, label, value string, keep 
 	}
 	return n, errors.Join(errs...)
 }
+
+// ScratchDir is where a job's scratch directory is in its container
+// ($ARCADE_OUTPUT lives there).
+const ScratchDir = scratchDir

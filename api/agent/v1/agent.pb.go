@@ -801,7 +801,21 @@ type Job struct {
 	// unset: none.
 	Checkout *Checkout `protobuf:"bytes,40,opt,name=checkout,proto3" json:"checkout,omitempty"`
 	// The job writes no shared cache (a pull request from a fork).
-	NoCacheWrite  bool `protobuf:"varint,41,opt,name=no_cache_write,json=noCacheWrite,proto3" json:"no_cache_write,omitempty"`
+	NoCacheWrite bool `protobuf:"varint,41,opt,name=no_cache_write,json=noCacheWrite,proto3" json:"no_cache_write,omitempty"`
+	// The job's cache: restored before its steps, saved after they succeed
+	// when its key did not hit.
+	Cache *CacheConfig `protobuf:"bytes,60,opt,name=cache,proto3" json:"cache,omitempty"`
+	// The job writes no shared cache (a run of untrusted origin).
+	CacheReadOnly bool `protobuf:"varint,61,opt,name=cache_read_only,json=cacheReadOnly,proto3" json:"cache_read_only,omitempty"`
+	// Values the agent's expressions read besides env, by dotted name
+	// ("matrix.go", "arcade.branch", "arcade.pipeline").
+	Context map[string]string `protobuf:"bytes,62,rep,name=context,proto3" json:"context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Artifacts of upstream jobs restored into the workspace before the
+	// steps (needs_artifacts), each checked against its sha256.
+	Inputs []*JobInput `protobuf:"bytes,63,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	// The outputs the job declares: KEY=value lines of the file named by
+	// $ARCADE_OUTPUT, and plugin steps' result outputs, of these names.
+	Outputs       []string `protobuf:"bytes,64,rep,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -948,6 +962,195 @@ func (x *Job) GetNoCacheWrite() bool {
 	return false
 }
 
+func (x *Job) GetCache() *CacheConfig {
+	if x != nil {
+		return x.Cache
+	}
+	return nil
+}
+
+func (x *Job) GetCacheReadOnly() bool {
+	if x != nil {
+		return x.CacheReadOnly
+	}
+	return false
+}
+
+func (x *Job) GetContext() map[string]string {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *Job) GetInputs() []*JobInput {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *Job) GetOutputs() []string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+// CacheConfig is a job's cache. key and restore_keys are templates of the
+// expression language (core/expr), filled in by the agent after checkout:
+// they may read env, matrix, arcade.os, arcade.arch, arcade.branch and call
+// hashFiles.
+type CacheConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Prefixes tried in order when key has no entry: the newest entry whose
+	// key starts with one is restored.
+	RestoreKeys []string `protobuf:"bytes,2,rep,name=restore_keys,json=restoreKeys,proto3" json:"restore_keys,omitempty"`
+	// Paths (relative to the workspace) saved in the entry.
+	Paths         []string `protobuf:"bytes,3,rep,name=paths,proto3" json:"paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheConfig) Reset() {
+	*x = CacheConfig{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheConfig) ProtoMessage() {}
+
+func (x *CacheConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheConfig.ProtoReflect.Descriptor instead.
+func (*CacheConfig) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CacheConfig) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CacheConfig) GetRestoreKeys() []string {
+	if x != nil {
+		return x.RestoreKeys
+	}
+	return nil
+}
+
+func (x *CacheConfig) GetPaths() []string {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+// JobInput is an artifact of an upstream job a job receives.
+type JobInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The upstream job.
+	JobId   string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	JobName string `protobuf:"bytes,2,opt,name=job_name,json=jobName,proto3" json:"job_name,omitempty"`
+	Attempt int32  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Its path in the upstream workspace, and in this job's.
+	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	SizeBytes     int64  `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Sha256        string `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobInput) Reset() {
+	*x = JobInput{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobInput) ProtoMessage() {}
+
+func (x *JobInput) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobInput.ProtoReflect.Descriptor instead.
+func (*JobInput) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *JobInput) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobInput) GetJobName() string {
+	if x != nil {
+		return x.JobName
+	}
+	return ""
+}
+
+func (x *JobInput) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *JobInput) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *JobInput) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *JobInput) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
 // Checkout is a commit for the agent to check out.
 type Checkout struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -969,7 +1172,7 @@ type Checkout struct {
 
 func (x *Checkout) Reset() {
 	*x = Checkout{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1184,7 @@ func (x *Checkout) String() string {
 func (*Checkout) ProtoMessage() {}
 
 func (x *Checkout) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1197,7 @@ func (x *Checkout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkout.ProtoReflect.Descriptor instead.
 func (*Checkout) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Checkout) GetUrl() string {
@@ -1070,7 +1273,7 @@ type ContainerOptions struct {
 
 func (x *ContainerOptions) Reset() {
 	*x = ContainerOptions{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1285,7 @@ func (x *ContainerOptions) String() string {
 func (*ContainerOptions) ProtoMessage() {}
 
 func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1298,7 @@ func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerOptions.ProtoReflect.Descriptor instead.
 func (*ContainerOptions) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ContainerOptions) GetPullPolicy() PullPolicy {
@@ -1162,7 +1365,7 @@ type ServiceContainer struct {
 
 func (x *ServiceContainer) Reset() {
 	*x = ServiceContainer{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1377,7 @@ func (x *ServiceContainer) String() string {
 func (*ServiceContainer) ProtoMessage() {}
 
 func (x *ServiceContainer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1390,7 @@ func (x *ServiceContainer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceContainer.ProtoReflect.Descriptor instead.
 func (*ServiceContainer) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServiceContainer) GetName() string {
@@ -1261,7 +1464,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1476,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1489,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Step) GetName() string {
@@ -1358,7 +1561,7 @@ type PluginModule struct {
 
 func (x *PluginModule) Reset() {
 	*x = PluginModule{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1573,7 @@ func (x *PluginModule) String() string {
 func (*PluginModule) ProtoMessage() {}
 
 func (x *PluginModule) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1586,7 @@ func (x *PluginModule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginModule.ProtoReflect.Descriptor instead.
 func (*PluginModule) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PluginModule) GetName() string {
@@ -1478,7 +1681,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1693,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1706,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LogChunk) GetLineNumber() int64 {
@@ -1560,7 +1763,7 @@ type AgentMetrics struct {
 
 func (x *AgentMetrics) Reset() {
 	*x = AgentMetrics{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1775,7 @@ func (x *AgentMetrics) String() string {
 func (*AgentMetrics) ProtoMessage() {}
 
 func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1788,7 @@ func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMetrics.ProtoReflect.Descriptor instead.
 func (*AgentMetrics) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AgentMetrics) GetCpuPercent() float64 {
@@ -1688,7 +1891,7 @@ type Agent struct {
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1903,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1916,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Agent) GetId() string {
@@ -1864,7 +2067,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2079,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2092,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RegisterRequest) GetName() string {
@@ -1977,7 +2180,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1989,7 +2192,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2002,7 +2205,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegisterResponse) GetAgentId() string {
@@ -2049,7 +2252,7 @@ type UnregisterRequest struct {
 
 func (x *UnregisterRequest) Reset() {
 	*x = UnregisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2264,7 @@ func (x *UnregisterRequest) String() string {
 func (*UnregisterRequest) ProtoMessage() {}
 
 func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2277,7 @@ func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UnregisterRequest) GetAgentId() string {
@@ -2092,7 +2295,7 @@ type UnregisterResponse struct {
 
 func (x *UnregisterResponse) Reset() {
 	*x = UnregisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2307,7 @@ func (x *UnregisterResponse) String() string {
 func (*UnregisterResponse) ProtoMessage() {}
 
 func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2320,7 @@ func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterResponse.ProtoReflect.Descriptor instead.
 func (*UnregisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 type HeartbeatRequest struct {
@@ -2134,7 +2337,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2146,7 +2349,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2159,7 +2362,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HeartbeatRequest) GetAgentId() string {
@@ -2204,7 +2407,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2419,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2432,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HeartbeatResponse) GetHeartbeatInterval() *durationpb.Duration {
@@ -2273,7 +2476,7 @@ type UpdateLabelsRequest struct {
 
 func (x *UpdateLabelsRequest) Reset() {
 	*x = UpdateLabelsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2488,7 @@ func (x *UpdateLabelsRequest) String() string {
 func (*UpdateLabelsRequest) ProtoMessage() {}
 
 func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2501,7 @@ func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateLabelsRequest) GetAgentId() string {
@@ -2338,7 +2541,7 @@ type UpdateLabelsResponse struct {
 
 func (x *UpdateLabelsResponse) Reset() {
 	*x = UpdateLabelsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2553,7 @@ func (x *UpdateLabelsResponse) String() string {
 func (*UpdateLabelsResponse) ProtoMessage() {}
 
 func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2566,7 @@ func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateLabelsResponse) GetAgent() *Agent {
@@ -2384,7 +2587,7 @@ type FetchJobRequest struct {
 
 func (x *FetchJobRequest) Reset() {
 	*x = FetchJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2599,7 @@ func (x *FetchJobRequest) String() string {
 func (*FetchJobRequest) ProtoMessage() {}
 
 func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2612,7 @@ func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobRequest.ProtoReflect.Descriptor instead.
 func (*FetchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FetchJobRequest) GetAgentId() string {
@@ -2438,7 +2641,7 @@ type FetchJobResponse struct {
 
 func (x *FetchJobResponse) Reset() {
 	*x = FetchJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +2653,7 @@ func (x *FetchJobResponse) String() string {
 func (*FetchJobResponse) ProtoMessage() {}
 
 func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2666,7 @@ func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobResponse.ProtoReflect.Descriptor instead.
 func (*FetchJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchJobResponse) GetJob() *Job {
@@ -2493,6 +2696,12 @@ type ReportJobStatusRequest struct {
 	Artifacts []*Artifact `protobuf:"bytes,8,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
 	// Why the attempt did not succeed, as a typed value (final reports).
 	Reason EndReason `protobuf:"varint,9,opt,name=reason,proto3,enum=arcade.agent.v1.EndReason" json:"reason,omitempty"`
+	// The job's outputs (final reports of a success), of the names it
+	// declares.
+	Outputs map[string]string `protobuf:"bytes,60,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The outputs whose values hold one of the job's secrets: they are
+	// masked wherever they are shown.
+	SecretOutputs []string `protobuf:"bytes,61,rep,name=secret_outputs,json=secretOutputs,proto3" json:"secret_outputs,omitempty"`
 	// How many log lines the attempt wrote (final reports only): the server
 	// takes no line past this number for the attempt afterwards.
 	LogLines      int64 `protobuf:"varint,10,opt,name=log_lines,json=logLines,proto3" json:"log_lines,omitempty"`
@@ -2502,7 +2711,7 @@ type ReportJobStatusRequest struct {
 
 func (x *ReportJobStatusRequest) Reset() {
 	*x = ReportJobStatusRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2723,7 @@ func (x *ReportJobStatusRequest) String() string {
 func (*ReportJobStatusRequest) ProtoMessage() {}
 
 func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2736,7 @@ func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportJobStatusRequest) GetAgentId() string {
@@ -2593,6 +2802,20 @@ func (x *ReportJobStatusRequest) GetReason() EndReason {
 	return EndReason_END_REASON_UNSPECIFIED
 }
 
+func (x *ReportJobStatusRequest) GetOutputs() map[string]string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *ReportJobStatusRequest) GetSecretOutputs() []string {
+	if x != nil {
+		return x.SecretOutputs
+	}
+	return nil
+}
+
 func (x *ReportJobStatusRequest) GetLogLines() int64 {
 	if x != nil {
 		return x.LogLines
@@ -2610,7 +2833,7 @@ type ReportJobStatusResponse struct {
 
 func (x *ReportJobStatusResponse) Reset() {
 	*x = ReportJobStatusResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2845,7 @@ func (x *ReportJobStatusResponse) String() string {
 func (*ReportJobStatusResponse) ProtoMessage() {}
 
 func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2858,7 @@ func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportJobStatusResponse) GetCancelRequested() bool {
@@ -2666,7 +2889,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2901,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2914,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Artifact) GetPath() string {
@@ -2769,7 +2992,7 @@ type ReportJobLogRequest struct {
 
 func (x *ReportJobLogRequest) Reset() {
 	*x = ReportJobLogRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +3004,7 @@ func (x *ReportJobLogRequest) String() string {
 func (*ReportJobLogRequest) ProtoMessage() {}
 
 func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +3017,7 @@ func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobLogRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportJobLogRequest) GetAgentId() string {
@@ -2849,7 +3072,7 @@ type ReportJobLogResponse struct {
 
 func (x *ReportJobLogResponse) Reset() {
 	*x = ReportJobLogResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2861,7 +3084,7 @@ func (x *ReportJobLogResponse) String() string {
 func (*ReportJobLogResponse) ProtoMessage() {}
 
 func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2874,7 +3097,7 @@ func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobLogResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReportJobLogResponse) GetLastLine() int64 {
@@ -2895,7 +3118,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2907,7 +3130,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2920,7 +3143,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelJobRequest) GetAgentId() string {
@@ -2949,7 +3172,7 @@ type JobCancellation struct {
 
 func (x *JobCancellation) Reset() {
 	*x = JobCancellation{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +3184,7 @@ func (x *JobCancellation) String() string {
 func (*JobCancellation) ProtoMessage() {}
 
 func (x *JobCancellation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +3197,7 @@ func (x *JobCancellation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobCancellation.ProtoReflect.Descriptor instead.
 func (*JobCancellation) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *JobCancellation) GetJobId() string {
@@ -3007,7 +3230,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3019,7 +3242,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3032,7 +3255,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CancelJobResponse) GetCancellations() []*JobCancellation {
@@ -3051,7 +3274,7 @@ type GetAgentRequest struct {
 
 func (x *GetAgentRequest) Reset() {
 	*x = GetAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3286,7 @@ func (x *GetAgentRequest) String() string {
 func (*GetAgentRequest) ProtoMessage() {}
 
 func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3299,7 @@ func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentRequest.ProtoReflect.Descriptor instead.
 func (*GetAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetAgentRequest) GetAgentId() string {
@@ -3095,7 +3318,7 @@ type GetAgentResponse struct {
 
 func (x *GetAgentResponse) Reset() {
 	*x = GetAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3107,7 +3330,7 @@ func (x *GetAgentResponse) String() string {
 func (*GetAgentResponse) ProtoMessage() {}
 
 func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3120,7 +3343,7 @@ func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentResponse.ProtoReflect.Descriptor instead.
 func (*GetAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetAgentResponse) GetAgent() *Agent {
@@ -3146,7 +3369,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3158,7 +3381,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3171,7 +3394,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListAgentsRequest) GetPageSize() int32 {
@@ -3220,7 +3443,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3232,7 +3455,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3245,7 +3468,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -3279,7 +3502,7 @@ type RevokeAgentRequest struct {
 
 func (x *RevokeAgentRequest) Reset() {
 	*x = RevokeAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3291,7 +3514,7 @@ func (x *RevokeAgentRequest) String() string {
 func (*RevokeAgentRequest) ProtoMessage() {}
 
 func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3304,7 +3527,7 @@ func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeAgentRequest) GetAgentId() string {
@@ -3330,7 +3553,7 @@ type RevokeAgentResponse struct {
 
 func (x *RevokeAgentResponse) Reset() {
 	*x = RevokeAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3342,7 +3565,7 @@ func (x *RevokeAgentResponse) String() string {
 func (*RevokeAgentResponse) ProtoMessage() {}
 
 func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3355,7 +3578,7 @@ func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RevokeAgentResponse) GetAgent() *Agent {
@@ -3376,7 +3599,7 @@ type DownloadPluginRequest struct {
 
 func (x *DownloadPluginRequest) Reset() {
 	*x = DownloadPluginRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3388,7 +3611,7 @@ func (x *DownloadPluginRequest) String() string {
 func (*DownloadPluginRequest) ProtoMessage() {}
 
 func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3401,7 +3624,7 @@ func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginRequest.ProtoReflect.Descriptor instead.
 func (*DownloadPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DownloadPluginRequest) GetName() string {
@@ -3429,7 +3652,7 @@ type DownloadPluginResponse struct {
 
 func (x *DownloadPluginResponse) Reset() {
 	*x = DownloadPluginResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3441,7 +3664,7 @@ func (x *DownloadPluginResponse) String() string {
 func (*DownloadPluginResponse) ProtoMessage() {}
 
 func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3454,7 +3677,7 @@ func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginResponse.ProtoReflect.Descriptor instead.
 func (*DownloadPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DownloadPluginResponse) GetModule() *PluginModule {
@@ -3486,7 +3709,7 @@ type ArtifactHeader struct {
 
 func (x *ArtifactHeader) Reset() {
 	*x = ArtifactHeader{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3498,7 +3721,7 @@ func (x *ArtifactHeader) String() string {
 func (*ArtifactHeader) ProtoMessage() {}
 
 func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3511,7 +3734,7 @@ func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactHeader.ProtoReflect.Descriptor instead.
 func (*ArtifactHeader) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ArtifactHeader) GetJobId() string {
@@ -3562,7 +3785,7 @@ type UploadArtifactRequest struct {
 
 func (x *UploadArtifactRequest) Reset() {
 	*x = UploadArtifactRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +3797,7 @@ func (x *UploadArtifactRequest) String() string {
 func (*UploadArtifactRequest) ProtoMessage() {}
 
 func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +3810,7 @@ func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactRequest.ProtoReflect.Descriptor instead.
 func (*UploadArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{39}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadArtifactRequest) GetPart() isUploadArtifactRequest_Part {
@@ -3642,7 +3865,7 @@ type UploadArtifactResponse struct {
 
 func (x *UploadArtifactResponse) Reset() {
 	*x = UploadArtifactResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3654,7 +3877,7 @@ func (x *UploadArtifactResponse) String() string {
 func (*UploadArtifactResponse) ProtoMessage() {}
 
 func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3667,12 +3890,671 @@ func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactResponse.ProtoReflect.Descriptor instead.
 func (*UploadArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{40}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UploadArtifactResponse) GetArtifact() *Artifact {
 	if x != nil {
 		return x.Artifact
+	}
+	return nil
+}
+
+type DownloadInputRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job asking, and its attempt.
+	JobId   string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int32  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The input: the upstream job and the artifact's path.
+	InputJobId    string `protobuf:"bytes,3,opt,name=input_job_id,json=inputJobId,proto3" json:"input_job_id,omitempty"`
+	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadInputRequest) Reset() {
+	*x = DownloadInputRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadInputRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadInputRequest) ProtoMessage() {}
+
+func (x *DownloadInputRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadInputRequest.ProtoReflect.Descriptor instead.
+func (*DownloadInputRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DownloadInputRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DownloadInputRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *DownloadInputRequest) GetInputJobId() string {
+	if x != nil {
+		return x.InputJobId
+	}
+	return ""
+}
+
+func (x *DownloadInputRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type DownloadInputResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set in the first message only.
+	Artifact      *Artifact `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	Data          []byte    `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadInputResponse) Reset() {
+	*x = DownloadInputResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadInputResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadInputResponse) ProtoMessage() {}
+
+func (x *DownloadInputResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadInputResponse.ProtoReflect.Descriptor instead.
+func (*DownloadInputResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DownloadInputResponse) GetArtifact() *Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+func (x *DownloadInputResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// CacheEntry is one stored cache archive.
+type CacheEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Key   string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The branch it was saved from ("" for runs of no branch).
+	Branch    string `protobuf:"bytes,3,opt,name=branch,proto3" json:"branch,omitempty"`
+	SizeBytes int64  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The sha256 of the archive as stored (compressed).
+	Sha256     string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// A presigned GET of the archive, when the store makes them; else the
+	// agent downloads it with DownloadCache.
+	Download      *PresignedRequest `protobuf:"bytes,9,opt,name=download,proto3" json:"download,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheEntry) Reset() {
+	*x = CacheEntry{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheEntry) ProtoMessage() {}
+
+func (x *CacheEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheEntry.ProtoReflect.Descriptor instead.
+func (*CacheEntry) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CacheEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *CacheEntry) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *CacheEntry) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *CacheEntry) GetDownload() *PresignedRequest {
+	if x != nil {
+		return x.Download
+	}
+	return nil
+}
+
+type LookupCacheRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobId   string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The job's key, filled in.
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// Its restore keys, filled in, in order.
+	RestoreKeys   []string `protobuf:"bytes,4,rep,name=restore_keys,json=restoreKeys,proto3" json:"restore_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupCacheRequest) Reset() {
+	*x = LookupCacheRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupCacheRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupCacheRequest) ProtoMessage() {}
+
+func (x *LookupCacheRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupCacheRequest.ProtoReflect.Descriptor instead.
+func (*LookupCacheRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *LookupCacheRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *LookupCacheRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *LookupCacheRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *LookupCacheRequest) GetRestoreKeys() []string {
+	if x != nil {
+		return x.RestoreKeys
+	}
+	return nil
+}
+
+type LookupCacheResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset: no entry.
+	Entry *CacheEntry `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	// True when the entry's key is the job's key (nothing to save after).
+	Exact         bool `protobuf:"varint,2,opt,name=exact,proto3" json:"exact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupCacheResponse) Reset() {
+	*x = LookupCacheResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupCacheResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupCacheResponse) ProtoMessage() {}
+
+func (x *LookupCacheResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupCacheResponse.ProtoReflect.Descriptor instead.
+func (*LookupCacheResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *LookupCacheResponse) GetEntry() *CacheEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *LookupCacheResponse) GetExact() bool {
+	if x != nil {
+		return x.Exact
+	}
+	return false
+}
+
+type DownloadCacheRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	EntryId       string                 `protobuf:"bytes,3,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadCacheRequest) Reset() {
+	*x = DownloadCacheRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadCacheRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadCacheRequest) ProtoMessage() {}
+
+func (x *DownloadCacheRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadCacheRequest.ProtoReflect.Descriptor instead.
+func (*DownloadCacheRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *DownloadCacheRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DownloadCacheRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *DownloadCacheRequest) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+type DownloadCacheResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadCacheResponse) Reset() {
+	*x = DownloadCacheResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadCacheResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadCacheResponse) ProtoMessage() {}
+
+func (x *DownloadCacheResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadCacheResponse.ProtoReflect.Descriptor instead.
+func (*DownloadCacheResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *DownloadCacheResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// CacheHeader opens a cache save.
+type CacheHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	SizeBytes     int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Sha256        string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheHeader) Reset() {
+	*x = CacheHeader{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheHeader) ProtoMessage() {}
+
+func (x *CacheHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheHeader.ProtoReflect.Descriptor instead.
+func (*CacheHeader) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *CacheHeader) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *CacheHeader) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *CacheHeader) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CacheHeader) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *CacheHeader) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type SaveCacheRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*SaveCacheRequest_Header
+	//	*SaveCacheRequest_Data
+	Part          isSaveCacheRequest_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveCacheRequest) Reset() {
+	*x = SaveCacheRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveCacheRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveCacheRequest) ProtoMessage() {}
+
+func (x *SaveCacheRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveCacheRequest.ProtoReflect.Descriptor instead.
+func (*SaveCacheRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *SaveCacheRequest) GetPart() isSaveCacheRequest_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *SaveCacheRequest) GetHeader() *CacheHeader {
+	if x != nil {
+		if x, ok := x.Part.(*SaveCacheRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *SaveCacheRequest) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*SaveCacheRequest_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isSaveCacheRequest_Part interface {
+	isSaveCacheRequest_Part()
+}
+
+type SaveCacheRequest_Header struct {
+	Header *CacheHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type SaveCacheRequest_Data struct {
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*SaveCacheRequest_Header) isSaveCacheRequest_Part() {}
+
+func (*SaveCacheRequest_Data) isSaveCacheRequest_Part() {}
+
+type SaveCacheResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *CacheEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveCacheResponse) Reset() {
+	*x = SaveCacheResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveCacheResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveCacheResponse) ProtoMessage() {}
+
+func (x *SaveCacheResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveCacheResponse.ProtoReflect.Descriptor instead.
+func (*SaveCacheResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *SaveCacheResponse) GetEntry() *CacheEntry {
+	if x != nil {
+		return x.Entry
 	}
 	return nil
 }
@@ -3695,7 +4577,7 @@ type PresignedRequest struct {
 
 func (x *PresignedRequest) Reset() {
 	*x = PresignedRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3707,7 +4589,7 @@ func (x *PresignedRequest) String() string {
 func (*PresignedRequest) ProtoMessage() {}
 
 func (x *PresignedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3720,7 +4602,7 @@ func (x *PresignedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresignedRequest.ProtoReflect.Descriptor instead.
 func (*PresignedRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PresignedRequest) GetMethod() string {
@@ -3760,7 +4642,7 @@ type BeginArtifactUploadRequest struct {
 
 func (x *BeginArtifactUploadRequest) Reset() {
 	*x = BeginArtifactUploadRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3772,7 +4654,7 @@ func (x *BeginArtifactUploadRequest) String() string {
 func (*BeginArtifactUploadRequest) ProtoMessage() {}
 
 func (x *BeginArtifactUploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3785,7 +4667,7 @@ func (x *BeginArtifactUploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginArtifactUploadRequest.ProtoReflect.Descriptor instead.
 func (*BeginArtifactUploadRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *BeginArtifactUploadRequest) GetHeader() *ArtifactHeader {
@@ -3806,7 +4688,7 @@ type BeginArtifactUploadResponse struct {
 
 func (x *BeginArtifactUploadResponse) Reset() {
 	*x = BeginArtifactUploadResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3818,7 +4700,7 @@ func (x *BeginArtifactUploadResponse) String() string {
 func (*BeginArtifactUploadResponse) ProtoMessage() {}
 
 func (x *BeginArtifactUploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3831,7 +4713,7 @@ func (x *BeginArtifactUploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginArtifactUploadResponse.ProtoReflect.Descriptor instead.
 func (*BeginArtifactUploadResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *BeginArtifactUploadResponse) GetTransfer() ArtifactTransfer {
@@ -3857,7 +4739,7 @@ type FinishArtifactUploadRequest struct {
 
 func (x *FinishArtifactUploadRequest) Reset() {
 	*x = FinishArtifactUploadRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3869,7 +4751,7 @@ func (x *FinishArtifactUploadRequest) String() string {
 func (*FinishArtifactUploadRequest) ProtoMessage() {}
 
 func (x *FinishArtifactUploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3882,7 +4764,7 @@ func (x *FinishArtifactUploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishArtifactUploadRequest.ProtoReflect.Descriptor instead.
 func (*FinishArtifactUploadRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FinishArtifactUploadRequest) GetHeader() *ArtifactHeader {
@@ -3901,7 +4783,7 @@ type FinishArtifactUploadResponse struct {
 
 func (x *FinishArtifactUploadResponse) Reset() {
 	*x = FinishArtifactUploadResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4795,7 @@ func (x *FinishArtifactUploadResponse) String() string {
 func (*FinishArtifactUploadResponse) ProtoMessage() {}
 
 func (x *FinishArtifactUploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,12 +4808,215 @@ func (x *FinishArtifactUploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishArtifactUploadResponse.ProtoReflect.Descriptor instead.
 func (*FinishArtifactUploadResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *FinishArtifactUploadResponse) GetArtifact() *Artifact {
 	if x != nil {
 		return x.Artifact
+	}
+	return nil
+}
+
+type BeginCacheSaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *CacheHeader           `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginCacheSaveRequest) Reset() {
+	*x = BeginCacheSaveRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginCacheSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginCacheSaveRequest) ProtoMessage() {}
+
+func (x *BeginCacheSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginCacheSaveRequest.ProtoReflect.Descriptor instead.
+func (*BeginCacheSaveRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *BeginCacheSaveRequest) GetHeader() *CacheHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type BeginCacheSaveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// DIRECT: put the bytes with upload, then FinishCacheSave; SERVER: send
+	// them with SaveCache.
+	Transfer ArtifactTransfer  `protobuf:"varint,1,opt,name=transfer,proto3,enum=arcade.agent.v1.ArtifactTransfer" json:"transfer,omitempty"`
+	Upload   *PresignedRequest `protobuf:"bytes,2,opt,name=upload,proto3" json:"upload,omitempty"`
+	// The entry the upload is for (DIRECT).
+	EntryId       string `protobuf:"bytes,3,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginCacheSaveResponse) Reset() {
+	*x = BeginCacheSaveResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginCacheSaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginCacheSaveResponse) ProtoMessage() {}
+
+func (x *BeginCacheSaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginCacheSaveResponse.ProtoReflect.Descriptor instead.
+func (*BeginCacheSaveResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *BeginCacheSaveResponse) GetTransfer() ArtifactTransfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return ArtifactTransfer_ARTIFACT_TRANSFER_UNSPECIFIED
+}
+
+func (x *BeginCacheSaveResponse) GetUpload() *PresignedRequest {
+	if x != nil {
+		return x.Upload
+	}
+	return nil
+}
+
+func (x *BeginCacheSaveResponse) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+type FinishCacheSaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *CacheHeader           `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	EntryId       string                 `protobuf:"bytes,2,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishCacheSaveRequest) Reset() {
+	*x = FinishCacheSaveRequest{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishCacheSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishCacheSaveRequest) ProtoMessage() {}
+
+func (x *FinishCacheSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishCacheSaveRequest.ProtoReflect.Descriptor instead.
+func (*FinishCacheSaveRequest) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *FinishCacheSaveRequest) GetHeader() *CacheHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *FinishCacheSaveRequest) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+type FinishCacheSaveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *CacheEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishCacheSaveResponse) Reset() {
+	*x = FinishCacheSaveResponse{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishCacheSaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishCacheSaveResponse) ProtoMessage() {}
+
+func (x *FinishCacheSaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishCacheSaveResponse.ProtoReflect.Descriptor instead.
+func (*FinishCacheSaveResponse) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *FinishCacheSaveResponse) GetEntry() *CacheEntry {
+	if x != nil {
+		return x.Entry
 	}
 	return nil
 }
@@ -3953,7 +5038,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
 	"\x0eArtifactConfig\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\tR\x05paths\x126\n" +
-	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xb0\x06\n" +
+	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xd2\b\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -3971,13 +5056,33 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\aplugins\x18\r \x03(\v2\x1d.arcade.agent.v1.PluginModuleR\aplugins\x12?\n" +
 	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x125\n" +
 	"\bcheckout\x18( \x01(\v2\x19.arcade.agent.v1.CheckoutR\bcheckout\x12$\n" +
-	"\x0eno_cache_write\x18) \x01(\bR\fnoCacheWrite\x1a6\n" +
+	"\x0eno_cache_write\x18) \x01(\bR\fnoCacheWrite\x122\n" +
+	"\x05cache\x18< \x01(\v2\x1c.arcade.agent.v1.CacheConfigR\x05cache\x12&\n" +
+	"\x0fcache_read_only\x18= \x01(\bR\rcacheReadOnly\x12;\n" +
+	"\acontext\x18> \x03(\v2!.arcade.agent.v1.Job.ContextEntryR\acontext\x121\n" +
+	"\x06inputs\x18? \x03(\v2\x19.arcade.agent.v1.JobInputR\x06inputs\x12\x18\n" +
+	"\aoutputs\x18@ \x03(\tR\aoutputs\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
+	"\vCacheConfig\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
+	"\frestore_keys\x18\x02 \x03(\tR\vrestoreKeys\x12\x14\n" +
+	"\x05paths\x18\x03 \x03(\tR\x05paths\"\xa1\x01\n" +
+	"\bJobInput\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x19\n" +
+	"\bjob_name\x18\x02 \x01(\tR\ajobName\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06sha256\x18\x06 \x01(\tR\x06sha256\"\xc9\x01\n" +
 	"\bCheckout\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x10\n" +
@@ -4140,7 +5245,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x80\x01\n" +
 	"\x10FetchJobResponse\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.arcade.agent.v1.JobR\x03job\x12D\n" +
-	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\x93\x03\n" +
+	"\x10lease_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\xc6\x04\n" +
 	"\x16ReportJobStatusRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x18\n" +
@@ -4150,9 +5255,14 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x128\n" +
 	"\ttimestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x127\n" +
 	"\tartifacts\x18\b \x03(\v2\x19.arcade.agent.v1.ArtifactR\tartifacts\x122\n" +
-	"\x06reason\x18\t \x01(\x0e2\x1a.arcade.agent.v1.EndReasonR\x06reason\x12\x1b\n" +
+	"\x06reason\x18\t \x01(\x0e2\x1a.arcade.agent.v1.EndReasonR\x06reason\x12N\n" +
+	"\aoutputs\x18< \x03(\v24.arcade.agent.v1.ReportJobStatusRequest.OutputsEntryR\aoutputs\x12%\n" +
+	"\x0esecret_outputs\x18= \x03(\tR\rsecretOutputs\x12\x1b\n" +
 	"\tlog_lines\x18\n" +
-	" \x01(\x03R\blogLines\"D\n" +
+	" \x01(\x03R\blogLines\x1a:\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
 	"\x17ReportJobStatusResponse\x12)\n" +
 	"\x10cancel_requested\x18\x01 \x01(\bR\x0fcancelRequested\"\x94\x02\n" +
 	"\bArtifact\x12\x12\n" +
@@ -4225,7 +5335,56 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
 	"\x04part\"O\n" +
 	"\x16UploadArtifactResponse\x125\n" +
-	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\"\xfd\x01\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\"}\n" +
+	"\x14DownloadInputRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12 \n" +
+	"\finput_job_id\x18\x03 \x01(\tR\n" +
+	"inputJobId\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\"b\n" +
+	"\x15DownloadInputResponse\x125\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xbb\x02\n" +
+	"\n" +
+	"CacheEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x16\n" +
+	"\x06branch\x18\x03 \x01(\tR\x06branch\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_used_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x12=\n" +
+	"\bdownload\x18\t \x01(\v2!.arcade.agent.v1.PresignedRequestR\bdownloadJ\x04\b\b\x10\t\"z\n" +
+	"\x12LookupCacheRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12!\n" +
+	"\frestore_keys\x18\x04 \x03(\tR\vrestoreKeys\"^\n" +
+	"\x13LookupCacheResponse\x121\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1b.arcade.agent.v1.CacheEntryR\x05entry\x12\x14\n" +
+	"\x05exact\x18\x02 \x01(\bR\x05exact\"b\n" +
+	"\x14DownloadCacheRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x19\n" +
+	"\bentry_id\x18\x03 \x01(\tR\aentryId\"+\n" +
+	"\x15DownloadCacheResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x87\x01\n" +
+	"\vCacheHeader\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\"h\n" +
+	"\x10SaveCacheRequest\x126\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.arcade.agent.v1.CacheHeaderH\x00R\x06header\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
+	"\x04part\"F\n" +
+	"\x11SaveCacheResponse\x121\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1b.arcade.agent.v1.CacheEntryR\x05entry\"\xfd\x01\n" +
 	"\x10PresignedRequest\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12H\n" +
@@ -4243,7 +5402,18 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x1bFinishArtifactUploadRequest\x127\n" +
 	"\x06header\x18\x01 \x01(\v2\x1f.arcade.agent.v1.ArtifactHeaderR\x06header\"U\n" +
 	"\x1cFinishArtifactUploadResponse\x125\n" +
-	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact*\x8c\x01\n" +
+	"\bartifact\x18\x01 \x01(\v2\x19.arcade.agent.v1.ArtifactR\bartifact\"M\n" +
+	"\x15BeginCacheSaveRequest\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.arcade.agent.v1.CacheHeaderR\x06header\"\xad\x01\n" +
+	"\x16BeginCacheSaveResponse\x12=\n" +
+	"\btransfer\x18\x01 \x01(\x0e2!.arcade.agent.v1.ArtifactTransferR\btransfer\x129\n" +
+	"\x06upload\x18\x02 \x01(\v2!.arcade.agent.v1.PresignedRequestR\x06upload\x12\x19\n" +
+	"\bentry_id\x18\x03 \x01(\tR\aentryId\"i\n" +
+	"\x16FinishCacheSaveRequest\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.arcade.agent.v1.CacheHeaderR\x06header\x12\x19\n" +
+	"\bentry_id\x18\x02 \x01(\tR\aentryId\"L\n" +
+	"\x17FinishCacheSaveResponse\x121\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1b.arcade.agent.v1.CacheEntryR\x05entry*\x8c\x01\n" +
 	"\vAgentStatus\x12\x1c\n" +
 	"\x18AGENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13AGENT_STATUS_ONLINE\x10\x01\x12\x18\n" +
@@ -4308,7 +5478,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x1dARTIFACT_TRANSFER_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ARTIFACT_TRANSFER_DIRECT\x10\x01\x12\x1c\n" +
 	"\x18ARTIFACT_TRANSFER_SERVER\x10\x02\x12\x1e\n" +
-	"\x1aARTIFACT_TRANSFER_NOT_KEPT\x10\x032\x82\v\n" +
+	"\x1aARTIFACT_TRANSFER_NOT_KEPT\x10\x032\xbf\x0f\n" +
 	"\fAgentService\x12O\n" +
 	"\bRegister\x12 .arcade.agent.v1.RegisterRequest\x1a!.arcade.agent.v1.RegisterResponse\x12U\n" +
 	"\n" +
@@ -4323,7 +5493,13 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"ListAgents\x12\".arcade.agent.v1.ListAgentsRequest\x1a#.arcade.agent.v1.ListAgentsResponse\x12X\n" +
 	"\vRevokeAgent\x12#.arcade.agent.v1.RevokeAgentRequest\x1a$.arcade.agent.v1.RevokeAgentResponse\x12c\n" +
-	"\x0eDownloadPlugin\x12&.arcade.agent.v1.DownloadPluginRequest\x1a'.arcade.agent.v1.DownloadPluginResponse0\x01\x12c\n" +
+	"\x0eDownloadPlugin\x12&.arcade.agent.v1.DownloadPluginRequest\x1a'.arcade.agent.v1.DownloadPluginResponse0\x01\x12`\n" +
+	"\rDownloadInput\x12%.arcade.agent.v1.DownloadInputRequest\x1a&.arcade.agent.v1.DownloadInputResponse0\x01\x12X\n" +
+	"\vLookupCache\x12#.arcade.agent.v1.LookupCacheRequest\x1a$.arcade.agent.v1.LookupCacheResponse\x12`\n" +
+	"\rDownloadCache\x12%.arcade.agent.v1.DownloadCacheRequest\x1a&.arcade.agent.v1.DownloadCacheResponse0\x01\x12a\n" +
+	"\x0eBeginCacheSave\x12&.arcade.agent.v1.BeginCacheSaveRequest\x1a'.arcade.agent.v1.BeginCacheSaveResponse\x12d\n" +
+	"\x0fFinishCacheSave\x12'.arcade.agent.v1.FinishCacheSaveRequest\x1a(.arcade.agent.v1.FinishCacheSaveResponse\x12T\n" +
+	"\tSaveCache\x12!.arcade.agent.v1.SaveCacheRequest\x1a\".arcade.agent.v1.SaveCacheResponse(\x01\x12c\n" +
 	"\x0eUploadArtifact\x12&.arcade.agent.v1.UploadArtifactRequest\x1a'.arcade.agent.v1.UploadArtifactResponse(\x01\x12p\n" +
 	"\x13BeginArtifactUpload\x12+.arcade.agent.v1.BeginArtifactUploadRequest\x1a,.arcade.agent.v1.BeginArtifactUploadResponse\x12s\n" +
 	"\x14FinishArtifactUpload\x12,.arcade.agent.v1.FinishArtifactUploadRequest\x1a-.arcade.agent.v1.FinishArtifactUploadResponseB2Z0github.com/go-arcade/arcade/api/agent/v1;agentv1b\x06proto3"
@@ -4341,7 +5517,7 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                     // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                       // 1: arcade.agent.v1.JobStatus
@@ -4356,169 +5532,215 @@ var file_api_agent_v1_agent_proto_goTypes = []any{
 	(*LabelSelector)(nil),                // 10: arcade.agent.v1.LabelSelector
 	(*ArtifactConfig)(nil),               // 11: arcade.agent.v1.ArtifactConfig
 	(*Job)(nil),                          // 12: arcade.agent.v1.Job
-	(*Checkout)(nil),                     // 13: arcade.agent.v1.Checkout
-	(*ContainerOptions)(nil),             // 14: arcade.agent.v1.ContainerOptions
-	(*ServiceContainer)(nil),             // 15: arcade.agent.v1.ServiceContainer
-	(*Step)(nil),                         // 16: arcade.agent.v1.Step
-	(*PluginModule)(nil),                 // 17: arcade.agent.v1.PluginModule
-	(*LogChunk)(nil),                     // 18: arcade.agent.v1.LogChunk
-	(*AgentMetrics)(nil),                 // 19: arcade.agent.v1.AgentMetrics
-	(*Agent)(nil),                        // 20: arcade.agent.v1.Agent
-	(*RegisterRequest)(nil),              // 21: arcade.agent.v1.RegisterRequest
-	(*RegisterResponse)(nil),             // 22: arcade.agent.v1.RegisterResponse
-	(*UnregisterRequest)(nil),            // 23: arcade.agent.v1.UnregisterRequest
-	(*UnregisterResponse)(nil),           // 24: arcade.agent.v1.UnregisterResponse
-	(*HeartbeatRequest)(nil),             // 25: arcade.agent.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 26: arcade.agent.v1.HeartbeatResponse
-	(*UpdateLabelsRequest)(nil),          // 27: arcade.agent.v1.UpdateLabelsRequest
-	(*UpdateLabelsResponse)(nil),         // 28: arcade.agent.v1.UpdateLabelsResponse
-	(*FetchJobRequest)(nil),              // 29: arcade.agent.v1.FetchJobRequest
-	(*FetchJobResponse)(nil),             // 30: arcade.agent.v1.FetchJobResponse
-	(*ReportJobStatusRequest)(nil),       // 31: arcade.agent.v1.ReportJobStatusRequest
-	(*ReportJobStatusResponse)(nil),      // 32: arcade.agent.v1.ReportJobStatusResponse
-	(*Artifact)(nil),                     // 33: arcade.agent.v1.Artifact
-	(*ReportJobLogRequest)(nil),          // 34: arcade.agent.v1.ReportJobLogRequest
-	(*ReportJobLogResponse)(nil),         // 35: arcade.agent.v1.ReportJobLogResponse
-	(*CancelJobRequest)(nil),             // 36: arcade.agent.v1.CancelJobRequest
-	(*JobCancellation)(nil),              // 37: arcade.agent.v1.JobCancellation
-	(*CancelJobResponse)(nil),            // 38: arcade.agent.v1.CancelJobResponse
-	(*GetAgentRequest)(nil),              // 39: arcade.agent.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),             // 40: arcade.agent.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),            // 41: arcade.agent.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),           // 42: arcade.agent.v1.ListAgentsResponse
-	(*RevokeAgentRequest)(nil),           // 43: arcade.agent.v1.RevokeAgentRequest
-	(*RevokeAgentResponse)(nil),          // 44: arcade.agent.v1.RevokeAgentResponse
-	(*DownloadPluginRequest)(nil),        // 45: arcade.agent.v1.DownloadPluginRequest
-	(*DownloadPluginResponse)(nil),       // 46: arcade.agent.v1.DownloadPluginResponse
-	(*ArtifactHeader)(nil),               // 47: arcade.agent.v1.ArtifactHeader
-	(*UploadArtifactRequest)(nil),        // 48: arcade.agent.v1.UploadArtifactRequest
-	(*UploadArtifactResponse)(nil),       // 49: arcade.agent.v1.UploadArtifactResponse
-	(*PresignedRequest)(nil),             // 50: arcade.agent.v1.PresignedRequest
-	(*BeginArtifactUploadRequest)(nil),   // 51: arcade.agent.v1.BeginArtifactUploadRequest
-	(*BeginArtifactUploadResponse)(nil),  // 52: arcade.agent.v1.BeginArtifactUploadResponse
-	(*FinishArtifactUploadRequest)(nil),  // 53: arcade.agent.v1.FinishArtifactUploadRequest
-	(*FinishArtifactUploadResponse)(nil), // 54: arcade.agent.v1.FinishArtifactUploadResponse
-	nil,                                  // 55: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                                  // 56: arcade.agent.v1.Job.EnvEntry
-	nil,                                  // 57: arcade.agent.v1.Job.SecretsEntry
-	nil,                                  // 58: arcade.agent.v1.ServiceContainer.EnvEntry
-	nil,                                  // 59: arcade.agent.v1.Step.WithEntry
-	nil,                                  // 60: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                                  // 61: arcade.agent.v1.PluginModule.SecretConfigEntry
-	nil,                                  // 62: arcade.agent.v1.Agent.LabelsEntry
-	nil,                                  // 63: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                                  // 64: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                                  // 65: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                                  // 66: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	nil,                                  // 67: arcade.agent.v1.PresignedRequest.HeadersEntry
-	(*durationpb.Duration)(nil),          // 68: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 69: google.protobuf.Timestamp
+	(*CacheConfig)(nil),                  // 13: arcade.agent.v1.CacheConfig
+	(*JobInput)(nil),                     // 14: arcade.agent.v1.JobInput
+	(*Checkout)(nil),                     // 15: arcade.agent.v1.Checkout
+	(*ContainerOptions)(nil),             // 16: arcade.agent.v1.ContainerOptions
+	(*ServiceContainer)(nil),             // 17: arcade.agent.v1.ServiceContainer
+	(*Step)(nil),                         // 18: arcade.agent.v1.Step
+	(*PluginModule)(nil),                 // 19: arcade.agent.v1.PluginModule
+	(*LogChunk)(nil),                     // 20: arcade.agent.v1.LogChunk
+	(*AgentMetrics)(nil),                 // 21: arcade.agent.v1.AgentMetrics
+	(*Agent)(nil),                        // 22: arcade.agent.v1.Agent
+	(*RegisterRequest)(nil),              // 23: arcade.agent.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 24: arcade.agent.v1.RegisterResponse
+	(*UnregisterRequest)(nil),            // 25: arcade.agent.v1.UnregisterRequest
+	(*UnregisterResponse)(nil),           // 26: arcade.agent.v1.UnregisterResponse
+	(*HeartbeatRequest)(nil),             // 27: arcade.agent.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 28: arcade.agent.v1.HeartbeatResponse
+	(*UpdateLabelsRequest)(nil),          // 29: arcade.agent.v1.UpdateLabelsRequest
+	(*UpdateLabelsResponse)(nil),         // 30: arcade.agent.v1.UpdateLabelsResponse
+	(*FetchJobRequest)(nil),              // 31: arcade.agent.v1.FetchJobRequest
+	(*FetchJobResponse)(nil),             // 32: arcade.agent.v1.FetchJobResponse
+	(*ReportJobStatusRequest)(nil),       // 33: arcade.agent.v1.ReportJobStatusRequest
+	(*ReportJobStatusResponse)(nil),      // 34: arcade.agent.v1.ReportJobStatusResponse
+	(*Artifact)(nil),                     // 35: arcade.agent.v1.Artifact
+	(*ReportJobLogRequest)(nil),          // 36: arcade.agent.v1.ReportJobLogRequest
+	(*ReportJobLogResponse)(nil),         // 37: arcade.agent.v1.ReportJobLogResponse
+	(*CancelJobRequest)(nil),             // 38: arcade.agent.v1.CancelJobRequest
+	(*JobCancellation)(nil),              // 39: arcade.agent.v1.JobCancellation
+	(*CancelJobResponse)(nil),            // 40: arcade.agent.v1.CancelJobResponse
+	(*GetAgentRequest)(nil),              // 41: arcade.agent.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),             // 42: arcade.agent.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),            // 43: arcade.agent.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),           // 44: arcade.agent.v1.ListAgentsResponse
+	(*RevokeAgentRequest)(nil),           // 45: arcade.agent.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),          // 46: arcade.agent.v1.RevokeAgentResponse
+	(*DownloadPluginRequest)(nil),        // 47: arcade.agent.v1.DownloadPluginRequest
+	(*DownloadPluginResponse)(nil),       // 48: arcade.agent.v1.DownloadPluginResponse
+	(*ArtifactHeader)(nil),               // 49: arcade.agent.v1.ArtifactHeader
+	(*UploadArtifactRequest)(nil),        // 50: arcade.agent.v1.UploadArtifactRequest
+	(*UploadArtifactResponse)(nil),       // 51: arcade.agent.v1.UploadArtifactResponse
+	(*DownloadInputRequest)(nil),         // 52: arcade.agent.v1.DownloadInputRequest
+	(*DownloadInputResponse)(nil),        // 53: arcade.agent.v1.DownloadInputResponse
+	(*CacheEntry)(nil),                   // 54: arcade.agent.v1.CacheEntry
+	(*LookupCacheRequest)(nil),           // 55: arcade.agent.v1.LookupCacheRequest
+	(*LookupCacheResponse)(nil),          // 56: arcade.agent.v1.LookupCacheResponse
+	(*DownloadCacheRequest)(nil),         // 57: arcade.agent.v1.DownloadCacheRequest
+	(*DownloadCacheResponse)(nil),        // 58: arcade.agent.v1.DownloadCacheResponse
+	(*CacheHeader)(nil),                  // 59: arcade.agent.v1.CacheHeader
+	(*SaveCacheRequest)(nil),             // 60: arcade.agent.v1.SaveCacheRequest
+	(*SaveCacheResponse)(nil),            // 61: arcade.agent.v1.SaveCacheResponse
+	(*PresignedRequest)(nil),             // 62: arcade.agent.v1.PresignedRequest
+	(*BeginArtifactUploadRequest)(nil),   // 63: arcade.agent.v1.BeginArtifactUploadRequest
+	(*BeginArtifactUploadResponse)(nil),  // 64: arcade.agent.v1.BeginArtifactUploadResponse
+	(*FinishArtifactUploadRequest)(nil),  // 65: arcade.agent.v1.FinishArtifactUploadRequest
+	(*FinishArtifactUploadResponse)(nil), // 66: arcade.agent.v1.FinishArtifactUploadResponse
+	(*BeginCacheSaveRequest)(nil),        // 67: arcade.agent.v1.BeginCacheSaveRequest
+	(*BeginCacheSaveResponse)(nil),       // 68: arcade.agent.v1.BeginCacheSaveResponse
+	(*FinishCacheSaveRequest)(nil),       // 69: arcade.agent.v1.FinishCacheSaveRequest
+	(*FinishCacheSaveResponse)(nil),      // 70: arcade.agent.v1.FinishCacheSaveResponse
+	nil,                                  // 71: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                                  // 72: arcade.agent.v1.Job.EnvEntry
+	nil,                                  // 73: arcade.agent.v1.Job.SecretsEntry
+	nil,                                  // 74: arcade.agent.v1.Job.ContextEntry
+	nil,                                  // 75: arcade.agent.v1.ServiceContainer.EnvEntry
+	nil,                                  // 76: arcade.agent.v1.Step.WithEntry
+	nil,                                  // 77: arcade.agent.v1.PluginModule.ConfigEntry
+	nil,                                  // 78: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                                  // 79: arcade.agent.v1.Agent.LabelsEntry
+	nil,                                  // 80: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 81: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                                  // 82: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                                  // 83: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	nil,                                  // 84: arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	nil,                                  // 85: arcade.agent.v1.PresignedRequest.HeadersEntry
+	(*durationpb.Duration)(nil),          // 86: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 87: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
-	2,  // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	55, // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	9,  // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	68, // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	56, // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	68, // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
-	11, // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	10, // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	57, // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
-	16, // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
-	17, // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
-	14, // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
-	13, // 12: arcade.agent.v1.Job.checkout:type_name -> arcade.agent.v1.Checkout
-	3,  // 13: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
-	15, // 14: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
-	58, // 15: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
-	68, // 16: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
-	59, // 17: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	68, // 18: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
-	60, // 19: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	68, // 20: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	61, // 21: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
-	69, // 22: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	5,  // 23: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	6,  // 24: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	69, // 25: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	62, // 26: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,  // 27: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	69, // 28: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	69, // 29: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	19, // 30: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	63, // 31: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	68, // 32: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	68, // 33: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	20, // 34: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	19, // 35: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	64, // 36: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	68, // 37: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	65, // 38: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,  // 39: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	66, // 40: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	7,  // 41: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	20, // 42: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	68, // 43: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	12, // 44: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	69, // 45: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 46: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	69, // 47: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	33, // 48: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	4,  // 49: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
-	69, // 50: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	69, // 51: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	18, // 52: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	68, // 53: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	37, // 54: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	20, // 55: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,  // 56: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	20, // 57: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	20, // 58: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	17, // 59: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	47, // 60: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	33, // 61: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	67, // 62: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
-	69, // 63: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
-	47, // 64: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	8,  // 65: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
-	50, // 66: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
-	47, // 67: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	33, // 68: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	21, // 69: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	23, // 70: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	25, // 71: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	27, // 72: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	29, // 73: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	31, // 74: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	34, // 75: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	36, // 76: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	39, // 77: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	41, // 78: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	43, // 79: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	45, // 80: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	48, // 81: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	51, // 82: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
-	53, // 83: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
-	22, // 84: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	24, // 85: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	26, // 86: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	28, // 87: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	30, // 88: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	32, // 89: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	35, // 90: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	38, // 91: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	40, // 92: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	42, // 93: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	44, // 94: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	46, // 95: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	49, // 96: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	52, // 97: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
-	54, // 98: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
-	84, // [84:99] is the sub-list for method output_type
-	69, // [69:84] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	2,   // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
+	71,  // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	9,   // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
+	86,  // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	72,  // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	86,  // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	11,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	10,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	73,  // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	18,  // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
+	19,  // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
+	16,  // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
+	15,  // 12: arcade.agent.v1.Job.checkout:type_name -> arcade.agent.v1.Checkout
+	13,  // 13: arcade.agent.v1.Job.cache:type_name -> arcade.agent.v1.CacheConfig
+	74,  // 14: arcade.agent.v1.Job.context:type_name -> arcade.agent.v1.Job.ContextEntry
+	14,  // 15: arcade.agent.v1.Job.inputs:type_name -> arcade.agent.v1.JobInput
+	3,   // 16: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
+	17,  // 17: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
+	75,  // 18: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
+	86,  // 19: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
+	76,  // 20: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
+	86,  // 21: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	77,  // 22: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
+	86,  // 23: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	78,  // 24: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	87,  // 25: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	5,   // 26: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	6,   // 27: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	87,  // 28: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	79,  // 29: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,   // 30: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	87,  // 31: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	87,  // 32: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	21,  // 33: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	80,  // 34: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	86,  // 35: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	86,  // 36: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	22,  // 37: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	21,  // 38: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	81,  // 39: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	86,  // 40: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	82,  // 41: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,   // 42: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	83,  // 43: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	7,   // 44: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	22,  // 45: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	86,  // 46: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	12,  // 47: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	87,  // 48: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,   // 49: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	87,  // 50: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	35,  // 51: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	4,   // 52: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
+	84,  // 53: arcade.agent.v1.ReportJobStatusRequest.outputs:type_name -> arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	87,  // 54: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 55: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	20,  // 56: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	86,  // 57: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	39,  // 58: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	22,  // 59: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,   // 60: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	22,  // 61: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	22,  // 62: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	19,  // 63: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	49,  // 64: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	35,  // 65: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	35,  // 66: arcade.agent.v1.DownloadInputResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	87,  // 67: arcade.agent.v1.CacheEntry.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 68: arcade.agent.v1.CacheEntry.last_used_at:type_name -> google.protobuf.Timestamp
+	62,  // 69: arcade.agent.v1.CacheEntry.download:type_name -> arcade.agent.v1.PresignedRequest
+	54,  // 70: arcade.agent.v1.LookupCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	59,  // 71: arcade.agent.v1.SaveCacheRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	54,  // 72: arcade.agent.v1.SaveCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	85,  // 73: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
+	87,  // 74: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
+	49,  // 75: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	8,   // 76: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	62,  // 77: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	49,  // 78: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	35,  // 79: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	59,  // 80: arcade.agent.v1.BeginCacheSaveRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	8,   // 81: arcade.agent.v1.BeginCacheSaveResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	62,  // 82: arcade.agent.v1.BeginCacheSaveResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	59,  // 83: arcade.agent.v1.FinishCacheSaveRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	54,  // 84: arcade.agent.v1.FinishCacheSaveResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	23,  // 85: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	25,  // 86: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	27,  // 87: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	29,  // 88: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	31,  // 89: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	33,  // 90: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	36,  // 91: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	38,  // 92: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	41,  // 93: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	43,  // 94: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	45,  // 95: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	47,  // 96: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	52,  // 97: arcade.agent.v1.AgentService.DownloadInput:input_type -> arcade.agent.v1.DownloadInputRequest
+	55,  // 98: arcade.agent.v1.AgentService.LookupCache:input_type -> arcade.agent.v1.LookupCacheRequest
+	57,  // 99: arcade.agent.v1.AgentService.DownloadCache:input_type -> arcade.agent.v1.DownloadCacheRequest
+	67,  // 100: arcade.agent.v1.AgentService.BeginCacheSave:input_type -> arcade.agent.v1.BeginCacheSaveRequest
+	69,  // 101: arcade.agent.v1.AgentService.FinishCacheSave:input_type -> arcade.agent.v1.FinishCacheSaveRequest
+	60,  // 102: arcade.agent.v1.AgentService.SaveCache:input_type -> arcade.agent.v1.SaveCacheRequest
+	50,  // 103: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	63,  // 104: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
+	65,  // 105: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
+	24,  // 106: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	26,  // 107: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	28,  // 108: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	30,  // 109: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	32,  // 110: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	34,  // 111: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	37,  // 112: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	40,  // 113: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	42,  // 114: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	44,  // 115: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	46,  // 116: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	48,  // 117: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	53,  // 118: arcade.agent.v1.AgentService.DownloadInput:output_type -> arcade.agent.v1.DownloadInputResponse
+	56,  // 119: arcade.agent.v1.AgentService.LookupCache:output_type -> arcade.agent.v1.LookupCacheResponse
+	58,  // 120: arcade.agent.v1.AgentService.DownloadCache:output_type -> arcade.agent.v1.DownloadCacheResponse
+	68,  // 121: arcade.agent.v1.AgentService.BeginCacheSave:output_type -> arcade.agent.v1.BeginCacheSaveResponse
+	70,  // 122: arcade.agent.v1.AgentService.FinishCacheSave:output_type -> arcade.agent.v1.FinishCacheSaveResponse
+	61,  // 123: arcade.agent.v1.AgentService.SaveCache:output_type -> arcade.agent.v1.SaveCacheResponse
+	51,  // 124: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	64,  // 125: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
+	66,  // 126: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
+	106, // [106:127] is the sub-list for method output_type
+	85,  // [85:106] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -4526,9 +5748,13 @@ func file_api_agent_v1_agent_proto_init() {
 	if File_api_agent_v1_agent_proto != nil {
 		return
 	}
-	file_api_agent_v1_agent_proto_msgTypes[39].OneofWrappers = []any{
+	file_api_agent_v1_agent_proto_msgTypes[41].OneofWrappers = []any{
 		(*UploadArtifactRequest_Header)(nil),
 		(*UploadArtifactRequest_Data)(nil),
+	}
+	file_api_agent_v1_agent_proto_msgTypes[51].OneofWrappers = []any{
+		(*SaveCacheRequest_Header)(nil),
+		(*SaveCacheRequest_Data)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4536,7 +5762,7 @@ func file_api_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   59,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

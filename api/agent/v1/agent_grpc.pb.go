@@ -36,6 +36,12 @@ const (
 	AgentService_ListAgents_FullMethodName           = "/arcade.agent.v1.AgentService/ListAgents"
 	AgentService_RevokeAgent_FullMethodName          = "/arcade.agent.v1.AgentService/RevokeAgent"
 	AgentService_DownloadPlugin_FullMethodName       = "/arcade.agent.v1.AgentService/DownloadPlugin"
+	AgentService_DownloadInput_FullMethodName        = "/arcade.agent.v1.AgentService/DownloadInput"
+	AgentService_LookupCache_FullMethodName          = "/arcade.agent.v1.AgentService/LookupCache"
+	AgentService_DownloadCache_FullMethodName        = "/arcade.agent.v1.AgentService/DownloadCache"
+	AgentService_BeginCacheSave_FullMethodName       = "/arcade.agent.v1.AgentService/BeginCacheSave"
+	AgentService_FinishCacheSave_FullMethodName      = "/arcade.agent.v1.AgentService/FinishCacheSave"
+	AgentService_SaveCache_FullMethodName            = "/arcade.agent.v1.AgentService/SaveCache"
 	AgentService_UploadArtifact_FullMethodName       = "/arcade.agent.v1.AgentService/UploadArtifact"
 	AgentService_BeginArtifactUpload_FullMethodName  = "/arcade.agent.v1.AgentService/BeginArtifactUpload"
 	AgentService_FinishArtifactUpload_FullMethodName = "/arcade.agent.v1.AgentService/FinishArtifactUpload"
@@ -78,6 +84,27 @@ type AgentServiceClient interface {
 	// signature), the following ones its bytes. The agent checks the sha256 (and
 	// the signature when it trusts keys) before it caches the module.
 	DownloadPlugin(ctx context.Context, in *DownloadPluginRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadPluginResponse], error)
+	// DownloadInput streams an artifact of an upstream job that the job asks
+	// for (needs_artifacts): the first message carries its description, the
+	// following ones its bytes. Only the agent running the job may ask, and
+	// only for the artifacts the job was given as inputs.
+	DownloadInput(ctx context.Context, in *DownloadInputRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadInputResponse], error)
+	// LookupCache finds the cache entry a job restores: its key exactly, else
+	// the newest entry whose key starts with one of its restore keys, in
+	// order; in the job's branch first, then in the default branch.
+	LookupCache(ctx context.Context, in *LookupCacheRequest, opts ...grpc.CallOption) (*LookupCacheResponse, error)
+	// DownloadCache streams a cache entry found by LookupCache.
+	DownloadCache(ctx context.Context, in *DownloadCacheRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadCacheResponse], error)
+	// BeginCacheSave checks a cache save and says how its bytes go: straight
+	// to the store with a presigned PUT when it makes them, else through
+	// SaveCache. FinishCacheSave records an entry put straight.
+	BeginCacheSave(ctx context.Context, in *BeginCacheSaveRequest, opts ...grpc.CallOption) (*BeginCacheSaveResponse, error)
+	FinishCacheSave(ctx context.Context, in *FinishCacheSaveRequest, opts ...grpc.CallOption) (*FinishCacheSaveResponse, error)
+	// SaveCache streams a job's cache archive to the server: the first message
+	// carries the header, the following ones the bytes. The server checks size
+	// and sha256, keeps it through the storage plugin, and evicts the least
+	// recently used entries over the size limit.
+	SaveCache(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SaveCacheRequest, SaveCacheResponse], error)
 	// UploadArtifact streams one artifact of a job attempt to the server: the
 	// first message carries the header, the following ones the bytes. The server
 	// checks size and sha256 and stores it through the storage plugin.
@@ -231,9 +258,90 @@ func (c *agentServiceClient) DownloadPlugin(ctx context.Context, in *DownloadPlu
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_DownloadPluginClient = grpc.ServerStreamingClient[DownloadPluginResponse]
 
+func (c *agentServiceClient) DownloadInput(ctx context.Context, in *DownloadInputRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadInputResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[1], AgentService_DownloadInput_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadInputRequest, DownloadInputResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_DownloadInputClient = grpc.ServerStreamingClient[DownloadInputResponse]
+
+func (c *agentServiceClient) LookupCache(ctx context.Context, in *LookupCacheRequest, opts ...grpc.CallOption) (*LookupCacheResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupCacheResponse)
+	err := c.cc.Invoke(ctx, AgentService_LookupCache_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) DownloadCache(ctx context.Context, in *DownloadCacheRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadCacheResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[2], AgentService_DownloadCache_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadCacheRequest, DownloadCacheResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_DownloadCacheClient = grpc.ServerStreamingClient[DownloadCacheResponse]
+
+func (c *agentServiceClient) BeginCacheSave(ctx context.Context, in *BeginCacheSaveRequest, opts ...grpc.CallOption) (*BeginCacheSaveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginCacheSaveResponse)
+	err := c.cc.Invoke(ctx, AgentService_BeginCacheSave_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) FinishCacheSave(ctx context.Context, in *FinishCacheSaveRequest, opts ...grpc.CallOption) (*FinishCacheSaveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FinishCacheSaveResponse)
+	err := c.cc.Invoke(ctx, AgentService_FinishCacheSave_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) SaveCache(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SaveCacheRequest, SaveCacheResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[3], AgentService_SaveCache_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SaveCacheRequest, SaveCacheResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_SaveCacheClient = grpc.ClientStreamingClient[SaveCacheRequest, SaveCacheResponse]
+
 func (c *agentServiceClient) UploadArtifact(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadArtifactRequest, UploadArtifactResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[1], AgentService_UploadArtifact_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[4], AgentService_UploadArtifact_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +409,27 @@ type AgentServiceServer interface {
 	// signature), the following ones its bytes. The agent checks the sha256 (and
 	// the signature when it trusts keys) before it caches the module.
 	DownloadPlugin(*DownloadPluginRequest, grpc.ServerStreamingServer[DownloadPluginResponse]) error
+	// DownloadInput streams an artifact of an upstream job that the job asks
+	// for (needs_artifacts): the first message carries its description, the
+	// following ones its bytes. Only the agent running the job may ask, and
+	// only for the artifacts the job was given as inputs.
+	DownloadInput(*DownloadInputRequest, grpc.ServerStreamingServer[DownloadInputResponse]) error
+	// LookupCache finds the cache entry a job restores: its key exactly, else
+	// the newest entry whose key starts with one of its restore keys, in
+	// order; in the job's branch first, then in the default branch.
+	LookupCache(context.Context, *LookupCacheRequest) (*LookupCacheResponse, error)
+	// DownloadCache streams a cache entry found by LookupCache.
+	DownloadCache(*DownloadCacheRequest, grpc.ServerStreamingServer[DownloadCacheResponse]) error
+	// BeginCacheSave checks a cache save and says how its bytes go: straight
+	// to the store with a presigned PUT when it makes them, else through
+	// SaveCache. FinishCacheSave records an entry put straight.
+	BeginCacheSave(context.Context, *BeginCacheSaveRequest) (*BeginCacheSaveResponse, error)
+	FinishCacheSave(context.Context, *FinishCacheSaveRequest) (*FinishCacheSaveResponse, error)
+	// SaveCache streams a job's cache archive to the server: the first message
+	// carries the header, the following ones the bytes. The server checks size
+	// and sha256, keeps it through the storage plugin, and evicts the least
+	// recently used entries over the size limit.
+	SaveCache(grpc.ClientStreamingServer[SaveCacheRequest, SaveCacheResponse]) error
 	// UploadArtifact streams one artifact of a job attempt to the server: the
 	// first message carries the header, the following ones the bytes. The server
 	// checks size and sha256 and stores it through the storage plugin.
@@ -360,6 +489,24 @@ func (UnimplementedAgentServiceServer) RevokeAgent(context.Context, *RevokeAgent
 }
 func (UnimplementedAgentServiceServer) DownloadPlugin(*DownloadPluginRequest, grpc.ServerStreamingServer[DownloadPluginResponse]) error {
 	return status.Error(codes.Unimplemented, "method DownloadPlugin not implemented")
+}
+func (UnimplementedAgentServiceServer) DownloadInput(*DownloadInputRequest, grpc.ServerStreamingServer[DownloadInputResponse]) error {
+	return status.Error(codes.Unimplemented, "method DownloadInput not implemented")
+}
+func (UnimplementedAgentServiceServer) LookupCache(context.Context, *LookupCacheRequest) (*LookupCacheResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupCache not implemented")
+}
+func (UnimplementedAgentServiceServer) DownloadCache(*DownloadCacheRequest, grpc.ServerStreamingServer[DownloadCacheResponse]) error {
+	return status.Error(codes.Unimplemented, "method DownloadCache not implemented")
+}
+func (UnimplementedAgentServiceServer) BeginCacheSave(context.Context, *BeginCacheSaveRequest) (*BeginCacheSaveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BeginCacheSave not implemented")
+}
+func (UnimplementedAgentServiceServer) FinishCacheSave(context.Context, *FinishCacheSaveRequest) (*FinishCacheSaveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FinishCacheSave not implemented")
+}
+func (UnimplementedAgentServiceServer) SaveCache(grpc.ClientStreamingServer[SaveCacheRequest, SaveCacheResponse]) error {
+	return status.Error(codes.Unimplemented, "method SaveCache not implemented")
 }
 func (UnimplementedAgentServiceServer) UploadArtifact(grpc.ClientStreamingServer[UploadArtifactRequest, UploadArtifactResponse]) error {
 	return status.Error(codes.Unimplemented, "method UploadArtifact not implemented")
@@ -600,6 +747,89 @@ func _AgentService_DownloadPlugin_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_DownloadPluginServer = grpc.ServerStreamingServer[DownloadPluginResponse]
 
+func _AgentService_DownloadInput_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadInputRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AgentServiceServer).DownloadInput(m, &grpc.GenericServerStream[DownloadInputRequest, DownloadInputResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_DownloadInputServer = grpc.ServerStreamingServer[DownloadInputResponse]
+
+func _AgentService_LookupCache_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupCacheRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).LookupCache(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_LookupCache_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).LookupCache(ctx, req.(*LookupCacheRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_DownloadCache_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadCacheRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AgentServiceServer).DownloadCache(m, &grpc.GenericServerStream[DownloadCacheRequest, DownloadCacheResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_DownloadCacheServer = grpc.ServerStreamingServer[DownloadCacheResponse]
+
+func _AgentService_BeginCacheSave_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginCacheSaveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).BeginCacheSave(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_BeginCacheSave_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).BeginCacheSave(ctx, req.(*BeginCacheSaveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_FinishCacheSave_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FinishCacheSaveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).FinishCacheSave(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_FinishCacheSave_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).FinishCacheSave(ctx, req.(*FinishCacheSaveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_SaveCache_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).SaveCache(&grpc.GenericServerStream[SaveCacheRequest, SaveCacheResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_SaveCacheServer = grpc.ClientStreamingServer[SaveCacheRequest, SaveCacheResponse]
+
 func _AgentService_UploadArtifact_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(AgentServiceServer).UploadArtifact(&grpc.GenericServerStream[UploadArtifactRequest, UploadArtifactResponse]{ServerStream: stream})
 }
@@ -695,6 +925,18 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AgentService_RevokeAgent_Handler,
 		},
 		{
+			MethodName: "LookupCache",
+			Handler:    _AgentService_LookupCache_Handler,
+		},
+		{
+			MethodName: "BeginCacheSave",
+			Handler:    _AgentService_BeginCacheSave_Handler,
+		},
+		{
+			MethodName: "FinishCacheSave",
+			Handler:    _AgentService_FinishCacheSave_Handler,
+		},
+		{
 			MethodName: "BeginArtifactUpload",
 			Handler:    _AgentService_BeginArtifactUpload_Handler,
 		},
@@ -708,6 +950,21 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "DownloadPlugin",
 			Handler:       _AgentService_DownloadPlugin_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "DownloadInput",
+			Handler:       _AgentService_DownloadInput_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "DownloadCache",
+			Handler:       _AgentService_DownloadCache_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "SaveCache",
+			Handler:       _AgentService_SaveCache_Handler,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "UploadArtifact",

@@ -28,6 +28,56 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// JobType is what a pipeline job is.
+type JobType int32
+
+const (
+	// Runs its commands or steps on an agent.
+	JobType_JOB_TYPE_UNSPECIFIED JobType = 0
+	// Waits for a person to approve or reject it (ApproveJob, RejectJob),
+	// or times out; runs on no agent.
+	JobType_JOB_TYPE_APPROVAL JobType = 1
+)
+
+// Enum value maps for JobType.
+var (
+	JobType_name = map[int32]string{
+		0: "JOB_TYPE_UNSPECIFIED",
+		1: "JOB_TYPE_APPROVAL",
+	}
+	JobType_value = map[string]int32{
+		"JOB_TYPE_UNSPECIFIED": 0,
+		"JOB_TYPE_APPROVAL":    1,
+	}
+)
+
+func (x JobType) Enum() *JobType {
+	p := new(JobType)
+	*p = x
+	return p
+}
+
+func (x JobType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobType) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_job_v1_job_proto_enumTypes[0].Descriptor()
+}
+
+func (JobType) Type() protoreflect.EnumType {
+	return &file_api_job_v1_job_proto_enumTypes[0]
+}
+
+func (x JobType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobType.Descriptor instead.
+func (JobType) EnumDescriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{0}
+}
+
 // When a pipeline job runs, given what it depends on.
 type RunCondition int32
 
@@ -65,11 +115,11 @@ func (x RunCondition) String() string {
 }
 
 func (RunCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_job_v1_job_proto_enumTypes[0].Descriptor()
+	return file_api_job_v1_job_proto_enumTypes[1].Descriptor()
 }
 
 func (RunCondition) Type() protoreflect.EnumType {
-	return &file_api_job_v1_job_proto_enumTypes[0]
+	return &file_api_job_v1_job_proto_enumTypes[1]
 }
 
 func (x RunCondition) Number() protoreflect.EnumNumber {
@@ -78,7 +128,7 @@ func (x RunCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RunCondition.Descriptor instead.
 func (RunCondition) EnumDescriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{0}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{1}
 }
 
 // TriggerType is what started a run.
@@ -121,11 +171,11 @@ func (x TriggerType) String() string {
 }
 
 func (TriggerType) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_job_v1_job_proto_enumTypes[1].Descriptor()
+	return file_api_job_v1_job_proto_enumTypes[2].Descriptor()
 }
 
 func (TriggerType) Type() protoreflect.EnumType {
-	return &file_api_job_v1_job_proto_enumTypes[1]
+	return &file_api_job_v1_job_proto_enumTypes[2]
 }
 
 func (x TriggerType) Number() protoreflect.EnumNumber {
@@ -134,7 +184,7 @@ func (x TriggerType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TriggerType.Descriptor instead.
 func (TriggerType) EnumDescriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{1}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{2}
 }
 
 // JobDetail is a job as the server keeps it.
@@ -184,7 +234,19 @@ type JobDetail struct {
 	TrustedAgents bool   `protobuf:"varint,29,opt,name=trusted_agents,json=trustedAgents,proto3" json:"trusted_agents,omitempty"`
 	TrustReason   string `protobuf:"bytes,30,opt,name=trust_reason,json=trustReason,proto3" json:"trust_reason,omitempty"`
 	// How the job runs in its image (with image only).
-	Container     *v1.ContainerOptions `protobuf:"bytes,31,opt,name=container,proto3" json:"container,omitempty"`
+	Container *v1.ContainerOptions `protobuf:"bytes,31,opt,name=container,proto3" json:"container,omitempty"`
+	// The job's outputs; values holding a secret are shown as ***.
+	Outputs map[string]string `protobuf:"bytes,60,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The matrix the job is a combination of, with its values.
+	Matrix *MatrixInstance `protobuf:"bytes,61,opt,name=matrix,proto3" json:"matrix,omitempty"`
+	Type   JobType         `protobuf:"varint,62,opt,name=type,proto3,enum=arcade.job.v1.JobType" json:"type,omitempty"`
+	// An approval job's decision (or when it times out).
+	Approval *Approval `protobuf:"bytes,63,opt,name=approval,proto3" json:"approval,omitempty"`
+	// The concurrency group the job belongs to, its name filled in.
+	ConcurrencyGroup string `protobuf:"bytes,64,opt,name=concurrency_group,json=concurrencyGroup,proto3" json:"concurrency_group,omitempty"`
+	// Why a pending job is held back from agents: waiting for an approval,
+	// or for its concurrency group.
+	Held          string `protobuf:"bytes,65,opt,name=held,proto3" json:"held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -436,6 +498,684 @@ func (x *JobDetail) GetContainer() *v1.ContainerOptions {
 	return nil
 }
 
+func (x *JobDetail) GetOutputs() map[string]string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *JobDetail) GetMatrix() *MatrixInstance {
+	if x != nil {
+		return x.Matrix
+	}
+	return nil
+}
+
+func (x *JobDetail) GetType() JobType {
+	if x != nil {
+		return x.Type
+	}
+	return JobType_JOB_TYPE_UNSPECIFIED
+}
+
+func (x *JobDetail) GetApproval() *Approval {
+	if x != nil {
+		return x.Approval
+	}
+	return nil
+}
+
+func (x *JobDetail) GetConcurrencyGroup() string {
+	if x != nil {
+		return x.ConcurrencyGroup
+	}
+	return ""
+}
+
+func (x *JobDetail) GetHeld() string {
+	if x != nil {
+		return x.Held
+	}
+	return ""
+}
+
+// Approval is the state of an approval job.
+type Approval struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "" while it waits, else approved, rejected or timed_out.
+	Decision string `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	// The named token that decided.
+	By      string                 `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	At      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	Comment string                 `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	// When it times out if nobody decides.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Approval) Reset() {
+	*x = Approval{}
+	mi := &file_api_job_v1_job_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Approval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Approval) ProtoMessage() {}
+
+func (x *Approval) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Approval.ProtoReflect.Descriptor instead.
+func (*Approval) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Approval) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *Approval) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Approval) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *Approval) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *Approval) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// Matrix expands a job into one job per combination of its axes' values,
+// each named by its values ("build (linux, 1.22)") and given them as env
+// (the axis name) and as matrix.AXIS in expressions.
+type Matrix struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Axes  []*MatrixAxis          `protobuf:"bytes,1,rep,name=axes,proto3" json:"axes,omitempty"`
+	// Combinations added; an entry equal to an existing combination on every
+	// axis adds its other values to that combination instead.
+	Include []*MatrixCombination `protobuf:"bytes,2,rep,name=include,proto3" json:"include,omitempty"`
+	// Combinations removed: each combination whose values match all of an
+	// entry's.
+	Exclude []*MatrixCombination `protobuf:"bytes,3,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	// When one combination fails, the others still running are cancelled and
+	// those not started do not start.
+	FailFast      bool `protobuf:"varint,4,opt,name=fail_fast,json=failFast,proto3" json:"fail_fast,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Matrix) Reset() {
+	*x = Matrix{}
+	mi := &file_api_job_v1_job_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Matrix) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Matrix) ProtoMessage() {}
+
+func (x *Matrix) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Matrix.ProtoReflect.Descriptor instead.
+func (*Matrix) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Matrix) GetAxes() []*MatrixAxis {
+	if x != nil {
+		return x.Axes
+	}
+	return nil
+}
+
+func (x *Matrix) GetInclude() []*MatrixCombination {
+	if x != nil {
+		return x.Include
+	}
+	return nil
+}
+
+func (x *Matrix) GetExclude() []*MatrixCombination {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+func (x *Matrix) GetFailFast() bool {
+	if x != nil {
+		return x.FailFast
+	}
+	return false
+}
+
+type MatrixAxis struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatrixAxis) Reset() {
+	*x = MatrixAxis{}
+	mi := &file_api_job_v1_job_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatrixAxis) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatrixAxis) ProtoMessage() {}
+
+func (x *MatrixAxis) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatrixAxis.ProtoReflect.Descriptor instead.
+func (*MatrixAxis) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MatrixAxis) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MatrixAxis) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type MatrixCombination struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        map[string]string      `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatrixCombination) Reset() {
+	*x = MatrixCombination{}
+	mi := &file_api_job_v1_job_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatrixCombination) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatrixCombination) ProtoMessage() {}
+
+func (x *MatrixCombination) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatrixCombination.ProtoReflect.Descriptor instead.
+func (*MatrixCombination) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MatrixCombination) GetValues() map[string]string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// MatrixInstance is, on an expanded job, the matrix it came from.
+type MatrixInstance struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The matrix job's name.
+	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Its values in axis order (then those include added).
+	Values        []*MatrixValue `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	FailFast      bool           `protobuf:"varint,3,opt,name=fail_fast,json=failFast,proto3" json:"fail_fast,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatrixInstance) Reset() {
+	*x = MatrixInstance{}
+	mi := &file_api_job_v1_job_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatrixInstance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatrixInstance) ProtoMessage() {}
+
+func (x *MatrixInstance) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatrixInstance.ProtoReflect.Descriptor instead.
+func (*MatrixInstance) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MatrixInstance) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *MatrixInstance) GetValues() []*MatrixValue {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *MatrixInstance) GetFailFast() bool {
+	if x != nil {
+		return x.FailFast
+	}
+	return false
+}
+
+type MatrixValue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatrixValue) Reset() {
+	*x = MatrixValue{}
+	mi := &file_api_job_v1_job_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatrixValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatrixValue) ProtoMessage() {}
+
+func (x *MatrixValue) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatrixValue.ProtoReflect.Descriptor instead.
+func (*MatrixValue) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *MatrixValue) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MatrixValue) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// Concurrency puts runs (on a pipeline) or jobs (on a job) in a group of
+// which one runs at a time, across every server replica.
+type Concurrency struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group's name; a template (core/expr) filled in by the server
+	// (env, matrix, arcade.branch, arcade.pipeline).
+	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// A newer member cancels the one under way (and older waiting ones)
+	// instead of waiting for it.
+	CancelInProgress bool `protobuf:"varint,2,opt,name=cancel_in_progress,json=cancelInProgress,proto3" json:"cancel_in_progress,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Concurrency) Reset() {
+	*x = Concurrency{}
+	mi := &file_api_job_v1_job_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Concurrency) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Concurrency) ProtoMessage() {}
+
+func (x *Concurrency) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Concurrency.ProtoReflect.Descriptor instead.
+func (*Concurrency) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Concurrency) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Concurrency) GetCancelInProgress() bool {
+	if x != nil {
+		return x.CancelInProgress
+	}
+	return false
+}
+
+type ApproveJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	RunId string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The approval job's name.
+	Job           string `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	Comment       string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveJobRequest) Reset() {
+	*x = ApproveJobRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveJobRequest) ProtoMessage() {}
+
+func (x *ApproveJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveJobRequest.ProtoReflect.Descriptor instead.
+func (*ApproveJobRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ApproveJobRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *ApproveJobRequest) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *ApproveJobRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+type ApproveJobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *JobDetail             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveJobResponse) Reset() {
+	*x = ApproveJobResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveJobResponse) ProtoMessage() {}
+
+func (x *ApproveJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveJobResponse.ProtoReflect.Descriptor instead.
+func (*ApproveJobResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ApproveJobResponse) GetJob() *JobDetail {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+type RejectJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	RunId string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The approval job's name.
+	Job           string `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	Comment       string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectJobRequest) Reset() {
+	*x = RejectJobRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectJobRequest) ProtoMessage() {}
+
+func (x *RejectJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectJobRequest.ProtoReflect.Descriptor instead.
+func (*RejectJobRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RejectJobRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RejectJobRequest) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *RejectJobRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+type RejectJobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *JobDetail             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectJobResponse) Reset() {
+	*x = RejectJobResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectJobResponse) ProtoMessage() {}
+
+func (x *RejectJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectJobResponse.ProtoReflect.Descriptor instead.
+func (*RejectJobResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RejectJobResponse) GetJob() *JobDetail {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 type CreateJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -468,7 +1208,7 @@ type CreateJobRequest struct {
 
 func (x *CreateJobRequest) Reset() {
 	*x = CreateJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[1]
+	mi := &file_api_job_v1_job_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +1220,7 @@ func (x *CreateJobRequest) String() string {
 func (*CreateJobRequest) ProtoMessage() {}
 
 func (x *CreateJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[1]
+	mi := &file_api_job_v1_job_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +1233,7 @@ func (x *CreateJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJobRequest.ProtoReflect.Descriptor instead.
 func (*CreateJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{1}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateJobRequest) GetName() string {
@@ -603,7 +1343,7 @@ type CreateJobResponse struct {
 
 func (x *CreateJobResponse) Reset() {
 	*x = CreateJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[2]
+	mi := &file_api_job_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +1355,7 @@ func (x *CreateJobResponse) String() string {
 func (*CreateJobResponse) ProtoMessage() {}
 
 func (x *CreateJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[2]
+	mi := &file_api_job_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +1368,7 @@ func (x *CreateJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJobResponse.ProtoReflect.Descriptor instead.
 func (*CreateJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{2}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateJobResponse) GetJob() *JobDetail {
@@ -647,7 +1387,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[3]
+	mi := &file_api_job_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +1399,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[3]
+	mi := &file_api_job_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +1412,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{3}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -691,7 +1431,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[4]
+	mi := &file_api_job_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +1443,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[4]
+	mi := &file_api_job_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +1456,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{4}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetJobResponse) GetJob() *JobDetail {
@@ -746,7 +1486,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[5]
+	mi := &file_api_job_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1498,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[5]
+	mi := &file_api_job_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1511,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{5}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -834,7 +1574,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[6]
+	mi := &file_api_job_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1586,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[6]
+	mi := &file_api_job_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1599,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{6}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListJobsResponse) GetJobs() []*JobDetail {
@@ -896,7 +1636,7 @@ type UpdateJobRequest struct {
 
 func (x *UpdateJobRequest) Reset() {
 	*x = UpdateJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[7]
+	mi := &file_api_job_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1648,7 @@ func (x *UpdateJobRequest) String() string {
 func (*UpdateJobRequest) ProtoMessage() {}
 
 func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[7]
+	mi := &file_api_job_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1661,7 @@ func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateJobRequest.ProtoReflect.Descriptor instead.
 func (*UpdateJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{7}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateJobRequest) GetJobId() string {
@@ -954,7 +1694,7 @@ type UpdateJobResponse struct {
 
 func (x *UpdateJobResponse) Reset() {
 	*x = UpdateJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[8]
+	mi := &file_api_job_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1706,7 @@ func (x *UpdateJobResponse) String() string {
 func (*UpdateJobResponse) ProtoMessage() {}
 
 func (x *UpdateJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[8]
+	mi := &file_api_job_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1719,7 @@ func (x *UpdateJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateJobResponse.ProtoReflect.Descriptor instead.
 func (*UpdateJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{8}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateJobResponse) GetJob() *JobDetail {
@@ -998,7 +1738,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[9]
+	mi := &file_api_job_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1750,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[9]
+	mi := &file_api_job_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1763,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{9}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteJobRequest) GetJobId() string {
@@ -1041,7 +1781,7 @@ type DeleteJobResponse struct {
 
 func (x *DeleteJobResponse) Reset() {
 	*x = DeleteJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[10]
+	mi := &file_api_job_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1793,7 @@ func (x *DeleteJobResponse) String() string {
 func (*DeleteJobResponse) ProtoMessage() {}
 
 func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[10]
+	mi := &file_api_job_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1806,7 @@ func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 type CancelJobRequest struct {
@@ -1079,7 +1819,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[11]
+	mi := &file_api_job_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1831,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[11]
+	mi := &file_api_job_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1844,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1130,7 +1870,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[12]
+	mi := &file_api_job_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1882,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[12]
+	mi := &file_api_job_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1895,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CancelJobResponse) GetJob() *JobDetail {
@@ -1174,7 +1914,7 @@ type RetryJobRequest struct {
 
 func (x *RetryJobRequest) Reset() {
 	*x = RetryJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[13]
+	mi := &file_api_job_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1926,7 @@ func (x *RetryJobRequest) String() string {
 func (*RetryJobRequest) ProtoMessage() {}
 
 func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[13]
+	mi := &file_api_job_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1939,7 @@ func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
 func (*RetryJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetryJobRequest) GetJobId() string {
@@ -1218,7 +1958,7 @@ type RetryJobResponse struct {
 
 func (x *RetryJobResponse) Reset() {
 	*x = RetryJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[14]
+	mi := &file_api_job_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1970,7 @@ func (x *RetryJobResponse) String() string {
 func (*RetryJobResponse) ProtoMessage() {}
 
 func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[14]
+	mi := &file_api_job_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1983,7 @@ func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobResponse.ProtoReflect.Descriptor instead.
 func (*RetryJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryJobResponse) GetJob() *JobDetail {
@@ -1268,7 +2008,7 @@ type GetJobLogRequest struct {
 
 func (x *GetJobLogRequest) Reset() {
 	*x = GetJobLogRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[15]
+	mi := &file_api_job_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +2020,7 @@ func (x *GetJobLogRequest) String() string {
 func (*GetJobLogRequest) ProtoMessage() {}
 
 func (x *GetJobLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[15]
+	mi := &file_api_job_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +2033,7 @@ func (x *GetJobLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogRequest.ProtoReflect.Descriptor instead.
 func (*GetJobLogRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetJobLogRequest) GetJobId() string {
@@ -1338,7 +2078,7 @@ type GetJobLogResponse struct {
 
 func (x *GetJobLogResponse) Reset() {
 	*x = GetJobLogResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[16]
+	mi := &file_api_job_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +2090,7 @@ func (x *GetJobLogResponse) String() string {
 func (*GetJobLogResponse) ProtoMessage() {}
 
 func (x *GetJobLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[16]
+	mi := &file_api_job_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +2103,7 @@ func (x *GetJobLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogResponse.ProtoReflect.Descriptor instead.
 func (*GetJobLogResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetJobLogResponse) GetLines() []*v1.LogChunk {
@@ -1407,7 +2147,7 @@ type ListJobArtifactsRequest struct {
 
 func (x *ListJobArtifactsRequest) Reset() {
 	*x = ListJobArtifactsRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[17]
+	mi := &file_api_job_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +2159,7 @@ func (x *ListJobArtifactsRequest) String() string {
 func (*ListJobArtifactsRequest) ProtoMessage() {}
 
 func (x *ListJobArtifactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[17]
+	mi := &file_api_job_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +2172,7 @@ func (x *ListJobArtifactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobArtifactsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobArtifactsRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListJobArtifactsRequest) GetJobId() string {
@@ -1473,7 +2213,7 @@ type ListJobArtifactsResponse struct {
 
 func (x *ListJobArtifactsResponse) Reset() {
 	*x = ListJobArtifactsResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[18]
+	mi := &file_api_job_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +2225,7 @@ func (x *ListJobArtifactsResponse) String() string {
 func (*ListJobArtifactsResponse) ProtoMessage() {}
 
 func (x *ListJobArtifactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[18]
+	mi := &file_api_job_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +2238,7 @@ func (x *ListJobArtifactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobArtifactsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobArtifactsResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListJobArtifactsResponse) GetArtifacts() []*v1.Artifact {
@@ -1529,7 +2269,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_api_job_v1_job_proto_msgTypes[19]
+	mi := &file_api_job_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +2281,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[19]
+	mi := &file_api_job_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +2294,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RetryPolicy) GetMaxAttempts() int32 {
@@ -1619,14 +2359,36 @@ type PipelineJob struct {
 	Container *v1.ContainerOptions `protobuf:"bytes,16,opt,name=container,proto3" json:"container,omitempty"`
 	// The job does not check out the pipeline's source (YAML "checkout:
 	// false"); jobs of a pipeline with a source check it out by default.
-	SkipCheckout  bool `protobuf:"varint,40,opt,name=skip_checkout,json=skipCheckout,proto3" json:"skip_checkout,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SkipCheckout bool `protobuf:"varint,40,opt,name=skip_checkout,json=skipCheckout,proto3" json:"skip_checkout,omitempty"`
+	// Templates (the pipeline's templates) this job starts from, in order;
+	// later ones win, and the job's own fields win over all. Maps merge by
+	// key, lists replace, messages merge field by field; a zero value does
+	// not override.
+	Extends []string `protobuf:"bytes,60,rep,name=extends,proto3" json:"extends,omitempty"`
+	// One job per combination of values.
+	Matrix *Matrix         `protobuf:"bytes,61,opt,name=matrix,proto3" json:"matrix,omitempty"`
+	Cache  *v1.CacheConfig `protobuf:"bytes,62,opt,name=cache,proto3" json:"cache,omitempty"`
+	// Upstream jobs whose artifacts are restored into this job's workspace
+	// before its steps (each checked against its sha256).
+	NeedsArtifacts []string `protobuf:"bytes,63,rep,name=needs_artifacts,json=needsArtifacts,proto3" json:"needs_artifacts,omitempty"`
+	// The outputs the job sets (KEY=value lines in $ARCADE_OUTPUT, or a
+	// plugin step's result); downstream jobs read them as
+	// ${{ jobs.NAME.outputs.KEY }}.
+	Outputs []string `protobuf:"bytes,64,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	// A condition (core/expr), evaluated by the server when the job's
+	// dependencies are done, after when: the job is skipped when it is false.
+	If          string       `protobuf:"bytes,65,opt,name=if,proto3" json:"if,omitempty"`
+	Concurrency *Concurrency `protobuf:"bytes,66,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	Type        JobType      `protobuf:"varint,67,opt,name=type,proto3,enum=arcade.job.v1.JobType" json:"type,omitempty"`
+	// Set on the jobs a matrix expands into.
+	MatrixInstance *MatrixInstance `protobuf:"bytes,68,opt,name=matrix_instance,json=matrixInstance,proto3" json:"matrix_instance,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PipelineJob) Reset() {
 	*x = PipelineJob{}
-	mi := &file_api_job_v1_job_proto_msgTypes[20]
+	mi := &file_api_job_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +2400,7 @@ func (x *PipelineJob) String() string {
 func (*PipelineJob) ProtoMessage() {}
 
 func (x *PipelineJob) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[20]
+	mi := &file_api_job_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +2413,7 @@ func (x *PipelineJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineJob.ProtoReflect.Descriptor instead.
 func (*PipelineJob) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PipelineJob) GetName() string {
@@ -1773,6 +2535,69 @@ func (x *PipelineJob) GetSkipCheckout() bool {
 	return false
 }
 
+func (x *PipelineJob) GetExtends() []string {
+	if x != nil {
+		return x.Extends
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetMatrix() *Matrix {
+	if x != nil {
+		return x.Matrix
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetCache() *v1.CacheConfig {
+	if x != nil {
+		return x.Cache
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetNeedsArtifacts() []string {
+	if x != nil {
+		return x.NeedsArtifacts
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetOutputs() []string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetIf() string {
+	if x != nil {
+		return x.If
+	}
+	return ""
+}
+
+func (x *PipelineJob) GetConcurrency() *Concurrency {
+	if x != nil {
+		return x.Concurrency
+	}
+	return nil
+}
+
+func (x *PipelineJob) GetType() JobType {
+	if x != nil {
+		return x.Type
+	}
+	return JobType_JOB_TYPE_UNSPECIFIED
+}
+
+func (x *PipelineJob) GetMatrixInstance() *MatrixInstance {
+	if x != nil {
+		return x.MatrixInstance
+	}
+	return nil
+}
+
 // Stage is a step of a pipeline; its jobs run in parallel.
 type Stage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1785,7 +2610,7 @@ type Stage struct {
 
 func (x *Stage) Reset() {
 	*x = Stage{}
-	mi := &file_api_job_v1_job_proto_msgTypes[21]
+	mi := &file_api_job_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +2622,7 @@ func (x *Stage) String() string {
 func (*Stage) ProtoMessage() {}
 
 func (x *Stage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[21]
+	mi := &file_api_job_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +2635,7 @@ func (x *Stage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stage.ProtoReflect.Descriptor instead.
 func (*Stage) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Stage) GetName() string {
@@ -1861,7 +2686,7 @@ type Trigger struct {
 
 func (x *Trigger) Reset() {
 	*x = Trigger{}
-	mi := &file_api_job_v1_job_proto_msgTypes[22]
+	mi := &file_api_job_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2698,7 @@ func (x *Trigger) String() string {
 func (*Trigger) ProtoMessage() {}
 
 func (x *Trigger) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[22]
+	mi := &file_api_job_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2711,7 @@ func (x *Trigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trigger.ProtoReflect.Descriptor instead.
 func (*Trigger) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Trigger) GetType() TriggerType {
@@ -1992,7 +2817,7 @@ type Source struct {
 
 func (x *Source) Reset() {
 	*x = Source{}
-	mi := &file_api_job_v1_job_proto_msgTypes[23]
+	mi := &file_api_job_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2829,7 @@ func (x *Source) String() string {
 func (*Source) ProtoMessage() {}
 
 func (x *Source) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[23]
+	mi := &file_api_job_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2842,7 @@ func (x *Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Source.ProtoReflect.Descriptor instead.
 func (*Source) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Source) GetUrl() string {
@@ -2090,7 +2915,7 @@ type PipelineStatistics struct {
 
 func (x *PipelineStatistics) Reset() {
 	*x = PipelineStatistics{}
-	mi := &file_api_job_v1_job_proto_msgTypes[24]
+	mi := &file_api_job_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2927,7 @@ func (x *PipelineStatistics) String() string {
 func (*PipelineStatistics) ProtoMessage() {}
 
 func (x *PipelineStatistics) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[24]
+	mi := &file_api_job_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2940,7 @@ func (x *PipelineStatistics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineStatistics.ProtoReflect.Descriptor instead.
 func (*PipelineStatistics) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PipelineStatistics) GetTotalRuns() int64 {
@@ -2173,14 +2998,24 @@ type PipelineDetail struct {
 	// job of the pipeline gets as env; YAML "secrets: [NAME, …]".
 	SecretRefs []string `protobuf:"bytes,11,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
 	// The repository the pipeline builds, when it has one.
-	Source        *Source `protobuf:"bytes,40,opt,name=source,proto3" json:"source,omitempty"`
+	Source *Source `protobuf:"bytes,40,opt,name=source,proto3" json:"source,omitempty"`
+	// Pipeline files merged under this one, in order (later wins; this
+	// file last): paths relative to the directory of the pipeline's file.
+	Include []string `protobuf:"bytes,60,rep,name=include,proto3" json:"include,omitempty"`
+	// Job templates that jobs extend.
+	Templates map[string]*PipelineJob `protobuf:"bytes,61,rep,name=templates,proto3" json:"templates,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The files include names, by path, when they are not read from the
+	// pipeline's repository (CreatePipelineRequest.files).
+	IncludeFiles map[string]string `protobuf:"bytes,62,rep,name=include_files,json=includeFiles,proto3" json:"include_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// One run of the group at a time.
+	Concurrency   *Concurrency `protobuf:"bytes,63,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PipelineDetail) Reset() {
 	*x = PipelineDetail{}
-	mi := &file_api_job_v1_job_proto_msgTypes[25]
+	mi := &file_api_job_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +3027,7 @@ func (x *PipelineDetail) String() string {
 func (*PipelineDetail) ProtoMessage() {}
 
 func (x *PipelineDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[25]
+	mi := &file_api_job_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +3040,7 @@ func (x *PipelineDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineDetail.ProtoReflect.Descriptor instead.
 func (*PipelineDetail) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PipelineDetail) GetId() string {
@@ -2292,6 +3127,34 @@ func (x *PipelineDetail) GetSource() *Source {
 	return nil
 }
 
+func (x *PipelineDetail) GetInclude() []string {
+	if x != nil {
+		return x.Include
+	}
+	return nil
+}
+
+func (x *PipelineDetail) GetTemplates() map[string]*PipelineJob {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
+func (x *PipelineDetail) GetIncludeFiles() map[string]string {
+	if x != nil {
+		return x.IncludeFiles
+	}
+	return nil
+}
+
+func (x *PipelineDetail) GetConcurrency() *Concurrency {
+	if x != nil {
+		return x.Concurrency
+	}
+	return nil
+}
+
 // PipelineRun is one execution of a pipeline.
 type PipelineRun struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -2338,14 +3201,18 @@ type PipelineRun struct {
 	// 1a2b3c4d5e6f", "base branch main's .arcade.yaml").
 	Definition string `protobuf:"bytes,47,opt,name=definition,proto3" json:"definition,omitempty"`
 	// The run's page on the dashboard (server setting public_url).
-	Url           string `protobuf:"bytes,48,opt,name=url,proto3" json:"url,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Url string `protobuf:"bytes,48,opt,name=url,proto3" json:"url,omitempty"`
+	// The run's concurrency group, its name filled in; held tells whether
+	// the run holds it (a run waiting for it is pending).
+	ConcurrencyGroup string `protobuf:"bytes,60,opt,name=concurrency_group,json=concurrencyGroup,proto3" json:"concurrency_group,omitempty"`
+	ConcurrencyHeld  bool   `protobuf:"varint,61,opt,name=concurrency_held,json=concurrencyHeld,proto3" json:"concurrency_held,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PipelineRun) Reset() {
 	*x = PipelineRun{}
-	mi := &file_api_job_v1_job_proto_msgTypes[26]
+	mi := &file_api_job_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +3224,7 @@ func (x *PipelineRun) String() string {
 func (*PipelineRun) ProtoMessage() {}
 
 func (x *PipelineRun) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[26]
+	mi := &file_api_job_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +3237,7 @@ func (x *PipelineRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineRun.ProtoReflect.Descriptor instead.
 func (*PipelineRun) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PipelineRun) GetId() string {
@@ -2569,18 +3436,35 @@ func (x *PipelineRun) GetUrl() string {
 	return ""
 }
 
+func (x *PipelineRun) GetConcurrencyGroup() string {
+	if x != nil {
+		return x.ConcurrencyGroup
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetConcurrencyHeld() bool {
+	if x != nil {
+		return x.ConcurrencyHeld
+	}
+	return false
+}
+
 type CreatePipelineRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Pipeline *PipelineDetail        `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
 	// The pipeline file (.arcade.yaml) instead of the message.
-	Yaml          string `protobuf:"bytes,2,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	Yaml string `protobuf:"bytes,2,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	// The files the pipeline includes, by path relative to its file's
+	// directory (the CLI bundles those it finds).
+	Files         map[string]string `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreatePipelineRequest) Reset() {
 	*x = CreatePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[27]
+	mi := &file_api_job_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +3476,7 @@ func (x *CreatePipelineRequest) String() string {
 func (*CreatePipelineRequest) ProtoMessage() {}
 
 func (x *CreatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[27]
+	mi := &file_api_job_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +3489,7 @@ func (x *CreatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*CreatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreatePipelineRequest) GetPipeline() *PipelineDetail {
@@ -2622,6 +3506,13 @@ func (x *CreatePipelineRequest) GetYaml() string {
 	return ""
 }
 
+func (x *CreatePipelineRequest) GetFiles() map[string]string {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 type CreatePipelineResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Pipeline      *PipelineDetail        `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
@@ -2631,7 +3522,7 @@ type CreatePipelineResponse struct {
 
 func (x *CreatePipelineResponse) Reset() {
 	*x = CreatePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[28]
+	mi := &file_api_job_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +3534,7 @@ func (x *CreatePipelineResponse) String() string {
 func (*CreatePipelineResponse) ProtoMessage() {}
 
 func (x *CreatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[28]
+	mi := &file_api_job_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +3547,7 @@ func (x *CreatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*CreatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreatePipelineResponse) GetPipeline() *PipelineDetail {
@@ -2675,7 +3566,7 @@ type GetPipelineRequest struct {
 
 func (x *GetPipelineRequest) Reset() {
 	*x = GetPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[29]
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +3578,7 @@ func (x *GetPipelineRequest) String() string {
 func (*GetPipelineRequest) ProtoMessage() {}
 
 func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[29]
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +3591,7 @@ func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetPipelineRequest) GetPipelineId() string {
@@ -2719,7 +3610,7 @@ type GetPipelineResponse struct {
 
 func (x *GetPipelineResponse) Reset() {
 	*x = GetPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[30]
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2731,7 +3622,7 @@ func (x *GetPipelineResponse) String() string {
 func (*GetPipelineResponse) ProtoMessage() {}
 
 func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[30]
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2744,7 +3635,7 @@ func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetPipelineResponse) GetPipeline() *PipelineDetail {
@@ -2765,7 +3656,7 @@ type ListPipelinesRequest struct {
 
 func (x *ListPipelinesRequest) Reset() {
 	*x = ListPipelinesRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[31]
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3668,7 @@ func (x *ListPipelinesRequest) String() string {
 func (*ListPipelinesRequest) ProtoMessage() {}
 
 func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[31]
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3681,7 @@ func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelinesRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListPipelinesRequest) GetPageSize() int32 {
@@ -2824,7 +3715,7 @@ type ListPipelinesResponse struct {
 
 func (x *ListPipelinesResponse) Reset() {
 	*x = ListPipelinesResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[32]
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +3727,7 @@ func (x *ListPipelinesResponse) String() string {
 func (*ListPipelinesResponse) ProtoMessage() {}
 
 func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[32]
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +3740,7 @@ func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelinesResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListPipelinesResponse) GetPipelines() []*PipelineDetail {
@@ -2867,17 +3758,19 @@ func (x *ListPipelinesResponse) GetNextPageToken() string {
 }
 
 type UpdatePipelineRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pipeline      *PipelineDetail        `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
-	Yaml          string                 `protobuf:"bytes,2,opt,name=yaml,proto3" json:"yaml,omitempty"`
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Pipeline   *PipelineDetail        `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	Yaml       string                 `protobuf:"bytes,2,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// As CreatePipelineRequest.files.
+	Files         map[string]string `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdatePipelineRequest) Reset() {
 	*x = UpdatePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[33]
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +3782,7 @@ func (x *UpdatePipelineRequest) String() string {
 func (*UpdatePipelineRequest) ProtoMessage() {}
 
 func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[33]
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +3795,7 @@ func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UpdatePipelineRequest) GetPipeline() *PipelineDetail {
@@ -2926,6 +3819,13 @@ func (x *UpdatePipelineRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 	return nil
 }
 
+func (x *UpdatePipelineRequest) GetFiles() map[string]string {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 type UpdatePipelineResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Pipeline      *PipelineDetail        `protobuf:"bytes,1,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
@@ -2935,7 +3835,7 @@ type UpdatePipelineResponse struct {
 
 func (x *UpdatePipelineResponse) Reset() {
 	*x = UpdatePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2947,7 +3847,7 @@ func (x *UpdatePipelineResponse) String() string {
 func (*UpdatePipelineResponse) ProtoMessage() {}
 
 func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2960,7 +3860,7 @@ func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UpdatePipelineResponse) GetPipeline() *PipelineDetail {
@@ -2979,7 +3879,7 @@ type DeletePipelineRequest struct {
 
 func (x *DeletePipelineRequest) Reset() {
 	*x = DeletePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[35]
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2991,7 +3891,7 @@ func (x *DeletePipelineRequest) String() string {
 func (*DeletePipelineRequest) ProtoMessage() {}
 
 func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[35]
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3004,7 +3904,7 @@ func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineRequest.ProtoReflect.Descriptor instead.
 func (*DeletePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeletePipelineRequest) GetPipelineId() string {
@@ -3022,7 +3922,7 @@ type DeletePipelineResponse struct {
 
 func (x *DeletePipelineResponse) Reset() {
 	*x = DeletePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[36]
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3934,7 @@ func (x *DeletePipelineResponse) String() string {
 func (*DeletePipelineResponse) ProtoMessage() {}
 
 func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[36]
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3947,7 @@ func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineResponse.ProtoReflect.Descriptor instead.
 func (*DeletePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
 }
 
 type TriggerPipelineRequest struct {
@@ -3065,7 +3965,7 @@ type TriggerPipelineRequest struct {
 
 func (x *TriggerPipelineRequest) Reset() {
 	*x = TriggerPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[37]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3077,7 +3977,7 @@ func (x *TriggerPipelineRequest) String() string {
 func (*TriggerPipelineRequest) ProtoMessage() {}
 
 func (x *TriggerPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[37]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3090,7 +3990,7 @@ func (x *TriggerPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerPipelineRequest.ProtoReflect.Descriptor instead.
 func (*TriggerPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TriggerPipelineRequest) GetPipelineId() string {
@@ -3123,7 +4023,7 @@ type TriggerPipelineResponse struct {
 
 func (x *TriggerPipelineResponse) Reset() {
 	*x = TriggerPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[38]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3135,7 +4035,7 @@ func (x *TriggerPipelineResponse) String() string {
 func (*TriggerPipelineResponse) ProtoMessage() {}
 
 func (x *TriggerPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[38]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,7 +4048,7 @@ func (x *TriggerPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerPipelineResponse.ProtoReflect.Descriptor instead.
 func (*TriggerPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TriggerPipelineResponse) GetRun() *PipelineRun {
@@ -3168,7 +4068,7 @@ type StopPipelineRequest struct {
 
 func (x *StopPipelineRequest) Reset() {
 	*x = StopPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[39]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +4080,7 @@ func (x *StopPipelineRequest) String() string {
 func (*StopPipelineRequest) ProtoMessage() {}
 
 func (x *StopPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[39]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +4093,7 @@ func (x *StopPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopPipelineRequest.ProtoReflect.Descriptor instead.
 func (*StopPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *StopPipelineRequest) GetRunId() string {
@@ -3219,7 +4119,7 @@ type StopPipelineResponse struct {
 
 func (x *StopPipelineResponse) Reset() {
 	*x = StopPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	mi := &file_api_job_v1_job_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3231,7 +4131,7 @@ func (x *StopPipelineResponse) String() string {
 func (*StopPipelineResponse) ProtoMessage() {}
 
 func (x *StopPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	mi := &file_api_job_v1_job_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3244,7 +4144,7 @@ func (x *StopPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopPipelineResponse.ProtoReflect.Descriptor instead.
 func (*StopPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StopPipelineResponse) GetRun() *PipelineRun {
@@ -3263,7 +4163,7 @@ type GetPipelineRunRequest struct {
 
 func (x *GetPipelineRunRequest) Reset() {
 	*x = GetPipelineRunRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	mi := &file_api_job_v1_job_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +4175,7 @@ func (x *GetPipelineRunRequest) String() string {
 func (*GetPipelineRunRequest) ProtoMessage() {}
 
 func (x *GetPipelineRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	mi := &file_api_job_v1_job_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +4188,7 @@ func (x *GetPipelineRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRunRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRunRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetPipelineRunRequest) GetRunId() string {
@@ -3307,7 +4207,7 @@ type GetPipelineRunResponse struct {
 
 func (x *GetPipelineRunResponse) Reset() {
 	*x = GetPipelineRunResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	mi := &file_api_job_v1_job_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3319,7 +4219,7 @@ func (x *GetPipelineRunResponse) String() string {
 func (*GetPipelineRunResponse) ProtoMessage() {}
 
 func (x *GetPipelineRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	mi := &file_api_job_v1_job_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3332,7 +4232,7 @@ func (x *GetPipelineRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRunResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineRunResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetPipelineRunResponse) GetRun() *PipelineRun {
@@ -3354,7 +4254,7 @@ type ListPipelineRunsRequest struct {
 
 func (x *ListPipelineRunsRequest) Reset() {
 	*x = ListPipelineRunsRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	mi := &file_api_job_v1_job_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3366,7 +4266,7 @@ func (x *ListPipelineRunsRequest) String() string {
 func (*ListPipelineRunsRequest) ProtoMessage() {}
 
 func (x *ListPipelineRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	mi := &file_api_job_v1_job_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3379,7 +4279,7 @@ func (x *ListPipelineRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelineRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelineRunsRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListPipelineRunsRequest) GetPipelineId() string {
@@ -3414,7 +4314,7 @@ type ListPipelineRunsResponse struct {
 
 func (x *ListPipelineRunsResponse) Reset() {
 	*x = ListPipelineRunsResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	mi := &file_api_job_v1_job_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3426,7 +4326,7 @@ func (x *ListPipelineRunsResponse) String() string {
 func (*ListPipelineRunsResponse) ProtoMessage() {}
 
 func (x *ListPipelineRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	mi := &file_api_job_v1_job_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3439,7 +4339,7 @@ func (x *ListPipelineRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelineRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelineRunsResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{44}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListPipelineRunsResponse) GetRuns() []*PipelineRun {
@@ -3476,7 +4376,7 @@ type DownloadArtifactRequest struct {
 
 func (x *DownloadArtifactRequest) Reset() {
 	*x = DownloadArtifactRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	mi := &file_api_job_v1_job_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3488,7 +4388,7 @@ func (x *DownloadArtifactRequest) String() string {
 func (*DownloadArtifactRequest) ProtoMessage() {}
 
 func (x *DownloadArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	mi := &file_api_job_v1_job_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3501,7 +4401,7 @@ func (x *DownloadArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadArtifactRequest.ProtoReflect.Descriptor instead.
 func (*DownloadArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{45}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DownloadArtifactRequest) GetJobId() string {
@@ -3536,7 +4436,7 @@ type DownloadArtifactResponse struct {
 
 func (x *DownloadArtifactResponse) Reset() {
 	*x = DownloadArtifactResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +4448,7 @@ func (x *DownloadArtifactResponse) String() string {
 func (*DownloadArtifactResponse) ProtoMessage() {}
 
 func (x *DownloadArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +4461,7 @@ func (x *DownloadArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadArtifactResponse.ProtoReflect.Descriptor instead.
 func (*DownloadArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DownloadArtifactResponse) GetArtifact() *v1.Artifact {
@@ -3591,7 +4491,7 @@ type GetArtifactURLRequest struct {
 
 func (x *GetArtifactURLRequest) Reset() {
 	*x = GetArtifactURLRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3603,7 +4503,7 @@ func (x *GetArtifactURLRequest) String() string {
 func (*GetArtifactURLRequest) ProtoMessage() {}
 
 func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3616,7 +4516,7 @@ func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactURLRequest.ProtoReflect.Descriptor instead.
 func (*GetArtifactURLRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetArtifactURLRequest) GetJobId() string {
@@ -3653,7 +4553,7 @@ type GetArtifactURLResponse struct {
 
 func (x *GetArtifactURLResponse) Reset() {
 	*x = GetArtifactURLResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3665,7 +4565,7 @@ func (x *GetArtifactURLResponse) String() string {
 func (*GetArtifactURLResponse) ProtoMessage() {}
 
 func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3678,7 +4578,7 @@ func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactURLResponse.ProtoReflect.Descriptor instead.
 func (*GetArtifactURLResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetArtifactURLResponse) GetArtifact() *v1.Artifact {
@@ -3711,7 +4611,7 @@ type ExplainJobRequest struct {
 
 func (x *ExplainJobRequest) Reset() {
 	*x = ExplainJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[49]
+	mi := &file_api_job_v1_job_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3723,7 +4623,7 @@ func (x *ExplainJobRequest) String() string {
 func (*ExplainJobRequest) ProtoMessage() {}
 
 func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[49]
+	mi := &file_api_job_v1_job_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3736,7 +4636,7 @@ func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobRequest.ProtoReflect.Descriptor instead.
 func (*ExplainJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ExplainJobRequest) GetJobId() string {
@@ -3774,7 +4674,7 @@ type AgentFit struct {
 
 func (x *AgentFit) Reset() {
 	*x = AgentFit{}
-	mi := &file_api_job_v1_job_proto_msgTypes[50]
+	mi := &file_api_job_v1_job_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3786,7 +4686,7 @@ func (x *AgentFit) String() string {
 func (*AgentFit) ProtoMessage() {}
 
 func (x *AgentFit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[50]
+	mi := &file_api_job_v1_job_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3799,7 +4699,7 @@ func (x *AgentFit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentFit.ProtoReflect.Descriptor instead.
 func (*AgentFit) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{50}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AgentFit) GetAgentId() string {
@@ -3894,7 +4794,7 @@ type ExplainJobResponse struct {
 
 func (x *ExplainJobResponse) Reset() {
 	*x = ExplainJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[51]
+	mi := &file_api_job_v1_job_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3906,7 +4806,7 @@ func (x *ExplainJobResponse) String() string {
 func (*ExplainJobResponse) ProtoMessage() {}
 
 func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[51]
+	mi := &file_api_job_v1_job_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3919,7 +4819,7 @@ func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobResponse.ProtoReflect.Descriptor instead.
 func (*ExplainJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{51}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ExplainJobResponse) GetJob() *JobDetail {
@@ -3961,8 +4861,7 @@ var File_api_job_v1_job_proto protoreflect.FileDescriptor
 
 const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\n" +
-	"\n" +
+	"\x14api/job/v1/job.proto\x12\rarcade.job.v1\x1a\x18api/agent/v1/agent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\r\n" +
 	"\tJobDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x122\n" +
@@ -4002,13 +4901,65 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"secretRefs\x12%\n" +
 	"\x0etrusted_agents\x18\x1d \x01(\bR\rtrustedAgents\x12!\n" +
 	"\ftrust_reason\x18\x1e \x01(\tR\vtrustReason\x12?\n" +
-	"\tcontainer\x18\x1f \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x1a6\n" +
+	"\tcontainer\x18\x1f \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x12?\n" +
+	"\aoutputs\x18< \x03(\v2%.arcade.job.v1.JobDetail.OutputsEntryR\aoutputs\x125\n" +
+	"\x06matrix\x18= \x01(\v2\x1d.arcade.job.v1.MatrixInstanceR\x06matrix\x12*\n" +
+	"\x04type\x18> \x01(\x0e2\x16.arcade.job.v1.JobTypeR\x04type\x123\n" +
+	"\bapproval\x18? \x01(\v2\x17.arcade.job.v1.ApprovalR\bapproval\x12+\n" +
+	"\x11concurrency_group\x18@ \x01(\tR\x10concurrencyGroup\x12\x12\n" +
+	"\x04held\x18A \x01(\tR\x04held\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb7\x01\n" +
+	"\bApproval\x12\x1a\n" +
+	"\bdecision\x18\x01 \x01(\tR\bdecision\x12\x0e\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x18\n" +
+	"\acomment\x18\x04 \x01(\tR\acomment\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xcc\x01\n" +
+	"\x06Matrix\x12-\n" +
+	"\x04axes\x18\x01 \x03(\v2\x19.arcade.job.v1.MatrixAxisR\x04axes\x12:\n" +
+	"\ainclude\x18\x02 \x03(\v2 .arcade.job.v1.MatrixCombinationR\ainclude\x12:\n" +
+	"\aexclude\x18\x03 \x03(\v2 .arcade.job.v1.MatrixCombinationR\aexclude\x12\x1b\n" +
+	"\tfail_fast\x18\x04 \x01(\bR\bfailFast\"8\n" +
+	"\n" +
+	"MatrixAxis\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\x94\x01\n" +
+	"\x11MatrixCombination\x12D\n" +
+	"\x06values\x18\x01 \x03(\v2,.arcade.job.v1.MatrixCombination.ValuesEntryR\x06values\x1a9\n" +
+	"\vValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
+	"\x0eMatrixInstance\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x122\n" +
+	"\x06values\x18\x02 \x03(\v2\x1a.arcade.job.v1.MatrixValueR\x06values\x12\x1b\n" +
+	"\tfail_fast\x18\x03 \x01(\bR\bfailFast\"7\n" +
+	"\vMatrixValue\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"Q\n" +
+	"\vConcurrency\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12,\n" +
+	"\x12cancel_in_progress\x18\x02 \x01(\bR\x10cancelInProgress\"V\n" +
+	"\x11ApproveJobRequest\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x10\n" +
+	"\x03job\x18\x02 \x01(\tR\x03job\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\"@\n" +
+	"\x12ApproveJobResponse\x12*\n" +
+	"\x03job\x18\x01 \x01(\v2\x18.arcade.job.v1.JobDetailR\x03job\"U\n" +
+	"\x10RejectJobRequest\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x10\n" +
+	"\x03job\x18\x02 \x01(\tR\x03job\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\"?\n" +
+	"\x11RejectJobResponse\x12*\n" +
+	"\x03job\x18\x01 \x01(\v2\x18.arcade.job.v1.JobDetailR\x03job\"\xd0\x06\n" +
 	"\x10CreateJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12:\n" +
@@ -4100,7 +5051,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"on_timeout\x18\x03 \x01(\bR\tonTimeout\x12\"\n" +
 	"\ron_agent_lost\x18\x04 \x01(\bR\vonAgentLost\x123\n" +
-	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xcf\x06\n" +
+	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xd1\t\n" +
 	"\vPipelineJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12\x12\n" +
@@ -4120,7 +5071,16 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x18\n" +
 	"\asecrets\x18\x0f \x03(\tR\asecrets\x12?\n" +
 	"\tcontainer\x18\x10 \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x12#\n" +
-	"\rskip_checkout\x18( \x01(\bR\fskipCheckout\x1a7\n" +
+	"\rskip_checkout\x18( \x01(\bR\fskipCheckout\x12\x18\n" +
+	"\aextends\x18< \x03(\tR\aextends\x12-\n" +
+	"\x06matrix\x18= \x01(\v2\x15.arcade.job.v1.MatrixR\x06matrix\x122\n" +
+	"\x05cache\x18> \x01(\v2\x1c.arcade.agent.v1.CacheConfigR\x05cache\x12'\n" +
+	"\x0fneeds_artifacts\x18? \x03(\tR\x0eneedsArtifacts\x12\x18\n" +
+	"\aoutputs\x18@ \x03(\tR\aoutputs\x12\x0e\n" +
+	"\x02if\x18A \x01(\tR\x02if\x12<\n" +
+	"\vconcurrency\x18B \x01(\v2\x1a.arcade.job.v1.ConcurrencyR\vconcurrency\x12*\n" +
+	"\x04type\x18C \x01(\x0e2\x16.arcade.job.v1.JobTypeR\x04type\x12F\n" +
+	"\x0fmatrix_instance\x18D \x01(\v2\x1d.arcade.job.v1.MatrixInstanceR\x0ematrixInstance\x1a7\n" +
 	"\tWithEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a6\n" +
@@ -4165,7 +5125,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\fsuccess_rate\x18\x02 \x01(\x01R\vsuccessRate\x12D\n" +
 	"\x10average_duration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0faverageDuration\x12B\n" +
 	"\x0flast_run_status\x18\x04 \x01(\x0e2\x1a.arcade.agent.v1.JobStatusR\rlastRunStatus\x12:\n" +
-	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\xb6\x05\n" +
+	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\xcb\b\n" +
 	"\x0ePipelineDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x128\n" +
@@ -4184,13 +5144,23 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	" \x03(\tR\vsecretNames\x12\x1f\n" +
 	"\vsecret_refs\x18\v \x03(\tR\n" +
 	"secretRefs\x12-\n" +
-	"\x06source\x18( \x01(\v2\x15.arcade.job.v1.SourceR\x06source\x1a6\n" +
+	"\x06source\x18( \x01(\v2\x15.arcade.job.v1.SourceR\x06source\x12\x18\n" +
+	"\ainclude\x18< \x03(\tR\ainclude\x12J\n" +
+	"\ttemplates\x18= \x03(\v2,.arcade.job.v1.PipelineDetail.TemplatesEntryR\ttemplates\x12T\n" +
+	"\rinclude_files\x18> \x03(\v2/.arcade.job.v1.PipelineDetail.IncludeFilesEntryR\fincludeFiles\x12<\n" +
+	"\vconcurrency\x18? \x01(\v2\x1a.arcade.job.v1.ConcurrencyR\vconcurrency\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\b\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aX\n" +
+	"\x0eTemplatesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.arcade.job.v1.PipelineJobR\x05value:\x028\x01\x1a?\n" +
+	"\x11IncludeFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\t\n" +
 	"\vPipelineRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vpipeline_id\x18\x02 \x01(\tR\n" +
@@ -4226,13 +5196,20 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"definition\x18/ \x01(\tR\n" +
 	"definition\x12\x10\n" +
-	"\x03url\x180 \x01(\tR\x03url\x1a9\n" +
+	"\x03url\x180 \x01(\tR\x03url\x12+\n" +
+	"\x11concurrency_group\x18< \x01(\tR\x10concurrencyGroup\x12)\n" +
+	"\x10concurrency_held\x18= \x01(\bR\x0fconcurrencyHeld\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x01\n" +
 	"\x15CreatePipelineRequest\x129\n" +
 	"\bpipeline\x18\x01 \x01(\v2\x1d.arcade.job.v1.PipelineDetailR\bpipeline\x12\x12\n" +
-	"\x04yaml\x18\x02 \x01(\tR\x04yaml\"S\n" +
+	"\x04yaml\x18\x02 \x01(\tR\x04yaml\x12E\n" +
+	"\x05files\x18\x03 \x03(\v2/.arcade.job.v1.CreatePipelineRequest.FilesEntryR\x05files\x1a8\n" +
+	"\n" +
+	"FilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"S\n" +
 	"\x16CreatePipelineResponse\x129\n" +
 	"\bpipeline\x18\x01 \x01(\v2\x1d.arcade.job.v1.PipelineDetailR\bpipeline\"5\n" +
 	"\x12GetPipelineRequest\x12\x1f\n" +
@@ -4247,12 +5224,17 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\border_by\x18\x03 \x01(\tR\aorderBy\"|\n" +
 	"\x15ListPipelinesResponse\x12;\n" +
 	"\tpipelines\x18\x01 \x03(\v2\x1d.arcade.job.v1.PipelineDetailR\tpipelines\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa3\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x02\n" +
 	"\x15UpdatePipelineRequest\x129\n" +
 	"\bpipeline\x18\x01 \x01(\v2\x1d.arcade.job.v1.PipelineDetailR\bpipeline\x12\x12\n" +
 	"\x04yaml\x18\x02 \x01(\tR\x04yaml\x12;\n" +
 	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"S\n" +
+	"updateMask\x12E\n" +
+	"\x05files\x18\x04 \x03(\v2/.arcade.job.v1.UpdatePipelineRequest.FilesEntryR\x05files\x1a8\n" +
+	"\n" +
+	"FilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"S\n" +
 	"\x16UpdatePipelineResponse\x129\n" +
 	"\bpipeline\x18\x01 \x01(\v2\x1d.arcade.job.v1.PipelineDetailR\bpipeline\"8\n" +
 	"\x15DeletePipelineRequest\x12\x1f\n" +
@@ -4326,7 +5308,10 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12/\n" +
 	"\x06agents\x18\x03 \x03(\v2\x17.arcade.job.v1.AgentFitR\x06agents\x12%\n" +
 	"\x0equeue_position\x18\x04 \x01(\x05R\rqueuePosition\x12!\n" +
-	"\fqueue_length\x18\x05 \x01(\x05R\vqueueLength*\x83\x01\n" +
+	"\fqueue_length\x18\x05 \x01(\x05R\vqueueLength*:\n" +
+	"\aJobType\x12\x18\n" +
+	"\x14JOB_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11JOB_TYPE_APPROVAL\x10\x01*\x83\x01\n" +
 	"\fRunCondition\x12\x1d\n" +
 	"\x19RUN_CONDITION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18RUN_CONDITION_ON_SUCCESS\x10\x01\x12\x1c\n" +
@@ -4337,7 +5322,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x13TRIGGER_TYPE_MANUAL\x10\x01\x12\x15\n" +
 	"\x11TRIGGER_TYPE_CRON\x10\x02\x12\x18\n" +
 	"\x14TRIGGER_TYPE_WEBHOOK\x10\x03\x12\x19\n" +
-	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xc9\x0e\n" +
+	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xec\x0f\n" +
 	"\n" +
 	"JobService\x12N\n" +
 	"\tCreateJob\x12\x1f.arcade.job.v1.CreateJobRequest\x1a .arcade.job.v1.CreateJobResponse\x12E\n" +
@@ -4361,7 +5346,10 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x0fTriggerPipeline\x12%.arcade.job.v1.TriggerPipelineRequest\x1a&.arcade.job.v1.TriggerPipelineResponse\x12W\n" +
 	"\fStopPipeline\x12\".arcade.job.v1.StopPipelineRequest\x1a#.arcade.job.v1.StopPipelineResponse\x12]\n" +
 	"\x0eGetPipelineRun\x12$.arcade.job.v1.GetPipelineRunRequest\x1a%.arcade.job.v1.GetPipelineRunResponse\x12c\n" +
-	"\x10ListPipelineRuns\x12&.arcade.job.v1.ListPipelineRunsRequest\x1a'.arcade.job.v1.ListPipelineRunsResponseB.Z,github.com/go-arcade/arcade/api/job/v1;jobv1b\x06proto3"
+	"\x10ListPipelineRuns\x12&.arcade.job.v1.ListPipelineRunsRequest\x1a'.arcade.job.v1.ListPipelineRunsResponse\x12Q\n" +
+	"\n" +
+	"ApproveJob\x12 .arcade.job.v1.ApproveJobRequest\x1a!.arcade.job.v1.ApproveJobResponse\x12N\n" +
+	"\tRejectJob\x12\x1f.arcade.job.v1.RejectJobRequest\x1a .arcade.job.v1.RejectJobResponseB.Z,github.com/go-arcade/arcade/api/job/v1;jobv1b\x06proto3"
 
 var (
 	file_api_job_v1_job_proto_rawDescOnce sync.Once
@@ -4375,215 +5363,262 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 	return file_api_job_v1_job_proto_rawDescData
 }
 
-var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
 var file_api_job_v1_job_proto_goTypes = []any{
-	(RunCondition)(0),                // 0: arcade.job.v1.RunCondition
-	(TriggerType)(0),                 // 1: arcade.job.v1.TriggerType
-	(*JobDetail)(nil),                // 2: arcade.job.v1.JobDetail
-	(*CreateJobRequest)(nil),         // 3: arcade.job.v1.CreateJobRequest
-	(*CreateJobResponse)(nil),        // 4: arcade.job.v1.CreateJobResponse
-	(*GetJobRequest)(nil),            // 5: arcade.job.v1.GetJobRequest
-	(*GetJobResponse)(nil),           // 6: arcade.job.v1.GetJobResponse
-	(*ListJobsRequest)(nil),          // 7: arcade.job.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 8: arcade.job.v1.ListJobsResponse
-	(*UpdateJobRequest)(nil),         // 9: arcade.job.v1.UpdateJobRequest
-	(*UpdateJobResponse)(nil),        // 10: arcade.job.v1.UpdateJobResponse
-	(*DeleteJobRequest)(nil),         // 11: arcade.job.v1.DeleteJobRequest
-	(*DeleteJobResponse)(nil),        // 12: arcade.job.v1.DeleteJobResponse
-	(*CancelJobRequest)(nil),         // 13: arcade.job.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 14: arcade.job.v1.CancelJobResponse
-	(*RetryJobRequest)(nil),          // 15: arcade.job.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),         // 16: arcade.job.v1.RetryJobResponse
-	(*GetJobLogRequest)(nil),         // 17: arcade.job.v1.GetJobLogRequest
-	(*GetJobLogResponse)(nil),        // 18: arcade.job.v1.GetJobLogResponse
-	(*ListJobArtifactsRequest)(nil),  // 19: arcade.job.v1.ListJobArtifactsRequest
-	(*ListJobArtifactsResponse)(nil), // 20: arcade.job.v1.ListJobArtifactsResponse
-	(*RetryPolicy)(nil),              // 21: arcade.job.v1.RetryPolicy
-	(*PipelineJob)(nil),              // 22: arcade.job.v1.PipelineJob
-	(*Stage)(nil),                    // 23: arcade.job.v1.Stage
-	(*Trigger)(nil),                  // 24: arcade.job.v1.Trigger
-	(*Source)(nil),                   // 25: arcade.job.v1.Source
-	(*PipelineStatistics)(nil),       // 26: arcade.job.v1.PipelineStatistics
-	(*PipelineDetail)(nil),           // 27: arcade.job.v1.PipelineDetail
-	(*PipelineRun)(nil),              // 28: arcade.job.v1.PipelineRun
-	(*CreatePipelineRequest)(nil),    // 29: arcade.job.v1.CreatePipelineRequest
-	(*CreatePipelineResponse)(nil),   // 30: arcade.job.v1.CreatePipelineResponse
-	(*GetPipelineRequest)(nil),       // 31: arcade.job.v1.GetPipelineRequest
-	(*GetPipelineResponse)(nil),      // 32: arcade.job.v1.GetPipelineResponse
-	(*ListPipelinesRequest)(nil),     // 33: arcade.job.v1.ListPipelinesRequest
-	(*ListPipelinesResponse)(nil),    // 34: arcade.job.v1.ListPipelinesResponse
-	(*UpdatePipelineRequest)(nil),    // 35: arcade.job.v1.UpdatePipelineRequest
-	(*UpdatePipelineResponse)(nil),   // 36: arcade.job.v1.UpdatePipelineResponse
-	(*DeletePipelineRequest)(nil),    // 37: arcade.job.v1.DeletePipelineRequest
-	(*DeletePipelineResponse)(nil),   // 38: arcade.job.v1.DeletePipelineResponse
-	(*TriggerPipelineRequest)(nil),   // 39: arcade.job.v1.TriggerPipelineRequest
-	(*TriggerPipelineResponse)(nil),  // 40: arcade.job.v1.TriggerPipelineResponse
-	(*StopPipelineRequest)(nil),      // 41: arcade.job.v1.StopPipelineRequest
-	(*StopPipelineResponse)(nil),     // 42: arcade.job.v1.StopPipelineResponse
-	(*GetPipelineRunRequest)(nil),    // 43: arcade.job.v1.GetPipelineRunRequest
-	(*GetPipelineRunResponse)(nil),   // 44: arcade.job.v1.GetPipelineRunResponse
-	(*ListPipelineRunsRequest)(nil),  // 45: arcade.job.v1.ListPipelineRunsRequest
-	(*ListPipelineRunsResponse)(nil), // 46: arcade.job.v1.ListPipelineRunsResponse
-	(*DownloadArtifactRequest)(nil),  // 47: arcade.job.v1.DownloadArtifactRequest
-	(*DownloadArtifactResponse)(nil), // 48: arcade.job.v1.DownloadArtifactResponse
-	(*GetArtifactURLRequest)(nil),    // 49: arcade.job.v1.GetArtifactURLRequest
-	(*GetArtifactURLResponse)(nil),   // 50: arcade.job.v1.GetArtifactURLResponse
-	(*ExplainJobRequest)(nil),        // 51: arcade.job.v1.ExplainJobRequest
-	(*AgentFit)(nil),                 // 52: arcade.job.v1.AgentFit
-	(*ExplainJobResponse)(nil),       // 53: arcade.job.v1.ExplainJobResponse
-	nil,                              // 54: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 55: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 56: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 57: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 58: arcade.job.v1.CreateJobRequest.SecretsEntry
-	nil,                              // 59: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 60: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 61: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 62: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 63: arcade.job.v1.PipelineDetail.SecretsEntry
-	nil,                              // 64: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 65: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 66: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 67: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 68: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 69: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 70: google.protobuf.Timestamp
-	(*v1.Step)(nil),                  // 71: arcade.agent.v1.Step
-	(*v1.ContainerOptions)(nil),      // 72: arcade.agent.v1.ContainerOptions
-	(*fieldmaskpb.FieldMask)(nil),    // 73: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 74: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 75: arcade.agent.v1.Artifact
-	(v1.AgentStatus)(0),              // 76: arcade.agent.v1.AgentStatus
+	(JobType)(0),                     // 0: arcade.job.v1.JobType
+	(RunCondition)(0),                // 1: arcade.job.v1.RunCondition
+	(TriggerType)(0),                 // 2: arcade.job.v1.TriggerType
+	(*JobDetail)(nil),                // 3: arcade.job.v1.JobDetail
+	(*Approval)(nil),                 // 4: arcade.job.v1.Approval
+	(*Matrix)(nil),                   // 5: arcade.job.v1.Matrix
+	(*MatrixAxis)(nil),               // 6: arcade.job.v1.MatrixAxis
+	(*MatrixCombination)(nil),        // 7: arcade.job.v1.MatrixCombination
+	(*MatrixInstance)(nil),           // 8: arcade.job.v1.MatrixInstance
+	(*MatrixValue)(nil),              // 9: arcade.job.v1.MatrixValue
+	(*Concurrency)(nil),              // 10: arcade.job.v1.Concurrency
+	(*ApproveJobRequest)(nil),        // 11: arcade.job.v1.ApproveJobRequest
+	(*ApproveJobResponse)(nil),       // 12: arcade.job.v1.ApproveJobResponse
+	(*RejectJobRequest)(nil),         // 13: arcade.job.v1.RejectJobRequest
+	(*RejectJobResponse)(nil),        // 14: arcade.job.v1.RejectJobResponse
+	(*CreateJobRequest)(nil),         // 15: arcade.job.v1.CreateJobRequest
+	(*CreateJobResponse)(nil),        // 16: arcade.job.v1.CreateJobResponse
+	(*GetJobRequest)(nil),            // 17: arcade.job.v1.GetJobRequest
+	(*GetJobResponse)(nil),           // 18: arcade.job.v1.GetJobResponse
+	(*ListJobsRequest)(nil),          // 19: arcade.job.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 20: arcade.job.v1.ListJobsResponse
+	(*UpdateJobRequest)(nil),         // 21: arcade.job.v1.UpdateJobRequest
+	(*UpdateJobResponse)(nil),        // 22: arcade.job.v1.UpdateJobResponse
+	(*DeleteJobRequest)(nil),         // 23: arcade.job.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),        // 24: arcade.job.v1.DeleteJobResponse
+	(*CancelJobRequest)(nil),         // 25: arcade.job.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 26: arcade.job.v1.CancelJobResponse
+	(*RetryJobRequest)(nil),          // 27: arcade.job.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),         // 28: arcade.job.v1.RetryJobResponse
+	(*GetJobLogRequest)(nil),         // 29: arcade.job.v1.GetJobLogRequest
+	(*GetJobLogResponse)(nil),        // 30: arcade.job.v1.GetJobLogResponse
+	(*ListJobArtifactsRequest)(nil),  // 31: arcade.job.v1.ListJobArtifactsRequest
+	(*ListJobArtifactsResponse)(nil), // 32: arcade.job.v1.ListJobArtifactsResponse
+	(*RetryPolicy)(nil),              // 33: arcade.job.v1.RetryPolicy
+	(*PipelineJob)(nil),              // 34: arcade.job.v1.PipelineJob
+	(*Stage)(nil),                    // 35: arcade.job.v1.Stage
+	(*Trigger)(nil),                  // 36: arcade.job.v1.Trigger
+	(*Source)(nil),                   // 37: arcade.job.v1.Source
+	(*PipelineStatistics)(nil),       // 38: arcade.job.v1.PipelineStatistics
+	(*PipelineDetail)(nil),           // 39: arcade.job.v1.PipelineDetail
+	(*PipelineRun)(nil),              // 40: arcade.job.v1.PipelineRun
+	(*CreatePipelineRequest)(nil),    // 41: arcade.job.v1.CreatePipelineRequest
+	(*CreatePipelineResponse)(nil),   // 42: arcade.job.v1.CreatePipelineResponse
+	(*GetPipelineRequest)(nil),       // 43: arcade.job.v1.GetPipelineRequest
+	(*GetPipelineResponse)(nil),      // 44: arcade.job.v1.GetPipelineResponse
+	(*ListPipelinesRequest)(nil),     // 45: arcade.job.v1.ListPipelinesRequest
+	(*ListPipelinesResponse)(nil),    // 46: arcade.job.v1.ListPipelinesResponse
+	(*UpdatePipelineRequest)(nil),    // 47: arcade.job.v1.UpdatePipelineRequest
+	(*UpdatePipelineResponse)(nil),   // 48: arcade.job.v1.UpdatePipelineResponse
+	(*DeletePipelineRequest)(nil),    // 49: arcade.job.v1.DeletePipelineRequest
+	(*DeletePipelineResponse)(nil),   // 50: arcade.job.v1.DeletePipelineResponse
+	(*TriggerPipelineRequest)(nil),   // 51: arcade.job.v1.TriggerPipelineRequest
+	(*TriggerPipelineResponse)(nil),  // 52: arcade.job.v1.TriggerPipelineResponse
+	(*StopPipelineRequest)(nil),      // 53: arcade.job.v1.StopPipelineRequest
+	(*StopPipelineResponse)(nil),     // 54: arcade.job.v1.StopPipelineResponse
+	(*GetPipelineRunRequest)(nil),    // 55: arcade.job.v1.GetPipelineRunRequest
+	(*GetPipelineRunResponse)(nil),   // 56: arcade.job.v1.GetPipelineRunResponse
+	(*ListPipelineRunsRequest)(nil),  // 57: arcade.job.v1.ListPipelineRunsRequest
+	(*ListPipelineRunsResponse)(nil), // 58: arcade.job.v1.ListPipelineRunsResponse
+	(*DownloadArtifactRequest)(nil),  // 59: arcade.job.v1.DownloadArtifactRequest
+	(*DownloadArtifactResponse)(nil), // 60: arcade.job.v1.DownloadArtifactResponse
+	(*GetArtifactURLRequest)(nil),    // 61: arcade.job.v1.GetArtifactURLRequest
+	(*GetArtifactURLResponse)(nil),   // 62: arcade.job.v1.GetArtifactURLResponse
+	(*ExplainJobRequest)(nil),        // 63: arcade.job.v1.ExplainJobRequest
+	(*AgentFit)(nil),                 // 64: arcade.job.v1.AgentFit
+	(*ExplainJobResponse)(nil),       // 65: arcade.job.v1.ExplainJobResponse
+	nil,                              // 66: arcade.job.v1.JobDetail.EnvEntry
+	nil,                              // 67: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                              // 68: arcade.job.v1.JobDetail.OutputsEntry
+	nil,                              // 69: arcade.job.v1.MatrixCombination.ValuesEntry
+	nil,                              // 70: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                              // 71: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                              // 72: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                              // 73: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 74: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 75: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 76: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 77: arcade.job.v1.PipelineDetail.SecretsEntry
+	nil,                              // 78: arcade.job.v1.PipelineDetail.TemplatesEntry
+	nil,                              // 79: arcade.job.v1.PipelineDetail.IncludeFilesEntry
+	nil,                              // 80: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 81: arcade.job.v1.CreatePipelineRequest.FilesEntry
+	nil,                              // 82: arcade.job.v1.UpdatePipelineRequest.FilesEntry
+	nil,                              // 83: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 84: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 85: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 86: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 87: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 88: google.protobuf.Timestamp
+	(*v1.Step)(nil),                  // 89: arcade.agent.v1.Step
+	(*v1.ContainerOptions)(nil),      // 90: arcade.agent.v1.ContainerOptions
+	(*fieldmaskpb.FieldMask)(nil),    // 91: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 92: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 93: arcade.agent.v1.Artifact
+	(*v1.CacheConfig)(nil),           // 94: arcade.agent.v1.CacheConfig
+	(v1.AgentStatus)(0),              // 95: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	66,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	54,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	67,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	68,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	69,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	55,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	70,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	70,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	70,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	70,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	71,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
-	72,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
-	56,  // 12: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	67,  // 13: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	68,  // 14: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	69,  // 15: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	57,  // 16: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	58,  // 17: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	71,  // 18: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
-	72,  // 19: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
-	2,   // 20: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,   // 21: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	66,  // 22: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
-	2,   // 23: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
-	3,   // 24: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	73,  // 25: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,   // 26: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,   // 27: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	2,   // 28: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	74,  // 29: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	75,  // 30: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	67,  // 31: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	59,  // 32: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	60,  // 33: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	69,  // 34: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	67,  // 35: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
-	21,  // 36: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	68,  // 37: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	0,   // 38: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	71,  // 39: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
-	72,  // 40: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
-	22,  // 41: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	61,  // 42: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
-	1,   // 43: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	67,  // 44: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	66,  // 45: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	70,  // 46: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	62,  // 47: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
-	24,  // 48: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
-	23,  // 49: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	26,  // 50: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	70,  // 51: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	70,  // 52: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	63,  // 53: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
-	25,  // 54: arcade.job.v1.PipelineDetail.source:type_name -> arcade.job.v1.Source
-	66,  // 55: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	1,   // 56: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	64,  // 57: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	2,   // 58: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	70,  // 59: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	70,  // 60: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	70,  // 61: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	27,  // 62: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	27,  // 63: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	27,  // 64: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	27,  // 65: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	27,  // 66: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	73,  // 67: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	27,  // 68: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	65,  // 69: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	28,  // 70: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	28,  // 71: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	28,  // 72: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	28,  // 73: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	75,  // 74: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	75,  // 75: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	70,  // 76: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 77: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
-	2,   // 78: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	52,  // 79: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
-	3,   // 80: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	5,   // 81: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	7,   // 82: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	9,   // 83: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	11,  // 84: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	13,  // 85: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	15,  // 86: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	17,  // 87: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	19,  // 88: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	47,  // 89: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
-	49,  // 90: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
-	51,  // 91: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
-	29,  // 92: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	31,  // 93: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	33,  // 94: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	35,  // 95: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	37,  // 96: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	39,  // 97: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	41,  // 98: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	43,  // 99: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	45,  // 100: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	4,   // 101: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	6,   // 102: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	8,   // 103: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	10,  // 104: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	12,  // 105: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	14,  // 106: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	16,  // 107: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	18,  // 108: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	20,  // 109: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	48,  // 110: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
-	50,  // 111: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
-	53,  // 112: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
-	30,  // 113: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	32,  // 114: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	34,  // 115: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	36,  // 116: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	38,  // 117: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	40,  // 118: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	42,  // 119: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	44,  // 120: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	46,  // 121: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	101, // [101:122] is the sub-list for method output_type
-	80,  // [80:101] is the sub-list for method input_type
-	80,  // [80:80] is the sub-list for extension type_name
-	80,  // [80:80] is the sub-list for extension extendee
-	0,   // [0:80] is the sub-list for field type_name
+	84,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	66,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	85,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	86,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	87,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	67,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	88,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	88,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	88,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	88,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	89,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	90,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
+	68,  // 12: arcade.job.v1.JobDetail.outputs:type_name -> arcade.job.v1.JobDetail.OutputsEntry
+	8,   // 13: arcade.job.v1.JobDetail.matrix:type_name -> arcade.job.v1.MatrixInstance
+	0,   // 14: arcade.job.v1.JobDetail.type:type_name -> arcade.job.v1.JobType
+	4,   // 15: arcade.job.v1.JobDetail.approval:type_name -> arcade.job.v1.Approval
+	88,  // 16: arcade.job.v1.Approval.at:type_name -> google.protobuf.Timestamp
+	88,  // 17: arcade.job.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
+	6,   // 18: arcade.job.v1.Matrix.axes:type_name -> arcade.job.v1.MatrixAxis
+	7,   // 19: arcade.job.v1.Matrix.include:type_name -> arcade.job.v1.MatrixCombination
+	7,   // 20: arcade.job.v1.Matrix.exclude:type_name -> arcade.job.v1.MatrixCombination
+	69,  // 21: arcade.job.v1.MatrixCombination.values:type_name -> arcade.job.v1.MatrixCombination.ValuesEntry
+	9,   // 22: arcade.job.v1.MatrixInstance.values:type_name -> arcade.job.v1.MatrixValue
+	3,   // 23: arcade.job.v1.ApproveJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	3,   // 24: arcade.job.v1.RejectJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	70,  // 25: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	85,  // 26: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	86,  // 27: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	87,  // 28: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	71,  // 29: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	72,  // 30: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	89,  // 31: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	90,  // 32: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
+	3,   // 33: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	3,   // 34: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	84,  // 35: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	3,   // 36: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
+	15,  // 37: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
+	91,  // 38: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,   // 39: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	3,   // 40: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	3,   // 41: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	92,  // 42: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	93,  // 43: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	85,  // 44: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	73,  // 45: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	74,  // 46: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	87,  // 47: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	85,  // 48: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	33,  // 49: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
+	86,  // 50: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	1,   // 51: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
+	89,  // 52: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	90,  // 53: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
+	5,   // 54: arcade.job.v1.PipelineJob.matrix:type_name -> arcade.job.v1.Matrix
+	94,  // 55: arcade.job.v1.PipelineJob.cache:type_name -> arcade.agent.v1.CacheConfig
+	10,  // 56: arcade.job.v1.PipelineJob.concurrency:type_name -> arcade.job.v1.Concurrency
+	0,   // 57: arcade.job.v1.PipelineJob.type:type_name -> arcade.job.v1.JobType
+	8,   // 58: arcade.job.v1.PipelineJob.matrix_instance:type_name -> arcade.job.v1.MatrixInstance
+	34,  // 59: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
+	75,  // 60: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	2,   // 61: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
+	85,  // 62: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	84,  // 63: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	88,  // 64: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	76,  // 65: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	36,  // 66: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
+	35,  // 67: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
+	38,  // 68: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	88,  // 69: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	88,  // 70: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	77,  // 71: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	37,  // 72: arcade.job.v1.PipelineDetail.source:type_name -> arcade.job.v1.Source
+	78,  // 73: arcade.job.v1.PipelineDetail.templates:type_name -> arcade.job.v1.PipelineDetail.TemplatesEntry
+	79,  // 74: arcade.job.v1.PipelineDetail.include_files:type_name -> arcade.job.v1.PipelineDetail.IncludeFilesEntry
+	10,  // 75: arcade.job.v1.PipelineDetail.concurrency:type_name -> arcade.job.v1.Concurrency
+	84,  // 76: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	2,   // 77: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	80,  // 78: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	3,   // 79: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	88,  // 80: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	88,  // 81: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	88,  // 82: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	39,  // 83: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	81,  // 84: arcade.job.v1.CreatePipelineRequest.files:type_name -> arcade.job.v1.CreatePipelineRequest.FilesEntry
+	39,  // 85: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	39,  // 86: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	39,  // 87: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	39,  // 88: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	91,  // 89: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	82,  // 90: arcade.job.v1.UpdatePipelineRequest.files:type_name -> arcade.job.v1.UpdatePipelineRequest.FilesEntry
+	39,  // 91: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	83,  // 92: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	40,  // 93: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	40,  // 94: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	40,  // 95: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	40,  // 96: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	93,  // 97: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	93,  // 98: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	88,  // 99: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	95,  // 100: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	3,   // 101: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	64,  // 102: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	34,  // 103: arcade.job.v1.PipelineDetail.TemplatesEntry.value:type_name -> arcade.job.v1.PipelineJob
+	15,  // 104: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	17,  // 105: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	19,  // 106: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	21,  // 107: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	23,  // 108: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	25,  // 109: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	27,  // 110: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	29,  // 111: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	31,  // 112: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	59,  // 113: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	61,  // 114: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
+	63,  // 115: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	41,  // 116: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	43,  // 117: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	45,  // 118: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	47,  // 119: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	49,  // 120: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	51,  // 121: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	53,  // 122: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	55,  // 123: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	57,  // 124: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	11,  // 125: arcade.job.v1.JobService.ApproveJob:input_type -> arcade.job.v1.ApproveJobRequest
+	13,  // 126: arcade.job.v1.JobService.RejectJob:input_type -> arcade.job.v1.RejectJobRequest
+	16,  // 127: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	18,  // 128: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	20,  // 129: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	22,  // 130: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	24,  // 131: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	26,  // 132: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	28,  // 133: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	30,  // 134: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	32,  // 135: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	60,  // 136: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	62,  // 137: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
+	65,  // 138: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	42,  // 139: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	44,  // 140: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	46,  // 141: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	48,  // 142: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	50,  // 143: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	52,  // 144: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	54,  // 145: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	56,  // 146: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	58,  // 147: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	12,  // 148: arcade.job.v1.JobService.ApproveJob:output_type -> arcade.job.v1.ApproveJobResponse
+	14,  // 149: arcade.job.v1.JobService.RejectJob:output_type -> arcade.job.v1.RejectJobResponse
+	127, // [127:150] is the sub-list for method output_type
+	104, // [104:127] is the sub-list for method input_type
+	104, // [104:104] is the sub-list for extension type_name
+	104, // [104:104] is the sub-list for extension extendee
+	0,   // [0:104] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -4596,8 +5631,8 @@ func file_api_job_v1_job_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   64,
+			NumEnums:      3,
+			NumMessages:   81,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

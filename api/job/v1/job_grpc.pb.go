@@ -43,6 +43,8 @@ const (
 	JobService_StopPipeline_FullMethodName     = "/arcade.job.v1.JobService/StopPipeline"
 	JobService_GetPipelineRun_FullMethodName   = "/arcade.job.v1.JobService/GetPipelineRun"
 	JobService_ListPipelineRuns_FullMethodName = "/arcade.job.v1.JobService/ListPipelineRuns"
+	JobService_ApproveJob_FullMethodName       = "/arcade.job.v1.JobService/ApproveJob"
+	JobService_RejectJob_FullMethodName        = "/arcade.job.v1.JobService/RejectJob"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -86,6 +88,12 @@ type JobServiceClient interface {
 	GetPipelineRun(ctx context.Context, in *GetPipelineRunRequest, opts ...grpc.CallOption) (*GetPipelineRunResponse, error)
 	// ListPipelineRuns returns a pipeline's runs, newest first.
 	ListPipelineRuns(ctx context.Context, in *ListPipelineRunsRequest, opts ...grpc.CallOption) (*ListPipelineRunsResponse, error)
+	// ApproveJob approves a run's approval job (type: approval): it succeeds
+	// and what depends on it goes on. Needs the write scope; the caller's
+	// token name and the time are recorded.
+	ApproveJob(ctx context.Context, in *ApproveJobRequest, opts ...grpc.CallOption) (*ApproveJobResponse, error)
+	// RejectJob rejects a run's approval job: it fails.
+	RejectJob(ctx context.Context, in *RejectJobRequest, opts ...grpc.CallOption) (*RejectJobResponse, error)
 }
 
 type jobServiceClient struct {
@@ -315,6 +323,26 @@ func (c *jobServiceClient) ListPipelineRuns(ctx context.Context, in *ListPipelin
 	return out, nil
 }
 
+func (c *jobServiceClient) ApproveJob(ctx context.Context, in *ApproveJobRequest, opts ...grpc.CallOption) (*ApproveJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveJobResponse)
+	err := c.cc.Invoke(ctx, JobService_ApproveJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) RejectJob(ctx context.Context, in *RejectJobRequest, opts ...grpc.CallOption) (*RejectJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectJobResponse)
+	err := c.cc.Invoke(ctx, JobService_RejectJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -356,6 +384,12 @@ type JobServiceServer interface {
 	GetPipelineRun(context.Context, *GetPipelineRunRequest) (*GetPipelineRunResponse, error)
 	// ListPipelineRuns returns a pipeline's runs, newest first.
 	ListPipelineRuns(context.Context, *ListPipelineRunsRequest) (*ListPipelineRunsResponse, error)
+	// ApproveJob approves a run's approval job (type: approval): it succeeds
+	// and what depends on it goes on. Needs the write scope; the caller's
+	// token name and the time are recorded.
+	ApproveJob(context.Context, *ApproveJobRequest) (*ApproveJobResponse, error)
+	// RejectJob rejects a run's approval job: it fails.
+	RejectJob(context.Context, *RejectJobRequest) (*RejectJobResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -428,6 +462,12 @@ func (UnimplementedJobServiceServer) GetPipelineRun(context.Context, *GetPipelin
 }
 func (UnimplementedJobServiceServer) ListPipelineRuns(context.Context, *ListPipelineRunsRequest) (*ListPipelineRunsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPipelineRuns not implemented")
+}
+func (UnimplementedJobServiceServer) ApproveJob(context.Context, *ApproveJobRequest) (*ApproveJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveJob not implemented")
+}
+func (UnimplementedJobServiceServer) RejectJob(context.Context, *RejectJobRequest) (*RejectJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectJob not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -821,6 +861,42 @@ func _JobService_ListPipelineRuns_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_ApproveJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ApproveJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ApproveJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ApproveJob(ctx, req.(*ApproveJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_RejectJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).RejectJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_RejectJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).RejectJob(ctx, req.(*RejectJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -907,6 +983,14 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPipelineRuns",
 			Handler:    _JobService_ListPipelineRuns_Handler,
+		},
+		{
+			MethodName: "ApproveJob",
+			Handler:    _JobService_ApproveJob_Handler,
+		},
+		{
+			MethodName: "RejectJob",
+			Handler:    _JobService_RejectJob_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
