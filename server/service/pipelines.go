@@ -698,7 +698,7 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 		TrustedAgents: r.TrustedAgents, TrustReason: r.TrustReason,
 		Event: r.Event, Ref: r.Ref, Commit: r.Commit, Author: r.Author, PullRequest: r.PullRequest,
 		PullRequestTitle: r.PullRequestTitle, NoCacheWrite: r.NoCacheWrite, Definition: r.Definition,
-		Url: s.RunURL(r.ID),
+		Url:              s.RunURL(r.ID),
 		ConcurrencyGroup: r.ConcurrencyGroup, ConcurrencyHeld: r.ConcurrencyHeld,
 	}
 	jobs, err := s.store.RunJobs(ctx, r.ID)
