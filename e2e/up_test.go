@@ -45,7 +45,8 @@ func TestUpRunsExampleJob(t *testing.T) {
 }
 
 // TestUpRunsExamplePipeline runs the README's first command: arcade up with
-// the example pipeline, logs prefixed by job, the run's table at the end.
+// the example pipeline, logs prefixed by job, the run's table at the end;
+// like arcade run (its alias for pipelines), it builds the working tree.
 func TestUpRunsExamplePipeline(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(arcadeBin, "up", "--run", filepath.Join("..", "examples", "pipelines", "build-test-deploy.arcade.yaml"),
@@ -62,6 +63,10 @@ func TestUpRunsExamplePipeline(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	// As arcade run does, it builds the working tree (this repository's).
+	if !strings.Contains(stderr.String(), "building the working tree") {
+		t.Errorf("arcade up --run of a pipeline built no working tree:\n%s", stderr.String())
 	}
 }
 

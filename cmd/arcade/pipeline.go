@@ -137,11 +137,14 @@ func newPipelineCmd() *cobra.Command {
 	var (
 		params []string
 		wait   bool
+		ref    string
 	)
 	trig := &cobra.Command{
-		Use: "trigger PIPELINE [--param k=v]…", Short: "Start a run; parameters become env of its jobs", Args: cobra.ExactArgs(1),
+		Use: "trigger PIPELINE [--param k=v]… [--ref REF]", Short: "Start a run; parameters become env of its jobs", Args: cobra.ExactArgs(1),
+		Long: "Start a run. Parameters become env of its jobs. A pipeline with a source builds the head of its\n" +
+			"default branch as it is now, or --ref: a branch, tag, full ref or commit id.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := &jobv1.TriggerPipelineRequest{PipelineId: args[0], Params: map[string]string{}}
+			req := &jobv1.TriggerPipelineRequest{PipelineId: args[0], Params: map[string]string{}, Ref: ref}
 			for _, p := range params {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok || k == "" {
@@ -175,6 +178,7 @@ func newPipelineCmd() *cobra.Command {
 	}
 	trig.Flags().StringArrayVar(&params, "param", nil, "parameter k=v (repeatable)")
 	trig.Flags().BoolVar(&wait, "wait", false, "wait until the run ends; exit with its outcome")
+	trig.Flags().StringVar(&ref, "ref", "", "for a pipeline with a source: the branch, tag, ref or commit to build (default: its default branch)")
 
 	var reason string
 	stop := &cobra.Command{
@@ -350,6 +354,26 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 	if len(p.GetSecretRefs()) > 0 {
 		fmt.Fprintf(w, "stored secrets: %s\n", strings.Join(p.GetSecretRefs(), ", "))
 	}
+	if src := p.GetSource(); src != nil {
+		branch := src.GetDefaultBranch()
+		if branch == "" {
+			branch = "main"
+		}
+		fmt.Fprintf(w, "source: %s, branch %s", src.GetUrl(), branch)
+		if src.GetCredential() != "" {
+			fmt.Fprintf(w, ", credential from secret %s", src.GetCredential())
+		}
+		if src.GetDepth() > 0 {
+			fmt.Fprintf(w, ", depth %d", src.GetDepth())
+		}
+		if src.GetSubmodules() {
+			fmt.Fprint(w, ", submodules")
+		}
+		if src.GetDefinitionPath() != "" {
+			fmt.Fprintf(w, ", definition from %s in the repository", src.GetDefinitionPath())
+		}
+		fmt.Fprintln(w)
+	}
 	for _, t := range p.GetTriggers() {
 		desc := pipeline.TriggerName(t.GetType())
 		switch t.GetType() {
@@ -360,8 +384,20 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 			}
 		case jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK:
 			desc += " POST /hooks/" + p.GetName()
+			if p.GetSource() != nil {
+				desc += " or /hooks/{github,gitea,forgejo,gitlab}"
+			}
+			if len(t.GetEvents()) > 0 {
+				desc += ", events " + strings.Join(t.GetEvents(), ", ")
+			}
 			if len(t.GetBranches()) > 0 {
-				desc += " on " + strings.Join(t.GetBranches(), ", ")
+				desc += ", branches " + strings.Join(t.GetBranches(), ", ")
+			}
+			if len(t.GetTags()) > 0 {
+				desc += ", tags " + strings.Join(t.GetTags(), ", ")
+			}
+			if len(t.GetPaths()) > 0 {
+				desc += ", paths " + strings.Join(t.GetPaths(), ", ")
 			}
 		case jobv1.TriggerType_TRIGGER_TYPE_PIPELINE:
 			desc += " after " + t.GetPipeline() + " succeeds"
@@ -436,6 +472,25 @@ func showRun(w io.Writer, output string, r *jobv1.PipelineRun) error {
 		fmt.Fprintf(w, ", params %s", envText(r.GetParams()))
 	}
 	fmt.Fprintln(w)
+	if r.GetCommit() != "" {
+		fmt.Fprintf(w, "%s %s at %s", r.GetEvent(), r.GetRef(), r.GetCommit())
+		if r.GetAuthor() != "" {
+			fmt.Fprintf(w, " by %s", r.GetAuthor())
+		}
+		if r.GetPullRequest() > 0 {
+			fmt.Fprintf(w, ", pull request #%d %q", r.GetPullRequest(), r.GetPullRequestTitle())
+		}
+		if r.GetUntrustedOrigin() {
+			fmt.Fprint(w, " (untrusted: no secrets, no trusted agents, no cache writes)")
+		}
+		fmt.Fprintln(w)
+	}
+	if r.GetDefinition() != "" && r.GetDefinition() != "stored pipeline" {
+		fmt.Fprintf(w, "definition: %s\n", r.GetDefinition())
+	}
+	if r.GetUrl() != "" {
+		fmt.Fprintln(w, r.GetUrl())
+	}
 	if r.GetMessage() != "" {
 		fmt.Fprintln(w, r.GetMessage())
 	}

@@ -89,6 +89,12 @@ function drawHead(head, run) {
           ? ` · queued ${fmtDuration(span(run.created_at, run.started_at))} · started ${fmtTime(run.started_at)} · ran ${fmtDuration(span(run.started_at, run.finished_at))}`
           : ` · created ${fmtTime(run.created_at)} · queued ${fmtDuration(span(run.created_at, run.finished_at))}`,
         run.message ? ` · ${run.message}` : ''),
+      run.commit ? h('div', { class: 'sub', dataset: { testid: 'run-source' } },
+        `${run.event || ''} ${run.ref || ''} at `, h('code', {}, run.commit.slice(0, 12)),
+        run.author ? ` by ${run.author}` : '',
+        run.pull_request ? ` · pull request #${run.pull_request} ${run.pull_request_title || ''}` : '',
+        run.untrusted_origin ? ' · untrusted: no secrets, no trusted agents, no cache writes' : '',
+        run.definition && run.definition !== 'stored pipeline' ? ` · definition: ${run.definition}` : '') : '',
       Object.keys(run.params || {}).length ? h('div', {}, Object.entries(run.params).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`))) : ''),
     FINAL.has(st) ? '' : h('button', { type: 'button', class: 'danger', id: 'stop-run', onclick: async () => {
       try { await post(`/v1/runs/${run.id}:stop`, { reason: 'stopped from the dashboard' }); toast('Stopping the run'); } catch (err) { toast(errorText(err), true); }
