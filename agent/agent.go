@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-arcade/arcade/agent/cache"
+	"github.com/go-arcade/arcade/agent/checkout"
 	"github.com/go-arcade/arcade/agent/executor"
 	"github.com/go-arcade/arcade/agent/executor/container"
 	"github.com/go-arcade/arcade/agent/jobtrack"
@@ -95,6 +96,13 @@ type Config struct {
 	// EngineCheck is how often the agent checks that its container engine
 	// still answers (DefaultEngineCheck when zero).
 	EngineCheck time.Duration
+	// Git is the git binary that checks out sources: "" finds git on PATH
+	// at start, "none" takes no checkout jobs. An agent without git does
+	// not carry the git label, so checkout jobs are not handed to it.
+	Git string
+	// GitMirrorMaxBytes bounds the disk of the agent's repository mirrors
+	// (DataDir/git-mirrors); 0 is 10 GiB.
+	GitMirrorMaxBytes int64
 	// CacheLocalBytes bounds the local copies of recent job cache entries
 	// (DataDir/cache): a hit on one costs no network. 0: DefaultCacheLocal;
 	// negative: none kept.
@@ -213,6 +221,8 @@ type Agent struct {
 	// tracker records running jobs in DataDir, so that what a killed
 	// agent left is ended when it starts again.
 	tracker *jobtrack.Tracker
+	// checkout checks out sources; nil without git.
+	checkout *checkout.Checkout
 }
 
 // New returns an agent; Run starts it.
@@ -259,6 +269,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	a.tracker.AddHook(a.sweepLeftovers)
 	a.streams = jobv1.NewStreamServiceClient(conn)
+	a.checkout = newCheckout(cfg, logger)
 	if cfg.runsPlugins() {
 		policy := plugincache.Policy{Require: cfg.RequireSignatures, MaxModuleBytes: cfg.MaxModuleBytes}
 		for _, k := range cfg.TrustedKeys {
@@ -395,6 +406,9 @@ func (a *Agent) register(ctx context.Context, session int) error {
 	lbls := maps.Clone(detected)
 	if a.cfg.runsPlugins() {
 		lbls[WasmLabel] = "true"
+	}
+	if a.checkout != nil {
+		lbls[labels.Git] = gitLabel(a.checkout.Git.Version)
 	}
 	maps.Copy(lbls, a.cfg.Labels)
 	hostname, err := os.Hostname()

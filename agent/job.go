@@ -25,6 +25,7 @@ import (
 	"github.com/go-arcade/arcade/agent/jobtrack"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	"github.com/go-arcade/arcade/internal/confine"
+	"github.com/go-arcade/arcade/internal/gitcli"
 )
 
 // runningJob is a job the agent runs now.
@@ -370,6 +371,10 @@ func statusMessage(msg string) string {
 // config values that come from stored secrets.
 func jobMasks(job *agentv1.Job) []string {
 	masks := slices.Collect(maps.Values(job.GetSecrets()))
+	if c := job.GetCheckout().GetCredential(); c != "" {
+		masks = append(masks, c)
+		masks = append(masks, gitcli.ParseAuth(c).Secrets()...)
+	}
 	for _, m := range job.GetPlugins() {
 		masks = append(masks, slices.Collect(maps.Values(m.GetSecretConfig()))...)
 	}

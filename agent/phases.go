@@ -59,7 +59,7 @@ type phaseResult struct {
 
 // jobPhases is the order of a job's phases, defined once.
 var jobPhases = []phase{
-	{name: "checkout", where: OnHost, reason: agentv1.EndReason_END_REASON_CHECKOUT},
+	{name: "checkout", where: OnHost, reason: agentv1.EndReason_END_REASON_CHECKOUT, run: checkoutPhase},
 	{name: "inputs", where: OnHost, reason: agentv1.EndReason_END_REASON_INPUTS, run: inputsPhase},
 	{name: "cache restore", where: OnHost, reason: agentv1.EndReason_END_REASON_CACHE_RESTORE, run: cacheRestorePhase},
 	{name: "steps", where: InExecutor, reason: agentv1.EndReason_END_REASON_STEP_FAILED, run: stepsPhase},

@@ -184,6 +184,16 @@ func TestMakeRunTwice(t *testing.T) {
 		if run == 2 && compiling != 0 {
 			t.Errorf("second start (compilation cache warm): %d lines say it compiles the plugins", compiling)
 		}
+		// Every plugin has had its load when the server says so: nothing
+		// the server needs is reported not ready while it still compiles.
+		if n := count(recs, func(r map[string]any) bool { return strings.Contains(msg(r), "not ready") }); n != 0 {
+			t.Errorf("run %d: %d warnings of a plugin not ready", run, n)
+		}
+		for _, r := range recs {
+			if msg(r) == "plugins loaded" && r["loaded"] != float64(6) {
+				t.Errorf("run %d: the server says the plugins loaded with %v of 6 loaded", run, r["loaded"])
+			}
+		}
 		if n := count(recs, func(r map[string]any) bool { return strings.Contains(msg(r), "not granted") }); n != 0 {
 			t.Errorf("run %d: %d capability warnings under the shipped configuration", run, n)
 		}

@@ -189,6 +189,8 @@ var notRun = map[string]string{
 	"arcade agent label NAME k=v":            "the form of a command in prose; TestReadmeIdentityCommands runs arcade agent label deploy-1 pool=deploy",
 	"arcade plugin call":                     "names a command in prose; arcade plugin call semver execute --action next --param bump=minor runs from the README's prose",
 	"arcade pipeline approve|reject RUN JOB": "the form of commands in prose; TestReadmePipelineData runs arcade pipeline approve and reject on waiting approval jobs",
+	"arcade run [FILE]":                      "names a command in prose; TestReadmeSourcesCommands and TestRunLocalWorkingTree run arcade run with and without FILE",
+	"arcade up --run FILE":                   "names a command in prose; TestUpRunsExamplePipeline runs arcade up --run with a pipeline file",
 }
 
 // pipedataCommands need a run whose approval job waits, or the files
@@ -224,6 +226,15 @@ var identityCommands = []string{
 // containerCommands need a Docker engine and public images (golang:1.22,
 // alpine:3.20), which tests cannot pull: TestContainerCLI and
 // TestExampleContainersPipeline run them with a locally built image.
+// sourcesCommands are run as written by TestReadmeSourcesCommands (with
+// the private repository, the credential and the working clone they need).
+var sourcesCommands = []string{
+	"arcade secret set APP_GIT",
+	"arcade pipeline trigger app --ref v1.2.0 --wait",
+	"arcade run",
+	"arcade run ci/build.arcade.yaml",
+}
+
 var containerCommands = []string{
 	"arcade job create --image golang:1.22 --memory 1g --cpus 2 --cmd 'go version' --follow",
 	"arcade job create -f examples/jobs/container.yaml --follow",
@@ -238,6 +249,9 @@ func classify(text string) how {
 	cmd := strings.ReplaceAll(text, "bin/arcade", "arcade")
 	if slices.Contains(identityCommands, cmd) {
 		return how{exempt: "TestReadmeIdentityCommands runs it as written, with the deploy pipeline and registry.pass it needs"}
+	}
+	if bare, _, _ := strings.Cut(cmd, "#"); slices.Contains(sourcesCommands, strings.TrimSpace(bare)) {
+		return how{exempt: "TestReadmeSourcesCommands runs it as written, with the private repository, the credential and the working clone it needs"}
 	}
 	if slices.Contains(pipedataCommands, cmd) {
 		return how{exempt: "TestReadmePipelineData runs it as written, with an artifact store, an agent, the approval job waiting and the files it names"}

@@ -274,7 +274,13 @@ func TestWebDashboard(t *testing.T) {
 	if err != nil || run.GetRun().GetStatus() != agentv1.JobStatus_JOB_STATUS_SUCCESS || run.GetRun().GetParams()["GREETING"] != "bonjour" {
 		t.Fatalf("the run as the API sees it: %v %v", run, err)
 	}
+	// What started the run, in one phrase (not "manual run by api by …").
+	if by := evalJS[string](b, `document.querySelector('[data-testid=run-trigger]').textContent`); !strings.HasPrefix(by, "manual (api by ") || strings.Contains(by, "by api by") {
+		t.Errorf("the run page says it was started by %q", by)
+	}
 	b.screenshot("02-run")
+	b.open("/pipelines/build-test-deploy")
+	b.waitJS("the run listed with what started it", `(() => { const c = document.querySelector('[data-testid=run-trigger]'); return c && c.textContent.startsWith('manual (api by ') && !c.textContent.includes('by api by') })()`)
 	b.open("/pipelines")
 	b.waitJS("statistics", `document.querySelector('tr[data-pipeline=build-test-deploy] .badge') && document.querySelector('tr[data-pipeline=build-test-deploy] .badge').dataset.status === 'SUCCESS'`)
 	b.screenshot("03-pipelines")

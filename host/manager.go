@@ -538,8 +538,12 @@ func (m *Manager) unloadLocked(name, why string) {
 	if v := p.cur.Swap(nil); v != nil {
 		v.retire()
 		m.logger.Debug("plugin unloading", "plugin", name, "why", why)
-		m.emit(Event{Type: EventUnloaded, Plugin: name, Kind: KindName(v.meta.GetKind()),
-			Version: v.meta.GetVersion(), Path: v.spec.Path, SHA256: v.sha256})
+		// A closing host removes nothing: the plugin is neither removed nor
+		// disabled, so no plugin.unloaded is told.
+		if !m.closed {
+			m.emit(Event{Type: EventUnloaded, Plugin: name, Kind: KindName(v.meta.GetKind()),
+				Version: v.meta.GetVersion(), Path: v.spec.Path, SHA256: v.sha256})
+		}
 		return
 	}
 	// It never loaded (it failed): it leaves the list all the same, and

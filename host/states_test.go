@@ -140,3 +140,63 @@ func TestFailedPluginDeletedLeaves(t *testing.T) {
 		t.Errorf("reloading every plugin after the broken one left: %v", err)
 	}
 }
+
+// Closing the host (the server stopping) is no unload: the plugins were
+// neither removed nor disabled, so no plugin.unloaded event is told and
+// nothing is logged per plugin after the server said it stopped.
+func TestCloseTellsNoUnloads(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t)
+	events := recordEvents(t, m)
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, Config{Plugins: []Spec{kitchen("alpha"), kitchen("beta")}})
+	if err := m.LoadPluginsFromConfig(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	next := events.len()
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	for _, e := range events.events[next:] {
+		t.Errorf("closing the host told: %s %s", e.Type, e.Plugin)
+	}
+}
+
+// A server starts its watcher, whose first scan finds the configured
+// modules in the plugin folder, and then its first load: the two overlap.
+// The first load ends only when every configured plugin has had its load,
+// whichever of the two loads compiled it, so that the server does not call
+// a plugin "not ready" that is still compiling.
+func TestInitEndsWhenWatcherLoadsEndToo(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, WithCacheDir(t.TempDir())) // cold: loads take a while
+	dir := t.TempDir()
+	var specs []Spec
+	for _, name := range []string{"alpha", "beta", "gamma"} {
+		path := filepath.Join(dir, name+".wasm")
+		copyFile(t, testWasm.kitchen, path)
+		specs = append(specs, Spec{Name: name, Path: path, Kind: "custom"})
+	}
+	cfgPath := writeConfig(t, t.TempDir(), Config{Plugins: specs})
+	if err := m.LoadPluginsFromConfig(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher's scan comes while the first load compiles.
+	done, _ := m.InitBackground(context.Background())
+	if err := m.StartAutoWatch([]string{dir}, cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range m.List() {
+		if info.GetState() != pluginv1.PluginState_PLUGIN_STATE_LOADED || m.Compiling(info.GetName()) {
+			t.Errorf("after the first load: %s %v (compiling %v)", info.GetName(), info.GetState(), m.Compiling(info.GetName()))
+		}
+	}
+}

@@ -7,6 +7,7 @@
 //	secret-scan  security  secrets in the workspace; pipeline audit against a policy
 //	webhook      notify    JSON webhook (generic, Slack, DingTalk, Feishu) with templates
 //	log-notify   notify    notifications written to the log
+//	forge-status notify    commit statuses on GitHub, Gitea/Forgejo and GitLab
 //	fs-store     storage   objects with metadata under a granted folder
 //	s3-store     storage   objects in an S3-compatible bucket; presigned URLs, multipart uploads
 //	semver       custom    next semantic version and changelog from commit messages

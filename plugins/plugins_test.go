@@ -23,7 +23,7 @@ import (
 )
 
 // names are the first-party plugins, one folder each.
-var names = []string{"go-lint", "junit", "http-deploy", "secret-scan", "webhook", "log-notify", "fs-store", "s3-store", "semver"}
+var names = []string{"go-lint", "junit", "http-deploy", "secret-scan", "webhook", "log-notify", "fs-store", "s3-store", "semver", "forge-status"}
 
 // TestMain removes the builds when the tests end.
 func TestMain(m *testing.M) { pdktest.Main(m) }
@@ -84,7 +84,7 @@ func newServer(t *testing.T, reply string) *hookServer {
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		s.reqs = append(s.reqs, recorded{r.Method, r.URL.Path, r.Header.Get("Authorization"), b})
+		s.reqs = append(s.reqs, recorded{r.Method, r.URL.EscapedPath(), r.Header.Get("Authorization"), b})
 		s.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, reply)
@@ -557,5 +557,58 @@ func TestSemver(t *testing.T) {
 		if err := p.Call("execute", bad.req, nil); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%+v: %v, want %q", bad.req, err, bad.want)
 		}
+	}
+}
+
+// TestForgeStatus: each forge's status API, path and credential header,
+// its spelling of the states, a token from the server winning over the
+// config's, and a host not granted refused.
+func TestForgeStatus(t *testing.T) {
+	srv := newServer(t, `{"id":1}`)
+	meta := func(state string) map[string]string {
+		return map[string]string{"repository": "https://git.example.com/acme/web.git", "commit": "0123456789abcdef0123456789abcdef01234567",
+			"state": state, "context": "arcade/web", "target_url": "https://ci.example.com/runs/r1", "description": "run #1", "token": "tok"}
+	}
+	for _, tc := range []struct {
+		forge, state, path, auth, want string
+	}{
+		{"github", "running", "/repos/acme/web/statuses/0123456789abcdef0123456789abcdef01234567", "Bearer tok", "pending"},
+		{"github", "cancelled", "/repos/acme/web/statuses/0123456789abcdef0123456789abcdef01234567", "Bearer tok", "error"},
+		{"gitea", "failure", "/repos/acme/web/statuses/0123456789abcdef0123456789abcdef01234567", "token tok", "failure"},
+		{"gitlab", "running", "/projects/acme%2Fweb/statuses/0123456789abcdef0123456789abcdef01234567", "", "running"},
+		{"gitlab", "failure", "/projects/acme%2Fweb/statuses/0123456789abcdef0123456789abcdef01234567", "", "failed"},
+	} {
+		p := pdktest.Load(t, wasm(t, "forge-status"), pdktest.Options{Kind: "notify", Hosts: []string{"127.0.0.1"},
+			Config: map[string]string{"forge": tc.forge, "api_url": srv.URL, "token": "config-token"}})
+		var resp pdk.SendResponse
+		if err := p.Call("send", pdk.SendRequest{Metadata: meta(tc.state)}, &resp); err != nil || resp.Status != pdk.StatusSuccess {
+			t.Fatalf("%s %s: %v %v", tc.forge, tc.state, err, resp)
+		}
+		got := srv.last(t)
+		var body map[string]string
+		json.Unmarshal(got.Body, &body)
+		if got.Method != "POST" || got.Path != tc.path || got.Auth != tc.auth || body["state"] != tc.want || body["target_url"] != "https://ci.example.com/runs/r1" {
+			t.Errorf("%s %s: %s %s auth %q body %s", tc.forge, tc.state, got.Method, got.Path, got.Auth, got.Body)
+		}
+	}
+	// Without a token from the server, the config's is used; with neither,
+	// a clear error.
+	p := pdktest.Load(t, wasm(t, "forge-status"), pdktest.Options{Kind: "notify", Hosts: []string{"127.0.0.1"},
+		Config: map[string]string{"forge": "github", "api_url": srv.URL, "token": "config-token"}})
+	m := meta("success")
+	delete(m, "token")
+	if err := p.Call("send", pdk.SendRequest{Metadata: m}, nil); err != nil || srv.last(t).Auth != "Bearer config-token" {
+		t.Fatalf("config token: %v %q", err, srv.last(t).Auth)
+	}
+	p = pdktest.Load(t, wasm(t, "forge-status"), pdktest.Options{Kind: "notify", Hosts: []string{"127.0.0.1"},
+		Config: map[string]string{"forge": "github", "api_url": srv.URL}})
+	if err := p.Call("send", pdk.SendRequest{Metadata: m}, nil); err == nil || !strings.Contains(err.Error(), "no token") {
+		t.Fatalf("no token: %v", err)
+	}
+	// Granted only the forge's host: another is refused.
+	p = pdktest.Load(t, wasm(t, "forge-status"), pdktest.Options{Kind: "notify", Hosts: []string{"api.github.com"},
+		Config: map[string]string{"forge": "github", "api_url": srv.URL}})
+	if err := p.Call("send", pdk.SendRequest{Metadata: meta("success")}, nil); !errors.Is(err, host.ErrHostNotGranted) {
+		t.Fatalf("host not granted: %v", err)
 	}
 }

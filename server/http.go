@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 
 	"github.com/go-arcade/arcade/server/gateway"
 	"github.com/go-arcade/arcade/server/web"
@@ -18,7 +20,7 @@ func (s *Server) listenHTTP() error {
 	}
 	lis, err := net.Listen("tcp", s.cfg.HTTPListen)
 	if err != nil {
-		return fmt.Errorf("http_listen: listen on %s: %w", s.cfg.HTTPListen, err)
+		return listenError("http_listen", "--http-listen", s.cfg.HTTPListen, err)
 	}
 	s.http = lis
 	return nil
@@ -76,4 +78,13 @@ func (s *Server) startHTTP(ctx context.Context) error {
 	}
 	s.log.Info("dashboard and HTTP API listening", "url", scheme+"://"+s.HTTPAddr()+"/")
 	return nil
+}
+
+// listenError is the error of a listener that could not bind: for an
+// address in use, what to do about it, naming the flag and the setting.
+func listenError(setting, flag, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s: %s is in use (another arcade server or arcade up?): give another address with %s (%s in server.yaml)", setting, addr, flag, setting)
+	}
+	return fmt.Errorf("%s: listen on %s: %w", setting, addr, err)
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/go-arcade/arcade/server/ratelimit"
 	"github.com/go-arcade/arcade/server/secrets"
 	"github.com/go-arcade/arcade/server/service"
+	"github.com/go-arcade/arcade/server/sources"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -127,6 +128,18 @@ type Config struct {
 	// CronTimezone is the zone of cron triggers that name none; empty means
 	// the server's local zone.
 	CronTimezone string
+	// PublicURL is the dashboard's address as people reach it
+	// ("https://ci.example.com"): commit statuses and notifications link
+	// runs there. Empty: they link nowhere.
+	PublicURL string
+	// GitMirrorMaxBytes bounds the disk of the server's repository mirrors
+	// (DataDir/git-mirrors); 0 is 5 GiB.
+	GitMirrorMaxBytes int64
+	// GitTimeout bounds one update of a server mirror (the fetch a run,
+	// a webhook's path filter or a definition file needs); 0 is 5 minutes.
+	// A forge that stalls fails that run with a clear error instead of
+	// holding the mirror, the request or the cron scheduler.
+	GitTimeout time.Duration
 
 	// Notify routes events to notify plugins.
 	Notify notify.Config
@@ -432,7 +445,11 @@ type Server struct {
 	credentials string
 	// keyring seals secrets; audit records every write.
 	keyring *secrets.Keyring
-	audit   *audit.Log
+	// hooks serves the forge webhooks (nil: no git on this server).
+	hooks *sources.Hooks
+	// statuses delivers commit statuses.
+	statuses *sources.Statuses
+	audit    *audit.Log
 }
 
 // New opens the database, migrates it and binds the listener.
@@ -474,7 +491,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, err
 	}
+	if err := sealTriggerSecrets(ctx, st, ring, logger.With("component", "keyring")); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("seal webhook secrets: %w", err)
+	}
 	svc := service.New(service.Config{
+		PublicURL:         cfg.PublicURL,
 		PipelineLimits:    cfg.PipelineLimits,
 		Secrets:           ring,
 		HeartbeatInterval: cfg.HeartbeatInterval,
@@ -549,6 +571,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	notifier.UseRuns(storeRuns{store: st})
+	statuses := &sources.Statuses{Store: st, Send: sender, Credentials: svc.Secrets(), RunURL: svc.RunURL,
+		Log: logger.With("component", "commit-status"), Now: time.Now}
+	svc.OnRunChange(statuses.RunChanged)
 	svc.OnLocalEvent(notifier.Handle)
 	history, err := eventlog.New(cfg.EventHistory, st, logger.With("component", "events"))
 	if err != nil {
@@ -599,11 +624,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err != nil {
 		plugins.Close(ctx) //nolint:errcheck // already failing
 		st.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return nil, listenError("listen", "--listen", cfg.Listen, err)
 	}
 	srv := &Server{cfg: cfg, log: logger, store: st, svc: svc, grpc: gs, health: hs, lis: lis, plugins: plugins, tls: tlsConf, peers: replicas,
 		metrics: registry, notify: notifier, history: history, objects: objects, archive: archive, replica: uuid.NewString(),
 		credentials: credsFile, keyring: ring, audit: auditLog}
+	srv.hooks = setUpSources(cfg, st, svc, auditLog, logger)
+	srv.statuses = statuses
 	err = srv.listenWebhook()
 	if err == nil {
 		err = srv.listenHTTP()
@@ -653,6 +680,9 @@ func (s *Server) Run(ctx context.Context) error {
 	dispatching := make(chan struct{})
 	go func() { defer close(dispatching); s.svc.Dispatch(ctx) }()
 	defer func() { cancel(); <-dispatching }() // before the store closes
+	reported := make(chan struct{})
+	go func() { s.statuses.Run(ctx); close(reported) }()
+	defer func() { cancel(); <-reported }() // before the store closes
 	notified := make(chan struct{})
 	go func() { s.notify.Run(ctx); close(notified) }()
 	// The history writes the events of the drain too: it stops after it.

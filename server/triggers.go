@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -16,6 +17,18 @@ import (
 func (c *Config) validateTriggers() error {
 	if c.WebhookPort < 0 || c.WebhookPort > 65535 {
 		return fmt.Errorf("webhook_port: want 0 (off) to 65535, got %d", c.WebhookPort)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(c.PublicURL) > 1024 {
+			return fmt.Errorf("public_url: want the dashboard's http(s) address, like https://ci.example.com; got %q", c.PublicURL)
+		}
+	}
+	if c.GitMirrorMaxBytes < 0 {
+		return fmt.Errorf("git_mirror_max_bytes: want 0 (the default, 5 GiB) or more, got %d", c.GitMirrorMaxBytes)
+	}
+	if c.GitTimeout < 0 {
+		return fmt.Errorf("git_timeout: want 0 (the default, 5m) or more, got %s", c.GitTimeout)
 	}
 	if c.CronTimezone != "" {
 		if _, err := time.LoadLocation(c.CronTimezone); err != nil {
@@ -64,7 +77,13 @@ func (s *Server) startTriggers(ctx context.Context) {
 	if s.webhook == nil {
 		return
 	}
-	hs := &http.Server{Handler: withPeer(trigger.WebhookHandler(auditedWebhooks{WebhookTarget: s.svc, log: s.audit}, log)), ReadHeaderTimeout: 10 * time.Second}
+	legacy := trigger.WebhookHandler(auditedWebhooks{WebhookTarget: s.svc, log: s.audit}, log)
+	handler := legacy
+	if s.hooks != nil {
+		s.hooks.Legacy = legacy
+		handler = s.hooks.Handler()
+	}
+	hs := &http.Server{Handler: withPeer(handler), ReadHeaderTimeout: 10 * time.Second}
 	lis := s.webhook
 	if s.tls != nil {
 		// The webhook endpoint shares the gRPC certificate; senders need no
@@ -74,7 +93,7 @@ func (s *Server) startTriggers(ctx context.Context) {
 		lis = tls.NewListener(lis, conf)
 	}
 	go func() {
-		log.Info("webhook endpoint listening", "addr", s.WebhookAddr(), "path", "/hooks/{pipeline}")
+		log.Info("webhook endpoint listening", "addr", s.WebhookAddr(), "paths", "/hooks/{github,gitea,forgejo,gitlab}, /hooks/{pipeline}")
 		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warn("webhook endpoint stopped", "err", err)
 		}

@@ -156,9 +156,12 @@ type serverSettings struct {
 		Scope  string `koanf:"scope"`
 		Name   string `koanf:"name"`
 	} `koanf:"api_tokens"`
-	WebhookPort  int    `koanf:"webhook_port"`
-	CronTimezone string `koanf:"cron_timezone"`
-	Notify       []struct {
+	WebhookPort       int           `koanf:"webhook_port"`
+	CronTimezone      string        `koanf:"cron_timezone"`
+	PublicURL         string        `koanf:"public_url"`
+	GitMirrorMaxBytes int64         `koanf:"git_mirror_max_bytes"`
+	GitTimeout        time.Duration `koanf:"git_timeout"`
+	Notify            []struct {
 		Name      string   `koanf:"name"`
 		On        []string `koanf:"on"`
 		Plugin    string   `koanf:"plugin"`
@@ -234,6 +237,8 @@ type agentSettings struct {
 	DataDir         string            `koanf:"data_dir"`
 	TrustedKeys     []string          `koanf:"trusted_keys"`
 	RequireSigs     bool              `koanf:"require_signatures"`
+	Git             string            `koanf:"git"`
+	GitMirrorMax    int64             `koanf:"git_mirror_max_bytes"`
 	MaskMinLength   int               `koanf:"mask_min_length"`
 	MaxModuleBytes  int64             `koanf:"max_module_bytes"`
 	Container       struct {

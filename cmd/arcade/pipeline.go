@@ -127,7 +127,7 @@ func newPipelineCmd() *cobra.Command {
 					last = statusName(st.GetLastRunStatus()) + " " + st.GetLastRunAt().AsTime().Local().Format("2006-01-02 15:04")
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", p.GetName(), len(p.GetStages()), jobs, st.GetTotalRuns(),
-					rate(st), st.GetAverageDuration().AsDuration().Round(time.Millisecond), last)
+					rate(st), average(st), last)
 			}
 			return tw.Flush()
 		}),
@@ -137,11 +137,14 @@ func newPipelineCmd() *cobra.Command {
 	var (
 		params []string
 		wait   bool
+		ref    string
 	)
 	trig := &cobra.Command{
-		Use: "trigger PIPELINE [--param k=v]…", Short: "Start a run; parameters become env of its jobs", Args: cobra.ExactArgs(1),
+		Use: "trigger PIPELINE [--param k=v]… [--ref REF]", Short: "Start a run; parameters become env of its jobs", Args: cobra.ExactArgs(1),
+		Long: "Start a run. Parameters become env of its jobs. A pipeline with a source builds the head of its\n" +
+			"default branch as it is now, or --ref: a branch, tag, full ref or commit id.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := &jobv1.TriggerPipelineRequest{PipelineId: args[0], Params: map[string]string{}}
+			req := &jobv1.TriggerPipelineRequest{PipelineId: args[0], Params: map[string]string{}, Ref: ref}
 			for _, p := range params {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok || k == "" {
@@ -175,6 +178,7 @@ func newPipelineCmd() *cobra.Command {
 	}
 	trig.Flags().StringArrayVar(&params, "param", nil, "parameter k=v (repeatable)")
 	trig.Flags().BoolVar(&wait, "wait", false, "wait until the run ends; exit with its outcome")
+	trig.Flags().StringVar(&ref, "ref", "", "for a pipeline with a source: the branch, tag, ref or commit to build (default: its default branch)")
 
 	var reason string
 	stop := &cobra.Command{
@@ -291,11 +295,21 @@ func (c *api) waitRun(ctx context.Context, id string) (*jobv1.PipelineRun, error
 	}
 }
 
+// rate is the success rate of the finished runs, "-" before any run
+// finished (the server sets the average duration only then).
 func rate(st *jobv1.PipelineStatistics) string {
-	if st.GetTotalRuns() == 0 {
+	if st.GetAverageDuration() == nil {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f%%", 100*st.GetSuccessRate())
+}
+
+// average is the average duration of the finished runs, "-" before any.
+func average(st *jobv1.PipelineStatistics) string {
+	if st.GetAverageDuration() == nil {
+		return "-"
+	}
+	return short(st.GetAverageDuration().AsDuration())
 }
 
 func runDuration(r *jobv1.PipelineRun) string {
@@ -340,6 +354,26 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 	if len(p.GetSecretRefs()) > 0 {
 		fmt.Fprintf(w, "stored secrets: %s\n", strings.Join(p.GetSecretRefs(), ", "))
 	}
+	if src := p.GetSource(); src != nil {
+		branch := src.GetDefaultBranch()
+		if branch == "" {
+			branch = "main"
+		}
+		fmt.Fprintf(w, "source: %s, branch %s", src.GetUrl(), branch)
+		if src.GetCredential() != "" {
+			fmt.Fprintf(w, ", credential from secret %s", src.GetCredential())
+		}
+		if src.GetDepth() > 0 {
+			fmt.Fprintf(w, ", depth %d", src.GetDepth())
+		}
+		if src.GetSubmodules() {
+			fmt.Fprint(w, ", submodules")
+		}
+		if src.GetDefinitionPath() != "" {
+			fmt.Fprintf(w, ", definition from %s in the repository", src.GetDefinitionPath())
+		}
+		fmt.Fprintln(w)
+	}
 	for _, t := range p.GetTriggers() {
 		desc := pipeline.TriggerName(t.GetType())
 		switch t.GetType() {
@@ -350,8 +384,20 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 			}
 		case jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK:
 			desc += " POST /hooks/" + p.GetName()
+			if p.GetSource() != nil {
+				desc += " or /hooks/{github,gitea,forgejo,gitlab}"
+			}
+			if len(t.GetEvents()) > 0 {
+				desc += ", events " + strings.Join(t.GetEvents(), ", ")
+			}
 			if len(t.GetBranches()) > 0 {
-				desc += " on " + strings.Join(t.GetBranches(), ", ")
+				desc += ", branches " + strings.Join(t.GetBranches(), ", ")
+			}
+			if len(t.GetTags()) > 0 {
+				desc += ", tags " + strings.Join(t.GetTags(), ", ")
+			}
+			if len(t.GetPaths()) > 0 {
+				desc += ", paths " + strings.Join(t.GetPaths(), ", ")
 			}
 		case jobv1.TriggerType_TRIGGER_TYPE_PIPELINE:
 			desc += " after " + t.GetPipeline() + " succeeds"
@@ -391,12 +437,27 @@ func showPipeline(w io.Writer, output string, p *jobv1.PipelineDetail) error {
 		return err
 	}
 	st := p.GetStatistics()
-	fmt.Fprintf(w, "runs: %d, success rate %s, average %s", st.GetTotalRuns(), rate(st), st.GetAverageDuration().AsDuration().Round(time.Millisecond))
+	fmt.Fprintf(w, "runs: %d, success rate %s, average %s", st.GetTotalRuns(), rate(st), average(st))
 	if st.GetLastRunAt() != nil {
 		fmt.Fprintf(w, ", last %s at %s", statusName(st.GetLastRunStatus()), st.GetLastRunAt().AsTime().Local().Format(time.DateTime))
 	}
 	fmt.Fprintln(w)
 	return nil
+}
+
+// startedBy says what started a run in one phrase: its cause when that
+// names the trigger already (`cron "0 * * * *" at …`, `pipeline build run
+// #3 succeeded`), else the trigger and the cause (`manual trigger: api by
+// api_token`).
+func startedBy(r *jobv1.PipelineRun) string {
+	name, by := pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy()
+	switch {
+	case by == "":
+		return name + " trigger"
+	case strings.HasPrefix(by, name+" "):
+		return by
+	}
+	return name + " trigger: " + by
 }
 
 // showRun prints the one-screen view of a run: a header, then every job by
@@ -406,11 +467,30 @@ func showRun(w io.Writer, output string, r *jobv1.PipelineRun) error {
 		return printJSON(w, r)
 	}
 	fmt.Fprintf(w, "%s run #%d  %s  %s%s\n", r.GetPipelineName(), r.GetNumber(), statusName(r.GetStatus()), runDuration(r), queuedNote(r))
-	fmt.Fprintf(w, "id %s, %s by %s", r.GetId(), pipeline.TriggerName(r.GetTrigger()), r.GetTriggeredBy())
+	fmt.Fprintf(w, "id %s, %s", r.GetId(), startedBy(r))
 	if len(r.GetParams()) > 0 {
 		fmt.Fprintf(w, ", params %s", envText(r.GetParams()))
 	}
 	fmt.Fprintln(w)
+	if r.GetCommit() != "" {
+		fmt.Fprintf(w, "%s %s at %s", r.GetEvent(), r.GetRef(), r.GetCommit())
+		if r.GetAuthor() != "" {
+			fmt.Fprintf(w, " by %s", r.GetAuthor())
+		}
+		if r.GetPullRequest() > 0 {
+			fmt.Fprintf(w, ", pull request #%d %q", r.GetPullRequest(), r.GetPullRequestTitle())
+		}
+		if r.GetUntrustedOrigin() {
+			fmt.Fprint(w, " (untrusted: no secrets, no trusted agents, no cache writes)")
+		}
+		fmt.Fprintln(w)
+	}
+	if r.GetDefinition() != "" && r.GetDefinition() != "stored pipeline" {
+		fmt.Fprintf(w, "definition: %s\n", r.GetDefinition())
+	}
+	if r.GetUrl() != "" {
+		fmt.Fprintln(w, r.GetUrl())
+	}
 	if r.GetMessage() != "" {
 		fmt.Fprintln(w, r.GetMessage())
 	}

@@ -27,6 +27,7 @@ func newRoot() *cobra.Command {
 		Long: `Arcade runs jobs on agents chosen by label selectors.
 
   arcade up                 server + one agent in one process (embedded SQLite)
+  arcade run [FILE]         run a pipeline file against the working tree, locally
   arcade server             the server alone
   arcade agent              an agent alone
   arcade job …, arcade agent list   client commands (ARCADE_SERVER, ARCADE_API_TOKEN)`,
@@ -35,7 +36,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "auto", "log format: auto (coloured text on a terminal), text, json")
-	root.AddCommand(newServerCmd(g), newAgentCmd(g), newUpCmd(g), newJobCmd(), newPipelineCmd(), newPluginCmd(), newVersionCmd(),
+	root.AddCommand(newServerCmd(g), newAgentCmd(g), newUpCmd(g), newRunCmd(g), newJobCmd(), newPipelineCmd(), newPluginCmd(), newVersionCmd(),
 		newLogsCmd(), newEventsCmd(), newWatchCmd(), newArtifactCmd(), newSecretCmd(), newTokenCmd(), newAuditCmd(), newTrustCmd())
 	reportUnknownCommands(root)
 	return root

@@ -48,7 +48,14 @@ func (c *api) runPipeline(ctx context.Context, file string, w io.Writer) error {
 	default:
 		p = created.GetPipeline()
 	}
-	tr, err := c.jobs.TriggerPipeline(ctx, &jobv1.TriggerPipelineRequest{PipelineId: p.GetId()})
+	return c.followRun(ctx, p, &jobv1.TriggerPipelineRequest{PipelineId: p.GetId()}, w)
+}
+
+// followRun triggers a run of p, prints each job's log as it runs,
+// prefixed with the job's name, and the run's table at the end; it returns
+// an exitError unless the run succeeded.
+func (c *api) followRun(ctx context.Context, p *jobv1.PipelineDetail, req *jobv1.TriggerPipelineRequest, w io.Writer) error {
+	tr, err := c.jobs.TriggerPipeline(ctx, req)
 	if err != nil {
 		return fmt.Errorf("trigger pipeline: %w", err)
 	}

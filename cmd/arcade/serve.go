@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"time"
 
@@ -36,6 +34,9 @@ func addServerFlags(f *pflag.FlagSet) {
 	f.Int("rate-burst", 0, "calls an API client may make at once (default: twice the rate)")
 	f.Int("webhook-port", 0, "port of the pipeline webhook endpoint on the --listen host (0: off)")
 	f.String("cron-timezone", "", "time zone of cron triggers that name none (default: local)")
+	f.String("public-url", "", "the dashboard's address as people reach it, e.g. https://ci.example.com (commit statuses link runs there)")
+	f.Int64("git-mirror-max-bytes", 0, "disk the server's repository mirrors may use, in bytes (default 5 GiB)")
+	f.Duration("git-timeout", 0, "longest update of one of the server's repository mirrors (default 5m)")
 	f.String("artifact-store", "", "storage plugin that keeps artifacts and archived logs, e.g. fs-store (empty: not stored)")
 	f.Int64("artifact-max-bytes", 0, "largest artifact accepted, in bytes (default 1 GiB)")
 	f.Int64("cache-max-bytes", 0, "job cache entries kept in all, in bytes; the least recently used go first (default 10 GiB)")
@@ -80,7 +81,7 @@ func serverConfig(cmd *cobra.Command, configPath string) (server.Config, error) 
 		PluginsConfig: s.PluginsConfig, PluginDirs: s.PluginDirs, PprofListen: s.PprofListen,
 		MetricsListen: s.MetricsListen, MetricsPprof: s.MetricsPprof,
 		TLSCert: s.TLSCert, TLSKey: s.TLSKey, TLSClientCA: s.TLSClientCA, RequireAgentCerts: s.RequireAgentCerts,
-		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
+		WebhookPort: s.WebhookPort, CronTimezone: s.CronTimezone, PublicURL: s.PublicURL, GitMirrorMaxBytes: s.GitMirrorMaxBytes, GitTimeout: s.GitTimeout, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
 		SecretKey: s.SecretKey, HTTPListen: s.HTTPListen, SecretKeyring: s.SecretKeyring,
 		AuditMaxEvents: s.AuditMaxEvents, AuditMaxAge: s.AuditMaxAge,
 		ArtifactStore: s.ArtifactStore, ArtifactMaxBytes: s.ArtifactMaxBytes, ArtifactExpireIn: s.ArtifactExpireIn,
@@ -155,6 +156,7 @@ func addAgentFlags(f *pflag.FlagSet) {
 	f.String("container-runtime", "auto", "auto (container jobs when the Docker engine answers), docker, or none (never look for one)")
 	f.String("docker-host", "", "the Docker engine's address (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
 	f.Duration("container-check", 5*time.Second, "how often to check that the Docker engine still answers (its labels follow it)")
+	f.String("git", "", `the git client checking out sources (default: git on PATH; "none": no checkouts)`)
 }
 
 // agentConfig reads the agent's settings; the file at configPath must exist
@@ -171,6 +173,7 @@ func agentConfig(cmd *cobra.Command, configPath, configFlag string) (agent.Confi
 	}
 	return agent.Config{
 		ContainerRuntime: s.Container.Runtime, DockerHost: dockerHost, EngineCheck: s.Container.CheckInterval,
+		Git: s.Git, GitMirrorMaxBytes: s.GitMirrorMax,
 		Server: s.Server, Token: s.AgentToken, Name: s.Name, Labels: stringMap(s.Labels),
 		MaxJobs: s.MaxJobs, WorkDir: s.WorkDir, KeepWorkspaces: s.KeepWorkspaces, Transport: s.Transport, CacheLocalBytes: s.CacheLocalBytes,
 		Plugins: s.Plugins, DataDir: s.DataDir, TrustedKeys: s.TrustedKeys, RequireSignatures: s.RequireSigs,
@@ -228,89 +231,11 @@ func newUpCmd(g *globals) *cobra.Command {
 
 With --run FILE, the job or pipeline in FILE is submitted (a pipeline file
 has stages), its logs are printed as it runs, and arcade exits with its
-outcome.`,
+outcome. With a pipeline file, "arcade up --run FILE" is "arcade run FILE":
+the pipeline builds the working tree.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			scfg, err := serverConfig(cmd, configPath)
-			if err != nil {
-				return err
-			}
-			var (
-				job      *jobFile
-				pipeline bool
-			)
-			if runFile != "" {
-				raw, err := os.ReadFile(runFile)
-				if err != nil {
-					return fmt.Errorf("read %s: %w", runFile, err)
-				}
-				if pipeline = isPipelineFile(raw); !pipeline {
-					if job, err = readJobFile(runFile); err != nil {
-						return err
-					}
-				}
-			}
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			srv, err := server.New(ctx, scfg, log.With("component", "server"))
-			if err != nil {
-				return err
-			}
-			scfg = srv.Config()
-			acfg, err := agentConfig(cmd, agentConfigPath, "agent-config")
-			if err != nil {
-				return err
-			}
-			acfg.Server, acfg.Token = srv.Addr(), scfg.AgentToken
-			if scfg.TLSCert != "" && acfg.TLS.CAFile == "" {
-				acfg.TLS.CAFile = scfg.TLSCert // a self-signed certificate is its own CA
-			}
-			ag, err := agent.New(acfg, log.With("component", "agent"))
-			if err != nil {
-				return err
-			}
-			done := make(chan error, 2)
-			go func() { done <- srv.Run(ctx) }()
-			go func() { done <- ag.Run(ctx) }()
-			if job == nil && !pipeline {
-				// The banner never prints a token: it says where the token is.
-				fmt.Fprintf(os.Stderr, "arcade is up on %s; client commands need:\n", srv.Addr())
-				if file := srv.CredentialsFile(); file != "" {
-					fmt.Fprintf(os.Stderr, "  export ARCADE_SERVER=%s; set -a; . %s; set +a\n", srv.Addr(), file)
-				} else {
-					fmt.Fprintf(os.Stderr, "  export ARCADE_SERVER=%s (and ARCADE_API_TOKEN, the API token this server was given)\n", srv.Addr())
-				}
-				if a := srv.HTTPAddr(); a != "" {
-					scheme := "http"
-					if scfg.TLSCert != "" {
-						scheme = "https"
-					}
-					where := "the API token"
-					if file := srv.CredentialsFile(); file != "" {
-						where += " in " + file
-					}
-					fmt.Fprintf(os.Stderr, "dashboard: %s://%s/ (log in with %s)\n", scheme, a, where)
-				}
-				<-ctx.Done()
-				return waitBoth(done, nil)
-			}
-			c, err := dialAPI(srv.Addr(), scfg.APIToken, acfg.TLS)
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			var runErr error
-			if pipeline {
-				runErr = c.runPipeline(ctx, runFile, os.Stdout)
-			} else {
-				runErr = c.runAndFollow(ctx, job.request(), os.Stdout)
-			}
-			cancel()
-			return waitBoth(done, runErr)
+			return runEmbedded(cmd, g, configPath, agentConfigPath, runFile, false)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "conf.d/server.yaml", "server configuration file")

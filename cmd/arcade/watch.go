@@ -114,8 +114,7 @@ Event names (--type; FAMILY.* selects a family):
 				if y, m, d := at.Date(); y != time.Now().Year() || m != time.Now().Month() || d != time.Now().Day() {
 					when = at.Format(time.DateTime)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-22s %s/%s  %s %s\n", when, name, e.GetResourceType(), e.GetResourceId(),
-					e.GetMessage(), attrText(e.GetAttributes()))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", when, eventLine(name, e))
 			}
 		},
 	}
@@ -159,6 +158,26 @@ func parseSince(s string, now time.Time) (id string, at time.Time, err error) {
 		return "", time.Time{}, fmt.Errorf("--since %q: want a duration (10m), a time (2026-12-06T10:00:00Z) or an event id", s)
 	}
 	return s, time.Time{}, nil
+}
+
+// eventLine is an event as `arcade events` prints it after the time: its
+// name, resource, message and attributes, without the name said again (a
+// notification's message and "event" attribute repeat it).
+func eventLine(name string, e *jobv1.Event) string {
+	parts := []string{fmt.Sprintf("%-22s %s/%s", name, e.GetResourceType(), e.GetResourceId())}
+	if msg := e.GetMessage(); msg != "" && msg != name {
+		parts = append(parts, strings.TrimPrefix(msg, name+": "))
+	}
+	attrs := map[string]string{}
+	for k, v := range e.GetAttributes() {
+		if v != name {
+			attrs[k] = v
+		}
+	}
+	if a := attrText(attrs); a != "" {
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, "  ")
 }
 
 func attrText(m map[string]string) string {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/gitref"
 	"github.com/go-arcade/arcade/core/jobimage"
 	"github.com/go-arcade/arcade/core/jobstep"
 	"github.com/go-arcade/arcade/core/labels"
@@ -79,6 +80,12 @@ func validate(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, error) {
 		if err := checkTrigger(fmt.Sprintf("triggers[%d]", i), t); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkSource(p.GetSource()); err != nil {
+		return nil, err
+	}
+	if FromRepository(p) && len(p.GetStages()) == 0 {
+		return &Plan{}, nil
 	}
 	if len(p.GetStages()) == 0 {
 		return nil, errorf("stages", "must not be empty: a pipeline has at least one stage")
@@ -175,6 +182,24 @@ func checkTrigger(field string, t *jobv1.Trigger) error {
 	case jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK:
 		if t.GetSecret() == "" && !t.GetHasSecret() {
 			return errorf(field+".secret", "must be set for a webhook trigger: payloads are checked with HMAC-SHA256")
+		}
+		if len(t.GetSecret()) > 1024 {
+			return errorf(field+".secret", "must be at most 1024 bytes")
+		}
+		for name, list := range map[string][]string{"branches": t.GetBranches(), "tags": t.GetTags(), "paths": t.GetPaths()} {
+			if len(list) > MaxFilters {
+				return errorf(field+"."+name, "at most %d patterns", MaxFilters)
+			}
+			for k, pat := range list {
+				if _, err := gitref.Compile(pat); err != nil {
+					return errorf(fmt.Sprintf("%s.%s[%d]", field, name, k), "pattern does not compile: %v", err)
+				}
+			}
+		}
+		for k, e := range t.GetEvents() {
+			if !slices.Contains(WebhookEvents, e) {
+				return errorf(fmt.Sprintf("%s.events[%d]", field, k), "unknown event %q; want one of %s", e, strings.Join(WebhookEvents, ", "))
+			}
 		}
 	case jobv1.TriggerType_TRIGGER_TYPE_PIPELINE:
 		if strings.TrimSpace(t.GetPipeline()) == "" {
@@ -327,4 +352,50 @@ func secretName(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxFilters bounds the patterns of one webhook filter.
+const MaxFilters = 50
+
+// WebhookEvents are the events a webhook trigger may filter on.
+var WebhookEvents = []string{"push", "tag", "pull_request"}
+
+// MaxDepth bounds a shallow checkout's depth.
+const MaxDepth = 1 << 20
+
+// FromRepository reports whether a pipeline reads its definition from its
+// repository.
+func FromRepository(p *jobv1.PipelineDetail) bool {
+	return p.GetSource().GetDefinitionPath() != ""
+}
+
+// checkSource checks a pipeline's source. Whether its credential exists is
+// the server's to check.
+func checkSource(s *jobv1.Source) error {
+	if s == nil {
+		return nil
+	}
+	if err := gitref.CheckURL(s.GetUrl()); err != nil {
+		return errorf("source.url", "%v", err)
+	}
+	if b := s.GetDefaultBranch(); b != "" {
+		if err := gitref.CheckRefName(b); err != nil {
+			return errorf("source.default_branch", "%v", err)
+		}
+	}
+	if c := s.GetCredential(); c != "" {
+		if !secretName(c) {
+			return errorf("source.credential", "%q is not a secret name (letters, digits and _, not starting with a digit, at most 128)", c)
+		}
+	}
+	if d := s.GetDepth(); d < 0 || d > MaxDepth {
+		return errorf("source.depth", "want 0 (full history) to %d, got %d", MaxDepth, d)
+	}
+	if dp := s.GetDefinitionPath(); dp != "" {
+		clean := path.Clean(dp)
+		if len(dp) > 1024 || path.IsAbs(dp) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") || strings.ContainsAny(dp, "\x00\n") {
+			return errorf("source.definition_path", "want a relative path inside the repository, like .arcade.yaml; got %q", dp)
+		}
+	}
+	return nil
 }

@@ -25,6 +25,7 @@ type fileSpec struct {
 	Name     string            `yaml:"name"`
 	Env      map[string]string `yaml:"env"`
 	Secrets  []string          `yaml:"secrets"`
+	Source   *sourceSpec       `yaml:"source"`
 	Triggers []triggerSpec     `yaml:"triggers"`
 	Stages   []stageSpec       `yaml:"stages"`
 	// Include, Templates, Concurrency: see expand.go and data.go.
@@ -107,6 +108,22 @@ func (ms *matrixSpec) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// sourceSpec is the repository a pipeline builds.
+type sourceSpec struct {
+	URL        string `yaml:"url"`
+	Branch     string `yaml:"branch"`
+	Credential string `yaml:"credential"`
+	Definition string `yaml:"definition"`
+	Depth      int32  `yaml:"depth"`
+	Submodules bool   `yaml:"submodules"`
+	// ForkDefinition: "base" (the default: pull requests from forks run
+	// the base branch's definition) or "approval" (the pull request's own,
+	// once approved).
+	ForkDefinition string `yaml:"fork_definition"`
+	// StatusPlugin is the notify plugin reporting commit statuses.
+	StatusPlugin string `yaml:"status_plugin"`
+}
+
 type triggerSpec struct {
 	Type     string   `yaml:"type"`
 	Cron     string   `yaml:"cron"`
@@ -114,6 +131,9 @@ type triggerSpec struct {
 	Branches []string `yaml:"branches"`
 	Secret   string   `yaml:"secret"`
 	Pipeline string   `yaml:"pipeline"`
+	Tags     []string `yaml:"tags"`
+	Events   []string `yaml:"events"`
+	Paths    []string `yaml:"paths"`
 }
 
 type stageSpec struct {
@@ -140,6 +160,8 @@ type jobSpec struct {
 	// pull, registry_auth, cpus, memory, network, services
 	Container jobimage.YAML `yaml:",inline"`
 	Secrets   []string      `yaml:"secrets"`
+	// Checkout: false skips the checkout of the pipeline's source.
+	Checkout *bool `yaml:"checkout"`
 
 	Extends        stringList       `yaml:"extends"`
 	Matrix         *matrixSpec      `yaml:"matrix"`
@@ -207,7 +229,19 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 			return nil, errorf(field+".type", "%v", err)
 		}
 		p.Triggers = append(p.Triggers, &jobv1.Trigger{Type: typ, Cron: t.Cron, Timezone: t.Timezone,
-			Branches: t.Branches, Secret: t.Secret, Pipeline: t.Pipeline})
+			Branches: t.Branches, Secret: t.Secret, Pipeline: t.Pipeline, Tags: t.Tags, Events: t.Events, Paths: t.Paths})
+	}
+	if s := f.Source; s != nil {
+		src := &jobv1.Source{Url: s.URL, DefaultBranch: s.Branch, Credential: s.Credential,
+			DefinitionPath: s.Definition, Depth: s.Depth, Submodules: s.Submodules, StatusPlugin: s.StatusPlugin}
+		switch strings.ToLower(strings.TrimSpace(s.ForkDefinition)) {
+		case "", "base":
+		case "approval":
+			src.ForkDefinitionNeedsApproval = true
+		default:
+			return nil, errorf("source.fork_definition", "unknown %q; want base or approval", s.ForkDefinition)
+		}
+		p.Source = src
 	}
 	for si, s := range f.Stages {
 		st := &jobv1.Stage{Name: s.Name, Env: s.Env}
@@ -226,7 +260,8 @@ func ParseYAML(data []byte) (*jobv1.PipelineDetail, error) {
 func parseJob(field string, j jobSpec) (*jobv1.PipelineJob, error) {
 	pj := &jobv1.PipelineJob{Name: j.Name, Commands: j.Commands, Uses: j.Uses, With: j.With, Env: j.Env,
 		Selector: j.Selector, DependsOn: j.DependsOn, Image: j.Image, Secrets: j.Secrets,
-		Extends: j.Extends, NeedsArtifacts: j.NeedsArtifacts, Outputs: j.Outputs, If: j.If,
+		SkipCheckout: j.Checkout != nil && !*j.Checkout,
+		Extends:      j.Extends, NeedsArtifacts: j.NeedsArtifacts, Outputs: j.Outputs, If: j.If,
 		Concurrency: j.Concurrency.proto()}
 	if j.Matrix != nil {
 		pj.Matrix = j.Matrix.m

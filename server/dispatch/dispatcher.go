@@ -115,13 +115,16 @@ func (d *Dispatcher) HoldBack(fn func(*store.Job) bool) { d.hold = fn }
 // Matches reports whether a job may run on an agent: a trusted agent takes
 // only jobs that may use trusted agents (whatever their selector says), its
 // selector matches the agent's labels, an agent with a container runtime is
-// there for an image, the agent runs every plugin the job's steps use, and
-// the job is not held back.
+// there for an image, an agent with git for a checkout, the agent runs
+// every plugin the job's steps use, and the job is not held back.
 func (d *Dispatcher) Matches(j *store.Job, a *store.Agent) bool {
 	if a.Trusted && !j.TrustedAgents {
 		return false
 	}
 	if j.Image != "" && a.Labels[labels.ContainerRuntime] == "" {
+		return false
+	}
+	if len(j.Checkout) > 0 && a.Labels[labels.Git] == "" {
 		return false
 	}
 	if !jobstep.Covers(a.Plugins, j.Plugins) {

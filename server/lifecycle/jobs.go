@@ -157,7 +157,7 @@ func (l *Lifecycle) Report(ctx context.Context, rep Report) (*store.Job, error) 
 		l.fx.JobEvent(j, jobv1.EventType_EVENT_TYPE_JOB_STARTED, "")
 		if j.RunID != "" {
 			// The run is running from its first job's start, not from the
-			// next advance.
+			// next advance (its "running" state reaches the forge then).
 			if err := l.AdvanceRun(ctx, j.RunID); err != nil && ctx.Err() == nil {
 				l.log.Warn("advance pipeline run", "run", j.RunID, "job", j.ID, "err", err)
 			}

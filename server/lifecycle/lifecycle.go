@@ -14,6 +14,7 @@
 package lifecycle
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,9 @@ type Lifecycle struct {
 	fx    Effects
 	now   func() time.Time
 	log   *slog.Logger
+	// sources prepares runs of pipelines with a source (nil: none do).
+	sources Sources
+
 	// plans keeps the plans of runs (plans.go); index the pipelines'
 	// triggers (triggerindex.go).
 	plans planCache
@@ -73,6 +77,24 @@ type Lifecycle struct {
 	graceUntil time.Time
 	troubled   bool
 }
+
+// Sources prepares a run of a pipeline with a source before it is created:
+// it resolves the commit the run builds (o.Commit empty: o.Ref, or the
+// source's default branch, now) and, for a pipeline whose definition lives
+// in its repository, reads it at that commit into o.Spec (a broken file
+// sets o.DefinitionError: the run is created and ends FAILED with it). It
+// leaves a pipeline without a source alone. An error refuses the run: a
+// ref that names nothing answers ErrInvalidArgument.
+type Sources interface {
+	Prepare(ctx context.Context, p *store.Pipeline, o *RunOrigin) error
+}
+
+// UseSources sets what prepares runs of pipelines with a source.
+func (l *Lifecycle) UseSources(s Sources) { l.sources = s }
+
+// Refuse is an error of kind (ErrInvalidArgument…) with its own message,
+// for the Sources.
+func Refuse(kind error, format string, args ...any) error { return refuse(kind, format, args...) }
 
 // New returns the life cycle over a migrated store; now is its clock. Its
 // grace starts: no lease expires before agents had a full lease period to
@@ -104,6 +126,9 @@ var (
 	// ErrInvalidArgument: part of the request is malformed; the message
 	// names the field.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrFailedPrecondition: the server cannot do it as it stands (a
+	// pipeline with a source on a server without git).
+	ErrFailedPrecondition = errors.New("failed precondition")
 	// ErrForbidden: the caller may not act on this job attempt (an agent
 	// writing into the log of an attempt it does not hold).
 	ErrForbidden = errors.New("forbidden")

@@ -97,6 +97,10 @@ func (r *recorder) JobEvent(j *store.Job, typ jobv1.EventType, _ string) {
 func (r *recorder) RunEvent(run *store.PipelineRun) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if run.JustStarted {
+		r.events = append(r.events, "RUN "+run.Status+" (started)")
+		return
+	}
 	r.events = append(r.events, "RUN "+run.Status)
 }
 
@@ -674,13 +678,6 @@ func TestTriggerTargets(t *testing.T) {
 		f.createPipeline(`name: hooked
 triggers: [{type: webhook, secret: s3cret, branches: [main]}, {type: cron, cron: "*/5 * * * *", timezone: Europe/Paris}]
 stages: [{name: s, jobs: [{name: a, commands: [x]}]}]`)
-		hooks, err := f.l.Webhooks(f.ctx, "hooked")
-		if err != nil || len(hooks) != 1 || hooks[0].Secret != "s3cret" || !slices.Equal(hooks[0].Branches, []string{"main"}) {
-			t.Fatalf("webhooks %+v %v", hooks, err)
-		}
-		if _, err := f.l.Webhooks(f.ctx, "ghost"); err == nil || err.Error() != "no such pipeline" {
-			t.Fatalf("webhooks of an unknown pipeline: %v", err)
-		}
 		entries, err := f.l.CronEntries(f.ctx)
 		if err != nil || len(entries) != 1 || entries[0].Expr != "*/5 * * * *" || entries[0].Timezone != "Europe/Paris" {
 			t.Fatalf("cron entries %+v %v", entries, err)
@@ -755,6 +752,18 @@ stages: [{name: s, jobs: [{name: a, commands: [x]}, {name: b, commands: [y], dep
 			t.Fatalf("run %s created %v started %v finished %v; want success, %v, %v, %v", got.Status, got.CreatedAt, got.StartedAt, got.FinishedAt, t0, began, end)
 		}
 
+		// The run's events: it turned running once (the event notifying
+		// pipeline.started), then moved on to b and ended.
+		var runEvents []string
+		for _, e := range f.fx.took() {
+			if strings.HasPrefix(e, "RUN ") {
+				runEvents = append(runEvents, e)
+			}
+		}
+		if !slices.Equal(runEvents, []string{"RUN pending", "RUN pending", "RUN running (started)", "RUN running", "RUN success"}) {
+			t.Fatalf("run events %v", runEvents)
+		}
+
 		// One job: the run lasts what its job lasted, though nothing
 		// advanced the run while the job ran.
 		one := f.createPipeline(`name: one
@@ -771,6 +780,69 @@ stages: [{name: s, jobs: [{name: only, commands: [x]}]}]`)
 		got = f.run(r.ID)
 		if d := got.FinishedAt.Sub(got.StartedAt); got.Status != "success" || d != 858*time.Millisecond || !got.StartedAt.Equal(start) {
 			t.Fatalf("one-job run %s lasted %v from %v; want 858ms from %v", got.Status, d, got.StartedAt, start)
+		}
+	})
+}
+
+// headSources stands in for the server's sources: it resolves every run of
+// a pipeline with a source to head, and refuses when told to.
+type headSources struct {
+	head   string
+	refuse error
+	seen   []string
+}
+
+func (s *headSources) Prepare(_ context.Context, p *store.Pipeline, o *RunOrigin) error {
+	s.seen = append(s.seen, p.Name+" "+o.Event)
+	if s.refuse != nil {
+		return s.refuse
+	}
+	if o.Commit == "" {
+		o.Commit, o.Ref = s.head, "refs/heads/main"
+	}
+	return nil
+}
+
+// Cron and API runs of a pipeline with a source build the commit its
+// source resolves when they start, and record it; a refusal starts no run.
+func TestRunsOfASourceRecordTheirCommit(t *testing.T) {
+	eachStore(t, func(f *fixture) {
+		t := f.t
+		src := &headSources{head: strings.Repeat("ab", 20)}
+		f.l.UseSources(src)
+		p := f.createPipeline(`name: built
+source: {url: "https://git.example.com/acme/app.git"}
+triggers: [{type: cron, cron: "*/5 * * * *"}]
+stages: [{name: s, jobs: [{name: a, commands: [x]}]}]`)
+		entries, err := f.l.CronEntries(f.ctx)
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("cron entries %+v %v", entries, err)
+		}
+		if err := f.l.FireCron(f.ctx, entries[0], f.clock); err != nil {
+			t.Fatal(err)
+		}
+		api, err := f.l.StartRun(f.ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs, _, err := f.st.ListRuns(f.ctx, p.ID, store.Page{})
+		if err != nil || len(runs) != 2 {
+			t.Fatalf("runs %v %v", runs, err)
+		}
+		for _, r := range runs {
+			if r.Commit != src.head || r.Ref != "refs/heads/main" {
+				t.Errorf("run %s (%s) at %q %q, want the head resolved when it started", r.ID, r.Event, r.Commit, r.Ref)
+			}
+		}
+		if !slices.Equal(src.seen, []string{"built cron", "built manual"}) || f.run(api.ID).Event != "manual" {
+			t.Fatalf("prepared %v", src.seen)
+		}
+		src.refuse = Refuse(ErrFailedPrecondition, "source: unreachable")
+		if _, err := f.l.StartRun(f.ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api", nil); !errors.Is(err, ErrFailedPrecondition) {
+			t.Fatalf("refused source: %v", err)
+		}
+		if runs, _, _ := f.st.ListRuns(f.ctx, p.ID, store.Page{}); len(runs) != 2 {
+			t.Fatalf("a refused run was created: %d runs", len(runs))
 		}
 	})
 }

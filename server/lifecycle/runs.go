@@ -37,6 +37,14 @@ func (l *Lifecycle) StartRun(ctx context.Context, p *store.Pipeline, typ jobv1.T
 // secrets that do not exist (deleted since) ends FAILED at once, saying
 // which.
 func (l *Lifecycle) StartRunFrom(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string, origin RunOrigin) (*store.PipelineRun, error) {
+	if origin.Event == "" {
+		origin.Event = pipeline.TriggerName(typ)
+	}
+	if l.sources != nil {
+		if err := l.sources.Prepare(ctx, p, &origin); err != nil {
+			return nil, err
+		}
+	}
 	now := l.now()
 	r := &store.PipelineRun{
 		ID: newID(), PipelineID: p.ID, PipelineName: p.Name, Status: jobstate.Name(jobstate.Pending),
@@ -61,6 +69,9 @@ func (l *Lifecycle) StartRunFrom(ctx context.Context, p *store.Pipeline, typ job
 	l.log.Info("pipeline run created", "pipeline", p.Name, "run", r.ID, "number", r.Number, "trigger", r.Trigger, "by", cause,
 		"trusted_agents", r.TrustedAgents, "untrusted_origin", r.UntrustedOrigin)
 	l.fx.RunEvent(r)
+	if origin.DefinitionError != "" {
+		missing = origin.DefinitionError
+	}
 	if missing != "" {
 		if err := l.failRunAtStart(ctx, r.ID, missing); err != nil {
 			return nil, err
@@ -143,7 +154,7 @@ func setRunStatus(r *store.PipelineRun, to jobstate.Status, now time.Time) error
 	r.Status, r.UpdatedAt = jobstate.Name(to), now
 	switch {
 	case to == jobstate.Running && r.StartedAt.IsZero():
-		r.StartedAt = now
+		r.StartedAt, r.JustStarted = now, true
 	case pipeline.RunTerminal(to):
 		r.FinishedAt = now
 	}
@@ -202,7 +213,40 @@ func newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Nod
 	} else {
 		j.SecretRefs = jobSecretRefs(spec, n.Job)
 	}
+	j.NoCacheWrite = r.NoCacheWrite
+	for k, v := range runSourceEnv(r) {
+		if _, set := j.Env[k]; !set {
+			j.Env[k] = v
+		}
+	}
+	if src := spec.GetSource(); src != nil && r.Commit != "" && !n.Job.GetSkipCheckout() {
+		j.Checkout, _ = protojson.Marshal(&agentv1.Checkout{Url: src.GetUrl(), Commit: r.Commit, Ref: r.Ref,
+			Depth: src.GetDepth(), Submodules: src.GetSubmodules(), CredentialSecret: src.GetCredential()})
+	}
 	return j
+}
+
+// runSourceEnv is what a job learns of the commit its run builds.
+func runSourceEnv(r *store.PipelineRun) map[string]string {
+	env := map[string]string{}
+	set := func(k, v string) {
+		if v != "" {
+			env[k] = v
+		}
+	}
+	set("ARCADE_EVENT", r.Event)
+	set("ARCADE_COMMIT", r.Commit)
+	set("ARCADE_REF", r.Ref)
+	set("ARCADE_BRANCH", r.Branch)
+	if strings.HasPrefix(r.Ref, "refs/tags/") {
+		set("ARCADE_TAG", strings.TrimPrefix(r.Ref, "refs/tags/"))
+	}
+	set("ARCADE_AUTHOR", r.Author)
+	set("ARCADE_REPOSITORY", r.Source)
+	if r.PullRequest > 0 {
+		set("ARCADE_PULL_REQUEST", strconv.FormatInt(r.PullRequest, 10))
+	}
+	return env
 }
 
 // retryAfter decides whether the attempt of pipeline job j, which ended

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/server/secrets"
 	"github.com/go-arcade/arcade/server/store"
 	"github.com/go-arcade/arcade/server/trigger"
 )
@@ -30,6 +31,9 @@ type indexedPipeline struct {
 	cron     []trigger.CronEntry
 	after    []string // pipelines (names or ids) whose success starts this one
 	webhooks []trigger.WebhookConfig
+	// repo is the normalized URL of the pipeline's source ("" without
+	// one, or when it is not understood).
+	repo string
 }
 
 func indexPipeline(p *store.Pipeline) *indexedPipeline {
@@ -37,6 +41,11 @@ func indexPipeline(p *store.Pipeline) *indexedPipeline {
 	spec, err := DecodeSpec(p.Spec)
 	if err != nil {
 		return ip
+	}
+	if src := spec.GetSource(); src != nil {
+		if repo, err := secrets.NormalizeRepo(src.GetUrl()); err == nil {
+			ip.repo = repo
+		}
 	}
 	for _, t := range spec.GetTriggers() {
 		switch t.GetType() {

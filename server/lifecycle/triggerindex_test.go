@@ -78,3 +78,40 @@ stages: [{name: s, jobs: [{name: a, commands: [x]}]}]`))
 		}
 	})
 }
+
+// A forge delivery finds the pipelines whose source is its repository in
+// the index (URLs normalized), without reading a definition again.
+func TestSourcePipelinesFromTheIndex(t *testing.T) {
+	eachStore(t, func(f *fixture) {
+		t := f.t
+		mk := func(name, source, triggers string) string {
+			y := "name: " + name + "\n"
+			if source != "" {
+				y += "source: {url: " + source + "}\n"
+			}
+			if triggers != "" {
+				y += "triggers: " + triggers + "\n"
+			}
+			return f.createPipeline(y + "stages: [{name: s, jobs: [{name: a, commands: [x]}]}]").ID
+		}
+		hook := "[{type: webhook, secret: s}]"
+		app := mk("app", "https://github.com/acme/app.git", hook)
+		appSSH := mk("app-ssh", "git@GitHub.com:acme/app", hook)
+		mk("app-cron", "https://github.com/acme/app.git", `[{type: cron, cron: "0 * * * *"}]`)
+		mk("other", "https://github.com/acme/other.git", hook)
+		mk("plain", "", hook)
+		repos := map[string]bool{"github.com/acme/app": true}
+		for range 3 {
+			ids, err := f.l.SourcePipelines(f.ctx, repos)
+			slices.Sort(ids)
+			want := []string{app, appSSH}
+			slices.Sort(want)
+			if err != nil || !slices.Equal(ids, want) {
+				t.Fatalf("pipelines of github.com/acme/app: %v %v, want %v", ids, err, want)
+			}
+		}
+		if f.l.index.parsed != 5 {
+			t.Fatalf("%d definitions read for 3 deliveries over 5 pipelines", f.l.index.parsed)
+		}
+	})
+}

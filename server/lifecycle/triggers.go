@@ -86,8 +86,9 @@ func (l *Lifecycle) FireCron(ctx context.Context, e trigger.CronEntry, at time.T
 	return err
 }
 
-// Webhooks implements trigger.WebhookTarget, from the index: a delivery
-// reads no definition.
+// Webhooks returns a pipeline's webhook triggers from the index, with the
+// secrets its definition holds: none once they are sealed in their own
+// column (the service opens those).
 func (l *Lifecycle) Webhooks(ctx context.Context, pipelineName string) ([]trigger.WebhookConfig, error) {
 	ps, err := l.index.pipelines(ctx, l.store)
 	if err != nil {
@@ -99,6 +100,24 @@ func (l *Lifecycle) Webhooks(ctx context.Context, pipelineName string) ([]trigge
 		}
 	}
 	return nil, trigger.ErrNoPipeline
+}
+
+// SourcePipelines returns, from the index, the ids of the pipelines with a
+// webhook trigger whose source is one of repos (normalized URLs, as
+// secrets.NormalizeRepo makes them): a forge delivery reads only their
+// rows.
+func (l *Lifecycle) SourcePipelines(ctx context.Context, repos map[string]bool) ([]string, error) {
+	ps, err := l.index.pipelines(ctx, l.store)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, ip := range ps {
+		if ip.repo != "" && repos[ip.repo] && len(ip.webhooks) > 0 {
+			ids = append(ids, ip.id)
+		}
+	}
+	return ids, nil
 }
 
 // FireWebhook implements trigger.WebhookTarget: the push's commit, branch
@@ -113,7 +132,10 @@ func (l *Lifecycle) FireWebhook(ctx context.Context, pipelineName string, push t
 		short = short[:12]
 	}
 	cause := fmt.Sprintf("push to %s by %s (%s)", push.Branch, push.Author, short)
-	origin := RunOrigin{Branch: push.Branch, Source: push.CloneURL}
+	origin := RunOrigin{Branch: push.Branch, Source: push.CloneURL, Event: "push", Ref: push.Ref, Author: push.Author}
+	if len(push.Commit) == 40 || len(push.Commit) == 64 {
+		origin.Commit = push.Commit
+	}
 	r, err := l.StartRunFrom(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, cause, push.Env(), origin)
 	if err != nil {
 		return "", 0, err

@@ -35,11 +35,42 @@ type RunOrigin struct {
 	// agents. Why says so for people ("pull request #12 from a fork").
 	Untrusted bool
 	Why       string
+
+	// What started the run: the event (push, tag, pull_request, manual,
+	// cron, api, pipeline), the ref and commit built (Commit empty: the
+	// pipeline's source resolves Ref, or its default branch, when the run
+	// starts), the author, the pull request.
+	Event            string
+	Ref              string
+	Commit           string
+	Author           string
+	PullRequest      int64
+	PullRequestTitle string
+	// BaseBranch is a pull request's base branch: a pull request from a
+	// fork runs the definition found there.
+	BaseBranch string
+	// NoCacheWrite: the run's jobs write no shared cache (set for every run
+	// of untrusted origin).
+	NoCacheWrite bool
+	// Spec, when set, is the definition the run follows instead of the
+	// stored one (read from the repository); Definition says where it came
+	// from. DefinitionError, when set, ends the run FAILED at once with it
+	// (a broken definition file: its validation errors).
+	Spec            []byte
+	Definition      string
+	DefinitionError string
 }
 
 // applyOrigin records a run's origin and what it decides.
 func (l *Lifecycle) applyOrigin(r *store.PipelineRun, p *store.Pipeline, o RunOrigin) {
 	r.UntrustedOrigin, r.Branch = o.Untrusted, o.Branch
+	r.Event, r.Ref, r.Commit, r.Author = o.Event, o.Ref, o.Commit, o.Author
+	r.PullRequest, r.PullRequestTitle = o.PullRequest, o.PullRequestTitle
+	r.NoCacheWrite = o.NoCacheWrite || o.Untrusted
+	r.Definition = o.Definition
+	if len(o.Spec) > 0 {
+		r.Spec = o.Spec
+	}
 	if o.Source != "" {
 		if repo, err := secrets.NormalizeRepo(o.Source); err == nil {
 			r.Source = repo

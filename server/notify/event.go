@@ -55,6 +55,9 @@ func Classify(e *jobv1.Event) (d Data, ok bool) {
 	d.Type = string(name)
 	switch e.GetType() {
 	case jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS:
+		if a["status"] == "running" && a["started"] != "true" {
+			d.Type = "" // a running run moving on; "started" is its first move
+		}
 		d.Pipeline, d.Run, d.PipelineID, d.RunID = a["pipeline"], a["number"], a["pipeline_id"], e.GetResourceId()
 	case jobv1.EventType_EVENT_TYPE_AGENT_ONLINE:
 		d.Status, d.Agent = "online", a["name"]

@@ -78,7 +78,9 @@ func TestClassify(t *testing.T) {
 		want string
 	}{
 		{runFailed("web"), "pipeline.failed"},
-		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, Attributes: map[string]string{"status": "running"}}, "pipeline.started"},
+		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, Attributes: map[string]string{"status": "running", "started": "true"}}, "pipeline.started"},
+		// A running run moving on (jobs of its next stage made) starts nothing.
+		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, Attributes: map[string]string{"status": "running"}}, ""},
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, Attributes: map[string]string{"status": "skipped"}}, ""},
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, Attributes: map[string]string{"status": "success"}}, "pipeline.succeeded"},
 		{&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_JOB_FINISHED, ResourceType: "job", Attributes: map[string]string{"status": "failed"}}, "job.failed"},

@@ -34,8 +34,15 @@ func NormalizeRepo(raw string) (string, error) {
 		}
 		switch strings.ToLower(scheme) {
 		case "https", "http", "ssh", "git":
+		case "file":
+			// A repository on the server's own disk: "file" stands for
+			// its host.
+			if u.Host != "" && u.Host != "localhost" {
+				return "", errors.New("repository URL: a file:// URL names no host")
+			}
+			u.Host = "file"
 		default:
-			return "", fmt.Errorf("repository URL: scheme %q (want https, http, ssh or git)", scheme)
+			return "", fmt.Errorf("repository URL: scheme %q (want https, http, ssh, git or file)", scheme)
 		}
 		host = strings.ToLower(u.Hostname())
 		if port := u.Port(); port != "" && port != defaultPort(strings.ToLower(scheme)) {

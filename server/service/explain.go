@@ -50,6 +50,9 @@ func (js *JobServer) ExplainJob(ctx context.Context, req *jobv1.ExplainJobReques
 		if j.Image != "" && a.Labels[labels.ContainerRuntime] == "" {
 			fit.FailedTerms = append(fit.FailedTerms, fmt.Sprintf("image %s: agent has no %s label (no container runtime)", j.Image, labels.ContainerRuntime))
 		}
+		if len(j.Checkout) > 0 && a.Labels[labels.Git] == "" {
+			fit.FailedTerms = append(fit.FailedTerms, fmt.Sprintf("checkout: agent has no %s label (git not found when it started)", labels.Git))
+		}
 		fit.Trusted = a.Trusted
 		if a.Trusted && !j.TrustedAgents {
 			fit.TrustRefused = j.TrustReason

@@ -28,9 +28,15 @@ func (s *Service) publishJob(j *store.Job, typ jobv1.EventType, msg string) {
 }
 
 func (s *Service) publishRun(r *store.PipelineRun) {
+	attrs := map[string]string{"status": r.Status, "pipeline_id": r.PipelineID, "pipeline": r.PipelineName, "number": fmt.Sprint(r.Number)}
+	if r.Status == "running" && r.JustStarted {
+		attrs["started"] = "true" // the change that started it
+	}
+	if r.Commit != "" {
+		attrs["commit"], attrs["ref"] = r.Commit, r.Ref
+	}
 	s.publish(&jobv1.Event{Type: jobv1.EventType_EVENT_TYPE_PIPELINE_RUN_STATUS, ResourceType: events.PipelineRun,
-		ResourceId: r.ID, Message: r.Message, Attributes: map[string]string{
-			"status": r.Status, "pipeline_id": r.PipelineID, "pipeline": r.PipelineName, "number": fmt.Sprint(r.Number)}})
+		ResourceId: r.ID, Message: r.Message, Attributes: attrs})
 }
 
 func (s *Service) publishAgent(a *store.Agent, typ jobv1.EventType, msg string) {

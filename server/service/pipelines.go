@@ -231,6 +231,9 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 	if err := s.checkPipelineSecretRefs(ctx, plan.Spec); err != nil {
 		return nil, err
 	}
+	if err := s.checkSourceCredential(ctx, spec); err != nil {
+		return nil, err
+	}
 	if err := s.checkPipelineChain(ctx, spec, ""); err != nil {
 		return nil, err
 	}
@@ -241,8 +244,13 @@ func (js *JobServer) CreatePipeline(ctx context.Context, req *jobv1.CreatePipeli
 	if err != nil {
 		return nil, err
 	}
+	triggerSecrets, err := s.takeTriggerSecrets(spec)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
-	p := &store.Pipeline{ID: newID(), Name: spec.GetName(), Spec: lifecycle.EncodeSpec(spec), Secrets: sealed, CreatedAt: now, UpdatedAt: now}
+	p := &store.Pipeline{ID: newID(), Name: spec.GetName(), Spec: lifecycle.EncodeSpec(spec), Secrets: sealed,
+		TriggerSecrets: triggerSecrets, CreatedAt: now, UpdatedAt: now}
 	if err := s.store.CreatePipeline(ctx, p); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, grpcstatus.Errorf(codes.AlreadyExists, "name: a pipeline named %q exists", p.Name)
@@ -353,7 +361,7 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 				return nil, err
 			}
 		}
-		old, err := lifecycle.DecodeSpec(cur.Spec)
+		old, err := s.specWithTriggerSecrets(cur)
 		if err != nil {
 			return nil, storeError(err, "pipeline "+id)
 		}
@@ -378,16 +386,23 @@ func (js *JobServer) UpdatePipeline(ctx context.Context, req *jobv1.UpdatePipeli
 				return nil, err
 			}
 		}
+		// The webhook secrets go to their own sealed column; the
+		// definition keeps has_secret.
+		triggerSecrets, err := s.takeTriggerSecrets(next)
+		if err != nil {
+			return nil, err
+		}
 		spec := lifecycle.EncodeSpec(next)
 		changed := false
 		sp, err := s.store.ModifyPipeline(ctx, cur.ID, func(p *store.Pipeline) error {
-			if !bytes.Equal(p.Spec, cur.Spec) || p.Name != cur.Name {
+			if !bytes.Equal(p.Spec, cur.Spec) || p.Name != cur.Name || !bytes.Equal(p.TriggerSecrets, cur.TriggerSecrets) {
 				changed = true
 				return errPipelineChanged
 			}
 			if sealing {
 				p.Secrets = sealed
 			}
+			p.TriggerSecrets = triggerSecrets
 			p.Name, p.Spec, p.UpdatedAt = next.GetName(), spec, s.now()
 			return nil
 		})
@@ -490,6 +505,9 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 			return nil, invalid(fmt.Sprintf("params[%q]", k), "not a valid variable name")
 		}
 	}
+	if ref := req.GetRef(); len(ref) > 255 || strings.ContainsAny(ref, " \x00\n") {
+		return nil, invalid("ref", "not a branch, tag, ref or commit id: %q", ref)
+	}
 	p, err := s.getPipeline(ctx, req.GetPipelineId())
 	if err != nil {
 		return nil, err
@@ -497,7 +515,17 @@ func (js *JobServer) TriggerPipeline(ctx context.Context, req *jobv1.TriggerPipe
 	if err := checkRunImages(ctx, p, req.GetParams()); err != nil {
 		return nil, err
 	}
-	r, err := s.life.StartRun(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api by "+actor(ctx), req.GetParams())
+	origin := lifecycle.RunOrigin{Event: "manual", Ref: req.GetRef()}
+	if req.GetRef() != "" {
+		spec, err := lifecycle.DecodeSpec(p.Spec)
+		if err != nil {
+			return nil, storeError(err, "pipeline "+p.Name)
+		}
+		if spec.GetSource() == nil {
+			return nil, invalid("ref", "pipeline %s has no source to resolve a ref in", p.Name)
+		}
+	}
+	r, err := s.life.StartRunFrom(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "api by "+actor(ctx), req.GetParams(), origin)
 	if err != nil {
 		return nil, storeError(err, "run")
 	}
@@ -668,6 +696,9 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 		CreatedAt: ts(r.CreatedAt), StartedAt: ts(r.StartedAt), FinishedAt: ts(r.FinishedAt),
 		UntrustedOrigin: r.UntrustedOrigin, Source: r.Source, Branch: r.Branch,
 		TrustedAgents: r.TrustedAgents, TrustReason: r.TrustReason,
+		Event: r.Event, Ref: r.Ref, Commit: r.Commit, Author: r.Author, PullRequest: r.PullRequest,
+		PullRequestTitle: r.PullRequestTitle, NoCacheWrite: r.NoCacheWrite, Definition: r.Definition,
+		Url:              s.RunURL(r.ID),
 		ConcurrencyGroup: r.ConcurrencyGroup, ConcurrencyHeld: r.ConcurrencyHeld,
 	}
 	jobs, err := s.store.RunJobs(ctx, r.ID)
@@ -715,9 +746,27 @@ func (s *Service) FireCron(ctx context.Context, e trigger.CronEntry, at time.Tim
 	return s.life.FireCron(ctx, e, at)
 }
 
-// Webhooks implements trigger.WebhookTarget.
+// Webhooks implements trigger.WebhookTarget: the webhook triggers of a
+// pipeline with their secrets, opened from their sealed column.
 func (s *Service) Webhooks(ctx context.Context, pipelineName string) ([]trigger.WebhookConfig, error) {
-	return s.life.Webhooks(ctx, pipelineName)
+	p, err := s.store.GetPipeline(ctx, pipelineName)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, trigger.ErrNoPipeline
+	}
+	if err != nil {
+		return nil, err
+	}
+	spec, err := s.specWithTriggerSecrets(p)
+	if err != nil {
+		return nil, err
+	}
+	var out []trigger.WebhookConfig
+	for _, t := range spec.GetTriggers() {
+		if t.GetType() == jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK {
+			out = append(out, trigger.WebhookConfig{Secret: t.GetSecret(), Branches: t.GetBranches()})
+		}
+	}
+	return out, nil
 }
 
 // FireWebhook implements trigger.WebhookTarget.

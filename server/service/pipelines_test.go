@@ -30,7 +30,8 @@ func newTestService(t *testing.T) *Service {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return New(Config{}, st, nil, slog.New(slog.DiscardHandler))
+	// Every server has a keyring (webhook secrets are sealed with it).
+	return withKeyring(t, New(Config{}, st, nil, slog.New(slog.DiscardHandler)))
 }
 
 // The cron trigger fires on schedule through the real scheduler, service

@@ -165,6 +165,9 @@ func (s *Service) handOut(ctx context.Context, j *store.Job) *agentv1.Job {
 		err = s.addStoredSecrets(ctx, j, job)
 	}
 	if err == nil {
+		err = s.addCheckout(ctx, j, job)
+	}
+	if err == nil {
 		err = s.addPipelineData(ctx, j, job)
 	}
 	if err == nil && len(job.GetSteps()) > 0 {

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
-	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -45,12 +44,15 @@ func (s *Service) checkPipelineUpdate(ctx context.Context, cur *store.Pipeline, 
 	if cur.TrustedAgents && !isAdmin(ctx) {
 		return grpcstatus.Errorf(codes.PermissionDenied, "pipeline %s may run on trusted agents: changing it needs an admin token", cur.Name)
 	}
-	old, err := lifecycle.DecodeSpec(cur.Spec)
+	old, err := s.specWithTriggerSecrets(cur)
 	if err != nil {
 		return storeError(err, "pipeline "+cur.Name)
 	}
 	next, _, err := s.mergePipeline(ctx, old, proto.Clone(upd).(*jobv1.PipelineDetail), paths, nil)
 	if err != nil {
+		return err
+	}
+	if err := s.checkSourceCredential(ctx, next); err != nil {
 		return err
 	}
 	return s.checkPipelineSecretRefs(ctx, next)

@@ -46,6 +46,9 @@ type Config struct {
 	Secrets *secrets.Keyring
 	// Metrics counts jobs, leases and log lines; nil counts nothing.
 	Metrics *metrics.Metrics
+	// PublicURL is the dashboard's address as people reach it (server
+	// setting public_url): runs link to their page there. "" links nowhere.
+	PublicURL string
 	// PipelineLimits bound pipeline definitions; zero fields take
 	// pipeline.DefaultLimits.
 	PipelineLimits pipeline.Limits
@@ -84,9 +87,11 @@ type Service struct {
 	dispatch *dispatch.Dispatcher
 	// life makes every change of state of jobs and runs.
 	life *lifecycle.Lifecycle
-	log  *slog.Logger
-	now  func() time.Time
-	auth Forgetter
+	// runHooks see every change of a run (OnRunChange).
+	runHooks []func(*store.PipelineRun)
+	log      *slog.Logger
+	now      func() time.Time
+	auth     Forgetter
 
 	// cancels wakes an agent's CancelJob long-poll.
 	cancels dispatch.Signals
@@ -156,6 +161,17 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 // they may use.
 func (s *Service) Secrets() *secrets.Resolver { return s.secrets }
 
+// Life is the service's life cycle of jobs and runs.
+func (s *Service) Life() *lifecycle.Lifecycle { return s.life }
+
+// OnRunChange makes fn see every change of a run made on this replica, in
+// order, before its event is published (commit statuses are queued there).
+// fn must be quick. Call it before serving.
+func (s *Service) OnRunChange(fn func(*store.PipelineRun)) { s.runHooks = append(s.runHooks, fn) }
+
+// UseSources sets what prepares runs of pipelines with a source.
+func (s *Service) UseSources(src lifecycle.Sources) { s.life.UseSources(src) }
+
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
 
@@ -179,7 +195,7 @@ func storeError(err error, what string) error {
 		return grpcstatus.Error(codes.InvalidArgument, lifecycle.Message(err))
 	case errors.Is(err, lifecycle.ErrForbidden):
 		return grpcstatus.Error(codes.PermissionDenied, lifecycle.Message(err))
-	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased):
+	case errors.Is(err, lifecycle.ErrInvalidTransition), errors.Is(err, lifecycle.ErrNotLeased), errors.Is(err, lifecycle.ErrFailedPrecondition):
 		return grpcstatus.Error(codes.FailedPrecondition, lifecycle.Message(err))
 	case errors.Is(err, store.ErrNotFound):
 		return grpcstatus.Errorf(codes.NotFound, "%s not found", what)
@@ -210,10 +226,15 @@ func storeError(err error, what string) error {
 // effects carries out for the life cycle what follows its changes.
 type effects struct{ s *Service }
 
-func (e effects) Wake()                         { e.s.dispatch.Wake() }
-func (e effects) Cancel(agentID string)         { e.s.requestCancel(agentID) }
-func (e effects) AttemptEnded(j *store.Job)     { e.s.logs.End(j.ID) }
-func (e effects) RunEvent(r *store.PipelineRun) { e.s.publishRun(r) }
+func (e effects) Wake()                     { e.s.dispatch.Wake() }
+func (e effects) Cancel(agentID string)     { e.s.requestCancel(agentID) }
+func (e effects) AttemptEnded(j *store.Job) { e.s.logs.End(j.ID) }
+func (e effects) RunEvent(r *store.PipelineRun) {
+	for _, fn := range e.s.runHooks {
+		fn(r)
+	}
+	e.s.publishRun(r)
+}
 func (e effects) JobEvent(j *store.Job, typ jobv1.EventType, msg string) {
 	e.s.publishJob(j, typ, msg)
 }

@@ -113,6 +113,12 @@ type Job struct {
 	// why, or why not.
 	TrustedAgents bool   `bun:"trusted_agents,notnull"`
 	TrustReason   string `bun:"trust_reason,notnull"`
+	// Checkout is the source the agent checks out first (protojson
+	// agentv1.Checkout naming its credential's secret, never the value);
+	// nil: none.
+	Checkout []byte `bun:"checkout"`
+	// NoCacheWrite: the job writes no shared cache.
+	NoCacheWrite bool `bun:"no_cache_write,notnull,default:false"`
 
 	// Pipeline data (see core/pipeline's data.go).
 	//
@@ -207,6 +213,7 @@ func (j *Job) clone() *Job {
 	c.Steps = slices.Clone(j.Steps)
 	c.Plugins = slices.Clone(j.Plugins)
 	c.SecretRefs = slices.Clone(j.SecretRefs)
+	c.Checkout = slices.Clone(j.Checkout)
 	c.Outputs = maps.Clone(j.Outputs)
 	c.SecretOutputs = slices.Clone(j.SecretOutputs)
 	c.OutputNames = slices.Clone(j.OutputNames)

@@ -27,6 +27,10 @@ type Pipeline struct {
 	// agents, of TrustedBranches only when set (globs).
 	TrustedAgents   bool     `bun:"trusted_agents,notnull"`
 	TrustedBranches []string `bun:"trusted_branches"`
+	// TriggerSecrets are the webhook triggers' secrets, sealed
+	// (server/secrets), by the trigger's index ("0", "1"…); the spec says
+	// has_secret only.
+	TriggerSecrets []byte `bun:"trigger_secrets"`
 }
 
 // PipelineRun is one execution of a pipeline. Its jobs are rows of jobs
@@ -38,7 +42,10 @@ type PipelineRun struct {
 	PipelineID   string `bun:"pipeline_id,notnull"`
 	PipelineName string `bun:"pipeline_name,notnull"`
 	Number       int64  `bun:"number,notnull"`
-	Status       string `bun:"status,notnull"`
+	// JustStarted is set (not stored) on the run a change just turned
+	// running: its event is the run's "pipeline.started".
+	JustStarted bool   `bun:"-"`
+	Status      string `bun:"status,notnull"`
 	// Trigger is the trigger type's short name; TriggeredBy who or what
 	// caused the run.
 	Trigger     string            `bun:"trigger,notnull"`
@@ -66,6 +73,23 @@ type PipelineRun struct {
 	// says why or why not.
 	TrustedAgents bool   `bun:"trusted_agents,notnull"`
 	TrustReason   string `bun:"trust_reason,notnull"`
+	// What started the run: the event (push, tag, pull_request, manual,
+	// cron, api, pipeline), the ref, the exact commit built, its author,
+	// and the pull request's number and title.
+	Event            string `bun:"event,notnull,default:''"`
+	Ref              string `bun:"ref,notnull,default:''"`
+	Commit           string `bun:"commit_sha,notnull,default:''"`
+	Author           string `bun:"author,notnull,default:''"`
+	PullRequest      int64  `bun:"pull_request,notnull,default:0"`
+	PullRequestTitle string `bun:"pull_request_title,notnull,default:''"`
+	// NoCacheWrite: the run's jobs write no shared cache (a pull request
+	// from a fork).
+	NoCacheWrite bool `bun:"no_cache_write,notnull,default:false"`
+	// Definition says where the run's definition came from.
+	Definition string `bun:"definition,notnull,default:''"`
+	// StatusReported is the rank of the last state queued for the forge
+	// (1 pending, 2 running, 3 final): states only move forward.
+	StatusReported int32 `bun:"status_reported,notnull,default:0"`
 	// ConcurrencyGroup is the run's concurrency group (its name filled
 	// in); ConcurrencyHeld is set once the run holds it. A run of a group
 	// creates no job before it holds it.

@@ -222,9 +222,11 @@ func isUniqueViolation(err error) bool {
 // sealed with.
 type Sealed struct {
 	Table string
-	ID    string
-	Value []byte
-	AAD   []byte
+	// Column is the column of the table that holds it.
+	Column string
+	ID     string
+	Value  []byte
+	AAD    []byte
 }
 
 // sealedColumns are the columns that hold sealed values: the secrets
@@ -238,6 +240,7 @@ var sealedColumns = []struct {
 	{"jobs", "secrets", false},
 	{"pipelines", "secrets", false},
 	{"pipeline_runs", "secrets", false},
+	{"pipelines", "trigger_secrets", false},
 }
 
 // SealedValues calls fn with every sealed value of the database not sealed
@@ -259,7 +262,7 @@ func (s *Store) SealedValues(ctx context.Context, skip func(value []byte) bool, 
 				if len(r.Value) == 0 || skip(r.Value) {
 					continue
 				}
-				v := Sealed{Table: c.table, ID: r.ID, Value: r.Value}
+				v := Sealed{Table: c.table, Column: c.column, ID: r.ID, Value: r.Value}
 				if c.aad {
 					v.AAD = []byte(r.ID)
 				}
@@ -283,7 +286,7 @@ var ErrChanged = errors.New("changed meanwhile")
 // there (a compare-and-swap: a value changed meanwhile is left alone).
 func (s *Store) ReplaceSealed(ctx context.Context, v Sealed, next []byte, keyID string) error {
 	for _, c := range sealedColumns {
-		if c.table != v.Table {
+		if c.table != v.Table || (v.Column != "" && c.column != v.Column) {
 			continue
 		}
 		q := s.db.NewUpdate().Table(c.table).Set(c.column+" = ?", next).Where("id = ?", v.ID).Where(c.column+" = ?", v.Value)

@@ -797,6 +797,11 @@ type Job struct {
 	Plugins []*PluginModule `protobuf:"bytes,13,rep,name=plugins,proto3" json:"plugins,omitempty"`
 	// How a job with an image runs in it; unset: the defaults.
 	Container *ContainerOptions `protobuf:"bytes,14,opt,name=container,proto3" json:"container,omitempty"`
+	// The source to check out into the workspace before anything else;
+	// unset: none.
+	Checkout *Checkout `protobuf:"bytes,40,opt,name=checkout,proto3" json:"checkout,omitempty"`
+	// The job writes no shared cache (a pull request from a fork).
+	NoCacheWrite bool `protobuf:"varint,41,opt,name=no_cache_write,json=noCacheWrite,proto3" json:"no_cache_write,omitempty"`
 	// The job's cache: restored before its steps, saved after they succeed
 	// when its key did not hit.
 	Cache *CacheConfig `protobuf:"bytes,60,opt,name=cache,proto3" json:"cache,omitempty"`
@@ -941,6 +946,20 @@ func (x *Job) GetContainer() *ContainerOptions {
 		return x.Container
 	}
 	return nil
+}
+
+func (x *Job) GetCheckout() *Checkout {
+	if x != nil {
+		return x.Checkout
+	}
+	return nil
+}
+
+func (x *Job) GetNoCacheWrite() bool {
+	if x != nil {
+		return x.NoCacheWrite
+	}
+	return false
 }
 
 func (x *Job) GetCache() *CacheConfig {
@@ -1132,6 +1151,104 @@ func (x *JobInput) GetSha256() string {
 	return ""
 }
 
+// Checkout is a commit for the agent to check out.
+type Checkout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Url   string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// The full commit id.
+	Commit string `protobuf:"bytes,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	// The ref it was seen on ("refs/heads/main", "refs/pull/5/head").
+	Ref        string `protobuf:"bytes,3,opt,name=ref,proto3" json:"ref,omitempty"`
+	Depth      int32  `protobuf:"varint,4,opt,name=depth,proto3" json:"depth,omitempty"`
+	Submodules bool   `protobuf:"varint,5,opt,name=submodules,proto3" json:"submodules,omitempty"`
+	// The credential's value (sent only with the job; never logged).
+	Credential string `protobuf:"bytes,6,opt,name=credential,proto3" json:"credential,omitempty"`
+	// The name of the stored secret it came from (as the server keeps the
+	// job; the agent gets the value).
+	CredentialSecret string `protobuf:"bytes,7,opt,name=credential_secret,json=credentialSecret,proto3" json:"credential_secret,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Checkout) Reset() {
+	*x = Checkout{}
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkout) ProtoMessage() {}
+
+func (x *Checkout) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkout.ProtoReflect.Descriptor instead.
+func (*Checkout) Descriptor() ([]byte, []int) {
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Checkout) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Checkout) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *Checkout) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *Checkout) GetDepth() int32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *Checkout) GetSubmodules() bool {
+	if x != nil {
+		return x.Submodules
+	}
+	return false
+}
+
+func (x *Checkout) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+func (x *Checkout) GetCredentialSecret() string {
+	if x != nil {
+		return x.CredentialSecret
+	}
+	return ""
+}
+
 // ContainerOptions says how a job with an image runs: pulls, limits,
 // network and service containers.
 type ContainerOptions struct {
@@ -1156,7 +1273,7 @@ type ContainerOptions struct {
 
 func (x *ContainerOptions) Reset() {
 	*x = ContainerOptions{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1285,7 @@ func (x *ContainerOptions) String() string {
 func (*ContainerOptions) ProtoMessage() {}
 
 func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1298,7 @@ func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerOptions.ProtoReflect.Descriptor instead.
 func (*ContainerOptions) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ContainerOptions) GetPullPolicy() PullPolicy {
@@ -1248,7 +1365,7 @@ type ServiceContainer struct {
 
 func (x *ServiceContainer) Reset() {
 	*x = ServiceContainer{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1377,7 @@ func (x *ServiceContainer) String() string {
 func (*ServiceContainer) ProtoMessage() {}
 
 func (x *ServiceContainer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1390,7 @@ func (x *ServiceContainer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceContainer.ProtoReflect.Descriptor instead.
 func (*ServiceContainer) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServiceContainer) GetName() string {
@@ -1347,7 +1464,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1476,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1489,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Step) GetName() string {
@@ -1444,7 +1561,7 @@ type PluginModule struct {
 
 func (x *PluginModule) Reset() {
 	*x = PluginModule{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1573,7 @@ func (x *PluginModule) String() string {
 func (*PluginModule) ProtoMessage() {}
 
 func (x *PluginModule) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1586,7 @@ func (x *PluginModule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginModule.ProtoReflect.Descriptor instead.
 func (*PluginModule) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PluginModule) GetName() string {
@@ -1564,7 +1681,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1693,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1706,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LogChunk) GetLineNumber() int64 {
@@ -1646,7 +1763,7 @@ type AgentMetrics struct {
 
 func (x *AgentMetrics) Reset() {
 	*x = AgentMetrics{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1775,7 @@ func (x *AgentMetrics) String() string {
 func (*AgentMetrics) ProtoMessage() {}
 
 func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1788,7 @@ func (x *AgentMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMetrics.ProtoReflect.Descriptor instead.
 func (*AgentMetrics) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AgentMetrics) GetCpuPercent() float64 {
@@ -1774,7 +1891,7 @@ type Agent struct {
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1903,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1916,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Agent) GetId() string {
@@ -1950,7 +2067,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2079,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2092,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RegisterRequest) GetName() string {
@@ -2063,7 +2180,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2192,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2205,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegisterResponse) GetAgentId() string {
@@ -2135,7 +2252,7 @@ type UnregisterRequest struct {
 
 func (x *UnregisterRequest) Reset() {
 	*x = UnregisterRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2264,7 @@ func (x *UnregisterRequest) String() string {
 func (*UnregisterRequest) ProtoMessage() {}
 
 func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2277,7 @@ func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UnregisterRequest) GetAgentId() string {
@@ -2178,7 +2295,7 @@ type UnregisterResponse struct {
 
 func (x *UnregisterResponse) Reset() {
 	*x = UnregisterResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2190,7 +2307,7 @@ func (x *UnregisterResponse) String() string {
 func (*UnregisterResponse) ProtoMessage() {}
 
 func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2203,7 +2320,7 @@ func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterResponse.ProtoReflect.Descriptor instead.
 func (*UnregisterResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 type HeartbeatRequest struct {
@@ -2220,7 +2337,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2349,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2362,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HeartbeatRequest) GetAgentId() string {
@@ -2290,7 +2407,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2302,7 +2419,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2315,7 +2432,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HeartbeatResponse) GetHeartbeatInterval() *durationpb.Duration {
@@ -2359,7 +2476,7 @@ type UpdateLabelsRequest struct {
 
 func (x *UpdateLabelsRequest) Reset() {
 	*x = UpdateLabelsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2488,7 @@ func (x *UpdateLabelsRequest) String() string {
 func (*UpdateLabelsRequest) ProtoMessage() {}
 
 func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2501,7 @@ func (x *UpdateLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateLabelsRequest) GetAgentId() string {
@@ -2424,7 +2541,7 @@ type UpdateLabelsResponse struct {
 
 func (x *UpdateLabelsResponse) Reset() {
 	*x = UpdateLabelsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2553,7 @@ func (x *UpdateLabelsResponse) String() string {
 func (*UpdateLabelsResponse) ProtoMessage() {}
 
 func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2566,7 @@ func (x *UpdateLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLabelsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateLabelsResponse) GetAgent() *Agent {
@@ -2470,7 +2587,7 @@ type FetchJobRequest struct {
 
 func (x *FetchJobRequest) Reset() {
 	*x = FetchJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2599,7 @@ func (x *FetchJobRequest) String() string {
 func (*FetchJobRequest) ProtoMessage() {}
 
 func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2612,7 @@ func (x *FetchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobRequest.ProtoReflect.Descriptor instead.
 func (*FetchJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FetchJobRequest) GetAgentId() string {
@@ -2524,7 +2641,7 @@ type FetchJobResponse struct {
 
 func (x *FetchJobResponse) Reset() {
 	*x = FetchJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2653,7 @@ func (x *FetchJobResponse) String() string {
 func (*FetchJobResponse) ProtoMessage() {}
 
 func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2666,7 @@ func (x *FetchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchJobResponse.ProtoReflect.Descriptor instead.
 func (*FetchJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchJobResponse) GetJob() *Job {
@@ -2594,7 +2711,7 @@ type ReportJobStatusRequest struct {
 
 func (x *ReportJobStatusRequest) Reset() {
 	*x = ReportJobStatusRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2606,7 +2723,7 @@ func (x *ReportJobStatusRequest) String() string {
 func (*ReportJobStatusRequest) ProtoMessage() {}
 
 func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2619,7 +2736,7 @@ func (x *ReportJobStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportJobStatusRequest) GetAgentId() string {
@@ -2716,7 +2833,7 @@ type ReportJobStatusResponse struct {
 
 func (x *ReportJobStatusResponse) Reset() {
 	*x = ReportJobStatusResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2845,7 @@ func (x *ReportJobStatusResponse) String() string {
 func (*ReportJobStatusResponse) ProtoMessage() {}
 
 func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +2858,7 @@ func (x *ReportJobStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportJobStatusResponse) GetCancelRequested() bool {
@@ -2772,7 +2889,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +2901,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +2914,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Artifact) GetPath() string {
@@ -2875,7 +2992,7 @@ type ReportJobLogRequest struct {
 
 func (x *ReportJobLogRequest) Reset() {
 	*x = ReportJobLogRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +3004,7 @@ func (x *ReportJobLogRequest) String() string {
 func (*ReportJobLogRequest) ProtoMessage() {}
 
 func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +3017,7 @@ func (x *ReportJobLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogRequest.ProtoReflect.Descriptor instead.
 func (*ReportJobLogRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportJobLogRequest) GetAgentId() string {
@@ -2955,7 +3072,7 @@ type ReportJobLogResponse struct {
 
 func (x *ReportJobLogResponse) Reset() {
 	*x = ReportJobLogResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2967,7 +3084,7 @@ func (x *ReportJobLogResponse) String() string {
 func (*ReportJobLogResponse) ProtoMessage() {}
 
 func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2980,7 +3097,7 @@ func (x *ReportJobLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportJobLogResponse.ProtoReflect.Descriptor instead.
 func (*ReportJobLogResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReportJobLogResponse) GetLastLine() int64 {
@@ -3001,7 +3118,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3130,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3026,7 +3143,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelJobRequest) GetAgentId() string {
@@ -3055,7 +3172,7 @@ type JobCancellation struct {
 
 func (x *JobCancellation) Reset() {
 	*x = JobCancellation{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3067,7 +3184,7 @@ func (x *JobCancellation) String() string {
 func (*JobCancellation) ProtoMessage() {}
 
 func (x *JobCancellation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3080,7 +3197,7 @@ func (x *JobCancellation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobCancellation.ProtoReflect.Descriptor instead.
 func (*JobCancellation) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *JobCancellation) GetJobId() string {
@@ -3113,7 +3230,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3125,7 +3242,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3138,7 +3255,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CancelJobResponse) GetCancellations() []*JobCancellation {
@@ -3157,7 +3274,7 @@ type GetAgentRequest struct {
 
 func (x *GetAgentRequest) Reset() {
 	*x = GetAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3286,7 @@ func (x *GetAgentRequest) String() string {
 func (*GetAgentRequest) ProtoMessage() {}
 
 func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3299,7 @@ func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentRequest.ProtoReflect.Descriptor instead.
 func (*GetAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetAgentRequest) GetAgentId() string {
@@ -3201,7 +3318,7 @@ type GetAgentResponse struct {
 
 func (x *GetAgentResponse) Reset() {
 	*x = GetAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3213,7 +3330,7 @@ func (x *GetAgentResponse) String() string {
 func (*GetAgentResponse) ProtoMessage() {}
 
 func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3226,7 +3343,7 @@ func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentResponse.ProtoReflect.Descriptor instead.
 func (*GetAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetAgentResponse) GetAgent() *Agent {
@@ -3252,7 +3369,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3264,7 +3381,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[33]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3277,7 +3394,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListAgentsRequest) GetPageSize() int32 {
@@ -3326,7 +3443,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3338,7 +3455,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[34]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3351,7 +3468,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -3385,7 +3502,7 @@ type RevokeAgentRequest struct {
 
 func (x *RevokeAgentRequest) Reset() {
 	*x = RevokeAgentRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3397,7 +3514,7 @@ func (x *RevokeAgentRequest) String() string {
 func (*RevokeAgentRequest) ProtoMessage() {}
 
 func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[35]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3410,7 +3527,7 @@ func (x *RevokeAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAgentRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeAgentRequest) GetAgentId() string {
@@ -3436,7 +3553,7 @@ type RevokeAgentResponse struct {
 
 func (x *RevokeAgentResponse) Reset() {
 	*x = RevokeAgentResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3448,7 +3565,7 @@ func (x *RevokeAgentResponse) String() string {
 func (*RevokeAgentResponse) ProtoMessage() {}
 
 func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[36]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3461,7 +3578,7 @@ func (x *RevokeAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAgentResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAgentResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RevokeAgentResponse) GetAgent() *Agent {
@@ -3482,7 +3599,7 @@ type DownloadPluginRequest struct {
 
 func (x *DownloadPluginRequest) Reset() {
 	*x = DownloadPluginRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3494,7 +3611,7 @@ func (x *DownloadPluginRequest) String() string {
 func (*DownloadPluginRequest) ProtoMessage() {}
 
 func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[37]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3507,7 +3624,7 @@ func (x *DownloadPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginRequest.ProtoReflect.Descriptor instead.
 func (*DownloadPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DownloadPluginRequest) GetName() string {
@@ -3535,7 +3652,7 @@ type DownloadPluginResponse struct {
 
 func (x *DownloadPluginResponse) Reset() {
 	*x = DownloadPluginResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3547,7 +3664,7 @@ func (x *DownloadPluginResponse) String() string {
 func (*DownloadPluginResponse) ProtoMessage() {}
 
 func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[38]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3560,7 +3677,7 @@ func (x *DownloadPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadPluginResponse.ProtoReflect.Descriptor instead.
 func (*DownloadPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DownloadPluginResponse) GetModule() *PluginModule {
@@ -3592,7 +3709,7 @@ type ArtifactHeader struct {
 
 func (x *ArtifactHeader) Reset() {
 	*x = ArtifactHeader{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3604,7 +3721,7 @@ func (x *ArtifactHeader) String() string {
 func (*ArtifactHeader) ProtoMessage() {}
 
 func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[39]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3617,7 +3734,7 @@ func (x *ArtifactHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactHeader.ProtoReflect.Descriptor instead.
 func (*ArtifactHeader) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{39}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ArtifactHeader) GetJobId() string {
@@ -3668,7 +3785,7 @@ type UploadArtifactRequest struct {
 
 func (x *UploadArtifactRequest) Reset() {
 	*x = UploadArtifactRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3680,7 +3797,7 @@ func (x *UploadArtifactRequest) String() string {
 func (*UploadArtifactRequest) ProtoMessage() {}
 
 func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[40]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3693,7 +3810,7 @@ func (x *UploadArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactRequest.ProtoReflect.Descriptor instead.
 func (*UploadArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{40}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadArtifactRequest) GetPart() isUploadArtifactRequest_Part {
@@ -3748,7 +3865,7 @@ type UploadArtifactResponse struct {
 
 func (x *UploadArtifactResponse) Reset() {
 	*x = UploadArtifactResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +3877,7 @@ func (x *UploadArtifactResponse) String() string {
 func (*UploadArtifactResponse) ProtoMessage() {}
 
 func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[41]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +3890,7 @@ func (x *UploadArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadArtifactResponse.ProtoReflect.Descriptor instead.
 func (*UploadArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{41}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UploadArtifactResponse) GetArtifact() *Artifact {
@@ -3797,7 +3914,7 @@ type DownloadInputRequest struct {
 
 func (x *DownloadInputRequest) Reset() {
 	*x = DownloadInputRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3809,7 +3926,7 @@ func (x *DownloadInputRequest) String() string {
 func (*DownloadInputRequest) ProtoMessage() {}
 
 func (x *DownloadInputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[42]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3822,7 +3939,7 @@ func (x *DownloadInputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadInputRequest.ProtoReflect.Descriptor instead.
 func (*DownloadInputRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{42}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DownloadInputRequest) GetJobId() string {
@@ -3864,7 +3981,7 @@ type DownloadInputResponse struct {
 
 func (x *DownloadInputResponse) Reset() {
 	*x = DownloadInputResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3876,7 +3993,7 @@ func (x *DownloadInputResponse) String() string {
 func (*DownloadInputResponse) ProtoMessage() {}
 
 func (x *DownloadInputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[43]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3889,7 +4006,7 @@ func (x *DownloadInputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadInputResponse.ProtoReflect.Descriptor instead.
 func (*DownloadInputResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{43}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DownloadInputResponse) GetArtifact() *Artifact {
@@ -3927,7 +4044,7 @@ type CacheEntry struct {
 
 func (x *CacheEntry) Reset() {
 	*x = CacheEntry{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3939,7 +4056,7 @@ func (x *CacheEntry) String() string {
 func (*CacheEntry) ProtoMessage() {}
 
 func (x *CacheEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[44]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3952,7 +4069,7 @@ func (x *CacheEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheEntry.ProtoReflect.Descriptor instead.
 func (*CacheEntry) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{44}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CacheEntry) GetId() string {
@@ -4025,7 +4142,7 @@ type LookupCacheRequest struct {
 
 func (x *LookupCacheRequest) Reset() {
 	*x = LookupCacheRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4037,7 +4154,7 @@ func (x *LookupCacheRequest) String() string {
 func (*LookupCacheRequest) ProtoMessage() {}
 
 func (x *LookupCacheRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[45]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4050,7 +4167,7 @@ func (x *LookupCacheRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupCacheRequest.ProtoReflect.Descriptor instead.
 func (*LookupCacheRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{45}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *LookupCacheRequest) GetJobId() string {
@@ -4093,7 +4210,7 @@ type LookupCacheResponse struct {
 
 func (x *LookupCacheResponse) Reset() {
 	*x = LookupCacheResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4105,7 +4222,7 @@ func (x *LookupCacheResponse) String() string {
 func (*LookupCacheResponse) ProtoMessage() {}
 
 func (x *LookupCacheResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[46]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4118,7 +4235,7 @@ func (x *LookupCacheResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupCacheResponse.ProtoReflect.Descriptor instead.
 func (*LookupCacheResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{46}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *LookupCacheResponse) GetEntry() *CacheEntry {
@@ -4146,7 +4263,7 @@ type DownloadCacheRequest struct {
 
 func (x *DownloadCacheRequest) Reset() {
 	*x = DownloadCacheRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4158,7 +4275,7 @@ func (x *DownloadCacheRequest) String() string {
 func (*DownloadCacheRequest) ProtoMessage() {}
 
 func (x *DownloadCacheRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[47]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4171,7 +4288,7 @@ func (x *DownloadCacheRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadCacheRequest.ProtoReflect.Descriptor instead.
 func (*DownloadCacheRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{47}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DownloadCacheRequest) GetJobId() string {
@@ -4204,7 +4321,7 @@ type DownloadCacheResponse struct {
 
 func (x *DownloadCacheResponse) Reset() {
 	*x = DownloadCacheResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4216,7 +4333,7 @@ func (x *DownloadCacheResponse) String() string {
 func (*DownloadCacheResponse) ProtoMessage() {}
 
 func (x *DownloadCacheResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[48]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4229,7 +4346,7 @@ func (x *DownloadCacheResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadCacheResponse.ProtoReflect.Descriptor instead.
 func (*DownloadCacheResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{48}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DownloadCacheResponse) GetData() []byte {
@@ -4253,7 +4370,7 @@ type CacheHeader struct {
 
 func (x *CacheHeader) Reset() {
 	*x = CacheHeader{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4265,7 +4382,7 @@ func (x *CacheHeader) String() string {
 func (*CacheHeader) ProtoMessage() {}
 
 func (x *CacheHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[49]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4278,7 +4395,7 @@ func (x *CacheHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheHeader.ProtoReflect.Descriptor instead.
 func (*CacheHeader) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{49}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CacheHeader) GetJobId() string {
@@ -4329,7 +4446,7 @@ type SaveCacheRequest struct {
 
 func (x *SaveCacheRequest) Reset() {
 	*x = SaveCacheRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4341,7 +4458,7 @@ func (x *SaveCacheRequest) String() string {
 func (*SaveCacheRequest) ProtoMessage() {}
 
 func (x *SaveCacheRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[50]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4354,7 +4471,7 @@ func (x *SaveCacheRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveCacheRequest.ProtoReflect.Descriptor instead.
 func (*SaveCacheRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{50}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SaveCacheRequest) GetPart() isSaveCacheRequest_Part {
@@ -4407,7 +4524,7 @@ type SaveCacheResponse struct {
 
 func (x *SaveCacheResponse) Reset() {
 	*x = SaveCacheResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4419,7 +4536,7 @@ func (x *SaveCacheResponse) String() string {
 func (*SaveCacheResponse) ProtoMessage() {}
 
 func (x *SaveCacheResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[51]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4432,7 +4549,7 @@ func (x *SaveCacheResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveCacheResponse.ProtoReflect.Descriptor instead.
 func (*SaveCacheResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{51}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SaveCacheResponse) GetEntry() *CacheEntry {
@@ -4460,7 +4577,7 @@ type PresignedRequest struct {
 
 func (x *PresignedRequest) Reset() {
 	*x = PresignedRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4472,7 +4589,7 @@ func (x *PresignedRequest) String() string {
 func (*PresignedRequest) ProtoMessage() {}
 
 func (x *PresignedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[52]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4485,7 +4602,7 @@ func (x *PresignedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresignedRequest.ProtoReflect.Descriptor instead.
 func (*PresignedRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{52}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PresignedRequest) GetMethod() string {
@@ -4525,7 +4642,7 @@ type BeginArtifactUploadRequest struct {
 
 func (x *BeginArtifactUploadRequest) Reset() {
 	*x = BeginArtifactUploadRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4537,7 +4654,7 @@ func (x *BeginArtifactUploadRequest) String() string {
 func (*BeginArtifactUploadRequest) ProtoMessage() {}
 
 func (x *BeginArtifactUploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[53]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4550,7 +4667,7 @@ func (x *BeginArtifactUploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginArtifactUploadRequest.ProtoReflect.Descriptor instead.
 func (*BeginArtifactUploadRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{53}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *BeginArtifactUploadRequest) GetHeader() *ArtifactHeader {
@@ -4571,7 +4688,7 @@ type BeginArtifactUploadResponse struct {
 
 func (x *BeginArtifactUploadResponse) Reset() {
 	*x = BeginArtifactUploadResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4583,7 +4700,7 @@ func (x *BeginArtifactUploadResponse) String() string {
 func (*BeginArtifactUploadResponse) ProtoMessage() {}
 
 func (x *BeginArtifactUploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[54]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4596,7 +4713,7 @@ func (x *BeginArtifactUploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginArtifactUploadResponse.ProtoReflect.Descriptor instead.
 func (*BeginArtifactUploadResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{54}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *BeginArtifactUploadResponse) GetTransfer() ArtifactTransfer {
@@ -4622,7 +4739,7 @@ type FinishArtifactUploadRequest struct {
 
 func (x *FinishArtifactUploadRequest) Reset() {
 	*x = FinishArtifactUploadRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4634,7 +4751,7 @@ func (x *FinishArtifactUploadRequest) String() string {
 func (*FinishArtifactUploadRequest) ProtoMessage() {}
 
 func (x *FinishArtifactUploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[55]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4647,7 +4764,7 @@ func (x *FinishArtifactUploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishArtifactUploadRequest.ProtoReflect.Descriptor instead.
 func (*FinishArtifactUploadRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{55}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FinishArtifactUploadRequest) GetHeader() *ArtifactHeader {
@@ -4666,7 +4783,7 @@ type FinishArtifactUploadResponse struct {
 
 func (x *FinishArtifactUploadResponse) Reset() {
 	*x = FinishArtifactUploadResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4678,7 +4795,7 @@ func (x *FinishArtifactUploadResponse) String() string {
 func (*FinishArtifactUploadResponse) ProtoMessage() {}
 
 func (x *FinishArtifactUploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[56]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4691,7 +4808,7 @@ func (x *FinishArtifactUploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishArtifactUploadResponse.ProtoReflect.Descriptor instead.
 func (*FinishArtifactUploadResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{56}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *FinishArtifactUploadResponse) GetArtifact() *Artifact {
@@ -4710,7 +4827,7 @@ type BeginCacheSaveRequest struct {
 
 func (x *BeginCacheSaveRequest) Reset() {
 	*x = BeginCacheSaveRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4722,7 +4839,7 @@ func (x *BeginCacheSaveRequest) String() string {
 func (*BeginCacheSaveRequest) ProtoMessage() {}
 
 func (x *BeginCacheSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[57]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4735,7 +4852,7 @@ func (x *BeginCacheSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginCacheSaveRequest.ProtoReflect.Descriptor instead.
 func (*BeginCacheSaveRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{57}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *BeginCacheSaveRequest) GetHeader() *CacheHeader {
@@ -4759,7 +4876,7 @@ type BeginCacheSaveResponse struct {
 
 func (x *BeginCacheSaveResponse) Reset() {
 	*x = BeginCacheSaveResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4771,7 +4888,7 @@ func (x *BeginCacheSaveResponse) String() string {
 func (*BeginCacheSaveResponse) ProtoMessage() {}
 
 func (x *BeginCacheSaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[58]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4784,7 +4901,7 @@ func (x *BeginCacheSaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginCacheSaveResponse.ProtoReflect.Descriptor instead.
 func (*BeginCacheSaveResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{58}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *BeginCacheSaveResponse) GetTransfer() ArtifactTransfer {
@@ -4818,7 +4935,7 @@ type FinishCacheSaveRequest struct {
 
 func (x *FinishCacheSaveRequest) Reset() {
 	*x = FinishCacheSaveRequest{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4830,7 +4947,7 @@ func (x *FinishCacheSaveRequest) String() string {
 func (*FinishCacheSaveRequest) ProtoMessage() {}
 
 func (x *FinishCacheSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[59]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4843,7 +4960,7 @@ func (x *FinishCacheSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishCacheSaveRequest.ProtoReflect.Descriptor instead.
 func (*FinishCacheSaveRequest) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{59}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *FinishCacheSaveRequest) GetHeader() *CacheHeader {
@@ -4869,7 +4986,7 @@ type FinishCacheSaveResponse struct {
 
 func (x *FinishCacheSaveResponse) Reset() {
 	*x = FinishCacheSaveResponse{}
-	mi := &file_api_agent_v1_agent_proto_msgTypes[60]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4881,7 +4998,7 @@ func (x *FinishCacheSaveResponse) String() string {
 func (*FinishCacheSaveResponse) ProtoMessage() {}
 
 func (x *FinishCacheSaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agent_v1_agent_proto_msgTypes[60]
+	mi := &file_api_agent_v1_agent_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4894,7 +5011,7 @@ func (x *FinishCacheSaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishCacheSaveResponse.ProtoReflect.Descriptor instead.
 func (*FinishCacheSaveResponse) Descriptor() ([]byte, []int) {
-	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{60}
+	return file_api_agent_v1_agent_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *FinishCacheSaveResponse) GetEntry() *CacheEntry {
@@ -4921,7 +5038,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
 	"\x0eArtifactConfig\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\tR\x05paths\x126\n" +
-	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xf5\a\n" +
+	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xd2\b\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -4937,7 +5054,9 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\asecrets\x18\v \x03(\v2!.arcade.agent.v1.Job.SecretsEntryR\asecrets\x12+\n" +
 	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x127\n" +
 	"\aplugins\x18\r \x03(\v2\x1d.arcade.agent.v1.PluginModuleR\aplugins\x12?\n" +
-	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x122\n" +
+	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x125\n" +
+	"\bcheckout\x18( \x01(\v2\x19.arcade.agent.v1.CheckoutR\bcheckout\x12$\n" +
+	"\x0eno_cache_write\x18) \x01(\bR\fnoCacheWrite\x122\n" +
 	"\x05cache\x18< \x01(\v2\x1c.arcade.agent.v1.CacheConfigR\x05cache\x12&\n" +
 	"\x0fcache_read_only\x18= \x01(\bR\rcacheReadOnly\x12;\n" +
 	"\acontext\x18> \x03(\v2!.arcade.agent.v1.Job.ContextEntryR\acontext\x121\n" +
@@ -4963,7 +5082,19 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x16\n" +
-	"\x06sha256\x18\x06 \x01(\tR\x06sha256\"\x9b\x02\n" +
+	"\x06sha256\x18\x06 \x01(\tR\x06sha256\"\xc9\x01\n" +
+	"\bCheckout\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x10\n" +
+	"\x03ref\x18\x03 \x01(\tR\x03ref\x12\x14\n" +
+	"\x05depth\x18\x04 \x01(\x05R\x05depth\x12\x1e\n" +
+	"\n" +
+	"submodules\x18\x05 \x01(\bR\n" +
+	"submodules\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x06 \x01(\tR\n" +
+	"credential\x12+\n" +
+	"\x11credential_secret\x18\a \x01(\tR\x10credentialSecret\"\x9b\x02\n" +
 	"\x10ContainerOptions\x12<\n" +
 	"\vpull_policy\x18\x01 \x01(\x0e2\x1b.arcade.agent.v1.PullPolicyR\n" +
 	"pullPolicy\x120\n" +
@@ -5386,7 +5517,7 @@ func file_api_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_api_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_api_agent_v1_agent_proto_goTypes = []any{
 	(AgentStatus)(0),                     // 0: arcade.agent.v1.AgentStatus
 	(JobStatus)(0),                       // 1: arcade.agent.v1.JobStatus
@@ -5403,211 +5534,213 @@ var file_api_agent_v1_agent_proto_goTypes = []any{
 	(*Job)(nil),                          // 12: arcade.agent.v1.Job
 	(*CacheConfig)(nil),                  // 13: arcade.agent.v1.CacheConfig
 	(*JobInput)(nil),                     // 14: arcade.agent.v1.JobInput
-	(*ContainerOptions)(nil),             // 15: arcade.agent.v1.ContainerOptions
-	(*ServiceContainer)(nil),             // 16: arcade.agent.v1.ServiceContainer
-	(*Step)(nil),                         // 17: arcade.agent.v1.Step
-	(*PluginModule)(nil),                 // 18: arcade.agent.v1.PluginModule
-	(*LogChunk)(nil),                     // 19: arcade.agent.v1.LogChunk
-	(*AgentMetrics)(nil),                 // 20: arcade.agent.v1.AgentMetrics
-	(*Agent)(nil),                        // 21: arcade.agent.v1.Agent
-	(*RegisterRequest)(nil),              // 22: arcade.agent.v1.RegisterRequest
-	(*RegisterResponse)(nil),             // 23: arcade.agent.v1.RegisterResponse
-	(*UnregisterRequest)(nil),            // 24: arcade.agent.v1.UnregisterRequest
-	(*UnregisterResponse)(nil),           // 25: arcade.agent.v1.UnregisterResponse
-	(*HeartbeatRequest)(nil),             // 26: arcade.agent.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 27: arcade.agent.v1.HeartbeatResponse
-	(*UpdateLabelsRequest)(nil),          // 28: arcade.agent.v1.UpdateLabelsRequest
-	(*UpdateLabelsResponse)(nil),         // 29: arcade.agent.v1.UpdateLabelsResponse
-	(*FetchJobRequest)(nil),              // 30: arcade.agent.v1.FetchJobRequest
-	(*FetchJobResponse)(nil),             // 31: arcade.agent.v1.FetchJobResponse
-	(*ReportJobStatusRequest)(nil),       // 32: arcade.agent.v1.ReportJobStatusRequest
-	(*ReportJobStatusResponse)(nil),      // 33: arcade.agent.v1.ReportJobStatusResponse
-	(*Artifact)(nil),                     // 34: arcade.agent.v1.Artifact
-	(*ReportJobLogRequest)(nil),          // 35: arcade.agent.v1.ReportJobLogRequest
-	(*ReportJobLogResponse)(nil),         // 36: arcade.agent.v1.ReportJobLogResponse
-	(*CancelJobRequest)(nil),             // 37: arcade.agent.v1.CancelJobRequest
-	(*JobCancellation)(nil),              // 38: arcade.agent.v1.JobCancellation
-	(*CancelJobResponse)(nil),            // 39: arcade.agent.v1.CancelJobResponse
-	(*GetAgentRequest)(nil),              // 40: arcade.agent.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),             // 41: arcade.agent.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),            // 42: arcade.agent.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),           // 43: arcade.agent.v1.ListAgentsResponse
-	(*RevokeAgentRequest)(nil),           // 44: arcade.agent.v1.RevokeAgentRequest
-	(*RevokeAgentResponse)(nil),          // 45: arcade.agent.v1.RevokeAgentResponse
-	(*DownloadPluginRequest)(nil),        // 46: arcade.agent.v1.DownloadPluginRequest
-	(*DownloadPluginResponse)(nil),       // 47: arcade.agent.v1.DownloadPluginResponse
-	(*ArtifactHeader)(nil),               // 48: arcade.agent.v1.ArtifactHeader
-	(*UploadArtifactRequest)(nil),        // 49: arcade.agent.v1.UploadArtifactRequest
-	(*UploadArtifactResponse)(nil),       // 50: arcade.agent.v1.UploadArtifactResponse
-	(*DownloadInputRequest)(nil),         // 51: arcade.agent.v1.DownloadInputRequest
-	(*DownloadInputResponse)(nil),        // 52: arcade.agent.v1.DownloadInputResponse
-	(*CacheEntry)(nil),                   // 53: arcade.agent.v1.CacheEntry
-	(*LookupCacheRequest)(nil),           // 54: arcade.agent.v1.LookupCacheRequest
-	(*LookupCacheResponse)(nil),          // 55: arcade.agent.v1.LookupCacheResponse
-	(*DownloadCacheRequest)(nil),         // 56: arcade.agent.v1.DownloadCacheRequest
-	(*DownloadCacheResponse)(nil),        // 57: arcade.agent.v1.DownloadCacheResponse
-	(*CacheHeader)(nil),                  // 58: arcade.agent.v1.CacheHeader
-	(*SaveCacheRequest)(nil),             // 59: arcade.agent.v1.SaveCacheRequest
-	(*SaveCacheResponse)(nil),            // 60: arcade.agent.v1.SaveCacheResponse
-	(*PresignedRequest)(nil),             // 61: arcade.agent.v1.PresignedRequest
-	(*BeginArtifactUploadRequest)(nil),   // 62: arcade.agent.v1.BeginArtifactUploadRequest
-	(*BeginArtifactUploadResponse)(nil),  // 63: arcade.agent.v1.BeginArtifactUploadResponse
-	(*FinishArtifactUploadRequest)(nil),  // 64: arcade.agent.v1.FinishArtifactUploadRequest
-	(*FinishArtifactUploadResponse)(nil), // 65: arcade.agent.v1.FinishArtifactUploadResponse
-	(*BeginCacheSaveRequest)(nil),        // 66: arcade.agent.v1.BeginCacheSaveRequest
-	(*BeginCacheSaveResponse)(nil),       // 67: arcade.agent.v1.BeginCacheSaveResponse
-	(*FinishCacheSaveRequest)(nil),       // 68: arcade.agent.v1.FinishCacheSaveRequest
-	(*FinishCacheSaveResponse)(nil),      // 69: arcade.agent.v1.FinishCacheSaveResponse
-	nil,                                  // 70: arcade.agent.v1.LabelSelector.MatchLabelsEntry
-	nil,                                  // 71: arcade.agent.v1.Job.EnvEntry
-	nil,                                  // 72: arcade.agent.v1.Job.SecretsEntry
-	nil,                                  // 73: arcade.agent.v1.Job.ContextEntry
-	nil,                                  // 74: arcade.agent.v1.ServiceContainer.EnvEntry
-	nil,                                  // 75: arcade.agent.v1.Step.WithEntry
-	nil,                                  // 76: arcade.agent.v1.PluginModule.ConfigEntry
-	nil,                                  // 77: arcade.agent.v1.PluginModule.SecretConfigEntry
-	nil,                                  // 78: arcade.agent.v1.Agent.LabelsEntry
-	nil,                                  // 79: arcade.agent.v1.RegisterRequest.LabelsEntry
-	nil,                                  // 80: arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	nil,                                  // 81: arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	nil,                                  // 82: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	nil,                                  // 83: arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
-	nil,                                  // 84: arcade.agent.v1.PresignedRequest.HeadersEntry
-	(*durationpb.Duration)(nil),          // 85: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 86: google.protobuf.Timestamp
+	(*Checkout)(nil),                     // 15: arcade.agent.v1.Checkout
+	(*ContainerOptions)(nil),             // 16: arcade.agent.v1.ContainerOptions
+	(*ServiceContainer)(nil),             // 17: arcade.agent.v1.ServiceContainer
+	(*Step)(nil),                         // 18: arcade.agent.v1.Step
+	(*PluginModule)(nil),                 // 19: arcade.agent.v1.PluginModule
+	(*LogChunk)(nil),                     // 20: arcade.agent.v1.LogChunk
+	(*AgentMetrics)(nil),                 // 21: arcade.agent.v1.AgentMetrics
+	(*Agent)(nil),                        // 22: arcade.agent.v1.Agent
+	(*RegisterRequest)(nil),              // 23: arcade.agent.v1.RegisterRequest
+	(*RegisterResponse)(nil),             // 24: arcade.agent.v1.RegisterResponse
+	(*UnregisterRequest)(nil),            // 25: arcade.agent.v1.UnregisterRequest
+	(*UnregisterResponse)(nil),           // 26: arcade.agent.v1.UnregisterResponse
+	(*HeartbeatRequest)(nil),             // 27: arcade.agent.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 28: arcade.agent.v1.HeartbeatResponse
+	(*UpdateLabelsRequest)(nil),          // 29: arcade.agent.v1.UpdateLabelsRequest
+	(*UpdateLabelsResponse)(nil),         // 30: arcade.agent.v1.UpdateLabelsResponse
+	(*FetchJobRequest)(nil),              // 31: arcade.agent.v1.FetchJobRequest
+	(*FetchJobResponse)(nil),             // 32: arcade.agent.v1.FetchJobResponse
+	(*ReportJobStatusRequest)(nil),       // 33: arcade.agent.v1.ReportJobStatusRequest
+	(*ReportJobStatusResponse)(nil),      // 34: arcade.agent.v1.ReportJobStatusResponse
+	(*Artifact)(nil),                     // 35: arcade.agent.v1.Artifact
+	(*ReportJobLogRequest)(nil),          // 36: arcade.agent.v1.ReportJobLogRequest
+	(*ReportJobLogResponse)(nil),         // 37: arcade.agent.v1.ReportJobLogResponse
+	(*CancelJobRequest)(nil),             // 38: arcade.agent.v1.CancelJobRequest
+	(*JobCancellation)(nil),              // 39: arcade.agent.v1.JobCancellation
+	(*CancelJobResponse)(nil),            // 40: arcade.agent.v1.CancelJobResponse
+	(*GetAgentRequest)(nil),              // 41: arcade.agent.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),             // 42: arcade.agent.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),            // 43: arcade.agent.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),           // 44: arcade.agent.v1.ListAgentsResponse
+	(*RevokeAgentRequest)(nil),           // 45: arcade.agent.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),          // 46: arcade.agent.v1.RevokeAgentResponse
+	(*DownloadPluginRequest)(nil),        // 47: arcade.agent.v1.DownloadPluginRequest
+	(*DownloadPluginResponse)(nil),       // 48: arcade.agent.v1.DownloadPluginResponse
+	(*ArtifactHeader)(nil),               // 49: arcade.agent.v1.ArtifactHeader
+	(*UploadArtifactRequest)(nil),        // 50: arcade.agent.v1.UploadArtifactRequest
+	(*UploadArtifactResponse)(nil),       // 51: arcade.agent.v1.UploadArtifactResponse
+	(*DownloadInputRequest)(nil),         // 52: arcade.agent.v1.DownloadInputRequest
+	(*DownloadInputResponse)(nil),        // 53: arcade.agent.v1.DownloadInputResponse
+	(*CacheEntry)(nil),                   // 54: arcade.agent.v1.CacheEntry
+	(*LookupCacheRequest)(nil),           // 55: arcade.agent.v1.LookupCacheRequest
+	(*LookupCacheResponse)(nil),          // 56: arcade.agent.v1.LookupCacheResponse
+	(*DownloadCacheRequest)(nil),         // 57: arcade.agent.v1.DownloadCacheRequest
+	(*DownloadCacheResponse)(nil),        // 58: arcade.agent.v1.DownloadCacheResponse
+	(*CacheHeader)(nil),                  // 59: arcade.agent.v1.CacheHeader
+	(*SaveCacheRequest)(nil),             // 60: arcade.agent.v1.SaveCacheRequest
+	(*SaveCacheResponse)(nil),            // 61: arcade.agent.v1.SaveCacheResponse
+	(*PresignedRequest)(nil),             // 62: arcade.agent.v1.PresignedRequest
+	(*BeginArtifactUploadRequest)(nil),   // 63: arcade.agent.v1.BeginArtifactUploadRequest
+	(*BeginArtifactUploadResponse)(nil),  // 64: arcade.agent.v1.BeginArtifactUploadResponse
+	(*FinishArtifactUploadRequest)(nil),  // 65: arcade.agent.v1.FinishArtifactUploadRequest
+	(*FinishArtifactUploadResponse)(nil), // 66: arcade.agent.v1.FinishArtifactUploadResponse
+	(*BeginCacheSaveRequest)(nil),        // 67: arcade.agent.v1.BeginCacheSaveRequest
+	(*BeginCacheSaveResponse)(nil),       // 68: arcade.agent.v1.BeginCacheSaveResponse
+	(*FinishCacheSaveRequest)(nil),       // 69: arcade.agent.v1.FinishCacheSaveRequest
+	(*FinishCacheSaveResponse)(nil),      // 70: arcade.agent.v1.FinishCacheSaveResponse
+	nil,                                  // 71: arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	nil,                                  // 72: arcade.agent.v1.Job.EnvEntry
+	nil,                                  // 73: arcade.agent.v1.Job.SecretsEntry
+	nil,                                  // 74: arcade.agent.v1.Job.ContextEntry
+	nil,                                  // 75: arcade.agent.v1.ServiceContainer.EnvEntry
+	nil,                                  // 76: arcade.agent.v1.Step.WithEntry
+	nil,                                  // 77: arcade.agent.v1.PluginModule.ConfigEntry
+	nil,                                  // 78: arcade.agent.v1.PluginModule.SecretConfigEntry
+	nil,                                  // 79: arcade.agent.v1.Agent.LabelsEntry
+	nil,                                  // 80: arcade.agent.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 81: arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	nil,                                  // 82: arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	nil,                                  // 83: arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	nil,                                  // 84: arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	nil,                                  // 85: arcade.agent.v1.PresignedRequest.HeadersEntry
+	(*durationpb.Duration)(nil),          // 86: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 87: google.protobuf.Timestamp
 }
 var file_api_agent_v1_agent_proto_depIdxs = []int32{
 	2,   // 0: arcade.agent.v1.LabelSelectorRequirement.operator:type_name -> arcade.agent.v1.LabelOperator
-	70,  // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
+	71,  // 1: arcade.agent.v1.LabelSelector.match_labels:type_name -> arcade.agent.v1.LabelSelector.MatchLabelsEntry
 	9,   // 2: arcade.agent.v1.LabelSelector.match_expressions:type_name -> arcade.agent.v1.LabelSelectorRequirement
-	85,  // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
-	71,  // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
-	85,  // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
+	86,  // 3: arcade.agent.v1.ArtifactConfig.expire_in:type_name -> google.protobuf.Duration
+	72,  // 4: arcade.agent.v1.Job.env:type_name -> arcade.agent.v1.Job.EnvEntry
+	86,  // 5: arcade.agent.v1.Job.timeout:type_name -> google.protobuf.Duration
 	11,  // 6: arcade.agent.v1.Job.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	10,  // 7: arcade.agent.v1.Job.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	72,  // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
-	17,  // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
-	18,  // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
-	15,  // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
-	13,  // 12: arcade.agent.v1.Job.cache:type_name -> arcade.agent.v1.CacheConfig
-	73,  // 13: arcade.agent.v1.Job.context:type_name -> arcade.agent.v1.Job.ContextEntry
-	14,  // 14: arcade.agent.v1.Job.inputs:type_name -> arcade.agent.v1.JobInput
-	3,   // 15: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
-	16,  // 16: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
-	74,  // 17: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
-	85,  // 18: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
-	75,  // 19: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
-	85,  // 20: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
-	76,  // 21: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
-	85,  // 22: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
-	77,  // 23: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
-	86,  // 24: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
-	5,   // 25: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
-	6,   // 26: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
-	86,  // 27: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
-	78,  // 28: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
-	0,   // 29: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
-	86,  // 30: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	86,  // 31: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	20,  // 32: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	79,  // 33: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
-	85,  // 34: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	85,  // 35: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
-	21,  // 36: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
-	20,  // 37: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
-	80,  // 38: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
-	85,  // 39: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	81,  // 40: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
-	0,   // 41: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
-	82,  // 42: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
-	7,   // 43: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
-	21,  // 44: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
-	85,  // 45: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
-	12,  // 46: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
-	86,  // 47: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	1,   // 48: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
-	86,  // 49: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
-	34,  // 50: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
-	4,   // 51: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
-	83,  // 52: arcade.agent.v1.ReportJobStatusRequest.outputs:type_name -> arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
-	86,  // 53: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	86,  // 54: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
-	19,  // 55: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
-	85,  // 56: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
-	38,  // 57: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
-	21,  // 58: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	0,   // 59: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
-	21,  // 60: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
-	21,  // 61: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
-	18,  // 62: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
-	48,  // 63: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	34,  // 64: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	34,  // 65: arcade.agent.v1.DownloadInputResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	86,  // 66: arcade.agent.v1.CacheEntry.created_at:type_name -> google.protobuf.Timestamp
-	86,  // 67: arcade.agent.v1.CacheEntry.last_used_at:type_name -> google.protobuf.Timestamp
-	61,  // 68: arcade.agent.v1.CacheEntry.download:type_name -> arcade.agent.v1.PresignedRequest
-	53,  // 69: arcade.agent.v1.LookupCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
-	58,  // 70: arcade.agent.v1.SaveCacheRequest.header:type_name -> arcade.agent.v1.CacheHeader
-	53,  // 71: arcade.agent.v1.SaveCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
-	84,  // 72: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
-	86,  // 73: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
-	48,  // 74: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	8,   // 75: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
-	61,  // 76: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
-	48,  // 77: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
-	34,  // 78: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	58,  // 79: arcade.agent.v1.BeginCacheSaveRequest.header:type_name -> arcade.agent.v1.CacheHeader
-	8,   // 80: arcade.agent.v1.BeginCacheSaveResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
-	61,  // 81: arcade.agent.v1.BeginCacheSaveResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
-	58,  // 82: arcade.agent.v1.FinishCacheSaveRequest.header:type_name -> arcade.agent.v1.CacheHeader
-	53,  // 83: arcade.agent.v1.FinishCacheSaveResponse.entry:type_name -> arcade.agent.v1.CacheEntry
-	22,  // 84: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
-	24,  // 85: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
-	26,  // 86: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
-	28,  // 87: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
-	30,  // 88: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
-	32,  // 89: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
-	35,  // 90: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
-	37,  // 91: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
-	40,  // 92: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
-	42,  // 93: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
-	44,  // 94: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
-	46,  // 95: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
-	51,  // 96: arcade.agent.v1.AgentService.DownloadInput:input_type -> arcade.agent.v1.DownloadInputRequest
-	54,  // 97: arcade.agent.v1.AgentService.LookupCache:input_type -> arcade.agent.v1.LookupCacheRequest
-	56,  // 98: arcade.agent.v1.AgentService.DownloadCache:input_type -> arcade.agent.v1.DownloadCacheRequest
-	66,  // 99: arcade.agent.v1.AgentService.BeginCacheSave:input_type -> arcade.agent.v1.BeginCacheSaveRequest
-	68,  // 100: arcade.agent.v1.AgentService.FinishCacheSave:input_type -> arcade.agent.v1.FinishCacheSaveRequest
-	59,  // 101: arcade.agent.v1.AgentService.SaveCache:input_type -> arcade.agent.v1.SaveCacheRequest
-	49,  // 102: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
-	62,  // 103: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
-	64,  // 104: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
-	23,  // 105: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
-	25,  // 106: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
-	27,  // 107: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
-	29,  // 108: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
-	31,  // 109: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
-	33,  // 110: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
-	36,  // 111: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
-	39,  // 112: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
-	41,  // 113: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
-	43,  // 114: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
-	45,  // 115: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
-	47,  // 116: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
-	52,  // 117: arcade.agent.v1.AgentService.DownloadInput:output_type -> arcade.agent.v1.DownloadInputResponse
-	55,  // 118: arcade.agent.v1.AgentService.LookupCache:output_type -> arcade.agent.v1.LookupCacheResponse
-	57,  // 119: arcade.agent.v1.AgentService.DownloadCache:output_type -> arcade.agent.v1.DownloadCacheResponse
-	67,  // 120: arcade.agent.v1.AgentService.BeginCacheSave:output_type -> arcade.agent.v1.BeginCacheSaveResponse
-	69,  // 121: arcade.agent.v1.AgentService.FinishCacheSave:output_type -> arcade.agent.v1.FinishCacheSaveResponse
-	60,  // 122: arcade.agent.v1.AgentService.SaveCache:output_type -> arcade.agent.v1.SaveCacheResponse
-	50,  // 123: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
-	63,  // 124: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
-	65,  // 125: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
-	105, // [105:126] is the sub-list for method output_type
-	84,  // [84:105] is the sub-list for method input_type
-	84,  // [84:84] is the sub-list for extension type_name
-	84,  // [84:84] is the sub-list for extension extendee
-	0,   // [0:84] is the sub-list for field type_name
+	73,  // 8: arcade.agent.v1.Job.secrets:type_name -> arcade.agent.v1.Job.SecretsEntry
+	18,  // 9: arcade.agent.v1.Job.steps:type_name -> arcade.agent.v1.Step
+	19,  // 10: arcade.agent.v1.Job.plugins:type_name -> arcade.agent.v1.PluginModule
+	16,  // 11: arcade.agent.v1.Job.container:type_name -> arcade.agent.v1.ContainerOptions
+	15,  // 12: arcade.agent.v1.Job.checkout:type_name -> arcade.agent.v1.Checkout
+	13,  // 13: arcade.agent.v1.Job.cache:type_name -> arcade.agent.v1.CacheConfig
+	74,  // 14: arcade.agent.v1.Job.context:type_name -> arcade.agent.v1.Job.ContextEntry
+	14,  // 15: arcade.agent.v1.Job.inputs:type_name -> arcade.agent.v1.JobInput
+	3,   // 16: arcade.agent.v1.ContainerOptions.pull_policy:type_name -> arcade.agent.v1.PullPolicy
+	17,  // 17: arcade.agent.v1.ContainerOptions.services:type_name -> arcade.agent.v1.ServiceContainer
+	75,  // 18: arcade.agent.v1.ServiceContainer.env:type_name -> arcade.agent.v1.ServiceContainer.EnvEntry
+	86,  // 19: arcade.agent.v1.ServiceContainer.ready_timeout:type_name -> google.protobuf.Duration
+	76,  // 20: arcade.agent.v1.Step.with:type_name -> arcade.agent.v1.Step.WithEntry
+	86,  // 21: arcade.agent.v1.Step.timeout:type_name -> google.protobuf.Duration
+	77,  // 22: arcade.agent.v1.PluginModule.config:type_name -> arcade.agent.v1.PluginModule.ConfigEntry
+	86,  // 23: arcade.agent.v1.PluginModule.timeout:type_name -> google.protobuf.Duration
+	78,  // 24: arcade.agent.v1.PluginModule.secret_config:type_name -> arcade.agent.v1.PluginModule.SecretConfigEntry
+	87,  // 25: arcade.agent.v1.LogChunk.timestamp:type_name -> google.protobuf.Timestamp
+	5,   // 26: arcade.agent.v1.LogChunk.level:type_name -> arcade.agent.v1.LogLevel
+	6,   // 27: arcade.agent.v1.LogChunk.stream:type_name -> arcade.agent.v1.LogStream
+	87,  // 28: arcade.agent.v1.AgentMetrics.collected_at:type_name -> google.protobuf.Timestamp
+	79,  // 29: arcade.agent.v1.Agent.labels:type_name -> arcade.agent.v1.Agent.LabelsEntry
+	0,   // 30: arcade.agent.v1.Agent.status:type_name -> arcade.agent.v1.AgentStatus
+	87,  // 31: arcade.agent.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	87,  // 32: arcade.agent.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	21,  // 33: arcade.agent.v1.Agent.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	80,  // 34: arcade.agent.v1.RegisterRequest.labels:type_name -> arcade.agent.v1.RegisterRequest.LabelsEntry
+	86,  // 35: arcade.agent.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	86,  // 36: arcade.agent.v1.RegisterResponse.max_poll_wait:type_name -> google.protobuf.Duration
+	22,  // 37: arcade.agent.v1.RegisterResponse.agent:type_name -> arcade.agent.v1.Agent
+	21,  // 38: arcade.agent.v1.HeartbeatRequest.metrics:type_name -> arcade.agent.v1.AgentMetrics
+	81,  // 39: arcade.agent.v1.HeartbeatRequest.labels:type_name -> arcade.agent.v1.HeartbeatRequest.LabelsEntry
+	86,  // 40: arcade.agent.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	82,  // 41: arcade.agent.v1.HeartbeatResponse.labels:type_name -> arcade.agent.v1.HeartbeatResponse.LabelsEntry
+	0,   // 42: arcade.agent.v1.HeartbeatResponse.status:type_name -> arcade.agent.v1.AgentStatus
+	83,  // 43: arcade.agent.v1.UpdateLabelsRequest.labels:type_name -> arcade.agent.v1.UpdateLabelsRequest.LabelsEntry
+	7,   // 44: arcade.agent.v1.UpdateLabelsRequest.mode:type_name -> arcade.agent.v1.LabelUpdateMode
+	22,  // 45: arcade.agent.v1.UpdateLabelsResponse.agent:type_name -> arcade.agent.v1.Agent
+	86,  // 46: arcade.agent.v1.FetchJobRequest.wait:type_name -> google.protobuf.Duration
+	12,  // 47: arcade.agent.v1.FetchJobResponse.job:type_name -> arcade.agent.v1.Job
+	87,  // 48: arcade.agent.v1.FetchJobResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	1,   // 49: arcade.agent.v1.ReportJobStatusRequest.status:type_name -> arcade.agent.v1.JobStatus
+	87,  // 50: arcade.agent.v1.ReportJobStatusRequest.timestamp:type_name -> google.protobuf.Timestamp
+	35,  // 51: arcade.agent.v1.ReportJobStatusRequest.artifacts:type_name -> arcade.agent.v1.Artifact
+	4,   // 52: arcade.agent.v1.ReportJobStatusRequest.reason:type_name -> arcade.agent.v1.EndReason
+	84,  // 53: arcade.agent.v1.ReportJobStatusRequest.outputs:type_name -> arcade.agent.v1.ReportJobStatusRequest.OutputsEntry
+	87,  // 54: arcade.agent.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 55: arcade.agent.v1.Artifact.expires_at:type_name -> google.protobuf.Timestamp
+	20,  // 56: arcade.agent.v1.ReportJobLogRequest.chunks:type_name -> arcade.agent.v1.LogChunk
+	86,  // 57: arcade.agent.v1.CancelJobRequest.wait:type_name -> google.protobuf.Duration
+	39,  // 58: arcade.agent.v1.CancelJobResponse.cancellations:type_name -> arcade.agent.v1.JobCancellation
+	22,  // 59: arcade.agent.v1.GetAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	0,   // 60: arcade.agent.v1.ListAgentsRequest.status:type_name -> arcade.agent.v1.AgentStatus
+	22,  // 61: arcade.agent.v1.ListAgentsResponse.agents:type_name -> arcade.agent.v1.Agent
+	22,  // 62: arcade.agent.v1.RevokeAgentResponse.agent:type_name -> arcade.agent.v1.Agent
+	19,  // 63: arcade.agent.v1.DownloadPluginResponse.module:type_name -> arcade.agent.v1.PluginModule
+	49,  // 64: arcade.agent.v1.UploadArtifactRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	35,  // 65: arcade.agent.v1.UploadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	35,  // 66: arcade.agent.v1.DownloadInputResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	87,  // 67: arcade.agent.v1.CacheEntry.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 68: arcade.agent.v1.CacheEntry.last_used_at:type_name -> google.protobuf.Timestamp
+	62,  // 69: arcade.agent.v1.CacheEntry.download:type_name -> arcade.agent.v1.PresignedRequest
+	54,  // 70: arcade.agent.v1.LookupCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	59,  // 71: arcade.agent.v1.SaveCacheRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	54,  // 72: arcade.agent.v1.SaveCacheResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	85,  // 73: arcade.agent.v1.PresignedRequest.headers:type_name -> arcade.agent.v1.PresignedRequest.HeadersEntry
+	87,  // 74: arcade.agent.v1.PresignedRequest.expires_at:type_name -> google.protobuf.Timestamp
+	49,  // 75: arcade.agent.v1.BeginArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	8,   // 76: arcade.agent.v1.BeginArtifactUploadResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	62,  // 77: arcade.agent.v1.BeginArtifactUploadResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	49,  // 78: arcade.agent.v1.FinishArtifactUploadRequest.header:type_name -> arcade.agent.v1.ArtifactHeader
+	35,  // 79: arcade.agent.v1.FinishArtifactUploadResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	59,  // 80: arcade.agent.v1.BeginCacheSaveRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	8,   // 81: arcade.agent.v1.BeginCacheSaveResponse.transfer:type_name -> arcade.agent.v1.ArtifactTransfer
+	62,  // 82: arcade.agent.v1.BeginCacheSaveResponse.upload:type_name -> arcade.agent.v1.PresignedRequest
+	59,  // 83: arcade.agent.v1.FinishCacheSaveRequest.header:type_name -> arcade.agent.v1.CacheHeader
+	54,  // 84: arcade.agent.v1.FinishCacheSaveResponse.entry:type_name -> arcade.agent.v1.CacheEntry
+	23,  // 85: arcade.agent.v1.AgentService.Register:input_type -> arcade.agent.v1.RegisterRequest
+	25,  // 86: arcade.agent.v1.AgentService.Unregister:input_type -> arcade.agent.v1.UnregisterRequest
+	27,  // 87: arcade.agent.v1.AgentService.Heartbeat:input_type -> arcade.agent.v1.HeartbeatRequest
+	29,  // 88: arcade.agent.v1.AgentService.UpdateLabels:input_type -> arcade.agent.v1.UpdateLabelsRequest
+	31,  // 89: arcade.agent.v1.AgentService.FetchJob:input_type -> arcade.agent.v1.FetchJobRequest
+	33,  // 90: arcade.agent.v1.AgentService.ReportJobStatus:input_type -> arcade.agent.v1.ReportJobStatusRequest
+	36,  // 91: arcade.agent.v1.AgentService.ReportJobLog:input_type -> arcade.agent.v1.ReportJobLogRequest
+	38,  // 92: arcade.agent.v1.AgentService.CancelJob:input_type -> arcade.agent.v1.CancelJobRequest
+	41,  // 93: arcade.agent.v1.AgentService.GetAgent:input_type -> arcade.agent.v1.GetAgentRequest
+	43,  // 94: arcade.agent.v1.AgentService.ListAgents:input_type -> arcade.agent.v1.ListAgentsRequest
+	45,  // 95: arcade.agent.v1.AgentService.RevokeAgent:input_type -> arcade.agent.v1.RevokeAgentRequest
+	47,  // 96: arcade.agent.v1.AgentService.DownloadPlugin:input_type -> arcade.agent.v1.DownloadPluginRequest
+	52,  // 97: arcade.agent.v1.AgentService.DownloadInput:input_type -> arcade.agent.v1.DownloadInputRequest
+	55,  // 98: arcade.agent.v1.AgentService.LookupCache:input_type -> arcade.agent.v1.LookupCacheRequest
+	57,  // 99: arcade.agent.v1.AgentService.DownloadCache:input_type -> arcade.agent.v1.DownloadCacheRequest
+	67,  // 100: arcade.agent.v1.AgentService.BeginCacheSave:input_type -> arcade.agent.v1.BeginCacheSaveRequest
+	69,  // 101: arcade.agent.v1.AgentService.FinishCacheSave:input_type -> arcade.agent.v1.FinishCacheSaveRequest
+	60,  // 102: arcade.agent.v1.AgentService.SaveCache:input_type -> arcade.agent.v1.SaveCacheRequest
+	50,  // 103: arcade.agent.v1.AgentService.UploadArtifact:input_type -> arcade.agent.v1.UploadArtifactRequest
+	63,  // 104: arcade.agent.v1.AgentService.BeginArtifactUpload:input_type -> arcade.agent.v1.BeginArtifactUploadRequest
+	65,  // 105: arcade.agent.v1.AgentService.FinishArtifactUpload:input_type -> arcade.agent.v1.FinishArtifactUploadRequest
+	24,  // 106: arcade.agent.v1.AgentService.Register:output_type -> arcade.agent.v1.RegisterResponse
+	26,  // 107: arcade.agent.v1.AgentService.Unregister:output_type -> arcade.agent.v1.UnregisterResponse
+	28,  // 108: arcade.agent.v1.AgentService.Heartbeat:output_type -> arcade.agent.v1.HeartbeatResponse
+	30,  // 109: arcade.agent.v1.AgentService.UpdateLabels:output_type -> arcade.agent.v1.UpdateLabelsResponse
+	32,  // 110: arcade.agent.v1.AgentService.FetchJob:output_type -> arcade.agent.v1.FetchJobResponse
+	34,  // 111: arcade.agent.v1.AgentService.ReportJobStatus:output_type -> arcade.agent.v1.ReportJobStatusResponse
+	37,  // 112: arcade.agent.v1.AgentService.ReportJobLog:output_type -> arcade.agent.v1.ReportJobLogResponse
+	40,  // 113: arcade.agent.v1.AgentService.CancelJob:output_type -> arcade.agent.v1.CancelJobResponse
+	42,  // 114: arcade.agent.v1.AgentService.GetAgent:output_type -> arcade.agent.v1.GetAgentResponse
+	44,  // 115: arcade.agent.v1.AgentService.ListAgents:output_type -> arcade.agent.v1.ListAgentsResponse
+	46,  // 116: arcade.agent.v1.AgentService.RevokeAgent:output_type -> arcade.agent.v1.RevokeAgentResponse
+	48,  // 117: arcade.agent.v1.AgentService.DownloadPlugin:output_type -> arcade.agent.v1.DownloadPluginResponse
+	53,  // 118: arcade.agent.v1.AgentService.DownloadInput:output_type -> arcade.agent.v1.DownloadInputResponse
+	56,  // 119: arcade.agent.v1.AgentService.LookupCache:output_type -> arcade.agent.v1.LookupCacheResponse
+	58,  // 120: arcade.agent.v1.AgentService.DownloadCache:output_type -> arcade.agent.v1.DownloadCacheResponse
+	68,  // 121: arcade.agent.v1.AgentService.BeginCacheSave:output_type -> arcade.agent.v1.BeginCacheSaveResponse
+	70,  // 122: arcade.agent.v1.AgentService.FinishCacheSave:output_type -> arcade.agent.v1.FinishCacheSaveResponse
+	61,  // 123: arcade.agent.v1.AgentService.SaveCache:output_type -> arcade.agent.v1.SaveCacheResponse
+	51,  // 124: arcade.agent.v1.AgentService.UploadArtifact:output_type -> arcade.agent.v1.UploadArtifactResponse
+	64,  // 125: arcade.agent.v1.AgentService.BeginArtifactUpload:output_type -> arcade.agent.v1.BeginArtifactUploadResponse
+	66,  // 126: arcade.agent.v1.AgentService.FinishArtifactUpload:output_type -> arcade.agent.v1.FinishArtifactUploadResponse
+	106, // [106:127] is the sub-list for method output_type
+	85,  // [85:106] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_api_agent_v1_agent_proto_init() }
@@ -5615,11 +5748,11 @@ func file_api_agent_v1_agent_proto_init() {
 	if File_api_agent_v1_agent_proto != nil {
 		return
 	}
-	file_api_agent_v1_agent_proto_msgTypes[40].OneofWrappers = []any{
+	file_api_agent_v1_agent_proto_msgTypes[41].OneofWrappers = []any{
 		(*UploadArtifactRequest_Header)(nil),
 		(*UploadArtifactRequest_Data)(nil),
 	}
-	file_api_agent_v1_agent_proto_msgTypes[50].OneofWrappers = []any{
+	file_api_agent_v1_agent_proto_msgTypes[51].OneofWrappers = []any{
 		(*SaveCacheRequest_Header)(nil),
 		(*SaveCacheRequest_Data)(nil),
 	}
@@ -5629,7 +5762,7 @@ func file_api_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agent_v1_agent_proto_rawDesc), len(file_api_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   76,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2357,6 +2357,9 @@ type PipelineJob struct {
 	Secrets []string `protobuf:"bytes,15,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	// How the job runs in its image. Needs image.
 	Container *v1.ContainerOptions `protobuf:"bytes,16,opt,name=container,proto3" json:"container,omitempty"`
+	// The job does not check out the pipeline's source (YAML "checkout:
+	// false"); jobs of a pipeline with a source check it out by default.
+	SkipCheckout bool `protobuf:"varint,40,opt,name=skip_checkout,json=skipCheckout,proto3" json:"skip_checkout,omitempty"`
 	// Templates (the pipeline's templates) this job starts from, in order;
 	// later ones win, and the job's own fields win over all. Maps merge by
 	// key, lists replace, messages merge field by field; a zero value does
@@ -2525,6 +2528,13 @@ func (x *PipelineJob) GetContainer() *v1.ContainerOptions {
 	return nil
 }
 
+func (x *PipelineJob) GetSkipCheckout() bool {
+	if x != nil {
+		return x.SkipCheckout
+	}
+	return false
+}
+
 func (x *PipelineJob) GetExtends() []string {
 	if x != nil {
 		return x.Extends
@@ -2662,8 +2672,14 @@ type Trigger struct {
 	Pipeline string `protobuf:"bytes,5,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
 	// Webhook: the HMAC-SHA256 secret payloads are signed with. It is never
 	// returned: responses carry has_secret instead.
-	Secret        string `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
-	HasSecret     bool   `protobuf:"varint,7,opt,name=has_secret,json=hasSecret,proto3" json:"has_secret,omitempty"`
+	Secret    string `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
+	HasSecret bool   `protobuf:"varint,7,opt,name=has_secret,json=hasSecret,proto3" json:"has_secret,omitempty"`
+	// Webhook: tags (globs) that start a run; events among push, tag and
+	// pull_request (empty: all); paths (globs, "**" spans folders) of which a
+	// change starts a run (empty: any change).
+	Tags          []string `protobuf:"bytes,40,rep,name=tags,proto3" json:"tags,omitempty"`
+	Events        []string `protobuf:"bytes,41,rep,name=events,proto3" json:"events,omitempty"`
+	Paths         []string `protobuf:"bytes,42,rep,name=paths,proto3" json:"paths,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2747,6 +2763,144 @@ func (x *Trigger) GetHasSecret() bool {
 	return false
 }
 
+func (x *Trigger) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *Trigger) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Trigger) GetPaths() []string {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+// Source is the repository a pipeline builds.
+type Source struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// https://, ssh:// (or user@host:path) or file:// URL.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// The branch manual, cron and API runs build (default "main").
+	DefaultBranch string `protobuf:"bytes,2,opt,name=default_branch,json=defaultBranch,proto3" json:"default_branch,omitempty"`
+	// The name of a stored secret (arcade.secret.v1) holding the credential:
+	// an HTTPS token ("user:token" or the token alone) or an SSH private
+	// key. Its value is never shown.
+	Credential string `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
+	// When set, the pipeline's definition is read from this file of the
+	// repository at the commit built (".arcade.yaml"); the stored pipeline
+	// then holds the source and triggers only.
+	DefinitionPath string `protobuf:"bytes,4,opt,name=definition_path,json=definitionPath,proto3" json:"definition_path,omitempty"`
+	// Shallow checkouts of this many commits (0: full history).
+	Depth int32 `protobuf:"varint,5,opt,name=depth,proto3" json:"depth,omitempty"`
+	// Check out submodules (recursively) too.
+	Submodules bool `protobuf:"varint,6,opt,name=submodules,proto3" json:"submodules,omitempty"`
+	// Pull requests from forks run the definition of the pull request itself
+	// (not the base branch's) only once a token with write scope approved
+	// the run; false: they always run the base branch's definition.
+	ForkDefinitionNeedsApproval bool `protobuf:"varint,7,opt,name=fork_definition_needs_approval,json=forkDefinitionNeedsApproval,proto3" json:"fork_definition_needs_approval,omitempty"`
+	// The notify plugin that reports each run's state to the forge as a
+	// commit status (the first-party forge-status); empty: none. The
+	// source's credential is handed to it with each status.
+	StatusPlugin  string `protobuf:"bytes,8,opt,name=status_plugin,json=statusPlugin,proto3" json:"status_plugin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Source) Reset() {
+	*x = Source{}
+	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Source) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Source) ProtoMessage() {}
+
+func (x *Source) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Source.ProtoReflect.Descriptor instead.
+func (*Source) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Source) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Source) GetDefaultBranch() string {
+	if x != nil {
+		return x.DefaultBranch
+	}
+	return ""
+}
+
+func (x *Source) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+func (x *Source) GetDefinitionPath() string {
+	if x != nil {
+		return x.DefinitionPath
+	}
+	return ""
+}
+
+func (x *Source) GetDepth() int32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *Source) GetSubmodules() bool {
+	if x != nil {
+		return x.Submodules
+	}
+	return false
+}
+
+func (x *Source) GetForkDefinitionNeedsApproval() bool {
+	if x != nil {
+		return x.ForkDefinitionNeedsApproval
+	}
+	return false
+}
+
+func (x *Source) GetStatusPlugin() string {
+	if x != nil {
+		return x.StatusPlugin
+	}
+	return ""
+}
+
 // PipelineStatistics summarises a pipeline's runs.
 type PipelineStatistics struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -2761,7 +2915,7 @@ type PipelineStatistics struct {
 
 func (x *PipelineStatistics) Reset() {
 	*x = PipelineStatistics{}
-	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	mi := &file_api_job_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2773,7 +2927,7 @@ func (x *PipelineStatistics) String() string {
 func (*PipelineStatistics) ProtoMessage() {}
 
 func (x *PipelineStatistics) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	mi := &file_api_job_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2786,7 +2940,7 @@ func (x *PipelineStatistics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineStatistics.ProtoReflect.Descriptor instead.
 func (*PipelineStatistics) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PipelineStatistics) GetTotalRuns() int64 {
@@ -2843,6 +2997,8 @@ type PipelineDetail struct {
 	// Stored secrets (arcade.secret.v1, global or of this pipeline) every
 	// job of the pipeline gets as env; YAML "secrets: [NAME, …]".
 	SecretRefs []string `protobuf:"bytes,11,rep,name=secret_refs,json=secretRefs,proto3" json:"secret_refs,omitempty"`
+	// The repository the pipeline builds, when it has one.
+	Source *Source `protobuf:"bytes,40,opt,name=source,proto3" json:"source,omitempty"`
 	// Pipeline files merged under this one, in order (later wins; this
 	// file last): paths relative to the directory of the pipeline's file.
 	Include []string `protobuf:"bytes,60,rep,name=include,proto3" json:"include,omitempty"`
@@ -2859,7 +3015,7 @@ type PipelineDetail struct {
 
 func (x *PipelineDetail) Reset() {
 	*x = PipelineDetail{}
-	mi := &file_api_job_v1_job_proto_msgTypes[35]
+	mi := &file_api_job_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +3027,7 @@ func (x *PipelineDetail) String() string {
 func (*PipelineDetail) ProtoMessage() {}
 
 func (x *PipelineDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[35]
+	mi := &file_api_job_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +3040,7 @@ func (x *PipelineDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineDetail.ProtoReflect.Descriptor instead.
 func (*PipelineDetail) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PipelineDetail) GetId() string {
@@ -2964,6 +3120,13 @@ func (x *PipelineDetail) GetSecretRefs() []string {
 	return nil
 }
 
+func (x *PipelineDetail) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
 func (x *PipelineDetail) GetInclude() []string {
 	if x != nil {
 		return x.Include
@@ -3022,6 +3185,23 @@ type PipelineRun struct {
 	// Whether the run's jobs may use trusted agents, and why (or why not).
 	TrustedAgents bool   `protobuf:"varint,18,opt,name=trusted_agents,json=trustedAgents,proto3" json:"trusted_agents,omitempty"`
 	TrustReason   string `protobuf:"bytes,19,opt,name=trust_reason,json=trustReason,proto3" json:"trust_reason,omitempty"`
+	// What started the run: the event ("push", "tag", "pull_request",
+	// "manual", "cron", "api", "pipeline"), the ref and the exact commit
+	// built (resolved when the run started), the author, and the pull
+	// request's number and title.
+	Event            string `protobuf:"bytes,40,opt,name=event,proto3" json:"event,omitempty"`
+	Ref              string `protobuf:"bytes,41,opt,name=ref,proto3" json:"ref,omitempty"`
+	Commit           string `protobuf:"bytes,42,opt,name=commit,proto3" json:"commit,omitempty"`
+	Author           string `protobuf:"bytes,43,opt,name=author,proto3" json:"author,omitempty"`
+	PullRequest      int64  `protobuf:"varint,44,opt,name=pull_request,json=pullRequest,proto3" json:"pull_request,omitempty"`
+	PullRequestTitle string `protobuf:"bytes,45,opt,name=pull_request_title,json=pullRequestTitle,proto3" json:"pull_request_title,omitempty"`
+	// The run writes no shared cache (a pull request from a fork).
+	NoCacheWrite bool `protobuf:"varint,46,opt,name=no_cache_write,json=noCacheWrite,proto3" json:"no_cache_write,omitempty"`
+	// Where the definition came from ("stored pipeline", ".arcade.yaml at
+	// 1a2b3c4d5e6f", "base branch main's .arcade.yaml").
+	Definition string `protobuf:"bytes,47,opt,name=definition,proto3" json:"definition,omitempty"`
+	// The run's page on the dashboard (server setting public_url).
+	Url string `protobuf:"bytes,48,opt,name=url,proto3" json:"url,omitempty"`
 	// The run's concurrency group, its name filled in; held tells whether
 	// the run holds it (a run waiting for it is pending).
 	ConcurrencyGroup string `protobuf:"bytes,60,opt,name=concurrency_group,json=concurrencyGroup,proto3" json:"concurrency_group,omitempty"`
@@ -3032,7 +3212,7 @@ type PipelineRun struct {
 
 func (x *PipelineRun) Reset() {
 	*x = PipelineRun{}
-	mi := &file_api_job_v1_job_proto_msgTypes[36]
+	mi := &file_api_job_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3224,7 @@ func (x *PipelineRun) String() string {
 func (*PipelineRun) ProtoMessage() {}
 
 func (x *PipelineRun) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[36]
+	mi := &file_api_job_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3237,7 @@ func (x *PipelineRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineRun.ProtoReflect.Descriptor instead.
 func (*PipelineRun) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PipelineRun) GetId() string {
@@ -3193,6 +3373,69 @@ func (x *PipelineRun) GetTrustReason() string {
 	return ""
 }
 
+func (x *PipelineRun) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetPullRequest() int64 {
+	if x != nil {
+		return x.PullRequest
+	}
+	return 0
+}
+
+func (x *PipelineRun) GetPullRequestTitle() string {
+	if x != nil {
+		return x.PullRequestTitle
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetNoCacheWrite() bool {
+	if x != nil {
+		return x.NoCacheWrite
+	}
+	return false
+}
+
+func (x *PipelineRun) GetDefinition() string {
+	if x != nil {
+		return x.Definition
+	}
+	return ""
+}
+
+func (x *PipelineRun) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
 func (x *PipelineRun) GetConcurrencyGroup() string {
 	if x != nil {
 		return x.ConcurrencyGroup
@@ -3221,7 +3464,7 @@ type CreatePipelineRequest struct {
 
 func (x *CreatePipelineRequest) Reset() {
 	*x = CreatePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[37]
+	mi := &file_api_job_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3233,7 +3476,7 @@ func (x *CreatePipelineRequest) String() string {
 func (*CreatePipelineRequest) ProtoMessage() {}
 
 func (x *CreatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[37]
+	mi := &file_api_job_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3246,7 +3489,7 @@ func (x *CreatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*CreatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreatePipelineRequest) GetPipeline() *PipelineDetail {
@@ -3279,7 +3522,7 @@ type CreatePipelineResponse struct {
 
 func (x *CreatePipelineResponse) Reset() {
 	*x = CreatePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[38]
+	mi := &file_api_job_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3291,7 +3534,7 @@ func (x *CreatePipelineResponse) String() string {
 func (*CreatePipelineResponse) ProtoMessage() {}
 
 func (x *CreatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[38]
+	mi := &file_api_job_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3304,7 +3547,7 @@ func (x *CreatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*CreatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreatePipelineResponse) GetPipeline() *PipelineDetail {
@@ -3323,7 +3566,7 @@ type GetPipelineRequest struct {
 
 func (x *GetPipelineRequest) Reset() {
 	*x = GetPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[39]
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3335,7 +3578,7 @@ func (x *GetPipelineRequest) String() string {
 func (*GetPipelineRequest) ProtoMessage() {}
 
 func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[39]
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3348,7 +3591,7 @@ func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetPipelineRequest) GetPipelineId() string {
@@ -3367,7 +3610,7 @@ type GetPipelineResponse struct {
 
 func (x *GetPipelineResponse) Reset() {
 	*x = GetPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3379,7 +3622,7 @@ func (x *GetPipelineResponse) String() string {
 func (*GetPipelineResponse) ProtoMessage() {}
 
 func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3392,7 +3635,7 @@ func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetPipelineResponse) GetPipeline() *PipelineDetail {
@@ -3413,7 +3656,7 @@ type ListPipelinesRequest struct {
 
 func (x *ListPipelinesRequest) Reset() {
 	*x = ListPipelinesRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3425,7 +3668,7 @@ func (x *ListPipelinesRequest) String() string {
 func (*ListPipelinesRequest) ProtoMessage() {}
 
 func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3438,7 +3681,7 @@ func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelinesRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListPipelinesRequest) GetPageSize() int32 {
@@ -3472,7 +3715,7 @@ type ListPipelinesResponse struct {
 
 func (x *ListPipelinesResponse) Reset() {
 	*x = ListPipelinesResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3484,7 +3727,7 @@ func (x *ListPipelinesResponse) String() string {
 func (*ListPipelinesResponse) ProtoMessage() {}
 
 func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3497,7 +3740,7 @@ func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelinesResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListPipelinesResponse) GetPipelines() []*PipelineDetail {
@@ -3527,7 +3770,7 @@ type UpdatePipelineRequest struct {
 
 func (x *UpdatePipelineRequest) Reset() {
 	*x = UpdatePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3539,7 +3782,7 @@ func (x *UpdatePipelineRequest) String() string {
 func (*UpdatePipelineRequest) ProtoMessage() {}
 
 func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3552,7 +3795,7 @@ func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UpdatePipelineRequest) GetPipeline() *PipelineDetail {
@@ -3592,7 +3835,7 @@ type UpdatePipelineResponse struct {
 
 func (x *UpdatePipelineResponse) Reset() {
 	*x = UpdatePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3604,7 +3847,7 @@ func (x *UpdatePipelineResponse) String() string {
 func (*UpdatePipelineResponse) ProtoMessage() {}
 
 func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3617,7 +3860,7 @@ func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{44}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UpdatePipelineResponse) GetPipeline() *PipelineDetail {
@@ -3636,7 +3879,7 @@ type DeletePipelineRequest struct {
 
 func (x *DeletePipelineRequest) Reset() {
 	*x = DeletePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3648,7 +3891,7 @@ func (x *DeletePipelineRequest) String() string {
 func (*DeletePipelineRequest) ProtoMessage() {}
 
 func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3661,7 +3904,7 @@ func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineRequest.ProtoReflect.Descriptor instead.
 func (*DeletePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{45}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeletePipelineRequest) GetPipelineId() string {
@@ -3679,7 +3922,7 @@ type DeletePipelineResponse struct {
 
 func (x *DeletePipelineResponse) Reset() {
 	*x = DeletePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3691,7 +3934,7 @@ func (x *DeletePipelineResponse) String() string {
 func (*DeletePipelineResponse) ProtoMessage() {}
 
 func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3704,21 +3947,25 @@ func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineResponse.ProtoReflect.Descriptor instead.
 func (*DeletePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
 }
 
 type TriggerPipelineRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	PipelineId string                 `protobuf:"bytes,1,opt,name=pipeline_id,json=pipelineId,proto3" json:"pipeline_id,omitempty"`
 	// Parameters become env of the run and override the pipeline's env.
-	Params        map[string]string `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Params map[string]string `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// For a pipeline with a source: the branch, tag, full ref or commit id
+	// to build (default: the source's default branch), resolved to a commit
+	// now.
+	Ref           string `protobuf:"bytes,3,opt,name=ref,proto3" json:"ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TriggerPipelineRequest) Reset() {
 	*x = TriggerPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3730,7 +3977,7 @@ func (x *TriggerPipelineRequest) String() string {
 func (*TriggerPipelineRequest) ProtoMessage() {}
 
 func (x *TriggerPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3743,7 +3990,7 @@ func (x *TriggerPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerPipelineRequest.ProtoReflect.Descriptor instead.
 func (*TriggerPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TriggerPipelineRequest) GetPipelineId() string {
@@ -3760,6 +4007,13 @@ func (x *TriggerPipelineRequest) GetParams() map[string]string {
 	return nil
 }
 
+func (x *TriggerPipelineRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
 type TriggerPipelineResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Run           *PipelineRun           `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
@@ -3769,7 +4023,7 @@ type TriggerPipelineResponse struct {
 
 func (x *TriggerPipelineResponse) Reset() {
 	*x = TriggerPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3781,7 +4035,7 @@ func (x *TriggerPipelineResponse) String() string {
 func (*TriggerPipelineResponse) ProtoMessage() {}
 
 func (x *TriggerPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3794,7 +4048,7 @@ func (x *TriggerPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerPipelineResponse.ProtoReflect.Descriptor instead.
 func (*TriggerPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TriggerPipelineResponse) GetRun() *PipelineRun {
@@ -3814,7 +4068,7 @@ type StopPipelineRequest struct {
 
 func (x *StopPipelineRequest) Reset() {
 	*x = StopPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[49]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3826,7 +4080,7 @@ func (x *StopPipelineRequest) String() string {
 func (*StopPipelineRequest) ProtoMessage() {}
 
 func (x *StopPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[49]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3839,7 +4093,7 @@ func (x *StopPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopPipelineRequest.ProtoReflect.Descriptor instead.
 func (*StopPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *StopPipelineRequest) GetRunId() string {
@@ -3865,7 +4119,7 @@ type StopPipelineResponse struct {
 
 func (x *StopPipelineResponse) Reset() {
 	*x = StopPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[50]
+	mi := &file_api_job_v1_job_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3877,7 +4131,7 @@ func (x *StopPipelineResponse) String() string {
 func (*StopPipelineResponse) ProtoMessage() {}
 
 func (x *StopPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[50]
+	mi := &file_api_job_v1_job_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3890,7 +4144,7 @@ func (x *StopPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopPipelineResponse.ProtoReflect.Descriptor instead.
 func (*StopPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{50}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StopPipelineResponse) GetRun() *PipelineRun {
@@ -3909,7 +4163,7 @@ type GetPipelineRunRequest struct {
 
 func (x *GetPipelineRunRequest) Reset() {
 	*x = GetPipelineRunRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[51]
+	mi := &file_api_job_v1_job_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3921,7 +4175,7 @@ func (x *GetPipelineRunRequest) String() string {
 func (*GetPipelineRunRequest) ProtoMessage() {}
 
 func (x *GetPipelineRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[51]
+	mi := &file_api_job_v1_job_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3934,7 +4188,7 @@ func (x *GetPipelineRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRunRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRunRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{51}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetPipelineRunRequest) GetRunId() string {
@@ -3953,7 +4207,7 @@ type GetPipelineRunResponse struct {
 
 func (x *GetPipelineRunResponse) Reset() {
 	*x = GetPipelineRunResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[52]
+	mi := &file_api_job_v1_job_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3965,7 +4219,7 @@ func (x *GetPipelineRunResponse) String() string {
 func (*GetPipelineRunResponse) ProtoMessage() {}
 
 func (x *GetPipelineRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[52]
+	mi := &file_api_job_v1_job_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3978,7 +4232,7 @@ func (x *GetPipelineRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRunResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineRunResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{52}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetPipelineRunResponse) GetRun() *PipelineRun {
@@ -4000,7 +4254,7 @@ type ListPipelineRunsRequest struct {
 
 func (x *ListPipelineRunsRequest) Reset() {
 	*x = ListPipelineRunsRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[53]
+	mi := &file_api_job_v1_job_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4012,7 +4266,7 @@ func (x *ListPipelineRunsRequest) String() string {
 func (*ListPipelineRunsRequest) ProtoMessage() {}
 
 func (x *ListPipelineRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[53]
+	mi := &file_api_job_v1_job_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4025,7 +4279,7 @@ func (x *ListPipelineRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelineRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelineRunsRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{53}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListPipelineRunsRequest) GetPipelineId() string {
@@ -4060,7 +4314,7 @@ type ListPipelineRunsResponse struct {
 
 func (x *ListPipelineRunsResponse) Reset() {
 	*x = ListPipelineRunsResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[54]
+	mi := &file_api_job_v1_job_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4072,7 +4326,7 @@ func (x *ListPipelineRunsResponse) String() string {
 func (*ListPipelineRunsResponse) ProtoMessage() {}
 
 func (x *ListPipelineRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[54]
+	mi := &file_api_job_v1_job_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4085,7 +4339,7 @@ func (x *ListPipelineRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelineRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelineRunsResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{54}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListPipelineRunsResponse) GetRuns() []*PipelineRun {
@@ -4122,7 +4376,7 @@ type DownloadArtifactRequest struct {
 
 func (x *DownloadArtifactRequest) Reset() {
 	*x = DownloadArtifactRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[55]
+	mi := &file_api_job_v1_job_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4134,7 +4388,7 @@ func (x *DownloadArtifactRequest) String() string {
 func (*DownloadArtifactRequest) ProtoMessage() {}
 
 func (x *DownloadArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[55]
+	mi := &file_api_job_v1_job_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4147,7 +4401,7 @@ func (x *DownloadArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadArtifactRequest.ProtoReflect.Descriptor instead.
 func (*DownloadArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{55}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DownloadArtifactRequest) GetJobId() string {
@@ -4182,7 +4436,7 @@ type DownloadArtifactResponse struct {
 
 func (x *DownloadArtifactResponse) Reset() {
 	*x = DownloadArtifactResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[56]
+	mi := &file_api_job_v1_job_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4448,7 @@ func (x *DownloadArtifactResponse) String() string {
 func (*DownloadArtifactResponse) ProtoMessage() {}
 
 func (x *DownloadArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[56]
+	mi := &file_api_job_v1_job_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4461,7 @@ func (x *DownloadArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadArtifactResponse.ProtoReflect.Descriptor instead.
 func (*DownloadArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{56}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DownloadArtifactResponse) GetArtifact() *v1.Artifact {
@@ -4237,7 +4491,7 @@ type GetArtifactURLRequest struct {
 
 func (x *GetArtifactURLRequest) Reset() {
 	*x = GetArtifactURLRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[57]
+	mi := &file_api_job_v1_job_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4249,7 +4503,7 @@ func (x *GetArtifactURLRequest) String() string {
 func (*GetArtifactURLRequest) ProtoMessage() {}
 
 func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[57]
+	mi := &file_api_job_v1_job_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4262,7 +4516,7 @@ func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactURLRequest.ProtoReflect.Descriptor instead.
 func (*GetArtifactURLRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{57}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetArtifactURLRequest) GetJobId() string {
@@ -4299,7 +4553,7 @@ type GetArtifactURLResponse struct {
 
 func (x *GetArtifactURLResponse) Reset() {
 	*x = GetArtifactURLResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[58]
+	mi := &file_api_job_v1_job_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4311,7 +4565,7 @@ func (x *GetArtifactURLResponse) String() string {
 func (*GetArtifactURLResponse) ProtoMessage() {}
 
 func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[58]
+	mi := &file_api_job_v1_job_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4324,7 +4578,7 @@ func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactURLResponse.ProtoReflect.Descriptor instead.
 func (*GetArtifactURLResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{58}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetArtifactURLResponse) GetArtifact() *v1.Artifact {
@@ -4357,7 +4611,7 @@ type ExplainJobRequest struct {
 
 func (x *ExplainJobRequest) Reset() {
 	*x = ExplainJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[59]
+	mi := &file_api_job_v1_job_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4369,7 +4623,7 @@ func (x *ExplainJobRequest) String() string {
 func (*ExplainJobRequest) ProtoMessage() {}
 
 func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[59]
+	mi := &file_api_job_v1_job_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4382,7 +4636,7 @@ func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobRequest.ProtoReflect.Descriptor instead.
 func (*ExplainJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{59}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ExplainJobRequest) GetJobId() string {
@@ -4420,7 +4674,7 @@ type AgentFit struct {
 
 func (x *AgentFit) Reset() {
 	*x = AgentFit{}
-	mi := &file_api_job_v1_job_proto_msgTypes[60]
+	mi := &file_api_job_v1_job_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4432,7 +4686,7 @@ func (x *AgentFit) String() string {
 func (*AgentFit) ProtoMessage() {}
 
 func (x *AgentFit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[60]
+	mi := &file_api_job_v1_job_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4445,7 +4699,7 @@ func (x *AgentFit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentFit.ProtoReflect.Descriptor instead.
 func (*AgentFit) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{60}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AgentFit) GetAgentId() string {
@@ -4540,7 +4794,7 @@ type ExplainJobResponse struct {
 
 func (x *ExplainJobResponse) Reset() {
 	*x = ExplainJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[61]
+	mi := &file_api_job_v1_job_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4552,7 +4806,7 @@ func (x *ExplainJobResponse) String() string {
 func (*ExplainJobResponse) ProtoMessage() {}
 
 func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[61]
+	mi := &file_api_job_v1_job_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4565,7 +4819,7 @@ func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobResponse.ProtoReflect.Descriptor instead.
 func (*ExplainJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{61}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ExplainJobResponse) GetJob() *JobDetail {
@@ -4797,7 +5051,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"on_timeout\x18\x03 \x01(\bR\tonTimeout\x12\"\n" +
 	"\ron_agent_lost\x18\x04 \x01(\bR\vonAgentLost\x123\n" +
-	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xac\t\n" +
+	"\abackoff\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xd1\t\n" +
 	"\vPipelineJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\x12\x12\n" +
@@ -4816,7 +5070,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x05image\x18\r \x01(\tR\x05image\x12+\n" +
 	"\x05steps\x18\x0e \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x12\x18\n" +
 	"\asecrets\x18\x0f \x03(\tR\asecrets\x12?\n" +
-	"\tcontainer\x18\x10 \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x12\x18\n" +
+	"\tcontainer\x18\x10 \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x12#\n" +
+	"\rskip_checkout\x18( \x01(\bR\fskipCheckout\x12\x18\n" +
 	"\aextends\x18< \x03(\tR\aextends\x12-\n" +
 	"\x06matrix\x18= \x01(\v2\x15.arcade.job.v1.MatrixR\x06matrix\x122\n" +
 	"\x05cache\x18> \x01(\v2\x1c.arcade.agent.v1.CacheConfigR\x05cache\x12'\n" +
@@ -4838,7 +5093,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x03env\x18\x03 \x03(\v2\x1d.arcade.job.v1.Stage.EnvEntryR\x03env\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd8\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9a\x02\n" +
 	"\aTrigger\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.arcade.job.v1.TriggerTypeR\x04type\x12\x12\n" +
 	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x1a\n" +
@@ -4847,14 +5102,30 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\bpipeline\x18\x05 \x01(\tR\bpipeline\x12\x16\n" +
 	"\x06secret\x18\x06 \x01(\tR\x06secret\x12\x1d\n" +
 	"\n" +
-	"has_secret\x18\a \x01(\bR\thasSecret\"\x9c\x02\n" +
+	"has_secret\x18\a \x01(\bR\thasSecret\x12\x12\n" +
+	"\x04tags\x18( \x03(\tR\x04tags\x12\x16\n" +
+	"\x06events\x18) \x03(\tR\x06events\x12\x14\n" +
+	"\x05paths\x18* \x03(\tR\x05paths\"\xaa\x02\n" +
+	"\x06Source\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12%\n" +
+	"\x0edefault_branch\x18\x02 \x01(\tR\rdefaultBranch\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x03 \x01(\tR\n" +
+	"credential\x12'\n" +
+	"\x0fdefinition_path\x18\x04 \x01(\tR\x0edefinitionPath\x12\x14\n" +
+	"\x05depth\x18\x05 \x01(\x05R\x05depth\x12\x1e\n" +
+	"\n" +
+	"submodules\x18\x06 \x01(\bR\n" +
+	"submodules\x12C\n" +
+	"\x1efork_definition_needs_approval\x18\a \x01(\bR\x1bforkDefinitionNeedsApproval\x12#\n" +
+	"\rstatus_plugin\x18\b \x01(\tR\fstatusPlugin\"\x9c\x02\n" +
 	"\x12PipelineStatistics\x12\x1d\n" +
 	"\n" +
 	"total_runs\x18\x01 \x01(\x03R\ttotalRuns\x12!\n" +
 	"\fsuccess_rate\x18\x02 \x01(\x01R\vsuccessRate\x12D\n" +
 	"\x10average_duration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0faverageDuration\x12B\n" +
 	"\x0flast_run_status\x18\x04 \x01(\x0e2\x1a.arcade.agent.v1.JobStatusR\rlastRunStatus\x12:\n" +
-	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\x9c\b\n" +
+	"\vlast_run_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\"\xcb\b\n" +
 	"\x0ePipelineDetail\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x128\n" +
@@ -4872,7 +5143,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\fsecret_names\x18\n" +
 	" \x03(\tR\vsecretNames\x12\x1f\n" +
 	"\vsecret_refs\x18\v \x03(\tR\n" +
-	"secretRefs\x12\x18\n" +
+	"secretRefs\x12-\n" +
+	"\x06source\x18( \x01(\v2\x15.arcade.job.v1.SourceR\x06source\x12\x18\n" +
 	"\ainclude\x18< \x03(\tR\ainclude\x12J\n" +
 	"\ttemplates\x18= \x03(\v2,.arcade.job.v1.PipelineDetail.TemplatesEntryR\ttemplates\x12T\n" +
 	"\rinclude_files\x18> \x03(\v2/.arcade.job.v1.PipelineDetail.IncludeFilesEntryR\fincludeFiles\x12<\n" +
@@ -4888,7 +5160,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x1a.arcade.job.v1.PipelineJobR\x05value:\x028\x01\x1a?\n" +
 	"\x11IncludeFilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\t\n" +
 	"\vPipelineRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vpipeline_id\x18\x02 \x01(\tR\n" +
@@ -4913,7 +5185,18 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x06source\x18\x10 \x01(\tR\x06source\x12\x16\n" +
 	"\x06branch\x18\x11 \x01(\tR\x06branch\x12%\n" +
 	"\x0etrusted_agents\x18\x12 \x01(\bR\rtrustedAgents\x12!\n" +
-	"\ftrust_reason\x18\x13 \x01(\tR\vtrustReason\x12+\n" +
+	"\ftrust_reason\x18\x13 \x01(\tR\vtrustReason\x12\x14\n" +
+	"\x05event\x18( \x01(\tR\x05event\x12\x10\n" +
+	"\x03ref\x18) \x01(\tR\x03ref\x12\x16\n" +
+	"\x06commit\x18* \x01(\tR\x06commit\x12\x16\n" +
+	"\x06author\x18+ \x01(\tR\x06author\x12!\n" +
+	"\fpull_request\x18, \x01(\x03R\vpullRequest\x12,\n" +
+	"\x12pull_request_title\x18- \x01(\tR\x10pullRequestTitle\x12$\n" +
+	"\x0eno_cache_write\x18. \x01(\bR\fnoCacheWrite\x12\x1e\n" +
+	"\n" +
+	"definition\x18/ \x01(\tR\n" +
+	"definition\x12\x10\n" +
+	"\x03url\x180 \x01(\tR\x03url\x12+\n" +
 	"\x11concurrency_group\x18< \x01(\tR\x10concurrencyGroup\x12)\n" +
 	"\x10concurrency_held\x18= \x01(\bR\x0fconcurrencyHeld\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
@@ -4957,11 +5240,12 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x15DeletePipelineRequest\x12\x1f\n" +
 	"\vpipeline_id\x18\x01 \x01(\tR\n" +
 	"pipelineId\"\x18\n" +
-	"\x16DeletePipelineResponse\"\xbf\x01\n" +
+	"\x16DeletePipelineResponse\"\xd1\x01\n" +
 	"\x16TriggerPipelineRequest\x12\x1f\n" +
 	"\vpipeline_id\x18\x01 \x01(\tR\n" +
 	"pipelineId\x12I\n" +
-	"\x06params\x18\x02 \x03(\v21.arcade.job.v1.TriggerPipelineRequest.ParamsEntryR\x06params\x1a9\n" +
+	"\x06params\x18\x02 \x03(\v21.arcade.job.v1.TriggerPipelineRequest.ParamsEntryR\x06params\x12\x10\n" +
+	"\x03ref\x18\x03 \x01(\tR\x03ref\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
@@ -5080,7 +5364,7 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
 var file_api_job_v1_job_proto_goTypes = []any{
 	(JobType)(0),                     // 0: arcade.job.v1.JobType
 	(RunCondition)(0),                // 1: arcade.job.v1.RunCondition
@@ -5119,220 +5403,222 @@ var file_api_job_v1_job_proto_goTypes = []any{
 	(*PipelineJob)(nil),              // 34: arcade.job.v1.PipelineJob
 	(*Stage)(nil),                    // 35: arcade.job.v1.Stage
 	(*Trigger)(nil),                  // 36: arcade.job.v1.Trigger
-	(*PipelineStatistics)(nil),       // 37: arcade.job.v1.PipelineStatistics
-	(*PipelineDetail)(nil),           // 38: arcade.job.v1.PipelineDetail
-	(*PipelineRun)(nil),              // 39: arcade.job.v1.PipelineRun
-	(*CreatePipelineRequest)(nil),    // 40: arcade.job.v1.CreatePipelineRequest
-	(*CreatePipelineResponse)(nil),   // 41: arcade.job.v1.CreatePipelineResponse
-	(*GetPipelineRequest)(nil),       // 42: arcade.job.v1.GetPipelineRequest
-	(*GetPipelineResponse)(nil),      // 43: arcade.job.v1.GetPipelineResponse
-	(*ListPipelinesRequest)(nil),     // 44: arcade.job.v1.ListPipelinesRequest
-	(*ListPipelinesResponse)(nil),    // 45: arcade.job.v1.ListPipelinesResponse
-	(*UpdatePipelineRequest)(nil),    // 46: arcade.job.v1.UpdatePipelineRequest
-	(*UpdatePipelineResponse)(nil),   // 47: arcade.job.v1.UpdatePipelineResponse
-	(*DeletePipelineRequest)(nil),    // 48: arcade.job.v1.DeletePipelineRequest
-	(*DeletePipelineResponse)(nil),   // 49: arcade.job.v1.DeletePipelineResponse
-	(*TriggerPipelineRequest)(nil),   // 50: arcade.job.v1.TriggerPipelineRequest
-	(*TriggerPipelineResponse)(nil),  // 51: arcade.job.v1.TriggerPipelineResponse
-	(*StopPipelineRequest)(nil),      // 52: arcade.job.v1.StopPipelineRequest
-	(*StopPipelineResponse)(nil),     // 53: arcade.job.v1.StopPipelineResponse
-	(*GetPipelineRunRequest)(nil),    // 54: arcade.job.v1.GetPipelineRunRequest
-	(*GetPipelineRunResponse)(nil),   // 55: arcade.job.v1.GetPipelineRunResponse
-	(*ListPipelineRunsRequest)(nil),  // 56: arcade.job.v1.ListPipelineRunsRequest
-	(*ListPipelineRunsResponse)(nil), // 57: arcade.job.v1.ListPipelineRunsResponse
-	(*DownloadArtifactRequest)(nil),  // 58: arcade.job.v1.DownloadArtifactRequest
-	(*DownloadArtifactResponse)(nil), // 59: arcade.job.v1.DownloadArtifactResponse
-	(*GetArtifactURLRequest)(nil),    // 60: arcade.job.v1.GetArtifactURLRequest
-	(*GetArtifactURLResponse)(nil),   // 61: arcade.job.v1.GetArtifactURLResponse
-	(*ExplainJobRequest)(nil),        // 62: arcade.job.v1.ExplainJobRequest
-	(*AgentFit)(nil),                 // 63: arcade.job.v1.AgentFit
-	(*ExplainJobResponse)(nil),       // 64: arcade.job.v1.ExplainJobResponse
-	nil,                              // 65: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 66: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 67: arcade.job.v1.JobDetail.OutputsEntry
-	nil,                              // 68: arcade.job.v1.MatrixCombination.ValuesEntry
-	nil,                              // 69: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 70: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 71: arcade.job.v1.CreateJobRequest.SecretsEntry
-	nil,                              // 72: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 73: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 74: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 75: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 76: arcade.job.v1.PipelineDetail.SecretsEntry
-	nil,                              // 77: arcade.job.v1.PipelineDetail.TemplatesEntry
-	nil,                              // 78: arcade.job.v1.PipelineDetail.IncludeFilesEntry
-	nil,                              // 79: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 80: arcade.job.v1.CreatePipelineRequest.FilesEntry
-	nil,                              // 81: arcade.job.v1.UpdatePipelineRequest.FilesEntry
-	nil,                              // 82: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 83: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 84: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 85: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 86: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 87: google.protobuf.Timestamp
-	(*v1.Step)(nil),                  // 88: arcade.agent.v1.Step
-	(*v1.ContainerOptions)(nil),      // 89: arcade.agent.v1.ContainerOptions
-	(*fieldmaskpb.FieldMask)(nil),    // 90: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 91: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 92: arcade.agent.v1.Artifact
-	(*v1.CacheConfig)(nil),           // 93: arcade.agent.v1.CacheConfig
-	(v1.AgentStatus)(0),              // 94: arcade.agent.v1.AgentStatus
+	(*Source)(nil),                   // 37: arcade.job.v1.Source
+	(*PipelineStatistics)(nil),       // 38: arcade.job.v1.PipelineStatistics
+	(*PipelineDetail)(nil),           // 39: arcade.job.v1.PipelineDetail
+	(*PipelineRun)(nil),              // 40: arcade.job.v1.PipelineRun
+	(*CreatePipelineRequest)(nil),    // 41: arcade.job.v1.CreatePipelineRequest
+	(*CreatePipelineResponse)(nil),   // 42: arcade.job.v1.CreatePipelineResponse
+	(*GetPipelineRequest)(nil),       // 43: arcade.job.v1.GetPipelineRequest
+	(*GetPipelineResponse)(nil),      // 44: arcade.job.v1.GetPipelineResponse
+	(*ListPipelinesRequest)(nil),     // 45: arcade.job.v1.ListPipelinesRequest
+	(*ListPipelinesResponse)(nil),    // 46: arcade.job.v1.ListPipelinesResponse
+	(*UpdatePipelineRequest)(nil),    // 47: arcade.job.v1.UpdatePipelineRequest
+	(*UpdatePipelineResponse)(nil),   // 48: arcade.job.v1.UpdatePipelineResponse
+	(*DeletePipelineRequest)(nil),    // 49: arcade.job.v1.DeletePipelineRequest
+	(*DeletePipelineResponse)(nil),   // 50: arcade.job.v1.DeletePipelineResponse
+	(*TriggerPipelineRequest)(nil),   // 51: arcade.job.v1.TriggerPipelineRequest
+	(*TriggerPipelineResponse)(nil),  // 52: arcade.job.v1.TriggerPipelineResponse
+	(*StopPipelineRequest)(nil),      // 53: arcade.job.v1.StopPipelineRequest
+	(*StopPipelineResponse)(nil),     // 54: arcade.job.v1.StopPipelineResponse
+	(*GetPipelineRunRequest)(nil),    // 55: arcade.job.v1.GetPipelineRunRequest
+	(*GetPipelineRunResponse)(nil),   // 56: arcade.job.v1.GetPipelineRunResponse
+	(*ListPipelineRunsRequest)(nil),  // 57: arcade.job.v1.ListPipelineRunsRequest
+	(*ListPipelineRunsResponse)(nil), // 58: arcade.job.v1.ListPipelineRunsResponse
+	(*DownloadArtifactRequest)(nil),  // 59: arcade.job.v1.DownloadArtifactRequest
+	(*DownloadArtifactResponse)(nil), // 60: arcade.job.v1.DownloadArtifactResponse
+	(*GetArtifactURLRequest)(nil),    // 61: arcade.job.v1.GetArtifactURLRequest
+	(*GetArtifactURLResponse)(nil),   // 62: arcade.job.v1.GetArtifactURLResponse
+	(*ExplainJobRequest)(nil),        // 63: arcade.job.v1.ExplainJobRequest
+	(*AgentFit)(nil),                 // 64: arcade.job.v1.AgentFit
+	(*ExplainJobResponse)(nil),       // 65: arcade.job.v1.ExplainJobResponse
+	nil,                              // 66: arcade.job.v1.JobDetail.EnvEntry
+	nil,                              // 67: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                              // 68: arcade.job.v1.JobDetail.OutputsEntry
+	nil,                              // 69: arcade.job.v1.MatrixCombination.ValuesEntry
+	nil,                              // 70: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                              // 71: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                              // 72: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                              // 73: arcade.job.v1.PipelineJob.WithEntry
+	nil,                              // 74: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                              // 75: arcade.job.v1.Stage.EnvEntry
+	nil,                              // 76: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                              // 77: arcade.job.v1.PipelineDetail.SecretsEntry
+	nil,                              // 78: arcade.job.v1.PipelineDetail.TemplatesEntry
+	nil,                              // 79: arcade.job.v1.PipelineDetail.IncludeFilesEntry
+	nil,                              // 80: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                              // 81: arcade.job.v1.CreatePipelineRequest.FilesEntry
+	nil,                              // 82: arcade.job.v1.UpdatePipelineRequest.FilesEntry
+	nil,                              // 83: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                // 84: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),      // 85: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),        // 86: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),         // 87: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),    // 88: google.protobuf.Timestamp
+	(*v1.Step)(nil),                  // 89: arcade.agent.v1.Step
+	(*v1.ContainerOptions)(nil),      // 90: arcade.agent.v1.ContainerOptions
+	(*fieldmaskpb.FieldMask)(nil),    // 91: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),              // 92: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),              // 93: arcade.agent.v1.Artifact
+	(*v1.CacheConfig)(nil),           // 94: arcade.agent.v1.CacheConfig
+	(v1.AgentStatus)(0),              // 95: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	83,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	65,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	84,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	85,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	86,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	66,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	87,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	87,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	87,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	87,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	88,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
-	89,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
-	67,  // 12: arcade.job.v1.JobDetail.outputs:type_name -> arcade.job.v1.JobDetail.OutputsEntry
+	84,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	66,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	85,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	86,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	87,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	67,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	88,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	88,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	88,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	88,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	89,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	90,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
+	68,  // 12: arcade.job.v1.JobDetail.outputs:type_name -> arcade.job.v1.JobDetail.OutputsEntry
 	8,   // 13: arcade.job.v1.JobDetail.matrix:type_name -> arcade.job.v1.MatrixInstance
 	0,   // 14: arcade.job.v1.JobDetail.type:type_name -> arcade.job.v1.JobType
 	4,   // 15: arcade.job.v1.JobDetail.approval:type_name -> arcade.job.v1.Approval
-	87,  // 16: arcade.job.v1.Approval.at:type_name -> google.protobuf.Timestamp
-	87,  // 17: arcade.job.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
+	88,  // 16: arcade.job.v1.Approval.at:type_name -> google.protobuf.Timestamp
+	88,  // 17: arcade.job.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
 	6,   // 18: arcade.job.v1.Matrix.axes:type_name -> arcade.job.v1.MatrixAxis
 	7,   // 19: arcade.job.v1.Matrix.include:type_name -> arcade.job.v1.MatrixCombination
 	7,   // 20: arcade.job.v1.Matrix.exclude:type_name -> arcade.job.v1.MatrixCombination
-	68,  // 21: arcade.job.v1.MatrixCombination.values:type_name -> arcade.job.v1.MatrixCombination.ValuesEntry
+	69,  // 21: arcade.job.v1.MatrixCombination.values:type_name -> arcade.job.v1.MatrixCombination.ValuesEntry
 	9,   // 22: arcade.job.v1.MatrixInstance.values:type_name -> arcade.job.v1.MatrixValue
 	3,   // 23: arcade.job.v1.ApproveJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	3,   // 24: arcade.job.v1.RejectJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	69,  // 25: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	84,  // 26: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	85,  // 27: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	86,  // 28: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	70,  // 29: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	71,  // 30: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	88,  // 31: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
-	89,  // 32: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
+	70,  // 25: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	85,  // 26: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	86,  // 27: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	87,  // 28: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	71,  // 29: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	72,  // 30: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	89,  // 31: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	90,  // 32: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
 	3,   // 33: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	3,   // 34: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	83,  // 35: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	84,  // 35: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
 	3,   // 36: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
 	15,  // 37: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	90,  // 38: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	91,  // 38: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,   // 39: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	3,   // 40: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
 	3,   // 41: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	91,  // 42: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	92,  // 43: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	84,  // 44: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	72,  // 45: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	73,  // 46: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	86,  // 47: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	84,  // 48: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	92,  // 42: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	93,  // 43: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	85,  // 44: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	73,  // 45: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	74,  // 46: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	87,  // 47: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	85,  // 48: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
 	33,  // 49: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	85,  // 50: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	86,  // 50: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
 	1,   // 51: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	88,  // 52: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
-	89,  // 53: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
+	89,  // 52: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	90,  // 53: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
 	5,   // 54: arcade.job.v1.PipelineJob.matrix:type_name -> arcade.job.v1.Matrix
-	93,  // 55: arcade.job.v1.PipelineJob.cache:type_name -> arcade.agent.v1.CacheConfig
+	94,  // 55: arcade.job.v1.PipelineJob.cache:type_name -> arcade.agent.v1.CacheConfig
 	10,  // 56: arcade.job.v1.PipelineJob.concurrency:type_name -> arcade.job.v1.Concurrency
 	0,   // 57: arcade.job.v1.PipelineJob.type:type_name -> arcade.job.v1.JobType
 	8,   // 58: arcade.job.v1.PipelineJob.matrix_instance:type_name -> arcade.job.v1.MatrixInstance
 	34,  // 59: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	74,  // 60: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	75,  // 60: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
 	2,   // 61: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	84,  // 62: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	83,  // 63: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	87,  // 64: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	75,  // 65: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	85,  // 62: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	84,  // 63: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	88,  // 64: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	76,  // 65: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
 	36,  // 66: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
 	35,  // 67: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	37,  // 68: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	87,  // 69: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	87,  // 70: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	76,  // 71: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
-	77,  // 72: arcade.job.v1.PipelineDetail.templates:type_name -> arcade.job.v1.PipelineDetail.TemplatesEntry
-	78,  // 73: arcade.job.v1.PipelineDetail.include_files:type_name -> arcade.job.v1.PipelineDetail.IncludeFilesEntry
-	10,  // 74: arcade.job.v1.PipelineDetail.concurrency:type_name -> arcade.job.v1.Concurrency
-	83,  // 75: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	2,   // 76: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	79,  // 77: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	3,   // 78: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	87,  // 79: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	87,  // 80: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	87,  // 81: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	38,  // 82: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	80,  // 83: arcade.job.v1.CreatePipelineRequest.files:type_name -> arcade.job.v1.CreatePipelineRequest.FilesEntry
-	38,  // 84: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	38,  // 85: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	38,  // 86: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	38,  // 87: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	90,  // 88: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	81,  // 89: arcade.job.v1.UpdatePipelineRequest.files:type_name -> arcade.job.v1.UpdatePipelineRequest.FilesEntry
-	38,  // 90: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	82,  // 91: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	39,  // 92: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	39,  // 93: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	39,  // 94: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	39,  // 95: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	92,  // 96: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	92,  // 97: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	87,  // 98: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
-	94,  // 99: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
-	3,   // 100: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	63,  // 101: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
-	34,  // 102: arcade.job.v1.PipelineDetail.TemplatesEntry.value:type_name -> arcade.job.v1.PipelineJob
-	15,  // 103: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	17,  // 104: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	19,  // 105: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	21,  // 106: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	23,  // 107: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	25,  // 108: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	27,  // 109: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	29,  // 110: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	31,  // 111: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	58,  // 112: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
-	60,  // 113: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
-	62,  // 114: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
-	40,  // 115: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	42,  // 116: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	44,  // 117: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	46,  // 118: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	48,  // 119: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	50,  // 120: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	52,  // 121: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	54,  // 122: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	56,  // 123: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	11,  // 124: arcade.job.v1.JobService.ApproveJob:input_type -> arcade.job.v1.ApproveJobRequest
-	13,  // 125: arcade.job.v1.JobService.RejectJob:input_type -> arcade.job.v1.RejectJobRequest
-	16,  // 126: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	18,  // 127: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	20,  // 128: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	22,  // 129: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	24,  // 130: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	26,  // 131: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	28,  // 132: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	30,  // 133: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	32,  // 134: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	59,  // 135: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
-	61,  // 136: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
-	64,  // 137: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
-	41,  // 138: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	43,  // 139: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	45,  // 140: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	47,  // 141: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	49,  // 142: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	51,  // 143: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	53,  // 144: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	55,  // 145: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	57,  // 146: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	12,  // 147: arcade.job.v1.JobService.ApproveJob:output_type -> arcade.job.v1.ApproveJobResponse
-	14,  // 148: arcade.job.v1.JobService.RejectJob:output_type -> arcade.job.v1.RejectJobResponse
-	126, // [126:149] is the sub-list for method output_type
-	103, // [103:126] is the sub-list for method input_type
-	103, // [103:103] is the sub-list for extension type_name
-	103, // [103:103] is the sub-list for extension extendee
-	0,   // [0:103] is the sub-list for field type_name
+	38,  // 68: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	88,  // 69: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	88,  // 70: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	77,  // 71: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	37,  // 72: arcade.job.v1.PipelineDetail.source:type_name -> arcade.job.v1.Source
+	78,  // 73: arcade.job.v1.PipelineDetail.templates:type_name -> arcade.job.v1.PipelineDetail.TemplatesEntry
+	79,  // 74: arcade.job.v1.PipelineDetail.include_files:type_name -> arcade.job.v1.PipelineDetail.IncludeFilesEntry
+	10,  // 75: arcade.job.v1.PipelineDetail.concurrency:type_name -> arcade.job.v1.Concurrency
+	84,  // 76: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	2,   // 77: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	80,  // 78: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	3,   // 79: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	88,  // 80: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	88,  // 81: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	88,  // 82: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	39,  // 83: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	81,  // 84: arcade.job.v1.CreatePipelineRequest.files:type_name -> arcade.job.v1.CreatePipelineRequest.FilesEntry
+	39,  // 85: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	39,  // 86: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	39,  // 87: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	39,  // 88: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	91,  // 89: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	82,  // 90: arcade.job.v1.UpdatePipelineRequest.files:type_name -> arcade.job.v1.UpdatePipelineRequest.FilesEntry
+	39,  // 91: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	83,  // 92: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	40,  // 93: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	40,  // 94: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	40,  // 95: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	40,  // 96: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	93,  // 97: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	93,  // 98: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	88,  // 99: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	95,  // 100: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	3,   // 101: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	64,  // 102: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	34,  // 103: arcade.job.v1.PipelineDetail.TemplatesEntry.value:type_name -> arcade.job.v1.PipelineJob
+	15,  // 104: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	17,  // 105: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	19,  // 106: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	21,  // 107: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	23,  // 108: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	25,  // 109: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	27,  // 110: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	29,  // 111: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	31,  // 112: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	59,  // 113: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	61,  // 114: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
+	63,  // 115: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	41,  // 116: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	43,  // 117: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	45,  // 118: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	47,  // 119: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	49,  // 120: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	51,  // 121: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	53,  // 122: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	55,  // 123: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	57,  // 124: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	11,  // 125: arcade.job.v1.JobService.ApproveJob:input_type -> arcade.job.v1.ApproveJobRequest
+	13,  // 126: arcade.job.v1.JobService.RejectJob:input_type -> arcade.job.v1.RejectJobRequest
+	16,  // 127: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	18,  // 128: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	20,  // 129: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	22,  // 130: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	24,  // 131: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	26,  // 132: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	28,  // 133: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	30,  // 134: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	32,  // 135: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	60,  // 136: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	62,  // 137: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
+	65,  // 138: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	42,  // 139: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	44,  // 140: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	46,  // 141: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	48,  // 142: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	50,  // 143: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	52,  // 144: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	54,  // 145: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	56,  // 146: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	58,  // 147: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	12,  // 148: arcade.job.v1.JobService.ApproveJob:output_type -> arcade.job.v1.ApproveJobResponse
+	14,  // 149: arcade.job.v1.JobService.RejectJob:output_type -> arcade.job.v1.RejectJobResponse
+	127, // [127:150] is the sub-list for method output_type
+	104, // [104:127] is the sub-list for method input_type
+	104, // [104:104] is the sub-list for extension type_name
+	104, // [104:104] is the sub-list for extension extendee
+	0,   // [0:104] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -5346,7 +5632,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   80,
+			NumMessages:   81,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

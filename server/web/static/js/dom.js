@@ -115,3 +115,14 @@ export function errorText(err) {
   if (err.httpStatus === 403) return `Not allowed with this token: ${err.message}`;
   return err.message || String(err);
 }
+
+// startedBy says what started a run in one phrase: its cause when that names
+// the trigger already ('cron "0 * * * *" at …', 'pipeline build run #3
+// succeeded'), else the trigger and the cause ('manual (api by api_token)').
+export function startedBy(run) {
+  const name = (run.trigger || '').replace('TRIGGER_TYPE_', '').toLowerCase();
+  const by = run.triggered_by || '';
+  if (!by) return name;
+  if (by.startsWith(name + ' ')) return by;
+  return `${name} (${by})`;
+}

@@ -3,7 +3,7 @@
 // with parameters.
 
 import { get, post, query, watch } from '../api.js';
-import { h, badge, jobStatus, fmtDuration, seconds, fmtTime, ago, errorText, toast, span, clear } from '../dom.js';
+import { h, badge, jobStatus, fmtDuration, seconds, fmtTime, ago, errorText, toast, span, clear, startedBy } from '../dom.js';
 import { navigate } from '../app.js';
 
 export function pipelinesView(main) {
@@ -53,7 +53,7 @@ export function pipelineView(main, id) {
   main.append(head,
     h('h2', {}, 'Runs'),
     h('table', { dataset: { testid: 'runs' } },
-      h('thead', {}, h('tr', {}, ['#', 'Status', 'Trigger', 'Parameters', 'Started', 'Duration'].map((t) => h('th', {}, t)))), runs));
+      h('thead', {}, h('tr', {}, ['#', 'Status', 'Trigger', 'Commit, parameters', 'Started', 'Duration'].map((t) => h('th', {}, t)))), runs));
   let pipeline = null;
   const load = async () => {
     try {
@@ -64,15 +64,20 @@ export function pipelineView(main, id) {
         h('div', { class: 'title' }, h('h1', {}, pipeline.name),
           h('div', { class: 'sub' }, `${st.total_runs || 0} runs · ${st.total_runs ? Math.round((st.success_rate || 0) * 100) + '% success' : 'no runs yet'}`,
             st.average_duration ? ` · ${fmtDuration(seconds(st.average_duration))} on average` : '',
-            ` · stages: ${(pipeline.stages || []).map((s) => s.name).join(' → ')}`)),
+            ` · stages: ${(pipeline.stages || []).map((s) => s.name).join(' → ')}`),
+          pipeline.source ? h('div', { class: 'sub', dataset: { testid: 'pipeline-source' } }, 'source ', h('code', {}, pipeline.source.url),
+            ` · branch ${pipeline.source.default_branch || 'main'}`,
+            pipeline.source.credential ? ` · credential from secret ${pipeline.source.credential}` : '',
+            pipeline.source.definition_path ? ` · definition from ${pipeline.source.definition_path}` : '') : ''),
         h('button', { class: 'primary', type: 'button', onclick: () => triggerDialog(pipeline) }, 'Trigger'));
       clear(runs);
       for (const r of resp.runs || []) {
         runs.append(h('tr', {},
           h('td', {}, h('a', { href: `/runs/${r.id}`, 'data-link': true }, `#${r.number}`)),
           h('td', {}, badge(jobStatus(r.status))),
-          h('td', {}, (r.trigger || '').replace('TRIGGER_TYPE_', '').toLowerCase(), r.triggered_by ? h('span', { class: 'note' }, ` by ${r.triggered_by}`) : ''),
-          h('td', {}, Object.entries(r.params || {}).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`))),
+          h('td', { 'data-testid': 'run-trigger' }, startedBy(r)),
+          h('td', {}, r.commit ? h('code', {}, r.commit.slice(0, 12)) : '', r.commit ? ' ' : '',
+            Object.entries(r.params || {}).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`))),
           h('td', {}, fmtTime(r.started_at || r.created_at)),
           h('td', { class: 'num' }, fmtDuration(span(r.started_at, r.finished_at)),
             r.started_at ? h('span', { class: 'note' }, ` (queued ${fmtDuration(span(r.created_at, r.started_at))})`) : '')));

@@ -5,7 +5,7 @@
 // for a decision has its Approve and Reject buttons.
 
 import { get, post, watch } from '../api.js';
-import { h, s, badge, jobStatus, enumName, fmtDuration, span, fmtTime, errorText, toast, clear } from '../dom.js';
+import { h, s, badge, jobStatus, enumName, fmtDuration, span, fmtTime, errorText, toast, clear, startedBy } from '../dom.js';
 import { navigate } from '../app.js';
 
 const NODE_W = 200, NODE_H = 56, COL_GAP = 70, ROW_GAP = 18, TOP = 34, LEFT = 16, GROUP_PAD = 8, GROUP_HEAD = 18;
@@ -84,11 +84,17 @@ function drawHead(head, run) {
     h('div', { class: 'title' },
       h('h1', {}, h('a', { href: `/pipelines/${encodeURIComponent(run.pipeline_id)}`, 'data-link': true }, run.pipeline_name || 'pipeline'), ` #${run.number} `, badge(st)),
       h('div', { class: 'sub' },
-        `${(run.trigger || '').replace('TRIGGER_TYPE_', '').toLowerCase()} run`, run.triggered_by ? ` by ${run.triggered_by}` : '',
+        h('span', { 'data-testid': 'run-trigger' }, startedBy(run)),
         run.started_at
           ? ` · queued ${fmtDuration(span(run.created_at, run.started_at))} · started ${fmtTime(run.started_at)} · ran ${fmtDuration(span(run.started_at, run.finished_at))}`
           : ` · created ${fmtTime(run.created_at)} · queued ${fmtDuration(span(run.created_at, run.finished_at))}`,
         run.message ? ` · ${run.message}` : ''),
+      run.commit ? h('div', { class: 'sub', dataset: { testid: 'run-source' } },
+        `${run.event || ''} ${run.ref || ''} at `, h('code', {}, run.commit.slice(0, 12)),
+        run.author ? ` by ${run.author}` : '',
+        run.pull_request ? ` · pull request #${run.pull_request} ${run.pull_request_title || ''}` : '',
+        run.untrusted_origin ? ' · untrusted: no secrets, no trusted agents, no cache writes' : '',
+        run.definition && run.definition !== 'stored pipeline' ? ` · definition: ${run.definition}` : '') : '',
       Object.keys(run.params || {}).length ? h('div', {}, Object.entries(run.params).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`))) : ''),
     FINAL.has(st) ? '' : h('button', { type: 'button', class: 'danger', id: 'stop-run', onclick: async () => {
       try { await post(`/v1/runs/${run.id}:stop`, { reason: 'stopped from the dashboard' }); toast('Stopping the run'); } catch (err) { toast(errorText(err), true); }
