@@ -253,6 +253,9 @@ func classify(text string) how {
 	if bare, _, _ := strings.Cut(cmd, "#"); slices.Contains(sourcesCommands, strings.TrimSpace(bare)) {
 		return how{exempt: "TestReadmeSourcesCommands runs it as written, with the private repository, the credential and the working clone it needs"}
 	}
+	if slices.Contains(ociCommands, cmd) {
+		return how{exempt: "TestPluginOCI runs it as written, against a registry it starts on loopback (its address for 127.0.0.1:5000)"}
+	}
 	if slices.Contains(pipedataCommands, cmd) {
 		return how{exempt: "TestReadmePipelineData runs it as written, with an artifact store, an agent, the approval job waiting and the files it names"}
 	}
