@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"oras.land/oras-go/v2/content"
+
 	"github.com/go-arcade/arcade/host/pluginoci"
 )
 
@@ -22,11 +24,14 @@ func (m *Manager) pullModule(ctx context.Context, spec *Spec) (*pluginoci.Artifa
 	if errors.Is(err, pluginoci.ErrTooBig) {
 		return nil, refused(spec.Name, ErrInvalidModule, "%s: %v (max_module_bytes)", spec.Source, err)
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, &Error{Plugin: spec.Name, Reason: ErrCanceled, Detail: "pull: " + ctx.Err().Error(), Err: ctx.Err()}
-		}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, &Error{Plugin: spec.Name, Reason: ErrCanceled, Detail: "pull: " + ctx.Err().Error(), Err: ctx.Err()}
+	case errors.Is(err, pluginoci.ErrNotPlugin), errors.Is(err, content.ErrMismatchedDigest), errors.Is(err, content.ErrTrailingData):
 		return nil, &Error{Plugin: spec.Name, Reason: ErrInvalidModule, Detail: "pull " + spec.Source + ": " + err.Error(), Err: err}
+	default:
+		return nil, &Error{Plugin: spec.Name, Reason: ErrRegistry, Detail: "pull " + spec.Source + ": " + err.Error(), Err: err}
 	}
 	return a, nil
 }
@@ -115,7 +120,14 @@ func (m *Manager) pollOCI(ctx context.Context) {
 			continue
 		}
 		m.logger.Info("plugin tag moved", "plugin", f.name, "source", f.source, "digest", digest)
-		if err := m.reloadFollowed(ctx, f.name, f.source); err != nil && ctx.Err() == nil {
+		err = m.reloadFollowed(ctx, f.name, f.source)
+		if errors.Is(err, ErrRegistry) {
+			// Not a verdict on the version: try it again next time.
+			m.oci.mu.Lock()
+			delete(m.oci.seen, f.name)
+			m.oci.mu.Unlock()
+		}
+		if err != nil && ctx.Err() == nil {
 			m.logger.Warn("plugin tag moved to a version that does not load; the running one stays", "plugin", f.name, "digest", digest, "err", err)
 		}
 	}
