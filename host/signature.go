@@ -174,12 +174,14 @@ func (c *Config) checkSignature(spec *Spec, digest [sha256.Size]byte, pulledSig 
 	if !c.signaturesOn() {
 		return nil, nil, nil
 	}
-	sig, from, err := readSignature(spec)
+	var from string
 	if spec.Source != "" && spec.Signature == "" {
-		from, sig, err = "the artifact at "+spec.Source, nil, nil
+		from = "the artifact at " + spec.Source
 		if pulledSig != nil {
 			sig, err = ParseSignature(pulledSig)
 		}
+	} else {
+		sig, from, err = readSignature(spec)
 	}
 	if err != nil {
 		return nil, nil, &Error{Plugin: spec.Name, Reason: ErrBadSignature, Detail: fmt.Sprintf("%s: %v", from, err), Err: err}
