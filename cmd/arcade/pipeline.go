@@ -45,9 +45,13 @@ func newPipelineCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				files, err := bundleIncludes(file, []byte(text))
-				if err != nil {
-					return err
+				// A pipeline with a source reads the files it includes from
+				// its repository, at each run's commit: none are sent.
+				var files map[string]string
+				if p, err := pipeline.ParseYAML([]byte(text)); err != nil || p.GetSource().GetUrl() == "" {
+					if files, err = bundleIncludes(file, []byte(text)); err != nil {
+						return err
+					}
 				}
 				var given *jobv1.PipelineDetail
 				if len(secrets) > 0 {

@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/internal/gittest"
+)
+
+// Includes of a pipeline with a source come from its repository, at the
+// run's exact commit, through the server's mirror: for a definition stored
+// in Arcade (paths from the repository's root) and for one read from the
+// repository (paths beside its file). Creating a stored one reads them at
+// the default branch's head; files sent with it are refused. A missing
+// include and an include cycle fail the run, naming the include and the
+// commit; a pull request from a fork gets the base branch's includes.
+func TestSourcesRepositoryIncludes(t *testing.T) {
+	remote := gittest.New(t)
+	repo := remote.Repo("inc")
+	h := remote.ServeHTTP("", "")
+	url := h.RepoURL("inc")
+	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"))
+	ctx := context.Background()
+
+	stored := fmt.Sprintf(`name: stored-inc
+source: {url: %q}
+triggers: [{type: webhook, secret: hush, events: [pull_request]}]
+include: [ci/base.yaml]
+stages: [{name: s, jobs: [{name: j, extends: show}]}]
+`, url)
+	// Not in the repository yet: refused, naming the include and the commit.
+	empty := repo.Head()
+	_, err := sc.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: stored})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "include[0]") ||
+		!strings.Contains(err.Error(), "no such file ci/base.yaml in "+url+" at "+empty[:12]) {
+		t.Fatalf("create before the include exists: %v", err)
+	}
+
+	base := func(from string) string {
+		return "env: {FROM: " + from + "}\ntemplates:\n  show:\n    commands: [\"echo include=$FROM\", \"git rev-parse HEAD\"]\n"
+	}
+	c1 := repo.Commit(map[string]string{
+		"ci/base.yaml":   base("v1"),
+		"ci/arcade.yaml": "include: [base.yaml]\nstages: [{name: s, jobs: [{name: j, extends: show}]}]\n",
+	}, "ci files")
+
+	// Files sent with a pipeline with a source are not what runs: refused.
+	_, err = sc.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: stored, Files: map[string]string{"ci/base.yaml": base("sent")}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "files") {
+		t.Fatalf("create with files sent: %v", err)
+	}
+	// The CLI sends none for a file with a source (nothing beside it here).
+	file := filepath.Join(t.TempDir(), "stored.yaml")
+	if err := os.WriteFile(file, []byte(stored), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc.mustCLI(t, "pipeline", "create", "-f", file)
+	sc.createPipeline(fmt.Sprintf("name: repo-inc\nsource: {url: %q, definition: ci/arcade.yaml}\n", url))
+	sc.startGitAgent("ga")
+
+	c2 := repo.Commit(map[string]string{"ci/base.yaml": base("v2")}, "v2")
+	// runAt runs name at ref and returns the run and its job's log.
+	runAt := func(name, ref string) (*jobv1.PipelineRun, string) {
+		t.Helper()
+		resp, err := sc.jobs.TriggerPipeline(ctx, &jobv1.TriggerPipelineRequest{PipelineId: name, Ref: ref})
+		if err != nil {
+			t.Fatalf("trigger %s at %q: %v", name, ref, err)
+		}
+		r := sc.waitRun(resp.GetRun().GetId())
+		if j := jobsByName(r)["j"]; j != nil && j.GetId() != "" {
+			return r, sc.logText(j.GetId())
+		}
+		return r, ""
+	}
+	for _, name := range []string{"stored-inc", "repo-inc"} {
+		for _, at := range []struct{ ref, commit, from string }{{c1, c1, "v1"}, {"", c2, "v2"}} {
+			r, log := runAt(name, at.ref)
+			if r.GetStatus() != success || r.GetCommit() != at.commit || !strings.Contains(log, "include="+at.from) || !strings.Contains(log, at.commit) {
+				t.Fatalf("%s at %q: %v %q commit %s\n%s", name, at.ref, r.GetStatus(), r.GetMessage(), r.GetCommit(), log)
+			}
+		}
+	}
+
+	// A pull request from a fork that changes the include: the base
+	// branch's include runs.
+	repo.Checkout("fork")
+	evil := repo.Commit(map[string]string{"ci/base.yaml": base("fork")}, "fork")
+	repo.PushRef("refs/pull/4/head")
+	repo.Checkout("main")
+	pv := gittest.Vars{Branch: "main", Author: "ada", Owner: "acme", Name: "inc", RepoID: 7, CloneURL: url, WebURL: "https://forge.example.com/acme/inc",
+		Number: 4, Action: "opened", Title: "Change the include", HeadRef: "fork", HeadOwner: "mallory", HeadRepoID: 666, Fork: true, Before: c2, After: evil}
+	code, ans := sc.deliver("github", "pull_request", "pr-4", "hush", gittest.Delivery(t, "github-pull_request", pv))
+	if code != http.StatusCreated || len(runIDs(ans)) != 1 {
+		t.Fatalf("fork pull request: %d %v", code, ans)
+	}
+	fr := sc.waitRun(runIDs(ans)[0])
+	if l := sc.logText(jobsByName(fr)["j"].GetId()); fr.GetStatus() != success || !fr.GetUntrustedOrigin() || fr.GetCommit() != evil ||
+		!strings.Contains(l, "include=v2") || strings.Contains(l, "include=fork") {
+		t.Fatalf("fork run %v untrusted %v commit %s:\n%s", fr.GetStatus(), fr.GetUntrustedOrigin(), fr.GetCommit(), l)
+	}
+
+	// The include removed: each run fails at once, naming it and the commit.
+	c3 := repo.Commit(map[string]string{"ci/base.yaml": ""}, "remove the include")
+	r, _ := runAt("stored-inc", "")
+	if r.GetStatus() != failed || !strings.Contains(r.GetMessage(), "include[0]: no such file ci/base.yaml in "+url+" at "+c3[:12]) {
+		t.Fatalf("stored-inc without its include: %v %q", r.GetStatus(), r.GetMessage())
+	}
+	r, _ = runAt("repo-inc", "")
+	if r.GetStatus() != failed || !strings.Contains(r.GetMessage(), "no such file base.yaml in "+url+" at "+c3[:12]+" (under ci/") {
+		t.Fatalf("repo-inc without its include: %v %q", r.GetStatus(), r.GetMessage())
+	}
+	// A cycle: refused with its path.
+	repo.Commit(map[string]string{"ci/base.yaml": "include: [ci/loop.yaml]\n", "ci/loop.yaml": "include: [ci/base.yaml]\n"}, "loop")
+	r, _ = runAt("stored-inc", "")
+	if r.GetStatus() != failed || !strings.Contains(r.GetMessage(), "include cycle: (pipeline) → ci/base.yaml → ci/loop.yaml → ci/base.yaml") {
+		t.Fatalf("stored-inc with an include cycle: %v %q", r.GetStatus(), r.GetMessage())
+	}
+	// The sent-files path of a pipeline without a source is unchanged.
+	if _, err := sc.jobs.CreatePipeline(ctx, &jobv1.CreatePipelineRequest{Yaml: "name: plain\ninclude: [ci/base.yaml]\nstages: [{name: s, jobs: [{name: j, extends: show}]}]\n",
+		Files: map[string]string{"ci/base.yaml": "templates:\n  show:\n    commands: [\"echo sent\"]\n"}}); err != nil {
+		t.Fatalf("plain pipeline with files: %v", err)
+	}
+	if pr := sc.waitRun(sc.trigger("plain", nil).GetId()); pr.GetStatus() != success {
+		t.Fatalf("plain run %v %q", pr.GetStatus(), pr.GetMessage())
+	}
+}
+
