@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -134,3 +135,46 @@ stages: [{name: s, jobs: [{name: j, extends: show}]}]
 	}
 }
 
+// A pull request from a fork restores the job cache but never saves it:
+// its run is of untrusted origin, which hands its jobs cache_read_only (the
+// one flag for it). The next trusted run misses, then saves.
+func TestSourcesForkCacheReadOnly(t *testing.T) {
+	remote := gittest.New(t)
+	repo := remote.Repo("cached")
+	h := remote.ServeHTTP("", "")
+	url := h.RepoURL("cached")
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	c := storeCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), t.TempDir(), "--webhook-port", port)
+	sc := &sourcesCluster{cluster: c, hookURL: "http://127.0.0.1:" + port}
+	base := repo.Commit(map[string]string{"go.sum": "v1\n"}, "start")
+	sc.createPipeline(fmt.Sprintf(`name: cached
+source: {url: %q}
+triggers: [{type: webhook, secret: hush, events: [pull_request]}]
+stages:
+  - name: s
+    jobs:
+      - name: j
+        cache: {key: deps, paths: [c]}
+        commands: ["mkdir -p c && echo kept > c/f"]
+`, url))
+	sc.startGitAgent("ga")
+	repo.Checkout("fork")
+	evil := repo.Commit(map[string]string{"go.sum": "fork\n"}, "fork")
+	repo.PushRef("refs/pull/5/head")
+	repo.Checkout("main")
+	pv := gittest.Vars{Branch: "main", Author: "ada", Owner: "acme", Name: "cached", RepoID: 7, CloneURL: url, WebURL: "https://forge.example.com/acme/cached",
+		Number: 5, Action: "opened", Title: "Fork", HeadRef: "fork", HeadOwner: "mallory", HeadRepoID: 666, Fork: true, Before: base, After: evil}
+	code, ans := sc.deliver("github", "pull_request", "pr-5", "hush", gittest.Delivery(t, "github-pull_request", pv))
+	if code != http.StatusCreated || len(runIDs(ans)) != 1 {
+		t.Fatalf("fork pull request: %d %v", code, ans)
+	}
+	fr := sc.waitRun(runIDs(ans)[0])
+	if l := sc.logText(jobsByName(fr)["j"].GetId()); fr.GetStatus() != success || !fr.GetUntrustedOrigin() ||
+		!strings.Contains(l, "cache not saved: a run of untrusted origin writes no shared cache") || strings.Contains(l, "cache saved") {
+		t.Fatalf("fork run %v untrusted %v:\n%s", fr.GetStatus(), fr.GetUntrustedOrigin(), l)
+	}
+	r := sc.waitRun(sc.trigger("cached", nil).GetId())
+	if l := sc.logText(jobsByName(r)["j"].GetId()); r.GetStatus() != success || !strings.Contains(l, "cache miss") || !strings.Contains(l, "cache saved: key deps") {
+		t.Fatalf("trusted run after the fork's %v:\n%s", r.GetStatus(), l)
+	}
+}

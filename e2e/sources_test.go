@@ -375,8 +375,8 @@ triggers: [{type: webhook, secret: hush, branches: [main], tags: ["v*"]}]
 	}
 	for _, id := range runIDs(ans) {
 		r := sc.waitRun(id)
-		if !r.GetUntrustedOrigin() || !r.GetNoCacheWrite() || r.GetTrustedAgents() || r.GetPullRequest() != 9 || r.GetCommit() != evil || r.GetEvent() != "pull_request" {
-			t.Fatalf("fork run: untrusted %v no-cache-write %v trusted-agents %v pr %d commit %s", r.GetUntrustedOrigin(), r.GetNoCacheWrite(), r.GetTrustedAgents(), r.GetPullRequest(), r.GetCommit())
+		if !r.GetUntrustedOrigin() || r.GetTrustedAgents() || r.GetPullRequest() != 9 || r.GetCommit() != evil || r.GetEvent() != "pull_request" {
+			t.Fatalf("fork run: untrusted %v trusted-agents %v pr %d commit %s", r.GetUntrustedOrigin(), r.GetTrustedAgents(), r.GetPullRequest(), r.GetCommit())
 		}
 		if r.GetPipelineName() != "repo-def" {
 			continue

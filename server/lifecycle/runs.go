@@ -215,7 +215,6 @@ func newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Nod
 	} else {
 		j.SecretRefs = jobSecretRefs(spec, n.Job)
 	}
-	j.NoCacheWrite = r.NoCacheWrite
 	for k, v := range runSourceEnv(r) {
 		if _, set := j.Env[k]; !set {
 			j.Env[k] = v

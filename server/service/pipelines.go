@@ -743,7 +743,7 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 		UntrustedOrigin: r.UntrustedOrigin, Source: r.Source, Branch: r.Branch,
 		TrustedAgents: r.TrustedAgents, TrustReason: r.TrustReason,
 		Event: r.Event, Ref: r.Ref, Commit: r.Commit, Author: r.Author, PullRequest: r.PullRequest,
-		PullRequestTitle: r.PullRequestTitle, NoCacheWrite: r.NoCacheWrite, Definition: r.Definition,
+		PullRequestTitle: r.PullRequestTitle, Definition: r.Definition,
 		Url:              s.RunURL(r.ID),
 		ConcurrencyGroup: r.ConcurrencyGroup, ConcurrencyHeld: r.ConcurrencyHeld,
 	}

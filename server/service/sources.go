@@ -112,7 +112,6 @@ func (s *Service) checkSourceCredential(ctx context.Context, spec *jobv1.Pipelin
 // scopes of the job's pipeline and run (a secret rotated since is the new
 // value; a deleted one fails the job with the reason).
 func (s *Service) addCheckout(ctx context.Context, j *store.Job, job *agentv1.Job) error {
-	job.NoCacheWrite = j.NoCacheWrite
 	if len(j.Checkout) == 0 {
 		return nil
 	}

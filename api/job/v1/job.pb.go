@@ -3175,7 +3175,8 @@ type PipelineRun struct {
 	Stages  []string `protobuf:"bytes,13,rep,name=stages,proto3" json:"stages,omitempty"`
 	Message string   `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
 	// The run came from outside the trusted circle (a pull request from a
-	// fork): its jobs get no secrets and never run on trusted agents.
+	// fork): its jobs get no secrets, never run on trusted agents and write
+	// no shared cache (restored, never saved).
 	UntrustedOrigin bool `protobuf:"varint,15,opt,name=untrusted_origin,json=untrustedOrigin,proto3" json:"untrusted_origin,omitempty"`
 	// The repository the run is of (normalized URL), when known; its
 	// source-scoped secrets are the run's.
@@ -3195,8 +3196,6 @@ type PipelineRun struct {
 	Author           string `protobuf:"bytes,43,opt,name=author,proto3" json:"author,omitempty"`
 	PullRequest      int64  `protobuf:"varint,44,opt,name=pull_request,json=pullRequest,proto3" json:"pull_request,omitempty"`
 	PullRequestTitle string `protobuf:"bytes,45,opt,name=pull_request_title,json=pullRequestTitle,proto3" json:"pull_request_title,omitempty"`
-	// The run writes no shared cache (a pull request from a fork).
-	NoCacheWrite bool `protobuf:"varint,46,opt,name=no_cache_write,json=noCacheWrite,proto3" json:"no_cache_write,omitempty"`
 	// Where the definition came from ("stored pipeline", ".arcade.yaml at
 	// 1a2b3c4d5e6f", "base branch main's .arcade.yaml").
 	Definition string `protobuf:"bytes,47,opt,name=definition,proto3" json:"definition,omitempty"`
@@ -3413,13 +3412,6 @@ func (x *PipelineRun) GetPullRequestTitle() string {
 		return x.PullRequestTitle
 	}
 	return ""
-}
-
-func (x *PipelineRun) GetNoCacheWrite() bool {
-	if x != nil {
-		return x.NoCacheWrite
-	}
-	return false
 }
 
 func (x *PipelineRun) GetDefinition() string {
@@ -5160,7 +5152,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x1a.arcade.job.v1.PipelineJobR\x05value:\x028\x01\x1a?\n" +
 	"\x11IncludeFilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\t\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x84\t\n" +
 	"\vPipelineRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vpipeline_id\x18\x02 \x01(\tR\n" +
@@ -5191,8 +5183,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x06commit\x18* \x01(\tR\x06commit\x12\x16\n" +
 	"\x06author\x18+ \x01(\tR\x06author\x12!\n" +
 	"\fpull_request\x18, \x01(\x03R\vpullRequest\x12,\n" +
-	"\x12pull_request_title\x18- \x01(\tR\x10pullRequestTitle\x12$\n" +
-	"\x0eno_cache_write\x18. \x01(\bR\fnoCacheWrite\x12\x1e\n" +
+	"\x12pull_request_title\x18- \x01(\tR\x10pullRequestTitle\x12\x1e\n" +
 	"\n" +
 	"definition\x18/ \x01(\tR\n" +
 	"definition\x12\x10\n" +
@@ -5201,7 +5192,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x10concurrency_held\x18= \x01(\bR\x0fconcurrencyHeld\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b.\x10/R\x0eno_cache_write\"\xe7\x01\n" +
 	"\x15CreatePipelineRequest\x129\n" +
 	"\bpipeline\x18\x01 \x01(\v2\x1d.arcade.job.v1.PipelineDetailR\bpipeline\x12\x12\n" +
 	"\x04yaml\x18\x02 \x01(\tR\x04yaml\x12E\n" +
