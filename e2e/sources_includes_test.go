@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	secretv1 "github.com/go-arcade/arcade/api/secret/v1"
 	"github.com/go-arcade/arcade/internal/gittest"
 )
 
@@ -176,5 +177,74 @@ stages:
 	r := sc.waitRun(sc.trigger("cached", nil).GetId())
 	if l := sc.logText(jobsByName(r)["j"].GetId()); r.GetStatus() != success || !strings.Contains(l, "cache miss") || !strings.Contains(l, "cache saved: key deps") {
 		t.Fatalf("trusted run after the fork's %v:\n%s", r.GetStatus(), l)
+	}
+}
+
+// A pull request from a fork runs its base branch's definition; once a
+// write-scope caller approves (arcade pipeline approve-definition), a new
+// run of the same commit follows the pull request's own, still of
+// untrusted origin: no secret value. A run that is not a fork's is refused.
+func TestSourcesForkOwnDefinition(t *testing.T) {
+	remote := gittest.New(t)
+	repo := remote.Repo("own")
+	h := remote.ServeHTTP("", "")
+	url := h.RepoURL("own")
+	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"))
+	ctx := context.Background()
+	if out, err := sc.cliIn("own-s3cr3t-value\n", "secret", "set", "DEPLOY_KEY"); err != nil {
+		t.Fatalf("secret set: %v\n%s", err, out)
+	}
+	def := func(who string) string {
+		return "stages: [{name: s, jobs: [{name: def, secrets: [DEPLOY_KEY], commands: [\"echo from-" + who + " key=${DEPLOY_KEY:-none}\"]}]}]\n"
+	}
+	base := repo.Commit(map[string]string{".arcade.yaml": def("base")}, "pipeline file")
+	sc.createPipeline(fmt.Sprintf("name: own\nsource: {url: %q, definition: .arcade.yaml}\ntriggers: [{type: webhook, secret: hush, events: [pull_request]}]\n", url))
+	sc.startGitAgent("ga")
+	repo.Checkout("fork")
+	evil := repo.Commit(map[string]string{".arcade.yaml": def("fork")}, "fork")
+	repo.PushRef("refs/pull/6/head")
+	repo.Checkout("main")
+	pv := gittest.Vars{Branch: "main", Author: "ada", Owner: "acme", Name: "own", RepoID: 7, CloneURL: url, WebURL: "https://forge.example.com/acme/own",
+		Number: 6, Action: "opened", Title: "Fork", HeadRef: "fork", HeadOwner: "mallory", HeadRepoID: 666, Fork: true, Before: base, After: evil}
+	code, ans := sc.deliver("github", "pull_request", "pr-6", "hush", gittest.Delivery(t, "github-pull_request", pv))
+	if code != http.StatusCreated || len(runIDs(ans)) != 1 {
+		t.Fatalf("fork pull request: %d %v", code, ans)
+	}
+	fr := sc.waitRun(runIDs(ans)[0])
+	if l := sc.logText(jobsByName(fr)["def"].GetId()); fr.GetStatus() != success || !strings.Contains(l, "from-base key=none") {
+		t.Fatalf("fork run %v %q:\n%s", fr.GetStatus(), fr.GetDefinition(), l)
+	}
+	// Approved, as the --help example says.
+	out := sc.mustCLI(t, "pipeline", "approve-definition", fr.GetId(), "--comment", "read the diff")
+	id, _, ok := strings.Cut(strings.TrimPrefix(out, "run "), " ")
+	if !strings.HasPrefix(out, "run ") || !ok || !strings.Contains(out, "started: .arcade.yaml at "+evil[:12]) {
+		t.Fatalf("approve-definition:\n%s", out)
+	}
+	ar := sc.waitRun(id)
+	l := sc.logText(jobsByName(ar)["def"].GetId())
+	if ar.GetStatus() != success || !ar.GetUntrustedOrigin() || ar.GetTrustedAgents() || ar.GetCommit() != evil || ar.GetPullRequest() != 6 ||
+		!strings.Contains(ar.GetDefinition(), "its own definition, approved by") || !strings.Contains(l, "from-fork key=none") || strings.Contains(l, "s3cr3t") {
+		t.Fatalf("approved run %v untrusted %v trusted agents %v commit %s definition %q:\n%s", ar.GetStatus(), ar.GetUntrustedOrigin(), ar.GetTrustedAgents(), ar.GetCommit(), ar.GetDefinition(), l)
+	}
+	// A read token is refused; a named write token is recorded.
+	reader := tokenConn(t, sc.cluster, "viewer", secretv1.TokenScope_TOKEN_SCOPE_READ)
+	if _, err := reader.ApproveRunDefinition(ctx, &jobv1.ApproveRunDefinitionRequest{RunId: fr.GetId()}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a read token approved: %v", err)
+	}
+	reviewer := tokenConn(t, sc.cluster, "reviewer", secretv1.TokenScope_TOKEN_SCOPE_WRITE)
+	resp, err := reviewer.ApproveRunDefinition(ctx, &jobv1.ApproveRunDefinitionRequest{RunId: fr.GetId(), Comment: "looked"})
+	if err != nil || !strings.Contains(resp.GetRun().GetDefinition(), "approved by reviewer") || !strings.Contains(resp.GetRun().GetTriggeredBy(), "approved by reviewer: looked") {
+		t.Fatalf("approved by a named token: %v %q %q", err, resp.GetRun().GetDefinition(), resp.GetRun().GetTriggeredBy())
+	}
+	sc.waitRun(resp.GetRun().GetId())
+	// A run that is not a fork's: refused, changing nothing.
+	mr := sc.waitRun(sc.trigger("own", nil).GetId())
+	n := len(sc.runs("own"))
+	if _, err := sc.jobs.ApproveRunDefinition(ctx, &jobv1.ApproveRunDefinitionRequest{RunId: mr.GetId()}); status.Code(err) != codes.FailedPrecondition ||
+		!strings.Contains(err.Error(), "not of a pull request from a fork") {
+		t.Fatalf("approve a manual run's definition: %v", err)
+	}
+	if len(sc.runs("own")) != n {
+		t.Fatal("a refused approval started a run")
 	}
 }

@@ -249,6 +249,7 @@ func newPipelineCmd() *cobra.Command {
 	}
 	cmd.AddCommand(create, update, get, list, trig, stop, runs, del, newPipelineTrustCmd(), newPipelineLintCmd())
 	cmd.AddCommand(newPipelineDecideCmds(&f)...)
+	cmd.AddCommand(newPipelineApproveDefinitionCmd(&f))
 	return cmd
 }
 

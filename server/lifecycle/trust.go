@@ -49,6 +49,10 @@ type RunOrigin struct {
 	// BaseBranch is a pull request's base branch: a pull request from a
 	// fork runs the definition found there.
 	BaseBranch string
+	// DefinitionApprovedBy names who approved a fork's pull request's own
+	// definition (ApproveRunDefinition): the run follows it, at Commit,
+	// still of untrusted origin.
+	DefinitionApprovedBy string
 	// Spec, when set, is the definition the run follows instead of the
 	// stored one (read from the repository); Definition says where it came
 	// from. DefinitionError, when set, ends the run FAILED at once with it

@@ -182,10 +182,16 @@ func (s *Sources) Prepare(ctx context.Context, p *store.Pipeline, o *lifecycle.R
 			return nil
 		}
 		o.Definition = fmt.Sprintf("stored pipeline, includes at %.12s", at)
+		if o.DefinitionApprovedBy != "" {
+			o.Definition += fmt.Sprintf(" (pull request from a fork: its own, approved by %s)", o.DefinitionApprovedBy)
+		}
 		o.Spec = lifecycle.EncodeSpec(def)
 		return nil
 	}
 	o.Definition = fmt.Sprintf("%s at %.12s", src.GetDefinitionPath(), at)
+	if o.DefinitionApprovedBy != "" {
+		o.Definition += fmt.Sprintf(" (pull request from a fork: its own definition, approved by %s)", o.DefinitionApprovedBy)
+	}
 	if at != o.Commit {
 		o.Definition = fmt.Sprintf("%s of base branch %s at %.12s (pull request from a fork)", src.GetDefinitionPath(), o.BaseBranch, at)
 	}
