@@ -30,7 +30,11 @@ func TestSourcesRepositoryIncludes(t *testing.T) {
 	repo := remote.Repo("inc")
 	h := remote.ServeHTTP("", "")
 	url := h.RepoURL("inc")
-	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"))
+	conf := filepath.Join(t.TempDir(), "server.yaml")
+	if err := os.WriteFile(conf, []byte("pipeline_limits: {jobs: 5}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc := newSourcesCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "arcade.db"), "--config", conf)
 	ctx := context.Background()
 
 	stored := fmt.Sprintf(`name: stored-inc
@@ -110,6 +114,15 @@ stages: [{name: s, jobs: [{name: j, extends: show}]}]
 		t.Fatalf("fork run %v untrusted %v commit %s:\n%s", fr.GetStatus(), fr.GetUntrustedOrigin(), fr.GetCommit(), l)
 	}
 
+	// An include whose matrix makes more jobs than the server's
+	// pipeline_limits: the run fails naming the limit.
+	big := repo.Commit(map[string]string{"ci/base.yaml": base("v3") + "    matrix: {n: ['1', '2', '3', '4', '5', '6']}\n"}, "a big matrix")
+	for _, name := range []string{"stored-inc", "repo-inc"} {
+		r, _ := runAt(name, "")
+		if r.GetStatus() != failed || r.GetCommit() != big || !strings.Contains(r.GetMessage(), "more than the limit of 5 (pipeline_limits.jobs)") {
+			t.Fatalf("%s over pipeline_limits.jobs: %v %q", name, r.GetStatus(), r.GetMessage())
+		}
+	}
 	// The include removed: each run fails at once, naming it and the commit.
 	c3 := repo.Commit(map[string]string{"ci/base.yaml": ""}, "remove the include")
 	r, _ := runAt("stored-inc", "")

@@ -55,7 +55,11 @@ type Sources struct {
 	// FetchTimeout bounds one update of a mirror (0: none): a repository
 	// that stalls fails what needed it, and frees the mirror.
 	FetchTimeout time.Duration
-	Log          *slog.Logger
+	// Limits bound a definition read from a repository, expanded with what
+	// it includes, as the server's pipeline_limits bound one sent to it
+	// (zero: the defaults).
+	Limits pipeline.Limits
+	Log    *slog.Logger
 }
 
 // credential is the source's credential, or nil when it names none.
@@ -207,7 +211,7 @@ func (s *Sources) Prepare(ctx context.Context, p *store.Pipeline, o *lifecycle.R
 	// Its includes are read beside it, at the same commit.
 	fctx, cancel := s.bound(ctx)
 	defer cancel()
-	def, err := FromFile(fctx, spec, p.Name, data, RepoFiles{Ctx: fctx, Mirror: mr, URL: src.GetUrl(), Commit: at, Dir: path.Dir(src.GetDefinitionPath())})
+	def, err := FromFile(fctx, s.Limits, spec, p.Name, data, RepoFiles{Ctx: fctx, Mirror: mr, URL: src.GetUrl(), Commit: at, Dir: path.Dir(src.GetDefinitionPath())})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -227,7 +231,7 @@ func (s *Sources) expand(ctx context.Context, def *jobv1.PipelineDetail, mr *git
 	defer cancel()
 	def = proto.Clone(def).(*jobv1.PipelineDetail)
 	def.IncludeFiles = nil
-	plan, err := pipeline.DefaultLimits.ValidateFiles(ctx, def, RepoFiles{Ctx: ctx, Mirror: mr, URL: src.GetUrl(), Commit: commit, Dir: dir})
+	plan, err := s.Limits.ValidateFiles(ctx, def, RepoFiles{Ctx: ctx, Mirror: mr, URL: src.GetUrl(), Commit: commit, Dir: dir})
 	if err != nil {
 		return nil, err
 	}
@@ -294,9 +298,10 @@ func (s *Sources) CheckIncludes(ctx context.Context, pipelineRef string, def *jo
 // FromFile is the definition a run of stored follows when its file holds
 // data: the file's stages, env and secrets, the stored pipeline's name,
 // source and triggers (a file cannot change where it comes from or what
-// starts it). It is validated and returned expanded, its includes read
-// from files (those of the repository, at the same commit, beside it).
-func FromFile(ctx context.Context, stored *jobv1.PipelineDetail, name string, data []byte, files pipeline.Files) (*jobv1.PipelineDetail, error) {
+// starts it). It is validated within limits and returned expanded, its
+// includes read from files (those of the repository, at the same commit,
+// beside it).
+func FromFile(ctx context.Context, limits pipeline.Limits, stored *jobv1.PipelineDetail, name string, data []byte, files pipeline.Files) (*jobv1.PipelineDetail, error) {
 	def, err := pipeline.ParseYAML(data)
 	if err != nil {
 		return nil, err
@@ -307,7 +312,7 @@ func FromFile(ctx context.Context, stored *jobv1.PipelineDetail, name string, da
 		return nil, errors.New("stages: must not be empty: a pipeline has at least one stage")
 	}
 	def.IncludeFiles = nil
-	plan, err := pipeline.DefaultLimits.ValidateFiles(ctx, def, files)
+	plan, err := limits.ValidateFiles(ctx, def, files)
 	if err != nil {
 		return nil, err
 	}
