@@ -32,14 +32,18 @@ plugins:
 run: plugins
 	$(GO) run ./cmd/arcade up --data-dir data --run examples/pipelines/ci.arcade.yaml
 
-# Every test, with the race detector. PostgreSQL-backed tests start a
-# throwaway cluster when initdb/pg_ctl exist (ARCADE_REQUIRE_POSTGRES=1 makes
-# their absence a failure).
+# Every test of both modules, with the race detector. PostgreSQL-backed
+# tests start a throwaway cluster when initdb/pg_ctl exist
+# (ARCADE_REQUIRE_POSTGRES=1 makes their absence a failure).
+# The repository holds two Go modules: the main one (.) and the PDK (./pdk,
+# standard library only, which the main module replaces with the local copy).
 test:
 	$(GO) test -race -count=1 -timeout 30m ./...
+	cd pdk && $(GO) test -race -count=1 ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
+	cd pdk && $(GO) test -short -count=1 ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -count 1 ./core/... ./server/... ./host/... | tee bench.out
@@ -50,12 +54,18 @@ check: fmt vet tidy-check proto-check proto-lint
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The PDK is vetted twice: for the machine (its types, as tools use them)
+# and for plugins (GOOS=wasip1, its kernel imports).
 vet:
 	$(GO) vet ./...
+	cd pdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 
+# The PDK requires nothing: it has no go.sum.
 tidy-check:
 	$(GO) mod tidy
-	git diff --exit-code go.mod go.sum
+	cd pdk && $(GO) mod tidy
+	git diff --exit-code -- go.mod go.sum pdk/go.mod
+	@if [ -e pdk/go.sum ]; then echo "pdk/go.sum: the PDK must require nothing"; exit 1; fi
 
 proto-install:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)

@@ -5,18 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/go-arcade/arcade/agent/executor"
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/core/jobstep"
+	"github.com/go-arcade/arcade/core/stepresult"
 	"github.com/go-arcade/arcade/host"
 )
 
@@ -224,8 +222,7 @@ func (r *stepsRun) pluginStep(ctx context.Context, st *agentv1.Step, index int, 
 		return failed("plugin %s: unreadable response: %v", pluginName, err)
 	}
 	r.logResponse(resp)
-	switch resp.GetStatus() {
-	case pluginv1.Status_STATUS_SUCCESS, pluginv1.Status_STATUS_SKIPPED:
+	if stepresult.Passed(resp) {
 		if len(resp.GetOutputs()) > 0 && r.jr != nil {
 			if r.jr.pluginOutputs == nil {
 				r.jr.pluginOutputs = map[string]string{}
@@ -234,7 +231,7 @@ func (r *stepsRun) pluginStep(ctx context.Context, st *agentv1.Step, index int, 
 		}
 		return executor.Result{Outcome: executor.Succeeded}, ""
 	}
-	return failed("%s", failureMessage(pluginName, resp))
+	return failed("%s", stepresult.Failure(pluginName, resp))
 }
 
 // pluginInput is the request of the kind's function: the step's context
@@ -248,84 +245,16 @@ func (r *stepsRun) pluginInput(st *agentv1.Step, index int, name, kind, fn strin
 		PipelineId: r.env["ARCADE_PIPELINE_ID"], PipelineRunId: r.env["ARCADE_RUN_ID"], Stage: r.env["ARCADE_STAGE"],
 		Repository: r.env["ARCADE_REPOSITORY"], Ref: r.env["ARCADE_REF"], Commit: r.env["ARCADE_COMMIT"],
 	}
-	params := &structpb.Struct{Fields: map[string]*structpb.Value{}}
-	for k, v := range st.GetWith() {
-		params.Fields[k] = structpb.NewStringValue(v)
-	}
-	var in proto.Message
-	switch {
-	case kind == "cd":
-		in = &pluginv1.DeployRequest{Context: sc, Params: params,
-			Environment: st.GetWith()["environment"], Version: st.GetWith()["version"]}
-	case kind == "custom" || fn == "execute":
-		in = &pluginv1.ExecuteRequest{Context: sc, Params: params, Action: st.GetWith()["action"]}
-	default:
-		in = &pluginv1.StepRequest{Context: sc, Params: params}
-	}
-	return protojson.Marshal(in)
+	return protojson.Marshal(stepresult.Request(kind, fn, sc, st.GetWith()))
 }
 
-// logResponse writes the plugin's verdict into the job's log: summary,
-// messages, findings, files and outputs.
+// logResponse writes the plugin's verdict into the job's log, as
+// stepresult renders it.
 func (r *stepsRun) logResponse(resp *pluginv1.StepResponse) {
 	now := time.Now()
-	out := func(level agentv1.LogLevel, format string, args ...any) {
-		r.ship.addLevel(executor.Line{Stream: executor.Stdout, Text: fmt.Sprintf(format, args...), Time: now}, level)
+	for _, l := range stepresult.Lines(resp) {
+		r.ship.addLevel(executor.Line{Stream: executor.Stdout, Text: l.Text, Time: now}, severityLevel(l.Severity))
 	}
-	status := strings.TrimPrefix(resp.GetStatus().String(), "STATUS_")
-	if resp.GetSummary() != "" {
-		out(agentv1.LogLevel_LOG_LEVEL_INFO, "result: %s: %s", status, resp.GetSummary())
-	} else {
-		out(agentv1.LogLevel_LOG_LEVEL_INFO, "result: %s", status)
-	}
-	for _, m := range resp.GetMessages() {
-		out(severityLevel(m.GetSeverity()), "%s: %s", severityName(m.GetSeverity()), m.GetText())
-	}
-	for _, f := range resp.GetFindings() {
-		where := f.GetFile()
-		if f.GetLine() > 0 {
-			where += fmt.Sprintf(":%d", f.GetLine())
-			if f.GetColumn() > 0 {
-				where += fmt.Sprintf(":%d", f.GetColumn())
-			}
-		}
-		if where == "" {
-			where = "-"
-		}
-		out(severityLevel(f.GetSeverity()), "finding %s: [%s] %s (%s)", where, f.GetRule(), f.GetMessage(), severityName(f.GetSeverity()))
-	}
-	for _, f := range resp.GetFiles() {
-		out(agentv1.LogLevel_LOG_LEVEL_INFO, "file: %s", f.GetPath())
-	}
-	for _, k := range sortedKeys(resp.GetOutputs()) {
-		out(agentv1.LogLevel_LOG_LEVEL_INFO, "output %s=%s", k, resp.GetOutputs()[k])
-	}
-}
-
-// failureMessage says in one line why a plugin failed its step.
-func failureMessage(plugin string, resp *pluginv1.StepResponse) string {
-	status := strings.ToLower(strings.TrimPrefix(resp.GetStatus().String(), "STATUS_"))
-	if resp.GetStatus() == pluginv1.Status_STATUS_UNSPECIFIED {
-		status = "no status"
-	}
-	msg := fmt.Sprintf("plugin %s reported %s", plugin, status)
-	switch {
-	case resp.GetSummary() != "":
-		msg += ": " + resp.GetSummary()
-	case len(resp.GetMessages()) > 0:
-		msg += ": " + resp.GetMessages()[0].GetText()
-	case len(resp.GetFindings()) > 0:
-		f := resp.GetFindings()[0]
-		msg += fmt.Sprintf(": %d finding(s), first %s: %s", len(resp.GetFindings()), f.GetFile(), f.GetMessage())
-	}
-	return msg
-}
-
-func severityName(s pluginv1.Severity) string {
-	if s == pluginv1.Severity_SEVERITY_UNSPECIFIED {
-		return "info"
-	}
-	return strings.ToLower(strings.TrimPrefix(s.String(), "SEVERITY_"))
 }
 
 func severityLevel(s pluginv1.Severity) agentv1.LogLevel {
@@ -336,15 +265,6 @@ func severityLevel(s pluginv1.Severity) agentv1.LogLevel {
 		return agentv1.LogLevel_LOG_LEVEL_ERROR
 	}
 	return agentv1.LogLevel_LOG_LEVEL_INFO
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func short(sum string) string {

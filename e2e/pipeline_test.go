@@ -131,18 +131,19 @@ func TestPipelines(t *testing.T) {
 }
 
 func pipelineValidation(t *testing.T, c *cluster) {
+	// Errors name the field and, for a file, its line.
 	one := func(jobs string) string { return "name: bad\nstages:\n  - name: s\n    jobs:\n" + jobs }
 	cases := []struct{ name, yaml, want string }{
 		{"cycle", one("      - {name: a, commands: [x], depends_on: [b]}\n      - {name: b, commands: [x], depends_on: [a]}\n"),
-			"stages[0].jobs[0].depends_on: cycle: a → b → a"},
+			"stages[0].jobs[0].depends_on (line 5): cycle: a → b → a"},
 		{"unknown depends_on", one("      - {name: a, commands: [x], depends_on: [ghost]}\n"),
-			`stages[0].jobs[0].depends_on[0]: unknown job "ghost"`},
+			`stages[0].jobs[0].depends_on[0] (line 5): unknown job "ghost"`},
 		{"duplicate job names", one("      - {name: a, commands: [x]}\n      - {name: a, commands: [y]}\n"),
-			`stages[0].jobs[1].name: duplicate job name "a"`},
+			`stages[0].jobs[1].name (line 6): duplicate job name "a"`},
 		{"bad selector", one("      - {name: a, commands: [x], selector: 'env in (a'}\n"),
-			"stages[0].jobs[0].selector: bad selector"},
+			"stages[0].jobs[0].selector (line 5): bad selector"},
 		{"negative timeout", one("      - {name: a, commands: [x], timeout: -1m}\n"),
-			"stages[0].jobs[0].timeout: must not be negative"},
+			"stages[0].jobs[0].timeout (line 5): must not be negative"},
 		{"unknown when", one("      - {name: a, commands: [x], when: maybe}\n"),
 			`stages[0].jobs[0].when: unknown when "maybe"`},
 		{"bad cron", "name: bad\ntriggers: [{type: cron, cron: 'every day'}]\nstages: [{name: s, jobs: [{name: a, commands: [x]}]}]",

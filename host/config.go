@@ -53,6 +53,11 @@ type Config struct {
 	TrustedKeys []string `yaml:"trusted_keys"`
 	// RequireSignatures refuses every module not signed by a trusted key.
 	RequireSignatures bool `yaml:"require_signatures"`
+	// SignatureMode is "enforce" (require_signatures: true), "warn" or
+	// empty. warn loads an unsigned module but reports, in its listing
+	// and the log, that enforce would refuse it: a dry run before turning
+	// enforcement on. A bad signature is refused in every mode.
+	SignatureMode string `yaml:"signature_mode"`
 	// MaxModuleBytes bounds a module's size; a larger file is refused
 	// before it is read (default DefaultMaxModuleBytes).
 	MaxModuleBytes int64  `yaml:"max_module_bytes"`
@@ -233,6 +238,20 @@ func (c *Config) validate() error {
 			continue
 		}
 		c.keys = append(c.keys, pub)
+	}
+	switch c.SignatureMode {
+	case "":
+	case SignatureEnforce:
+		c.RequireSignatures = true
+	case SignatureWarn:
+		if c.RequireSignatures {
+			errs = append(errs, errors.New("signature_mode: warn and require_signatures: true contradict each other"))
+		}
+		if len(c.TrustedKeys) == 0 {
+			errs = append(errs, errors.New("signature_mode is warn but trusted_keys is empty"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("signature_mode %q: want enforce or warn", c.SignatureMode))
 	}
 	if c.RequireSignatures && len(c.TrustedKeys) == 0 {
 		errs = append(errs, errors.New("require_signatures is on but trusted_keys is empty"))

@@ -2,10 +2,12 @@ package host
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/core/plugininput"
 )
 
 // MetadataFunction is the export every plugin has: no input, PluginMetadata
@@ -84,6 +86,18 @@ func checkMetadata(spec *Spec, md *pluginv1.PluginMetadata, exported func(string
 	if spec.Version != "" && spec.Version != md.GetVersion() {
 		return refused(name, ErrVersionMismatch, "configured %s, module declares %s",
 			spec.Version, md.GetVersion())
+	}
+	if len(md.GetConfig()) > 0 {
+		given := maps.Clone(spec.Config)
+		if given == nil {
+			given = map[string]string{}
+		}
+		for k := range spec.Secrets {
+			given[k] = "" // a secret's value is not looked at
+		}
+		if errs := plugininput.Check("config key", md.GetConfig(), given); len(errs) > 0 {
+			return refused(name, ErrBadConfig, "%s", plugininput.Join(errs))
+		}
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ const (
 	ErrNameConflict    Reason = "name conflict"
 	ErrUnsigned        Reason = "unsigned"
 	ErrBadSignature    Reason = "bad signature"
+	// ErrBadConfig: the config names a key the plugin does not declare, or
+	// lacks one it requires.
+	ErrBadConfig Reason = "bad config"
 )
 
 // Error is a failed plugin load or call. Its message names the plugin and
@@ -69,6 +72,22 @@ type Error struct {
 	Timeout     time.Duration
 	MemoryLimit uint32 // MiB
 	Err         error
+	// Marked is set when the plugin marked its error permanent.
+	Marked bool
+}
+
+// Permanent reports whether calling again with the same input cannot
+// succeed: the plugin said so (pdk.Permanent), or the host refused the call
+// for a reason no retry changes (a host or path not granted, an unknown
+// function or plugin, a plugin of another kind, an answer that does not
+// parse). Timeouts, crashes, unreachable hosts and other plugin errors are
+// worth retrying.
+func (e *Error) Permanent() bool {
+	switch e.Reason {
+	case ErrHostNotGranted, ErrPathNotGranted, ErrUnknownFunction, ErrNotFound, ErrWrongKind, ErrBadOutput:
+		return true
+	}
+	return e.Marked
 }
 
 // Error returns the condensed, user-facing message.
@@ -174,6 +193,8 @@ func classifyCallError(f callFacts, err error) *Error {
 			e.Reason, e.Detail = ErrPathNotGranted, p
 		} else {
 			e.Reason, e.Detail = ErrPluginFailed, msg
+			var g *guestError
+			e.Marked = errors.As(err, &g) && g.permanent
 		}
 	default:
 		e.Reason, e.Detail = ErrCrashed, crashDetail(msg, f.stderr)
@@ -193,7 +214,14 @@ func unreachable(err error) *url.Error {
 }
 
 // guestError marks an error the plugin reported itself with error_set.
-type guestError struct{ msg string }
+type guestError struct {
+	msg       string
+	permanent bool // the plugin marked it permanent (PermanentVar)
+}
+
+// PermanentVar is the plugin variable a plugin sets to mark the error it
+// reports permanent (the PDK's pdk.PermanentVar).
+const PermanentVar = "arcade.error.permanent"
 
 func (g *guestError) Error() string { return g.msg }
 

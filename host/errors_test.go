@@ -27,9 +27,9 @@ func TestClassifyCallError(t *testing.T) {
 			errors.New("wasm error: unreachable" + trace), ErrOutOfMemory, "plugin p ran out of memory (limit 8 MiB)"},
 		{"host", nil, errors.New("HTTP request to 'https://evil.example:8443/x' is not allowed" + trace),
 			ErrHostNotGranted, "plugin p: host not granted: evil.example"},
-		{"path", nil, &guestError{"open /etc/shadow: Bad file number"}, ErrPathNotGranted,
+		{"path", nil, &guestError{msg: "open /etc/shadow: Bad file number"}, ErrPathNotGranted,
 			"plugin p: path not granted: open /etc/shadow"},
-		{"guest", nil, &guestError{"3 tests failed"}, ErrPluginFailed, "plugin p: build failed: 3 tests failed"},
+		{"guest", nil, &guestError{msg: "3 tests failed"}, ErrPluginFailed, "plugin p: build failed: 3 tests failed"},
 		{"panic", func(f callFacts) callFacts { f.stderr = "panic: nil map\n\ngoroutine 1\n"; return f },
 			errors.New("wasm error: unreachable" + trace), ErrCrashed, "plugin p crashed in build: panic: nil map (wasm error: unreachable)"},
 		{"stack overflow", func(f callFacts) callFacts {

@@ -38,16 +38,7 @@ type statusSetter interface {
 // plugin a failure is logged, raised as an event and turned into a SKIPPED
 // response with a nil error.
 func invoke[Out statusSetter](ctx context.Context, p *Plugin, fn string, in proto.Message, out Out) (Out, error) {
-	data, err := marshalOpts.Marshal(in)
-	if err != nil {
-		return out, &Error{Plugin: p.name, Function: fn, Reason: ErrBadOutput, Detail: "cannot encode input: " + err.Error(), Err: err}
-	}
-	raw, err := p.Call(ctx, fn, data)
-	if err == nil {
-		if uerr := unmarshalOpts.Unmarshal(raw, out); uerr != nil {
-			err = &Error{Plugin: p.name, Function: fn, Reason: ErrBadOutput, Detail: uerr.Error(), Err: uerr}
-		}
-	}
+	out, err := call(ctx, p, fn, in, out)
 	if err == nil {
 		return out, nil
 	}
@@ -59,6 +50,23 @@ func invoke[Out statusSetter](ctx context.Context, p *Plugin, fn string, in prot
 	p.m.emit(Event{Type: EventCallFailed, Plugin: p.name, Kind: KindName(p.Kind()), Function: fn, Err: err})
 	proto.Reset(out)
 	skip(out, err.Error())
+	return out, nil
+}
+
+// call calls fn with in and decodes its answer into out, with no failure
+// policy.
+func call[Out proto.Message](ctx context.Context, p *Plugin, fn string, in proto.Message, out Out) (Out, error) {
+	data, err := marshalOpts.Marshal(in)
+	if err != nil {
+		return out, &Error{Plugin: p.name, Function: fn, Reason: ErrBadOutput, Detail: "cannot encode input: " + err.Error(), Err: err}
+	}
+	raw, err := p.Call(ctx, fn, data)
+	if err != nil {
+		return out, err
+	}
+	if uerr := unmarshalOpts.Unmarshal(raw, out); uerr != nil {
+		return out, &Error{Plugin: p.name, Function: fn, Reason: ErrBadOutput, Detail: uerr.Error(), Err: uerr}
+	}
 	return out, nil
 }
 
@@ -175,6 +183,14 @@ func (m *Manager) GetNotifyPlugin(name string) (*NotifyPlugin, error) {
 // Send sends a message.
 func (n *NotifyPlugin) Send(ctx context.Context, in *pluginv1.SendRequest) (*pluginv1.SendResponse, error) {
 	return invoke(ctx, n.p, "send", in, &pluginv1.SendResponse{})
+}
+
+// Deliver is Send without the plugin's failure policy: a failed call is
+// always an error (an *Error, whose Permanent says whether retrying can
+// help), never a SKIPPED answer, for callers that handle failures
+// themselves (the server's notifier retries).
+func (n *NotifyPlugin) Deliver(ctx context.Context, in *pluginv1.SendRequest) (*pluginv1.SendResponse, error) {
+	return call(ctx, n.p, "send", in, &pluginv1.SendResponse{})
 }
 
 // SendTemplate sends a message rendered from a template.

@@ -146,14 +146,18 @@ func (i *instance) call(ctx context.Context, logger *slog.Logger, attrs []any, f
 		logger.Log(ctx, slog.LevelWarn, fmt.Sprintf("%d lines dropped (the plugin logged more than %d lines or %d bytes in one call)",
 			n, i.logs.maxLines, i.logs.maxBytes), attrs...)
 	}
+	// The plugin marks an error permanent through a plugin variable (the
+	// PDK's Permanent); it is taken, so that it marks this call only.
+	_, permanent := i.p.Var[PermanentVar]
+	delete(i.p.Var, PermanentVar)
 	if err != nil {
 		if msg := i.p.GetError(); msg != "" && msg == err.Error() {
-			return nil, stderr, false, &guestError{msg: msg}
+			return nil, stderr, false, &guestError{msg: msg, permanent: permanent}
 		}
 		return nil, stderr, false, err
 	}
 	if rc != 0 {
-		return nil, stderr, false, &guestError{msg: "returned code " + itoa(rc) + " without an error message"}
+		return nil, stderr, false, &guestError{msg: "returned code " + itoa(rc) + " without an error message", permanent: permanent}
 	}
 	return out, stderr, false, nil
 }

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	extism "github.com/extism/go-sdk"
@@ -30,12 +31,15 @@ import (
 // of instances. Calls hold a reference; a retired version is closed when the
 // last call on it returns.
 type version struct {
-	spec     Spec
-	meta     *pluginv1.PluginMetadata
-	sha256   string
-	digest   [sha256.Size]byte
-	sig      []byte // the signature accepted at load; nil when unsigned
-	shipSig  []byte // the signature handed to agents: sig, or the one found unchecked
+	spec    Spec
+	meta    *pluginv1.PluginMetadata
+	sha256  string
+	digest  [sha256.Size]byte
+	sig     []byte // the signature accepted at load; nil when unsigned
+	shipSig []byte // the signature handed to agents: sig, or the one found unchecked
+	// warning is what enforce would say of this unsigned module in
+	// signature_mode warn (nil: nothing).
+	warning  atomic.Pointer[string]
 	data     []byte // the module's bytes, served to agents
 	compiled *extism.CompiledPlugin
 	pool     *pool
@@ -150,9 +154,12 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	if err != nil {
 		return nil, err
 	}
-	sig, err := m.cfg.checkSignature(&spec, sum)
+	sig, warning, err := m.cfg.checkSignature(&spec, sum)
 	if err != nil {
 		return nil, err
+	}
+	if warning != nil {
+		m.logger.Warn("plugin unsigned; enforce would refuse it", "plugin", spec.Name, "err", warning)
 	}
 	shipSig := sig
 	if shipSig == nil {
@@ -168,8 +175,19 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 		return nil, err
 	}
 	v.sig, v.shipSig = sig, shipSig
+	v.setWarning(warning)
 	v.loadTime = time.Since(start)
 	return v, nil
+}
+
+// setWarning records (or, with nil, clears) the signature warning.
+func (v *version) setWarning(w error) {
+	if w == nil {
+		v.warning.Store(nil)
+		return
+	}
+	s := w.Error()
+	v.warning.Store(&s)
 }
 
 // firstParty reports whether a missing module is one `make plugins` builds:

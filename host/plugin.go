@@ -207,6 +207,9 @@ func (p *Plugin) Info() *pluginv1.PluginInfo {
 		info.Sha256 = v.sha256
 		info.LoadedAt = timestamppb.New(v.loadedAt)
 		info.Instances = v.pool.live.Load()
+		if w := v.warning.Load(); w != nil {
+			info.Warning = *w
+		}
 	}
 	info.MaxInstances = int32(spec.Grants.MaxInstances)
 	info.Granted = &pluginv1.Capabilities{

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -119,13 +120,19 @@ func verifyDigest(digest [sha256.Size]byte, sig []byte, keys []ed25519.PublicKey
 	return slices.ContainsFunc(keys, func(k ed25519.PublicKey) bool { return ed25519.Verify(k, msg, sig) })
 }
 
+// Signature modes (plugins.yaml signature_mode).
+const (
+	SignatureEnforce = "enforce"
+	SignatureWarn    = "warn"
+)
+
 // signaturesOn reports whether modules are checked at all.
 func (c *Config) signaturesOn() bool { return c.RequireSignatures || len(c.keys) > 0 }
 
 // sameSignaturePolicy reports whether two configurations trust the same keys
 // under the same requirement.
 func (c *Config) sameSignaturePolicy(o *Config) bool {
-	return c.RequireSignatures == o.RequireSignatures &&
+	return c.RequireSignatures == o.RequireSignatures && c.SignatureMode == o.SignatureMode &&
 		slices.EqualFunc(c.keys, o.keys, func(a, b ed25519.PublicKey) bool { return a.Equal(b) })
 }
 
@@ -138,8 +145,14 @@ func readSignature(spec *Spec) (sig []byte, from string, err error) {
 	}
 	from = spec.Path + SignatureExt
 	data, err := os.ReadFile(from)
+	if named := filepath.Join(filepath.Dir(spec.Path), spec.Name+".wasm"+SignatureExt); errors.Is(err, fs.ErrNotExist) && named != from {
+		// `arcade plugin sign` names the signature after the plugin, so
+		// that it follows a module installed under another file name.
+		from = named
+		data, err = os.ReadFile(from)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, from, nil
+		return nil, spec.Path + SignatureExt, nil
 	}
 	if err != nil {
 		return nil, from, err
@@ -151,27 +164,32 @@ func readSignature(spec *Spec) (sig []byte, from string, err error) {
 // checkSignature applies the signature policy of c to a module with the
 // given digest. With trusted keys, a signature present is always checked;
 // require_signatures decides whether an unsigned module loads. It returns the
-// signature that was accepted (nil when unsigned).
-func (c *Config) checkSignature(spec *Spec, digest [sha256.Size]byte) ([]byte, error) {
+// signature that was accepted (nil when unsigned) and, in warn mode, the
+// refusal enforce would have made of an unsigned module (which loads).
+func (c *Config) checkSignature(spec *Spec, digest [sha256.Size]byte) (sig []byte, warning, err error) {
 	if !c.signaturesOn() {
-		return nil, nil
+		return nil, nil, nil
 	}
 	sig, from, err := readSignature(spec)
 	if err != nil {
-		return nil, &Error{Plugin: spec.Name, Reason: ErrBadSignature, Detail: fmt.Sprintf("%s: %v", from, err), Err: err}
+		return nil, nil, &Error{Plugin: spec.Name, Reason: ErrBadSignature, Detail: fmt.Sprintf("%s: %v", from, err), Err: err}
 	}
 	if sig == nil {
-		if c.RequireSignatures {
-			return nil, refused(spec.Name, ErrUnsigned,
+		switch {
+		case c.RequireSignatures:
+			return nil, nil, refused(spec.Name, ErrUnsigned,
 				"require_signatures is on and neither plugins.yaml nor %s holds a signature", from)
+		case c.SignatureMode == SignatureWarn:
+			return nil, refused(spec.Name, ErrUnsigned,
+				"signature_mode warn: enforce would refuse it: neither plugins.yaml nor %s holds a signature", from), nil
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	if !verifyDigest(digest, sig, c.keys) {
-		return nil, refused(spec.Name, ErrBadSignature,
+		return nil, nil, refused(spec.Name, ErrBadSignature,
 			"%s: signature not by a trusted key, or the module changed after signing", from)
 	}
-	return sig, nil
+	return sig, nil, nil
 }
 
 // recheckSignaturesLocked applies a changed signature policy to the versions
@@ -206,9 +224,13 @@ func (m *Manager) recheckSignaturesLocked(ctx context.Context, prev *Config) err
 		}
 		// The signature is over the digest the version keeps: no need to
 		// read the module again.
-		sig, err := m.cfg.checkSignature(&v.spec, v.digest)
+		sig, warning, err := m.cfg.checkSignature(&v.spec, v.digest)
 		if err == nil {
 			v.sig = sig
+			v.setWarning(warning)
+			if warning != nil {
+				m.logger.Warn("plugin unsigned; enforce would refuse it", "plugin", p.name, "err", warning)
+			}
 			continue
 		}
 		if !p.cur.CompareAndSwap(v, nil) {

@@ -317,3 +317,79 @@ func TestSignaturePolicyChangeApplies(t *testing.T) {
 	mustEcho(t, m, "signed")
 	mustEcho(t, m, "plain")
 }
+
+// TestSignatureWarnMode: in signature_mode warn an unsigned module loads and
+// its listing says enforce would refuse it; a signed one has no warning; a
+// bad signature is refused as in every mode; the mode is validated.
+func TestSignatureWarnMode(t *testing.T) {
+	t.Parallel()
+	trusted, trustedPriv := testKey(t)
+	_, strangerPriv := testKey(t)
+	dir := t.TempDir()
+	specs := map[string]func(path string){
+		"unsigned": func(string) {},
+		"signed":   func(p string) { signFile(t, trustedPriv, p, p) },
+		"stranger": func(p string) { signFile(t, strangerPriv, p, p) },
+	}
+	var cfg Config
+	cfg.TrustedKeys = []string{EncodePublicKey(trusted)}
+	cfg.SignatureMode = SignatureWarn
+	for name, sign := range specs {
+		spec := kitchen(name)
+		spec.Path = filepath.Join(dir, name+".wasm")
+		copyFile(t, testWasm.kitchen, spec.Path)
+		sign(spec.Path)
+		cfg.Plugins = append(cfg.Plugins, spec)
+	}
+	m, err := loadConfig(t, cfg)
+	if !errors.Is(err, ErrBadSignature) || !strings.Contains(err.Error(), "plugin stranger refused") {
+		t.Fatalf("Init: %v, want the stranger's signature refused", err)
+	}
+	mustEcho(t, m, "unsigned")
+	mustEcho(t, m, "signed")
+	info := func(name string) (state, warning string) {
+		p, err := m.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := p.Info()
+		return i.GetState().String(), i.GetWarning()
+	}
+	if st, w := info("unsigned"); st != "PLUGIN_STATE_LOADED" || !strings.Contains(w, "signature_mode warn: enforce would refuse it") {
+		t.Errorf("unsigned: %s, warning %q", st, w)
+	}
+	if _, w := info("signed"); w != "" {
+		t.Errorf("signed: warning %q", w)
+	}
+
+	for _, c := range []struct{ yaml, want string }{
+		{"signature_mode: warn\n", "signature_mode is warn but trusted_keys is empty"},
+		{"signature_mode: warn\nrequire_signatures: true\ntrusted_keys: [" + EncodePublicKey(trusted) + "]\n", "contradict"},
+		{"signature_mode: strict\n", `signature_mode "strict": want enforce or warn`},
+	} {
+		if _, err := ParseConfig([]byte(c.yaml), t.TempDir()); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
+		}
+	}
+	enforce, err := ParseConfig([]byte("signature_mode: enforce\ntrusted_keys: ["+EncodePublicKey(trusted)+"]\n"), t.TempDir())
+	if err != nil || !enforce.RequireSignatures {
+		t.Errorf("signature_mode enforce: %v, require %v", err, enforce != nil && enforce.RequireSignatures)
+	}
+}
+
+// TestSignatureNamedAfterThePlugin: a module installed under another file
+// name finds the signature named after the plugin (NAME.wasm.sig).
+func TestSignatureNamedAfterThePlugin(t *testing.T) {
+	t.Parallel()
+	trusted, priv := testKey(t)
+	dir := t.TempDir()
+	spec := kitchen("tool")
+	spec.Path = filepath.Join(dir, "tool-1.2.0.wasm")
+	copyFile(t, testWasm.kitchen, spec.Path)
+	signFile(t, priv, spec.Path, filepath.Join(dir, "tool.wasm"))
+	m, err := loadConfig(t, Config{TrustedKeys: []string{EncodePublicKey(trusted)}, RequireSignatures: true, Plugins: []Spec{spec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEcho(t, m, "tool")
+}

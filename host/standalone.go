@@ -31,6 +31,9 @@ type Module struct {
 	AllowedHosts   []string
 	Timeout        time.Duration
 	MemoryLimitMiB uint32
+	// Params are the with: parameters the module declares (none: not
+	// checked).
+	Params []*pluginv1.PluginInput
 }
 
 // Module returns the version serving now, with its bytes.
@@ -46,6 +49,7 @@ func (p *Plugin) Module() (*Module, error) {
 		AllowedHosts:   slices.Clone(v.spec.Grants.AllowedHosts),
 		Timeout:        time.Duration(v.spec.Grants.Timeout),
 		MemoryLimitMiB: v.spec.Grants.MemoryLimitMiB,
+		Params:         v.meta.GetParams(),
 	}, nil
 }
 

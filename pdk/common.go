@@ -1,6 +1,7 @@
 package pdk
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -49,3 +50,32 @@ func (r *Response) Err() error {
 	}
 	return fmt.Errorf("HTTP %d: %s", r.StatusCode, body)
 }
+
+// PermanentVar is the plugin variable a plugin sets to "1" before reporting
+// an error (error_set) to mark the error permanent. Permanent marks it for
+// Go plugins; plugins in other languages set the variable themselves.
+const PermanentVar = "arcade.error.permanent"
+
+// Permanent marks err as permanent: calling again with the same input cannot
+// succeed (a receiver refusing the request with 400, a config value
+// missing). Arcade does not retry a call that failed with a permanent error;
+// other errors are retried where Arcade retries (notification delivery).
+// Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked with
+// Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }

@@ -133,10 +133,16 @@ func OutputJSON(v any) error {
 }
 
 // SetError sets the call's error; the host shows its text verbatim.
+//
+// An error marked with Permanent is reported as permanent: Arcade does not
+// retry the call.
 func SetError(err error) {
 	msg := "unknown error"
 	if err != nil && err.Error() != "" {
 		msg = err.Error()
+	}
+	if IsPermanent(err) {
+		SetVar(PermanentVar, []byte("1"))
 	}
 	extismErrorSet(kernelWrite([]byte(msg)))
 }

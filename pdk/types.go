@@ -85,6 +85,26 @@ type Metadata struct {
 	// Storage says what a storage plugin offers beyond save, load, delete
 	// and list; its functions must be listed in Functions too.
 	Storage *StorageFeatures `json:"storage,omitempty"`
+	// Params declares the with: parameters a step may give, Config the keys
+	// of the plugins.yaml config. Declared, they are enforced: an unknown
+	// or missing required key is refused at pipeline creation (params) or
+	// at load (config), naming it. Nothing declared: nothing is checked.
+	Params []Key `json:"params,omitempty"`
+	Config []Key `json:"config,omitempty"`
+}
+
+// Key is one declared param or config key (PluginInput in plugin.proto).
+type Key struct {
+	// Name is the key; a config name ending in ".*" covers every key with
+	// that prefix.
+	Name string `json:"name"`
+	// Type is "string" (the default), "bool" or "number".
+	Type     string `json:"type,omitempty"`
+	Required bool   `json:"required,omitempty"`
+	// Default is what the plugin uses when the key is absent (shown only;
+	// the plugin applies it).
+	Default     string `json:"defaultValue,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // StorageFeatures are the optional parts of the storage contract

@@ -11,7 +11,7 @@ import (
 
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/host"
-	"github.com/go-arcade/arcade/pdk/pdktest"
+	"github.com/go-arcade/arcade/host/pdktest"
 )
 
 // shippedConfig copies conf.d/plugins.yaml into a temporary tree laid out

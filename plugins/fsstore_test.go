@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/host/pdktest"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
 )
 
 // TestFSStoreContentForms: fs-store reads the content of a save however the

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/host/pdktest"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
 )
 
 // names are the first-party plugins, one folder each.
@@ -386,6 +386,28 @@ func TestWebhook(t *testing.T) {
 			t.Fatalf("error = %v", err)
 		}
 	})
+	t.Run("misspelt config", func(t *testing.T) {
+		_, err := pdktest.LoadErr(t, wasm(t, "webhook"), pdktest.Options{Kind: "notify", Hosts: []string{"127.0.0.1"},
+			Config: map[string]string{"url": srv.URL + "/hook", "chanel": "#builds", "template.job": "x"}})
+		if !errors.Is(err, host.ErrBadConfig) || !strings.Contains(err.Error(), "chanel: unknown config key; did you mean channel?") {
+			t.Fatalf("load: %v", err)
+		}
+	})
+	// A receiver refusing the request (4xx but 408 and 429) is a permanent
+	// error, not retried; a 5xx is worth retrying.
+	for code, permanent := range map[int]bool{400: true, 404: true, 429: false, 503: false} {
+		t.Run(fmt.Sprintf("answer %d", code), func(t *testing.T) {
+			rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }))
+			defer rcv.Close()
+			p := pdktest.Load(t, wasm(t, "webhook"), pdktest.Options{Kind: "notify", Hosts: []string{"127.0.0.1"},
+				Config: map[string]string{"url": rcv.URL + "/hook"}})
+			err := p.Call("send", pdk.SendRequest{Body: "x"}, nil)
+			var he *host.Error
+			if !errors.As(err, &he) || he.Permanent() != permanent || !strings.Contains(err.Error(), fmt.Sprint(code)) {
+				t.Fatalf("error = %v, want one naming %d, permanent %v", err, code, permanent)
+			}
+		})
+	}
 }
 
 func TestLogNotify(t *testing.T) {

@@ -17,9 +17,9 @@ import (
 
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/host/pdktest"
 	"github.com/go-arcade/arcade/internal/s3test"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
 )
 
 // storeUnderTest is a storage plugin loaded for the conformance suite.

@@ -23,7 +23,9 @@ func (p *pluginSender) Send(ctx context.Context, name string, req *pluginv1.Send
 	if err != nil {
 		return nil, err
 	}
-	return np.Send(ctx, req)
+	// The notifier retries failed deliveries itself: errors come back as
+	// errors, whatever the plugin's failure policy.
+	return np.Deliver(ctx, req)
 }
 
 // Ready waits while the plugin compiles (the server loads its plugins after

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -29,7 +30,16 @@ func loadConfig(out any, defaults map[string]any, path string, explicit bool, fl
 	}
 	if path != "" {
 		if _, err := os.Stat(path); err == nil || explicit {
-			if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			fk := koanf.New(".")
+			if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+				return fmt.Errorf("config file %s: %w", path, err)
+			}
+			// A key nothing reads is a typo: refused, so that a rule or a
+			// limit written under a misspelt key is not silently ignored.
+			if bad := unknownKeys(fk.Raw(), reflect.TypeOf(out), ""); len(bad) > 0 {
+				return fmt.Errorf("config file %s: %s", path, strings.Join(bad, "; "))
+			}
+			if err := k.Merge(fk); err != nil {
 				return fmt.Errorf("config file %s: %w", path, err)
 			}
 		} else if !errors.Is(err, fs.ErrNotExist) {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +141,48 @@ func TestAgentContainerSettings(t *testing.T) {
 	}
 	if rt, h := load(t, file, "--container-runtime", "auto", "--docker-host", "tcp://127.0.0.1:2375"); rt != "auto" || h != "tcp://127.0.0.1:2375" {
 		t.Errorf("flags over env: %q %q", rt, h)
+	}
+}
+
+// TestConfigUnknownKeys: a key of server.yaml or agent.yaml that nothing
+// reads stops the command, naming it and the key it resembles; the shipped
+// files have none; unknown ARCADE_* variables stay allowed (CI sets its own).
+func TestConfigUnknownKeys(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ARCADE_REQUIRE_SOMETHING", "1")
+	for _, c := range []struct {
+		yaml string
+		want string
+	}{
+		{"notfy:\n  - {name: n, on: [job.failed], plugin: p}\n", "notfy: unknown key; did you mean notify?"},
+		{"notify:\n  - {name: n, on: [job.failed], plugn: p}\n", "notify[0].plugn: unknown key; did you mean notify[0].plugin?"},
+		{"notify_delivery: {atempts: 2}\n", "notify_delivery.atempts: unknown key; did you mean notify_delivery.attempts?"},
+		{"listen: 127.0.0.1:1\nzzz_unrelated: 1\n", "zzz_unrelated: unknown key"},
+	} {
+		file := filepath.Join(dir, "server.yaml")
+		if err := os.WriteFile(file, []byte(c.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		flags := pflag.NewFlagSet("server", pflag.ContinueOnError)
+		addServerFlags(flags)
+		var s serverSettings
+		err := loadConfig(&s, serverDefaults, file, true, flags)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
+		}
+	}
+	for _, f := range []struct {
+		path string
+		out  any
+		add  func(*pflag.FlagSet)
+	}{
+		{"../../conf.d/server.yaml", &serverSettings{}, addServerFlags},
+		{"../../conf.d/agent.yaml", &agentSettings{}, addAgentFlags},
+	} {
+		flags := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		f.add(flags)
+		if err := loadConfig(f.out, map[string]any{}, f.path, true, flags); err != nil {
+			t.Errorf("%s: %v", f.path, err)
+		}
 	}
 }

@@ -50,7 +50,7 @@ func newPluginCmd() *cobra.Command {
 				m := p.GetMetadata()
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", p.GetName(), kindName(pluginKind(p)), dash(m.GetVersion()),
 					stateName(p.GetState()), p.GetInstances(), p.GetMaxInstances(),
-					dash(strings.Join(m.GetFunctions(), ",")), p.GetLastError())
+					dash(strings.Join(m.GetFunctions(), ",")), problem(p))
 			}
 			return tw.Flush()
 		},
@@ -162,7 +162,7 @@ func newPluginCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(append([]*cobra.Command{list, info, call, reload}, newPluginSignCmds()...)...)
+	cmd.AddCommand(append([]*cobra.Command{list, info, call, reload, newPluginRunCmd(), newPluginNewCmd()}, newPluginSignCmds()...)...)
 	return cmd
 }
 
@@ -254,4 +254,13 @@ func readInput(arg string, stdin io.Reader) (string, error) {
 		return string(b), nil
 	}
 	return arg, nil
+}
+
+// problem is what a listing shows of a plugin's trouble: the last failed
+// load, else a warning about the serving version.
+func problem(p *pluginv1.PluginInfo) string {
+	if p.GetLastError() == "" && p.GetWarning() != "" {
+		return "warning: " + p.GetWarning()
+	}
+	return p.GetLastError()
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -58,11 +61,21 @@ standard output: list it under trusted_keys in plugins.yaml.`,
 	}
 	keygen.Flags().StringVar(&out, "out", "", "private key file to create")
 
-	var keyFile string
+	var (
+		keyFile string
+		all     bool
+	)
 	sign := &cobra.Command{
-		Use:   "sign --key KEYFILE FILE.wasm",
-		Short: "Sign a plugin module: writes FILE.wasm.sig",
-		Args:  cobra.ExactArgs(1),
+		Use:   "sign --key KEYFILE FILE.wasm... | --all [DIR...]",
+		Short: "Sign plugin modules: writes NAME.wasm.sig beside each, NAME the plugin's declared name",
+		Long: `Sign plugin modules with an ed25519 key (from plugin keygen).
+The signature is written beside the module and named after the plugin the
+module declares (go-lint.wasm.sig for a module that declares go-lint, whatever
+its file is called), which is where a server looks for it. A file that is not
+a loadable plugin is signed as FILE.wasm.sig. --all signs every .wasm in the
+folders named (default: plugins).`,
+		Example: `  arcade plugin sign --key plugin.key plugins/go-lint.wasm
+  arcade plugin sign --key plugin.key --all plugins`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyFile == "" {
 				return errors.New("--key is required")
@@ -75,18 +88,49 @@ standard output: list it under trusted_keys in plugins.yaml.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", keyFile, err)
 			}
-			module, err := os.ReadFile(args[0])
-			if err != nil {
-				return err
+			files := args
+			if all {
+				dirs := args
+				if len(dirs) == 0 {
+					dirs = []string{"plugins"}
+				}
+				files = nil
+				for _, d := range dirs {
+					found, err := filepath.Glob(filepath.Join(d, "*.wasm"))
+					if err != nil {
+						return err
+					}
+					files = append(files, found...)
+				}
+				if len(files) == 0 {
+					return fmt.Errorf("--all: no .wasm in %s", strings.Join(dirs, ", "))
+				}
+			} else if len(files) == 0 {
+				return errors.New("name the modules to sign, or --all")
 			}
-			sigFile := args[0] + host.SignatureExt
-			if err := os.WriteFile(sigFile, host.EncodeSignature(host.SignModule(priv, module)), 0o644); err != nil {
-				return err
+			runner := host.NewRunner(nil)
+			defer runner.Close(context.Background())
+			signer := host.EncodePublicKey(priv.Public().(ed25519.PublicKey))
+			for _, f := range files {
+				module, err := readBounded(f, host.DefaultMaxModuleBytes)
+				if err != nil {
+					return err
+				}
+				sigFile := f + host.SignatureExt
+				if name := declaredName(cmd.Context(), runner, f, module); name != "" {
+					sigFile = filepath.Join(filepath.Dir(f), name+".wasm"+host.SignatureExt)
+				} else {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: not a loadable plugin; signature named after the file\n", f)
+				}
+				if err := os.WriteFile(sigFile, host.EncodeSignature(host.SignModule(priv, module)), 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s signed by %s\n", sigFile, signer)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s signed by %s\n", sigFile, host.EncodePublicKey(priv.Public().(ed25519.PublicKey)))
 			return nil
 		},
 	}
+	sign.Flags().BoolVar(&all, "all", false, "sign every .wasm in the folders named (default: plugins)")
 	sign.Flags().StringVar(&keyFile, "key", "", "private key file (from plugin keygen)")
 
 	var pubArg, sigArg string
@@ -152,3 +196,20 @@ func readPublicKey(arg string) (ed25519.PublicKey, error) {
 	}
 	return pub, nil
 }
+
+// declaredName is the name the module at path declares in its metadata, ""
+// when it does not load as a plugin.
+func declaredName(ctx context.Context, r *host.Runner, path string, module []byte) string {
+	l, err := r.Load(ctx, host.Spec{Name: strings.TrimSuffix(filepath.Base(path), ".wasm"), Path: path}, module)
+	if err != nil {
+		return ""
+	}
+	defer l.Close()
+	name := l.Metadata().GetName()
+	if !safeName.MatchString(name) {
+		return "" // not a file name: the file's name is used
+	}
+	return name
+}
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/go-arcade/arcade/host/pdktest"
 )
 
 // runPluginCmd runs the arcade command in-process and returns its output.
@@ -85,5 +87,47 @@ func TestPluginSignRoundTrip(t *testing.T) {
 	}
 	if _, err := runPluginCmd(t, "plugin", "verify", "--pub", pub, module); err == nil || !strings.Contains(err.Error(), "unsigned") {
 		t.Fatalf("verify without a signature: %v", err)
+	}
+}
+
+// TestPluginSignAll: sign --all signs every module of a folder, each
+// signature named after the plugin the module declares (a module that is
+// not a plugin: after its file), and the signatures verify.
+func TestPluginSignAll(t *testing.T) {
+	lint := pdktest.Build(t, "../../plugins/go-lint")
+	dir := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	data, err := os.ReadFile(lint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go-lint-1.0.0.wasm"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "odd.wasm"), []byte("\x00asm\x01\x00\x00\x00not a plugin"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "signing.key")
+	if _, err := runPluginCmd(t, "plugin", "keygen", "--out", key); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runPluginCmd(t, "plugin", "sign", "--key", key, "--all", dir)
+	if err != nil {
+		t.Fatalf("sign --all: %v\n%s", err, out)
+	}
+	for _, c := range []struct{ module, sig string }{
+		{"go-lint-1.0.0.wasm", "go-lint.wasm.sig"},
+		{"odd.wasm", "odd.wasm.sig"},
+	} {
+		if !strings.Contains(out, filepath.Join(dir, c.sig)+" signed by") {
+			t.Errorf("sign --all did not name %s:\n%s", c.sig, out)
+		}
+		out, err := runPluginCmd(t, "plugin", "verify", "--pub", key+".pub", "--sig", filepath.Join(dir, c.sig), filepath.Join(dir, c.module))
+		if err != nil || !strings.Contains(out, "good signature") {
+			t.Errorf("verify %s: %v %s", c.sig, err, out)
+		}
+	}
+	if _, err := runPluginCmd(t, "plugin", "sign", "--key", key, "--all", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no .wasm in") {
+		t.Errorf("sign --all of an empty folder: %v", err)
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/host/pdktest"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
 )
 
 func TestMain(m *testing.M) { pdktest.Main(m) }
@@ -34,7 +34,7 @@ func build(t *testing.T) string {
 	}
 	out := filepath.Join(t.TempDir(), "slugify.wasm")
 	cmd := exec.Command(clang, "--target=wasm32-wasi", "--sysroot=/usr", "-isystem", "/usr/include/wasm32-wasi",
-		"-L/usr/lib/wasm32-wasi", "-mexec-model=reactor", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out, filepath.Join("src", "slugify.c"))
+		"-L/usr/lib/wasm32-wasi", "-mexec-model=reactor", "-I", filepath.Join("..", "..", "pdk", "c"), "-O2", "-Wall", "-Wextra", "-Werror", "-o", out, filepath.Join("src", "slugify.c"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("clang: %v\n%s", err, b)
 	}
@@ -80,8 +80,19 @@ func TestSlugifyC(t *testing.T) {
 		t.Errorf("log line missing:\n%s", logs.String())
 	}
 	err = p.Call("execute", pdk.ExecuteRequest{Action: "shout"}, nil)
-	if !errors.Is(err, host.ErrPluginFailed) || !strings.Contains(err.Error(), "slugify-c: unknown action (want slugify)") {
-		t.Fatalf("unknown action: %v", err)
+	var he *host.Error
+	if !errors.As(err, &he) || he.Reason != host.ErrPluginFailed || !he.Permanent() || !strings.Contains(err.Error(), "slugify-c: unknown action (want slugify)") {
+		t.Fatalf("unknown action: %#v, want a permanent failure", err)
+	}
+	// Quotes and control characters in the answer are escaped by the header.
+	p2 := pdktest.Load(t, wasm, pdktest.Options{Kind: "custom", Config: map[string]string{"separator": "\"\n"}})
+	if err := p2.Call("execute", pdk.ExecuteRequest{Action: "slugify", Params: pdk.Params{"text": "a b"}}, &resp); err != nil || resp.Result["slug"] != "a\"\nb" {
+		t.Fatalf("escaped separator: %v %+v", err, resp)
+	}
+	// Declared inputs: a misspelt config key is refused at load.
+	if _, err := pdktest.LoadErr(t, wasm, pdktest.Options{Kind: "custom", Config: map[string]string{"seperator": "_"}}); !errors.Is(err, host.ErrBadConfig) ||
+		!strings.Contains(err.Error(), "seperator: unknown config key; did you mean separator?") {
+		t.Fatalf("misspelt config: %v", err)
 	}
 	// Many calls: the module's own allocator frees what each call takes.
 	for i := range 500 {

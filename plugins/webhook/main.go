@@ -37,6 +37,14 @@ var meta = pdk.Metadata{
 	Capabilities: &pdk.Capabilities{
 		ConfigKeys: []string{"url", "format", "token", "channel", "template.NAME"},
 	},
+	// Declared, so that a misspelt key (chanel:) is refused at load.
+	Config: []pdk.Key{
+		{Name: "url", Description: "where to POST; its host must be granted"},
+		{Name: "format", Default: "generic", Description: "generic, slack, dingtalk or feishu"},
+		{Name: "token", Description: "bearer token (generic)"},
+		{Name: "channel", Description: "default channel"},
+		{Name: "template.*", Description: "named templates for send_template"},
+	},
 }
 
 //go:wasmexport metadata
@@ -96,7 +104,7 @@ func render(text string, r *pdk.SendTemplateRequest) (string, error) {
 func post(r *pdk.SendRequest) (*pdk.SendResponse, error) {
 	url, ok := pdk.Config("url")
 	if !ok || url == "" {
-		return nil, errors.New("webhook: config url is not set")
+		return nil, pdk.Permanent(errors.New("webhook: config url is not set"))
 	}
 	if r.Channel == "" {
 		r.Channel = pdk.ConfigOr("channel", "")
@@ -115,7 +123,12 @@ func post(r *pdk.SendRequest) (*pdk.SendResponse, error) {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
 	if err := resp.Err(); err != nil {
-		return nil, fmt.Errorf("webhook: %s answered %w", hostOf(url), err)
+		err = fmt.Errorf("webhook: %s answered %w", hostOf(url), err)
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429 {
+			// The receiver refused this request: sending it again cannot help.
+			err = pdk.Permanent(err)
+		}
+		return nil, err
 	}
 	// DingTalk and Feishu answer 200 with an error code in the body.
 	var reply struct {

@@ -241,6 +241,11 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 			n.abandon(d)
 			return
 		}
+		if isPermanent(err) {
+			n.log.Error("notification failed permanently; not retried", append(attrs, "err", err)...)
+			n.report(d, Failed, attempt, err, "permanent", "true")
+			return
+		}
 		if attempt >= n.cfg.Attempts {
 			n.log.Error("notification failed; no attempts left", append(attrs, "err", err)...)
 			n.report(d, Failed, attempt, err)
@@ -280,6 +285,15 @@ func (n *Notifier) attempt(ctx context.Context, plugin string, req *pluginv1.Sen
 		return fmt.Errorf("plugin %s answered %s: %s", plugin, strings.TrimPrefix(st.String(), "STATUS_"), strings.Join(texts, "; "))
 	}
 	return nil
+}
+
+// permanent is an error that says whether retrying can help; the plugin
+// host's errors are (a plugin marks its own with pdk.Permanent).
+type permanent interface{ Permanent() bool }
+
+func isPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p) && p.Permanent()
 }
 
 // backoff is the wait after failed attempt number attempt: Backoff doubled

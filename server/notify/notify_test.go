@@ -15,6 +15,7 @@ import (
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/host"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -144,6 +145,7 @@ func TestRuleSelectsAndRenders(t *testing.T) {
 type fakeSender struct {
 	mu       sync.Mutex
 	failures int
+	err      error // the failures' error (default: a plain one)
 	calls    []*pluginv1.SendRequest
 	plugins  []string
 }
@@ -154,6 +156,9 @@ func (f *fakeSender) Send(_ context.Context, plugin string, req *pluginv1.SendRe
 	f.calls = append(f.calls, req)
 	f.plugins = append(f.plugins, plugin)
 	if len(f.calls) <= f.failures {
+		if f.err != nil {
+			return nil, f.err
+		}
 		return nil, errors.New("receiver answered 503")
 	}
 	return &pluginv1.SendResponse{Status: pluginv1.Status_STATUS_SUCCESS}, nil
@@ -355,6 +360,34 @@ func TestRunDeliversAndStops(t *testing.T) {
 	<-done
 	if got := rec.outcomes(); len(got) != 1 || got[0] != "notification.delivered#1" {
 		t.Errorf("events %v", got)
+	}
+}
+
+// TestPermanentErrorsAreNotRetried: an error the plugin marked permanent, or
+// a refusal no retry changes, ends the delivery at the first attempt, and
+// its event says so; a timeout is retried.
+func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	for _, c := range []struct {
+		err   error
+		calls int
+	}{
+		{&host.Error{Plugin: "webhook", Function: "send", Reason: host.ErrPluginFailed, Detail: "127.0.0.1 answered 400", Marked: true}, 1},
+		{&host.Error{Plugin: "webhook", Function: "send", Reason: host.ErrHostNotGranted, Detail: "hooks.example.com"}, 1},
+		{&host.Error{Plugin: "webhook", Function: "send", Reason: host.ErrPluginFailed, Detail: "127.0.0.1 answered 503"}, 3},
+		{&host.Error{Plugin: "webhook", Function: "send", Reason: host.ErrTimeout, Timeout: time.Second}, 3},
+	} {
+		s := &fakeSender{failures: 10, err: c.err}
+		rec := &recorder{}
+		n, waits := newTestNotifier(t, 3, s, rec)
+		n.Handle(runFailed("web"))
+		n.deliver(context.Background(), <-n.queue)
+		if len(s.calls) != c.calls || len(*waits) != c.calls-1 {
+			t.Errorf("%v: %d calls, %d waits; want %d", c.err, len(s.calls), len(*waits), c.calls)
+		}
+		last := rec.events[len(rec.events)-1]
+		if perm := last.GetAttributes()["permanent"] == "true"; perm != (c.calls == 1) || last.GetAttributes()["error"] != c.err.Error() {
+			t.Errorf("%v: last event %v", c.err, last.GetAttributes())
+		}
 	}
 }
 

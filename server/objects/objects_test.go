@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/host/pdktest"
 	"github.com/go-arcade/arcade/internal/s3test"
-	"github.com/go-arcade/arcade/pdk/pdktest"
 	"github.com/go-arcade/arcade/server/objects"
 )
 

@@ -31,6 +31,19 @@ import (
 // downloadChunk is the most bytes one DownloadArtifact message carries.
 const downloadChunk = 256 << 10
 
+// inChunks hands data to send in pieces of at most downloadChunk bytes, one
+// stream message each.
+func inChunks(data []byte, send func(piece []byte) error) error {
+	for len(data) > 0 {
+		n := min(len(data), downloadChunk)
+		if err := send(data[:n]); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
 // DefaultURLTTL is how long a presigned URL works when the configuration
 // says nothing.
 const DefaultURLTTL = 10 * time.Minute
@@ -419,14 +432,7 @@ func (js *JobServer) DownloadArtifact(req *jobv1.DownloadArtifactRequest, stream
 		return err
 	}
 	err = s.storage.objects.Read(ctx, a.StorageKey, a.Parts, a.SizeBytes, a.SHA256, func(data []byte) error {
-		for len(data) > 0 {
-			n := min(len(data), downloadChunk)
-			if err := stream.Send(&jobv1.DownloadArtifactResponse{Data: data[:n]}); err != nil {
-				return err
-			}
-			data = data[n:]
-		}
-		return nil
+		return inChunks(data, func(piece []byte) error { return stream.Send(&jobv1.DownloadArtifactResponse{Data: piece}) })
 	})
 	if err != nil {
 		if _, ok := grpcstatus.FromError(err); ok {

@@ -182,14 +182,7 @@ func (a *AgentServer) DownloadCache(req *agentv1.DownloadCacheRequest, stream gr
 		return err
 	}
 	err = objs.Read(ctx, e.StorageKey, e.Parts, e.SizeBytes, e.SHA256, func(data []byte) error {
-		for len(data) > 0 {
-			n := min(len(data), downloadChunk)
-			if err := stream.Send(&agentv1.DownloadCacheResponse{Data: data[:n]}); err != nil {
-				return err
-			}
-			data = data[n:]
-		}
-		return nil
+		return inChunks(data, func(piece []byte) error { return stream.Send(&agentv1.DownloadCacheResponse{Data: piece}) })
 	})
 	if err != nil {
 		if _, ok := grpcstatus.FromError(err); ok {

@@ -187,14 +187,7 @@ func (a *AgentServer) DownloadInput(req *agentv1.DownloadInputRequest, stream gr
 	// The agent checks the sha256 of what it receives: the bytes go as the
 	// store holds them.
 	err = objs.Read(ctx, art.StorageKey, art.Parts, art.SizeBytes, "", func(data []byte) error {
-		for len(data) > 0 {
-			n := min(len(data), downloadChunk)
-			if err := stream.Send(&agentv1.DownloadInputResponse{Data: data[:n]}); err != nil {
-				return err
-			}
-			data = data[n:]
-		}
-		return nil
+		return inChunks(data, func(piece []byte) error { return stream.Send(&agentv1.DownloadInputResponse{Data: piece}) })
 	})
 	if err != nil {
 		if _, ok := grpcstatus.FromError(err); ok {

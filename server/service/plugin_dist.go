@@ -15,6 +15,7 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	"github.com/go-arcade/arcade/core/jobstep"
+	"github.com/go-arcade/arcade/core/plugininput"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/secrets"
@@ -94,6 +95,9 @@ func (s *Service) checkStepPlugins(prefix string, steps []*agentv1.Step) error {
 		if fn := st.GetFunction(); fn != "" && !functionOf(mod, fn) {
 			return invalid(fmt.Sprintf("%s[%d].function", prefix, i), "%s plugin %q has no function %q", mod.Kind, name, fn)
 		}
+		if errs := plugininput.Check("param of plugin "+name, mod.Params, st.GetWith()); len(errs) > 0 {
+			return invalid(fmt.Sprintf("%s[%d].with.%s", prefix, i, errs[0].Key), "%s", plugininput.Join(errs))
+		}
 	}
 	return nil
 }
@@ -125,6 +129,11 @@ func (s *Service) resolvePlugins(steps []*agentv1.Step) ([]*agentv1.PluginModule
 		mod, err := s.module(name, version)
 		if err != nil {
 			return nil, fmt.Errorf("step %d (%s): %w", i+1, jobstep.Name(st, i), err)
+		}
+		// The plugin may have been swapped since the pipeline was stored:
+		// its with: is checked against the version serving now.
+		if errs := plugininput.Check("param", mod.Params, st.GetWith()); len(errs) > 0 {
+			return nil, fmt.Errorf("step %d (%s): plugin %s %s: with: %s", i+1, jobstep.Name(st, i), name, mod.Version, plugininput.Join(errs))
 		}
 		if seen[name] {
 			continue

@@ -496,7 +496,14 @@ type PluginMetadata struct {
 	Homepage     string        `protobuf:"bytes,9,opt,name=homepage,proto3" json:"homepage,omitempty"`
 	// storage says what a storage plugin offers beyond save, load, delete and
 	// list; unset for other kinds.
-	Storage       *StorageFeatures `protobuf:"bytes,10,opt,name=storage,proto3" json:"storage,omitempty"`
+	Storage *StorageFeatures `protobuf:"bytes,10,opt,name=storage,proto3" json:"storage,omitempty"`
+	// params declares the with: parameters a step may give the plugin, config
+	// the keys of its plugins.yaml config. When a plugin declares them, an
+	// unknown key or a missing required one is refused: at pipeline creation
+	// and when a job is handed out (params), at load (config). A plugin that
+	// declares none is not checked.
+	Params        []*PluginInput `protobuf:"bytes,11,rep,name=params,proto3" json:"params,omitempty"`
+	Config        []*PluginInput `protobuf:"bytes,12,rep,name=config,proto3" json:"config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -601,6 +608,103 @@ func (x *PluginMetadata) GetStorage() *StorageFeatures {
 	return nil
 }
 
+func (x *PluginMetadata) GetParams() []*PluginInput {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *PluginMetadata) GetConfig() []*PluginInput {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+// PluginInput is one declared with: parameter or config key.
+type PluginInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the key. For config, a name ending in ".*" declares every key
+	// with that prefix (template.* covers template.alert).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// type is string (the default), bool or number: the value's text must
+	// parse as that type.
+	Type     string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Required bool   `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
+	// default_value is what the plugin uses when the key is absent (shown to
+	// users; the plugin applies it).
+	DefaultValue  string `protobuf:"bytes,4,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PluginInput) Reset() {
+	*x = PluginInput{}
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PluginInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PluginInput) ProtoMessage() {}
+
+func (x *PluginInput) ProtoReflect() protoreflect.Message {
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PluginInput.ProtoReflect.Descriptor instead.
+func (*PluginInput) Descriptor() ([]byte, []int) {
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PluginInput) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PluginInput) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *PluginInput) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *PluginInput) GetDefaultValue() string {
+	if x != nil {
+		return x.DefaultValue
+	}
+	return ""
+}
+
+func (x *PluginInput) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
 // StorageFeatures are the optional parts of the storage contract a plugin
 // offers. Each needs its functions exported and declared in functions; the
 // host refuses a module that claims a feature without them.
@@ -629,7 +733,7 @@ type StorageFeatures struct {
 
 func (x *StorageFeatures) Reset() {
 	*x = StorageFeatures{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[1]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +745,7 @@ func (x *StorageFeatures) String() string {
 func (*StorageFeatures) ProtoMessage() {}
 
 func (x *StorageFeatures) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[1]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +758,7 @@ func (x *StorageFeatures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageFeatures.ProtoReflect.Descriptor instead.
 func (*StorageFeatures) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{1}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *StorageFeatures) GetPresign() bool {
@@ -720,7 +824,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[2]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +836,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[2]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +849,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{2}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Capabilities) GetAllowedHosts() []string {
@@ -797,7 +901,7 @@ type PathGrant struct {
 
 func (x *PathGrant) Reset() {
 	*x = PathGrant{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[3]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +913,7 @@ func (x *PathGrant) String() string {
 func (*PathGrant) ProtoMessage() {}
 
 func (x *PathGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[3]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +926,7 @@ func (x *PathGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathGrant.ProtoReflect.Descriptor instead.
 func (*PathGrant) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PathGrant) GetHostPath() string {
@@ -874,7 +978,7 @@ type StepContext struct {
 
 func (x *StepContext) Reset() {
 	*x = StepContext{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +990,7 @@ func (x *StepContext) String() string {
 func (*StepContext) ProtoMessage() {}
 
 func (x *StepContext) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1003,7 @@ func (x *StepContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepContext.ProtoReflect.Descriptor instead.
 func (*StepContext) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StepContext) GetJobId() string {
@@ -1005,7 +1109,7 @@ type StepRequest struct {
 
 func (x *StepRequest) Reset() {
 	*x = StepRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1121,7 @@ func (x *StepRequest) String() string {
 func (*StepRequest) ProtoMessage() {}
 
 func (x *StepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1134,7 @@ func (x *StepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepRequest.ProtoReflect.Descriptor instead.
 func (*StepRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StepRequest) GetContext() *StepContext {
@@ -1065,7 +1169,7 @@ type DeployRequest struct {
 
 func (x *DeployRequest) Reset() {
 	*x = DeployRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1181,7 @@ func (x *DeployRequest) String() string {
 func (*DeployRequest) ProtoMessage() {}
 
 func (x *DeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1194,7 @@ func (x *DeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployRequest.ProtoReflect.Descriptor instead.
 func (*DeployRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeployRequest) GetContext() *StepContext {
@@ -1139,7 +1243,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1255,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1268,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Message) GetSeverity() Severity {
@@ -1198,7 +1302,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1314,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1327,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Finding) GetRule() string {
@@ -1284,7 +1388,7 @@ type File struct {
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1400,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1413,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *File) GetPath() string {
@@ -1366,7 +1470,7 @@ type StepResponse struct {
 
 func (x *StepResponse) Reset() {
 	*x = StepResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1482,7 @@ func (x *StepResponse) String() string {
 func (*StepResponse) ProtoMessage() {}
 
 func (x *StepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1495,7 @@ func (x *StepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepResponse.ProtoReflect.Descriptor instead.
 func (*StepResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StepResponse) GetStatus() Status {
@@ -1461,7 +1565,7 @@ type NotifyEvent struct {
 
 func (x *NotifyEvent) Reset() {
 	*x = NotifyEvent{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1577,7 @@ func (x *NotifyEvent) String() string {
 func (*NotifyEvent) ProtoMessage() {}
 
 func (x *NotifyEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1590,7 @@ func (x *NotifyEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyEvent.ProtoReflect.Descriptor instead.
 func (*NotifyEvent) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NotifyEvent) GetType() string {
@@ -1562,7 +1666,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1678,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1691,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SendRequest) GetChannel() string {
@@ -1647,7 +1751,7 @@ type SendTemplateRequest struct {
 
 func (x *SendTemplateRequest) Reset() {
 	*x = SendTemplateRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1763,7 @@ func (x *SendTemplateRequest) String() string {
 func (*SendTemplateRequest) ProtoMessage() {}
 
 func (x *SendTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1776,7 @@ func (x *SendTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTemplateRequest.ProtoReflect.Descriptor instead.
 func (*SendTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SendTemplateRequest) GetChannel() string {
@@ -1723,7 +1827,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1839,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1852,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SendResponse) GetStatus() Status {
@@ -1788,7 +1892,7 @@ type Object struct {
 
 func (x *Object) Reset() {
 	*x = Object{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1904,7 @@ func (x *Object) String() string {
 func (*Object) ProtoMessage() {}
 
 func (x *Object) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1917,7 @@ func (x *Object) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Object.ProtoReflect.Descriptor instead.
 func (*Object) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Object) GetKey() string {
@@ -1881,7 +1985,7 @@ type SaveRequest struct {
 
 func (x *SaveRequest) Reset() {
 	*x = SaveRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +1997,7 @@ func (x *SaveRequest) String() string {
 func (*SaveRequest) ProtoMessage() {}
 
 func (x *SaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2010,7 @@ func (x *SaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveRequest.ProtoReflect.Descriptor instead.
 func (*SaveRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SaveRequest) GetKey() string {
@@ -1964,7 +2068,7 @@ type SaveResponse struct {
 
 func (x *SaveResponse) Reset() {
 	*x = SaveResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2080,7 @@ func (x *SaveResponse) String() string {
 func (*SaveResponse) ProtoMessage() {}
 
 func (x *SaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2093,7 @@ func (x *SaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveResponse.ProtoReflect.Descriptor instead.
 func (*SaveResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SaveResponse) GetStatus() Status {
@@ -2036,7 +2140,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2152,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2165,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LoadRequest) GetKey() string {
@@ -2107,7 +2211,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2223,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2236,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LoadResponse) GetStatus() Status {
@@ -2180,7 +2284,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2296,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2309,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteRequest) GetKey() string {
@@ -2228,7 +2332,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2344,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2357,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteResponse) GetStatus() Status {
@@ -2296,7 +2400,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +2412,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +2425,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRequest) GetPrefix() string {
@@ -2359,7 +2463,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2475,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2488,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListResponse) GetStatus() Status {
@@ -2432,7 +2536,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +2548,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +2561,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StatRequest) GetKey() string {
@@ -2482,7 +2586,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2598,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2611,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatResponse) GetStatus() Status {
@@ -2563,7 +2667,7 @@ type PresignRequest struct {
 
 func (x *PresignRequest) Reset() {
 	*x = PresignRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2679,7 @@ func (x *PresignRequest) String() string {
 func (*PresignRequest) ProtoMessage() {}
 
 func (x *PresignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2692,7 @@ func (x *PresignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresignRequest.ProtoReflect.Descriptor instead.
 func (*PresignRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PresignRequest) GetKey() string {
@@ -2672,7 +2776,7 @@ type PresignResponse struct {
 
 func (x *PresignResponse) Reset() {
 	*x = PresignResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2788,7 @@ func (x *PresignResponse) String() string {
 func (*PresignResponse) ProtoMessage() {}
 
 func (x *PresignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2801,7 @@ func (x *PresignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresignResponse.ProtoReflect.Descriptor instead.
 func (*PresignResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PresignResponse) GetStatus() Status {
@@ -2769,7 +2873,7 @@ type UploadBeginRequest struct {
 
 func (x *UploadBeginRequest) Reset() {
 	*x = UploadBeginRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +2885,7 @@ func (x *UploadBeginRequest) String() string {
 func (*UploadBeginRequest) ProtoMessage() {}
 
 func (x *UploadBeginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +2898,7 @@ func (x *UploadBeginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBeginRequest.ProtoReflect.Descriptor instead.
 func (*UploadBeginRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UploadBeginRequest) GetKey() string {
@@ -2853,7 +2957,7 @@ type UploadBeginResponse struct {
 
 func (x *UploadBeginResponse) Reset() {
 	*x = UploadBeginResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +2969,7 @@ func (x *UploadBeginResponse) String() string {
 func (*UploadBeginResponse) ProtoMessage() {}
 
 func (x *UploadBeginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +2982,7 @@ func (x *UploadBeginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBeginResponse.ProtoReflect.Descriptor instead.
 func (*UploadBeginResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UploadBeginResponse) GetStatus() Status {
@@ -2926,7 +3030,7 @@ type UploadPartRequest struct {
 
 func (x *UploadPartRequest) Reset() {
 	*x = UploadPartRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2938,7 +3042,7 @@ func (x *UploadPartRequest) String() string {
 func (*UploadPartRequest) ProtoMessage() {}
 
 func (x *UploadPartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3055,7 @@ func (x *UploadPartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPartRequest.ProtoReflect.Descriptor instead.
 func (*UploadPartRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UploadPartRequest) GetKey() string {
@@ -3003,7 +3107,7 @@ type UploadPartResponse struct {
 
 func (x *UploadPartResponse) Reset() {
 	*x = UploadPartResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3119,7 @@ func (x *UploadPartResponse) String() string {
 func (*UploadPartResponse) ProtoMessage() {}
 
 func (x *UploadPartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3132,7 @@ func (x *UploadPartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPartResponse.ProtoReflect.Descriptor instead.
 func (*UploadPartResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UploadPartResponse) GetStatus() Status {
@@ -3070,7 +3174,7 @@ type UploadedPart struct {
 
 func (x *UploadedPart) Reset() {
 	*x = UploadedPart{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3082,7 +3186,7 @@ func (x *UploadedPart) String() string {
 func (*UploadedPart) ProtoMessage() {}
 
 func (x *UploadedPart) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3095,7 +3199,7 @@ func (x *UploadedPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadedPart.ProtoReflect.Descriptor instead.
 func (*UploadedPart) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UploadedPart) GetPartNumber() int32 {
@@ -3125,7 +3229,7 @@ type UploadCompleteRequest struct {
 
 func (x *UploadCompleteRequest) Reset() {
 	*x = UploadCompleteRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3137,7 +3241,7 @@ func (x *UploadCompleteRequest) String() string {
 func (*UploadCompleteRequest) ProtoMessage() {}
 
 func (x *UploadCompleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3150,7 +3254,7 @@ func (x *UploadCompleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadCompleteRequest.ProtoReflect.Descriptor instead.
 func (*UploadCompleteRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UploadCompleteRequest) GetKey() string {
@@ -3187,7 +3291,7 @@ type UploadCompleteResponse struct {
 
 func (x *UploadCompleteResponse) Reset() {
 	*x = UploadCompleteResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3199,7 +3303,7 @@ func (x *UploadCompleteResponse) String() string {
 func (*UploadCompleteResponse) ProtoMessage() {}
 
 func (x *UploadCompleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3212,7 +3316,7 @@ func (x *UploadCompleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadCompleteResponse.ProtoReflect.Descriptor instead.
 func (*UploadCompleteResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UploadCompleteResponse) GetStatus() Status {
@@ -3255,7 +3359,7 @@ type UploadAbortRequest struct {
 
 func (x *UploadAbortRequest) Reset() {
 	*x = UploadAbortRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3267,7 +3371,7 @@ func (x *UploadAbortRequest) String() string {
 func (*UploadAbortRequest) ProtoMessage() {}
 
 func (x *UploadAbortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3280,7 +3384,7 @@ func (x *UploadAbortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadAbortRequest.ProtoReflect.Descriptor instead.
 func (*UploadAbortRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UploadAbortRequest) GetKey() string {
@@ -3309,7 +3413,7 @@ type UploadAbortResponse struct {
 
 func (x *UploadAbortResponse) Reset() {
 	*x = UploadAbortResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3425,7 @@ func (x *UploadAbortResponse) String() string {
 func (*UploadAbortResponse) ProtoMessage() {}
 
 func (x *UploadAbortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3438,7 @@ func (x *UploadAbortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadAbortResponse.ProtoReflect.Descriptor instead.
 func (*UploadAbortResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UploadAbortResponse) GetStatus() Status {
@@ -3372,7 +3476,7 @@ type ExecuteRequest struct {
 
 func (x *ExecuteRequest) Reset() {
 	*x = ExecuteRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3488,7 @@ func (x *ExecuteRequest) String() string {
 func (*ExecuteRequest) ProtoMessage() {}
 
 func (x *ExecuteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3501,7 @@ func (x *ExecuteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteRequest.ProtoReflect.Descriptor instead.
 func (*ExecuteRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExecuteRequest) GetAction() string {
@@ -3434,7 +3538,7 @@ type ExecuteResponse struct {
 
 func (x *ExecuteResponse) Reset() {
 	*x = ExecuteResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3446,7 +3550,7 @@ func (x *ExecuteResponse) String() string {
 func (*ExecuteResponse) ProtoMessage() {}
 
 func (x *ExecuteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3459,7 +3563,7 @@ func (x *ExecuteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteResponse.ProtoReflect.Descriptor instead.
 func (*ExecuteResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExecuteResponse) GetStatus() Status {
@@ -3509,14 +3613,17 @@ type PluginInfo struct {
 	MaxInstances int32 `protobuf:"varint,11,opt,name=max_instances,json=maxInstances,proto3" json:"max_instances,omitempty"`
 	// kind is the loaded module's kind, else the one the plugin's entry in
 	// plugins.yaml declares (a disabled, failed or compiling plugin).
-	Kind          Kind `protobuf:"varint,12,opt,name=kind,proto3,enum=arcade.plugin.v1.Kind" json:"kind,omitempty"`
+	Kind Kind `protobuf:"varint,12,opt,name=kind,proto3,enum=arcade.plugin.v1.Kind" json:"kind,omitempty"`
+	// warning says what is wrong with the serving version without stopping
+	// it: in signature_mode warn, that enforce would refuse it.
+	Warning       string `protobuf:"bytes,13,opt,name=warning,proto3" json:"warning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PluginInfo) Reset() {
 	*x = PluginInfo{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3635,7 @@ func (x *PluginInfo) String() string {
 func (*PluginInfo) ProtoMessage() {}
 
 func (x *PluginInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3648,7 @@ func (x *PluginInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginInfo.ProtoReflect.Descriptor instead.
 func (*PluginInfo) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PluginInfo) GetName() string {
@@ -3628,6 +3735,13 @@ func (x *PluginInfo) GetKind() Kind {
 	return Kind_KIND_UNSPECIFIED
 }
 
+func (x *PluginInfo) GetWarning() string {
+	if x != nil {
+		return x.Warning
+	}
+	return ""
+}
+
 type ListPluginsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kind filters by kind when set.
@@ -3638,7 +3752,7 @@ type ListPluginsRequest struct {
 
 func (x *ListPluginsRequest) Reset() {
 	*x = ListPluginsRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3650,7 +3764,7 @@ func (x *ListPluginsRequest) String() string {
 func (*ListPluginsRequest) ProtoMessage() {}
 
 func (x *ListPluginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3663,7 +3777,7 @@ func (x *ListPluginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPluginsRequest.ProtoReflect.Descriptor instead.
 func (*ListPluginsRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListPluginsRequest) GetKind() Kind {
@@ -3682,7 +3796,7 @@ type ListPluginsResponse struct {
 
 func (x *ListPluginsResponse) Reset() {
 	*x = ListPluginsResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3808,7 @@ func (x *ListPluginsResponse) String() string {
 func (*ListPluginsResponse) ProtoMessage() {}
 
 func (x *ListPluginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3821,7 @@ func (x *ListPluginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPluginsResponse.ProtoReflect.Descriptor instead.
 func (*ListPluginsResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListPluginsResponse) GetPlugins() []*PluginInfo {
@@ -3726,7 +3840,7 @@ type GetPluginRequest struct {
 
 func (x *GetPluginRequest) Reset() {
 	*x = GetPluginRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3738,7 +3852,7 @@ func (x *GetPluginRequest) String() string {
 func (*GetPluginRequest) ProtoMessage() {}
 
 func (x *GetPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3751,7 +3865,7 @@ func (x *GetPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPluginRequest.ProtoReflect.Descriptor instead.
 func (*GetPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetPluginRequest) GetName() string {
@@ -3770,7 +3884,7 @@ type GetPluginResponse struct {
 
 func (x *GetPluginResponse) Reset() {
 	*x = GetPluginResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3782,7 +3896,7 @@ func (x *GetPluginResponse) String() string {
 func (*GetPluginResponse) ProtoMessage() {}
 
 func (x *GetPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3795,7 +3909,7 @@ func (x *GetPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPluginResponse.ProtoReflect.Descriptor instead.
 func (*GetPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetPluginResponse) GetPlugin() *PluginInfo {
@@ -3817,7 +3931,7 @@ type CallPluginRequest struct {
 
 func (x *CallPluginRequest) Reset() {
 	*x = CallPluginRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3829,7 +3943,7 @@ func (x *CallPluginRequest) String() string {
 func (*CallPluginRequest) ProtoMessage() {}
 
 func (x *CallPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3842,7 +3956,7 @@ func (x *CallPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallPluginRequest.ProtoReflect.Descriptor instead.
 func (*CallPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CallPluginRequest) GetName() string {
@@ -3877,7 +3991,7 @@ type CallPluginResponse struct {
 
 func (x *CallPluginResponse) Reset() {
 	*x = CallPluginResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +4003,7 @@ func (x *CallPluginResponse) String() string {
 func (*CallPluginResponse) ProtoMessage() {}
 
 func (x *CallPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4016,7 @@ func (x *CallPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallPluginResponse.ProtoReflect.Descriptor instead.
 func (*CallPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CallPluginResponse) GetOutputJson() string {
@@ -3928,7 +4042,7 @@ type ReloadPluginRequest struct {
 
 func (x *ReloadPluginRequest) Reset() {
 	*x = ReloadPluginRequest{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3940,7 +4054,7 @@ func (x *ReloadPluginRequest) String() string {
 func (*ReloadPluginRequest) ProtoMessage() {}
 
 func (x *ReloadPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3953,7 +4067,7 @@ func (x *ReloadPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPluginRequest.ProtoReflect.Descriptor instead.
 func (*ReloadPluginRequest) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReloadPluginRequest) GetName() string {
@@ -3972,7 +4086,7 @@ type ReloadPluginResponse struct {
 
 func (x *ReloadPluginResponse) Reset() {
 	*x = ReloadPluginResponse{}
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3984,7 +4098,7 @@ func (x *ReloadPluginResponse) String() string {
 func (*ReloadPluginResponse) ProtoMessage() {}
 
 func (x *ReloadPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_api_plugin_v1_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3997,7 +4111,7 @@ func (x *ReloadPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPluginResponse.ProtoReflect.Descriptor instead.
 func (*ReloadPluginResponse) Descriptor() ([]byte, []int) {
-	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
+	return file_api_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReloadPluginResponse) GetPlugins() []*PluginInfo {
@@ -4011,7 +4125,7 @@ var File_api_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
-	"\x1aapi/plugin/v1/plugin.proto\x12\x10arcade.plugin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x03\n" +
+	"\x1aapi/plugin/v1/plugin.proto\x12\x10arcade.plugin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x03\n" +
 	"\x0ePluginMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\x12\x18\n" +
@@ -4023,7 +4137,15 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06author\x18\b \x01(\tR\x06author\x12\x1a\n" +
 	"\bhomepage\x18\t \x01(\tR\bhomepage\x12;\n" +
 	"\astorage\x18\n" +
-	" \x01(\v2!.arcade.plugin.v1.StorageFeaturesR\astorage\"\xed\x01\n" +
+	" \x01(\v2!.arcade.plugin.v1.StorageFeaturesR\astorage\x125\n" +
+	"\x06params\x18\v \x03(\v2\x1d.arcade.plugin.v1.PluginInputR\x06params\x125\n" +
+	"\x06config\x18\f \x03(\v2\x1d.arcade.plugin.v1.PluginInputR\x06config\"\x98\x01\n" +
+	"\vPluginInput\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
+	"\brequired\x18\x03 \x01(\bR\brequired\x12#\n" +
+	"\rdefault_value\x18\x04 \x01(\tR\fdefaultValue\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\"\xed\x01\n" +
 	"\x0fStorageFeatures\x12\x18\n" +
 	"\apresign\x18\x01 \x01(\bR\apresign\x12\x1c\n" +
 	"\tmultipart\x18\x02 \x01(\bR\tmultipart\x12$\n" +
@@ -4298,7 +4420,7 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x12/\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06result\x125\n" +
 	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12,\n" +
-	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\x88\x04\n" +
+	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\xa2\x04\n" +
 	"\n" +
 	"PluginInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
@@ -4314,7 +4436,8 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\tinstances\x18\n" +
 	" \x01(\x05R\tinstances\x12#\n" +
 	"\rmax_instances\x18\v \x01(\x05R\fmaxInstances\x12*\n" +
-	"\x04kind\x18\f \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\"@\n" +
+	"\x04kind\x18\f \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\x12\x18\n" +
+	"\awarning\x18\r \x01(\tR\awarning\"@\n" +
 	"\x12ListPluginsRequest\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\"M\n" +
 	"\x13ListPluginsResponse\x126\n" +
@@ -4399,7 +4522,7 @@ func file_api_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_api_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_api_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_api_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_api_plugin_v1_plugin_proto_goTypes = []any{
 	(ContractVersion)(0),           // 0: arcade.plugin.v1.ContractVersion
 	(Kind)(0),                      // 1: arcade.plugin.v1.Kind
@@ -4409,171 +4532,174 @@ var file_api_plugin_v1_plugin_proto_goTypes = []any{
 	(PluginState)(0),               // 5: arcade.plugin.v1.PluginState
 	(FailurePolicy)(0),             // 6: arcade.plugin.v1.FailurePolicy
 	(*PluginMetadata)(nil),         // 7: arcade.plugin.v1.PluginMetadata
-	(*StorageFeatures)(nil),        // 8: arcade.plugin.v1.StorageFeatures
-	(*Capabilities)(nil),           // 9: arcade.plugin.v1.Capabilities
-	(*PathGrant)(nil),              // 10: arcade.plugin.v1.PathGrant
-	(*StepContext)(nil),            // 11: arcade.plugin.v1.StepContext
-	(*StepRequest)(nil),            // 12: arcade.plugin.v1.StepRequest
-	(*DeployRequest)(nil),          // 13: arcade.plugin.v1.DeployRequest
-	(*Message)(nil),                // 14: arcade.plugin.v1.Message
-	(*Finding)(nil),                // 15: arcade.plugin.v1.Finding
-	(*File)(nil),                   // 16: arcade.plugin.v1.File
-	(*StepResponse)(nil),           // 17: arcade.plugin.v1.StepResponse
-	(*NotifyEvent)(nil),            // 18: arcade.plugin.v1.NotifyEvent
-	(*SendRequest)(nil),            // 19: arcade.plugin.v1.SendRequest
-	(*SendTemplateRequest)(nil),    // 20: arcade.plugin.v1.SendTemplateRequest
-	(*SendResponse)(nil),           // 21: arcade.plugin.v1.SendResponse
-	(*Object)(nil),                 // 22: arcade.plugin.v1.Object
-	(*SaveRequest)(nil),            // 23: arcade.plugin.v1.SaveRequest
-	(*SaveResponse)(nil),           // 24: arcade.plugin.v1.SaveResponse
-	(*LoadRequest)(nil),            // 25: arcade.plugin.v1.LoadRequest
-	(*LoadResponse)(nil),           // 26: arcade.plugin.v1.LoadResponse
-	(*DeleteRequest)(nil),          // 27: arcade.plugin.v1.DeleteRequest
-	(*DeleteResponse)(nil),         // 28: arcade.plugin.v1.DeleteResponse
-	(*ListRequest)(nil),            // 29: arcade.plugin.v1.ListRequest
-	(*ListResponse)(nil),           // 30: arcade.plugin.v1.ListResponse
-	(*StatRequest)(nil),            // 31: arcade.plugin.v1.StatRequest
-	(*StatResponse)(nil),           // 32: arcade.plugin.v1.StatResponse
-	(*PresignRequest)(nil),         // 33: arcade.plugin.v1.PresignRequest
-	(*PresignResponse)(nil),        // 34: arcade.plugin.v1.PresignResponse
-	(*UploadBeginRequest)(nil),     // 35: arcade.plugin.v1.UploadBeginRequest
-	(*UploadBeginResponse)(nil),    // 36: arcade.plugin.v1.UploadBeginResponse
-	(*UploadPartRequest)(nil),      // 37: arcade.plugin.v1.UploadPartRequest
-	(*UploadPartResponse)(nil),     // 38: arcade.plugin.v1.UploadPartResponse
-	(*UploadedPart)(nil),           // 39: arcade.plugin.v1.UploadedPart
-	(*UploadCompleteRequest)(nil),  // 40: arcade.plugin.v1.UploadCompleteRequest
-	(*UploadCompleteResponse)(nil), // 41: arcade.plugin.v1.UploadCompleteResponse
-	(*UploadAbortRequest)(nil),     // 42: arcade.plugin.v1.UploadAbortRequest
-	(*UploadAbortResponse)(nil),    // 43: arcade.plugin.v1.UploadAbortResponse
-	(*ExecuteRequest)(nil),         // 44: arcade.plugin.v1.ExecuteRequest
-	(*ExecuteResponse)(nil),        // 45: arcade.plugin.v1.ExecuteResponse
-	(*PluginInfo)(nil),             // 46: arcade.plugin.v1.PluginInfo
-	(*ListPluginsRequest)(nil),     // 47: arcade.plugin.v1.ListPluginsRequest
-	(*ListPluginsResponse)(nil),    // 48: arcade.plugin.v1.ListPluginsResponse
-	(*GetPluginRequest)(nil),       // 49: arcade.plugin.v1.GetPluginRequest
-	(*GetPluginResponse)(nil),      // 50: arcade.plugin.v1.GetPluginResponse
-	(*CallPluginRequest)(nil),      // 51: arcade.plugin.v1.CallPluginRequest
-	(*CallPluginResponse)(nil),     // 52: arcade.plugin.v1.CallPluginResponse
-	(*ReloadPluginRequest)(nil),    // 53: arcade.plugin.v1.ReloadPluginRequest
-	(*ReloadPluginResponse)(nil),   // 54: arcade.plugin.v1.ReloadPluginResponse
-	nil,                            // 55: arcade.plugin.v1.StepContext.EnvEntry
-	nil,                            // 56: arcade.plugin.v1.StepResponse.OutputsEntry
-	nil,                            // 57: arcade.plugin.v1.StepResponse.MetricsEntry
-	nil,                            // 58: arcade.plugin.v1.NotifyEvent.LabelsEntry
-	nil,                            // 59: arcade.plugin.v1.SendRequest.MetadataEntry
-	nil,                            // 60: arcade.plugin.v1.Object.MetadataEntry
-	nil,                            // 61: arcade.plugin.v1.SaveRequest.MetadataEntry
-	nil,                            // 62: arcade.plugin.v1.PresignRequest.MetadataEntry
-	nil,                            // 63: arcade.plugin.v1.PresignResponse.HeadersEntry
-	nil,                            // 64: arcade.plugin.v1.UploadBeginRequest.MetadataEntry
-	(*structpb.Struct)(nil),        // 65: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),  // 66: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 67: google.protobuf.Duration
+	(*PluginInput)(nil),            // 8: arcade.plugin.v1.PluginInput
+	(*StorageFeatures)(nil),        // 9: arcade.plugin.v1.StorageFeatures
+	(*Capabilities)(nil),           // 10: arcade.plugin.v1.Capabilities
+	(*PathGrant)(nil),              // 11: arcade.plugin.v1.PathGrant
+	(*StepContext)(nil),            // 12: arcade.plugin.v1.StepContext
+	(*StepRequest)(nil),            // 13: arcade.plugin.v1.StepRequest
+	(*DeployRequest)(nil),          // 14: arcade.plugin.v1.DeployRequest
+	(*Message)(nil),                // 15: arcade.plugin.v1.Message
+	(*Finding)(nil),                // 16: arcade.plugin.v1.Finding
+	(*File)(nil),                   // 17: arcade.plugin.v1.File
+	(*StepResponse)(nil),           // 18: arcade.plugin.v1.StepResponse
+	(*NotifyEvent)(nil),            // 19: arcade.plugin.v1.NotifyEvent
+	(*SendRequest)(nil),            // 20: arcade.plugin.v1.SendRequest
+	(*SendTemplateRequest)(nil),    // 21: arcade.plugin.v1.SendTemplateRequest
+	(*SendResponse)(nil),           // 22: arcade.plugin.v1.SendResponse
+	(*Object)(nil),                 // 23: arcade.plugin.v1.Object
+	(*SaveRequest)(nil),            // 24: arcade.plugin.v1.SaveRequest
+	(*SaveResponse)(nil),           // 25: arcade.plugin.v1.SaveResponse
+	(*LoadRequest)(nil),            // 26: arcade.plugin.v1.LoadRequest
+	(*LoadResponse)(nil),           // 27: arcade.plugin.v1.LoadResponse
+	(*DeleteRequest)(nil),          // 28: arcade.plugin.v1.DeleteRequest
+	(*DeleteResponse)(nil),         // 29: arcade.plugin.v1.DeleteResponse
+	(*ListRequest)(nil),            // 30: arcade.plugin.v1.ListRequest
+	(*ListResponse)(nil),           // 31: arcade.plugin.v1.ListResponse
+	(*StatRequest)(nil),            // 32: arcade.plugin.v1.StatRequest
+	(*StatResponse)(nil),           // 33: arcade.plugin.v1.StatResponse
+	(*PresignRequest)(nil),         // 34: arcade.plugin.v1.PresignRequest
+	(*PresignResponse)(nil),        // 35: arcade.plugin.v1.PresignResponse
+	(*UploadBeginRequest)(nil),     // 36: arcade.plugin.v1.UploadBeginRequest
+	(*UploadBeginResponse)(nil),    // 37: arcade.plugin.v1.UploadBeginResponse
+	(*UploadPartRequest)(nil),      // 38: arcade.plugin.v1.UploadPartRequest
+	(*UploadPartResponse)(nil),     // 39: arcade.plugin.v1.UploadPartResponse
+	(*UploadedPart)(nil),           // 40: arcade.plugin.v1.UploadedPart
+	(*UploadCompleteRequest)(nil),  // 41: arcade.plugin.v1.UploadCompleteRequest
+	(*UploadCompleteResponse)(nil), // 42: arcade.plugin.v1.UploadCompleteResponse
+	(*UploadAbortRequest)(nil),     // 43: arcade.plugin.v1.UploadAbortRequest
+	(*UploadAbortResponse)(nil),    // 44: arcade.plugin.v1.UploadAbortResponse
+	(*ExecuteRequest)(nil),         // 45: arcade.plugin.v1.ExecuteRequest
+	(*ExecuteResponse)(nil),        // 46: arcade.plugin.v1.ExecuteResponse
+	(*PluginInfo)(nil),             // 47: arcade.plugin.v1.PluginInfo
+	(*ListPluginsRequest)(nil),     // 48: arcade.plugin.v1.ListPluginsRequest
+	(*ListPluginsResponse)(nil),    // 49: arcade.plugin.v1.ListPluginsResponse
+	(*GetPluginRequest)(nil),       // 50: arcade.plugin.v1.GetPluginRequest
+	(*GetPluginResponse)(nil),      // 51: arcade.plugin.v1.GetPluginResponse
+	(*CallPluginRequest)(nil),      // 52: arcade.plugin.v1.CallPluginRequest
+	(*CallPluginResponse)(nil),     // 53: arcade.plugin.v1.CallPluginResponse
+	(*ReloadPluginRequest)(nil),    // 54: arcade.plugin.v1.ReloadPluginRequest
+	(*ReloadPluginResponse)(nil),   // 55: arcade.plugin.v1.ReloadPluginResponse
+	nil,                            // 56: arcade.plugin.v1.StepContext.EnvEntry
+	nil,                            // 57: arcade.plugin.v1.StepResponse.OutputsEntry
+	nil,                            // 58: arcade.plugin.v1.StepResponse.MetricsEntry
+	nil,                            // 59: arcade.plugin.v1.NotifyEvent.LabelsEntry
+	nil,                            // 60: arcade.plugin.v1.SendRequest.MetadataEntry
+	nil,                            // 61: arcade.plugin.v1.Object.MetadataEntry
+	nil,                            // 62: arcade.plugin.v1.SaveRequest.MetadataEntry
+	nil,                            // 63: arcade.plugin.v1.PresignRequest.MetadataEntry
+	nil,                            // 64: arcade.plugin.v1.PresignResponse.HeadersEntry
+	nil,                            // 65: arcade.plugin.v1.UploadBeginRequest.MetadataEntry
+	(*structpb.Struct)(nil),        // 66: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),  // 67: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 68: google.protobuf.Duration
 }
 var file_api_plugin_v1_plugin_proto_depIdxs = []int32{
 	1,  // 0: arcade.plugin.v1.PluginMetadata.kind:type_name -> arcade.plugin.v1.Kind
-	9,  // 1: arcade.plugin.v1.PluginMetadata.capabilities:type_name -> arcade.plugin.v1.Capabilities
-	8,  // 2: arcade.plugin.v1.PluginMetadata.storage:type_name -> arcade.plugin.v1.StorageFeatures
-	10, // 3: arcade.plugin.v1.Capabilities.allowed_paths:type_name -> arcade.plugin.v1.PathGrant
-	55, // 4: arcade.plugin.v1.StepContext.env:type_name -> arcade.plugin.v1.StepContext.EnvEntry
-	11, // 5: arcade.plugin.v1.StepRequest.context:type_name -> arcade.plugin.v1.StepContext
-	65, // 6: arcade.plugin.v1.StepRequest.params:type_name -> google.protobuf.Struct
-	11, // 7: arcade.plugin.v1.DeployRequest.context:type_name -> arcade.plugin.v1.StepContext
-	65, // 8: arcade.plugin.v1.DeployRequest.params:type_name -> google.protobuf.Struct
-	4,  // 9: arcade.plugin.v1.Message.severity:type_name -> arcade.plugin.v1.Severity
-	4,  // 10: arcade.plugin.v1.Finding.severity:type_name -> arcade.plugin.v1.Severity
-	3,  // 11: arcade.plugin.v1.StepResponse.status:type_name -> arcade.plugin.v1.Status
-	14, // 12: arcade.plugin.v1.StepResponse.messages:type_name -> arcade.plugin.v1.Message
-	15, // 13: arcade.plugin.v1.StepResponse.findings:type_name -> arcade.plugin.v1.Finding
-	16, // 14: arcade.plugin.v1.StepResponse.files:type_name -> arcade.plugin.v1.File
-	56, // 15: arcade.plugin.v1.StepResponse.outputs:type_name -> arcade.plugin.v1.StepResponse.OutputsEntry
-	57, // 16: arcade.plugin.v1.StepResponse.metrics:type_name -> arcade.plugin.v1.StepResponse.MetricsEntry
-	66, // 17: arcade.plugin.v1.NotifyEvent.time:type_name -> google.protobuf.Timestamp
-	58, // 18: arcade.plugin.v1.NotifyEvent.labels:type_name -> arcade.plugin.v1.NotifyEvent.LabelsEntry
-	4,  // 19: arcade.plugin.v1.SendRequest.severity:type_name -> arcade.plugin.v1.Severity
-	18, // 20: arcade.plugin.v1.SendRequest.event:type_name -> arcade.plugin.v1.NotifyEvent
-	59, // 21: arcade.plugin.v1.SendRequest.metadata:type_name -> arcade.plugin.v1.SendRequest.MetadataEntry
-	65, // 22: arcade.plugin.v1.SendTemplateRequest.data:type_name -> google.protobuf.Struct
-	18, // 23: arcade.plugin.v1.SendTemplateRequest.event:type_name -> arcade.plugin.v1.NotifyEvent
-	3,  // 24: arcade.plugin.v1.SendResponse.status:type_name -> arcade.plugin.v1.Status
-	14, // 25: arcade.plugin.v1.SendResponse.messages:type_name -> arcade.plugin.v1.Message
-	60, // 26: arcade.plugin.v1.Object.metadata:type_name -> arcade.plugin.v1.Object.MetadataEntry
-	66, // 27: arcade.plugin.v1.Object.created_at:type_name -> google.protobuf.Timestamp
-	66, // 28: arcade.plugin.v1.Object.expires_at:type_name -> google.protobuf.Timestamp
-	61, // 29: arcade.plugin.v1.SaveRequest.metadata:type_name -> arcade.plugin.v1.SaveRequest.MetadataEntry
-	66, // 30: arcade.plugin.v1.SaveRequest.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 31: arcade.plugin.v1.SaveResponse.status:type_name -> arcade.plugin.v1.Status
-	22, // 32: arcade.plugin.v1.SaveResponse.object:type_name -> arcade.plugin.v1.Object
-	14, // 33: arcade.plugin.v1.SaveResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 34: arcade.plugin.v1.SaveResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	3,  // 35: arcade.plugin.v1.LoadResponse.status:type_name -> arcade.plugin.v1.Status
-	22, // 36: arcade.plugin.v1.LoadResponse.object:type_name -> arcade.plugin.v1.Object
-	14, // 37: arcade.plugin.v1.LoadResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 38: arcade.plugin.v1.LoadResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	3,  // 39: arcade.plugin.v1.DeleteResponse.status:type_name -> arcade.plugin.v1.Status
-	14, // 40: arcade.plugin.v1.DeleteResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 41: arcade.plugin.v1.DeleteResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	3,  // 42: arcade.plugin.v1.ListResponse.status:type_name -> arcade.plugin.v1.Status
-	22, // 43: arcade.plugin.v1.ListResponse.objects:type_name -> arcade.plugin.v1.Object
-	14, // 44: arcade.plugin.v1.ListResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 45: arcade.plugin.v1.ListResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	3,  // 46: arcade.plugin.v1.StatResponse.status:type_name -> arcade.plugin.v1.Status
-	22, // 47: arcade.plugin.v1.StatResponse.object:type_name -> arcade.plugin.v1.Object
-	14, // 48: arcade.plugin.v1.StatResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 49: arcade.plugin.v1.StatResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	67, // 50: arcade.plugin.v1.PresignRequest.ttl:type_name -> google.protobuf.Duration
-	62, // 51: arcade.plugin.v1.PresignRequest.metadata:type_name -> arcade.plugin.v1.PresignRequest.MetadataEntry
-	66, // 52: arcade.plugin.v1.PresignRequest.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 53: arcade.plugin.v1.PresignResponse.status:type_name -> arcade.plugin.v1.Status
-	63, // 54: arcade.plugin.v1.PresignResponse.headers:type_name -> arcade.plugin.v1.PresignResponse.HeadersEntry
-	66, // 55: arcade.plugin.v1.PresignResponse.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 56: arcade.plugin.v1.PresignResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 57: arcade.plugin.v1.PresignResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	64, // 58: arcade.plugin.v1.UploadBeginRequest.metadata:type_name -> arcade.plugin.v1.UploadBeginRequest.MetadataEntry
-	66, // 59: arcade.plugin.v1.UploadBeginRequest.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 60: arcade.plugin.v1.UploadBeginResponse.status:type_name -> arcade.plugin.v1.Status
-	14, // 61: arcade.plugin.v1.UploadBeginResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 62: arcade.plugin.v1.UploadBeginResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	3,  // 63: arcade.plugin.v1.UploadPartResponse.status:type_name -> arcade.plugin.v1.Status
-	14, // 64: arcade.plugin.v1.UploadPartResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 65: arcade.plugin.v1.UploadPartResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	39, // 66: arcade.plugin.v1.UploadCompleteRequest.parts:type_name -> arcade.plugin.v1.UploadedPart
-	3,  // 67: arcade.plugin.v1.UploadCompleteResponse.status:type_name -> arcade.plugin.v1.Status
-	22, // 68: arcade.plugin.v1.UploadCompleteResponse.object:type_name -> arcade.plugin.v1.Object
-	14, // 69: arcade.plugin.v1.UploadCompleteResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 70: arcade.plugin.v1.UploadCompleteResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	3,  // 71: arcade.plugin.v1.UploadAbortResponse.status:type_name -> arcade.plugin.v1.Status
-	14, // 72: arcade.plugin.v1.UploadAbortResponse.messages:type_name -> arcade.plugin.v1.Message
-	2,  // 73: arcade.plugin.v1.UploadAbortResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
-	65, // 74: arcade.plugin.v1.ExecuteRequest.params:type_name -> google.protobuf.Struct
-	11, // 75: arcade.plugin.v1.ExecuteRequest.context:type_name -> arcade.plugin.v1.StepContext
-	3,  // 76: arcade.plugin.v1.ExecuteResponse.status:type_name -> arcade.plugin.v1.Status
-	65, // 77: arcade.plugin.v1.ExecuteResponse.result:type_name -> google.protobuf.Struct
-	14, // 78: arcade.plugin.v1.ExecuteResponse.messages:type_name -> arcade.plugin.v1.Message
-	16, // 79: arcade.plugin.v1.ExecuteResponse.files:type_name -> arcade.plugin.v1.File
-	7,  // 80: arcade.plugin.v1.PluginInfo.metadata:type_name -> arcade.plugin.v1.PluginMetadata
-	5,  // 81: arcade.plugin.v1.PluginInfo.state:type_name -> arcade.plugin.v1.PluginState
-	9,  // 82: arcade.plugin.v1.PluginInfo.granted:type_name -> arcade.plugin.v1.Capabilities
-	6,  // 83: arcade.plugin.v1.PluginInfo.failure_policy:type_name -> arcade.plugin.v1.FailurePolicy
-	66, // 84: arcade.plugin.v1.PluginInfo.loaded_at:type_name -> google.protobuf.Timestamp
-	1,  // 85: arcade.plugin.v1.PluginInfo.kind:type_name -> arcade.plugin.v1.Kind
-	1,  // 86: arcade.plugin.v1.ListPluginsRequest.kind:type_name -> arcade.plugin.v1.Kind
-	46, // 87: arcade.plugin.v1.ListPluginsResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
-	46, // 88: arcade.plugin.v1.GetPluginResponse.plugin:type_name -> arcade.plugin.v1.PluginInfo
-	46, // 89: arcade.plugin.v1.ReloadPluginResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
-	47, // 90: arcade.plugin.v1.PluginService.ListPlugins:input_type -> arcade.plugin.v1.ListPluginsRequest
-	49, // 91: arcade.plugin.v1.PluginService.GetPlugin:input_type -> arcade.plugin.v1.GetPluginRequest
-	51, // 92: arcade.plugin.v1.PluginService.CallPlugin:input_type -> arcade.plugin.v1.CallPluginRequest
-	53, // 93: arcade.plugin.v1.PluginService.ReloadPlugin:input_type -> arcade.plugin.v1.ReloadPluginRequest
-	48, // 94: arcade.plugin.v1.PluginService.ListPlugins:output_type -> arcade.plugin.v1.ListPluginsResponse
-	50, // 95: arcade.plugin.v1.PluginService.GetPlugin:output_type -> arcade.plugin.v1.GetPluginResponse
-	52, // 96: arcade.plugin.v1.PluginService.CallPlugin:output_type -> arcade.plugin.v1.CallPluginResponse
-	54, // 97: arcade.plugin.v1.PluginService.ReloadPlugin:output_type -> arcade.plugin.v1.ReloadPluginResponse
-	94, // [94:98] is the sub-list for method output_type
-	90, // [90:94] is the sub-list for method input_type
-	90, // [90:90] is the sub-list for extension type_name
-	90, // [90:90] is the sub-list for extension extendee
-	0,  // [0:90] is the sub-list for field type_name
+	10, // 1: arcade.plugin.v1.PluginMetadata.capabilities:type_name -> arcade.plugin.v1.Capabilities
+	9,  // 2: arcade.plugin.v1.PluginMetadata.storage:type_name -> arcade.plugin.v1.StorageFeatures
+	8,  // 3: arcade.plugin.v1.PluginMetadata.params:type_name -> arcade.plugin.v1.PluginInput
+	8,  // 4: arcade.plugin.v1.PluginMetadata.config:type_name -> arcade.plugin.v1.PluginInput
+	11, // 5: arcade.plugin.v1.Capabilities.allowed_paths:type_name -> arcade.plugin.v1.PathGrant
+	56, // 6: arcade.plugin.v1.StepContext.env:type_name -> arcade.plugin.v1.StepContext.EnvEntry
+	12, // 7: arcade.plugin.v1.StepRequest.context:type_name -> arcade.plugin.v1.StepContext
+	66, // 8: arcade.plugin.v1.StepRequest.params:type_name -> google.protobuf.Struct
+	12, // 9: arcade.plugin.v1.DeployRequest.context:type_name -> arcade.plugin.v1.StepContext
+	66, // 10: arcade.plugin.v1.DeployRequest.params:type_name -> google.protobuf.Struct
+	4,  // 11: arcade.plugin.v1.Message.severity:type_name -> arcade.plugin.v1.Severity
+	4,  // 12: arcade.plugin.v1.Finding.severity:type_name -> arcade.plugin.v1.Severity
+	3,  // 13: arcade.plugin.v1.StepResponse.status:type_name -> arcade.plugin.v1.Status
+	15, // 14: arcade.plugin.v1.StepResponse.messages:type_name -> arcade.plugin.v1.Message
+	16, // 15: arcade.plugin.v1.StepResponse.findings:type_name -> arcade.plugin.v1.Finding
+	17, // 16: arcade.plugin.v1.StepResponse.files:type_name -> arcade.plugin.v1.File
+	57, // 17: arcade.plugin.v1.StepResponse.outputs:type_name -> arcade.plugin.v1.StepResponse.OutputsEntry
+	58, // 18: arcade.plugin.v1.StepResponse.metrics:type_name -> arcade.plugin.v1.StepResponse.MetricsEntry
+	67, // 19: arcade.plugin.v1.NotifyEvent.time:type_name -> google.protobuf.Timestamp
+	59, // 20: arcade.plugin.v1.NotifyEvent.labels:type_name -> arcade.plugin.v1.NotifyEvent.LabelsEntry
+	4,  // 21: arcade.plugin.v1.SendRequest.severity:type_name -> arcade.plugin.v1.Severity
+	19, // 22: arcade.plugin.v1.SendRequest.event:type_name -> arcade.plugin.v1.NotifyEvent
+	60, // 23: arcade.plugin.v1.SendRequest.metadata:type_name -> arcade.plugin.v1.SendRequest.MetadataEntry
+	66, // 24: arcade.plugin.v1.SendTemplateRequest.data:type_name -> google.protobuf.Struct
+	19, // 25: arcade.plugin.v1.SendTemplateRequest.event:type_name -> arcade.plugin.v1.NotifyEvent
+	3,  // 26: arcade.plugin.v1.SendResponse.status:type_name -> arcade.plugin.v1.Status
+	15, // 27: arcade.plugin.v1.SendResponse.messages:type_name -> arcade.plugin.v1.Message
+	61, // 28: arcade.plugin.v1.Object.metadata:type_name -> arcade.plugin.v1.Object.MetadataEntry
+	67, // 29: arcade.plugin.v1.Object.created_at:type_name -> google.protobuf.Timestamp
+	67, // 30: arcade.plugin.v1.Object.expires_at:type_name -> google.protobuf.Timestamp
+	62, // 31: arcade.plugin.v1.SaveRequest.metadata:type_name -> arcade.plugin.v1.SaveRequest.MetadataEntry
+	67, // 32: arcade.plugin.v1.SaveRequest.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 33: arcade.plugin.v1.SaveResponse.status:type_name -> arcade.plugin.v1.Status
+	23, // 34: arcade.plugin.v1.SaveResponse.object:type_name -> arcade.plugin.v1.Object
+	15, // 35: arcade.plugin.v1.SaveResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 36: arcade.plugin.v1.SaveResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 37: arcade.plugin.v1.LoadResponse.status:type_name -> arcade.plugin.v1.Status
+	23, // 38: arcade.plugin.v1.LoadResponse.object:type_name -> arcade.plugin.v1.Object
+	15, // 39: arcade.plugin.v1.LoadResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 40: arcade.plugin.v1.LoadResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 41: arcade.plugin.v1.DeleteResponse.status:type_name -> arcade.plugin.v1.Status
+	15, // 42: arcade.plugin.v1.DeleteResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 43: arcade.plugin.v1.DeleteResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 44: arcade.plugin.v1.ListResponse.status:type_name -> arcade.plugin.v1.Status
+	23, // 45: arcade.plugin.v1.ListResponse.objects:type_name -> arcade.plugin.v1.Object
+	15, // 46: arcade.plugin.v1.ListResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 47: arcade.plugin.v1.ListResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 48: arcade.plugin.v1.StatResponse.status:type_name -> arcade.plugin.v1.Status
+	23, // 49: arcade.plugin.v1.StatResponse.object:type_name -> arcade.plugin.v1.Object
+	15, // 50: arcade.plugin.v1.StatResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 51: arcade.plugin.v1.StatResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	68, // 52: arcade.plugin.v1.PresignRequest.ttl:type_name -> google.protobuf.Duration
+	63, // 53: arcade.plugin.v1.PresignRequest.metadata:type_name -> arcade.plugin.v1.PresignRequest.MetadataEntry
+	67, // 54: arcade.plugin.v1.PresignRequest.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 55: arcade.plugin.v1.PresignResponse.status:type_name -> arcade.plugin.v1.Status
+	64, // 56: arcade.plugin.v1.PresignResponse.headers:type_name -> arcade.plugin.v1.PresignResponse.HeadersEntry
+	67, // 57: arcade.plugin.v1.PresignResponse.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 58: arcade.plugin.v1.PresignResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 59: arcade.plugin.v1.PresignResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	65, // 60: arcade.plugin.v1.UploadBeginRequest.metadata:type_name -> arcade.plugin.v1.UploadBeginRequest.MetadataEntry
+	67, // 61: arcade.plugin.v1.UploadBeginRequest.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 62: arcade.plugin.v1.UploadBeginResponse.status:type_name -> arcade.plugin.v1.Status
+	15, // 63: arcade.plugin.v1.UploadBeginResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 64: arcade.plugin.v1.UploadBeginResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 65: arcade.plugin.v1.UploadPartResponse.status:type_name -> arcade.plugin.v1.Status
+	15, // 66: arcade.plugin.v1.UploadPartResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 67: arcade.plugin.v1.UploadPartResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	40, // 68: arcade.plugin.v1.UploadCompleteRequest.parts:type_name -> arcade.plugin.v1.UploadedPart
+	3,  // 69: arcade.plugin.v1.UploadCompleteResponse.status:type_name -> arcade.plugin.v1.Status
+	23, // 70: arcade.plugin.v1.UploadCompleteResponse.object:type_name -> arcade.plugin.v1.Object
+	15, // 71: arcade.plugin.v1.UploadCompleteResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 72: arcade.plugin.v1.UploadCompleteResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	3,  // 73: arcade.plugin.v1.UploadAbortResponse.status:type_name -> arcade.plugin.v1.Status
+	15, // 74: arcade.plugin.v1.UploadAbortResponse.messages:type_name -> arcade.plugin.v1.Message
+	2,  // 75: arcade.plugin.v1.UploadAbortResponse.error_code:type_name -> arcade.plugin.v1.StorageErrorCode
+	66, // 76: arcade.plugin.v1.ExecuteRequest.params:type_name -> google.protobuf.Struct
+	12, // 77: arcade.plugin.v1.ExecuteRequest.context:type_name -> arcade.plugin.v1.StepContext
+	3,  // 78: arcade.plugin.v1.ExecuteResponse.status:type_name -> arcade.plugin.v1.Status
+	66, // 79: arcade.plugin.v1.ExecuteResponse.result:type_name -> google.protobuf.Struct
+	15, // 80: arcade.plugin.v1.ExecuteResponse.messages:type_name -> arcade.plugin.v1.Message
+	17, // 81: arcade.plugin.v1.ExecuteResponse.files:type_name -> arcade.plugin.v1.File
+	7,  // 82: arcade.plugin.v1.PluginInfo.metadata:type_name -> arcade.plugin.v1.PluginMetadata
+	5,  // 83: arcade.plugin.v1.PluginInfo.state:type_name -> arcade.plugin.v1.PluginState
+	10, // 84: arcade.plugin.v1.PluginInfo.granted:type_name -> arcade.plugin.v1.Capabilities
+	6,  // 85: arcade.plugin.v1.PluginInfo.failure_policy:type_name -> arcade.plugin.v1.FailurePolicy
+	67, // 86: arcade.plugin.v1.PluginInfo.loaded_at:type_name -> google.protobuf.Timestamp
+	1,  // 87: arcade.plugin.v1.PluginInfo.kind:type_name -> arcade.plugin.v1.Kind
+	1,  // 88: arcade.plugin.v1.ListPluginsRequest.kind:type_name -> arcade.plugin.v1.Kind
+	47, // 89: arcade.plugin.v1.ListPluginsResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
+	47, // 90: arcade.plugin.v1.GetPluginResponse.plugin:type_name -> arcade.plugin.v1.PluginInfo
+	47, // 91: arcade.plugin.v1.ReloadPluginResponse.plugins:type_name -> arcade.plugin.v1.PluginInfo
+	48, // 92: arcade.plugin.v1.PluginService.ListPlugins:input_type -> arcade.plugin.v1.ListPluginsRequest
+	50, // 93: arcade.plugin.v1.PluginService.GetPlugin:input_type -> arcade.plugin.v1.GetPluginRequest
+	52, // 94: arcade.plugin.v1.PluginService.CallPlugin:input_type -> arcade.plugin.v1.CallPluginRequest
+	54, // 95: arcade.plugin.v1.PluginService.ReloadPlugin:input_type -> arcade.plugin.v1.ReloadPluginRequest
+	49, // 96: arcade.plugin.v1.PluginService.ListPlugins:output_type -> arcade.plugin.v1.ListPluginsResponse
+	51, // 97: arcade.plugin.v1.PluginService.GetPlugin:output_type -> arcade.plugin.v1.GetPluginResponse
+	53, // 98: arcade.plugin.v1.PluginService.CallPlugin:output_type -> arcade.plugin.v1.CallPluginResponse
+	55, // 99: arcade.plugin.v1.PluginService.ReloadPlugin:output_type -> arcade.plugin.v1.ReloadPluginResponse
+	96, // [96:100] is the sub-list for method output_type
+	92, // [92:96] is the sub-list for method input_type
+	92, // [92:92] is the sub-list for extension type_name
+	92, // [92:92] is the sub-list for extension extendee
+	0,  // [0:92] is the sub-list for field type_name
 }
 
 func init() { file_api_plugin_v1_plugin_proto_init() }
@@ -4587,7 +4713,7 @@ func file_api_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_plugin_v1_plugin_proto_rawDesc), len(file_api_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   58,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,4 +1,4 @@
-package pdk_test
+package pdktest_test
 
 import (
 	"encoding/json"
@@ -9,14 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-arcade/arcade/host/pdktest"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
 )
 
-// TestReadmeExample builds the plugin of README.md's first code block, as
+// TestReadmeExample builds the plugin of pdk/README.md's first code block, as
 // written there, and checks it answers as the README says.
 func TestReadmeExample(t *testing.T) {
-	b, err := os.ReadFile("README.md")
+	b, err := os.ReadFile(filepath.Join("..", "..", "pdk", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package pdk_test
+package pdktest_test
 
 import (
 	"bufio"

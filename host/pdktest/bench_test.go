@@ -1,4 +1,4 @@
-package pdk_test
+package pdktest_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/go-arcade/arcade/host"
-	"github.com/go-arcade/arcade/pdk/pdktest"
+	"github.com/go-arcade/arcade/host/pdktest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)

@@ -1,4 +1,4 @@
-package pdk_test
+package pdktest_test
 
 import (
 	"bytes"
@@ -29,6 +29,7 @@ func TestTypesMatchContract(t *testing.T) {
 		pdk any
 	}{
 		{&pluginv1.PluginMetadata{}, &pdk.Metadata{}},
+		{&pluginv1.PluginInput{}, &pdk.Key{}},
 		{&pluginv1.StepRequest{}, &pdk.StepRequest{}},
 		{&pluginv1.DeployRequest{}, &pdk.DeployRequest{}},
 		{&pluginv1.StepResponse{}, &pdk.StepResponse{}},

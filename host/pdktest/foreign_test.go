@@ -1,4 +1,4 @@
-package pdk_test
+package pdktest_test
 
 import (
 	"bytes"
@@ -10,13 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-arcade/arcade/pdk/pdktest"
+	"github.com/go-arcade/arcade/host/pdktest"
 )
 
 // TestForeignRuntime proves the ABI is Extism's own: the probe, built with
 // this PDK, runs under the Extism JavaScript runtime (@extism/extism on
 // Node, a runtime we did not write) and answers exactly as under Arcade's
-// host. It needs node and `npm ci --prefix pdk/testdata/js`; without them it
+// host. It needs node and `npm ci --prefix host/pdktest/testdata/js`; without them it
 // skips, unless ARCADE_REQUIRE_FOREIGN=1.
 func TestForeignRuntime(t *testing.T) {
 	node, err := exec.LookPath("node")
@@ -26,9 +26,9 @@ func TestForeignRuntime(t *testing.T) {
 	}
 	if err != nil {
 		if os.Getenv("ARCADE_REQUIRE_FOREIGN") == "1" {
-			t.Fatalf("foreign runtime check required but unavailable: %v (install node 20 and run npm ci --prefix pdk/testdata/js)", err)
+			t.Fatalf("foreign runtime check required but unavailable: %v (install node 20 and run npm ci --prefix host/pdktest/testdata/js)", err)
 		}
-		t.Skipf("Extism JavaScript runtime unavailable (%v); npm ci --prefix pdk/testdata/js to run this check", err)
+		t.Skipf("Extism JavaScript runtime unavailable (%v); npm ci --prefix host/pdktest/testdata/js to run this check", err)
 	}
 	wasm := probe(t)
 	config := map[string]string{"channel": "#builds"}

@@ -67,7 +67,11 @@ func run(req *pdk.ExecuteRequest) (*pdk.ExecuteResponse, error) {
 	case "transport":
 		result["transport"] = pdk.Transport()
 	case "fail":
-		return nil, errors.New(p.String("message", "failed"))
+		err := errors.New(p.String("message", "failed"))
+		if p.Bool("permanent", false) {
+			return nil, pdk.Permanent(err)
+		}
+		return nil, err
 	case "exit":
 		os.Exit(3)
 	case "panic":

@@ -1,4 +1,4 @@
-package pdk_test
+package pdktest_test
 
 import (
 	"bytes"
@@ -17,8 +17,8 @@ import (
 	"testing"
 
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/host/pdktest"
 	"github.com/go-arcade/arcade/pdk"
-	"github.com/go-arcade/arcade/pdk/pdktest"
 )
 
 func TestMain(m *testing.M) { pdktest.Main(m) }
@@ -117,6 +117,19 @@ func TestErrorIsShownVerbatim(t *testing.T) {
 	}
 	if !errors.Is(err, host.ErrPluginFailed) {
 		t.Fatalf("error = %v, want host.ErrPluginFailed", err)
+	}
+	// An error is retryable unless the plugin marks it permanent, and the
+	// mark holds for that call only (the instance is reused).
+	var he *host.Error
+	if !errors.As(err, &he) || he.Permanent() {
+		t.Fatalf("a plain error: %#v, want a retryable *host.Error", err)
+	}
+	_, err = execute(t, p, "fail", pdk.Params{"message": "receiver answered 400", "permanent": true})
+	if !errors.As(err, &he) || !he.Permanent() || !strings.Contains(err.Error(), "receiver answered 400") {
+		t.Fatalf("a permanent error: %#v", err)
+	}
+	if _, err = execute(t, p, "fail", nil); !errors.As(err, &he) || he.Permanent() {
+		t.Fatalf("the error after a permanent one: %#v", err)
 	}
 	// A panic is reported, and the instance keeps serving.
 	_, err = execute(t, p, "panic", nil)
