@@ -829,7 +829,9 @@ func checkRunImages(ctx context.Context, p *store.Pipeline, params map[string]st
 		return storeError(err, "pipeline")
 	}
 	if fromRepositoryIncludes(spec) {
-		return nil // its jobs are known once its run's commit is: checked then
+		// Its jobs are known only once its run's commit is read (as for a
+		// definition read from the repository): not checked here.
+		return nil
 	}
 	// Stored, so held to the limits of its day: planned without them.
 	plan, err := pipeline.Replan(ctx, spec)

@@ -270,10 +270,11 @@ func (f RepoFiles) Where() string {
 	return fmt.Sprintf("in %s at %.12s", f.URL, f.Commit)
 }
 
-// CheckIncludes validates def, a stored definition with a source, its
-// includes read from the repository at the head of the source's default
-// branch (what a manual run would build now); it answers InvalidArgument
-// naming the include that is missing or broken. pipelineRef is the
+// CheckIncludes runs check (the validation of def, a stored definition with
+// a source) with def's includes read from the repository at the head of
+// the source's default branch (what a manual run would build now), within
+// the server's git_timeout. A repository that cannot be fetched, or has no
+// such branch, answers lifecycle.ErrFailedPrecondition. pipelineRef is the
 // pipeline's id or name, for the scope of the source's credential.
 func (s *Sources) CheckIncludes(ctx context.Context, pipelineRef string, def *jobv1.PipelineDetail, check func(pipeline.Files) error) error {
 	src := def.GetSource()
