@@ -235,6 +235,12 @@ var sourcesCommands = []string{
 	"arcade run ci/build.arcade.yaml",
 }
 
+// forkCommands are run as written by TestSourcesForkOwnDefinition, on the
+// run of a fork's pull request they need.
+var forkCommands = []string{
+	"arcade pipeline approve-definition RUN_ID --comment 'read the diff'",
+}
+
 var containerCommands = []string{
 	"arcade job create --image golang:1.22 --memory 1g --cpus 2 --cmd 'go version' --follow",
 	"arcade job create -f examples/jobs/container.yaml --follow",
@@ -252,6 +258,9 @@ func classify(text string) how {
 	}
 	if bare, _, _ := strings.Cut(cmd, "#"); slices.Contains(sourcesCommands, strings.TrimSpace(bare)) {
 		return how{exempt: "TestReadmeSourcesCommands runs it as written, with the private repository, the credential and the working clone it needs"}
+	}
+	if slices.Contains(forkCommands, cmd) {
+		return how{exempt: "TestSourcesForkOwnDefinition runs it as written, on the run of a pull request from a fork"}
 	}
 	if slices.Contains(pipedataCommands, cmd) {
 		return how{exempt: "TestReadmePipelineData runs it as written, with an artifact store, an agent, the approval job waiting and the files it names"}
