@@ -78,7 +78,7 @@ func (a *Agent) runSteps(ctx context.Context, jr *jobRun) (executor.Result, stri
 			r.system("%d later step(s) not run", len(steps)-i-1)
 		}
 		res.Duration = time.Since(start)
-		return res, fmt.Sprintf("step %q: %s", name, msg)
+		return res, jobstep.Failure(name, msg)
 	}
 	return executor.Result{Outcome: executor.Succeeded, Duration: time.Since(start)}, ""
 }

@@ -177,7 +177,7 @@ notify:
     on: [pipeline.failed]
     plugin: webhook-ok
     pipelines: [breaks]
-    template: "{{.Pipeline}} run #{{.Run}} {{.Status}}: {{.Message}}"
+    template: "{{.Pipeline}} run #{{.Run}} {{.Status}}: job {{.Job}} step {{.Step}}: {{.Cause}}\n{{.URL}}"
   - name: flaky
     on: [pipeline.failed]
     plugin: webhook-flaky
@@ -188,6 +188,7 @@ notify:
     plugin: webhook-hang
     pipelines: [slow]
 notify_delivery: {attempts: 3, backoff: 100ms, max_backoff: 400ms, timeout: 1s, workers: 4}
+public_url: https://ci.example.test/
 audit: {plugin: secret-scan}
 api_tokens:
   - {token: reader-token, scope: read}
@@ -219,7 +220,7 @@ api_tokens:
 			t.Errorf("%s was stored: %v", name, err)
 		}
 	}
-	c.createPipeline("name: breaks\nstages:\n  - name: build\n    jobs:\n      - {name: build, commands: [\"echo building; exit 3\"]}\n")
+	c.createPipeline("name: breaks\nstages:\n  - name: build\n    jobs:\n      - name: build\n        steps:\n          - {name: prepare, run: \"echo preparing\"}\n          - {name: compile, run: \"echo building; exit 3\"}\n")
 	c.createPipeline("name: slow\nstages:\n  - name: one\n    jobs:\n      - {name: first, commands: [\"echo one\"]}\n  - name: two\n    jobs:\n      - {name: second, commands: [\"echo two\"]}\n")
 	_, err := c.jobs.UpdatePipeline(ctx, &jobv1.UpdatePipelineRequest{
 		Yaml: "name: breaks\nenv:\n  TOKEN: glpat-abcdefghij0123456789\nstages:\n  - name: build\n    jobs:\n      - {name: build, commands: [\"exit 3\"]}\n"})
@@ -230,18 +231,22 @@ api_tokens:
 		t.Errorf("the refused update changed the pipeline: %v %v", p, err)
 	}
 
-	// A failed run is notified, with the body rendered from the template.
+	// A failed run is notified, with the body rendered from the template:
+	// the failed job, step and cause, and the run's page under public_url.
 	r := c.waitRun(c.trigger("breaks", nil).GetId())
 	if r.GetStatus() != failed {
 		t.Fatalf("run is %v, want failed", r.GetStatus())
 	}
 	c.waitFor("the failure notification", func() bool { b, _ := ok.received(); return len(b) == 1 })
 	bodies, _ := ok.received()
-	if want := fmt.Sprintf("breaks run #%d failed: %s", r.GetNumber(), r.GetMessage()); bodies[0]["body"] != want {
+	runURL := "https://ci.example.test/runs/" + r.GetId()
+	if want := fmt.Sprintf("breaks run #%d failed: job build step compile: exit status 3\n%s", r.GetNumber(), runURL); bodies[0]["body"] != want {
 		t.Errorf("webhook body %q, want %q", bodies[0]["body"], want)
 	}
-	if ev, _ := bodies[0]["event"].(map[string]any); ev["type"] != "pipeline.failed" || ev["pipelineRunId"] != r.GetId() || ev["status"] != "failed" {
+	if ev, _ := bodies[0]["event"].(map[string]any); ev["type"] != "pipeline.failed" || ev["pipelineRunId"] != r.GetId() || ev["status"] != "failed" || ev["url"] != runURL {
 		t.Errorf("webhook event %v", bodies[0]["event"])
+	} else if labels, _ := ev["labels"].(map[string]any); labels["job"] != "build" || labels["step"] != "compile" || labels["cause"] != "exit status 3" {
+		t.Errorf("webhook event labels %v", ev["labels"])
 	}
 
 	// The flaky receiver gets it on the third attempt; the events show the

@@ -235,6 +235,12 @@ var sourcesCommands = []string{
 	"arcade run ci/build.arcade.yaml",
 }
 
+// forkCommands are run as written by TestSourcesForkOwnDefinition, on the
+// run of a fork's pull request they need.
+var forkCommands = []string{
+	"arcade pipeline approve-definition RUN_ID --comment 'read the diff'",
+}
+
 var containerCommands = []string{
 	"arcade job create --image golang:1.22 --memory 1g --cpus 2 --cmd 'go version' --follow",
 	"arcade job create -f examples/jobs/container.yaml --follow",
@@ -255,6 +261,9 @@ func classify(text string) how {
 	}
 	if slices.Contains(ociCommands, cmd) {
 		return how{exempt: "TestPluginOCI runs it as written, against a registry it starts on loopback (its address for 127.0.0.1:5000)"}
+	}
+	if slices.Contains(forkCommands, cmd) {
+		return how{exempt: "TestSourcesForkOwnDefinition runs it as written, on the run of a pull request from a fork"}
 	}
 	if slices.Contains(pipedataCommands, cmd) {
 		return how{exempt: "TestReadmePipelineData runs it as written, with an artifact store, an agent, the approval job waiting and the files it names"}

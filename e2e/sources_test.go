@@ -375,8 +375,8 @@ triggers: [{type: webhook, secret: hush, branches: [main], tags: ["v*"]}]
 	}
 	for _, id := range runIDs(ans) {
 		r := sc.waitRun(id)
-		if !r.GetUntrustedOrigin() || !r.GetNoCacheWrite() || r.GetTrustedAgents() || r.GetPullRequest() != 9 || r.GetCommit() != evil || r.GetEvent() != "pull_request" {
-			t.Fatalf("fork run: untrusted %v no-cache-write %v trusted-agents %v pr %d commit %s", r.GetUntrustedOrigin(), r.GetNoCacheWrite(), r.GetTrustedAgents(), r.GetPullRequest(), r.GetCommit())
+		if !r.GetUntrustedOrigin() || r.GetTrustedAgents() || r.GetPullRequest() != 9 || r.GetCommit() != evil || r.GetEvent() != "pull_request" {
+			t.Fatalf("fork run: untrusted %v trusted-agents %v pr %d commit %s", r.GetUntrustedOrigin(), r.GetTrustedAgents(), r.GetPullRequest(), r.GetCommit())
 		}
 		if r.GetPipelineName() != "repo-def" {
 			continue
@@ -696,6 +696,10 @@ stages:
 `), 0o644)
 	os.WriteFile(filepath.Join(repo.Work, "fails.arcade.yaml"), []byte(`stages: [{name: s, jobs: [{name: boom, commands: ["echo about to fail", "exit 3"]}]}]
 `), 0o644)
+	// A file in a folder including one beside it (neither committed).
+	os.MkdirAll(filepath.Join(repo.Work, "ci"), 0o755)
+	os.WriteFile(filepath.Join(repo.Work, "ci", "inc.arcade.yaml"), []byte("include: [parts.yaml]\nstages: [{name: s, jobs: [{name: j, extends: show}]}]\n"), 0o644)
+	os.WriteFile(filepath.Join(repo.Work, "ci", "parts.yaml"), []byte("templates: {show: {commands: [\"echo included-part\", \"cat a.txt\"]}}\n"), 0o644)
 	status := gittest.Git(t, repo.Work, "status", "--porcelain")
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(arcadeBin, append([]string{"run"}, args...)...)
@@ -719,6 +723,10 @@ stages:
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "about to fail") || !strings.Contains(out, "FAILED") {
 		t.Fatalf("failing run: %v\n%s", err, out)
+	}
+	out, err = run("ci/inc.arcade.yaml", "--config", os.DevNull, "--plugins-config", os.DevNull, "--log-format", "text")
+	if err != nil || !strings.Contains(out, "included-part") || !strings.Contains(out, "changed, not committed") {
+		t.Fatalf("run of a file with an include beside it: %v\n%s", err, out)
 	}
 	if got := gittest.Git(t, repo.Work, "status", "--porcelain"); got != status {
 		t.Fatalf("the repository changed:\n%s\nwas:\n%s", got, status)

@@ -359,8 +359,32 @@ func TestWebhook(t *testing.T) {
 			}
 		})
 	}
-	t.Run("dingtalk template", func(t *testing.T) {
+	// The template model of server rules (pdk.TemplateData), read back
+	// from the request's event.
+	t.Run("template model", func(t *testing.T) {
 		p := pdktest.Load(t, wasm(t, "webhook"), pdktest.Options{Kind: "notify", Hosts: []string{"127.0.0.1"},
+			Config: map[string]string{"url": srv.URL + "/hook",
+				"template.failed": "# {{.Pipeline}} #{{.Run}} {{.Status}}\njob {{.Job}} step {{.Step}}: {{.Cause}} ({{.Data.who}})\n{{.URL}}"}})
+		ev := &pdk.NotifyEvent{Type: "pipeline.failed", PipelineRunID: "run-1", Status: "failed", URL: "https://ci.example.test/runs/run-1",
+			Labels: map[string]string{"pipeline": "web", "run": "7", "job": "test", "step": "unit", "cause": "exit status 1"}}
+		if err := p.Call("send_template", pdk.SendTemplateRequest{Template: "failed", Data: pdk.Params{"who": "ops"}, Event: ev}, nil); err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.Unmarshal(srv.last(t).Body, &body)
+		if body["title"] != "web #7 failed" || body["body"] != "job test step unit: exit status 1 (ops)\nhttps://ci.example.test/runs/run-1" {
+			t.Errorf("title %q body %q", body["title"], body["body"])
+		}
+		err := p.Call("send_template", pdk.SendTemplateRequest{Template: "{{.Pipline}}", Inline: true, Event: ev}, nil)
+		var he *host.Error
+		if !errors.As(err, &he) || !he.Permanent() || !strings.Contains(err.Error(), "can't evaluate field Pipline") {
+			t.Errorf("a template naming no field: %v, want a permanent error naming it", err)
+		}
+	})
+	// The older spelling {{.Event.status}} still renders, with a warning.
+	t.Run("dingtalk template", func(t *testing.T) {
+		var logs safeBuffer
+		p := pdktest.Load(t, wasm(t, "webhook"), pdktest.Options{Kind: "notify", Hosts: []string{"127.0.0.1"}, Logger: newTextLogger(&logs),
 			Config: map[string]string{"url": srv.URL + "/robot", "format": "dingtalk",
 				"template.job": "# {{.Event.status}}: {{.Data.pipeline}}\nJob {{.Event.job_id}} — [details]({{.Event.url}})"}})
 		var resp pdk.SendResponse
@@ -376,6 +400,9 @@ func TestWebhook(t *testing.T) {
 		if body.Msgtype != "markdown" || body.Markdown.Title != "failed: release" ||
 			!strings.Contains(body.Markdown.Text, "Job job-7 — [details](https://arcade.example.com/jobs/job-7)") {
 			t.Fatalf("body %s", srv.last(t).Body)
+		}
+		if out := logs.String(); !strings.Contains(out, "{{.Event.status}} is an older spelling of {{.Status}}") {
+			t.Errorf("no warning of the older spelling in the log:\n%s", out)
 		}
 	})
 	t.Run("not granted", func(t *testing.T) {

@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/host"
+	"github.com/go-arcade/arcade/server/notify"
 	"github.com/go-arcade/arcade/server/store"
 )
 
@@ -65,4 +67,22 @@ func (r storeRuns) RunOf(ctx context.Context, runID string) (string, int64, erro
 		return "", 0, err
 	}
 	return run.PipelineName, run.Number, nil
+}
+
+// FailedJob is the run's job that failed or timed out first.
+func (r storeRuns) FailedJob(ctx context.Context, runID string) (notify.FailedJob, bool, error) {
+	jobs, err := r.store.RunJobs(ctx, runID)
+	if err != nil {
+		return notify.FailedJob{}, false, err
+	}
+	var first *store.Job
+	for _, j := range jobs {
+		if (j.Status == "failed" || j.Status == "timeout") && (first == nil || j.FinishedAt.Before(first.FinishedAt)) {
+			first = j
+		}
+	}
+	if first == nil {
+		return notify.FailedJob{}, false, nil
+	}
+	return notify.FailedJob{ID: first.ID, Name: first.Name, Attempt: strconv.Itoa(int(first.Attempt)), Message: first.Message}, true, nil
 }

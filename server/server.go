@@ -305,6 +305,7 @@ func (c *Config) Validate() error {
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = int(2*c.RateLimit) + 1
 	}
+	c.Notify.PublicURL = c.PublicURL // the notifications' links
 	if err := c.Notify.Validate(); err != nil {
 		return err
 	}
@@ -458,7 +459,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	for _, w := range cfg.Notify.Warnings {
-		logger.Warn("notify: older event name spelling; write the name instead", "where", w)
+		logger.Warn("notify: older spelling; write the name it gives instead", "where", w)
 	}
 	credsFile, err := loadCredentials(&cfg, time.Now(), logger)
 	if err != nil {

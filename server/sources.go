@@ -51,7 +51,7 @@ func setUpSources(cfg Config, st *store.Store, svc *service.Service, auditLog *a
 		timeout = defaultGitTimeout
 	}
 	src := &sources.Sources{Mirrors: &gitcli.Mirrors{Git: g, Dir: filepath.Join(cfg.DataDir, "git-mirrors"), MaxBytes: max, Log: log},
-		Credentials: svc.Secrets(), FetchTimeout: timeout, Log: log}
+		Credentials: svc.Secrets(), FetchTimeout: timeout, Limits: cfg.PipelineLimits, Log: log}
 	svc.UseSources(src)
 	log.Info("git found", "git", g.Path, "version", g.Version, "mirrors", src.Mirrors.Dir, "max_bytes", max)
 	return &sources.Hooks{Sources: src, Store: st, Pipelines: svc, Runs: svc.Life(), Log: log, Now: time.Now,

@@ -122,7 +122,10 @@ func snapshot(ctx context.Context, dir, tmp string) (string, string, error) {
 }
 
 // localPipeline reads a pipeline file for a local run: its source is the
-// working tree's snapshot (when there is one) and it has no triggers.
+// working tree's snapshot (when there is one) and it has no triggers. The
+// files it includes are read from beside it, as on disk, and merged in
+// here (the expanded pipeline is sent): a pipeline with a source would
+// read them from the snapshot's root, not from beside the file.
 func localPipeline(file, url string) (*jobv1.PipelineDetail, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
@@ -131,6 +134,18 @@ func localPipeline(file, url string) (*jobv1.PipelineDetail, error) {
 	p, err := pipeline.ParseYAML(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(p.GetInclude()) > 0 {
+		files, err := bundleIncludes(file, raw)
+		if err != nil {
+			return nil, err
+		}
+		p.IncludeFiles = files
+		exp, err := pipeline.Expand(p, nil, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, pipeline.IndexLines(raw).Annotate(err, nil))
+		}
+		p = exp.Pipeline
 	}
 	if p.GetName() == "" {
 		p.Name = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(file), ".yaml"), ".arcade")

@@ -55,6 +55,10 @@ audit: {plugin: secret-scan}
 		"notify: [{name: x, on: [pipeline.exploded], plugin: webhook}]":        `notify[0] (x).on[0]: unknown event name "pipeline.exploded"`,
 		"notify: [{name: x, on: [job.failed]}]":                                "notify[0] (x).plugin: must name a notify plugin",
 		`notify: [{name: x, on: [job.failed], plugin: w, template: "{{.Run"}]`: "notify[0] (x).template:",
+		// A field the template model lacks, found at start, not at the
+		// first failure.
+		`notify: [{name: ok, on: [job.failed], plugin: w}, {name: typo, on: [job.failed], plugin: w, template: "{{.Pipline}}"}]`: "notify[1] (typo).template: template: typo:1:2: executing \"typo\" at <.Pipline>: can't evaluate field Pipline",
+		`notify: [{name: old, on: [job.failed], plugin: w, template: "{{.Event.colour}}"}]`:                                      "notify[0] (old).template: {{.Event.colour}}: no such field",
 	} {
 		cfg, err := serverConfig(cmd, write(body))
 		if err == nil {

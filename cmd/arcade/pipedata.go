@@ -215,3 +215,33 @@ func newPipelineDecideCmds(f *clientFlags) []*cobra.Command {
 	}
 	return []*cobra.Command{make("approve", true), make("reject", false)}
 }
+
+// newPipelineApproveDefinitionCmd is `arcade pipeline approve-definition
+// RUN`: a run of a pull request from a fork followed its base branch's
+// definition; this starts one following the pull request's own.
+func newPipelineApproveDefinitionCmd(f *clientFlags) *cobra.Command {
+	var comment string
+	cmd := &cobra.Command{
+		Use:   "approve-definition RUN",
+		Short: "Run a fork's pull request with its own definition (a new run, still untrusted); needs a write token",
+		Long: "A pull request from a fork runs its base branch's definition (and included files). " +
+			"Once someone with a write token has read the pull request's own, this starts a new run of the same commit " +
+			"following it: still of untrusted origin (no secret values, no trusted agent, no cache saved).",
+		Example: "  arcade pipeline approve-definition RUN_ID --comment 'read the diff'",
+		Args:    cobra.ExactArgs(1),
+		RunE: f.withAPI(func(cmd *cobra.Command, args []string, c *api) error {
+			resp, err := c.jobs.ApproveRunDefinition(cmd.Context(), &jobv1.ApproveRunDefinitionRequest{RunId: args[0], Comment: comment})
+			if err != nil {
+				return err
+			}
+			r := resp.GetRun()
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), r)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "run %s (#%d) started: %s\n", r.GetId(), r.GetNumber(), r.GetDefinition())
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&comment, "comment", "", "why, recorded with the run")
+	return cmd
+}

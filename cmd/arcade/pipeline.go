@@ -45,9 +45,13 @@ func newPipelineCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				files, err := bundleIncludes(file, []byte(text))
-				if err != nil {
-					return err
+				// A pipeline with a source reads the files it includes from
+				// its repository, at each run's commit: none are sent.
+				var files map[string]string
+				if p, err := pipeline.ParseYAML([]byte(text)); err != nil || p.GetSource().GetUrl() == "" {
+					if files, err = bundleIncludes(file, []byte(text)); err != nil {
+						return err
+					}
 				}
 				var given *jobv1.PipelineDetail
 				if len(secrets) > 0 {
@@ -245,6 +249,7 @@ func newPipelineCmd() *cobra.Command {
 	}
 	cmd.AddCommand(create, update, get, list, trig, stop, runs, del, newPipelineTrustCmd(), newPipelineLintCmd())
 	cmd.AddCommand(newPipelineDecideCmds(&f)...)
+	cmd.AddCommand(newPipelineApproveDefinitionCmd(&f))
 	return cmd
 }
 

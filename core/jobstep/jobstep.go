@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
@@ -178,4 +179,30 @@ func Missing(offered, needed []string) []string {
 		}
 	}
 	return out
+}
+
+// Failure is the message of a job whose step name failed for cause, as
+// agents report it: `step "NAME": CAUSE`. ParseFailure reads it back.
+func Failure(name, cause string) string {
+	return fmt.Sprintf("step %q: %s", name, cause)
+}
+
+// ParseFailure splits a job's message made by Failure into the failed
+// step's name and the cause; a message of another form is all cause.
+func ParseFailure(msg string) (step, cause string) {
+	if rest, ok := strings.CutPrefix(msg, "step \""); ok {
+		for i := 0; i < len(rest); i++ {
+			switch rest[i] {
+			case '\\':
+				i++
+			case '"':
+				name, err := strconv.Unquote(`"` + rest[:i] + `"`)
+				if after, ok := strings.CutPrefix(rest[i+1:], ": "); ok && err == nil {
+					return name, after
+				}
+				return "", msg
+			}
+		}
+	}
+	return "", msg
 }

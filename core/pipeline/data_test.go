@@ -316,3 +316,37 @@ func FuzzExpand(f *testing.F) {
 		}
 	})
 }
+
+// locatedFiles are files read from somewhere a missing one is named by.
+type locatedFiles struct{ MapFiles }
+
+func (locatedFiles) Where() string { return "in file:///r.git at 0123456789ab" }
+
+// A missing include read through Located files is named with where they
+// are read from; read from sent files, the message says how to send them.
+func TestIncludeMissingNamesWhere(t *testing.T) {
+	p, err := ParseYAML([]byte("name: p\ninclude: [ci/a.yaml]\nstages: [{name: s, jobs: [{name: j, commands: [x]}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = DefaultLimits.ValidateFiles(t.Context(), p, locatedFiles{MapFiles{}})
+	if err == nil || !strings.Contains(err.Error(), "no such file ci/a.yaml in file:///r.git at 0123456789ab") {
+		t.Fatalf("located: %v", err)
+	}
+	_, err = DefaultLimits.ValidateFiles(t.Context(), p, nil)
+	if err == nil || !strings.Contains(err.Error(), "included files are sent with the pipeline") {
+		t.Fatalf("sent files: %v", err)
+	}
+}
+
+// A run's snapshot with no stages (it failed before it had a definition)
+// plans to no job; one with stages still fails without them.
+func TestReplanNoStages(t *testing.T) {
+	plan, err := Replan(t.Context(), &jobv1.PipelineDetail{Name: "p"})
+	if err != nil || len(plan.Nodes) != 0 || plan.Spec.GetName() != "p" {
+		t.Fatalf("no stages: %v %v", plan, err)
+	}
+	if _, err := Replan(t.Context(), &jobv1.PipelineDetail{Name: "p", Include: []string{"a.yaml"}}); err == nil {
+		t.Fatal("an include to read planned")
+	}
+}

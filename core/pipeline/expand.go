@@ -19,9 +19,11 @@ import (
 // Expansion turns a definition as written into the pipeline that runs, in
 // this order, before any limit is checked or any job planned:
 //
-//  1. include: the files named are read (from the files sent with the
-//     pipeline, include_files; `arcade pipeline create` bundles those its
-//     file names, relative to it), each expanded the
+//  1. include: the files named are read (from the pipeline's repository
+//     at the run's commit when it has a source, given by the server as
+//     Files; else from the files sent with the pipeline, include_files:
+//     `arcade pipeline create` bundles those its file names, relative to
+//     it), each expanded the
 //     same way, and merged in order under the definition (later wins; the
 //     definition itself last);
 //  2. extends: each job starts from the templates it names, in order, and
@@ -38,6 +40,13 @@ import (
 // A missing file is an error matching fs.ErrNotExist.
 type Files interface {
 	ReadFile(name string) ([]byte, error)
+}
+
+// Located is Files that say where they are read from, for errors naming a
+// missing file ("in https://host/repo.git at 0123456789ab").
+type Located interface {
+	Files
+	Where() string
 }
 
 // MapFiles are files held in memory (the files sent with CreatePipeline).
@@ -175,6 +184,9 @@ func resolveIncludes(p *jobv1.PipelineDetail, files Files) (*jobv1.PipelineDetai
 			data, err := files.ReadFile(name)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
+				if l, ok := files.(Located); ok {
+					return nil, errorf(field, "no such file %s %s", name, l.Where())
+				}
 				return nil, errorf(field, "no such file %s (included files are sent with the pipeline: arcade pipeline create and lint bundle them from beside its file)", name)
 			case err != nil:
 				return nil, errorf(field, "read %s: %v", name, err)

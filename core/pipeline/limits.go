@@ -131,7 +131,13 @@ const replanMaxJobs = 1 << 20
 // Replan plans a definition stored earlier (a run's snapshot), under no
 // limits: it was held to the limits in force when it was stored, which may
 // have been raised or lowered since. It stops when ctx ends.
+//
+// A snapshot with no stages and nothing to expand (a run that failed before
+// it had a definition: a broken file, a missing include) plans to no job.
 func Replan(ctx context.Context, p *jobv1.PipelineDetail) (*Plan, error) {
+	if len(p.GetStages()) == 0 && IsExpanded(p) {
+		return &Plan{Spec: p, Expanded: &Expanded{Pipeline: p}}, nil
+	}
 	exp, err := Expand(p, nil, replanMaxJobs)
 	if err != nil {
 		return nil, err

@@ -369,6 +369,11 @@ func FromRepository(p *jobv1.PipelineDetail) bool {
 	return p.GetSource().GetDefinitionPath() != ""
 }
 
+// CheckSource checks a pipeline's source (its URL, branch and definition
+// path) alone, as Validate does. Whether its credential exists is the
+// server's to check.
+func CheckSource(s *jobv1.Source) error { return checkSource(s) }
+
 // checkSource checks a pipeline's source. Whether its credential exists is
 // the server's to check.
 func checkSource(s *jobv1.Source) error {

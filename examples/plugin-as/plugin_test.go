@@ -3,9 +3,6 @@ package pluginas_test
 import (
 	"errors"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,27 +18,7 @@ func TestMain(m *testing.M) { pdktest.Main(m) }
 // does, into a temporary folder. It needs node and `npm ci --prefix
 // examples/plugin-as`; without them the test skips, unless
 // ARCADE_REQUIRE_FOREIGN=1.
-func build(t *testing.T) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	asc, _ := filepath.Abs(filepath.Join("node_modules", "assemblyscript", "bin", "asc.js"))
-	if err == nil {
-		_, err = os.Stat(asc)
-	}
-	if err != nil {
-		if os.Getenv("ARCADE_REQUIRE_FOREIGN") == "1" {
-			t.Fatalf("AssemblyScript required but unavailable: %v (npm ci --prefix examples/plugin-as)", err)
-		}
-		t.Skipf("AssemblyScript unavailable (%v); npm ci --prefix examples/plugin-as to run this test", err)
-	}
-	out := filepath.Join(t.TempDir(), "greet-as.wasm")
-	cmd := exec.Command(node, asc, filepath.Join("assembly", "index.ts"), "--outFile", out, "--optimize",
-		"--runtime", "incremental", "--use", "abort=assembly/index/abort")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("asc: %v\n%s", err, b)
-	}
-	return out
-}
+func build(t *testing.T) string { return pdktest.BuildAssemblyScript(t, ".") }
 
 type records struct {
 	mu sync.Mutex

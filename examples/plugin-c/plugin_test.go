@@ -3,8 +3,6 @@ package pluginc_test
 import (
 	"errors"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,24 +19,7 @@ func TestMain(m *testing.M) { pdktest.Main(m) }
 // Without clang and wasi-libc the test skips, unless
 // ARCADE_REQUIRE_FOREIGN=1.
 func build(t *testing.T) string {
-	t.Helper()
-	clang, err := exec.LookPath("clang")
-	if err == nil {
-		_, err = os.Stat("/usr/lib/wasm32-wasi/crt1-reactor.o")
-	}
-	if err != nil {
-		if os.Getenv("ARCADE_REQUIRE_FOREIGN") == "1" {
-			t.Fatalf("C toolchain required but unavailable: %v (apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)", err)
-		}
-		t.Skipf("C toolchain unavailable (%v)", err)
-	}
-	out := filepath.Join(t.TempDir(), "slugify.wasm")
-	cmd := exec.Command(clang, "--target=wasm32-wasi", "--sysroot=/usr", "-isystem", "/usr/include/wasm32-wasi",
-		"-L/usr/lib/wasm32-wasi", "-mexec-model=reactor", "-I", filepath.Join("..", "..", "pdk", "c"), "-O2", "-Wall", "-Wextra", "-Werror", "-o", out, filepath.Join("src", "slugify.c"))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("clang: %v\n%s", err, b)
-	}
-	return out
+	return pdktest.BuildC(t, filepath.Join("src", "slugify.c"), filepath.Join("..", "..", "pdk", "c"))
 }
 
 type records struct {

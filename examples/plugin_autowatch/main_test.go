@@ -56,7 +56,7 @@ func TestDemo(t *testing.T) {
 	go func() { done <- run(ctx, logger, &out, pluginDir, configPath, 100*time.Millisecond) }()
 	waitFor := func(s string) {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), s); {
+		for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out.String(), s); {
 			if time.Now().After(deadline) {
 				cancel()
 				t.Fatalf("demo never printed %q:\n%s", s, out.String())

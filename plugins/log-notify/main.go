@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
-	"text/template"
 
 	"github.com/go-arcade/arcade/pdk"
 )
@@ -35,19 +33,23 @@ func sendTemplate() int32 {
 		if !r.Inline {
 			t, ok := pdk.Config("template." + r.Template)
 			if !ok {
-				return nil, fmt.Errorf("log-notify: no template %q", r.Template)
+				return nil, pdk.Permanent(fmt.Errorf("log-notify: no template %q", r.Template))
 			}
 			text = t
 		}
-		t, err := template.New("n").Option("missingkey=zero").Parse(text)
+		// The template model of server rules (pdk.TemplateData).
+		t, warnings, err := pdk.ParseTemplate("notification", text)
+		for _, w := range warnings {
+			pdk.Log(pdk.LogWarn, "log-notify: template "+r.Template+": "+w)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("log-notify: template: %w", err)
+			return nil, pdk.Permanent(fmt.Errorf("log-notify: template: %w", err))
 		}
-		var sb strings.Builder
-		if err := t.Execute(&sb, map[string]any{"Data": map[string]any(r.Data), "Event": r.Event}); err != nil {
-			return nil, fmt.Errorf("log-notify: template: %w", err)
+		title, body, err := pdk.RenderNotification(t, pdk.TemplateDataOf(r.Event, r.Data))
+		if err != nil {
+			return nil, pdk.Permanent(fmt.Errorf("log-notify: %w", err))
 		}
-		return runSend(&pdk.SendRequest{Channel: r.Channel, Body: sb.String(), Event: r.Event})
+		return runSend(&pdk.SendRequest{Channel: r.Channel, Title: title, Body: body, Event: r.Event})
 	})
 }
 

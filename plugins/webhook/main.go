@@ -14,9 +14,11 @@
 //	dingtalk  {"msgtype":"markdown","markdown":{"title","text"}}
 //	feishu    {"msg_type":"text","content":{"text"}}
 //
-// Templates are Go text/template over {{.Data}} (the request's data) and
-// {{.Event}} (type, job_id, status, url, labels…); a first line starting
-// with "# " becomes the title.
+// Templates are Go text/template over the template model of server rules
+// (pdk.TemplateData: {{.Pipeline}}, {{.Job}}, {{.Step}}, {{.Cause}},
+// {{.URL}}…, and {{.Data}}, the request's data); a first line starting
+// with "# " becomes the title. The older {{.Event.status}} spelling still
+// renders, with a warning in the log.
 package main
 
 import (
@@ -24,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"text/template"
 
 	"github.com/go-arcade/arcade/pdk"
 )
@@ -67,38 +68,22 @@ func runSendTemplate(r *pdk.SendTemplateRequest) (*pdk.SendResponse, error) {
 	if !r.Inline {
 		t, ok := pdk.Config("template." + r.Template)
 		if !ok {
-			return nil, fmt.Errorf("webhook: no template %q (set config template.%s, or send it inline)", r.Template, r.Template)
+			return nil, pdk.Permanent(fmt.Errorf("webhook: no template %q (set config template.%s, or send it inline)", r.Template, r.Template))
 		}
 		text = t
 	}
-	body, err := render(text, r)
-	if err != nil {
-		return nil, err
+	t, warnings, err := pdk.ParseTemplate("notification", text)
+	for _, w := range warnings {
+		pdk.Log(pdk.LogWarn, "webhook: template "+r.Template+": "+w)
 	}
-	title := ""
-	if first, rest, ok := strings.Cut(body, "\n"); ok && strings.HasPrefix(first, "# ") {
-		title, body = strings.TrimPrefix(first, "# "), strings.TrimLeft(rest, "\n")
+	if err != nil {
+		return nil, pdk.Permanent(fmt.Errorf("webhook: template: %w", err))
+	}
+	title, body, err := pdk.RenderNotification(t, pdk.TemplateDataOf(r.Event, r.Data))
+	if err != nil {
+		return nil, pdk.Permanent(fmt.Errorf("webhook: %w", err))
 	}
 	return post(&pdk.SendRequest{Channel: r.Channel, Title: title, Body: body, Event: r.Event})
-}
-
-func render(text string, r *pdk.SendTemplateRequest) (string, error) {
-	t, err := template.New("notification").Option("missingkey=zero").Parse(text)
-	if err != nil {
-		return "", fmt.Errorf("webhook: template: %w", err)
-	}
-	event := map[string]any{}
-	if r.Event != nil {
-		b, _ := json.Marshal(r.Event)
-		_ = json.Unmarshal(b, &event)
-		// snake_case aliases read better in templates
-		event["job_id"], event["pipeline_id"], event["pipeline_run_id"] = r.Event.JobID, r.Event.PipelineID, r.Event.PipelineRunID
-	}
-	var sb strings.Builder
-	if err := t.Execute(&sb, map[string]any{"Data": map[string]any(r.Data), "Event": event}); err != nil {
-		return "", fmt.Errorf("webhook: template: %w", err)
-	}
-	return sb.String(), nil
 }
 
 func post(r *pdk.SendRequest) (*pdk.SendResponse, error) {

@@ -31,6 +31,8 @@ func TestScopes(t *testing.T) {
 		{"reader", "/arcade.plugin.v1.PluginService/CallPlugin", codes.PermissionDenied},
 		{"writer", "/arcade.job.v1.JobService/CreateJob", codes.OK},
 		{"writer", "/arcade.job.v1.JobService/TriggerPipeline", codes.OK},
+		{"reader", "/arcade.job.v1.JobService/ApproveRunDefinition", codes.PermissionDenied},
+		{"writer", "/arcade.job.v1.JobService/ApproveRunDefinition", codes.OK},
 		{"writer", "/arcade.plugin.v1.PluginService/CallPlugin", codes.OK},
 		{"writer", "/arcade.agent.v1.AgentService/RevokeAgent", codes.PermissionDenied},
 		{"writer", "/arcade.agent.v1.AgentService/UpdateLabels", codes.PermissionDenied},

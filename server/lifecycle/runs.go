@@ -52,7 +52,9 @@ func (l *Lifecycle) StartRunFrom(ctx context.Context, p *store.Pipeline, typ job
 		CreatedAt: now, UpdatedAt: now,
 	}
 	l.applyOrigin(r, p, origin)
-	spec, err := DecodeSpec(p.Spec)
+	// The run's definition: the stored one, or what its source read (from
+	// the repository, or with the repository's includes, expanded).
+	spec, err := DecodeSpec(r.Spec)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +215,6 @@ func newRunJob(r *store.PipelineRun, spec *jobv1.PipelineDetail, n *pipeline.Nod
 	} else {
 		j.SecretRefs = jobSecretRefs(spec, n.Job)
 	}
-	j.NoCacheWrite = r.NoCacheWrite
 	for k, v := range runSourceEnv(r) {
 		if _, set := j.Env[k]; !set {
 			j.Env[k] = v

@@ -49,9 +49,10 @@ type RunOrigin struct {
 	// BaseBranch is a pull request's base branch: a pull request from a
 	// fork runs the definition found there.
 	BaseBranch string
-	// NoCacheWrite: the run's jobs write no shared cache (set for every run
-	// of untrusted origin).
-	NoCacheWrite bool
+	// DefinitionApprovedBy names who approved a fork's pull request's own
+	// definition (ApproveRunDefinition): the run follows it, at Commit,
+	// still of untrusted origin.
+	DefinitionApprovedBy string
 	// Spec, when set, is the definition the run follows instead of the
 	// stored one (read from the repository); Definition says where it came
 	// from. DefinitionError, when set, ends the run FAILED at once with it
@@ -66,7 +67,6 @@ func (l *Lifecycle) applyOrigin(r *store.PipelineRun, p *store.Pipeline, o RunOr
 	r.UntrustedOrigin, r.Branch = o.Untrusted, o.Branch
 	r.Event, r.Ref, r.Commit, r.Author = o.Event, o.Ref, o.Commit, o.Author
 	r.PullRequest, r.PullRequestTitle = o.PullRequest, o.PullRequestTitle
-	r.NoCacheWrite = o.NoCacheWrite || o.Untrusted
 	r.Definition = o.Definition
 	if len(o.Spec) > 0 {
 		r.Spec = o.Spec

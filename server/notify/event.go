@@ -3,41 +3,18 @@ package notify
 import (
 	"maps"
 	"strings"
-	"time"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/core/events"
+	"github.com/go-arcade/arcade/core/jobstep"
+	"github.com/go-arcade/arcade/pdk"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Data is what templates see.
-type Data struct {
-	// Type is the event type, e.g. "pipeline.failed".
-	Type string
-	// Rule is the rule's name.
-	Rule string
-	// Pipeline is the pipeline's name, Run the run's number (pipeline
-	// events); PipelineID and RunID are set for job events of a run too.
-	Pipeline, Run, PipelineID, RunID string
-	// Job is the job's name and JobID its id (job events); Attempt counts
-	// its runs.
-	Job, JobID, Attempt string
-	// Agent is the agent's name (agent events, and the agent of a job).
-	Agent string
-	// Plugin is the plugin's name (plugin events).
-	Plugin string
-	// Status is the job's or run's status ("failed"); for agents and
-	// plugins what happened ("offline").
-	Status string
-	// Message is the event's message, e.g. why a job failed.
-	Message string
-	// URL links to what the event is about, when the server knows one.
-	URL  string
-	Time time.Time
-	// Attributes are all the event's attributes.
-	Attributes map[string]string
-}
+// Data is what templates see: the one template model of rules and notify
+// plugins (pdk.TemplateData, documented in docs/plugin-contracts.md).
+type Data = pdk.TemplateData
 
 // Classify names a bus event in rules' terms (core/events) and gathers its
 // template data; ok is false for events no rule can select (a job's
@@ -79,20 +56,18 @@ func Classify(e *jobv1.Event) (d Data, ok bool) {
 		d.Job, d.JobID, d.Attempt, d.Agent = a["name"], e.GetResourceId(), a["attempt"], a["agent"]
 		d.PipelineID, d.RunID, d.Pipeline = a["pipeline_id"], a["run_id"], a["pipeline"]
 	}
-	d.URL = a["url"]
+	if d.Job != "" && (d.Status == "failed" || d.Status == "timeout") {
+		d.Step, d.Cause = jobstep.ParseFailure(d.Message)
+	}
 	return d, true
 }
 
-// notifyEvent is the plugin contract's view of an event.
+// notifyEvent is the plugin contract's view of an event: the template
+// model's fields, the named ones as labels (pdk.TemplateDataOf reads them
+// back).
 func notifyEvent(d Data) *pluginv1.NotifyEvent {
-	labels := maps.Clone(d.Attributes)
-	for k, v := range map[string]string{"pipeline": d.Pipeline, "run": d.Run, "job": d.Job, "agent": d.Agent, "plugin": d.Plugin, "rule": d.Rule, "message": d.Message} {
-		if v != "" {
-			labels[k] = v
-		}
-	}
 	return &pluginv1.NotifyEvent{
 		Type: d.Type, JobId: d.JobID, PipelineId: d.PipelineID, PipelineRunId: d.RunID,
-		Status: d.Status, Url: d.URL, Time: timestamppb.New(d.Time), Labels: labels,
+		Status: d.Status, Url: d.URL, Time: timestamppb.New(d.Time), Labels: d.Labels(),
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/core/events"
+	"github.com/go-arcade/arcade/core/jobstep"
 )
 
 // Sender sends one message through a notify plugin.
@@ -28,9 +30,17 @@ type readier interface {
 }
 
 // Runs finds the pipeline name and number of a run, which job events do
-// not carry.
+// not carry, and the job that failed a run.
 type Runs interface {
 	RunOf(ctx context.Context, runID string) (pipeline string, number int64, err error)
+	// FailedJob names the first job of the run that failed or timed out,
+	// with its message; ok is false when none did.
+	FailedJob(ctx context.Context, runID string) (job FailedJob, ok bool, err error)
+}
+
+// FailedJob is the job that failed a run.
+type FailedJob struct {
+	ID, Name, Attempt, Message string
 }
 
 // Resource is the resource type of the events a Notifier publishes; their
@@ -80,7 +90,7 @@ func New(cfg Config, s Sender, publish func(*jobv1.Event), logger *slog.Logger) 
 	n := &Notifier{cfg: cfg, send: s, publish: publish, log: logger,
 		queue: make(chan delivery, cfg.QueueSize), sleep: sleepCtx, jitter: rand.Float64}
 	for _, r := range cfg.Rules {
-		t, err := parseTemplate(r)
+		t, _, err := parseTemplate(r)
 		if err != nil {
 			return nil, fmt.Errorf("notify rule %s: %w", r.Name, err)
 		}
@@ -218,6 +228,20 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 	if !d.rule.forPipeline(d.data.Pipeline) {
 		return
 	}
+	if d.data.Job == "" && d.data.RunID != "" && n.runs != nil && (d.data.Type == string(events.PipelineFailed) || d.data.Type == string(events.PipelineTimeout)) {
+		lctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+		j, ok, err := n.runs.FailedJob(lctx, d.data.RunID)
+		cancel()
+		switch {
+		case err != nil:
+			n.log.Warn("notification: cannot name the failed job of the run", "rule", d.rule.Name, "run", d.data.RunID, "err", err)
+		case ok:
+			d.data.Job, d.data.JobID, d.data.Attempt = j.Name, j.ID, j.Attempt
+			d.data.Step, d.data.Cause = jobstep.ParseFailure(j.Message)
+		}
+	}
+	d.data.URL = link(n.cfg.PublicURL, d.data)
+	d.data.Attributes = d.data.Labels() // as the plugin's model sees them
 	title, body, err := d.rule.render(d.data)
 	if err != nil {
 		n.log.Error("notification not rendered", "rule", d.rule.Name, "about", d.about, "err", err)
@@ -340,4 +364,24 @@ func severity(typ string) pluginv1.Severity {
 		return pluginv1.Severity_SEVERITY_MEDIUM
 	}
 	return pluginv1.Severity_SEVERITY_INFO
+}
+
+// link is the dashboard page of what d is about under publicURL (the
+// dashboard's own routes): a job, a run, the agents or the plugins. Empty without a public_url.
+func link(publicURL string, d Data) string {
+	if publicURL == "" {
+		return ""
+	}
+	base := strings.TrimSuffix(publicURL, "/")
+	switch {
+	case strings.HasPrefix(d.Type, "job.") && d.JobID != "":
+		return base + "/jobs/" + url.PathEscape(d.JobID)
+	case d.RunID != "":
+		return base + "/runs/" + url.PathEscape(d.RunID)
+	case d.Agent != "":
+		return base + "/agents"
+	case d.Plugin != "":
+		return base + "/plugins"
+	}
+	return base + "/"
 }

@@ -299,6 +299,14 @@ func (f fakeRuns) RunOf(_ context.Context, id string) (string, int64, error) {
 	return "", 0, errors.New("no such run")
 }
 
+// FailedJob: every run of fakeRuns failed in job test, step unit.
+func (f fakeRuns) FailedJob(_ context.Context, id string) (FailedJob, bool, error) {
+	if _, ok := f[id]; !ok {
+		return FailedJob{}, false, errors.New("no such run")
+	}
+	return FailedJob{ID: "j-9", Name: "test", Attempt: "2", Message: `step "unit": exit status 1`}, true, nil
+}
+
 // A job event names its pipeline by id only: the notifier finds the name
 // and number, and the rule's pipelines filter applies to them.
 func TestJobEventsNamedFromTheirRun(t *testing.T) {

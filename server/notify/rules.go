@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-arcade/arcade/core/events"
+	"github.com/go-arcade/arcade/pdk"
 )
 
 // Rule sends the events it selects through a notify plugin.
@@ -27,8 +28,9 @@ type Rule struct {
 	On []string
 	// Plugin is the notify plugin that sends.
 	Plugin string
-	// Template is a text/template over Data; its first line, when it
-	// starts with "# ", becomes the title. Empty: DefaultTemplate.
+	// Template is a text/template over Data (the template model shared
+	// with notify plugins); its first line, when it starts with "# ",
+	// becomes the title. Empty: DefaultTemplate.
 	Template string
 	// Pipelines, when set, keep only events of these pipelines (by name).
 	Pipelines []string
@@ -37,7 +39,7 @@ type Rule struct {
 }
 
 // DefaultTemplate renders a rule without a template.
-const DefaultTemplate = `{{.Type}}{{if .Pipeline}} {{.Pipeline}}{{if .Run}} run #{{.Run}}{{end}}{{end}}{{if .Job}} job {{.Job}}{{end}}{{if .Agent}} agent {{.Agent}}{{end}}{{if .Plugin}} plugin {{.Plugin}}{{end}}: {{.Status}}{{if .Message}}: {{.Message}}{{end}}`
+const DefaultTemplate = `{{.Type}}{{if .Pipeline}} {{.Pipeline}}{{if .Run}} run #{{.Run}}{{end}}{{end}}{{if .Job}} job {{.Job}}{{end}}{{if .Step}} step {{.Step}}{{end}}{{if .Agent}} agent {{.Agent}}{{end}}{{if .Plugin}} plugin {{.Plugin}}{{end}}: {{.Status}}{{if .Cause}}: {{.Cause}}{{else if .Message}}: {{.Message}}{{end}}{{if .URL}} {{.URL}}{{end}}`
 
 // Config is the notification rules and how they are delivered.
 type Config struct {
@@ -57,8 +59,12 @@ type Config struct {
 	// notifications already queued (default 10s).
 	DrainTimeout time.Duration
 
-	// Warnings are set by Validate: older spellings of event names that it
-	// rewrote, for the server to log.
+	// PublicURL is the dashboard's address (server setting public_url):
+	// the URL of the template model links under it. Empty: no links.
+	PublicURL string
+
+	// Warnings are set by Validate: older spellings of event names and
+	// template fields that it rewrote, for the server to log.
 	Warnings []string
 }
 
@@ -99,8 +105,12 @@ func (c *Config) Validate() error {
 			on[j] = p.String()
 		}
 		c.Rules[i].On = on
-		if _, err := parseTemplate(r); err != nil {
+		_, warnings, err := parseTemplate(r)
+		if err != nil {
 			return fmt.Errorf("%s.template: %w", field, err)
+		}
+		for _, w := range warnings {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s.template: %s", field, w))
 		}
 	}
 	for name, d := range map[string]time.Duration{"backoff": c.Backoff, "max_backoff": c.MaxBackoff, "timeout": c.Timeout} {
@@ -150,26 +160,13 @@ func selectable() []string {
 	return out
 }
 
-func parseTemplate(r Rule) (*template.Template, error) {
+func parseTemplate(r Rule) (*template.Template, []string, error) {
 	text := r.Template
 	if text == "" {
 		text = DefaultTemplate
 	}
-	t, err := template.New(r.Name).Option("missingkey=zero").Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	// Execute once over sample data so that a field that does not exist
-	// ({{.Pipline}}) is found now rather than at the first failure.
-	if err := t.Execute(discard{}, Data{Type: "pipeline.failed", Attributes: map[string]string{}}); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return pdk.ParseTemplate(r.Name, text)
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // rule is a validated rule.
 type rule struct {
@@ -199,13 +196,9 @@ func (r *rule) forPipeline(pipeline string) bool {
 // render writes the rule's message for d: title (from a first line "# …")
 // and body.
 func (r *rule) render(d Data) (title, body string, err error) {
-	var b strings.Builder
-	if err := r.tmpl.Execute(&b, d); err != nil {
-		return "", "", fmt.Errorf("rule %s: template: %w", r.Name, err)
+	title, body, err = pdk.RenderNotification(r.tmpl, d)
+	if err != nil {
+		return "", "", fmt.Errorf("rule %s: %w", r.Name, err)
 	}
-	body = b.String()
-	if first, rest, ok := strings.Cut(body, "\n"); ok && strings.HasPrefix(first, "# ") {
-		return strings.TrimPrefix(first, "# "), strings.TrimLeft(rest, "\n"), nil
-	}
-	return "", body, nil
+	return title, body, nil
 }

@@ -121,9 +121,55 @@ func pipelineError(err error) error {
 // name the line when lines index the definition's file. It stops when ctx
 // ends.
 func (s *Service) validatePipeline(ctx context.Context, p *jobv1.PipelineDetail, lines *pipeline.Lines) (*pipeline.Plan, error) {
+	if fromRepositoryIncludes(p) {
+		return s.validateRepoIncludes(ctx, p, lines)
+	}
 	plan, err := s.cfg.PipelineLimits.Validate(ctx, p)
 	if err != nil {
 		return nil, pipelineError(lines.Annotate(err, nil))
+	}
+	return plan, validateTriggers(p)
+}
+
+// RepoIncludes reads the files a stored definition with a source includes
+// from its repository, at the head of its default branch
+// (server/sources.Sources). check runs while the files can be read.
+type RepoIncludes interface {
+	CheckIncludes(ctx context.Context, pipelineRef string, def *jobv1.PipelineDetail, check func(pipeline.Files) error) error
+}
+
+// fromRepositoryIncludes reports whether p is a stored definition with a
+// source that includes files: they are read from its repository, at each
+// run's commit.
+func fromRepositoryIncludes(p *jobv1.PipelineDetail) bool {
+	return p.GetSource().GetUrl() != "" && !pipeline.FromRepository(p) && len(p.GetInclude()) > 0
+}
+
+// validateRepoIncludes validates p, a stored definition with a source that
+// includes files, reading them from its repository at the head of its
+// default branch (each run reads them again, at its own commit). Files sent
+// with it are refused: they would not be what runs.
+func (s *Service) validateRepoIncludes(ctx context.Context, p *jobv1.PipelineDetail, lines *pipeline.Lines) (*pipeline.Plan, error) {
+	if len(p.GetIncludeFiles()) > 0 {
+		return nil, invalid("files", "a pipeline with a source reads the files it includes from its repository, at each run's commit; send none (arcade pipeline create sends none for a file with a source)")
+	}
+	if s.includes == nil {
+		return nil, grpcstatus.Error(codes.FailedPrecondition, "include: this server has no git: the files a pipeline with a source includes are read from its repository")
+	}
+	if err := pipeline.CheckSource(p.GetSource()); err != nil {
+		return nil, pipelineError(lines.Annotate(err, nil))
+	}
+	var plan *pipeline.Plan
+	var verr error
+	err := s.includes.CheckIncludes(ctx, p.GetName(), p, func(files pipeline.Files) error {
+		plan, verr = s.cfg.PipelineLimits.ValidateFiles(ctx, p, files)
+		return nil
+	})
+	if err != nil {
+		return nil, storeError(err, "source")
+	}
+	if verr != nil {
+		return nil, pipelineError(lines.Annotate(verr, nil))
 	}
 	return plan, validateTriggers(p)
 }
@@ -697,7 +743,7 @@ func (s *Service) runProto(ctx context.Context, r *store.PipelineRun) (*jobv1.Pi
 		UntrustedOrigin: r.UntrustedOrigin, Source: r.Source, Branch: r.Branch,
 		TrustedAgents: r.TrustedAgents, TrustReason: r.TrustReason,
 		Event: r.Event, Ref: r.Ref, Commit: r.Commit, Author: r.Author, PullRequest: r.PullRequest,
-		PullRequestTitle: r.PullRequestTitle, NoCacheWrite: r.NoCacheWrite, Definition: r.Definition,
+		PullRequestTitle: r.PullRequestTitle, Definition: r.Definition,
 		Url:              s.RunURL(r.ID),
 		ConcurrencyGroup: r.ConcurrencyGroup, ConcurrencyHeld: r.ConcurrencyHeld,
 	}
@@ -781,6 +827,11 @@ func checkRunImages(ctx context.Context, p *store.Pipeline, params map[string]st
 	spec, err := lifecycle.DecodeSpec(p.Spec)
 	if err != nil {
 		return storeError(err, "pipeline")
+	}
+	if fromRepositoryIncludes(spec) {
+		// Its jobs are known only once its run's commit is read (as for a
+		// definition read from the repository): not checked here.
+		return nil
 	}
 	// Stored, so held to the limits of its day: planned without them.
 	plan, err := pipeline.Replan(ctx, spec)

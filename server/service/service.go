@@ -87,6 +87,9 @@ type Service struct {
 	dispatch *dispatch.Dispatcher
 	// life makes every change of state of jobs and runs.
 	life *lifecycle.Lifecycle
+	// includes reads the files pipelines with a source include (nil: the
+	// server has no git).
+	includes RepoIncludes
 	// runHooks see every change of a run (OnRunChange).
 	runHooks []func(*store.PipelineRun)
 	log      *slog.Logger
@@ -169,8 +172,12 @@ func (s *Service) Life() *lifecycle.Lifecycle { return s.life }
 // fn must be quick. Call it before serving.
 func (s *Service) OnRunChange(fn func(*store.PipelineRun)) { s.runHooks = append(s.runHooks, fn) }
 
-// UseSources sets what prepares runs of pipelines with a source.
-func (s *Service) UseSources(src lifecycle.Sources) { s.life.UseSources(src) }
+// UseSources sets what prepares runs of pipelines with a source (and, when
+// it can, reads the files a stored definition with a source includes).
+func (s *Service) UseSources(src lifecycle.Sources) {
+	s.life.UseSources(src)
+	s.includes, _ = src.(RepoIncludes)
+}
 
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }

@@ -14,6 +14,8 @@ import (
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/pipeline"
+	"github.com/go-arcade/arcade/server/auth"
 	"github.com/go-arcade/arcade/server/forge"
 	"github.com/go-arcade/arcade/server/lifecycle"
 	"github.com/go-arcade/arcade/server/secrets"
@@ -112,7 +114,6 @@ func (s *Service) checkSourceCredential(ctx context.Context, spec *jobv1.Pipelin
 // scopes of the job's pipeline and run (a secret rotated since is the new
 // value; a deleted one fails the job with the reason).
 func (s *Service) addCheckout(ctx context.Context, j *store.Job, job *agentv1.Job) error {
-	job.NoCacheWrite = j.NoCacheWrite
 	if len(j.Checkout) == 0 {
 		return nil
 	}
@@ -137,4 +138,58 @@ func (s *Service) RunURL(runID string) string {
 		return ""
 	}
 	return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/runs/" + url.PathEscape(runID)
+}
+
+// ApproveRunDefinition implements JobService.ApproveRunDefinition: a run of
+// a pull request from a fork ran its base branch's definition; a write-scope
+// caller approves the pull request's own, and a new run of the same commit
+// follows it, still of untrusted origin.
+func (js *JobServer) ApproveRunDefinition(ctx context.Context, req *jobv1.ApproveRunDefinitionRequest) (*jobv1.ApproveRunDefinitionResponse, error) {
+	s := js.s
+	if err := requireID("run_id", req.GetRunId()); err != nil {
+		return nil, err
+	}
+	if len(req.GetComment()) > MaxApprovalComment {
+		return nil, invalid("comment", "at most %d bytes", MaxApprovalComment)
+	}
+	r, err := s.store.GetRun(ctx, req.GetRunId())
+	if err != nil {
+		return nil, storeError(err, "run "+req.GetRunId())
+	}
+	if !r.UntrustedOrigin || r.PullRequest == 0 || r.Commit == "" {
+		return nil, grpcstatus.Errorf(codes.FailedPrecondition, "run_id: run %s is not of a pull request from a fork (only those run another definition than their own)", r.ID)
+	}
+	p, err := s.store.GetPipeline(ctx, r.PipelineID)
+	if err != nil {
+		return nil, storeError(err, "pipeline "+r.PipelineName)
+	}
+	spec, err := lifecycle.DecodeSpec(p.Spec)
+	if err != nil {
+		return nil, storeError(err, "pipeline "+p.Name)
+	}
+	if !pipeline.FromRepository(spec) && len(spec.GetInclude()) == 0 {
+		return nil, grpcstatus.Errorf(codes.FailedPrecondition, "run_id: pipeline %s reads neither its definition nor included files from its repository: a pull request has none of its own to approve", p.Name)
+	}
+	by := auth.FromContext(ctx).Name
+	if by == "" {
+		by = actor(ctx)
+	}
+	o := lifecycle.RunOrigin{Event: r.Event, Ref: r.Ref, Commit: r.Commit, Author: r.Author, Branch: r.Branch,
+		PullRequest: r.PullRequest, PullRequestTitle: r.PullRequestTitle, Untrusted: true,
+		Why:                  fmt.Sprintf("pull request #%d from a fork, its own definition approved by %s", r.PullRequest, by),
+		DefinitionApprovedBy: by}
+	cause := fmt.Sprintf("pull request #%d's own definition, approved by %s", r.PullRequest, by)
+	if c := strings.TrimSpace(req.GetComment()); c != "" {
+		cause += ": " + c
+	}
+	nr, err := s.life.StartRunFrom(ctx, p, jobv1.TriggerType_TRIGGER_TYPE_WEBHOOK, cause, nil, o)
+	if err != nil {
+		return nil, storeError(err, "run")
+	}
+	s.log.Info("a fork's own definition approved", "pipeline", p.Name, "run", r.ID, "new_run", nr.ID, "by", by)
+	run, err := s.runProto(ctx, nr)
+	if err != nil {
+		return nil, storeError(err, "run")
+	}
+	return &jobv1.ApproveRunDefinitionResponse{Run: run}, nil
 }

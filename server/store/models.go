@@ -117,8 +117,6 @@ type Job struct {
 	// agentv1.Checkout naming its credential's secret, never the value);
 	// nil: none.
 	Checkout []byte `bun:"checkout"`
-	// NoCacheWrite: the job writes no shared cache.
-	NoCacheWrite bool `bun:"no_cache_write,notnull,default:false"`
 
 	// Pipeline data (see core/pipeline's data.go).
 	//

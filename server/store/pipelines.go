@@ -82,9 +82,6 @@ type PipelineRun struct {
 	Author           string `bun:"author,notnull,default:''"`
 	PullRequest      int64  `bun:"pull_request,notnull,default:0"`
 	PullRequestTitle string `bun:"pull_request_title,notnull,default:''"`
-	// NoCacheWrite: the run's jobs write no shared cache (a pull request
-	// from a fork).
-	NoCacheWrite bool `bun:"no_cache_write,notnull,default:false"`
 	// Definition says where the run's definition came from.
 	Definition string `bun:"definition,notnull,default:''"`
 	// StatusReported is the rank of the last state queued for the forge

@@ -800,8 +800,6 @@ type Job struct {
 	// The source to check out into the workspace before anything else;
 	// unset: none.
 	Checkout *Checkout `protobuf:"bytes,40,opt,name=checkout,proto3" json:"checkout,omitempty"`
-	// The job writes no shared cache (a pull request from a fork).
-	NoCacheWrite bool `protobuf:"varint,41,opt,name=no_cache_write,json=noCacheWrite,proto3" json:"no_cache_write,omitempty"`
 	// The job's cache: restored before its steps, saved after they succeed
 	// when its key did not hit.
 	Cache *CacheConfig `protobuf:"bytes,60,opt,name=cache,proto3" json:"cache,omitempty"`
@@ -953,13 +951,6 @@ func (x *Job) GetCheckout() *Checkout {
 		return x.Checkout
 	}
 	return nil
-}
-
-func (x *Job) GetNoCacheWrite() bool {
-	if x != nil {
-		return x.NoCacheWrite
-	}
-	return false
 }
 
 func (x *Job) GetCache() *CacheConfig {
@@ -5038,7 +5029,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
 	"\x0eArtifactConfig\x12\x14\n" +
 	"\x05paths\x18\x01 \x03(\tR\x05paths\x126\n" +
-	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xd2\b\n" +
+	"\texpire_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bexpireIn\"\xc2\b\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -5055,8 +5046,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05steps\x18\f \x03(\v2\x15.arcade.agent.v1.StepR\x05steps\x127\n" +
 	"\aplugins\x18\r \x03(\v2\x1d.arcade.agent.v1.PluginModuleR\aplugins\x12?\n" +
 	"\tcontainer\x18\x0e \x01(\v2!.arcade.agent.v1.ContainerOptionsR\tcontainer\x125\n" +
-	"\bcheckout\x18( \x01(\v2\x19.arcade.agent.v1.CheckoutR\bcheckout\x12$\n" +
-	"\x0eno_cache_write\x18) \x01(\bR\fnoCacheWrite\x122\n" +
+	"\bcheckout\x18( \x01(\v2\x19.arcade.agent.v1.CheckoutR\bcheckout\x122\n" +
 	"\x05cache\x18< \x01(\v2\x1c.arcade.agent.v1.CacheConfigR\x05cache\x12&\n" +
 	"\x0fcache_read_only\x18= \x01(\bR\rcacheReadOnly\x12;\n" +
 	"\acontext\x18> \x03(\v2!.arcade.agent.v1.Job.ContextEntryR\acontext\x121\n" +
@@ -5070,7 +5060,7 @@ const file_api_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b)\x10*R\x0eno_cache_write\"X\n" +
 	"\vCacheConfig\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
 	"\frestore_keys\x18\x02 \x03(\tR\vrestoreKeys\x12\x14\n" +

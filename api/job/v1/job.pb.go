@@ -1071,6 +1071,104 @@ func (x *ApproveJobResponse) GetJob() *JobDetail {
 	return nil
 }
 
+type ApproveRunDefinitionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run of a pull request from a fork.
+	RunId         string `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Comment       string `protobuf:"bytes,2,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveRunDefinitionRequest) Reset() {
+	*x = ApproveRunDefinitionRequest{}
+	mi := &file_api_job_v1_job_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveRunDefinitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveRunDefinitionRequest) ProtoMessage() {}
+
+func (x *ApproveRunDefinitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveRunDefinitionRequest.ProtoReflect.Descriptor instead.
+func (*ApproveRunDefinitionRequest) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ApproveRunDefinitionRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *ApproveRunDefinitionRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+type ApproveRunDefinitionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new run, following the pull request's own definition.
+	Run           *PipelineRun `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveRunDefinitionResponse) Reset() {
+	*x = ApproveRunDefinitionResponse{}
+	mi := &file_api_job_v1_job_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveRunDefinitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveRunDefinitionResponse) ProtoMessage() {}
+
+func (x *ApproveRunDefinitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_job_v1_job_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveRunDefinitionResponse.ProtoReflect.Descriptor instead.
+func (*ApproveRunDefinitionResponse) Descriptor() ([]byte, []int) {
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ApproveRunDefinitionResponse) GetRun() *PipelineRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 type RejectJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	RunId string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -1083,7 +1181,7 @@ type RejectJobRequest struct {
 
 func (x *RejectJobRequest) Reset() {
 	*x = RejectJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[10]
+	mi := &file_api_job_v1_job_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1193,7 @@ func (x *RejectJobRequest) String() string {
 func (*RejectJobRequest) ProtoMessage() {}
 
 func (x *RejectJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[10]
+	mi := &file_api_job_v1_job_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1206,7 @@ func (x *RejectJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectJobRequest.ProtoReflect.Descriptor instead.
 func (*RejectJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RejectJobRequest) GetRunId() string {
@@ -1141,7 +1239,7 @@ type RejectJobResponse struct {
 
 func (x *RejectJobResponse) Reset() {
 	*x = RejectJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[11]
+	mi := &file_api_job_v1_job_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1251,7 @@ func (x *RejectJobResponse) String() string {
 func (*RejectJobResponse) ProtoMessage() {}
 
 func (x *RejectJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[11]
+	mi := &file_api_job_v1_job_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1264,7 @@ func (x *RejectJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectJobResponse.ProtoReflect.Descriptor instead.
 func (*RejectJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{11}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RejectJobResponse) GetJob() *JobDetail {
@@ -1208,7 +1306,7 @@ type CreateJobRequest struct {
 
 func (x *CreateJobRequest) Reset() {
 	*x = CreateJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[12]
+	mi := &file_api_job_v1_job_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1318,7 @@ func (x *CreateJobRequest) String() string {
 func (*CreateJobRequest) ProtoMessage() {}
 
 func (x *CreateJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[12]
+	mi := &file_api_job_v1_job_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1331,7 @@ func (x *CreateJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJobRequest.ProtoReflect.Descriptor instead.
 func (*CreateJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{12}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateJobRequest) GetName() string {
@@ -1343,7 +1441,7 @@ type CreateJobResponse struct {
 
 func (x *CreateJobResponse) Reset() {
 	*x = CreateJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[13]
+	mi := &file_api_job_v1_job_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1453,7 @@ func (x *CreateJobResponse) String() string {
 func (*CreateJobResponse) ProtoMessage() {}
 
 func (x *CreateJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[13]
+	mi := &file_api_job_v1_job_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1466,7 @@ func (x *CreateJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJobResponse.ProtoReflect.Descriptor instead.
 func (*CreateJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{13}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateJobResponse) GetJob() *JobDetail {
@@ -1387,7 +1485,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[14]
+	mi := &file_api_job_v1_job_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1497,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[14]
+	mi := &file_api_job_v1_job_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1510,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{14}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1431,7 +1529,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[15]
+	mi := &file_api_job_v1_job_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1541,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[15]
+	mi := &file_api_job_v1_job_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1554,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{15}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetJobResponse) GetJob() *JobDetail {
@@ -1486,7 +1584,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[16]
+	mi := &file_api_job_v1_job_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1596,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[16]
+	mi := &file_api_job_v1_job_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1609,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{16}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -1574,7 +1672,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[17]
+	mi := &file_api_job_v1_job_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1684,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[17]
+	mi := &file_api_job_v1_job_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1697,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{17}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListJobsResponse) GetJobs() []*JobDetail {
@@ -1636,7 +1734,7 @@ type UpdateJobRequest struct {
 
 func (x *UpdateJobRequest) Reset() {
 	*x = UpdateJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[18]
+	mi := &file_api_job_v1_job_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1746,7 @@ func (x *UpdateJobRequest) String() string {
 func (*UpdateJobRequest) ProtoMessage() {}
 
 func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[18]
+	mi := &file_api_job_v1_job_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1759,7 @@ func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateJobRequest.ProtoReflect.Descriptor instead.
 func (*UpdateJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{18}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateJobRequest) GetJobId() string {
@@ -1694,7 +1792,7 @@ type UpdateJobResponse struct {
 
 func (x *UpdateJobResponse) Reset() {
 	*x = UpdateJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[19]
+	mi := &file_api_job_v1_job_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1804,7 @@ func (x *UpdateJobResponse) String() string {
 func (*UpdateJobResponse) ProtoMessage() {}
 
 func (x *UpdateJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[19]
+	mi := &file_api_job_v1_job_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1817,7 @@ func (x *UpdateJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateJobResponse.ProtoReflect.Descriptor instead.
 func (*UpdateJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{19}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateJobResponse) GetJob() *JobDetail {
@@ -1738,7 +1836,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[20]
+	mi := &file_api_job_v1_job_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +1848,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[20]
+	mi := &file_api_job_v1_job_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +1861,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{20}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteJobRequest) GetJobId() string {
@@ -1781,7 +1879,7 @@ type DeleteJobResponse struct {
 
 func (x *DeleteJobResponse) Reset() {
 	*x = DeleteJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[21]
+	mi := &file_api_job_v1_job_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +1891,7 @@ func (x *DeleteJobResponse) String() string {
 func (*DeleteJobResponse) ProtoMessage() {}
 
 func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[21]
+	mi := &file_api_job_v1_job_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +1904,7 @@ func (x *DeleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{21}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{23}
 }
 
 type CancelJobRequest struct {
@@ -1819,7 +1917,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[22]
+	mi := &file_api_job_v1_job_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1929,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[22]
+	mi := &file_api_job_v1_job_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1942,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{22}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1870,7 +1968,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[23]
+	mi := &file_api_job_v1_job_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +1980,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[23]
+	mi := &file_api_job_v1_job_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +1993,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{23}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CancelJobResponse) GetJob() *JobDetail {
@@ -1914,7 +2012,7 @@ type RetryJobRequest struct {
 
 func (x *RetryJobRequest) Reset() {
 	*x = RetryJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[24]
+	mi := &file_api_job_v1_job_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2024,7 @@ func (x *RetryJobRequest) String() string {
 func (*RetryJobRequest) ProtoMessage() {}
 
 func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[24]
+	mi := &file_api_job_v1_job_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2037,7 @@ func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
 func (*RetryJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{24}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetryJobRequest) GetJobId() string {
@@ -1958,7 +2056,7 @@ type RetryJobResponse struct {
 
 func (x *RetryJobResponse) Reset() {
 	*x = RetryJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[25]
+	mi := &file_api_job_v1_job_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2068,7 @@ func (x *RetryJobResponse) String() string {
 func (*RetryJobResponse) ProtoMessage() {}
 
 func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[25]
+	mi := &file_api_job_v1_job_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2081,7 @@ func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobResponse.ProtoReflect.Descriptor instead.
 func (*RetryJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{25}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RetryJobResponse) GetJob() *JobDetail {
@@ -2008,7 +2106,7 @@ type GetJobLogRequest struct {
 
 func (x *GetJobLogRequest) Reset() {
 	*x = GetJobLogRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[26]
+	mi := &file_api_job_v1_job_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2118,7 @@ func (x *GetJobLogRequest) String() string {
 func (*GetJobLogRequest) ProtoMessage() {}
 
 func (x *GetJobLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[26]
+	mi := &file_api_job_v1_job_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2131,7 @@ func (x *GetJobLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogRequest.ProtoReflect.Descriptor instead.
 func (*GetJobLogRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{26}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetJobLogRequest) GetJobId() string {
@@ -2078,7 +2176,7 @@ type GetJobLogResponse struct {
 
 func (x *GetJobLogResponse) Reset() {
 	*x = GetJobLogResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[27]
+	mi := &file_api_job_v1_job_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2188,7 @@ func (x *GetJobLogResponse) String() string {
 func (*GetJobLogResponse) ProtoMessage() {}
 
 func (x *GetJobLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[27]
+	mi := &file_api_job_v1_job_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2201,7 @@ func (x *GetJobLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobLogResponse.ProtoReflect.Descriptor instead.
 func (*GetJobLogResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{27}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetJobLogResponse) GetLines() []*v1.LogChunk {
@@ -2147,7 +2245,7 @@ type ListJobArtifactsRequest struct {
 
 func (x *ListJobArtifactsRequest) Reset() {
 	*x = ListJobArtifactsRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[28]
+	mi := &file_api_job_v1_job_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2257,7 @@ func (x *ListJobArtifactsRequest) String() string {
 func (*ListJobArtifactsRequest) ProtoMessage() {}
 
 func (x *ListJobArtifactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[28]
+	mi := &file_api_job_v1_job_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2270,7 @@ func (x *ListJobArtifactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobArtifactsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobArtifactsRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{28}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListJobArtifactsRequest) GetJobId() string {
@@ -2213,7 +2311,7 @@ type ListJobArtifactsResponse struct {
 
 func (x *ListJobArtifactsResponse) Reset() {
 	*x = ListJobArtifactsResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[29]
+	mi := &file_api_job_v1_job_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2323,7 @@ func (x *ListJobArtifactsResponse) String() string {
 func (*ListJobArtifactsResponse) ProtoMessage() {}
 
 func (x *ListJobArtifactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[29]
+	mi := &file_api_job_v1_job_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2336,7 @@ func (x *ListJobArtifactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobArtifactsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobArtifactsResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{29}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListJobArtifactsResponse) GetArtifacts() []*v1.Artifact {
@@ -2269,7 +2367,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_api_job_v1_job_proto_msgTypes[30]
+	mi := &file_api_job_v1_job_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2281,7 +2379,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[30]
+	mi := &file_api_job_v1_job_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2294,7 +2392,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{30}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RetryPolicy) GetMaxAttempts() int32 {
@@ -2388,7 +2486,7 @@ type PipelineJob struct {
 
 func (x *PipelineJob) Reset() {
 	*x = PipelineJob{}
-	mi := &file_api_job_v1_job_proto_msgTypes[31]
+	mi := &file_api_job_v1_job_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2498,7 @@ func (x *PipelineJob) String() string {
 func (*PipelineJob) ProtoMessage() {}
 
 func (x *PipelineJob) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[31]
+	mi := &file_api_job_v1_job_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2511,7 @@ func (x *PipelineJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineJob.ProtoReflect.Descriptor instead.
 func (*PipelineJob) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{31}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PipelineJob) GetName() string {
@@ -2610,7 +2708,7 @@ type Stage struct {
 
 func (x *Stage) Reset() {
 	*x = Stage{}
-	mi := &file_api_job_v1_job_proto_msgTypes[32]
+	mi := &file_api_job_v1_job_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2720,7 @@ func (x *Stage) String() string {
 func (*Stage) ProtoMessage() {}
 
 func (x *Stage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[32]
+	mi := &file_api_job_v1_job_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2733,7 @@ func (x *Stage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stage.ProtoReflect.Descriptor instead.
 func (*Stage) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{32}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Stage) GetName() string {
@@ -2686,7 +2784,7 @@ type Trigger struct {
 
 func (x *Trigger) Reset() {
 	*x = Trigger{}
-	mi := &file_api_job_v1_job_proto_msgTypes[33]
+	mi := &file_api_job_v1_job_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +2796,7 @@ func (x *Trigger) String() string {
 func (*Trigger) ProtoMessage() {}
 
 func (x *Trigger) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[33]
+	mi := &file_api_job_v1_job_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +2809,7 @@ func (x *Trigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trigger.ProtoReflect.Descriptor instead.
 func (*Trigger) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{33}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Trigger) GetType() TriggerType {
@@ -2817,7 +2915,7 @@ type Source struct {
 
 func (x *Source) Reset() {
 	*x = Source{}
-	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	mi := &file_api_job_v1_job_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +2927,7 @@ func (x *Source) String() string {
 func (*Source) ProtoMessage() {}
 
 func (x *Source) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[34]
+	mi := &file_api_job_v1_job_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +2940,7 @@ func (x *Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Source.ProtoReflect.Descriptor instead.
 func (*Source) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{34}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Source) GetUrl() string {
@@ -2915,7 +3013,7 @@ type PipelineStatistics struct {
 
 func (x *PipelineStatistics) Reset() {
 	*x = PipelineStatistics{}
-	mi := &file_api_job_v1_job_proto_msgTypes[35]
+	mi := &file_api_job_v1_job_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3025,7 @@ func (x *PipelineStatistics) String() string {
 func (*PipelineStatistics) ProtoMessage() {}
 
 func (x *PipelineStatistics) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[35]
+	mi := &file_api_job_v1_job_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3038,7 @@ func (x *PipelineStatistics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineStatistics.ProtoReflect.Descriptor instead.
 func (*PipelineStatistics) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{35}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PipelineStatistics) GetTotalRuns() int64 {
@@ -3015,7 +3113,7 @@ type PipelineDetail struct {
 
 func (x *PipelineDetail) Reset() {
 	*x = PipelineDetail{}
-	mi := &file_api_job_v1_job_proto_msgTypes[36]
+	mi := &file_api_job_v1_job_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3027,7 +3125,7 @@ func (x *PipelineDetail) String() string {
 func (*PipelineDetail) ProtoMessage() {}
 
 func (x *PipelineDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[36]
+	mi := &file_api_job_v1_job_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3040,7 +3138,7 @@ func (x *PipelineDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineDetail.ProtoReflect.Descriptor instead.
 func (*PipelineDetail) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{36}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PipelineDetail) GetId() string {
@@ -3175,7 +3273,8 @@ type PipelineRun struct {
 	Stages  []string `protobuf:"bytes,13,rep,name=stages,proto3" json:"stages,omitempty"`
 	Message string   `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
 	// The run came from outside the trusted circle (a pull request from a
-	// fork): its jobs get no secrets and never run on trusted agents.
+	// fork): its jobs get no secrets, never run on trusted agents and write
+	// no shared cache (restored, never saved).
 	UntrustedOrigin bool `protobuf:"varint,15,opt,name=untrusted_origin,json=untrustedOrigin,proto3" json:"untrusted_origin,omitempty"`
 	// The repository the run is of (normalized URL), when known; its
 	// source-scoped secrets are the run's.
@@ -3195,8 +3294,6 @@ type PipelineRun struct {
 	Author           string `protobuf:"bytes,43,opt,name=author,proto3" json:"author,omitempty"`
 	PullRequest      int64  `protobuf:"varint,44,opt,name=pull_request,json=pullRequest,proto3" json:"pull_request,omitempty"`
 	PullRequestTitle string `protobuf:"bytes,45,opt,name=pull_request_title,json=pullRequestTitle,proto3" json:"pull_request_title,omitempty"`
-	// The run writes no shared cache (a pull request from a fork).
-	NoCacheWrite bool `protobuf:"varint,46,opt,name=no_cache_write,json=noCacheWrite,proto3" json:"no_cache_write,omitempty"`
 	// Where the definition came from ("stored pipeline", ".arcade.yaml at
 	// 1a2b3c4d5e6f", "base branch main's .arcade.yaml").
 	Definition string `protobuf:"bytes,47,opt,name=definition,proto3" json:"definition,omitempty"`
@@ -3212,7 +3309,7 @@ type PipelineRun struct {
 
 func (x *PipelineRun) Reset() {
 	*x = PipelineRun{}
-	mi := &file_api_job_v1_job_proto_msgTypes[37]
+	mi := &file_api_job_v1_job_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3224,7 +3321,7 @@ func (x *PipelineRun) String() string {
 func (*PipelineRun) ProtoMessage() {}
 
 func (x *PipelineRun) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[37]
+	mi := &file_api_job_v1_job_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3237,7 +3334,7 @@ func (x *PipelineRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineRun.ProtoReflect.Descriptor instead.
 func (*PipelineRun) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{37}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PipelineRun) GetId() string {
@@ -3415,13 +3512,6 @@ func (x *PipelineRun) GetPullRequestTitle() string {
 	return ""
 }
 
-func (x *PipelineRun) GetNoCacheWrite() bool {
-	if x != nil {
-		return x.NoCacheWrite
-	}
-	return false
-}
-
 func (x *PipelineRun) GetDefinition() string {
 	if x != nil {
 		return x.Definition
@@ -3464,7 +3554,7 @@ type CreatePipelineRequest struct {
 
 func (x *CreatePipelineRequest) Reset() {
 	*x = CreatePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[38]
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3476,7 +3566,7 @@ func (x *CreatePipelineRequest) String() string {
 func (*CreatePipelineRequest) ProtoMessage() {}
 
 func (x *CreatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[38]
+	mi := &file_api_job_v1_job_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3489,7 +3579,7 @@ func (x *CreatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*CreatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{38}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreatePipelineRequest) GetPipeline() *PipelineDetail {
@@ -3522,7 +3612,7 @@ type CreatePipelineResponse struct {
 
 func (x *CreatePipelineResponse) Reset() {
 	*x = CreatePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[39]
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3534,7 +3624,7 @@ func (x *CreatePipelineResponse) String() string {
 func (*CreatePipelineResponse) ProtoMessage() {}
 
 func (x *CreatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[39]
+	mi := &file_api_job_v1_job_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3547,7 +3637,7 @@ func (x *CreatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*CreatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{39}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreatePipelineResponse) GetPipeline() *PipelineDetail {
@@ -3566,7 +3656,7 @@ type GetPipelineRequest struct {
 
 func (x *GetPipelineRequest) Reset() {
 	*x = GetPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3578,7 +3668,7 @@ func (x *GetPipelineRequest) String() string {
 func (*GetPipelineRequest) ProtoMessage() {}
 
 func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[40]
+	mi := &file_api_job_v1_job_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3591,7 +3681,7 @@ func (x *GetPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{40}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetPipelineRequest) GetPipelineId() string {
@@ -3610,7 +3700,7 @@ type GetPipelineResponse struct {
 
 func (x *GetPipelineResponse) Reset() {
 	*x = GetPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3622,7 +3712,7 @@ func (x *GetPipelineResponse) String() string {
 func (*GetPipelineResponse) ProtoMessage() {}
 
 func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[41]
+	mi := &file_api_job_v1_job_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3635,7 +3725,7 @@ func (x *GetPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{41}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetPipelineResponse) GetPipeline() *PipelineDetail {
@@ -3656,7 +3746,7 @@ type ListPipelinesRequest struct {
 
 func (x *ListPipelinesRequest) Reset() {
 	*x = ListPipelinesRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3668,7 +3758,7 @@ func (x *ListPipelinesRequest) String() string {
 func (*ListPipelinesRequest) ProtoMessage() {}
 
 func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[42]
+	mi := &file_api_job_v1_job_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3681,7 +3771,7 @@ func (x *ListPipelinesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelinesRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{42}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListPipelinesRequest) GetPageSize() int32 {
@@ -3715,7 +3805,7 @@ type ListPipelinesResponse struct {
 
 func (x *ListPipelinesResponse) Reset() {
 	*x = ListPipelinesResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3727,7 +3817,7 @@ func (x *ListPipelinesResponse) String() string {
 func (*ListPipelinesResponse) ProtoMessage() {}
 
 func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[43]
+	mi := &file_api_job_v1_job_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3740,7 +3830,7 @@ func (x *ListPipelinesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelinesResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelinesResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{43}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListPipelinesResponse) GetPipelines() []*PipelineDetail {
@@ -3770,7 +3860,7 @@ type UpdatePipelineRequest struct {
 
 func (x *UpdatePipelineRequest) Reset() {
 	*x = UpdatePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3782,7 +3872,7 @@ func (x *UpdatePipelineRequest) String() string {
 func (*UpdatePipelineRequest) ProtoMessage() {}
 
 func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[44]
+	mi := &file_api_job_v1_job_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3795,7 +3885,7 @@ func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{44}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UpdatePipelineRequest) GetPipeline() *PipelineDetail {
@@ -3835,7 +3925,7 @@ type UpdatePipelineResponse struct {
 
 func (x *UpdatePipelineResponse) Reset() {
 	*x = UpdatePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +3937,7 @@ func (x *UpdatePipelineResponse) String() string {
 func (*UpdatePipelineResponse) ProtoMessage() {}
 
 func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[45]
+	mi := &file_api_job_v1_job_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +3950,7 @@ func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{45}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UpdatePipelineResponse) GetPipeline() *PipelineDetail {
@@ -3879,7 +3969,7 @@ type DeletePipelineRequest struct {
 
 func (x *DeletePipelineRequest) Reset() {
 	*x = DeletePipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3891,7 +3981,7 @@ func (x *DeletePipelineRequest) String() string {
 func (*DeletePipelineRequest) ProtoMessage() {}
 
 func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[46]
+	mi := &file_api_job_v1_job_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3904,7 +3994,7 @@ func (x *DeletePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineRequest.ProtoReflect.Descriptor instead.
 func (*DeletePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{46}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeletePipelineRequest) GetPipelineId() string {
@@ -3922,7 +4012,7 @@ type DeletePipelineResponse struct {
 
 func (x *DeletePipelineResponse) Reset() {
 	*x = DeletePipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3934,7 +4024,7 @@ func (x *DeletePipelineResponse) String() string {
 func (*DeletePipelineResponse) ProtoMessage() {}
 
 func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[47]
+	mi := &file_api_job_v1_job_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3947,7 +4037,7 @@ func (x *DeletePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePipelineResponse.ProtoReflect.Descriptor instead.
 func (*DeletePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{47}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
 }
 
 type TriggerPipelineRequest struct {
@@ -3965,7 +4055,7 @@ type TriggerPipelineRequest struct {
 
 func (x *TriggerPipelineRequest) Reset() {
 	*x = TriggerPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3977,7 +4067,7 @@ func (x *TriggerPipelineRequest) String() string {
 func (*TriggerPipelineRequest) ProtoMessage() {}
 
 func (x *TriggerPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[48]
+	mi := &file_api_job_v1_job_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3990,7 +4080,7 @@ func (x *TriggerPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerPipelineRequest.ProtoReflect.Descriptor instead.
 func (*TriggerPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{48}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *TriggerPipelineRequest) GetPipelineId() string {
@@ -4023,7 +4113,7 @@ type TriggerPipelineResponse struct {
 
 func (x *TriggerPipelineResponse) Reset() {
 	*x = TriggerPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[49]
+	mi := &file_api_job_v1_job_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4035,7 +4125,7 @@ func (x *TriggerPipelineResponse) String() string {
 func (*TriggerPipelineResponse) ProtoMessage() {}
 
 func (x *TriggerPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[49]
+	mi := &file_api_job_v1_job_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4048,7 +4138,7 @@ func (x *TriggerPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerPipelineResponse.ProtoReflect.Descriptor instead.
 func (*TriggerPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{49}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TriggerPipelineResponse) GetRun() *PipelineRun {
@@ -4068,7 +4158,7 @@ type StopPipelineRequest struct {
 
 func (x *StopPipelineRequest) Reset() {
 	*x = StopPipelineRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[50]
+	mi := &file_api_job_v1_job_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4080,7 +4170,7 @@ func (x *StopPipelineRequest) String() string {
 func (*StopPipelineRequest) ProtoMessage() {}
 
 func (x *StopPipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[50]
+	mi := &file_api_job_v1_job_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4093,7 +4183,7 @@ func (x *StopPipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopPipelineRequest.ProtoReflect.Descriptor instead.
 func (*StopPipelineRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{50}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *StopPipelineRequest) GetRunId() string {
@@ -4119,7 +4209,7 @@ type StopPipelineResponse struct {
 
 func (x *StopPipelineResponse) Reset() {
 	*x = StopPipelineResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[51]
+	mi := &file_api_job_v1_job_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4131,7 +4221,7 @@ func (x *StopPipelineResponse) String() string {
 func (*StopPipelineResponse) ProtoMessage() {}
 
 func (x *StopPipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[51]
+	mi := &file_api_job_v1_job_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4144,7 +4234,7 @@ func (x *StopPipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopPipelineResponse.ProtoReflect.Descriptor instead.
 func (*StopPipelineResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{51}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *StopPipelineResponse) GetRun() *PipelineRun {
@@ -4163,7 +4253,7 @@ type GetPipelineRunRequest struct {
 
 func (x *GetPipelineRunRequest) Reset() {
 	*x = GetPipelineRunRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[52]
+	mi := &file_api_job_v1_job_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4175,7 +4265,7 @@ func (x *GetPipelineRunRequest) String() string {
 func (*GetPipelineRunRequest) ProtoMessage() {}
 
 func (x *GetPipelineRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[52]
+	mi := &file_api_job_v1_job_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4188,7 +4278,7 @@ func (x *GetPipelineRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRunRequest.ProtoReflect.Descriptor instead.
 func (*GetPipelineRunRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{52}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetPipelineRunRequest) GetRunId() string {
@@ -4207,7 +4297,7 @@ type GetPipelineRunResponse struct {
 
 func (x *GetPipelineRunResponse) Reset() {
 	*x = GetPipelineRunResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[53]
+	mi := &file_api_job_v1_job_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4219,7 +4309,7 @@ func (x *GetPipelineRunResponse) String() string {
 func (*GetPipelineRunResponse) ProtoMessage() {}
 
 func (x *GetPipelineRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[53]
+	mi := &file_api_job_v1_job_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4232,7 +4322,7 @@ func (x *GetPipelineRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPipelineRunResponse.ProtoReflect.Descriptor instead.
 func (*GetPipelineRunResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{53}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetPipelineRunResponse) GetRun() *PipelineRun {
@@ -4254,7 +4344,7 @@ type ListPipelineRunsRequest struct {
 
 func (x *ListPipelineRunsRequest) Reset() {
 	*x = ListPipelineRunsRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[54]
+	mi := &file_api_job_v1_job_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4266,7 +4356,7 @@ func (x *ListPipelineRunsRequest) String() string {
 func (*ListPipelineRunsRequest) ProtoMessage() {}
 
 func (x *ListPipelineRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[54]
+	mi := &file_api_job_v1_job_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4279,7 +4369,7 @@ func (x *ListPipelineRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelineRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListPipelineRunsRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{54}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListPipelineRunsRequest) GetPipelineId() string {
@@ -4314,7 +4404,7 @@ type ListPipelineRunsResponse struct {
 
 func (x *ListPipelineRunsResponse) Reset() {
 	*x = ListPipelineRunsResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[55]
+	mi := &file_api_job_v1_job_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4326,7 +4416,7 @@ func (x *ListPipelineRunsResponse) String() string {
 func (*ListPipelineRunsResponse) ProtoMessage() {}
 
 func (x *ListPipelineRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[55]
+	mi := &file_api_job_v1_job_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4339,7 +4429,7 @@ func (x *ListPipelineRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPipelineRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListPipelineRunsResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{55}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListPipelineRunsResponse) GetRuns() []*PipelineRun {
@@ -4376,7 +4466,7 @@ type DownloadArtifactRequest struct {
 
 func (x *DownloadArtifactRequest) Reset() {
 	*x = DownloadArtifactRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[56]
+	mi := &file_api_job_v1_job_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4388,7 +4478,7 @@ func (x *DownloadArtifactRequest) String() string {
 func (*DownloadArtifactRequest) ProtoMessage() {}
 
 func (x *DownloadArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[56]
+	mi := &file_api_job_v1_job_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4401,7 +4491,7 @@ func (x *DownloadArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadArtifactRequest.ProtoReflect.Descriptor instead.
 func (*DownloadArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{56}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DownloadArtifactRequest) GetJobId() string {
@@ -4436,7 +4526,7 @@ type DownloadArtifactResponse struct {
 
 func (x *DownloadArtifactResponse) Reset() {
 	*x = DownloadArtifactResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[57]
+	mi := &file_api_job_v1_job_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4448,7 +4538,7 @@ func (x *DownloadArtifactResponse) String() string {
 func (*DownloadArtifactResponse) ProtoMessage() {}
 
 func (x *DownloadArtifactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[57]
+	mi := &file_api_job_v1_job_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4461,7 +4551,7 @@ func (x *DownloadArtifactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadArtifactResponse.ProtoReflect.Descriptor instead.
 func (*DownloadArtifactResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{57}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DownloadArtifactResponse) GetArtifact() *v1.Artifact {
@@ -4491,7 +4581,7 @@ type GetArtifactURLRequest struct {
 
 func (x *GetArtifactURLRequest) Reset() {
 	*x = GetArtifactURLRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[58]
+	mi := &file_api_job_v1_job_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4503,7 +4593,7 @@ func (x *GetArtifactURLRequest) String() string {
 func (*GetArtifactURLRequest) ProtoMessage() {}
 
 func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[58]
+	mi := &file_api_job_v1_job_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4516,7 +4606,7 @@ func (x *GetArtifactURLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactURLRequest.ProtoReflect.Descriptor instead.
 func (*GetArtifactURLRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{58}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetArtifactURLRequest) GetJobId() string {
@@ -4553,7 +4643,7 @@ type GetArtifactURLResponse struct {
 
 func (x *GetArtifactURLResponse) Reset() {
 	*x = GetArtifactURLResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[59]
+	mi := &file_api_job_v1_job_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4565,7 +4655,7 @@ func (x *GetArtifactURLResponse) String() string {
 func (*GetArtifactURLResponse) ProtoMessage() {}
 
 func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[59]
+	mi := &file_api_job_v1_job_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4578,7 +4668,7 @@ func (x *GetArtifactURLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactURLResponse.ProtoReflect.Descriptor instead.
 func (*GetArtifactURLResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{59}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetArtifactURLResponse) GetArtifact() *v1.Artifact {
@@ -4611,7 +4701,7 @@ type ExplainJobRequest struct {
 
 func (x *ExplainJobRequest) Reset() {
 	*x = ExplainJobRequest{}
-	mi := &file_api_job_v1_job_proto_msgTypes[60]
+	mi := &file_api_job_v1_job_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4623,7 +4713,7 @@ func (x *ExplainJobRequest) String() string {
 func (*ExplainJobRequest) ProtoMessage() {}
 
 func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[60]
+	mi := &file_api_job_v1_job_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4636,7 +4726,7 @@ func (x *ExplainJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobRequest.ProtoReflect.Descriptor instead.
 func (*ExplainJobRequest) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{60}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ExplainJobRequest) GetJobId() string {
@@ -4674,7 +4764,7 @@ type AgentFit struct {
 
 func (x *AgentFit) Reset() {
 	*x = AgentFit{}
-	mi := &file_api_job_v1_job_proto_msgTypes[61]
+	mi := &file_api_job_v1_job_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4686,7 +4776,7 @@ func (x *AgentFit) String() string {
 func (*AgentFit) ProtoMessage() {}
 
 func (x *AgentFit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[61]
+	mi := &file_api_job_v1_job_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4699,7 +4789,7 @@ func (x *AgentFit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentFit.ProtoReflect.Descriptor instead.
 func (*AgentFit) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{61}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *AgentFit) GetAgentId() string {
@@ -4794,7 +4884,7 @@ type ExplainJobResponse struct {
 
 func (x *ExplainJobResponse) Reset() {
 	*x = ExplainJobResponse{}
-	mi := &file_api_job_v1_job_proto_msgTypes[62]
+	mi := &file_api_job_v1_job_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4806,7 +4896,7 @@ func (x *ExplainJobResponse) String() string {
 func (*ExplainJobResponse) ProtoMessage() {}
 
 func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_job_v1_job_proto_msgTypes[62]
+	mi := &file_api_job_v1_job_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4819,7 +4909,7 @@ func (x *ExplainJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainJobResponse.ProtoReflect.Descriptor instead.
 func (*ExplainJobResponse) Descriptor() ([]byte, []int) {
-	return file_api_job_v1_job_proto_rawDescGZIP(), []int{62}
+	return file_api_job_v1_job_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ExplainJobResponse) GetJob() *JobDetail {
@@ -4953,7 +5043,12 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x03job\x18\x02 \x01(\tR\x03job\x12\x18\n" +
 	"\acomment\x18\x03 \x01(\tR\acomment\"@\n" +
 	"\x12ApproveJobResponse\x12*\n" +
-	"\x03job\x18\x01 \x01(\v2\x18.arcade.job.v1.JobDetailR\x03job\"U\n" +
+	"\x03job\x18\x01 \x01(\v2\x18.arcade.job.v1.JobDetailR\x03job\"N\n" +
+	"\x1bApproveRunDefinitionRequest\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
+	"\acomment\x18\x02 \x01(\tR\acomment\"L\n" +
+	"\x1cApproveRunDefinitionResponse\x12,\n" +
+	"\x03run\x18\x01 \x01(\v2\x1a.arcade.job.v1.PipelineRunR\x03run\"U\n" +
 	"\x10RejectJobRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x10\n" +
 	"\x03job\x18\x02 \x01(\tR\x03job\x12\x18\n" +
@@ -5160,7 +5255,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x1a.arcade.job.v1.PipelineJobR\x05value:\x028\x01\x1a?\n" +
 	"\x11IncludeFilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\t\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x84\t\n" +
 	"\vPipelineRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vpipeline_id\x18\x02 \x01(\tR\n" +
@@ -5191,8 +5286,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x06commit\x18* \x01(\tR\x06commit\x12\x16\n" +
 	"\x06author\x18+ \x01(\tR\x06author\x12!\n" +
 	"\fpull_request\x18, \x01(\x03R\vpullRequest\x12,\n" +
-	"\x12pull_request_title\x18- \x01(\tR\x10pullRequestTitle\x12$\n" +
-	"\x0eno_cache_write\x18. \x01(\bR\fnoCacheWrite\x12\x1e\n" +
+	"\x12pull_request_title\x18- \x01(\tR\x10pullRequestTitle\x12\x1e\n" +
 	"\n" +
 	"definition\x18/ \x01(\tR\n" +
 	"definition\x12\x10\n" +
@@ -5201,7 +5295,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x10concurrency_held\x18= \x01(\bR\x0fconcurrencyHeld\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b.\x10/R\x0eno_cache_write\"\xe7\x01\n" +
 	"\x15CreatePipelineRequest\x129\n" +
 	"\bpipeline\x18\x01 \x01(\v2\x1d.arcade.job.v1.PipelineDetailR\bpipeline\x12\x12\n" +
 	"\x04yaml\x18\x02 \x01(\tR\x04yaml\x12E\n" +
@@ -5322,7 +5416,7 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x13TRIGGER_TYPE_MANUAL\x10\x01\x12\x15\n" +
 	"\x11TRIGGER_TYPE_CRON\x10\x02\x12\x18\n" +
 	"\x14TRIGGER_TYPE_WEBHOOK\x10\x03\x12\x19\n" +
-	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xec\x0f\n" +
+	"\x15TRIGGER_TYPE_PIPELINE\x10\x042\xdd\x10\n" +
 	"\n" +
 	"JobService\x12N\n" +
 	"\tCreateJob\x12\x1f.arcade.job.v1.CreateJobRequest\x1a .arcade.job.v1.CreateJobResponse\x12E\n" +
@@ -5349,7 +5443,8 @@ const file_api_job_v1_job_proto_rawDesc = "" +
 	"\x10ListPipelineRuns\x12&.arcade.job.v1.ListPipelineRunsRequest\x1a'.arcade.job.v1.ListPipelineRunsResponse\x12Q\n" +
 	"\n" +
 	"ApproveJob\x12 .arcade.job.v1.ApproveJobRequest\x1a!.arcade.job.v1.ApproveJobResponse\x12N\n" +
-	"\tRejectJob\x12\x1f.arcade.job.v1.RejectJobRequest\x1a .arcade.job.v1.RejectJobResponseB.Z,github.com/go-arcade/arcade/api/job/v1;jobv1b\x06proto3"
+	"\tRejectJob\x12\x1f.arcade.job.v1.RejectJobRequest\x1a .arcade.job.v1.RejectJobResponse\x12o\n" +
+	"\x14ApproveRunDefinition\x12*.arcade.job.v1.ApproveRunDefinitionRequest\x1a+.arcade.job.v1.ApproveRunDefinitionResponseB.Z,github.com/go-arcade/arcade/api/job/v1;jobv1b\x06proto3"
 
 var (
 	file_api_job_v1_job_proto_rawDescOnce sync.Once
@@ -5364,261 +5459,266 @@ func file_api_job_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_api_job_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
+var file_api_job_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_api_job_v1_job_proto_goTypes = []any{
-	(JobType)(0),                     // 0: arcade.job.v1.JobType
-	(RunCondition)(0),                // 1: arcade.job.v1.RunCondition
-	(TriggerType)(0),                 // 2: arcade.job.v1.TriggerType
-	(*JobDetail)(nil),                // 3: arcade.job.v1.JobDetail
-	(*Approval)(nil),                 // 4: arcade.job.v1.Approval
-	(*Matrix)(nil),                   // 5: arcade.job.v1.Matrix
-	(*MatrixAxis)(nil),               // 6: arcade.job.v1.MatrixAxis
-	(*MatrixCombination)(nil),        // 7: arcade.job.v1.MatrixCombination
-	(*MatrixInstance)(nil),           // 8: arcade.job.v1.MatrixInstance
-	(*MatrixValue)(nil),              // 9: arcade.job.v1.MatrixValue
-	(*Concurrency)(nil),              // 10: arcade.job.v1.Concurrency
-	(*ApproveJobRequest)(nil),        // 11: arcade.job.v1.ApproveJobRequest
-	(*ApproveJobResponse)(nil),       // 12: arcade.job.v1.ApproveJobResponse
-	(*RejectJobRequest)(nil),         // 13: arcade.job.v1.RejectJobRequest
-	(*RejectJobResponse)(nil),        // 14: arcade.job.v1.RejectJobResponse
-	(*CreateJobRequest)(nil),         // 15: arcade.job.v1.CreateJobRequest
-	(*CreateJobResponse)(nil),        // 16: arcade.job.v1.CreateJobResponse
-	(*GetJobRequest)(nil),            // 17: arcade.job.v1.GetJobRequest
-	(*GetJobResponse)(nil),           // 18: arcade.job.v1.GetJobResponse
-	(*ListJobsRequest)(nil),          // 19: arcade.job.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 20: arcade.job.v1.ListJobsResponse
-	(*UpdateJobRequest)(nil),         // 21: arcade.job.v1.UpdateJobRequest
-	(*UpdateJobResponse)(nil),        // 22: arcade.job.v1.UpdateJobResponse
-	(*DeleteJobRequest)(nil),         // 23: arcade.job.v1.DeleteJobRequest
-	(*DeleteJobResponse)(nil),        // 24: arcade.job.v1.DeleteJobResponse
-	(*CancelJobRequest)(nil),         // 25: arcade.job.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 26: arcade.job.v1.CancelJobResponse
-	(*RetryJobRequest)(nil),          // 27: arcade.job.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),         // 28: arcade.job.v1.RetryJobResponse
-	(*GetJobLogRequest)(nil),         // 29: arcade.job.v1.GetJobLogRequest
-	(*GetJobLogResponse)(nil),        // 30: arcade.job.v1.GetJobLogResponse
-	(*ListJobArtifactsRequest)(nil),  // 31: arcade.job.v1.ListJobArtifactsRequest
-	(*ListJobArtifactsResponse)(nil), // 32: arcade.job.v1.ListJobArtifactsResponse
-	(*RetryPolicy)(nil),              // 33: arcade.job.v1.RetryPolicy
-	(*PipelineJob)(nil),              // 34: arcade.job.v1.PipelineJob
-	(*Stage)(nil),                    // 35: arcade.job.v1.Stage
-	(*Trigger)(nil),                  // 36: arcade.job.v1.Trigger
-	(*Source)(nil),                   // 37: arcade.job.v1.Source
-	(*PipelineStatistics)(nil),       // 38: arcade.job.v1.PipelineStatistics
-	(*PipelineDetail)(nil),           // 39: arcade.job.v1.PipelineDetail
-	(*PipelineRun)(nil),              // 40: arcade.job.v1.PipelineRun
-	(*CreatePipelineRequest)(nil),    // 41: arcade.job.v1.CreatePipelineRequest
-	(*CreatePipelineResponse)(nil),   // 42: arcade.job.v1.CreatePipelineResponse
-	(*GetPipelineRequest)(nil),       // 43: arcade.job.v1.GetPipelineRequest
-	(*GetPipelineResponse)(nil),      // 44: arcade.job.v1.GetPipelineResponse
-	(*ListPipelinesRequest)(nil),     // 45: arcade.job.v1.ListPipelinesRequest
-	(*ListPipelinesResponse)(nil),    // 46: arcade.job.v1.ListPipelinesResponse
-	(*UpdatePipelineRequest)(nil),    // 47: arcade.job.v1.UpdatePipelineRequest
-	(*UpdatePipelineResponse)(nil),   // 48: arcade.job.v1.UpdatePipelineResponse
-	(*DeletePipelineRequest)(nil),    // 49: arcade.job.v1.DeletePipelineRequest
-	(*DeletePipelineResponse)(nil),   // 50: arcade.job.v1.DeletePipelineResponse
-	(*TriggerPipelineRequest)(nil),   // 51: arcade.job.v1.TriggerPipelineRequest
-	(*TriggerPipelineResponse)(nil),  // 52: arcade.job.v1.TriggerPipelineResponse
-	(*StopPipelineRequest)(nil),      // 53: arcade.job.v1.StopPipelineRequest
-	(*StopPipelineResponse)(nil),     // 54: arcade.job.v1.StopPipelineResponse
-	(*GetPipelineRunRequest)(nil),    // 55: arcade.job.v1.GetPipelineRunRequest
-	(*GetPipelineRunResponse)(nil),   // 56: arcade.job.v1.GetPipelineRunResponse
-	(*ListPipelineRunsRequest)(nil),  // 57: arcade.job.v1.ListPipelineRunsRequest
-	(*ListPipelineRunsResponse)(nil), // 58: arcade.job.v1.ListPipelineRunsResponse
-	(*DownloadArtifactRequest)(nil),  // 59: arcade.job.v1.DownloadArtifactRequest
-	(*DownloadArtifactResponse)(nil), // 60: arcade.job.v1.DownloadArtifactResponse
-	(*GetArtifactURLRequest)(nil),    // 61: arcade.job.v1.GetArtifactURLRequest
-	(*GetArtifactURLResponse)(nil),   // 62: arcade.job.v1.GetArtifactURLResponse
-	(*ExplainJobRequest)(nil),        // 63: arcade.job.v1.ExplainJobRequest
-	(*AgentFit)(nil),                 // 64: arcade.job.v1.AgentFit
-	(*ExplainJobResponse)(nil),       // 65: arcade.job.v1.ExplainJobResponse
-	nil,                              // 66: arcade.job.v1.JobDetail.EnvEntry
-	nil,                              // 67: arcade.job.v1.JobDetail.LabelsEntry
-	nil,                              // 68: arcade.job.v1.JobDetail.OutputsEntry
-	nil,                              // 69: arcade.job.v1.MatrixCombination.ValuesEntry
-	nil,                              // 70: arcade.job.v1.CreateJobRequest.EnvEntry
-	nil,                              // 71: arcade.job.v1.CreateJobRequest.LabelsEntry
-	nil,                              // 72: arcade.job.v1.CreateJobRequest.SecretsEntry
-	nil,                              // 73: arcade.job.v1.PipelineJob.WithEntry
-	nil,                              // 74: arcade.job.v1.PipelineJob.EnvEntry
-	nil,                              // 75: arcade.job.v1.Stage.EnvEntry
-	nil,                              // 76: arcade.job.v1.PipelineDetail.EnvEntry
-	nil,                              // 77: arcade.job.v1.PipelineDetail.SecretsEntry
-	nil,                              // 78: arcade.job.v1.PipelineDetail.TemplatesEntry
-	nil,                              // 79: arcade.job.v1.PipelineDetail.IncludeFilesEntry
-	nil,                              // 80: arcade.job.v1.PipelineRun.ParamsEntry
-	nil,                              // 81: arcade.job.v1.CreatePipelineRequest.FilesEntry
-	nil,                              // 82: arcade.job.v1.UpdatePipelineRequest.FilesEntry
-	nil,                              // 83: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	(v1.JobStatus)(0),                // 84: arcade.agent.v1.JobStatus
-	(*durationpb.Duration)(nil),      // 85: google.protobuf.Duration
-	(*v1.ArtifactConfig)(nil),        // 86: arcade.agent.v1.ArtifactConfig
-	(*v1.LabelSelector)(nil),         // 87: arcade.agent.v1.LabelSelector
-	(*timestamppb.Timestamp)(nil),    // 88: google.protobuf.Timestamp
-	(*v1.Step)(nil),                  // 89: arcade.agent.v1.Step
-	(*v1.ContainerOptions)(nil),      // 90: arcade.agent.v1.ContainerOptions
-	(*fieldmaskpb.FieldMask)(nil),    // 91: google.protobuf.FieldMask
-	(*v1.LogChunk)(nil),              // 92: arcade.agent.v1.LogChunk
-	(*v1.Artifact)(nil),              // 93: arcade.agent.v1.Artifact
-	(*v1.CacheConfig)(nil),           // 94: arcade.agent.v1.CacheConfig
-	(v1.AgentStatus)(0),              // 95: arcade.agent.v1.AgentStatus
+	(JobType)(0),                         // 0: arcade.job.v1.JobType
+	(RunCondition)(0),                    // 1: arcade.job.v1.RunCondition
+	(TriggerType)(0),                     // 2: arcade.job.v1.TriggerType
+	(*JobDetail)(nil),                    // 3: arcade.job.v1.JobDetail
+	(*Approval)(nil),                     // 4: arcade.job.v1.Approval
+	(*Matrix)(nil),                       // 5: arcade.job.v1.Matrix
+	(*MatrixAxis)(nil),                   // 6: arcade.job.v1.MatrixAxis
+	(*MatrixCombination)(nil),            // 7: arcade.job.v1.MatrixCombination
+	(*MatrixInstance)(nil),               // 8: arcade.job.v1.MatrixInstance
+	(*MatrixValue)(nil),                  // 9: arcade.job.v1.MatrixValue
+	(*Concurrency)(nil),                  // 10: arcade.job.v1.Concurrency
+	(*ApproveJobRequest)(nil),            // 11: arcade.job.v1.ApproveJobRequest
+	(*ApproveJobResponse)(nil),           // 12: arcade.job.v1.ApproveJobResponse
+	(*ApproveRunDefinitionRequest)(nil),  // 13: arcade.job.v1.ApproveRunDefinitionRequest
+	(*ApproveRunDefinitionResponse)(nil), // 14: arcade.job.v1.ApproveRunDefinitionResponse
+	(*RejectJobRequest)(nil),             // 15: arcade.job.v1.RejectJobRequest
+	(*RejectJobResponse)(nil),            // 16: arcade.job.v1.RejectJobResponse
+	(*CreateJobRequest)(nil),             // 17: arcade.job.v1.CreateJobRequest
+	(*CreateJobResponse)(nil),            // 18: arcade.job.v1.CreateJobResponse
+	(*GetJobRequest)(nil),                // 19: arcade.job.v1.GetJobRequest
+	(*GetJobResponse)(nil),               // 20: arcade.job.v1.GetJobResponse
+	(*ListJobsRequest)(nil),              // 21: arcade.job.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),             // 22: arcade.job.v1.ListJobsResponse
+	(*UpdateJobRequest)(nil),             // 23: arcade.job.v1.UpdateJobRequest
+	(*UpdateJobResponse)(nil),            // 24: arcade.job.v1.UpdateJobResponse
+	(*DeleteJobRequest)(nil),             // 25: arcade.job.v1.DeleteJobRequest
+	(*DeleteJobResponse)(nil),            // 26: arcade.job.v1.DeleteJobResponse
+	(*CancelJobRequest)(nil),             // 27: arcade.job.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),            // 28: arcade.job.v1.CancelJobResponse
+	(*RetryJobRequest)(nil),              // 29: arcade.job.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),             // 30: arcade.job.v1.RetryJobResponse
+	(*GetJobLogRequest)(nil),             // 31: arcade.job.v1.GetJobLogRequest
+	(*GetJobLogResponse)(nil),            // 32: arcade.job.v1.GetJobLogResponse
+	(*ListJobArtifactsRequest)(nil),      // 33: arcade.job.v1.ListJobArtifactsRequest
+	(*ListJobArtifactsResponse)(nil),     // 34: arcade.job.v1.ListJobArtifactsResponse
+	(*RetryPolicy)(nil),                  // 35: arcade.job.v1.RetryPolicy
+	(*PipelineJob)(nil),                  // 36: arcade.job.v1.PipelineJob
+	(*Stage)(nil),                        // 37: arcade.job.v1.Stage
+	(*Trigger)(nil),                      // 38: arcade.job.v1.Trigger
+	(*Source)(nil),                       // 39: arcade.job.v1.Source
+	(*PipelineStatistics)(nil),           // 40: arcade.job.v1.PipelineStatistics
+	(*PipelineDetail)(nil),               // 41: arcade.job.v1.PipelineDetail
+	(*PipelineRun)(nil),                  // 42: arcade.job.v1.PipelineRun
+	(*CreatePipelineRequest)(nil),        // 43: arcade.job.v1.CreatePipelineRequest
+	(*CreatePipelineResponse)(nil),       // 44: arcade.job.v1.CreatePipelineResponse
+	(*GetPipelineRequest)(nil),           // 45: arcade.job.v1.GetPipelineRequest
+	(*GetPipelineResponse)(nil),          // 46: arcade.job.v1.GetPipelineResponse
+	(*ListPipelinesRequest)(nil),         // 47: arcade.job.v1.ListPipelinesRequest
+	(*ListPipelinesResponse)(nil),        // 48: arcade.job.v1.ListPipelinesResponse
+	(*UpdatePipelineRequest)(nil),        // 49: arcade.job.v1.UpdatePipelineRequest
+	(*UpdatePipelineResponse)(nil),       // 50: arcade.job.v1.UpdatePipelineResponse
+	(*DeletePipelineRequest)(nil),        // 51: arcade.job.v1.DeletePipelineRequest
+	(*DeletePipelineResponse)(nil),       // 52: arcade.job.v1.DeletePipelineResponse
+	(*TriggerPipelineRequest)(nil),       // 53: arcade.job.v1.TriggerPipelineRequest
+	(*TriggerPipelineResponse)(nil),      // 54: arcade.job.v1.TriggerPipelineResponse
+	(*StopPipelineRequest)(nil),          // 55: arcade.job.v1.StopPipelineRequest
+	(*StopPipelineResponse)(nil),         // 56: arcade.job.v1.StopPipelineResponse
+	(*GetPipelineRunRequest)(nil),        // 57: arcade.job.v1.GetPipelineRunRequest
+	(*GetPipelineRunResponse)(nil),       // 58: arcade.job.v1.GetPipelineRunResponse
+	(*ListPipelineRunsRequest)(nil),      // 59: arcade.job.v1.ListPipelineRunsRequest
+	(*ListPipelineRunsResponse)(nil),     // 60: arcade.job.v1.ListPipelineRunsResponse
+	(*DownloadArtifactRequest)(nil),      // 61: arcade.job.v1.DownloadArtifactRequest
+	(*DownloadArtifactResponse)(nil),     // 62: arcade.job.v1.DownloadArtifactResponse
+	(*GetArtifactURLRequest)(nil),        // 63: arcade.job.v1.GetArtifactURLRequest
+	(*GetArtifactURLResponse)(nil),       // 64: arcade.job.v1.GetArtifactURLResponse
+	(*ExplainJobRequest)(nil),            // 65: arcade.job.v1.ExplainJobRequest
+	(*AgentFit)(nil),                     // 66: arcade.job.v1.AgentFit
+	(*ExplainJobResponse)(nil),           // 67: arcade.job.v1.ExplainJobResponse
+	nil,                                  // 68: arcade.job.v1.JobDetail.EnvEntry
+	nil,                                  // 69: arcade.job.v1.JobDetail.LabelsEntry
+	nil,                                  // 70: arcade.job.v1.JobDetail.OutputsEntry
+	nil,                                  // 71: arcade.job.v1.MatrixCombination.ValuesEntry
+	nil,                                  // 72: arcade.job.v1.CreateJobRequest.EnvEntry
+	nil,                                  // 73: arcade.job.v1.CreateJobRequest.LabelsEntry
+	nil,                                  // 74: arcade.job.v1.CreateJobRequest.SecretsEntry
+	nil,                                  // 75: arcade.job.v1.PipelineJob.WithEntry
+	nil,                                  // 76: arcade.job.v1.PipelineJob.EnvEntry
+	nil,                                  // 77: arcade.job.v1.Stage.EnvEntry
+	nil,                                  // 78: arcade.job.v1.PipelineDetail.EnvEntry
+	nil,                                  // 79: arcade.job.v1.PipelineDetail.SecretsEntry
+	nil,                                  // 80: arcade.job.v1.PipelineDetail.TemplatesEntry
+	nil,                                  // 81: arcade.job.v1.PipelineDetail.IncludeFilesEntry
+	nil,                                  // 82: arcade.job.v1.PipelineRun.ParamsEntry
+	nil,                                  // 83: arcade.job.v1.CreatePipelineRequest.FilesEntry
+	nil,                                  // 84: arcade.job.v1.UpdatePipelineRequest.FilesEntry
+	nil,                                  // 85: arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	(v1.JobStatus)(0),                    // 86: arcade.agent.v1.JobStatus
+	(*durationpb.Duration)(nil),          // 87: google.protobuf.Duration
+	(*v1.ArtifactConfig)(nil),            // 88: arcade.agent.v1.ArtifactConfig
+	(*v1.LabelSelector)(nil),             // 89: arcade.agent.v1.LabelSelector
+	(*timestamppb.Timestamp)(nil),        // 90: google.protobuf.Timestamp
+	(*v1.Step)(nil),                      // 91: arcade.agent.v1.Step
+	(*v1.ContainerOptions)(nil),          // 92: arcade.agent.v1.ContainerOptions
+	(*fieldmaskpb.FieldMask)(nil),        // 93: google.protobuf.FieldMask
+	(*v1.LogChunk)(nil),                  // 94: arcade.agent.v1.LogChunk
+	(*v1.Artifact)(nil),                  // 95: arcade.agent.v1.Artifact
+	(*v1.CacheConfig)(nil),               // 96: arcade.agent.v1.CacheConfig
+	(v1.AgentStatus)(0),                  // 97: arcade.agent.v1.AgentStatus
 }
 var file_api_job_v1_job_proto_depIdxs = []int32{
-	84,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
-	66,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
-	85,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
-	86,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	87,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	67,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
-	88,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
-	88,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
-	88,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
-	88,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
-	89,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
-	90,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
-	68,  // 12: arcade.job.v1.JobDetail.outputs:type_name -> arcade.job.v1.JobDetail.OutputsEntry
+	86,  // 0: arcade.job.v1.JobDetail.status:type_name -> arcade.agent.v1.JobStatus
+	68,  // 1: arcade.job.v1.JobDetail.env:type_name -> arcade.job.v1.JobDetail.EnvEntry
+	87,  // 2: arcade.job.v1.JobDetail.timeout:type_name -> google.protobuf.Duration
+	88,  // 3: arcade.job.v1.JobDetail.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	89,  // 4: arcade.job.v1.JobDetail.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	69,  // 5: arcade.job.v1.JobDetail.labels:type_name -> arcade.job.v1.JobDetail.LabelsEntry
+	90,  // 6: arcade.job.v1.JobDetail.created_at:type_name -> google.protobuf.Timestamp
+	90,  // 7: arcade.job.v1.JobDetail.started_at:type_name -> google.protobuf.Timestamp
+	90,  // 8: arcade.job.v1.JobDetail.finished_at:type_name -> google.protobuf.Timestamp
+	90,  // 9: arcade.job.v1.JobDetail.updated_at:type_name -> google.protobuf.Timestamp
+	91,  // 10: arcade.job.v1.JobDetail.steps:type_name -> arcade.agent.v1.Step
+	92,  // 11: arcade.job.v1.JobDetail.container:type_name -> arcade.agent.v1.ContainerOptions
+	70,  // 12: arcade.job.v1.JobDetail.outputs:type_name -> arcade.job.v1.JobDetail.OutputsEntry
 	8,   // 13: arcade.job.v1.JobDetail.matrix:type_name -> arcade.job.v1.MatrixInstance
 	0,   // 14: arcade.job.v1.JobDetail.type:type_name -> arcade.job.v1.JobType
 	4,   // 15: arcade.job.v1.JobDetail.approval:type_name -> arcade.job.v1.Approval
-	88,  // 16: arcade.job.v1.Approval.at:type_name -> google.protobuf.Timestamp
-	88,  // 17: arcade.job.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 16: arcade.job.v1.Approval.at:type_name -> google.protobuf.Timestamp
+	90,  // 17: arcade.job.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
 	6,   // 18: arcade.job.v1.Matrix.axes:type_name -> arcade.job.v1.MatrixAxis
 	7,   // 19: arcade.job.v1.Matrix.include:type_name -> arcade.job.v1.MatrixCombination
 	7,   // 20: arcade.job.v1.Matrix.exclude:type_name -> arcade.job.v1.MatrixCombination
-	69,  // 21: arcade.job.v1.MatrixCombination.values:type_name -> arcade.job.v1.MatrixCombination.ValuesEntry
+	71,  // 21: arcade.job.v1.MatrixCombination.values:type_name -> arcade.job.v1.MatrixCombination.ValuesEntry
 	9,   // 22: arcade.job.v1.MatrixInstance.values:type_name -> arcade.job.v1.MatrixValue
 	3,   // 23: arcade.job.v1.ApproveJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	3,   // 24: arcade.job.v1.RejectJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	70,  // 25: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
-	85,  // 26: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
-	86,  // 27: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	87,  // 28: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	71,  // 29: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
-	72,  // 30: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
-	89,  // 31: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
-	90,  // 32: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
-	3,   // 33: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	3,   // 34: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	84,  // 35: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
-	3,   // 36: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
-	15,  // 37: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
-	91,  // 38: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,   // 39: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	3,   // 40: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	3,   // 41: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	92,  // 42: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
-	93,  // 43: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
-	85,  // 44: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
-	73,  // 45: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
-	74,  // 46: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
-	87,  // 47: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
-	85,  // 48: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
-	33,  // 49: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
-	86,  // 50: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
-	1,   // 51: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
-	89,  // 52: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
-	90,  // 53: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
-	5,   // 54: arcade.job.v1.PipelineJob.matrix:type_name -> arcade.job.v1.Matrix
-	94,  // 55: arcade.job.v1.PipelineJob.cache:type_name -> arcade.agent.v1.CacheConfig
-	10,  // 56: arcade.job.v1.PipelineJob.concurrency:type_name -> arcade.job.v1.Concurrency
-	0,   // 57: arcade.job.v1.PipelineJob.type:type_name -> arcade.job.v1.JobType
-	8,   // 58: arcade.job.v1.PipelineJob.matrix_instance:type_name -> arcade.job.v1.MatrixInstance
-	34,  // 59: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
-	75,  // 60: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
-	2,   // 61: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
-	85,  // 62: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
-	84,  // 63: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
-	88,  // 64: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
-	76,  // 65: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
-	36,  // 66: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
-	35,  // 67: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
-	38,  // 68: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
-	88,  // 69: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
-	88,  // 70: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
-	77,  // 71: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
-	37,  // 72: arcade.job.v1.PipelineDetail.source:type_name -> arcade.job.v1.Source
-	78,  // 73: arcade.job.v1.PipelineDetail.templates:type_name -> arcade.job.v1.PipelineDetail.TemplatesEntry
-	79,  // 74: arcade.job.v1.PipelineDetail.include_files:type_name -> arcade.job.v1.PipelineDetail.IncludeFilesEntry
-	10,  // 75: arcade.job.v1.PipelineDetail.concurrency:type_name -> arcade.job.v1.Concurrency
-	84,  // 76: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
-	2,   // 77: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
-	80,  // 78: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
-	3,   // 79: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
-	88,  // 80: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
-	88,  // 81: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	88,  // 82: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	39,  // 83: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	81,  // 84: arcade.job.v1.CreatePipelineRequest.files:type_name -> arcade.job.v1.CreatePipelineRequest.FilesEntry
-	39,  // 85: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	39,  // 86: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	39,  // 87: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
-	39,  // 88: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	91,  // 89: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
-	82,  // 90: arcade.job.v1.UpdatePipelineRequest.files:type_name -> arcade.job.v1.UpdatePipelineRequest.FilesEntry
-	39,  // 91: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
-	83,  // 92: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
-	40,  // 93: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	40,  // 94: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
-	40,  // 95: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
-	40,  // 96: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
-	93,  // 97: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	93,  // 98: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
-	88,  // 99: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
-	95,  // 100: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
-	3,   // 101: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
-	64,  // 102: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
-	34,  // 103: arcade.job.v1.PipelineDetail.TemplatesEntry.value:type_name -> arcade.job.v1.PipelineJob
-	15,  // 104: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
-	17,  // 105: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
-	19,  // 106: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
-	21,  // 107: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
-	23,  // 108: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
-	25,  // 109: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
-	27,  // 110: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
-	29,  // 111: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
-	31,  // 112: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
-	59,  // 113: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
-	61,  // 114: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
-	63,  // 115: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
-	41,  // 116: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
-	43,  // 117: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
-	45,  // 118: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
-	47,  // 119: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
-	49,  // 120: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
-	51,  // 121: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
-	53,  // 122: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
-	55,  // 123: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
-	57,  // 124: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
-	11,  // 125: arcade.job.v1.JobService.ApproveJob:input_type -> arcade.job.v1.ApproveJobRequest
-	13,  // 126: arcade.job.v1.JobService.RejectJob:input_type -> arcade.job.v1.RejectJobRequest
-	16,  // 127: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
-	18,  // 128: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
-	20,  // 129: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
-	22,  // 130: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
-	24,  // 131: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
-	26,  // 132: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
-	28,  // 133: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
-	30,  // 134: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
-	32,  // 135: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
-	60,  // 136: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
-	62,  // 137: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
-	65,  // 138: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
-	42,  // 139: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
-	44,  // 140: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
-	46,  // 141: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
-	48,  // 142: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
-	50,  // 143: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
-	52,  // 144: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
-	54,  // 145: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
-	56,  // 146: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
-	58,  // 147: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
-	12,  // 148: arcade.job.v1.JobService.ApproveJob:output_type -> arcade.job.v1.ApproveJobResponse
-	14,  // 149: arcade.job.v1.JobService.RejectJob:output_type -> arcade.job.v1.RejectJobResponse
-	127, // [127:150] is the sub-list for method output_type
-	104, // [104:127] is the sub-list for method input_type
-	104, // [104:104] is the sub-list for extension type_name
-	104, // [104:104] is the sub-list for extension extendee
-	0,   // [0:104] is the sub-list for field type_name
+	42,  // 24: arcade.job.v1.ApproveRunDefinitionResponse.run:type_name -> arcade.job.v1.PipelineRun
+	3,   // 25: arcade.job.v1.RejectJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	72,  // 26: arcade.job.v1.CreateJobRequest.env:type_name -> arcade.job.v1.CreateJobRequest.EnvEntry
+	87,  // 27: arcade.job.v1.CreateJobRequest.timeout:type_name -> google.protobuf.Duration
+	88,  // 28: arcade.job.v1.CreateJobRequest.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	89,  // 29: arcade.job.v1.CreateJobRequest.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	73,  // 30: arcade.job.v1.CreateJobRequest.labels:type_name -> arcade.job.v1.CreateJobRequest.LabelsEntry
+	74,  // 31: arcade.job.v1.CreateJobRequest.secrets:type_name -> arcade.job.v1.CreateJobRequest.SecretsEntry
+	91,  // 32: arcade.job.v1.CreateJobRequest.steps:type_name -> arcade.agent.v1.Step
+	92,  // 33: arcade.job.v1.CreateJobRequest.container:type_name -> arcade.agent.v1.ContainerOptions
+	3,   // 34: arcade.job.v1.CreateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	3,   // 35: arcade.job.v1.GetJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	86,  // 36: arcade.job.v1.ListJobsRequest.statuses:type_name -> arcade.agent.v1.JobStatus
+	3,   // 37: arcade.job.v1.ListJobsResponse.jobs:type_name -> arcade.job.v1.JobDetail
+	17,  // 38: arcade.job.v1.UpdateJobRequest.job:type_name -> arcade.job.v1.CreateJobRequest
+	93,  // 39: arcade.job.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,   // 40: arcade.job.v1.UpdateJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	3,   // 41: arcade.job.v1.CancelJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	3,   // 42: arcade.job.v1.RetryJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	94,  // 43: arcade.job.v1.GetJobLogResponse.lines:type_name -> arcade.agent.v1.LogChunk
+	95,  // 44: arcade.job.v1.ListJobArtifactsResponse.artifacts:type_name -> arcade.agent.v1.Artifact
+	87,  // 45: arcade.job.v1.RetryPolicy.backoff:type_name -> google.protobuf.Duration
+	75,  // 46: arcade.job.v1.PipelineJob.with:type_name -> arcade.job.v1.PipelineJob.WithEntry
+	76,  // 47: arcade.job.v1.PipelineJob.env:type_name -> arcade.job.v1.PipelineJob.EnvEntry
+	89,  // 48: arcade.job.v1.PipelineJob.label_selector:type_name -> arcade.agent.v1.LabelSelector
+	87,  // 49: arcade.job.v1.PipelineJob.timeout:type_name -> google.protobuf.Duration
+	35,  // 50: arcade.job.v1.PipelineJob.retry:type_name -> arcade.job.v1.RetryPolicy
+	88,  // 51: arcade.job.v1.PipelineJob.artifacts:type_name -> arcade.agent.v1.ArtifactConfig
+	1,   // 52: arcade.job.v1.PipelineJob.when:type_name -> arcade.job.v1.RunCondition
+	91,  // 53: arcade.job.v1.PipelineJob.steps:type_name -> arcade.agent.v1.Step
+	92,  // 54: arcade.job.v1.PipelineJob.container:type_name -> arcade.agent.v1.ContainerOptions
+	5,   // 55: arcade.job.v1.PipelineJob.matrix:type_name -> arcade.job.v1.Matrix
+	96,  // 56: arcade.job.v1.PipelineJob.cache:type_name -> arcade.agent.v1.CacheConfig
+	10,  // 57: arcade.job.v1.PipelineJob.concurrency:type_name -> arcade.job.v1.Concurrency
+	0,   // 58: arcade.job.v1.PipelineJob.type:type_name -> arcade.job.v1.JobType
+	8,   // 59: arcade.job.v1.PipelineJob.matrix_instance:type_name -> arcade.job.v1.MatrixInstance
+	36,  // 60: arcade.job.v1.Stage.jobs:type_name -> arcade.job.v1.PipelineJob
+	77,  // 61: arcade.job.v1.Stage.env:type_name -> arcade.job.v1.Stage.EnvEntry
+	2,   // 62: arcade.job.v1.Trigger.type:type_name -> arcade.job.v1.TriggerType
+	87,  // 63: arcade.job.v1.PipelineStatistics.average_duration:type_name -> google.protobuf.Duration
+	86,  // 64: arcade.job.v1.PipelineStatistics.last_run_status:type_name -> arcade.agent.v1.JobStatus
+	90,  // 65: arcade.job.v1.PipelineStatistics.last_run_at:type_name -> google.protobuf.Timestamp
+	78,  // 66: arcade.job.v1.PipelineDetail.env:type_name -> arcade.job.v1.PipelineDetail.EnvEntry
+	38,  // 67: arcade.job.v1.PipelineDetail.triggers:type_name -> arcade.job.v1.Trigger
+	37,  // 68: arcade.job.v1.PipelineDetail.stages:type_name -> arcade.job.v1.Stage
+	40,  // 69: arcade.job.v1.PipelineDetail.statistics:type_name -> arcade.job.v1.PipelineStatistics
+	90,  // 70: arcade.job.v1.PipelineDetail.created_at:type_name -> google.protobuf.Timestamp
+	90,  // 71: arcade.job.v1.PipelineDetail.updated_at:type_name -> google.protobuf.Timestamp
+	79,  // 72: arcade.job.v1.PipelineDetail.secrets:type_name -> arcade.job.v1.PipelineDetail.SecretsEntry
+	39,  // 73: arcade.job.v1.PipelineDetail.source:type_name -> arcade.job.v1.Source
+	80,  // 74: arcade.job.v1.PipelineDetail.templates:type_name -> arcade.job.v1.PipelineDetail.TemplatesEntry
+	81,  // 75: arcade.job.v1.PipelineDetail.include_files:type_name -> arcade.job.v1.PipelineDetail.IncludeFilesEntry
+	10,  // 76: arcade.job.v1.PipelineDetail.concurrency:type_name -> arcade.job.v1.Concurrency
+	86,  // 77: arcade.job.v1.PipelineRun.status:type_name -> arcade.agent.v1.JobStatus
+	2,   // 78: arcade.job.v1.PipelineRun.trigger:type_name -> arcade.job.v1.TriggerType
+	82,  // 79: arcade.job.v1.PipelineRun.params:type_name -> arcade.job.v1.PipelineRun.ParamsEntry
+	3,   // 80: arcade.job.v1.PipelineRun.jobs:type_name -> arcade.job.v1.JobDetail
+	90,  // 81: arcade.job.v1.PipelineRun.created_at:type_name -> google.protobuf.Timestamp
+	90,  // 82: arcade.job.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	90,  // 83: arcade.job.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	41,  // 84: arcade.job.v1.CreatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	83,  // 85: arcade.job.v1.CreatePipelineRequest.files:type_name -> arcade.job.v1.CreatePipelineRequest.FilesEntry
+	41,  // 86: arcade.job.v1.CreatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	41,  // 87: arcade.job.v1.GetPipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	41,  // 88: arcade.job.v1.ListPipelinesResponse.pipelines:type_name -> arcade.job.v1.PipelineDetail
+	41,  // 89: arcade.job.v1.UpdatePipelineRequest.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	93,  // 90: arcade.job.v1.UpdatePipelineRequest.update_mask:type_name -> google.protobuf.FieldMask
+	84,  // 91: arcade.job.v1.UpdatePipelineRequest.files:type_name -> arcade.job.v1.UpdatePipelineRequest.FilesEntry
+	41,  // 92: arcade.job.v1.UpdatePipelineResponse.pipeline:type_name -> arcade.job.v1.PipelineDetail
+	85,  // 93: arcade.job.v1.TriggerPipelineRequest.params:type_name -> arcade.job.v1.TriggerPipelineRequest.ParamsEntry
+	42,  // 94: arcade.job.v1.TriggerPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	42,  // 95: arcade.job.v1.StopPipelineResponse.run:type_name -> arcade.job.v1.PipelineRun
+	42,  // 96: arcade.job.v1.GetPipelineRunResponse.run:type_name -> arcade.job.v1.PipelineRun
+	42,  // 97: arcade.job.v1.ListPipelineRunsResponse.runs:type_name -> arcade.job.v1.PipelineRun
+	95,  // 98: arcade.job.v1.DownloadArtifactResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	95,  // 99: arcade.job.v1.GetArtifactURLResponse.artifact:type_name -> arcade.agent.v1.Artifact
+	90,  // 100: arcade.job.v1.GetArtifactURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 101: arcade.job.v1.AgentFit.status:type_name -> arcade.agent.v1.AgentStatus
+	3,   // 102: arcade.job.v1.ExplainJobResponse.job:type_name -> arcade.job.v1.JobDetail
+	66,  // 103: arcade.job.v1.ExplainJobResponse.agents:type_name -> arcade.job.v1.AgentFit
+	36,  // 104: arcade.job.v1.PipelineDetail.TemplatesEntry.value:type_name -> arcade.job.v1.PipelineJob
+	17,  // 105: arcade.job.v1.JobService.CreateJob:input_type -> arcade.job.v1.CreateJobRequest
+	19,  // 106: arcade.job.v1.JobService.GetJob:input_type -> arcade.job.v1.GetJobRequest
+	21,  // 107: arcade.job.v1.JobService.ListJobs:input_type -> arcade.job.v1.ListJobsRequest
+	23,  // 108: arcade.job.v1.JobService.UpdateJob:input_type -> arcade.job.v1.UpdateJobRequest
+	25,  // 109: arcade.job.v1.JobService.DeleteJob:input_type -> arcade.job.v1.DeleteJobRequest
+	27,  // 110: arcade.job.v1.JobService.CancelJob:input_type -> arcade.job.v1.CancelJobRequest
+	29,  // 111: arcade.job.v1.JobService.RetryJob:input_type -> arcade.job.v1.RetryJobRequest
+	31,  // 112: arcade.job.v1.JobService.GetJobLog:input_type -> arcade.job.v1.GetJobLogRequest
+	33,  // 113: arcade.job.v1.JobService.ListJobArtifacts:input_type -> arcade.job.v1.ListJobArtifactsRequest
+	61,  // 114: arcade.job.v1.JobService.DownloadArtifact:input_type -> arcade.job.v1.DownloadArtifactRequest
+	63,  // 115: arcade.job.v1.JobService.GetArtifactURL:input_type -> arcade.job.v1.GetArtifactURLRequest
+	65,  // 116: arcade.job.v1.JobService.ExplainJob:input_type -> arcade.job.v1.ExplainJobRequest
+	43,  // 117: arcade.job.v1.JobService.CreatePipeline:input_type -> arcade.job.v1.CreatePipelineRequest
+	45,  // 118: arcade.job.v1.JobService.GetPipeline:input_type -> arcade.job.v1.GetPipelineRequest
+	47,  // 119: arcade.job.v1.JobService.ListPipelines:input_type -> arcade.job.v1.ListPipelinesRequest
+	49,  // 120: arcade.job.v1.JobService.UpdatePipeline:input_type -> arcade.job.v1.UpdatePipelineRequest
+	51,  // 121: arcade.job.v1.JobService.DeletePipeline:input_type -> arcade.job.v1.DeletePipelineRequest
+	53,  // 122: arcade.job.v1.JobService.TriggerPipeline:input_type -> arcade.job.v1.TriggerPipelineRequest
+	55,  // 123: arcade.job.v1.JobService.StopPipeline:input_type -> arcade.job.v1.StopPipelineRequest
+	57,  // 124: arcade.job.v1.JobService.GetPipelineRun:input_type -> arcade.job.v1.GetPipelineRunRequest
+	59,  // 125: arcade.job.v1.JobService.ListPipelineRuns:input_type -> arcade.job.v1.ListPipelineRunsRequest
+	11,  // 126: arcade.job.v1.JobService.ApproveJob:input_type -> arcade.job.v1.ApproveJobRequest
+	15,  // 127: arcade.job.v1.JobService.RejectJob:input_type -> arcade.job.v1.RejectJobRequest
+	13,  // 128: arcade.job.v1.JobService.ApproveRunDefinition:input_type -> arcade.job.v1.ApproveRunDefinitionRequest
+	18,  // 129: arcade.job.v1.JobService.CreateJob:output_type -> arcade.job.v1.CreateJobResponse
+	20,  // 130: arcade.job.v1.JobService.GetJob:output_type -> arcade.job.v1.GetJobResponse
+	22,  // 131: arcade.job.v1.JobService.ListJobs:output_type -> arcade.job.v1.ListJobsResponse
+	24,  // 132: arcade.job.v1.JobService.UpdateJob:output_type -> arcade.job.v1.UpdateJobResponse
+	26,  // 133: arcade.job.v1.JobService.DeleteJob:output_type -> arcade.job.v1.DeleteJobResponse
+	28,  // 134: arcade.job.v1.JobService.CancelJob:output_type -> arcade.job.v1.CancelJobResponse
+	30,  // 135: arcade.job.v1.JobService.RetryJob:output_type -> arcade.job.v1.RetryJobResponse
+	32,  // 136: arcade.job.v1.JobService.GetJobLog:output_type -> arcade.job.v1.GetJobLogResponse
+	34,  // 137: arcade.job.v1.JobService.ListJobArtifacts:output_type -> arcade.job.v1.ListJobArtifactsResponse
+	62,  // 138: arcade.job.v1.JobService.DownloadArtifact:output_type -> arcade.job.v1.DownloadArtifactResponse
+	64,  // 139: arcade.job.v1.JobService.GetArtifactURL:output_type -> arcade.job.v1.GetArtifactURLResponse
+	67,  // 140: arcade.job.v1.JobService.ExplainJob:output_type -> arcade.job.v1.ExplainJobResponse
+	44,  // 141: arcade.job.v1.JobService.CreatePipeline:output_type -> arcade.job.v1.CreatePipelineResponse
+	46,  // 142: arcade.job.v1.JobService.GetPipeline:output_type -> arcade.job.v1.GetPipelineResponse
+	48,  // 143: arcade.job.v1.JobService.ListPipelines:output_type -> arcade.job.v1.ListPipelinesResponse
+	50,  // 144: arcade.job.v1.JobService.UpdatePipeline:output_type -> arcade.job.v1.UpdatePipelineResponse
+	52,  // 145: arcade.job.v1.JobService.DeletePipeline:output_type -> arcade.job.v1.DeletePipelineResponse
+	54,  // 146: arcade.job.v1.JobService.TriggerPipeline:output_type -> arcade.job.v1.TriggerPipelineResponse
+	56,  // 147: arcade.job.v1.JobService.StopPipeline:output_type -> arcade.job.v1.StopPipelineResponse
+	58,  // 148: arcade.job.v1.JobService.GetPipelineRun:output_type -> arcade.job.v1.GetPipelineRunResponse
+	60,  // 149: arcade.job.v1.JobService.ListPipelineRuns:output_type -> arcade.job.v1.ListPipelineRunsResponse
+	12,  // 150: arcade.job.v1.JobService.ApproveJob:output_type -> arcade.job.v1.ApproveJobResponse
+	16,  // 151: arcade.job.v1.JobService.RejectJob:output_type -> arcade.job.v1.RejectJobResponse
+	14,  // 152: arcade.job.v1.JobService.ApproveRunDefinition:output_type -> arcade.job.v1.ApproveRunDefinitionResponse
+	129, // [129:153] is the sub-list for method output_type
+	105, // [105:129] is the sub-list for method input_type
+	105, // [105:105] is the sub-list for extension type_name
+	105, // [105:105] is the sub-list for extension extendee
+	0,   // [0:105] is the sub-list for field type_name
 }
 
 func init() { file_api_job_v1_job_proto_init() }
@@ -5632,7 +5732,7 @@ func file_api_job_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_job_v1_job_proto_rawDesc), len(file_api_job_v1_job_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   81,
+			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1034,6 +1034,51 @@ func local_request_JobService_RejectJob_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
+func request_JobService_ApproveRunDefinition_0(ctx context.Context, marshaler runtime.Marshaler, client JobServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ApproveRunDefinitionRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["run_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "run_id")
+	}
+	protoReq.RunId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "run_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ApproveRunDefinition(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_JobService_ApproveRunDefinition_0(ctx context.Context, marshaler runtime.Marshaler, server JobServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ApproveRunDefinitionRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["run_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "run_id")
+	}
+	protoReq.RunId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "run_id", err)
+	}
+	msg, err := server.ApproveRunDefinition(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterJobServiceHandlerServer registers the http handlers for service JobService to "mux".
 // UnaryRPC     :call JobServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -1487,6 +1532,26 @@ func RegisterJobServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux,
 		}
 		forward_JobService_RejectJob_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_JobService_ApproveRunDefinition_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/arcade.job.v1.JobService/ApproveRunDefinition", runtime.WithHTTPPathPattern("/v1/runs/{run_id}:approve-definition"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_JobService_ApproveRunDefinition_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_JobService_ApproveRunDefinition_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 
 	return nil
 }
@@ -1918,57 +1983,76 @@ func RegisterJobServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux,
 		}
 		forward_JobService_RejectJob_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_JobService_ApproveRunDefinition_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/arcade.job.v1.JobService/ApproveRunDefinition", runtime.WithHTTPPathPattern("/v1/runs/{run_id}:approve-definition"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_JobService_ApproveRunDefinition_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_JobService_ApproveRunDefinition_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_JobService_CreateJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "jobs"}, ""))
-	pattern_JobService_GetJob_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, ""))
-	pattern_JobService_ListJobs_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "jobs"}, ""))
-	pattern_JobService_UpdateJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, ""))
-	pattern_JobService_DeleteJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, ""))
-	pattern_JobService_CancelJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, "cancel"))
-	pattern_JobService_RetryJob_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, "retry"))
-	pattern_JobService_GetJobLog_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "jobs", "job_id", "log"}, ""))
-	pattern_JobService_ListJobArtifacts_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "jobs", "job_id", "artifacts"}, ""))
-	pattern_JobService_DownloadArtifact_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "jobs", "job_id", "artifacts"}, "download"))
-	pattern_JobService_GetArtifactURL_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "jobs", "job_id", "artifacts"}, "url"))
-	pattern_JobService_ExplainJob_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, "explain"))
-	pattern_JobService_CreatePipeline_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "pipelines"}, ""))
-	pattern_JobService_GetPipeline_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "pipelines", "pipeline_id"}, ""))
-	pattern_JobService_ListPipelines_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "pipelines"}, ""))
-	pattern_JobService_UpdatePipeline_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "pipelines", "pipeline.id"}, ""))
-	pattern_JobService_DeletePipeline_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "pipelines", "pipeline_id"}, ""))
-	pattern_JobService_TriggerPipeline_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "pipelines", "pipeline_id"}, "trigger"))
-	pattern_JobService_StopPipeline_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "runs", "run_id"}, "stop"))
-	pattern_JobService_GetPipelineRun_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "runs", "run_id"}, ""))
-	pattern_JobService_ListPipelineRuns_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "pipelines", "pipeline_id", "runs"}, ""))
-	pattern_JobService_ApproveJob_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "runs", "run_id", "jobs", "job"}, "approve"))
-	pattern_JobService_RejectJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "runs", "run_id", "jobs", "job"}, "reject"))
+	pattern_JobService_CreateJob_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "jobs"}, ""))
+	pattern_JobService_GetJob_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, ""))
+	pattern_JobService_ListJobs_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "jobs"}, ""))
+	pattern_JobService_UpdateJob_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, ""))
+	pattern_JobService_DeleteJob_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, ""))
+	pattern_JobService_CancelJob_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, "cancel"))
+	pattern_JobService_RetryJob_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, "retry"))
+	pattern_JobService_GetJobLog_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "jobs", "job_id", "log"}, ""))
+	pattern_JobService_ListJobArtifacts_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "jobs", "job_id", "artifacts"}, ""))
+	pattern_JobService_DownloadArtifact_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "jobs", "job_id", "artifacts"}, "download"))
+	pattern_JobService_GetArtifactURL_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "jobs", "job_id", "artifacts"}, "url"))
+	pattern_JobService_ExplainJob_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "jobs", "job_id"}, "explain"))
+	pattern_JobService_CreatePipeline_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "pipelines"}, ""))
+	pattern_JobService_GetPipeline_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "pipelines", "pipeline_id"}, ""))
+	pattern_JobService_ListPipelines_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "pipelines"}, ""))
+	pattern_JobService_UpdatePipeline_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "pipelines", "pipeline.id"}, ""))
+	pattern_JobService_DeletePipeline_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "pipelines", "pipeline_id"}, ""))
+	pattern_JobService_TriggerPipeline_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "pipelines", "pipeline_id"}, "trigger"))
+	pattern_JobService_StopPipeline_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "runs", "run_id"}, "stop"))
+	pattern_JobService_GetPipelineRun_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "runs", "run_id"}, ""))
+	pattern_JobService_ListPipelineRuns_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "pipelines", "pipeline_id", "runs"}, ""))
+	pattern_JobService_ApproveJob_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "runs", "run_id", "jobs", "job"}, "approve"))
+	pattern_JobService_RejectJob_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "runs", "run_id", "jobs", "job"}, "reject"))
+	pattern_JobService_ApproveRunDefinition_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "runs", "run_id"}, "approve-definition"))
 )
 
 var (
-	forward_JobService_CreateJob_0        = runtime.ForwardResponseMessage
-	forward_JobService_GetJob_0           = runtime.ForwardResponseMessage
-	forward_JobService_ListJobs_0         = runtime.ForwardResponseMessage
-	forward_JobService_UpdateJob_0        = runtime.ForwardResponseMessage
-	forward_JobService_DeleteJob_0        = runtime.ForwardResponseMessage
-	forward_JobService_CancelJob_0        = runtime.ForwardResponseMessage
-	forward_JobService_RetryJob_0         = runtime.ForwardResponseMessage
-	forward_JobService_GetJobLog_0        = runtime.ForwardResponseMessage
-	forward_JobService_ListJobArtifacts_0 = runtime.ForwardResponseMessage
-	forward_JobService_DownloadArtifact_0 = runtime.ForwardResponseStream
-	forward_JobService_GetArtifactURL_0   = runtime.ForwardResponseMessage
-	forward_JobService_ExplainJob_0       = runtime.ForwardResponseMessage
-	forward_JobService_CreatePipeline_0   = runtime.ForwardResponseMessage
-	forward_JobService_GetPipeline_0      = runtime.ForwardResponseMessage
-	forward_JobService_ListPipelines_0    = runtime.ForwardResponseMessage
-	forward_JobService_UpdatePipeline_0   = runtime.ForwardResponseMessage
-	forward_JobService_DeletePipeline_0   = runtime.ForwardResponseMessage
-	forward_JobService_TriggerPipeline_0  = runtime.ForwardResponseMessage
-	forward_JobService_StopPipeline_0     = runtime.ForwardResponseMessage
-	forward_JobService_GetPipelineRun_0   = runtime.ForwardResponseMessage
-	forward_JobService_ListPipelineRuns_0 = runtime.ForwardResponseMessage
-	forward_JobService_ApproveJob_0       = runtime.ForwardResponseMessage
-	forward_JobService_RejectJob_0        = runtime.ForwardResponseMessage
+	forward_JobService_CreateJob_0            = runtime.ForwardResponseMessage
+	forward_JobService_GetJob_0               = runtime.ForwardResponseMessage
+	forward_JobService_ListJobs_0             = runtime.ForwardResponseMessage
+	forward_JobService_UpdateJob_0            = runtime.ForwardResponseMessage
+	forward_JobService_DeleteJob_0            = runtime.ForwardResponseMessage
+	forward_JobService_CancelJob_0            = runtime.ForwardResponseMessage
+	forward_JobService_RetryJob_0             = runtime.ForwardResponseMessage
+	forward_JobService_GetJobLog_0            = runtime.ForwardResponseMessage
+	forward_JobService_ListJobArtifacts_0     = runtime.ForwardResponseMessage
+	forward_JobService_DownloadArtifact_0     = runtime.ForwardResponseStream
+	forward_JobService_GetArtifactURL_0       = runtime.ForwardResponseMessage
+	forward_JobService_ExplainJob_0           = runtime.ForwardResponseMessage
+	forward_JobService_CreatePipeline_0       = runtime.ForwardResponseMessage
+	forward_JobService_GetPipeline_0          = runtime.ForwardResponseMessage
+	forward_JobService_ListPipelines_0        = runtime.ForwardResponseMessage
+	forward_JobService_UpdatePipeline_0       = runtime.ForwardResponseMessage
+	forward_JobService_DeletePipeline_0       = runtime.ForwardResponseMessage
+	forward_JobService_TriggerPipeline_0      = runtime.ForwardResponseMessage
+	forward_JobService_StopPipeline_0         = runtime.ForwardResponseMessage
+	forward_JobService_GetPipelineRun_0       = runtime.ForwardResponseMessage
+	forward_JobService_ListPipelineRuns_0     = runtime.ForwardResponseMessage
+	forward_JobService_ApproveJob_0           = runtime.ForwardResponseMessage
+	forward_JobService_RejectJob_0            = runtime.ForwardResponseMessage
+	forward_JobService_ApproveRunDefinition_0 = runtime.ForwardResponseMessage
 )

@@ -22,29 +22,30 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobService_CreateJob_FullMethodName        = "/arcade.job.v1.JobService/CreateJob"
-	JobService_GetJob_FullMethodName           = "/arcade.job.v1.JobService/GetJob"
-	JobService_ListJobs_FullMethodName         = "/arcade.job.v1.JobService/ListJobs"
-	JobService_UpdateJob_FullMethodName        = "/arcade.job.v1.JobService/UpdateJob"
-	JobService_DeleteJob_FullMethodName        = "/arcade.job.v1.JobService/DeleteJob"
-	JobService_CancelJob_FullMethodName        = "/arcade.job.v1.JobService/CancelJob"
-	JobService_RetryJob_FullMethodName         = "/arcade.job.v1.JobService/RetryJob"
-	JobService_GetJobLog_FullMethodName        = "/arcade.job.v1.JobService/GetJobLog"
-	JobService_ListJobArtifacts_FullMethodName = "/arcade.job.v1.JobService/ListJobArtifacts"
-	JobService_DownloadArtifact_FullMethodName = "/arcade.job.v1.JobService/DownloadArtifact"
-	JobService_GetArtifactURL_FullMethodName   = "/arcade.job.v1.JobService/GetArtifactURL"
-	JobService_ExplainJob_FullMethodName       = "/arcade.job.v1.JobService/ExplainJob"
-	JobService_CreatePipeline_FullMethodName   = "/arcade.job.v1.JobService/CreatePipeline"
-	JobService_GetPipeline_FullMethodName      = "/arcade.job.v1.JobService/GetPipeline"
-	JobService_ListPipelines_FullMethodName    = "/arcade.job.v1.JobService/ListPipelines"
-	JobService_UpdatePipeline_FullMethodName   = "/arcade.job.v1.JobService/UpdatePipeline"
-	JobService_DeletePipeline_FullMethodName   = "/arcade.job.v1.JobService/DeletePipeline"
-	JobService_TriggerPipeline_FullMethodName  = "/arcade.job.v1.JobService/TriggerPipeline"
-	JobService_StopPipeline_FullMethodName     = "/arcade.job.v1.JobService/StopPipeline"
-	JobService_GetPipelineRun_FullMethodName   = "/arcade.job.v1.JobService/GetPipelineRun"
-	JobService_ListPipelineRuns_FullMethodName = "/arcade.job.v1.JobService/ListPipelineRuns"
-	JobService_ApproveJob_FullMethodName       = "/arcade.job.v1.JobService/ApproveJob"
-	JobService_RejectJob_FullMethodName        = "/arcade.job.v1.JobService/RejectJob"
+	JobService_CreateJob_FullMethodName            = "/arcade.job.v1.JobService/CreateJob"
+	JobService_GetJob_FullMethodName               = "/arcade.job.v1.JobService/GetJob"
+	JobService_ListJobs_FullMethodName             = "/arcade.job.v1.JobService/ListJobs"
+	JobService_UpdateJob_FullMethodName            = "/arcade.job.v1.JobService/UpdateJob"
+	JobService_DeleteJob_FullMethodName            = "/arcade.job.v1.JobService/DeleteJob"
+	JobService_CancelJob_FullMethodName            = "/arcade.job.v1.JobService/CancelJob"
+	JobService_RetryJob_FullMethodName             = "/arcade.job.v1.JobService/RetryJob"
+	JobService_GetJobLog_FullMethodName            = "/arcade.job.v1.JobService/GetJobLog"
+	JobService_ListJobArtifacts_FullMethodName     = "/arcade.job.v1.JobService/ListJobArtifacts"
+	JobService_DownloadArtifact_FullMethodName     = "/arcade.job.v1.JobService/DownloadArtifact"
+	JobService_GetArtifactURL_FullMethodName       = "/arcade.job.v1.JobService/GetArtifactURL"
+	JobService_ExplainJob_FullMethodName           = "/arcade.job.v1.JobService/ExplainJob"
+	JobService_CreatePipeline_FullMethodName       = "/arcade.job.v1.JobService/CreatePipeline"
+	JobService_GetPipeline_FullMethodName          = "/arcade.job.v1.JobService/GetPipeline"
+	JobService_ListPipelines_FullMethodName        = "/arcade.job.v1.JobService/ListPipelines"
+	JobService_UpdatePipeline_FullMethodName       = "/arcade.job.v1.JobService/UpdatePipeline"
+	JobService_DeletePipeline_FullMethodName       = "/arcade.job.v1.JobService/DeletePipeline"
+	JobService_TriggerPipeline_FullMethodName      = "/arcade.job.v1.JobService/TriggerPipeline"
+	JobService_StopPipeline_FullMethodName         = "/arcade.job.v1.JobService/StopPipeline"
+	JobService_GetPipelineRun_FullMethodName       = "/arcade.job.v1.JobService/GetPipelineRun"
+	JobService_ListPipelineRuns_FullMethodName     = "/arcade.job.v1.JobService/ListPipelineRuns"
+	JobService_ApproveJob_FullMethodName           = "/arcade.job.v1.JobService/ApproveJob"
+	JobService_RejectJob_FullMethodName            = "/arcade.job.v1.JobService/RejectJob"
+	JobService_ApproveRunDefinition_FullMethodName = "/arcade.job.v1.JobService/ApproveRunDefinition"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -94,6 +95,13 @@ type JobServiceClient interface {
 	ApproveJob(ctx context.Context, in *ApproveJobRequest, opts ...grpc.CallOption) (*ApproveJobResponse, error)
 	// RejectJob rejects a run's approval job: it fails.
 	RejectJob(ctx context.Context, in *RejectJobRequest, opts ...grpc.CallOption) (*RejectJobResponse, error)
+	// ApproveRunDefinition approves, for a run of a pull request from a fork
+	// (which followed its base branch's definition), the pull request's own
+	// definition: a new run of the same commit follows it (and the files it
+	// includes), still of untrusted origin (no secret values, no trusted
+	// agent, no cache saved). Needs the write scope; the caller's token name
+	// is recorded in the new run's definition.
+	ApproveRunDefinition(ctx context.Context, in *ApproveRunDefinitionRequest, opts ...grpc.CallOption) (*ApproveRunDefinitionResponse, error)
 }
 
 type jobServiceClient struct {
@@ -343,6 +351,16 @@ func (c *jobServiceClient) RejectJob(ctx context.Context, in *RejectJobRequest, 
 	return out, nil
 }
 
+func (c *jobServiceClient) ApproveRunDefinition(ctx context.Context, in *ApproveRunDefinitionRequest, opts ...grpc.CallOption) (*ApproveRunDefinitionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveRunDefinitionResponse)
+	err := c.cc.Invoke(ctx, JobService_ApproveRunDefinition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -390,6 +408,13 @@ type JobServiceServer interface {
 	ApproveJob(context.Context, *ApproveJobRequest) (*ApproveJobResponse, error)
 	// RejectJob rejects a run's approval job: it fails.
 	RejectJob(context.Context, *RejectJobRequest) (*RejectJobResponse, error)
+	// ApproveRunDefinition approves, for a run of a pull request from a fork
+	// (which followed its base branch's definition), the pull request's own
+	// definition: a new run of the same commit follows it (and the files it
+	// includes), still of untrusted origin (no secret values, no trusted
+	// agent, no cache saved). Needs the write scope; the caller's token name
+	// is recorded in the new run's definition.
+	ApproveRunDefinition(context.Context, *ApproveRunDefinitionRequest) (*ApproveRunDefinitionResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -468,6 +493,9 @@ func (UnimplementedJobServiceServer) ApproveJob(context.Context, *ApproveJobRequ
 }
 func (UnimplementedJobServiceServer) RejectJob(context.Context, *RejectJobRequest) (*RejectJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RejectJob not implemented")
+}
+func (UnimplementedJobServiceServer) ApproveRunDefinition(context.Context, *ApproveRunDefinitionRequest) (*ApproveRunDefinitionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveRunDefinition not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -897,6 +925,24 @@ func _JobService_RejectJob_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_ApproveRunDefinition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveRunDefinitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ApproveRunDefinition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ApproveRunDefinition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ApproveRunDefinition(ctx, req.(*ApproveRunDefinitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -991,6 +1037,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RejectJob",
 			Handler:    _JobService_RejectJob_Handler,
+		},
+		{
+			MethodName: "ApproveRunDefinition",
+			Handler:    _JobService_ApproveRunDefinition_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -2,7 +2,8 @@
 // each job's status live (StreamPipelineStatus), durations and attempts;
 // stop the run, cancel or retry a job. The combinations of a matrix job are
 // drawn and listed together under their matrix; an approval job waiting
-// for a decision has its Approve and Reject buttons.
+// for a decision has its Approve and Reject buttons; a run of a fork's pull
+// request has one to run the pull request's own definition.
 
 import { get, post, watch } from '../api.js';
 import { h, s, badge, jobStatus, enumName, fmtDuration, span, fmtTime, errorText, toast, clear, startedBy } from '../dom.js';
@@ -98,7 +99,19 @@ function drawHead(head, run) {
       Object.keys(run.params || {}).length ? h('div', {}, Object.entries(run.params).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`))) : ''),
     FINAL.has(st) ? '' : h('button', { type: 'button', class: 'danger', id: 'stop-run', onclick: async () => {
       try { await post(`/v1/runs/${run.id}:stop`, { reason: 'stopped from the dashboard' }); toast('Stopping the run'); } catch (err) { toast(errorText(err), true); }
-    } }, 'Stop run'));
+    } }, 'Stop run'),
+    // A fork's pull request ran its base branch's definition: a write
+    // token may start a run following the pull request's own (the server
+    // refuses when the pipeline has none in the repository).
+    run.untrusted_origin && run.pull_request ? h('button', { type: 'button', id: 'approve-definition', onclick: async () => {
+      const comment = window.prompt(`Run pull request #${run.pull_request} with its own definition (still untrusted): a comment (optional)`, '');
+      if (comment === null) return;
+      try {
+        const r = await post(`/v1/runs/${encodeURIComponent(run.id)}:approve-definition`, { comment });
+        toast(`Run #${r.run.number} started with the pull request's own definition`);
+        navigate(`/runs/${encodeURIComponent(r.run.id)}`);
+      } catch (err) { toast(errorText(err), true); }
+    } }, "Run the pull request's own definition") : '');
 }
 
 // layout places jobs: one column group per stage, and within a stage one
