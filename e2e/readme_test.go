@@ -259,6 +259,9 @@ func classify(text string) how {
 	if bare, _, _ := strings.Cut(cmd, "#"); slices.Contains(sourcesCommands, strings.TrimSpace(bare)) {
 		return how{exempt: "TestReadmeSourcesCommands runs it as written, with the private repository, the credential and the working clone it needs"}
 	}
+	if slices.Contains(ociCommands, cmd) {
+		return how{exempt: "TestPluginOCI runs it as written, against a registry it starts on loopback (its address for 127.0.0.1:5000)"}
+	}
 	if slices.Contains(forkCommands, cmd) {
 		return how{exempt: "TestSourcesForkOwnDefinition runs it as written, on the run of a pull request from a fork"}
 	}

@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
+	"github.com/go-arcade/arcade/host/pluginoci"
 )
 
 // Defaults applied where conf.d/plugins.yaml says nothing. A timeout is
@@ -60,11 +61,29 @@ type Config struct {
 	SignatureMode string `yaml:"signature_mode"`
 	// MaxModuleBytes bounds a module's size; a larger file is refused
 	// before it is read (default DefaultMaxModuleBytes).
-	MaxModuleBytes int64  `yaml:"max_module_bytes"`
-	Plugins        []Spec `yaml:"plugins"`
+	MaxModuleBytes int64 `yaml:"max_module_bytes"`
+	// OCI says how plugins with an oci:// source are pulled.
+	OCI     OCIConfig `yaml:"oci"`
+	Plugins []Spec    `yaml:"plugins"`
 
 	keys []ed25519.PublicKey // TrustedKeys, parsed by validate
 }
+
+// OCIConfig says how modules are pulled from OCI registries.
+type OCIConfig struct {
+	// PlainHTTP speaks http to the registries (one on loopback).
+	PlainHTTP bool `yaml:"plain_http"`
+	// DockerConfig is the docker config.json holding the registries'
+	// credentials (relative to the config file); empty means docker's own
+	// ($DOCKER_CONFIG or ~/.docker/config.json), none when it is missing.
+	DockerConfig string `yaml:"docker_config"`
+	// PollInterval is how often a tag is resolved again to follow it when
+	// it moves (default DefaultOCIPollInterval; at least a second).
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// DefaultOCIPollInterval is how often oci:// tags are checked by default.
+const DefaultOCIPollInterval = time.Minute
 
 // Limits bound a plugin's resources.
 type Limits struct {
@@ -85,6 +104,10 @@ type Spec struct {
 	Name string `yaml:"name"`
 	// Path is the .wasm file; relative paths are relative to the config file.
 	Path string `yaml:"path"`
+	// Source, instead of Path, pulls the module from an OCI registry:
+	// oci://REG/REPO:TAG (followed when the tag moves) or
+	// oci://REG/REPO@sha256:… (pinned). Its signature comes with it.
+	Source string `yaml:"source"`
 	// Kind is ci, cd, security, notify, storage or custom; empty for a plugin
 	// found in a watched folder, whose kind its metadata decides.
 	Kind string `yaml:"kind"`
@@ -186,6 +209,12 @@ func (c *Config) applyDefaults(baseDir string) {
 	if c.MaxModuleBytes <= 0 {
 		c.MaxModuleBytes = DefaultMaxModuleBytes
 	}
+	if c.OCI.PollInterval <= 0 {
+		c.OCI.PollInterval = Duration(DefaultOCIPollInterval)
+	}
+	if c.OCI.DockerConfig != "" && !filepath.IsAbs(c.OCI.DockerConfig) {
+		c.OCI.DockerConfig = filepath.Join(baseDir, c.OCI.DockerConfig)
+	}
 	if c.CacheDir != "" && !filepath.IsAbs(c.CacheDir) {
 		c.CacheDir = filepath.Join(baseDir, c.CacheDir)
 	}
@@ -256,6 +285,9 @@ func (c *Config) validate() error {
 	if c.RequireSignatures && len(c.TrustedKeys) == 0 {
 		errs = append(errs, errors.New("require_signatures is on but trusted_keys is empty"))
 	}
+	if time.Duration(c.OCI.PollInterval) < time.Second {
+		errs = append(errs, fmt.Errorf("oci.poll_interval %s: at least 1s", time.Duration(c.OCI.PollInterval)))
+	}
 	seen := map[string]bool{}
 	for i, p := range c.Plugins {
 		where := fmt.Sprintf("plugins[%d]", i)
@@ -280,8 +312,17 @@ func (s *Spec) validate() error {
 	} else if strings.ContainsAny(s.Name, " /\\\t\n") {
 		errs = append(errs, fmt.Errorf("name %q has a space or slash", s.Name))
 	}
-	if s.Path == "" {
-		errs = append(errs, errors.New("path is required"))
+	switch {
+	case s.Path == "" && s.Source == "":
+		errs = append(errs, errors.New("path or source is required"))
+	case s.Path != "" && s.Source != "":
+		errs = append(errs, errors.New("path and source are both set: a module comes from one"))
+	case s.Source != "" && !strings.HasPrefix(s.Source, pluginoci.Scheme):
+		errs = append(errs, fmt.Errorf("source %q: want oci://REGISTRY/REPOSITORY:TAG or @sha256:DIGEST", s.Source))
+	case s.Source != "":
+		if _, err := pluginoci.ParseReference(s.Source); err != nil {
+			errs = append(errs, fmt.Errorf("source: %w", err))
+		}
 	}
 	if s.Kind != "" {
 		if _, ok := ParseKind(s.Kind); !ok {

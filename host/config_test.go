@@ -79,7 +79,11 @@ plugins:
 func TestConfigRejectsMistakes(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{`plugins: [{path: a.wasm}]`, "name is required"},
-		{`plugins: [{name: a}]`, "path is required"},
+		{`plugins: [{name: a}]`, "path or source is required"},
+		{`plugins: [{name: a, path: a.wasm, source: "oci://127.0.0.1:5000/a:1"}]`, "path and source are both set"},
+		{`plugins: [{name: a, source: "https://127.0.0.1:5000/a:1"}]`, "want oci://REGISTRY/REPOSITORY:TAG"},
+		{`plugins: [{name: a, source: "oci://127.0.0.1:5000/a"}]`, "names no tag or digest"},
+		{`{oci: {poll_interval: 10ms}, plugins: [{name: a, source: "oci://127.0.0.1:5000/a:1"}]}`, "oci.poll_interval 10ms: at least 1s"},
 		{`plugins: [{name: a, path: a.wasm, kind: build}]`, `unknown kind "build"`},
 		{`plugins: [{name: a, path: a.wasm}, {name: a, path: b.wasm}]`, "duplicate name"},
 		{`plugins: [{name: a, path: a.wasm, sha256: abc}]`, "not 64 hex digits"},

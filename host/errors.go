@@ -55,6 +55,9 @@ const (
 	ErrNameConflict    Reason = "name conflict"
 	ErrUnsigned        Reason = "unsigned"
 	ErrBadSignature    Reason = "bad signature"
+	// ErrRegistry: a module's registry did not answer, or answered with an
+	// error: not a verdict on the module, so it is tried again.
+	ErrRegistry Reason = "registry unavailable"
 	// ErrBadConfig: the config names a key the plugin does not declare, or
 	// lacks one it requires.
 	ErrBadConfig Reason = "bad config"

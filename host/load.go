@@ -39,11 +39,15 @@ type version struct {
 	shipSig []byte // the signature handed to agents: sig, or the one found unchecked
 	// warning is what enforce would say of this unsigned module in
 	// signature_mode warn (nil: nothing).
-	warning  atomic.Pointer[string]
-	data     []byte // the module's bytes, served to agents
-	compiled *extism.CompiledPlugin
-	pool     *pool
-	guard    *hostGuard // nil when no host is granted
+	warning atomic.Pointer[string]
+	data    []byte // the module's bytes, served to agents
+	// ociDigest and ociSig are, for a module pulled from a registry, the
+	// manifest it came from and the signature layer it carried.
+	ociDigest string
+	ociSig    []byte
+	compiled  *extism.CompiledPlugin
+	pool      *pool
+	guard     *hostGuard // nil when no host is granted
 	// secretConfig are the config values taken from stored secrets.
 	secretConfig map[string]string
 	loadedAt     time.Time
@@ -135,6 +139,9 @@ func readModule(path string, max int64) ([]byte, error) {
 // failure is an *Error naming the plugin and the reason.
 func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) {
 	start := time.Now()
+	if spec.Source != "" {
+		return m.loadPulled(ctx, spec, start)
+	}
 	data, err := readModule(spec.Path, m.cfg.maxModuleBytes())
 	if errors.Is(err, fs.ErrNotExist) {
 		detail := err.Error()
@@ -154,7 +161,7 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	if err != nil {
 		return nil, err
 	}
-	sig, warning, err := m.cfg.checkSignature(&spec, sum)
+	sig, warning, err := m.cfg.checkSignature(&spec, sum, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +184,44 @@ func (m *Manager) loadVersion(ctx context.Context, spec Spec) (*version, error) 
 	v.sig, v.shipSig = sig, shipSig
 	v.setWarning(warning)
 	v.loadTime = time.Since(start)
+	return v, nil
+}
+
+// loadPulled is loadVersion for a module pulled from an OCI registry: its
+// signature is the one its artifact carries (or plugins.yaml's).
+func (m *Manager) loadPulled(ctx context.Context, spec Spec, start time.Time) (*version, error) {
+	a, err := m.pullModule(ctx, &spec)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := checkModule(&spec, a.Module, spec.Source+" ("+a.Digest+")")
+	if err != nil {
+		return nil, err
+	}
+	sig, warning, err := m.cfg.checkSignature(&spec, sum, a.Signature)
+	if err != nil {
+		return nil, err
+	}
+	if warning != nil {
+		m.logger.Warn("plugin unsigned; enforce would refuse it", "plugin", spec.Name, "err", warning)
+	}
+	shipSig := sig
+	if shipSig == nil && a.Signature != nil {
+		shipSig, _ = ParseSignature(a.Signature)
+	}
+	secretConfig, err := m.resolveSecrets(ctx, &spec)
+	if err != nil {
+		return nil, err
+	}
+	v, err := compileVersion(ctx, compiler{cache: m.cache, workers: m.opts.workers, logger: m.logger}, spec, secretConfig, a.Module, sum)
+	if err != nil {
+		return nil, err
+	}
+	v.sig, v.shipSig = sig, shipSig
+	v.ociDigest, v.ociSig = a.Digest, a.Signature
+	v.setWarning(warning)
+	v.loadTime = time.Since(start)
+	m.logger.Info("plugin pulled", "plugin", spec.Name, "source", spec.Source, "digest", a.Digest, "sha256", v.sha256)
 	return v, nil
 }
 

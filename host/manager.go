@@ -56,6 +56,8 @@ type Manager struct {
 	cancel context.CancelFunc
 	// loads bounds the loads compiling at once.
 	loads chan struct{}
+	// oci follows the tags of oci:// plugins.
+	oci ociPoller
 }
 
 // maxParallelLoads is how many plugins compile (and answer metadata) at
@@ -140,6 +142,7 @@ func (m *Manager) Init(ctx context.Context) error {
 		return ErrClosed
 	}
 	m.initialized = true
+	m.startOCIPoll()
 	var loads []load
 	for _, spec := range m.cfg.Plugins {
 		loads = append(loads, load{spec: spec, source: sourceConfig})
@@ -271,6 +274,7 @@ func (m *Manager) Reload(ctx context.Context, name string) error {
 func (m *Manager) Close(ctx context.Context) error {
 	m.cancel() // loads in progress stop
 	m.StopAutoWatch()
+	m.oci.wg.Wait()
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
 	if m.closed {
@@ -416,6 +420,9 @@ func (m *Manager) applySpecLocked(ctx context.Context, spec Spec, source string,
 	old := p.cur.Load()
 	if old != nil && !force && old.spec.equal(&spec) && derr == nil && digest == old.sha256 {
 		return nil
+	}
+	if old != nil && !force && old.spec.equal(&spec) && spec.Source != "" {
+		return nil // pulled already: a moved tag is the poller's to follow
 	}
 	p.mu.Lock()
 	sameFailure := old == nil && !force && p.failed != nil && p.failed.spec.equal(&spec) && p.failed.inputs == inputs

@@ -176,9 +176,16 @@ func (p *Plugin) Info() *pluginv1.PluginInfo {
 	spec, lastErr, compiling := p.spec, p.lastErr, p.compiling
 	p.mu.Unlock()
 	v := p.cur.Load()
+	path := spec.Path
+	if path == "" {
+		path = spec.Source // pulled from a registry
+		if v != nil && v.ociDigest != "" {
+			path += " (" + v.ociDigest + ")"
+		}
+	}
 	info := &pluginv1.PluginInfo{
 		Name:          p.name,
-		Path:          spec.Path,
+		Path:          path,
 		LastError:     lastErr,
 		FailurePolicy: pluginv1.FailurePolicy_FAILURE_POLICY_FAIL_CLOSED,
 		Kind:          spec.kind(),

@@ -166,11 +166,23 @@ func readSignature(spec *Spec) (sig []byte, from string, err error) {
 // require_signatures decides whether an unsigned module loads. It returns the
 // signature that was accepted (nil when unsigned) and, in warn mode, the
 // refusal enforce would have made of an unsigned module (which loads).
-func (c *Config) checkSignature(spec *Spec, digest [sha256.Size]byte) (sig []byte, warning, err error) {
+//
+// A module pulled from a registry (spec.Source) is checked against the
+// signature its artifact carried, pulledSig (nil: none), unless plugins.yaml
+// sets one.
+func (c *Config) checkSignature(spec *Spec, digest [sha256.Size]byte, pulledSig []byte) (sig []byte, warning, err error) {
 	if !c.signaturesOn() {
 		return nil, nil, nil
 	}
-	sig, from, err := readSignature(spec)
+	var from string
+	if spec.Source != "" && spec.Signature == "" {
+		from = "the artifact at " + spec.Source
+		if pulledSig != nil {
+			sig, err = ParseSignature(pulledSig)
+		}
+	} else {
+		sig, from, err = readSignature(spec)
+	}
 	if err != nil {
 		return nil, nil, &Error{Plugin: spec.Name, Reason: ErrBadSignature, Detail: fmt.Sprintf("%s: %v", from, err), Err: err}
 	}
@@ -224,7 +236,7 @@ func (m *Manager) recheckSignaturesLocked(ctx context.Context, prev *Config) err
 		}
 		// The signature is over the digest the version keeps: no need to
 		// read the module again.
-		sig, warning, err := m.cfg.checkSignature(&v.spec, v.digest)
+		sig, warning, err := m.cfg.checkSignature(&v.spec, v.digest, v.ociSig)
 		if err == nil {
 			v.sig = sig
 			v.setWarning(warning)

@@ -356,6 +356,9 @@ func (m *Manager) syncWatchedFiles() {
 func configuredFiles(cfg *Config) []string {
 	var out []string
 	for _, s := range cfg.Plugins {
+		if s.Path == "" {
+			continue // pulled from a registry
+		}
 		if abs, err := filepath.Abs(s.Path); err == nil {
 			out = append(out, abs)
 		}

@@ -162,7 +162,7 @@ func newPluginCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(append([]*cobra.Command{list, info, call, reload, newPluginRunCmd(), newPluginNewCmd()}, newPluginSignCmds()...)...)
+	cmd.AddCommand(append([]*cobra.Command{list, info, call, reload, newPluginRunCmd(), newPluginNewCmd(), newPluginPushCmd()}, newPluginSignCmds()...)...)
 	return cmd
 }
 
