@@ -18,6 +18,10 @@ const (
 	EventFailed EventType = "failed"
 	// EventCallFailed: a call failed on a fail-open plugin and was skipped.
 	EventCallFailed EventType = "call_failed"
+	// EventConfigRejected: an edit of the plugins configuration (Path) does
+	// not parse or names an unknown key (Err); the running configuration
+	// stays.
+	EventConfigRejected EventType = "config_rejected"
 )
 
 // Event is a change in a plugin's life.

@@ -110,6 +110,7 @@ func (m *Manager) LoadPluginsFromConfig(path string) error {
 func (m *Manager) loadConfig(ctx context.Context, path string) error {
 	cfg, err := LoadConfig(path)
 	if err != nil {
+		m.emit(Event{Type: EventConfigRejected, Path: path, Err: err})
 		return err
 	}
 	m.opMu.Lock()

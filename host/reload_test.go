@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,13 +227,17 @@ func TestWatchAppliesConfigEdits(t *testing.T) {
 		t.Fatalf("timeout after edit %d ms", got)
 	}
 
-	// An invalid edit changes nothing.
+	// An invalid edit changes nothing, and says so once.
 	if err := os.WriteFile(cfgPath, []byte("plugins: [{name: x, kind: nope}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	ev, next := events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Type == EventConfigRejected })
+	if ev.Path != cfgPath || ev.Err == nil || !strings.Contains(ev.Err.Error(), "nope") {
+		t.Fatalf("rejection event %+v", ev)
+	}
 	time.Sleep(300 * time.Millisecond)
 	if n := events.len(); n != next {
-		t.Fatalf("invalid config produced events")
+		t.Fatalf("invalid config produced %d more events", n-next)
 	}
 	mustEcho(t, m, "beta")
 }

@@ -332,7 +332,11 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 	stats.WatchPlugins(m)
 	// The host logs each event once; here they become system events.
 	m.Subscribe(func(e host.Event) {
-		ev := &jobv1.Event{ResourceType: "plugin", ResourceId: e.Plugin, Message: string(e.Type),
+		resource := e.Plugin
+		if e.Type == host.EventConfigRejected {
+			resource = e.Path // the plugins configuration itself
+		}
+		ev := &jobv1.Event{ResourceType: "plugin", ResourceId: resource, Message: string(e.Type),
 			Attributes: map[string]string{"kind": e.Kind, "version": e.Version, "previous": e.Previous, "sha256": e.SHA256}}
 		switch e.Type {
 		case host.EventLoaded, host.EventReloaded:
