@@ -137,7 +137,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.String("tls-key", "", "private key of --tls-cert")
 	f.String("tls-client-ca", "", "verify client certificates signed by this CA (mutual TLS)")
 	f.Bool("require-agent-certs", false, "refuse agent calls without a verified client certificate")
-	cmd.AddCommand(newRekeyCmd(g))
+	cmd.AddCommand(newRekeyCmd(g), newServerCheckCmd())
 	withEffectiveHelp(cmd, "config", serverDefaults, nil)
 	return cmd
 }
