@@ -186,25 +186,17 @@ func (a *Agent) downloadCache(ctx context.Context, r *jobRun, e *agentv1.CacheEn
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
-	var n int64
-	for {
+	n, got, err := receive(func() ([]byte, error) {
 		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, errors.New(grpcstatus.Convert(err).Message())
 		}
-		if err != nil {
-			return errors.New(grpcstatus.Convert(err).Message())
-		}
-		if n += int64(len(msg.GetData())); n > e.GetSizeBytes() {
-			return fmt.Errorf("more than the %d bytes announced", e.GetSizeBytes())
-		}
-		h.Write(msg.GetData())
-		if _, err := w.Write(msg.GetData()); err != nil {
-			return err
-		}
+		return msg.GetData(), err
+	}, w, e.GetSizeBytes())
+	if err != nil {
+		return err
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); n != e.GetSizeBytes() || got != e.GetSha256() {
+	if n != e.GetSizeBytes() || got != e.GetSha256() {
 		return fmt.Errorf("sha256 mismatch: %d bytes hashing to %s, the entry was saved as %d bytes, %s", n, got, e.GetSizeBytes(), e.GetSha256())
 	}
 	return nil

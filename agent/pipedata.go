@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -99,29 +97,17 @@ func (a *Agent) restoreInput(ctx context.Context, r *jobRun, ws *confine.Dir, in
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
-	var n int64
-	for {
+	n, got, err := receive(func() ([]byte, error) {
 		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		data := msg.GetData()
-		if n += int64(len(data)); n > in.GetSizeBytes() {
-			return fmt.Errorf("more than the %d bytes announced", in.GetSizeBytes())
-		}
-		h.Write(data)
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
+		return msg.GetData(), err
+	}, f, in.GetSizeBytes())
+	if err != nil {
+		return err
 	}
 	if n != in.GetSizeBytes() {
 		return fmt.Errorf("%d bytes received, %d announced", n, in.GetSizeBytes())
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != in.GetSha256() {
+	if got != in.GetSha256() {
 		return fmt.Errorf("sha256 mismatch: the bytes hash to %s, the artifact was stored as %s", got, in.GetSha256())
 	}
 	if err := f.Close(); err != nil {
