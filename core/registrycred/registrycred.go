@@ -4,7 +4,8 @@
 // for one registry. Container jobs (the image pull) and plugins pulled from
 // an OCI registry read their credential here.
 //
-// No error of this package shows any part of the credential.
+// No error of this package shows any part of the credential; callers say
+// whose credential it was.
 package registrycred
 
 import (
@@ -50,13 +51,13 @@ func Parse(cred, host string) (Credential, error) {
 	cred = strings.TrimSpace(cred)
 	switch {
 	case cred == "":
-		return Credential{}, errors.New("registry credential: empty (want user:password or a docker config JSON)")
+		return Credential{}, errors.New("empty (want user:password or a docker config JSON)")
 	case len(cred) > MaxBytes:
-		return Credential{}, fmt.Errorf("registry credential: more than %d bytes", MaxBytes)
+		return Credential{}, fmt.Errorf("more than %d bytes", MaxBytes)
 	case !IsDockerConfig(cred):
 		user, pass, ok := strings.Cut(cred, ":")
 		if !ok || user == "" || strings.ContainsAny(user, "\n\r") {
-			return Credential{}, errors.New("registry credential: want user:password or a docker config JSON")
+			return Credential{}, errors.New("want user:password or a docker config JSON")
 		}
 		return Credential{Username: user, Password: pass}, nil
 	}
@@ -68,7 +69,7 @@ func Parse(cred, host string) (Credential, error) {
 		} `json:"auths"`
 	}
 	if err := json.Unmarshal([]byte(cred), &cfg); err != nil {
-		return Credential{}, errors.New("registry credential: not a docker config JSON (nor user:password)")
+		return Credential{}, errors.New("not a docker config JSON (nor user:password)")
 	}
 	want := normalize(host)
 	key, found := "", false
@@ -79,19 +80,19 @@ func Parse(cred, host string) (Credential, error) {
 		}
 	}
 	if !found {
-		return Credential{}, fmt.Errorf("registry credential: the docker config has no entry for %s", host)
+		return Credential{}, fmt.Errorf("the docker config has no entry for %s", host)
 	}
 	entry := cfg.Auths[key]
 	c := Credential{Username: entry.Username, Password: entry.Password}
 	if entry.Auth != "" {
 		raw, err := base64.StdEncoding.DecodeString(entry.Auth)
 		if err != nil {
-			return Credential{}, fmt.Errorf("registry credential: the auth of %s is not base64", host)
+			return Credential{}, fmt.Errorf("the auth of %s is not base64", host)
 		}
 		c.Username, c.Password, _ = strings.Cut(string(raw), ":")
 	}
 	if c.Username == "" {
-		return Credential{}, fmt.Errorf("registry credential: the entry for %s has no username", host)
+		return Credential{}, fmt.Errorf("the entry for %s has no username", host)
 	}
 	return c, nil
 }

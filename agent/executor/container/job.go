@@ -382,7 +382,7 @@ func registryAuth(cred, ref string) (string, error) {
 	host := registrycred.Host(ref)
 	c, err := registrycred.Parse(cred, host)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("registry credential: %w", err)
 	}
 	return authconfig.Encode(registry.AuthConfig{Username: c.Username, Password: c.Password, ServerAddress: host})
 }
