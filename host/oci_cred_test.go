@@ -110,6 +110,10 @@ func TestOCIRegistryAuth(t *testing.T) {
 	if !errors.Is(err, ErrRegistryAuth) || !strings.Contains(err.Error(), "plugin kitchen") || !strings.Contains(err.Error(), "secret REG_AUTH: not found") {
 		t.Fatalf("load with the secret missing: %v", err)
 	}
+	// The server loads again the plugins that name a secret set or rotated.
+	if users := m.SecretUsers("REG_AUTH"); len(users) != 1 || users[0] != "kitchen" {
+		t.Errorf("SecretUsers(REG_AUTH) = %v", users)
+	}
 	// Set: the next load pulls with it.
 	setSecret(reg.User + ":" + password)
 	if err := m.Reload(ctx, "kitchen"); err != nil {
@@ -186,6 +190,7 @@ func TestOCIRegistryAuth(t *testing.T) {
 func TestOCIRegistryAuthRefused(t *testing.T) {
 	t.Parallel()
 	s := kitchen("x")
+	s.applyLimits(Limits{Timeout: Duration(time.Second), MemoryLimitMiB: 64, MaxInstances: 1})
 	s.RegistryAuth = "REG_AUTH"
 	if err := s.validate(); err == nil || !strings.Contains(err.Error(), "registry_auth: only for an entry with an oci:// source") {
 		t.Errorf("registry_auth with path: %v", err)
