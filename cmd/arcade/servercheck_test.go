@@ -182,7 +182,7 @@ func TestServerCheckSignatures(t *testing.T) {
 func TestServerRefusesToStartWithoutItsPlugins(t *testing.T) {
 	pub, _, _ := host.GenerateKey()
 	serverYAML, _ := signatureSetUp(t, pub, "require_signatures: true")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	root := newRoot()
 	var out bytes.Buffer
