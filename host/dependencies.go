@@ -229,6 +229,8 @@ func (m *Manager) dependencyLossLocked(next *Config) error {
 		case !after.IsEnabled():
 			loss.Why = "it disables it"
 			loss.Fix = "keep it enabled, or first stop depending on it in the server's configuration"
+		case after.equal(before) && next.sameSignaturePolicy(prev):
+			continue // nothing changes for it
 		default:
 			var loaded *version
 			if p := m.plugin(d.Plugin); p != nil {
