@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/go-arcade/arcade/internal/dockertest"
+
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 )
@@ -287,4 +289,190 @@ func npmAvailable(t testing.TB) bool {
 		t.Fatalf("node and npm required but unavailable: %v", err)
 	}
 	return err == nil
+}
+
+// TestScaffoldedPluginsThroughOCI: the ci and notify plugins `arcade plugin
+// new` writes, built outside the repository, are pushed signed to a real
+// registry and loaded by a server from oci:// under require_signatures.
+// A pipeline step uses the ci plugin, and a failed run's notification goes
+// out through the notify plugin. The author then renames the ci plugin's
+// param and pushes again: signed by another key, the push is refused and
+// the old version keeps serving; signed by the trusted key, the server
+// swaps to it, and the next run of the pipeline stored against the old
+// version ends FAILED when it is planned, before any of its jobs runs,
+// naming the job, the step, the new version and the key.
+func TestScaffoldedPluginsThroughOCI(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	reg := dockertest.StartRegistry(t, dockertest.RegistryOptions{})
+	work := t.TempDir()
+	env := append(os.Environ(), "GOPROXY=off", "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local", "GOCACHE="+goCache(t))
+	run := func(dir string, name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, tail(out, 4000))
+		}
+		return string(out)
+	}
+	run(work, arcadeBin, "plugin", "new", "check-files", "--kind", "ci")
+	run(work, arcadeBin, "plugin", "new", "hook", "--kind", "notify")
+	parallelDone(
+		func() { run(filepath.Join(work, "check-files"), "make", "build") },
+		func() { run(filepath.Join(work, "hook"), "make", "build") },
+	)
+	if t.Failed() {
+		return
+	}
+	pub := strings.TrimSpace(run(work, arcadeBin, "plugin", "keygen", "--out", "plugin.key"))
+	run(work, arcadeBin, "plugin", "keygen", "--out", "other.key")
+	push := func(project, key string) {
+		t.Helper()
+		out := run(work, arcadeBin, "plugin", "push", "--plain-http", "--key", key,
+			filepath.Join(project, project+".wasm"), reg.Addr+"/team/"+project+":stable")
+		if !strings.Contains(out, "pushed") {
+			t.Fatalf("push %s: %s", project, out)
+		}
+	}
+	push("check-files", "plugin.key")
+	push("hook", "plugin.key")
+
+	dir := t.TempDir()
+	recv := newReceiver(t, 0, false)
+	pluginsPath := filepath.Join(dir, "plugins.yaml")
+	if err := os.WriteFile(pluginsPath, []byte(fmt.Sprintf(`trusted_keys: [%s]
+require_signatures: true
+oci: {plain_http: true, poll_interval: 1s}
+plugins:
+  - name: check-files
+    source: oci://%[2]s/team/check-files:stable
+    kind: ci
+  - name: hook
+    source: oci://%[2]s/team/hook:stable
+    kind: notify
+    config: {url: "%[3]s/hook"}
+    grants: {allowed_hosts: [127.0.0.1], timeout: 10s}
+`, pub, reg.Addr, recv.URL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	serverPath := filepath.Join(dir, "server.yaml")
+	if err := os.WriteFile(serverPath, []byte("notify:\n  - name: failures\n    on: [pipeline.failed]\n    plugin: hook\n"+
+		"    template: \"# {{.Pipeline}} failed\\n{{.Message}}\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--config", serverPath, "--plugins-config", pluginsPath)
+	c.startAgent("worker", 1)
+	plugins := pluginv1.NewPluginServiceClient(c.conn)
+	info := func(name string) *pluginv1.PluginInfo {
+		t.Helper()
+		r, err := plugins.GetPlugin(context.Background(), &pluginv1.GetPluginRequest{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetPlugin()
+	}
+	for _, name := range []string{"check-files", "hook"} {
+		if p := info(name); p.GetState() != pluginv1.PluginState_PLUGIN_STATE_LOADED || p.GetMetadata().GetVersion() != "0.1.0" {
+			t.Fatalf("%s from oci:// is %s %s: %s", name, p.GetState(), p.GetMetadata().GetVersion(), p.GetLastError())
+		}
+	}
+
+	c.createPipeline(`name: files
+stages:
+  - name: prepare
+    jobs:
+      - name: readme
+        commands: [echo prepared]
+  - name: check
+    jobs:
+      - name: files
+        steps:
+          - run: echo hello > README.md
+          - uses: check-files
+            with: {require: README.md}
+`)
+	if r := c.waitRun(c.trigger("files", nil).GetId()); r.GetStatus() != success {
+		t.Fatalf("files: %v %s", r.GetStatus(), r.GetMessage())
+	}
+	c.createPipeline(`name: missing
+stages:
+  - name: check
+    jobs:
+      - name: files
+        steps:
+          - uses: check-files
+            with: {require: LICENSE}
+`)
+	r := c.waitRun(c.trigger("missing", nil).GetId())
+	if r.GetStatus() != failed || !strings.Contains(r.GetJobs()[0].GetMessage(), "plugin check-files reported failure: 1 of 1 required file(s) missing") {
+		t.Fatalf("missing: %v %v", r.GetStatus(), r.GetJobs())
+	}
+	c.waitFor("the notification through the pulled hook", func() bool { b, _ := recv.received(); return len(b) == 1 })
+
+	// The author renames the param (require → files) and releases 0.2.0.
+	src := filepath.Join(work, "check-files", "main.go")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.NewReplacer(`Version:     "0.1.0"`, `Version:     "0.2.0"`, `Name: "require"`, `Name: "files"`,
+		`req.Params.String("require"`, `req.Params.String("files"`).Replace(string(b))
+	if edited == string(b) || strings.Count(edited, `"files"`) != 2 {
+		t.Fatalf("the scaffold's main.go no longer reads as this test expects:\n%s", b)
+	}
+	if err := os.WriteFile(src, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(filepath.Join(work, "check-files"), "make", "build")
+
+	// Signed by a key the server does not trust: refused, 0.1.0 serves on.
+	push("check-files", "other.key")
+	c.waitFor("the refusal of the untrusted signature", func() bool {
+		return strings.Contains(info("check-files").GetLastError(), "signature not by a trusted key")
+	})
+	if p := info("check-files"); p.GetMetadata().GetVersion() != "0.1.0" {
+		t.Fatalf("after a refused push check-files serves %s", p.GetMetadata().GetVersion())
+	}
+	if r := c.waitRun(c.trigger("files", nil).GetId()); r.GetStatus() != success {
+		t.Fatalf("files after the refused push: %v %s", r.GetStatus(), r.GetMessage())
+	}
+
+	// Signed by the trusted key: the server swaps to 0.2.0, and the stored
+	// pipeline's with: no longer fits it. The run ends when it is planned.
+	push("check-files", "plugin.key")
+	c.waitFor("check-files 0.2.0 from the moved tag", func() bool { return info("check-files").GetMetadata().GetVersion() == "0.2.0" })
+	r = c.waitRun(c.trigger("files", nil).GetId())
+	want := "job files step 2 (check-files): plugin check-files 0.2.0 refuses its with: require: unknown param"
+	if r.GetStatus() != failed || !strings.Contains(r.GetMessage(), want) {
+		t.Fatalf("files after the swap: %v %q, want FAILED with %q", r.GetStatus(), r.GetMessage(), want)
+	}
+	for _, j := range r.GetJobs() {
+		if j.GetStatus() != skipped || !strings.Contains(j.GetMessage(), "not run: "+want) {
+			t.Errorf("job %s of the refused run: %v %q, want SKIPPED, not run", j.GetName(), j.GetStatus(), j.GetMessage())
+		}
+	}
+	c.waitFor("the refused run's notification", func() bool { b, _ := recv.received(); return len(b) == 2 })
+	bodies, _ := recv.received()
+	if body := fmt.Sprint(bodies[1]["body"]); !strings.Contains(body, want) {
+		t.Errorf("the refused run's notification: %v", bodies[1])
+	}
+
+	// The pipeline updated to the new param runs green.
+	c.createPipeline(`name: files-renamed
+stages:
+  - name: check
+    jobs:
+      - name: files
+        steps:
+          - run: echo hello > README.md
+          - uses: check-files
+            with: {files: README.md}
+`)
+	if r := c.waitRun(c.trigger("files-renamed", nil).GetId()); r.GetStatus() != success {
+		t.Fatalf("files-renamed: %v %s", r.GetStatus(), r.GetMessage())
+	}
 }

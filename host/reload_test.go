@@ -25,7 +25,7 @@ func watchedPlugin(t *testing.T, name, src string) (*Manager, *eventLog, string,
 	if err := m.StartAutoWatch([]string{dir}, ""); err != nil {
 		t.Fatal(err)
 	}
-	_, next := events.wait(t, 0, 20*time.Second, func(e Event) bool { return e.Plugin == name && e.Type == EventLoaded })
+	_, next := events.wait(t, 0, time.Minute, func(e Event) bool { return e.Plugin == name && e.Type == EventLoaded })
 	return m, events, path, next
 }
 
@@ -46,7 +46,7 @@ func TestWatchLoadsAndUnloadsDroppedFiles(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Plugin == "dropped" && e.Type == EventUnloaded })
+	events.wait(t, next, time.Minute, func(e Event) bool { return e.Plugin == "dropped" && e.Type == EventUnloaded })
 	if _, err := m.Get("dropped"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get after delete = %v", err)
 	}
@@ -64,7 +64,7 @@ func TestWatchBrokenReplacementKeepsOldVersion(t *testing.T) {
 	if err := os.WriteFile(path, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ev, next := events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Type == EventFailed })
+	ev, next := events.wait(t, next, time.Minute, func(e Event) bool { return e.Type == EventFailed })
 	if !errors.Is(ev.Err, ErrInvalidModule) || ev.Version != "1.0.0" {
 		t.Fatalf("failed event %+v", ev)
 	}
@@ -78,7 +78,7 @@ func TestWatchBrokenReplacementKeepsOldVersion(t *testing.T) {
 
 	// Fixing the file loads the new version.
 	copyFile(t, testWasm.kitchen2, path)
-	ev, _ = events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Type == EventReloaded })
+	ev, _ = events.wait(t, next, time.Minute, func(e Event) bool { return e.Type == EventReloaded })
 	if ev.Version != "2.0.0" || ev.Previous != "1.0.0" {
 		t.Fatalf("reloaded event %+v", ev)
 	}
@@ -108,7 +108,7 @@ func TestReloadLetsCallsInFlightFinishOnOldVersion(t *testing.T) {
 	<-started
 	time.Sleep(100 * time.Millisecond)
 	copyFile(t, testWasm.kitchen2, path)
-	events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Type == EventReloaded })
+	events.wait(t, next, time.Minute, func(e Event) bool { return e.Type == EventReloaded })
 	if v := versionOf(t, m, "swap"); v != "2.0.0" {
 		t.Fatalf("new call answered by %s", v)
 	}
@@ -215,13 +215,13 @@ func TestWatchAppliesConfigEdits(t *testing.T) {
 	// Replace alpha by beta, with beta's timeout changed later.
 	beta := kitchen("beta")
 	writeConfig(t, dir, Config{Plugins: []Spec{beta}})
-	_, next = events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Plugin == "beta" && e.Type == EventLoaded })
-	events.wait(t, 0, 10*time.Second, func(e Event) bool { return e.Plugin == "alpha" && e.Type == EventUnloaded })
+	_, next = events.wait(t, next, time.Minute, func(e Event) bool { return e.Plugin == "beta" && e.Type == EventLoaded })
+	events.wait(t, 0, time.Minute, func(e Event) bool { return e.Plugin == "alpha" && e.Type == EventUnloaded })
 	mustEcho(t, m, "beta")
 
 	beta.Grants.Timeout = Duration(5 * time.Second)
 	writeConfig(t, dir, Config{Plugins: []Spec{beta}})
-	_, next = events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Plugin == "beta" && e.Type == EventReloaded })
+	_, next = events.wait(t, next, time.Minute, func(e Event) bool { return e.Plugin == "beta" && e.Type == EventReloaded })
 	p, _ := m.Get("beta")
 	if got := p.Info().GetGranted().GetTimeoutMs(); got != 5000 {
 		t.Fatalf("timeout after edit %d ms", got)
@@ -231,7 +231,7 @@ func TestWatchAppliesConfigEdits(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte("plugins: [{name: x, kind: nope}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ev, next := events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Type == EventConfigRejected })
+	ev, next := events.wait(t, next, time.Minute, func(e Event) bool { return e.Type == EventConfigRejected })
 	if ev.Path != cfgPath || ev.Err == nil || !strings.Contains(ev.Err.Error(), "nope") {
 		t.Fatalf("rejection event %+v", ev)
 	}
@@ -315,7 +315,7 @@ func TestWatchFollowsConfiguredFilesOutsidePluginFolders(t *testing.T) {
 	}
 	next := events.len()
 	copyFile(t, testWasm.kitchen2, elsewhere)
-	events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Plugin == "far" && e.Type == EventReloaded })
+	events.wait(t, next, time.Minute, func(e Event) bool { return e.Plugin == "far" && e.Type == EventReloaded })
 	if v := versionOf(t, m, "far"); v != "2.0.0" {
 		t.Fatalf("answered by %s", v)
 	}

@@ -191,7 +191,7 @@ func signedWatch(t *testing.T, name string, pub ed25519.PublicKey, priv ed25519.
 	if err := m.StartAutoWatch([]string{dir}, ""); err != nil {
 		t.Fatal(err)
 	}
-	_, next := events.wait(t, 0, 20*time.Second, func(e Event) bool { return e.Plugin == name && e.Type == EventLoaded })
+	_, next := events.wait(t, 0, time.Minute, func(e Event) bool { return e.Plugin == name && e.Type == EventLoaded })
 	return m, events, path, next
 }
 
@@ -205,7 +205,7 @@ func TestWatchStaleSignatureKeepsOldVersion(t *testing.T) {
 
 	copyFile(t, testWasm.kitchen2, path) // v2, v1's signature beside it
 	// (A copy caught half-written may fail as an invalid module first.)
-	ev, next := events.wait(t, next, 10*time.Second, func(e Event) bool {
+	ev, next := events.wait(t, next, time.Minute, func(e Event) bool {
 		return e.Type == EventFailed && !errors.Is(e.Err, ErrInvalidModule)
 	})
 	if !errors.Is(ev.Err, ErrBadSignature) || ev.Version != "1.0.0" ||
@@ -217,7 +217,7 @@ func TestWatchStaleSignatureKeepsOldVersion(t *testing.T) {
 	}
 
 	signFile(t, priv, path, path) // only the .sig changes
-	ev, _ = events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Type == EventReloaded })
+	ev, _ = events.wait(t, next, time.Minute, func(e Event) bool { return e.Type == EventReloaded })
 	if ev.Version != "2.0.0" || ev.Previous != "1.0.0" {
 		t.Fatalf("reloaded event %+v", ev)
 	}
@@ -239,7 +239,7 @@ func TestWatchSignedReplacement(t *testing.T) {
 	m, events, path, next := signedWatch(t, "signed", pub, priv)
 	signFile(t, priv, testWasm.kitchen2, path)
 	copyFile(t, testWasm.kitchen2, path)
-	ev, _ := events.wait(t, next, 10*time.Second, func(e Event) bool {
+	ev, _ := events.wait(t, next, time.Minute, func(e Event) bool {
 		return e.Type == EventReloaded || (e.Type == EventFailed && !errors.Is(e.Err, ErrInvalidModule))
 	})
 	if ev.Type != EventReloaded || ev.Version != "2.0.0" {
@@ -260,7 +260,7 @@ func TestWatchUnsignedReplacementRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyFile(t, testWasm.kitchen2, path)
-	ev, _ := events.wait(t, next, 10*time.Second, func(e Event) bool {
+	ev, _ := events.wait(t, next, time.Minute, func(e Event) bool {
 		return e.Type == EventFailed && !errors.Is(e.Err, ErrInvalidModule)
 	})
 	if !errors.Is(ev.Err, ErrUnsigned) || !strings.Contains(ev.Err.Error(), "plugin bare-v2 refused: unsigned: require_signatures is on") {

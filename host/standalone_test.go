@@ -67,7 +67,16 @@ func TestRunnerStep(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "timed out after 500ms") {
 		t.Errorf("loop: %v, want a timeout", err)
 	}
-	_, err = l.Call(ctx, "execute", []byte(`{"action":"hog"}`))
+	// The memory bound, apart from the time bound: growing to 16 MiB takes
+	// more than 500ms on a loaded machine.
+	roomy := spec
+	roomy.Grants.Timeout = Duration(time.Minute)
+	lr, err := r.Load(context.Background(), roomy, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lr.Close()
+	_, err = lr.Call(ctx, "execute", []byte(`{"action":"hog"}`))
 	if !errors.Is(err, ErrOutOfMemory) || !strings.Contains(err.Error(), "limit 16 MiB") {
 		t.Errorf("hog: %v, want out of memory", err)
 	}

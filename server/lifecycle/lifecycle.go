@@ -65,6 +65,8 @@ type Lifecycle struct {
 	log   *slog.Logger
 	// sources prepares runs of pipelines with a source (nil: none do).
 	sources Sources
+	// steps checks a new run's plugin steps (nil: not checked).
+	steps StepChecker
 
 	// plans keeps the plans of runs (plans.go); index the pipelines'
 	// triggers (triggerindex.go).
@@ -91,6 +93,17 @@ type Sources interface {
 
 // UseSources sets what prepares runs of pipelines with a source.
 func (l *Lifecycle) UseSources(s Sources) { l.sources = s }
+
+// StepChecker checks the plugin steps of a run's definition against the
+// plugins served when the run is created: a pipeline stored before one of
+// its plugins was swapped may give it a with: the new version refuses. The
+// problem found ("" for none) ends the run FAILED before any job runs.
+type StepChecker interface {
+	CheckSteps(spec *jobv1.PipelineDetail) string
+}
+
+// UseStepChecker sets what checks the plugin steps of new runs.
+func (l *Lifecycle) UseStepChecker(c StepChecker) { l.steps = c }
 
 // Refuse is an error of kind (ErrInvalidArgument…) with its own message,
 // for the Sources.

@@ -846,3 +846,57 @@ stages: [{name: s, jobs: [{name: a, commands: [x]}]}]`)
 		}
 	})
 }
+
+// checkerFunc is a StepChecker.
+type checkerFunc func(*jobv1.PipelineDetail) string
+
+func (f checkerFunc) CheckSteps(spec *jobv1.PipelineDetail) string { return f(spec) }
+
+// TestStepCheckAtRunStart: the step checker sees the run's definition as
+// planned (matrix jobs expanded); a problem it finds ends the run FAILED at
+// once with it, every job recorded SKIPPED and none handed out.
+func TestStepCheckAtRunStart(t *testing.T) {
+	eachStore(t, func(f *fixture) {
+		t := f.t
+		p := f.createPipeline(`name: p
+stages:
+  - {name: prepare, jobs: [{name: a, commands: [echo a]}]}
+  - {name: check, jobs: [{name: b, matrix: {os: [x, y]}, steps: [{run: echo b}]}]}`)
+		var seen []string
+		problem := ""
+		f.l.UseStepChecker(checkerFunc(func(spec *jobv1.PipelineDetail) string {
+			seen = nil
+			for _, st := range spec.GetStages() {
+				for _, j := range st.GetJobs() {
+					seen = append(seen, j.GetName())
+				}
+			}
+			return problem
+		}))
+		r, err := f.l.StartRun(f.ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "test", nil)
+		if err != nil || r.Status != "pending" {
+			t.Fatalf("run with no problem: %v %v", r, err)
+		}
+		if len(seen) != 3 {
+			t.Fatalf("the checker saw jobs %v, want a and b's two matrix jobs", seen)
+		}
+		problem = "job b (os=x) step 1 (lint): plugin lint 2.0.0 refuses its with: level: unknown param"
+		f.fx.took()
+		r, err = f.l.StartRun(f.ctx, p, jobv1.TriggerType_TRIGGER_TYPE_MANUAL, "test", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != "failed" || r.Message != problem {
+			t.Fatalf("run with a problem: %s %q", r.Status, r.Message)
+		}
+		jobs, err := f.st.RunJobs(f.ctx, r.ID)
+		if err != nil || len(jobs) != 3 {
+			t.Fatalf("jobs %v %v", jobs, err)
+		}
+		for _, j := range jobs {
+			if j.Status != "skipped" || j.Message != "not run: "+problem {
+				t.Errorf("job %s: %s %q", j.Name, j.Status, j.Message)
+			}
+		}
+	})
+}

@@ -34,14 +34,14 @@ const DefaultApprovalTimeout = 24 * time.Hour
 // it is not held to them (or to the defaults) again. One with nothing to
 // expand is kept as stored (planning and encoding a large pipeline again
 // would only cost time).
-func expandRun(ctx context.Context, r *store.PipelineRun, spec *jobv1.PipelineDetail) error {
+func expandRun(ctx context.Context, r *store.PipelineRun, spec *jobv1.PipelineDetail) (*jobv1.PipelineDetail, error) {
 	if !pipeline.IsExpanded(spec) {
 		plan, err := pipeline.Replan(ctx, spec)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
-			return refuse(ErrInvalidArgument, "pipeline %s: %v", r.PipelineName, err)
+			return nil, refuse(ErrInvalidArgument, "pipeline %s: %v", r.PipelineName, err)
 		}
 		spec = plan.Spec
 		r.Spec = EncodeSpec(spec)
@@ -54,11 +54,11 @@ func expandRun(ctx context.Context, r *store.PipelineRun, spec *jobv1.PipelineDe
 		maps.Copy(env, r.Params)
 		g, err := fill(c.GetGroup(), serverContext{vals: runValues(r), env: env})
 		if err != nil {
-			return refuse(ErrInvalidArgument, "concurrency.group: %v", err)
+			return nil, refuse(ErrInvalidArgument, "concurrency.group: %v", err)
 		}
 		r.ConcurrencyGroup = strings.TrimSpace(g)
 	}
-	return nil
+	return spec, nil
 }
 
 // runValues are the arcade.* names of a run.

@@ -34,7 +34,8 @@ func (l *Lifecycle) StartRun(ctx context.Context, p *store.Pipeline, typ jobv1.T
 // StartRunFrom is StartRun for a run from origin (its repository, branch,
 // and whether it is of untrusted origin). A run of untrusted origin gets no
 // secrets and no trusted agents; a run whose pipeline references stored
-// secrets that do not exist (deleted since) ends FAILED at once, saying
+// secrets that do not exist (deleted since), or whose plugin steps the
+// plugins served now refuse (StepChecker), ends FAILED at once, saying
 // which.
 func (l *Lifecycle) StartRunFrom(ctx context.Context, p *store.Pipeline, typ jobv1.TriggerType, cause string, params map[string]string, origin RunOrigin) (*store.PipelineRun, error) {
 	if origin.Event == "" {
@@ -58,12 +59,15 @@ func (l *Lifecycle) StartRunFrom(ctx context.Context, p *store.Pipeline, typ job
 	if err != nil {
 		return nil, err
 	}
-	if err := expandRun(ctx, r, spec); err != nil {
+	if spec, err = expandRun(ctx, r, spec); err != nil {
 		return nil, err
 	}
 	missing, err := l.missingRunSecrets(ctx, r)
 	if err != nil {
 		return nil, err
+	}
+	if missing == "" && l.steps != nil {
+		missing = l.steps.CheckSteps(spec)
 	}
 	if err := l.store.CreateRun(ctx, r); err != nil {
 		return nil, err

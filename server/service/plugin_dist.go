@@ -14,7 +14,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
+	jobv1 "github.com/go-arcade/arcade/api/job/v1"
 	"github.com/go-arcade/arcade/core/jobstep"
+	"github.com/go-arcade/arcade/core/pipeline"
 	"github.com/go-arcade/arcade/core/plugininput"
 	"github.com/go-arcade/arcade/host"
 	"github.com/go-arcade/arcade/server/lifecycle"
@@ -111,6 +113,52 @@ func functionOf(mod *host.Module, fn string) bool {
 		}
 	}
 	return false
+}
+
+// stepChecker checks a new run's plugin steps against the plugins served
+// now (lifecycle.StepChecker): a pipeline is checked against its plugins'
+// declared inputs when it is stored, and a plugin swapped since may refuse
+// what it gives. Such a run ends FAILED at once, naming the job, the step,
+// the plugin's version and the key, rather than after its earlier jobs ran.
+type stepChecker struct{ s *Service }
+
+func (c stepChecker) CheckSteps(spec *jobv1.PipelineDetail) string {
+	for _, st := range spec.GetStages() {
+		for _, j := range st.GetJobs() {
+			for i, step := range pipeline.Steps(j) {
+				if problem := c.s.checkRunStep(step); problem != "" {
+					return fmt.Sprintf("job %s step %d (%s): %s", j.GetName(), i+1, jobstep.Name(step, i), problem)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// checkRunStep is what the plugins served now refuse in one step ("" for
+// nothing). A plugin still compiling is checked when the job is handed out.
+func (s *Service) checkRunStep(st *agentv1.Step) string {
+	if st.GetUses() == "" {
+		return ""
+	}
+	name, version, err := jobstep.ParseUses(st.GetUses())
+	if err != nil {
+		return err.Error()
+	}
+	if s.plugins != nil && s.plugins.Compiling(name) {
+		return ""
+	}
+	mod, err := s.module(name, version)
+	if err != nil {
+		return err.Error()
+	}
+	if fn := st.GetFunction(); fn != "" && !functionOf(mod, fn) {
+		return fmt.Sprintf("%s plugin %q %s has no function %q; update the pipeline", mod.Kind, name, mod.Version, fn)
+	}
+	if errs := plugininput.Check("param", mod.Params, st.GetWith()); len(errs) > 0 {
+		return fmt.Sprintf("plugin %s %s refuses its with: %s (the plugin changed since the pipeline was stored; update the pipeline)", name, mod.Version, plugininput.Join(errs))
+	}
+	return ""
 }
 
 // resolvePlugins describes the modules a job's steps use as the server

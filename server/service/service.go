@@ -154,6 +154,7 @@ func New(cfg Config, s *store.Store, auth Forgetter, logger *slog.Logger) *Servi
 	}
 	svc.life = lifecycle.New(lifecycle.Config{LeaseTTL: cfg.LeaseTTL, TimeoutGrace: cfg.TimeoutGrace, ApprovalTimeout: cfg.ApprovalTimeout}, s,
 		effects{svc}, func() time.Time { return svc.now() }, logger)
+	svc.life.UseStepChecker(stepChecker{svc})
 	svc.UseCache(CacheConfig{})
 	svc.stopCtx, svc.stop = context.WithCancel(context.Background())
 	return svc
