@@ -46,7 +46,7 @@ func TestWatchKeepsDependedOnPlugins(t *testing.T) {
 		t.Helper()
 		writeConfig(t, cfgDir, cfg)
 		var ev Event
-		ev, next = events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Type == EventConfigRejected })
+		ev, next = events.wait(t, next, time.Minute, func(e Event) bool { return e.Type == EventConfigRejected })
 		if !errors.Is(ev.Err, ErrDependedOn) {
 			t.Fatalf("rejection %v, want ErrDependedOn", ev.Err)
 		}
@@ -74,7 +74,7 @@ func TestWatchKeepsDependedOnPlugins(t *testing.T) {
 	// Signed, the store is no loss: enforce applies and unloads step.
 	signFile(t, priv, store.Path, store.Path)
 	writeConfig(t, cfgDir, enforce)
-	events.wait(t, next, 10*time.Second, func(e Event) bool { return e.Plugin == "step" && e.Type == EventUnloaded })
+	events.wait(t, next, time.Minute, func(e Event) bool { return e.Plugin == "step" && e.Type == EventUnloaded })
 	mustEcho(t, m, "store")
 	events.mu.Lock()
 	for _, e := range events.events[next:] {
