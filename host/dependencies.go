@@ -192,7 +192,7 @@ type DependencyLossError struct {
 func (e *DependencyLossError) Error() string {
 	s := fmt.Sprintf("plugin %s is needed by %s, and the edit would unload it: %s", e.Plugin, strings.Join(e.By, ", "), e.Why)
 	if e.Fix != "" {
-		s += " (" + e.Fix + ")"
+		s += "; to fix: " + e.Fix
 	}
 	return s
 }
@@ -203,10 +203,11 @@ func (e *DependencyLossError) Is(target error) bool { return target == ErrDepend
 func (e *DependencyLossError) Unwrap() error { return e.Err }
 
 // dependencyLossLocked returns the losses next would bring: plugins
-// depended on that the running configuration loads and next removes,
-// disables, or refuses by its signature policy. A plugin the running
-// configuration already does not load (missing module, refused) is no
-// loss: an edit may fix other things meanwhile.
+// depended on whose entry the running configuration enables and next
+// removes, disables, or refuses by its signature policy. A refusal counts
+// only where the running policy accepts the module (or has none to judge
+// yet): a plugin already refused, or not built, does not block edits that
+// fix other things meanwhile.
 func (m *Manager) dependencyLossLocked(next *Config) error {
 	prev := m.cfg
 	var errs []error
