@@ -83,8 +83,8 @@ func checkSignaturePolicy(out io.Writer, cfg server.Config, pc *host.Config) err
 	case len(pc.TrustedKeys) > 0:
 		policy = "signatures present are checked; unsigned plugins load (require_signatures off)"
 	}
-	fmt.Fprintf(out, "signatures: %s; %d trusted keys\n", policy, len(pc.TrustedKeys))
-	var refused, needed []string
+	fmt.Fprintf(out, "signatures: %s; trusted keys: %d\n", policy, len(pc.TrustedKeys))
+	var refused, unreadable, needed []string
 	for _, c := range checks {
 		line := ""
 		switch c.Verdict {
@@ -96,7 +96,7 @@ func checkSignaturePolicy(out io.Writer, cfg server.Config, pc *host.Config) err
 			line = fmt.Sprintf("%s: its signature is checked when it is pulled", c.Module)
 		case host.SignatureUnreadable:
 			line = fmt.Sprintf("unreadable: %v", c.Err)
-			refused = append(refused, c.Plugin)
+			unreadable = append(unreadable, c.Plugin)
 		case host.SignatureRefused:
 			line = "refused, " + reasonOf(c.Err)
 			refused = append(refused, c.Plugin)
@@ -125,14 +125,21 @@ func checkSignaturePolicy(out io.Writer, cfg server.Config, pc *host.Config) err
 		}
 		fmt.Fprintf(out, "  %s: %s; server.yaml needs it: %s\n", d.Plugin, state, d.By)
 	}
-	if len(refused) == 0 {
+	var problems []string
+	if len(refused) > 0 {
+		p := "the signature policy refuses " + strings.Join(refused, ", ")
+		if len(needed) > 0 {
+			p += "; a server would not start: it needs " + strings.Join(needed, ", ")
+		}
+		problems = append(problems, p)
+	}
+	if len(unreadable) > 0 {
+		problems = append(problems, "cannot read the module of "+strings.Join(unreadable, ", "))
+	}
+	if len(problems) == 0 {
 		return nil
 	}
-	msg := fmt.Sprintf("%s: the signature policy refuses %d plugins: %s", cfg.PluginsConfig, len(refused), strings.Join(refused, ", "))
-	if len(needed) > 0 {
-		msg += "; a server would not start: it needs " + strings.Join(needed, ", ")
-	}
-	return errors.New(msg)
+	return fmt.Errorf("%s: %s", cfg.PluginsConfig, strings.Join(problems, "; "))
 }
 
 // reasonOf is a refusal's reason and detail, without the plugin's name.

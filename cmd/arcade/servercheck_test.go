@@ -142,7 +142,7 @@ func TestServerCheckSignatures(t *testing.T) {
 	if err == nil {
 		t.Fatalf("enforce with unsigned plugins the server needs passed:\n%s", out)
 	}
-	wants("enforce", err.Error(), "refuses 2 plugins: fs-store, log-notify",
+	wants("enforce", err.Error(), "the signature policy refuses fs-store, log-notify",
 		"a server would not start: it needs fs-store (artifact_store), log-notify (notify rule failures)")
 	wants("enforce", out, "signatures: enforce",
 		"fs-store: refused, unsigned: require_signatures is on and neither plugins.yaml nor "+filepath.Join(plugins, "fs-store.wasm.sig")+" holds a signature; server.yaml needs it: artifact_store",
@@ -169,11 +169,21 @@ func TestServerCheckSignatures(t *testing.T) {
 	signModules(t, priv, badPlugins, "log-notify")
 	signModules(t, stranger, badPlugins, "fs-store")
 	out, err = check(bad)
-	if err == nil || !strings.Contains(err.Error(), "refuses 1 plugins: fs-store; a server would not start: it needs fs-store (artifact_store)") {
+	if err == nil || !strings.Contains(err.Error(), "the signature policy refuses fs-store; a server would not start: it needs fs-store (artifact_store)") {
 		t.Fatalf("warn with a bad signature: %v\n%s", err, out)
 	}
 	wants("bad signature", out, "fs-store: refused, bad signature: "+filepath.Join(badPlugins, "fs-store.wasm.sig")+
 		": signature not by a trusted key, or the module changed after signing", "refused in every mode")
+
+	// A file that is not a module fails the check too, as it would the load.
+	if err := os.WriteFile(filepath.Join(badPlugins, "log-notify.wasm"), []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = check(bad)
+	if err == nil || !strings.Contains(err.Error(), "cannot read the module of log-notify") {
+		t.Fatalf("a module that is not one: %v\n%s", err, out)
+	}
+	wants("not a module", out, "log-notify: unreadable: plugin log-notify refused: invalid module: "+filepath.Join(badPlugins, "log-notify.wasm")+" is not a wasm module")
 }
 
 // TestServerRefusesToStartWithoutItsPlugins: a server whose signature
