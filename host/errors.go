@@ -66,6 +66,9 @@ const (
 	// ErrBadConfig: the config names a key the plugin does not declare, or
 	// lacks one it requires.
 	ErrBadConfig Reason = "bad config"
+	// ErrDependedOn: a configuration edit would unload a plugin something
+	// depends on (see WithDependencies); the edit is refused.
+	ErrDependedOn Reason = "depended on"
 )
 
 // Error is a failed plugin load or call. Its message names the plugin and

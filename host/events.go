@@ -19,8 +19,8 @@ const (
 	// EventCallFailed: a call failed on a fail-open plugin and was skipped.
 	EventCallFailed EventType = "call_failed"
 	// EventConfigRejected: an edit of the plugins configuration (Path) does
-	// not parse or names an unknown key (Err); the running configuration
-	// stays.
+	// not parse, names an unknown key, or would unload a plugin depended on
+	// (WithDependencies) (Err); the running configuration stays.
 	EventConfigRejected EventType = "config_rejected"
 )
 

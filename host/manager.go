@@ -128,6 +128,11 @@ func (m *Manager) loadConfig(ctx context.Context, path string) error {
 		m.syncWatchedFiles()
 		return nil
 	}
+	if err := m.dependencyLossLocked(cfg); err != nil {
+		err = fmt.Errorf("plugins config %s: edit refused, the running configuration stays: %w", path, err)
+		m.emit(Event{Type: EventConfigRejected, Path: path, Err: err})
+		return err
+	}
 	err = m.applyConfigLocked(ctx, cfg)
 	m.syncWatchedFiles()
 	return err

@@ -21,6 +21,8 @@ type options struct {
 	observeCall func(CallRecord)
 	// secrets resolves the stored secrets plugins.yaml names (WithSecrets).
 	secrets SecretResolver
+	// deps are the plugins the manager's user depends on (WithDependencies).
+	deps []Dependency
 }
 
 // SecretResolver returns the values of secrets by name, or an error naming

@@ -326,6 +326,7 @@ func (c *Config) Validate() error {
 func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish func(*jobv1.Event), stats *metrics.Metrics, resolver *secrets.Resolver) (m *host.Manager, ready <-chan []string, err error) {
 	log := logger.With("component", "plugins")
 	m = host.NewManager(log, host.WithCacheDir(filepath.Join(cfg.DataDir, "wazero-cache")), host.WithCallObserver(stats.PluginCall),
+		host.WithDependencies(cfg.PluginDependencies()...),
 		host.WithSecrets(func(ctx context.Context, names []string) (map[string]string, error) {
 			return resolver.Resolve(ctx, secrets.Scope{}, names...) // plugins.yaml is server-wide: global secrets
 		}))
@@ -377,9 +378,9 @@ func startPlugins(ctx context.Context, cfg Config, logger *slog.Logger, publish 
 	start := time.Now()
 	// What the server itself calls loads first: a notification or an
 	// artifact right after a start must not wait for every step plugin.
-	first := []string{cfg.AuditPlugin, cfg.ArtifactStore}
-	for _, r := range cfg.Notify.Rules {
-		first = append(first, r.Plugin)
+	var first []string
+	for _, d := range cfg.PluginDependencies() {
+		first = append(first, d.Plugin)
 	}
 	done, enabled := m.InitBackground(ctx, first...)
 	if cold && len(enabled) > 0 {
@@ -464,6 +465,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	for _, w := range cfg.Notify.Warnings {
 		logger.Warn("notify: older spelling; write the name it gives instead", "where", w)
+	}
+	if err := checkDependedOnPlugins(cfg, logger); err != nil {
+		return nil, err
 	}
 	credsFile, err := loadCredentials(&cfg, time.Now(), logger)
 	if err != nil {
