@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/go-arcade/arcade/internal/dockertest"
@@ -26,11 +27,14 @@ var ociCommands = []string{
 }
 
 // TestPluginOCI pushes a plugin built from source to a real registry with
-// arcade plugin push, has a server load it from oci://, runs a job with it
-// on an agent (which fetches the module from the server), pushes a new
-// version to the same tag and sees the server swap to it, then pushes an
-// unsigned and a wrongly signed version and sees each refused while the
-// last good version keeps serving.
+// arcade plugin push, has a server load it from oci:// with the registry
+// credential of a stored secret (registry_auth; the load fails naming the
+// secret until arcade secret set creates it), runs a job with it on an
+// agent (which fetches the module from the server), rotates the secret to a
+// docker config, pushes a new version to the same tag and sees the server
+// swap to it, then pushes an unsigned and a wrongly signed version and sees
+// each refused while the last good version keeps serving. The registry
+// password shows in no output, log, event or file.
 func TestPluginOCI(t *testing.T) {
 	reg := dockertest.StartRegistry(t, dockertest.RegistryOptions{User: "pusher", Password: "s3cret-registry"})
 	build := t.TempDir()
@@ -103,6 +107,8 @@ func TestPluginOCI(t *testing.T) {
 		t.Fatalf("push v1: %s", out)
 	}
 
+	// The server has no docker config (the file named is missing): its
+	// only credential is the stored secret registry_auth names.
 	cfgPath := filepath.Join(dir, "plugins.yaml")
 	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`trusted_keys: [%s]
 require_signatures: true
@@ -113,12 +119,14 @@ oci:
 plugins:
   - name: steptool
     source: oci://%s/arcade/steptool:stable
+    registry_auth: OCI_REGISTRY
     kind: ci
     grants: {timeout: 10s, memory_limit_mib: 32}
-`, strings.TrimSpace(pub), dockerCfg, reg.Addr)), 0o644); err != nil {
+`, strings.TrimSpace(pub), filepath.Join(dir, "no-docker", "config.json"), reg.Addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--plugins-config", cfgPath)
+	events := c.watchEvents(t)
 	c.startAgent("worker", 1)
 	plugins := pluginv1.NewPluginServiceClient(c.conn)
 	ctx := context.Background()
@@ -129,6 +137,18 @@ plugins:
 		}
 		return r.GetPlugin()
 	}
+	// Until the secret exists the load fails, naming it.
+	if p := info(); p.GetState() != pluginv1.PluginState_PLUGIN_STATE_FAILED ||
+		!strings.Contains(p.GetLastError(), "plugin steptool: registry credential: registry_auth: secret OCI_REGISTRY: not found") {
+		t.Fatalf("steptool with its registry secret missing: %s: %s", p.GetState(), p.GetLastError())
+	}
+	// Set, the server loads the plugins that pull with it.
+	if out, err := c.cliIn(reg.User+":"+reg.Password, "secret", "set", "OCI_REGISTRY"); err != nil {
+		t.Fatalf("secret set: %v\n%s", err, out)
+	}
+	c.waitFor("steptool pulled with the secret", func() bool {
+		return info().GetState() == pluginv1.PluginState_PLUGIN_STATE_LOADED
+	})
 	runStep := func(want string) {
 		t.Helper()
 		j := c.create(&jobv1.CreateJobRequest{Name: "oci", Steps: []*agentv1.Step{{Uses: "steptool"}}})
@@ -142,13 +162,13 @@ plugins:
 		t.Fatalf("steptool from oci:// is %s %s: %s", p.GetState(), p.GetMetadata().GetVersion(), p.GetLastError())
 	}
 	runStep("steptool 1.0.0")
-	for _, l := range c.server.grepLog("") {
-		if strings.Contains(fmt.Sprint(l), reg.Password) || strings.Contains(fmt.Sprint(l), auth) {
-			t.Fatalf("the server logged the registry credential: %v", l)
-		}
-	}
 
-	// A new version pushed to the same tag: the server follows it.
+	// The secret rotated to a docker config (the one docker login wrote):
+	// the plugin loads again with it, and the next pull, of a new version
+	// pushed to the same tag, uses it.
+	if out, err := c.cliIn("", "secret", "set", "OCI_REGISTRY", "--from-file", dockerCfg); err != nil || !strings.Contains(out, "version 2") {
+		t.Fatalf("secret set --from-file: %v\n%s", err, out)
+	}
 	push(v2)
 	c.waitFor("steptool 2.0.0 from the moved tag", func() bool { return info().GetMetadata().GetVersion() == "2.0.0" })
 	runStep("steptool 2.0.0")
@@ -173,5 +193,37 @@ plugins:
 			t.Fatalf("after a refused version steptool serves %s %s (%s), want 2.0.0 (%s)", p.GetMetadata().GetVersion(), p.GetSha256(), p.GetLastError(), v2sum)
 		}
 		runStep("steptool 2.0.0")
+	}
+
+	// The registry password is in no CLI output, event, log or file.
+	for _, args := range [][]string{{"plugin", "list"}, {"plugin", "info", "steptool"}, {"secret", "list"}} {
+		out := c.mustCLI(t, args...)
+		if strings.Contains(out, reg.Password) || strings.Contains(out, auth) {
+			t.Errorf("arcade %s shows the registry credential:\n%s", strings.Join(args, " "), out)
+		}
+		if args[1] == "info" && !strings.Contains(out, "2.0.0") {
+			t.Errorf("arcade plugin info steptool:\n%s", out)
+		}
+	}
+	if text := events.text(); strings.Contains(text, reg.Password) || strings.Contains(text, auth) {
+		t.Errorf("an event shows the registry credential")
+	}
+	c.server.stop(syscall.SIGTERM)
+	for _, d := range []string{dir, c.dataDir, filepath.Dir(c.server.logPath)} {
+		err := filepath.Walk(d, func(p string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() {
+				return err
+			}
+			if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), reg.Password) {
+				t.Errorf("the registry password is in %s", p)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(c.server.logPath); !strings.Contains(string(b), "plugin pulled") {
+		t.Errorf("the server log says nothing of the pulls: is it the right file?")
 	}
 }

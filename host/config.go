@@ -108,6 +108,12 @@ type Spec struct {
 	// oci://REG/REPO:TAG (followed when the tag moves) or
 	// oci://REG/REPO@sha256:… (pinned). Its signature comes with it.
 	Source string `yaml:"source"`
+	// RegistryAuth, with Source, names the stored secret (a global one)
+	// holding the registry's credential: user:password, or a docker config
+	// JSON with an entry for the registry. It is read at each pull and tag
+	// poll, wins over oci.docker_config for that registry and is never
+	// shown; a host without a secret resolver refuses it.
+	RegistryAuth string `yaml:"registry_auth"`
 	// Kind is ci, cd, security, notify, storage or custom; empty for a plugin
 	// found in a watched folder, whose kind its metadata decides.
 	Kind string `yaml:"kind"`
@@ -323,6 +329,13 @@ func (s *Spec) validate() error {
 		if _, err := pluginoci.ParseReference(s.Source); err != nil {
 			errs = append(errs, fmt.Errorf("source: %w", err))
 		}
+	}
+	switch {
+	case s.RegistryAuth == "":
+	case s.Source == "":
+		errs = append(errs, errors.New("registry_auth: only for an entry with an oci:// source (it names the registry's credential)"))
+	case !secretRef.MatchString(s.RegistryAuth):
+		errs = append(errs, fmt.Errorf("registry_auth: %q is not a secret name", s.RegistryAuth))
 	}
 	if s.Kind != "" {
 		if _, ok := ParseKind(s.Kind); !ok {

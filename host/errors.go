@@ -58,6 +58,11 @@ const (
 	// ErrRegistry: a module's registry did not answer, or answered with an
 	// error: not a verdict on the module, so it is tried again.
 	ErrRegistry Reason = "registry unavailable"
+	// ErrRegistryAuth: the registry credential could not be had (the
+	// secret registry_auth names is missing, or is no credential for the
+	// registry) or the registry refused it. Not a verdict on the module
+	// either: a secret set or rotated is picked up at the next pull.
+	ErrRegistryAuth Reason = "registry credential"
 	// ErrBadConfig: the config names a key the plugin does not declare, or
 	// lacks one it requires.
 	ErrBadConfig Reason = "bad config"

@@ -303,14 +303,15 @@ func (m *Manager) resolveSecrets(ctx context.Context, spec *Spec) (map[string]st
 }
 
 // SecretUsers returns the plugins whose configuration takes a value from
-// the named stored secret (to load them again when it changes).
+// the named stored secret, or whose registry credential it is (to load them
+// again when it changes).
 func (m *Manager) SecretUsers(name string) []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []string
 	for n, p := range m.plugins {
 		p.mu.Lock()
-		uses := slices.Contains(slices.Collect(maps.Values(p.spec.Secrets)), name)
+		uses := slices.Contains(slices.Collect(maps.Values(p.spec.Secrets)), name) || p.spec.RegistryAuth == name
 		p.mu.Unlock()
 		if uses {
 			out = append(out, n)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -54,6 +55,10 @@ type Options struct {
 	// empty means docker's own ($DOCKER_CONFIG or ~/.docker). A missing
 	// file means no credentials.
 	DockerConfig string
+	// Credential, when set, is the registry's credential (a stored secret,
+	// say): for the reference's registry it wins over the docker config,
+	// which is then read only for other hosts. Nothing here prints it.
+	Credential auth.Credential
 	// Timeout bounds each request (default one minute).
 	Timeout time.Duration
 }
@@ -95,14 +100,9 @@ func repository(ref registry.Reference, o Options) (*remote.Repository, error) {
 		return nil, err
 	}
 	repo.PlainHTTP = o.PlainHTTP
-	var store credentials.Store
-	if o.DockerConfig != "" {
-		store, err = credentials.NewStore(o.DockerConfig, credentials.StoreOptions{})
-	} else {
-		store, err = credentials.NewStoreFromDocker(credentials.StoreOptions{})
-	}
+	cred, err := o.credential(ref.Registry)
 	if err != nil {
-		return nil, fmt.Errorf("registry credentials: %w", err)
+		return nil, err
 	}
 	timeout := o.Timeout
 	if timeout <= 0 {
@@ -111,10 +111,49 @@ func repository(ref registry.Reference, o Options) (*remote.Repository, error) {
 	repo.Client = &auth.Client{
 		Client:     &http.Client{Timeout: timeout},
 		Cache:      auth.NewCache(),
-		Credential: credentials.Credential(store),
+		Credential: cred,
 	}
 	repo.SkipReferrersGC = true
 	return repo, nil
+}
+
+// credential is where the client finds the credential of a host: the
+// static one for reg, when set; the docker config otherwise.
+func (o Options) credential(reg string) (auth.CredentialFunc, error) {
+	docker := func() (auth.CredentialFunc, error) {
+		var store credentials.Store
+		var err error
+		if o.DockerConfig != "" {
+			store, err = credentials.NewStore(o.DockerConfig, credentials.StoreOptions{})
+		} else {
+			store, err = credentials.NewStoreFromDocker(credentials.StoreOptions{})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registry credentials: %w", err)
+		}
+		return credentials.Credential(store), nil
+	}
+	if o.Credential == auth.EmptyCredential {
+		return docker()
+	}
+	static := auth.StaticCredential(reg, o.Credential)
+	var (
+		once     sync.Once
+		fallback auth.CredentialFunc
+		fbErr    error
+	)
+	return func(ctx context.Context, hostport string) (auth.Credential, error) {
+		if c, _ := static(ctx, hostport); c != auth.EmptyCredential {
+			return c, nil
+		}
+		// Another host (a token service elsewhere, say): the docker
+		// config's, read only then.
+		once.Do(func() { fallback, fbErr = docker() })
+		if fbErr != nil {
+			return auth.EmptyCredential, fbErr
+		}
+		return fallback(ctx, hostport)
+	}, nil
 }
 
 // Push uploads module and its signature (base64 text, may be nil) as an

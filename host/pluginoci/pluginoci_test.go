@@ -3,14 +3,19 @@ package pluginoci_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/go-arcade/arcade/host/pluginoci"
 	"github.com/go-arcade/arcade/internal/dockertest"
@@ -92,4 +97,46 @@ func TestPushPull(t *testing.T) {
 			t.Errorf("push to a digest: %v", err)
 		}
 	})
+}
+
+// TestStaticCredential: a credential given in Options reaches a registry
+// behind htpasswd, and wins over the docker config's for that registry; a
+// broken docker config is not even read then.
+func TestStaticCredential(t *testing.T) {
+	reg := dockertest.StartRegistry(t, dockertest.RegistryOptions{User: "ci", Password: "Pa55-static"})
+	ctx := context.Background()
+	dir := t.TempDir()
+	wrong := filepath.Join(dir, "wrong.json")
+	b64 := base64.StdEncoding.EncodeToString([]byte("ci:not-it"))
+	if err := os.WriteFile(wrong, []byte(`{"auths": {"`+reg.Addr+`": {"auth": "`+b64+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(dir, "broken.json")
+	if err := os.WriteFile(broken, []byte(`{not json`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	module := []byte("\x00asm\x01\x00\x00\x00static")
+	ref := reg.Addr + "/arcade/tool:stable"
+	right := auth.Credential{Username: "ci", Password: "Pa55-static"}
+
+	// The docker config's wrong credential alone is refused.
+	if _, err := pluginoci.Push(ctx, ref, module, nil, pluginoci.Options{PlainHTTP: true, DockerConfig: wrong}); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("push with the docker config's wrong credential: %v", err)
+	}
+	for name, config := range map[string]string{"wrong": wrong, "broken": broken, "none": filepath.Join(dir, "none.json")} {
+		o := pluginoci.Options{PlainHTTP: true, DockerConfig: config, Credential: right}
+		digest, err := pluginoci.Push(ctx, ref, module, nil, o)
+		if err != nil {
+			t.Fatalf("push, docker config %s: %v", name, err)
+		}
+		a, err := pluginoci.Pull(ctx, pluginoci.Scheme+ref, 1<<20, o)
+		if err != nil || a.Digest != digest || !bytes.Equal(a.Module, module) {
+			t.Fatalf("pull, docker config %s: %v", name, err)
+		}
+	}
+	// A wrong static credential is not saved by the docker config.
+	o := pluginoci.Options{PlainHTTP: true, DockerConfig: wrong, Credential: auth.Credential{Username: "ci", Password: "nope"}}
+	if _, err := pluginoci.Resolve(ctx, ref, o); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("resolve with a wrong static credential: %v", err)
+	}
 }

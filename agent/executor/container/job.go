@@ -2,8 +2,6 @@ package container
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +23,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/go-arcade/arcade/agent/executor"
+	"github.com/go-arcade/arcade/core/registrycred"
 	"github.com/go-arcade/arcade/internal/confine"
 )
 
@@ -178,7 +177,7 @@ func (e *Engine) Start(ctx context.Context, spec Spec, emit func(executor.Line))
 		// A user:password credential is the job image's registry's: it
 		// goes to no other; a docker config names its registries.
 		svcAuth := ""
-		if strings.HasPrefix(strings.TrimSpace(spec.RegistryAuth), "{") || registryHost(svc.Image) == registryHost(spec.Image) {
+		if registrycred.IsDockerConfig(spec.RegistryAuth) || registrycred.Host(svc.Image) == registrycred.Host(spec.Image) {
 			svcAuth, _ = registryAuth(spec.RegistryAuth, svc.Image)
 		}
 		if err := j.startService(ctx, svc, svcAuth, emit); err != nil {
@@ -377,60 +376,15 @@ func cleanEngineMessage(s string) string {
 // registryAuth turns a credential into the engine's X-Registry-Auth value
 // for the registry of ref; "" without a credential.
 func registryAuth(cred, ref string) (string, error) {
-	cred = strings.TrimSpace(cred)
-	if cred == "" {
+	if strings.TrimSpace(cred) == "" {
 		return "", nil
 	}
-	host := registryHost(ref)
-	var ac registry.AuthConfig
-	if strings.HasPrefix(cred, "{") {
-		var cfg struct {
-			Auths map[string]struct {
-				Auth     string `json:"auth"`
-				Username string `json:"username"`
-				Password string `json:"password"`
-			} `json:"auths"`
-		}
-		if err := json.Unmarshal([]byte(cred), &cfg); err != nil {
-			return "", errors.New("registry credential: not a docker config JSON (nor user:password)")
-		}
-		entry, ok := cfg.Auths[host]
-		if !ok {
-			for k, v := range cfg.Auths {
-				if strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(k, "https://"), "http://"), "/") == host {
-					entry, ok = v, true
-				}
-			}
-		}
-		if !ok {
-			return "", fmt.Errorf("registry credential: the docker config has no entry for %s", host)
-		}
-		ac.Username, ac.Password = entry.Username, entry.Password
-		if entry.Auth != "" {
-			raw, err := base64.StdEncoding.DecodeString(entry.Auth)
-			if err != nil {
-				return "", fmt.Errorf("registry credential: the auth of %s is not base64", host)
-			}
-			ac.Username, ac.Password, _ = strings.Cut(string(raw), ":")
-		}
-	} else {
-		user, pass, ok := strings.Cut(cred, ":")
-		if !ok || user == "" {
-			return "", errors.New("registry credential: want user:password or a docker config JSON")
-		}
-		ac.Username, ac.Password = user, pass
+	host := registrycred.Host(ref)
+	c, err := registrycred.Parse(cred, host)
+	if err != nil {
+		return "", fmt.Errorf("registry credential: %w", err)
 	}
-	ac.ServerAddress = host
-	return authconfig.Encode(ac)
-}
-
-// registryHost is the registry part of an image reference.
-func registryHost(ref string) string {
-	first, _, ok := strings.Cut(ref, "/")
-	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
-		return first
-	}
-	return "docker.io"
+	return authconfig.Encode(registry.AuthConfig{Username: c.Username, Password: c.Password, ServerAddress: host})
 }
 
 // startService pulls and starts one service and waits until it is ready;
