@@ -64,7 +64,8 @@ const (
 	// either: a secret set or rotated is picked up at the next pull.
 	ErrRegistryAuth Reason = "registry credential"
 	// ErrBadConfig: the config names a key the plugin does not declare, or
-	// lacks one it requires.
+	// lacks one it requires, or takes a value from a stored secret that
+	// does not exist (or on a host that keeps none).
 	ErrBadConfig Reason = "bad config"
 	// ErrDependedOn: a configuration edit would unload a plugin something
 	// depends on (see WithDependencies); the edit is refused.

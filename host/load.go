@@ -282,7 +282,7 @@ func (m *Manager) resolveSecrets(ctx context.Context, spec *Spec) (map[string]st
 		return nil, nil
 	}
 	if m.opts.secrets == nil {
-		return nil, refused(spec.Name, ErrInvalidModule, "secrets: this host keeps no secrets")
+		return nil, refused(spec.Name, ErrBadConfig, "secrets: this host keeps no secrets")
 	}
 	names := make([]string, 0, len(spec.Secrets))
 	for _, n := range spec.Secrets {
@@ -293,7 +293,7 @@ func (m *Manager) resolveSecrets(ctx context.Context, spec *Spec) (map[string]st
 	slices.Sort(names)
 	vals, err := m.opts.secrets(ctx, names)
 	if err != nil {
-		return nil, refused(spec.Name, ErrInvalidModule, "secrets: %v", err)
+		return nil, refused(spec.Name, ErrBadConfig, "secrets: %v", err)
 	}
 	out := make(map[string]string, len(spec.Secrets))
 	for key, n := range spec.Secrets {

@@ -61,7 +61,7 @@ func (m *Manager) registryCredential(ctx context.Context, spec *Spec) (auth.Cred
 		return auth.EmptyCredential, nil
 	}
 	if m.opts.secrets == nil {
-		return auth.EmptyCredential, refused(spec.Name, ErrInvalidModule, "registry_auth: this host keeps no secrets")
+		return auth.EmptyCredential, refused(spec.Name, ErrBadConfig, "registry_auth: this host keeps no secrets")
 	}
 	ref, err := pluginoci.ParseReference(spec.Source)
 	if err != nil {

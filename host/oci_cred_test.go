@@ -204,5 +204,5 @@ func TestOCIRegistryAuthRefused(t *testing.T) {
 		t.Errorf("valid registry_auth refused: %v", err)
 	}
 	// Refused before any pull: the registry (port 1) is never asked.
-	wantRefused(t, ErrInvalidModule, "registry_auth: this host keeps no secrets", s)
+	wantRefused(t, ErrBadConfig, "registry_auth: this host keeps no secrets", s)
 }

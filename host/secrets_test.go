@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -82,8 +83,8 @@ func TestConfigFromSecrets(t *testing.T) {
 	delete(sec.vals, "SLACK_TOKEN")
 	sec.mu.Unlock()
 	err = m.Reload(ctx, "notifier")
-	if err == nil || !strings.Contains(err.Error(), "secret SLACK_TOKEN: not found") {
-		t.Errorf("reload with the secret gone: %v", err)
+	if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "bad config: secrets: secret SLACK_TOKEN: not found") {
+		t.Errorf("reload with the secret gone: %v, want a bad config naming the secret", err)
 	}
 	if v := value(); v != "xoxb-2" {
 		t.Errorf("the old version stopped serving: %q", v)
@@ -94,7 +95,7 @@ func TestConfigFromSecretsRefused(t *testing.T) {
 	t.Parallel()
 	spec := kitchen("lonely")
 	spec.Secrets = map[string]string{"token": "TOKEN"}
-	wantRefused(t, ErrInvalidModule, "secrets: this host keeps no secrets", spec)
+	wantRefused(t, ErrBadConfig, "secrets: this host keeps no secrets", spec)
 
 	for _, bad := range []map[string]string{{"token": "not a name"}, {"channel": "TOKEN"}, {"": "TOKEN"}} {
 		s := kitchen("x")
