@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -85,6 +86,8 @@ func checkSignaturePolicy(out io.Writer, cfg server.Config, pc *host.Config) err
 	}
 	fmt.Fprintf(out, "signatures: %s; trusted keys: %d\n", policy, len(pc.TrustedKeys))
 	var refused, unreadable, needed []string
+	fixes := map[string][]host.SignatureCheck{}
+	var fixOrder []string
 	for _, c := range checks {
 		line := ""
 		switch c.Verdict {
@@ -110,9 +113,30 @@ func checkSignaturePolicy(out io.Writer, cfg server.Config, pc *host.Config) err
 			}
 		}
 		if fix := c.Fix(); fix != "" {
-			line += "\n      fix: " + fix
+			if _, ok := fixes[fix]; !ok {
+				fixOrder = append(fixOrder, fix)
+			}
+			fixes[fix] = append(fixes[fix], c)
 		}
 		fmt.Fprintf(out, "  %s: %s\n", c.Plugin, line)
+	}
+	// Each fix once, for the plugins it mends, with their folder when they
+	// share one.
+	for _, fix := range fixOrder {
+		var names []string
+		folder := ""
+		for i, c := range fixes[fix] {
+			names = append(names, c.Plugin)
+			if dir := filepath.Dir(c.Module); i == 0 {
+				folder = dir
+			} else if dir != folder {
+				folder = ""
+			}
+		}
+		if folder != "" {
+			fix = strings.ReplaceAll(fix, "FOLDER", folder)
+		}
+		fmt.Fprintf(out, "  fix for %s: %s\n", strings.Join(names, ", "), fix)
 	}
 	// What server.yaml needs and plugins.yaml does not load.
 	for _, d := range deps {

@@ -147,7 +147,7 @@ func TestServerCheckSignatures(t *testing.T) {
 	wants("enforce", out, "signatures: enforce",
 		"fs-store: refused, unsigned: require_signatures is on and neither plugins.yaml nor "+filepath.Join(plugins, "fs-store.wasm.sig")+" holds a signature; server.yaml needs it: artifact_store",
 		"log-notify: refused, unsigned", "server.yaml needs it: notify rule failures",
-		"fix: sign it (arcade plugin sign --key KEY --all FOLDER",
+		"fix for fs-store, log-notify: sign it (arcade plugin sign --key KEY --all "+plugins+" writes NAME.wasm.sig beside each module)",
 		"secret-scan: module "+filepath.Join(plugins, "secret-scan.wasm")+" missing (not built yet? make plugins): its signature is checked when it appears; server.yaml needs it: audit",
 		"steptool: oci://127.0.0.1:5000/arcade/steptool:stable: its signature is checked when it is pulled")
 
