@@ -1,15 +1,21 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	agentv1 "github.com/go-arcade/arcade/api/agent/v1"
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	pluginv1 "github.com/go-arcade/arcade/api/plugin/v1"
 	"github.com/go-arcade/arcade/host"
 )
 
@@ -46,8 +52,40 @@ plugins:
 		}
 	}
 	write("signature_mode: warn")
-	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--plugins-config", cfg, "--artifact-store", "fs-store")
+	httpAddr := freeAddr(t)
+	c := newCluster(t, "sqlite://"+filepath.Join(dir, "arcade.db"), "--plugins-config", cfg, "--artifact-store", "fs-store", "--http-listen", httpAddr)
 	c.startAgent("builder", 1)
+
+	// Before the edit: the API, the CLI and the dashboard say what needs
+	// fs-store, and that enforce would refuse it.
+	info, err := pluginv1.NewPluginServiceClient(c.conn).GetPlugin(context.Background(), &pluginv1.GetPluginRequest{Name: "fs-store"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := info.GetPlugin(); !slices.Equal(p.GetNeededBy(), []string{"artifact_store"}) || !strings.HasPrefix(p.GetWarning(), "signature_mode warn: enforce would refuse it: neither plugins.yaml nor ") {
+		t.Errorf("fs-store: needed by %q, warning %q", p.GetNeededBy(), p.GetWarning())
+	}
+	out, err := c.cli("plugin", "info", "fs-store")
+	if err != nil || !regexp.MustCompile(`(?m)^Needed by:\s+artifact_store$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^Warning:\s+.*enforce would refuse it`).MatchString(out) {
+		t.Errorf("plugin info fs-store: %v\n%s", err, out)
+	}
+	// The dashboard, where a browser is (CI requires one).
+	if chromiumPath() != "" || os.Getenv("ARCADE_REQUIRE_BROWSER") == "1" {
+		b := newBrowser(t, needChromium(t), "http://"+httpAddr)
+		b.open("/login")
+		b.waitJS("the login page", `document.querySelector('#token')`)
+		b.run("log in", chromedp.SendKeys(chromedp.CSS("#token"), apiToken), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+		b.waitJS("logged in", `location.pathname !== '/login'`)
+		b.open("/plugins")
+		b.waitJS("fs-store's dependent and warning shown", `(() => {
+			const row = document.querySelector('tr[data-plugin=fs-store]');
+			if (!row) return false;
+			const need = row.querySelector('[data-testid=plugin-needed-by]'), warn = row.querySelector('[data-testid=plugin-warning]');
+			return need && need.textContent === 'needed by artifact_store' && warn && warn.textContent.includes('enforce would refuse it');
+		})()`)
+		b.screenshot("plugins-needed-by")
+	}
 
 	write("require_signatures: true")
 	var rejected *jobv1.Event

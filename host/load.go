@@ -231,7 +231,13 @@ func (v *version) setWarning(w error) {
 		v.warning.Store(nil)
 		return
 	}
+	// The warning is shown with the plugin's name: its detail says it all
+	// ("signature_mode warn: enforce would refuse it: …").
 	s := w.Error()
+	var e *Error
+	if errors.As(w, &e) && e.Detail != "" {
+		s = e.Detail
+	}
 	v.warning.Store(&s)
 }
 

@@ -243,6 +243,7 @@ func (m *Manager) List() []*pluginv1.PluginInfo {
 	out := make([]*pluginv1.PluginInfo, len(ps))
 	for i, p := range ps {
 		out[i] = p.Info()
+		out[i].NeededBy = dependents(m.opts.deps, p.name)
 	}
 	return out
 }

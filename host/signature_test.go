@@ -355,7 +355,7 @@ func TestSignatureWarnMode(t *testing.T) {
 		i := p.Info()
 		return i.GetState().String(), i.GetWarning()
 	}
-	if st, w := info("unsigned"); st != "PLUGIN_STATE_LOADED" || !strings.Contains(w, "signature_mode warn: enforce would refuse it") {
+	if st, w := info("unsigned"); st != "PLUGIN_STATE_LOADED" || !strings.HasPrefix(w, "signature_mode warn: enforce would refuse it") {
 		t.Errorf("unsigned: %s, warning %q", st, w)
 	}
 	if _, w := info("signed"); w != "" {

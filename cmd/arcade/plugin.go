@@ -203,6 +203,12 @@ func printPluginInfo(w io.Writer, p *pluginv1.PluginInfo) error {
 	if p.GetLastError() != "" {
 		row("Error", p.GetLastError())
 	}
+	if p.GetWarning() != "" {
+		row("Warning", p.GetWarning())
+	}
+	if len(p.GetNeededBy()) > 0 {
+		row("Needed by", strings.Join(p.GetNeededBy(), ", "))
+	}
 	row("Version", dash(m.GetVersion()))
 	if m.GetDescription() != "" {
 		row("Description", m.GetDescription())

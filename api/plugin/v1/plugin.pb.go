@@ -3616,7 +3616,11 @@ type PluginInfo struct {
 	Kind Kind `protobuf:"varint,12,opt,name=kind,proto3,enum=arcade.plugin.v1.Kind" json:"kind,omitempty"`
 	// warning says what is wrong with the serving version without stopping
 	// it: in signature_mode warn, that enforce would refuse it.
-	Warning       string `protobuf:"bytes,13,opt,name=warning,proto3" json:"warning,omitempty"`
+	Warning string `protobuf:"bytes,13,opt,name=warning,proto3" json:"warning,omitempty"`
+	// needed_by names what of the server's configuration calls the plugin
+	// ("artifact_store", "audit", "notify rule NAME"): an edit of
+	// plugins.yaml that would unload it is refused.
+	NeededBy      []string `protobuf:"bytes,14,rep,name=needed_by,json=neededBy,proto3" json:"needed_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3740,6 +3744,13 @@ func (x *PluginInfo) GetWarning() string {
 		return x.Warning
 	}
 	return ""
+}
+
+func (x *PluginInfo) GetNeededBy() []string {
+	if x != nil {
+		return x.NeededBy
+	}
+	return nil
 }
 
 type ListPluginsRequest struct {
@@ -4420,7 +4431,7 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.arcade.plugin.v1.StatusR\x06status\x12/\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06result\x125\n" +
 	"\bmessages\x18\x03 \x03(\v2\x19.arcade.plugin.v1.MessageR\bmessages\x12,\n" +
-	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\xa2\x04\n" +
+	"\x05files\x18\x04 \x03(\v2\x16.arcade.plugin.v1.FileR\x05files\"\xbf\x04\n" +
 	"\n" +
 	"PluginInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
@@ -4437,7 +4448,8 @@ const file_api_plugin_v1_plugin_proto_rawDesc = "" +
 	" \x01(\x05R\tinstances\x12#\n" +
 	"\rmax_instances\x18\v \x01(\x05R\fmaxInstances\x12*\n" +
 	"\x04kind\x18\f \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\x12\x18\n" +
-	"\awarning\x18\r \x01(\tR\awarning\"@\n" +
+	"\awarning\x18\r \x01(\tR\awarning\x12\x1b\n" +
+	"\tneeded_by\x18\x0e \x03(\tR\bneededBy\"@\n" +
 	"\x12ListPluginsRequest\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.arcade.plugin.v1.KindR\x04kind\"M\n" +
 	"\x13ListPluginsResponse\x126\n" +

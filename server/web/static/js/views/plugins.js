@@ -40,6 +40,8 @@ export function pluginsView(main) {
         h('td', {}, md.version || '—'),
         h('td', { class: 'mono', title: p.sha256 || '' }, (p.sha256 || '').slice(0, 12)),
         h('td', {}, badge(state), p.last_error ? h('div', { class: 'error' }, p.last_error) : '',
+          p.warning ? h('div', { class: 'warning', dataset: { testid: 'plugin-warning' } }, p.warning) : '',
+          (p.needed_by || []).length ? h('div', { class: 'note', dataset: { testid: 'plugin-needed-by' } }, `needed by ${p.needed_by.join(', ')}`) : '',
           p.failure_policy ? h('div', { class: 'note' }, enumName(p.failure_policy, 'FAILURE_POLICY_').toLowerCase().replace('_', ' ')) : ''),
         h('td', {}, grants(p.granted)),
         h('td', { class: 'num' }, `${p.instances || 0}/${p.max_instances || '∞'}`),
