@@ -79,20 +79,12 @@ func (s *Service) module(name, version string) (*host.Module, error) {
 // naming the field (steps[1].uses).
 func (s *Service) checkStepPlugins(prefix string, steps []*agentv1.Step) error {
 	for i, st := range steps {
-		if st.GetUses() == "" {
+		mod, name, err := s.servingStep(st)
+		if err != nil {
+			return invalid(fmt.Sprintf("%s[%d].uses", prefix, i), "%v", err)
+		}
+		if mod == nil {
 			continue
-		}
-		field := fmt.Sprintf("%s[%d].uses", prefix, i)
-		name, version, err := jobstep.ParseUses(st.GetUses())
-		if err != nil {
-			return invalid(field, "%v", err)
-		}
-		if s.plugins != nil && s.plugins.Compiling(name) {
-			continue // checked when it is handed out, once compiled
-		}
-		mod, err := s.module(name, version)
-		if err != nil {
-			return invalid(field, "%v", err)
 		}
 		if fn := st.GetFunction(); fn != "" && !functionOf(mod, fn) {
 			return invalid(fmt.Sprintf("%s[%d].function", prefix, i), "%s plugin %q has no function %q", mod.Kind, name, fn)
@@ -102,6 +94,28 @@ func (s *Service) checkStepPlugins(prefix string, steps []*agentv1.Step) error {
 		}
 	}
 	return nil
+}
+
+// servingStep is the module serving a plugin step now, with the plugin's
+// name; nil without an error for a step that is no plugin step, or whose
+// plugin still compiles (checked when its job is handed out, once
+// compiled). The error says why the step's uses: is refused.
+func (s *Service) servingStep(st *agentv1.Step) (*host.Module, string, error) {
+	if st.GetUses() == "" {
+		return nil, "", nil
+	}
+	name, version, err := jobstep.ParseUses(st.GetUses())
+	if err != nil {
+		return nil, "", err
+	}
+	if s.plugins != nil && s.plugins.Compiling(name) {
+		return nil, name, nil
+	}
+	mod, err := s.module(name, version)
+	if err != nil {
+		return nil, name, err
+	}
+	return mod, name, nil
 }
 
 // functionOf reports whether a step may call fn on a plugin of mod's kind.
@@ -138,19 +152,12 @@ func (c stepChecker) CheckSteps(spec *jobv1.PipelineDetail) string {
 // checkRunStep is what the plugins served now refuse in one step ("" for
 // nothing). A plugin still compiling is checked when the job is handed out.
 func (s *Service) checkRunStep(st *agentv1.Step) string {
-	if st.GetUses() == "" {
-		return ""
-	}
-	name, version, err := jobstep.ParseUses(st.GetUses())
+	mod, name, err := s.servingStep(st)
 	if err != nil {
 		return err.Error()
 	}
-	if s.plugins != nil && s.plugins.Compiling(name) {
+	if mod == nil {
 		return ""
-	}
-	mod, err := s.module(name, version)
-	if err != nil {
-		return err.Error()
 	}
 	if fn := st.GetFunction(); fn != "" && !functionOf(mod, fn) {
 		return fmt.Sprintf("%s plugin %q %s has no function %q; update the pipeline", mod.Kind, name, mod.Version, fn)
