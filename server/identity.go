@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-arcade/arcade/server/audit"
@@ -97,9 +98,12 @@ func (s *Server) followKeyring(ctx context.Context) {
 // startAudit writes the audit log and keeps it bounded (on one replica at
 // a time).
 func (s *Server) startAudit(ctx context.Context) (stopped <-chan struct{}) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.audit.Run(ctx) })
+	// Waited for too: its lease is released before the store closes.
+	wg.Go(func() { runLeased(ctx, s.store, "audit-prune", s.replica, time.Minute, s.log, s.audit.Prune) })
 	done := make(chan struct{})
-	go func() { s.audit.Run(ctx); close(done) }()
-	go runLeased(ctx, s.store, "audit-prune", s.replica, time.Minute, s.log, s.audit.Prune)
+	go func() { wg.Wait(); close(done) }()
 	return done
 }
 

@@ -700,10 +700,17 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { s.history.Run(historyCtx); close(recorded) }()
 	defer func() { stopHistory(); <-recorded }()
 	defer func() { cancel(); <-notified }()
-	go runLeased(ctx, s.store, "event-history", s.replica, time.Minute, s.log.With("component", "events"), func(ctx context.Context) error {
-		_, err := s.history.Prune(ctx)
-		return err
-	})
+	// Waited for before the store closes, so that its lease is released and
+	// a server started next prunes at once, not once the lease expired.
+	pruning := make(chan struct{})
+	go func() {
+		defer close(pruning)
+		runLeased(ctx, s.store, "event-history", s.replica, time.Minute, s.log.With("component", "events"), func(ctx context.Context) error {
+			_, err := s.history.Prune(ctx)
+			return err
+		})
+	}()
+	defer func() { cancel(); <-pruning }()
 	audited := s.startAudit(ctx)
 	defer func() { cancel(); <-audited }() // before the store closes: what was recorded is written
 	keyring := make(chan struct{})
@@ -725,7 +732,8 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.startTriggers(ctx)
-	s.startStorageWork(ctx)
+	storageWork := s.startStorageWork(ctx)
+	defer func() { cancel(); <-storageWork }() // before the store closes: leases released
 	if err := s.startHTTP(ctx); err != nil {
 		return err
 	}

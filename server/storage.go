@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/go-arcade/arcade/host"
@@ -43,21 +44,31 @@ func useArtifactStore(cfg Config, st *store.Store, svc *service.Service, plugins
 }
 
 // startStorageWork starts the artifact sweep and the log archive, each on
-// one replica at a time.
-func (s *Server) startStorageWork(ctx context.Context) {
+// one replica at a time. stopped closes once both ended (after ctx), their
+// leases released.
+func (s *Server) startStorageWork(ctx context.Context) (stopped <-chan struct{}) {
+	done := make(chan struct{})
 	if s.objects == nil {
-		return
+		close(done)
+		return done
 	}
+	var wg sync.WaitGroup
 	every := s.cfg.ArtifactSweepInterval
 	sweeper := artifacts.NewSweeper(s.store, s.objects, s.log.With("component", "artifacts"))
-	go runLeased(ctx, s.store, "artifact-sweep", s.replica, every, s.log, func(ctx context.Context) error {
-		_, err := sweeper.Sweep(ctx)
-		return err
-	})
-	if after := s.cfg.LogArchiveAfter; after > 0 {
-		go runLeased(ctx, s.store, "log-archive", s.replica, every, s.log, func(ctx context.Context) error {
-			_, err := s.archive.Run(ctx, after)
+	wg.Go(func() {
+		runLeased(ctx, s.store, "artifact-sweep", s.replica, every, s.log, func(ctx context.Context) error {
+			_, err := sweeper.Sweep(ctx)
 			return err
 		})
+	})
+	if after := s.cfg.LogArchiveAfter; after > 0 {
+		wg.Go(func() {
+			runLeased(ctx, s.store, "log-archive", s.replica, every, s.log, func(ctx context.Context) error {
+				_, err := s.archive.Run(ctx, after)
+				return err
+			})
+		})
 	}
+	go func() { wg.Wait(); close(done) }()
+	return done
 }
