@@ -138,7 +138,9 @@ func (l *Log) Run(ctx context.Context) {
 	for {
 		select {
 		case e := <-l.queue:
-			l.write(ctx, e)
+			// A write under way when the stop comes is finished, not cut
+			// (the stop waits for Run): the event was recorded before it.
+			l.write(context.WithoutCancel(ctx), e)
 		case done := <-l.flushes:
 			l.writeQueued(ctx)
 			close(done)
