@@ -377,7 +377,47 @@ func (e *Engine) NoLeftovers(tb testing.TB) {
 	}
 	if len(left) > 0 {
 		tb.Errorf("dockertest: the engine still holds objects labelled by Arcade: %v", left)
+		// Removed so that the tests after this one, which share the
+		// engine, report only what they leave themselves.
+		if err := e.RemoveLeftovers(context.Background()); err != nil {
+			tb.Errorf("dockertest: remove the leftovers: %v", err)
+		}
 	}
+}
+
+// RemoveLeftovers force-removes every container, network and volume
+// labelled by Arcade.
+func (e *Engine) RemoveLeftovers(ctx context.Context) error {
+	f := make(client.Filters).Add("label", AgentLabel)
+	var errs []error
+	cs, err := e.Client.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range cs.Items {
+		if _, err := e.Client.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID, err))
+		}
+	}
+	ns, err := e.Client.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list networks: %w", err))...)
+	}
+	for _, n := range ns.Items {
+		if _, err := e.Client.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+		}
+	}
+	vs, err := e.Client.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list volumes: %w", err))...)
+	}
+	for _, v := range vs.Items {
+		if _, err := e.Client.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
+			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Leftovers lists the containers, networks and volumes labelled by Arcade

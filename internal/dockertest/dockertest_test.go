@@ -2,6 +2,7 @@ package dockertest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -66,5 +67,56 @@ func TestPullThroughRegistry(t *testing.T) {
 	_, _ = stdcopy.StdCopy(&out, io.Discard, logs)
 	if out.String() != "hello from the image\n" {
 		t.Fatalf("output %q", out.String())
+	}
+}
+
+// recordTB is a testing.TB that records errors instead of failing.
+type recordTB struct {
+	testing.TB
+	errors []string
+}
+
+func (r *recordTB) Helper() {}
+func (r *recordTB) Errorf(format string, args ...any) {
+	r.errors = append(r.errors, fmt.Sprintf(format, args...))
+}
+
+// TestNoLeftoversReportsAndRemoves leaves a labelled container, network
+// and volume: NoLeftovers reports all three and removes them, so the next
+// test on the shared engine starts clean.
+func TestNoLeftoversReportsAndRemoves(t *testing.T) {
+	e := Start(t)
+	ctx := context.Background()
+	e.BuildBusybox(t, Image{Ref: "arcade-leftover:1"})
+	labels := map[string]string{AgentLabel: "test"}
+	nw, err := e.Client.NetworkCreate(ctx, "arcade-leftover-net", client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.VolumeCreate(ctx, client.VolumeCreateOptions{Name: "arcade-leftover-vol", Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.Client.ContainerCreate(ctx, client.ContainerCreateOptions{Name: "arcade-leftover", Image: "arcade-leftover:1",
+		Config:     &container.Config{Cmd: []string{"sleep", "60"}, Labels: labels},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(nw.ID)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordTB{TB: t}
+	e.NoLeftovers(rec)
+	report := strings.Join(rec.errors, "\n")
+	for _, want := range []string{"container /arcade-leftover", "network arcade-leftover-net", "volume arcade-leftover-vol"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report %q does not name %s", report, want)
+		}
+	}
+	if left, err := e.Leftovers(ctx); err != nil || len(left) != 0 {
+		t.Errorf("after NoLeftovers the engine holds %v (%v), want nothing", left, err)
+	}
+	if _, err := e.Client.ImageRemove(ctx, "arcade-leftover:1", client.ImageRemoveOptions{Force: true}); err != nil {
+		t.Error(err)
 	}
 }
