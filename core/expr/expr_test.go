@@ -198,8 +198,54 @@ func FuzzTemplate(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := ParseTemplate(out); err != nil && len(out) <= MaxSource {
+		if len(out) > MaxSource {
+			return
+		}
+		again, err := ParseTemplate(out)
+		if err != nil {
 			t.Fatalf("partial %q of %q does not parse: %v", out, src, err)
 		}
+		// The partial form means what the template did.
+		want, werr := tp.Eval(c)
+		got, gerr := again.Eval(c)
+		if werr == nil && (gerr != nil || got != want) {
+			t.Fatalf("partial %q of %q evaluates to %q, %v; the template to %q", out, src, got, gerr, want)
+		}
 	})
+}
+
+// TestPartialKeepsValuesText: a matrix value that reads as "${{" (alone
+// or beside the text around it) stays text after Partial: it is not
+// evaluated when the rest of the template is filled in later.
+func TestPartialKeepsValuesText(t *testing.T) {
+	c := &ctx{Map: Map{"matrix.x": "${{ secrets.TOKEN }}", "matrix.empty": "", "matrix.brace": "{{ a }}", "matrix.q": "it's ${{", "secrets.TOKEN": "leaked"}}
+	for _, tc := range []struct{ src, want string }{
+		{"echo ${{ matrix.x }}", "echo ${{ secrets.TOKEN }}"},
+		{"echo $${{ matrix.empty }}{{ b }}", "echo ${{ b }}"},
+		{"echo $${{ matrix.brace }}", "echo ${{ a }}"},
+		{"${{ matrix.q }} ${{ secrets.TOKEN }}", "it's ${{ leaked"},
+		{"${{ '${{' }}", "${{"},
+	} {
+		tp, err := ParseTemplate(tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, err := tp.Partial(c, "matrix")
+		if err != nil {
+			t.Fatalf("Partial(%q): %v", tc.src, err)
+		}
+		again, err := ParseTemplate(part)
+		if err != nil {
+			t.Fatalf("Partial(%q) = %q does not parse: %v", tc.src, part, err)
+		}
+		got, err := again.Eval(c)
+		if err != nil || got != tc.want {
+			t.Errorf("Partial(%q) = %q, which evaluates to %q, %v; want %q", tc.src, part, got, err, tc.want)
+		}
+	}
+	// Values that cannot read as "${{" are written as they are.
+	tp, _ := ParseTemplate("go-${{ matrix.empty }}${{ matrix.brace }}-${{ env.X }}")
+	if part, err := tp.Partial(c, "matrix"); err != nil || part != "go-{{ a }}-${{ env.X }}" {
+		t.Errorf("Partial = %q, %v", part, err)
+	}
 }

@@ -131,11 +131,22 @@ func (t *Template) Eval(c Context) (string, error) {
 // Partial fills in the parts whose names all start with one of namespaces
 // (and that call no agent-only function), and writes the others back as
 // they were: matrix values are filled in at expansion, the rest later.
+// The result parses back to a template that means the same: a value (or
+// the text after it) that would read as "${{" beside what precedes it is
+// written as a quoted string expression, so a matrix value such as
+// "${{ secrets.TOKEN }}" stays text and is never evaluated later.
 func (t *Template) Partial(c Context, namespaces ...string) (string, error) {
 	var b strings.Builder
+	write := func(s string) {
+		if opensExpr(b.String(), s) {
+			b.WriteString("${{ '" + strings.ReplaceAll(s, "'", "''") + "' }}")
+			return
+		}
+		b.WriteString(s)
+	}
 	for _, p := range t.parts {
 		if p.x == nil {
-			b.WriteString(p.text)
+			write(p.text)
 			continue
 		}
 		if !onlyReads(p.x, namespaces) {
@@ -146,12 +157,20 @@ func (t *Template) Partial(c Context, namespaces ...string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		b.WriteString(v.Text())
+		write(v.Text())
 		if b.Len() > MaxValue {
 			return "", errAt(0, "the value is longer than %d bytes", MaxValue)
 		}
 	}
 	return b.String(), nil
+}
+
+// opensExpr reports whether writing text s after prev would make a "${{"
+// that was not there: in s, or across the boundary (prev ending in "$" or
+// "${"). prev holds no such "${{" itself, and its expressions end in "}}".
+func opensExpr(prev, s string) bool {
+	tail := prev[max(0, len(prev)-2):]
+	return strings.Contains(tail+s, "${{")
 }
 
 func onlyReads(x *Expr, namespaces []string) bool {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	jobv1 "github.com/go-arcade/arcade/api/job/v1"
+	"github.com/go-arcade/arcade/core/expr"
 )
 
 func planOf(t *testing.T, yaml string, files map[string]string) *Plan {
@@ -87,6 +88,41 @@ stages:
 	// Expanding again changes nothing.
 	again, err := Validate(plan.Spec)
 	if err != nil || !slices.Equal(names(again), want) {
+		t.Fatalf("expanded pipeline does not validate as it is: %v", err)
+	}
+}
+
+// TestMatrixValuesStayText: a matrix value that reads as an expression
+// is filled in as text; it is not evaluated when the server fills in the
+// rest of the env value.
+func TestMatrixValuesStayText(t *testing.T) {
+	plan := planOf(t, `
+name: m
+stages:
+  - name: build
+    jobs:
+      - name: build
+        commands: ["echo $A $B"]
+        env:
+          A: "${{ matrix.v }} on ${{ arcade.branch }}"
+          B: "$${{ matrix.empty }}{{ arcade.branch }}"
+        matrix:
+          v: ["${{ arcade.branch }}"]
+          empty: [""]
+`, nil)
+	j := plan.Spec.GetStages()[0].GetJobs()[0]
+	c := expr.Map{"arcade.branch": "main"}
+	for k, want := range map[string]string{"A": "${{ arcade.branch }} on main", "B": "${{ arcade.branch }}"} {
+		v := j.GetEnv()[k]
+		tp, err := expr.ParseTemplate(v)
+		if err != nil {
+			t.Fatalf("env %s = %q does not parse: %v", k, v, err)
+		}
+		if got, err := tp.Eval(c); err != nil || got != want {
+			t.Errorf("env %s = %q evaluates to %q, %v; want %q", k, v, got, err, want)
+		}
+	}
+	if again, err := Validate(plan.Spec); err != nil || again.Spec.GetStages()[0].GetJobs()[0].GetEnv()["A"] != j.GetEnv()["A"] {
 		t.Fatalf("expanded pipeline does not validate as it is: %v", err)
 	}
 }
