@@ -210,20 +210,27 @@ func run(ctx context.Context, spec Spec, emit func(Line)) Result {
 		defer t.Stop()
 		timeout = t.C
 	}
+	// The lines saying why the job stopped are emitted after the job's
+	// output still in flight (a "$ command" line, what a TERM trap
+	// prints), so that they end the log; each keeps the time it happened.
+	var stopLines []event
+	stopLine := func(text string) {
+		stopLines = append(stopLines, event{kind: systemEvent, text: text, time: time.Now()})
+	}
 	outcome, stopErr := Outcome(0), error(nil)
 	if containErr != nil {
 		outcome, stopErr = Failed, fmt.Errorf("cannot contain the job's processes: %w", containErr)
-		send(event{kind: systemEvent, text: stopErr.Error(), time: time.Now()})
+		stopLine(stopErr.Error())
 	} else {
 		select {
 		case <-exited:
 		case <-ctx.Done():
 			outcome, stopErr = Cancelled, fmt.Errorf("job cancelled: %w", context.Cause(ctx))
-			send(event{kind: systemEvent, text: "job cancelled", time: time.Now()})
+			stopLine("job cancelled")
 		case <-timeout:
 			outcome = TimedOut
 			stopErr = fmt.Errorf("job timed out after %s: %w", spec.Timeout, context.DeadlineExceeded)
-			send(event{kind: systemEvent, text: fmt.Sprintf("job timed out after %s", spec.Timeout), time: time.Now()})
+			stopLine(fmt.Sprintf("job timed out after %s", spec.Timeout))
 		}
 	}
 	if outcome != 0 {
@@ -240,7 +247,7 @@ func run(ctx context.Context, spec Spec, emit func(Line)) Result {
 	if spec.Contain != nil {
 		// What left the group (setsid, a double fork) ends here too.
 		if err := spec.Contain.Kill(); err != nil {
-			send(event{kind: systemEvent, text: "could not end every process of the job: " + err.Error(), time: time.Now()})
+			stopLine("could not end every process of the job: " + err.Error())
 		}
 	}
 	reapGroup(pgid)
@@ -249,6 +256,9 @@ func run(ctx context.Context, spec Spec, emit func(Line)) Result {
 		rd.drain()
 	}
 	readersDone.Wait()
+	for _, ev := range stopLines {
+		send(ev)
+	}
 	close(events)
 	<-emitted
 

@@ -408,6 +408,44 @@ func TestCancelKillsTheJob(t *testing.T) {
 	}
 }
 
+// TestStopLineEndsTheLog: the line saying why a job stopped comes after
+// what the job printed while it was being stopped (a TERM trap's output).
+func TestStopLineEndsTheLog(t *testing.T) {
+	cmds := []string{"trap 'echo cleaning up; exit 3' TERM", "echo $$", "sleep 600 & wait"}
+	for _, tc := range []struct {
+		name, want string
+		spec       executor.Spec
+		cancel     bool
+	}{
+		{name: "cancel", want: "job cancelled", spec: executor.Spec{KillGrace: time.Minute, Commands: cmds}, cancel: true},
+		{name: "timeout", want: "job timed out after 1s", spec: executor.Spec{KillGrace: time.Minute, Timeout: time.Second, Commands: cmds}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			_, done, rec := startJob(t, ctx, tc.spec)
+			if tc.cancel {
+				cancel()
+			}
+			select {
+			case <-done:
+			case <-time.After(2 * time.Minute):
+				t.Fatal("Run did not return")
+			}
+			var order []string
+			for _, l := range rec.lines {
+				if l.Text == "cleaning up" || l.Text == tc.want {
+					order = append(order, l.Text)
+				}
+			}
+			last := rec.lines[len(rec.lines)-1]
+			if !slices.Equal(order, []string{"cleaning up", tc.want}) || last.Stream != executor.System || last.Text != tc.want {
+				t.Errorf("lines %q (last %q), want the trap's output, then %q last", order, last.Text, tc.want)
+			}
+		})
+	}
+}
+
 func TestCancelEscalatesToSIGKILL(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -257,8 +257,10 @@ var cases = []struct {
 		if !slices.Contains(out, "got TERM") || slices.Contains(out, "never") {
 			t.Errorf("stdout %q", out)
 		}
-		if sys := rec.texts(executor.System); sys[len(sys)-1] != "job cancelled" {
-			t.Errorf("system lines %q", sys)
+		// The line saying why the job stopped ends the log, after what the
+		// step printed while it was being stopped.
+		if all := rec.tagged(); all[len(all)-1] != "system job cancelled" || !slices.Contains(all, "stdout got TERM") {
+			t.Errorf("lines %q, want the trap's output, then \"job cancelled\" last", all)
 		}
 		j.idle(t)
 	}},
