@@ -66,9 +66,9 @@ func (a *Agent) cancelJob(jobID, reason string) {
 }
 
 // runJob runs one leased job to its end and reports it.
-func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
+func (a *Agent) runJob(agentCtx context.Context, agentID string, job *agentv1.Job) {
 	log := a.log.With("job", job.GetId(), "attempt", job.GetAttempt())
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel := context.WithCancelCause(agentCtx)
 	defer cancel(nil)
 	a.mu.Lock()
 	a.jobs[job.GetId()] = &runningJob{cancel: cancel, attempt: job.GetAttempt()}
@@ -80,7 +80,11 @@ func (a *Agent) runJob(ctx context.Context, agentID string, job *agentv1.Job) {
 	}()
 
 	report := &agentv1.ReportJobStatusRequest{AgentId: agentID, JobId: job.GetId(), Attempt: job.GetAttempt()}
-	if !a.reportStatus(ctx, log, report, agentv1.JobStatus_JOB_STATUS_RUNNING) {
+	// Sent under the agent's context, not the job's: a cancel that comes
+	// while this report is in flight must not cut it, or the job would be
+	// left without its final report until its lease ran out on the server.
+	// The cancelled job then ends at once, reported CANCELLED.
+	if !a.reportStatus(agentCtx, log, report, agentv1.JobStatus_JOB_STATUS_RUNNING) {
 		return
 	}
 	log.Info("job started", "name", job.GetName())
